@@ -1,0 +1,32 @@
+# The CUDA backend builds whenever nvcc is present (KILN_CUDA=AUTO), or must
+# (ON), or never (OFF). CI builds sm_90 only; the GPU machine may add others
+# through CMAKE_CUDA_ARCHITECTURES.
+set(KILN_HAVE_CUDA OFF)
+if(NOT KILN_CUDA STREQUAL "OFF")
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 90)
+    endif()
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
+    set(KILN_HAVE_CUDA ON)
+  elseif(KILN_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "KILN_CUDA=ON but no CUDA compiler (nvcc) was found")
+  endif()
+endif()
+message(STATUS "kiln: CUDA backend ${KILN_HAVE_CUDA}")
+
+if(KILN_HAVE_CUDA)
+  file(GLOB_RECURSE KILN_CUDA_SRC CONFIGURE_DEPENDS
+       ${PROJECT_SOURCE_DIR}/src/backends/cuda/*.cu ${PROJECT_SOURCE_DIR}/src/backends/cuda/*.cpp)
+  add_library(kiln_cuda STATIC ${KILN_CUDA_SRC})
+  target_include_directories(kiln_cuda PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(kiln_cuda PUBLIC CUDA::cudart CUDA::cublasLt fmt::fmt)
+  set_target_properties(kiln_cuda PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_SEPARABLE_COMPILATION OFF)
+  target_compile_options(kiln_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>)
+  if(KILN_PTXAS_VERBOSE)
+    target_compile_options(kiln_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xptxas=-v>)
+  endif()
+endif()

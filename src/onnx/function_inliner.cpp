@@ -1,0 +1,145 @@
+#include "onnx/function_inliner.h"
+
+#include <fmt/format.h>
+#include <onnx/onnx.pb.h>
+
+#include <map>
+
+namespace kiln {
+namespace {
+
+constexpr int kMaxDepth = 32;
+
+struct FunctionKey {
+  std::string domain, name, overload;
+  auto operator<=>(const FunctionKey&) const = default;
+};
+
+class Inliner {
+ public:
+  Inliner(const onnx::ModelProto& model, std::vector<Diagnostic>& diagnostics) : diagnostics_(diagnostics) {
+    for (const auto& f : model.functions()) functions_[{f.domain(), f.name(), f.overload()}] = &f;
+  }
+
+  bool empty() const { return functions_.empty(); }
+
+  void rewrite_graph(onnx::GraphProto& g, int depth) {
+    google::protobuf::RepeatedPtrField<onnx::NodeProto> out;
+    for (auto& node : *g.mutable_node()) expand_into(node, out, depth);
+    g.mutable_node()->Swap(&out);
+  }
+
+ private:
+  const onnx::FunctionProto* find(const onnx::NodeProto& n) const {
+    auto it = functions_.find({n.domain(), n.op_type(), n.overload()});
+    return it == functions_.end() ? nullptr : it->second;
+  }
+
+  void report(const onnx::NodeProto& n, std::string message) {
+    Diagnostic d;
+    d.reason = Diagnostic::Reason::kInvalidModel;
+    d.node_name = n.name();
+    d.op_type = n.op_type();
+    d.domain = n.domain();
+    d.message = std::move(message);
+    diagnostics_.push_back(std::move(d));
+  }
+
+  void rewrite_subgraphs(onnx::NodeProto& node, int depth) {
+    for (auto& a : *node.mutable_attribute()) {
+      if (a.has_g()) rewrite_graph(*a.mutable_g(), depth);
+      for (auto& g : *a.mutable_graphs()) rewrite_graph(g, depth);
+    }
+  }
+
+  void expand_into(onnx::NodeProto& node, google::protobuf::RepeatedPtrField<onnx::NodeProto>& out, int depth) {
+    const onnx::FunctionProto* f = find(node);
+    if (!f) {
+      rewrite_subgraphs(node, depth);
+      *out.Add() = std::move(node);
+      return;
+    }
+    if (depth >= kMaxDepth) {
+      report(node, fmt::format("function '{}' calls itself more than {} levels deep", node.op_type(), kMaxDepth));
+      return;
+    }
+    if (node.input_size() > f->input_size() || node.output_size() > f->output_size()) {
+      report(node, fmt::format("call of function '{}' has {} inputs and {} outputs; the function takes {} and {}",
+                               node.op_type(), node.input_size(), node.output_size(), f->input_size(), f->output_size()));
+      return;
+    }
+    std::string prefix = fmt::format("{}/", node.name().empty() ? node.op_type() + std::to_string(counter_++) : node.name());
+    std::map<std::string, std::string> rename;
+    for (int i = 0; i < f->input_size(); ++i) rename[f->input(i)] = i < node.input_size() ? node.input(i) : "";
+    for (int i = 0; i < f->output_size(); ++i)
+      rename[f->output(i)] = i < node.output_size() ? node.output(i) : prefix + f->output(i);
+    std::map<std::string, const onnx::AttributeProto*> attrs;
+    for (const auto& a : f->attribute_proto()) attrs[a.name()] = &a;  // defaults
+    for (const auto& a : node.attribute()) attrs[a.name()] = &a;
+    google::protobuf::RepeatedPtrField<onnx::NodeProto> body;
+    for (const auto& inner : f->node()) {
+      onnx::NodeProto copy = inner;
+      if (!copy.name().empty()) copy.set_name(prefix + copy.name());
+      else copy.set_name(prefix + copy.op_type() + std::to_string(counter_++));
+      rename_node(copy, rename, prefix, attrs);
+      *body.Add() = std::move(copy);
+    }
+    for (auto& inner : body) expand_into(inner, out, depth + 1);
+  }
+
+  static std::string renamed(const std::string& name, const std::map<std::string, std::string>& rename,
+                             const std::string& prefix) {
+    if (name.empty()) return name;
+    auto it = rename.find(name);
+    return it != rename.end() ? it->second : prefix + name;
+  }
+
+  void rename_node(onnx::NodeProto& n, const std::map<std::string, std::string>& rename, const std::string& prefix,
+                   const std::map<std::string, const onnx::AttributeProto*>& attrs) {
+    for (auto& in : *n.mutable_input()) in = renamed(in, rename, prefix);
+    for (auto& o : *n.mutable_output()) o = renamed(o, rename, prefix);
+    google::protobuf::RepeatedPtrField<onnx::AttributeProto> kept;
+    for (auto& a : *n.mutable_attribute()) {
+      if (!a.ref_attr_name().empty()) {
+        auto it = attrs.find(a.ref_attr_name());
+        if (it == attrs.end()) continue;  // not given and no default: the attribute is absent
+        onnx::AttributeProto v = *it->second;
+        v.set_name(a.name());
+        *kept.Add() = std::move(v);
+        continue;
+      }
+      if (a.has_g()) rename_graph(*a.mutable_g(), rename, prefix, attrs);
+      for (auto& g : *a.mutable_graphs()) rename_graph(g, rename, prefix, attrs);
+      *kept.Add() = std::move(a);
+    }
+    n.mutable_attribute()->Swap(&kept);
+  }
+
+  // Inside a body's subgraph, names of the subgraph's own values stay; reads of
+  // the function's values are renamed.
+  void rename_graph(onnx::GraphProto& g, const std::map<std::string, std::string>& rename, const std::string& prefix,
+                    const std::map<std::string, const onnx::AttributeProto*>& attrs) {
+    std::map<std::string, std::string> inner = rename;
+    auto keep = [&](const std::string& name) { inner[name] = name; };
+    for (const auto& i : g.input()) keep(i.name());
+    for (const auto& i : g.initializer()) keep(i.name());
+    for (const auto& n : g.node())
+      for (const auto& o : n.output()) keep(o);
+    for (auto& n : *g.mutable_node()) rename_node(n, inner, prefix, attrs);
+    for (auto& o : *g.mutable_output()) o.set_name(renamed(o.name(), inner, prefix));
+  }
+
+  std::map<FunctionKey, const onnx::FunctionProto*> functions_;
+  std::vector<Diagnostic>& diagnostics_;
+  int counter_ = 0;
+};
+
+}  // namespace
+
+void inline_model_functions(onnx::ModelProto& model, std::vector<Diagnostic>& diagnostics) {
+  Inliner inliner(model, diagnostics);
+  if (inliner.empty()) return;
+  inliner.rewrite_graph(*model.mutable_graph(), 0);
+}
+
+}  // namespace kiln

@@ -1,0 +1,389 @@
+#include "onnx/graph_importer.h"
+
+#include <fmt/format.h>
+#include <onnx/onnx.pb.h>
+
+#include <set>
+
+#include "ops/op_schema.h"
+
+namespace kiln {
+namespace {
+
+class GraphImporter {
+ public:
+  GraphImporter(const onnx::GraphProto& proto, Graph& graph, const ImportScope& scope, std::string path)
+      : proto_(proto), graph_(graph), scope_(scope), path_(std::move(path)) {}
+
+  void run() {
+    graph_.name = proto_.name();
+    graph_.doc_string = proto_.doc_string();
+    read_value_infos();
+    read_initializers();
+    read_inputs();
+    std::vector<int> order = topological_order();
+    for (int i : order) read_node(proto_.node(i), i);
+    read_outputs();
+  }
+
+ private:
+  void report(Diagnostic::Reason reason, std::string message, const onnx::NodeProto* node = nullptr, int index = -1,
+              std::string hint = {}) {
+    Diagnostic d;
+    d.reason = reason;
+    d.graph = path_;
+    d.message = std::move(message);
+    d.hint = std::move(hint);
+    if (node) {
+      d.node_name = node->name();
+      d.node_index = index;
+      d.op_type = node->op_type();
+      d.domain = node->domain();
+      d.opset = opset_of(node->domain());
+    }
+    scope_.diagnostics->push_back(std::move(d));
+  }
+
+  int64_t opset_of(const std::string& domain) const {
+    auto it = scope_.opsets->find(domain == "ai.onnx" ? "" : domain);
+    return it == scope_.opsets->end() ? 0 : it->second;
+  }
+
+  void read_value_infos() {
+    for (const auto& vi : proto_.value_info()) {
+      auto t = type_from_proto(vi.type(), vi.name());
+      if (t) declared_[vi.name()] = std::move(t).value();
+    }
+    for (const auto& vi : proto_.output()) {
+      auto t = type_from_proto(vi.type(), vi.name());
+      if (t) declared_[vi.name()] = std::move(t).value();
+      else report(Diagnostic::Reason::kUnsupportedDType, t.status().message());
+    }
+  }
+
+  bool defined_here(const std::string& name) const { return defined_.count(name) != 0; }
+
+  void read_initializers() {
+    auto add = [&](const std::string& name, Expected<Tensor> t) {
+      if (!t) {
+        report(t.status().code() == ErrorCode::kUnsupported ? Diagnostic::Reason::kUnsupportedDType
+                                                            : Diagnostic::Reason::kInvalidModel,
+               fmt::format("initializer '{}': {}", name, t.status().message()));
+        return;
+      }
+      if (defined_here(name)) {
+        report(Diagnostic::Reason::kInvalidModel, fmt::format("initializer '{}' is defined twice", name));
+        return;
+      }
+      defined_.insert(name);
+      Value* v = graph_.add_value(name, Type::tensor(t->dtype(), Shape::of(t->dims())));
+      v->constant = std::make_shared<const Tensor>(std::move(t).value());
+      graph_.initializers.push_back(v);
+    };
+    for (const auto& init : proto_.initializer()) add(init.name(), tensor_from_proto(init, scope_.tensor_options));
+    for (const auto& sp : proto_.sparse_initializer())
+      add(sp.values().name(), tensor_from_sparse_proto(sp, scope_.tensor_options));
+  }
+
+  void read_inputs() {
+    std::set<std::string> seen;
+    for (const auto& in : proto_.input()) {
+      if (!seen.insert(in.name()).second) {
+        report(Diagnostic::Reason::kInvalidModel, fmt::format("graph input '{}' is listed twice", in.name()));
+        continue;
+      }
+      // Before IR 4 initializers were listed as inputs too: they stay constants.
+      if (defined_here(in.name())) continue;
+      auto t = type_from_proto(in.type(), in.name());
+      if (!t) {
+        report(t.status().code() == ErrorCode::kUnsupported ? Diagnostic::Reason::kUnsupportedDType
+                                                            : Diagnostic::Reason::kInvalidModel,
+               fmt::format("graph input: {}", t.status().message()));
+        continue;
+      }
+      defined_.insert(in.name());
+      Value* v = graph_.add_value(in.name(), std::move(t).value());
+      graph_.inputs.push_back(v);
+    }
+  }
+
+  // Kahn's algorithm over the names nodes produce; exporters usually emit
+  // topological order already, and this keeps it stable when they do.
+  std::vector<int> topological_order() {
+    int n = proto_.node_size();
+    std::map<std::string, int> producer;
+    for (int i = 0; i < n; ++i)
+      for (const auto& out : proto_.node(i).output())
+        if (!out.empty()) producer.emplace(out, i);
+    std::vector<std::set<int>> deps(n);
+    std::vector<std::vector<int>> users(n);
+    for (int i = 0; i < n; ++i) {
+      std::vector<std::string> reads;
+      collect_reads(proto_.node(i), reads);
+      for (const auto& name : reads) {
+        auto it = producer.find(name);
+        if (it != producer.end() && it->second != i && deps[i].insert(it->second).second)
+          users[it->second].push_back(i);
+      }
+    }
+    std::vector<int> order;
+    std::vector<size_t> pending(n);
+    std::set<int> ready;
+    for (int i = 0; i < n; ++i) {
+      pending[i] = deps[i].size();
+      if (pending[i] == 0) ready.insert(i);
+    }
+    while (!ready.empty()) {
+      int i = *ready.begin();
+      ready.erase(ready.begin());
+      order.push_back(i);
+      for (int u : users[i])
+        if (--pending[u] == 0) ready.insert(u);
+    }
+    if (static_cast<int>(order.size()) != n) {
+      std::string names;
+      int shown = 0;
+      for (int i = 0; i < n; ++i)
+        if (pending[i] != 0 && shown++ < 10) names += fmt::format("{}'{}' ({})", names.empty() ? "" : ", ", proto_.node(i).name(), proto_.node(i).op_type());
+      report(Diagnostic::Reason::kInvalidModel,
+             fmt::format("the graph has a cycle: {} nodes depend on each other, among them {}", n - order.size(), names));
+    }
+    return order;
+  }
+
+  // Names a node reads, its subgraphs' reads of outer values included.
+  static void collect_reads(const onnx::NodeProto& node, std::vector<std::string>& out) {
+    for (const auto& in : node.input())
+      if (!in.empty()) out.push_back(in);
+    for (const auto& a : node.attribute()) {
+      if (a.has_g()) collect_graph_reads(a.g(), out);
+      for (const auto& g : a.graphs()) collect_graph_reads(g, out);
+    }
+  }
+  static void collect_graph_reads(const onnx::GraphProto& g, std::vector<std::string>& out) {
+    for (const auto& n : g.node()) collect_reads(n, out);
+    for (const auto& o : g.output()) out.push_back(o.name());
+  }
+
+  Expected<Attribute> read_attribute(const onnx::AttributeProto& a, const onnx::NodeProto& node, int index) {
+    Attribute r;
+    using AP = onnx::AttributeProto;
+    if (!a.ref_attr_name().empty())
+      return invalid_model("attribute '{}' refers to '{}' outside a function", a.name(), a.ref_attr_name());
+    auto type = a.type();
+    if (type == AP::UNDEFINED) {  // old producers omit the type: infer it from the field set
+      if (a.has_f()) type = AP::FLOAT;
+      else if (a.has_i()) type = AP::INT;
+      else if (a.has_s()) type = AP::STRING;
+      else if (a.has_t()) type = AP::TENSOR;
+      else if (a.has_g()) type = AP::GRAPH;
+      else if (a.floats_size()) type = AP::FLOATS;
+      else if (a.ints_size()) type = AP::INTS;
+      else if (a.strings_size()) type = AP::STRINGS;
+      else return invalid_model("attribute '{}' has no type and no value", a.name());
+    }
+    switch (type) {
+      case AP::FLOAT: r.kind = Attribute::Kind::kFloat; r.f = a.f(); break;
+      case AP::INT: r.kind = Attribute::Kind::kInt; r.i = a.i(); break;
+      case AP::STRING: r.kind = Attribute::Kind::kString; r.s = a.s(); break;
+      case AP::FLOATS: r.kind = Attribute::Kind::kFloats; r.floats.assign(a.floats().begin(), a.floats().end()); break;
+      case AP::INTS: r.kind = Attribute::Kind::kInts; r.ints.assign(a.ints().begin(), a.ints().end()); break;
+      case AP::STRINGS: r.kind = Attribute::Kind::kStrings; r.strings.assign(a.strings().begin(), a.strings().end()); break;
+      case AP::TENSOR: {
+        r.kind = Attribute::Kind::kTensor;
+        KILN_ASSIGN_OR_RETURN(r.t, tensor_from_proto(a.t(), scope_.tensor_options));
+        break;
+      }
+      case AP::SPARSE_TENSOR: {
+        r.kind = Attribute::Kind::kTensor;
+        KILN_ASSIGN_OR_RETURN(r.t, tensor_from_sparse_proto(a.sparse_tensor(), scope_.tensor_options));
+        break;
+      }
+      case AP::TENSORS:
+        r.kind = Attribute::Kind::kTensors;
+        for (const auto& t : a.tensors()) {
+          KILN_ASSIGN_OR_RETURN(Tensor x, tensor_from_proto(t, scope_.tensor_options));
+          r.tensors.push_back(std::move(x));
+        }
+        break;
+      case AP::GRAPH:
+        r.kind = Attribute::Kind::kGraph;
+        r.g = import_subgraph(a.g(), fmt::format("{}/{}.{}", path_, node.name().empty() ? node.op_type() : node.name(), a.name()));
+        break;
+      case AP::GRAPHS:
+        r.kind = Attribute::Kind::kGraphs;
+        for (int k = 0; k < a.graphs_size(); ++k)
+          r.graphs.push_back(import_subgraph(a.graphs(k), fmt::format("{}/{}.{}[{}]", path_, node.name(), a.name(), k)));
+        break;
+      case AP::TYPE_PROTO: {
+        r.kind = Attribute::Kind::kType;
+        KILN_ASSIGN_OR_RETURN(r.type, type_from_proto(a.tp(), a.name()));
+        break;
+      }
+      default:
+        return unsupported("attribute '{}' has type {}, which kiln does not support", a.name(), static_cast<int>(type));
+    }
+    (void)index;
+    return r;
+  }
+
+  std::shared_ptr<Graph> import_subgraph(const onnx::GraphProto& g, const std::string& path) {
+    auto sub = std::make_shared<Graph>();
+    sub->parent = &graph_;
+    import_graph(g, *sub, scope_, path);
+    return sub;
+  }
+
+  // A Constant node becomes a constant value; no node remains.
+  void read_constant(const onnx::NodeProto& p, const Node& node, int index) {
+    Tensor t;
+    const Attribute* a = nullptr;
+    int set = 0;
+    for (const auto& [key, attr] : node.attrs) {
+      ++set;
+      a = &attr;
+      if (key == "value" || key == "sparse_value") {
+        t = attr.t;
+      } else if (key == "value_float") {
+        t = Tensor::from_vector<float>(DType::kF32, {}, {attr.f});
+      } else if (key == "value_floats") {
+        t = Tensor::from_vector<float>(DType::kF32, {static_cast<int64_t>(attr.floats.size())}, attr.floats);
+      } else if (key == "value_int") {
+        t = Tensor::scalar_i64(attr.i);
+      } else if (key == "value_ints") {
+        t = Tensor::vector_i64(attr.ints);
+      } else if (key == "value_string" || key == "value_strings") {
+        bool one = key == "value_string";
+        t = Tensor(DType::kString, one ? std::vector<int64_t>{} : std::vector<int64_t>{static_cast<int64_t>(attr.strings.size())});
+        if (one) t.strings()[0] = attr.s;
+        else t.strings() = attr.strings;
+      } else {
+        report(Diagnostic::Reason::kInvalidModel, fmt::format("Constant has unknown attribute '{}'", key), &p, index);
+        return;
+      }
+    }
+    if (set != 1 || !a) {
+      report(Diagnostic::Reason::kInvalidModel, fmt::format("Constant must have exactly one value attribute, has {}", set), &p, index);
+      return;
+    }
+    if (node.outputs.size() != 1 || !node.outputs[0]) {
+      report(Diagnostic::Reason::kInvalidModel, "Constant must have one output", &p, index);
+      return;
+    }
+    Value* v = node.outputs[0];
+    v->producer = nullptr;
+    v->type = Type::tensor(t.dtype(), Shape::of(t.dims()));
+    v->constant = std::make_shared<const Tensor>(std::move(t));
+  }
+
+  void read_node(const onnx::NodeProto& p, int index) {
+    Node* node = graph_.add_node(p.op_type(), p.domain() == "ai.onnx" ? "" : p.domain());
+    node->name = p.name();
+    node->opset = static_cast<int>(opset_of(p.domain()));
+    node->doc_string = p.doc_string();
+    for (const auto& kv : p.metadata_props()) node->metadata[kv.key()] = kv.value();
+    bool ok = true;
+    if (node->opset == 0) {
+      report(Diagnostic::Reason::kInvalidModel, fmt::format("the model imports no opset for domain '{}'", p.domain()), &p, index,
+             "add an opset_import entry for the domain");
+      ok = false;
+    }
+    for (const auto& a : p.attribute()) {
+      if (node->attrs.count(a.name())) {
+        report(Diagnostic::Reason::kInvalidModel, fmt::format("attribute '{}' is given twice", a.name()), &p, index);
+        ok = false;
+        continue;
+      }
+      auto attr = read_attribute(a, p, index);
+      if (!attr) {
+        report(attr.status().code() == ErrorCode::kUnsupported ? Diagnostic::Reason::kUnsupportedAttribute
+                                                               : Diagnostic::Reason::kInvalidModel,
+               attr.status().message(), &p, index);
+        ok = false;
+        continue;
+      }
+      node->attrs.emplace(a.name(), std::move(attr).value());
+    }
+    for (const auto& name : p.input()) {
+      if (name.empty()) {
+        node->inputs.push_back(nullptr);
+        continue;
+      }
+      Value* v = graph_.find_value(name);
+      if (!v) {
+        report(Diagnostic::Reason::kInvalidModel,
+               fmt::format("input '{}' is not produced by any node, graph input or initializer", name), &p, index);
+        ok = false;
+        v = graph_.add_value(graph_.unique_name(name + ".dangling"));
+      }
+      node->inputs.push_back(v);
+    }
+    for (size_t k = 0; k < static_cast<size_t>(p.output_size()); ++k) {
+      const std::string& name = p.output(static_cast<int>(k));
+      if (name.empty()) {
+        node->outputs.push_back(nullptr);
+        continue;
+      }
+      if (defined_here(name)) {
+        report(Diagnostic::Reason::kInvalidModel, fmt::format("value '{}' is produced twice", name), &p, index);
+        ok = false;
+      }
+      defined_.insert(name);
+      auto it = declared_.find(name);
+      Value* v = graph_.add_value(name, it == declared_.end() ? Type() : it->second);
+      v->producer = node;
+      v->producer_output = static_cast<int>(k);
+      node->outputs.push_back(v);
+    }
+    bool is_constant = node->domain.empty() && node->op_type == "Constant";
+    if (is_constant && ok) read_constant(p, *node, index);
+    if (is_constant || !ok) {
+      // Constants live on as values; a broken node is reported already, and
+      // dropping it keeps shape inference from reporting it twice.
+      for (Value* v : node->outputs)
+        if (v) v->producer = nullptr;
+      graph_.mutable_nodes().pop_back();
+      return;
+    }
+    const OpSchema* schema = OpRegistry::instance().find(node->domain, node->op_type);
+    if (!schema) return;  // shape inference reports the unknown op with the others
+    for (const OpUpgrade& up : schema->upgrades) {
+      if (node->opset >= up.below_opset) continue;
+      UpgradeContext ctx(graph_, *node);
+      Status st = up.fn(ctx);
+      if (!st.is_ok()) {
+        report(st.code() == ErrorCode::kUnsupported ? Diagnostic::Reason::kUnsupportedAttribute
+                                                    : Diagnostic::Reason::kInvalidModel,
+               st.message(), &p, index);
+        return;
+      }
+    }
+  }
+
+  void read_outputs() {
+    for (const auto& out : proto_.output()) {
+      Value* v = graph_.find_value(out.name());
+      if (!v) {
+        report(Diagnostic::Reason::kInvalidModel,
+               fmt::format("graph output '{}' is not produced by any node, input or initializer", out.name()));
+        continue;
+      }
+      graph_.outputs.push_back(v);
+    }
+  }
+
+  const onnx::GraphProto& proto_;
+  Graph& graph_;
+  const ImportScope& scope_;
+  std::string path_;
+  std::map<std::string, Type> declared_;
+  std::set<std::string> defined_;
+};
+
+}  // namespace
+
+void import_graph(const onnx::GraphProto& proto, Graph& graph, const ImportScope& scope, const std::string& path) {
+  GraphImporter(proto, graph, scope, path).run();
+}
+
+}  // namespace kiln
