@@ -1,28 +1,33 @@
-# onnx.proto is taken from the installed onnx Python package (never copied into
-# the repository) and compiled with the system protoc into a static library.
+# onnx-ml.proto (a superset of onnx.proto) and onnx-data.proto (sequence and
+# optional values in test data) are taken from the installed onnx Python
+# package, never copied into the repository, and compiled with the system protoc.
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
-if(NOT KILN_ONNX_PROTO)
+if(NOT KILN_ONNX_PROTO_DIR)
   execute_process(
-    COMMAND ${Python3_EXECUTABLE} -c "import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), 'onnx.proto'))"
-    OUTPUT_VARIABLE KILN_ONNX_PROTO OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _rc)
-  if(NOT _rc EQUAL 0 OR NOT EXISTS "${KILN_ONNX_PROTO}")
-    message(FATAL_ERROR "onnx.proto not found: install the onnx Python package (pip install onnx) "
-                        "or pass -DKILN_ONNX_PROTO=/path/to/onnx.proto")
+    COMMAND ${Python3_EXECUTABLE} -c "import onnx, os; print(os.path.dirname(onnx.__file__))"
+    OUTPUT_VARIABLE KILN_ONNX_PROTO_DIR OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _rc)
+  if(NOT _rc EQUAL 0 OR NOT EXISTS "${KILN_ONNX_PROTO_DIR}/onnx-ml.proto")
+    message(FATAL_ERROR "onnx-ml.proto not found: install the onnx Python package (pip install onnx) "
+                        "or pass -DKILN_ONNX_PROTO_DIR=/path/to/onnx/package")
   endif()
 endif()
-set(KILN_ONNX_PROTO "${KILN_ONNX_PROTO}" CACHE FILEPATH "onnx.proto from the onnx package")
-message(STATUS "kiln: onnx.proto from ${KILN_ONNX_PROTO}")
+set(KILN_ONNX_PROTO_DIR "${KILN_ONNX_PROTO_DIR}" CACHE PATH "folder holding onnx-ml.proto and onnx-data.proto")
+message(STATUS "kiln: ONNX protos from ${KILN_ONNX_PROTO_DIR}")
 
-set(_gen ${PROJECT_BINARY_DIR}/gen/onnx)
-file(MAKE_DIRECTORY ${_gen})
-configure_file(${KILN_ONNX_PROTO} ${_gen}/onnx.proto COPYONLY)
-add_custom_command(
-  OUTPUT ${_gen}/onnx.pb.cc ${_gen}/onnx.pb.h
-  COMMAND protobuf::protoc --cpp_out=${_gen} -I${_gen} ${_gen}/onnx.proto
-  DEPENDS ${_gen}/onnx.proto protobuf::protoc
-  COMMENT "protoc onnx.proto")
-add_library(kiln_onnx_proto STATIC ${_gen}/onnx.pb.cc)
-target_include_directories(kiln_onnx_proto SYSTEM PUBLIC ${PROJECT_BINARY_DIR}/gen)
+set(_gen ${PROJECT_BINARY_DIR}/gen)
+file(MAKE_DIRECTORY ${_gen}/onnx)
+set(_onnx_pb_srcs)
+foreach(_p onnx-ml onnx-data)
+  configure_file(${KILN_ONNX_PROTO_DIR}/${_p}.proto ${_gen}/onnx/${_p}.proto COPYONLY)
+  add_custom_command(
+    OUTPUT ${_gen}/onnx/${_p}.pb.cc ${_gen}/onnx/${_p}.pb.h
+    COMMAND protobuf::protoc --cpp_out=${_gen} -I${_gen} ${_gen}/onnx/${_p}.proto
+    DEPENDS ${_gen}/onnx/${_p}.proto protobuf::protoc
+    COMMENT "protoc ${_p}.proto")
+  list(APPEND _onnx_pb_srcs ${_gen}/onnx/${_p}.pb.cc)
+endforeach()
+add_library(kiln_onnx_proto STATIC ${_onnx_pb_srcs})
+target_include_directories(kiln_onnx_proto SYSTEM PUBLIC ${_gen})
 target_link_libraries(kiln_onnx_proto PUBLIC protobuf::libprotobuf)
 set_target_properties(kiln_onnx_proto PROPERTIES POSITION_INDEPENDENT_CODE ON)
 

@@ -1,7 +1,7 @@
 #include "onnx/function_inliner.h"
 
 #include <fmt/format.h>
-#include <onnx/onnx.pb.h>
+#include <onnx/onnx-ml.pb.h>
 
 #include <map>
 

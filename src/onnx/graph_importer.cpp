@@ -1,7 +1,7 @@
 #include "onnx/graph_importer.h"
 
 #include <fmt/format.h>
-#include <onnx/onnx.pb.h>
+#include <onnx/onnx-ml.pb.h>
 
 #include <set>
 

@@ -1,6 +1,6 @@
 #include "onnx/tensor_proto.h"
 
-#include <onnx/onnx.pb.h>
+#include <onnx/onnx-ml.pb.h>
 
 #include <cstring>
 #include <filesystem>

@@ -1,0 +1,32 @@
+// Runs a graph on the CPU backend, node by node in the IR's order: infers each
+// node's output shapes from the actual inputs, runs its kernel, and frees each
+// value after its last use.
+#pragma once
+
+#include <map>
+#include <vector>
+
+#include "ir/graph.h"
+#include "ir/run_value.h"
+#include "support/status.h"
+
+namespace kiln {
+
+// Values visible while a graph runs; a subgraph's scope reads through to the
+// scopes around it.
+struct RunScope {
+  const RunScope* parent = nullptr;
+  std::map<const Value*, RunValue> values;
+
+  const RunValue* find(const Value* v) const;
+};
+
+// Runs `graph` with `inputs` (one per graph input, in order) and returns its
+// outputs in order. `outer` holds the enclosing graph's values for subgraphs.
+Expected<std::vector<RunValue>> run_graph_on_cpu(const Graph& graph, std::vector<RunValue> inputs,
+                                                 const RunScope* outer = nullptr);
+
+// The type a run value has (fixed dims), for inference at run time.
+Type type_of(const RunValue& v);
+
+}  // namespace kiln
