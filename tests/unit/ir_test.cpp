@@ -99,3 +99,21 @@ TEST(Graph, PrintsValuesNodesAndConstants) {
 
 }  // namespace
 }  // namespace kiln
+
+#include "backends/cpu/index_util.h"
+
+namespace kiln {
+namespace {
+
+TEST(BroadcastWalker, VisitsBroadcastOffsetsInRowMajorOrder) {
+  // a: [2,1] broadcast to [2,3]; b: [3] broadcast to [2,3].
+  BroadcastWalker w({2, 3}, {broadcast_strides({2, 1}, {2, 3}), broadcast_strides({3}, {2, 3})});
+  std::vector<std::pair<int64_t, int64_t>> seen;
+  for (int i = 0; i < 6; ++i, w.next()) seen.emplace_back(w.offset(0), w.offset(1));
+  std::vector<std::pair<int64_t, int64_t>> want = {{0, 0}, {0, 1}, {0, 2}, {1, 0}, {1, 1}, {1, 2}};
+  EXPECT_EQ(seen, want);
+  EXPECT_EQ(strides_of({2, 3, 4}), (std::vector<int64_t>{12, 4, 1}));
+}
+
+}  // namespace
+}  // namespace kiln
