@@ -1,6 +1,7 @@
 // Index arithmetic shared by CPU kernels: row-major strides and broadcasting.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
