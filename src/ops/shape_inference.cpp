@@ -66,7 +66,7 @@ void infer_shapes(Graph& graph, std::vector<Diagnostic>& diagnostics, const std:
       report(Diagnostic::Reason::kUnsupportedOp,
              fmt::format("kiln has no op '{}' in domain '{}'", node.op_type, node.domain.empty() ? "ai.onnx" : node.domain),
              node.domain.empty() || node.domain == "ai.onnx"
-                 ? "export with another opset, or replace the op with supported ones"
+                 ? "kiln does not implement this op; docs/ops.md lists the supported ops"
                  : "register a plugin for this domain, or export without the custom op");
       continue;
     }

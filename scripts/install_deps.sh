@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what kiln needs to build and test on Debian 12 or Ubuntu 24.04:
+# the compiler toolchain and libraries from the distribution, and the onnx
+# Python package (whose onnx.proto the build compiles, and whose node test
+# cases the tests run) into a virtual environment at .venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  protobuf-compiler libprotobuf-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libcli11-dev nlohmann-json3-dev libfmt-dev
+  libonnx-testdata
+  clang clang-format
+  python3 python3-venv python3-pip
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "kiln: installing ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c "import onnx, numpy" 2>/dev/null; then
+  echo "kiln: installing onnx and numpy into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check "onnx==1.23.2" numpy
+fi
