@@ -9,7 +9,6 @@ scripts/install_deps.sh
 # CI builds the CUDA code for sm_90 only (the performance target); tests that
 # need a GPU carry the label "gpu" and are skipped where there is none.
 scripts/build.sh -DCMAKE_CUDA_ARCHITECTURES=90
-scripts/check_format.sh
 labels=()
 if ! nvidia-smi -L >/dev/null 2>&1; then
   labels=(-LE gpu)

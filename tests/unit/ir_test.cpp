@@ -117,3 +117,30 @@ TEST(BroadcastWalker, VisitsBroadcastOffsetsInRowMajorOrder) {
 
 }  // namespace
 }  // namespace kiln
+
+#include "ir/parser.h"
+
+namespace kiln {
+namespace {
+
+TEST(IrText, ParsesWhatThePrinterWrites) {
+  const char* text =
+      "graph main(%x: f32[batch,3], %n: i64[2]) {\n"
+      "  %w: f32[3] = const f32[3]{1,2,3}\n"
+      "  %y: f32[batch,3] = Add(%x, %w)\n"
+      "  %a: f32[4*batch], _ = com.example.Split(%y, _) {alpha=0.5, axis=0, mode=\"x\", sizes=[1,2]}\n"
+      "  return %a, %y\n"
+      "}\n";
+  auto g = parse_graph(text);
+  ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+  EXPECT_EQ(print_graph(**g), text);
+}
+
+TEST(IrText, ReportsTheLineOfAnUndefinedValue) {
+  auto g = parse_graph("graph main(%x: f32[2]) {\n  %y: f32[2] = Relu(%z)\n  return %y\n}\n");
+  ASSERT_FALSE(g.is_ok());
+  EXPECT_EQ(g.status().message(), "IR text line 2: use of undefined value %z");
+}
+
+}  // namespace
+}  // namespace kiln
