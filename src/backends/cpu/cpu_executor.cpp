@@ -142,6 +142,19 @@ Status run_node(const Node& node, RunScope& scope) {
 
 }  // namespace
 
+Expected<std::vector<RunValue>> run_node_on_cpu(const Node& node, const std::vector<const RunValue*>& inputs) {
+  RunScope scope;
+  for (size_t i = 0; i < node.inputs.size() && i < inputs.size(); ++i)
+    if (node.inputs[i] && inputs[i]) scope.values[node.inputs[i]] = *inputs[i];
+  KILN_RETURN_IF_ERROR(run_node(node, scope));
+  std::vector<RunValue> outputs;
+  for (const Value* v : node.outputs) {
+    auto it = v ? scope.values.find(v) : scope.values.end();
+    outputs.push_back(it == scope.values.end() ? RunValue() : std::move(it->second));
+  }
+  return outputs;
+}
+
 Expected<std::vector<RunValue>> run_graph_on_cpu(const Graph& graph, std::vector<RunValue> inputs, const RunScope* outer) {
   if (inputs.size() != graph.inputs.size())
     return internal_error("graph '{}' takes {} inputs, got {}", graph.name, graph.inputs.size(), inputs.size());

@@ -26,6 +26,10 @@ struct RunScope {
 Expected<std::vector<RunValue>> run_graph_on_cpu(const Graph& graph, std::vector<RunValue> inputs,
                                                  const RunScope* outer = nullptr);
 
+// Runs one node with values for its inputs (null entries for omitted ones);
+// returns its outputs (empty values for omitted ones). Used by constant folding.
+Expected<std::vector<RunValue>> run_node_on_cpu(const Node& node, const std::vector<const RunValue*>& inputs);
+
 // The type a run value has (fixed dims), for inference at run time.
 Type type_of(const RunValue& v);
 

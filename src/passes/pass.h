@@ -1,0 +1,39 @@
+// A pass is a function Graph -> Graph, in place: Status run(Graph&, PassContext&).
+// Each lives in its own file with a before/after comment, and the pipeline
+// (pipeline.cpp) is one visible, ordered list.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ir/diagnostic.h"
+#include "ir/graph.h"
+#include "support/status.h"
+
+namespace kiln {
+
+struct PassContext {
+  // Constant folding leaves a node alone when its result would be larger.
+  size_t max_folded_bytes = size_t(64) << 20;
+  // Names of passes that changed the graph, in order (for `kiln build --verbose`).
+  std::vector<std::string> changed;
+};
+
+using PassFn = Status (*)(Graph&, PassContext&);
+
+struct PassInfo {
+  const char* name;
+  PassFn run;
+};
+
+Status fold_constants(Graph& graph, PassContext& ctx);
+Status eliminate_identity(Graph& graph, PassContext& ctx);
+Status eliminate_common_subexpressions(Graph& graph, PassContext& ctx);
+Status eliminate_dead_nodes(Graph& graph, PassContext& ctx);
+
+// The default pipeline, in order.
+const std::vector<PassInfo>& default_pipeline();
+// Runs `passes` in order; stops at the first error.
+Status run_passes(Graph& graph, PassContext& ctx, const std::vector<PassInfo>& passes);
+
+}  // namespace kiln

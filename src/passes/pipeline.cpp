@@ -1,0 +1,29 @@
+// The optimization pipeline: every pass kiln runs, in the order it runs them.
+#include <fmt/format.h>
+
+#include "passes/pass.h"
+
+namespace kiln {
+
+const std::vector<PassInfo>& default_pipeline() {
+  static const std::vector<PassInfo> passes = {
+      {"eliminate_identity", eliminate_identity},
+      {"fold_constants", fold_constants},
+      {"eliminate_common_subexpressions", eliminate_common_subexpressions},
+      {"eliminate_dead_nodes", eliminate_dead_nodes},
+  };
+  return passes;
+}
+
+Status run_passes(Graph& graph, PassContext& ctx, const std::vector<PassInfo>& passes) {
+  for (const PassInfo& p : passes) {
+    size_t nodes_before = graph.nodes().size();
+    size_t changed_before = ctx.changed.size();
+    Status st = p.run(graph, ctx);
+    if (!st.is_ok()) return st.with_context(fmt::format("pass {}", p.name));
+    if (graph.nodes().size() != nodes_before && ctx.changed.size() == changed_before) ctx.changed.push_back(p.name);
+  }
+  return Status::ok();
+}
+
+}  // namespace kiln
