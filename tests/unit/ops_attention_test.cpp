@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -256,6 +257,41 @@ TEST(AttentionKernel, SlidingWindowHidesKeysOutsideIt) {
                      1, {{"left_window_size", ints(0)}}, "", 25);
   ASSERT_TRUE(out.is_ok()) << out.status().message();
   EXPECT_FLOAT_EQ(values((*out)[0])[0], 7.0f);
+}
+
+// A score_mod/prob_mod body that passes its input through.
+Attribute identity_body() {
+  auto body = std::make_shared<Graph>();
+  Value* in = body->add_value("scores", Type::tensor(DType::kF32, Shape()));
+  body->inputs.push_back(in);
+  Node* id = body->add_node("Identity");
+  id->inputs.push_back(in);
+  Value* out = body->add_value("scores_out");
+  out->producer = id;
+  out->producer_output = 0;
+  id->outputs.push_back(out);
+  body->outputs.push_back(out);
+  Attribute a;
+  a.kind = Attribute::Kind::kGraph;
+  a.g = body;
+  return a;
+}
+
+TEST(FlexAttentionKernel, IdentityModifiersLeavePlainAttention) {
+  std::vector<Tensor> in = {f32({1, 2, 1, 2}, {1, 0, 0, 1}), f32({1, 1, 2, 2}, {1, 0, 0, 0}),
+                            f32({1, 1, 2, 1}, {1, 0})};
+  auto plain = run_one("FlexAttention", in, 1, {{"scale", Attribute::of_float(1.0f)}}, "ai.onnx.preview", 1);
+  auto modded =
+      run_one("FlexAttention", in, 1,
+              {{"scale", Attribute::of_float(1.0f)}, {"score_mod", identity_body()}, {"prob_mod", identity_body()}},
+              "ai.onnx.preview", 1);
+  ASSERT_TRUE(plain.is_ok()) << plain.status().message();
+  ASSERT_TRUE(modded.is_ok()) << modded.status().message();
+  // Head 0 scores {1, 0}; head 1 (same K/V head, GQA) scores {0, 0}.
+  float e = std::exp(1.0f);
+  EXPECT_FLOAT_EQ(values((*plain)[0])[0], e / (e + 1));
+  EXPECT_FLOAT_EQ(values((*plain)[0])[1], 0.5f);
+  EXPECT_EQ(values((*modded)[0]), values((*plain)[0]));
 }
 
 TEST(RotaryEmbeddingKernel, PositionIdOutsideCacheIsAnError) {
