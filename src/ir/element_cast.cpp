@@ -76,7 +76,8 @@ std::string float_to_string(F x) {
   F a = std::fabs(x);
   // numpy prints positionally in [1e-4, 1e16), in scientific notation outside.
   bool positional = a == 0 || (a >= F(1e-4) && a < F(1e16));
-  auto r = std::to_chars(buf, buf + sizeof(buf), x, positional ? std::chars_format::fixed : std::chars_format::scientific);
+  auto r =
+      std::to_chars(buf, buf + sizeof(buf), x, positional ? std::chars_format::fixed : std::chars_format::scientific);
   std::string s(buf, r.ptr);
   if (positional && s.find('.') == std::string::npos) s += ".0";
   return s;
@@ -112,7 +113,8 @@ Scalar read_scalar(DType t, const void* data, int64_t i) {
     case DType::kU2: return Scalar::of_unsigned(packed_bits(data, i, 2));
     case DType::kI4: return Scalar::of_signed((static_cast<int32_t>(packed_bits(data, i, 4)) ^ 0x8) - 0x8);
     case DType::kI2: return Scalar::of_signed((static_cast<int32_t>(packed_bits(data, i, 2)) ^ 0x2) - 0x2);
-    case DType::kF4E2M1: return Scalar::of_float(small_float_to_double(t, static_cast<uint8_t>(packed_bits(data, i, 4))));
+    case DType::kF4E2M1:
+      return Scalar::of_float(small_float_to_double(t, static_cast<uint8_t>(packed_bits(data, i, 4))));
     default:
       if (is_small_float(t)) return Scalar::of_float(small_float_to_double(t, static_cast<const uint8_t*>(data)[i]));
       return Scalar::of_float(std::nan(""));
@@ -145,7 +147,8 @@ void write_scalar(DType t, void* data, int64_t i, const Scalar& v, const CastOpt
     case DType::kF4E2M1:
       return set_packed_bits(data, i, 4, double_to_small_float(t, v.as_double(), options.saturate, options.rounding));
     default:
-      if (is_small_float(t)) store(data, i, double_to_small_float(t, v.as_double(), options.saturate, options.rounding));
+      if (is_small_float(t))
+        store(data, i, double_to_small_float(t, v.as_double(), options.saturate, options.rounding));
       return;
   }
 }
@@ -177,7 +180,8 @@ Expected<Tensor> cast_tensor(const Tensor& in, DType to, const CastOptions& opti
     void* dst = out.mutable_raw();
     for (int64_t i = 0; i < n; ++i) write_scalar(to, dst, i, parse_number(in.strings()[i]), options);
   } else if (to == DType::kString) {
-    for (int64_t i = 0; i < n; ++i) out.strings()[i] = scalar_to_string(in.dtype(), read_scalar(in.dtype(), in.raw(), i));
+    for (int64_t i = 0; i < n; ++i)
+      out.strings()[i] = scalar_to_string(in.dtype(), read_scalar(in.dtype(), in.raw(), i));
   } else if (in.dtype() == to) {
     if (n) std::memcpy(out.mutable_raw(), in.raw(), in.nbytes());
   } else {

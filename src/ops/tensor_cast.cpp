@@ -27,7 +27,8 @@ void forward_int_shape_value(InferContext& ctx, DType to) {
 
 Status infer_cast_to(InferContext& ctx, DType to) {
   KILN_RETURN_IF_ERROR(check_cast_attrs(ctx));
-  if (to != DType::kUndefined && !castable(to)) return unsupported("{}: casting to {} is not supported", ctx.node().op_type, dtype_name(to));
+  if (to != DType::kUndefined && !castable(to))
+    return unsupported("{}: casting to {} is not supported", ctx.node().op_type, dtype_name(to));
   ctx.set_output(0, to, ctx.input_shape(0));
   forward_int_shape_value(ctx, to);
   return Status::ok();
@@ -55,7 +56,8 @@ Status upgrade_cast(UpgradeContext& ctx) {
 
 Status infer_bitcast(InferContext& ctx) {
   int64_t to_value = ctx.attr_int("to", 0);
-  if (!dtype_is_known(static_cast<int>(to_value))) return invalid_model("BitCast: 'to' = {} is not an ONNX dtype", to_value);
+  if (!dtype_is_known(static_cast<int>(to_value)))
+    return invalid_model("BitCast: 'to' = {} is not an ONNX dtype", to_value);
   auto to = static_cast<DType>(to_value);
   DType from = ctx.input_dtype(0);
   if (to == DType::kString || from == DType::kString) return invalid_model("BitCast: strings have no bit pattern");
@@ -67,11 +69,14 @@ Status infer_bitcast(InferContext& ctx) {
 }
 
 [[maybe_unused]] const bool registered = [] {
-  OpRegistration(OpSchema{.name = "Cast", .min_inputs = 1, .max_inputs = 1, .infer = infer_cast,
-                          .upgrades = {{6, upgrade_cast}}});
-  OpRegistration(OpSchema{.name = "CastLike", .since_opset = 15, .min_inputs = 2, .max_inputs = 2,
-                          .infer = [](InferContext& c) { return infer_cast_to(c, c.input_dtype(1)); }});
-  OpRegistration(OpSchema{.name = "BitCast", .since_opset = 26, .min_inputs = 1, .max_inputs = 1, .infer = infer_bitcast});
+  OpRegistration(
+      OpSchema{.name = "Cast", .min_inputs = 1, .max_inputs = 1, .infer = infer_cast, .upgrades = {{6, upgrade_cast}}});
+  OpRegistration(
+      OpSchema{.name = "CastLike", .since_opset = 15, .min_inputs = 2, .max_inputs = 2, .infer = [](InferContext& c) {
+                 return infer_cast_to(c, c.input_dtype(1));
+               }});
+  OpRegistration(
+      OpSchema{.name = "BitCast", .since_opset = 26, .min_inputs = 1, .max_inputs = 1, .infer = infer_bitcast});
   return true;
 }();
 

@@ -54,7 +54,8 @@ Status infer_gather_elements(InferContext& ctx) {
   if (data && indices) {
     if (data->size() != indices->size())
       return invalid_model("GatherElements: data has rank {} but indices rank {}", data->size(), indices->size());
-    KILN_RETURN_IF_ERROR(normalize_axis(ctx.attr_int("axis", 0), static_cast<int64_t>(data->size()), "GatherElements: axis").status());
+    KILN_RETURN_IF_ERROR(
+        normalize_axis(ctx.attr_int("axis", 0), static_cast<int64_t>(data->size()), "GatherElements: axis").status());
   }
   ctx.set_output(0, ctx.input_dtype(0), ctx.input_shape(1));
   return Status::ok();
@@ -72,8 +73,10 @@ Status infer_gather_nd(InferContext& ctx) {
   int64_t b = ctx.attr_int("batch_dims", 0);
   int64_t m = indices->back().value;
   auto r = static_cast<int64_t>(data->size()), q = static_cast<int64_t>(indices->size());
-  if (b < 0 || b >= std::min(r, q)) return invalid_model("GatherND: batch_dims {} must be below both ranks ({}, {})", b, r, q);
-  if (m < 1 || b + m > r) return invalid_model("GatherND: index tuples of {} do not fit data of rank {} with batch_dims {}", m, r, b);
+  if (b < 0 || b >= std::min(r, q))
+    return invalid_model("GatherND: batch_dims {} must be below both ranks ({}, {})", b, r, q);
+  if (m < 1 || b + m > r)
+    return invalid_model("GatherND: index tuples of {} do not fit data of rank {} with batch_dims {}", m, r, b);
   Dims out(indices->begin(), indices->end() - 1);
   out.insert(out.end(), data->begin() + b + m, data->end());
   ctx.set_output(0, dtype, Shape(out));
@@ -117,7 +120,8 @@ Status infer_compress(InferContext& ctx) {
       if (total.is_fixed()) limit = std::min(limit, total.value);
     } else if (in) {
       auto axis = normalize_axis(ctx.attr_int("axis", 0), static_cast<int64_t>(in->size()), "Compress: axis");
-      if (axis && (*in)[static_cast<size_t>(*axis)].is_fixed()) limit = std::min(limit, (*in)[static_cast<size_t>(*axis)].value);
+      if (axis && (*in)[static_cast<size_t>(*axis)].is_fixed())
+        limit = std::min(limit, (*in)[static_cast<size_t>(*axis)].value);
     }
     int64_t count = 0;
     for (int64_t i = 0; i < limit; ++i) count += cond->data<uint8_t>()[i] != 0;
@@ -131,7 +135,8 @@ Status infer_compress(InferContext& ctx) {
     ctx.set_output(0, dtype, Shape());
     return Status::ok();
   }
-  KILN_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(ctx.attr_int("axis", 0), static_cast<int64_t>(in->size()), "Compress: axis"));
+  KILN_ASSIGN_OR_RETURN(int64_t axis,
+                        normalize_axis(ctx.attr_int("axis", 0), static_cast<int64_t>(in->size()), "Compress: axis"));
   Dims out = *in;
   out[static_cast<size_t>(axis)] = kept;
   ctx.set_output(0, dtype, Shape(out));
@@ -219,7 +224,8 @@ Status infer_unique(InferContext& ctx) {
     y = Shape(Dims{count});
     if (in) inverse_len = dims_product(*in, 0, in->size());
   } else if (in) {
-    KILN_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(ctx.attr_int("axis", 0), static_cast<int64_t>(in->size()), "Unique: axis"));
+    KILN_ASSIGN_OR_RETURN(int64_t axis,
+                          normalize_axis(ctx.attr_int("axis", 0), static_cast<int64_t>(in->size()), "Unique: axis"));
     Dims d = *in;
     inverse_len = d[static_cast<size_t>(axis)];
     d[static_cast<size_t>(axis)] = count;
@@ -240,13 +246,15 @@ Status infer_topk(InferContext& ctx) {
     ctx.set_output(1, DType::kI64, Shape());
     return Status::ok();
   }
-  KILN_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(ctx.attr_int("axis", -1), static_cast<int64_t>(in->size()), "TopK: axis"));
+  KILN_ASSIGN_OR_RETURN(int64_t axis,
+                        normalize_axis(ctx.attr_int("axis", -1), static_cast<int64_t>(in->size()), "TopK: axis"));
   Dims out = *in;
   Dim k = Dim::unknown();
   if (auto ints = ctx.input_ints(1)) {
     if (ints->size() != 1 || (*ints)[0] < 0) return invalid_model("TopK: K must be one non-negative value");
     const Dim& d = (*in)[static_cast<size_t>(axis)];
-    if (d.is_fixed() && (*ints)[0] > d.value) return invalid_model("TopK: K = {} exceeds the axis size {}", (*ints)[0], d.value);
+    if (d.is_fixed() && (*ints)[0] > d.value)
+      return invalid_model("TopK: K = {} exceeds the axis size {}", (*ints)[0], d.value);
     k = Dim((*ints)[0]);
   } else if (auto v = ctx.input_dims_value(1); v && v->size() == 1) {
     k = (*v)[0];
@@ -311,28 +319,48 @@ Status upgrade_dropout_12(UpgradeContext& ctx) {
 
 [[maybe_unused]] const bool registered = [] {
   OpRegistration(OpSchema{.name = "Gather", .min_inputs = 2, .max_inputs = 2, .infer = infer_gather});
-  OpRegistration(OpSchema{.name = "GatherElements", .since_opset = 11, .min_inputs = 2, .max_inputs = 2,
-                          .infer = infer_gather_elements});
-  OpRegistration(OpSchema{.name = "GatherND", .since_opset = 11, .min_inputs = 2, .max_inputs = 2, .infer = infer_gather_nd});
-  OpRegistration(OpSchema{.name = "Scatter", .since_opset = 9, .min_inputs = 3, .max_inputs = 3, .infer = infer_scatter});
-  OpRegistration(OpSchema{.name = "ScatterElements", .since_opset = 11, .min_inputs = 3, .max_inputs = 3,
-                          .infer = infer_scatter});
-  OpRegistration(OpSchema{.name = "ScatterND", .since_opset = 11, .min_inputs = 3, .max_inputs = 3, .infer = infer_scatter});
-  OpRegistration(OpSchema{.name = "TensorScatter", .since_opset = 24, .min_inputs = 2, .max_inputs = 3,
-                          .infer = infer_tensor_scatter});
-  OpRegistration(OpSchema{.name = "Compress", .since_opset = 9, .min_inputs = 2, .max_inputs = 2, .infer = infer_compress});
-  OpRegistration(OpSchema{.name = "NonZero", .since_opset = 9, .min_inputs = 1, .max_inputs = 1, .infer = infer_nonzero});
+  OpRegistration(OpSchema{
+      .name = "GatherElements", .since_opset = 11, .min_inputs = 2, .max_inputs = 2, .infer = infer_gather_elements});
+  OpRegistration(
+      OpSchema{.name = "GatherND", .since_opset = 11, .min_inputs = 2, .max_inputs = 2, .infer = infer_gather_nd});
+  OpRegistration(
+      OpSchema{.name = "Scatter", .since_opset = 9, .min_inputs = 3, .max_inputs = 3, .infer = infer_scatter});
+  OpRegistration(
+      OpSchema{.name = "ScatterElements", .since_opset = 11, .min_inputs = 3, .max_inputs = 3, .infer = infer_scatter});
+  OpRegistration(
+      OpSchema{.name = "ScatterND", .since_opset = 11, .min_inputs = 3, .max_inputs = 3, .infer = infer_scatter});
+  OpRegistration(OpSchema{
+      .name = "TensorScatter", .since_opset = 24, .min_inputs = 2, .max_inputs = 3, .infer = infer_tensor_scatter});
+  OpRegistration(
+      OpSchema{.name = "Compress", .since_opset = 9, .min_inputs = 2, .max_inputs = 2, .infer = infer_compress});
+  OpRegistration(
+      OpSchema{.name = "NonZero", .since_opset = 9, .min_inputs = 1, .max_inputs = 1, .infer = infer_nonzero});
   OpRegistration(OpSchema{.name = "Where", .since_opset = 9, .min_inputs = 3, .max_inputs = 3, .infer = infer_where});
   OpRegistration(OpSchema{.name = "OneHot", .since_opset = 9, .min_inputs = 3, .max_inputs = 3, .infer = infer_onehot});
   OpRegistration(OpSchema{.name = "Trilu", .since_opset = 14, .min_inputs = 1, .max_inputs = 2, .infer = infer_trilu});
-  OpRegistration(OpSchema{.name = "ReverseSequence", .since_opset = 10, .min_inputs = 2, .max_inputs = 2,
-                          .infer = infer_reverse_sequence});
-  OpRegistration(OpSchema{.name = "EyeLike", .since_opset = 9, .min_inputs = 1, .max_inputs = 1, .infer = infer_eye_like});
-  OpRegistration(OpSchema{.name = "Unique", .since_opset = 11, .min_inputs = 1, .max_inputs = 1, .min_outputs = 1,
-                          .max_outputs = 4, .infer = infer_unique});
-  OpRegistration(OpSchema{.name = "TopK", .min_inputs = 2, .max_inputs = 2, .min_outputs = 2, .max_outputs = 2,
-                          .infer = infer_topk, .upgrades = {{10, upgrade_topk}}});
-  OpRegistration(OpSchema{.name = "Dropout", .min_inputs = 1, .max_inputs = 3, .min_outputs = 1, .max_outputs = 2,
+  OpRegistration(OpSchema{
+      .name = "ReverseSequence", .since_opset = 10, .min_inputs = 2, .max_inputs = 2, .infer = infer_reverse_sequence});
+  OpRegistration(
+      OpSchema{.name = "EyeLike", .since_opset = 9, .min_inputs = 1, .max_inputs = 1, .infer = infer_eye_like});
+  OpRegistration(OpSchema{.name = "Unique",
+                          .since_opset = 11,
+                          .min_inputs = 1,
+                          .max_inputs = 1,
+                          .min_outputs = 1,
+                          .max_outputs = 4,
+                          .infer = infer_unique});
+  OpRegistration(OpSchema{.name = "TopK",
+                          .min_inputs = 2,
+                          .max_inputs = 2,
+                          .min_outputs = 2,
+                          .max_outputs = 2,
+                          .infer = infer_topk,
+                          .upgrades = {{10, upgrade_topk}}});
+  OpRegistration(OpSchema{.name = "Dropout",
+                          .min_inputs = 1,
+                          .max_inputs = 3,
+                          .min_outputs = 1,
+                          .max_outputs = 2,
                           .infer = infer_dropout,
                           .upgrades = {{7, upgrade_dropout_7}, {10, upgrade_dropout_10}, {12, upgrade_dropout_12}}});
   return true;

@@ -53,7 +53,9 @@ Status infer_pad(InferContext& ctx) {
     Dim& d = out[static_cast<size_t>(axes[i])];
     int64_t total = (*pads)[i] + (*pads)[i + axes.size()];
     if (d.is_fixed()) {
-      if (d.value + total < 0) return invalid_model("Pad: pads {} and {} remove more than the dim of {}", (*pads)[i], (*pads)[i + axes.size()], d.value);
+      if (d.value + total < 0)
+        return invalid_model("Pad: pads {} and {} remove more than the dim of {}", (*pads)[i], (*pads)[i + axes.size()],
+                             d.value);
       d = Dim(d.value + total);
     } else {
       d = total >= 0 ? dim_add(d, Dim(total)) : Dim::unknown();
@@ -116,7 +118,8 @@ Status infer_depth_space(InferContext& ctx, bool to_space) {
   const Dims& d = *in;
   Dim bb(b * b);
   auto check = [&](const Dim& x, int64_t by, const char* what) -> Status {
-    if (x.is_fixed() && x.value % by != 0) return invalid_model("{}: {} = {} is not a multiple of {}", op, what, x.value, by);
+    if (x.is_fixed() && x.value % by != 0)
+      return invalid_model("{}: {} = {} is not a multiple of {}", op, what, x.value, by);
     return Status::ok();
   };
   if (to_space) {
@@ -135,7 +138,8 @@ Status infer_col2im(InferContext& ctx) {
   const Dims* in = known_dims(ctx, 0);
   auto image = ctx.input_dims_value(1);
   auto block = ctx.input_ints(2);
-  if (in && in->size() != 3) return invalid_model("Col2Im: input must be 3-D [N, C*prod(block), L], has rank {}", in->size());
+  if (in && in->size() != 3)
+    return invalid_model("Col2Im: input must be 3-D [N, C*prod(block), L], has rank {}", in->size());
   if (!in || !image || !block) {
     int64_t n = static_length(ctx, 1);
     ctx.set_output(0, dtype, unknown_dims(n < 0 ? -1 : n + 2));
@@ -156,15 +160,18 @@ Status infer_col2im(InferContext& ctx) {
 }
 
 [[maybe_unused]] const bool registered = [] {
-  OpRegistration(OpSchema{.name = "Pad", .min_inputs = 2, .max_inputs = 4, .infer = infer_pad,
-                          .upgrades = {{11, upgrade_pad}}});
-  OpRegistration(OpSchema{.name = "CenterCropPad", .since_opset = 18, .min_inputs = 2, .max_inputs = 2,
-                          .infer = infer_center_crop_pad});
-  OpRegistration(OpSchema{.name = "DepthToSpace", .min_inputs = 1, .max_inputs = 1,
-                          .infer = [](InferContext& c) { return infer_depth_space(c, true); }});
-  OpRegistration(OpSchema{.name = "SpaceToDepth", .min_inputs = 1, .max_inputs = 1,
-                          .infer = [](InferContext& c) { return infer_depth_space(c, false); }});
-  OpRegistration(OpSchema{.name = "Col2Im", .since_opset = 18, .min_inputs = 3, .max_inputs = 3, .infer = infer_col2im});
+  OpRegistration(
+      OpSchema{.name = "Pad", .min_inputs = 2, .max_inputs = 4, .infer = infer_pad, .upgrades = {{11, upgrade_pad}}});
+  OpRegistration(OpSchema{
+      .name = "CenterCropPad", .since_opset = 18, .min_inputs = 2, .max_inputs = 2, .infer = infer_center_crop_pad});
+  OpRegistration(OpSchema{.name = "DepthToSpace", .min_inputs = 1, .max_inputs = 1, .infer = [](InferContext& c) {
+                            return infer_depth_space(c, true);
+                          }});
+  OpRegistration(OpSchema{.name = "SpaceToDepth", .min_inputs = 1, .max_inputs = 1, .infer = [](InferContext& c) {
+                            return infer_depth_space(c, false);
+                          }});
+  OpRegistration(
+      OpSchema{.name = "Col2Im", .since_opset = 18, .min_inputs = 3, .max_inputs = 3, .infer = infer_col2im});
   return true;
 }();
 

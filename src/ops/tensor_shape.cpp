@@ -45,7 +45,8 @@ Status infer_reshape(InferContext& ctx) {
       infer_at = static_cast<int>(i);
     } else if (out[i].is_fixed() && out[i].value == 0 && !allow_zero) {
       // 0 copies the input's dim at the same index.
-      if (in && i >= in->size()) return invalid_model("Reshape: shape entry {} is 0 but the input has rank {}", i, in->size());
+      if (in && i >= in->size())
+        return invalid_model("Reshape: shape entry {} is 0 but the input has rank {}", i, in->size());
       out[i] = in ? (*in)[i] : Dim::unknown();
     } else if (out[i].is_fixed() && out[i].value == 0) {
       has_zero = true;
@@ -58,8 +59,8 @@ Status infer_reshape(InferContext& ctx) {
     for (size_t i = 0; i < out.size(); ++i)
       if (static_cast<int>(i) != infer_at) known = dim_mul(known, out[i]);
     if (total.is_fixed() && known.is_fixed() && (known.value == 0 || total.value % known.value != 0))
-      return invalid_model("Reshape: cannot infer the -1 of shape {}: the input has {} elements", Shape(out).to_string(),
-                           total.value);
+      return invalid_model("Reshape: cannot infer the -1 of shape {}: the input has {} elements",
+                           Shape(out).to_string(), total.value);
     out[static_cast<size_t>(infer_at)] = dim_div(total, known);
   } else {
     Dim got = dims_product(out, 0, out.size());
@@ -121,7 +122,8 @@ Status infer_transpose(InferContext& ctx) {
   Dims out;
   for (int64_t p : perm) {
     KILN_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(p, rank, "Transpose: perm entry"));
-    if (seen[static_cast<size_t>(axis)]) return invalid_model("Transpose: perm {} repeats axis {}", fmt::join(perm, ","), p);
+    if (seen[static_cast<size_t>(axis)])
+      return invalid_model("Transpose: perm {} repeats axis {}", fmt::join(perm, ","), p);
     seen[static_cast<size_t>(axis)] = true;
     out.push_back((*in)[static_cast<size_t>(axis)]);
   }
@@ -158,7 +160,8 @@ Status infer_concat(InferContext& ctx) {
         continue;
       }
       if (out[k].is_fixed() && x.is_fixed() && out[k].value != x.value)
-        return invalid_model("Concat: input {} has dim {} = {} but an earlier input has {}", i, k, x.value, out[k].value);
+        return invalid_model("Concat: input {} has dim {} = {} but an earlier input has {}", i, k, x.value,
+                             out[k].value);
       if (!out[k].is_fixed() && x.is_fixed()) out[k] = x;
     }
   }
@@ -192,7 +195,8 @@ Status infer_split(InferContext& ctx) {
     for (size_t i = 0; i < n; ++i) ctx.set_output(i, dtype, Shape());
     return Status::ok();
   }
-  KILN_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(ctx.attr_int("axis", 0), static_cast<int64_t>(in->size()), "Split: axis"));
+  KILN_ASSIGN_OR_RETURN(int64_t axis,
+                        normalize_axis(ctx.attr_int("axis", 0), static_cast<int64_t>(in->size()), "Split: axis"));
   const Dim& whole = (*in)[static_cast<size_t>(axis)];
   std::vector<Dim> parts(n, Dim::unknown());
   if (ctx.has_input(1)) {
@@ -237,7 +241,8 @@ Status upgrade_split_13(UpgradeContext& ctx) {
 
 Status upgrade_split_18(UpgradeContext& ctx) {
   // Before 18 a Split without sizes split evenly into as many parts as outputs.
-  if (!ctx.node().input(1)) ctx.node().attrs["num_outputs"] = Attribute::of_int(static_cast<int64_t>(ctx.node().outputs.size()));
+  if (!ctx.node().input(1))
+    ctx.node().attrs["num_outputs"] = Attribute::of_int(static_cast<int64_t>(ctx.node().outputs.size()));
   return Status::ok();
 }
 
@@ -268,7 +273,8 @@ SliceRange slice_range(int64_t dim, int64_t start, int64_t end, int64_t step) {
 // shapes, so they are taken as within [0, dim]; a fixed end at or past
 // kHugeIndex means "to the end".
 Dim slice_dim(const Dim& dim, const Dim& start, const Dim& end, int64_t step) {
-  if (dim.is_fixed() && start.is_fixed() && end.is_fixed()) return Dim(slice_range(dim.value, start.value, end.value, step).length);
+  if (dim.is_fixed() && start.is_fixed() && end.is_fixed())
+    return Dim(slice_range(dim.value, start.value, end.value, step).length);
   if (step != 1 || start.is_unknown() || end.is_unknown()) return Dim::unknown();
   bool to_end = end.is_fixed() && end.value >= kHugeIndex;
   if (start.is_fixed() && start.value < 0) return Dim::unknown();
@@ -295,7 +301,8 @@ Status infer_slice(InferContext& ctx) {
     ctx.set_output(0, dtype, unknown_dims(rank));
     return Status::ok();
   }
-  if (starts->size() != ends->size()) return invalid_model("Slice: starts has {} entries, ends {}", starts->size(), ends->size());
+  if (starts->size() != ends->size())
+    return invalid_model("Slice: starts has {} entries, ends {}", starts->size(), ends->size());
   size_t n = starts->size();
   if (!axes) {
     axes.emplace();
@@ -303,8 +310,8 @@ Status infer_slice(InferContext& ctx) {
   }
   if (!steps) steps = std::vector<int64_t>(n, 1);
   if (axes->size() != n || steps->size() != n)
-    return invalid_model("Slice: starts, ends, axes and steps must have one length, got {}, {}, {}, {}", n, ends->size(),
-                         axes->size(), steps->size());
+    return invalid_model("Slice: starts, ends, axes and steps must have one length, got {}, {}, {}, {}", n,
+                         ends->size(), axes->size(), steps->size());
   Dims out = *in;
   std::vector<bool> seen(static_cast<size_t>(rank), false);
   for (size_t i = 0; i < n; ++i) {
@@ -313,6 +320,8 @@ Status infer_slice(InferContext& ctx) {
     seen[static_cast<size_t>(axis)] = true;
     if ((*steps)[i] == 0) return invalid_model("Slice: step {} is 0", i);
     Dim s = istarts ? Dim::unknown() : (*starts)[i], e = iends ? Dim::unknown() : (*ends)[i];
+    if (is_minus_one(s)) s = Dim::unknown();  // a literal -1 inside a symbolic start
+    if (is_minus_one(e)) e = Dim::unknown();
     const Dim& d = (*in)[static_cast<size_t>(axis)];
     // Negative fixed starts/ends are only known through the integer view.
     if (istarts) s = (*istarts)[i] >= 0 ? Dim((*istarts)[i]) : Dim::unknown();
@@ -329,7 +338,8 @@ Status infer_slice(InferContext& ctx) {
   if (value && rank == 1 && istarts && iends && dtype_is_integer(dtype)) {
     SliceRange r = slice_range(static_cast<int64_t>(value->size()), (*istarts)[0], (*iends)[0], (*steps)[0]);
     Dims picked;
-    for (int64_t k = 0, at = r.start; k < r.length; ++k, at += r.step) picked.push_back((*value)[static_cast<size_t>(at)]);
+    for (int64_t k = 0, at = r.start; k < r.length; ++k, at += r.step)
+      picked.push_back((*value)[static_cast<size_t>(at)]);
     ctx.set_output_shape_value(0, std::move(picked));
   }
   return Status::ok();
@@ -477,7 +487,8 @@ Status infer_range(InferContext& ctx) {
   const DType dtype = ctx.input_dtype(0);
   for (size_t i = 0; i < 3; ++i) {
     if (ctx.input_dtype(i) != dtype)
-      return invalid_model("Range: inputs must share one dtype, got {} and {}", dtype_name(dtype), dtype_name(ctx.input_dtype(i)));
+      return invalid_model("Range: inputs must share one dtype, got {} and {}", dtype_name(dtype),
+                           dtype_name(ctx.input_dtype(i)));
     if (const Dims* d = known_dims(ctx, i); d && !(d->empty() || (d->size() == 1 && (*d)[0] == Dim(1))))
       return invalid_model("Range: input {} must be a scalar, has shape {}", i, Shape(*d).to_string());
   }
@@ -519,28 +530,38 @@ Status infer_constant_of_shape(InferContext& ctx) {
 }
 
 [[maybe_unused]] const bool registered = [] {
-  OpRegistration(OpSchema{.name = "Reshape", .min_inputs = 2, .max_inputs = 2, .infer = infer_reshape,
-                          .upgrades = {{5, upgrade_reshape}}});
+  OpRegistration(OpSchema{
+      .name = "Reshape", .min_inputs = 2, .max_inputs = 2, .infer = infer_reshape, .upgrades = {{5, upgrade_reshape}}});
   OpRegistration(OpSchema{.name = "Shape", .min_inputs = 1, .max_inputs = 1, .infer = infer_shape});
   OpRegistration(OpSchema{.name = "Size", .min_inputs = 1, .max_inputs = 1, .infer = infer_size});
   OpRegistration(OpSchema{.name = "Transpose", .min_inputs = 1, .max_inputs = 1, .infer = infer_transpose});
-  OpRegistration(OpSchema{.name = "Concat", .min_inputs = 1, .max_inputs = -1, .infer = infer_concat,
-                          .upgrades = {{4, upgrade_concat}}});
-  OpRegistration(OpSchema{.name = "Split", .min_inputs = 1, .max_inputs = 2, .min_outputs = 1,
-                          .max_outputs = -1, .infer = infer_split,
+  OpRegistration(OpSchema{
+      .name = "Concat", .min_inputs = 1, .max_inputs = -1, .infer = infer_concat, .upgrades = {{4, upgrade_concat}}});
+  OpRegistration(OpSchema{.name = "Split",
+                          .min_inputs = 1,
+                          .max_inputs = 2,
+                          .min_outputs = 1,
+                          .max_outputs = -1,
+                          .infer = infer_split,
                           .upgrades = {{13, upgrade_split_13}, {18, upgrade_split_18}}});
-  OpRegistration(OpSchema{.name = "Slice", .min_inputs = 3, .max_inputs = 5, .infer = infer_slice,
-                          .upgrades = {{10, upgrade_slice}}});
-  OpRegistration(OpSchema{.name = "Squeeze", .min_inputs = 1, .max_inputs = 2, .infer = infer_squeeze,
+  OpRegistration(OpSchema{
+      .name = "Slice", .min_inputs = 3, .max_inputs = 5, .infer = infer_slice, .upgrades = {{10, upgrade_slice}}});
+  OpRegistration(OpSchema{.name = "Squeeze",
+                          .min_inputs = 1,
+                          .max_inputs = 2,
+                          .infer = infer_squeeze,
                           .upgrades = {{13, upgrade_axes_attr}}});
-  OpRegistration(OpSchema{.name = "Unsqueeze", .min_inputs = 1, .max_inputs = 2, .infer = infer_unsqueeze,
+  OpRegistration(OpSchema{.name = "Unsqueeze",
+                          .min_inputs = 1,
+                          .max_inputs = 2,
+                          .infer = infer_unsqueeze,
                           .upgrades = {{13, upgrade_axes_attr}}});
   OpRegistration(OpSchema{.name = "Flatten", .min_inputs = 1, .max_inputs = 1, .infer = infer_flatten});
   OpRegistration(OpSchema{.name = "Expand", .since_opset = 8, .min_inputs = 2, .max_inputs = 2, .infer = infer_expand});
   OpRegistration(OpSchema{.name = "Tile", .since_opset = 6, .min_inputs = 2, .max_inputs = 2, .infer = infer_tile});
   OpRegistration(OpSchema{.name = "Range", .since_opset = 11, .min_inputs = 3, .max_inputs = 3, .infer = infer_range});
-  OpRegistration(OpSchema{.name = "ConstantOfShape", .since_opset = 9, .min_inputs = 1, .max_inputs = 1,
-                          .infer = infer_constant_of_shape});
+  OpRegistration(OpSchema{
+      .name = "ConstantOfShape", .since_opset = 9, .min_inputs = 1, .max_inputs = 1, .infer = infer_constant_of_shape});
   return true;
 }();
 

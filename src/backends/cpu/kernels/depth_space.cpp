@@ -64,7 +64,8 @@ Status run_col2im(CpuKernelContext& ctx) {
     locations *= blocks_per_dim[k];
     kernel *= block[k];
   }
-  if (in.dims()[2] != locations) return invalid_argument("Col2Im: input has {} blocks, the geometry gives {}", in.dims()[2], locations);
+  if (in.dims()[2] != locations)
+    return invalid_argument("Col2Im: input has {} blocks, the geometry gives {}", in.dims()[2], locations);
   const int64_t n = in.dims()[0], channels = in.dims()[1] / kernel;
   std::vector<int64_t> out_dims{n, channels};
   out_dims.insert(out_dims.end(), image.begin(), image.end());

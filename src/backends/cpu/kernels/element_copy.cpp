@@ -44,7 +44,8 @@ int64_t dims_numel(const std::vector<int64_t>& dims, size_t begin, size_t end) {
 }
 
 Expected<int64_t> checked_index(int64_t i, int64_t n, const char* op) {
-  if (i < -n || i >= n) return make_error(ErrorCode::kOutOfRange, "{}: index {} is out of range for a dim of {}", op, i, n);
+  if (i < -n || i >= n)
+    return make_error(ErrorCode::kOutOfRange, "{}: index {} is out of range for a dim of {}", op, i, n);
   return i < 0 ? i + n : i;
 }
 

@@ -43,7 +43,8 @@ Status run_gather_elements(CpuKernelContext& ctx) {
   std::vector<int64_t> index(idx_t.dims().size(), 0);
   int64_t i = 0;
   do {
-    KILN_ASSIGN_OR_RETURN(int64_t at, checked_index(indices[static_cast<size_t>(i)], data.dims()[axis], "GatherElements"));
+    KILN_ASSIGN_OR_RETURN(int64_t at,
+                          checked_index(indices[static_cast<size_t>(i)], data.dims()[axis], "GatherElements"));
     int64_t src = 0;
     for (size_t k = 0; k < index.size(); ++k) {
       if (k != axis && index[k] >= data.dims()[k])

@@ -13,7 +13,8 @@ Status run_range(CpuKernelContext& ctx) {
   const Tensor &s = ctx.input(0), &l = ctx.input(1), &d = ctx.input(2);
   return visit_dtype(s.dtype(), kNumericTypes, [&]<typename T>() -> Status {
     using C = compute_t<T>;
-    C start = static_cast<C>(s.data<T>()[0]), limit = static_cast<C>(l.data<T>()[0]), delta = static_cast<C>(d.data<T>()[0]);
+    C start = static_cast<C>(s.data<T>()[0]), limit = static_cast<C>(l.data<T>()[0]),
+      delta = static_cast<C>(d.data<T>()[0]);
     if (delta == C(0)) return invalid_argument("Range: delta is 0");
     double n = std::ceil((static_cast<double>(limit) - static_cast<double>(start)) / static_cast<double>(delta));
     auto count = std::max<int64_t>(0, static_cast<int64_t>(n));
@@ -39,7 +40,8 @@ Status run_constant_of_shape(CpuKernelContext& ctx) {
 
 Status run_onehot(CpuKernelContext& ctx) {
   const Tensor &indices = ctx.input(0), &values = ctx.input(2);
-  if (values.numel() != 2) return invalid_argument("OneHot: values must hold [off, on], has {} elements", values.numel());
+  if (values.numel() != 2)
+    return invalid_argument("OneHot: values must hold [off, on], has {} elements", values.numel());
   Scalar depth_s = read_scalar(ctx.input(1).dtype(), ctx.input(1).raw(), 0);
   auto depth = static_cast<int64_t>(depth_s.as_double());
   auto out_dims = indices.dims();

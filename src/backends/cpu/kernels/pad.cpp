@@ -30,7 +30,8 @@ int64_t source_coord(int64_t c, int64_t n, PadMode mode) {
 }
 
 // Fills `out` from `in` given each axis's leading pad (negative: crop).
-Status fill_padded(const Tensor& in, Tensor& out, const std::vector<int64_t>& before, PadMode mode, const Tensor* value) {
+Status fill_padded(const Tensor& in, Tensor& out, const std::vector<int64_t>& before, PadMode mode,
+                   const Tensor* value) {
   if (out.numel() == 0) return Status::ok();
   const auto& in_dims = in.dims();
   for (size_t k = 0; k < in_dims.size(); ++k)
@@ -70,7 +71,8 @@ Status run_pad(CpuKernelContext& ctx) {
   } else {
     for (int64_t k = 0; k < rank; ++k) axes.push_back(k);
   }
-  if (pads.size() != 2 * axes.size()) return invalid_argument("Pad: pads has {} entries for {} axes", pads.size(), axes.size());
+  if (pads.size() != 2 * axes.size())
+    return invalid_argument("Pad: pads has {} entries for {} axes", pads.size(), axes.size());
   std::vector<int64_t> before(static_cast<size_t>(rank), 0), out_dims = in.dims();
   for (size_t i = 0; i < axes.size(); ++i) {
     auto a = static_cast<size_t>(axes[i] < 0 ? axes[i] + rank : axes[i]);
@@ -78,7 +80,10 @@ Status run_pad(CpuKernelContext& ctx) {
     out_dims[a] += pads[i] + pads[i + axes.size()];
   }
   std::string m = ctx.node().attr_string("mode", "constant");
-  PadMode mode = m == "reflect" ? PadMode::kReflect : m == "edge" ? PadMode::kEdge : m == "wrap" ? PadMode::kWrap : PadMode::kConstant;
+  PadMode mode = m == "reflect" ? PadMode::kReflect
+                 : m == "edge"  ? PadMode::kEdge
+                 : m == "wrap"  ? PadMode::kWrap
+                                : PadMode::kConstant;
   Tensor& out = ctx.allocate_output(0, out_dims);
   return fill_padded(in, out, before, mode, ctx.has_input(2) ? &ctx.input(2) : nullptr);
 }
@@ -90,7 +95,8 @@ Status run_center_crop_pad(CpuKernelContext& ctx) {
   std::vector<int64_t> axes = ctx.node().attr_ints("axes");
   if (axes.empty())
     for (int64_t k = 0; k < rank; ++k) axes.push_back(k);
-  if (shape.size() != axes.size()) return invalid_argument("CenterCropPad: shape has {} entries for {} axes", shape.size(), axes.size());
+  if (shape.size() != axes.size())
+    return invalid_argument("CenterCropPad: shape has {} entries for {} axes", shape.size(), axes.size());
   std::vector<int64_t> before(static_cast<size_t>(rank), 0), out_dims = in.dims();
   for (size_t i = 0; i < axes.size(); ++i) {
     auto a = static_cast<size_t>(axes[i] < 0 ? axes[i] + rank : axes[i]);

@@ -33,7 +33,10 @@ Status apply_updates(const std::string& op, const std::string& reduction, const 
       KILN_ASSIGN_OR_RETURN(int64_t t, target(i));
       for (int64_t k = 0; k < run; ++k) {
         C a = static_cast<C>(o[t + k]), b = static_cast<C>(u[i * run + k]);
-        C r = reduction == "add" ? C(a + b) : reduction == "mul" ? C(a * b) : reduction == "max" ? std::max(a, b) : std::min(a, b);
+        C r = reduction == "add"   ? C(a + b)
+              : reduction == "mul" ? C(a * b)
+              : reduction == "max" ? std::max(a, b)
+                                   : std::min(a, b);
         o[t + k] = T(r);
       }
     }
@@ -49,7 +52,8 @@ Status run_scatter_elements(CpuKernelContext& ctx) {
   const Tensor& updates = ctx.input(2);
   KILN_ASSIGN_OR_RETURN(auto indices, idx_t.to_i64_vector());
   if (idx_t.dims() != updates.dims()) return invalid_argument("{}: indices and updates must have one shape", op);
-  if (idx_t.rank() != data.rank()) return invalid_argument("{}: indices have rank {} but data rank {}", op, idx_t.rank(), data.rank());
+  if (idx_t.rank() != data.rank())
+    return invalid_argument("{}: indices have rank {} but data rank {}", op, idx_t.rank(), data.rank());
   int64_t axis_attr = ctx.node().attr_int("axis", 0);
   const auto axis = static_cast<size_t>(axis_attr < 0 ? axis_attr + data.rank() : axis_attr);
   Tensor result = data.clone();
@@ -63,7 +67,8 @@ Status run_scatter_elements(CpuKernelContext& ctx) {
       KILN_ASSIGN_OR_RETURN(int64_t at, checked_index(indices[static_cast<size_t>(i)], data.dims()[axis], op.c_str()));
       int64_t t = 0;
       for (size_t k = 0; k < index.size(); ++k) {
-        if (k != axis && index[k] >= data.dims()[k]) return invalid_argument("{}: indices dim {} exceeds the data's", op, k);
+        if (k != axis && index[k] >= data.dims()[k])
+          return invalid_argument("{}: indices dim {} exceeds the data's", op, k);
         t += (k == axis ? at : index[k]) * strides[k];
       }
       targets.push_back(t);
@@ -92,11 +97,12 @@ Status run_scatter_nd(CpuKernelContext& ctx) {
     return invalid_argument("ScatterND: updates have {} elements, expected {}", updates.numel(), tuples * run);
   const std::vector<int64_t> strides = strides_of(d);
   Tensor result = data.clone();
-  KILN_RETURN_IF_ERROR(apply_updates("ScatterND", ctx.node().attr_string("reduction", "none"), updates, result, tuples, run,
-                                     [&](int64_t t) -> Expected<int64_t> {
+  KILN_RETURN_IF_ERROR(apply_updates("ScatterND", ctx.node().attr_string("reduction", "none"), updates, result, tuples,
+                                     run, [&](int64_t t) -> Expected<int64_t> {
                                        int64_t off = 0;
                                        for (size_t j = 0; j < k; ++j) {
-                                         KILN_ASSIGN_OR_RETURN(int64_t at, checked_index(indices[t * k + j], d[j], "ScatterND"));
+                                         KILN_ASSIGN_OR_RETURN(int64_t at,
+                                                               checked_index(indices[t * k + j], d[j], "ScatterND"));
                                          off += at * strides[j];
                                        }
                                        return off;
@@ -111,14 +117,16 @@ Status run_tensor_scatter(CpuKernelContext& ctx) {
   const auto& d = cache.dims();
   int64_t axis_attr = ctx.node().attr_int("axis", -2);
   const auto axis = static_cast<size_t>(axis_attr < 0 ? axis_attr + cache.rank() : axis_attr);
-  if (axis == 0 || axis >= d.size()) return invalid_argument("TensorScatter: axis {} must not be the batch axis", axis_attr);
+  if (axis == 0 || axis >= d.size())
+    return invalid_argument("TensorScatter: axis {} must not be the batch axis", axis_attr);
   if (update.rank() != cache.rank()) return invalid_argument("TensorScatter: update rank differs from the cache's");
   const bool circular = ctx.node().attr_string("mode", "linear") == "circular";
   std::vector<int64_t> write(static_cast<size_t>(d[0]), 0);
   if (ctx.has_input(2)) {
     KILN_ASSIGN_OR_RETURN(write, ctx.input(2).to_i64_vector());
   }
-  if (static_cast<int64_t>(write.size()) != d[0]) return invalid_argument("TensorScatter: write_indices needs {} entries", d[0]);
+  if (static_cast<int64_t>(write.size()) != d[0])
+    return invalid_argument("TensorScatter: write_indices needs {} entries", d[0]);
   const int64_t max_seq = d[axis], seq = update.dims()[axis];
   const int64_t inner = dims_numel(d, axis + 1, d.size());
   const int64_t prefix = dims_numel(d, 0, axis), per_batch = prefix / std::max<int64_t>(d[0], 1);
@@ -130,7 +138,8 @@ Status run_tensor_scatter(CpuKernelContext& ctx) {
       int64_t at = write[static_cast<size_t>(batch)] + s;
       if (circular) at %= max_seq;
       if (at < 0 || at >= max_seq)
-        return make_error(ErrorCode::kOutOfRange, "TensorScatter: write position {} is outside the cache of {}", at, max_seq);
+        return make_error(ErrorCode::kOutOfRange, "TensorScatter: write position {} is outside the cache of {}", at,
+                          max_seq);
       copy.copy((p * max_seq + at) * inner, (p * seq + s) * inner, inner);
     }
   }

@@ -23,7 +23,8 @@ Status run_compress(CpuKernelContext& ctx) {
   if (axis < 0) axis += in.rank();
   const auto a = static_cast<size_t>(axis);
   const int64_t n = in.dims()[a];
-  if (cond.numel() > n) return invalid_argument("Compress: condition has {} entries for an axis of {}", cond.numel(), n);
+  if (cond.numel() > n)
+    return invalid_argument("Compress: condition has {} entries for an axis of {}", cond.numel(), n);
   std::vector<int64_t> keep;
   for (int64_t i = 0; i < cond.numel(); ++i)
     if (c[i]) keep.push_back(i);
@@ -34,7 +35,8 @@ Status run_compress(CpuKernelContext& ctx) {
   ElementCopier copy(in, out);
   const auto kept = static_cast<int64_t>(keep.size());
   for (int64_t o = 0; o < outer; ++o)
-    for (int64_t j = 0; j < kept; ++j) copy.copy((o * kept + j) * inner, (o * n + keep[static_cast<size_t>(j)]) * inner, inner);
+    for (int64_t j = 0; j < kept; ++j)
+      copy.copy((o * kept + j) * inner, (o * n + keep[static_cast<size_t>(j)]) * inner, inner);
   return Status::ok();
 }
 

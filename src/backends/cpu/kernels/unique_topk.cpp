@@ -18,7 +18,8 @@ std::vector<std::vector<K>> slice_keys(const Tensor& in, int64_t slices, int64_t
   std::vector<std::vector<K>> keys(static_cast<size_t>(slices));
   for (int64_t s = 0; s < slices; ++s)
     for (int64_t o = 0; o < outer; ++o)
-      for (int64_t i = 0; i < inner; ++i) keys[static_cast<size_t>(s)].push_back(read(in, (o * slices + s) * inner + i));
+      for (int64_t i = 0; i < inner; ++i)
+        keys[static_cast<size_t>(s)].push_back(read(in, (o * slices + s) * inner + i));
   return keys;
 }
 
@@ -42,7 +43,8 @@ void group_unique(const std::vector<std::vector<K>>& keys, bool sorted, std::vec
   }
   std::vector<int64_t> groups(group_first.size());
   std::iota(groups.begin(), groups.end(), 0);
-  if (!sorted) std::sort(groups.begin(), groups.end(), [&](int64_t a, int64_t b) { return group_first[a] < group_first[b]; });
+  if (!sorted)
+    std::sort(groups.begin(), groups.end(), [&](int64_t a, int64_t b) { return group_first[a] < group_first[b]; });
   std::vector<int64_t> position(groups.size());
   for (size_t p = 0; p < groups.size(); ++p) position[groups[p]] = static_cast<int64_t>(p);
   first.clear();
@@ -72,8 +74,9 @@ Status run_unique(CpuKernelContext& ctx) {
     group_unique(keys, sorted, first, inverse, counts);
   } else {
     KILN_RETURN_IF_ERROR(visit_dtype(in.dtype(), kAllPlainTypes, [&]<typename T>() -> Status {
-      auto keys = slice_keys<double>(in, slices, outer, inner,
-                                     [](const Tensor& t, int64_t i) { return static_cast<double>(compute_t<T>(t.data<T>()[i])); });
+      auto keys = slice_keys<double>(in, slices, outer, inner, [](const Tensor& t, int64_t i) {
+        return static_cast<double>(compute_t<T>(t.data<T>()[i]));
+      });
       group_unique(keys, sorted, first, inverse, counts);
       return Status::ok();
     }));
@@ -84,7 +87,8 @@ Status run_unique(CpuKernelContext& ctx) {
   Tensor& y = ctx.allocate_output(0, y_dims);
   ElementCopier copy(in, y);
   for (int64_t o = 0; o < outer; ++o)
-    for (int64_t k = 0; k < u; ++k) copy.copy((o * u + k) * inner, (o * slices + first[static_cast<size_t>(k)]) * inner, inner);
+    for (int64_t k = 0; k < u; ++k)
+      copy.copy((o * u + k) * inner, (o * slices + first[static_cast<size_t>(k)]) * inner, inner);
   auto put = [&](size_t i, const std::vector<int64_t>& v) {
     if (ctx.has_output(i)) ctx.set_output(i, Tensor::vector_i64(v));
   };
