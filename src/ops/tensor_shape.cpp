@@ -217,10 +217,11 @@ Status infer_split(InferContext& ctx) {
       return invalid_model("Split: num_outputs is {} but the node has {} outputs", num, n);
     if (whole.is_fixed()) {
       // Chunks of ceil(dim / n); the last one takes what is left.
+      // A dim too small for n chunks leaves the parts unknown rather than failing
+      // the build: it happens in If branches that are never taken; the kernel reports it.
       int64_t chunk = (whole.value + num - 1) / num;
-      if (chunk * (num - 1) > whole.value)
-        return invalid_model("Split: cannot split a dim of {} into {} outputs", whole.value, num);
-      for (size_t i = 0; i < n; ++i) parts[i] = Dim(i + 1 < n ? chunk : whole.value - chunk * (num - 1));
+      if (chunk * (num - 1) <= whole.value)
+        for (size_t i = 0; i < n; ++i) parts[i] = Dim(i + 1 < n ? chunk : whole.value - chunk * (num - 1));
     } else {
       Dim part = dim_div(whole, Dim(num));  // exact only when the symbol divides (e.g. 3*hidden / 3)
       for (size_t i = 0; i < n; ++i) parts[i] = part;

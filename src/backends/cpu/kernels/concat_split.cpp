@@ -39,7 +39,8 @@ Status run_split(CpuKernelContext& ctx) {
   int64_t offset = 0;
   for (size_t i = 0; i < ctx.num_outputs(); ++i) {
     auto dims = ctx.inferred_dims(i);
-    if (!dims) return internal_error("Split: output {} dims unknown at run time", i);
+    if (!dims)
+      return invalid_argument("Split: cannot split a dim of {} into {} outputs", in.dims()[axis], ctx.num_outputs());
     const int64_t row = (*dims)[axis] * inner;
     if (ctx.has_output(i)) {
       Tensor& out = ctx.allocate_output(i, *dims);
