@@ -11,7 +11,7 @@ struct FloatFormat {
   int mant_bits;
   int bias;
   float max_finite;
-  bool has_inf;      // e5m2: IEEE-like inf and NaN
+  bool has_inf;        // e5m2: IEEE-like inf and NaN
   bool unsigned_zero;  // *fnuz: 0x80 is NaN, there is no -0
   uint8_t nan_bits;
 };
@@ -29,8 +29,10 @@ FloatFormat format_of(DType t) {
 
 int exp_bits(DType t) {
   switch (t) {
-    case DType::kF8E4M3FN: case DType::kF8E4M3FNUZ: return 4;
-    case DType::kF8E5M2: case DType::kF8E5M2FNUZ: return 5;
+    case DType::kF8E4M3FN:
+    case DType::kF8E4M3FNUZ: return 4;
+    case DType::kF8E5M2:
+    case DType::kF8E5M2FNUZ: return 5;
     case DType::kF4E2M1: return 2;
     default: return 0;
   }
@@ -66,7 +68,7 @@ uint8_t f32_to_narrow_float(float x, DType t, bool saturate) {
     if (std::isnan(x) || x <= 0 || std::isinf(x)) return 0xff;
     int e = 0;
     double m = std::frexp(static_cast<double>(x), &e);  // x = m * 2^e, m in [0.5, 1)
-    int exp = e - 1 + (m > 0.75 ? 1 : 0);  // nearest power of two (ties toward the larger)
+    int exp = e - 1 + (m > 0.75 ? 1 : 0);               // nearest power of two (ties toward the larger)
     return static_cast<uint8_t>(std::clamp(exp + 127, 0, 254));
   }
   FloatFormat f = format_of(t);
@@ -74,7 +76,9 @@ uint8_t f32_to_narrow_float(float x, DType t, bool saturate) {
   int total = 1 + e_bits + m_bits;
   uint8_t sign = std::signbit(x) ? static_cast<uint8_t>(1u << (total - 1)) : 0;
   if (t == DType::kF4E2M1) saturate = true;
-  if (std::isnan(x)) return t == DType::kF4E2M1 ? static_cast<uint8_t>(0x7) : static_cast<uint8_t>(f.nan_bits | (f.unsigned_zero ? 0 : sign));
+  if (std::isnan(x))
+    return t == DType::kF4E2M1 ? static_cast<uint8_t>(0x7)
+                               : static_cast<uint8_t>(f.nan_bits | (f.unsigned_zero ? 0 : sign));
   double a = std::fabs(static_cast<double>(x));
   int emin = 1 - f.bias;
   double r = 0;
@@ -88,9 +92,12 @@ uint8_t f32_to_narrow_float(float x, DType t, bool saturate) {
     r = a;
   }
   if (r > f.max_finite) {
-    if (saturate) r = f.max_finite;
-    else if (f.has_inf) return static_cast<uint8_t>(sign | 0x7c);
-    else return static_cast<uint8_t>(f.nan_bits | (f.unsigned_zero ? 0 : sign));
+    if (saturate)
+      r = f.max_finite;
+    else if (f.has_inf)
+      return static_cast<uint8_t>(sign | 0x7c);
+    else
+      return static_cast<uint8_t>(f.nan_bits | (f.unsigned_zero ? 0 : sign));
   }
   if (r == 0) return f.unsigned_zero ? 0 : sign;
   int e = 0;
@@ -132,7 +139,10 @@ int64_t integer_element(const Tensor& t, int64_t i) {
     case DType::kU32: return t.data<uint32_t>()[i];
     case DType::kI64: return t.data<int64_t>()[i];
     case DType::kU64: return static_cast<int64_t>(t.data<uint64_t>()[i]);
-    case DType::kI4: case DType::kU4: case DType::kI2: case DType::kU2: {
+    case DType::kI4:
+    case DType::kU4:
+    case DType::kI2:
+    case DType::kU2: {
       int bits = dtype_bits(t.dtype()), per = 8 / bits;
       uint8_t byte = t.data<uint8_t>()[i / per];
       int64_t v = (byte >> ((i % per) * bits)) & ((1 << bits) - 1);
@@ -153,7 +163,10 @@ void set_integer_element(Tensor& t, int64_t i, int64_t v) {
     case DType::kU32: t.mutable_data<uint32_t>()[i] = static_cast<uint32_t>(v); break;
     case DType::kI64: t.mutable_data<int64_t>()[i] = v; break;
     case DType::kU64: t.mutable_data<uint64_t>()[i] = static_cast<uint64_t>(v); break;
-    case DType::kI4: case DType::kU4: case DType::kI2: case DType::kU2: {
+    case DType::kI4:
+    case DType::kU4:
+    case DType::kI2:
+    case DType::kU2: {
       int bits = dtype_bits(t.dtype()), per = 8 / bits, shift = static_cast<int>(i % per) * bits;
       uint8_t& byte = t.mutable_data<uint8_t>()[i / per];
       uint8_t mask = static_cast<uint8_t>(((1 << bits) - 1) << shift);
@@ -166,7 +179,8 @@ void set_integer_element(Tensor& t, int64_t i, int64_t v) {
 
 double numeric_element(const Tensor& t, int64_t i) {
   DType d = t.dtype();
-  if (d == DType::kF4E2M1) return narrow_float_to_f32(static_cast<uint8_t>(t.data<uint8_t>()[i / 2] >> ((i % 2) * 4)), d);
+  if (d == DType::kF4E2M1)
+    return narrow_float_to_f32(static_cast<uint8_t>(t.data<uint8_t>()[i / 2] >> ((i % 2) * 4)), d);
   if (is_narrow_float(d)) return narrow_float_to_f32(t.data<uint8_t>()[i], d);
   if (dtype_is_integer(d)) return static_cast<double>(integer_element(t, i));
   return t.element_as_double(i);

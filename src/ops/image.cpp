@@ -34,7 +34,8 @@ Status infer_resize(InferContext& ctx) {
   }
   bool has_scales = present_nonempty(ctx, 2), has_sizes = present_nonempty(ctx, 3);
   if (has_scales == has_sizes)
-    return invalid_model("Resize: exactly one of scales and sizes must be given (got {})", has_scales ? "both" : "neither");
+    return invalid_model("Resize: exactly one of scales and sizes must be given (got {})",
+                         has_scales ? "both" : "neither");
   std::string policy = ctx.attr_string("keep_aspect_ratio_policy", "stretch");
   if (policy != "stretch" && policy != "not_larger" && policy != "not_smaller")
     return invalid_model("Resize: keep_aspect_ratio_policy '{}' is not stretch, not_larger or not_smaller", policy);
@@ -77,8 +78,10 @@ Status infer_resize(InferContext& ctx) {
         double s = scales->data<float>()[i];
         if (!(s > 0)) return invalid_model("Resize: scale {} for axis {} must be positive", s, axes[i]);
         Dim& d = out[static_cast<size_t>(axes[i])];
-        if (d.is_fixed()) d = Dim(static_cast<int64_t>(std::floor(s * static_cast<double>(d.value))));
-        else if (s != 1.0) d = Dim::unknown();
+        if (d.is_fixed())
+          d = Dim(static_cast<int64_t>(std::floor(s * static_cast<double>(d.value))));
+        else if (s != 1.0)
+          d = Dim::unknown();
       }
     }
   }
@@ -128,7 +131,8 @@ Status infer_grid_sample(InferContext& ctx) {
   const Shape& x = ctx.input_shape(0);
   const Shape& g = ctx.input_shape(1);
   if (!x.has_rank() || !g.has_rank()) {
-    ctx.set_output(0, ctx.input_dtype(0), x.has_rank() ? Shape(Dims(static_cast<size_t>(x.rank()), Dim::unknown())) : Shape());
+    ctx.set_output(0, ctx.input_dtype(0),
+                   x.has_rank() ? Shape(Dims(static_cast<size_t>(x.rank()), Dim::unknown())) : Shape());
     return Status::ok();
   }
   const Dim& last = g[static_cast<size_t>(g.rank() - 1)];
@@ -203,18 +207,34 @@ Status infer_nms(InferContext& ctx) {
 }
 
 [[maybe_unused]] const bool registered = [] {
-  OpRegistration(OpSchema{.name = "Resize", .since_opset = 10, .min_inputs = 1, .max_inputs = 4,
-                          .infer = infer_resize, .upgrades = {{11, upgrade_resize_10}}});
-  OpRegistration(OpSchema{.name = "Upsample", .since_opset = 1, .min_inputs = 1, .max_inputs = 2,
-                          .infer = infer_resize, .upgrades = {{1000, upgrade_upsample}}});
-  OpRegistration(OpSchema{.name = "GridSample", .since_opset = 16, .min_inputs = 2, .max_inputs = 2,
-                          .infer = infer_grid_sample, .upgrades = {{20, upgrade_grid_sample_16}}});
-  OpRegistration(OpSchema{.name = "AffineGrid", .since_opset = 20, .min_inputs = 2, .max_inputs = 2,
-                          .infer = infer_affine_grid});
-  OpRegistration(OpSchema{.name = "RoiAlign", .since_opset = 10, .min_inputs = 3, .max_inputs = 3,
-                          .infer = infer_roi_align, .upgrades = {{16, upgrade_roi_align_10}}});
-  OpRegistration(OpSchema{.name = "NonMaxSuppression", .since_opset = 10, .min_inputs = 2, .max_inputs = 5,
-                          .infer = infer_nms});
+  OpRegistration(OpSchema{.name = "Resize",
+                          .since_opset = 10,
+                          .min_inputs = 1,
+                          .max_inputs = 4,
+                          .infer = infer_resize,
+                          .upgrades = {{11, upgrade_resize_10}}});
+  OpRegistration(OpSchema{.name = "Upsample",
+                          .since_opset = 1,
+                          .min_inputs = 1,
+                          .max_inputs = 2,
+                          .infer = infer_resize,
+                          .upgrades = {{1000, upgrade_upsample}}});
+  OpRegistration(OpSchema{.name = "GridSample",
+                          .since_opset = 16,
+                          .min_inputs = 2,
+                          .max_inputs = 2,
+                          .infer = infer_grid_sample,
+                          .upgrades = {{20, upgrade_grid_sample_16}}});
+  OpRegistration(
+      OpSchema{.name = "AffineGrid", .since_opset = 20, .min_inputs = 2, .max_inputs = 2, .infer = infer_affine_grid});
+  OpRegistration(OpSchema{.name = "RoiAlign",
+                          .since_opset = 10,
+                          .min_inputs = 3,
+                          .max_inputs = 3,
+                          .infer = infer_roi_align,
+                          .upgrades = {{16, upgrade_roi_align_10}}});
+  OpRegistration(
+      OpSchema{.name = "NonMaxSuppression", .since_opset = 10, .min_inputs = 2, .max_inputs = 5, .infer = infer_nms});
   return true;
 }();
 

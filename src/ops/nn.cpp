@@ -215,8 +215,14 @@ Status upgrade_float_p(UpgradeContext& ctx) {
 
 void add(const char* name, int min_in, int max_in, InferFn fn, int max_out = 1, std::vector<OpUpgrade> up = {},
          int since = 1) {
-  OpRegistration(OpSchema{.name = name, .since_opset = since, .min_inputs = min_in, .max_inputs = max_in,
-                          .min_outputs = 1, .max_outputs = max_out, .infer = std::move(fn), .upgrades = std::move(up)});
+  OpRegistration(OpSchema{.name = name,
+                          .since_opset = since,
+                          .min_inputs = min_in,
+                          .max_inputs = max_in,
+                          .min_outputs = 1,
+                          .max_outputs = max_out,
+                          .infer = std::move(fn),
+                          .upgrades = std::move(up)});
 }
 
 [[maybe_unused]] const bool registered = [] {

@@ -48,7 +48,8 @@ Status infer_quantize(InferContext& ctx) {
       return invalid_model("QuantizeLinear: output_dtype {} differs from y_zero_point's dtype {}", attr,
                            dtype_name(out));
   } else if (attr != 0) {
-    if (!dtype_is_known(static_cast<int>(attr))) return invalid_model("QuantizeLinear: output_dtype {} is unknown", attr);
+    if (!dtype_is_known(static_cast<int>(attr)))
+      return invalid_model("QuantizeLinear: output_dtype {} is unknown", attr);
     out = static_cast<DType>(attr);
   }
   ctx.set_output(0, out, ctx.input_shape(0));
@@ -60,7 +61,8 @@ Status infer_dequantize(InferContext& ctx) {
   DType out = ctx.input_dtype(1);
   int64_t attr = ctx.attr_int("output_dtype", 0);
   if (attr != 0) {
-    if (!dtype_is_known(static_cast<int>(attr))) return invalid_model("DequantizeLinear: output_dtype {} is unknown", attr);
+    if (!dtype_is_known(static_cast<int>(attr)))
+      return invalid_model("DequantizeLinear: output_dtype {} is unknown", attr);
     out = static_cast<DType>(attr);
   } else if (out == DType::kF8E8M0) {
     out = DType::kF32;
@@ -103,14 +105,19 @@ Status infer_qlinear_matmul(InferContext& ctx) {
 }
 
 [[maybe_unused]] const bool registered = [] {
-  OpRegistration(OpSchema{.name = "QuantizeLinear", .since_opset = 10, .min_inputs = 2, .max_inputs = 3,
-                          .infer = infer_quantize});
-  OpRegistration(OpSchema{.name = "DequantizeLinear", .since_opset = 10, .min_inputs = 2, .max_inputs = 3,
-                          .infer = infer_dequantize});
-  OpRegistration(OpSchema{.name = "DynamicQuantizeLinear", .since_opset = 11, .min_inputs = 1, .max_inputs = 1,
-                          .min_outputs = 3, .max_outputs = 3, .infer = infer_dynamic_quantize});
-  OpRegistration(OpSchema{.name = "QLinearMatMul", .since_opset = 10, .min_inputs = 8, .max_inputs = 8,
-                          .infer = infer_qlinear_matmul});
+  OpRegistration(
+      OpSchema{.name = "QuantizeLinear", .since_opset = 10, .min_inputs = 2, .max_inputs = 3, .infer = infer_quantize});
+  OpRegistration(OpSchema{
+      .name = "DequantizeLinear", .since_opset = 10, .min_inputs = 2, .max_inputs = 3, .infer = infer_dequantize});
+  OpRegistration(OpSchema{.name = "DynamicQuantizeLinear",
+                          .since_opset = 11,
+                          .min_inputs = 1,
+                          .max_inputs = 1,
+                          .min_outputs = 3,
+                          .max_outputs = 3,
+                          .infer = infer_dynamic_quantize});
+  OpRegistration(OpSchema{
+      .name = "QLinearMatMul", .since_opset = 10, .min_inputs = 8, .max_inputs = 8, .infer = infer_qlinear_matmul});
   return true;
 }();
 

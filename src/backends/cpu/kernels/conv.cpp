@@ -73,7 +73,8 @@ Status run_conv(CpuKernelContext& ctx) {
   KILN_RETURN_IF_ERROR(check_conv_shapes(p, w, group, "Conv"));
   int64_t m_count = w.dim(0);
   const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
-  if (b && b->numel() != m_count) return invalid_model("Conv: bias has {} values for {} output channels", b->numel(), m_count);
+  if (b && b->numel() != m_count)
+    return invalid_model("Conv: bias has {} values for {} output channels", b->numel(), m_count);
   std::vector<int64_t> dims{p.batch, m_count};
   for (int64_t d : p.out_dims()) dims.push_back(d);
   Tensor& y = ctx.allocate_output(0, dims);
@@ -190,8 +191,10 @@ Status run_qlinear_conv(CpuKernelContext& ctx) {
         double real = static_cast<double>(acc + bias[m]) * (static_cast<double>(xs[0]) * ws[ws.size() == 1 ? 0 : m]);
         int64_t q = round_half_even(static_cast<float>(real / ys[0])) + yz[0];
         int64_t at = (n * m_count + m) * osize + o;
-        if (yt == DType::kU8) static_cast<uint8_t*>(yd)[at] = static_cast<uint8_t>(std::clamp<int64_t>(q, 0, 255));
-        else static_cast<int8_t*>(yd)[at] = static_cast<int8_t>(std::clamp<int64_t>(q, -128, 127));
+        if (yt == DType::kU8)
+          static_cast<uint8_t*>(yd)[at] = static_cast<uint8_t>(std::clamp<int64_t>(q, 0, 255));
+        else
+          static_cast<int8_t*>(yd)[at] = static_cast<int8_t>(std::clamp<int64_t>(q, -128, 127));
       });
   return Status::ok();
 }

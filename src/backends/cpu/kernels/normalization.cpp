@@ -15,9 +15,9 @@ namespace {
 Expected<std::vector<double>> as_doubles(const Tensor& t, const char* what) {
   std::vector<double> out(static_cast<size_t>(t.numel()));
   KILN_RETURN_IF_ERROR(visit_dtype(t.dtype(), kFloatTypes, [&]<typename T>() {
-    for (int64_t i = 0; i < t.numel(); ++i) out[i] = static_cast<compute_t<T>>(t.data<T>()[i]);
-    return Status::ok();
-  }).with_context(what));
+                         for (int64_t i = 0; i < t.numel(); ++i) out[i] = static_cast<compute_t<T>>(t.data<T>()[i]);
+                         return Status::ok();
+                       }).with_context(what));
   return out;
 }
 
@@ -137,7 +137,8 @@ Status run_group_norm(CpuKernelContext& ctx) {
   bool per_group = static_cast<int64_t>(scale.size()) == groups && groups != c;
   int64_t want = per_group ? groups : c;
   if (static_cast<int64_t>(scale.size()) != want || static_cast<int64_t>(bias.size()) != want)
-    return invalid_model("GroupNormalization: scale/bias have {}/{} values for {} channels", scale.size(), bias.size(), c);
+    return invalid_model("GroupNormalization: scale/bias have {}/{} values for {} channels", scale.size(), bias.size(),
+                         c);
   normalize_blocks(v, n * groups, c / groups * inner, ctx.node().attr_float("epsilon", 1e-5f), true);
   for (int64_t i = 0; i < static_cast<int64_t>(v.size()); ++i) {
     int64_t ch = (i / inner) % c, k = per_group ? ch / (c / groups) : ch;
@@ -157,12 +158,13 @@ std::vector<int64_t> param_offsets(const Tensor& param, const std::vector<int64_
 }
 
 Status check_broadcastable(const Tensor& p, const std::vector<int64_t>& inner, const char* what) {
-  if (p.rank() > static_cast<int64_t>(inner.size())) return invalid_model("{} rank {} exceeds the normalized dims", what, p.rank());
+  if (p.rank() > static_cast<int64_t>(inner.size()))
+    return invalid_model("{} rank {} exceeds the normalized dims", what, p.rank());
   for (int64_t i = 0; i < p.rank(); ++i) {
     int64_t pd = p.dim(p.rank() - 1 - i), xd = inner[inner.size() - 1 - i];
     if (pd != 1 && pd != xd)
-      return invalid_model("{} shape {} does not broadcast to the normalized dims {}", what, Shape::of(p.dims()).to_string(),
-                           Shape::of(inner).to_string());
+      return invalid_model("{} shape {} does not broadcast to the normalized dims {}", what,
+                           Shape::of(p.dims()).to_string(), Shape::of(inner).to_string());
   }
   return Status::ok();
 }
@@ -172,7 +174,8 @@ Status run_layer_norm(CpuKernelContext& ctx, bool center) {
   const char* op = center ? "LayerNormalization" : "RMSNormalization";
   const Tensor& x = ctx.input(0);
   int64_t axis = ctx.node().attr_int("axis", -1);
-  if (axis < -x.rank() || axis >= x.rank()) return invalid_model("{}: axis {} out of range for rank {}", op, axis, x.rank());
+  if (axis < -x.rank() || axis >= x.rank())
+    return invalid_model("{}: axis {} out of range for rank {}", op, axis, x.rank());
   if (axis < 0) axis += x.rank();
   std::vector<int64_t> inner_dims(x.dims().begin() + axis, x.dims().end());
   int64_t inner = checked_numel(inner_dims), outer = x.numel() / std::max<int64_t>(inner, 1);

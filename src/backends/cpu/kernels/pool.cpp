@@ -152,9 +152,12 @@ Status run_global_pool(CpuKernelContext& ctx, GlobalKind kind) {
         double acc = kind == GlobalKind::kMax ? -std::numeric_limits<double>::infinity() : 0.0;
         for (int64_t i = 0; i < size; ++i) {
           double v = static_cast<compute_t<T>>(xd[c * size + i]);
-          if (kind == GlobalKind::kMax) acc = std::max(acc, v);
-          else if (kind == GlobalKind::kAverage) acc += v;
-          else acc += std::pow(std::fabs(v), lp);
+          if (kind == GlobalKind::kMax)
+            acc = std::max(acc, v);
+          else if (kind == GlobalKind::kAverage)
+            acc += v;
+          else
+            acc += std::pow(std::fabs(v), lp);
         }
         if (kind == GlobalKind::kAverage) acc /= static_cast<double>(size);
         if (kind == GlobalKind::kLp) acc = std::pow(acc, 1.0 / lp);
@@ -180,10 +183,12 @@ Status run_max_unpool(CpuKernelContext& ctx) {
   std::vector<int64_t> dims = full;
   if (ctx.has_input(2)) {
     KILN_ASSIGN_OR_RETURN(dims, ctx.input(2).to_i64_vector());
-    if (dims.size() != full.size()) return invalid_model("MaxUnpool: output_shape has {} dims, expected {}", dims.size(), full.size());
+    if (dims.size() != full.size())
+      return invalid_model("MaxUnpool: output_shape has {} dims, expected {}", dims.size(), full.size());
     for (size_t i = 0; i < dims.size(); ++i)
       if (dims[i] < full[i])
-        return unsupported("MaxUnpool: output_shape dim {} is {}, smaller than the unpooled size {}", i, dims[i], full[i]);
+        return unsupported("MaxUnpool: output_shape dim {} is {}, smaller than the unpooled size {}", i, dims[i],
+                           full[i]);
   }
   int64_t full_n = checked_numel(full);
   if (full_n < 0) return invalid_model("MaxUnpool: unpooled dims are negative");

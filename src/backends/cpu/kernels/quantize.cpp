@@ -1,13 +1,14 @@
 // QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear and QLinearMatMul.
 // Quantized elements of every width (packed 2/4-bit integers, 8-bit and 4-bit
 // floats) go through ir/quantize.h.
+#include "ir/quantize.h"
+
 #include <algorithm>
 #include <cmath>
 
 #include "backends/cpu/cpu_kernel.h"
 #include "backends/cpu/dtype_dispatch.h"
 #include "backends/cpu/index_util.h"
-#include "ir/quantize.h"
 
 namespace kiln {
 namespace {
@@ -30,7 +31,8 @@ Expected<ScaleIndex> scale_index(const CpuKernelContext& ctx, const Tensor& x, c
   int64_t block = ctx.node().attr_int("block_size", 0);
   if (scale.numel() == 1 && (block == 0 || x.numel() <= 1)) return s;
   int64_t axis = ctx.node().attr_int("axis", 1);
-  if (axis < -x.rank() || axis >= x.rank()) return invalid_model("{}: axis {} out of range for rank {}", op, axis, x.rank());
+  if (axis < -x.rank() || axis >= x.rank())
+    return invalid_model("{}: axis {} out of range for rank {}", op, axis, x.rank());
   if (axis < 0) axis += x.rank();
   s.per_tensor = false;
   s.d = x.dim(axis);
@@ -92,9 +94,11 @@ Status run_dequantize(CpuKernelContext& ctx) {
   const Tensor& scale = ctx.input(1);
   const Tensor* zp = ctx.has_input(2) ? &ctx.input(2) : nullptr;
   KILN_ASSIGN_OR_RETURN(ScaleIndex si, scale_index(ctx, x, scale, "DequantizeLinear"));
-  if (zp && zp->numel() != scale.numel()) return invalid_model("DequantizeLinear: x_zero_point and x_scale sizes differ");
+  if (zp && zp->numel() != scale.numel())
+    return invalid_model("DequantizeLinear: x_zero_point and x_scale sizes differ");
   if (zp && zp->dtype() != x.dtype())
-    return invalid_model("DequantizeLinear: x_zero_point is {} but x is {}", dtype_name(zp->dtype()), dtype_name(x.dtype()));
+    return invalid_model("DequantizeLinear: x_zero_point is {} but x is {}", dtype_name(zp->dtype()),
+                         dtype_name(x.dtype()));
   if (!is_narrow_float(x.dtype()) && !dtype_is_integer(x.dtype()))
     return unsupported("DequantizeLinear: input dtype {} is not supported", dtype_name(x.dtype()));
   Tensor& y = ctx.allocate_output(0, x.dims());

@@ -22,8 +22,8 @@ struct ResizeAttrs {
 struct AxisTaps {
   int64_t out = 0;
   int taps = 0;
-  std::vector<int64_t> index;   // out * taps, clamped into the input
-  std::vector<double> weight;   // out * taps
+  std::vector<int64_t> index;     // out * taps, clamped into the input
+  std::vector<double> weight;     // out * taps
   std::vector<bool> extrapolate;  // tf_crop_and_resize positions outside the input
 };
 
@@ -101,8 +101,10 @@ AxisTaps make_taps(const ResizeAttrs& r, int64_t in, int64_t out, double scale, 
     if (y == 0) t.taps = static_cast<int>(n);
     // The n taps nearest x, preferring the lower side (as ONNX's reference picks them).
     int64_t start = static_cast<int64_t>(fl);
-    if (n % 2 == 0) start += integral ? -(n / 2) : -(n / 2) + 1;
-    else start += frac <= 0.5 ? -((n - 1) / 2) : -((n - 1) / 2) + 1;
+    if (n % 2 == 0)
+      start += integral ? -(n / 2) : -(n / 2) + 1;
+    else
+      start += frac <= 0.5 ? -((n - 1) / 2) : -((n - 1) / 2) + 1;
     if (r.exclude_outside) {
       double sum = 0;
       for (int64_t k = 0; k < n; ++k) {
@@ -191,7 +193,8 @@ Status run_resize(CpuKernelContext& ctx) {
   std::vector<double> roi = float_input(ctx, 1), scales_in = float_input(ctx, 2);
   std::vector<double> scale(rank, 1.0), roi_lo(rank, 0.0), roi_hi(rank, 1.0);
   if (!roi.empty()) {
-    if (roi.size() != 2 * axes.size()) return invalid_model("Resize: roi has {} values for {} axes", roi.size(), axes.size());
+    if (roi.size() != 2 * axes.size())
+      return invalid_model("Resize: roi has {} values for {} axes", roi.size(), axes.size());
     for (size_t i = 0; i < axes.size(); ++i) roi_lo[axes[i]] = roi[i], roi_hi[axes[i]] = roi[i + axes.size()];
   }
   auto out_dims = ctx.inferred_dims(0);

@@ -66,8 +66,10 @@ std::vector<Tap> grid_taps(float x, int64_t size, const std::string& mode, const
   double v = x;
   if (mode == "nearest") v = std::nearbyint(v);
   if (v < lo || v > hi) {
-    if (padding == "border") v = std::clamp(v, 0.0, static_cast<double>(size - 1));
-    else if (padding == "reflection") v = reflect(v, lo, hi);
+    if (padding == "border")
+      v = std::clamp(v, 0.0, static_cast<double>(size - 1));
+    else if (padding == "reflection")
+      v = reflect(v, lo, hi);
   }
   auto fetch = [&](int64_t i) -> int64_t {
     if (padding == "zeros") return i >= 0 && i < size ? i : -1;
@@ -78,7 +80,9 @@ std::vector<Tap> grid_taps(float x, int64_t size, const std::string& mode, const
   double f = std::floor(v), t = v - f;
   auto i0 = static_cast<int64_t>(f);
   if (mode == "linear") return {{fetch(i0), 1 - t}, {fetch(i0 + 1), t}};
-  return {{fetch(i0 - 1), cubic_weight(t + 1)}, {fetch(i0), cubic_weight(t)}, {fetch(i0 + 1), cubic_weight(1 - t)},
+  return {{fetch(i0 - 1), cubic_weight(t + 1)},
+          {fetch(i0), cubic_weight(t)},
+          {fetch(i0 + 1), cubic_weight(1 - t)},
           {fetch(i0 + 2), cubic_weight(2 - t)}};
 }
 
@@ -113,7 +117,8 @@ Status run_grid_sample(CpuKernelContext& ctx) {
       for (size_t d = 0; d < r; ++d) {
         double g = gv[np * r + (r - 1 - d)];
         auto size = static_cast<double>(in[d]);
-        float coord = align ? static_cast<float>((g + 1) / 2.0 * (size - 1)) : static_cast<float>(((g + 1) * size - 1) / 2.0);
+        float coord =
+            align ? static_cast<float>((g + 1) / 2.0 * (size - 1)) : static_cast<float>(((g + 1) * size - 1) / 2.0);
         taps[d] = grid_taps(coord, in[d], mode, padding, align);
       }
       // Every combination of one tap per dim.
@@ -155,7 +160,8 @@ Status run_affine_grid(CpuKernelContext& ctx) {
   int64_t n = size[0];
   if (theta.rank() != 3 || theta.dim(0) != n || theta.dim(1) != static_cast<int64_t>(r) ||
       theta.dim(2) != static_cast<int64_t>(r) + 1)
-    return invalid_model("AffineGrid: theta {} does not fit size of {} spatial dims", Shape::of(theta.dims()).to_string(), r);
+    return invalid_model("AffineGrid: theta {} does not fit size of {} spatial dims",
+                         Shape::of(theta.dims()).to_string(), r);
   std::vector<int64_t> spatial(size.begin() + 2, size.end());
   int64_t points = checked_numel(spatial);
   std::vector<int64_t> dims{n};
@@ -220,8 +226,10 @@ Status run_roi_align(CpuKernelContext& ctx) {
           bool first = true;
           for (int64_t iy = 0; iy < gh; ++iy)
             for (int64_t ix = 0; ix < gw; ++ix) {
-              double y = sh + static_cast<double>(ph) * bh + (static_cast<double>(iy) + 0.5) * bh / static_cast<double>(gh);
-              double xx = sw + static_cast<double>(pw) * bw + (static_cast<double>(ix) + 0.5) * bw / static_cast<double>(gw);
+              double y =
+                  sh + static_cast<double>(ph) * bh + (static_cast<double>(iy) + 0.5) * bh / static_cast<double>(gh);
+              double xx =
+                  sw + static_cast<double>(pw) * bw + (static_cast<double>(ix) + 0.5) * bw / static_cast<double>(gw);
               std::array<double, 4> v{0, 0, 0, 0};
               if (!(y < -1.0 || y > static_cast<double>(h) || xx < -1.0 || xx > static_cast<double>(w))) {
                 y = std::max(y, 0.0), xx = std::max(xx, 0.0);
@@ -343,10 +351,12 @@ Status run_deform_conv(CpuKernelContext& ctx) {
     return invalid_model("DeformConv: offset {} does not fit [N, {}, {}, {}]", Shape::of(offset.dims()).to_string(),
                          og * kh * kw * 2, oh, ow);
   const Tensor* mask = ctx.has_input(4) ? &ctx.input(4) : nullptr;
-  if (mask && mask->numel() != p.batch * og * kh * kw * oh * ow) return invalid_model("DeformConv: mask shape does not fit");
+  if (mask && mask->numel() != p.batch * og * kh * kw * oh * ow)
+    return invalid_model("DeformConv: mask shape does not fit");
   std::vector<double> xv = to_doubles(x), wv = to_doubles(wt), ov = to_doubles(offset);
   std::vector<double> mv = mask ? to_doubles(*mask) : std::vector<double>();
-  std::vector<double> bv = ctx.has_input(3) ? to_doubles(ctx.input(3)) : std::vector<double>(static_cast<size_t>(m), 0.0);
+  std::vector<double> bv =
+      ctx.has_input(3) ? to_doubles(ctx.input(3)) : std::vector<double>(static_cast<size_t>(m), 0.0);
   std::vector<double> out(static_cast<size_t>(p.batch * m * oh * ow));
   int64_t cg = c / group, mg = m / group, cog = c / og;
   parallel_for(p.batch * m, oh * ow * cg * kh * kw, [&](int64_t begin, int64_t end) {

@@ -15,9 +15,9 @@ namespace kiln {
 
 struct WindowPlan {
   int64_t batch = 0, channels = 0;
-  size_t spatial = 0;                      // the real spatial rank (1..3)
-  std::array<int64_t, 3> in{1, 1, 1};      // input spatial dims
-  std::array<int64_t, 3> out{1, 1, 1};     // output spatial dims
+  size_t spatial = 0;                   // the real spatial rank (1..3)
+  std::array<int64_t, 3> in{1, 1, 1};   // input spatial dims
+  std::array<int64_t, 3> out{1, 1, 1};  // output spatial dims
   std::array<int64_t, 3> kernel{1, 1, 1};
   std::array<int64_t, 3> stride{1, 1, 1};
   std::array<int64_t, 3> dilation{1, 1, 1};
