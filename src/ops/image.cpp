@@ -42,6 +42,9 @@ Status infer_resize(InferContext& ctx) {
   Dims out = *x.dims;
   if (has_sizes) {
     auto sizes = ctx.input_dims_value(3);
+    if (auto fixed = ctx.input_ints(3))
+      for (int64_t v : *fixed)
+        if (v < 0) return invalid_model("Resize: sizes has a negative value {}", v);
     if (!sizes) {
       for (int64_t a : axes) out[static_cast<size_t>(a)] = Dim::unknown();
     } else if (sizes->size() != axes.size()) {

@@ -466,6 +466,17 @@ TEST(NnKernel, DequantizeLinearBlockedUsesOneScalePerBlock) {
   EXPECT_EQ(values(y), (std::vector<float>{10, 20, 1.5f, 2}));
 }
 
+TEST(NnKernel, ResizeOpset10SamplesAsymmetricFloor) {
+  NnGraph t;
+  Node* n = t.op("Resize", {t.input("x", DType::kF32, {1, 4}), t.constant("s", f32({2}, {1, 0.75f}))}, 1, {}, 10);
+  ASSERT_TRUE(t.upgrade(n).is_ok());
+  ASSERT_EQ(n->inputs.size(), 3u);
+  EXPECT_EQ(n->inputs[1], nullptr);
+  // Output length floor(4 * 0.75) = 3; source x = y / 0.75 = 0, 1.33, 2.67 -> floor 0, 1, 2.
+  Tensor y = t.run({f32({1, 4}, {10, 20, 30, 40})});
+  EXPECT_EQ(values(y), (std::vector<float>{10, 20, 30}));
+}
+
 TEST(Float8, RoundsToNearestEvenAndSaturatesOrOverflows) {
   EXPECT_EQ(f32_to_narrow_float(448.0f, DType::kF8E4M3FN, true), 0x7e);
   EXPECT_EQ(f32_to_narrow_float(1000.0f, DType::kF8E4M3FN, true), 0x7e);

@@ -164,6 +164,7 @@ Status run_affine_grid(CpuKernelContext& ctx) {
                          Shape::of(theta.dims()).to_string(), r);
   std::vector<int64_t> spatial(size.begin() + 2, size.end());
   int64_t points = checked_numel(spatial);
+  if (points < 0 || n < 0) return invalid_model("AffineGrid: size {} has a negative dim", Shape::of(size).to_string());
   std::vector<int64_t> dims{n};
   dims.insert(dims.end(), spatial.begin(), spatial.end());
   dims.push_back(static_cast<int64_t>(r));
@@ -357,6 +358,8 @@ Status run_deform_conv(CpuKernelContext& ctx) {
   std::vector<double> mv = mask ? to_doubles(*mask) : std::vector<double>();
   std::vector<double> bv =
       ctx.has_input(3) ? to_doubles(ctx.input(3)) : std::vector<double>(static_cast<size_t>(m), 0.0);
+  if (static_cast<int64_t>(bv.size()) != m)
+    return invalid_model("DeformConv: B has {} values for {} output channels", bv.size(), m);
   std::vector<double> out(static_cast<size_t>(p.batch * m * oh * ow));
   int64_t cg = c / group, mg = m / group, cog = c / og;
   parallel_for(p.batch * m, oh * ow * cg * kh * kw, [&](int64_t begin, int64_t end) {
