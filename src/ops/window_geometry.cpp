@@ -22,6 +22,9 @@ Status check_count(const Node& node, const char* key, const std::vector<int64_t>
 
 Expected<WindowAttrs> read_window_attrs(const Node& node, size_t spatial, std::vector<int64_t> kernel) {
   WindowAttrs a;
+  if (!kernel.empty() && node.has_attr("kernel_shape") && node.attr_ints("kernel_shape") != kernel)
+    return invalid_model("{}: kernel_shape {} differs from the weight's spatial dims {}", node.op_type,
+                         fmt::join(node.attr_ints("kernel_shape"), ","), fmt::join(kernel, ","));
   a.kernel = node.attr_ints("kernel_shape", std::move(kernel));
   KILN_RETURN_IF_ERROR(check_count(node, "kernel_shape", a.kernel, spatial));
   a.strides = node.attr_ints("strides", std::vector<int64_t>(spatial, 1));

@@ -100,6 +100,13 @@ TEST(NnInfer, ConvRejectsChannelMismatch) {
   EXPECT_NE(t.infer(n).find("channels"), std::string::npos);
 }
 
+TEST(NnInfer, ConvRejectsKernelShapeThatDiffersFromWeight) {
+  NnGraph t;
+  Node* n = t.op("Conv", {t.input("x", DType::kF32, {1, 1, 8}), t.input("w", DType::kF32, {1, 1, 3})}, 1,
+                 {{"kernel_shape", ints({5})}});
+  EXPECT_NE(t.infer(n).find("kernel_shape 5 differs"), std::string::npos);
+}
+
 TEST(NnInfer, ConvTransposeOutputPaddingAndGroups) {
   NnGraph t;
   Value* x = t.input("x", DType::kF32, {sym("b"), 4, 5, 5});
