@@ -1,0 +1,259 @@
+// Conv, ConvInteger, QLinearConv and ConvTranspose: direct loops (no im2col),
+// accumulating floats in double and integers in int64, so the result is the
+// exactly rounded sum the GPU kernels are checked against.
+#include <algorithm>
+#include <cmath>
+
+#include "backends/cpu/cpu_kernel.h"
+#include "backends/cpu/dtype_dispatch.h"
+#include "backends/cpu/kernels/window_plan.h"
+#include "ir/quantize.h"
+#include "support/parallel.h"
+
+namespace kiln {
+namespace {
+
+std::vector<int64_t> weight_kernel(const Tensor& w) { return {w.dims().begin() + 2, w.dims().end()}; }
+
+Status check_conv_shapes(const WindowPlan& p, const Tensor& w, int64_t group, const char* op) {
+  if (w.rank() != static_cast<int64_t>(p.spatial) + 2)
+    return invalid_model("{}: weight rank {} does not match input rank {}", op, w.rank(), p.spatial + 2);
+  if (group < 1 || p.channels % group != 0 || w.dim(0) % group != 0)
+    return invalid_model("{}: group {} does not divide input channels {} and output channels {}", op, group, p.channels,
+                         w.dim(0));
+  if (w.dim(1) * group != p.channels)
+    return invalid_model("{}: weight has {} channels per group, input {} channels with group {}", op, w.dim(1),
+                         p.channels, group);
+  return Status::ok();
+}
+
+// Calls body(n, m, out_index, acc) with acc = sum over the window of
+// x_at(x_flat_index) * w_at(w_flat_index) for every output element.
+template <typename Acc, typename XAt, typename WAt, typename Body>
+void conv_loops(const WindowPlan& p, int64_t out_channels, int64_t group, XAt x_at, WAt w_at, Body body) {
+  int64_t cg = p.channels / group, mg = out_channels / group;
+  int64_t ksize = p.kernel_size(), isize = p.in_size();
+  parallel_for(p.batch * out_channels, p.out_size() * cg * ksize, [&](int64_t begin, int64_t end) {
+    for (int64_t nm = begin; nm < end; ++nm) {
+      int64_t n = nm / out_channels, m = nm % out_channels, g = m / mg;
+      int64_t o = 0;
+      for (int64_t od = 0; od < p.out[0]; ++od)
+        for (int64_t oh = 0; oh < p.out[1]; ++oh)
+          for (int64_t ow = 0; ow < p.out[2]; ++ow, ++o) {
+            Acc acc = 0;
+            for (int64_t c = 0; c < cg; ++c) {
+              int64_t x_base = (n * p.channels + g * cg + c) * isize;
+              int64_t w_base = (m * cg + c) * ksize;
+              for (int64_t kd = 0; kd < p.kernel[0]; ++kd) {
+                int64_t id = od * p.stride[0] - p.pad_begin[0] + kd * p.dilation[0];
+                if (id < 0 || id >= p.in[0]) continue;
+                for (int64_t kh = 0; kh < p.kernel[1]; ++kh) {
+                  int64_t ih = oh * p.stride[1] - p.pad_begin[1] + kh * p.dilation[1];
+                  if (ih < 0 || ih >= p.in[1]) continue;
+                  for (int64_t kw = 0; kw < p.kernel[2]; ++kw) {
+                    int64_t iw = ow * p.stride[2] - p.pad_begin[2] + kw * p.dilation[2];
+                    if (iw < 0 || iw >= p.in[2]) continue;
+                    acc += static_cast<Acc>(x_at(x_base + (id * p.in[1] + ih) * p.in[2] + iw)) *
+                           static_cast<Acc>(w_at(w_base + (kd * p.kernel[1] + kh) * p.kernel[2] + kw));
+                  }
+                }
+              }
+            }
+            body(n, m, o, acc);
+          }
+    }
+  });
+}
+
+Status run_conv(CpuKernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  int64_t group = ctx.node().attr_int("group", 1);
+  KILN_ASSIGN_OR_RETURN(WindowPlan p, plan_window(ctx.node(), x.dims(), weight_kernel(w)));
+  KILN_RETURN_IF_ERROR(check_conv_shapes(p, w, group, "Conv"));
+  int64_t m_count = w.dim(0);
+  const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+  if (b && b->numel() != m_count)
+    return invalid_model("Conv: bias has {} values for {} output channels", b->numel(), m_count);
+  std::vector<int64_t> dims{p.batch, m_count};
+  for (int64_t d : p.out_dims()) dims.push_back(d);
+  Tensor& y = ctx.allocate_output(0, dims);
+  return visit_dtype(x.dtype(), kFloatTypes, [&]<typename T>() {
+    const T* xd = x.data<T>();
+    const T* wd = w.data<T>();
+    const T* bd = b ? b->data<T>() : nullptr;
+    T* yd = y.mutable_data<T>();
+    int64_t osize = p.out_size();
+    conv_loops<double>(
+        p, m_count, group, [&](int64_t i) { return static_cast<double>(static_cast<compute_t<T>>(xd[i])); },
+        [&](int64_t i) { return static_cast<double>(static_cast<compute_t<T>>(wd[i])); },
+        [&](int64_t n, int64_t m, int64_t o, double acc) {
+          if (bd) acc += static_cast<double>(static_cast<compute_t<T>>(bd[m]));
+          yd[(n * m_count + m) * osize + o] = T(static_cast<compute_t<T>>(acc));
+        });
+    return Status::ok();
+  });
+}
+
+// Reads 8-bit integer tensors (u8 or i8) widened to int32.
+Expected<std::vector<int32_t>> widen_8bit(const Tensor& t, const char* what) {
+  std::vector<int32_t> out(static_cast<size_t>(t.numel()));
+  if (t.dtype() == DType::kU8) {
+    for (int64_t i = 0; i < t.numel(); ++i) out[i] = t.data<uint8_t>()[i];
+  } else if (t.dtype() == DType::kI8) {
+    for (int64_t i = 0; i < t.numel(); ++i) out[i] = t.data<int8_t>()[i];
+  } else {
+    return unsupported("{} has dtype {}; only uint8 and int8 are allowed", what, dtype_name(t.dtype()));
+  }
+  return out;
+}
+
+// A zero point that is per tensor (one value) or per output channel.
+Expected<std::vector<int32_t>> zero_points(const CpuKernelContext& ctx, size_t i, int64_t channels, const char* what) {
+  if (!ctx.has_input(i)) return std::vector<int32_t>(1, 0);
+  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> z, widen_8bit(ctx.input(i), what));
+  if (z.size() != 1 && static_cast<int64_t>(z.size()) != channels)
+    return invalid_model("{} has {} values; expected 1 or {}", what, z.size(), channels);
+  return z;
+}
+
+Status run_conv_integer(CpuKernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  int64_t group = ctx.node().attr_int("group", 1);
+  KILN_ASSIGN_OR_RETURN(WindowPlan p, plan_window(ctx.node(), x.dims(), weight_kernel(w)));
+  KILN_RETURN_IF_ERROR(check_conv_shapes(p, w, group, "ConvInteger"));
+  int64_t m_count = w.dim(0);
+  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> xv, widen_8bit(x, "ConvInteger x"));
+  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> wv, widen_8bit(w, "ConvInteger w"));
+  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> xz, zero_points(ctx, 2, 1, "ConvInteger x_zero_point"));
+  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> wz, zero_points(ctx, 3, m_count, "ConvInteger w_zero_point"));
+  std::vector<int64_t> dims{p.batch, m_count};
+  for (int64_t d : p.out_dims()) dims.push_back(d);
+  Tensor& y = ctx.allocate_output(0, dims);
+  int32_t* yd = y.mutable_data<int32_t>();
+  int64_t osize = p.out_size(), wper = wv.size() / std::max<int64_t>(m_count, 1);
+  // The zero point of w depends on the output channel: subtract it when reading.
+  for (int64_t i = 0; i < static_cast<int64_t>(xv.size()); ++i) xv[i] -= xz[0];
+  for (int64_t i = 0; i < static_cast<int64_t>(wv.size()); ++i) wv[i] -= wz[wz.size() == 1 ? 0 : i / wper];
+  conv_loops<int64_t>(
+      p, m_count, group, [&](int64_t i) { return xv[i]; }, [&](int64_t i) { return wv[i]; },
+      [&](int64_t n, int64_t m, int64_t o, int64_t acc) {
+        yd[(n * m_count + m) * osize + o] = static_cast<int32_t>(acc);
+      });
+  return Status::ok();
+}
+
+// A scale input that is per tensor or per output channel, as float.
+Expected<std::vector<float>> scales(const Tensor& t, int64_t channels, const char* what) {
+  if (t.dtype() != DType::kF32) return unsupported("{} has dtype {}; expected float", what, dtype_name(t.dtype()));
+  std::vector<float> s(t.data<float>(), t.data<float>() + t.numel());
+  if (s.size() != 1 && static_cast<int64_t>(s.size()) != channels)
+    return invalid_model("{} has {} values; expected 1 or {}", what, s.size(), channels);
+  return s;
+}
+
+Status run_qlinear_conv(CpuKernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(3);
+  int64_t group = ctx.node().attr_int("group", 1);
+  KILN_ASSIGN_OR_RETURN(WindowPlan p, plan_window(ctx.node(), x.dims(), weight_kernel(w)));
+  KILN_RETURN_IF_ERROR(check_conv_shapes(p, w, group, "QLinearConv"));
+  int64_t m_count = w.dim(0);
+  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> xv, widen_8bit(x, "QLinearConv x"));
+  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> wv, widen_8bit(w, "QLinearConv w"));
+  KILN_ASSIGN_OR_RETURN(std::vector<float> xs, scales(ctx.input(1), 1, "QLinearConv x_scale"));
+  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> xz, zero_points(ctx, 2, 1, "QLinearConv x_zero_point"));
+  KILN_ASSIGN_OR_RETURN(std::vector<float> ws, scales(ctx.input(4), m_count, "QLinearConv w_scale"));
+  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> wz, zero_points(ctx, 5, m_count, "QLinearConv w_zero_point"));
+  KILN_ASSIGN_OR_RETURN(std::vector<float> ys, scales(ctx.input(6), 1, "QLinearConv y_scale"));
+  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> yz, zero_points(ctx, 7, 1, "QLinearConv y_zero_point"));
+  std::vector<int32_t> bias(static_cast<size_t>(m_count), 0);
+  if (ctx.has_input(8)) {
+    const Tensor& b = ctx.input(8);
+    if (b.dtype() != DType::kI32 || b.numel() != m_count)
+      return invalid_model("QLinearConv: bias must be int32 with {} values, got {}{}", m_count, dtype_name(b.dtype()),
+                           b.numel());
+    bias.assign(b.data<int32_t>(), b.data<int32_t>() + m_count);
+  }
+  int64_t wper = wv.size() / std::max<int64_t>(m_count, 1);
+  for (auto& v : xv) v -= xz[0];
+  for (int64_t i = 0; i < static_cast<int64_t>(wv.size()); ++i) wv[i] -= wz[wz.size() == 1 ? 0 : i / wper];
+  std::vector<int64_t> dims{p.batch, m_count};
+  for (int64_t d : p.out_dims()) dims.push_back(d);
+  Tensor& y = ctx.allocate_output(0, dims);
+  DType yt = y.dtype();
+  void* yd = y.mutable_raw();
+  int64_t osize = p.out_size();
+  conv_loops<int64_t>(
+      p, m_count, group, [&](int64_t i) { return xv[i]; }, [&](int64_t i) { return wv[i]; },
+      [&](int64_t n, int64_t m, int64_t o, int64_t acc) {
+        double real = static_cast<double>(acc + bias[m]) * (static_cast<double>(xs[0]) * ws[ws.size() == 1 ? 0 : m]);
+        int64_t q = round_half_even(static_cast<float>(real / ys[0])) + yz[0];
+        int64_t at = (n * m_count + m) * osize + o;
+        if (yt == DType::kU8)
+          static_cast<uint8_t*>(yd)[at] = static_cast<uint8_t>(std::clamp<int64_t>(q, 0, 255));
+        else
+          static_cast<int8_t*>(yd)[at] = static_cast<int8_t>(std::clamp<int64_t>(q, -128, 127));
+      });
+  return Status::ok();
+}
+
+Status run_conv_transpose(CpuKernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  int64_t group = ctx.node().attr_int("group", 1);
+  if (w.rank() != x.rank()) return invalid_model("ConvTranspose: weight rank {} != input rank {}", w.rank(), x.rank());
+  KILN_ASSIGN_OR_RETURN(WindowPlan p, plan_transpose_window(ctx.node(), x.dims(), weight_kernel(w)));
+  if (group < 1 || w.dim(0) != p.channels || p.channels % group != 0)
+    return invalid_model("ConvTranspose: weight has {} input channels, input {} with group {}", w.dim(0), p.channels,
+                         group);
+  int64_t mg = w.dim(1), m_count = mg * group, cg = p.channels / group;
+  const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+  if (b && b->numel() != m_count)
+    return invalid_model("ConvTranspose: bias has {} values for {} output channels", b->numel(), m_count);
+  std::vector<int64_t> dims{p.batch, m_count};
+  for (int64_t d : p.out_dims()) dims.push_back(d);
+  Tensor& y = ctx.allocate_output(0, dims);
+  return visit_dtype(x.dtype(), kFloatTypes, [&]<typename T>() {
+    const T* xd = x.data<T>();
+    const T* wd = w.data<T>();
+    T* yd = y.mutable_data<T>();
+    int64_t isize = p.in_size(), osize = p.out_size(), ksize = p.kernel_size();
+    // Each (n, m) output plane gathers from its group's input channels alone, so planes run in parallel.
+    parallel_for(p.batch * m_count, isize * cg * ksize, [&](int64_t begin, int64_t end) {
+      std::vector<double> acc(static_cast<size_t>(osize));
+      for (int64_t nm = begin; nm < end; ++nm) {
+        int64_t n = nm / m_count, m = nm % m_count, g = m / mg, mm = m % mg;
+        std::fill(acc.begin(), acc.end(), b ? static_cast<double>(static_cast<compute_t<T>>(b->data<T>()[m])) : 0.0);
+        for (int64_t c = 0; c < cg; ++c) {
+          const T* xc = xd + (n * p.channels + g * cg + c) * isize;
+          const T* wc = wd + ((g * cg + c) * mg + mm) * ksize;
+          for (int64_t i = 0; i < isize; ++i) {
+            int64_t id = i / (p.in[1] * p.in[2]), ih = (i / p.in[2]) % p.in[1], iw = i % p.in[2];
+            double xv = static_cast<compute_t<T>>(xc[i]);
+            for (int64_t k = 0; k < ksize; ++k) {
+              int64_t kd = k / (p.kernel[1] * p.kernel[2]), kh = (k / p.kernel[2]) % p.kernel[1], kw = k % p.kernel[2];
+              int64_t od = id * p.stride[0] + kd * p.dilation[0] - p.pad_begin[0];
+              int64_t oh = ih * p.stride[1] + kh * p.dilation[1] - p.pad_begin[1];
+              int64_t ow = iw * p.stride[2] + kw * p.dilation[2] - p.pad_begin[2];
+              if (od < 0 || od >= p.out[0] || oh < 0 || oh >= p.out[1] || ow < 0 || ow >= p.out[2]) continue;
+              acc[(od * p.out[1] + oh) * p.out[2] + ow] += xv * static_cast<compute_t<T>>(wc[k]);
+            }
+          }
+        }
+        for (int64_t o = 0; o < osize; ++o) yd[nm * osize + o] = T(static_cast<compute_t<T>>(acc[o]));
+      }
+    });
+    return Status::ok();
+  });
+}
+
+}  // namespace
+
+KILN_CPU_KERNEL("", "Conv", run_conv);
+KILN_CPU_KERNEL("", "ConvInteger", run_conv_integer);
+KILN_CPU_KERNEL("", "QLinearConv", run_qlinear_conv);
+KILN_CPU_KERNEL("", "ConvTranspose", run_conv_transpose);
+
+}  // namespace kiln

@@ -1,0 +1,245 @@
+// Convolutions and pools: Conv, ConvTranspose, ConvInteger, DeformConv,
+// QLinearConv, MaxPool, AveragePool, LpPool, the global pools and MaxUnpool.
+// All take [N, C, spatial...] inputs; the window rules live in
+// window_geometry.h, shared with the CPU kernels.
+#include <fmt/format.h>
+
+#include "ops/infer_util.h"
+#include "ops/window_geometry.h"
+
+namespace kiln {
+namespace {
+
+// Input `i` as a tensor of rank >= 3 ([N, C, spatial...]); error otherwise.
+Expected<const Dims*> spatial_input(const InferContext& ctx, size_t i) {
+  KILN_RETURN_IF_ERROR(require_rank(ctx, i, ctx.node().op_type.c_str()));
+  const Shape& s = ctx.input_shape(i);
+  if (!s.has_rank()) return static_cast<const Dims*>(nullptr);
+  if (s.rank() < 3)
+    return invalid_model("{}: input {} has shape {}, expected [N, C, spatial...] of rank >= 3", ctx.node().op_type, i,
+                         s.to_string());
+  return &*s.dims;
+}
+
+// The kernel size from the weight's spatial dims when all fixed; empty otherwise.
+std::vector<int64_t> kernel_from_weight(const InferContext& ctx, size_t w) {
+  const Shape& s = ctx.input_shape(w);
+  std::vector<int64_t> k;
+  if (!s.has_rank()) return k;
+  for (size_t d = 2; d < s.dims->size(); ++d) {
+    if (!(*s.dims)[d].is_fixed()) return {};
+    k.push_back((*s.dims)[d].value);
+  }
+  return k;
+}
+
+// Output [N, channels, window dims...] for window ops reading X at input `x`.
+Status set_window_output(InferContext& ctx, size_t x, const Dim& channels, std::vector<int64_t> kernel, DType dtype,
+                         size_t out = 0) {
+  KILN_ASSIGN_OR_RETURN(const Dims* in, spatial_input(ctx, x));
+  if (!in) {
+    ctx.set_output(out, dtype, Shape());
+    return Status::ok();
+  }
+  size_t spatial = in->size() - 2;
+  Dims dims{(*in)[0], channels};
+  if (kernel.empty() && !ctx.node().has_attr("kernel_shape")) {
+    for (size_t i = 0; i < spatial; ++i) dims.push_back(Dim::unknown());
+    ctx.set_output(out, dtype, Shape(std::move(dims)));
+    return Status::ok();
+  }
+  KILN_ASSIGN_OR_RETURN(WindowAttrs a, read_window_attrs(ctx.node(), spatial, std::move(kernel)));
+  for (size_t i = 0; i < spatial; ++i) {
+    KILN_ASSIGN_OR_RETURN(Dim d, window_dim_symbolic(a, i, (*in)[i + 2]));
+    dims.push_back(d);
+  }
+  ctx.set_output(out, dtype, Shape(std::move(dims)));
+  return Status::ok();
+}
+
+Dim weight_dim(const InferContext& ctx, size_t w, size_t d) {
+  const Shape& s = ctx.input_shape(w);
+  return s.has_rank() && static_cast<size_t>(s.rank()) > d ? (*s.dims)[d] : Dim::unknown();
+}
+
+Status check_group(const InferContext& ctx, size_t x, size_t w, int64_t group) {
+  if (group < 1) return invalid_model("{}: group is {}, must be >= 1", ctx.node().op_type, group);
+  const Shape& xs = ctx.input_shape(x);
+  Dim c = xs.has_rank() && xs.rank() >= 2 ? (*xs.dims)[1] : Dim::unknown();
+  Dim wc = weight_dim(ctx, w, 1);
+  if (c.is_fixed() && wc.is_fixed() && c.value != wc.value * group)
+    return invalid_model("{}: input has {} channels but the weight expects {} x group {} = {}", ctx.node().op_type,
+                         c.value, wc.value, group, wc.value * group);
+  return Status::ok();
+}
+
+Status infer_conv(InferContext& ctx) {
+  KILN_RETURN_IF_ERROR(require_rank(ctx, 1, "Conv"));
+  KILN_RETURN_IF_ERROR(check_group(ctx, 0, 1, ctx.attr_int("group", 1)));
+  return set_window_output(ctx, 0, weight_dim(ctx, 1, 0), kernel_from_weight(ctx, 1), ctx.input_dtype(0));
+}
+
+Status infer_conv_integer(InferContext& ctx) {
+  KILN_RETURN_IF_ERROR(check_group(ctx, 0, 1, ctx.attr_int("group", 1)));
+  return set_window_output(ctx, 0, weight_dim(ctx, 1, 0), kernel_from_weight(ctx, 1), DType::kI32);
+}
+
+Status infer_qlinear_conv(InferContext& ctx) {
+  KILN_RETURN_IF_ERROR(check_group(ctx, 0, 3, ctx.attr_int("group", 1)));
+  return set_window_output(ctx, 0, weight_dim(ctx, 3, 0), kernel_from_weight(ctx, 3), ctx.input_dtype(7));
+}
+
+Status infer_deform_conv(InferContext& ctx) {
+  KILN_RETURN_IF_ERROR(check_group(ctx, 0, 1, ctx.attr_int("group", 1)));
+  return set_window_output(ctx, 0, weight_dim(ctx, 1, 0), kernel_from_weight(ctx, 1), ctx.input_dtype(0));
+}
+
+Status infer_conv_transpose(InferContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(const Dims* in, spatial_input(ctx, 0));
+  int64_t group = ctx.attr_int("group", 1);
+  if (group < 1) return invalid_model("ConvTranspose: group is {}, must be >= 1", group);
+  Dim channels = dim_mul(weight_dim(ctx, 1, 1), Dim(group));
+  DType dtype = ctx.input_dtype(0);
+  if (!in) {
+    ctx.set_output(0, dtype, Shape());
+    return Status::ok();
+  }
+  size_t spatial = in->size() - 2;
+  Dims dims{(*in)[0], channels};
+  std::vector<int64_t> kernel = kernel_from_weight(ctx, 1);
+  std::vector<int64_t> output_shape = ctx.attr_ints("output_shape");
+  // output_shape may list only the spatial dims or all of them.
+  if (output_shape.size() == spatial + 2) output_shape.erase(output_shape.begin(), output_shape.begin() + 2);
+  if (!output_shape.empty() && output_shape.size() != spatial)
+    return invalid_model("ConvTranspose: output_shape has {} values for {} spatial dims", output_shape.size(), spatial);
+  if (kernel.empty() && !ctx.node().has_attr("kernel_shape") && output_shape.empty()) {
+    for (size_t i = 0; i < spatial; ++i) dims.push_back(Dim::unknown());
+    ctx.set_output(0, dtype, Shape(std::move(dims)));
+    return Status::ok();
+  }
+  if (kernel.empty() && !ctx.node().has_attr("kernel_shape")) kernel.assign(spatial, 1);
+  KILN_ASSIGN_OR_RETURN(WindowAttrs a, read_window_attrs(ctx.node(), spatial, kernel));
+  std::vector<int64_t> output_padding = ctx.attr_ints("output_padding");
+  if (!output_padding.empty() && output_padding.size() != spatial)
+    return invalid_model("ConvTranspose: output_padding has {} values for {} spatial dims", output_padding.size(),
+                         spatial);
+  for (size_t i = 0; i < spatial; ++i) {
+    const Dim& d = (*in)[i + 2];
+    if (!output_shape.empty()) {
+      dims.push_back(Dim(output_shape[i]));
+    } else if (d.is_fixed()) {
+      KILN_ASSIGN_OR_RETURN(WindowDim w, transpose_window_dim(a, i, d.value, output_padding, output_shape));
+      dims.push_back(Dim(w.out));
+    } else if (a.auto_pad == "SAME_UPPER" || a.auto_pad == "SAME_LOWER") {
+      dims.push_back(dim_mul(d, Dim(a.strides[i])));
+    } else {
+      dims.push_back(Dim::unknown());
+    }
+  }
+  ctx.set_output(0, dtype, Shape(std::move(dims)));
+  return Status::ok();
+}
+
+Dim input_channels(const InferContext& ctx, size_t x) {
+  const Shape& s = ctx.input_shape(x);
+  return s.has_rank() && s.rank() >= 2 ? (*s.dims)[1] : Dim::unknown();
+}
+
+Status infer_pool(InferContext& ctx) {
+  if (!ctx.node().has_attr("kernel_shape"))
+    return invalid_model("{}: the kernel_shape attribute is required", ctx.node().op_type);
+  KILN_RETURN_IF_ERROR(set_window_output(ctx, 0, input_channels(ctx, 0), {}, ctx.input_dtype(0)));
+  if (ctx.num_outputs() > 1) ctx.set_output(1, DType::kI64, ctx.output_types()[0].shape);
+  return Status::ok();
+}
+
+Status infer_global_pool(InferContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(const Dims* in, spatial_input(ctx, 0));
+  if (!in) {
+    ctx.set_output(0, ctx.input_type(0));
+    return Status::ok();
+  }
+  Dims dims = *in;
+  for (size_t i = 2; i < dims.size(); ++i) dims[i] = Dim(1);
+  ctx.set_output(0, ctx.input_dtype(0), Shape(std::move(dims)));
+  return Status::ok();
+}
+
+Status infer_max_unpool(InferContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(const Dims* in, spatial_input(ctx, 0));
+  DType dtype = ctx.input_dtype(0);
+  if (ctx.has_input(2)) {
+    auto v = ctx.input_dims_value(2);
+    if (v) {
+      ctx.set_output(0, dtype, Shape(*v));
+    } else {
+      const Shape& s = ctx.input_shape(2);
+      if (s.has_rank() && s.rank() == 1 && s[0].is_fixed())
+        ctx.set_output(0, dtype, Shape(Dims(static_cast<size_t>(s[0].value), Dim::unknown())));
+      else
+        ctx.set_output(0, dtype, Shape());
+    }
+    return Status::ok();
+  }
+  if (!in) {
+    ctx.set_output(0, dtype, Shape());
+    return Status::ok();
+  }
+  if (!ctx.node().has_attr("kernel_shape")) return invalid_model("MaxUnpool: the kernel_shape attribute is required");
+  size_t spatial = in->size() - 2;
+  KILN_ASSIGN_OR_RETURN(WindowAttrs a, read_window_attrs(ctx.node(), spatial));
+  Dims dims{(*in)[0], (*in)[1]};
+  for (size_t i = 0; i < spatial; ++i) {
+    const Dim& d = (*in)[i + 2];
+    if (!d.is_fixed()) {
+      dims.push_back(Dim::unknown());
+      continue;
+    }
+    dims.push_back(Dim((d.value - 1) * a.strides[i] + a.kernel[i] - a.pads[i] - a.pads[i + spatial]));
+  }
+  ctx.set_output(0, dtype, Shape(std::move(dims)));
+  return Status::ok();
+}
+
+// LpPool and GlobalLpPool before opset 2 took p as a float.
+Status upgrade_float_p(UpgradeContext& ctx) {
+  Node& n = ctx.node();
+  auto it = n.attrs.find("p");
+  if (it == n.attrs.end() || it->second.kind != Attribute::Kind::kFloat) return Status::ok();
+  float p = it->second.f;
+  if (p != static_cast<float>(static_cast<int64_t>(p)))
+    return unsupported("{}: p = {} is not an integer; kiln supports integer p only", n.op_type, p);
+  it->second = Attribute::of_int(static_cast<int64_t>(p));
+  return Status::ok();
+}
+
+void add(const char* name, int min_in, int max_in, InferFn fn, int max_out = 1, std::vector<OpUpgrade> up = {},
+         int since = 1) {
+  OpRegistration(OpSchema{.name = name,
+                          .since_opset = since,
+                          .min_inputs = min_in,
+                          .max_inputs = max_in,
+                          .min_outputs = 1,
+                          .max_outputs = max_out,
+                          .infer = std::move(fn),
+                          .upgrades = std::move(up)});
+}
+
+[[maybe_unused]] const bool registered = [] {
+  add("Conv", 2, 3, infer_conv);
+  add("ConvTranspose", 2, 3, infer_conv_transpose);
+  add("ConvInteger", 2, 4, infer_conv_integer, 1, {}, 10);
+  add("DeformConv", 3, 5, infer_deform_conv, 1, {}, 19);
+  add("QLinearConv", 8, 9, infer_qlinear_conv, 1, {}, 10);
+  add("MaxPool", 1, 1, infer_pool, 2);
+  add("AveragePool", 1, 1, infer_pool);
+  add("LpPool", 1, 1, infer_pool, 1, {{2, upgrade_float_p}});
+  add("GlobalAveragePool", 1, 1, infer_global_pool);
+  add("GlobalMaxPool", 1, 1, infer_global_pool);
+  add("GlobalLpPool", 1, 1, infer_global_pool, 1, {{2, upgrade_float_p}});
+  add("MaxUnpool", 2, 3, infer_max_unpool, 1, {}, 9);
+  return true;
+}();
+
+}  // namespace
+}  // namespace kiln
