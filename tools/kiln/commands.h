@@ -14,5 +14,7 @@ constexpr int kExitUsageError = 2;
 // Each adds its subcommand to `app`; the callback stores the exit code in `exit_code`.
 void add_inspect_command(CLI::App& app, int& exit_code);
 void add_conformance_command(CLI::App& app, int& exit_code);
+void add_build_command(CLI::App& app, int& exit_code);
+void add_run_command(CLI::App& app, int& exit_code);
 
 }  // namespace kiln::cli
