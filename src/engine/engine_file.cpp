@@ -243,6 +243,13 @@ Expected<std::vector<uint8_t>> write_engine(const EngineContents& c) {
   return b;
 }
 
+bool reseal_engine(std::vector<uint8_t>& b) {
+  if (b.size() < kEngineHeaderSize) return false;
+  put<uint64_t>(b, kPayloadSumAt, hash64(b.data() + kEngineHeaderSize, b.size() - kEngineHeaderSize));
+  put<uint64_t>(b, kHeaderSumAt, hash64(b.data(), kHeaderSumAt));
+  return true;
+}
+
 Expected<EngineContents> read_engine(const FileBytes& f) {
   KILN_ASSIGN_OR_RETURN(Header h, check_header(f));
   KILN_RETURN_IF_ERROR(check_compatible(h));

@@ -69,6 +69,10 @@ Expected<std::string> current_device(const std::string& backend);
 
 Expected<std::vector<uint8_t>> write_engine(const EngineContents& contents);
 
+// Recomputes both checksums of an engine's bytes in place (for tools and
+// tests that edit an engine on purpose); false when too short to have a header.
+bool reseal_engine(std::vector<uint8_t>& bytes);
+
 // Checks the header, checksums, version, backend, device, metadata and every
 // section reference; tensors view `file`'s bytes (kept alive by its owner).
 Expected<EngineContents> read_engine(const FileBytes& file);
