@@ -1,7 +1,9 @@
 // Engine and Runtime: loading an engine file and answering questions about it.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cstring>
+#include <set>
 
 #include "backends/cpu/cpu_kernel.h"
 #include "engine/graph_codec.h"
@@ -13,20 +15,32 @@ namespace {
 
 std::string dims_text(const std::vector<int64_t>& d) { return Shape::of(d).to_string(); }
 
-Status check_ops(const Graph& g) {
+// Every op the engine uses that this runtime lacks, as "Op (node 'n')".
+void missing_ops(const Graph& g, std::set<std::string>& no_schema, std::set<std::string>& no_kernel) {
   for (const auto& n : g.nodes()) {
+    std::string op = n->domain.empty() ? n->op_type : n->domain + ":" + n->op_type;
     if (!OpRegistry::instance().find(n->domain, n->op_type))
-      return unsupported("the engine uses op '{}' (node {}), which this kiln runtime does not have", n->op_type,
-                         n->label());
-    if (!CpuKernelRegistry::instance().find(n->domain, n->op_type))
-      return unsupported("the engine uses op '{}' (node {}), which the CPU backend cannot run yet", n->op_type,
-                         n->label());
+      no_schema.insert(op);
+    else if (!CpuKernelRegistry::instance().find(n->domain, n->op_type))
+      no_kernel.insert(op);
     for (const auto& [key, a] : n->attrs) {
-      if (a.g) KILN_RETURN_IF_ERROR(check_ops(*a.g));
-      for (const auto& sg : a.graphs) KILN_RETURN_IF_ERROR(check_ops(*sg));
+      if (a.g) missing_ops(*a.g, no_schema, no_kernel);
+      for (const auto& sg : a.graphs) missing_ops(*sg, no_schema, no_kernel);
     }
   }
-  return Status::ok();
+}
+
+Status check_ops(const Graph& g) {
+  std::set<std::string> no_schema, no_kernel;
+  missing_ops(g, no_schema, no_kernel);
+  if (no_schema.empty() && no_kernel.empty()) return Status::ok();
+  std::string msg;
+  if (!no_schema.empty())
+    msg = fmt::format("the engine uses ops this kiln runtime does not have: {}", fmt::join(no_schema, ", "));
+  if (!no_kernel.empty())
+    msg +=
+        fmt::format("{}the CPU backend has no kernel yet for: {}", msg.empty() ? "" : "; ", fmt::join(no_kernel, ", "));
+  return Status(ErrorCode::kUnsupported, msg);
 }
 
 Status add_io(EngineState& s, const Value* v, TensorIOMode mode, size_t index) {
