@@ -1,0 +1,67 @@
+// kiln's builder API: an ONNX model and a BuildConfig in, a serialized engine
+// out (load it with kiln::Runtime, see kiln/runtime.h).
+//
+//   kiln::BuildConfig config;
+//   kiln::OptimizationProfile p;
+//   p.set_shape_range("input_ids", {1, 1}, {1, 128}, {8, 512});
+//   config.profiles.push_back(p);
+//   auto plan = kiln::Builder::build_from_onnx_file("model.onnx", config);
+//   if (!plan) { report(plan.status()); return; }   // lists every problem
+//
+// The same model and config always give a byte-identical engine. Builder
+// calls are thread-safe (they share no state).
+//
+// This header is public and self-contained (standard library only).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kiln/runtime.h"
+#include "kiln/status.h"
+
+namespace kiln {
+
+// One optimization profile: a shape range for each dynamic input. When a
+// config has profiles, every profile must cover every input with a dynamic
+// dim; when it has none, dynamic dims accept any size.
+class OptimizationProfile {
+ public:
+  // Checks min <= opt <= max dim by dim, equal ranks and no negative dims.
+  Status set_shape_range(const std::string& input, std::vector<int64_t> min, std::vector<int64_t> opt,
+                         std::vector<int64_t> max);
+  // Ranges by input name, in the order they were set.
+  const std::vector<std::pair<std::string, ShapeRange>>& ranges() const { return ranges_; }
+  const ShapeRange* find(const std::string& input) const;
+
+ private:
+  std::vector<std::pair<std::string, ShapeRange>> ranges_;
+};
+
+struct BuildConfig {
+  std::string backend = "cpu";  // "cpu" or "cuda"
+  // Precision: allow fp16 / bf16 kernels, tf32 matmuls; strongly_typed keeps
+  // the model's types exactly (and excludes fp16/bf16).
+  bool fp16 = false;
+  bool bf16 = false;
+  bool tf32 = false;
+  bool strongly_typed = false;
+  std::vector<OptimizationProfile> profiles;
+  size_t workspace_limit_bytes = 0;  // scratch memory a kernel may use; 0: no limit
+  std::string timing_cache_path;     // read and updated when tuning (cuda); may be empty
+  int optimization_level = 3;        // 0 (fastest build) .. 5 (most tuning)
+};
+
+class Builder {
+ public:
+  // Imports, checks and plans the model. An error lists every unsupported or
+  // invalid node and every config problem at once.
+  static Expected<std::vector<uint8_t>> build_from_onnx_file(const std::string& path, const BuildConfig& config);
+  static Expected<std::vector<uint8_t>> build_from_onnx_memory(const void* data, size_t size,
+                                                               const BuildConfig& config);
+};
+
+}  // namespace kiln

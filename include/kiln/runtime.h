@@ -1,0 +1,173 @@
+// kiln's runtime API: load an engine, create execution contexts, bind
+// buffers, run. The runtime library alone (no ONNX importer, no optimizer)
+// is enough to run an engine file.
+//
+//   auto engine = kiln::Runtime::deserialize_file("model.kiln");
+//   if (!engine) { report(engine.status()); return; }
+//   auto ctx = (*engine)->create_execution_context();
+//   ctx->set_input_shape("input_ids", {1, 8});
+//   ctx->set_tensor_address("input_ids", ids);        // host memory on "cpu"
+//   auto out = ctx->tensor_shape("logits");            // after the inputs' shapes
+//   ctx->set_tensor_address("logits", logits_buffer);
+//   kiln::Status st = ctx->execute();
+//
+// Thread safety: an Engine is immutable once loaded; any number of threads
+// may query it and create contexts from it at once. An ExecutionContext holds
+// the per-run state (shapes, bindings, the selected profile) and is used by
+// one thread at a time; several contexts of one engine may run at once on
+// different threads. A context keeps its engine alive.
+//
+// Shapes are std::vector<int64_t>; in an engine's declared shapes -1 marks a
+// dynamic dim (the dim's symbol, e.g. "batch", is in tensor_dim_names).
+//
+// This header is public and self-contained (standard library only).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kiln/dtype.h"
+#include "kiln/status.h"
+
+namespace kiln {
+
+enum class TensorIOMode : uint8_t { kNone, kInput, kOutput };
+
+// The allowed shapes of one dynamic input within one optimization profile:
+// every dim of a bound shape must lie within [min, max]; `opt` is the shape
+// the builder tunes for.
+struct ShapeRange {
+  std::vector<int64_t> min;
+  std::vector<int64_t> opt;
+  std::vector<int64_t> max;
+};
+
+// Supplies memory for outputs whose size is only known while running (data
+// dependent, like NonZero's), or for any output the caller prefers to size
+// late. Called on the thread that runs execute().
+class OutputAllocator {
+ public:
+  virtual ~OutputAllocator() = default;
+  // Returns memory for `size` bytes (aligned to `alignment`) for output
+  // `name`; `current` is the address bound before (may be null). Returning
+  // null fails the run with an error naming the output.
+  virtual void* reallocate_output(const std::string& name, void* current, size_t size, size_t alignment) = 0;
+  // The output's final dims, called after its data is written.
+  virtual void notify_shape(const std::string& name, const std::vector<int64_t>& dims) = 0;
+};
+
+class ExecutionContext;
+struct EngineState;  // defined in the runtime library
+
+// A built, immutable plan for one model on one backend.
+class Engine : public std::enable_shared_from_this<Engine> {
+ public:
+  explicit Engine(std::shared_ptr<const EngineState> state);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Graph inputs first, in the model's order, then graph outputs.
+  int num_io_tensors() const;
+  // Name of I/O tensor `index`; empty when out of range.
+  std::string io_tensor_name(int index) const;
+  // kNone for a name that is not an I/O tensor.
+  TensorIOMode tensor_io_mode(const std::string& name) const;
+  // kUndefined for an unknown name.
+  DType tensor_dtype(const std::string& name) const;
+  // Declared dims, -1 for a dynamic dim. Error for an unknown name.
+  Expected<std::vector<int64_t>> tensor_shape(const std::string& name) const;
+  // Per dim: the fixed size as text ("3"), the symbol ("batch") or "?".
+  Expected<std::vector<std::string>> tensor_dim_names(const std::string& name) const;
+
+  // Optimization profiles the engine was built with; 0 means dynamic dims are
+  // unbounded (any size is accepted).
+  int num_optimization_profiles() const;
+  // The range of a dynamic input in profile `profile`; inputs with only fixed
+  // dims report min = opt = max = their shape.
+  Expected<ShapeRange> profile_shape(const std::string& input, int profile) const;
+
+  // "cpu" or "cuda", and the device the engine was built for ("cpu:x86_64").
+  std::string backend() const;
+  std::string device() const;
+  // The kiln version that built the engine.
+  std::string kiln_version() const;
+
+  // The engine file's bytes (identical to what was loaded or built).
+  std::vector<uint8_t> serialize() const;
+
+  // A new context with profile 0 selected and no shapes or addresses bound.
+  std::unique_ptr<ExecutionContext> create_execution_context();
+
+  const EngineState& state() const { return *state_; }
+
+ private:
+  std::shared_ptr<const EngineState> state_;
+};
+
+// Loads engine files. Loading checks the whole file first and says exactly
+// what is wrong: not an engine, another format version, another kiln version,
+// another backend or device, truncated, checksum mismatch, bad sections.
+class Runtime {
+ public:
+  // Maps the file read-only; weights are views into the mapping (no copy).
+  static Expected<std::shared_ptr<Engine>> deserialize_file(const std::string& path);
+  // Copies `size` bytes from `data` (the caller's buffer may be freed after).
+  static Expected<std::shared_ptr<Engine>> deserialize(const void* data, size_t size);
+};
+
+struct ContextState;  // defined in the runtime library
+
+// Per-run state: the selected profile, input shapes, bound addresses. Not
+// thread-safe; use one context per thread.
+class ExecutionContext {
+ public:
+  explicit ExecutionContext(std::shared_ptr<Engine> engine);
+  ~ExecutionContext();
+  ExecutionContext(const ExecutionContext&) = delete;
+  ExecutionContext& operator=(const ExecutionContext&) = delete;
+
+  const Engine& engine() const { return *engine_; }
+
+  // Selects the profile whose ranges bound the input shapes (default 0).
+  Status set_optimization_profile(int index);
+  int optimization_profile() const;
+
+  // Sets an input's dims. Checks the name, the rank, the fixed dims, the
+  // selected profile's range, and dims shared by symbol with other inputs,
+  // and names the input, the dim and the allowed values when one is wrong.
+  Status set_input_shape(const std::string& name, const std::vector<int64_t>& dims);
+
+  // An input's bound dims, or an output's dims inferred from the inputs'
+  // shapes (-1 where the size depends on the data: use an OutputAllocator).
+  Expected<std::vector<int64_t>> tensor_shape(const std::string& name) const;
+
+  // Binds host memory (on the "cpu" backend) to an I/O tensor. Inputs are
+  // only read; outputs must hold tensor_shape's element count.
+  Status set_tensor_address(const std::string& name, void* data);
+  Status set_input_tensor_address(const std::string& name, const void* data);
+  const void* tensor_address(const std::string& name) const;
+
+  // Routes output `name` through `allocator` (not owned; must outlive the runs).
+  Status set_output_allocator(const std::string& name, OutputAllocator* allocator);
+
+  // Infers every output's dims from the bound input shapes; an error names
+  // each input whose shape is still missing.
+  Status infer_shapes();
+
+  // Runs the engine synchronously. Every input needs a shape (or static dims)
+  // and an address; every output an address of the right size or an allocator.
+  Status execute();
+  // Runs on `stream` (a cudaStream_t on "cuda"); on "cpu" the run finishes
+  // before enqueue returns.
+  Status enqueue(void* stream);
+
+ private:
+  std::shared_ptr<Engine> engine_;
+  std::unique_ptr<ContextState> state_;
+};
+
+}  // namespace kiln

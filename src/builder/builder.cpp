@@ -1,0 +1,96 @@
+#include "builder/builder.h"
+
+#include <fmt/format.h>
+
+#include "engine/engine_file.h"
+#include "onnx/importer.h"
+#include "runtime/engine_state.h"
+
+namespace kiln {
+namespace {
+
+Status check_config(const BuildConfig& c) {
+  if (c.optimization_level < 0 || c.optimization_level > 5)
+    return invalid_argument("optimization level {} is outside 0..5", c.optimization_level);
+  if (c.strongly_typed && (c.fp16 || c.bf16))
+    return invalid_argument("strongly typed mode keeps the model's types; it excludes --fp16 and --bf16");
+  return current_device(c.backend).status();
+}
+
+Expected<std::vector<uint8_t>> build_from_import(Expected<ImportResult> imported, const BuildConfig& config) {
+  if (!imported) return imported.status();
+  if (!imported->ok()) {
+    const auto& diags = imported->diagnostics;
+    bool invalid = false;
+    for (const auto& d : diags) invalid |= d.reason == Diagnostic::Reason::kInvalidModel;
+    return Status(invalid ? ErrorCode::kInvalidModel : ErrorCode::kUnsupported,
+                  fmt::format("the model has {} problem{}:\n{}", diags.size(), diags.size() == 1 ? "" : "s",
+                              format_diagnostics(diags)));
+  }
+  return build_engine(imported->model, config);
+}
+
+}  // namespace
+
+Status OptimizationProfile::set_shape_range(const std::string& input, std::vector<int64_t> min,
+                                            std::vector<int64_t> opt, std::vector<int64_t> max) {
+  if (min.size() != opt.size() || opt.size() != max.size())
+    return invalid_argument("input '{}': min, opt and max have {}, {} and {} dims; they need the same rank", input,
+                            min.size(), opt.size(), max.size());
+  for (size_t d = 0; d < min.size(); ++d)
+    if (min[d] < 0 || min[d] > opt[d] || opt[d] > max[d])
+      return invalid_argument("input '{}' dim {}: needs 0 <= min <= opt <= max, got {} / {} / {}", input, d, min[d],
+                              opt[d], max[d]);
+  ShapeRange r{std::move(min), std::move(opt), std::move(max)};
+  for (auto& [name, range] : ranges_)
+    if (name == input) {
+      range = std::move(r);
+      return Status::ok();
+    }
+  ranges_.emplace_back(input, std::move(r));
+  return Status::ok();
+}
+
+const ShapeRange* OptimizationProfile::find(const std::string& input) const {
+  for (const auto& [name, r] : ranges_)
+    if (name == input) return &r;
+  return nullptr;
+}
+
+Expected<std::vector<uint8_t>> build_engine(const Model& model, const BuildConfig& config) {
+  KILN_RETURN_IF_ERROR(check_config(config));
+  if (!model.graph) return invalid_model("the model has no graph");
+  EngineContents c;
+  c.kiln_version = KILN_VERSION;
+  c.backend = config.backend;
+  KILN_ASSIGN_OR_RETURN(c.device, current_device(config.backend));
+  c.graph = model.graph;
+  c.opsets = model.opsets;
+  c.producer_name = model.producer_name;
+  c.producer_version = model.producer_version;
+  for (const auto& p : config.profiles) c.profiles.push_back({p.ranges()});
+  KILN_RETURN_IF_ERROR(check_profiles(*c.graph, c.profiles));
+  c.settings = {config.fp16,
+                config.bf16,
+                config.tf32,
+                config.strongly_typed,
+                config.workspace_limit_bytes,
+                config.optimization_level};
+  KILN_ASSIGN_OR_RETURN(auto bytes, write_engine(c));
+  // Loading the result checks what the runtime will check, at build time.
+  FileBytes view{reinterpret_cast<const std::byte*>(bytes.data()), bytes.size(), nullptr};
+  auto loaded = load_engine_state(view);
+  if (!loaded) return loaded.status();
+  return bytes;
+}
+
+Expected<std::vector<uint8_t>> Builder::build_from_onnx_file(const std::string& path, const BuildConfig& config) {
+  return build_from_import(import_onnx_file(path), config);
+}
+
+Expected<std::vector<uint8_t>> Builder::build_from_onnx_memory(const void* data, size_t size,
+                                                               const BuildConfig& config) {
+  return build_from_import(import_onnx_bytes(data, size), config);
+}
+
+}  // namespace kiln

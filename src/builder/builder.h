@@ -1,0 +1,18 @@
+// The builder's internal entry: an imported model and a BuildConfig in, an
+// engine file's bytes out. kiln::Builder (kiln/builder.h) imports and calls it.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "ir/graph.h"
+#include "kiln/builder.h"
+#include "support/status.h"
+
+namespace kiln {
+
+// Checks the config against the model, plans it for the backend and writes
+// the engine; the result is loaded back once to prove it runs.
+Expected<std::vector<uint8_t>> build_engine(const Model& model, const BuildConfig& config);
+
+}  // namespace kiln

@@ -1,0 +1,56 @@
+// What a loaded Engine holds: the file's bytes, the decoded contents, and the
+// I/O tensor table the public API answers from. Immutable once made, so any
+// number of contexts may read it at once.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/engine_file.h"
+#include "kiln/runtime.h"
+
+namespace kiln {
+
+struct IoTensor {
+  std::string name;
+  TensorIOMode mode = TensorIOMode::kNone;
+  DType dtype = DType::kUndefined;
+  Shape shape;  // as declared, with symbols
+  const Value* value = nullptr;
+  size_t graph_index = 0;  // position among the graph's inputs or outputs
+};
+
+struct EngineState {
+  FileBytes file;
+  EngineContents contents;
+  std::vector<IoTensor> io;  // inputs, then outputs
+
+  // Index into `io`, or -1.
+  int find(const std::string& name) const;
+};
+
+// An ExecutionContext's state, per I/O tensor (indices as EngineState::io).
+struct ContextState {
+  int profile = 0;
+  std::vector<std::optional<std::vector<int64_t>>> shapes;  // inputs: as set; outputs: inferred
+  std::vector<const void*> addresses;
+  std::vector<OutputAllocator*> allocators;
+  bool inferred = false;  // output shapes follow the current input shapes
+};
+
+// Reads and checks an engine (see read_engine), then checks what the runtime
+// needs: tensor I/O of known rank, profiles that fit the inputs, and an op
+// and CPU kernel for every node.
+Expected<std::shared_ptr<const EngineState>> load_engine_state(FileBytes file);
+
+// Checks profiles against a graph's inputs: known names, ranks, min <= opt <=
+// max, fixed dims kept; every profile covers every input with a dynamic dim.
+Status check_profiles(const Graph& graph, const std::vector<EngineProfile>& profiles);
+
+// A deep copy of `graph` (constants shared, not copied), for inference that
+// must not touch the engine's graph.
+Expected<std::shared_ptr<Graph>> clone_graph(const std::shared_ptr<const Graph>& graph);
+
+}  // namespace kiln
