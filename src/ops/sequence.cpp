@@ -17,12 +17,13 @@ Expected<Type> seq_elem(const InferContext& ctx, size_t i) {
   return t.elem ? *t.elem : Type();
 }
 
+// A scalar by the spec; [1] is accepted too, as exporters write it.
 Status require_position(const InferContext& ctx, size_t i) {
   if (!ctx.has_input(i)) return Status::ok();
   const Type& t = ctx.input_type(i);
   if (!t.is_tensor() || (t.dtype != DType::kI32 && t.dtype != DType::kI64 && t.dtype != DType::kUndefined) ||
-      (t.shape.has_rank() && t.shape.rank() != 0))
-    return invalid_model("{}: position must be an i32 or i64 scalar, got {}", ctx.node().op_type, t.to_string());
+      (t.shape.is_fixed() && t.shape.numel() != 1))
+    return invalid_model("{}: position must be one i32 or i64, got {}", ctx.node().op_type, t.to_string());
   return Status::ok();
 }
 
