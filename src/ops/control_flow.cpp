@@ -51,10 +51,10 @@ Status infer_loop(InferContext& ctx) {
     return invalid_model("Loop has {} loop-carried values but only {} outputs", n_carried, ctx.num_outputs());
   size_t n_scan = ctx.num_outputs() - n_carried;
   if (body->inputs.size() != n_carried + 2 || body->outputs.size() != 1 + n_carried + n_scan)
-    return invalid_model("Loop: the body has {} inputs and {} outputs; with {} loop-carried values and {} scan "
-                         "outputs it must have {} and {}",
-                         body->inputs.size(), body->outputs.size(), n_carried, n_scan, n_carried + 2,
-                         1 + n_carried + n_scan);
+    return invalid_model(
+        "Loop: the body has {} inputs and {} outputs; with {} loop-carried values and {} scan "
+        "outputs it must have {} and {}",
+        body->inputs.size(), body->outputs.size(), n_carried, n_scan, n_carried + 2, 1 + n_carried + n_scan);
   for (size_t i = 0; i < n_carried; ++i) {
     const Type& in = ctx.input_type(2 + i);
     const Type& out = body->outputs[1 + i]->type;
@@ -82,7 +82,8 @@ Expected<ScanLayout> scan_layout(const InferContext& ctx, const Graph& body) {
     return invalid_model("Scan: num_scan_inputs {} must be in [1, {}]", m, ctx.num_inputs());
   l.n_scan_in = static_cast<size_t>(m);
   l.n_state = ctx.num_inputs() - l.n_scan_in;
-  if (ctx.num_outputs() < l.n_state) return invalid_model("Scan has {} states but {} outputs", l.n_state, ctx.num_outputs());
+  if (ctx.num_outputs() < l.n_state)
+    return invalid_model("Scan has {} states but {} outputs", l.n_state, ctx.num_outputs());
   l.n_scan_out = ctx.num_outputs() - l.n_state;
   if (body.inputs.size() != l.n_state + l.n_scan_in || body.outputs.size() != l.n_state + l.n_scan_out)
     return invalid_model("Scan: the body has {} inputs and {} outputs, the node needs {} and {}", body.inputs.size(),
@@ -178,12 +179,28 @@ Status upgrade_scan8(UpgradeContext& ctx) {
 }
 
 [[maybe_unused]] const bool registered = [] {
-  OpRegistration(OpSchema{.name = "If", .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = -1,
-                          .infer = infer_if, .summary = "runs then_branch or else_branch"});
-  OpRegistration(OpSchema{.name = "Loop", .min_inputs = 0, .max_inputs = -1, .min_outputs = 0, .max_outputs = -1,
-                          .infer = infer_loop, .summary = "runs body while i < M and cond"});
-  OpRegistration(OpSchema{.name = "Scan", .since_opset = 8, .min_inputs = 1, .max_inputs = -1, .min_outputs = 0,
-                          .max_outputs = -1, .infer = infer_scan, .upgrades = {{9, upgrade_scan8}},
+  OpRegistration(OpSchema{.name = "If",
+                          .min_inputs = 1,
+                          .max_inputs = 1,
+                          .min_outputs = 1,
+                          .max_outputs = -1,
+                          .infer = infer_if,
+                          .summary = "runs then_branch or else_branch"});
+  OpRegistration(OpSchema{.name = "Loop",
+                          .min_inputs = 0,
+                          .max_inputs = -1,
+                          .min_outputs = 0,
+                          .max_outputs = -1,
+                          .infer = infer_loop,
+                          .summary = "runs body while i < M and cond"});
+  OpRegistration(OpSchema{.name = "Scan",
+                          .since_opset = 8,
+                          .min_inputs = 1,
+                          .max_inputs = -1,
+                          .min_outputs = 0,
+                          .max_outputs = -1,
+                          .infer = infer_scan,
+                          .upgrades = {{9, upgrade_scan8}},
                           .summary = "runs body over slices of its scan inputs"});
   return true;
 }();

@@ -1,5 +1,5 @@
 // Classic ML ops of the ai.onnx.ml domain: LabelEncoder, Binarizer,
-// ArrayFeatureExtractor and TreeEnsemble.
+// ArrayFeatureExtractor, TreeEnsemble and the older TreeEnsembleRegressor.
 #include <fmt/format.h>
 
 #include "ops/infer_util.h"
@@ -88,15 +88,48 @@ Status infer_tree_ensemble(InferContext& ctx) {
   return Status::ok();
 }
 
+// The older regressor form (ai.onnx.ml 1 to 3, deprecated in 5): [N, F] -> f32[N, n_targets].
+Status infer_tree_ensemble_regressor(InferContext& ctx) {
+  KILN_RETURN_IF_ERROR(require_rank(ctx, 0, "TreeEnsembleRegressor"));
+  int64_t targets = ctx.attr_int("n_targets", -1);
+  if (targets < 1) return invalid_model("TreeEnsembleRegressor: n_targets {} must be positive", targets);
+  std::string post = ctx.attr_string("post_transform", "NONE");
+  if (post != "NONE")
+    return unsupported("TreeEnsembleRegressor: post_transform '{}' is not supported (only NONE)", post);
+  std::string agg = ctx.attr_string("aggregate_function", "SUM");
+  if (agg != "SUM" && agg != "AVERAGE" && agg != "MIN" && agg != "MAX")
+    return invalid_model("TreeEnsembleRegressor: aggregate_function '{}' must be SUM, AVERAGE, MIN or MAX", agg);
+  const Shape& x = ctx.input_shape(0);
+  Dim n = !x.has_rank() ? Dim::unknown() : x.rank() == 1 ? Dim(1) : x[0];
+  ctx.set_output(0, DType::kF32, Shape(Dims{n, Dim(targets)}));
+  return Status::ok();
+}
+
 [[maybe_unused]] const bool registered = [] {
-  OpRegistration(OpSchema{.domain = kMl, .name = "LabelEncoder", .min_inputs = 1, .max_inputs = 1,
-                          .infer = infer_label_encoder, .upgrades = {{2, upgrade_label_encoder1}}});
-  OpRegistration(OpSchema{.domain = kMl, .name = "Binarizer", .min_inputs = 1, .max_inputs = 1,
-                          .infer = infer_binarizer});
-  OpRegistration(OpSchema{.domain = kMl, .name = "ArrayFeatureExtractor", .min_inputs = 2, .max_inputs = 2,
+  OpRegistration(OpSchema{.domain = kMl,
+                          .name = "LabelEncoder",
+                          .min_inputs = 1,
+                          .max_inputs = 1,
+                          .infer = infer_label_encoder,
+                          .upgrades = {{2, upgrade_label_encoder1}}});
+  OpRegistration(
+      OpSchema{.domain = kMl, .name = "Binarizer", .min_inputs = 1, .max_inputs = 1, .infer = infer_binarizer});
+  OpRegistration(OpSchema{.domain = kMl,
+                          .name = "ArrayFeatureExtractor",
+                          .min_inputs = 2,
+                          .max_inputs = 2,
                           .infer = infer_array_feature_extractor});
-  OpRegistration(OpSchema{.domain = kMl, .name = "TreeEnsemble", .since_opset = 5, .min_inputs = 1, .max_inputs = 1,
+  OpRegistration(OpSchema{.domain = kMl,
+                          .name = "TreeEnsemble",
+                          .since_opset = 5,
+                          .min_inputs = 1,
+                          .max_inputs = 1,
                           .infer = infer_tree_ensemble});
+  OpRegistration(OpSchema{.domain = kMl,
+                          .name = "TreeEnsembleRegressor",
+                          .min_inputs = 1,
+                          .max_inputs = 1,
+                          .infer = infer_tree_ensemble_regressor});
   return true;
 }();
 

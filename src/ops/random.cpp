@@ -11,7 +11,8 @@ namespace {
 Expected<DType> dtype_attr(const InferContext& ctx, DType fallback, bool floats_only) {
   int64_t v = ctx.attr_int("dtype", static_cast<int64_t>(fallback));
   if (!dtype_is_known(static_cast<int>(v)) || (floats_only && !dtype_is_float(static_cast<DType>(v))))
-    return invalid_model("{}: dtype {} is not {}", ctx.node().op_type, v, floats_only ? "a float type" : "an ONNX dtype");
+    return invalid_model("{}: dtype {} is not {}", ctx.node().op_type, v,
+                         floats_only ? "a float type" : "an ONNX dtype");
   return static_cast<DType>(v);
 }
 
@@ -51,14 +52,15 @@ Status infer_multinomial(InferContext& ctx) {
   int64_t samples = ctx.attr_int("sample_size", 1);
   if (samples < 1) return invalid_model("Multinomial: sample_size {} must be positive", samples);
   const Shape& in = ctx.input_shape(0);
-  if (in.has_rank() && in.rank() != 2) return invalid_model("Multinomial: input must be [batch, classes], got {}", in.to_string());
+  if (in.has_rank() && in.rank() != 2)
+    return invalid_model("Multinomial: input must be [batch, classes], got {}", in.to_string());
   ctx.set_output(0, dt, Shape(Dims{in.has_rank() ? in[0] : Dim::unknown(), Dim(samples)}));
   return Status::ok();
 }
 
 void op(const char* name, int since, int inputs, InferFn fn) {
-  OpRegistration(OpSchema{.name = name, .since_opset = since, .min_inputs = inputs, .max_inputs = inputs,
-                          .infer = std::move(fn)});
+  OpRegistration(
+      OpSchema{.name = name, .since_opset = since, .min_inputs = inputs, .max_inputs = inputs, .infer = std::move(fn)});
 }
 
 [[maybe_unused]] const bool registered = [] {

@@ -32,8 +32,8 @@ Status infer_sequence_construct(InferContext& ctx) {
   for (size_t i = 0; i < ctx.num_inputs(); ++i) {
     if (!ctx.input_type(i).is_tensor()) return invalid_model("SequenceConstruct: input {} must be a tensor", i);
     if (ctx.input_dtype(i) != ctx.input_dtype(0))
-      return invalid_model("SequenceConstruct: inputs must share one dtype, got {} and {}", dtype_name(ctx.input_dtype(0)),
-                           dtype_name(ctx.input_dtype(i)));
+      return invalid_model("SequenceConstruct: inputs must share one dtype, got {} and {}",
+                           dtype_name(ctx.input_dtype(0)), dtype_name(ctx.input_dtype(i)));
     elem = unify_types(elem, ctx.input_type(i));
   }
   ctx.set_output(0, Type::sequence_of(std::move(elem)));
@@ -92,8 +92,10 @@ Status infer_split_to_sequence(InferContext& ctx) {
   Dims d = *in.dims;
   const Dim& len = d[static_cast<size_t>(axis)];
   if (!ctx.has_input(1)) {
-    if (ctx.attr_int("keepdims", 1) == 0) d.erase(d.begin() + axis);
-    else d[static_cast<size_t>(axis)] = Dim(1);
+    if (ctx.attr_int("keepdims", 1) == 0)
+      d.erase(d.begin() + axis);
+    else
+      d[static_cast<size_t>(axis)] = Dim(1);
   } else {
     auto split = ctx.input_ints(1);
     Dim piece = Dim::unknown();
@@ -124,8 +126,10 @@ Status infer_concat_from_sequence(InferContext& ctx) {
   int64_t rank = static_cast<int64_t>(d.size()) + (new_axis ? 1 : 0);
   KILN_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(ctx.attr_int("axis", 0), rank));
   // The number of elements (and so the joined length) is only known at run time.
-  if (new_axis) d.insert(d.begin() + axis, ctx.new_symbol("count"));
-  else d[static_cast<size_t>(axis)] = ctx.new_symbol("length");
+  if (new_axis)
+    d.insert(d.begin() + axis, ctx.new_symbol("count"));
+  else
+    d[static_cast<size_t>(axis)] = ctx.new_symbol("length");
   ctx.set_output(0, elem.dtype, Shape(std::move(d)));
   return Status::ok();
 }
@@ -167,8 +171,13 @@ Status infer_optional_get_element(InferContext& ctx) {
 }
 
 void op(const char* name, int since, int min_in, int max_in, InferFn fn, int min_out = 1, int max_out = 1) {
-  OpRegistration(OpSchema{.name = name, .since_opset = since, .min_inputs = min_in, .max_inputs = max_in,
-                          .min_outputs = min_out, .max_outputs = max_out, .infer = std::move(fn)});
+  OpRegistration(OpSchema{.name = name,
+                          .since_opset = since,
+                          .min_inputs = min_in,
+                          .max_inputs = max_in,
+                          .min_outputs = min_out,
+                          .max_outputs = max_out,
+                          .infer = std::move(fn)});
 }
 
 [[maybe_unused]] const bool registered = [] {

@@ -47,7 +47,8 @@ Status infer_dft(InferContext& ctx) {
     axis = *a;
   }
   if (axis < 0) axis += in.rank();
-  if (axis < 0 || axis >= in.rank() - 1) return invalid_model("DFT: axis {} is out of range for rank {}", axis, in.rank());
+  if (axis < 0 || axis >= in.rank() - 1)
+    return invalid_model("DFT: axis {} is out of range for rank {}", axis, in.rank());
   Dim& len = d[static_cast<size_t>(axis)];
   Dim n = len;
   if (ctx.has_input(1)) {
@@ -57,8 +58,10 @@ Status infer_dft(InferContext& ctx) {
     n = len.is_fixed() ? Dim(2 * (len.value - 1)) : Dim::unknown();
   }
   if (n.is_fixed() && n.value < 1) return invalid_model("DFT: dft_length {} must be positive", n.value);
-  if (!inverse && onesided) len = n.is_fixed() ? Dim(n.value / 2 + 1) : Dim::unknown();
-  else len = n;
+  if (!inverse && onesided)
+    len = n.is_fixed() ? Dim(n.value / 2 + 1) : Dim::unknown();
+  else
+    len = n;
   d.back() = inverse && onesided ? Dim(1) : Dim(2);
   ctx.set_output(0, dt, Shape(std::move(d)));
   return Status::ok();
@@ -79,7 +82,8 @@ Status infer_stft(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(require_float(ctx, 0));
   const Shape& in = ctx.input_shape(0);
   DType dt = ctx.input_dtype(0);
-  if (in.has_rank() && in.rank() != 3) return invalid_model("STFT: signal must be [batch, length, 1 or 2], got {}", in.to_string());
+  if (in.has_rank() && in.rank() != 3)
+    return invalid_model("STFT: signal must be [batch, length, 1 or 2], got {}", in.to_string());
   bool onesided = ctx.attr_int("onesided", 1) != 0;
   std::optional<int64_t> frame_len = scalar_input(ctx, 3);
   if (!frame_len && ctx.has_input(2) && ctx.input_shape(2).has_rank() && ctx.input_shape(2).rank() == 1 &&
@@ -137,14 +141,25 @@ void window(const char* name) {
 }
 
 [[maybe_unused]] const bool registered = [] {
-  OpRegistration(OpSchema{.name = "DFT", .since_opset = 17, .min_inputs = 1, .max_inputs = 3, .infer = infer_dft,
+  OpRegistration(OpSchema{.name = "DFT",
+                          .since_opset = 17,
+                          .min_inputs = 1,
+                          .max_inputs = 3,
+                          .infer = infer_dft,
                           .upgrades = {{20, upgrade_dft17}}});
   OpRegistration(OpSchema{.name = "STFT", .since_opset = 17, .min_inputs = 2, .max_inputs = 4, .infer = infer_stft});
   for (const char* w : {"HannWindow", "HammingWindow", "BlackmanWindow"}) window(w);
-  OpRegistration(OpSchema{.name = "MelWeightMatrix", .since_opset = 17, .min_inputs = 5, .max_inputs = 5,
+  OpRegistration(OpSchema{.name = "MelWeightMatrix",
+                          .since_opset = 17,
+                          .min_inputs = 5,
+                          .max_inputs = 5,
                           .infer = infer_mel_weight_matrix});
-  OpRegistration(OpSchema{.name = "ImageDecoder", .since_opset = 20, .min_inputs = 1, .max_inputs = 1,
-                          .infer = infer_image_decoder, .summary = "not supported: kiln decodes no images"});
+  OpRegistration(OpSchema{.name = "ImageDecoder",
+                          .since_opset = 20,
+                          .min_inputs = 1,
+                          .max_inputs = 1,
+                          .infer = infer_image_decoder,
+                          .summary = "not supported: kiln decodes no images"});
   return true;
 }();
 

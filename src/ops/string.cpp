@@ -92,16 +92,24 @@ Status infer_tfidf(InferContext& ctx) {
 }
 
 [[maybe_unused]] const bool registered = [] {
-  OpRegistration(OpSchema{.name = "StringNormalizer", .since_opset = 10, .min_inputs = 1, .max_inputs = 1,
+  OpRegistration(OpSchema{.name = "StringNormalizer",
+                          .since_opset = 10,
+                          .min_inputs = 1,
+                          .max_inputs = 1,
                           .infer = infer_string_normalizer});
-  OpRegistration(OpSchema{.name = "StringConcat", .since_opset = 20, .min_inputs = 2, .max_inputs = 2,
-                          .infer = infer_string_concat});
-  OpRegistration(OpSchema{.name = "StringSplit", .since_opset = 20, .min_inputs = 1, .max_inputs = 1,
-                          .min_outputs = 2, .max_outputs = 2, .infer = infer_string_split});
-  OpRegistration(OpSchema{.name = "RegexFullMatch", .since_opset = 20, .min_inputs = 1, .max_inputs = 1,
-                          .infer = infer_regex_full_match});
-  OpRegistration(OpSchema{.name = "TfIdfVectorizer", .since_opset = 9, .min_inputs = 1, .max_inputs = 1,
-                          .infer = infer_tfidf});
+  OpRegistration(OpSchema{
+      .name = "StringConcat", .since_opset = 20, .min_inputs = 2, .max_inputs = 2, .infer = infer_string_concat});
+  OpRegistration(OpSchema{.name = "StringSplit",
+                          .since_opset = 20,
+                          .min_inputs = 1,
+                          .max_inputs = 1,
+                          .min_outputs = 2,
+                          .max_outputs = 2,
+                          .infer = infer_string_split});
+  OpRegistration(OpSchema{
+      .name = "RegexFullMatch", .since_opset = 20, .min_inputs = 1, .max_inputs = 1, .infer = infer_regex_full_match});
+  OpRegistration(
+      OpSchema{.name = "TfIdfVectorizer", .since_opset = 9, .min_inputs = 1, .max_inputs = 1, .infer = infer_tfidf});
   return true;
 }();
 

@@ -19,7 +19,8 @@ Status infer_optimizer(InferContext& ctx, size_t groups) {
     return invalid_model("{}: takes R, T and {} groups of equal size, got {} inputs", op, groups, ctx.num_inputs());
   size_t n = (ctx.num_inputs() - 2) / groups;
   if (ctx.num_outputs() != n * (groups - 1))
-    return invalid_model("{}: {} tensors to update need {} outputs, got {}", op, n, n * (groups - 1), ctx.num_outputs());
+    return invalid_model("{}: {} tensors to update need {} outputs, got {}", op, n, n * (groups - 1),
+                         ctx.num_outputs());
   for (size_t i = 0; i < 2; ++i)
     if (ctx.input_shape(i).has_rank() && ctx.input_shape(i).rank() > 1 && ctx.input_shape(i).numel() != 1)
       return invalid_model("{}: input {} (R or T) must be a scalar", op, i);
@@ -32,14 +33,26 @@ Status infer_optimizer(InferContext& ctx, size_t groups) {
 }
 
 [[maybe_unused]] const bool registered = [] {
-  OpRegistration(OpSchema{.domain = kTraining, .name = "Adagrad", .min_inputs = 5, .max_inputs = -1,
-                          .min_outputs = 2, .max_outputs = -1,
+  OpRegistration(OpSchema{.domain = kTraining,
+                          .name = "Adagrad",
+                          .min_inputs = 5,
+                          .max_inputs = -1,
+                          .min_outputs = 2,
+                          .max_outputs = -1,
                           .infer = [](InferContext& c) { return infer_optimizer(c, 3); }});
-  OpRegistration(OpSchema{.domain = kTraining, .name = "Momentum", .min_inputs = 5, .max_inputs = -1,
-                          .min_outputs = 2, .max_outputs = -1,
+  OpRegistration(OpSchema{.domain = kTraining,
+                          .name = "Momentum",
+                          .min_inputs = 5,
+                          .max_inputs = -1,
+                          .min_outputs = 2,
+                          .max_outputs = -1,
                           .infer = [](InferContext& c) { return infer_optimizer(c, 3); }});
-  OpRegistration(OpSchema{.domain = kTraining, .name = "Adam", .min_inputs = 6, .max_inputs = -1,
-                          .min_outputs = 3, .max_outputs = -1,
+  OpRegistration(OpSchema{.domain = kTraining,
+                          .name = "Adam",
+                          .min_inputs = 6,
+                          .max_inputs = -1,
+                          .min_outputs = 3,
+                          .max_outputs = -1,
                           .infer = [](InferContext& c) { return infer_optimizer(c, 4); }});
   return true;
 }();

@@ -2,14 +2,17 @@
 
 namespace kiln {
 
-static bool knows_nothing(const Type& t) { return t.is_tensor() && t.dtype == DType::kUndefined && !t.shape.has_rank(); }
+static bool knows_nothing(const Type& t) {
+  return t.is_tensor() && t.dtype == DType::kUndefined && !t.shape.has_rank();
+}
 
 Type unify_types(const Type& a, const Type& b) {
   if (knows_nothing(a)) return b;
   if (knows_nothing(b)) return a;
   if (a.kind != b.kind) return Type();
   if (!a.is_tensor()) {
-    if (!a.elem || !b.elem) return a.kind == Type::Kind::kSequence ? Type::sequence_of(Type()) : Type::optional_of(Type());
+    if (!a.elem || !b.elem)
+      return a.kind == Type::Kind::kSequence ? Type::sequence_of(Type()) : Type::optional_of(Type());
     Type e = unify_types(*a.elem, *b.elem);
     return a.kind == Type::Kind::kSequence ? Type::sequence_of(std::move(e)) : Type::optional_of(std::move(e));
   }

@@ -440,16 +440,19 @@ TEST(SignalKernel, DftOfImpulseIsFlat) {
 TEST(SignalInfer, StftWindowsAndMel) {
   Net net;
   Value* x = net.input("x", f32({sym("batch"), 128, 1}));
-  Node* stft = net.node("STFT", {x, net.constant("step", Tensor::scalar_i64(8)), nullptr,
-                                 net.constant("len", Tensor::scalar_i64(16))}, 1);
+  Node* stft = net.node(
+      "STFT", {x, net.constant("step", Tensor::scalar_i64(8)), nullptr, net.constant("len", Tensor::scalar_i64(16))},
+      1);
   Value* size = net.constant("size", Tensor::scalar_i64(10));
   Node* hann = net.node("HannWindow", {size}, 1);
   Node* hamming = net.node("HammingWindow", {size}, 1);
   hamming->attrs["output_datatype"] = Attribute::of_int(static_cast<int64_t>(DType::kF64));
   Node* blackman = net.node("BlackmanWindow", {net.input("n", i64({}))}, 1);
-  Node* mel = net.node("MelWeightMatrix", {net.constant("m", Tensor::scalar_i64(8)), net.constant("d", Tensor::scalar_i64(64)),
-                                           net.constant("sr", Tensor::scalar_i64(8000)), net.input("lo", f32({})),
-                                           net.input("hi", f32({}))}, 1);
+  Node* mel =
+      net.node("MelWeightMatrix",
+               {net.constant("m", Tensor::scalar_i64(8)), net.constant("d", Tensor::scalar_i64(64)),
+                net.constant("sr", Tensor::scalar_i64(8000)), net.input("lo", f32({})), net.input("hi", f32({}))},
+               1);
   EXPECT_EQ(net.infer(), "");
   EXPECT_EQ(out(stft), "f32[batch,15,9,2]");
   EXPECT_EQ(out(hann), "f32[10]");
@@ -545,8 +548,10 @@ TEST(TrainingInfer, OptimizerOutputsMatchUpdatedTensors) {
 TEST(TrainingKernel, AdagradStep) {
   Net net;
   const char* d = "ai.onnx.preview.training";
-  Node* n = net.node("Adagrad", {net.input("r", f32({})), net.input("t", i64({})), net.input("x", f32({1})),
-                                 net.input("g", f32({1})), net.input("h", f32({1}))}, 2, d, 1);
+  Node* n = net.node("Adagrad",
+                     {net.input("r", f32({})), net.input("t", i64({})), net.input("x", f32({1})),
+                      net.input("g", f32({1})), net.input("h", f32({1}))},
+                     2, d, 1);
   n->attrs["epsilon"] = Attribute::of_float(0.0f);
   net.g->outputs = n->outputs;
   ASSERT_EQ(net.infer(), "");
@@ -602,6 +607,39 @@ TEST(MlKernel, ArrayFeatureExtractorRejectsOutOfRangeIndex) {
   auto r = net.run({RunValue::of(f32_tensor({2}, {1, 2}))});
   ASSERT_FALSE(r.is_ok());
   EXPECT_NE(r.status().message().find("index 2 is out of range [0, 2)"), std::string::npos);
+}
+
+TEST(MlInfer, TreeEnsembleRegressorGivesF32Targets) {
+  Net net;
+  Node* n = net.node("TreeEnsembleRegressor", {net.input("x", Type::tensor(DType::kF64, Shape(Dims{sym("batch"), 3})))},
+                     1, "ai.onnx.ml", 3);
+  n->attrs["n_targets"] = Attribute::of_int(2);
+  EXPECT_EQ(net.infer(), "");
+  EXPECT_EQ(out(n), "f32[batch,2]");
+}
+
+TEST(MlKernel, TreeEnsembleRegressorSumsLeafVotesAndBase) {
+  Net net;
+  Node* n = net.node("TreeEnsembleRegressor", {net.input("x", f32({2, 1}))}, 1, "ai.onnx.ml", 3);
+  n->attrs["n_targets"] = Attribute::of_int(1);
+  // One tree: x0 <= 0.5 ? leaf 1 (weight 10) : leaf 2 (weight 20); base 1.
+  n->attrs["nodes_treeids"] = Attribute::of_ints({0, 0, 0});
+  n->attrs["nodes_nodeids"] = Attribute::of_ints({0, 1, 2});
+  n->attrs["nodes_featureids"] = Attribute::of_ints({0, 0, 0});
+  n->attrs["nodes_modes"] = Attribute::of_strings({"BRANCH_LEQ", "LEAF", "LEAF"});
+  n->attrs["nodes_values"] = Attribute::of_floats({0.5f, 0, 0});
+  n->attrs["nodes_truenodeids"] = Attribute::of_ints({1, 0, 0});
+  n->attrs["nodes_falsenodeids"] = Attribute::of_ints({2, 0, 0});
+  n->attrs["target_treeids"] = Attribute::of_ints({0, 0});
+  n->attrs["target_nodeids"] = Attribute::of_ints({1, 2});
+  n->attrs["target_ids"] = Attribute::of_ints({0, 0});
+  n->attrs["target_weights"] = Attribute::of_floats({10, 20});
+  n->attrs["base_values"] = Attribute::of_floats({1});
+  net.g->outputs = n->outputs;
+  ASSERT_EQ(net.infer(), "");
+  auto r = net.run({RunValue::of(f32_tensor({2, 1}, {0.25f, 0.75f}))});
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(floats((*r)[0].tensor), (std::vector<float>{11, 21}));
 }
 
 }  // namespace

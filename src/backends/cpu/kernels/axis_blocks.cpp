@@ -27,12 +27,13 @@ Status check_copyable(DType t) {
 }
 
 // Copies `rows` rows of `n` elements from src (row stride src_stride) to dst.
-void copy_rows(const Tensor& src, int64_t src_off, int64_t src_stride, Tensor& dst, int64_t dst_off,
-               int64_t dst_stride, int64_t rows, int64_t n) {
+void copy_rows(const Tensor& src, int64_t src_off, int64_t src_stride, Tensor& dst, int64_t dst_off, int64_t dst_stride,
+               int64_t rows, int64_t n) {
   if (n == 0 || rows == 0) return;
   if (src.dtype() == DType::kString) {
     for (int64_t r = 0; r < rows; ++r)
-      for (int64_t i = 0; i < n; ++i) dst.strings()[dst_off + r * dst_stride + i] = src.strings()[src_off + r * src_stride + i];
+      for (int64_t i = 0; i < n; ++i)
+        dst.strings()[dst_off + r * dst_stride + i] = src.strings()[src_off + r * src_stride + i];
     return;
   }
   size_t es = static_cast<size_t>(dtype_bits(src.dtype()) / 8);
@@ -68,7 +69,8 @@ Expected<Tensor> concat_along(const std::vector<Tensor>& parts, int64_t axis) {
   if (parts.empty()) return invalid_argument("nothing to concatenate");
   const Tensor& first = parts[0];
   KILN_RETURN_IF_ERROR(check_copyable(first.dtype()));
-  if (axis < 0 || axis >= first.rank()) return invalid_argument("axis {} is out of range for rank {}", axis, first.rank());
+  if (axis < 0 || axis >= first.rank())
+    return invalid_argument("axis {} is out of range for rank {}", axis, first.rank());
   std::vector<int64_t> dims = first.dims();
   dims[axis] = 0;
   for (const Tensor& p : parts) {
@@ -76,8 +78,8 @@ Expected<Tensor> concat_along(const std::vector<Tensor>& parts, int64_t axis) {
     for (int64_t i = 0; same && i < p.rank(); ++i) same = i == axis || p.dim(i) == first.dim(i);
     if (!same)
       return invalid_argument("cannot join {}{} and {}{} along axis {}", dtype_name(first.dtype()),
-                              Shape::of(first.dims()).to_string(), dtype_name(p.dtype()), Shape::of(p.dims()).to_string(),
-                              axis);
+                              Shape::of(first.dims()).to_string(), dtype_name(p.dtype()),
+                              Shape::of(p.dims()).to_string(), axis);
     dims[axis] += p.dim(axis);
   }
   KILN_ASSIGN_OR_RETURN(Tensor out, Tensor::allocate(first.dtype(), dims));

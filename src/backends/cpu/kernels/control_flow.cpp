@@ -84,8 +84,8 @@ Status run_loop(CpuKernelContext& ctx) {
       return invalid_model("Loop: the body gave {} outputs, expected {}", out.size(), 1 + n_carried + n_scan);
     // Without a cond input the body's cond output is ignored (a plain for loop).
     if (ctx.has_input(1)) {
-    KILN_ASSIGN_OR_RETURN(cond, read_bool(out[0], "Loop body's cond output"));
-  }
+      KILN_ASSIGN_OR_RETURN(cond, read_bool(out[0], "Loop body's cond output"));
+    }
     for (size_t k = 0; k < n_carried; ++k) carried[k] = std::move(out[1 + k]);
     for (size_t k = 0; k < n_scan; ++k) {
       if (!out[1 + n_carried + k].is_tensor()) return invalid_model("Loop: scan output {} is not a tensor", k);

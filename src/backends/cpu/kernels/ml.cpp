@@ -38,7 +38,7 @@ Tensor label_default(const Node& n, DType dt) {
     return t;
   }
   Tensor t(dt, {1});
-  double v = dt == DType::kI64 ? static_cast<double>(n.attr_int("default_int64", -1))
+  double v = dt == DType::kI64   ? static_cast<double>(n.attr_int("default_int64", -1))
              : dt == DType::kF32 ? static_cast<double>(n.attr_float("default_float", -0.0f))
                                  : (dtype_is_float(dt) ? -0.0 : -1.0);
   (void)visit_dtype(dt, kNumericTypes, [&]<typename T>() {
@@ -100,8 +100,10 @@ Status run_label_encoder(CpuKernelContext& ctx) {
   if (y.dtype() != values.dtype()) return internal_error("LabelEncoder: output dtype disagrees with the values");
   for (int64_t i = 0; i < x.numel(); ++i) {
     int64_t k = index.find(x, i);
-    if (k >= 0) copy_element(values, k, y, i);
-    else copy_element(fallback, 0, y, i);
+    if (k >= 0)
+      copy_element(values, k, y, i);
+    else
+      copy_element(fallback, 0, y, i);
   }
   return Status::ok();
 }
@@ -125,12 +127,14 @@ Status run_array_feature_extractor(CpuKernelContext& ctx) {
   int64_t f = x.dims().back();
   for (int64_t i : idx)
     if (i < 0 || i >= f) return invalid_argument("ArrayFeatureExtractor: index {} is out of range [0, {})", i, f);
-  std::vector<int64_t> dims = x.rank() == 1 ? std::vector<int64_t>{1} : std::vector<int64_t>(x.dims().begin(), x.dims().end() - 1);
+  std::vector<int64_t> dims =
+      x.rank() == 1 ? std::vector<int64_t>{1} : std::vector<int64_t>(x.dims().begin(), x.dims().end() - 1);
   dims.push_back(static_cast<int64_t>(idx.size()));
   Tensor& y = ctx.allocate_output(0, dims);
   int64_t rows = f == 0 ? 0 : x.numel() / f;
   for (int64_t r = 0; r < rows; ++r)
-    for (size_t k = 0; k < idx.size(); ++k) copy_element(x, r * f + idx[k], y, r * static_cast<int64_t>(idx.size()) + static_cast<int64_t>(k));
+    for (size_t k = 0; k < idx.size(); ++k)
+      copy_element(x, r * f + idx[k], y, r * static_cast<int64_t>(idx.size()) + static_cast<int64_t>(k));
   return Status::ok();
 }
 
@@ -232,10 +236,14 @@ Status run_tree_ensemble(CpuKernelContext& ctx) {
       if (t < 0 || t >= targets) return invalid_model("TreeEnsemble: leaf target {} is out of range", t);
       double& o = out[static_cast<size_t>(r * targets + t)];
       double w = f.leaf_weights[leaf];
-      if (agg == 1) o += w;
-      else if (agg == 0) o += w / static_cast<double>(f.roots.size());
-      else if (agg == 2) o = std::min(o, w);
-      else o = std::max(o, w);
+      if (agg == 1)
+        o += w;
+      else if (agg == 0)
+        o += w / static_cast<double>(f.roots.size());
+      else if (agg == 2)
+        o = std::min(o, w);
+      else
+        o = std::max(o, w);
     }
   }
   Tensor& y = ctx.allocate_output(0, {rows, targets});

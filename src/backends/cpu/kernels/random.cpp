@@ -98,7 +98,8 @@ Status run_multinomial(CpuKernelContext& ctx) {
     double top = -INFINITY;
     for (int64_t c = 0; c < classes; ++c) top = std::max(top, x.element_as_double(b * classes + c));
     double sum = 0;
-    for (int64_t c = 0; c < classes; ++c) cdf[static_cast<size_t>(c)] = sum += std::exp(x.element_as_double(b * classes + c) - top);
+    for (int64_t c = 0; c < classes; ++c)
+      cdf[static_cast<size_t>(c)] = sum += std::exp(x.element_as_double(b * classes + c) - top);
     for (int64_t s = 0; s < samples; ++s) {
       double u = rng.uniform() * sum;
       int64_t c = 0;

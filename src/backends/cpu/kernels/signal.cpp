@@ -73,11 +73,13 @@ Status run_dft(CpuKernelContext& ctx) {
         std::fill(line.begin(), line.end(), Complex(0));
         for (int64_t j = 0; j < used; ++j) {
           const T* p = in + ((o * len + j) * inner + i) * comps;
-          line[static_cast<size_t>(j)] = Complex(static_cast<double>(p[0]), comps == 2 ? static_cast<double>(p[1]) : 0.0);
+          line[static_cast<size_t>(j)] =
+              Complex(static_cast<double>(p[0]), comps == 2 ? static_cast<double>(p[1]) : 0.0);
         }
         if (irfft) {
           line[0] = line[0].real();
-          for (int64_t j = 1; j < n - j; ++j) line[static_cast<size_t>(n - j)] = std::conj(line[static_cast<size_t>(j)]);
+          for (int64_t j = 1; j < n - j; ++j)
+            line[static_cast<size_t>(n - j)] = std::conj(line[static_cast<size_t>(j)]);
           if (n % 2 == 0) line[static_cast<size_t>(n / 2)] = line[static_cast<size_t>(n / 2)].real();
           used = n;
         }
@@ -124,7 +126,8 @@ Status run_stft(CpuKernelContext& ctx) {
         for (int64_t j = 0; j < frame; ++j) {
           const T* p = in + (b * len + f * step + j) * comps;
           double w = window[static_cast<size_t>(j)];
-          line[static_cast<size_t>(j)] = Complex(static_cast<double>(p[0]) * w, comps == 2 ? static_cast<double>(p[1]) * w : 0.0);
+          line[static_cast<size_t>(j)] =
+              Complex(static_cast<double>(p[0]) * w, comps == 2 ? static_cast<double>(p[1]) * w : 0.0);
         }
         dft_line(line.data(), frame, frame, bins, false, res.data());
         for (int64_t k = 0; k < bins; ++k) {
@@ -181,14 +184,16 @@ Status run_mel_weight_matrix(CpuKernelContext& ctx) {
   std::vector<int64_t> edge(static_cast<size_t>(mel_bins + 2));
   for (int64_t i = 0; i < mel_bins + 2; ++i) {
     double hz = 700 * (std::pow(10.0, (static_cast<double>(i) * step + low) / 2595) - 1);
-    edge[static_cast<size_t>(i)] = static_cast<int64_t>(std::floor(static_cast<double>(dft_length + 1) * hz / static_cast<double>(sample_rate)));
+    edge[static_cast<size_t>(i)] =
+        static_cast<int64_t>(std::floor(static_cast<double>(dft_length + 1) * hz / static_cast<double>(sample_rate)));
   }
   std::vector<double> w(static_cast<size_t>(rows * mel_bins), 0.0);
   auto at = [&](int64_t r, int64_t c) -> double* {
     return r >= 0 && r < rows ? &w[static_cast<size_t>(r * mel_bins + c)] : nullptr;
   };
   for (int64_t i = 0; i < mel_bins; ++i) {
-    int64_t l = edge[static_cast<size_t>(i)], c = edge[static_cast<size_t>(i + 1)], h = edge[static_cast<size_t>(i + 2)];
+    int64_t l = edge[static_cast<size_t>(i)], c = edge[static_cast<size_t>(i + 1)],
+            h = edge[static_cast<size_t>(i + 2)];
     if (c == l) {
       if (double* p = at(c, i)) *p = 1;
     } else {

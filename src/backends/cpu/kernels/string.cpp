@@ -49,7 +49,8 @@ Status run_string_concat(CpuKernelContext& ctx) {
   const Tensor& b = ctx.input(1);
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0));
   BroadcastWalker w(y->dims(), {broadcast_strides(a.dims(), y->dims()), broadcast_strides(b.dims(), y->dims())});
-  for (int64_t i = 0; i < y->numel(); ++i, w.next()) y->strings()[i] = a.strings()[w.offset(0)] + b.strings()[w.offset(1)];
+  for (int64_t i = 0; i < y->numel(); ++i, w.next())
+    y->strings()[i] = a.strings()[w.offset(0)] + b.strings()[w.offset(1)];
   return Status::ok();
 }
 

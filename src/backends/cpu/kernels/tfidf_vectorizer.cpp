@@ -86,8 +86,10 @@ Status run_tfidf(CpuKernelContext& ctx) {
   for (int64_t i = 0; i < rows * width; ++i) {
     double c = counts[static_cast<size_t>(i)];
     double w = weights.empty() ? 1.0 : weights[static_cast<size_t>(i % width) % weights.size()];
-    if (mode == "IDF") c = c > 0 ? w : 0;
-    else if (mode == "TFIDF") c *= w;
+    if (mode == "IDF")
+      c = c > 0 ? w : 0;
+    else if (mode == "TFIDF")
+      c *= w;
     out[i] = static_cast<float>(c);
   }
   return Status::ok();
