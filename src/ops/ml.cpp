@@ -1,6 +1,9 @@
 // Classic ML ops of the ai.onnx.ml domain: LabelEncoder, Binarizer,
-// ArrayFeatureExtractor, TreeEnsemble and the older TreeEnsembleRegressor.
+// ArrayFeatureExtractor, TreeEnsemble and the older
+// TreeEnsembleRegressor and TreeEnsembleClassifier.
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "ops/infer_util.h"
 
@@ -105,6 +108,29 @@ Status infer_tree_ensemble_regressor(InferContext& ctx) {
   return Status::ok();
 }
 
+// Y: a label per row (i64 or string); Z: f32 scores, two columns for a binary
+// model whose votes all go to one class.
+Status infer_tree_ensemble_classifier(InferContext& ctx) {
+  KILN_RETURN_IF_ERROR(require_rank(ctx, 0, "TreeEnsembleClassifier"));
+  const Node& n = ctx.node();
+  const Attribute* strs = n.attr("classlabels_strings");
+  auto ints = n.attr_ints("classlabels_int64s");
+  auto labels = static_cast<int64_t>(strs ? strs->strings.size() : ints.size());
+  if (labels < 1) return invalid_model("TreeEnsembleClassifier: classlabels_int64s or classlabels_strings is required");
+  if (labels == 1 && (strs || ints[0] != 1))
+    return unsupported("TreeEnsembleClassifier: a single class label is only supported as the int64 1");
+  std::string post = ctx.attr_string("post_transform", "NONE");
+  if (post != "NONE" && post != "LOGISTIC" && post != "SOFTMAX" && post != "SOFTMAX_ZERO")
+    return unsupported("TreeEnsembleClassifier: post_transform '{}' is not supported", post);
+  auto ids = ctx.attr_ints("class_ids");
+  bool binary = !ids.empty() && std::all_of(ids.begin(), ids.end(), [&](int64_t c) { return c == ids[0]; });
+  const Shape& x = ctx.input_shape(0);
+  Dim rows = !x.has_rank() ? Dim::unknown() : x.rank() == 1 ? Dim(1) : x[0];
+  ctx.set_output(0, strs ? DType::kString : DType::kI64, Shape(Dims{rows}));
+  ctx.set_output(1, DType::kF32, Shape(Dims{rows, Dim(binary && labels == 1 ? 2 : labels)}));
+  return Status::ok();
+}
+
 [[maybe_unused]] const bool registered = [] {
   OpRegistration(OpSchema{.domain = kMl,
                           .name = "LabelEncoder",
@@ -130,6 +156,13 @@ Status infer_tree_ensemble_regressor(InferContext& ctx) {
                           .min_inputs = 1,
                           .max_inputs = 1,
                           .infer = infer_tree_ensemble_regressor});
+  OpRegistration(OpSchema{.domain = kMl,
+                          .name = "TreeEnsembleClassifier",
+                          .min_inputs = 1,
+                          .max_inputs = 1,
+                          .min_outputs = 1,
+                          .max_outputs = 2,
+                          .infer = infer_tree_ensemble_classifier});
   return true;
 }();
 

@@ -642,5 +642,42 @@ TEST(MlKernel, TreeEnsembleRegressorSumsLeafVotesAndBase) {
   EXPECT_EQ(floats((*r)[0].tensor), (std::vector<float>{11, 21}));
 }
 
+// One stump x0 <= 0.5: the true leaf votes 0.9 for class 0, the false leaf 0.8 for class 1.
+Node* stump_classifier(Net& net, Value* x) {
+  Node* n = net.node("TreeEnsembleClassifier", {x}, 2, "ai.onnx.ml", 3);
+  n->attrs["classlabels_strings"] = Attribute::of_strings({"no", "yes"});
+  n->attrs["nodes_treeids"] = Attribute::of_ints({0, 0, 0});
+  n->attrs["nodes_nodeids"] = Attribute::of_ints({0, 1, 2});
+  n->attrs["nodes_featureids"] = Attribute::of_ints({0, 0, 0});
+  n->attrs["nodes_modes"] = Attribute::of_strings({"BRANCH_LEQ", "LEAF", "LEAF"});
+  n->attrs["nodes_values"] = Attribute::of_floats({0.5f, 0, 0});
+  n->attrs["nodes_truenodeids"] = Attribute::of_ints({1, 0, 0});
+  n->attrs["nodes_falsenodeids"] = Attribute::of_ints({2, 0, 0});
+  n->attrs["class_treeids"] = Attribute::of_ints({0, 0});
+  n->attrs["class_nodeids"] = Attribute::of_ints({1, 2});
+  n->attrs["class_ids"] = Attribute::of_ints({0, 1});
+  n->attrs["class_weights"] = Attribute::of_floats({0.9f, 0.8f});
+  return n;
+}
+
+TEST(MlInfer, TreeEnsembleClassifierGivesLabelsAndScores) {
+  Net net;
+  Node* n = stump_classifier(net, net.input("x", f32({sym("batch"), 1})));
+  EXPECT_EQ(net.infer(), "");
+  EXPECT_EQ(out(n, 0), "string[batch]");
+  EXPECT_EQ(out(n, 1), "f32[batch,2]");
+}
+
+TEST(MlKernel, TreeEnsembleClassifierPicksTheBestScoringLabel) {
+  Net net;
+  Node* n = stump_classifier(net, net.input("x", f32({2, 1})));
+  net.g->outputs = n->outputs;
+  ASSERT_EQ(net.infer(), "");
+  auto r = net.run({RunValue::of(f32_tensor({2, 1}, {0.25f, 0.75f}))});
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ((*r)[0].tensor.strings(), (std::vector<std::string>{"no", "yes"}));
+  EXPECT_EQ(floats((*r)[1].tensor), (std::vector<float>{0.9f, 0, 0, 0.8f}));
+}
+
 }  // namespace
 }  // namespace kiln

@@ -1,5 +1,7 @@
-// TreeEnsembleRegressor (ai.onnx.ml 1 to 3): trees given as (tree id, node id)
-// tuples whose LEAF nodes carry weighted votes for targets.
+// TreeEnsembleRegressor and TreeEnsembleClassifier (ai.onnx.ml 1 to 3, later
+// deprecated for TreeEnsemble): trees given as (tree id, node id) tuples whose
+// LEAF nodes carry weighted votes for targets or classes.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -33,20 +35,22 @@ Expected<int> mode_of(const std::string& m) {
   if (m == "LEAF") return -1;
   for (int i = 0; i < 6; ++i)
     if (m == kModes[i]) return i;
-  return invalid_model("TreeEnsembleRegressor: unknown node mode '{}'", m);
+  return invalid_model("TreeEnsemble: unknown node mode '{}'", m);
 }
 
 // The nodes, and the index of each tree's root (node id 0), in tree id order.
-Expected<std::pair<std::vector<RegressorNode>, std::vector<size_t>>> read_trees(const Node& n) {
+// `votes` names the attribute prefix of the leaves' votes: "target" or "class".
+Expected<std::pair<std::vector<RegressorNode>, std::vector<size_t>>> read_trees(const Node& n,
+                                                                                const std::string& votes) {
   auto tree_ids = n.attr_ints("nodes_treeids"), node_ids = n.attr_ints("nodes_nodeids");
   auto features = n.attr_ints("nodes_featureids"), true_ids = n.attr_ints("nodes_truenodeids");
   auto false_ids = n.attr_ints("nodes_falsenodeids"), missing = n.attr_ints("nodes_missing_value_tracks_true");
-  std::vector<double> values = values_of(n, "nodes_values"), weights = values_of(n, "target_weights");
+  std::vector<double> values = values_of(n, "nodes_values"), weights = values_of(n, votes + "_weights");
   const Attribute* modes = n.attr("nodes_modes");
   size_t count = tree_ids.size();
   if (!modes || modes->strings.size() != count || node_ids.size() != count || features.size() != count ||
       true_ids.size() != count || false_ids.size() != count || values.size() != count)
-    return invalid_model("TreeEnsembleRegressor: the nodes_* attributes differ in length");
+    return invalid_model("{}: the nodes_* attributes differ in length", n.op_type);
   std::map<std::pair<int64_t, int64_t>, size_t> index;
   for (size_t i = 0; i < count; ++i) index[{tree_ids[i], node_ids[i]}] = i;
   std::vector<RegressorNode> nodes(count);
@@ -64,12 +68,13 @@ Expected<std::pair<std::vector<RegressorNode>, std::vector<size_t>>> read_trees(
     r.true_next = t->second;
     r.false_next = f->second;
   }
-  auto t_tree = n.attr_ints("target_treeids"), t_node = n.attr_ints("target_nodeids"), t_id = n.attr_ints("target_ids");
+  auto t_tree = n.attr_ints(votes + "_treeids"), t_node = n.attr_ints(votes + "_nodeids"),
+       t_id = n.attr_ints(votes + "_ids");
   if (t_tree.size() != t_node.size() || t_tree.size() != t_id.size() || t_tree.size() != weights.size())
-    return invalid_model("TreeEnsembleRegressor: the target_* attributes differ in length");
+    return invalid_model("{}: the {}_* attributes differ in length", n.op_type, votes);
   for (size_t i = 0; i < t_tree.size(); ++i) {
     auto it = index.find({t_tree[i], t_node[i]});
-    if (it == index.end()) return invalid_model("TreeEnsembleRegressor: a target names a missing node");
+    if (it == index.end()) return invalid_model("{}: a {} vote names a missing node", n.op_type, votes);
     nodes[it->second].votes.emplace_back(t_id[i], weights[i]);
   }
   std::vector<size_t> roots;
@@ -106,7 +111,7 @@ const RegressorNode* walk(const std::vector<RegressorNode>& nodes, size_t at, co
 
 Status run_tree_ensemble_regressor(CpuKernelContext& ctx) {
   const Node& n = ctx.node();
-  KILN_ASSIGN_OR_RETURN(auto trees, read_trees(n));
+  KILN_ASSIGN_OR_RETURN(auto trees, read_trees(n, "target"));
   const auto& [nodes, roots] = trees;
   const Tensor& x = ctx.input(0);
   int64_t features = x.rank() == 1 ? x.numel() : x.dims().back();
@@ -148,8 +153,84 @@ Status run_tree_ensemble_regressor(CpuKernelContext& ctx) {
   return Status::ok();
 }
 
+// Sums every tree's class votes onto the base values: one row of scores per input row.
+Expected<std::vector<double>> class_scores(const Node& n, const Tensor& x, int64_t classes, int64_t& rows) {
+  KILN_ASSIGN_OR_RETURN(auto trees, read_trees(n, "class"));
+  const auto& [nodes, roots] = trees;
+  int64_t features = x.rank() == 1 ? x.numel() : x.dims().back();
+  rows = features == 0 ? 0 : x.numel() / features;
+  std::vector<double> base = values_of(n, "base_values");
+  std::vector<double> scores(static_cast<size_t>(rows * classes), 0.0), row(static_cast<size_t>(features));
+  for (int64_t r = 0; r < rows; ++r) {
+    double* s = scores.data() + r * classes;
+    for (int64_t c = 0; c < classes && static_cast<size_t>(c) < base.size(); ++c) s[c] = base[static_cast<size_t>(c)];
+    for (int64_t c = 0; c < features; ++c) row[static_cast<size_t>(c)] = x.element_as_double(r * features + c);
+    for (size_t root : roots) {
+      const RegressorNode* leaf = walk(nodes, root, row.data(), features);
+      if (!leaf) return invalid_model("TreeEnsembleClassifier: a tree reads a missing feature or has a cycle");
+      for (const auto& [c, w] : leaf->votes) {
+        if (c < 0 || c >= classes) return invalid_model("TreeEnsembleClassifier: class id {} is out of range", c);
+        s[c] += w;
+      }
+    }
+  }
+  return scores;
+}
+
+void post_transform(const std::string& how, double* s, int64_t n) {
+  if (how == "LOGISTIC") {
+    for (int64_t i = 0; i < n; ++i) s[i] = 1 / (1 + std::exp(-s[i]));
+  } else if (how == "SOFTMAX" || how == "SOFTMAX_ZERO") {
+    // SOFTMAX_ZERO leaves zero scores at zero.
+    bool keep_zero = how == "SOFTMAX_ZERO";
+    double top = -std::numeric_limits<double>::infinity(), sum = 0;
+    for (int64_t i = 0; i < n; ++i)
+      if (!keep_zero || s[i] != 0) top = std::max(top, s[i]);
+    for (int64_t i = 0; i < n; ++i) sum += s[i] = keep_zero && s[i] == 0 ? 0 : std::exp(s[i] - top);
+    for (int64_t i = 0; i < n; ++i) s[i] = sum > 0 ? s[i] / sum : 0;
+  }
+}
+
+// Follows the ONNX reference: when every vote is for one class id the model is
+// binary, and the scores become [1 - s, s] (or [-s, s] before a transform).
+Status run_tree_ensemble_classifier(CpuKernelContext& ctx) {
+  const Node& n = ctx.node();
+  const Attribute* str_labels = n.attr("classlabels_strings");
+  auto int_labels = n.attr_ints("classlabels_int64s");
+  auto labels = static_cast<int64_t>(str_labels ? str_labels->strings.size() : int_labels.size());
+  if (labels < 1) return invalid_model("TreeEnsembleClassifier: no class labels");
+  std::string how = n.attr_string("post_transform", "NONE");
+  auto ids = n.attr_ints("class_ids");
+  bool binary = !ids.empty() && std::all_of(ids.begin(), ids.end(), [&](int64_t c) { return c == ids[0]; });
+  int64_t rows = 0;
+  KILN_ASSIGN_OR_RETURN(std::vector<double> raw, class_scores(n, ctx.input(0), labels, rows));
+  int64_t width = binary && labels == 1 ? 2 : labels;
+  std::vector<double> scores(static_cast<size_t>(rows * width), 0.0);
+  Tensor& y = ctx.allocate_output(0, {rows});
+  Tensor* z = ctx.has_output(1) ? &ctx.allocate_output(1, {rows, width}) : nullptr;
+  for (int64_t r = 0; r < rows; ++r) {
+    double* s = scores.data() + r * width;
+    for (int64_t c = 0; c < labels; ++c) s[c] = raw[static_cast<size_t>(r * labels + c)];
+    if (binary) {
+      s[1] = s[0];
+      s[0] = how == "NONE" ? 1 - s[1] : -s[1];
+    }
+    post_transform(how, s, width);
+    auto best = static_cast<int64_t>(std::max_element(s, s + width) - s);
+    if (str_labels) {
+      y.strings()[r] = str_labels->strings[static_cast<size_t>(std::min(best, labels - 1))];
+    } else {
+      y.mutable_data<int64_t>()[r] = labels == 1 ? (best == 1 ? 1 : 0) : int_labels[static_cast<size_t>(best)];
+    }
+    if (z)
+      for (int64_t c = 0; c < width; ++c) z->mutable_data<float>()[r * width + c] = static_cast<float>(s[c]);
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 KILN_CPU_KERNEL("ai.onnx.ml", "TreeEnsembleRegressor", run_tree_ensemble_regressor);
+KILN_CPU_KERNEL("ai.onnx.ml", "TreeEnsembleClassifier", run_tree_ensemble_classifier);
 
 }  // namespace kiln
