@@ -354,6 +354,18 @@ TEST(StringKernel, SplitPadsWithEmptyStringsAndCountsPieces) {
   EXPECT_EQ((*r)[1].tensor.to_i64_vector().value(), (std::vector<int64_t>{3, 1}));
 }
 
+TEST(StringKernel, SplitOnWhitespaceKeepsTheUnsplitRestAsPythonDoes) {
+  Net net;
+  Value* x = net.input("x", str({1}));
+  Node* split = net.node("StringSplit", {x}, 2);
+  split->attrs["maxsplit"] = Attribute::of_int(1);
+  net.g->outputs = split->outputs;
+  ASSERT_EQ(net.infer(), "");
+  auto r = net.run({RunValue::of(strings({1}, {"  a b  c "}))});
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ((*r)[0].tensor.strings(), (std::vector<std::string>{"a", "b  c "}));
+}
+
 TEST(StringKernel, NormalizerDropsStopwordsCaseInsensitively) {
   Net net;
   Value* x = net.input("x", str({3}));

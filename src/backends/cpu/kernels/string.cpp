@@ -63,10 +63,9 @@ std::vector<std::string> split_one(const std::string& s, const std::string& deli
     while (true) {
       while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
       if (i >= s.size()) break;
+      // Like Python, the unsplit rest keeps its trailing whitespace.
       if (maxsplit >= 0 && splits == maxsplit) {
-        size_t end = s.size();
-        while (end > i && std::isspace(static_cast<unsigned char>(s[end - 1]))) --end;
-        out.push_back(s.substr(i, end - i));
+        out.push_back(s.substr(i));
         break;
       }
       size_t j = i;
