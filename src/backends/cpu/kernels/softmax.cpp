@@ -3,25 +3,13 @@
 #include <cmath>
 #include <limits>
 
+#include "backends/cpu/kernels/axis_slice.h"
 #include "backends/cpu/kernels/elementwise_apply.h"
 
 namespace kiln {
 namespace {
 
 enum class Kind { kSoftmax, kLogSoftmax, kHardmax };
-
-// Calls fn(base, stride) for each 1-D slice along `axis`: its elements are
-// base + k * stride for k in [0, dims[axis]).
-template <typename Fn>
-void for_each_slice(const std::vector<int64_t>& dims, int64_t axis, Fn fn) {
-  int64_t outer = 1, inner = 1;
-  for (int64_t i = 0; i < axis; ++i) outer *= dims[i];
-  for (size_t i = axis + 1; i < dims.size(); ++i) inner *= dims[i];
-  const int64_t n = dims.empty() ? 1 : dims[axis];
-  parallel_for(outer * inner, n * 4, [&](int64_t b, int64_t e) {
-    for (int64_t s = b; s < e; ++s) fn((s / inner) * n * inner + s % inner, inner);
-  });
-}
 
 template <typename T>
 void normalize_slice(const T* x, T* y, int64_t n, int64_t stride, Kind kind) {
@@ -59,9 +47,11 @@ CpuKernelFn softmax_kernel(Kind kind) {
     return visit_dtype_in<kFloatTypes>(x.dtype(), [&]<typename T>() {
       const T* in = x.data<T>();
       T* out = y->mutable_data<T>();
-      int64_t n = rank == 0 ? 1 : x.dim(axis);
-      for_each_slice(x.dims(), axis,
-                     [&](int64_t base, int64_t stride) { normalize_slice(in + base, out + base, n, stride, kind); });
+      AxisSlices slices(x.dims(), axis);
+      slices.for_each([&](int64_t s) {
+        int64_t base = slices.base(s);
+        normalize_slice(in + base, out + base, slices.n, slices.inner, kind);
+      });
       return Status::ok();
     });
   };
