@@ -9,11 +9,13 @@ Attribute ai(int64_t v) { return Attribute::of_int(v); }
 Attribute as(const char* v) { return Attribute::of_string(v); }
 
 TEST(MathShapes, UnaryOpsKeepTypeAndSymbolicDims) {
-  for (const char* op : {"Abs", "Neg", "Reciprocal", "Floor", "Ceil", "Sqrt", "Relu", "Exp", "Log", "Tanh", "Sigmoid",
-                         "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Erf",
-                         "Sign", "Round", "Softsign", "Softplus", "LeakyRelu", "Elu", "Selu", "Celu", "HardSigmoid",
-                         "HardSwish", "Mish", "Gelu", "ThresholdedRelu", "Shrink", "Swish", "Clip", "Softmax",
-                         "LogSoftmax", "Hardmax"}) {
+  for (const char* op : {"Abs",    "Neg",         "Reciprocal", "Floor",     "Ceil",       "Sqrt",
+                         "Relu",   "Exp",         "Log",        "Tanh",      "Sigmoid",    "Sin",
+                         "Cos",    "Tan",         "Asin",       "Acos",      "Atan",       "Sinh",
+                         "Cosh",   "Asinh",       "Acosh",      "Atanh",     "Erf",        "Sign",
+                         "Round",  "Softsign",    "Softplus",   "LeakyRelu", "Elu",        "Selu",
+                         "Celu",   "HardSigmoid", "HardSwish",  "Mish",      "Gelu",       "ThresholdedRelu",
+                         "Shrink", "Swish",       "Clip",       "Softmax",   "LogSoftmax", "Hardmax"}) {
     OneNode g(op, {f32({sym("batch"), 4})});
     EXPECT_EQ(g.infer(), "f32[batch,4]") << op;
   }
