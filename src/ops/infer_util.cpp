@@ -126,8 +126,8 @@ Expected<Shape> broadcast_shapes(const std::vector<const Shape*>& shapes) {
         result = x;
       } else if (result.is_fixed() && x.is_fixed()) {
         if (result.value != x.value)
-          return invalid_model("shapes cannot broadcast: dim {} from the right is {} in one input and {} in another",
-                               k, result.value, x.value);
+          return invalid_model("shapes cannot broadcast: dim {} from the right is {} in one input and {} in another", k,
+                               result.value, x.value);
       } else if (result == x) {
         // same symbol
       } else if (x.is_fixed()) {

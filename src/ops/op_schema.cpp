@@ -62,7 +62,8 @@ Dim InferContext::new_symbol(const std::string& what) const {
 }
 
 Value* UpgradeContext::add_constant(Tensor t, const std::string& what) {
-  Value* v = graph_.add_value(graph_.unique_name(fmt::format("{}.{}", node_.name.empty() ? node_.op_type : node_.name, what)));
+  Value* v =
+      graph_.add_value(graph_.unique_name(fmt::format("{}.{}", node_.name.empty() ? node_.op_type : node_.name, what)));
   v->type = Type::tensor(t.dtype(), Shape::of(t.dims()));
   v->constant = std::make_shared<const Tensor>(std::move(t));
   return v;
@@ -78,7 +79,8 @@ void UpgradeContext::move_ints_attr_to_input(const std::string& key, size_t inde
 }
 
 Value* UpgradeContext::new_value(const std::string& what) {
-  return graph_.add_value(graph_.unique_name(fmt::format("{}.{}", node_.name.empty() ? node_.op_type : node_.name, what)));
+  return graph_.add_value(
+      graph_.unique_name(fmt::format("{}.{}", node_.name.empty() ? node_.op_type : node_.name, what)));
 }
 
 Node* UpgradeContext::append_node(const std::string& op_type, std::vector<Value*> inputs, size_t num_outputs,

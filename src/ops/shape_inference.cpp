@@ -14,7 +14,8 @@ static Dim merge_dim(const Dim& declared, const Dim& inferred) {
 }
 
 Type merge_types(const Type& declared, const Type& inferred) {
-  if (inferred.kind != declared.kind) return inferred.kind == Type::Kind::kTensor && inferred.dtype == DType::kUndefined ? declared : inferred;
+  if (inferred.kind != declared.kind)
+    return inferred.kind == Type::Kind::kTensor && inferred.dtype == DType::kUndefined ? declared : inferred;
   if (inferred.kind != Type::Kind::kTensor) {
     if (!inferred.elem) return declared;
     if (!declared.elem) return inferred;
@@ -64,7 +65,8 @@ void infer_shapes(Graph& graph, std::vector<Diagnostic>& diagnostics, const std:
     const OpSchema* schema = OpRegistry::instance().find(node.domain, node.op_type);
     if (!schema) {
       report(Diagnostic::Reason::kUnsupportedOp,
-             fmt::format("kiln has no op '{}' in domain '{}'", node.op_type, node.domain.empty() ? "ai.onnx" : node.domain),
+             fmt::format("kiln has no op '{}' in domain '{}'", node.op_type,
+                         node.domain.empty() ? "ai.onnx" : node.domain),
              node.domain.empty() || node.domain == "ai.onnx"
                  ? "kiln does not implement this op; docs/ops.md lists the supported ops"
                  : "register a plugin for this domain, or export without the custom op");
