@@ -77,6 +77,13 @@ Tensor Tensor::reshaped(std::vector<int64_t> dims) const {
   return t;
 }
 
+Tensor Tensor::bitcast(DType same_width) const {
+  assert(dtype_bits(same_width) == dtype_bits(dtype_) && dtype_ != DType::kString);
+  Tensor t = *this;
+  t.dtype_ = same_width;
+  return t;
+}
+
 Tensor Tensor::clone() const {
   Tensor t(dtype_, dims_);
   if (dtype_ == DType::kString) {

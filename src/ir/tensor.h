@@ -56,6 +56,8 @@ class Tensor {
 
   // Same bytes, new dims (numel must match).
   Tensor reshaped(std::vector<int64_t> dims) const;
+  // Same bytes read as another dtype of the same width (u16 -> bf16, ...).
+  Tensor bitcast(DType same_width) const;
   // A deep copy that owns its storage.
   Tensor clone() const;
   // Integer contents widened to int64 (for shape-like inputs); error for non-integer types.

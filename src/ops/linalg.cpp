@@ -37,9 +37,11 @@ Expected<Shape> matmul_shape(const Shape& a, const Shape& b, const char* op) {
 
 Status infer_matmul(InferContext& ctx) {
   KILN_ASSIGN_OR_RETURN(Shape s, matmul_shape(ctx.input_shape(0), ctx.input_shape(1), "MatMul"));
-  if (ctx.input_dtype(0) != ctx.input_dtype(1) && ctx.input_dtype(1) != DType::kUndefined)
-    return invalid_model("MatMul: A is {} but B is {}", dtype_name(ctx.input_dtype(0)), dtype_name(ctx.input_dtype(1)));
-  ctx.set_output(0, ctx.input_dtype(0), std::move(s));
+  // An undefined dtype is one inference does not know yet (a subgraph input), not a mismatch.
+  DType a = ctx.input_dtype(0), b = ctx.input_dtype(1);
+  if (a != b && a != DType::kUndefined && b != DType::kUndefined)
+    return invalid_model("MatMul: A is {} but B is {}", dtype_name(a), dtype_name(b));
+  ctx.set_output(0, a != DType::kUndefined ? a : b, std::move(s));
   return Status::ok();
 }
 

@@ -13,8 +13,6 @@
 namespace kiln {
 namespace {
 
-std::string dims_text(const std::vector<int64_t>& d) { return Shape::of(d).to_string(); }
-
 // Every op the engine uses that this runtime lacks, as "Op (node 'n')".
 void missing_ops(const Graph& g, std::set<std::string>& no_schema, std::set<std::string>& no_kernel) {
   for (const auto& n : g.nodes()) {
