@@ -4,6 +4,7 @@
 
 #include "engine/engine_file.h"
 #include "onnx/importer.h"
+#include "passes/pass.h"
 #include "runtime/engine_state.h"
 
 namespace kiln {
@@ -64,6 +65,8 @@ Expected<std::vector<uint8_t>> build_engine(const Model& model, const BuildConfi
   c.kiln_version = KILN_VERSION;
   c.backend = config.backend;
   KILN_ASSIGN_OR_RETURN(c.device, current_device(config.backend));
+  PassContext passes;
+  KILN_RETURN_IF_ERROR(run_passes(*model.graph, passes, default_pipeline()));
   c.graph = model.graph;
   c.opsets = model.opsets;
   c.producer_name = model.producer_name;

@@ -21,6 +21,7 @@
 #include "ir/tensor_compare.h"
 #include "onnx/importer.h"
 #include "onnx/value_file.h"
+#include "passes/pass.h"
 
 namespace fs = std::filesystem;
 
@@ -91,6 +92,13 @@ CaseResult run_case(const fs::path& dir, const ConformanceOptions& o) {
     r.verdict = d.reason == Diagnostic::Reason::kInvalidModel ? Verdict::kFail : Verdict::kUnsupported;
     r.detail = format_diagnostic(d);
     if (imported->diagnostics.size() > 1) r.detail += fmt::format(" (+{} more)", imported->diagnostics.size() - 1);
+    return r;
+  }
+  // The cases run through the same optimization passes as `kiln build`.
+  PassContext passes;
+  Status optimized = run_passes(*imported->model.graph, passes, default_pipeline());
+  if (!optimized.is_ok()) {
+    r.detail = optimized.to_string();
     return r;
   }
   const Graph& g = *imported->model.graph;
