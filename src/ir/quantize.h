@@ -1,7 +1,6 @@
-// Element conversions for quantized and narrow formats: the 8-bit floats
-// (e4m3fn, e4m3fnuz, e5m2, e5m2fnuz, e8m0), the 4-bit float e2m1, and
-// reading/writing packed 2- and 4-bit integers. Used by QuantizeLinear,
-// DequantizeLinear and friends. Encoding rounds to nearest even.
+// What the quantization kernels need of element conversions, on top of
+// float8.h and element_cast.h: narrow floats (the 8-bit kinds, e8m0 and the
+// 4-bit e2m1), integer ranges, and element access to packed integers.
 #pragma once
 
 #include <cstdint>
