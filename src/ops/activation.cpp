@@ -9,11 +9,6 @@
 namespace kiln {
 namespace {
 
-Status drop_consumed_inputs(UpgradeContext& ctx) {
-  ctx.node().attrs.erase("consumed_inputs");
-  return Status::ok();
-}
-
 void activation(const char* name, int since = 1, InferFn fn = infer_same_as_input0) {
   OpRegistration(OpSchema{.name = name,
                           .since_opset = since,

@@ -80,11 +80,6 @@ Status upgrade_legacy_broadcast(UpgradeContext& ctx) {
   return Status::ok();
 }
 
-Status drop_consumed_inputs(UpgradeContext& ctx) {
-  ctx.node().attrs.erase("consumed_inputs");
-  return Status::ok();
-}
-
 void unary(const char* name, int since = 1, InferFn fn = infer_same_as_input0) {
   OpRegistration(OpSchema{.name = name,
                           .since_opset = since,

@@ -153,6 +153,11 @@ Status require_rank(const InferContext& ctx, size_t i, const char* op) {
   return Status::ok();
 }
 
+Status drop_consumed_inputs(UpgradeContext& ctx) {
+  ctx.node().attrs.erase("consumed_inputs");
+  return Status::ok();
+}
+
 Status infer_same_as_input0(InferContext& ctx) {
   ctx.set_output(0, ctx.input_type(0));
   return Status::ok();

@@ -29,6 +29,9 @@ Expected<int64_t> normalize_axis(int64_t axis, int64_t rank, const char* what = 
 // Requires input i to be a tensor of a known rank; error otherwise.
 Status require_rank(const InferContext& ctx, size_t i, const char* op);
 
+// Upgrade for ops whose opset < 6 form had the legacy `consumed_inputs` attribute.
+Status drop_consumed_inputs(UpgradeContext& ctx);
+
 // Sets output 0 to input 0's type (the elementwise-unary rule).
 Status infer_same_as_input0(InferContext& ctx);
 // Output 0 is the broadcast of all inputs, dtype of input 0 (Add, Where's data, ...).
