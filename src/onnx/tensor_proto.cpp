@@ -3,6 +3,7 @@
 #include <fmt/ranges.h>
 #include <onnx/onnx-ml.pb.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <filesystem>
@@ -63,6 +64,17 @@ bool stays_inside(const std::filesystem::path& rel) {
   return true;
 }
 
+// Whether `path`, links resolved, is inside `base` (links resolved). A path
+// that does not exist passes: reading it reports that better.
+bool resolves_inside(const std::filesystem::path& base, const std::filesystem::path& path) {
+  std::error_code ec;
+  auto b = std::filesystem::weakly_canonical(base, ec);
+  if (ec) return true;
+  auto f = std::filesystem::weakly_canonical(path, ec);
+  if (ec) return true;
+  return std::mismatch(b.begin(), b.end(), f.begin(), f.end()).first == b.end();
+}
+
 Expected<Tensor> read_external(const onnx::TensorProto& p, DType dt, std::vector<int64_t> dims, size_t want,
                                const TensorReadOptions& options) {
   if (dt == DType::kString)
@@ -85,7 +97,11 @@ Expected<Tensor> read_external(const onnx::TensorProto& p, DType dt, std::vector
   if (!stays_inside(rel))
     return invalid_model("tensor '{}': external data location '{}' must be a relative path inside the model's folder",
                          p.name(), location);
-  std::string path = (std::filesystem::path(options.base_dir.empty() ? "." : options.base_dir) / rel).string();
+  std::filesystem::path base(options.base_dir.empty() ? "." : options.base_dir);
+  std::string path = (base / rel).string();
+  if (!resolves_inside(base, base / rel))
+    return invalid_model("tensor '{}': external data location '{}' is a link that leads outside the model's folder",
+                         p.name(), location);
   auto bytes = map_file(path);
   if (!bytes)
     return make_error(ErrorCode::kNotFound, "tensor '{}': external data file '{}' cannot be read: {}", p.name(), path,

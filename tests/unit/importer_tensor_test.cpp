@@ -208,6 +208,26 @@ TEST_F(ExternalData, PathEscapingTheModelFolderIsRejected) {
   }
 }
 
+TEST_F(ExternalData, LinkLeadingOutsideTheModelFolderIsRejected) {
+  fs::path outside = dir_.parent_path() / (dir_.filename().string() + "_outside.bin");
+  fs::copy_file(weights(), outside, fs::copy_options::overwrite_existing);
+  fs::create_symlink(outside, dir_ / "link.bin");
+  auto r = import_with({{"location", "link.bin"}, {"offset", "8"}});
+  fs::remove(outside);
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_FALSE(r->diagnostics.empty());
+  EXPECT_EQ(r->diagnostics[0].message,
+            "initializer 'w': tensor 'w': external data location 'link.bin' is a link that leads outside the model's "
+            "folder");
+}
+
+TEST_F(ExternalData, LinkInsideTheModelFolderIsRead) {
+  fs::create_symlink("weights.bin", dir_ / "link.bin");
+  auto r = import_with({{"location", "link.bin"}, {"offset", "8"}});
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(diagnostics_text(*r), "");
+}
+
 TEST_F(ExternalData, FileNameWithTwoDotsInsideTheFolderIsRead) {
   fs::copy_file(weights(), dir_ / "model..weights");
   auto r = import_with({{"location", "model..weights"}, {"offset", "8"}});
