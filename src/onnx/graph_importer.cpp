@@ -144,15 +144,45 @@ class GraphImporter {
       for (int u : users[i])
         if (--pending[u] == 0) ready.insert(u);
     }
-    if (static_cast<int>(order.size()) != n) report_cycle(pending, n - static_cast<int>(order.size()));
+    if (static_cast<int>(order.size()) != n) {
+      std::vector<int> after = split_cycle(deps, users, pending);
+      order.insert(order.end(), after.begin(), after.end());
+    }
     return order;
   }
 
-  void report_cycle(const std::vector<size_t>& pending, int count) {
+  // The nodes Kahn's algorithm left (pending != 0) are on a cycle or depend on
+  // one. Peeling those no other left node reads leaves the cycles (and nodes
+  // between cycles), which are reported and not read; the peeled ones are
+  // returned in an order to read them in, after the cycle's outputs.
+  std::vector<int> split_cycle(const std::vector<std::set<int>>& deps, const std::vector<std::vector<int>>& users,
+                               std::vector<size_t>& pending) {
+    int n = static_cast<int>(pending.size());
+    std::vector<size_t> readers(n, 0);
+    for (int i = 0; i < n; ++i)
+      if (pending[i] != 0)
+        for (int u : users[i]) readers[i] += pending[u] != 0;
+    std::vector<int> sinks, peeled;
+    for (int i = 0; i < n; ++i)
+      if (pending[i] != 0 && readers[i] == 0) sinks.push_back(i);
+    while (!sinks.empty()) {
+      int i = sinks.back();
+      sinks.pop_back();
+      peeled.push_back(i);
+      pending[i] = 0;
+      for (int d : deps[i])
+        if (pending[d] != 0 && --readers[d] == 0) sinks.push_back(d);
+    }
+    report_cycle(pending);
+    return {peeled.rbegin(), peeled.rend()};
+  }
+
+  void report_cycle(const std::vector<size_t>& on_cycle) {
     std::string names;
-    int shown = 0;
-    for (int i = 0; i < static_cast<int>(pending.size()); ++i) {
-      if (pending[i] == 0) continue;
+    int shown = 0, count = 0;
+    for (int i = 0; i < static_cast<int>(on_cycle.size()); ++i) {
+      if (on_cycle[i] == 0) continue;
+      ++count;
       const onnx::NodeProto& node = proto_.node(i);
       if (shown++ < 10) names += fmt::format("{}'{}' ({})", names.empty() ? "" : ", ", node.name(), node.op_type());
       for (const auto& out : node.output())
@@ -161,8 +191,8 @@ class GraphImporter {
           graph_.add_value(out);
         }
     }
-    report(Diagnostic::Reason::kInvalidModel,
-           fmt::format("the graph has a cycle: {} nodes depend on each other, among them {}", count, names));
+    report(Diagnostic::Reason::kInvalidModel, fmt::format("the graph has a cycle through {} node{}: {}{}", count,
+                                                          count == 1 ? "" : "s", names, count > 10 ? ", ..." : ""));
   }
 
   // Names a node reads, its subgraphs' reads of outer values included.
@@ -400,13 +430,16 @@ class GraphImporter {
         node->outputs.push_back(nullptr);
         continue;
       }
-      if (defined_here(name)) {
+      bool again = defined_here(name);
+      if (again) {
         report(Diagnostic::Reason::kInvalidModel, fmt::format("value '{}' is produced twice", name), &p, index);
         ok = false;
       }
       defined_.insert(name);
       auto it = declared_.find(name);
-      Value* v = graph_.add_value(name, it == declared_.end() ? Type() : it->second);
+      // A second producer gets a value of its own: readers keep the first.
+      Value* v = graph_.add_value(again ? graph_.unique_name(name + ".again") : name,
+                                  it == declared_.end() || again ? Type() : it->second);
       v->producer = node;
       v->producer_output = static_cast<int>(k);
       node->outputs.push_back(v);

@@ -197,8 +197,26 @@ TEST(ImportGraph, CycleIsReportedNamingItsNodes) {
   auto r = b.import();
   ASSERT_TRUE(r.is_ok());
   EXPECT_EQ(diagnostics_text(*r),
-            "model: invalid model: the graph has a cycle: 2 nodes depend on each other, among them 'first' (Add), "
-            "'second' (Neg)\n");
+            "model: invalid model: the graph has a cycle through 2 nodes: 'first' (Add), 'second' (Neg)\n");
+}
+
+TEST(ImportGraph, NodesAfterACycleAreReadAndNotReported) {
+  ModelBuilder b;
+  b.input("x", kFloat, {"2"});
+  b.node("Neg", {"c"}, {"y"}, "after");
+  b.node("Add", {"x", "b"}, {"a"}, "first");
+  b.node("Neg", {"a"}, {"b"}, "second");
+  b.node("Relu", {"b"}, {"c"}, "between");
+  b.output("y", kFloat, {"2"});
+  auto r = b.import();
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(diagnostics_text(*r),
+            "model: invalid model: the graph has a cycle through 2 nodes: 'first' (Add), 'second' (Neg)\n");
+  const Graph& g = *r->model.graph;
+  ASSERT_EQ(g.nodes().size(), 2u);
+  EXPECT_EQ(g.nodes()[0]->name, "between");
+  EXPECT_EQ(g.nodes()[1]->name, "after");
+  EXPECT_EQ(g.outputs[0], g.nodes()[1]->outputs[0]);
 }
 
 TEST(ImportGraph, NodeReadingItsOwnOutputIsACycle) {
@@ -208,8 +226,7 @@ TEST(ImportGraph, NodeReadingItsOwnOutputIsACycle) {
   b.output("y", kFloat, {"2"});
   auto r = b.import();
   ASSERT_TRUE(r.is_ok());
-  EXPECT_EQ(diagnostics_text(*r),
-            "model: invalid model: the graph has a cycle: 1 nodes depend on each other, among them 'loop' (Add)\n");
+  EXPECT_EQ(diagnostics_text(*r), "model: invalid model: the graph has a cycle through 1 node: 'loop' (Add)\n");
 }
 
 TEST(ImportGraph, NodesOutOfOrderAreSorted) {
@@ -247,6 +264,10 @@ TEST(ImportGraph, ValueProducedTwiceIsReported) {
   auto r = b.import();
   ASSERT_TRUE(r.is_ok());
   EXPECT_EQ(diagnostics_text(*r), "node 1 'two' (Neg, opset 17): invalid model: value 'y' is produced twice\n");
+  // Readers and the graph output keep the first producer.
+  const Graph& g = *r->model.graph;
+  ASSERT_EQ(g.nodes().size(), 1u);
+  EXPECT_EQ(g.outputs[0], g.nodes()[0]->outputs[0]);
 }
 
 TEST(ImportGraph, NodeOverwritingAGraphInputIsReported) {
