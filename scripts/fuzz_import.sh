@@ -23,6 +23,11 @@ if [ -d "$seeds" ] && [ -z "$(ls -A "$corpus")" ]; then
   # Every 8th small model, 50 at most (awk reads all its input: no SIGPIPE under pipefail).
   find "$seeds" -name model.onnx -size -4k | sort | awk 'NR % 8 == 1 && n < 50 { n++; print }' |
     while read -r m; do cp "$m" "$corpus/$(basename "$(dirname "$m")").onnx"; done
+  # Control flow from the suites, and what they lack (functions, sparse, external data).
+  for t in test_if test_loop11 test_scan9_sum test_sequence_map_identity_1_sequence; do
+    if [ -f "$seeds/$t/model.onnx" ]; then cp "$seeds/$t/model.onnx" "$corpus/$t.onnx"; fi
+  done
+  python3 "$root/scripts/fuzz_import_seeds.py" "$corpus" || echo "fuzz_import: no generated seeds (needs python onnx)"
 fi
 echo "fuzz_import: $(ls "$corpus" | wc -l) seeds, ${seconds}s"
 
