@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <onnx/onnx-ml.pb.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -23,6 +24,15 @@ class Inliner {
   }
 
   bool empty() const { return functions_.empty(); }
+
+  // Nodes `g` has once every call in it is expanded, past kMaxInlinedNodes
+  // saturating at kMaxInlinedNodes + 1. Counted per function, so nesting
+  // that would expand exponentially is found before any of it is expanded.
+  int64_t expanded_size(const onnx::GraphProto& g) {
+    int64_t n = 0;
+    for (const auto& node : g.node()) n = std::min(n + expanded_size(node), kMaxInlinedNodes + 1);
+    return n;
+  }
 
   void rewrite_graph(onnx::GraphProto& g) {
     google::protobuf::RepeatedPtrField<onnx::NodeProto> out;
@@ -49,6 +59,28 @@ class Inliner {
     diagnostics_.push_back(std::move(d));
   }
 
+  int64_t expanded_size(const onnx::NodeProto& node) {
+    const onnx::FunctionProto* f = find(node);
+    int64_t n = 0;
+    if (!f) {
+      n = 1;
+      for (const auto& a : node.attribute()) {
+        if (a.has_g()) n += expanded_size(a.g());
+        for (const auto& g : a.graphs()) n = std::min(n + expanded_size(g), kMaxInlinedNodes + 1);
+        n = std::min(n, kMaxInlinedNodes + 1);
+      }
+      return n;
+    }
+    FunctionKey key{f->domain(), f->name(), f->overload()};
+    auto it = sizes_.find(key);
+    if (it != sizes_.end()) return it->second;
+    if (!sizing_.insert(key).second) return 1;  // recursion: expand_into reports it
+    for (const auto& inner : f->node()) n = std::min(n + expanded_size(inner), kMaxInlinedNodes + 1);
+    sizing_.erase(key);
+    sizes_[key] = n;
+    return n;
+  }
+
   void rewrite_subgraphs(onnx::NodeProto& node) {
     for (auto& a : *node.mutable_attribute()) {
       if (a.has_g()) rewrite_graph(*a.mutable_g());
@@ -59,11 +91,6 @@ class Inliner {
   static std::string key_name(const FunctionKey& k) { return k.domain.empty() ? k.name : k.domain + ":" + k.name; }
 
   void expand_into(onnx::NodeProto& node, google::protobuf::RepeatedPtrField<onnx::NodeProto>& out) {
-    if (++emitted_ > kMaxInlinedNodes) {
-      if (emitted_ == kMaxInlinedNodes + 1)
-        report(node, fmt::format("inlining the model's functions makes more than {} nodes", kMaxInlinedNodes));
-      return;
-    }
     const onnx::FunctionProto* f = find(node);
     if (!f) {
       rewrite_subgraphs(node);
@@ -154,7 +181,8 @@ class Inliner {
   std::vector<Diagnostic>& diagnostics_;
   std::vector<FunctionKey> stack_;  // the calls being expanded, outermost first
   std::set<FunctionKey> reported_recursion_;
-  int64_t emitted_ = 0;
+  std::map<FunctionKey, int64_t> sizes_;  // expanded_size of each function's body
+  std::set<FunctionKey> sizing_;          // functions whose size is being counted
   int counter_ = 0;
 };
 
@@ -164,6 +192,17 @@ void inline_model_functions(onnx::ModelProto& model, const std::map<std::string,
                             std::vector<Diagnostic>& diagnostics) {
   Inliner inliner(model, opsets, diagnostics);
   if (inliner.empty()) return;
+  if (inliner.expanded_size(model.graph()) > kMaxInlinedNodes) {
+    // Nothing is expanded, and the graph is emptied: its outputs would only be
+    // reported as missing.
+    Diagnostic d;
+    d.graph = "main";
+    d.message = fmt::format("inlining the model's functions would make more than {} nodes", kMaxInlinedNodes);
+    diagnostics.push_back(std::move(d));
+    model.mutable_graph()->clear_node();
+    model.mutable_graph()->clear_output();
+    return;
+  }
   inliner.rewrite_graph(*model.mutable_graph());
 }
 

@@ -21,8 +21,8 @@ namespace kiln {
 void inline_model_functions(onnx::ModelProto& model, const std::map<std::string, int64_t>& opsets,
                             std::vector<Diagnostic>& diagnostics);
 
-// Inlining stops past this many nodes: nested calls can multiply a small file
-// into billions of nodes.
+// A model whose functions would expand past this many nodes is refused: nested
+// calls can multiply a small file into billions of nodes.
 constexpr int64_t kMaxInlinedNodes = 1 << 20;
 
 }  // namespace kiln

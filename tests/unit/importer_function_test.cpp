@@ -1,6 +1,7 @@
 // The ONNX importer's model-local functions (inlined) and subgraphs.
 #include <gtest/gtest.h>
 
+#include "onnx/function_inliner.h"
 #include "onnx_model_builder.h"
 
 namespace kiln {
@@ -127,6 +128,41 @@ TEST(ImportFunction, RecursiveFunctionIsReportedNotExpandedForever) {
   EXPECT_EQ(format_diagnostic(r->diagnostics[0]),
             "node 'boom/Boom0' (com.example:Boom, opset 1): invalid model: function 'com.example:Boom' calls itself "
             "(through 'com.example:Boom')");
+}
+
+TEST(ImportFunction, ExponentialNestingStopsAtTheNodeLimit) {
+  // F0 calls F1 twice, F1 calls F2 twice, ...: 2^24 Relu nodes if expanded.
+  // Found by counting, before anything is expanded (so it takes no time).
+  ModelBuilder b;
+  b.opset("com.example", 1);
+  constexpr int kDepth = 24;
+  for (int k = 0; k <= kDepth; ++k) {
+    onnx::FunctionProto* f = b.proto().add_functions();
+    f->set_domain("com.example");
+    f->set_name(fmt::format("F{}", k));
+    f->add_input("X");
+    f->add_output("Y");
+    for (const char* out : {"A", "Y"}) {
+      auto* n = f->add_node();
+      if (k == kDepth) {
+        n->set_op_type("Relu");
+      } else {
+        n->set_domain("com.example");
+        n->set_op_type(fmt::format("F{}", k + 1));
+      }
+      n->add_input(out[0] == 'A' ? "X" : "A");
+      n->add_output(out);
+    }
+  }
+  b.input("x", kFloat, {"2"});
+  b.node("com.example:F0", {"x"}, {"y"}, "f0");
+  b.output("y", kFloat, {"2"});
+  auto r = b.import();
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->diagnostics.size(), 1u) << diagnostics_text(*r);
+  EXPECT_EQ(r->diagnostics[0].message,
+            fmt::format("inlining the model's functions would make more than {} nodes", kMaxInlinedNodes));
+  EXPECT_TRUE(r->model.graph->nodes().empty());
 }
 
 TEST(ImportFunction, CallWithTooManyInputsIsReported) {
