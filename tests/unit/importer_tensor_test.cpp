@@ -333,6 +333,20 @@ TEST(ImportConstant, ValueOfTheWrongAttributeTypeIsReported) {
             "float\n");
 }
 
+TEST(ImportConstant, SparseWithoutValuesIsAllZeros) {
+  EXPECT_EQ(constant_text(import_constant([](onnx::NodeProto& n) {
+              auto* a = n.add_attribute();
+              a->set_name("sparse_value");
+              a->set_type(onnx::AttributeProto::SPARSE_TENSOR);
+              auto* sp = a->mutable_sparse_tensor();
+              sp->add_dims(2);
+              *sp->mutable_values() = onnxtest::float_tensor("v", {0}, {});
+              sp->mutable_indices()->set_data_type(onnx::TensorProto::INT64);
+              sp->mutable_indices()->add_dims(0);
+            })),
+            "f32[2]{0,0}");
+}
+
 TEST(ImportConstant, SparseIndexOutOfRangeIsReported) {
   using namespace onnxtest;
   auto sparse = [](std::vector<int64_t> dims, std::vector<int64_t> indices, std::vector<int64_t> index_dims) {
