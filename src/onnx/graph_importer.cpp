@@ -67,6 +67,10 @@ class GraphImporter {
 
   void read_initializers() {
     auto add = [&](const std::string& name, Expected<Tensor> t) {
+      if (name.empty()) {
+        report(Diagnostic::Reason::kInvalidModel, "an initializer has no name");
+        return;
+      }
       if (defined_here(name)) {
         report(Diagnostic::Reason::kInvalidModel, fmt::format("initializer '{}' is defined twice", name));
         return;
@@ -92,6 +96,10 @@ class GraphImporter {
   void read_inputs() {
     std::set<std::string> seen;
     for (const auto& in : proto_.input()) {
+      if (in.name().empty()) {  // an empty name means "omitted" to the nodes: nothing could read it
+        report(Diagnostic::Reason::kInvalidModel, "a graph input has no name");
+        continue;
+      }
       if (!seen.insert(in.name()).second) {
         report(Diagnostic::Reason::kInvalidModel, fmt::format("graph input '{}' is listed twice", in.name()));
         continue;

@@ -290,6 +290,20 @@ TEST(ImportGraph, GraphInputListedTwiceIsReported) {
   EXPECT_EQ(diagnostics_text(*r), "model: invalid model: graph input 'x' is listed twice\n");
 }
 
+TEST(ImportGraph, UnnamedInputAndInitializerAreReported) {
+  ModelBuilder b;
+  b.input("", kFloat, {"2"});
+  b.initializer("", {1}, {1});
+  b.input("x", kFloat, {"2"});
+  b.output("x", kFloat, {"2"});
+  auto r = b.import();
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(diagnostics_text(*r),
+            "model: invalid model: an initializer has no name\n"
+            "model: invalid model: a graph input has no name\n");
+  EXPECT_EQ(r->model.graph->inputs.size(), 1u);
+}
+
 TEST(ImportGraph, MissingGraphOutputIsReported) {
   ModelBuilder b;
   b.input("x", kFloat, {"2"});
