@@ -90,6 +90,7 @@ TEST(ImportSuites, EveryModelImportsOrSaysWhyNot) {
   for (int sig : {SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL}) std::signal(sig, report_crash);
   Counts total;
   std::map<std::string, int> invalid_messages;  // "invalid model" diagnostics: suspicious in suite models
+  std::map<std::string, int> unsupported_ops;   // op -> models that use it and get it reported
   int folders = 0;
   for (const Suite& suite : suites()) {
     if (suite.dir.empty() || !fs::is_directory(suite.dir)) {
@@ -112,14 +113,17 @@ TEST(ImportSuites, EveryModelImportsOrSaysWhyNot) {
         continue;
       }
       ++c.with_diagnostics;
-      std::set<std::string> reasons;
+      std::set<std::string> reasons, ops;
       for (const auto& d : r->diagnostics) {
         EXPECT_FALSE(d.message.empty()) << model << ": a diagnostic without a message: " << format_diagnostic(d);
         reasons.insert(diagnostic_reason_name(d.reason));
+        if (d.reason == Diagnostic::Reason::kUnsupportedOp && !d.op_type.empty())
+          ops.insert(d.domain.empty() ? d.op_type : d.domain + ":" + d.op_type);
         if (d.reason == Diagnostic::Reason::kInvalidModel)
           invalid_messages[fmt::format("{}: {}", model.parent_path().filename().string(), format_diagnostic(d))]++;
       }
       for (const auto& reason : reasons) c.models_by_reason[reason]++;
+      for (const auto& op : ops) unsupported_ops[op]++;
     }
     std::printf("import_suites: %-34s %5d models: %5d clean, %5d with diagnostics, %d rejected\n", suite.label.c_str(),
                 c.models, c.clean, c.with_diagnostics, c.rejected);
@@ -133,6 +137,12 @@ TEST(ImportSuites, EveryModelImportsOrSaysWhyNot) {
               total.models, total.clean, total.with_diagnostics, total.rejected, folders);
   for (const auto& [reason, n] : total.models_by_reason)
     std::printf("import_suites:   %5d models with '%s' diagnostics\n", n, reason.c_str());
+  std::vector<std::pair<int, std::string>> top;
+  for (const auto& [op, n] : unsupported_ops) top.push_back({-n, op});
+  std::sort(top.begin(), top.end());
+  std::string line;
+  for (size_t i = 0; i < top.size() && i < 20; ++i) line += fmt::format(" {} ({})", top[i].second, -top[i].first);
+  if (!top.empty()) std::printf("import_suites:   most reported unsupported ops:%s\n", line.c_str());
   int shown = 0;
   for (const auto& [message, n] : invalid_messages)
     if (shown++ < 40) std::printf("import_suites:   invalid-model diagnostic: %s\n", message.c_str());
