@@ -226,40 +226,33 @@ class GraphImporter {
       if (!defined.count(name)) out.insert(name);
   }
 
+  // The attribute's type; old producers omit it, and it is taken from the
+  // field that is set (UNDEFINED when none is).
+  static onnx::AttributeProto::AttributeType attribute_type(const onnx::AttributeProto& a) {
+    using AP = onnx::AttributeProto;
+    if (a.type() != AP::UNDEFINED) return a.type();
+    if (a.has_f()) return AP::FLOAT;
+    if (a.has_i()) return AP::INT;
+    if (a.has_s()) return AP::STRING;
+    if (a.has_t()) return AP::TENSOR;
+    if (a.has_g()) return AP::GRAPH;
+    if (a.has_sparse_tensor()) return AP::SPARSE_TENSOR;
+    if (a.has_tp()) return AP::TYPE_PROTO;
+    if (a.floats_size()) return AP::FLOATS;
+    if (a.ints_size()) return AP::INTS;
+    if (a.strings_size()) return AP::STRINGS;
+    if (a.tensors_size()) return AP::TENSORS;
+    if (a.graphs_size()) return AP::GRAPHS;
+    return AP::UNDEFINED;
+  }
+
   Expected<Attribute> read_attribute(const onnx::AttributeProto& a, const onnx::NodeProto& node, int index) {
     Attribute r;
     using AP = onnx::AttributeProto;
     if (!a.ref_attr_name().empty())
       return invalid_model("attribute '{}' refers to '{}' outside a function", a.name(), a.ref_attr_name());
-    auto type = a.type();
-    if (type == AP::UNDEFINED) {  // old producers omit the type: infer it from the field set
-      if (a.has_f())
-        type = AP::FLOAT;
-      else if (a.has_i())
-        type = AP::INT;
-      else if (a.has_s())
-        type = AP::STRING;
-      else if (a.has_t())
-        type = AP::TENSOR;
-      else if (a.has_g())
-        type = AP::GRAPH;
-      else if (a.has_sparse_tensor())
-        type = AP::SPARSE_TENSOR;
-      else if (a.has_tp())
-        type = AP::TYPE_PROTO;
-      else if (a.floats_size())
-        type = AP::FLOATS;
-      else if (a.ints_size())
-        type = AP::INTS;
-      else if (a.strings_size())
-        type = AP::STRINGS;
-      else if (a.tensors_size())
-        type = AP::TENSORS;
-      else if (a.graphs_size())
-        type = AP::GRAPHS;
-      else
-        return invalid_model("attribute '{}' has no type and no value", a.name());
-    }
+    auto type = attribute_type(a);
+    if (type == AP::UNDEFINED) return invalid_model("attribute '{}' has no type and no value", a.name());
     switch (type) {
       case AP::FLOAT:
         r.kind = Attribute::Kind::kFloat;
@@ -390,20 +383,11 @@ class GraphImporter {
     v->constant = std::make_shared<const Tensor>(std::move(t).value());
   }
 
-  void read_node(const onnx::NodeProto& p, int index) {
-    Node* node = graph_.add_node(p.op_type(), p.domain() == "ai.onnx" ? "" : p.domain());
-    node->name = p.name();
-    node->opset = static_cast<int>(opset_of(p.domain()));
-    node->doc_string = p.doc_string();
-    for (const auto& kv : p.metadata_props()) node->metadata[kv.key()] = kv.value();
+  // The node's attributes into `node`; false (after reporting) when one is bad.
+  bool read_node_attributes(const onnx::NodeProto& p, Node& node, int index) {
     bool ok = true;
-    if (!scope_.opsets->count(node->domain)) {
-      report(Diagnostic::Reason::kInvalidModel, fmt::format("the model imports no opset for domain '{}'", p.domain()),
-             &p, index, "add an opset_import entry for the domain");
-      ok = false;
-    }
     for (const auto& a : p.attribute()) {
-      if (node->attrs.count(a.name())) {
+      if (node.attrs.count(a.name())) {
         report(Diagnostic::Reason::kInvalidModel, fmt::format("attribute '{}' is given twice", a.name()), &p, index);
         ok = false;
         continue;
@@ -416,8 +400,24 @@ class GraphImporter {
         ok = false;
         continue;
       }
-      node->attrs.emplace(a.name(), std::move(attr).value());
+      node.attrs.emplace(a.name(), std::move(attr).value());
     }
+    return ok;
+  }
+
+  void read_node(const onnx::NodeProto& p, int index) {
+    Node* node = graph_.add_node(p.op_type(), p.domain() == "ai.onnx" ? "" : p.domain());
+    node->name = p.name();
+    node->opset = static_cast<int>(opset_of(p.domain()));
+    node->doc_string = p.doc_string();
+    for (const auto& kv : p.metadata_props()) node->metadata[kv.key()] = kv.value();
+    bool ok = true;
+    if (!scope_.opsets->count(node->domain)) {
+      report(Diagnostic::Reason::kInvalidModel, fmt::format("the model imports no opset for domain '{}'", p.domain()),
+             &p, index, "add an opset_import entry for the domain");
+      ok = false;
+    }
+    ok = read_node_attributes(p, *node, index) && ok;
     for (const auto& name : p.input()) {
       if (name.empty()) {
         node->inputs.push_back(nullptr);
