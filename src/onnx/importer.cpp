@@ -96,6 +96,7 @@ Expected<ImportResult> import_onnx_bytes(const void* data, size_t size, const Im
   ImportScope scope;
   scope.opsets = &opsets;
   scope.tensor_options.base_dir = options.external_data_dir;
+  scope.tensor_options.max_sparse_dense_bytes = options.max_sparse_dense_bytes;
   scope.diagnostics = &result.diagnostics;
   m.graph = std::make_shared<Graph>();
   import_graph(proto.graph(), *m.graph, scope, "main");

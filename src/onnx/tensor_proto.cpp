@@ -244,9 +244,9 @@ Expected<Tensor> tensor_from_sparse_proto(const onnx::SparseTensorProto& sp, con
   int64_t dense_bytes = !is_string                                               ? storage_bytes(dt, n)
                         : n > std::numeric_limits<int64_t>::max() / kStringBytes ? std::numeric_limits<int64_t>::max()
                                                                                  : n * kStringBytes;
-  if (dense_bytes > kMaxSparseDenseBytes)
+  if (dense_bytes > options.max_sparse_dense_bytes)
     return invalid_model("sparse tensor {}{} would need {} bytes when made dense, over the limit of {}", dtype_name(dt),
-                         Shape::of(dims).to_string(), dense_bytes, kMaxSparseDenseBytes);
+                         Shape::of(dims).to_string(), dense_bytes, options.max_sparse_dense_bytes);
   if (values.rank() != 1)
     return invalid_model("sparse tensor values must be 1-D, are {}", Shape::of(values.dims()).to_string());
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> idx, indices.to_i64_vector());

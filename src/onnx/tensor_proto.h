@@ -16,14 +16,16 @@ class SparseTensorProto;
 
 namespace kiln {
 
+// Sparse tensors are made dense; past this many bytes that is refused.
+constexpr int64_t kMaxSparseDenseBytes = int64_t(1) << 30;
+
 struct TensorReadOptions {
   // Folder that external data locations are relative to (the model's folder).
   std::string base_dir;
+  int64_t max_sparse_dense_bytes = kMaxSparseDenseBytes;
 };
 
 Expected<Tensor> tensor_from_proto(const onnx::TensorProto& proto, const TensorReadOptions& options = {});
-// Sparse tensors are made dense; past this many bytes that is refused.
-constexpr int64_t kMaxSparseDenseBytes = int64_t(1) << 30;
 Expected<Tensor> tensor_from_sparse_proto(const onnx::SparseTensorProto& proto, const TensorReadOptions& options = {});
 // Writes raw_data (or string_data) with dims, dtype and name.
 void tensor_to_proto(const Tensor& t, const std::string& name, onnx::TensorProto* proto);
