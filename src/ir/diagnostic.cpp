@@ -24,7 +24,9 @@ std::string format_diagnostic(const Diagnostic& d) {
   std::string where;
   if (d.node_index >= 0 || !d.node_name.empty()) {
     std::string op = d.domain.empty() ? d.op_type : d.domain + ":" + d.op_type;
-    where = fmt::format("node {} '{}' ({}, opset {})", d.node_index, d.node_name, op, d.opset);
+    // Nodes made by inlining a function have no index in the model's graph.
+    std::string index = d.node_index >= 0 ? fmt::format("{} ", d.node_index) : "";
+    where = fmt::format("node {}'{}' ({}, opset {})", index, d.node_name, op, d.opset);
     if (!d.graph.empty() && d.graph != "main") where += fmt::format(" in {}", d.graph);
   } else {
     where = d.graph.empty() || d.graph == "main" ? "model" : d.graph;

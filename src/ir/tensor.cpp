@@ -97,7 +97,9 @@ Tensor Tensor::clone() const {
 Expected<std::vector<int64_t>> Tensor::to_i64_vector() const {
   std::vector<int64_t> out(static_cast<size_t>(numel_));
   switch (dtype_) {
-    case DType::kI64: std::memcpy(out.data(), data_, nbytes_); break;
+    case DType::kI64:
+      if (nbytes_) std::memcpy(out.data(), data_, nbytes_);  // out.data() may be null when empty
+      break;
     case DType::kI32: for (int64_t i = 0; i < numel_; ++i) out[i] = data<int32_t>()[i]; break;
     case DType::kI16: for (int64_t i = 0; i < numel_; ++i) out[i] = data<int16_t>()[i]; break;
     case DType::kI8: for (int64_t i = 0; i < numel_; ++i) out[i] = data<int8_t>()[i]; break;

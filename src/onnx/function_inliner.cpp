@@ -3,12 +3,12 @@
 #include <fmt/format.h>
 #include <onnx/onnx-ml.pb.h>
 
+#include <algorithm>
 #include <map>
+#include <set>
 
 namespace kiln {
 namespace {
-
-constexpr int kMaxDepth = 32;
 
 struct FunctionKey {
   std::string domain, name, overload;
@@ -17,15 +17,26 @@ struct FunctionKey {
 
 class Inliner {
  public:
-  Inliner(const onnx::ModelProto& model, std::vector<Diagnostic>& diagnostics) : diagnostics_(diagnostics) {
+  Inliner(const onnx::ModelProto& model, const std::map<std::string, int64_t>& opsets,
+          std::vector<Diagnostic>& diagnostics)
+      : opsets_(opsets), diagnostics_(diagnostics) {
     for (const auto& f : model.functions()) functions_[{f.domain(), f.name(), f.overload()}] = &f;
   }
 
   bool empty() const { return functions_.empty(); }
 
-  void rewrite_graph(onnx::GraphProto& g, int depth) {
+  // Nodes `g` has once every call in it is expanded, past kMaxInlinedNodes
+  // saturating at kMaxInlinedNodes + 1. Counted per function, so nesting
+  // that would expand exponentially is found before any of it is expanded.
+  int64_t expanded_size(const onnx::GraphProto& g) {
+    int64_t n = 0;
+    for (const auto& node : g.node()) n = std::min(n + expanded_size(node), kMaxInlinedNodes + 1);
+    return n;
+  }
+
+  void rewrite_graph(onnx::GraphProto& g) {
     google::protobuf::RepeatedPtrField<onnx::NodeProto> out;
-    for (auto& node : *g.mutable_node()) expand_into(node, out, depth);
+    for (auto& node : *g.mutable_node()) expand_into(node, out);
     g.mutable_node()->Swap(&out);
   }
 
@@ -41,34 +52,66 @@ class Inliner {
     d.node_name = n.name();
     d.op_type = n.op_type();
     d.domain = n.domain();
+    auto it = opsets_.find(n.domain() == "ai.onnx" ? "" : n.domain());
+    d.opset = it == opsets_.end() ? 0 : it->second;
+    d.graph = "main";
     d.message = std::move(message);
     diagnostics_.push_back(std::move(d));
   }
 
-  void rewrite_subgraphs(onnx::NodeProto& node, int depth) {
+  int64_t expanded_size(const onnx::NodeProto& node) {
+    const onnx::FunctionProto* f = find(node);
+    int64_t n = 0;
+    if (!f) {
+      n = 1;
+      for (const auto& a : node.attribute()) {
+        if (a.has_g()) n += expanded_size(a.g());
+        for (const auto& g : a.graphs()) n = std::min(n + expanded_size(g), kMaxInlinedNodes + 1);
+        n = std::min(n, kMaxInlinedNodes + 1);
+      }
+      return n;
+    }
+    FunctionKey key{f->domain(), f->name(), f->overload()};
+    auto it = sizes_.find(key);
+    if (it != sizes_.end()) return it->second;
+    if (!sizing_.insert(key).second) return 1;  // recursion: expand_into reports it
+    for (const auto& inner : f->node()) n = std::min(n + expanded_size(inner), kMaxInlinedNodes + 1);
+    sizing_.erase(key);
+    sizes_[key] = n;
+    return n;
+  }
+
+  void rewrite_subgraphs(onnx::NodeProto& node) {
     for (auto& a : *node.mutable_attribute()) {
-      if (a.has_g()) rewrite_graph(*a.mutable_g(), depth);
-      for (auto& g : *a.mutable_graphs()) rewrite_graph(g, depth);
+      if (a.has_g()) rewrite_graph(*a.mutable_g());
+      for (auto& g : *a.mutable_graphs()) rewrite_graph(g);
     }
   }
 
-  void expand_into(onnx::NodeProto& node, google::protobuf::RepeatedPtrField<onnx::NodeProto>& out, int depth) {
+  static std::string key_name(const FunctionKey& k) { return k.domain.empty() ? k.name : k.domain + ":" + k.name; }
+
+  void expand_into(onnx::NodeProto& node, google::protobuf::RepeatedPtrField<onnx::NodeProto>& out) {
     const onnx::FunctionProto* f = find(node);
     if (!f) {
-      rewrite_subgraphs(node, depth);
+      rewrite_subgraphs(node);
       *out.Add() = std::move(node);
       return;
     }
-    if (depth >= kMaxDepth) {
-      report(node, fmt::format("function '{}' calls itself more than {} levels deep", node.op_type(), kMaxDepth));
+    FunctionKey key{f->domain(), f->name(), f->overload()};
+    for (const FunctionKey& active : stack_) {
+      if (active != key) continue;
+      if (reported_recursion_.insert(key).second)
+        report(node, fmt::format("function '{}' calls itself (through '{}')", key_name(key), key_name(stack_.back())));
       return;
     }
     if (node.input_size() > f->input_size() || node.output_size() > f->output_size()) {
-      report(node, fmt::format("call of function '{}' has {} inputs and {} outputs; the function takes {} and {}",
-                               node.op_type(), node.input_size(), node.output_size(), f->input_size(), f->output_size()));
+      report(node,
+             fmt::format("call of function '{}' has {} inputs and {} outputs; the function takes {} and {}",
+                         node.op_type(), node.input_size(), node.output_size(), f->input_size(), f->output_size()));
       return;
     }
-    std::string prefix = fmt::format("{}/", node.name().empty() ? node.op_type() + std::to_string(counter_++) : node.name());
+    std::string prefix =
+        fmt::format("{}/", node.name().empty() ? node.op_type() + std::to_string(counter_++) : node.name());
     std::map<std::string, std::string> rename;
     for (int i = 0; i < f->input_size(); ++i) rename[f->input(i)] = i < node.input_size() ? node.input(i) : "";
     for (int i = 0; i < f->output_size(); ++i)
@@ -79,12 +122,16 @@ class Inliner {
     google::protobuf::RepeatedPtrField<onnx::NodeProto> body;
     for (const auto& inner : f->node()) {
       onnx::NodeProto copy = inner;
-      if (!copy.name().empty()) copy.set_name(prefix + copy.name());
-      else copy.set_name(prefix + copy.op_type() + std::to_string(counter_++));
+      if (!copy.name().empty())
+        copy.set_name(prefix + copy.name());
+      else
+        copy.set_name(prefix + copy.op_type() + std::to_string(counter_++));
       rename_node(copy, rename, prefix, attrs);
       *body.Add() = std::move(copy);
     }
-    for (auto& inner : body) expand_into(inner, out, depth + 1);
+    stack_.push_back(key);
+    for (auto& inner : body) expand_into(inner, out);
+    stack_.pop_back();
   }
 
   static std::string renamed(const std::string& name, const std::map<std::string, std::string>& rename,
@@ -130,16 +177,33 @@ class Inliner {
   }
 
   std::map<FunctionKey, const onnx::FunctionProto*> functions_;
+  const std::map<std::string, int64_t>& opsets_;
   std::vector<Diagnostic>& diagnostics_;
+  std::vector<FunctionKey> stack_;  // the calls being expanded, outermost first
+  std::set<FunctionKey> reported_recursion_;
+  std::map<FunctionKey, int64_t> sizes_;  // expanded_size of each function's body
+  std::set<FunctionKey> sizing_;          // functions whose size is being counted
   int counter_ = 0;
 };
 
 }  // namespace
 
-void inline_model_functions(onnx::ModelProto& model, std::vector<Diagnostic>& diagnostics) {
-  Inliner inliner(model, diagnostics);
+void inline_model_functions(onnx::ModelProto& model, const std::map<std::string, int64_t>& opsets,
+                            std::vector<Diagnostic>& diagnostics) {
+  Inliner inliner(model, opsets, diagnostics);
   if (inliner.empty()) return;
-  inliner.rewrite_graph(*model.mutable_graph(), 0);
+  if (inliner.expanded_size(model.graph()) > kMaxInlinedNodes) {
+    // Nothing is expanded, and the graph is emptied: its outputs would only be
+    // reported as missing.
+    Diagnostic d;
+    d.graph = "main";
+    d.message = fmt::format("inlining the model's functions would make more than {} nodes", kMaxInlinedNodes);
+    diagnostics.push_back(std::move(d));
+    model.mutable_graph()->clear_node();
+    model.mutable_graph()->clear_output();
+    return;
+  }
+  inliner.rewrite_graph(*model.mutable_graph());
 }
 
 }  // namespace kiln

@@ -19,8 +19,10 @@ Status parse_model(const void* data, size_t size, onnx::ModelProto& proto) {
   if (size == 0) return make_error(ErrorCode::kCorrupt, "the file is empty");
   // A protobuf message cannot exceed 2 GB; larger models keep weights in external data.
   if (size > static_cast<size_t>(std::numeric_limits<int>::max()))
-    return make_error(ErrorCode::kCorrupt, "the file is {} bytes; an ONNX protobuf is at most 2 GB (larger models keep "
-                      "their weights in external data files)", size);
+    return make_error(ErrorCode::kCorrupt,
+                      "the file is {} bytes; an ONNX protobuf is at most 2 GB (larger models keep "
+                      "their weights in external data files)",
+                      size);
   google::protobuf::io::CodedInputStream in(static_cast<const uint8_t*>(data), static_cast<int>(size));
   in.SetTotalBytesLimit(std::numeric_limits<int>::max());
   in.SetRecursionLimit(256);
@@ -45,10 +47,10 @@ void report_model(std::vector<Diagnostic>& ds, Diagnostic::Reason reason, std::s
 Expected<ImportResult> import_onnx_bytes(const void* data, size_t size, const ImportOptions& options) {
   onnx::ModelProto proto;
   KILN_RETURN_IF_ERROR(parse_model(data, size, proto));
-  if (proto.ir_version() <= 0)
-    return make_error(ErrorCode::kCorrupt, "not a valid ONNX model: ir_version is missing");
+  if (proto.ir_version() <= 0) return make_error(ErrorCode::kCorrupt, "not a valid ONNX model: ir_version is missing");
   if (proto.ir_version() > kMaxIrVersion)
-    return unsupported("the model has IR version {}; kiln reads IR versions up to {}", proto.ir_version(), kMaxIrVersion);
+    return unsupported("the model has IR version {}; kiln reads IR versions up to {}", proto.ir_version(),
+                       kMaxIrVersion);
 
   ImportResult result;
   Model& m = result.model;
@@ -63,10 +65,21 @@ Expected<ImportResult> import_onnx_bytes(const void* data, size_t size, const Im
   std::map<std::string, int64_t> opsets;
   for (const auto& o : proto.opset_import()) {
     std::string domain = o.domain() == "ai.onnx" ? "" : o.domain();
+    auto [it, added] = opsets.emplace(domain, o.version());
+    if (!added) {
+      report_model(result.diagnostics, Diagnostic::Reason::kInvalidModel,
+                   fmt::format("opset_import lists domain '{}' twice ({} and {})", domain.empty() ? "ai.onnx" : domain,
+                               it->second, o.version()));
+      continue;
+    }
     m.opsets.push_back({domain, o.version()});
-    opsets[domain] = o.version();
   }
-  // IR version 3 and older may omit opset_import: it then means ai.onnx opset 1.
+  // IR versions 1 and 2 had no opset_import: it then means ai.onnx opset 1.
+  // From IR 3 on it is required, and a file without it is most likely cut short.
+  if (proto.opset_import_size() == 0 && proto.ir_version() >= 3)
+    report_model(result.diagnostics, Diagnostic::Reason::kInvalidModel,
+                 fmt::format("the model (IR version {}) has no opset_import", proto.ir_version()),
+                 "every model from IR version 3 on names the opsets it uses");
   if (proto.opset_import_size() == 0) {
     opsets[""] = 1;
     m.opsets.push_back({"", 1});
@@ -78,11 +91,12 @@ Expected<ImportResult> import_onnx_bytes(const void* data, size_t size, const Im
                              kMaxOpset),
                  "re-export the model with a supported opset");
 
-  inline_model_functions(proto, result.diagnostics);
+  inline_model_functions(proto, opsets, result.diagnostics);
 
   ImportScope scope;
   scope.opsets = &opsets;
   scope.tensor_options.base_dir = options.external_data_dir;
+  scope.tensor_options.max_sparse_dense_bytes = options.max_sparse_dense_bytes;
   scope.diagnostics = &result.diagnostics;
   m.graph = std::make_shared<Graph>();
   import_graph(proto.graph(), *m.graph, scope, "main");

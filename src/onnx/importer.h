@@ -15,6 +15,8 @@ struct ImportOptions {
   bool infer_shapes = true;
   // Folder for external data; defaults to the model file's folder.
   std::string external_data_dir;
+  // A sparse tensor made dense may not take more (the fuzzer lowers it).
+  int64_t max_sparse_dense_bytes = int64_t(1) << 30;
 };
 
 struct ImportResult {

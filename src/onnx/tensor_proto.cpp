@@ -1,9 +1,13 @@
 #include "onnx/tensor_proto.h"
 
+#include <fmt/ranges.h>
 #include <onnx/onnx-ml.pb.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 
 #include "support/file.h"
 
@@ -13,8 +17,8 @@ namespace {
 template <typename Field>
 Status check_count(const Field& field, int64_t want, const std::string& name, const char* field_name) {
   if (static_cast<int64_t>(field.size()) != want)
-    return make_error(ErrorCode::kCorrupt, "tensor '{}' has {} values in {} but its dims need {}", name,
-                      field.size(), field_name, want);
+    return make_error(ErrorCode::kCorrupt, "tensor '{}' has {} values in {} but its dims need {}", name, field.size(),
+                      field_name, want);
   return Status::ok();
 }
 
@@ -45,39 +49,89 @@ Status fill_from_int32(const onnx::TensorProto& p, Tensor& t) {
   return Status::ok();
 }
 
-Expected<Tensor> read_external(const onnx::TensorProto& p, DType dt, std::vector<int64_t> dims,
+// A non-negative decimal int64, the whole string.
+bool parse_size(const std::string& s, int64_t& out) {
+  if (s.empty() || s[0] == '-' || s[0] == '+') return false;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && end == s.data() + s.size();
+}
+
+// A relative path that stays inside the model's folder: no "..", no root.
+bool stays_inside(const std::filesystem::path& rel) {
+  if (rel.empty() || rel.has_root_path()) return false;
+  for (const auto& part : rel)
+    if (part == "..") return false;
+  return true;
+}
+
+// Whether `path`, links resolved, is inside `base` (links resolved). A path
+// that does not exist passes: reading it reports that better.
+bool resolves_inside(const std::filesystem::path& base, const std::filesystem::path& path) {
+  std::error_code ec;
+  auto b = std::filesystem::weakly_canonical(base, ec);
+  if (ec) return true;
+  auto f = std::filesystem::weakly_canonical(path, ec);
+  if (ec) return true;
+  return std::mismatch(b.begin(), b.end(), f.begin(), f.end()).first == b.end();
+}
+
+Expected<Tensor> read_external(const onnx::TensorProto& p, DType dt, std::vector<int64_t> dims, size_t want,
                                const TensorReadOptions& options) {
+  if (dt == DType::kString)
+    return invalid_model("tensor '{}': string tensors cannot keep their data externally", p.name());
   std::string location;
   int64_t offset = 0, length = -1;
   for (const auto& kv : p.external_data()) {
-    try {
-      if (kv.key() == "location") location = kv.value();
-      else if (kv.key() == "offset") offset = std::stoll(kv.value());
-      else if (kv.key() == "length") length = std::stoll(kv.value());
-    } catch (const std::exception&) {
-      return invalid_model("tensor '{}': external data field {}='{}' is not a number", p.name(), kv.key(), kv.value());
+    if (kv.key() == "location") {
+      location = kv.value();
+    } else if (kv.key() == "offset" || kv.key() == "length") {
+      int64_t v = 0;
+      if (!parse_size(kv.value(), v))
+        return invalid_model("tensor '{}': external data field {}='{}' is not a non-negative integer", p.name(),
+                             kv.key(), kv.value());
+      (kv.key() == "offset" ? offset : length) = v;
     }
   }
   if (location.empty()) return invalid_model("tensor '{}' says its data is external but names no location", p.name());
   std::filesystem::path rel(location);
-  if (rel.is_absolute() || location.find("..") != std::string::npos)
+  if (!stays_inside(rel))
     return invalid_model("tensor '{}': external data location '{}' must be a relative path inside the model's folder",
                          p.name(), location);
-  std::string path = (std::filesystem::path(options.base_dir.empty() ? "." : options.base_dir) / rel).string();
+  std::filesystem::path base(options.base_dir.empty() ? "." : options.base_dir);
+  std::string path = (base / rel).string();
+  if (!resolves_inside(base, base / rel))
+    return invalid_model("tensor '{}': external data location '{}' is a link that leads outside the model's folder",
+                         p.name(), location);
   auto bytes = map_file(path);
   if (!bytes)
-    return make_error(ErrorCode::kNotFound, "tensor '{}': external data file '{}' cannot be read: {}", p.name(),
-                      path, bytes.status().message());
-  size_t want = dtype_storage_bytes(dt, checked_numel(dims));
+    return make_error(ErrorCode::kNotFound, "tensor '{}': external data file '{}' cannot be read: {}", p.name(), path,
+                      bytes.status().message());
   if (length < 0) length = static_cast<int64_t>(want);
-  if (offset < 0 || static_cast<size_t>(offset) > bytes->size ||
-      static_cast<size_t>(length) > bytes->size - static_cast<size_t>(offset))
+  if (static_cast<uint64_t>(offset) > bytes->size ||
+      static_cast<uint64_t>(length) > bytes->size - static_cast<size_t>(offset))
     return make_error(ErrorCode::kCorrupt, "tensor '{}': external data [{}, +{}) is outside '{}' ({} bytes)", p.name(),
                       offset, length, path, bytes->size);
   if (static_cast<size_t>(length) != want)
     return make_error(ErrorCode::kCorrupt, "tensor '{}': external data has {} bytes but dims {} of {} need {}",
                       p.name(), length, Shape::of(dims).to_string(), dtype_name(dt), want);
-  return Tensor::view(dt, std::move(dims), bytes->data + offset, want, bytes->owner);
+  const std::byte* data = bytes->data + offset;
+  // Kernels read elements in place: an offset that breaks the element's
+  // alignment gets a copy rather than misaligned loads.
+  size_t align = std::max(1, dtype_bits(dt) / 8);
+  if (align > 8) align = 8;
+  if (reinterpret_cast<uintptr_t>(data) % align != 0) {
+    Tensor t(dt, std::move(dims));
+    if (want) std::memcpy(t.mutable_raw(), data, want);
+    return t;
+  }
+  return Tensor::view(dt, std::move(dims), data, want, bytes->owner);
+}
+
+// Bytes `n` elements of `dt` take, or -1 when that overflows int64.
+int64_t storage_bytes(DType dt, int64_t n) {
+  int bits = std::max(dtype_bits(dt), 1);
+  if (n > std::numeric_limits<int64_t>::max() / bits) return -1;
+  return static_cast<int64_t>(dtype_storage_bytes(dt, n));
 }
 
 }  // namespace
@@ -89,12 +143,14 @@ Expected<Tensor> tensor_from_proto(const onnx::TensorProto& p, const TensorReadO
   auto dt = static_cast<DType>(p.data_type());
   std::vector<int64_t> dims(p.dims().begin(), p.dims().end());
   for (int64_t d : dims)
-    if (d < 0) return invalid_model("tensor '{}' has a negative dim {}", p.name(), Shape::of(dims).to_string());
+    if (d < 0) return invalid_model("tensor '{}' has a negative dim [{}]", p.name(), fmt::join(dims, ","));
   int64_t n = checked_numel(dims);
-  if (n < 0) return invalid_model("tensor '{}' dims {} overflow", p.name(), Shape::of(dims).to_string());
+  if (n < 0 || storage_bytes(dt, n) < 0)
+    return invalid_model("tensor '{}' dims {} overflow", p.name(), Shape::of(dims).to_string());
   if (p.has_segment()) return unsupported("tensor '{}' is segmented", p.name());
 
-  if (p.data_location() == onnx::TensorProto::EXTERNAL) return read_external(p, dt, std::move(dims), options);
+  if (p.data_location() == onnx::TensorProto::EXTERNAL)
+    return read_external(p, dt, std::move(dims), dtype_storage_bytes(dt, n), options);
 
   if (dt == DType::kString) {
     KILN_RETURN_IF_ERROR(check_count(p.string_data(), n, p.name(), "string_data"));
@@ -118,9 +174,8 @@ Expected<Tensor> tensor_from_proto(const onnx::TensorProto& p, const TensorReadO
     case DType::kF64: KILN_RETURN_IF_ERROR(check_count(p.double_data(), n, p.name(), "double_data")); break;
     case DType::kC128: KILN_RETURN_IF_ERROR(check_count(p.double_data(), 2 * n, p.name(), "double_data")); break;
     case DType::kI64: KILN_RETURN_IF_ERROR(check_count(p.int64_data(), n, p.name(), "int64_data")); break;
-    case DType::kU32: case DType::kU64:
-      KILN_RETURN_IF_ERROR(check_count(p.uint64_data(), n, p.name(), "uint64_data"));
-      break;
+    case DType::kU32:
+    case DType::kU64: KILN_RETURN_IF_ERROR(check_count(p.uint64_data(), n, p.name(), "uint64_data")); break;
     default: {
       int per = dtype_bits(dt) < 8 ? 8 / std::max(dtype_bits(dt), 1) : 1;
       if (dtype_bits(dt) == 6) return unsupported("tensor '{}': 6-bit types in int32_data", p.name());
@@ -129,10 +184,12 @@ Expected<Tensor> tensor_from_proto(const onnx::TensorProto& p, const TensorReadO
   }
   Tensor t(dt, dims);
   switch (dt) {
-    case DType::kF32: case DType::kC64:
+    case DType::kF32:
+    case DType::kC64:
       if (!p.float_data().empty()) std::memcpy(t.mutable_raw(), p.float_data().data(), want);
       break;
-    case DType::kF64: case DType::kC128:
+    case DType::kF64:
+    case DType::kC128:
       if (!p.double_data().empty()) std::memcpy(t.mutable_raw(), p.double_data().data(), want);
       break;
     case DType::kI64:
@@ -146,10 +203,29 @@ Expected<Tensor> tensor_from_proto(const onnx::TensorProto& p, const TensorReadO
       for (int64_t i = 0; i < n; ++i) out[i] = static_cast<uint32_t>(p.uint64_data(static_cast<int>(i)));
       break;
     }
-    default:
-      KILN_RETURN_IF_ERROR(fill_from_int32(p, t));
+    default: KILN_RETURN_IF_ERROR(fill_from_int32(p, t));
   }
   return t;
+}
+
+// Flat position of sparse value k: indices are flat ([nnz]) or coordinates ([nnz, rank]).
+Expected<int64_t> sparse_position(const std::vector<int64_t>& idx, bool flat, int64_t k,
+                                  const std::vector<int64_t>& dims, int64_t n) {
+  if (flat) {
+    if (idx[k] < 0 || idx[k] >= n) return invalid_model("sparse tensor index {} is out of range", idx[k]);
+    return idx[k];
+  }
+  const int64_t* c = idx.data() + k * static_cast<int64_t>(dims.size());
+  int64_t pos = 0;
+  for (size_t d = 0; d < dims.size(); ++d) {
+    if (c[d] < 0 || c[d] >= dims[d]) {
+      std::string coords;
+      for (size_t e = 0; e < dims.size(); ++e) coords += fmt::format("{}{}", e ? "," : "", c[e]);
+      return invalid_model("sparse tensor index ({}) is outside {}", coords, Shape::of(dims).to_string());
+    }
+    pos = pos * dims[d] + c[d];
+  }
+  return pos;
 }
 
 Expected<Tensor> tensor_from_sparse_proto(const onnx::SparseTensorProto& sp, const TensorReadOptions& options) {
@@ -157,27 +233,37 @@ Expected<Tensor> tensor_from_sparse_proto(const onnx::SparseTensorProto& sp, con
   KILN_ASSIGN_OR_RETURN(Tensor indices, tensor_from_proto(sp.indices(), options));
   std::vector<int64_t> dims(sp.dims().begin(), sp.dims().end());
   int64_t n = checked_numel(dims);
-  if (n < 0) return invalid_model("sparse tensor dims {} are invalid", Shape::of(dims).to_string());
-  KILN_ASSIGN_OR_RETURN(Tensor dense, Tensor::allocate(values.dtype(), dims, size_t(1) << 32));
+  if (n < 0 || storage_bytes(values.dtype(), n) < 0)
+    return invalid_model("sparse tensor dims {} are invalid", Shape::of(dims).to_string());
+  DType dt = values.dtype();
+  bool is_string = dt == DType::kString;
+  int esize = dtype_bits(dt) / 8;
+  if (!is_string && (esize == 0 || dtype_bits(dt) % 8 != 0)) return unsupported("sparse tensors of {}", dtype_name(dt));
+  // The IR keeps tensors dense: a small file must not turn into a huge allocation.
+  constexpr int64_t kStringBytes = sizeof(std::string);
+  int64_t dense_bytes = !is_string                                               ? storage_bytes(dt, n)
+                        : n > std::numeric_limits<int64_t>::max() / kStringBytes ? std::numeric_limits<int64_t>::max()
+                                                                                 : n * kStringBytes;
+  if (dense_bytes > options.max_sparse_dense_bytes)
+    return invalid_model("sparse tensor {}{} would need {} bytes when made dense, over the limit of {}", dtype_name(dt),
+                         Shape::of(dims).to_string(), dense_bytes, options.max_sparse_dense_bytes);
+  if (values.rank() != 1)
+    return invalid_model("sparse tensor values must be 1-D, are {}", Shape::of(values.dims()).to_string());
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> idx, indices.to_i64_vector());
   int64_t nnz = values.numel();
-  int esize = dtype_bits(values.dtype()) / 8;
-  if (esize == 0) return unsupported("sparse tensors of {}", dtype_name(values.dtype()));
   bool flat = indices.rank() == 1;
-  if ((flat && indices.numel() != nnz) || (!flat && (indices.rank() != 2 || indices.dim(0) != nnz ||
-                                                    indices.dim(1) != static_cast<int64_t>(dims.size()))))
+  if ((flat && indices.numel() != nnz) ||
+      (!flat && (indices.rank() != 2 || indices.dim(0) != nnz || indices.dim(1) != static_cast<int64_t>(dims.size()))))
     return invalid_model("sparse tensor indices {} do not match {} values", Shape::of(indices.dims()).to_string(), nnz);
-  auto* out = static_cast<uint8_t*>(dense.mutable_raw());
-  const auto* in = static_cast<const uint8_t*>(values.raw());
+  Tensor dense(dt, dims);
+  auto* out = is_string ? nullptr : static_cast<uint8_t*>(dense.mutable_raw());
+  const auto* in = is_string ? nullptr : static_cast<const uint8_t*>(values.raw());
   for (int64_t k = 0; k < nnz; ++k) {
-    int64_t pos = 0;
-    if (flat) {
-      pos = idx[k];
-    } else {
-      for (size_t d = 0; d < dims.size(); ++d) pos = pos * dims[d] + idx[k * dims.size() + d];
-    }
-    if (pos < 0 || pos >= n) return invalid_model("sparse tensor index {} is out of range", pos);
-    std::memcpy(out + pos * esize, in + k * esize, esize);
+    KILN_ASSIGN_OR_RETURN(int64_t pos, sparse_position(idx, flat, k, dims, n));
+    if (is_string)
+      dense.strings()[pos] = values.strings()[k];
+    else
+      std::memcpy(out + pos * esize, in + k * esize, esize);
   }
   return dense;
 }
@@ -256,10 +342,8 @@ Expected<Type> type_from_proto(const onnx::TypeProto& tp, const std::string& ori
       KILN_ASSIGN_OR_RETURN(Type e, type_from_proto(tp.optional_type().elem_type(), origin));
       return Type::optional_of(std::move(e));
     }
-    case onnx::TypeProto::VALUE_NOT_SET:
-      return Type();
-    default:
-      return unsupported("'{}' has a map, sparse or opaque type, which kiln does not support", origin);
+    case onnx::TypeProto::VALUE_NOT_SET: return Type();
+    default: return unsupported("'{}' has a map, sparse or opaque type, which kiln does not support", origin);
   }
 }
 

@@ -16,9 +16,13 @@ class SparseTensorProto;
 
 namespace kiln {
 
+// Sparse tensors are made dense; past this many bytes that is refused.
+constexpr int64_t kMaxSparseDenseBytes = int64_t(1) << 30;
+
 struct TensorReadOptions {
   // Folder that external data locations are relative to (the model's folder).
   std::string base_dir;
+  int64_t max_sparse_dense_bytes = kMaxSparseDenseBytes;
 };
 
 Expected<Tensor> tensor_from_proto(const onnx::TensorProto& proto, const TensorReadOptions& options = {});

@@ -76,8 +76,7 @@ Status write_value_file(const std::string& path, const RunValue& value, const st
     for (const Tensor& t : ts) tensor_to_proto(t, "", s.add_tensor_values());
   };
   switch (value.kind) {
-    case Type::Kind::kTensor:
-      return write_tensor_file(path, value.tensor, name);
+    case Type::Kind::kTensor: return write_tensor_file(path, value.tensor, name);
     case Type::Kind::kSequence: {
       onnx::SequenceProto s;
       fill_seq(s, value.sequence);

@@ -57,10 +57,12 @@ void infer_shapes(Graph& graph, std::vector<Diagnostic>& diagnostics, const std:
       diagnostics.push_back(std::move(d));
     };
     // Bodies first: control-flow infer functions read their subgraphs' output types.
+    // Subgraph paths name the node as the importer does: its name, else its op.
+    const std::string& label = node.name.empty() ? node.op_type : node.name;
     for (auto& [key, attr] : node.attrs) {
-      if (attr.g) infer_shapes(*attr.g, diagnostics, fmt::format("{}/{}.{}", path, node.name, key));
+      if (attr.g) infer_shapes(*attr.g, diagnostics, fmt::format("{}/{}.{}", path, label, key));
       for (size_t k = 0; k < attr.graphs.size(); ++k)
-        infer_shapes(*attr.graphs[k], diagnostics, fmt::format("{}/{}.{}[{}]", path, node.name, key, k));
+        infer_shapes(*attr.graphs[k], diagnostics, fmt::format("{}/{}.{}[{}]", path, label, key, k));
     }
     const OpSchema* schema = OpRegistry::instance().find(node.domain, node.op_type);
     if (!schema) {
