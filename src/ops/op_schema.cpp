@@ -48,6 +48,11 @@ std::optional<Dims> InferContext::input_dims_value(size_t i) const {
   return std::nullopt;
 }
 
+const Type& InferContext::missing_type() {
+  static const Type missing;
+  return missing;
+}
+
 void InferContext::set_output(size_t i, Type t) {
   if (i < output_types_.size()) output_types_[i] = std::move(t);
 }

@@ -29,9 +29,11 @@ class InferContext {
   size_t num_inputs() const { return input_types_.size(); }
   size_t num_outputs() const { return node_.outputs.size(); }
   bool has_input(size_t i) const { return i < input_types_.size() && input_types_[i] != nullptr; }
-  const Type& input_type(size_t i) const { return *input_types_[i]; }
-  DType input_dtype(size_t i) const { return input_types_[i]->dtype; }
-  const Shape& input_shape(size_t i) const { return input_types_[i]->shape; }
+  // An omitted or out-of-range input reads as an undefined type of unknown
+  // rank, so an infer function never dereferences a missing input.
+  const Type& input_type(size_t i) const { return has_input(i) ? *input_types_[i] : missing_type(); }
+  DType input_dtype(size_t i) const { return input_type(i).dtype; }
+  const Shape& input_shape(size_t i) const { return input_type(i).shape; }
   // Known contents of input i (constant or, at run time, the actual tensor).
   const Tensor* input_value(size_t i) const { return i < input_values_.size() ? input_values_[i] : nullptr; }
   // Integer contents of input i when known, from a constant or from a symbolic
@@ -48,6 +50,8 @@ class InferContext {
   std::vector<int64_t> attr_ints(const std::string& key, std::vector<int64_t> fallback = {}) const {
     return node_.attr_ints(key, std::move(fallback));
   }
+
+  static const Type& missing_type();
 
   void set_output(size_t i, Type t);
   void set_output(size_t i, DType dtype, Shape shape) { set_output(i, Type::tensor(dtype, std::move(shape))); }
