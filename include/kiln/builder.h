@@ -60,10 +60,10 @@ struct BuildConfig {
   bool tf32 = false;
   bool strongly_typed = false;
   std::vector<OptimizationProfile> profiles;
-  size_t workspace_limit_bytes = 0;  // scratch memory a kernel may use; 0: no limit
-  std::string timing_cache_path;     // read and updated when tuning (cuda); may be empty
-  int optimization_level = 3;        // 0 (fastest build) .. 5 (most tuning)
-  BuildProgress* progress = nullptr; // not owned; may be null; not part of the engine
+  size_t workspace_limit_bytes = 0;   // scratch memory a kernel may use; 0: no limit
+  std::string timing_cache_path;      // read and updated when tuning (cuda); may be empty
+  int optimization_level = 3;         // 0 (fastest build) .. 5 (most tuning)
+  BuildProgress* progress = nullptr;  // not owned; may be null; not part of the engine
 };
 
 class Builder {

@@ -176,7 +176,9 @@ Expected<Bindings> bind(ExecutionContext& ctx, const BenchOptions& o) {
     KILN_ASSIGN_OR_RETURN(b.inputs, load_inputs(e, o.load_inputs));
   } else {
     ShapeSpec spec;
-    if (!o.shapes.empty()) KILN_ASSIGN_OR_RETURN(spec, parse_shape_spec(o.shapes, "--shapes"));
+    if (!o.shapes.empty()) {
+      KILN_ASSIGN_OR_RETURN(spec, parse_shape_spec(o.shapes, "--shapes"));
+    }
     KILN_ASSIGN_OR_RETURN(b.inputs, random_inputs(e, spec, o.profile, o.seed));
   }
   for (const auto& [name, t] : b.inputs) {
@@ -268,8 +270,8 @@ void print_header(const BenchOptions& o) {
 int run_bench(const BenchOptions& o) {
   std::vector<double> percentiles = parse_percentiles(o.percentiles);
   if (percentiles.empty())
-    return fail(kExitUsageError, invalid_argument("--percentile '{}': expected values in [0, 100] like 90,95,99",
-                                                  o.percentiles));
+    return fail(kExitUsageError,
+                invalid_argument("--percentile '{}': expected values in [0, 100] like 90,95,99", o.percentiles));
   if (o.iterations < 0 || o.duration_s < 0 || o.warmup_ms < 0)
     return fail(kExitUsageError, invalid_argument("--iterations, --duration and --warmUp must be >= 0"));
   print_header(o);

@@ -15,8 +15,8 @@ namespace {
 using nlohmann::json;
 
 std::string stats_text(const Summary& s) {
-  std::string out = fmt::format("min = {:.5g} ms, max = {:.5g} ms, mean = {:.5g} ms, median = {:.5g} ms", s.min,
-                                s.max, s.mean, s.median);
+  std::string out = fmt::format("min = {:.5g} ms, max = {:.5g} ms, mean = {:.5g} ms, median = {:.5g} ms", s.min, s.max,
+                                s.mean, s.median);
   for (const auto& [p, v] : s.percentiles) out += fmt::format(", percentile({:g}%) = {:.5g} ms", p, v);
   return out;
 }
@@ -81,8 +81,9 @@ void print_performance_summary(const BenchRun& run) {
   if (latency.mean > 0 && latency.stddev / latency.mean > 0.1)
     fmt::print("* Latency varies by {:.1f}% (stddev/mean); the machine may be busy.\n",
                100 * latency.stddev / latency.mean);
-  fmt::print("Explanations: Throughput is iterations (x batch) per second of host walltime; Latency spans an "
-             "iteration on the host, copies included; Compute Time is the device's time alone.\n");
+  fmt::print(
+      "Explanations: Throughput is iterations (x batch) per second of host walltime; Latency spans an "
+      "iteration on the host, copies included; Compute Time is the device's time alone.\n");
 }
 
 void print_layer_profile(const LayerTimeTable& table, const Engine& engine) {

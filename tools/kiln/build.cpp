@@ -6,9 +6,9 @@
 
 #include <chrono>
 
+#include "build_flags.h"
 #include "commands.h"
 #include "kiln/builder.h"
-#include "build_flags.h"
 #include "support/file.h"
 
 namespace kiln::cli {

@@ -157,8 +157,8 @@ Expected<std::vector<RunValue>> run_node_on_cpu(const Node& node, const std::vec
   return outputs;
 }
 
-Expected<std::vector<RunValue>> run_graph_on_cpu(const Graph& graph, std::vector<RunValue> inputs, const RunScope* outer,
-                                                 NodeTimeSink* timer) {
+Expected<std::vector<RunValue>> run_graph_on_cpu(const Graph& graph, std::vector<RunValue> inputs,
+                                                 const RunScope* outer, NodeTimeSink* timer) {
   if (inputs.size() != graph.inputs.size())
     return internal_error("graph '{}' takes {} inputs, got {}", graph.name, graph.inputs.size(), inputs.size());
   RunScope scope;
