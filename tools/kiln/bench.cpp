@@ -169,6 +169,19 @@ struct Bindings {
   long long batch = 0;
 };
 
+// Random inputs give an unbounded dynamic dim (no --shapes, no profile) the
+// size 1, which rarely is the shape worth timing: say so.
+void warn_unset_dynamic_dims(const Engine& e, const ShapeSpec& spec) {
+  if (e.num_optimization_profiles() > 0) return;
+  for (int i = 0; i < e.num_io_tensors(); ++i) {
+    std::string name = e.io_tensor_name(i);
+    auto dims = e.tensor_shape(name);
+    if (e.tensor_io_mode(name) != TensorIOMode::kInput || find_shape(spec, name) || !dims) continue;
+    if (std::find(dims->begin(), dims->end(), -1) != dims->end())
+      fmt::print("Note: input '{}' has dynamic dims and no --shapes: they are set to 1\n", name);
+  }
+}
+
 Expected<Bindings> bind(ExecutionContext& ctx, const BenchOptions& o) {
   const Engine& e = ctx.engine();
   Bindings b;
@@ -180,6 +193,7 @@ Expected<Bindings> bind(ExecutionContext& ctx, const BenchOptions& o) {
       KILN_ASSIGN_OR_RETURN(spec, parse_shape_spec(o.shapes, "--shapes"));
     }
     KILN_ASSIGN_OR_RETURN(b.inputs, random_inputs(e, spec, o.profile, o.seed));
+    warn_unset_dynamic_dims(e, spec);
   }
   for (const auto& [name, t] : b.inputs) {
     if (t.dtype() != e.tensor_dtype(name))
