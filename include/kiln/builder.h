@@ -41,6 +41,16 @@ class OptimizationProfile {
   std::vector<std::pair<std::string, ShapeRange>> ranges_;
 };
 
+// Told the phases of a build as they start and finish ("importing",
+// "optimizing", "writing engine", "checking engine"), on the building thread;
+// TensorRT's IProgressMonitor. Phases do not nest.
+class BuildProgress {
+ public:
+  virtual ~BuildProgress() = default;
+  virtual void phase_start(const std::string& phase) = 0;
+  virtual void phase_finish(const std::string& phase) = 0;
+};
+
 struct BuildConfig {
   std::string backend = "cpu";  // "cpu" or "cuda"
   // Precision: allow fp16 / bf16 kernels, tf32 matmuls; strongly_typed keeps
@@ -50,9 +60,10 @@ struct BuildConfig {
   bool tf32 = false;
   bool strongly_typed = false;
   std::vector<OptimizationProfile> profiles;
-  size_t workspace_limit_bytes = 0;  // scratch memory a kernel may use; 0: no limit
-  std::string timing_cache_path;     // read and updated when tuning (cuda); may be empty
-  int optimization_level = 3;        // 0 (fastest build) .. 5 (most tuning)
+  size_t workspace_limit_bytes = 0;   // scratch memory a kernel may use; 0: no limit
+  std::string timing_cache_path;      // read and updated when tuning (cuda); may be empty
+  int optimization_level = 3;         // 0 (fastest build) .. 5 (most tuning)
+  BuildProgress* progress = nullptr;  // not owned; may be null; not part of the engine
 };
 
 class Builder {

@@ -59,6 +59,37 @@ class OutputAllocator {
   virtual void notify_shape(const std::string& name, const std::vector<int64_t>& dims) = 0;
 };
 
+// Receives each layer's time of every run while set on a context (see
+// ExecutionContext::set_profiler); TensorRT's IProfiler.
+class Profiler {
+ public:
+  virtual ~Profiler() = default;
+  // Called once per layer per run, in execution order, on the thread that
+  // runs execute(). `layer_name` is Engine::layer_info(k).name; a layer with
+  // subgraphs (If, Loop, Scan) reports their time as its own.
+  virtual void report_layer_time(const std::string& layer_name, float ms) = 0;
+};
+
+// One tensor a layer reads or writes, as the engine declares it.
+struct LayerTensor {
+  std::string name;
+  DType dtype = DType::kUndefined;
+  // Per dim: the size as text ("3"), the symbol ("batch") or "?"; empty with
+  // has_rank false when the rank is only known at run time.
+  std::vector<std::string> dims;
+  bool has_rank = true;
+  bool constant = false;  // a weight or folded constant
+};
+
+// One layer (node) of an engine's top-level graph, in execution order.
+struct LayerInfo {
+  std::string name;  // unique within the engine
+  std::string op_type;
+  std::string domain;  // "" for the ONNX domain
+  std::vector<LayerTensor> inputs;
+  std::vector<LayerTensor> outputs;
+};
+
 class ExecutionContext;
 struct EngineState;  // defined in the runtime library
 
@@ -89,6 +120,11 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // The range of a dynamic input in profile `profile`; inputs with only fixed
   // dims report min = opt = max = their shape.
   Expected<ShapeRange> profile_shape(const std::string& input, int profile) const;
+
+  // The layers in execution order; layer_info is an error for an index out
+  // of range.
+  int num_layers() const;
+  Expected<LayerInfo> layer_info(int index) const;
 
   // "cpu" or "cuda", and the device the engine was built for ("cpu:x86_64").
   std::string backend() const;
@@ -157,6 +193,11 @@ class ExecutionContext {
   // Infers every output's dims from the bound input shapes; an error names
   // each input whose shape is still missing.
   Status infer_shapes();
+
+  // Reports every layer's time to `profiler` (not owned; null stops it) on
+  // each later run. Without one, runs pay nothing for profiling.
+  void set_profiler(Profiler* profiler);
+  Profiler* profiler() const;
 
   // Runs the engine synchronously. Every input needs a shape (or static dims)
   // and an address; every output an address of the right size or an allocator.

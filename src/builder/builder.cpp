@@ -18,6 +18,15 @@ Status check_config(const BuildConfig& c) {
   return current_device(c.backend).status();
 }
 
+// Reports one phase around `fn` when the config has a progress monitor.
+template <typename Fn>
+auto in_phase(const BuildConfig& config, const char* phase, Fn&& fn) {
+  if (config.progress) config.progress->phase_start(phase);
+  auto result = fn();
+  if (config.progress) config.progress->phase_finish(phase);
+  return result;
+}
+
 Expected<std::vector<uint8_t>> build_from_import(Expected<ImportResult> imported, const BuildConfig& config) {
   if (!imported) return imported.status();
   if (!imported->ok()) {
@@ -66,7 +75,8 @@ Expected<std::vector<uint8_t>> build_engine(const Model& model, const BuildConfi
   c.backend = config.backend;
   KILN_ASSIGN_OR_RETURN(c.device, current_device(config.backend));
   PassContext passes;
-  KILN_RETURN_IF_ERROR(run_passes(*model.graph, passes, default_pipeline()));
+  KILN_RETURN_IF_ERROR(
+      in_phase(config, "optimizing", [&] { return run_passes(*model.graph, passes, default_pipeline()); }));
   c.graph = model.graph;
   c.opsets = model.opsets;
   c.producer_name = model.producer_name;
@@ -79,21 +89,21 @@ Expected<std::vector<uint8_t>> build_engine(const Model& model, const BuildConfi
                 config.strongly_typed,
                 config.workspace_limit_bytes,
                 config.optimization_level};
-  KILN_ASSIGN_OR_RETURN(auto bytes, write_engine(c));
+  KILN_ASSIGN_OR_RETURN(auto bytes, in_phase(config, "writing engine", [&] { return write_engine(c); }));
   // Loading the result checks what the runtime will check, at build time.
   FileBytes view{reinterpret_cast<const std::byte*>(bytes.data()), bytes.size(), nullptr};
-  auto loaded = load_engine_state(view);
+  auto loaded = in_phase(config, "checking engine", [&] { return load_engine_state(view); });
   if (!loaded) return loaded.status();
   return bytes;
 }
 
 Expected<std::vector<uint8_t>> Builder::build_from_onnx_file(const std::string& path, const BuildConfig& config) {
-  return build_from_import(import_onnx_file(path), config);
+  return build_from_import(in_phase(config, "importing", [&] { return import_onnx_file(path); }), config);
 }
 
 Expected<std::vector<uint8_t>> Builder::build_from_onnx_memory(const void* data, size_t size,
                                                                const BuildConfig& config) {
-  return build_from_import(import_onnx_bytes(data, size), config);
+  return build_from_import(in_phase(config, "importing", [&] { return import_onnx_bytes(data, size); }), config);
 }
 
 }  // namespace kiln

@@ -72,7 +72,23 @@ Expected<Symbols> bind_symbols(const EngineState& es, const ContextState& cs) {
   return sym;
 }
 
+// Forwards the executor's node times to the user's Profiler by layer name.
+class ProfilerSink final : public NodeTimeSink {
+ public:
+  ProfilerSink(const EngineState& es, Profiler& profiler) : es_(es), profiler_(profiler) {}
+  void node_time(size_t index, const Node&, double ms) override {
+    profiler_.report_layer_time(es_.layer_names[index], static_cast<float>(ms));
+  }
+
+ private:
+  const EngineState& es_;
+  Profiler& profiler_;
+};
+
 }  // namespace
+
+void ExecutionContext::set_profiler(Profiler* profiler) { state_->profiler = profiler; }
+Profiler* ExecutionContext::profiler() const { return state_->profiler; }
 
 Status ExecutionContext::infer_shapes() {
   const EngineState& es = engine_->state();
@@ -124,7 +140,9 @@ Status ExecutionContext::execute() {
     if (!state_->addresses[i] && dtype_storage_bytes(t.dtype, checked_numel(*dims)))
       return invalid_argument("output '{}' has no address (call set_tensor_address)", t.name);
   }
-  auto outputs = run_graph_on_cpu(*es.contents.graph, std::move(inputs));
+  std::optional<ProfilerSink> sink;
+  if (state_->profiler) sink.emplace(es, *state_->profiler);
+  auto outputs = run_graph_on_cpu(*es.contents.graph, std::move(inputs), nullptr, sink ? &*sink : nullptr);
   if (!outputs) return outputs.status();
   for (size_t i = 0; i < es.io.size(); ++i) {
     const IoTensor& t = es.io[i];

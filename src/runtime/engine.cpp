@@ -55,6 +55,31 @@ Status add_io(EngineState& s, const Value* v, TensorIOMode mode, size_t index) {
   return Status::ok();
 }
 
+std::vector<std::string> unique_layer_names(const Graph& g) {
+  std::vector<std::string> names;
+  std::set<std::string> seen;
+  for (size_t k = 0; k < g.nodes().size(); ++k) {
+    const Node& n = *g.nodes()[k];
+    std::string name = n.name;
+    if (name.empty() || seen.count(name)) name = fmt::format("{}_{}", n.op_type, k);
+    while (seen.count(name)) name += "_";
+    seen.insert(name);
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
+LayerTensor layer_tensor(const Value& v) {
+  LayerTensor t;
+  t.name = v.name;
+  t.dtype = v.type.dtype;
+  t.has_rank = v.type.shape.has_rank();
+  if (t.has_rank)
+    for (const Dim& d : *v.type.shape.dims) t.dims.push_back(d.to_string());
+  t.constant = v.has_constant();
+  return t;
+}
+
 }  // namespace
 
 int EngineState::find(const std::string& name) const {
@@ -115,6 +140,7 @@ Expected<std::shared_ptr<const EngineState>> load_engine_state(FileBytes file) {
   Status st = check_profiles(g, s->contents.profiles);
   if (!st.is_ok()) return Status(ErrorCode::kCorrupt, "engine profiles: " + st.message());
   KILN_RETURN_IF_ERROR(check_ops(g));
+  s->layer_names = unique_layer_names(g);
   return std::shared_ptr<const EngineState>(std::move(s));
 }
 
@@ -178,6 +204,22 @@ Expected<ShapeRange> Engine::profile_shape(const std::string& input, int profile
   auto dims = tensor_shape(input);
   if (!dims) return dims.status();
   return ShapeRange{*dims, *dims, *dims};
+}
+
+int Engine::num_layers() const { return static_cast<int>(state_->layer_names.size()); }
+
+Expected<LayerInfo> Engine::layer_info(int index) const {
+  if (index < 0 || index >= num_layers())
+    return make_error(ErrorCode::kOutOfRange, "layer {} does not exist (the engine has {})", index, num_layers());
+  const Node& n = *state_->contents.graph->nodes()[static_cast<size_t>(index)];
+  LayerInfo info{state_->layer_names[static_cast<size_t>(index)], n.op_type, n.domain, {}, {}};
+  // Omitted optional inputs and outputs are left out; their positions matter
+  // to kernels, not to a reader of the layer list.
+  for (const Value* v : n.inputs)
+    if (v) info.inputs.push_back(layer_tensor(*v));
+  for (const Value* v : n.outputs)
+    if (v) info.outputs.push_back(layer_tensor(*v));
+  return info;
 }
 
 std::string Engine::backend() const { return state_->contents.backend; }

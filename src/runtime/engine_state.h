@@ -26,6 +26,9 @@ struct EngineState {
   FileBytes file;
   EngineContents contents;
   std::vector<IoTensor> io;  // inputs, then outputs
+  // One per top-level node, unique: the node's name, or "Op_K" (K its index)
+  // when it has none or repeats an earlier one.
+  std::vector<std::string> layer_names;
 
   // Index into `io`, or -1.
   int find(const std::string& name) const;
@@ -38,6 +41,7 @@ struct ContextState {
   std::vector<const void*> addresses;
   std::vector<OutputAllocator*> allocators;
   bool inferred = false;  // output shapes follow the current input shapes
+  Profiler* profiler = nullptr;
 };
 
 // Reads and checks an engine (see read_engine), then checks what the runtime

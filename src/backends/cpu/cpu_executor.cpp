@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
+
 #include "backends/cpu/cpu_kernel.h"
 #include "ops/op_schema.h"
 
@@ -155,7 +157,8 @@ Expected<std::vector<RunValue>> run_node_on_cpu(const Node& node, const std::vec
   return outputs;
 }
 
-Expected<std::vector<RunValue>> run_graph_on_cpu(const Graph& graph, std::vector<RunValue> inputs, const RunScope* outer) {
+Expected<std::vector<RunValue>> run_graph_on_cpu(const Graph& graph, std::vector<RunValue> inputs,
+                                                 const RunScope* outer, NodeTimeSink* timer) {
   if (inputs.size() != graph.inputs.size())
     return internal_error("graph '{}' takes {} inputs, got {}", graph.name, graph.inputs.size(), inputs.size());
   RunScope scope;
@@ -177,6 +180,14 @@ Expected<std::vector<RunValue>> run_graph_on_cpu(const Graph& graph, std::vector
     for (const auto& [v, k] : last_use) dies_after[k].push_back(v);
   }
   for (size_t k = 0; k < nodes.size(); ++k) {
+    if (timer) {
+      auto start = std::chrono::steady_clock::now();
+      KILN_RETURN_IF_ERROR(run_node(*nodes[k], scope));
+      for (const Value* v : dies_after[k]) scope.values.erase(v);
+      timer->node_time(k, *nodes[k],
+                       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+      continue;
+    }
     KILN_RETURN_IF_ERROR(run_node(*nodes[k], scope));
     for (const Value* v : dies_after[k]) scope.values.erase(v);
   }

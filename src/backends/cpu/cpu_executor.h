@@ -21,10 +21,20 @@ struct RunScope {
   const RunValue* find(const Value* v) const;
 };
 
+// Told each top-level node's wall time of a run (for the runtime's Profiler).
+// Nodes of subgraphs are not reported apart: their time is their parent's.
+class NodeTimeSink {
+ public:
+  virtual ~NodeTimeSink() = default;
+  // `index` is the node's position in graph.nodes().
+  virtual void node_time(size_t index, const Node& node, double ms) = 0;
+};
+
 // Runs `graph` with `inputs` (one per graph input, in order) and returns its
 // outputs in order. `outer` holds the enclosing graph's values for subgraphs.
+// With `timer` null, the run reads no clock.
 Expected<std::vector<RunValue>> run_graph_on_cpu(const Graph& graph, std::vector<RunValue> inputs,
-                                                 const RunScope* outer = nullptr);
+                                                 const RunScope* outer = nullptr, NodeTimeSink* timer = nullptr);
 
 // Runs one node with values for its inputs (null entries for omitted ones);
 // returns its outputs (empty values for omitted ones). Used by constant folding.

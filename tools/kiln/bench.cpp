@@ -1,0 +1,370 @@
+// kiln bench MODEL (.onnx or .kiln): trtexec's equivalent. Builds or loads an
+// engine, warms up, times runs on fresh seeded random inputs for at least
+// --iterations and at least --duration, and prints trtexec's "Performance
+// summary" (throughput, latency percentiles, compute time apart from
+// copies), a per-layer profile (--dumpProfile) and JSON exports.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "bench_report.h"
+#include "bench_timer.h"
+#include "build_flags.h"
+#include "commands.h"
+#include "engine/engine_file.h"
+#include "kiln/builder.h"
+#include "kiln/runtime.h"
+#include "run_inputs.h"
+#include "support/file.h"
+#include "support/parallel.h"
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace kiln::cli {
+namespace {
+
+struct BenchOptions {
+  std::string model;
+  std::string onnx;
+  std::string load_engine;
+  std::string save_engine;
+  BuilderFlags build;
+  std::string shapes;
+  std::string load_inputs;
+  uint64_t seed = 1;
+  int profile = 0;
+  double warmup_ms = 200;
+  int iterations = 10;
+  double duration_s = 3;
+  std::string percentiles = "90,95,99";
+  bool no_data_transfers = false;
+  bool dump_profile = false;
+  bool separate_profile_run = false;
+  std::string export_times, export_profile, export_layer_info;
+};
+
+int fail(int code, const Status& st) {
+  fmt::print(stderr, "kiln bench: {}\n", st.to_string());
+  return code;
+}
+
+int code_for(const Status& st) {
+  switch (st.code()) {
+    case ErrorCode::kNotFound:
+    case ErrorCode::kIoError:
+    case ErrorCode::kInvalidArgument: return kExitUsageError;
+    default: return kExitModelError;
+  }
+}
+
+// Prints the build's phase on stderr once a second, so a long build shows
+// it is alive; a build under a second prints nothing.
+class ProgressLine final : public BuildProgress {
+ public:
+  ProgressLine() : start_(Clock::now()), thread_([this] { loop(); }) {}
+  ~ProgressLine() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void phase_start(const std::string& phase) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    phase_ = phase;
+  }
+  void phase_finish(const std::string&) override {}
+
+ private:
+  void loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::seconds(1), [this] { return done_; }))
+      fmt::print(stderr, "[build] {} ({:.0f} s)\n", phase_,
+                 std::chrono::duration<double>(Clock::now() - start_).count());
+  }
+
+  Clock::time_point start_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::string phase_ = "starting";
+  bool done_ = false;
+  std::thread thread_;  // last: starts after the members it reads
+};
+
+// An engine starts with "KILN"; anything else is taken for ONNX.
+bool is_onnx(const std::string& path) {
+  if (fs::path(path).extension() == ".onnx") return true;
+  char magic[4] = {};
+  std::ifstream f(path, std::ios::binary);
+  return f && f.read(magic, 4) && std::memcmp(magic, "KILN", 4) != 0;
+}
+
+// --shapes alone (no --minShapes...) fixes the profile to those shapes when
+// building, as trtexec does.
+Expected<std::shared_ptr<Engine>> build_engine(const BenchOptions& o, const std::string& onnx) {
+  BuilderFlags flags = o.build;
+  if (!flags.has_profiles() && !o.shapes.empty()) flags.opt_shapes.push_back(o.shapes);
+  KILN_ASSIGN_OR_RETURN(BuildConfig config, build_config_from_flags(flags));
+  fmt::print("Building {} for backend {}{}{}...\n", onnx, config.backend, config.fp16 ? " (fp16 allowed)" : "",
+             config.bf16 ? " (bf16 allowed)" : "");
+  auto start = Clock::now();
+  Expected<std::vector<uint8_t>> plan = std::vector<uint8_t>{};
+  {
+    ProgressLine progress;
+    config.progress = &progress;
+    plan = Builder::build_from_onnx_file(onnx, config);
+  }
+  if (!plan) return plan.status();
+  fmt::print("Built in {:.0f} ms ({} bytes)\n", std::chrono::duration<double, std::milli>(Clock::now() - start).count(),
+             plan->size());
+  if (!o.save_engine.empty()) {
+    KILN_RETURN_IF_ERROR(write_file(o.save_engine, plan->data(), plan->size()));
+    fmt::print("Saved the engine to {}\n", o.save_engine);
+  }
+  return Runtime::deserialize(plan->data(), plan->size());
+}
+
+Expected<std::shared_ptr<Engine>> obtain_engine(const BenchOptions& o, std::string& source) {
+  int given = !o.model.empty() + !o.onnx.empty() + !o.load_engine.empty();
+  if (given != 1) return invalid_argument("give exactly one of MODEL, --onnx and --loadEngine");
+  if (!o.onnx.empty() || (!o.model.empty() && is_onnx(o.model))) {
+    source = o.onnx.empty() ? o.model : o.onnx;
+    return build_engine(o, source);
+  }
+  source = o.load_engine.empty() ? o.model : o.load_engine;
+  if (!o.save_engine.empty()) return invalid_argument("--saveEngine needs an ONNX model to build");
+  KILN_ASSIGN_OR_RETURN(auto engine, Runtime::deserialize_file(source));
+  fmt::print("Loaded engine {} (backend {}, device {}, kiln {})\n", source, engine->backend(), engine->device(),
+             engine->kiln_version());
+  return engine;
+}
+
+// Keeps an output of data-dependent size in one growing buffer across runs.
+class GrowingBuffer final : public OutputAllocator {
+ public:
+  void* reallocate_output(const std::string&, void*, size_t size, size_t) override {
+    if (size > bytes_.size()) bytes_.resize(size);
+    return bytes_.data();
+  }
+  void notify_shape(const std::string&, const std::vector<int64_t>&) override {}
+
+ private:
+  std::vector<std::byte> bytes_;
+};
+
+// Inputs, output buffers and allocators, bound once for every run.
+struct Bindings {
+  std::vector<NamedTensor> inputs;
+  std::vector<Tensor> outputs;
+  std::vector<std::unique_ptr<GrowingBuffer>> allocators;
+  long long batch = 0;
+};
+
+// Random inputs give an unbounded dynamic dim (no --shapes, no profile) the
+// size 1, which rarely is the shape worth timing: say so.
+void warn_unset_dynamic_dims(const Engine& e, const ShapeSpec& spec) {
+  if (e.num_optimization_profiles() > 0) return;
+  for (int i = 0; i < e.num_io_tensors(); ++i) {
+    std::string name = e.io_tensor_name(i);
+    auto dims = e.tensor_shape(name);
+    if (e.tensor_io_mode(name) != TensorIOMode::kInput || find_shape(spec, name) || !dims) continue;
+    if (std::find(dims->begin(), dims->end(), -1) != dims->end())
+      fmt::print("Note: input '{}' has dynamic dims and no --shapes: they are set to 1\n", name);
+  }
+}
+
+Expected<Bindings> bind(ExecutionContext& ctx, const BenchOptions& o) {
+  const Engine& e = ctx.engine();
+  Bindings b;
+  if (!o.load_inputs.empty()) {
+    KILN_ASSIGN_OR_RETURN(b.inputs, load_inputs(e, o.load_inputs));
+  } else {
+    ShapeSpec spec;
+    if (!o.shapes.empty()) {
+      KILN_ASSIGN_OR_RETURN(spec, parse_shape_spec(o.shapes, "--shapes"));
+    }
+    KILN_ASSIGN_OR_RETURN(b.inputs, random_inputs(e, spec, o.profile, o.seed));
+    warn_unset_dynamic_dims(e, spec);
+  }
+  for (const auto& [name, t] : b.inputs) {
+    if (t.dtype() != e.tensor_dtype(name))
+      return invalid_argument("input '{}': the data is {}, the engine expects {}", name, dtype_name(t.dtype()),
+                              dtype_name(e.tensor_dtype(name)));
+    KILN_RETURN_IF_ERROR(ctx.set_input_shape(name, t.dims()));
+    KILN_RETURN_IF_ERROR(ctx.set_input_tensor_address(name, t.raw()));
+    fmt::print("Input {}: {}{}\n", name, dtype_name(t.dtype()), Shape::of(t.dims()).to_string());
+  }
+  // The batch is the first input's leading dim when the engine leaves it dynamic.
+  if (!b.inputs.empty()) {
+    auto declared = e.tensor_shape(b.inputs[0].name);
+    if (declared && declared->size() >= 2 && (*declared)[0] < 0) b.batch = b.inputs[0].tensor.dims()[0];
+  }
+  KILN_RETURN_IF_ERROR(ctx.infer_shapes());
+  for (int i = 0; i < e.num_io_tensors(); ++i) {
+    std::string name = e.io_tensor_name(i);
+    if (e.tensor_io_mode(name) != TensorIOMode::kOutput) continue;
+    auto dims = ctx.tensor_shape(name);
+    if (dims && std::find(dims->begin(), dims->end(), -1) == dims->end()) {
+      b.outputs.emplace_back(e.tensor_dtype(name), *dims);
+      KILN_RETURN_IF_ERROR(ctx.set_tensor_address(name, b.outputs.back().mutable_raw()));
+    } else {
+      b.allocators.push_back(std::make_unique<GrowingBuffer>());
+      KILN_RETURN_IF_ERROR(ctx.set_output_allocator(name, b.allocators.back().get()));
+    }
+  }
+  return b;
+}
+
+class TableProfiler final : public Profiler {
+ public:
+  void report_layer_time(const std::string& name, float ms) override { table.add(name, ms); }
+  LayerTimeTable table;
+};
+
+// Runs until both at least `iterations` runs and `duration_s` have passed
+// (trtexec's rule), keeping each iteration's times.
+Expected<std::vector<Iteration>> timed_runs(ExecutionContext& ctx, IterationTimer& timer, int iterations,
+                                            double duration_s) {
+  std::vector<Iteration> out;
+  auto origin = Clock::now();
+  auto ms_since = [&](Clock::time_point t) { return std::chrono::duration<double, std::milli>(t - origin).count(); };
+  while (static_cast<int>(out.size()) < iterations || ms_since(Clock::now()) < duration_s * 1000) {
+    Iteration it;
+    auto start = Clock::now();
+    // On a backend with device memory, the input copies would go here and
+    // count in h2d_ms (none with --noDataTransfers).
+    timer.record_start(nullptr);
+    Status st = ctx.enqueue(nullptr);
+    auto enqueued = Clock::now();
+    timer.record_end(nullptr);
+    if (!st.is_ok()) return st;
+    it.compute_ms = timer.elapsed_ms();
+    auto end = Clock::now();
+    it.start_ms = ms_since(start);
+    it.end_ms = ms_since(end);
+    it.latency_ms = it.end_ms - it.start_ms;
+    it.enqueue_ms = std::chrono::duration<double, std::milli>(enqueued - start).count();
+    out.push_back(it);
+  }
+  return out;
+}
+
+Status warm_up(ExecutionContext& ctx, double warmup_ms) {
+  auto start = Clock::now();
+  int runs = 0;
+  while (std::chrono::duration<double, std::milli>(Clock::now() - start).count() < warmup_ms) {
+    KILN_RETURN_IF_ERROR(ctx.enqueue(nullptr));
+    ++runs;
+  }
+  fmt::print("Warmed up: {} run{} in {:.0f} ms\n", runs, runs == 1 ? "" : "s",
+             std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+  return Status::ok();
+}
+
+void print_header(const BenchOptions& o) {
+  fmt::print("=== kiln bench (kiln {}) ===\n", KILN_VERSION);
+  if (o.build.backend == "cpu") {
+    bool cuda = current_device("cuda").is_ok();
+    fmt::print("Device: CPU backend, {} threads{}\n", parallel_threads(),
+               cuda ? "" : " (no CUDA backend or GPU here: running on the CPU)");
+  } else {
+    fmt::print("Device: backend {}\n", o.build.backend);
+  }
+}
+
+int run_bench(const BenchOptions& o) {
+  std::vector<double> percentiles = parse_percentiles(o.percentiles);
+  if (percentiles.empty())
+    return fail(kExitUsageError,
+                invalid_argument("--percentile '{}': expected values in [0, 100] like 90,95,99", o.percentiles));
+  if (o.iterations < 0 || o.duration_s < 0 || o.warmup_ms < 0)
+    return fail(kExitUsageError, invalid_argument("--iterations, --duration and --warmUp must be >= 0"));
+  print_header(o);
+  std::string source;
+  auto engine = obtain_engine(o, source);
+  if (!engine) return fail(code_for(engine.status()), engine.status());
+  const std::string backend = (*engine)->backend();
+  auto timer = make_iteration_timer(backend);
+  if (!timer) return fail(kExitModelError, unsupported("kiln bench cannot time backend '{}' yet", backend));
+  if (o.no_data_transfers && backend == "cpu")
+    fmt::print("--noDataTransfers: the CPU backend runs on host memory; there are no copies to leave out\n");
+  auto ctx = (*engine)->create_execution_context();
+  if (Status st = ctx->set_optimization_profile(o.profile); !st.is_ok()) return fail(kExitUsageError, st);
+  auto bindings = bind(*ctx, o);
+  if (!bindings) return fail(code_for(bindings.status()), bindings.status());
+  if (!o.export_layer_info.empty())
+    if (Status st = export_layer_info(o.export_layer_info, **engine); !st.is_ok()) return fail(kExitUsageError, st);
+  if (Status st = warm_up(*ctx, o.warmup_ms); !st.is_ok()) return fail(kExitModelError, st);
+
+  bool profiling = o.dump_profile || !o.export_profile.empty();
+  TableProfiler profiler;
+  if (profiling && !o.separate_profile_run) ctx->set_profiler(&profiler);
+  fmt::print("Timing: at least {} iterations and at least {:g} s{}\n", o.iterations, o.duration_s,
+             ctx->profiler() ? " (profiler attached: per-layer timing adds a little to each run)" : "");
+  auto iterations = timed_runs(*ctx, *timer, o.iterations, o.duration_s);
+  if (!iterations) return fail(kExitModelError, iterations.status());
+  if (profiling && o.separate_profile_run) {
+    ctx->set_profiler(&profiler);
+    if (auto runs = timed_runs(*ctx, *timer, o.iterations, o.duration_s); !runs)
+      return fail(kExitModelError, runs.status());
+  }
+  ctx->set_profiler(nullptr);
+
+  BenchRun run;
+  run.model = source;
+  run.backend = backend;
+  run.host_device_copies = backend != "cpu" && !o.no_data_transfers;
+  run.iterations = std::move(iterations).value();
+  run.walltime_ms = run.iterations.empty() ? 0 : run.iterations.back().end_ms - run.iterations.front().start_ms;
+  run.batch = bindings->batch;
+  run.percentiles = percentiles;
+  print_performance_summary(run);
+  if (o.dump_profile) print_layer_profile(profiler.table, **engine);
+  if (!o.export_times.empty())
+    if (Status st = export_times(o.export_times, run); !st.is_ok()) return fail(kExitUsageError, st);
+  if (!o.export_profile.empty())
+    if (Status st = export_profile(o.export_profile, profiler.table, **engine); !st.is_ok())
+      return fail(kExitUsageError, st);
+  fmt::print("{}\n", summary_line(run));
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* cmd = app.add_subcommand("bench", "Benchmark a model (.onnx or .kiln): throughput, latency, layer times");
+  cmd->add_option("model", o->model, "ONNX model or kiln engine file");
+  cmd->add_option("--onnx", o->onnx, "ONNX model to build (instead of MODEL)");
+  cmd->add_option("--loadEngine", o->load_engine, "Engine file to load (instead of MODEL)");
+  cmd->add_option("--saveEngine", o->save_engine, "Write the engine built from the ONNX model here");
+  add_builder_flags(*cmd, o->build);
+  cmd->add_option("--shapes", o->shapes, "Run-time shapes of dynamic inputs: NAME:1x16,...");
+  cmd->add_option("--loadInputs,--load-inputs", o->load_inputs, "Input data instead of random (as kiln run)");
+  cmd->add_option("--seed", o->seed, "Seed of the random inputs")->capture_default_str();
+  cmd->add_option("--profile", o->profile, "Optimization profile to use")->capture_default_str();
+  cmd->add_option("--warmUp", o->warmup_ms, "Warm up for this many ms before timing")->capture_default_str();
+  cmd->add_option("--iterations", o->iterations, "Run at least this many timed iterations")->capture_default_str();
+  cmd->add_option("--duration", o->duration_s, "Run the timed iterations for at least this many seconds")
+      ->capture_default_str();
+  cmd->add_option("--percentile", o->percentiles, "Latency percentiles to report")->capture_default_str();
+  cmd->add_flag("--noDataTransfers", o->no_data_transfers, "Leave host-device copies out of the timed runs");
+  cmd->add_flag("--dumpProfile", o->dump_profile, "Print per-layer times");
+  cmd->add_flag("--separateProfileRun", o->separate_profile_run,
+                "Profile layers in a second run, keeping the profiler out of the timed runs");
+  cmd->add_option("--exportTimes", o->export_times, "Write every iteration's times to this JSON file");
+  cmd->add_option("--exportProfile", o->export_profile, "Write per-layer times to this JSON file");
+  cmd->add_option("--exportLayerInfo", o->export_layer_info, "Write the layers, ops, shapes and dtypes as JSON");
+  cmd->callback([o, &exit_code] { exit_code = run_bench(*o); });
+}
+
+}  // namespace kiln::cli
