@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 
 namespace kiln {
@@ -32,8 +33,10 @@ std::optional<Monomial> to_monomial(const Dim& d) {
   while (start <= s.size()) {
     size_t end = s.find('*', start);
     std::string part = s.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    if (!part.empty() && std::all_of(part.begin(), part.end(), ::isdigit)) {
-      m.coef *= std::stoll(part);
+    int64_t factor = 0;
+    auto [end_ptr, ec] = std::from_chars(part.data(), part.data() + part.size(), factor);
+    if (!part.empty() && ec == std::errc() && end_ptr == part.data() + part.size() && factor >= 0) {
+      if (__builtin_mul_overflow(m.coef, factor, &m.coef)) return std::nullopt;
     } else if (!part.empty()) {
       m.symbols.push_back(part);
     }
@@ -56,11 +59,14 @@ Dim from_monomial(const Monomial& m) {
 }  // namespace
 
 Dim dim_mul(const Dim& a, const Dim& b) {
-  if (a.is_fixed() && b.is_fixed()) return Dim(a.value * b.value);
+  // Sizes past int64 (only a hostile model has them) become unknown, never overflow.
+  int64_t product = 0;
+  if (a.is_fixed() && b.is_fixed())
+    return __builtin_mul_overflow(a.value, b.value, &product) ? Dim::unknown() : Dim(product);
   if ((a.is_fixed() && a.value == 0) || (b.is_fixed() && b.value == 0)) return Dim(0);
   auto ma = to_monomial(a), mb = to_monomial(b);
-  if (!ma || !mb) return Dim::unknown();
-  Monomial m{ma->coef * mb->coef, ma->symbols};
+  if (!ma || !mb || __builtin_mul_overflow(ma->coef, mb->coef, &product)) return Dim::unknown();
+  Monomial m{product, ma->symbols};
   m.symbols.insert(m.symbols.end(), mb->symbols.begin(), mb->symbols.end());
   std::sort(m.symbols.begin(), m.symbols.end());
   return from_monomial(m);
@@ -80,7 +86,8 @@ Dim dim_div(const Dim& a, const Dim& b) {
 }
 
 Dim dim_add(const Dim& a, const Dim& b) {
-  if (a.is_fixed() && b.is_fixed()) return Dim(a.value + b.value);
+  int64_t sum = 0;
+  if (a.is_fixed() && b.is_fixed()) return __builtin_add_overflow(a.value, b.value, &sum) ? Dim::unknown() : Dim(sum);
   if (a.is_fixed() && a.value == 0) return b;
   if (b.is_fixed() && b.value == 0) return a;
   if (a.is_unknown() || b.is_unknown()) return Dim::unknown();
@@ -88,7 +95,8 @@ Dim dim_add(const Dim& a, const Dim& b) {
 }
 
 Dim dim_sub(const Dim& a, const Dim& b) {
-  if (a.is_fixed() && b.is_fixed()) return Dim(a.value - b.value);
+  int64_t diff = 0;
+  if (a.is_fixed() && b.is_fixed()) return __builtin_sub_overflow(a.value, b.value, &diff) ? Dim::unknown() : Dim(diff);
   if (b.is_fixed() && b.value == 0) return a;
   if (a == b && !a.is_unknown()) return Dim(0);
   if (a.is_unknown() || b.is_unknown()) return Dim::unknown();

@@ -32,10 +32,9 @@ int64_t resolve(const Dim& d, const Symbols& sym) {
     int64_t v = -1;
     if (auto it = sym.find(f); it != sym.end())
       v = it->second;
-    else if (!f.empty() && f.find_first_not_of("0123456789") == std::string::npos)
+    else if (!f.empty() && f.size() <= 18 && f.find_first_not_of("0123456789") == std::string::npos)
       v = std::stoll(f);
-    if (v < 0) return -1;
-    product *= v;
+    if (v < 0 || __builtin_mul_overflow(product, v, &product)) return -1;
     if (star == std::string::npos) break;
     start = star + 1;
   }

@@ -18,7 +18,8 @@ int parallel_threads() {
 
 void parallel_for(int64_t n, int64_t cost_per_item, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
-  constexpr int64_t kMinWorkPerThread = 1 << 16;
+  // About a millisecond of work per thread: below that, waking threads costs more than it saves.
+  constexpr int64_t kMinWorkPerThread = 1 << 20;
   int64_t threads = std::min<int64_t>(parallel_threads(), std::max<int64_t>(1, n * std::max<int64_t>(cost_per_item, 1) / kMinWorkPerThread));
   threads = std::min(threads, n);
   if (threads <= 1) {
