@@ -69,31 +69,43 @@ int dtype_bits(DType t) { return info(t).bits; }
 
 bool dtype_is_float(DType t) {
   switch (t) {
-    case DType::kF32: case DType::kF16: case DType::kF64: case DType::kBF16:
-    case DType::kF8E4M3FN: case DType::kF8E4M3FNUZ: case DType::kF8E5M2:
-    case DType::kF8E5M2FNUZ: case DType::kF4E2M1: case DType::kF8E8M0:
-    case DType::kF6E2M3: case DType::kF6E3M2:
-      return true;
-    default:
-      return false;
+    case DType::kF32:
+    case DType::kF16:
+    case DType::kF64:
+    case DType::kBF16:
+    case DType::kF8E4M3FN:
+    case DType::kF8E4M3FNUZ:
+    case DType::kF8E5M2:
+    case DType::kF8E5M2FNUZ:
+    case DType::kF4E2M1:
+    case DType::kF8E8M0:
+    case DType::kF6E2M3:
+    case DType::kF6E3M2: return true;
+    default: return false;
   }
 }
 
 bool dtype_is_signed(DType t) {
   switch (t) {
-    case DType::kI8: case DType::kI16: case DType::kI32: case DType::kI64: case DType::kI4: case DType::kI2:
-      return true;
-    default:
-      return false;
+    case DType::kI8:
+    case DType::kI16:
+    case DType::kI32:
+    case DType::kI64:
+    case DType::kI4:
+    case DType::kI2: return true;
+    default: return false;
   }
 }
 
 bool dtype_is_integer(DType t) {
   switch (t) {
-    case DType::kU8: case DType::kU16: case DType::kU32: case DType::kU64: case DType::kU4: case DType::kU2:
-      return true;
-    default:
-      return dtype_is_signed(t);
+    case DType::kU8:
+    case DType::kU16:
+    case DType::kU32:
+    case DType::kU64:
+    case DType::kU4:
+    case DType::kU2: return true;
+    default: return dtype_is_signed(t);
   }
 }
 

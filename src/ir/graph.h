@@ -40,8 +40,8 @@ class Node {
   std::string op_type;
   std::string domain;  // "" for the default ONNX domain
   std::string name;
-  int opset = 0;  // the opset version of `domain` this node was read with
-  std::vector<Value*> inputs;  // null entries are omitted optional inputs
+  int opset = 0;                // the opset version of `domain` this node was read with
+  std::vector<Value*> inputs;   // null entries are omitted optional inputs
   std::vector<Value*> outputs;  // null entries are omitted optional outputs
   std::map<std::string, Attribute> attrs;
   std::string doc_string;

@@ -168,7 +168,9 @@ class Parser {
 
   std::string symbol() {
     size_t b = pos_;
-    while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || std::string_view("_*.+-()").find(s_[pos_]) != std::string_view::npos) &&
+    while (pos_ < s_.size() &&
+           (std::isalnum(static_cast<unsigned char>(s_[pos_])) ||
+            std::string_view("_*.+-()").find(s_[pos_]) != std::string_view::npos) &&
            !(s_[pos_] == ')' && depth_of(b) == 0))
       ++pos_;
     return std::string(s_.substr(b, pos_ - b));
@@ -207,7 +209,8 @@ class Parser {
       case DType::kI64: t.mutable_data<int64_t>()[i] = static_cast<int64_t>(v); break;
       case DType::kI32: t.mutable_data<int32_t>()[i] = static_cast<int32_t>(v); break;
       case DType::kI8: t.mutable_data<int8_t>()[i] = static_cast<int8_t>(v); break;
-      case DType::kU8: case DType::kBool: t.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(v); break;
+      case DType::kU8:
+      case DType::kBool: t.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(v); break;
       default: return error(fmt::format("constants of {} are not supported in text", dtype_name(t.dtype())));
     }
     return Status::ok();
@@ -258,7 +261,8 @@ class Parser {
   std::string number_text() {
     skip_space();
     size_t b = pos_;
-    while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '.' || s_[pos_] == '-' || s_[pos_] == '+'))
+    while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '.' ||
+                                s_[pos_] == '-' || s_[pos_] == '+'))
       ++pos_;
     return std::string(s_.substr(b, pos_ - b));
   }
@@ -281,7 +285,8 @@ class Parser {
     ++pos_;
     size_t b = pos_;
     // Names may hold ':' ("input:0"); the declaration's ": " ends them.
-    while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || std::string_view("_./:-").find(s_[pos_]) != std::string_view::npos)) {
+    while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) ||
+                                std::string_view("_./:-").find(s_[pos_]) != std::string_view::npos)) {
       if (s_[pos_] == ':' && (pos_ + 1 >= s_.size() || s_[pos_ + 1] == ' ')) break;
       ++pos_;
     }
@@ -291,7 +296,8 @@ class Parser {
   std::string identifier() {
     skip_space();
     size_t b = pos_;
-    while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '_' || s_[pos_] == '.'))
+    while (pos_ < s_.size() &&
+           (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '_' || s_[pos_] == '.'))
       ++pos_;
     return std::string(s_.substr(b, pos_ - b));
   }

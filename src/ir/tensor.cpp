@@ -49,8 +49,8 @@ Expected<Tensor> Tensor::allocate(DType dtype, std::vector<int64_t> dims, size_t
   int64_t n = checked_numel(dims);
   if (n < 0) return invalid_argument("tensor dims {} overflow or are negative", Shape::of(dims).to_string());
   if (dtype != DType::kString && dtype_storage_bytes(dtype, n) > max_bytes)
-    return make_error(ErrorCode::kOutOfRange, "tensor {}{} needs {} bytes, over the limit of {}",
-                      dtype_name(dtype), Shape::of(dims).to_string(), dtype_storage_bytes(dtype, n), max_bytes);
+    return make_error(ErrorCode::kOutOfRange, "tensor {}{} needs {} bytes, over the limit of {}", dtype_name(dtype),
+                      Shape::of(dims).to_string(), dtype_storage_bytes(dtype, n), max_bytes);
   return Tensor(dtype, std::move(dims));
 }
 
@@ -100,15 +100,28 @@ Expected<std::vector<int64_t>> Tensor::to_i64_vector() const {
     case DType::kI64:
       if (nbytes_) std::memcpy(out.data(), data_, nbytes_);  // out.data() may be null when empty
       break;
-    case DType::kI32: for (int64_t i = 0; i < numel_; ++i) out[i] = data<int32_t>()[i]; break;
-    case DType::kI16: for (int64_t i = 0; i < numel_; ++i) out[i] = data<int16_t>()[i]; break;
-    case DType::kI8: for (int64_t i = 0; i < numel_; ++i) out[i] = data<int8_t>()[i]; break;
-    case DType::kU8: for (int64_t i = 0; i < numel_; ++i) out[i] = data<uint8_t>()[i]; break;
-    case DType::kU16: for (int64_t i = 0; i < numel_; ++i) out[i] = data<uint16_t>()[i]; break;
-    case DType::kU32: for (int64_t i = 0; i < numel_; ++i) out[i] = data<uint32_t>()[i]; break;
-    case DType::kU64: for (int64_t i = 0; i < numel_; ++i) out[i] = static_cast<int64_t>(data<uint64_t>()[i]); break;
-    default:
-      return invalid_argument("expected an integer tensor, got {}", dtype_name(dtype_));
+    case DType::kI32:
+      for (int64_t i = 0; i < numel_; ++i) out[i] = data<int32_t>()[i];
+      break;
+    case DType::kI16:
+      for (int64_t i = 0; i < numel_; ++i) out[i] = data<int16_t>()[i];
+      break;
+    case DType::kI8:
+      for (int64_t i = 0; i < numel_; ++i) out[i] = data<int8_t>()[i];
+      break;
+    case DType::kU8:
+      for (int64_t i = 0; i < numel_; ++i) out[i] = data<uint8_t>()[i];
+      break;
+    case DType::kU16:
+      for (int64_t i = 0; i < numel_; ++i) out[i] = data<uint16_t>()[i];
+      break;
+    case DType::kU32:
+      for (int64_t i = 0; i < numel_; ++i) out[i] = data<uint32_t>()[i];
+      break;
+    case DType::kU64:
+      for (int64_t i = 0; i < numel_; ++i) out[i] = static_cast<int64_t>(data<uint64_t>()[i]);
+      break;
+    default: return invalid_argument("expected an integer tensor, got {}", dtype_name(dtype_));
   }
   return out;
 }
@@ -161,9 +174,9 @@ uint16_t f32_to_f16(float f) {
   uint32_t x = std::bit_cast<uint32_t>(f);
   uint32_t sign = (x >> 16) & 0x8000u;
   uint32_t absx = x & 0x7fffffffu;
-  if (absx > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (absx > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
   if (absx >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow -> inf
-  if (absx < 0x38800000u) {  // subnormal or zero in f16
+  if (absx < 0x38800000u) {                                               // subnormal or zero in f16
     if (absx < 0x33000000u) return static_cast<uint16_t>(sign);
     uint32_t e = absx >> 23;
     uint32_t mant = (absx & 0x7fffffu) | 0x800000u;

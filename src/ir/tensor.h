@@ -26,8 +26,7 @@ class Tensor {
                      std::shared_ptr<const void> owner);
   // Allocates, checking that the element count and byte size are sane first
   // (an absurd dim in a file must not turn into a huge allocation).
-  static Expected<Tensor> allocate(DType dtype, std::vector<int64_t> dims,
-                                   size_t max_bytes = size_t(1) << 40);
+  static Expected<Tensor> allocate(DType dtype, std::vector<int64_t> dims, size_t max_bytes = size_t(1) << 40);
   template <typename T>
   static Tensor from_vector(DType dtype, std::vector<int64_t> dims, const std::vector<T>& values);
   static Tensor scalar_i64(int64_t v);
@@ -45,11 +44,17 @@ class Tensor {
   // Writable bytes; copies first if the storage is shared with another tensor or read-only.
   void* mutable_raw();
   template <typename T>
-  const T* data() const { return static_cast<const T*>(data_); }
+  const T* data() const {
+    return static_cast<const T*>(data_);
+  }
   template <typename T>
-  T* mutable_data() { return static_cast<T*>(mutable_raw()); }
+  T* mutable_data() {
+    return static_cast<T*>(mutable_raw());
+  }
   template <typename T>
-  std::span<const T> span() const { return {data<T>(), static_cast<size_t>(numel_)}; }
+  std::span<const T> span() const {
+    return {data<T>(), static_cast<size_t>(numel_)};
+  }
 
   std::vector<std::string>& strings() { return *strings_; }
   const std::vector<std::string>& strings() const { return *strings_; }

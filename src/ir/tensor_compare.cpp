@@ -18,7 +18,8 @@ CompareResult compare_tensors(const Tensor& got, const Tensor& want, double rtol
   }
   if (got.dims() != want.dims()) {
     r.ok = false;
-    r.message = fmt::format("shape {} but expected {}", Shape::of(got.dims()).to_string(), Shape::of(want.dims()).to_string());
+    r.message =
+        fmt::format("shape {} but expected {}", Shape::of(got.dims()).to_string(), Shape::of(want.dims()).to_string());
     return r;
   }
   int64_t n = want.numel();
@@ -54,7 +55,8 @@ CompareResult compare_tensors(const Tensor& got, const Tensor& want, double rtol
         for (int64_t i = 0; i < n; ++i) {
           double g = got.element_as_double(i), w = want.element_as_double(i);
           int bytes = dtype_bits(want.dtype()) / 8;
-          if (std::memcmp(static_cast<const char*>(got.raw()) + i * bytes, static_cast<const char*>(want.raw()) + i * bytes, bytes) != 0) {
+          if (std::memcmp(static_cast<const char*>(got.raw()) + i * bytes,
+                          static_cast<const char*>(want.raw()) + i * bytes, bytes) != 0) {
             if (r.mismatches++ == 0) r.message = fmt::format("element {} is {} but expected {}", i, g, w);
             r.max_abs_error = std::max(r.max_abs_error, std::fabs(g - w));
           }

@@ -11,12 +11,9 @@ bool Type::operator==(const Type& o) const {
 
 std::string Type::to_string() const {
   switch (kind) {
-    case Kind::kTensor:
-      return std::string(dtype_name(dtype)) + shape.to_string();
-    case Kind::kSequence:
-      return "seq<" + (elem ? elem->to_string() : std::string("?")) + ">";
-    case Kind::kOptional:
-      return "opt<" + (elem ? elem->to_string() : std::string("?")) + ">";
+    case Kind::kTensor: return std::string(dtype_name(dtype)) + shape.to_string();
+    case Kind::kSequence: return "seq<" + (elem ? elem->to_string() : std::string("?")) + ">";
+    case Kind::kOptional: return "opt<" + (elem ? elem->to_string() : std::string("?")) + ">";
   }
   return "?";
 }

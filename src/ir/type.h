@@ -14,8 +14,8 @@ struct Type {
   enum class Kind : uint8_t { kTensor, kSequence, kOptional };
 
   Kind kind = Kind::kTensor;
-  DType dtype = DType::kUndefined;  // for tensors
-  Shape shape;                      // for tensors
+  DType dtype = DType::kUndefined;   // for tensors
+  Shape shape;                       // for tensors
   std::shared_ptr<const Type> elem;  // for sequences and optionals
 
   static Type tensor(DType t, Shape s) {

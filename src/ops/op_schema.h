@@ -88,7 +88,8 @@ class UpgradeContext {
   // Moves attribute `key` (ints) into input slot `index` as an i64 constant; no-op if absent.
   void move_ints_attr_to_input(const std::string& key, size_t index);
   // Appends a node after the current one, with fresh outputs named after `what`.
-  Node* append_node(const std::string& op_type, std::vector<Value*> inputs, size_t num_outputs, const std::string& what);
+  Node* append_node(const std::string& op_type, std::vector<Value*> inputs, size_t num_outputs,
+                    const std::string& what);
   // A fresh intermediate value.
   Value* new_value(const std::string& what);
 
@@ -110,10 +111,10 @@ struct OpSchema {
   std::string name;
   int since_opset = 1;  // oldest opset of `domain` the importer accepts for this op
   int min_inputs = 0;
-  int max_inputs = 0;   // -1: variadic
+  int max_inputs = 0;  // -1: variadic
   int min_outputs = 1;
-  int max_outputs = 1;  // -1: variadic
-  InferFn infer;        // null: outputs keep what the model declares
+  int max_outputs = 1;              // -1: variadic
+  InferFn infer;                    // null: outputs keep what the model declares
   std::vector<OpUpgrade> upgrades;  // applied in order, oldest first
   const char* summary = "";
 };

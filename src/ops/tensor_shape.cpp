@@ -491,7 +491,8 @@ Status infer_range(InferContext& ctx) {
       return invalid_model("Range: inputs must share one dtype, got {} and {}", dtype_name(dtype),
                            dtype_name(ctx.input_dtype(i)));
     // A one-element 1-D tensor is accepted as a scalar, as ONNX's reference does.
-    if (const Dims* d = known_dims(ctx, i); d && (d->size() > 1 || (d->size() == 1 && (*d)[0].is_fixed() && (*d)[0] != Dim(1))))
+    if (const Dims* d = known_dims(ctx, i);
+        d && (d->size() > 1 || (d->size() == 1 && (*d)[0].is_fixed() && (*d)[0] != Dim(1))))
       return invalid_model("Range: input {} must be a scalar, has shape {}", i, Shape(*d).to_string());
   }
   const Tensor *s = ctx.input_value(0), *l = ctx.input_value(1), *d = ctx.input_value(2);

@@ -20,8 +20,8 @@ namespace kiln {
 namespace {
 
 bool mergeable(const Node& n) {
-  static const std::set<std::string> random_ops = {"RandomNormal", "RandomUniform", "RandomNormalLike",
-                                                   "RandomUniformLike", "Bernoulli", "Multinomial"};
+  static const std::set<std::string> random_ops = {"RandomNormal",      "RandomUniform", "RandomNormalLike",
+                                                   "RandomUniformLike", "Bernoulli",     "Multinomial"};
   if (random_ops.count(n.op_type)) return false;
   for (const auto& [key, a] : n.attrs)
     if (a.g || !a.graphs.empty() || a.kind == Attribute::Kind::kTensor || a.kind == Attribute::Kind::kTensors)

@@ -30,13 +30,17 @@ void fold_shape_value(Value& v) {
   for (const Dim& d : *v.shape_value)
     if (!d.is_fixed()) return;
   if (v.type.dtype != DType::kI64 && v.type.dtype != DType::kI32) return;
-  std::vector<int64_t> dims = v.type.shape.rank() == 0 ? std::vector<int64_t>{} : std::vector<int64_t>{static_cast<int64_t>(v.shape_value->size())};
+  std::vector<int64_t> dims = v.type.shape.rank() == 0
+                                  ? std::vector<int64_t>{}
+                                  : std::vector<int64_t>{static_cast<int64_t>(v.shape_value->size())};
   if (v.type.shape.rank() > 1 || (v.type.shape.rank() == 0 && v.shape_value->size() != 1)) return;
   Tensor t(v.type.dtype, dims);
   for (size_t i = 0; i < v.shape_value->size(); ++i) {
     int64_t x = (*v.shape_value)[i].value;
-    if (v.type.dtype == DType::kI64) t.mutable_data<int64_t>()[i] = x;
-    else t.mutable_data<int32_t>()[i] = static_cast<int32_t>(x);
+    if (v.type.dtype == DType::kI64)
+      t.mutable_data<int64_t>()[i] = x;
+    else
+      t.mutable_data<int32_t>()[i] = static_cast<int32_t>(x);
   }
   v.constant = std::make_shared<const Tensor>(std::move(t));
 }

@@ -13,8 +13,8 @@ namespace {
 // A test-only op in its own domain, so the tests need no real kernels:
 // test.AddOne(x: f32) = x + 1.
 [[maybe_unused]] const bool registered = [] {
-  OpRegistration(OpSchema{.domain = "test", .name = "AddOne", .min_inputs = 1, .max_inputs = 1,
-                          .infer = infer_same_as_input0});
+  OpRegistration(
+      OpSchema{.domain = "test", .name = "AddOne", .min_inputs = 1, .max_inputs = 1, .infer = infer_same_as_input0});
   CpuKernelRegistration("test", "AddOne", [](CpuKernelContext& ctx) -> Status {
     KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output(0));
     for (int64_t i = 0; i < out->numel(); ++i) out->mutable_data<float>()[i] = ctx.input(0).data<float>()[i] + 1;

@@ -4,16 +4,16 @@
 // case, then a summary. Each case runs in its own process, so a crash or a
 // hang in one case is reported as that case's failure.
 #include <fmt/format.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <regex>
-#include <cstring>
 #include <thread>
 
 #include "backends/cpu/cpu_executor.h"
@@ -56,7 +56,8 @@ std::vector<fs::path> find_cases(const std::vector<std::string>& roots, const st
       cases.emplace_back(root);
       continue;
     }
-    for (auto it = fs::recursive_directory_iterator(root, ec); it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    for (auto it = fs::recursive_directory_iterator(root, ec); it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
       if (ec) break;
       if (it->is_directory() && fs::exists(it->path() / "model.onnx") &&
           std::regex_search(it->path().filename().string(), re))
@@ -271,8 +272,10 @@ int run_conformance(const ConformanceOptions& o) {
       bool done = false;
       if (pfds[k].revents & (POLLIN | POLLHUP)) {
         ssize_t n = read(c.fd, buf, sizeof(buf));
-        if (n > 0) c.out.append(buf, static_cast<size_t>(n));
-        else done = true;
+        if (n > 0)
+          c.out.append(buf, static_cast<size_t>(n));
+        else
+          done = true;
       }
       bool timed_out = std::chrono::duration<double>(now - c.start).count() > o.timeout_s;
       if (done || timed_out) {
@@ -290,9 +293,12 @@ int run_conformance(const ConformanceOptions& o) {
   }
   size_t pass = 0, fail = 0, unsup = 0;
   for (const auto& r : results) {
-    if (r.verdict == Verdict::kPass) ++pass;
-    else if (r.verdict == Verdict::kFail) ++fail;
-    else ++unsup;
+    if (r.verdict == Verdict::kPass)
+      ++pass;
+    else if (r.verdict == Verdict::kFail)
+      ++fail;
+    else
+      ++unsup;
   }
   double pct = 100.0 * static_cast<double>(pass) / static_cast<double>(results.size());
   std::string roots;

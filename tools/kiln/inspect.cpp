@@ -32,7 +32,8 @@ void count_graph(const Graph& g, Summary& s) {
     s.parameter_bytes += static_cast<int64_t>(init->constant->nbytes());
   }
   for (const auto& v : g.values())
-    if (v->constant && !v->producer && std::find(g.initializers.begin(), g.initializers.end(), v.get()) == g.initializers.end()) {
+    if (v->constant && !v->producer &&
+        std::find(g.initializers.begin(), g.initializers.end(), v.get()) == g.initializers.end()) {
       s.parameters += v->constant->numel();
       s.parameter_bytes += static_cast<int64_t>(v->constant->nbytes());
     }
@@ -50,8 +51,10 @@ nlohmann::json value_json(const Value* v) {
   nlohmann::json dims = nlohmann::json::array();
   if (v->type.is_tensor() && v->type.shape.has_rank())
     for (const Dim& d : *v->type.shape.dims) {
-      if (d.is_fixed()) dims.push_back(d.value);
-      else dims.push_back(d.is_symbolic() ? d.symbol : "?");
+      if (d.is_fixed())
+        dims.push_back(d.value);
+      else
+        dims.push_back(d.is_symbolic() ? d.symbol : "?");
     }
   nlohmann::json j = {{"name", v->name}, {"type", v->type.to_string()}};
   if (v->type.is_tensor()) {
@@ -62,9 +65,15 @@ nlohmann::json value_json(const Value* v) {
 }
 
 nlohmann::json diagnostic_json(const Diagnostic& d) {
-  return {{"node", d.node_name}, {"index", d.node_index}, {"op_type", d.op_type}, {"domain", d.domain},
-          {"opset", d.opset},    {"graph", d.graph},      {"reason", diagnostic_reason_name(d.reason)},
-          {"message", d.message}, {"hint", d.hint}};
+  return {{"node", d.node_name},
+          {"index", d.node_index},
+          {"op_type", d.op_type},
+          {"domain", d.domain},
+          {"opset", d.opset},
+          {"graph", d.graph},
+          {"reason", diagnostic_reason_name(d.reason)},
+          {"message", d.message},
+          {"hint", d.hint}};
 }
 
 std::string human_bytes(int64_t b) {
@@ -78,7 +87,8 @@ int run_inspect(const InspectOptions& o) {
   if (!imported) {
     fmt::print(stderr, "kiln inspect: {}\n", imported.status().to_string());
     return imported.status().code() == ErrorCode::kNotFound || imported.status().code() == ErrorCode::kIoError
-               ? kExitUsageError : kExitModelError;
+               ? kExitUsageError
+               : kExitModelError;
   }
   const ImportResult& r = *imported;
   const Model& m = r.model;
@@ -112,7 +122,8 @@ int run_inspect(const InspectOptions& o) {
   }
   fmt::print("model      {}\n", o.model);
   std::string opsets;
-  for (const auto& op : m.opsets) opsets += fmt::format("{}{} {}", opsets.empty() ? "" : ", ", op.domain.empty() ? "ai.onnx" : op.domain, op.version);
+  for (const auto& op : m.opsets)
+    opsets += fmt::format("{}{} {}", opsets.empty() ? "" : ", ", op.domain.empty() ? "ai.onnx" : op.domain, op.version);
   fmt::print("ir version {}   producer {} {}   opsets {}\n", m.ir_version, m.producer_name, m.producer_version, opsets);
   fmt::print("\ninputs\n");
   for (const Value* v : g.inputs) fmt::print("  {:<32} {}\n", v->name, v->type.to_string());

@@ -26,7 +26,8 @@ Type type_of(const RunValue& v) {
     case Type::Kind::kOptional:
       if (!v.present) return Type::optional_of(Type());
       if (v.holds_sequence)
-        return Type::optional_of(Type::sequence_of(v.sequence.empty() ? Type() : Type::tensor(v.sequence[0].dtype(), Shape())));
+        return Type::optional_of(
+            Type::sequence_of(v.sequence.empty() ? Type() : Type::tensor(v.sequence[0].dtype(), Shape())));
       return Type::optional_of(tensor_type(v.tensor));
   }
   return Type();
@@ -37,7 +38,11 @@ namespace {
 class NodeRun final : public CpuKernelContext {
  public:
   NodeRun(const Node& node, std::vector<const RunValue*> inputs, const std::vector<Type>& out_types, RunScope& scope)
-      : node_(node), inputs_(std::move(inputs)), out_types_(out_types), scope_(scope), outputs_(node.outputs.size()),
+      : node_(node),
+        inputs_(std::move(inputs)),
+        out_types_(out_types),
+        scope_(scope),
+        outputs_(node.outputs.size()),
         set_(node.outputs.size(), false) {}
 
   const Node& node() const override { return node_; }
@@ -45,7 +50,9 @@ class NodeRun final : public CpuKernelContext {
     static const RunValue empty;
     return i < inputs_.size() && inputs_[i] ? *inputs_[i] : empty;
   }
-  DType output_dtype(size_t i) const override { return i < out_types_.size() ? out_types_[i].dtype : DType::kUndefined; }
+  DType output_dtype(size_t i) const override {
+    return i < out_types_.size() ? out_types_[i].dtype : DType::kUndefined;
+  }
   std::optional<std::vector<int64_t>> inferred_dims(size_t i) const override {
     if (i >= out_types_.size() || !out_types_[i].is_tensor() || !out_types_[i].shape.is_fixed()) return std::nullopt;
     return out_types_[i].shape.fixed_dims();

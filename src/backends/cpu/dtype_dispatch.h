@@ -17,9 +17,12 @@ namespace kiln {
 // Bit sets of dtypes (bit i = DType value i).
 using DTypeSet = uint64_t;
 constexpr DTypeSet dtype_bit(DType t) { return DTypeSet(1) << static_cast<int>(t); }
-constexpr DTypeSet kFloatTypes = dtype_bit(DType::kF32) | dtype_bit(DType::kF64) | dtype_bit(DType::kF16) | dtype_bit(DType::kBF16);
-constexpr DTypeSet kSignedIntTypes = dtype_bit(DType::kI8) | dtype_bit(DType::kI16) | dtype_bit(DType::kI32) | dtype_bit(DType::kI64);
-constexpr DTypeSet kUnsignedIntTypes = dtype_bit(DType::kU8) | dtype_bit(DType::kU16) | dtype_bit(DType::kU32) | dtype_bit(DType::kU64);
+constexpr DTypeSet kFloatTypes =
+    dtype_bit(DType::kF32) | dtype_bit(DType::kF64) | dtype_bit(DType::kF16) | dtype_bit(DType::kBF16);
+constexpr DTypeSet kSignedIntTypes =
+    dtype_bit(DType::kI8) | dtype_bit(DType::kI16) | dtype_bit(DType::kI32) | dtype_bit(DType::kI64);
+constexpr DTypeSet kUnsignedIntTypes =
+    dtype_bit(DType::kU8) | dtype_bit(DType::kU16) | dtype_bit(DType::kU32) | dtype_bit(DType::kU64);
 constexpr DTypeSet kIntTypes = kSignedIntTypes | kUnsignedIntTypes;
 constexpr DTypeSet kNumericTypes = kFloatTypes | kIntTypes;
 constexpr DTypeSet kAllPlainTypes = kNumericTypes | dtype_bit(DType::kBool);  // one element a byte or more, not strings
@@ -47,11 +50,17 @@ Status visit_dtype(DType t, DTypeSet allowed, Fn&& fn) {
 
 // The type arithmetic on T is done in: float for the 16-bit floats, T otherwise.
 template <typename T>
-struct compute_type { using type = T; };
+struct compute_type {
+  using type = T;
+};
 template <>
-struct compute_type<Half> { using type = float; };
+struct compute_type<Half> {
+  using type = float;
+};
 template <>
-struct compute_type<BFloat16> { using type = float; };
+struct compute_type<BFloat16> {
+  using type = float;
+};
 template <typename T>
 using compute_t = typename compute_type<T>::type;
 
