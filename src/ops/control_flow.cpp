@@ -143,6 +143,8 @@ Status upgrade_scan8(UpgradeContext& ctx) {
   if (!body_a || !body_a->g) return invalid_model("Scan: attribute 'body' (a graph) is missing");
   std::shared_ptr<Graph> body = body_a->g;
   node.inputs.erase(node.inputs.begin());
+  for (size_t i = 0; i < node.inputs.size(); ++i)
+    if (!node.inputs[i]) return invalid_model("Scan-8: input {} is empty; only sequence_lens may be omitted", i + 1);
 
   auto mid = std::make_shared<Graph>();
   mid->parent = &ctx.graph();
