@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   kiln::cli::add_ops_command(app, exit_code);
   kiln::cli::add_build_command(app, exit_code);
   kiln::cli::add_run_command(app, exit_code);
+  kiln::cli::add_serve_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

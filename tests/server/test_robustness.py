@@ -1,0 +1,113 @@
+"""Hostile HTTP input: each gets a precise error and the server stays up."""
+import http.client
+import json
+import socket
+
+import pytest
+
+
+def post(server, path, body, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=30)
+    try:
+        c.request("POST", path, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def error_of(body):
+    return json.loads(body)["error"]
+
+
+def alive(server):
+    c = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=10)
+    c.request("GET", "/v2/health/live")
+    ok = c.getresponse().status == 200
+    c.close()
+    return ok
+
+
+INFER = "/v2/models/add_sub/infer"
+
+
+def test_malformed_json(server):
+    status, body = post(server, INFER, b'{"inputs": [')
+    assert status == 400 and "failed to parse the request JSON" in error_of(body)
+    assert alive(server)
+
+
+@pytest.mark.parametrize("doc,message", [
+    ([], "must be an object"),
+    ({}, "'inputs' array"),
+    ({"inputs": [1]}, "input 0 is not a JSON object"),
+    ({"inputs": [{"name": "INPUT0", "datatype": "FP99", "shape": [1, 4], "data": [1, 2, 3, 4]}], "unknown datatype"),
+    ({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, -4], "data": []}], "not a non-negative"),
+    ({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3]}], "has 3 elements"),
+    ({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, "x", 4]}], "element 2"),
+    ({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1099511627776, 1099511627776], "data": [1]}],
+     "too many elements"),
+    ({"inputs": [{"name": "INPUT0", "datatype": "INT8", "shape": [1], "data": [300]}], "not a valid INT8"),
+    ({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}],
+     "expected an input named 'INPUT1'"),
+    ({"inputs": [{"name": "ZZ", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}], "unexpected inference input"),
+    ({"inputs": [], "parameters": {"timeout": -1}}, "timeout"),
+])
+def test_bad_request_documents(server, doc, message):
+    status, body = post(server, INFER, json.dumps(doc))
+    assert status == 400, body
+    assert message in error_of(body)
+
+
+def test_header_length_that_lies(server):
+    doc = json.dumps({"inputs": []}).encode()
+    status, body = post(server, INFER, doc, {"Inference-Header-Content-Length": str(len(doc) + 100)})
+    assert status == 400 and "exceeds the body size" in error_of(body)
+    status, body = post(server, INFER, doc, {"Inference-Header-Content-Length": "12abc"})
+    assert status == 400 and "is not a number" in error_of(body)
+
+
+def test_binary_size_past_the_end(server):
+    doc = json.dumps({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4],
+                                  "parameters": {"binary_data_size": 16}}]}).encode()
+    status, body = post(server, INFER, doc + b"\0" * 8, {"Inference-Header-Content-Length": str(len(doc))})
+    assert status == 400 and "runs past the end" in error_of(body)
+
+
+def test_body_over_the_limit(server):
+    status, body = post(server, INFER, b"x" * (2 << 20))
+    assert status == 413 and "--max-request-bytes" in error_of(body)
+    assert alive(server)
+
+
+def test_content_length_that_lies(server):
+    s = socket.create_connection(("127.0.0.1", server.http_port), timeout=30)
+    s.sendall(b"POST " + INFER.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"inputs\":")
+    s.shutdown(socket.SHUT_WR)
+    reply = s.recv(4096)
+    s.close()
+    assert reply == b"" or reply.startswith(b"HTTP/1.1 400")
+    assert alive(server)
+
+
+def test_garbage_request_line(server):
+    s = socket.create_connection(("127.0.0.1", server.http_port), timeout=30)
+    s.sendall(b"\x00\x01\x02 not http at all\r\n\r\n")
+    reply = s.recv(4096)
+    s.close()
+    assert reply.startswith(b"HTTP/1.1 400")
+    assert alive(server)
+
+
+def test_unknown_paths_and_methods(server):
+    c = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=10)
+    for method, path, code in [("GET", "/v3", 404), ("GET", "/v2/models/add_sub/infer", 405),
+                               ("DELETE", "/v2", 405), ("GET", "/v2/models/add_sub/versions/x", 400),
+                               ("GET", "/v2/models/%2e%2e%2f/config", 404), ("GET", "/v2/models/nope", 404),
+                               ("GET", "/v2/models/add_sub/versions/99999999999999999999999", 400)]:
+        c.request(method, path)
+        r = c.getresponse()
+        body = r.read()
+        assert r.status == code, (method, path, body)
+        assert "error" in json.loads(body)
+    c.close()
