@@ -272,6 +272,8 @@ Status complete_model_config(ModelConfig& c, const Engine& e, bool from_file) {
                " needs a dynamic first dim on every input and output of the model");
   if (c.platform().empty() && c.backend().empty()) c.set_platform("onnxruntime_onnx");
   bool batched = c.max_batch_size() > 0;
+  // Tensors left out are filled in only when the config lists none of that kind.
+  const bool fill_inputs = c.input_size() == 0, fill_outputs = c.output_size() == 0;
   for (int i = 0; i < e.num_io_tensors(); ++i) {
     std::string name = e.io_tensor_name(i);
     bool input = e.tensor_io_mode(name) == TensorIOMode::kInput;
@@ -281,12 +283,10 @@ Status complete_model_config(ModelConfig& c, const Engine& e, bool from_file) {
     else
       for (const auto& t : c.output()) declared |= t.name() == name;
     if (declared) continue;
-    if (input && c.input_size() > 0) {
-      return bad("config lists inputs but not the model's input '" + name + "'");
-    }
+    if (input && !fill_inputs) return bad("config lists inputs but not the model's input '" + name + "'");
     if (input)
       fill_tensor(c.add_input(), e, name, batched);
-    else if (c.output_size() == 0 || !from_file)
+    else if (fill_outputs)
       fill_tensor(c.add_output(), e, name, batched);
   }
   for (auto& t : *c.mutable_input()) {

@@ -345,10 +345,16 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, std::vector<Pending>& batc
     VectorAllocator alloc;
     bool dynamic = false;
   };
-  std::vector<Out> outs(config_.output_size());
-  for (int k = 0; k < config_.output_size(); ++k) {
+  // Every engine output is bound (the engine needs them all); only those the
+  // config declares are returned.
+  std::vector<std::string> names;
+  for (int i = 0; i < engine_->num_io_tensors(); ++i)
+    if (engine_->tensor_io_mode(engine_->io_tensor_name(i)) == TensorIOMode::kOutput)
+      names.push_back(engine_->io_tensor_name(i));
+  std::vector<Out> outs(names.size());
+  for (size_t k = 0; k < names.size(); ++k) {
     Out& o = outs[k];
-    o.name = config_.output(k).name();
+    o.name = names[k];
     auto shape = ctx.tensor_shape(o.name);
     if (!shape) return ServeStatus::error(ServeError::kInternal, shape.status().to_string());
     o.dims = *shape;
@@ -374,7 +380,10 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, std::vector<Pending>& batc
     r.model = p.request.model;
     r.version = version_;
     r.id = p.request.id;
-    for (int k = 0; k < config_.output_size(); ++k) {
+    for (int c = 0; c < config_.output_size(); ++c) {
+      const auto& co = config_.output(c);
+      size_t k = std::find(names.begin(), names.end(), co.name()) - names.begin();
+      if (k == names.size()) continue;
       Out& o = outs[k];
       if (!p.request.outputs.empty() &&
           std::find(p.request.outputs.begin(), p.request.outputs.end(), o.name) == p.request.outputs.end())
@@ -396,7 +405,6 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, std::vector<Pending>& batc
         bytes = static_cast<size_t>(p.rows) * row_bytes;
         dims[0] = p.rows;
       }
-      const auto& co = config_.output(k);
       if (co.has_reshape()) {
         std::vector<int64_t> d(co.dims().begin(), co.dims().end());
         if (max_batch_ > 0) d.insert(d.begin(), p.rows);

@@ -240,8 +240,14 @@ HttpResponse KServeRoutes::repository(const HttpRequest& r, const std::vector<st
       json body = json::parse(r.body, nullptr, false);
       if (body.is_discarded() || !body.is_object())
         return http_error(400, "the load request body is not a JSON object");
-      if (body.contains("parameters") && !body["parameters"].empty())
-        return http_error(400, "load parameters (config or file overrides) are not supported yet");
+      if (body.contains("parameters")) {
+        const json& params = body["parameters"];
+        if (!params.is_object()) return http_error(400, "'parameters' must be an object");
+        for (const auto& [key, value] : params.items())
+          if (key == "config" || key.rfind("file:", 0) == 0)
+            return http_error(
+                400, "load parameter '" + key.substr(0, 60) + "' (config or file overrides) is not supported yet");
+      }
     }
     ServeStatus st = p[4] == "load" ? repo_.load(p[3]) : repo_.unload(p[3]);
     if (!st.ok) return http_error(st.code == ServeError::kUnavailable ? 400 : http_status(st.code), st.message);

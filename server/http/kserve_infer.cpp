@@ -47,7 +47,8 @@ std::string parse_input(const json& in, size_t index, std::string_view binary, s
   for (const auto& d : in["shape"]) {
     uint64_t v;
     if (!get_u64(d, v)) return where + ": shape element " + d.dump().substr(0, 40) + " is not a non-negative integer";
-    if (v > kMaxElements || (count *= v) > kMaxElements) return where + ": shape has too many elements";
+    if (v > kMaxElements || (v != 0 && count > kMaxElements / v)) return where + ": shape has too many elements";
+    count *= v;
     t.shape.push_back(static_cast<int64_t>(v));
   }
   if (t.shape.size() > 16) return where + ": shape has more than 16 dims";

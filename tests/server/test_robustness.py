@@ -41,16 +41,16 @@ def test_malformed_json(server):
     ([], "must be an object"),
     ({}, "'inputs' array"),
     ({"inputs": [1]}, "input 0 is not a JSON object"),
-    ({"inputs": [{"name": "INPUT0", "datatype": "FP99", "shape": [1, 4], "data": [1, 2, 3, 4]}], "unknown datatype"),
-    ({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, -4], "data": []}], "not a non-negative"),
-    ({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3]}], "has 3 elements"),
-    ({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, "x", 4]}], "element 2"),
-    ({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1099511627776, 1099511627776], "data": [1]}],
+    ({"inputs": [{"name": "INPUT0", "datatype": "FP99", "shape": [1, 4], "data": [1, 2, 3, 4]}]}, "unknown datatype"),
+    ({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, -4], "data": []}]}, "not a non-negative"),
+    ({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3]}]}, "has 3 elements"),
+    ({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, "x", 4]}]}, "element 2"),
+    ({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1099511627776, 1099511627776], "data": [1]}]},
      "too many elements"),
-    ({"inputs": [{"name": "INPUT0", "datatype": "INT8", "shape": [1], "data": [300]}], "not a valid INT8"),
-    ({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}],
+    ({"inputs": [{"name": "INPUT0", "datatype": "INT8", "shape": [1], "data": [300]}]}, "not a valid INT8"),
+    ({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]},
      "expected an input named 'INPUT1'"),
-    ({"inputs": [{"name": "ZZ", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}], "unexpected inference input"),
+    ({"inputs": [{"name": "ZZ", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]}, "unexpected inference input"),
     ({"inputs": [], "parameters": {"timeout": -1}}, "timeout"),
 ])
 def test_bad_request_documents(server, doc, message):
@@ -75,8 +75,18 @@ def test_binary_size_past_the_end(server):
 
 
 def test_body_over_the_limit(server):
-    status, body = post(server, INFER, b"x" * (2 << 20))
-    assert status == 413 and "--max-request-bytes" in error_of(body)
+    # Refused from the Content-Length alone, before any of the body is read.
+    s = socket.create_connection(("127.0.0.1", server.http_port), timeout=30)
+    s.sendall(b"POST " + INFER.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (2 << 20))
+    reply = b""
+    while b"}" not in reply:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    s.close()
+    assert reply.startswith(b"HTTP/1.1 413"), reply
+    assert b"--max-request-bytes" in reply
     assert alive(server)
 
 
