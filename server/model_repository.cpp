@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "model_config.h"
@@ -36,6 +37,57 @@ Expected<std::vector<int64_t>> select_versions(const inference::ModelConfig& c, 
   size_t n = p.has_latest() ? p.latest().num_versions() : 1;
   if (present.size() > n) present.resize(n);
   return present;
+}
+
+// Fills a warmup input: zeros, random bytes, or a file under MODEL/warmup/.
+Status warmup_data(const inference::ModelWarmup::Input& in, const std::string& dir, size_t bytes,
+                   std::vector<uint8_t>& data) {
+  data.assign(bytes, 0);
+  if (in.has_random_data()) {
+    std::mt19937 rng(1);
+    // Small bytes: integers stay small and floats finite.
+    for (auto& b : data) b = static_cast<uint8_t>(rng() & 0x3f);
+  } else if (in.has_input_data_file()) {
+    fs::path file = fs::path(dir) / "warmup" / in.input_data_file();
+    std::ifstream f(file, std::ios::binary);
+    if (!f) return Status(ErrorCode::kNotFound, "input_data_file '" + file.string() + "' cannot be read");
+    data.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    if (data.size() != bytes)
+      return Status(ErrorCode::kInvalidArgument, "input_data_file '" + file.string() + "' has " +
+                                                     std::to_string(data.size()) + " bytes, the input needs " +
+                                                     std::to_string(bytes));
+  }
+  return Status::ok();
+}
+
+// Runs the config's model_warmup requests; a failure fails the load.
+Status warm_up(const ModelVersion& mv, const std::string& dir) {
+  const inference::ModelConfig& c = mv.scheduler->config();
+  for (const auto& w : c.model_warmup()) {
+    InferRequest r;
+    r.model = mv.name;
+    int64_t batch = std::max<int64_t>(1, w.batch_size());
+    for (const auto& [name, in] : w.inputs()) {
+      InferTensor t;
+      t.name = name;
+      t.dtype = dtype_from_config(in.data_type());
+      if (c.max_batch_size() > 0) t.shape.push_back(batch);
+      t.shape.insert(t.shape.end(), in.dims().begin(), in.dims().end());
+      int64_t n = 1;
+      for (int64_t d : t.shape) n *= d < 0 ? 0 : d;
+      Status st = warmup_data(in, dir, static_cast<size_t>(n) * dtype_bytes(t.dtype), t.data);
+      if (!st.is_ok()) return st.with_context("model_warmup '" + w.name() + "'");
+      r.inputs.push_back(std::move(t));
+    }
+    uint32_t count = std::max<uint32_t>(1, w.count());
+    for (uint32_t k = 0; k < count; ++k) {
+      ServeStatus st = mv.scheduler->warmup(r);
+      if (!st.ok) return Status(ErrorCode::kInvalidArgument, "model_warmup '" + w.name() + "': " + st.message);
+    }
+    std::fprintf(stderr, "kiln serve: model '%s': warmup '%s' ran %u times at batch size %lld\n", mv.name.c_str(),
+                 w.name().c_str(), count, static_cast<long long>(batch));
+  }
+  return Status::ok();
 }
 
 }  // namespace
@@ -202,6 +254,8 @@ Expected<std::shared_ptr<LoadedModel>> ModelRepository::build_model(const std::s
     mv->stats = stats_for(name, v);
     mv->scheduler = std::make_shared<Scheduler>(engine, config, mv->stats, v);
     model->versions[v] = mv;
+    st = warm_up(*mv, dir);
+    if (!st.is_ok()) return st.with_context("version " + std::to_string(v));
   }
   return model;
 }

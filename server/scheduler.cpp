@@ -179,6 +179,17 @@ void Scheduler::submit(InferRequest request, InferCallback done) {
   cv_.notify_one();
 }
 
+ServeStatus Scheduler::warmup(const InferRequest& request) {
+  std::vector<Pending> batch(1);
+  ServeStatus st = check(request, batch[0]);
+  if (!st.ok) return st;
+  batch[0].request = request;
+  auto ctx = engine_->create_execution_context();
+  std::vector<InferResponse> out;
+  uint64_t times[3];
+  return execute(*ctx, batch, out, times);
+}
+
 bool Scheduler::compatible(const Pending& a, const Pending& b) const {
   if (a.engine_dims.size() != b.engine_dims.size()) return false;
   for (size_t i = 0; i < a.engine_dims.size(); ++i)

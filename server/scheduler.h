@@ -32,6 +32,10 @@ class Scheduler {
   // for a request that is invalid or finds the queue full).
   void submit(InferRequest request, InferCallback done);
 
+  // Runs one request on the calling thread with a context of its own,
+  // bypassing the queue and the statistics (model_warmup).
+  ServeStatus warmup(const InferRequest& request);
+
   const inference::ModelConfig& config() const { return config_; }
 
  private:

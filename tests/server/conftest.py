@@ -33,7 +33,7 @@ def make_repository(root):
     from the model), batcher (long queue delay), broken (bad config.pbtxt),
     fixed_shape (no batch dim, two versions)."""
     f32 = TensorProto.FLOAT
-    for name in ("add_sub", "batcher"):
+    for name in ("add_sub", "batcher", "slow_queue"):
         save_model(os.path.join(root, name, "1", "model.onnx"),
                    [helper.make_node("Add", ["INPUT0", "INPUT1"], ["OUTPUT0"]),
                     helper.make_node("Sub", ["INPUT0", "INPUT1"], ["OUTPUT1"])],
@@ -53,6 +53,14 @@ dynamic_batching { }
     with open(os.path.join(root, "batcher", "config.pbtxt"), "w") as f:
         f.write("""max_batch_size: 16
 dynamic_batching { preferred_batch_size: [ 16 ] max_queue_delay_microseconds: 200000 }
+""")
+    with open(os.path.join(root, "slow_queue", "config.pbtxt"), "w") as f:
+        f.write("""max_batch_size: 8
+dynamic_batching { preferred_batch_size: [ 8 ] max_queue_delay_microseconds: 300000
+                   default_queue_policy { max_queue_size: 2 } }
+model_warmup [ { name: "zeros" batch_size: 2 count: 3
+                 inputs { key: "INPUT0" value { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } }
+                 inputs { key: "INPUT1" value { data_type: TYPE_FP32 dims: [ 4 ] random_data: true } } } ]
 """)
     save_model(os.path.join(root, "identity_i64", "1", "model.onnx"),
                [helper.make_node("Identity", ["ids"], ["ids_out"])],

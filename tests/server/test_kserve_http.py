@@ -171,3 +171,30 @@ def test_engine_cache_makes_a_restart_skip_the_build(repo, workdir):
             assert f"kiln_engine_cache_hits {expected_hits}" in body
         finally:
             assert s.stop() == 0
+
+
+def test_request_timeout_expires_in_the_queue(client):
+    a = np.ones((1, 4), np.float32)
+    with pytest.raises(InferenceServerException, match="Request timeout expired"):
+        client.infer("slow_queue", add_sub_inputs(a, a, True), timeout=1000)
+
+
+def test_full_queue_rejects_with_a_clear_error(client):
+    a = np.ones((1, 4), np.float32)
+    reqs = [client.async_infer("slow_queue", add_sub_inputs(a * k, a, True)) for k in range(5)]
+    ok, rejected = 0, []
+    for r in reqs:
+        try:
+            r.get_result()
+            ok += 1
+        except InferenceServerException as e:
+            rejected.append(str(e))
+    assert ok >= 2 and rejected, rejected
+    assert all("Exceeds maximum queue size (2)" in m for m in rejected), rejected
+
+
+def test_warmup_runs_before_the_model_is_ready(server, client):
+    assert any("model 'slow_queue': warmup 'zeros' ran 3 times at batch size 2" in line for line in server.log)
+    # Warmup runs are not inference requests: of the 5 sent above, at most 5 rows ran.
+    st = client.get_inference_statistics("slow_queue")["model_stats"][0]
+    assert st["inference_count"] <= 5
