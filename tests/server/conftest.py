@@ -108,6 +108,10 @@ class KilnServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        # A sanitizer build (KILN pointing at one) reports through stderr.
+        if any("runtime error:" in line or "Sanitizer" in line for line in self.log):
+            print("".join(self.log))
+            return -1
         return self.proc.returncode
 
 

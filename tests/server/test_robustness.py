@@ -121,3 +121,31 @@ def test_unknown_paths_and_methods(server):
         assert r.status == code, (method, path, body)
         assert "error" in json.loads(body)
     c.close()
+
+
+def test_mutated_bodies_get_answers(server):
+    """A bounded, seeded fuzz of JSON and binary bodies: every reply is a
+    well-formed HTTP answer with a JSON error or a result."""
+    import random
+    rng = random.Random(7)
+    doc = {"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "parameters": {"binary_data_size": 16}},
+                      {"name": "INPUT1", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}],
+           "outputs": [{"name": "OUTPUT0", "parameters": {"binary_data": True}}]}
+    header = json.dumps(doc).encode()
+    body = header + bytes(16)
+    c = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=30)
+    for i in range(300):
+        b = bytearray(body)
+        for _ in range(rng.randint(1, 8)):
+            b[rng.randrange(len(b))] = rng.randrange(256)
+        if rng.random() < 0.2:
+            b = b[:rng.randrange(len(b))]
+        hl = str(len(header) + rng.choice([0, 0, 0, -1, 1, -30, 1000])) if rng.random() < 0.9 else "x"
+        c.request("POST", INFER, body=bytes(b), headers={"Inference-Header-Content-Length": hl})
+        r = c.getresponse()
+        data = r.read()
+        assert r.status in (200, 400), (i, r.status, data)
+        if r.status == 400:
+            assert "error" in json.loads(data)
+    c.close()
+    assert alive(server)
