@@ -4,6 +4,7 @@
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
@@ -270,7 +271,6 @@ Status complete_model_config(ModelConfig& c, const Engine& e, bool from_file) {
   if (c.max_batch_size() > 0 && !engine_batches(e))
     return bad("max_batch_size " + std::to_string(c.max_batch_size()) +
                " needs a dynamic first dim on every input and output of the model");
-  if (c.platform().empty() && c.backend().empty()) c.set_platform("onnxruntime_onnx");
   bool batched = c.max_batch_size() > 0;
   // Tensors left out are filled in only when the config lists none of that kind.
   const bool fill_inputs = c.input_size() == 0, fill_outputs = c.output_size() == 0;
@@ -309,13 +309,54 @@ Status complete_model_config(ModelConfig& c, const Engine& e, bool from_file) {
   return check_model_config(c);
 }
 
+namespace {
+
+// Protobuf's JSON writes 64-bit integers as strings; Triton's clients expect
+// numbers for these fields, as Triton's own JSON gives them.
+void int64_fields_to_numbers(nlohmann::json& j) {
+  static const std::set<std::string> fields = {"dims",
+                                               "shape",
+                                               "versions",
+                                               "max_queue_delay_microseconds",
+                                               "priority_levels",
+                                               "default_priority_level",
+                                               "default_timeout_microseconds"};
+  auto number = [](nlohmann::json& v) {
+    if (!v.is_string()) return;
+    const std::string& s = v.get_ref<const std::string&>();
+    char* end = nullptr;
+    long long n = std::strtoll(s.c_str(), &end, 10);
+    if (!s.empty() && *end == 0) v = n;
+  };
+  if (j.is_array()) {
+    for (auto& e : j) int64_fields_to_numbers(e);
+    return;
+  }
+  if (!j.is_object()) return;
+  for (auto& [key, value] : j.items()) {
+    if (fields.count(key)) {
+      if (value.is_array())
+        for (auto& e : value) number(e);
+      else
+        number(value);
+    } else {
+      int64_fields_to_numbers(value);
+    }
+  }
+}
+
+}  // namespace
+
 std::string model_config_json(const ModelConfig& c) {
   std::string out;
   google::protobuf::util::JsonPrintOptions o;
   o.preserve_proto_field_names = true;
   o.always_print_primitive_fields = true;
   if (!google::protobuf::util::MessageToJsonString(c, &out, o).ok()) return "{}";
-  return out;
+  nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
+  if (j.is_discarded()) return out;
+  int64_fields_to_numbers(j);
+  return j.dump();
 }
 
 }  // namespace kiln::server

@@ -233,6 +233,8 @@ Expected<std::shared_ptr<LoadedModel>> ModelRepository::build_model(const std::s
     if (file.empty())
       return Status(ErrorCode::kNotFound, "version " + std::to_string(v) + ": no " + names[0] +
                                               (names.size() > 1 ? " or " + names[1] : "") + " in " + vdir.string());
+    if (config.platform().empty() && config.backend().empty())
+      config.set_platform(fs::path(file).extension() == ".onnx" ? "onnxruntime_onnx" : "kiln_plan");
     auto engine = load_engine(file, config);
     if (!engine) return engine.status().with_context("version " + std::to_string(v) + " (" + file + ")");
     engines.emplace_back(v, *engine);

@@ -129,7 +129,7 @@ std::string flatten(const nlohmann::json& data, DType t, int64_t& seen, int64_t 
   if (!data.is_array()) {
     if (seen >= count) return "'data' has more than the " + std::to_string(count) + " elements of the shape";
     if (!put_element(data, t, out))
-      return "'data' element " + std::to_string(seen) + " (" + data.dump().substr(0, 40) + ") is not a valid " +
+      return "'data' element " + std::to_string(seen) + " (" + json_brief(data) + ") is not a valid " +
              triton_dtype_name(t);
     ++seen;
     return "";
@@ -159,6 +159,11 @@ nlohmann::json to_json(const std::vector<uint8_t>& b) {
 }
 
 }  // namespace
+
+std::string json_brief(const nlohmann::json& v) {
+  if (v.is_structured()) return std::string("a JSON ") + v.type_name();
+  return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).substr(0, 40);
+}
 
 std::string json_to_tensor_bytes(const nlohmann::json& data, DType dtype, int64_t count, std::vector<uint8_t>& out) {
   if (dtype_bytes(dtype) == 0) return std::string("datatype ") + triton_dtype_name(dtype) + " is not supported";

@@ -15,6 +15,10 @@ namespace kiln::server {
 // message (empty on success) names the element that is wrong.
 std::string json_to_tensor_bytes(const nlohmann::json& data, DType dtype, int64_t count, std::vector<uint8_t>& out);
 
+// A short description of a JSON value for error messages; never recurses
+// (a hostile value may be nested millions deep).
+std::string json_brief(const nlohmann::json& v);
+
 // A flat JSON array of the tensor's elements.
 nlohmann::json tensor_bytes_to_json(const std::vector<uint8_t>& bytes, DType dtype);
 

@@ -46,7 +46,7 @@ std::string parse_input(const json& in, size_t index, std::string_view binary, s
   uint64_t count = 1;
   for (const auto& d : in["shape"]) {
     uint64_t v;
-    if (!get_u64(d, v)) return where + ": shape element " + d.dump().substr(0, 40) + " is not a non-negative integer";
+    if (!get_u64(d, v)) return where + ": shape element " + json_brief(d) + " is not a non-negative integer";
     if (v > kMaxElements || (v != 0 && count > kMaxElements / v)) return where + ": shape has too many elements";
     count *= v;
     t.shape.push_back(static_cast<int64_t>(v));

@@ -49,6 +49,8 @@ def test_missing_config_is_completed_from_the_model(client):
     assert cfg["max_batch_size"] == 8
     assert cfg["input"][0]["name"] == "ids" and cfg["input"][0]["data_type"] == "TYPE_INT64"
     assert "dynamic_batching" in cfg
+    assert cfg["input"][0]["dims"] == [-1]  # numbers, as Triton gives them
+    assert cfg["platform"] == "onnxruntime_onnx"
 
 
 def test_model_ready_and_versions(client):

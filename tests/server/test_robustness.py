@@ -149,3 +149,19 @@ def test_mutated_bodies_get_answers(server):
             assert "error" in json.loads(data)
     c.close()
     assert alive(server)
+
+
+@pytest.mark.parametrize("where", ["shape", "data", "inputs"])
+def test_deeply_nested_json(server, where):
+    deep = "[" * 100000 + "]" * 100000
+    deep_obj = '{"a":' * 100000 + "1" + "}" * 100000
+    if where == "shape":
+        doc = '{"inputs":[{"name":"INPUT0","datatype":"FP32","shape":[%s],"data":[1]}]}' % deep
+    elif where == "data":
+        doc = '{"inputs":[{"name":"INPUT0","datatype":"FP32","shape":[1],"data":[%s]}]}' % deep_obj
+    else:
+        doc = '{"inputs":%s}' % deep
+    status, body = post(server, INFER, doc)
+    assert status == 400
+    assert "error" in json.loads(body)
+    assert alive(server)
