@@ -109,7 +109,13 @@ void HttpServer::serve_connection(int fd) {
     http::request_parser<http::string_body> parser;
     parser.body_limit(options_.max_body_bytes);
     parser.header_limit(64 * 1024);
-    http::read(socket, buffer, parser, ec);
+    http::read_header(socket, buffer, parser, ec);
+    // curl and others wait (a second) for this before sending a large body.
+    if (!ec && beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+      http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
+      http::write(socket, cont, ec);
+    }
+    if (!ec && !parser.is_done()) http::read(socket, buffer, parser, ec);
     if (ec == http::error::end_of_stream || (ec && !parser.got_some())) break;
     HttpResponse out;
     bool keep_alive = false;

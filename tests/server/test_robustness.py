@@ -165,3 +165,21 @@ def test_deeply_nested_json(server, where):
     assert status == 400
     assert "error" in json.loads(body)
     assert alive(server)
+
+
+def test_expect_100_continue_is_answered(server):
+    doc = json.dumps({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]},
+                                 {"name": "INPUT1", "datatype": "FP32", "shape": [1, 4], "data": [1, 1, 1, 1]}]})
+    s = socket.create_connection(("127.0.0.1", server.http_port), timeout=5)
+    s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n"
+              % (INFER.encode(), len(doc)))
+    assert s.recv(4096).startswith(b"HTTP/1.1 100 Continue")
+    s.sendall(doc.encode())
+    reply = b""
+    while b"OUTPUT1" not in reply:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    s.close()
+    assert reply.startswith(b"HTTP/1.1 200"), reply
