@@ -173,6 +173,21 @@ def test_engine_cache_makes_a_restart_skip_the_build(repo, workdir):
             assert f"kiln_engine_cache_hits {expected_hits}" in body
         finally:
             assert s.stop() == 0
+    # An engine the runtime refuses (here: damaged; likewise another device or
+    # kiln version) is rebuilt, not fatal.
+    engines = [os.path.join(cache, f) for f in os.listdir(cache) if f.endswith(".kiln")]
+    assert len(engines) == 1
+    with open(engines[0], "r+b") as f:
+        f.truncate(100)
+    s = KilnServer(["--model-repository", repo, "--model-control-mode", "explicit", "--load-model", "identity_i64"],
+                   cache)
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{s.metrics_port}/metrics", timeout=10).read().decode()
+        assert "kiln_engine_cache_misses 1" in body and "kiln_engine_build_count 1" in body
+        assert httpclient.InferenceServerClient(url=s.url).is_model_ready("identity_i64")
+        assert any("is not usable" in line and "rebuilding" in line for line in s.log)
+    finally:
+        assert s.stop() == 0
 
 
 def test_request_timeout_expires_in_the_queue(client):
