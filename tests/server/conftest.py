@@ -33,7 +33,7 @@ def make_repository(root):
     from the model), batcher (long queue delay), broken (bad config.pbtxt),
     fixed_shape (no batch dim, two versions)."""
     f32 = TensorProto.FLOAT
-    for name in ("add_sub", "batcher", "slow_queue"):
+    for name in ("add_sub", "batcher", "slow_queue", "prio"):
         save_model(os.path.join(root, name, "1", "model.onnx"),
                    [helper.make_node("Add", ["INPUT0", "INPUT1"], ["OUTPUT0"]),
                     helper.make_node("Sub", ["INPUT0", "INPUT1"], ["OUTPUT1"])],
@@ -61,6 +61,11 @@ dynamic_batching { preferred_batch_size: [ 8 ] max_queue_delay_microseconds: 300
 model_warmup [ { name: "zeros" batch_size: 2 count: 3
                  inputs { key: "INPUT0" value { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } }
                  inputs { key: "INPUT1" value { data_type: TYPE_FP32 dims: [ 4 ] random_data: true } } } ]
+""")
+    with open(os.path.join(root, "prio", "config.pbtxt"), "w") as f:
+        f.write("""max_batch_size: 4
+dynamic_batching { preferred_batch_size: [ 4 ] max_queue_delay_microseconds: 2000000
+                   priority_levels: 2 default_priority_level: 2 }
 """)
     save_model(os.path.join(root, "identity_i64", "1", "model.onnx"),
                [helper.make_node("Identity", ["ids"], ["ids_out"])],

@@ -215,3 +215,20 @@ def test_warmup_runs_before_the_model_is_ready(server, client):
     # Warmup runs are not inference requests: of the 5 sent above, at most 5 rows ran.
     st = client.get_inference_statistics("slow_queue")["model_stats"][0]
     assert st["inference_count"] <= 5
+
+
+def test_priority_level_jumps_the_queue(client):
+    """Three default-priority (2) rows wait for a preferred batch of 4; a
+    priority-1 request of 2 rows arriving later is batched first with two of
+    them at once. In arrival order it would not fit and would wait the 2 s
+    queue delay."""
+    import time
+    one, two = np.ones((1, 4), np.float32), np.ones((2, 4), np.float32)
+    start = time.time()
+    low = [client.async_infer("prio", add_sub_inputs(one * k, one, True)) for k in range(3)]
+    high = client.async_infer("prio", add_sub_inputs(two * 7, two, True), priority=1)
+    np.testing.assert_array_equal(high.get_result().as_numpy("OUTPUT0"), two * 8)
+    assert time.time() - start < 1.5
+    for k, r in enumerate(low):
+        np.testing.assert_array_equal(r.get_result().as_numpy("OUTPUT0"), one * (k + 1))
+    assert time.time() - start >= 1.9
