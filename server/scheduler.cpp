@@ -27,18 +27,6 @@ int64_t numel(const std::vector<int64_t>& d) {
 
 ServeStatus invalid(std::string m) { return ServeStatus::error(ServeError::kInvalidArgument, std::move(m)); }
 
-// Memory for outputs whose size is known only while running.
-class VectorAllocator final : public OutputAllocator {
- public:
-  void* reallocate_output(const std::string&, void*, size_t size, size_t) override {
-    data.resize(std::max<size_t>(size, 1));
-    return data.data();
-  }
-  void notify_shape(const std::string&, const std::vector<int64_t>& d) override { dims = d; }
-  std::vector<uint8_t> data;
-  std::vector<int64_t> dims;
-};
-
 }  // namespace
 
 Scheduler::Scheduler(std::shared_ptr<Engine> engine, inference::ModelConfig config, std::shared_ptr<ModelStats> stats,
@@ -323,48 +311,16 @@ void Scheduler::run_batch(ExecutionContext& ctx, std::vector<Pending>& batch) {
   }
 }
 
-// Concatenates the batch's inputs along the batch dim, runs the engine and
-// splits each output back into per-request slices.
-ServeStatus Scheduler::execute(ExecutionContext& ctx, std::vector<Pending>& batch, std::vector<InferResponse>& out,
-                               uint64_t times[3]) {
-  auto t0 = Clock::now();
-  int64_t rows = 0;
-  for (const auto& p : batch) rows += p.rows;
-  std::vector<std::vector<uint8_t>> joined(config_.input_size());
-  for (int k = 0; k < config_.input_size(); ++k) {
-    const std::string& name = config_.input(k).name();
-    std::vector<int64_t> dims = batch[0].engine_dims[k];
-    if (max_batch_ > 0) dims[0] = rows;
-    const void* addr = nullptr;
-    if (batch.size() == 1) {
-      for (const auto& t : batch[0].request.inputs)
-        if (t.name == name) addr = t.data.data();
-    } else {
-      for (const auto& p : batch)
-        for (const auto& t : p.request.inputs)
-          if (t.name == name) joined[k].insert(joined[k].end(), t.data.begin(), t.data.end());
-      addr = joined[k].data();
-    }
-    Status s = ctx.set_input_shape(name, dims);
-    if (s.is_ok()) s = ctx.set_input_tensor_address(name, addr);
-    if (!s.is_ok()) return invalid("input '" + name + "': " + s.message());
-  }
-  struct Out {
-    std::string name;
-    std::vector<uint8_t> data;
-    std::vector<int64_t> dims;
-    VectorAllocator alloc;
-    bool dynamic = false;
-  };
-  // Every engine output is bound (the engine needs them all); only those the
-  // config declares are returned.
+// Binds every engine output (the engine needs them all; only those the
+// config declares are returned), in engine order.
+ServeStatus Scheduler::bind_outputs(ExecutionContext& ctx, std::vector<BoundOutput>& outs) {
   std::vector<std::string> names;
   for (int i = 0; i < engine_->num_io_tensors(); ++i)
     if (engine_->tensor_io_mode(engine_->io_tensor_name(i)) == TensorIOMode::kOutput)
       names.push_back(engine_->io_tensor_name(i));
-  std::vector<Out> outs(names.size());
+  outs.resize(names.size());
   for (size_t k = 0; k < names.size(); ++k) {
-    Out& o = outs[k];
+    BoundOutput& o = outs[k];
     o.name = names[k];
     auto shape = ctx.tensor_shape(o.name);
     if (!shape) return ServeStatus::error(ServeError::kInternal, shape.status().to_string());
@@ -379,10 +335,13 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, std::vector<Pending>& batc
     }
     if (!s.is_ok()) return ServeStatus::error(ServeError::kInternal, s.to_string());
   }
-  auto t1 = Clock::now();
-  Status s = ctx.execute();
-  auto t2 = Clock::now();
-  if (!s.is_ok()) return ServeStatus::error(ServeError::kInternal, "running the model: " + s.to_string());
+  return ServeStatus::success();
+}
+
+// Cuts each output into the requests' row ranges (the batch dim), keeping
+// the outputs each request asked for.
+ServeStatus Scheduler::split_outputs(const std::vector<Pending>& batch, int64_t rows, std::vector<BoundOutput>& outs,
+                                     std::vector<InferResponse>& out) {
   out.assign(batch.size(), {});
   int64_t row = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -393,9 +352,9 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, std::vector<Pending>& batc
     r.id = p.request.id;
     for (int c = 0; c < config_.output_size(); ++c) {
       const auto& co = config_.output(c);
-      size_t k = std::find(names.begin(), names.end(), co.name()) - names.begin();
-      if (k == names.size()) continue;
-      Out& o = outs[k];
+      auto found = std::find_if(outs.begin(), outs.end(), [&](const BoundOutput& b) { return b.name == co.name(); });
+      if (found == outs.end()) continue;
+      BoundOutput& o = *found;
       if (!p.request.outputs.empty() &&
           std::find(p.request.outputs.begin(), p.request.outputs.end(), o.name) == p.request.outputs.end())
         continue;
@@ -429,6 +388,44 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, std::vector<Pending>& batc
     }
     row += p.rows;
   }
+  return ServeStatus::success();
+}
+
+// Concatenates the batch's inputs along the batch dim, runs the engine and
+// splits each output back into per-request slices.
+ServeStatus Scheduler::execute(ExecutionContext& ctx, std::vector<Pending>& batch, std::vector<InferResponse>& out,
+                               uint64_t times[3]) {
+  auto t0 = Clock::now();
+  int64_t rows = 0;
+  for (const auto& p : batch) rows += p.rows;
+  std::vector<std::vector<uint8_t>> joined(config_.input_size());
+  for (int k = 0; k < config_.input_size(); ++k) {
+    const std::string& name = config_.input(k).name();
+    std::vector<int64_t> dims = batch[0].engine_dims[k];
+    if (max_batch_ > 0) dims[0] = rows;
+    const void* addr = nullptr;
+    if (batch.size() == 1) {
+      for (const auto& t : batch[0].request.inputs)
+        if (t.name == name) addr = t.data.data();
+    } else {
+      for (const auto& p : batch)
+        for (const auto& t : p.request.inputs)
+          if (t.name == name) joined[k].insert(joined[k].end(), t.data.begin(), t.data.end());
+      addr = joined[k].data();
+    }
+    Status s = ctx.set_input_shape(name, dims);
+    if (s.is_ok()) s = ctx.set_input_tensor_address(name, addr);
+    if (!s.is_ok()) return invalid("input '" + name + "': " + s.message());
+  }
+  std::vector<BoundOutput> outs;
+  ServeStatus bound = bind_outputs(ctx, outs);
+  if (!bound.ok) return bound;
+  auto t1 = Clock::now();
+  Status s = ctx.execute();
+  auto t2 = Clock::now();
+  if (!s.is_ok()) return ServeStatus::error(ServeError::kInternal, "running the model: " + s.to_string());
+  ServeStatus split = split_outputs(batch, rows, outs, out);
+  if (!split.ok) return split;
   auto t3 = Clock::now();
   times[0] = ns_between(t0, t1);
   times[1] = ns_between(t1, t2);

@@ -54,7 +54,29 @@ class Scheduler {
     bool reject_on_timeout = true;
   };
 
+  // Memory for outputs whose size is known only while running.
+  class VectorAllocator final : public OutputAllocator {
+   public:
+    void* reallocate_output(const std::string&, void*, size_t size, size_t) override {
+      data.resize(size > 0 ? size : 1);
+      return data.data();
+    }
+    void notify_shape(const std::string&, const std::vector<int64_t>& d) override { dims = d; }
+    std::vector<uint8_t> data;
+    std::vector<int64_t> dims;
+  };
+  struct BoundOutput {
+    std::string name;
+    std::vector<uint8_t> data;
+    std::vector<int64_t> dims;
+    VectorAllocator alloc;
+    bool dynamic = false;
+  };
+
   ServeStatus check(const InferRequest& r, Pending& p) const;
+  ServeStatus bind_outputs(ExecutionContext& ctx, std::vector<BoundOutput>& outs);
+  ServeStatus split_outputs(const std::vector<Pending>& batch, int64_t rows, std::vector<BoundOutput>& outs,
+                            std::vector<InferResponse>& out);
   std::vector<Pending> next_batch(std::vector<Pending>& expired);
   size_t take_count(const std::vector<int64_t>& prefix_rows, bool delay_passed) const;
   void run_instance(int index);
