@@ -2,7 +2,8 @@
 # Installs what kiln needs to build and test on Debian 12 or Ubuntu 24.04:
 # the compiler toolchain and libraries from the distribution, and the onnx
 # Python package (whose onnx.proto the build compiles, and whose node test
-# cases the tests run) into a virtual environment at .venv.
+# cases the tests run) and tritonclient[http] with pytest (the kiln serve
+# tests) into a virtual environment at .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +11,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git
   protobuf-compiler libprotobuf-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev nlohmann-json3-dev libfmt-dev
+  libcli11-dev nlohmann-json3-dev libfmt-dev libboost-dev
   libonnx-testdata
   clang clang-format
   python3 python3-venv python3-pip
@@ -33,4 +34,9 @@ fi
 if ! .venv/bin/python -c "import onnx, numpy" 2>/dev/null; then
   echo "kiln: installing onnx and numpy into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check "onnx==1.23.2" numpy
+fi
+# kiln serve's tests (tests/server) drive the server with Triton's own client.
+if ! .venv/bin/python -c "import tritonclient.http, pytest" 2>/dev/null; then
+  echo "kiln: installing tritonclient[http] and pytest into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check "tritonclient[http]" pytest
 fi

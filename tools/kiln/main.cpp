@@ -14,6 +14,9 @@ int main(int argc, char** argv) {
   kiln::cli::add_build_command(app, exit_code);
   kiln::cli::add_run_command(app, exit_code);
   kiln::cli::add_bench_command(app, exit_code);
+#ifdef KILN_WITH_SERVER
+  kiln::cli::add_serve_command(app, exit_code);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,64 @@
+// Protocol-neutral inference requests and responses: the HTTP front end (and
+// the gRPC one, part 2) translate their wire formats into these, and the
+// scheduler only ever sees these.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kiln/dtype.h"
+#include "kiln/status.h"
+
+namespace kiln::server {
+
+using Clock = std::chrono::steady_clock;
+
+struct InferTensor {
+  std::string name;
+  DType dtype = DType::kUndefined;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> data;  // row-major, little-endian
+};
+
+struct InferRequest {
+  std::string model;
+  int64_t version = -1;  // -1: the newest ready version
+  std::string id;
+  std::vector<InferTensor> inputs;
+  std::vector<std::string> outputs;  // empty: every output
+  uint64_t timeout_us = 0;           // 0: the model's default
+  uint32_t priority = 0;             // 0: the model's default level
+};
+
+struct InferResponse {
+  std::string model;
+  int64_t version = 0;
+  std::string id;
+  std::vector<InferTensor> outputs;
+};
+
+// Errors carry the status code a front end maps onto its protocol.
+enum class ServeError { kInvalidArgument, kNotFound, kUnavailable, kInternal, kUnsupported };
+
+struct ServeStatus {
+  bool ok = true;
+  ServeError code = ServeError::kInternal;
+  std::string message;
+  static ServeStatus success() { return {}; }
+  static ServeStatus error(ServeError c, std::string m) { return {false, c, std::move(m)}; }
+};
+
+// Called exactly once per request, on a scheduler thread.
+using InferCallback = std::function<void(ServeStatus, InferResponse)>;
+
+// Triton's wire names: "FP32", "INT64", "BOOL", ... ; kUndefined when unknown.
+const char* triton_dtype_name(DType t);
+DType dtype_from_triton_name(const std::string& name);
+// Bytes per element for the fixed-size types the server handles; 0 otherwise.
+size_t dtype_bytes(DType t);
+
+}  // namespace kiln::server

@@ -1,0 +1,72 @@
+// Prometheus text format (version 0.0.4) with Triton's metric names, so
+// existing dashboards work, plus kiln_ metrics for engine builds and the cache.
+#include <sstream>
+
+#include "server.h"
+
+namespace kiln::server {
+namespace {
+
+struct Family {
+  const char* name;
+  const char* help;
+  const char* type;
+};
+
+std::string escape_label(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string render_metrics(InferenceServer& server) {
+  auto stats = server.repository().all_stats();
+  std::ostringstream out;
+  auto family = [&](const Family& f, auto value_of) {
+    out << "# HELP " << f.name << ' ' << f.help << "\n# TYPE " << f.name << ' ' << f.type << '\n';
+    for (const auto& [key, s] : stats)
+      out << f.name << "{model=\"" << escape_label(key.first) << "\",version=\"" << key.second << "\"} " << value_of(*s)
+          << '\n';
+  };
+  family({"nv_inference_request_success", "Number of successful inference requests, all batch sizes", "counter"},
+         [](ModelStats& s) { return s.success.count.load(); });
+  family({"nv_inference_request_failure", "Number of failed inference requests, all batch sizes", "counter"},
+         [](ModelStats& s) { return s.fail.count.load(); });
+  family({"nv_inference_count", "Number of inferences performed (does not include cached requests)", "counter"},
+         [](ModelStats& s) { return s.inference_count.load(); });
+  family(
+      {"nv_inference_exec_count", "Number of model executions performed (does not include cached requests)", "counter"},
+      [](ModelStats& s) { return s.execution_count.load(); });
+  family({"nv_inference_request_duration_us", "Cumulative inference request duration in microseconds", "counter"},
+         [](ModelStats& s) { return s.success.ns.load() / 1000; });
+  family({"nv_inference_queue_duration_us", "Cumulative inference queuing duration in microseconds", "counter"},
+         [](ModelStats& s) { return s.queue.ns.load() / 1000; });
+  family({"nv_inference_compute_input_duration_us", "Cumulative compute input duration in microseconds", "counter"},
+         [](ModelStats& s) { return s.compute_input.ns.load() / 1000; });
+  family({"nv_inference_compute_infer_duration_us", "Cumulative compute inference duration in microseconds", "counter"},
+         [](ModelStats& s) { return s.compute_infer.ns.load() / 1000; });
+  family({"nv_inference_compute_output_duration_us", "Cumulative inference compute output duration in microseconds",
+          "counter"},
+         [](ModelStats& s) { return s.compute_output.ns.load() / 1000; });
+  const EngineCacheStats& c = server.repository().cache_stats();
+  out << "# HELP kiln_engine_build_count Engines built from ONNX models\n# TYPE kiln_engine_build_count counter\n"
+      << "kiln_engine_build_count " << c.builds.load() << '\n';
+  out << "# HELP kiln_engine_build_duration_us Cumulative engine build time in microseconds\n"
+      << "# TYPE kiln_engine_build_duration_us counter\nkiln_engine_build_duration_us " << c.build_us.load() << '\n';
+  out << "# HELP kiln_engine_cache_hits Engines loaded from the engine cache\n# TYPE kiln_engine_cache_hits counter\n"
+      << "kiln_engine_cache_hits " << c.hits.load() << '\n';
+  out << "# HELP kiln_engine_cache_misses Engines not found in the engine cache\n"
+      << "# TYPE kiln_engine_cache_misses counter\nkiln_engine_cache_misses " << c.misses.load() << '\n';
+  return out.str();
+}
+
+}  // namespace kiln::server

@@ -1,0 +1,42 @@
+// config.pbtxt: reading it (protobuf text format with Triton's field names),
+// checking it against the engine, completing what it leaves out, and the
+// kiln build options it carries as parameters.
+#pragma once
+
+#include <string>
+
+#include "kiln/builder.h"
+#include "kiln/runtime.h"
+#include "kiln/status.h"
+#include "model_config.pb.h"
+
+namespace kiln::server {
+
+// Parses `text` read from `file`. Errors name the file, line, column and the
+// field ("config.pbtxt:3:5: Message type "inference.ModelConfig" has no field
+// named "max_batch"").
+Expected<inference::ModelConfig> parse_model_config(const std::string& text, const std::string& file);
+
+// Checks the parts of a config that need no engine: batch size, dims,
+// instance groups, dynamic batching, version policy, parameters.
+Status check_model_config(const inference::ModelConfig& config);
+
+// The build options carried as parameters: "precision" (fp32, fp16, bf16,
+// tf32; a comma list), "min_shapes"/"opt_shapes"/"max_shapes" (one profile,
+// "name:1x4,other:1x8"), "optimization_level". The batch dim is included.
+Expected<BuildConfig> build_config_from_parameters(const inference::ModelConfig& config);
+// A stable text form of the build options, part of the engine cache key.
+std::string build_config_key(const inference::ModelConfig& config);
+
+// Fills what the config leaves out from the engine (inputs, outputs, their
+// dtypes and dims; max_batch_size and dynamic batching when there was no
+// config file at all) and checks every declared tensor against the engine.
+Status complete_model_config(inference::ModelConfig& config, const Engine& engine, bool from_file);
+
+DType dtype_from_config(inference::DataType t);
+inference::DataType config_dtype(DType t);
+
+// The config as Triton's JSON (snake_case field names).
+std::string model_config_json(const inference::ModelConfig& config);
+
+}  // namespace kiln::server

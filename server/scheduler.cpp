@@ -1,0 +1,436 @@
+#include "scheduler.h"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "model_config.h"
+
+namespace kiln::server {
+namespace {
+
+uint64_t ns_between(Clock::time_point a, Clock::time_point b) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count());
+}
+
+std::string dims_text(const std::vector<int64_t>& d) {
+  std::string s = "[";
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? "," : "") + std::to_string(d[i]);
+  return s + "]";
+}
+
+int64_t numel(const std::vector<int64_t>& d) {
+  int64_t n = 1;
+  for (int64_t x : d) n *= x;
+  return n;
+}
+
+ServeStatus invalid(std::string m) { return ServeStatus::error(ServeError::kInvalidArgument, std::move(m)); }
+
+}  // namespace
+
+Scheduler::Scheduler(std::shared_ptr<Engine> engine, inference::ModelConfig config, std::shared_ptr<ModelStats> stats,
+                     int64_t version)
+    : engine_(std::move(engine)), config_(std::move(config)), stats_(std::move(stats)), version_(version) {
+  max_batch_ = config_.max_batch_size();
+  dynamic_ = config_.has_dynamic_batching() && max_batch_ > 0;
+  const auto& db = config_.dynamic_batching();
+  preferred_.assign(db.preferred_batch_size().begin(), db.preferred_batch_size().end());
+  std::sort(preferred_.begin(), preferred_.end());
+  delay_us_ = db.max_queue_delay_microseconds();
+  uint32_t levels = std::max<uint32_t>(1, static_cast<uint32_t>(db.priority_levels()));
+  default_level_ = db.default_priority_level() ? static_cast<uint32_t>(db.default_priority_level()) : 1;
+  auto to_policy = [](const inference::ModelQueuePolicy& q) {
+    return Policy{q.default_timeout_microseconds(), q.allow_timeout_override(), q.max_queue_size(),
+                  q.timeout_action() == inference::ModelQueuePolicy::REJECT};
+  };
+  policies_.assign(levels, to_policy(db.default_queue_policy()));
+  for (const auto& [level, q] : db.priority_queue_policy())
+    if (level >= 1 && level <= levels) policies_[level - 1] = to_policy(q);
+  queues_.resize(levels);
+  int count = 0;
+  for (const auto& g : config_.instance_group()) count += std::max(1, g.count());
+  for (int i = 0; i < std::max(1, count); ++i) instances_.emplace_back([this, i] { run_instance(i); });
+}
+
+Scheduler::~Scheduler() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : instances_) t.join();
+}
+
+// Checks names, dtypes, shapes and byte sizes against the config, and works
+// out the shapes the engine sees (reshape applied).
+ServeStatus Scheduler::check(const InferRequest& r, Pending& p) const {
+  std::set<std::string> seen;
+  for (const auto& in : r.inputs) {
+    if (!seen.insert(in.name).second) return invalid("input '" + in.name + "' is given twice");
+    bool known = false;
+    for (const auto& ci : config_.input()) known |= ci.name() == in.name;
+    if (!known) return invalid("unexpected inference input '" + in.name + "' for model '" + r.model + "'");
+  }
+  p.engine_dims.clear();
+  p.rows = 1;
+  for (int k = 0; k < config_.input_size(); ++k) {
+    const auto& ci = config_.input(k);
+    const InferTensor* in = nullptr;
+    for (const auto& t : r.inputs)
+      if (t.name == ci.name()) in = &t;
+    if (!in) return invalid("expected an input named '" + ci.name() + "' for model '" + r.model + "'");
+    DType want = dtype_from_config(ci.data_type());
+    if (in->dtype != want)
+      return invalid("input '" + ci.name() + "': data type " + triton_dtype_name(in->dtype) +
+                     " but the model expects " + triton_dtype_name(want));
+    std::vector<int64_t> dims(ci.dims().begin(), ci.dims().end());
+    std::vector<int64_t> shape = in->shape;
+    int64_t rows = 1;
+    if (max_batch_ > 0) {
+      if (shape.empty()) return invalid("input '" + ci.name() + "': a batch dim is required (max_batch_size > 0)");
+      rows = shape[0];
+      if (rows < 1 || rows > max_batch_)
+        return invalid("input '" + ci.name() + "': batch size " + std::to_string(rows) + " is outside 1.." +
+                       std::to_string(max_batch_));
+      shape.erase(shape.begin());
+      if (k > 0 && rows != p.rows)
+        return invalid("input '" + ci.name() + "': batch size " + std::to_string(rows) +
+                       " differs from the other inputs' " + std::to_string(p.rows));
+      p.rows = rows;
+    }
+    bool ok = shape.size() == dims.size();
+    for (size_t i = 0; ok && i < dims.size(); ++i) ok = shape[i] >= 0 && (dims[i] == -1 || dims[i] == shape[i]);
+    if (!ok)
+      return invalid("input '" + ci.name() + "': shape " + dims_text(in->shape) + " does not match the model's " +
+                     (max_batch_ > 0 ? "[-1," + dims_text(dims).substr(1) : dims_text(dims)));
+    int64_t n = numel(shape) * rows;
+    if (static_cast<uint64_t>(n) * dtype_bytes(want) != in->data.size())
+      return invalid("input '" + ci.name() + "': shape " + dims_text(in->shape) + " needs " +
+                     std::to_string(n * dtype_bytes(want)) + " bytes but " + std::to_string(in->data.size()) +
+                     " were given");
+    if (ci.has_reshape()) {
+      std::vector<int64_t> to(ci.reshape().shape().begin(), ci.reshape().shape().end());
+      int64_t known = 1, holes = 0;
+      for (int64_t d : to) d < 0 ? ++holes : known *= d;
+      for (int64_t& d : to)
+        if (d < 0) d = known ? numel(shape) / known : 0;
+      if (holes > 1 || numel(to) != numel(shape))
+        return invalid("input '" + ci.name() + "': shape " + dims_text(shape) + " cannot be reshaped to " +
+                       dims_text(to));
+      shape = to;
+    }
+    if (max_batch_ > 0) shape.insert(shape.begin(), rows);
+    p.engine_dims.push_back(std::move(shape));
+  }
+  for (const auto& name : r.outputs) {
+    bool known = false;
+    for (const auto& co : config_.output()) known |= co.name() == name;
+    if (!known) return invalid("unexpected inference output '" + name + "' for model '" + r.model + "'");
+  }
+  return ServeStatus::success();
+}
+
+void Scheduler::submit(InferRequest request, InferCallback done) {
+  Pending p;
+  p.enqueued = Clock::now();
+  ServeStatus st = check(request, p);
+  if (!st.ok) {
+    stats_->fail.add(0);
+    done(st, {});
+    return;
+  }
+  uint32_t level = request.priority ? request.priority : default_level_;
+  if (level > queues_.size()) level = static_cast<uint32_t>(queues_.size());
+  const Policy& policy = policies_[level - 1];
+  uint64_t timeout = policy.timeout_us;
+  if (request.timeout_us && (policy.allow_override || !timeout)) timeout = request.timeout_us;
+  p.deadline =
+      timeout && policy.reject_on_timeout ? p.enqueued + std::chrono::microseconds(timeout) : Clock::time_point::max();
+  p.request = std::move(request);
+  p.done = std::move(done);
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    auto& q = queues_[level - 1];
+    if (policy.max_queue_size && q.size() >= policy.max_queue_size) {
+      lock.unlock();
+      stats_->fail.add(0);
+      p.done(ServeStatus::error(ServeError::kUnavailable, "Exceeds maximum queue size (" +
+                                                              std::to_string(policy.max_queue_size) + ") of model '" +
+                                                              p.request.model + "'"),
+             {});
+      return;
+    }
+    q.push_back(std::move(p));
+    ++queued_;
+  }
+  cv_.notify_one();
+}
+
+ServeStatus Scheduler::warmup(const InferRequest& request) {
+  std::vector<Pending> batch(1);
+  ServeStatus st = check(request, batch[0]);
+  if (!st.ok) return st;
+  batch[0].request = request;
+  auto ctx = engine_->create_execution_context();
+  std::vector<InferResponse> out;
+  uint64_t times[3];
+  return execute(*ctx, batch, out, times);
+}
+
+bool Scheduler::compatible(const Pending& a, const Pending& b) const {
+  if (a.engine_dims.size() != b.engine_dims.size()) return false;
+  for (size_t i = 0; i < a.engine_dims.size(); ++i)
+    if (!std::equal(a.engine_dims[i].begin() + 1, a.engine_dims[i].end(), b.engine_dims[i].begin() + 1,
+                    b.engine_dims[i].end()))
+      return false;
+  return true;
+}
+
+// How many of the gathered requests (prefix_rows: running row totals) to run.
+size_t Scheduler::take_count(const std::vector<int64_t>& prefix, bool delay_passed) const {
+  int64_t total = prefix.back();
+  if (total >= max_batch_) return prefix.size();
+  auto largest_preferred_prefix = [&]() -> size_t {
+    for (size_t i = prefix.size(); i-- > 0;)
+      if (std::binary_search(preferred_.begin(), preferred_.end(), prefix[i])) return i + 1;
+    return 0;
+  };
+  if (!preferred_.empty() && total >= preferred_.back()) {
+    size_t n = largest_preferred_prefix();
+    return n ? n : prefix.size();
+  }
+  if (!delay_passed) return 0;
+  size_t n = preferred_.empty() ? 0 : largest_preferred_prefix();
+  return n ? n : prefix.size();
+}
+
+std::vector<Scheduler::Pending> Scheduler::next_batch(std::vector<Pending>& expired) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    auto now = Clock::now();
+    for (auto& q : queues_)
+      for (auto it = q.begin(); it != q.end();) {
+        if (it->deadline > now) {
+          ++it;
+          continue;
+        }
+        expired.push_back(std::move(*it));
+        it = q.erase(it);
+        --queued_;
+      }
+    if (!expired.empty()) return {};
+    if (queued_ == 0) {
+      if (stopping_) return {};
+      cv_.wait(lock);
+      continue;
+    }
+    std::deque<Pending>* first = nullptr;
+    for (auto& q : queues_)
+      if (!q.empty() && !first) first = &q;
+    const Pending& front = first->front();
+    if (!dynamic_) {
+      std::vector<Pending> one;
+      one.push_back(std::move(first->front()));
+      first->pop_front();
+      --queued_;
+      return one;
+    }
+    // Gather compatible requests in priority then arrival order.
+    std::vector<std::pair<std::deque<Pending>*, size_t>> picks;
+    std::vector<int64_t> prefix;
+    int64_t rows = 0;
+    for (auto& q : queues_)
+      for (size_t i = 0; i < q.size(); ++i) {
+        if (rows + q[i].rows > max_batch_ || !compatible(front, q[i])) continue;
+        rows += q[i].rows;
+        picks.emplace_back(&q, i);
+        prefix.push_back(rows);
+      }
+    auto flush_at = front.enqueued + std::chrono::microseconds(delay_us_);
+    size_t n = take_count(prefix, stopping_ || now >= flush_at);
+    if (n == 0) {
+      cv_.wait_until(lock, flush_at);
+      continue;
+    }
+    picks.resize(n);
+    std::vector<Pending> batch;
+    for (auto& [q, i] : picks) batch.push_back(std::move((*q)[i]));
+    // Erase from the back so earlier indices stay valid.
+    for (size_t k = picks.size(); k-- > 0;) picks[k].first->erase(picks[k].first->begin() + picks[k].second);
+    queued_ -= n;
+    return batch;
+  }
+}
+
+void Scheduler::run_instance(int) {
+  auto ctx = engine_->create_execution_context();
+  for (;;) {
+    std::vector<Pending> expired;
+    std::vector<Pending> batch = next_batch(expired);
+    for (auto& p : expired) {
+      stats_->fail.add(ns_between(p.enqueued, Clock::now()));
+      p.done(ServeStatus::error(ServeError::kUnavailable, "Request timeout expired"), {});
+    }
+    if (!expired.empty()) continue;
+    if (batch.empty()) return;
+    run_batch(*ctx, batch);
+  }
+}
+
+void Scheduler::run_batch(ExecutionContext& ctx, std::vector<Pending>& batch) {
+  auto start = Clock::now();
+  std::vector<InferResponse> responses;
+  uint64_t times[3] = {0, 0, 0};
+  ServeStatus st = execute(ctx, batch, responses, times);
+  auto end = Clock::now();
+  int64_t rows = 0;
+  for (const auto& p : batch) rows += p.rows;
+  if (st.ok) {
+    stats_->execution_count.fetch_add(1);
+    stats_->inference_count.fetch_add(static_cast<uint64_t>(rows));
+    stats_->add_batch(static_cast<uint64_t>(rows), times[0], times[1], times[2]);
+    stats_->last_inference_ms.store(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count()));
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Pending& p = batch[i];
+    uint64_t total = ns_between(p.enqueued, end);
+    if (st.ok) {
+      stats_->success.add(total);
+      stats_->queue.add(ns_between(p.enqueued, start));
+      stats_->compute_input.add(times[0]);
+      stats_->compute_infer.add(times[1]);
+      stats_->compute_output.add(times[2]);
+      p.done(st, std::move(responses[i]));
+    } else {
+      stats_->fail.add(total);
+      p.done(st, {});
+    }
+  }
+}
+
+// Binds every engine output (the engine needs them all; only those the
+// config declares are returned), in engine order.
+ServeStatus Scheduler::bind_outputs(ExecutionContext& ctx, std::vector<BoundOutput>& outs) {
+  std::vector<std::string> names;
+  for (int i = 0; i < engine_->num_io_tensors(); ++i)
+    if (engine_->tensor_io_mode(engine_->io_tensor_name(i)) == TensorIOMode::kOutput)
+      names.push_back(engine_->io_tensor_name(i));
+  outs.resize(names.size());
+  for (size_t k = 0; k < names.size(); ++k) {
+    BoundOutput& o = outs[k];
+    o.name = names[k];
+    auto shape = ctx.tensor_shape(o.name);
+    if (!shape) return ServeStatus::error(ServeError::kInternal, shape.status().to_string());
+    o.dims = *shape;
+    o.dynamic = std::any_of(o.dims.begin(), o.dims.end(), [](int64_t d) { return d < 0; });
+    Status s;
+    if (o.dynamic) {
+      s = ctx.set_output_allocator(o.name, &o.alloc);
+    } else {
+      o.data.resize(std::max<size_t>(1, numel(o.dims) * dtype_bytes(engine_->tensor_dtype(o.name))));
+      s = ctx.set_tensor_address(o.name, o.data.data());
+    }
+    if (!s.is_ok()) return ServeStatus::error(ServeError::kInternal, s.to_string());
+  }
+  return ServeStatus::success();
+}
+
+// Cuts each output into the requests' row ranges (the batch dim), keeping
+// the outputs each request asked for.
+ServeStatus Scheduler::split_outputs(const std::vector<Pending>& batch, int64_t rows, std::vector<BoundOutput>& outs,
+                                     std::vector<InferResponse>& out) {
+  out.assign(batch.size(), {});
+  int64_t row = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Pending& p = batch[i];
+    InferResponse& r = out[i];
+    r.model = p.request.model;
+    r.version = version_;
+    r.id = p.request.id;
+    for (int c = 0; c < config_.output_size(); ++c) {
+      const auto& co = config_.output(c);
+      auto found = std::find_if(outs.begin(), outs.end(), [&](const BoundOutput& b) { return b.name == co.name(); });
+      if (found == outs.end()) continue;
+      BoundOutput& o = *found;
+      if (!p.request.outputs.empty() &&
+          std::find(p.request.outputs.begin(), p.request.outputs.end(), o.name) == p.request.outputs.end())
+        continue;
+      const std::vector<uint8_t>& data = o.dynamic ? o.alloc.data : o.data;
+      std::vector<int64_t> dims = o.dynamic ? o.alloc.dims : o.dims;
+      size_t elem = dtype_bytes(engine_->tensor_dtype(o.name));
+      InferTensor t;
+      t.name = o.name;
+      t.dtype = engine_->tensor_dtype(o.name);
+      size_t begin = 0, bytes = static_cast<size_t>(numel(dims)) * elem;
+      if (max_batch_ > 0) {
+        if (dims.empty() || dims[0] != rows)
+          return ServeStatus::error(ServeError::kInternal, "output '" + o.name + "' has shape " + dims_text(dims) +
+                                                               ", whose first dim is not the batch size " +
+                                                               std::to_string(rows));
+        size_t row_bytes = bytes / static_cast<size_t>(rows);
+        begin = static_cast<size_t>(row) * row_bytes;
+        bytes = static_cast<size_t>(p.rows) * row_bytes;
+        dims[0] = p.rows;
+      }
+      if (co.has_reshape()) {
+        std::vector<int64_t> d(co.dims().begin(), co.dims().end());
+        if (max_batch_ > 0) d.insert(d.begin(), p.rows);
+        if (numel(d) == numel(dims)) dims = d;
+      }
+      t.shape = dims;
+      if (begin + bytes > data.size())
+        return ServeStatus::error(ServeError::kInternal, "output '" + o.name + "' is short");
+      t.data.assign(data.begin() + begin, data.begin() + begin + bytes);
+      r.outputs.push_back(std::move(t));
+    }
+    row += p.rows;
+  }
+  return ServeStatus::success();
+}
+
+// Concatenates the batch's inputs along the batch dim, runs the engine and
+// splits each output back into per-request slices.
+ServeStatus Scheduler::execute(ExecutionContext& ctx, std::vector<Pending>& batch, std::vector<InferResponse>& out,
+                               uint64_t times[3]) {
+  auto t0 = Clock::now();
+  int64_t rows = 0;
+  for (const auto& p : batch) rows += p.rows;
+  std::vector<std::vector<uint8_t>> joined(config_.input_size());
+  for (int k = 0; k < config_.input_size(); ++k) {
+    const std::string& name = config_.input(k).name();
+    std::vector<int64_t> dims = batch[0].engine_dims[k];
+    if (max_batch_ > 0) dims[0] = rows;
+    const void* addr = nullptr;
+    if (batch.size() == 1) {
+      for (const auto& t : batch[0].request.inputs)
+        if (t.name == name) addr = t.data.data();
+    } else {
+      for (const auto& p : batch)
+        for (const auto& t : p.request.inputs)
+          if (t.name == name) joined[k].insert(joined[k].end(), t.data.begin(), t.data.end());
+      addr = joined[k].data();
+    }
+    Status s = ctx.set_input_shape(name, dims);
+    if (s.is_ok()) s = ctx.set_input_tensor_address(name, addr);
+    if (!s.is_ok()) return invalid("input '" + name + "': " + s.message());
+  }
+  std::vector<BoundOutput> outs;
+  ServeStatus bound = bind_outputs(ctx, outs);
+  if (!bound.ok) return bound;
+  auto t1 = Clock::now();
+  Status s = ctx.execute();
+  auto t2 = Clock::now();
+  if (!s.is_ok()) return ServeStatus::error(ServeError::kInternal, "running the model: " + s.to_string());
+  ServeStatus split = split_outputs(batch, rows, outs, out);
+  if (!split.ok) return split;
+  auto t3 = Clock::now();
+  times[0] = ns_between(t0, t1);
+  times[1] = ns_between(t1, t2);
+  times[2] = ns_between(t2, t3);
+  return ServeStatus::success();
+}
+
+}  // namespace kiln::server

@@ -1,0 +1,107 @@
+// The scheduler of one loaded model version: checks requests against the
+// model's config, queues them (bounded, by priority level, with timeouts),
+// forms batches (dynamic batching: preferred batch sizes, queue delay) and runs
+// them on the model's instances, one thread and one ExecutionContext each.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "inference.h"
+#include "kiln/runtime.h"
+#include "model_config.pb.h"
+#include "model_stats.h"
+
+namespace kiln::server {
+
+class Scheduler {
+ public:
+  Scheduler(std::shared_ptr<Engine> engine, inference::ModelConfig config, std::shared_ptr<ModelStats> stats,
+            int64_t version);
+  // Finishes every queued request, then stops the instances.
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Checks the request and queues it; `done` is called exactly once (at once
+  // for a request that is invalid or finds the queue full).
+  void submit(InferRequest request, InferCallback done);
+
+  // Runs one request on the calling thread with a context of its own,
+  // bypassing the queue and the statistics (model_warmup).
+  ServeStatus warmup(const InferRequest& request);
+
+  const inference::ModelConfig& config() const { return config_; }
+
+ private:
+  struct Pending {
+    InferRequest request;
+    InferCallback done;
+    Clock::time_point enqueued;
+    Clock::time_point deadline;                     // max() when none
+    int64_t rows = 1;                               // the request's batch size (1 without batching)
+    std::vector<std::vector<int64_t>> engine_dims;  // per config input, for the engine
+  };
+  struct Policy {
+    uint64_t timeout_us = 0;
+    bool allow_override = false;
+    uint32_t max_queue_size = 0;  // 0: unbounded
+    bool reject_on_timeout = true;
+  };
+
+  // Memory for outputs whose size is known only while running.
+  class VectorAllocator final : public OutputAllocator {
+   public:
+    void* reallocate_output(const std::string&, void*, size_t size, size_t) override {
+      data.resize(size > 0 ? size : 1);
+      return data.data();
+    }
+    void notify_shape(const std::string&, const std::vector<int64_t>& d) override { dims = d; }
+    std::vector<uint8_t> data;
+    std::vector<int64_t> dims;
+  };
+  struct BoundOutput {
+    std::string name;
+    std::vector<uint8_t> data;
+    std::vector<int64_t> dims;
+    VectorAllocator alloc;
+    bool dynamic = false;
+  };
+
+  ServeStatus check(const InferRequest& r, Pending& p) const;
+  ServeStatus bind_outputs(ExecutionContext& ctx, std::vector<BoundOutput>& outs);
+  ServeStatus split_outputs(const std::vector<Pending>& batch, int64_t rows, std::vector<BoundOutput>& outs,
+                            std::vector<InferResponse>& out);
+  std::vector<Pending> next_batch(std::vector<Pending>& expired);
+  size_t take_count(const std::vector<int64_t>& prefix_rows, bool delay_passed) const;
+  void run_instance(int index);
+  void run_batch(ExecutionContext& ctx, std::vector<Pending>& batch);
+  ServeStatus execute(ExecutionContext& ctx, std::vector<Pending>& batch, std::vector<InferResponse>& out,
+                      uint64_t times_ns[3]);
+  bool compatible(const Pending& a, const Pending& b) const;
+
+  std::shared_ptr<Engine> engine_;
+  inference::ModelConfig config_;
+  std::shared_ptr<ModelStats> stats_;
+  int64_t version_;
+  int64_t max_batch_;
+  bool dynamic_;
+  std::vector<int64_t> preferred_;
+  uint64_t delay_us_ = 0;
+  uint32_t default_level_ = 1;
+  std::vector<Policy> policies_;  // per priority level, 0-based
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<std::deque<Pending>> queues_;  // per priority level
+  size_t queued_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> instances_;
+};
+
+}  // namespace kiln::server

@@ -1,0 +1,113 @@
+#include "server.h"
+
+#include <condition_variable>
+#include <cstdio>
+#include <future>
+#include <thread>
+
+#include "http/http_server.h"
+#include "http/kserve_http.h"
+
+namespace kiln::server {
+
+void InferenceServer::infer(InferRequest request, InferCallback done) {
+  std::shared_ptr<const LoadedModel> model;
+  std::shared_ptr<ModelVersion> version;
+  ServeStatus st = repository_.find(request.model, request.version, model, version);
+  if (!st.ok) {
+    done(st, {});
+    return;
+  }
+  // The callback must not own the model: it runs on the model's own threads.
+  version->scheduler->submit(std::move(request), std::move(done));
+}
+
+ServeStatus InferenceServer::infer_sync(InferRequest request, InferResponse& response) {
+  // Holding the model here (not in the callback) keeps a reload from ending
+  // it under this request, and its last release off the scheduler's threads.
+  std::shared_ptr<const LoadedModel> model;
+  std::shared_ptr<ModelVersion> version;
+  ServeStatus st = repository_.find(request.model, request.version, model, version);
+  if (!st.ok) return st;
+  std::promise<std::pair<ServeStatus, InferResponse>> promise;
+  auto future = promise.get_future();
+  version->scheduler->submit(std::move(request), [&promise](ServeStatus s, InferResponse r) {
+    promise.set_value({std::move(s), std::move(r)});
+  });
+  auto result = future.get();
+  response = std::move(result.second);
+  return result.first;
+}
+
+struct Server::Impl {
+  std::unique_ptr<HttpServer> http;
+  std::unique_ptr<HttpServer> metrics;
+  std::thread poller;
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool stopping = false;
+};
+
+Server::Server(ServerOptions options)
+    : options_(std::move(options)),
+      core_(std::make_unique<InferenceServer>(options_.repository)),
+      impl_(std::make_unique<Impl>()) {}
+
+Server::~Server() { stop(); }
+
+Status Server::start() {
+  Status st = core_->repository().start();
+  if (!st.is_ok()) return st;
+  HttpServerOptions h;
+  h.host = options_.host;
+  h.port = options_.http_port;
+  h.max_body_bytes = options_.max_request_bytes;
+  impl_->http = std::make_unique<HttpServer>(h, make_kserve_handler(*core_));
+  st = impl_->http->start();
+  if (!st.is_ok()) return st.with_context("HTTP service");
+  if (options_.allow_metrics) {
+    HttpServerOptions m = h;
+    m.port = options_.metrics_port;
+    m.max_body_bytes = 1 << 16;
+    InferenceServer* core = core_.get();
+    impl_->metrics = std::make_unique<HttpServer>(m, [core](const HttpRequest& r) {
+      std::string path = r.target.substr(0, r.target.find('?'));
+      if (path != "/metrics") return http_error(404, "Not Found: the metrics are at /metrics");
+      if (r.method != "GET") return http_error(405, "Method Not Allowed: use GET");
+      HttpResponse out;
+      out.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      out.body = render_metrics(*core);
+      return out;
+    });
+    st = impl_->metrics->start();
+    if (!st.is_ok()) return st.with_context("metrics service");
+  }
+  if (options_.repository.mode == ControlMode::kPoll) {
+    impl_->poller = std::thread([this] {
+      std::unique_lock<std::mutex> lock(impl_->mutex);
+      while (!impl_->cv.wait_for(lock, std::chrono::seconds(std::max(1, options_.poll_seconds)),
+                                 [this] { return impl_->stopping; })) {
+        lock.unlock();
+        core_->repository().poll();
+        lock.lock();
+      }
+    });
+  }
+  return Status::ok();
+}
+
+void Server::stop() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  if (impl_->poller.joinable()) impl_->poller.join();
+  if (impl_->http) impl_->http->stop();
+  if (impl_->metrics) impl_->metrics->stop();
+}
+
+int Server::http_port() const { return impl_->http ? impl_->http->port() : 0; }
+int Server::metrics_port() const { return impl_->metrics ? impl_->metrics->port() : 0; }
+
+}  // namespace kiln::server

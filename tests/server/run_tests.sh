@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs the kiln serve tests with the repo's .venv (tritonclient[http], pytest):
+# run_tests.sh KILN PYTHON. Exit 77 (skipped) when the packages are missing.
+set -uo pipefail
+kiln=$1
+python=$2
+if ! "$python" -c "import tritonclient.http, pytest, onnx, numpy" 2>/dev/null; then
+  echo "kiln serve tests: tritonclient[http] or pytest missing from $python (scripts/install_deps.sh); skipped"
+  exit 77
+fi
+cd "$(dirname "$0")"
+KILN=$kiln exec "$python" -m pytest -q -p no:cacheprovider .

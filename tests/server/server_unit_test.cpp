@@ -1,0 +1,100 @@
+// kiln_server pieces that need no engine: config.pbtxt parsing and checks,
+// build options from parameters, JSON tensors, infer request parsing.
+#include <gtest/gtest.h>
+
+#include "http/json_tensor.h"
+#include "http/kserve_http.h"
+#include "model_config.h"
+
+namespace kiln::server {
+namespace {
+
+TEST(ServerConfig, ParsesTritonFieldsUnchanged) {
+  auto c = parse_model_config(R"(
+name: "m" platform: "onnxruntime_onnx" max_batch_size: 8
+input [ { name: "x" data_type: TYPE_FP32 dims: [ -1, 4 ] reshape { shape: [ 4, -1 ] } optional: true } ]
+output [ { name: "y" data_type: TYPE_INT64 dims: [ 2 ] } ]
+version_policy: { specific { versions: [ 1, 3 ] } }
+instance_group [ { count: 2 kind: KIND_GPU gpus: [ 0, 1 ] } ]
+dynamic_batching { preferred_batch_size: [ 4, 8 ] max_queue_delay_microseconds: 100
+  priority_levels: 2 default_priority_level: 1
+  default_queue_policy { timeout_action: REJECT default_timeout_microseconds: 5 max_queue_size: 3 }
+  priority_queue_policy { key: 2 value { max_queue_size: 1 } } }
+model_warmup [ { name: "w" batch_size: 1 inputs { key: "x" value { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } } ]
+parameters { key: "precision" value { string_value: "fp16" } }
+)",
+                              "config.pbtxt");
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  EXPECT_EQ(c->max_batch_size(), 8);
+  EXPECT_EQ(c->input(0).reshape().shape(1), -1);
+  EXPECT_EQ(c->dynamic_batching().default_queue_policy().max_queue_size(), 3u);
+  EXPECT_TRUE(check_model_config(*c).is_ok());
+  auto bc = build_config_from_parameters(*c);
+  ASSERT_TRUE(bc.is_ok());
+  EXPECT_TRUE(bc->fp16);
+}
+
+TEST(ServerConfig, UnknownFieldNamesFileLineAndField) {
+  auto c = parse_model_config("name: \"m\"\n  max_batch: 4\n", "repo/m/config.pbtxt");
+  ASSERT_FALSE(c.is_ok());
+  EXPECT_NE(c.status().message().find("repo/m/config.pbtxt:2:"), std::string::npos) << c.status().message();
+  EXPECT_NE(c.status().message().find("max_batch"), std::string::npos);
+}
+
+TEST(ServerConfig, PreferredBatchSizeAboveMaxIsRejected) {
+  auto c = parse_model_config("max_batch_size: 4 dynamic_batching { preferred_batch_size: 8 }", "c");
+  ASSERT_TRUE(c.is_ok());
+  Status st = check_model_config(*c);
+  EXPECT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("preferred_batch_size 8"), std::string::npos);
+}
+
+TEST(ServerConfig, ProfilesFromParameters) {
+  auto c = parse_model_config(R"(parameters { key: "min_shapes" value { string_value: "x:1x4" } }
+parameters { key: "max_shapes" value { string_value: "x:8x4" } })",
+                              "c");
+  ASSERT_TRUE(c.is_ok());
+  auto bc = build_config_from_parameters(*c);
+  ASSERT_TRUE(bc.is_ok()) << bc.status().message();
+  ASSERT_EQ(bc->profiles.size(), 1u);
+  EXPECT_EQ(bc->profiles[0].find("x")->max, (std::vector<int64_t>{8, 4}));
+  auto bad = parse_model_config(R"(parameters { key: "precision" value { string_value: "fp7" } })", "c");
+  EXPECT_NE(build_config_from_parameters(*bad).status().message().find("'fp7'"), std::string::npos);
+}
+
+TEST(ServerJsonTensor, NestedDataAndRangeChecks) {
+  std::vector<uint8_t> out;
+  EXPECT_EQ(json_to_tensor_bytes(nlohmann::json::parse("[[1,2],[3,4]]"), DType::kI16, 4, out), "");
+  EXPECT_EQ(out.size(), 8u);
+  out.clear();
+  EXPECT_NE(json_to_tensor_bytes(nlohmann::json::parse("[70000]"), DType::kI16, 1, out).find("not a valid INT16"),
+            std::string::npos);
+  out.clear();
+  EXPECT_NE(json_to_tensor_bytes(nlohmann::json::parse("[1,2,3]"), DType::kF32, 2, out).find("more than the 2"),
+            std::string::npos);
+  out.clear();
+  EXPECT_EQ(json_to_tensor_bytes(nlohmann::json::parse("[1.5, -2]"), DType::kF16, 2, out), "");
+  EXPECT_EQ(tensor_bytes_to_json(out, DType::kF16).dump(), "[1.5,-2.0]");
+}
+
+TEST(ServerInferRequest, BinaryDataAfterTheHeader) {
+  std::string header = R"({"inputs":[{"name":"x","datatype":"INT32","shape":[2],"parameters":{"binary_data_size":8}}],
+"outputs":[{"name":"y","parameters":{"binary_data":true}}]})";
+  std::string body = header + std::string("\1\0\0\0\2\0\0\0", 8);
+  std::string hl = std::to_string(header.size());
+  InferRequest r;
+  std::vector<std::string> bin;
+  bool def = false;
+  std::string err;
+  ASSERT_TRUE(parse_infer_request(body, &hl, r, bin, def, err)) << err;
+  ASSERT_EQ(r.inputs.size(), 1u);
+  EXPECT_EQ(r.inputs[0].data.size(), 8u);
+  EXPECT_EQ(bin, std::vector<std::string>{"y"});
+  std::string extra = body + "zz";
+  InferRequest r2;
+  EXPECT_FALSE(parse_infer_request(extra, &hl, r2, bin, def, err));
+  EXPECT_NE(err.find("2 bytes of binary data"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace kiln::server
