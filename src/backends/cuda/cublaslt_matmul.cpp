@@ -48,7 +48,21 @@ Status make_layout(cublasLtMatrixLayout_t* layout, cudaDataType_t type, int64_t 
   return Status::ok();
 }
 
-Status describe(const MatmulShape& s, Descriptors& desc) {
+// A batch that shares one B (stride 0) over a contiguous, untransposed A is a
+// single product with m * batch rows: one larger GEMM runs better than a
+// batch of small ones, and cuBLASLt is not asked for a zero batch stride.
+MatmulShape fold_shared_b(MatmulShape s) {
+  if (s.batch > 1 && s.stride_b == 0 && !s.trans_a && s.stride_a == s.m * s.k &&
+      (!s.has_c || s.stride_c == s.m * s.n)) {
+    s.m *= s.batch;
+    s.batch = 1;
+    s.stride_a = s.stride_c = 0;
+  }
+  return s;
+}
+
+Status describe(const MatmulShape& shape, Descriptors& desc) {
+  const MatmulShape s = fold_shared_b(shape);
   if (s.m <= 0 || s.n <= 0 || s.k <= 0 || s.batch <= 0)
     return invalid_argument("matmul: m={} n={} k={} batch={} must be positive", s.m, s.n, s.k, s.batch);
   KILN_ASSIGN_OR_RETURN(cudaDataType_t type, data_type(s.dtype));

@@ -1,7 +1,8 @@
 // Cast: one kernel per source type; the destination is a runtime switch
 // (uniform across the grid), so 6 instantiations cover all 36 pairs.
-// Conversions go through the CUDA intrinsics, which round to nearest even
-// for floats and truncate with saturation (NaN -> 0) for float -> integer.
+// Conversions match the CPU oracle (ir/element_cast.h): floats round to
+// nearest even; float -> integer truncates toward zero through int64 (NaN ->
+// 0, int32 wraps like the CPU); integer -> integer wraps.
 #include "backends/cuda/kernels/common.cuh"
 #include "backends/cuda/kernels/data_movement.cuh"
 
@@ -26,6 +27,10 @@ __device__ __forceinline__ Wide widen(S v) {
     return {false, 0, to_float(v)};
 }
 
+// Truncation toward zero through int64, NaN -> 0 (the CPU's rule; the
+// hardware conversion alone would give INT64_MIN for NaN).
+__device__ __forceinline__ int64_t float_to_i64(float f) { return f != f ? 0 : __float2ll_rz(f); }
+
 template <typename S>
 __global__ void cast_kernel(const S* __restrict__ x, void* __restrict__ y, DType to, int64_t n) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
@@ -37,8 +42,10 @@ __global__ void cast_kernel(const S* __restrict__ x, void* __restrict__ y, DType
       case DType::kBF16:
         static_cast<__nv_bfloat16*>(y)[i] = w.is_int ? __ll2bfloat16_rn(w.i) : __float2bfloat16_rn(w.f);
         break;
-      case DType::kI32: static_cast<int32_t*>(y)[i] = w.is_int ? static_cast<int32_t>(w.i) : __float2int_rz(w.f); break;
-      case DType::kI64: static_cast<int64_t*>(y)[i] = w.is_int ? w.i : __float2ll_rz(w.f); break;
+      case DType::kI32:
+        static_cast<int32_t*>(y)[i] = w.is_int ? static_cast<int32_t>(w.i) : static_cast<int32_t>(float_to_i64(w.f));
+        break;
+      case DType::kI64: static_cast<int64_t*>(y)[i] = w.is_int ? w.i : float_to_i64(w.f); break;
       case DType::kBool: static_cast<bool*>(y)[i] = w.is_int ? w.i != 0 : w.f != 0.f; break;
       default: break;
     }

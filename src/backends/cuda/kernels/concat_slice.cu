@@ -51,9 +51,14 @@ Status launch_concat(const ConcatParams& p, cudaStream_t stream) {
   size_t offset = 0;
   for (size_t k = 0; k < p.inputs.size(); ++k) {
     const size_t width = static_cast<size_t>(p.dims[k][axis] * inner) * es;
-    if (width > 0 && outer > 0)
+    if (width > 0 && outer > 0 && (outer == 1 || width == out_pitch)) {
+      // Contiguous destination: a plain copy (pitched copies limit the pitch).
+      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(static_cast<char*>(p.y) + offset, p.inputs[k],
+                                                width * static_cast<size_t>(outer), cudaMemcpyDeviceToDevice, stream));
+    } else if (width > 0 && outer > 0) {
       KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy2DAsync(static_cast<char*>(p.y) + offset, out_pitch, p.inputs[k], width,
                                                   width, static_cast<size_t>(outer), cudaMemcpyDeviceToDevice, stream));
+    }
     offset += width;
   }
   return Status::ok();

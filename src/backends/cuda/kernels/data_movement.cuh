@@ -59,8 +59,9 @@ struct GatherParams {
 };
 Status launch_gather(const GatherParams& p, cudaStream_t stream);
 
-// Cast between f32, f16, bf16, i32, i64 and bool. Float to integer truncates
-// toward zero (saturating); to bool is "!= 0"; NaN to integer is 0.
+// Cast between f32, f16, bf16, i32, i64 and bool, as the CPU backend does:
+// float to integer truncates toward zero through int64 (NaN -> 0), integers
+// wrap, to bool is "!= 0".
 struct CastParams {
   DType from = DType::kF32;
   DType to = DType::kF16;

@@ -55,7 +55,7 @@ __device__ __forceinline__ float apply_binary(BinaryOp op, float a, float b) {
 
 // N elements per thread step: N = 16 / sizeof(T) on the packed path, 1 otherwise.
 template <typename T, int N>
-__global__ void unary_kernel(UnaryOp op, const T* __restrict__ x, T* __restrict__ y, int64_t n, float alpha) {
+__global__ void unary_kernel(UnaryOp op, const T* x, T* y, int64_t n, float alpha) {  // may run in place
   const int64_t packs = n / N;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   const int64_t tid = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;

@@ -10,7 +10,7 @@ namespace kiln::cuda {
 namespace {
 
 template <typename T>
-__global__ void norm_kernel(NormParams p, int group) {
+__global__ void __launch_bounds__(1024) norm_kernel(NormParams p, int group) {
   __shared__ float smem[32];
   const T* __restrict__ x = static_cast<const T*>(p.x);
   const T* __restrict__ scale = static_cast<const T*>(p.scale);

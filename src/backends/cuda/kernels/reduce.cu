@@ -22,8 +22,8 @@ __device__ __forceinline__ float identity() {
 }
 
 template <typename T, ReduceKind K>
-__global__ void reduce_rows_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t rows, int64_t cols, int group,
-                                   float scale) {
+__global__ void __launch_bounds__(1024)
+    reduce_rows_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t rows, int64_t cols, int group, float scale) {
   __shared__ float smem[32];
   const int groups_per_block = blockDim.x / group;
   const int lane = threadIdx.x % group;

@@ -10,8 +10,8 @@ namespace kiln::cuda {
 namespace {
 
 template <typename T>
-__global__ void softmax_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t rows, int64_t cols, int group,
-                               bool log) {
+__global__ void __launch_bounds__(1024)
+    softmax_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t rows, int64_t cols, int group, bool log) {
   __shared__ float smem[32];
   const int groups_per_block = blockDim.x / group;
   const int lane = threadIdx.x % group;

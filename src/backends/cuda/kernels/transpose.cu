@@ -96,11 +96,11 @@ Status run_transpose(const TransposeParams& p, const std::vector<int64_t>& dims,
   bool batch_swap = r >= 2 && perm[r - 1] == int64_t(r) - 2 && perm[r - 2] == int64_t(r) - 1;
   for (size_t d = 0; batch_swap && d + 2 < r; ++d) batch_swap = perm[d] == int64_t(d);
   const int64_t batch = r >= 2 ? n / (dims[r - 1] * dims[r - 2]) : 1;
-  if (batch_swap && batch <= 65535) {
+  const int64_t row_tiles = r >= 2 ? (dims[r - 2] + kTile - 1) / kTile : 0;
+  if (batch_swap && batch <= 65535 && row_tiles <= 65535) {  // else the grid does not fit: general kernel
     const int64_t rows = dims[r - 2], cols = dims[r - 1];
-    dim3 grid(static_cast<unsigned>((cols + kTile - 1) / kTile), static_cast<unsigned>((rows + kTile - 1) / kTile),
+    dim3 grid(static_cast<unsigned>((cols + kTile - 1) / kTile), static_cast<unsigned>(row_tiles),
               static_cast<unsigned>(batch));
-    if (grid.y > 65535) return unsupported("transpose: {} rows exceed the tiled kernel's grid", rows);
     transpose_tiled_kernel<E><<<grid, dim3(kTile, kTileRows), 0, stream>>>(x, y, rows, cols);
     return last_launch_status("transpose_tiled_kernel");
   }
