@@ -17,6 +17,7 @@
 #include "backends/cuda/kernels/normalization.cuh"
 #include "backends/cuda/kernels/reduce.cuh"
 #include "backends/cuda/kernels/softmax.cuh"
+#include "ir/tensor.h"
 
 namespace kiln::cuda {
 namespace {
@@ -66,6 +67,24 @@ DeviceBuffer filled(size_t bytes) {
   return std::move(b).value();
 }
 
+// Random values (products of random data draw more power, so run slower,
+// than constants); f16/bf16 bit patterns are made from floats in [-1, 1].
+void fill_random(DeviceBuffer& b, DType t, int64_t count) {
+  std::vector<float> f(static_cast<size_t>(count));
+  uint32_t state = 12345;
+  for (float& v : f) {
+    state = state * 1664525u + 1013904223u;
+    v = static_cast<float>(state >> 8) / 8388608.f - 1.f;
+  }
+  if (t == DType::kF32) {
+    (void)b.copy_from_host(f.data(), f.size() * 4);
+    return;
+  }
+  std::vector<uint16_t> h(f.size());
+  for (size_t i = 0; i < f.size(); ++i) h[i] = t == DType::kF16 ? f32_to_f16(f[i]) : f32_to_bf16(f[i]);
+  (void)b.copy_from_host(h.data(), h.size() * 2);
+}
+
 void bench_memory_bound(cudaStream_t s) {
   const int64_t n = int64_t(1) << 28;  // 256 Mi elements
   for (DType t : {DType::kF32, DType::kF16}) {
@@ -100,14 +119,16 @@ void bench_memory_bound(cudaStream_t s) {
     report_bw("Transpose 0213 " + tn + " [32,128,512,128]", median_ms([&] { return launch_transpose(tg, s); }, s),
               2 * n * es);
     CastParams c{t, t == DType::kF32 ? DType::kF16 : DType::kF32, a.data(), y.data(), n / 2};
-    report_bw("Cast " + tn + " 2^27", median_ms([&] { return launch_cast(c, s); }, s), n / 2 * (es + 6 - es));
+    report_bw("Cast " + tn + " 2^27", median_ms([&] { return launch_cast(c, s); }, s), n / 2 * 6.0);
   }
 }
 
 void bench_gather(cudaStream_t s) {
   const int64_t vocab = 128000, hidden = 4096, tokens = 16384;
   DeviceBuffer table = filled(vocab * hidden * 2), y = filled(tokens * hidden * 2), idx = filled(tokens * 8);
-  (void)cudaMemset(idx.data(), 0, tokens * 8);
+  std::vector<int64_t> host_idx(tokens);
+  for (int64_t i = 0; i < tokens; ++i) host_idx[i] = (i * 7919) % vocab;  // spread rows: no cache reuse
+  (void)idx.copy_from_host(host_idx.data(), tokens * 8);
   GatherParams g;
   g.elem_size = 2, g.data = table.data(), g.dims = {vocab, hidden}, g.indices = idx.data();
   g.num_indices = tokens, g.y = y.data();
@@ -123,6 +144,8 @@ void bench_matmul(cudaStream_t s) {
     for (int64_t size : {4096, 8192}) {
       const double es = t == DType::kF32 ? 4 : 2;
       DeviceBuffer a = filled(size * size * es), b = filled(size * size * es), d = filled(size * size * es);
+      fill_random(a, t, size * size);
+      fill_random(b, t, size * size);
       MatmulShape shape;
       shape.dtype = t, shape.m = shape.n = shape.k = size, shape.allow_tf32 = t == DType::kF32;
       auto algos = matmul_algos(*lt, shape, 8, ws);

@@ -52,6 +52,7 @@ class DeviceBuffer {
   }
   size_t size() const { return bytes_; }
 
+  // Synchronous: return once the copy (queued on `stream`) has finished.
   Status copy_from_host(const void* src, size_t bytes, cudaStream_t stream = nullptr);
   Status copy_to_host(void* dst, size_t bytes, cudaStream_t stream = nullptr) const;
 
