@@ -108,7 +108,10 @@ TEST_F(GpuTest, BinaryOpsMatchCpuWithBroadcasting) {
   const std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> shapes = {
       {{4, 33}, {4, 33}},                                    // same shape
       {{1003}, {1003}},                                      // same shape, a tail after the 128-bit packs
-      {{4, 33}, {33}},                                       // row broadcast
+      {{4, 33}, {33}},                                       // row broadcast, odd row: generic kernel
+      {{6, 64}, {64}},                                       // row broadcast, packed rows
+      {{64}, {3, 5, 64}},                                    // row on the left, packed
+      {{1001}, {1}},                                         // scalar, packed with a tail
       {{4, 33}, {}},                                         // scalar
       {{1}, {5, 9}},                                         // scalar on the left
       {{4, 1, 5}, {3, 1}},                                   // both broadcast

@@ -1,9 +1,10 @@
 // Unary: one thread per 16-byte pack when the pointers allow 128-bit access
 // (4 floats or 8 halves), else one element a thread; grid-stride loops.
-// Binary: same shapes take the packed path; otherwise the shapes are
-// collapsed (adjacent dims with the same broadcast pattern merge, so a row
-// or scalar broadcast becomes rank 1 or 2) and each output element finds its
-// inputs through per-dim strides, 0 where broadcast. The op is a runtime
+// Binary: shapes are collapsed first (adjacent dims with the same broadcast
+// pattern merge, so a row or scalar broadcast becomes rank 2 or 1). Same
+// shapes, and a row (a whole number of packs) or scalar broadcast, take
+// packed 128-bit paths; anything else finds each output element's inputs
+// through per-dim strides, 0 where broadcast. The op is a runtime
 // switch: it is uniform across the grid, and it keeps instantiations few.
 #include <fmt/ranges.h>
 
@@ -84,6 +85,35 @@ __global__ void binary_same_kernel(BinaryOp op, const T* __restrict__ a, const T
   }
   for (int64_t i = packs * N + tid; i < n; i += stride)
     y[i] = from_float<T>(apply_binary(op, to_float(a[i]), to_float(b[i])));
+}
+
+// One operand full, the other repeating with a period of `period` elements:
+// a row over the last dims, or a scalar (period 1). Periods that are whole
+// packs let each 16-byte pack of the full operand meet one 16-byte pack of
+// the row, so both sides keep 128-bit access and no per-dim division.
+template <typename T, int N>
+__global__ void binary_row_kernel(BinaryOp op, const T* __restrict__ full, const T* __restrict__ row, T* __restrict__ y,
+                                  int64_t n, int64_t period, bool row_on_left) {
+  const int64_t packs = n / N, row_packs = period / N;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  const int64_t tid = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const float scalar = to_float(row[0]);
+  for (int64_t i = tid; i < packs; i += stride) {
+    const Pack<T, N> pf = reinterpret_cast<const Pack<T, N>*>(full)[i];
+    Pack<T, N> pr;
+    if (period > 1) pr = reinterpret_cast<const Pack<T, N>*>(row)[i % row_packs];
+    Pack<T, N> py;
+#pragma unroll
+    for (int k = 0; k < N; ++k) {
+      const float f = to_float(pf.v[k]), r = period > 1 ? to_float(pr.v[k]) : scalar;
+      py.v[k] = from_float<T>(row_on_left ? apply_binary(op, r, f) : apply_binary(op, f, r));
+    }
+    reinterpret_cast<Pack<T, N>*>(y)[i] = py;
+  }
+  for (int64_t i = packs * N + tid; i < n; i += stride) {
+    const float f = to_float(full[i]), r = to_float(row[i % period]);
+    y[i] = from_float<T>(row_on_left ? apply_binary(op, r, f) : apply_binary(op, f, r));
+  }
 }
 
 // Collapsed broadcast geometry, right-aligned: dims[kMaxRank-1] is the
@@ -193,6 +223,28 @@ void launch_broadcast(const BinaryParams& p, const Collapsed& c, int64_t n, cuda
       p.op, static_cast<const T*>(p.a), static_cast<const T*>(p.b), static_cast<T*>(p.y), static_cast<I>(n), g);
 }
 
+// The packed row/scalar path when the collapsed shape is [n] with one side
+// scalar, or [outer, inner] with one side a row of `inner`; false otherwise.
+template <typename T>
+bool launch_row_broadcast(const BinaryParams& p, const Collapsed& c, int64_t n, cudaStream_t stream) {
+  constexpr int kPack = 16 / sizeof(T);
+  const size_t r = c.dims.size();
+  // Which side repeats: its stride is 0 on the outer dim (rank 2) or the only dim (rank 1).
+  const bool b_rep = (r == 1 && c.b_strides[0] == 0) || (r == 2 && c.b_strides[0] == 0 && c.b_strides[1] == 1 &&
+                                                         c.a_strides[0] == c.dims[1] && c.a_strides[1] == 1);
+  const bool a_rep = (r == 1 && c.a_strides[0] == 0) || (r == 2 && c.a_strides[0] == 0 && c.a_strides[1] == 1 &&
+                                                         c.b_strides[0] == c.dims[1] && c.b_strides[1] == 1);
+  if (b_rep == a_rep) return false;
+  const T* full = static_cast<const T*>(b_rep ? p.a : p.b);
+  const T* row = static_cast<const T*>(b_rep ? p.b : p.a);
+  const int64_t period = r == 1 ? 1 : c.dims[1];
+  if (!aligned16(full) || !aligned16(p.y) || (period > 1 && (period % kPack != 0 || !aligned16(row)))) return false;
+  constexpr int kBlock = 256;
+  binary_row_kernel<T, kPack>
+      <<<grid_for(n / kPack + 1, kBlock), kBlock, 0, stream>>>(p.op, full, row, static_cast<T*>(p.y), n, period, a_rep);
+  return true;
+}
+
 template <typename T>
 Status run_binary(const BinaryParams& p, const std::vector<int64_t>& out, cudaStream_t stream) {
   constexpr int kBlock = 256;
@@ -211,6 +263,7 @@ Status run_binary(const BinaryParams& p, const std::vector<int64_t>& out, cudaSt
     return last_launch_status("binary_same_kernel");
   }
   const Collapsed c = collapse(out, p.a_dims, p.b_dims);
+  if (launch_row_broadcast<T>(p, c, n, stream)) return last_launch_status("binary_row_kernel");
   if (n < (int64_t(1) << 31)) {
     launch_broadcast<T, uint32_t>(p, c, n, stream);
   } else {
