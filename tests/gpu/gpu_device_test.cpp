@@ -1,4 +1,6 @@
 // The device layer: info, buffers, streams, events, error statuses.
+#include <cstdio>
+
 #include "backends/cuda/cuda_status.h"
 #include "gpu_test_util.h"
 

@@ -5,8 +5,6 @@
 //   adjacent threads reading adjacent addresses;
 // - reduced axes not one run: one thread per output walks every reduced
 //   element through per-dim strides (rare in models; correct, not fast).
-#include <fmt/ranges.h>
-
 #include "backends/cuda/kernels/common.cuh"
 #include "backends/cuda/kernels/reduce.cuh"
 #include "backends/cuda/kernels/row_launch.cuh"
