@@ -9,6 +9,10 @@ if(NOT KILN_CUDA STREQUAL "OFF")
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
       set(CMAKE_CUDA_ARCHITECTURES 90)
     endif()
+    # C++17 for device code: CMake before 3.26 does not know that nvcc 12+
+    # takes C++20, and the kernels need nothing newer.
+    set(CMAKE_CUDA_STANDARD 17)
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)
     set(KILN_HAVE_CUDA ON)

@@ -1,0 +1,190 @@
+// A benchmark, not a test: times kiln's CUDA kernels with CUDA events (warm-up,
+// then the median of many runs) and prints achieved bandwidth or throughput
+// against the H100 SXM's peaks (~3.35 TB/s HBM3, ~990 TFLOP/s dense fp16).
+// Usage: kiln_cuda_bench [--runs N]
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "backends/cuda/cublaslt_matmul.h"
+#include "backends/cuda/device.h"
+#include "backends/cuda/kernels/data_movement.cuh"
+#include "backends/cuda/kernels/elementwise.cuh"
+#include "backends/cuda/kernels/normalization.cuh"
+#include "backends/cuda/kernels/reduce.cuh"
+#include "backends/cuda/kernels/softmax.cuh"
+#include "ir/tensor.h"
+
+namespace kiln::cuda {
+namespace {
+
+constexpr double kPeakBytesPerS = 3.35e12;
+constexpr double kPeakFp16Flops = 990e12;
+int g_runs = 50;
+
+// Median milliseconds of `fn` over g_runs timed runs after 5 warm-ups.
+double median_ms(const std::function<Status()>& fn, cudaStream_t stream) {
+  for (int i = 0; i < 5; ++i)
+    if (Status st = fn(); !st.is_ok()) {
+      std::fprintf(stderr, "error: %s\n", st.to_string().c_str());
+      std::exit(1);
+    }
+  auto start = Event::create(), stop = Event::create();
+  std::vector<float> times;
+  for (int i = 0; i < g_runs; ++i) {
+    (void)start->record(stream);
+    (void)fn();
+    (void)stop->record(stream);
+    (void)stop->synchronize();
+    times.push_back(*stop->elapsed_ms_since(*start));
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+void report_bw(const std::string& name, double ms, double bytes) {
+  const double bps = bytes / (ms * 1e-3);
+  std::printf("%-44s %9.3f ms %9.1f GB/s  %5.1f%% of peak\n", name.c_str(), ms, bps / 1e9, 100 * bps / kPeakBytesPerS);
+}
+
+void report_flops(const std::string& name, double ms, double flops) {
+  const double fps = flops / (ms * 1e-3);
+  std::printf("%-44s %9.3f ms %9.1f TFLOP/s %5.1f%% of fp16 peak\n", name.c_str(), ms, fps / 1e12,
+              100 * fps / kPeakFp16Flops);
+}
+
+DeviceBuffer filled(size_t bytes) {
+  auto b = DeviceBuffer::allocate(bytes);
+  if (!b.is_ok()) {
+    std::fprintf(stderr, "error: %s\n", b.status().to_string().c_str());
+    std::exit(1);
+  }
+  (void)cudaMemset(b->data(), 0x3c, bytes);  // 0x3c3c: ~1.06 in f16, small positive in f32/bf16
+  return std::move(b).value();
+}
+
+// Random values (products of random data draw more power, so run slower,
+// than constants); f16/bf16 bit patterns are made from floats in [-1, 1].
+void fill_random(DeviceBuffer& b, DType t, int64_t count) {
+  std::vector<float> f(static_cast<size_t>(count));
+  uint32_t state = 12345;
+  for (float& v : f) {
+    state = state * 1664525u + 1013904223u;
+    v = static_cast<float>(state >> 8) / 8388608.f - 1.f;
+  }
+  if (t == DType::kF32) {
+    (void)b.copy_from_host(f.data(), f.size() * 4);
+    return;
+  }
+  std::vector<uint16_t> h(f.size());
+  for (size_t i = 0; i < f.size(); ++i) h[i] = t == DType::kF16 ? f32_to_f16(f[i]) : f32_to_bf16(f[i]);
+  (void)b.copy_from_host(h.data(), h.size() * 2);
+}
+
+void bench_memory_bound(cudaStream_t s) {
+  const int64_t n = int64_t(1) << 28;  // 256 Mi elements
+  for (DType t : {DType::kF32, DType::kF16}) {
+    const double es = t == DType::kF32 ? 4 : 2;
+    DeviceBuffer a = filled(n * es), b = filled(n * es), y = filled(n * es);
+    const std::string tn(dtype_name(t));
+    UnaryParams u{UnaryOp::kGelu, t, a.data(), y.data(), n};
+    report_bw("Gelu " + tn + " 2^28", median_ms([&] { return launch_unary(u, s); }, s), 2 * n * es);
+    BinaryParams add{BinaryOp::kAdd, t, a.data(), b.data(), y.data(), {n}, {n}};
+    report_bw("Add same-shape " + tn + " 2^28", median_ms([&] { return launch_binary(add, s); }, s), 3 * n * es);
+    BinaryParams row{BinaryOp::kAdd, t, a.data(), b.data(), y.data(), {n / 4096, 4096}, {4096}};
+    report_bw("Add row-broadcast " + tn + " [65536,4096]", median_ms([&] { return launch_binary(row, s); }, s),
+              2 * n * es);
+    const int64_t rows = n / 4096;
+    SoftmaxParams sm{t, a.data(), y.data(), rows, 4096, false};
+    report_bw("Softmax " + tn + " [65536,4096]", median_ms([&] { return launch_softmax(sm, s); }, s), 2 * n * es);
+    SoftmaxParams sm_short{t, a.data(), y.data(), n / 512, 512, false};
+    report_bw("Softmax " + tn + " [524288,512]", median_ms([&] { return launch_softmax(sm_short, s); }, s), 2 * n * es);
+    NormParams ln;
+    ln.dtype = t, ln.x = a.data(), ln.scale = b.data(), ln.bias = b.data(), ln.y = y.data();
+    ln.rows = rows, ln.cols = 4096;
+    report_bw("LayerNorm " + tn + " [65536,4096]", median_ms([&] { return launch_normalization(ln, s); }, s),
+              2 * n * es);
+    ReduceParams rs{ReduceOp::kSum, t, a.data(), y.data(), {rows, 4096}, {1}};
+    report_bw("ReduceSum last " + tn + " [65536,4096]", median_ms([&] { return launch_reduce(rs, s); }, s), n * es);
+    ReduceParams rc{ReduceOp::kSum, t, a.data(), y.data(), {rows, 4096}, {0}};
+    report_bw("ReduceSum first " + tn + " [65536,4096]", median_ms([&] { return launch_reduce(rc, s); }, s), n * es);
+    TransposeParams tr{static_cast<int>(es), a.data(), y.data(), {16, 4096, 4096}, {0, 2, 1}};
+    report_bw("Transpose last two " + tn + " [16,4096,4096]", median_ms([&] { return launch_transpose(tr, s); }, s),
+              2 * n * es);
+    TransposeParams tg{static_cast<int>(es), a.data(), y.data(), {32, 128, 512, 128}, {0, 2, 1, 3}};
+    report_bw("Transpose 0213 " + tn + " [32,128,512,128]", median_ms([&] { return launch_transpose(tg, s); }, s),
+              2 * n * es);
+    CastParams c{t, t == DType::kF32 ? DType::kF16 : DType::kF32, a.data(), y.data(), n / 2};
+    report_bw("Cast " + tn + " 2^27", median_ms([&] { return launch_cast(c, s); }, s), n / 2 * 6.0);
+  }
+}
+
+void bench_gather(cudaStream_t s) {
+  const int64_t vocab = 128000, hidden = 4096, tokens = 16384;
+  DeviceBuffer table = filled(vocab * hidden * 2), y = filled(tokens * hidden * 2), idx = filled(tokens * 8);
+  std::vector<int64_t> host_idx(tokens);
+  for (int64_t i = 0; i < tokens; ++i) host_idx[i] = (i * 7919) % vocab;  // spread rows: no cache reuse
+  (void)idx.copy_from_host(host_idx.data(), tokens * 8);
+  GatherParams g;
+  g.elem_size = 2, g.data = table.data(), g.dims = {vocab, hidden}, g.indices = idx.data();
+  g.num_indices = tokens, g.y = y.data();
+  report_bw("Gather embedding f16 16384 x 4096", median_ms([&] { return launch_gather(g, s); }, s),
+            2.0 * tokens * hidden * 2);
+}
+
+void bench_matmul(cudaStream_t s) {
+  auto lt = CublasLt::create();
+  const size_t ws = 32 << 20;
+  DeviceBuffer workspace = filled(ws);
+  for (DType t : {DType::kF16, DType::kBF16, DType::kF32}) {
+    for (int64_t size : {4096, 8192}) {
+      const double es = t == DType::kF32 ? 4 : 2;
+      DeviceBuffer a = filled(size * size * es), b = filled(size * size * es), d = filled(size * size * es);
+      fill_random(a, t, size * size);
+      fill_random(b, t, size * size);
+      MatmulShape shape;
+      shape.dtype = t, shape.m = shape.n = shape.k = size, shape.allow_tf32 = t == DType::kF32;
+      auto algos = matmul_algos(*lt, shape, 8, ws);
+      if (!algos.is_ok()) {
+        std::printf("MatMul %s %lld: %s\n", std::string(dtype_name(t)).c_str(), (long long)size,
+                    algos.status().to_string().c_str());
+        continue;
+      }
+      MatmulArgs args{a.data(), b.data(), nullptr, nullptr, d.data(), 1.f, 0.f, workspace.data(), ws};
+      double best = 1e30;
+      size_t best_i = 0;
+      for (size_t i = 0; i < algos->size(); ++i) {
+        const double ms = median_ms([&] { return launch_matmul(*lt, shape, args, &(*algos)[i], s); }, s);
+        if (ms < best) best = ms, best_i = i;
+      }
+      const std::string name = "MatMul " + std::string(dtype_name(t)) + (t == DType::kF32 ? " (tf32) " : " ") +
+                               std::to_string(size) + "^3 best of " + std::to_string(algos->size()) + " (#" +
+                               std::to_string(best_i) + ")";
+      report_flops(name, best, 2.0 * size * size * size);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kiln::cuda
+
+int main(int argc, char** argv) {
+  using namespace kiln::cuda;
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::strcmp(argv[i], "--runs") == 0) g_runs = std::max(1, std::atoi(argv[i + 1]));
+  if (device_count() == 0) {
+    std::printf("no CUDA device; nothing to benchmark\n");
+    return 0;
+  }
+  auto info = device_info(0);
+  std::printf("kiln CUDA kernel benchmark (not a test) on %s; median of %d runs\n", info->to_string().c_str(), g_runs);
+  auto stream = Stream::create();
+  bench_memory_bound(stream->get());
+  bench_gather(stream->get());
+  bench_matmul(stream->get());
+  return 0;
+}

@@ -1,0 +1,150 @@
+// Transpose. The permutation is first simplified: size-1 dims dropped and
+// dims that stay neighbours merged (perm [0,1,3,2] of [B,H,S,D] becomes a
+// [B*H,S,D] batch swap), and an identity becomes a plain copy. A swap of the last
+// two dims (with any leading batch) goes through 32x32 shared-memory tiles
+// (block 32x8, padding 33 against bank conflicts) so both the read and the
+// write are coalesced; any other permutation takes the general strided kernel
+// (one thread per output element).
+#include <algorithm>
+
+#include "backends/cuda/kernels/common.cuh"
+#include "backends/cuda/kernels/data_movement.cuh"
+
+namespace kiln::cuda {
+namespace {
+
+constexpr int kTile = 32;
+constexpr int kTileRows = 8;
+
+template <typename E>
+__global__ void transpose_tiled_kernel(const E* __restrict__ x, E* __restrict__ y, int64_t rows, int64_t cols) {
+  __shared__ E tile[kTile][kTile + 1];
+  const int64_t batch = blockIdx.z;
+  const E* xb = x + batch * rows * cols;
+  E* yb = y + batch * rows * cols;
+  const int64_t c0 = int64_t(blockIdx.x) * kTile, r0 = int64_t(blockIdx.y) * kTile;
+  for (int i = threadIdx.y; i < kTile; i += kTileRows) {
+    const int64_t r = r0 + i, c = c0 + threadIdx.x;
+    if (r < rows && c < cols) tile[i][threadIdx.x] = xb[r * cols + c];
+  }
+  __syncthreads();
+  // y is [cols, rows]: y[c][r] = x[r][c].
+  for (int i = threadIdx.y; i < kTile; i += kTileRows) {
+    const int64_t c = c0 + i, r = r0 + threadIdx.x;
+    if (r < rows && c < cols) yb[c * rows + r] = tile[threadIdx.x][i];
+  }
+}
+
+struct PermGeometry {
+  int rank;
+  int64_t out_dims[kMaxRank];
+  int64_t in_strides[kMaxRank];  // x stride of output dim d
+};
+
+template <typename E>
+__global__ void transpose_general_kernel(const E* __restrict__ x, E* __restrict__ y, int64_t n, PermGeometry g) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    int64_t rest = i, off = 0;
+    for (int d = g.rank - 1; d >= 0; --d) {
+      off += rest % g.out_dims[d] * g.in_strides[d];
+      rest /= g.out_dims[d];
+    }
+    y[i] = x[off];
+  }
+}
+
+// Drops size-1 dims and merges x dims a, a+1 that are also adjacent in perm.
+void simplify(std::vector<int64_t>& dims, std::vector<int64_t>& perm) {
+  std::vector<int64_t> keep_index(dims.size(), -1), kd;
+  for (size_t d = 0; d < dims.size(); ++d)
+    if (dims[d] != 1) keep_index[d] = static_cast<int64_t>(kd.size()), kd.push_back(dims[d]);
+  std::vector<int64_t> kp;
+  for (int64_t a : perm)
+    if (keep_index[static_cast<size_t>(a)] >= 0) kp.push_back(keep_index[static_cast<size_t>(a)]);
+  // Merge: walk the output order; an x dim that follows its predecessor joins it.
+  std::vector<int64_t> group_of(kd.size(), -1);
+  std::vector<std::vector<int64_t>> groups;
+  for (size_t i = 0; i < kp.size(); ++i) {
+    if (i > 0 && kp[i] == kp[i - 1] + 1) {
+      groups.back().push_back(kp[i]);
+    } else {
+      groups.push_back({kp[i]});
+    }
+  }
+  // Groups ordered by their first x dim give the merged x shape.
+  std::vector<size_t> order(groups.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return groups[a][0] < groups[b][0]; });
+  std::vector<int64_t> new_dims(groups.size()), rank_of_group(groups.size());
+  for (size_t r = 0; r < order.size(); ++r) {
+    int64_t size = 1;
+    for (int64_t d : groups[order[r]]) size *= kd[static_cast<size_t>(d)];
+    new_dims[r] = size;
+    rank_of_group[order[r]] = static_cast<int64_t>(r);
+  }
+  dims = new_dims;
+  perm.assign(rank_of_group.begin(), rank_of_group.end());
+}
+
+template <typename E>
+Status run_transpose(const TransposeParams& p, const std::vector<int64_t>& dims, const std::vector<int64_t>& perm,
+                     int64_t n, cudaStream_t stream) {
+  auto x = static_cast<const E*>(p.x);
+  auto y = static_cast<E*>(p.y);
+  const size_t r = dims.size();
+  bool batch_swap = r >= 2 && perm[r - 1] == int64_t(r) - 2 && perm[r - 2] == int64_t(r) - 1;
+  for (size_t d = 0; batch_swap && d + 2 < r; ++d) batch_swap = perm[d] == int64_t(d);
+  const int64_t batch = r >= 2 ? n / (dims[r - 1] * dims[r - 2]) : 1;
+  const int64_t row_tiles = r >= 2 ? (dims[r - 2] + kTile - 1) / kTile : 0;
+  if (batch_swap && batch <= 65535 && row_tiles <= 65535) {  // else the grid does not fit: general kernel
+    const int64_t rows = dims[r - 2], cols = dims[r - 1];
+    dim3 grid(static_cast<unsigned>((cols + kTile - 1) / kTile), static_cast<unsigned>(row_tiles),
+              static_cast<unsigned>(batch));
+    transpose_tiled_kernel<E><<<grid, dim3(kTile, kTileRows), 0, stream>>>(x, y, rows, cols);
+    return last_launch_status("transpose_tiled_kernel");
+  }
+  PermGeometry g{};
+  g.rank = static_cast<int>(r);
+  std::vector<int64_t> strides(r);
+  int64_t s = 1;
+  for (size_t d = r; d-- > 0;) strides[d] = s, s *= dims[d];
+  for (size_t d = 0; d < r; ++d) {
+    g.out_dims[d] = dims[static_cast<size_t>(perm[d])];
+    g.in_strides[d] = strides[static_cast<size_t>(perm[d])];
+  }
+  constexpr int kBlock = 256;
+  transpose_general_kernel<E><<<grid_for(n, kBlock), kBlock, 0, stream>>>(x, y, n, g);
+  return last_launch_status("transpose_general_kernel");
+}
+
+}  // namespace
+
+Status launch_transpose(const TransposeParams& p, cudaStream_t stream) {
+  const size_t rank = p.dims.size();
+  if (p.perm.size() != rank) return invalid_argument("transpose: perm has {} entries for rank {}", p.perm.size(), rank);
+  std::vector<bool> seen(rank);
+  for (int64_t a : p.perm) {
+    if (a < 0 || a >= int64_t(rank) || seen[static_cast<size_t>(a)])
+      return invalid_argument("transpose: perm is not a permutation of 0..{}", rank - 1);
+    seen[static_cast<size_t>(a)] = true;
+  }
+  if (rank > static_cast<size_t>(kMaxRank))
+    return unsupported("transpose: rank {} (the CUDA kernel takes up to {})", rank, kMaxRank);
+  const int64_t n = product(p.dims, 0, rank);
+  if (n == 0) return Status::ok();
+  std::vector<int64_t> dims = p.dims, perm = p.perm;
+  simplify(dims, perm);
+  if (dims.size() <= 1)
+    return to_status(cudaMemcpyAsync(p.y, p.x, static_cast<size_t>(n) * p.elem_size, cudaMemcpyDeviceToDevice, stream),
+                     "cudaMemcpyAsync (identity transpose)");
+  switch (p.elem_size) {
+    case 1: return run_transpose<uint8_t>(p, dims, perm, n, stream);
+    case 2: return run_transpose<uint16_t>(p, dims, perm, n, stream);
+    case 4: return run_transpose<uint32_t>(p, dims, perm, n, stream);
+    case 8: return run_transpose<uint64_t>(p, dims, perm, n, stream);
+    default: return unsupported("transpose: element size {} bytes", p.elem_size);
+  }
+}
+
+}  // namespace kiln::cuda
