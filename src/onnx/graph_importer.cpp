@@ -10,6 +10,20 @@
 namespace kiln {
 namespace {
 
+int max_upgrade_opset(const OpSchema& schema) {
+  int m = 0;
+  for (const OpUpgrade& up : schema.upgrades) m = std::max(m, up.below_opset);
+  return m;
+}
+
+bool has_upgrade_slots(const Node& n, const OpSchema& schema) {
+  if (schema.min_inputs >= 1 && !n.input(0)) return false;
+  if (static_cast<int>(n.outputs.size()) < schema.min_outputs) return false;
+  for (int i = 0; i < schema.min_outputs; ++i)
+    if (!n.outputs[static_cast<size_t>(i)]) return false;
+  return true;
+}
+
 class GraphImporter {
  public:
   GraphImporter(const onnx::GraphProto& proto, Graph& graph, const ImportScope& scope, std::string path)
@@ -464,6 +478,18 @@ class GraphImporter {
     }
     const OpSchema* schema = OpRegistry::instance().find(node->domain, node->op_type);
     if (!schema) return;  // shape inference reports the unknown op with the others
+    // Upgrades rewrite a node around its first input and its required
+    // outputs, so those must be there before any upgrade runs.
+    if (node->opset < max_upgrade_opset(*schema) && !has_upgrade_slots(*node, *schema)) {
+      report(Diagnostic::Reason::kInvalidModel,
+             fmt::format("{} needs its first input and {} output{}", node->op_type, schema->min_outputs,
+                         schema->min_outputs == 1 ? "" : "s"),
+             &p, index);
+      for (Value* v : node->outputs)
+        if (v) v->producer = nullptr;
+      graph_.mutable_nodes().pop_back();
+      return;
+    }
     for (const OpUpgrade& up : schema->upgrades) {
       if (node->opset >= up.below_opset) continue;
       UpgradeContext ctx(graph_, *node);
