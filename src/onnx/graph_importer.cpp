@@ -17,7 +17,6 @@ int max_upgrade_opset(const OpSchema& schema) {
 }
 
 bool has_upgrade_slots(const Node& n, const OpSchema& schema) {
-  if (schema.min_inputs >= 1 && !n.input(0)) return false;
   if (static_cast<int>(n.outputs.size()) < schema.min_outputs) return false;
   for (int i = 0; i < schema.min_outputs; ++i)
     if (!n.outputs[static_cast<size_t>(i)]) return false;
@@ -478,11 +477,11 @@ class GraphImporter {
     }
     const OpSchema* schema = OpRegistry::instance().find(node->domain, node->op_type);
     if (!schema) return;  // shape inference reports the unknown op with the others
-    // Upgrades rewrite a node around its first input and its required
-    // outputs, so those must be there before any upgrade runs.
+    // Upgrades rewrite a node around its required outputs, so those must be
+    // there before any upgrade runs.
     if (node->opset < max_upgrade_opset(*schema) && !has_upgrade_slots(*node, *schema)) {
       report(Diagnostic::Reason::kInvalidModel,
-             fmt::format("{} needs its first input and {} output{}", node->op_type, schema->min_outputs,
+             fmt::format("{} needs its {} required output{}", node->op_type, schema->min_outputs,
                          schema->min_outputs == 1 ? "" : "s"),
              &p, index);
       for (Value* v : node->outputs)
