@@ -150,8 +150,8 @@ Expected<Shape> broadcast_shapes(const std::vector<const Shape*>& shapes) {
 }
 
 Expected<int64_t> normalize_axis(int64_t axis, int64_t rank, const char* what) {
-  if (axis < -rank || axis >= std::max<int64_t>(rank, 1) || (rank == 0 && axis != 0 && axis != -1))
-    return invalid_model("{} {} is out of range for rank {}", what, axis, rank);
+  // A scalar has no axis to index: callers that accept scalars handle them first.
+  if (axis < -rank || axis >= rank) return invalid_model("{} {} is out of range for rank {}", what, axis, rank);
   return axis < 0 ? axis + rank : axis;
 }
 
