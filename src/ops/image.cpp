@@ -138,8 +138,8 @@ Status infer_grid_sample(InferContext& ctx) {
                    x.has_rank() ? Shape(Dims(static_cast<size_t>(x.rank()), Dim::unknown())) : Shape());
     return Status::ok();
   }
-  const Dim& last = g[static_cast<size_t>(g.rank() - 1)];
-  if (x.rank() < 3 || g.rank() != x.rank() || (last.is_fixed() && last.value != x.rank() - 2))
+  if (x.rank() < 3 || g.rank() != x.rank() ||
+      (g[static_cast<size_t>(g.rank() - 1)].is_fixed() && g[static_cast<size_t>(g.rank() - 1)].value != x.rank() - 2))
     return invalid_model("GridSample: X {} and grid {} do not fit (grid is [N, spatial..., {}])", x.to_string(),
                          g.to_string(), x.rank() - 2);
   Dims out{x[0], x[1]};
