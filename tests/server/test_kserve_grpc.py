@@ -241,8 +241,8 @@ def test_dynamic_batching_batches_concurrent_requests(client):
     n = 16
     results = queue.Queue()
     for k in range(n):
-        client.async_infer("batcher", add_sub_inputs(a * k, a), lambda r, e, k=k: results.put((k, r, e)),
-                           client_timeout=60)
+        client.async_infer("batcher", add_sub_inputs(a * k, a),
+                           lambda result, error, k=k: results.put((k, result, error)), client_timeout=60)
     for _ in range(n):
         k, r, e = results.get(timeout=60)
         assert e is None, e
@@ -255,7 +255,7 @@ def test_dynamic_batching_batches_concurrent_requests(client):
 
 def test_streaming_infer_answers_each_request_and_reports_errors(client):
     results = queue.Queue()
-    client.start_stream(callback=lambda r, e: results.put((r, e)), stream_timeout=60)
+    client.start_stream(callback=lambda result, error: results.put((result, error)), stream_timeout=60)
     try:
         a = np.ones((1, 4), np.float32)
         for k in range(6):
@@ -281,7 +281,7 @@ def test_streamed_requests_batch_together(grpc_url):
     c = grpcclient.InferenceServerClient(url=grpc_url)
     before = c.get_inference_statistics("batcher").model_stats[0]
     results = queue.Queue()
-    c.start_stream(callback=lambda r, e: results.put((r, e)), stream_timeout=60)
+    c.start_stream(callback=lambda result, error: results.put((result, error)), stream_timeout=60)
     try:
         a = np.ones((1, 4), np.float32)
         for k in range(8):
