@@ -2,7 +2,7 @@
 # Installs what kiln needs to build and test on Debian 12 or Ubuntu 24.04:
 # the compiler toolchain and libraries from the distribution, and the onnx
 # Python package (whose onnx.proto the build compiles, and whose node test
-# cases the tests run) and tritonclient[http] with pytest (the kiln serve
+# cases the tests run) and tritonclient[http,grpc] with pytest (the kiln serve
 # tests) into a virtual environment at .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,7 @@ packages=(
   protobuf-compiler libprotobuf-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libboost-dev
+  libgrpc++-dev protobuf-compiler-grpc
   libonnx-testdata
   clang clang-format
   python3 python3-venv python3-pip
@@ -36,7 +37,7 @@ if ! .venv/bin/python -c "import onnx, numpy" 2>/dev/null; then
   .venv/bin/python -m pip install -q --disable-pip-version-check "onnx==1.23.2" numpy
 fi
 # kiln serve's tests (tests/server) drive the server with Triton's own client.
-if ! .venv/bin/python -c "import tritonclient.http, pytest" 2>/dev/null; then
-  echo "kiln: installing tritonclient[http] and pytest into .venv"
-  .venv/bin/python -m pip install -q --disable-pip-version-check "tritonclient[http]" pytest
+if ! .venv/bin/python -c "import tritonclient.http, tritonclient.grpc, pytest" 2>/dev/null; then
+  echo "kiln: installing tritonclient[http,grpc] and pytest into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check "tritonclient[http,grpc]" pytest
 fi

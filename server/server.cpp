@@ -7,6 +7,9 @@
 
 #include "http/http_server.h"
 #include "http/kserve_http.h"
+#ifdef KILN_WITH_GRPC
+#include "grpc/grpc_server.h"
+#endif
 
 namespace kiln::server {
 
@@ -42,6 +45,9 @@ ServeStatus InferenceServer::infer_sync(InferRequest request, InferResponse& res
 struct Server::Impl {
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<HttpServer> metrics;
+#ifdef KILN_WITH_GRPC
+  std::unique_ptr<GrpcServer> grpc;
+#endif
   std::thread poller;
   std::mutex mutex;
   std::condition_variable cv;
@@ -65,6 +71,14 @@ Status Server::start() {
   impl_->http = std::make_unique<HttpServer>(h, make_kserve_handler(*core_));
   st = impl_->http->start();
   if (!st.is_ok()) return st.with_context("HTTP service");
+#ifdef KILN_WITH_GRPC
+  if (options_.allow_grpc) {
+    impl_->grpc = std::make_unique<GrpcServer>(
+        *core_, GrpcServerOptions{options_.host, options_.grpc_port, options_.max_request_bytes});
+    st = impl_->grpc->start();
+    if (!st.is_ok()) return st.with_context("gRPC service");
+  }
+#endif
   if (options_.allow_metrics) {
     HttpServerOptions m = h;
     m.port = options_.metrics_port;
@@ -104,10 +118,18 @@ void Server::stop() {
   impl_->cv.notify_all();
   if (impl_->poller.joinable()) impl_->poller.join();
   if (impl_->http) impl_->http->stop();
+#ifdef KILN_WITH_GRPC
+  if (impl_->grpc) impl_->grpc->stop();
+#endif
   if (impl_->metrics) impl_->metrics->stop();
 }
 
 int Server::http_port() const { return impl_->http ? impl_->http->port() : 0; }
 int Server::metrics_port() const { return impl_->metrics ? impl_->metrics->port() : 0; }
+#ifdef KILN_WITH_GRPC
+int Server::grpc_port() const { return impl_->grpc ? impl_->grpc->port() : 0; }
+#else
+int Server::grpc_port() const { return 0; }
+#endif
 
 }  // namespace kiln::server

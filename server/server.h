@@ -1,6 +1,6 @@
 // kiln serve: the model repository with its schedulers, and the front ends
-// on top (KServe v2 over HTTP, Prometheus metrics). The gRPC front end (part
-// 2) is another client of InferenceServer, like KServeHttp.
+// on top (KServe v2 over HTTP and over gRPC, Prometheus metrics). Each front
+// end only calls InferenceServer.
 #pragma once
 
 #include <memory>
@@ -10,13 +10,21 @@
 #include "inference.h"
 #include "model_repository.h"
 
+// True when kiln was built with the gRPC front end.
+#ifdef KILN_WITH_GRPC
+#define KILN_SERVER_HAS_GRPC 1
+#else
+#define KILN_SERVER_HAS_GRPC 0
+#endif
+
 namespace kiln::server {
 
 struct ServerOptions {
   RepositoryOptions repository;
   std::string host = "127.0.0.1";
   int http_port = 8000;
-  int grpc_port = 8001;  // reserved for the gRPC front end (not served yet)
+  int grpc_port = 8001;
+  bool allow_grpc = true;  // ignored when kiln is built without gRPC
   int metrics_port = 8002;
   bool allow_metrics = true;
   size_t max_request_bytes = 64 << 20;
@@ -50,6 +58,7 @@ class Server {
   void stop();
   int http_port() const;
   int metrics_port() const;
+  int grpc_port() const;  // 0: not serving gRPC
   InferenceServer& core() { return *core_; }
 
  private:

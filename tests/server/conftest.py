@@ -83,10 +83,11 @@ dynamic_batching { preferred_batch_size: [ 4 ] max_queue_delay_microseconds: 200
 
 class KilnServer:
     def __init__(self, args, cache_dir):
-        cmd = [KILN, "serve", "--http-port", "0", "--metrics-port", "0", "--engine-cache-dir", cache_dir] + args
+        cmd = [KILN, "serve", "--http-port", "0", "--metrics-port", "0", "--grpc-port", "0",
+               "--engine-cache-dir", cache_dir] + args
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
         self.log = []
-        self.http_port = self.metrics_port = None
+        self.http_port = self.metrics_port = self.grpc_port = None
         ready = threading.Event()
 
         def reader():
@@ -96,6 +97,8 @@ class KilnServer:
                 if m:
                     self.http_port = int(m.group(1))
                     self.metrics_port = int(m.group(2)) if m.group(2) else None
+                    g = re.search(r"gRPC on [^:]+:(\d+)", line)
+                    self.grpc_port = int(g.group(1)) if g else None
                     ready.set()
             ready.set()
 
@@ -104,6 +107,7 @@ class KilnServer:
             self.stop()
             raise RuntimeError("kiln serve did not start:\n" + "".join(self.log))
         self.url = f"127.0.0.1:{self.http_port}"
+        self.grpc_url = f"127.0.0.1:{self.grpc_port}" if self.grpc_port else None
 
     def stop(self):
         if self.proc.poll() is None:

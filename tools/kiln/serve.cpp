@@ -1,5 +1,5 @@
 // kiln serve --model-repository DIR: serves the models of Triton-style
-// repositories over KServe v2 HTTP, with Prometheus metrics. Runs until
+// repositories over KServe v2 HTTP and gRPC, with Prometheus metrics. Runs until
 // SIGINT or SIGTERM.
 #include <fmt/format.h>
 #include <signal.h>
@@ -17,7 +17,8 @@ struct ServeOptions {
   std::vector<std::string> repositories;
   std::string host = "127.0.0.1";
   int http_port = 8000, grpc_port = 8001, metrics_port = 8002;
-  bool allow_metrics = true;
+  bool allow_metrics = true, allow_grpc = true;
+  bool grpc_port_given = false;
   std::string control_mode = "none";
   std::vector<std::string> load_models;
   int poll_secs = 15;
@@ -49,6 +50,9 @@ int serve(const ServeOptions& o) {
   so.grpc_port = o.grpc_port;
   so.metrics_port = o.metrics_port;
   so.allow_metrics = o.allow_metrics;
+  so.allow_grpc = o.allow_grpc;
+  if (!KILN_SERVER_HAS_GRPC && o.grpc_port_given && o.allow_grpc)
+    fmt::print(stderr, "kiln serve: --grpc-port: gRPC is not built in (needs libgrpc++-dev at build time)\n");
   so.max_request_bytes = o.max_request_bytes;
   so.poll_seconds = o.poll_secs;
 
@@ -68,7 +72,10 @@ int serve(const ServeOptions& o) {
   }
   fmt::print(stderr, "kiln serve: HTTP on {}:{}", o.host, srv.http_port());
   if (o.allow_metrics) fmt::print(stderr, ", metrics on {}:{}/metrics", o.host, srv.metrics_port());
-  fmt::print(stderr, " (gRPC is not served yet)\n");
+  if (srv.grpc_port() > 0)
+    fmt::print(stderr, ", gRPC on {}:{}\n", o.host, srv.grpc_port());
+  else
+    fmt::print(stderr, " (gRPC {})\n", KILN_SERVER_HAS_GRPC ? "off" : "is not built in");
   int sig = 0;
   sigwait(&signals, &sig);
   fmt::print(stderr, "kiln serve: stopping ({})\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -80,11 +87,15 @@ int serve(const ServeOptions& o) {
 
 void add_serve_command(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<ServeOptions>();
-  auto* cmd = app.add_subcommand("serve", "Serve models over KServe v2 HTTP (Triton-compatible)");
+  auto* cmd = app.add_subcommand("serve", "Serve models over KServe v2 HTTP and gRPC (Triton-compatible)");
   cmd->add_option("--model-repository", o->repositories, "Model repository folder (repeatable)")->required();
   cmd->add_option("--host", o->host, "Address to listen on")->capture_default_str();
   cmd->add_option("--http-port", o->http_port, "HTTP port (0: any free port)")->capture_default_str();
-  cmd->add_option("--grpc-port", o->grpc_port, "gRPC port (reserved; gRPC is not served yet)")->capture_default_str();
+  auto* grpc_port = cmd->add_option(
+      "--grpc-port", o->grpc_port,
+      KILN_SERVER_HAS_GRPC ? "gRPC port (0: any free port)" : "gRPC port (gRPC is not built in: ignored)");
+  grpc_port->capture_default_str();
+  cmd->add_option("--allow-grpc", o->allow_grpc, "Serve KServe v2 over gRPC")->capture_default_str();
   cmd->add_option("--metrics-port", o->metrics_port, "Prometheus metrics port")->capture_default_str();
   cmd->add_option("--allow-metrics", o->allow_metrics, "Serve /metrics")->capture_default_str();
   cmd->add_option("--model-control-mode", o->control_mode, "none, poll or explicit")
@@ -95,7 +106,10 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--max-request-bytes", o->max_request_bytes, "Largest accepted request body")->capture_default_str();
   cmd->add_option("--engine-cache-dir", o->cache_dir, "Engine cache folder (default ~/.cache/kiln/engines)");
   cmd->add_flag("--no-engine-cache", o->no_cache, "Build ONNX models at every load");
-  cmd->callback([o, &exit_code] { exit_code = serve(*o); });
+  cmd->callback([o, grpc_port, &exit_code] {
+    o->grpc_port_given = grpc_port->count() > 0;
+    exit_code = serve(*o);
+  });
 }
 
 }  // namespace kiln::cli

@@ -1,0 +1,20 @@
+// ModelInfer: one request, answered when its (possibly batched) run is done.
+// The sync server gives each call its own thread, so concurrent calls reach
+// the model's dynamic batcher together.
+#include "grpc_service.h"
+
+namespace kiln::server {
+
+grpc::Status KServeGrpcService::ModelInfer(grpc::ServerContext*, const inference::ModelInferRequest* in,
+                                           inference::ModelInferResponse* out) {
+  InferRequest request;
+  ServeStatus st = request_from_grpc(*in, request);
+  if (!st.ok) return grpc_status(st);
+  InferResponse response;
+  st = server_.infer_sync(std::move(request), response);
+  if (!st.ok) return grpc_status(st);
+  response_to_grpc(std::move(response), *out);
+  return grpc::Status::OK;
+}
+
+}  // namespace kiln::server

@@ -1,0 +1,48 @@
+#include "grpc/grpc_server.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+
+#include "grpc_service.h"
+
+namespace kiln::server {
+
+struct GrpcServer::Impl {
+  std::unique_ptr<KServeGrpcService> service;
+  std::unique_ptr<grpc::Server> server;
+};
+
+GrpcServer::GrpcServer(InferenceServer& core, GrpcServerOptions options)
+    : core_(core), options_(std::move(options)), impl_(std::make_unique<Impl>()) {}
+
+GrpcServer::~GrpcServer() { stop(); }
+
+Status GrpcServer::start() {
+  impl_->service = std::make_unique<KServeGrpcService>(core_);
+  grpc::ServerBuilder builder;
+  std::string host = options_.host.find(':') != std::string::npos ? "[" + options_.host + "]" : options_.host;
+  builder.AddListeningPort(host + ":" + std::to_string(options_.port), grpc::InsecureServerCredentials(), &port_);
+  // Without SO_REUSEPORT a port already in use is an error, as for HTTP.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.RegisterService(impl_->service.get());
+  builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<size_t>(options_.max_request_bytes, INT32_MAX)));
+  builder.SetMaxSendMessageSize(-1);
+  impl_->server = builder.BuildAndStart();
+  if (!impl_->server || port_ == 0) {
+    impl_->server.reset();
+    return Status(ErrorCode::kIoError, "cannot listen on " + options_.host + ":" + std::to_string(options_.port));
+  }
+  return Status::ok();
+}
+
+void GrpcServer::stop() {
+  if (!impl_->server) return;
+  // Open streams are cancelled after the grace period, so stop never hangs
+  // on a client that keeps its stream open.
+  impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  impl_->server->Wait();
+  impl_->server.reset();
+}
+
+}  // namespace kiln::server
