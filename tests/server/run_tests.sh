@@ -4,8 +4,8 @@
 set -uo pipefail
 kiln=$1
 python=$2
-if ! "$python" -c "import tritonclient.http, pytest, onnx, numpy" 2>/dev/null; then
-  echo "kiln serve tests: tritonclient[http] or pytest missing from $python (scripts/install_deps.sh); skipped"
+if ! "$python" -c "import tritonclient.http, tritonclient.grpc, pytest, onnx, numpy" 2>/dev/null; then
+  echo "kiln serve tests: tritonclient[http,grpc] or pytest missing from $python (scripts/install_deps.sh); skipped"
   exit 77
 fi
 cd "$(dirname "$0")"
