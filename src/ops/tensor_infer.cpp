@@ -7,7 +7,12 @@ const Dims* known_dims(const InferContext& ctx, size_t i) {
   return &*ctx.input_shape(i).dims;
 }
 
-Shape unknown_dims(int64_t rank) { return rank < 0 ? Shape() : Shape(Dims(static_cast<size_t>(rank))); }
+// A rank read from a model's declared dims can be absurd; past any real rank
+// it stays unknown rather than becoming a huge allocation.
+Shape unknown_dims(int64_t rank) {
+  constexpr int64_t kMaxRank = 1024;
+  return rank < 0 || rank > kMaxRank ? Shape() : Shape(Dims(static_cast<size_t>(rank)));
+}
 
 int64_t static_length(const InferContext& ctx, size_t i) {
   const Dims* d = known_dims(ctx, i);

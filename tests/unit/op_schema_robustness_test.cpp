@@ -42,7 +42,8 @@ TEST(OpSchemaRobustness, EveryInferFunctionAnswersOddInputs) {
           std::vector<const Type*> in_types;
           for (int i = 0; i < n_in; ++i) {
             bool omitted = i == omit;
-            node->inputs.push_back(omitted ? nullptr : g.add_value("in" + std::to_string(i), types[(t + i) % types.size()]));
+            node->inputs.push_back(omitted ? nullptr
+                                           : g.add_value("in" + std::to_string(i), types[(t + i) % types.size()]));
             in_types.push_back(omitted ? nullptr : &node->inputs.back()->type);
           }
           int n_out = std::max(1, s->max_outputs < 0 ? s->min_outputs + 1 : s->max_outputs);
