@@ -97,10 +97,15 @@ int run_inspect(const InspectOptions& o) {
   const Graph& g = *m.graph;
   if (o.optimized && r.ok()) {
     // What `kiln build` stores: the graph after the optimization pipeline.
+    // The node count after each pass goes to stderr, to see what each one removed.
     PassContext passes;
-    if (Status st = run_passes(*m.graph, passes, default_pipeline()); !st.is_ok()) {
-      fmt::print(stderr, "kiln inspect: {}\n", st.to_string());
-      return kExitModelError;
+    fmt::print(stderr, "optimizing: {} nodes\n", m.graph->nodes().size());
+    for (const PassInfo& p : default_pipeline()) {
+      if (Status st = run_passes(*m.graph, passes, {p}); !st.is_ok()) {
+        fmt::print(stderr, "kiln inspect: {}\n", st.to_string());
+        return kExitModelError;
+      }
+      fmt::print(stderr, "  after {:<34} {} nodes\n", p.name, m.graph->nodes().size());
     }
   }
   if (o.graph) {
