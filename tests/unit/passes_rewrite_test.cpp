@@ -111,6 +111,34 @@ TEST(FoldBatchNormIntoConv, TurnsMatMulAddBatchNormIntoOneGemm) {
   EXPECT_EQ(out.find("MatMul"), std::string::npos) << out;
 }
 
+// Grouped ConvTranspose W[C=2, M/g=2]: channel = (c / (C/g)) * (M/g) + j, here the flat index.
+TEST(FoldBatchNormIntoConv, MapsGroupedConvTransposeChannelsPerGroup) {
+  std::string out = run(fold_batch_norm_into_conv,
+                        "graph main(%x: f32[1,2,4,4]) {\n"
+                        "  %w: f32[2,2,1,1] = const f32[2,2,1,1]{1,1,1,1}\n"
+                        "  %scale: f32[4] = const f32[4]{1,2,3,4}\n"
+                        "  %zero: f32[4] = const f32[4]{0,0,0,0}\n"
+                        "  %c: f32[1,4,4,4] = ConvTranspose(%x, %w) {group=2}\n"
+                        "  %y: f32[1,4,4,4] = BatchNormalization(%c, %scale, %zero, %zero, %zero) {epsilon=1}\n"
+                        "  return %y\n"
+                        "}\n");
+  EXPECT_NE(out.find("const f32[2,2,1,1]{1,2,3,4}"), std::string::npos) << out;
+  EXPECT_NE(out.find("const f32[4]{0,0,0,0}"), std::string::npos) << out;
+}
+
+// The fused weights and bias keep the weight dtype, whatever the BN parameters' dtype.
+TEST(FoldBatchNormIntoConv, StoresResultsInTheWeightDtype) {
+  std::string out = run(fold_batch_norm_into_conv,
+                        std::string("graph main(%x: f16[1,2,4,4]) {\n") +
+                            "  %w: f16[2,1,1,1] = const f16[2,1,1,1]{1,2}\n" + kBnParams +
+                            "  %c: f16[1,2,4,4] = Conv(%x, %w) {group=2}\n"
+                            "  %y: f16[1,2,4,4] = BatchNormalization(%c, %scale, %beta, %mean, %var) {epsilon=1}\n"
+                            "  return %y\n"
+                            "}\n");
+  EXPECT_NE(out.find("%w_bn: f16[2,1,1,1] = const f16[2,1,1,1]{0.5,4}"), std::string::npos) << out;
+  EXPECT_NE(out.find("%w_bn_bias: f16[2] = const f16[2]{0,1}"), std::string::npos) << out;
+}
+
 // Another reader of the Conv output needs the unnormalized values.
 TEST(FoldBatchNormIntoConv, LeavesAConvOutputThatSomethingElseReads) {
   std::string text = std::string("graph main(%x: f32[1,2,4,4]) {\n") +
@@ -343,6 +371,18 @@ TEST(SimplifyShapeArithmetic, DropsASliceCoveringTheWholeInput) {
             "  %b: f32[batch,3] = Relu(%x)\n"
             "  return %b\n"
             "}\n");
+}
+
+// An Expand that broadcasts does work.
+TEST(SimplifyShapeArithmetic, KeepsAnExpandThatBroadcasts) {
+  const char* text =
+      "graph main(%x: f32[1,3]) {\n"
+      "  %s: i64[2] = const i64[2]{2,3}\n"
+      "  %a: f32[2,3] = Expand(%x, %s)\n"
+      "  %b: f32[2,3] = Relu(%a)\n"
+      "  return %b\n"
+      "}\n";
+  EXPECT_EQ(run(simplify_shape_arithmetic, text), text);
 }
 
 // Step -1 keeps the shape but reverses the elements.
