@@ -30,6 +30,10 @@ Status fold_constants(Graph& graph, PassContext& ctx);
 Status eliminate_identity(Graph& graph, PassContext& ctx);
 Status eliminate_common_subexpressions(Graph& graph, PassContext& ctx);
 Status eliminate_dead_nodes(Graph& graph, PassContext& ctx);
+Status simplify_shape_arithmetic(Graph& graph, PassContext& ctx);
+Status fold_batch_norm_into_conv(Graph& graph, PassContext& ctx);
+Status eliminate_transposes(Graph& graph, PassContext& ctx);
+Status eliminate_reshapes(Graph& graph, PassContext& ctx);
 
 // The default pipeline, in order.
 const std::vector<PassInfo>& default_pipeline();

@@ -9,6 +9,12 @@ const std::vector<PassInfo>& default_pipeline() {
   static const std::vector<PassInfo> passes = {
       {"eliminate_identity", eliminate_identity},
       {"fold_constants", fold_constants},
+      // Dead readers (a Dropout mask's unused CastLike) would hide single-reader patterns.
+      {"eliminate_dead_nodes", eliminate_dead_nodes},
+      {"simplify_shape_arithmetic", simplify_shape_arithmetic},
+      {"fold_batch_norm_into_conv", fold_batch_norm_into_conv},
+      {"eliminate_transposes", eliminate_transposes},
+      {"eliminate_reshapes", eliminate_reshapes},
       {"eliminate_common_subexpressions", eliminate_common_subexpressions},
       {"eliminate_dead_nodes", eliminate_dead_nodes},
   };

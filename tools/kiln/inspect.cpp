@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "ir/printer.h"
 #include "onnx/importer.h"
+#include "passes/pass.h"
 
 namespace kiln::cli {
 namespace {
@@ -17,6 +18,7 @@ struct InspectOptions {
   std::string model;
   bool json = false;
   bool graph = false;
+  bool optimized = false;
 };
 
 struct Summary {
@@ -93,6 +95,19 @@ int run_inspect(const InspectOptions& o) {
   const ImportResult& r = *imported;
   const Model& m = r.model;
   const Graph& g = *m.graph;
+  if (o.optimized && r.ok()) {
+    // What `kiln build` stores: the graph after the optimization pipeline.
+    // The node count after each pass goes to stderr, to see what each one removed.
+    PassContext passes;
+    fmt::print(stderr, "optimizing: {} nodes\n", m.graph->nodes().size());
+    for (const PassInfo& p : default_pipeline()) {
+      if (Status st = run_passes(*m.graph, passes, {p}); !st.is_ok()) {
+        fmt::print(stderr, "kiln inspect: {}\n", st.to_string());
+        return kExitModelError;
+      }
+      fmt::print(stderr, "  after {:<34} {} nodes\n", p.name, m.graph->nodes().size());
+    }
+  }
   if (o.graph) {
     std::cout << print_graph(g);
     if (!r.ok()) std::cerr << format_diagnostics(r.diagnostics);
@@ -151,6 +166,7 @@ void add_inspect_command(CLI::App& app, int& exit_code) {
   cmd->add_option("model", o->model, "ONNX model file")->required();
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->add_flag("--graph", o->graph, "Print the textual IR");
+  cmd->add_flag("--optimized", o->optimized, "Run the optimization passes of `kiln build` first");
   cmd->callback([o, &exit_code] { exit_code = run_inspect(*o); });
 }
 

@@ -1,0 +1,65 @@
+#include "passes/pass_util.h"
+
+#include "ir/half.h"
+#include "ir/rewrite.h"
+
+namespace kiln::pass_util {
+
+Node* producer_of(const Value* v, const char* op) {
+  if (!v || !v->producer || !v->producer->domain.empty() || v->producer->op_type != op) return nullptr;
+  return v->producer;
+}
+
+bool only_reader_is(const Graph& g, const Value* v, const Node* reader) {
+  if (is_graph_output(g, v)) return false;
+  auto users = g.users(v);
+  if (users.size() != 1 || users[0] != reader) return false;
+  int reads = 0;
+  for (const Value* in : reader->inputs) reads += in == v;
+  return reads == 1;
+}
+
+bool fully_named(const Shape& s) {
+  if (!s.has_rank()) return false;
+  for (const Dim& d : *s.dims)
+    if (d.is_unknown()) return false;
+  return true;
+}
+
+Value* add_constant(Graph& g, const std::string& base, Tensor t) {
+  Value* v = g.add_value(g.unique_name(base), Type::tensor(t.dtype(), Shape::of(t.dims())));
+  v->constant = std::make_shared<const Tensor>(std::move(t));
+  return v;
+}
+
+std::optional<std::vector<double>> float_values(const Tensor& t) {
+  DType d = t.dtype();
+  if (d != DType::kF32 && d != DType::kF64 && d != DType::kF16 && d != DType::kBF16) return std::nullopt;
+  std::vector<double> out(static_cast<size_t>(t.numel()));
+  for (int64_t i = 0; i < t.numel(); ++i) out[static_cast<size_t>(i)] = t.element_as_double(i);
+  return out;
+}
+
+Tensor float_tensor(DType dtype, std::vector<int64_t> dims, const std::vector<double>& values) {
+  Tensor t(dtype, std::move(dims));
+  for (size_t i = 0; i < values.size(); ++i) {
+    auto f = static_cast<float>(values[i]);
+    switch (dtype) {
+      case DType::kF64: t.mutable_data<double>()[i] = values[i]; break;
+      case DType::kF32: t.mutable_data<float>()[i] = f; break;
+      case DType::kF16: t.mutable_data<uint16_t>()[i] = f32_to_f16(f); break;
+      case DType::kBF16: t.mutable_data<uint16_t>()[i] = f32_to_bf16(f); break;
+      default: break;
+    }
+  }
+  return t;
+}
+
+bool forward(Graph& g, Value* out, Value* in, std::set<const Node*>& removed, const Node* node) {
+  if (!out || !in || is_graph_output(g, out)) return false;
+  replace_uses(g, out, in);
+  removed.insert(node);
+  return true;
+}
+
+}  // namespace kiln::pass_util

@@ -1,0 +1,35 @@
+// Small helpers shared by the rewriting passes (not part of the pass API).
+#pragma once
+
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "ir/tensor.h"
+
+namespace kiln::pass_util {
+
+// The node producing `v` if it is `op` in the default domain, else null.
+Node* producer_of(const Value* v, const char* op);
+
+// Whether `v` is read by exactly one node (here or in a subgraph) and is no graph output.
+bool only_reader_is(const Graph& g, const Value* v, const Node* reader);
+
+// Whether every dim is fixed or symbolic (no unknown dims, rank known).
+bool fully_named(const Shape& s);
+
+// A new constant value (no producer) holding `t`, named after `base`.
+Value* add_constant(Graph& g, const std::string& base, Tensor t);
+
+// Elements of a float tensor (f32, f64, f16, bf16) as doubles; nullopt for other dtypes.
+std::optional<std::vector<double>> float_values(const Tensor& t);
+// A tensor of a float dtype (f32, f64, f16, bf16) from doubles.
+Tensor float_tensor(DType dtype, std::vector<int64_t> dims, const std::vector<double>& values);
+
+// Readers of `out` read `in` instead and the node goes; false (nothing done)
+// when `out` is a graph output, whose name must keep being produced.
+bool forward(Graph& g, Value* out, Value* in, std::set<const Node*>& removed, const Node* node);
+
+}  // namespace kiln::pass_util
