@@ -71,7 +71,7 @@ void infer_shapes(Graph& graph, std::vector<Diagnostic>& diagnostics, const std:
                          node.domain.empty() ? "ai.onnx" : node.domain),
              node.domain.empty() || node.domain == "ai.onnx"
                  ? "kiln does not implement this op; docs/ops.md lists the supported ops"
-                 : "register a plugin for this domain, or export without the custom op");
+                 : "kiln has no kernels for this custom domain; export the model without the custom op");
       continue;
     }
     if (node.opset != 0 && node.opset < schema->since_opset) {

@@ -354,7 +354,7 @@ TEST(ImportGraph, ThreeUnsupportedNodesGiveOneReportNamingAll) {
   b.output("y", kFloat, {"2"});
   auto r = b.import();
   ASSERT_TRUE(r.is_ok());
-  const char* hint = "(hint: register a plugin for this domain, or export without the custom op)";
+  const char* hint = "(hint: kiln has no kernels for this custom domain; export the model without the custom op)";
   EXPECT_EQ(diagnostics_text(*r),
             fmt::format("node 0 'foo' (com.example:Foo, opset 1): unsupported op: kiln has no op 'Foo' in domain "
                         "'com.example' {0}\n"
