@@ -106,7 +106,8 @@ Status infer_depth_space(InferContext& ctx, bool to_space) {
   const char* op = to_space ? "DepthToSpace" : "SpaceToDepth";
   const DType dtype = ctx.input_dtype(0);
   int64_t b = ctx.attr_int("blocksize", 0);
-  if (b <= 0) return invalid_model("{}: blocksize {} must be positive", op, b);
+  // blocksize squared must fit in a dim: anything past 2^31 is no real block.
+  if (b <= 0 || b > (int64_t(1) << 31)) return invalid_model("{}: blocksize {} must be in 1..2^31", op, b);
   std::string mode = ctx.attr_string("mode", "DCR");
   if (mode != "DCR" && mode != "CRD") return unsupported("{}: mode '{}' is not supported", op, mode);
   const Dims* in = known_dims(ctx, 0);
