@@ -34,7 +34,9 @@ fi
 echo "fuzz_import: $(ls "$corpus" | wc -l) seeds, ${seconds}s"
 
 # -rss_limit_mb: the importer must not allocate without bound on any input.
-# KILN_FUZZ_SEED fixes libFuzzer's random seed (CI uses 1, so a run repeats); 0 picks one.
-"$build/tests/fuzz/import_fuzzer" "$corpus" -seed="${KILN_FUZZ_SEED:-0}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+# KILN_FUZZ_SEED fixes libFuzzer's random seed and KILN_FUZZ_RUNS the number of
+# inputs (CI sets both, so a CI run repeats exactly; SECONDS stays a cap); 0/-1 mean
+# a random seed and no run limit.
+"$build/tests/fuzz/import_fuzzer" "$corpus" -seed="${KILN_FUZZ_SEED:-0}" -runs="${KILN_FUZZ_RUNS:--1}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
   -max_len=65536 -print_final_stats=1 -artifact_prefix="$build/artifacts/" \
   -dict=<(printf '"ai.onnx"\n"com.example"\n"Constant"\n"If"\n"value"\n"location"\n"offset"\n"length"\n')
