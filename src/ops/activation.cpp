@@ -94,6 +94,22 @@ Status upgrade_softmax_to_2d(UpgradeContext& ctx) {
   return Status::ok();
 }
 
+// Before opset 7 a 1-D slope of X's channel count applied per channel (dim 1);
+// from opset 7 it broadcasts numpy-style, so it is reshaped to [C, 1, ..., 1].
+Status upgrade_prelu_channel_slope(UpgradeContext& ctx) {
+  Node& n = ctx.node();
+  Value* x = n.input(0);
+  Value* slope = n.input(1);
+  if (!x || !slope || !slope->constant || !x->type.shape.has_rank() || x->type.shape.rank() < 3) return Status::ok();
+  const Tensor& s = *slope->constant;
+  const Dim& channels = x->type.shape[1];
+  if (s.rank() != 1 || s.numel() == 1 || !channels.is_fixed() || s.numel() != channels.value) return Status::ok();
+  std::vector<int64_t> dims(static_cast<size_t>(x->type.shape.rank() - 1), 1);
+  dims[0] = s.numel();
+  n.inputs[1] = ctx.add_constant(s.reshaped(dims), "slope_per_channel");
+  return Status::ok();
+}
+
 void softmax_like(const char* name) {
   OpRegistration(OpSchema{.name = name,
                           .min_inputs = 1,
@@ -118,7 +134,7 @@ void softmax_like(const char* name) {
                           .min_inputs = 2,
                           .max_inputs = 2,
                           .infer = infer_broadcast,
-                          .upgrades = {{6, drop_consumed_inputs}}});
+                          .upgrades = {{6, drop_consumed_inputs}, {7, upgrade_prelu_channel_slope}}});
   for (const char* op : {"Softmax", "LogSoftmax", "Hardmax"}) softmax_like(op);
   return true;
 }();
