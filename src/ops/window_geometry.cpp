@@ -44,11 +44,21 @@ Expected<WindowAttrs> read_window_attrs(const Node& node, size_t spatial, std::v
       return invalid_model("{}: dilations[{}] is {}, must be >= 1", node.op_type, i, a.dilations[i]);
     if (a.pads[i] < 0 || a.pads[i + spatial] < 0)
       return invalid_model("{}: pads {} has a negative value", node.op_type, fmt::join(a.pads, ","));
+    // Past 2^20 no window is real, and products of such values could overflow.
+    constexpr int64_t kMax = int64_t(1) << 20;
+    if (a.kernel[i] > kMax || a.strides[i] > kMax || a.dilations[i] > kMax || a.pads[i] > kMax ||
+        a.pads[i + spatial] > kMax)
+      return invalid_model("{}: kernel_shape, strides, dilations or pads at spatial dim {} exceed 2^20", node.op_type,
+                           i);
   }
   return a;
 }
 
+// Input sizes past 2^40 only come from corrupt models; arithmetic on them could overflow.
+constexpr int64_t kMaxWindowInput = int64_t(1) << 40;
+
 Expected<WindowDim> window_dim(const WindowAttrs& a, size_t i, int64_t in) {
+  if (in > kMaxWindowInput) return invalid_model("spatial dim {} of size {} is too large", i, in);
   WindowDim d;
   int64_t s = a.strides[i], ext = a.extent(i);
   if (a.auto_pad == "SAME_UPPER" || a.auto_pad == "SAME_LOWER") {
@@ -100,7 +110,9 @@ Expected<WindowDim> transpose_window_dim(const WindowAttrs& a, size_t i, int64_t
                                          const std::vector<int64_t>& output_padding,
                                          const std::vector<int64_t>& output_shape) {
   WindowDim d;
+  if (in > kMaxWindowInput) return invalid_model("spatial dim {} of size {} is too large", i, in);
   int64_t op = output_padding.empty() ? 0 : output_padding[i];
+  if (op < 0 || op > (int64_t(1) << 20)) return invalid_model("output_padding[{}] = {} is out of range", i, op);
   int64_t full = a.strides[i] * (in - 1) + op + a.extent(i);
   bool same = a.auto_pad == "SAME_UPPER" || a.auto_pad == "SAME_LOWER";
   if (!output_shape.empty()) {
