@@ -117,29 +117,50 @@ Expected<std::vector<int32_t>> zero_points(const CpuKernelContext& ctx, size_t i
   return z;
 }
 
-Status run_conv_integer(CpuKernelContext& ctx) {
+// x (input 0) and w widened to int32 with their zero points subtracted (x's
+// per tensor, w's per tensor or per output channel): the operands of the
+// integer convolutions, ready for conv_loops.
+struct CenteredConv {
+  WindowPlan plan;
+  int64_t group = 1;
+  int64_t m_count = 0;
+  std::vector<int32_t> x, w;
+};
+
+Expected<CenteredConv> centered_conv(const CpuKernelContext& ctx, size_t w_index, size_t x_zp, size_t w_zp,
+                                     const std::string& op) {
+  CenteredConv c;
   const Tensor& x = ctx.input(0);
-  const Tensor& w = ctx.input(1);
-  int64_t group = ctx.node().attr_int("group", 1);
-  KILN_ASSIGN_OR_RETURN(WindowPlan p, plan_window(ctx.node(), x.dims(), weight_kernel(w)));
-  KILN_RETURN_IF_ERROR(check_conv_shapes(p, w, group, "ConvInteger"));
-  int64_t m_count = w.dim(0);
-  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> xv, widen_8bit(x, "ConvInteger x"));
-  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> wv, widen_8bit(w, "ConvInteger w"));
-  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> xz, zero_points(ctx, 2, 1, "ConvInteger x_zero_point"));
-  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> wz, zero_points(ctx, 3, m_count, "ConvInteger w_zero_point"));
-  std::vector<int64_t> dims{p.batch, m_count};
-  for (int64_t d : p.out_dims()) dims.push_back(d);
-  Tensor& y = ctx.allocate_output(0, dims);
+  const Tensor& w = ctx.input(w_index);
+  c.group = ctx.node().attr_int("group", 1);
+  KILN_ASSIGN_OR_RETURN(c.plan, plan_window(ctx.node(), x.dims(), weight_kernel(w)));
+  KILN_RETURN_IF_ERROR(check_conv_shapes(c.plan, w, c.group, op.c_str()));
+  c.m_count = w.dim(0);
+  KILN_ASSIGN_OR_RETURN(c.x, widen_8bit(x, (op + " x").c_str()));
+  KILN_ASSIGN_OR_RETURN(c.w, widen_8bit(w, (op + " w").c_str()));
+  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> xz, zero_points(ctx, x_zp, 1, (op + " x_zero_point").c_str()));
+  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> wz, zero_points(ctx, w_zp, c.m_count, (op + " w_zero_point").c_str()));
+  int64_t wper = static_cast<int64_t>(c.w.size()) / std::max<int64_t>(c.m_count, 1);
+  for (auto& v : c.x) v -= xz[0];
+  for (int64_t i = 0; i < static_cast<int64_t>(c.w.size()); ++i) c.w[i] -= wz[wz.size() == 1 ? 0 : i / wper];
+  return c;
+}
+
+std::vector<int64_t> conv_output_dims(const CenteredConv& c) {
+  std::vector<int64_t> dims{c.plan.batch, c.m_count};
+  for (int64_t d : c.plan.out_dims()) dims.push_back(d);
+  return dims;
+}
+
+Status run_conv_integer(CpuKernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(CenteredConv c, centered_conv(ctx, 1, 2, 3, "ConvInteger"));
+  Tensor& y = ctx.allocate_output(0, conv_output_dims(c));
   int32_t* yd = y.mutable_data<int32_t>();
-  int64_t osize = p.out_size(), wper = wv.size() / std::max<int64_t>(m_count, 1);
-  // The zero point of w depends on the output channel: subtract it when reading.
-  for (int64_t i = 0; i < static_cast<int64_t>(xv.size()); ++i) xv[i] -= xz[0];
-  for (int64_t i = 0; i < static_cast<int64_t>(wv.size()); ++i) wv[i] -= wz[wz.size() == 1 ? 0 : i / wper];
+  int64_t osize = c.plan.out_size();
   conv_loops<int64_t>(
-      p, m_count, group, [&](int64_t i) { return xv[i]; }, [&](int64_t i) { return wv[i]; },
+      c.plan, c.m_count, c.group, [&](int64_t i) { return c.x[i]; }, [&](int64_t i) { return c.w[i]; },
       [&](int64_t n, int64_t m, int64_t o, int64_t acc) {
-        yd[(n * m_count + m) * osize + o] = static_cast<int32_t>(acc);
+        yd[(n * c.m_count + m) * osize + o] = static_cast<int32_t>(acc);
       });
   return Status::ok();
 }
@@ -154,18 +175,10 @@ Expected<std::vector<float>> scales(const Tensor& t, int64_t channels, const cha
 }
 
 Status run_qlinear_conv(CpuKernelContext& ctx) {
-  const Tensor& x = ctx.input(0);
-  const Tensor& w = ctx.input(3);
-  int64_t group = ctx.node().attr_int("group", 1);
-  KILN_ASSIGN_OR_RETURN(WindowPlan p, plan_window(ctx.node(), x.dims(), weight_kernel(w)));
-  KILN_RETURN_IF_ERROR(check_conv_shapes(p, w, group, "QLinearConv"));
-  int64_t m_count = w.dim(0);
-  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> xv, widen_8bit(x, "QLinearConv x"));
-  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> wv, widen_8bit(w, "QLinearConv w"));
+  KILN_ASSIGN_OR_RETURN(CenteredConv c, centered_conv(ctx, 3, 2, 5, "QLinearConv"));
+  int64_t m_count = c.m_count;
   KILN_ASSIGN_OR_RETURN(std::vector<float> xs, scales(ctx.input(1), 1, "QLinearConv x_scale"));
-  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> xz, zero_points(ctx, 2, 1, "QLinearConv x_zero_point"));
   KILN_ASSIGN_OR_RETURN(std::vector<float> ws, scales(ctx.input(4), m_count, "QLinearConv w_scale"));
-  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> wz, zero_points(ctx, 5, m_count, "QLinearConv w_zero_point"));
   KILN_ASSIGN_OR_RETURN(std::vector<float> ys, scales(ctx.input(6), 1, "QLinearConv y_scale"));
   KILN_ASSIGN_OR_RETURN(std::vector<int32_t> yz, zero_points(ctx, 7, 1, "QLinearConv y_zero_point"));
   std::vector<int32_t> bias(static_cast<size_t>(m_count), 0);
@@ -176,17 +189,12 @@ Status run_qlinear_conv(CpuKernelContext& ctx) {
                            b.numel());
     bias.assign(b.data<int32_t>(), b.data<int32_t>() + m_count);
   }
-  int64_t wper = wv.size() / std::max<int64_t>(m_count, 1);
-  for (auto& v : xv) v -= xz[0];
-  for (int64_t i = 0; i < static_cast<int64_t>(wv.size()); ++i) wv[i] -= wz[wz.size() == 1 ? 0 : i / wper];
-  std::vector<int64_t> dims{p.batch, m_count};
-  for (int64_t d : p.out_dims()) dims.push_back(d);
-  Tensor& y = ctx.allocate_output(0, dims);
+  Tensor& y = ctx.allocate_output(0, conv_output_dims(c));
   DType yt = y.dtype();
   void* yd = y.mutable_raw();
-  int64_t osize = p.out_size();
+  int64_t osize = c.plan.out_size();
   conv_loops<int64_t>(
-      p, m_count, group, [&](int64_t i) { return xv[i]; }, [&](int64_t i) { return wv[i]; },
+      c.plan, m_count, c.group, [&](int64_t i) { return c.x[i]; }, [&](int64_t i) { return c.w[i]; },
       [&](int64_t n, int64_t m, int64_t o, int64_t acc) {
         double real = static_cast<double>(acc + bias[m]) * (static_cast<double>(xs[0]) * ws[ws.size() == 1 ? 0 : m]);
         int64_t q = round_half_even(static_cast<float>(real / ys[0])) + yz[0];
