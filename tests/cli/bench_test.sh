@@ -10,23 +10,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$PYTHON" "$HERE/make_tiny_models.py" "$work" >/dev/null || { echo "SKIP: python with onnx and numpy is needed"; exit 77; }
 cd "$work"
-failures=0
-
-# expect RC PATTERN -- COMMAND...: the exit code is RC and the output matches PATTERN.
-expect() {
-  local want=$1 pattern=$2
-  shift 3
-  local out rc
-  out=$("$@" 2>&1)
-  rc=$?
-  if [[ $rc -ne $want ]] || ! grep -qE -- "$pattern" <<<"$out"; then
-    echo "FAIL: $* (exit $rc, wanted $want; output should match '$pattern'):"
-    sed 's/^/    /' <<<"$out"
-    failures=$((failures + 1))
-  else
-    echo "ok:   $*"
-  fi
-}
+source "$HERE/expect.sh"
 
 short=(--warmUp 20 --duration 0.2 --iterations 5)
 expect 0 "=== Performance summary ===" -- "$KILN" bench tiny.onnx "${short[@]}" --shapes x:3x4,ids:3x2 \

@@ -10,23 +10,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$PYTHON" "$HERE/make_tiny_models.py" "$work" || { echo "SKIP: python with onnx and numpy is needed"; exit 77; }
 cd "$work"
-failures=0
-
-# expect RC PATTERN -- COMMAND...: the exit code is RC and the output matches PATTERN.
-expect() {
-  local want=$1 pattern=$2
-  shift 3
-  local out rc
-  out=$("$@" 2>&1)
-  rc=$?
-  if [[ $rc -ne $want ]] || ! grep -qE -- "$pattern" <<<"$out"; then
-    echo "FAIL: $* (exit $rc, wanted $want; output should match '$pattern'):"
-    sed 's/^/    /' <<<"$out"
-    failures=$((failures + 1))
-  else
-    echo "ok:   $*"
-  fi
-}
+source "$HERE/expect.sh"
 
 expect 0 "built tiny.kiln" -- "$KILN" build tiny.onnx -o tiny.kiln \
   --minShapes x:1x4,ids:1x1 --optShapes x:2x4,ids:2x3 --maxShapes x:4x4,ids:4x8
