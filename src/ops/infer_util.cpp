@@ -58,7 +58,11 @@ Dim from_monomial(const Monomial& m) {
 
 }  // namespace
 
+Dim minus_one_marker() { return Dim::symbolic("-1"); }
+bool is_minus_one(const Dim& d) { return d.is_symbolic() && d.symbol == "-1"; }
+
 Dim dim_mul(const Dim& a, const Dim& b) {
+  if (is_minus_one(a) || is_minus_one(b)) return Dim::unknown();
   // Sizes past int64 (only a hostile model has them) become unknown, never overflow.
   int64_t product = 0;
   if (a.is_fixed() && b.is_fixed())
@@ -73,6 +77,7 @@ Dim dim_mul(const Dim& a, const Dim& b) {
 }
 
 Dim dim_div(const Dim& a, const Dim& b) {
+  if (is_minus_one(a) || is_minus_one(b)) return Dim::unknown();
   if (a.is_fixed() && b.is_fixed()) return b.value != 0 ? Dim(a.value / b.value) : Dim::unknown();
   auto ma = to_monomial(a), mb = to_monomial(b);
   if (!ma || !mb || mb->coef == 0 || ma->coef % mb->coef != 0) return Dim::unknown();
@@ -86,6 +91,7 @@ Dim dim_div(const Dim& a, const Dim& b) {
 }
 
 Dim dim_add(const Dim& a, const Dim& b) {
+  if (is_minus_one(a) || is_minus_one(b)) return Dim::unknown();
   int64_t sum = 0;
   if (a.is_fixed() && b.is_fixed()) return __builtin_add_overflow(a.value, b.value, &sum) ? Dim::unknown() : Dim(sum);
   if (a.is_fixed() && a.value == 0) return b;
@@ -95,6 +101,7 @@ Dim dim_add(const Dim& a, const Dim& b) {
 }
 
 Dim dim_sub(const Dim& a, const Dim& b) {
+  if (is_minus_one(a) || is_minus_one(b)) return Dim::unknown();
   int64_t diff = 0;
   if (a.is_fixed() && b.is_fixed()) return __builtin_sub_overflow(a.value, b.value, &diff) ? Dim::unknown() : Dim(diff);
   if (b.is_fixed() && b.value == 0) return a;

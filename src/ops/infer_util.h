@@ -13,6 +13,12 @@
 
 namespace kiln {
 
+// Inside a shape value, a literal -1 (Reshape's "infer this dim") is kept as
+// this marker, since a Dim holds no negative size. The arithmetic below treats
+// it as unknown, so it never turns into a wrong size.
+Dim minus_one_marker();
+bool is_minus_one(const Dim& d);
+
 Dim dim_mul(const Dim& a, const Dim& b);
 // a / b when exact (fixed, or symbol products that divide), else unknown.
 Dim dim_div(const Dim& a, const Dim& b);

@@ -108,27 +108,27 @@ OpRegistry& OpRegistry::instance() {
   return registry;
 }
 
-static std::string canonical_domain(const std::string& d) { return d == "ai.onnx" ? "" : d; }
+static std::string_view canonical_domain(std::string_view d) { return d == "ai.onnx" ? std::string_view() : d; }
 
 void OpRegistry::add(OpSchema schema) {
-  schema.domain = canonical_domain(schema.domain);
+  schema.domain = std::string(canonical_domain(schema.domain));
   assert(!find(schema.domain, schema.name) && "op registered twice");
-  schemas_.push_back(std::make_unique<OpSchema>(std::move(schema)));
+  auto& ops = schemas_[schema.domain];
+  std::string name = schema.name;
+  ops.emplace(std::move(name), std::make_unique<OpSchema>(std::move(schema)));
 }
 
-const OpSchema* OpRegistry::find(const std::string& domain, const std::string& name) const {
-  std::string d = canonical_domain(domain);
-  for (const auto& s : schemas_)
-    if (s->name == name && s->domain == d) return s.get();
-  return nullptr;
+const OpSchema* OpRegistry::find(std::string_view domain, std::string_view name) const {
+  auto d = schemas_.find(canonical_domain(domain));
+  if (d == schemas_.end()) return nullptr;
+  auto it = d->second.find(name);
+  return it == d->second.end() ? nullptr : it->second.get();
 }
 
 std::vector<const OpSchema*> OpRegistry::all() const {
   std::vector<const OpSchema*> out;
-  for (const auto& s : schemas_) out.push_back(s.get());
-  std::sort(out.begin(), out.end(), [](const OpSchema* a, const OpSchema* b) {
-    return std::tie(a->domain, a->name) < std::tie(b->domain, b->name);
-  });
+  for (const auto& [domain, ops] : schemas_)
+    for (const auto& [name, schema] : ops) out.push_back(schema.get());
   return out;
 }
 

@@ -8,6 +8,8 @@
 #pragma once
 
 #include <functional>
+#include <map>
+#include <string_view>
 #include <optional>
 #include <string>
 #include <vector>
@@ -124,11 +126,13 @@ class OpRegistry {
   static OpRegistry& instance();
   void add(OpSchema schema);
   // "" and "ai.onnx" name the same domain.
-  const OpSchema* find(const std::string& domain, const std::string& name) const;
-  std::vector<const OpSchema*> all() const;
+  // Runs once per node per inference on the CPU backend: a map lookup, no allocation.
+  const OpSchema* find(std::string_view domain, std::string_view name) const;
+  std::vector<const OpSchema*> all() const;  // sorted by domain, then name
 
  private:
-  std::vector<std::unique_ptr<OpSchema>> schemas_;
+  // domain -> op name -> schema
+  std::map<std::string, std::map<std::string, std::unique_ptr<OpSchema>, std::less<>>, std::less<>> schemas_;
 };
 
 // Registers one schema at load time: `static const OpRegistration reg({...});`

@@ -23,13 +23,11 @@ std::optional<Dims> shape_entries(const InferContext& ctx, size_t i) {
   if (const Tensor* t = ctx.input_value(i); t && t->rank() <= 1) {
     if (auto ints = t->to_i64_vector()) {
       Dims out;
-      for (int64_t v : *ints) out.push_back(v == -1 ? Dim::symbolic("-1") : Dim(v));
+      for (int64_t v : *ints) out.push_back(v == -1 ? minus_one_marker() : Dim(v));
       return out;
     }
   }
   return ctx.input_dims_value(i);
 }
-
-bool is_minus_one(const Dim& d) { return d.is_symbolic() && d.symbol == "-1"; }
 
 }  // namespace kiln

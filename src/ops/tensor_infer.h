@@ -21,6 +21,5 @@ int64_t static_length(const InferContext& ctx, size_t i);
 // -1) is kept as the symbol "-1" (see is_minus_one); everything else is as
 // input_dims_value gives it.
 std::optional<Dims> shape_entries(const InferContext& ctx, size_t i);
-bool is_minus_one(const Dim& d);
 
 }  // namespace kiln

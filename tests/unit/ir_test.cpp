@@ -50,6 +50,14 @@ TEST(DimMath, ProductsOfSymbolsStayExact) {
   EXPECT_EQ(dim_mul(Dim(3), Dim(4)), Dim(12));
 }
 
+TEST(DimMath, ReshapesMinusOneMarkerNeverBecomesASize) {
+  Dim m = minus_one_marker();
+  EXPECT_TRUE(dim_mul(m, Dim(2)).is_unknown());
+  EXPECT_TRUE(dim_add(m, Dim::symbolic("seq")).is_unknown());
+  EXPECT_TRUE(dim_sub(Dim(4), m).is_unknown());
+  EXPECT_TRUE(dim_div(m, Dim(1)).is_unknown());
+}
+
 TEST(Broadcast, SymbolicAndFixedDims) {
   Shape a(Dims{Dim::symbolic("batch"), Dim(1), Dim(4)});
   Shape b(Dims{Dim(3), Dim(1)});

@@ -17,24 +17,24 @@ CpuKernelRegistry& CpuKernelRegistry::instance() {
   return registry;
 }
 
-static std::string canonical(const std::string& d) { return d == "ai.onnx" ? "" : d; }
+static std::string_view canonical(std::string_view d) { return d == "ai.onnx" ? std::string_view() : d; }
 
 void CpuKernelRegistry::add(const std::string& domain, const std::string& op, CpuKernelFn fn) {
   assert(!find(domain, op) && "CPU kernel registered twice");
-  kernels_.emplace_back(canonical(domain), op, std::move(fn));
+  kernels_[std::string(canonical(domain))].emplace(op, std::move(fn));
 }
 
-const CpuKernelFn* CpuKernelRegistry::find(const std::string& domain, const std::string& op) const {
-  std::string d = canonical(domain);
-  for (const auto& [kd, kop, fn] : kernels_)
-    if (kop == op && kd == d) return &fn;
-  return nullptr;
+const CpuKernelFn* CpuKernelRegistry::find(std::string_view domain, std::string_view op) const {
+  auto d = kernels_.find(canonical(domain));
+  if (d == kernels_.end()) return nullptr;
+  auto it = d->second.find(op);
+  return it == d->second.end() ? nullptr : &it->second;
 }
 
 std::vector<std::pair<std::string, std::string>> CpuKernelRegistry::ops() const {
   std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& [d, op, fn] : kernels_) out.emplace_back(d, op);
-  std::sort(out.begin(), out.end());
+  for (const auto& [domain, ops] : kernels_)
+    for (const auto& [op, fn] : ops) out.emplace_back(domain, op);
   return out;
 }
 

@@ -9,6 +9,8 @@
 #pragma once
 
 #include <functional>
+#include <map>
+#include <string_view>
 #include <optional>
 #include <string>
 #include <vector>
@@ -58,11 +60,13 @@ class CpuKernelRegistry {
  public:
   static CpuKernelRegistry& instance();
   void add(const std::string& domain, const std::string& op, CpuKernelFn fn);
-  const CpuKernelFn* find(const std::string& domain, const std::string& op) const;
+  // Runs once per node per inference: a map lookup, no allocation.
+  const CpuKernelFn* find(std::string_view domain, std::string_view op) const;
   std::vector<std::pair<std::string, std::string>> ops() const;  // (domain, op), sorted
 
  private:
-  std::vector<std::tuple<std::string, std::string, CpuKernelFn>> kernels_;
+  // domain -> op -> kernel
+  std::map<std::string, std::map<std::string, CpuKernelFn, std::less<>>, std::less<>> kernels_;
 };
 
 struct CpuKernelRegistration {
