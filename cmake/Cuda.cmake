@@ -31,9 +31,18 @@ if(KILN_HAVE_CUDA AND NOT KILN_CUDA_SRC)
   set(KILN_HAVE_CUDA OFF)
 endif()
 if(KILN_HAVE_CUDA)
-  add_library(kiln_cuda STATIC ${KILN_CUDA_SRC})
-  target_include_directories(kiln_cuda PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
-  target_link_libraries(kiln_cuda PUBLIC CUDA::cudart CUDA::cublasLt fmt::fmt)
+  # cuDNN 9 (the graph API) comes from the distribution's or NVIDIA's packages.
+  find_path(KILN_CUDNN_INCLUDE cudnn.h HINTS ${CUDAToolkit_INCLUDE_DIRS} PATH_SUFFIXES x86_64-linux-gnu)
+  find_library(KILN_CUDNN_LIBRARY cudnn HINTS ${CUDAToolkit_LIBRARY_DIR})
+  if(NOT KILN_CUDNN_INCLUDE OR NOT KILN_CUDNN_LIBRARY)
+    message(FATAL_ERROR "kiln: the CUDA backend needs cuDNN 9 (apt install cudnn9-cuda-13 or libcudnn9-dev-cuda-13)")
+  endif()
+  # An object library: its kernels register themselves from static
+  # initializers, which must all reach kiln_runtime (a static archive would
+  # drop the files nothing references).
+  add_library(kiln_cuda OBJECT ${KILN_CUDA_SRC})
+  target_include_directories(kiln_cuda PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src ${KILN_CUDNN_INCLUDE})
+  target_link_libraries(kiln_cuda PUBLIC CUDA::cudart CUDA::cublasLt ${KILN_CUDNN_LIBRARY} fmt::fmt)
   set_target_properties(kiln_cuda PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_SEPARABLE_COMPILATION OFF)
   target_compile_options(kiln_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>)
   if(KILN_PTXAS_VERBOSE)

@@ -8,11 +8,13 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "backends/cpu/cpu_executor.h"
+#include "backends/cuda/cuda_executor.h"
 #include "backends/cuda/device.h"
 #include "ir/graph.h"
 
@@ -44,8 +46,16 @@ inline Tensor random_tensor(DType t, std::vector<int64_t> dims, float lo = -2.f,
       case DType::kF32: out.mutable_data<float>()[i] = v; break;
       case DType::kF16: out.mutable_data<uint16_t>()[i] = f32_to_f16(v); break;
       case DType::kBF16: out.mutable_data<uint16_t>()[i] = f32_to_bf16(v); break;
+      case DType::kF64: out.mutable_data<double>()[i] = v; break;
+      case DType::kI8: out.mutable_data<int8_t>()[i] = static_cast<int8_t>(std::lround(v)); break;
+      case DType::kI16: out.mutable_data<int16_t>()[i] = static_cast<int16_t>(std::lround(v)); break;
       case DType::kI32: out.mutable_data<int32_t>()[i] = static_cast<int32_t>(std::lround(v)); break;
       case DType::kI64: out.mutable_data<int64_t>()[i] = std::lround(v); break;
+      // Unsigned types take |v| (pass lo >= 0 for a plain range).
+      case DType::kU8: out.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(std::lround(std::fabs(v))); break;
+      case DType::kU16: out.mutable_data<uint16_t>()[i] = static_cast<uint16_t>(std::lround(std::fabs(v))); break;
+      case DType::kU32: out.mutable_data<uint32_t>()[i] = static_cast<uint32_t>(std::lround(std::fabs(v))); break;
+      case DType::kU64: out.mutable_data<uint64_t>()[i] = static_cast<uint64_t>(std::lround(std::fabs(v))); break;
       case DType::kBool: out.mutable_data<uint8_t>()[i] = v > (lo + hi) / 2 ? 1 : 0; break;
       default: ADD_FAILURE() << "random_tensor: dtype " << dtype_name(t);
     }
@@ -75,35 +85,58 @@ inline Tensor download(const void* device_ptr, DType t, std::vector<int64_t> dim
   return out;
 }
 
-// Runs `op` on the CPU backend with `ins` as graph inputs (null tensors are
-// omitted optional inputs); returns output i.
-inline Tensor run_cpu(const std::string& op, const std::vector<Tensor>& ins,
-                      std::map<std::string, Attribute> attrs = {}, size_t output = 0, int num_outputs = 1,
-                      int opset = 28) {
-  Graph g;
-  Node* node = g.add_node(op);
+// A one-node graph running `op` with `ins` as graph inputs (null tensors are
+// omitted optional inputs); the values to feed it are appended to `values`.
+inline std::unique_ptr<Graph> one_node_graph(const std::string& op, const std::vector<Tensor>& ins,
+                                             std::map<std::string, Attribute> attrs, int num_outputs, int opset,
+                                             std::vector<RunValue>& values) {
+  auto g = std::make_unique<Graph>();
+  Node* node = g->add_node(op);
   node->opset = opset;
   node->attrs = std::move(attrs);
-  std::vector<RunValue> values;
   for (size_t i = 0; i < ins.size(); ++i) {
     if (!ins[i].is_valid()) {
       node->inputs.push_back(nullptr);
       continue;
     }
-    Value* v = g.add_value("in" + std::to_string(i), Type::tensor(ins[i].dtype(), Shape::of(ins[i].dims())));
-    g.inputs.push_back(v);
+    Value* v = g->add_value("in" + std::to_string(i), Type::tensor(ins[i].dtype(), Shape::of(ins[i].dims())));
+    g->inputs.push_back(v);
     node->inputs.push_back(v);
     values.push_back(RunValue::of(ins[i]));
   }
   for (int i = 0; i < num_outputs; ++i) {
-    Value* v = g.add_value("out" + std::to_string(i));
+    Value* v = g->add_value("out" + std::to_string(i));
     v->producer = node;
     v->producer_output = i;
     node->outputs.push_back(v);
-    g.outputs.push_back(v);
+    g->outputs.push_back(v);
   }
-  auto out = run_graph_on_cpu(g, std::move(values));
-  EXPECT_TRUE(out.is_ok()) << op << ": " << out.status().to_string();
+  return g;
+}
+
+// Runs `op` on the CPU backend (the reference); returns output `output`.
+inline Tensor run_cpu(const std::string& op, const std::vector<Tensor>& ins,
+                      std::map<std::string, Attribute> attrs = {}, size_t output = 0, int num_outputs = 1,
+                      int opset = 28) {
+  std::vector<RunValue> values;
+  auto g = one_node_graph(op, ins, std::move(attrs), num_outputs, opset, values);
+  auto out = run_graph_on_cpu(*g, std::move(values));
+  EXPECT_TRUE(out.is_ok()) << op << " (cpu): " << out.status().to_string();
+  if (!out.is_ok()) return {};
+  return (*out)[output].tensor;
+}
+
+// Runs `op` through the CUDA backend's executor (upload, plan, kernel,
+// download); returns output `output`. TF32 stays off unless asked for.
+inline Tensor run_cuda(const std::string& op, const std::vector<Tensor>& ins,
+                       std::map<std::string, Attribute> attrs = {}, size_t output = 0, int num_outputs = 1,
+                       int opset = 28, bool allow_tf32 = false) {
+  std::vector<RunValue> values;
+  auto g = one_node_graph(op, ins, std::move(attrs), num_outputs, opset, values);
+  cuda::RunOptions options;
+  options.allow_tf32 = allow_tf32;
+  auto out = cuda::run_graph_on_cuda(*g, std::move(values), options);
+  EXPECT_TRUE(out.is_ok()) << op << " (cuda): " << out.status().to_string();
   if (!out.is_ok()) return {};
   return (*out)[output].tensor;
 }

@@ -31,7 +31,11 @@ inline Status to_status(cublasStatus_t err, const char* call) {
 // Inline, so only code that uses cuDNN needs to link it.
 inline Status to_status(cudnnStatus_t err, const char* call) {
   if (err == CUDNN_STATUS_SUCCESS) return Status::ok();
-  return internal_error("{}: cudnn status {} ({})", call, static_cast<int>(err), cudnnGetErrorString(err));
+  char detail[256] = {};  // cuDNN's own account of the last failure, often the useful part
+  cudnnGetLastErrorString(detail, sizeof(detail));
+  ErrorCode code = err == CUDNN_STATUS_NOT_SUPPORTED ? ErrorCode::kUnsupported : ErrorCode::kInternal;
+  return Status(code, fmt::format("{}: cudnn status {} ({}){}{}", call, static_cast<int>(err),
+                                  cudnnGetErrorString(err), detail[0] ? ": " : "", detail));
 }
 #endif
 
