@@ -52,10 +52,12 @@ class OutputAllocator {
  public:
   virtual ~OutputAllocator() = default;
   // Returns memory for `size` bytes (aligned to `alignment`) for output
-  // `name`; `current` is the address bound before (may be null). Returning
-  // null fails the run with an error naming the output.
+  // `name` (device memory on "cuda"); `current` is the address bound before
+  // (may be null). Returning null fails the run with an error naming the output.
   virtual void* reallocate_output(const std::string& name, void* current, size_t size, size_t alignment) = 0;
-  // The output's final dims, called after its data is written.
+  // The output's final dims: on "cpu" after its data is written; on "cuda"
+  // once known, while the run is queued (the data is there when the stream
+  // reaches that point).
   virtual void notify_shape(const std::string& name, const std::vector<int64_t>& dims) = 0;
 };
 
@@ -181,8 +183,9 @@ class ExecutionContext {
   // shapes (-1 where the size depends on the data: use an OutputAllocator).
   Expected<std::vector<int64_t>> tensor_shape(const std::string& name) const;
 
-  // Binds host memory (on the "cpu" backend) to an I/O tensor. Inputs are
-  // only read; outputs must hold tensor_shape's element count.
+  // Binds memory to an I/O tensor: host memory on "cpu", device memory on
+  // "cuda". Inputs are only read; outputs must hold tensor_shape's element
+  // count.
   Status set_tensor_address(const std::string& name, void* data);
   Status set_input_tensor_address(const std::string& name, const void* data);
   const void* tensor_address(const std::string& name) const;
@@ -202,9 +205,15 @@ class ExecutionContext {
   // Runs the engine synchronously. Every input needs a shape (or static dims)
   // and an address; every output an address of the right size or an allocator.
   Status execute();
-  // Runs on `stream` (a cudaStream_t on "cuda"); on "cpu" the run finishes
-  // before enqueue returns.
+  // Runs on `stream` (a cudaStream_t on "cuda"; null is the default stream)
+  // and returns once the work is queued: no synchronization, unless the engine
+  // runs nodes on the host (--allowCpuFallback) or reads shape inputs that the
+  // GPU computes. On "cpu" the run finishes before enqueue returns.
   Status enqueue(void* stream);
+
+  // cuda: capture a run as a CUDA graph and replay it while the input shapes
+  // and the bound addresses stay the same (trtexec's --useCudaGraph).
+  void set_use_cuda_graph(bool on);
 
  private:
   std::shared_ptr<Engine> engine_;

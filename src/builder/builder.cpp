@@ -6,6 +6,9 @@
 #include "onnx/importer.h"
 #include "passes/pass.h"
 #include "runtime/engine_state.h"
+#ifdef KILN_WITH_CUDA
+#include "backends/cuda/run_plan.h"
+#endif
 
 namespace kiln {
 namespace {
@@ -77,6 +80,12 @@ Expected<std::vector<uint8_t>> build_engine(const Model& model, const BuildConfi
   PassContext passes;
   KILN_RETURN_IF_ERROR(
       in_phase(config, "optimizing", [&] { return run_passes(*model.graph, passes, default_pipeline()); }));
+  if (config.backend == "cuda") {
+#ifdef KILN_WITH_CUDA
+    // Every node the GPU cannot run, named at once (unless allowed on the host).
+    KILN_RETURN_IF_ERROR(cuda::check_graph_supported(*model.graph, config.allow_cpu_fallback, nullptr));
+#endif
+  }
   c.graph = model.graph;
   c.opsets = model.opsets;
   c.producer_name = model.producer_name;
@@ -88,7 +97,8 @@ Expected<std::vector<uint8_t>> build_engine(const Model& model, const BuildConfi
                 config.tf32,
                 config.strongly_typed,
                 config.workspace_limit_bytes,
-                config.optimization_level};
+                config.optimization_level,
+                config.allow_cpu_fallback};
   KILN_ASSIGN_OR_RETURN(auto bytes, in_phase(config, "writing engine", [&] { return write_engine(c); }));
   // Loading the result checks what the runtime will check, at build time.
   FileBytes view{reinterpret_cast<const std::byte*>(bytes.data()), bytes.size(), nullptr};

@@ -7,8 +7,12 @@
 
 #include <bit>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 
+#ifdef KILN_WITH_CUDA
+#include "backends/cuda/device.h"
+#endif
 #include "engine/graph_codec.h"
 #include "engine/hash.h"
 
@@ -87,6 +91,7 @@ void encode_profiles(const EngineContents& c, engine::Metadata& m) {
   s->set_strongly_typed(c.settings.strongly_typed);
   s->set_workspace_limit_bytes(c.settings.workspace_limit_bytes);
   s->set_optimization_level(c.settings.optimization_level);
+  s->set_allow_cpu_fallback(c.settings.allow_cpu_fallback);
 }
 
 void decode_profiles(const engine::Metadata& m, EngineContents& c) {
@@ -99,7 +104,13 @@ void decode_profiles(const engine::Metadata& m, EngineContents& c) {
     c.profiles.push_back(std::move(p));
   }
   const auto& s = m.settings();
-  c.settings = {s.fp16(), s.bf16(), s.tf32(), s.strongly_typed(), s.workspace_limit_bytes(), s.optimization_level()};
+  c.settings = {s.fp16(),
+                s.bf16(),
+                s.tf32(),
+                s.strongly_typed(),
+                s.workspace_limit_bytes(),
+                s.optimization_level(),
+                s.allow_cpu_fallback()};
 }
 
 // Header fields that need no metadata: magic, size, version, checksums.
@@ -151,6 +162,19 @@ Status check_compatible(const Header& h) {
                                                        h.kiln_version, KILN_VERSION));
   auto device = current_device(h.backend);
   if (!device) return device.status();
+  if (h.backend == "cuda") {
+    // A CUDA engine runs on any GPU of the compute capability it was built
+    // for ("cuda:sm_90 NVIDIA H100 ..." and "cuda:sm_90 NVIDIA H200" agree).
+    auto arch = [](const std::string& d) { return d.substr(0, d.find(' ')); };
+    if (arch(*device) != arch(h.device))
+      return Status(ErrorCode::kUnsupported,
+                    fmt::format("the engine was built for {} ({}), this GPU is {} ({}): kernels and tactics are "
+                                "chosen per compute capability, so rebuild the engine on this GPU (kiln build "
+                                "MODEL.onnx --backend cuda), or serve the ONNX model and let kiln rebuild it",
+                                arch(h.device).substr(5), h.device.substr(h.device.find(' ') + 1),
+                                arch(*device).substr(5), device->substr(device->find(' ') + 1)));
+    return Status::ok();
+  }
   if (*device != h.device)
     return Status(
         ErrorCode::kUnsupported,
@@ -190,8 +214,25 @@ Expected<std::string> current_device(const std::string& backend) {
     return std::string("cpu:other");
 #endif
   }
-  if (backend == "cuda")
-    return unsupported("backend 'cuda': this kiln runtime has no CUDA backend yet (use --backend cpu)");
+  if (backend == "cuda") {
+#ifdef KILN_WITH_CUDA
+    if (cuda::device_count() == 0)
+      return unsupported("backend 'cuda': no CUDA GPU is visible to this process (use --backend cpu)");
+    int index = 0;
+    if (cudaGetDevice(&index) != cudaSuccess) index = 0;
+    KILN_ASSIGN_OR_RETURN(auto info, cuda::device_info(index));
+    int major = info.cc_major, minor = info.cc_minor;
+    // A test hook: pretend another compute capability (e.g. KILN_PRETEND_SM=80).
+    if (const char* pretend = std::getenv("KILN_PRETEND_SM"); pretend && std::strlen(pretend) >= 2) {
+      major = std::atoi(pretend) / 10;
+      minor = std::atoi(pretend) % 10;
+    }
+    std::string d = fmt::format("cuda:sm_{}{} {}", major, minor, info.name);
+    return d.substr(0, kDeviceLen - 1);
+#else
+    return unsupported("backend 'cuda': this kiln was built without the CUDA backend (use --backend cpu)");
+#endif
+  }
   return invalid_argument("unknown backend '{}' (kiln has 'cpu' and 'cuda')", backend);
 }
 

@@ -48,6 +48,7 @@ struct EngineSettings {
   bool strongly_typed = false;
   uint64_t workspace_limit_bytes = 0;
   int optimization_level = 3;
+  bool allow_cpu_fallback = false;  // cuda: nodes without a GPU kernel run on the host
 };
 
 // Everything an engine file holds.

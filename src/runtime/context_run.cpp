@@ -115,11 +115,22 @@ Status ExecutionContext::infer_shapes() {
   return Status::ok();
 }
 
-Status ExecutionContext::enqueue(void* stream) { return execute(); }
+Status ExecutionContext::enqueue(void* stream) {
+  const EngineState& es = engine_->state();
+  if (es.contents.backend != "cuda") return execute();
+  if (!state_->inferred) KILN_RETURN_IF_ERROR(infer_shapes());
+  return enqueue_on_cuda(es, *state_, stream, false);
+}
+
+void ExecutionContext::set_use_cuda_graph(bool on) {
+  state_->use_cuda_graph = on;
+  state_->runner.reset();  // the next run plans again with the new setting
+}
 
 Status ExecutionContext::execute() {
   const EngineState& es = engine_->state();
   if (!state_->inferred) KILN_RETURN_IF_ERROR(infer_shapes());
+  if (es.contents.backend == "cuda") return enqueue_on_cuda(es, *state_, nullptr, true);
   std::vector<RunValue> inputs(es.contents.graph->inputs.size());
   for (size_t i = 0; i < es.io.size(); ++i) {
     const IoTensor& t = es.io[i];

@@ -9,6 +9,9 @@
 #include "engine/graph_codec.h"
 #include "ops/op_schema.h"
 #include "runtime/engine_state.h"
+#ifdef KILN_WITH_CUDA
+#include "backends/cuda/run_plan.h"
+#endif
 
 namespace kiln {
 namespace {
@@ -140,6 +143,11 @@ Expected<std::shared_ptr<const EngineState>> load_engine_state(FileBytes file) {
   Status st = check_profiles(g, s->contents.profiles);
   if (!st.is_ok()) return Status(ErrorCode::kCorrupt, "engine profiles: " + st.message());
   KILN_RETURN_IF_ERROR(check_ops(g));
+  if (s->contents.backend == "cuda") {
+#ifdef KILN_WITH_CUDA
+    KILN_RETURN_IF_ERROR(cuda::check_graph_supported(g, s->contents.settings.allow_cpu_fallback, nullptr));
+#endif
+  }
   s->layer_names = unique_layer_names(g);
   return std::shared_ptr<const EngineState>(std::move(s));
 }

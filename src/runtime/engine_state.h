@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +13,11 @@
 #include "kiln/runtime.h"
 
 namespace kiln {
+
+namespace cuda {
+struct DeviceWeights;
+class Runner;
+}  // namespace cuda
 
 struct IoTensor {
   std::string name;
@@ -32,6 +38,11 @@ struct EngineState {
 
   // Index into `io`, or -1.
   int find(const std::string& name) const;
+
+  // cuda: the weights on the device, uploaded by the first context that runs
+  // and shared by all of them.
+  mutable std::mutex device_mutex;
+  mutable std::shared_ptr<const cuda::DeviceWeights> device_weights;
 };
 
 // An ExecutionContext's state, per I/O tensor (indices as EngineState::io).
@@ -42,7 +53,13 @@ struct ContextState {
   std::vector<OutputAllocator*> allocators;
   bool inferred = false;  // output shapes follow the current input shapes
   Profiler* profiler = nullptr;
+  std::shared_ptr<cuda::Runner> runner;  // cuda: plans and launches runs
+  bool use_cuda_graph = false;
 };
+
+// ExecutionContext::enqueue on the CUDA backend (context_run_cuda.cpp);
+// execute() is enqueue on the default stream, synchronized.
+Status enqueue_on_cuda(const EngineState& es, ContextState& cs, void* stream, bool synchronize);
 
 // Reads and checks an engine (see read_engine), then checks what the runtime
 // needs: tensor I/O of known rank, profiles that fit the inputs, and an op

@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "engine/engine_file.h"
 #include "shape_spec.h"
 
 namespace kiln::cli {
@@ -62,7 +63,7 @@ Expected<size_t> parse_mem_pool(const std::string& text) {
 }  // namespace
 
 void add_builder_flags(CLI::App& cmd, BuilderFlags& flags) {
-  cmd.add_option("--backend", flags.backend, "cpu or cuda")->capture_default_str();
+  cmd.add_option("--backend", flags.backend, "cpu, cuda, or auto (cuda when a GPU is visible)")->capture_default_str();
   auto shapes = [&](const char* flag, std::vector<std::string>& v, const char* what) {
     cmd.add_option(flag, v, what)->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   };
@@ -71,7 +72,10 @@ void add_builder_flags(CLI::App& cmd, BuilderFlags& flags) {
   shapes("--maxShapes", flags.max_shapes, "Largest shapes; repeat for more profiles");
   cmd.add_flag("--fp16", flags.fp16, "Allow fp16 kernels");
   cmd.add_flag("--bf16", flags.bf16, "Allow bf16 kernels");
-  cmd.add_flag("--tf32", flags.tf32, "Allow tf32 matmuls and convolutions");
+  cmd.add_flag("--tf32", flags.tf32, "Allow tf32 matmuls and convolutions (the default)");
+  cmd.add_flag("--noTF32", flags.no_tf32, "Forbid tf32: f32 math in full fp32");
+  cmd.add_flag("--allowCpuFallback", flags.allow_cpu_fallback,
+               "cuda: run nodes without a GPU kernel on the host instead of failing the build");
   cmd.add_flag("--stronglyTyped", flags.strongly_typed, "Keep the model's types exactly");
   cmd.add_option("--workspace", flags.workspace_mib, "Scratch memory limit in MiB (0: none)");
   cmd.add_option("--memPoolSize", flags.mem_pool_size, "trtexec form of the limit: workspace:1024M");
@@ -83,9 +87,12 @@ void add_builder_flags(CLI::App& cmd, BuilderFlags& flags) {
 Expected<BuildConfig> build_config_from_flags(const BuilderFlags& f) {
   BuildConfig config;
   config.backend = f.backend;
+  if (config.backend == "auto") config.backend = current_device("cuda").is_ok() ? "cuda" : "cpu";
   config.fp16 = f.fp16;
   config.bf16 = f.bf16;
-  config.tf32 = f.tf32;
+  if (f.tf32 && f.no_tf32) return invalid_argument("--tf32 and --noTF32 contradict each other");
+  config.tf32 = !f.no_tf32;
+  config.allow_cpu_fallback = f.allow_cpu_fallback;
   config.strongly_typed = f.strongly_typed;
   config.timing_cache_path = f.timing_cache;
   config.optimization_level = f.optimization_level;

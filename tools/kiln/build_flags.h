@@ -1,5 +1,5 @@
 // The builder flags `kiln build` and `kiln bench` share, named as trtexec's
-// (--minShapes/--optShapes/--maxShapes, --fp16, --bf16, --tf32,
+// (--minShapes/--optShapes/--maxShapes, --fp16, --bf16, --noTF32, --allowCpuFallback,
 // --stronglyTyped, --memPoolSize, --timingCacheFile, --builderOptimizationLevel).
 #pragma once
 
@@ -15,7 +15,8 @@ namespace kiln::cli {
 struct BuilderFlags {
   std::string backend = "cpu";
   std::vector<std::string> min_shapes, opt_shapes, max_shapes;
-  bool fp16 = false, bf16 = false, tf32 = false, strongly_typed = false;
+  bool fp16 = false, bf16 = false, tf32 = false, no_tf32 = false, strongly_typed = false;
+  bool allow_cpu_fallback = false;
   double workspace_mib = 0;
   std::string mem_pool_size;
   std::string timing_cache;

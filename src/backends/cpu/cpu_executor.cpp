@@ -84,7 +84,11 @@ class NodeRun final : public CpuKernelContext {
   std::vector<bool> set_;
 };
 
-void collect_reads(const Node& n, std::vector<const Value*>& out) {
+std::string where(const Node& n) { return fmt::format("node '{}' ({})", n.name, n.op_type); }
+
+}  // namespace
+
+void collect_node_reads(const Node& n, std::vector<const Value*>& out) {
   for (const Value* v : n.inputs)
     if (v) out.push_back(v);
   for (const auto& [key, a] : n.attrs) {
@@ -92,15 +96,13 @@ void collect_reads(const Node& n, std::vector<const Value*>& out) {
     if (a.g) bodies.push_back(a.g.get());
     for (const auto& g : a.graphs) bodies.push_back(g.get());
     for (const Graph* g : bodies) {
-      for (const auto& inner : g->nodes()) collect_reads(*inner, out);
+      for (const auto& inner : g->nodes()) collect_node_reads(*inner, out);
       out.insert(out.end(), g->outputs.begin(), g->outputs.end());
     }
   }
 }
 
-std::string where(const Node& n) { return fmt::format("node '{}' ({})", n.name, n.op_type); }
-
-Status run_node(const Node& node, RunScope& scope) {
+Status run_node_in_scope(const Node& node, RunScope& scope) {
   std::vector<const RunValue*> inputs;
   std::vector<Type> types;
   types.reserve(node.inputs.size());
@@ -149,13 +151,12 @@ Status run_node(const Node& node, RunScope& scope) {
   return Status::ok();
 }
 
-}  // namespace
 
 Expected<std::vector<RunValue>> run_node_on_cpu(const Node& node, const std::vector<const RunValue*>& inputs) {
   RunScope scope;
   for (size_t i = 0; i < node.inputs.size() && i < inputs.size(); ++i)
     if (node.inputs[i] && inputs[i]) scope.values[node.inputs[i]] = *inputs[i];
-  KILN_RETURN_IF_ERROR(run_node(node, scope));
+  KILN_RETURN_IF_ERROR(run_node_in_scope(node, scope));
   std::vector<RunValue> outputs;
   for (const Value* v : node.outputs) {
     auto it = v ? scope.values.find(v) : scope.values.end();
@@ -179,7 +180,7 @@ Expected<std::vector<RunValue>> run_graph_on_cpu(const Graph& graph, std::vector
     std::map<const Value*, size_t> last_use;
     for (size_t k = 0; k < nodes.size(); ++k) {
       std::vector<const Value*> reads;
-      collect_reads(*nodes[k], reads);
+      collect_node_reads(*nodes[k], reads);
       for (const Value* v : reads)
         if (v->owner == &graph) last_use[v] = k;
     }
@@ -189,13 +190,13 @@ Expected<std::vector<RunValue>> run_graph_on_cpu(const Graph& graph, std::vector
   for (size_t k = 0; k < nodes.size(); ++k) {
     if (timer) {
       auto start = std::chrono::steady_clock::now();
-      KILN_RETURN_IF_ERROR(run_node(*nodes[k], scope));
+      KILN_RETURN_IF_ERROR(run_node_in_scope(*nodes[k], scope));
       for (const Value* v : dies_after[k]) scope.values.erase(v);
       timer->node_time(k, *nodes[k],
                        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
       continue;
     }
-    KILN_RETURN_IF_ERROR(run_node(*nodes[k], scope));
+    KILN_RETURN_IF_ERROR(run_node_in_scope(*nodes[k], scope));
     for (const Value* v : dies_after[k]) scope.values.erase(v);
   }
   std::vector<RunValue> outputs;

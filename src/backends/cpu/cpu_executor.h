@@ -40,6 +40,14 @@ Expected<std::vector<RunValue>> run_graph_on_cpu(const Graph& graph, std::vector
 // returns its outputs (empty values for omitted ones). Used by constant folding.
 Expected<std::vector<RunValue>> run_node_on_cpu(const Node& node, const std::vector<const RunValue*>& inputs);
 
+// Runs one node reading its inputs (and, for subgraphs, every outer value
+// they read) from `scope`, and stores its outputs there.
+Status run_node_in_scope(const Node& node, RunScope& scope);
+
+// Every value `node` reads: its inputs, and the values its subgraphs read
+// from enclosing graphs (with their own values too; callers filter by owner).
+void collect_node_reads(const Node& node, std::vector<const Value*>& out);
+
 // The type a run value has (fixed dims), for inference at run time.
 Type type_of(const RunValue& v);
 

@@ -1,0 +1,349 @@
+#include "backends/cuda/cuda_runner.h"
+
+#include <fmt/format.h>
+
+#include <set>
+
+#include "backends/cuda/cuda_status.h"
+
+namespace kiln::cuda {
+
+Expected<std::shared_ptr<const DeviceWeights>> upload_weights(const Graph& graph) {
+  auto w = std::make_shared<DeviceWeights>();
+  std::vector<const Value*> constants;
+  std::set<const Value*> seen;
+  auto consider = [&](const Value* v) {
+    if (v && v->constant && v->constant->dtype() != DType::kString && seen.insert(v).second) constants.push_back(v);
+  };
+  for (const auto& n : graph.nodes())
+    for (const Value* v : n->inputs) consider(v);
+  for (const Value* v : graph.outputs) consider(v);
+  for (const Value* v : constants) {
+    w->bytes = (w->bytes + 255) / 256 * 256;
+    w->offsets[v] = w->bytes;
+    w->bytes += v->constant->nbytes();
+  }
+  if (w->bytes == 0) return std::shared_ptr<const DeviceWeights>(std::move(w));
+  KILN_ASSIGN_OR_RETURN(w->buffer, DeviceBuffer::allocate(w->bytes));
+  for (const Value* v : constants)
+    if (v->constant->nbytes())
+      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy(static_cast<char*>(w->buffer.data()) + w->offsets[v],
+                                           v->constant->raw(), v->constant->nbytes(), cudaMemcpyHostToDevice));
+  return std::shared_ptr<const DeviceWeights>(std::move(w));
+}
+
+namespace {
+
+// Library handles and the device, created on first use per runner.
+struct Resources {
+  std::optional<CublasLt> cublaslt;
+  std::optional<Cudnn> cudnn;
+  std::optional<DeviceInfo> device;
+};
+
+// A plan kept while the input dims stay the same.
+struct CachedPlan {
+  std::vector<std::vector<int64_t>> input_dims;
+  PlanState state;
+  Segment segment;
+  DeviceBuffer consts;
+  // The captured CUDA graph and the addresses it was captured with.
+  cudaGraphExec_t graph = nullptr;
+  std::vector<const void*> graph_addresses;
+  int runs = 0;
+  ~CachedPlan() {
+    if (graph) cudaGraphExecDestroy(graph);
+  }
+};
+
+// Buffers of one run: per segment, the arena and the uploaded constants.
+struct RunBuffers {
+  std::vector<char*> arena;
+  std::vector<char*> consts;
+  std::vector<void*> outputs;       // per graph output, resolved on first use
+  std::vector<void*> stream_owned;  // cudaMallocAsync'ed, freed on the stream after the run
+};
+
+class StepContext final : public KernelContext {
+ public:
+  StepContext(Step& step, void* workspace, cudaStream_t stream, Resources& res, bool tf32)
+      : step_(step), workspace_(workspace), stream_(stream), res_(res), tf32_(tf32) {}
+  const Node& node() const override { return *step_.node; }
+  const DeviceTensor& input(size_t i) const override {
+    static const DeviceTensor empty;
+    return i < step_.in.size() && step_.inputs[i] ? step_.in[i] : empty;
+  }
+  const Tensor* host_input(size_t i) const override { return i < step_.host_in.size() ? step_.host_in[i] : nullptr; }
+  const DeviceTensor& output(size_t i) const override {
+    static const DeviceTensor empty;
+    return i < step_.out.size() && step_.outputs[i] ? step_.out[i] : empty;
+  }
+  void* workspace() const override { return workspace_; }
+  size_t workspace_bytes() const override { return step_.workspace_bytes; }
+  cudaStream_t stream() const override { return stream_; }
+  const DeviceInfo& device() const override { return *res_.device; }
+  Expected<const CublasLt*> cublaslt() override {
+    if (!res_.cublaslt) {
+      KILN_ASSIGN_OR_RETURN(auto h, CublasLt::create());
+      res_.cublaslt.emplace(std::move(h));
+    }
+    return &*res_.cublaslt;
+  }
+  Expected<const Cudnn*> cudnn() override {
+    if (!res_.cudnn) {
+      KILN_ASSIGN_OR_RETURN(auto h, Cudnn::create());
+      res_.cudnn.emplace(std::move(h));
+    }
+    return &*res_.cudnn;
+  }
+  bool allow_tf32() const override { return tf32_; }
+  std::any& state() override { return step_.state; }
+
+ private:
+  Step& step_;
+  void* workspace_;
+  cudaStream_t stream_;
+  Resources& res_;
+  bool tf32_;
+};
+
+std::string where(const Step& s) {
+  return s.node ? fmt::format("node '{}' ({})", s.node->name, s.node->op_type) : std::string("graph output copy");
+}
+
+}  // namespace
+
+struct Runner::Impl {
+  const Graph& graph;
+  std::shared_ptr<const DeviceWeights> weights;
+  RunnerOptions options;
+  Resources res;
+  std::unique_ptr<CachedPlan> cached;
+  DeviceBuffer arena;
+
+  Expected<void*> address(const Slot& slot, RunBuffers& buffers, RunBindings& bindings, const PlannedValue* pv) {
+    switch (slot.place) {
+      case Place::kArena: return buffers.arena.at(static_cast<size_t>(slot.segment)) + slot.offset;
+      case Place::kConst: return buffers.consts.at(static_cast<size_t>(slot.segment)) + slot.offset;
+      case Place::kWeight: return static_cast<char*>(weights->buffer.data()) + slot.offset;
+      case Place::kInput: return const_cast<void*>(bindings.input(slot.io));
+      case Place::kOutput: {
+        void*& out = buffers.outputs.at(static_cast<size_t>(slot.io));
+        if (!out) {
+          if (!pv) return internal_error("graph output {} has no plan", slot.io);
+          KILN_ASSIGN_OR_RETURN(out, bindings.output(slot.io, pv->dtype, pv->dims));
+        }
+        return out;
+      }
+      case Place::kNone: break;
+    }
+    return internal_error("a value the GPU reads has no device memory");
+  }
+
+  Status execute(Segment& seg, PlanState& state, RunBuffers& buffers, RunBindings& bindings, cudaStream_t stream,
+                 StepTimes* times) {
+    std::vector<std::pair<Event, Event>> events;
+    for (Step& step : seg.steps) {
+      for (size_t i = 0; i < step.inputs.size(); ++i)
+        if (step.inputs[i]) {
+          const PlannedValue& pv = state.values.at(step.inputs[i]);
+          KILN_ASSIGN_OR_RETURN(step.in[i].data, address(step.in_slot[i], buffers, bindings, &pv));
+        }
+      for (size_t i = 0; i < step.out_slot.size(); ++i)
+        if (step.outputs[i]) {
+          const PlannedValue& pv = state.values.at(step.outputs[i]);
+          KILN_ASSIGN_OR_RETURN(step.out[i].data, address(step.out_slot[i], buffers, bindings, &pv));
+        }
+      if (times) {
+        KILN_ASSIGN_OR_RETURN(auto start, Event::create());
+        KILN_ASSIGN_OR_RETURN(auto stop, Event::create());
+        KILN_RETURN_IF_ERROR(start.record(stream));
+        events.emplace_back(std::move(start), std::move(stop));
+      }
+      if (step.kind == Step::Kind::kCopy) {
+        const size_t src = step.node ? static_cast<size_t>(step.def->alias_input) : 0;
+        const size_t bytes = step.out[0].nbytes();
+        if (bytes && step.out[0].data != step.in[src].data)
+          KILN_CUDA_RETURN_IF_ERROR(
+              cudaMemcpyAsync(step.out[0].data, step.in[src].data, bytes, cudaMemcpyDeviceToDevice, stream));
+      } else {
+        // The workspace is in the arena of the segment being run (the last one).
+        char* ws = step.workspace_bytes ? buffers.arena.back() : nullptr;
+        StepContext ctx(step, ws ? ws + step.workspace_offset : nullptr, stream, res, options.run.allow_tf32);
+        Status st = step.def->run(ctx);
+        if (!st.is_ok()) return st.with_context(where(step));
+        st = last_launch_status(step.node->op_type.c_str());
+        if (!st.is_ok()) return st.with_context(where(step));
+      }
+      if (times) KILN_RETURN_IF_ERROR(events.back().second.record(stream));
+    }
+    if (times) {
+      for (size_t s = 0; s < events.size(); ++s) {
+        KILN_RETURN_IF_ERROR(events[s].second.synchronize());
+        KILN_ASSIGN_OR_RETURN(float ms, events[s].second.elapsed_ms_since(events[s].first));
+        times->node_time(seg.steps[s].node_index, ms);
+      }
+    }
+    return Status::ok();
+  }
+
+  // Stream-ordered memory for a segment after a break, freed after the run.
+  Expected<char*> stream_alloc(size_t bytes, RunBuffers& buffers, cudaStream_t stream) {
+    if (bytes == 0) return static_cast<char*>(nullptr);
+    void* p = nullptr;
+    KILN_CUDA_RETURN_IF_ERROR(cudaMallocAsync(&p, bytes, stream));
+    buffers.stream_owned.push_back(p);
+    return static_cast<char*>(p);
+  }
+
+  Status upload_consts(const Segment& seg, char* base, cudaStream_t stream) {
+    for (const auto& [offset, value] : seg.consts)
+      if (value->tensor.nbytes())
+        KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(base + offset, value->tensor.raw(), value->tensor.nbytes(),
+                                                  cudaMemcpyHostToDevice, stream));
+    return Status::ok();
+  }
+
+  // Copies the values planning needs to the host (this synchronizes).
+  Status download(const Segment& seg, PlanState& state, RunBuffers& buffers, RunBindings& bindings,
+                  cudaStream_t stream) {
+    std::vector<std::pair<PlannedValue*, Tensor>> pending;
+    for (const Value* v : seg.downloads) {
+      PlannedValue& pv = state.values.at(v);
+      KILN_ASSIGN_OR_RETURN(void* src, address(pv.slot, buffers, bindings, &pv));
+      Tensor host(pv.dtype, pv.dims);
+      if (host.nbytes())
+        KILN_CUDA_RETURN_IF_ERROR(
+            cudaMemcpyAsync(host.mutable_raw(), src, host.nbytes(), cudaMemcpyDeviceToHost, stream));
+      pending.emplace_back(&pv, std::move(host));
+    }
+    KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+    for (auto& [pv, host] : pending) pv->host = std::make_shared<RunValue>(RunValue::of(std::move(host)));
+    return Status::ok();
+  }
+
+  PlanState initial_state(const std::vector<std::vector<int64_t>>& input_dims,
+                          const std::vector<const RunValue*>& input_host) {
+    PlanState state;
+    state.weights = &weights->offsets;
+    for (size_t i = 0; i < graph.inputs.size(); ++i) {
+      PlannedValue pv;
+      pv.dtype = graph.inputs[i]->type.dtype;
+      pv.dims = input_dims[i];
+      pv.slot = {Place::kInput, 0, static_cast<int>(i)};
+      if (i < input_host.size() && input_host[i]) pv.host = std::make_shared<RunValue>(*input_host[i]);
+      state.values[graph.inputs[i]] = std::move(pv);
+    }
+    return state;
+  }
+
+  Status run_cached(CachedPlan& plan, RunBindings& bindings, cudaStream_t stream, StepTimes* times);
+  Status run(const std::vector<std::vector<int64_t>>& input_dims, const std::vector<const RunValue*>& input_host,
+             RunBindings& bindings, cudaStream_t stream, StepTimes* times);
+};
+
+Status Runner::Impl::run_cached(CachedPlan& plan, RunBindings& bindings, cudaStream_t stream, StepTimes* times) {
+  if (arena.size() < plan.segment.arena_bytes) {
+    arena = DeviceBuffer();  // free first: the old and new arena need not both fit
+    KILN_ASSIGN_OR_RETURN(arena, DeviceBuffer::allocate(plan.segment.arena_bytes));
+  }
+  RunBuffers buffers;
+  buffers.arena = {static_cast<char*>(arena.data())};
+  buffers.consts = {static_cast<char*>(plan.consts.data())};
+  buffers.outputs.assign(graph.outputs.size(), nullptr);
+  const bool graphable = options.use_cuda_graph && !times;
+  if (!graphable || plan.runs == 0) {
+    ++plan.runs;
+    return execute(plan.segment, plan.state, buffers, bindings, stream, times);
+  }
+  // Replay when the addresses are those captured; capture (again) otherwise.
+  std::vector<const void*> addresses{arena.data()};
+  for (size_t i = 0; i < graph.inputs.size(); ++i) addresses.push_back(bindings.input(static_cast<int>(i)));
+  for (size_t j = 0; j < graph.outputs.size(); ++j) {
+    const PlannedValue& pv = plan.state.values.at(graph.outputs[j]);
+    KILN_ASSIGN_OR_RETURN(buffers.outputs[j], bindings.output(static_cast<int>(j), pv.dtype, pv.dims));
+    addresses.push_back(buffers.outputs[j]);
+  }
+  if (!plan.graph || addresses != plan.graph_addresses) {
+    if (plan.graph) cudaGraphExecDestroy(std::exchange(plan.graph, nullptr));
+    KILN_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    Status st = execute(plan.segment, plan.state, buffers, bindings, stream, nullptr);
+    cudaGraph_t g = nullptr;
+    cudaError_t end = cudaStreamEndCapture(stream, &g);
+    KILN_RETURN_IF_ERROR(st.with_context("while capturing a CUDA graph"));
+    KILN_CUDA_RETURN_IF_ERROR(end);
+    cudaError_t inst = cudaGraphInstantiate(&plan.graph, g, 0);
+    cudaGraphDestroy(g);
+    KILN_CUDA_RETURN_IF_ERROR(inst);
+    plan.graph_addresses = std::move(addresses);
+  }
+  ++plan.runs;
+  KILN_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(plan.graph, stream));
+  return Status::ok();
+}
+
+Status Runner::Impl::run(const std::vector<std::vector<int64_t>>& input_dims,
+                         const std::vector<const RunValue*>& input_host, RunBindings& bindings, cudaStream_t stream,
+                         StepTimes* times) {
+  if (!res.device) {
+    int index = 0;
+    KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&index));
+    KILN_ASSIGN_OR_RETURN(auto info, device_info(index));
+    res.device = std::move(info);
+  }
+  if (cached && cached->input_dims == input_dims) return run_cached(*cached, bindings, stream, times);
+  PlanOptions popts{options.run.allow_cpu_fallback};
+  PlanState state = initial_state(input_dims, input_host);
+  KILN_ASSIGN_OR_RETURN(Segment first, plan_segment(graph, 0, state, popts));
+  if (first.next_node == graph.nodes().size() && !state.read_input_values) {
+    auto plan = std::make_unique<CachedPlan>();
+    plan->input_dims = input_dims;
+    plan->state = std::move(state);
+    plan->segment = std::move(first);
+    if (plan->segment.const_bytes) {
+      KILN_ASSIGN_OR_RETURN(plan->consts, DeviceBuffer::allocate(plan->segment.const_bytes));
+      KILN_RETURN_IF_ERROR(upload_consts(plan->segment, static_cast<char*>(plan->consts.data()), stream));
+    }
+    cached = std::move(plan);
+    return run_cached(*cached, bindings, stream, times);
+  }
+  // A plan with breaks: run it segment by segment, planning as values arrive.
+  RunBuffers buffers;
+  buffers.outputs.assign(graph.outputs.size(), nullptr);
+  Segment seg = std::move(first);
+  Status st = Status::ok();
+  while (st.is_ok()) {
+    KILN_ASSIGN_OR_RETURN(char* a, stream_alloc(seg.arena_bytes, buffers, stream));
+    KILN_ASSIGN_OR_RETURN(char* c, stream_alloc(seg.const_bytes, buffers, stream));
+    buffers.arena.push_back(a);
+    buffers.consts.push_back(c);
+    st = upload_consts(seg, c, stream);
+    if (st.is_ok()) st = execute(seg, state, buffers, bindings, stream, times);
+    if (!st.is_ok() || seg.next_node == graph.nodes().size()) break;
+    st = download(seg, state, buffers, bindings, stream);
+    if (!st.is_ok()) break;
+    auto next = plan_segment(graph, seg.next_node, state, popts);
+    if (!next) st = next.status();
+    if (!st.is_ok()) break;
+    seg = std::move(next).value();
+  }
+  for (void* p : buffers.stream_owned) cudaFreeAsync(p, stream);
+  return st;
+}
+
+Runner::Runner(const Graph& graph, std::shared_ptr<const DeviceWeights> weights, RunnerOptions options)
+    : impl_(std::make_unique<Impl>(Impl{graph, std::move(weights), options, {}, nullptr, {}})) {}
+
+Runner::~Runner() = default;
+
+Status Runner::run(const std::vector<std::vector<int64_t>>& input_dims, const std::vector<const RunValue*>& input_host,
+                   RunBindings& bindings, cudaStream_t stream, StepTimes* times) {
+  if (input_dims.size() != impl_->graph.inputs.size())
+    return internal_error("the graph takes {} inputs, the run gave dims for {}", impl_->graph.inputs.size(),
+                          input_dims.size());
+  return impl_->run(input_dims, input_host, bindings, stream, times);
+}
+
+size_t Runner::arena_bytes() const { return impl_->cached ? impl_->cached->segment.arena_bytes : 0; }
+
+}  // namespace kiln::cuda

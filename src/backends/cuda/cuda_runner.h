@@ -1,0 +1,72 @@
+// The CUDA executor's pieces the runtime uses: an engine's weights on the
+// device (shared by its contexts) and a Runner per execution context that
+// plans runs (run_plan.h), keeps the plan while the input dims stay the same,
+// and launches it on the caller's stream, optionally as a CUDA graph.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "backends/cuda/cublaslt_matmul.h"
+#include "backends/cuda/cuda_executor.h"
+#include "backends/cuda/cudnn_handle.h"
+#include "backends/cuda/device.h"
+#include "backends/cuda/run_plan.h"
+
+namespace kiln::cuda {
+
+// Every numeric constant the graph's nodes read, in one device buffer.
+struct DeviceWeights {
+  DeviceBuffer buffer;
+  std::map<const Value*, size_t> offsets;
+  size_t bytes = 0;
+};
+Expected<std::shared_ptr<const DeviceWeights>> upload_weights(const Graph& graph);
+
+// Where a run's graph inputs are and where its outputs go (device memory).
+class RunBindings {
+ public:
+  virtual ~RunBindings() = default;
+  virtual const void* input(int io) = 0;
+  // The buffer for graph output `io` with these dims (called once per run,
+  // before the first step that writes it).
+  virtual Expected<void*> output(int io, DType dtype, const std::vector<int64_t>& dims) = 0;
+};
+
+// Receives each node's GPU time (CUDA events) of a profiled run.
+class StepTimes {
+ public:
+  virtual ~StepTimes() = default;
+  virtual void node_time(size_t node_index, float ms) = 0;
+};
+
+struct RunnerOptions {
+  RunOptions run;
+  bool use_cuda_graph = false;
+};
+
+class Runner {
+ public:
+  Runner(const Graph& graph, std::shared_ptr<const DeviceWeights> weights, RunnerOptions options);
+  ~Runner();
+
+  // Runs with the inputs' dims (and host copies where the caller has them,
+  // else null) on `stream`. Returns once the work is queued, unless planning
+  // needed device values on the host (shape inputs computed on the GPU, CPU
+  // fallback), which synchronizes the stream at that point.
+  Status run(const std::vector<std::vector<int64_t>>& input_dims, const std::vector<const RunValue*>& input_host,
+             RunBindings& bindings, cudaStream_t stream, StepTimes* times = nullptr);
+
+  // Activation arena and workspace bytes of the current plan (0 before a run).
+  size_t arena_bytes() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kiln::cuda

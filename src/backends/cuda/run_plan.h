@@ -1,0 +1,103 @@
+// A run plan: what the executor does for one set of input shapes. Planning
+// walks the graph once on the host:
+//   - infers every node's output dims from the actual input dims;
+//   - evaluates shape arithmetic on the host (Shape, Size, and any node whose
+//     inputs are all constants or shape values): the host-side shape program,
+//     so GPU kernels only ever see resolved shapes and host-known parameters;
+//   - gives every other node a step running its CUDA kernel, and every
+//     activation a slot in one arena placed by lifetime (arena_plan.h);
+//   - stops early (a "break") where it needs values that only the GPU has:
+//     a shape-like input computed on the device, or a node that runs on the
+//     host (--allowCpuFallback). The executor then downloads those values and
+//     plans the rest of the graph from there.
+// A plan without breaks depends only on the input dims and is reused while
+// they stay the same (and replayed as a CUDA graph when asked).
+#pragma once
+
+#include <any>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "backends/cuda/cuda_kernel.h"
+#include "ir/graph.h"
+#include "ir/run_value.h"
+
+namespace kiln::cuda {
+
+// Where a tensor lives during a run.
+enum class Place : uint8_t {
+  kNone,    // not on the device (host-only values, omitted inputs)
+  kArena,   // the plan's activation arena
+  kWeight,  // the engine's weights on the device
+  kConst,   // host-computed values the plan uploads once
+  kInput,   // the caller's input binding `io`
+  kOutput,  // the caller's output binding `io`
+};
+
+struct Slot {
+  Place place = Place::kNone;
+  size_t offset = 0;
+  int io = -1;       // kInput / kOutput: the graph input or output index
+  int segment = 0;   // kArena / kConst: the segment whose buffer holds it
+};
+
+struct PlannedValue {
+  DType dtype = DType::kUndefined;
+  std::vector<int64_t> dims;
+  Slot slot;
+  std::shared_ptr<const RunValue> host;  // known on the host (planning read or computed it)
+  bool shape_like = false;               // a constant or computed from shapes only
+  size_t nbytes() const;
+};
+
+struct Step {
+  enum class Kind { kKernel, kCopy } kind = Kind::kKernel;
+  const Node* node = nullptr;  // kCopy: null
+  size_t node_index = 0;       // position in the graph (kCopy: the graph's node count)
+  const KernelDef* def = nullptr;
+  std::vector<const Value*> inputs;   // the node's (null when omitted); kCopy: the source
+  std::vector<const Value*> outputs;  // the node's (null when omitted); kCopy: the graph output
+  std::vector<DeviceTensor> in, out;  // dims and dtypes fixed by the plan; addresses set per run
+  std::vector<Slot> in_slot, out_slot;
+  std::vector<const Tensor*> host_in;  // per input: host values for the kernel's host_inputs
+  size_t workspace_offset = 0;         // in the arena
+  size_t workspace_bytes = 0;
+  std::any state;  // the kernel's, kept while the plan is reused
+};
+
+// The steps from one point of the graph to the end or to the next break.
+struct Segment {
+  std::vector<Step> steps;
+  size_t arena_bytes = 0;
+  std::vector<std::pair<size_t, std::shared_ptr<const RunValue>>> consts;  // (offset, value) to upload
+  size_t const_bytes = 0;
+  size_t next_node = 0;  // where planning stopped: the graph's node count when it finished
+  std::vector<const Value*> downloads;  // device values the rest of planning needs on the host
+};
+
+// What planning knows about the graph's values so far (kept across segments).
+struct PlanState {
+  std::map<const Value*, PlannedValue> values;
+  // Constants already on the device (the engine's weights): their offsets.
+  const std::map<const Value*, size_t>* weights = nullptr;
+  int segments = 0;  // segments planned so far
+  bool read_input_values = false;  // planning read a graph input's contents (the plan depends on data)
+};
+
+struct PlanOptions {
+  bool allow_cpu_fallback = false;
+};
+
+// Plans `graph` from node `start` on. `state` holds the values known so far:
+// on the first call, the graph inputs (dims, kInput slots, and host copies
+// when the caller has them) and the constants (kWeight slots when on the
+// device). Node errors name the node.
+Expected<Segment> plan_segment(const Graph& graph, size_t start, PlanState& state, const PlanOptions& options);
+
+// Every node of `graph` that the CUDA backend can neither run on the GPU nor
+// evaluate on the host as shape arithmetic, as one error naming each node and
+// why; with `allow_cpu_fallback` those are allowed (and listed in `fallback`).
+Status check_graph_supported(const Graph& graph, bool allow_cpu_fallback, std::vector<const Node*>* fallback);
+
+}  // namespace kiln::cuda

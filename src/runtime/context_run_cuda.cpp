@@ -1,0 +1,112 @@
+// ExecutionContext::enqueue on the CUDA backend: binds the caller's device
+// buffers to the engine's runner (backends/cuda/cuda_runner.h), which plans
+// the run from the input shapes and queues it on the caller's stream.
+#include <fmt/format.h>
+
+#include "runtime/engine_state.h"
+
+#ifdef KILN_WITH_CUDA
+#include "backends/cuda/cuda_runner.h"
+#include "backends/cuda/cuda_status.h"
+#endif
+
+namespace kiln {
+
+#ifdef KILN_WITH_CUDA
+namespace {
+
+// The context's bindings, by graph input and output index.
+class ContextBindings final : public cuda::RunBindings {
+ public:
+  ContextBindings(const EngineState& es, ContextState& cs) : es_(es), cs_(cs) {
+    inputs_.resize(es.contents.graph->inputs.size());
+    outputs_.resize(es.contents.graph->outputs.size());
+    for (size_t i = 0; i < es.io.size(); ++i)
+      (es.io[i].mode == TensorIOMode::kInput ? inputs_ : outputs_)[es.io[i].graph_index] = i;
+  }
+  size_t io_of_input(size_t graph_index) const { return inputs_[graph_index]; }
+
+  const void* input(int io) override { return cs_.addresses[inputs_.at(static_cast<size_t>(io))]; }
+
+  Expected<void*> output(int io, DType dtype, const std::vector<int64_t>& dims) override {
+    const size_t i = outputs_.at(static_cast<size_t>(io));
+    const IoTensor& t = es_.io[i];
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    const size_t bytes = dtype_storage_bytes(dtype, n);
+    if (OutputAllocator* a = cs_.allocators[i]) {
+      void* p = a->reallocate_output(t.name, const_cast<void*>(cs_.addresses[i]), bytes, 256);
+      if (!p && bytes) return invalid_argument("the allocator of output '{}' returned no memory", t.name);
+      cs_.addresses[i] = p;
+      cs_.shapes[i] = dims;
+      a->notify_shape(t.name, dims);
+      return p;
+    }
+    if (cs_.shapes[i] && *cs_.shapes[i] != dims)
+      return internal_error("output '{}' came out {}, inference said {}", t.name, Shape::of(dims).to_string(),
+                            Shape::of(*cs_.shapes[i]).to_string());
+    if (!cs_.addresses[i] && bytes) return invalid_argument("output '{}' has no address (call set_tensor_address)", t.name);
+    return const_cast<void*>(cs_.addresses[i]);
+  }
+
+ private:
+  const EngineState& es_;
+  ContextState& cs_;
+  std::vector<size_t> inputs_, outputs_;  // graph index -> index into es.io
+};
+
+class ProfilerTimes final : public cuda::StepTimes {
+ public:
+  ProfilerTimes(const EngineState& es, Profiler& p) : es_(es), p_(p) {}
+  void node_time(size_t node_index, float ms) override {
+    if (node_index < es_.layer_names.size()) p_.report_layer_time(es_.layer_names[node_index], ms);
+  }
+
+ private:
+  const EngineState& es_;
+  Profiler& p_;
+};
+
+}  // namespace
+
+Status enqueue_on_cuda(const EngineState& es, ContextState& cs, void* stream, bool synchronize) {
+  const Graph& graph = *es.contents.graph;
+  {
+    std::lock_guard<std::mutex> lock(es.device_mutex);
+    if (!es.device_weights) {
+      KILN_ASSIGN_OR_RETURN(es.device_weights, cuda::upload_weights(graph));
+    }
+  }
+  if (!cs.runner) {
+    cuda::RunnerOptions options;
+    options.run.allow_tf32 = es.contents.settings.tf32;
+    options.run.allow_cpu_fallback = es.contents.settings.allow_cpu_fallback;
+    options.use_cuda_graph = cs.use_cuda_graph;
+    cs.runner = std::make_shared<cuda::Runner>(graph, es.device_weights, options);
+  }
+  ContextBindings bindings(es, cs);
+  std::vector<std::vector<int64_t>> dims(graph.inputs.size());
+  for (size_t g = 0; g < graph.inputs.size(); ++g) {
+    const size_t i = bindings.io_of_input(g);
+    dims[g] = *cs.shapes[i];
+    if (!cs.addresses[i] && dtype_storage_bytes(es.io[i].dtype, checked_numel(dims[g])))
+      return invalid_argument("input '{}' has no address (call set_tensor_address)", es.io[i].name);
+  }
+  std::optional<ProfilerTimes> times;
+  if (cs.profiler) times.emplace(es, *cs.profiler);
+  auto s = static_cast<cudaStream_t>(stream);
+  KILN_RETURN_IF_ERROR(
+      cs.runner->run(dims, std::vector<const RunValue*>(graph.inputs.size(), nullptr), bindings, s, times ? &*times : nullptr));
+  if (synchronize) KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s));
+  return Status::ok();
+}
+
+#else
+
+Status enqueue_on_cuda(const EngineState&, ContextState&, void*, bool) {
+  return unsupported("this kiln was built without the CUDA backend");
+}
+
+#endif
+
+}  // namespace kiln
