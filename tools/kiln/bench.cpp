@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,7 @@
 #include "bench_timer.h"
 #include "build_flags.h"
 #include "commands.h"
+#include "device_io.h"
 #include "engine/engine_file.h"
 #include "kiln/builder.h"
 #include "kiln/runtime.h"
@@ -46,6 +48,7 @@ struct BenchOptions {
   double duration_s = 3;
   std::string percentiles = "90,95,99";
   bool no_data_transfers = false;
+  bool use_cuda_graph = false;
   bool dump_profile = false;
   bool separate_profile_run = false;
   std::string export_times, export_profile, export_layer_info;
@@ -164,7 +167,7 @@ class GrowingBuffer final : public OutputAllocator {
 // Inputs, output buffers and allocators, bound once for every run.
 struct Bindings {
   std::vector<NamedTensor> inputs;
-  std::vector<Tensor> outputs;
+  std::deque<Tensor> outputs;  // a deque: bound addresses stay put as it grows
   std::vector<std::unique_ptr<GrowingBuffer>> allocators;
   long long batch = 0;
 };
@@ -182,7 +185,8 @@ void warn_unset_dynamic_dims(const Engine& e, const ShapeSpec& spec) {
   }
 }
 
-Expected<Bindings> bind(ExecutionContext& ctx, const BenchOptions& o) {
+// Binds host memory, or device copies through `io` (cuda).
+Expected<Bindings> bind(ExecutionContext& ctx, const BenchOptions& o, DeviceIo* io) {
   const Engine& e = ctx.engine();
   Bindings b;
   if (!o.load_inputs.empty()) {
@@ -200,7 +204,10 @@ Expected<Bindings> bind(ExecutionContext& ctx, const BenchOptions& o) {
       return invalid_argument("input '{}': the data is {}, the engine expects {}", name, dtype_name(t.dtype()),
                               dtype_name(e.tensor_dtype(name)));
     KILN_RETURN_IF_ERROR(ctx.set_input_shape(name, t.dims()));
-    KILN_RETURN_IF_ERROR(ctx.set_input_tensor_address(name, t.raw()));
+    if (io)
+      KILN_RETURN_IF_ERROR(io->bind_input(ctx, name, t));
+    else
+      KILN_RETURN_IF_ERROR(ctx.set_input_tensor_address(name, t.raw()));
     fmt::print("Input {}: {}{}\n", name, dtype_name(t.dtype()), Shape::of(t.dims()).to_string());
   }
   // The batch is the first input's leading dim when the engine leaves it dynamic.
@@ -213,7 +220,11 @@ Expected<Bindings> bind(ExecutionContext& ctx, const BenchOptions& o) {
     std::string name = e.io_tensor_name(i);
     if (e.tensor_io_mode(name) != TensorIOMode::kOutput) continue;
     auto dims = ctx.tensor_shape(name);
-    if (dims && std::find(dims->begin(), dims->end(), -1) == dims->end()) {
+    const bool known = dims && std::find(dims->begin(), dims->end(), -1) == dims->end();
+    if (io) {
+      b.outputs.push_back(known ? Tensor(e.tensor_dtype(name), *dims) : Tensor());
+      KILN_RETURN_IF_ERROR(io->bind_output(ctx, name, &b.outputs.back()));
+    } else if (known) {
       b.outputs.emplace_back(e.tensor_dtype(name), *dims);
       KILN_RETURN_IF_ERROR(ctx.set_tensor_address(name, b.outputs.back().mutable_raw()));
     } else {
@@ -232,22 +243,36 @@ class TableProfiler final : public Profiler {
 
 // Runs until both at least `iterations` runs and `duration_s` have passed
 // (trtexec's rule), keeping each iteration's times.
-Expected<std::vector<Iteration>> timed_runs(ExecutionContext& ctx, IterationTimer& timer, int iterations,
-                                            double duration_s) {
+// One iteration on the GPU through `io`: copies (unless --noDataTransfers),
+// compute, and their CUDA-event times.
+Status device_iteration(ExecutionContext& ctx, DeviceIo& io, bool copies, Iteration& it) {
+  KILN_ASSIGN_OR_RETURN(DeviceTimes t, io.run(ctx, copies));
+  it.h2d_ms = t.h2d_ms;
+  it.compute_ms = t.compute_ms;
+  it.d2h_ms = t.d2h_ms;
+  return Status::ok();
+}
+
+Expected<std::vector<Iteration>> timed_runs(ExecutionContext& ctx, IterationTimer* timer, DeviceIo* io, bool copies,
+                                            int iterations, double duration_s) {
   std::vector<Iteration> out;
   auto origin = Clock::now();
   auto ms_since = [&](Clock::time_point t) { return std::chrono::duration<double, std::milli>(t - origin).count(); };
   while (static_cast<int>(out.size()) < iterations || ms_since(Clock::now()) < duration_s * 1000) {
     Iteration it;
     auto start = Clock::now();
-    // On a backend with device memory, the input copies would go here and
-    // count in h2d_ms (none with --noDataTransfers).
-    timer.record_start(nullptr);
-    Status st = ctx.enqueue(nullptr);
-    auto enqueued = Clock::now();
-    timer.record_end(nullptr);
-    if (!st.is_ok()) return st;
-    it.compute_ms = timer.elapsed_ms();
+    auto enqueued = start;
+    if (io) {
+      KILN_RETURN_IF_ERROR(device_iteration(ctx, *io, copies, it));
+      enqueued = Clock::now();  // enqueue is not timed apart from the copies here
+    } else {
+      timer->record_start(nullptr);
+      Status st = ctx.enqueue(nullptr);
+      enqueued = Clock::now();
+      timer->record_end(nullptr);
+      if (!st.is_ok()) return st;
+      it.compute_ms = timer->elapsed_ms();
+    }
     auto end = Clock::now();
     it.start_ms = ms_since(start);
     it.end_ms = ms_since(end);
@@ -258,11 +283,17 @@ Expected<std::vector<Iteration>> timed_runs(ExecutionContext& ctx, IterationTime
   return out;
 }
 
-Status warm_up(ExecutionContext& ctx, double warmup_ms) {
+Status warm_up(ExecutionContext& ctx, DeviceIo* io, bool copies, double warmup_ms) {
   auto start = Clock::now();
   int runs = 0;
-  while (std::chrono::duration<double, std::milli>(Clock::now() - start).count() < warmup_ms) {
-    KILN_RETURN_IF_ERROR(ctx.enqueue(nullptr));
+  // At least one run, so a plan (and a CUDA graph) exists before timing.
+  while (runs == 0 || std::chrono::duration<double, std::milli>(Clock::now() - start).count() < warmup_ms) {
+    if (io) {
+      Iteration it;
+      KILN_RETURN_IF_ERROR(device_iteration(ctx, *io, copies, it));
+    } else {
+      KILN_RETURN_IF_ERROR(ctx.enqueue(nullptr));
+    }
     ++runs;
   }
   fmt::print("Warmed up: {} run{} in {:.0f} ms\n", runs, runs == 1 ? "" : "s",
@@ -277,7 +308,8 @@ void print_header(const BenchOptions& o) {
     fmt::print("Device: CPU backend, {} threads{}\n", parallel_threads(),
                cuda ? "" : " (no CUDA backend or GPU here: running on the CPU)");
   } else {
-    fmt::print("Device: backend {}\n", o.build.backend);
+    auto device = current_device(o.build.backend);
+    fmt::print("Device: backend {}, {}\n", o.build.backend, device ? *device : device.status().message());
   }
 }
 
@@ -294,27 +326,39 @@ int run_bench(const BenchOptions& o) {
   if (!engine) return fail(code_for(engine.status()), engine.status());
   const std::string backend = (*engine)->backend();
   auto timer = make_iteration_timer(backend);
-  if (!timer) return fail(kExitModelError, unsupported("kiln bench cannot time backend '{}' yet", backend));
+  std::unique_ptr<DeviceIo> io;
+  if (backend == "cuda") {
+    auto created = DeviceIo::create();
+    if (!created) return fail(kExitModelError, created.status());
+    io = std::move(created).value();
+  } else if (!timer) {
+    return fail(kExitModelError, unsupported("kiln bench cannot time backend '{}'", backend));
+  }
+  const bool copies = backend != "cpu" && !o.no_data_transfers;
   if (o.no_data_transfers && backend == "cpu")
     fmt::print("--noDataTransfers: the CPU backend runs on host memory; there are no copies to leave out\n");
   auto ctx = (*engine)->create_execution_context();
+  if (o.use_cuda_graph) {
+    if (backend != "cuda") fmt::print("--useCudaGraph: only the cuda backend runs CUDA graphs; ignored\n");
+    ctx->set_use_cuda_graph(true);
+  }
   if (Status st = ctx->set_optimization_profile(o.profile); !st.is_ok()) return fail(kExitUsageError, st);
-  auto bindings = bind(*ctx, o);
+  auto bindings = bind(*ctx, o, io.get());
   if (!bindings) return fail(code_for(bindings.status()), bindings.status());
   if (!o.export_layer_info.empty())
     if (Status st = export_layer_info(o.export_layer_info, **engine); !st.is_ok()) return fail(kExitUsageError, st);
-  if (Status st = warm_up(*ctx, o.warmup_ms); !st.is_ok()) return fail(kExitModelError, st);
+  if (Status st = warm_up(*ctx, io.get(), copies, o.warmup_ms); !st.is_ok()) return fail(kExitModelError, st);
 
   bool profiling = o.dump_profile || !o.export_profile.empty();
   TableProfiler profiler;
   if (profiling && !o.separate_profile_run) ctx->set_profiler(&profiler);
   fmt::print("Timing: at least {} iterations and at least {:g} s{}\n", o.iterations, o.duration_s,
              ctx->profiler() ? " (profiler attached: per-layer timing adds a little to each run)" : "");
-  auto iterations = timed_runs(*ctx, *timer, o.iterations, o.duration_s);
+  auto iterations = timed_runs(*ctx, timer.get(), io.get(), copies, o.iterations, o.duration_s);
   if (!iterations) return fail(kExitModelError, iterations.status());
   if (profiling && o.separate_profile_run) {
     ctx->set_profiler(&profiler);
-    if (auto runs = timed_runs(*ctx, *timer, o.iterations, o.duration_s); !runs)
+    if (auto runs = timed_runs(*ctx, timer.get(), io.get(), copies, o.iterations, o.duration_s); !runs)
       return fail(kExitModelError, runs.status());
   }
   ctx->set_profiler(nullptr);
@@ -322,7 +366,7 @@ int run_bench(const BenchOptions& o) {
   BenchRun run;
   run.model = source;
   run.backend = backend;
-  run.host_device_copies = backend != "cpu" && !o.no_data_transfers;
+  run.host_device_copies = copies;
   run.iterations = std::move(iterations).value();
   run.walltime_ms = run.iterations.empty() ? 0 : run.iterations.back().end_ms - run.iterations.front().start_ms;
   run.batch = bindings->batch;
@@ -358,6 +402,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--percentile", o->percentiles, "Latency percentiles to report")->capture_default_str();
   cmd->add_flag("--noDataTransfers", o->no_data_transfers, "Leave host-device copies out of the timed runs");
+  cmd->add_flag("--useCudaGraph", o->use_cuda_graph, "cuda: capture the run as a CUDA graph and replay it");
   cmd->add_flag("--dumpProfile", o->dump_profile, "Print per-layer times");
   cmd->add_flag("--separateProfileRun", o->separate_profile_run,
                 "Profile layers in a second run, keeping the profiler out of the timed runs");

@@ -17,6 +17,9 @@
 #include <thread>
 
 #include "backends/cpu/cpu_executor.h"
+#ifdef KILN_WITH_CUDA
+#include "backends/cuda/cuda_executor.h"
+#endif
 #include "commands.h"
 #include "ir/tensor_compare.h"
 #include "onnx/importer.h"
@@ -37,7 +40,25 @@ struct ConformanceOptions {
   double atol = 1e-7;
   double min_pass_percent = 0;
   bool quiet = false;
+  std::string backend = "cpu";
+  bool allow_cpu_fallback = false;
 };
+
+// Runs the case's graph on the chosen backend (cuda: fp32 without TF32, as
+// the suites' tolerances expect).
+Expected<std::vector<RunValue>> run_on_backend(const Graph& g, std::vector<RunValue> inputs,
+                                               const ConformanceOptions& o) {
+  if (o.backend == "cpu") return run_graph_on_cpu(g, std::move(inputs));
+#ifdef KILN_WITH_CUDA
+  if (o.backend == "cuda") {
+    cuda::RunOptions options;
+    options.allow_tf32 = false;
+    options.allow_cpu_fallback = o.allow_cpu_fallback;
+    return cuda::run_graph_on_cuda(g, std::move(inputs), options);
+  }
+#endif
+  return unsupported("backend '{}' is not part of this kiln", o.backend);
+}
 
 enum class Verdict { kPass, kFail, kUnsupported };
 
@@ -145,7 +166,7 @@ CaseResult run_case(const fs::path& dir, const ConformanceOptions& o) {
       }
       inputs.push_back(std::move(v).value());
     }
-    auto outputs = run_graph_on_cpu(g, std::move(inputs));
+    auto outputs = run_on_backend(g, std::move(inputs), o);
     if (!outputs) {
       r.detail = outputs.status().to_string();
       r.verdict = outputs.status().code() == ErrorCode::kUnsupported ? Verdict::kUnsupported : Verdict::kFail;
@@ -325,6 +346,8 @@ void add_conformance_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--atol", o->atol, "Absolute tolerance")->capture_default_str();
   cmd->add_option("--min-pass-percent", o->min_pass_percent, "Exit 1 when fewer cases pass");
   cmd->add_flag("--quiet,-q", o->quiet, "Print only cases that do not pass, and the summary");
+  cmd->add_option("--backend", o->backend, "cpu or cuda")->capture_default_str();
+  cmd->add_flag("--allowCpuFallback", o->allow_cpu_fallback, "cuda: run nodes without a GPU kernel on the host");
   cmd->callback([o, &exit_code] { exit_code = run_conformance(*o); });
 }
 

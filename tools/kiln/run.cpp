@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "build_flags.h"
 #include "commands.h"
+#include "device_io.h"
 #include "ir/tensor_compare.h"
 #include "kiln/builder.h"
 #include "kiln/runtime.h"
@@ -30,6 +32,7 @@ struct RunOptions {
   std::string compare;
   double rtol = 1e-4;
   double atol = 1e-5;
+  BuilderFlags build;  // when MODEL is ONNX
 };
 
 // Keeps data-dependent outputs (sized only while running) in kiln Tensors.
@@ -54,9 +57,10 @@ int fail(int code, const Status& st) {
   return code;
 }
 
-Expected<std::shared_ptr<Engine>> load_model(const std::string& path) {
+Expected<std::shared_ptr<Engine>> load_model(const std::string& path, const BuilderFlags& flags) {
   if (fs::path(path).extension() == ".onnx") {
-    KILN_ASSIGN_OR_RETURN(auto plan, Builder::build_from_onnx_file(path, BuildConfig{}));
+    KILN_ASSIGN_OR_RETURN(BuildConfig config, build_config_from_flags(flags));
+    KILN_ASSIGN_OR_RETURN(auto plan, Builder::build_from_onnx_file(path, config));
     return Runtime::deserialize(plan.data(), plan.size());
   }
   return Runtime::deserialize_file(path);
@@ -69,20 +73,24 @@ std::string preview(const Tensor& t) {
   return fmt::format("[{}{}]", s, t.numel() > n ? ", ..." : "");
 }
 
-Status bind_inputs(ExecutionContext& ctx, const std::vector<NamedTensor>& inputs) {
+// Binds the inputs: host memory, or device copies through `io` (cuda).
+Status bind_inputs(ExecutionContext& ctx, const std::vector<NamedTensor>& inputs, DeviceIo* io) {
   const Engine& e = ctx.engine();
   for (const auto& [name, t] : inputs) {
     if (t.dtype() != e.tensor_dtype(name))
       return invalid_argument("input '{}': the data is {}, the engine expects {}", name, dtype_name(t.dtype()),
                               dtype_name(e.tensor_dtype(name)));
     KILN_RETURN_IF_ERROR(ctx.set_input_shape(name, t.dims()));
-    KILN_RETURN_IF_ERROR(ctx.set_input_tensor_address(name, t.raw()));
+    if (io)
+      KILN_RETURN_IF_ERROR(io->bind_input(ctx, name, t));
+    else
+      KILN_RETURN_IF_ERROR(ctx.set_input_tensor_address(name, t.raw()));
   }
   return Status::ok();
 }
 
 // Runs once; returns the outputs in graph-output order.
-Expected<std::vector<NamedTensor>> run_once(ExecutionContext& ctx) {
+Expected<std::vector<NamedTensor>> run_once(ExecutionContext& ctx, DeviceIo* io) {
   const Engine& e = ctx.engine();
   KILN_RETURN_IF_ERROR(ctx.infer_shapes());
   std::vector<NamedTensor> outs;
@@ -92,12 +100,21 @@ Expected<std::vector<NamedTensor>> run_once(ExecutionContext& ctx) {
     if (e.tensor_io_mode(name) != TensorIOMode::kOutput) continue;
     auto dims = ctx.tensor_shape(name);
     bool known = dims && std::find(dims->begin(), dims->end(), -1) == dims->end();
-    allocators.push_back(known ? nullptr : std::make_unique<TensorAllocator>(e.tensor_dtype(name)));
+    allocators.push_back(known || io ? nullptr : std::make_unique<TensorAllocator>(e.tensor_dtype(name)));
     outs.push_back({name, known ? Tensor(e.tensor_dtype(name), *dims) : Tensor()});
-    if (known)
-      KILN_RETURN_IF_ERROR(ctx.set_tensor_address(name, outs.back().tensor.mutable_raw()));
+  }
+  if (io) {
+    for (auto& [name, t] : outs) KILN_RETURN_IF_ERROR(io->bind_output(ctx, name, &t));
+    KILN_RETURN_IF_ERROR(io->run(ctx, false).status());
+    KILN_RETURN_IF_ERROR(io->download_outputs());
+    return outs;
+  }
+  for (size_t k = 0; k < outs.size(); ++k) {
+    const std::string& name = outs[k].name;
+    if (!allocators[k])
+      KILN_RETURN_IF_ERROR(ctx.set_tensor_address(name, outs[k].tensor.mutable_raw()));
     else
-      KILN_RETURN_IF_ERROR(ctx.set_output_allocator(name, allocators.back().get()));
+      KILN_RETURN_IF_ERROR(ctx.set_output_allocator(name, allocators[k].get()));
   }
   KILN_RETURN_IF_ERROR(ctx.execute());
   for (size_t k = 0; k < outs.size(); ++k)
@@ -140,7 +157,7 @@ Expected<bool> compare_outputs(const std::vector<NamedTensor>& outs, const RunOp
 }
 
 int run_model(const RunOptions& o) {
-  auto engine = load_model(o.model);
+  auto engine = load_model(o.model, o.build);
   if (!engine) {
     ErrorCode c = engine.status().code();
     return fail(c == ErrorCode::kNotFound || c == ErrorCode::kIoError ? kExitUsageError : kExitModelError,
@@ -159,8 +176,14 @@ int run_model(const RunOptions& o) {
     inputs = random_inputs(**engine, o.shapes.empty() ? ShapeSpec{} : *shapes, o.profile, o.seed);
   }
   if (!inputs) return fail(kExitUsageError, inputs.status());
-  if (Status st = bind_inputs(*ctx, *inputs); !st.is_ok()) return fail(kExitModelError, st);
-  auto outs = run_once(*ctx);
+  std::unique_ptr<DeviceIo> io;
+  if ((*engine)->backend() == "cuda") {
+    auto created = DeviceIo::create();
+    if (!created) return fail(kExitModelError, created.status());
+    io = std::move(created).value();
+  }
+  if (Status st = bind_inputs(*ctx, *inputs, io.get()); !st.is_ok()) return fail(kExitModelError, st);
+  auto outs = run_once(*ctx, io.get());
   if (!outs) return fail(kExitModelError, outs.status());
   for (const auto& [name, t] : *outs)
     fmt::print("output {:<24} {}{} {}\n", name, dtype_name(t.dtype()), Shape::of(t.dims()).to_string(), preview(t));
@@ -192,6 +215,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--npy", o->npy, "With --save-outputs, also write NAME.npy per output");
   cmd->add_option("--compare", o->compare, "Folder of reference output_K.pb to compare with");
   cmd->add_option("--rtol", o->rtol, "Relative tolerance of --compare")->capture_default_str();
+  add_builder_flags(*cmd, o->build);
   cmd->add_option("--atol", o->atol, "Absolute tolerance of --compare")->capture_default_str();
   cmd->callback([o, &exit_code] { exit_code = run_model(*o); });
 }

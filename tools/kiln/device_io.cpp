@@ -1,0 +1,138 @@
+#include "device_io.h"
+
+#ifdef KILN_WITH_CUDA
+#include "backends/cuda/cuda_status.h"
+#include "backends/cuda/device.h"
+#endif
+#include "ir/tensor.h"
+
+namespace kiln::cli {
+
+#ifdef KILN_WITH_CUDA
+namespace {
+
+// Device memory for an output whose size is known only while running; keeps
+// the largest buffer across runs and remembers the last dims.
+class DeviceOutput final : public OutputAllocator {
+ public:
+  void* reallocate_output(const std::string&, void*, size_t size, size_t) override {
+    if (size > buffer.size()) {
+      auto b = cuda::DeviceBuffer::allocate(size);
+      if (!b) return nullptr;
+      buffer = std::move(b).value();
+    }
+    return buffer.data();
+  }
+  void notify_shape(const std::string&, const std::vector<int64_t>& d) override { dims = d; }
+  cuda::DeviceBuffer buffer;
+  std::vector<int64_t> dims;
+};
+
+class CudaIo final : public DeviceIo {
+ public:
+  cuda::Stream stream_;
+  cuda::Event marks_[4];
+  struct Input {
+    const Tensor* host;
+    cuda::DeviceBuffer device;
+  };
+  struct Output {
+    Tensor* host;
+    DType dtype;
+    cuda::DeviceBuffer device;
+    std::unique_ptr<DeviceOutput> allocator;
+  };
+  std::vector<Input> inputs_;
+  std::vector<Output> outputs_;
+
+  void* stream() const override { return stream_.get(); }
+
+  Status bind_input(ExecutionContext& ctx, const std::string& name, const Tensor& host) override {
+    KILN_ASSIGN_OR_RETURN(auto buf, cuda::DeviceBuffer::allocate(host.nbytes()));
+    if (host.nbytes()) KILN_RETURN_IF_ERROR(buf.copy_from_host(host.raw(), host.nbytes(), stream_.get()));
+    KILN_RETURN_IF_ERROR(ctx.set_input_tensor_address(name, buf.data()));
+    inputs_.push_back({&host, std::move(buf)});
+    return Status::ok();
+  }
+
+  Status bind_output(ExecutionContext& ctx, const std::string& name, Tensor* host) override {
+    Output o{host, ctx.engine().tensor_dtype(name), {}, nullptr};
+    if (host->is_valid()) {
+      KILN_ASSIGN_OR_RETURN(o.device, cuda::DeviceBuffer::allocate(host->nbytes()));
+      KILN_RETURN_IF_ERROR(ctx.set_tensor_address(name, o.device.data()));
+    } else {
+      o.allocator = std::make_unique<DeviceOutput>();
+      KILN_RETURN_IF_ERROR(ctx.set_output_allocator(name, o.allocator.get()));
+    }
+    outputs_.push_back(std::move(o));
+    return Status::ok();
+  }
+
+  Status copy_outputs_down() {
+    for (Output& o : outputs_) {
+      if (o.allocator) continue;  // sized per run: download_outputs fetches it
+      if (o.host->nbytes())
+        KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(o.host->mutable_raw(), o.device.data(), o.host->nbytes(),
+                                                  cudaMemcpyDeviceToHost, stream_.get()));
+    }
+    return Status::ok();
+  }
+
+  Expected<DeviceTimes> run(ExecutionContext& ctx, bool copies) override {
+    cudaStream_t s = stream_.get();
+    KILN_RETURN_IF_ERROR(marks_[0].record(s));
+    if (copies)
+      for (Input& in : inputs_)
+        if (in.host->nbytes())
+          KILN_CUDA_RETURN_IF_ERROR(
+              cudaMemcpyAsync(in.device.data(), in.host->raw(), in.host->nbytes(), cudaMemcpyHostToDevice, s));
+    KILN_RETURN_IF_ERROR(marks_[1].record(s));
+    KILN_RETURN_IF_ERROR(ctx.enqueue(s));
+    KILN_RETURN_IF_ERROR(marks_[2].record(s));
+    if (copies) KILN_RETURN_IF_ERROR(copy_outputs_down());
+    KILN_RETURN_IF_ERROR(marks_[3].record(s));
+    KILN_RETURN_IF_ERROR(marks_[3].synchronize());
+    DeviceTimes t;
+    KILN_ASSIGN_OR_RETURN(float h2d, marks_[1].elapsed_ms_since(marks_[0]));
+    KILN_ASSIGN_OR_RETURN(float compute, marks_[2].elapsed_ms_since(marks_[1]));
+    KILN_ASSIGN_OR_RETURN(float d2h, marks_[3].elapsed_ms_since(marks_[2]));
+    t.h2d_ms = h2d;
+    t.compute_ms = compute;
+    t.d2h_ms = d2h;
+    return t;
+  }
+
+  Status download_outputs() override {
+    KILN_RETURN_IF_ERROR(copy_outputs_down());
+    KILN_RETURN_IF_ERROR(stream_.synchronize());
+    for (Output& o : outputs_) {
+      if (!o.allocator) continue;
+      *o.host = Tensor(o.dtype, o.allocator->dims);
+      if (o.host->nbytes())
+        KILN_CUDA_RETURN_IF_ERROR(
+            cudaMemcpy(o.host->mutable_raw(), o.allocator->buffer.data(), o.host->nbytes(), cudaMemcpyDeviceToHost));
+    }
+    return Status::ok();
+  }
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<DeviceIo>> DeviceIo::create() {
+  auto io = std::make_unique<CudaIo>();
+  KILN_ASSIGN_OR_RETURN(io->stream_, cuda::Stream::create());
+  for (auto& mark : io->marks_) {
+    KILN_ASSIGN_OR_RETURN(mark, cuda::Event::create());
+  }
+  return std::unique_ptr<DeviceIo>(std::move(io));
+}
+
+#else
+
+Expected<std::unique_ptr<DeviceIo>> DeviceIo::create() {
+  return unsupported("this kiln was built without the CUDA backend");
+}
+
+#endif
+
+}  // namespace kiln::cli

@@ -1,0 +1,43 @@
+// Host <-> device staging for `kiln run` and `kiln bench` on engines whose
+// backend is "cuda": device copies of the inputs and outputs, one stream, and
+// CUDA events that time the copies and the compute apart. Without the CUDA
+// backend in this build, create() is an error.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kiln/runtime.h"
+#include "kiln/status.h"
+
+namespace kiln {
+class Tensor;
+}
+
+namespace kiln::cli {
+
+// Per-iteration device times in ms (CUDA events on the stream).
+struct DeviceTimes {
+  double h2d_ms = 0, compute_ms = 0, d2h_ms = 0;
+};
+
+class DeviceIo {
+ public:
+  static Expected<std::unique_ptr<DeviceIo>> create();
+  virtual ~DeviceIo() = default;
+
+  virtual void* stream() const = 0;
+  // Binds a device copy of input `name` (uploaded now) to the context.
+  virtual Status bind_input(ExecutionContext& ctx, const std::string& name, const Tensor& host) = 0;
+  // Binds a device buffer for output `name` (the host tensor gets its data
+  // back with download_outputs); outputs of unknown size use an allocator.
+  virtual Status bind_output(ExecutionContext& ctx, const std::string& name, Tensor* host) = 0;
+  // One run: inputs up (unless `copies` is false), enqueue, outputs down;
+  // waits for the end and returns the device times.
+  virtual Expected<DeviceTimes> run(ExecutionContext& ctx, bool copies) = 0;
+  // Copies every bound output back into its host tensor (synchronous).
+  virtual Status download_outputs() = 0;
+};
+
+}  // namespace kiln::cli
