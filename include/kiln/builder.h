@@ -60,9 +60,9 @@ struct BuildConfig {
   bool tf32 = true;  // as TensorRT: f32 matmuls and convolutions may use TF32 unless turned off
   bool strongly_typed = false;
   std::vector<OptimizationProfile> profiles;
-  size_t workspace_limit_bytes = 0;   // scratch memory a kernel may use; 0: no limit
-  std::string timing_cache_path;      // read and updated when tuning (cuda); may be empty
-  int optimization_level = 3;         // 0 (fastest build) .. 5 (most tuning)
+  size_t workspace_limit_bytes = 0;  // scratch memory a kernel may use; 0: no limit
+  std::string timing_cache_path;     // read and updated when tuning (cuda); may be empty
+  int optimization_level = 3;        // 0 (fastest build) .. 5 (most tuning)
   // cuda: nodes without a GPU kernel run on the host (CPU backend) with copies
   // around them, instead of failing the build; the build lists them.
   bool allow_cpu_fallback = false;

@@ -45,7 +45,8 @@ class ContextBindings final : public cuda::RunBindings {
     if (cs_.shapes[i] && *cs_.shapes[i] != dims)
       return internal_error("output '{}' came out {}, inference said {}", t.name, Shape::of(dims).to_string(),
                             Shape::of(*cs_.shapes[i]).to_string());
-    if (!cs_.addresses[i] && bytes) return invalid_argument("output '{}' has no address (call set_tensor_address)", t.name);
+    if (!cs_.addresses[i] && bytes)
+      return invalid_argument("output '{}' has no address (call set_tensor_address)", t.name);
     return const_cast<void*>(cs_.addresses[i]);
   }
 
@@ -95,8 +96,8 @@ Status enqueue_on_cuda(const EngineState& es, ContextState& cs, void* stream, bo
   std::optional<ProfilerTimes> times;
   if (cs.profiler) times.emplace(es, *cs.profiler);
   auto s = static_cast<cudaStream_t>(stream);
-  KILN_RETURN_IF_ERROR(
-      cs.runner->run(dims, std::vector<const RunValue*>(graph.inputs.size(), nullptr), bindings, s, times ? &*times : nullptr));
+  KILN_RETURN_IF_ERROR(cs.runner->run(dims, std::vector<const RunValue*>(graph.inputs.size(), nullptr), bindings, s,
+                                      times ? &*times : nullptr));
   if (synchronize) KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s));
   return Status::ok();
 }

@@ -21,8 +21,8 @@ TEST(ArenaPlan, OverlappingLifetimesNeverShareBytes) {
   for (size_t i = 0; i < r.size(); ++i)
     for (size_t j = i + 1; j < r.size(); ++j) {
       bool live_together = r[i].first_step <= r[j].last_step && r[j].first_step <= r[i].last_step;
-      bool bytes_overlap = layout.offsets[i] < layout.offsets[j] + r[j].bytes &&
-                           layout.offsets[j] < layout.offsets[i] + r[i].bytes;
+      bool bytes_overlap =
+          layout.offsets[i] < layout.offsets[j] + r[j].bytes && layout.offsets[j] < layout.offsets[i] + r[i].bytes;
       EXPECT_FALSE(live_together && bytes_overlap) << i << " and " << j;
       EXPECT_EQ(layout.offsets[i] % kArenaAlignment, 0u);
     }

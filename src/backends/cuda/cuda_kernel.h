@@ -136,6 +136,5 @@ struct KernelRegistration {
 
 }  // namespace kiln::cuda
 
-#define KILN_CUDA_KERNEL(domain, op, ...)                                                      \
-  static const ::kiln::cuda::KernelRegistration KILN_CONCAT(kiln_cuda_kernel_, __LINE__)(domain, op, \
-                                                                                            __VA_ARGS__)
+#define KILN_CUDA_KERNEL(domain, op, ...) \
+  static const ::kiln::cuda::KernelRegistration KILN_CONCAT(kiln_cuda_kernel_, __LINE__)(domain, op, __VA_ARGS__)

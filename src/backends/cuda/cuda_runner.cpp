@@ -27,8 +27,8 @@ Expected<std::shared_ptr<const DeviceWeights>> upload_weights(const Graph& graph
   KILN_ASSIGN_OR_RETURN(w->buffer, DeviceBuffer::allocate(w->bytes));
   for (const Value* v : constants)
     if (v->constant->nbytes())
-      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy(static_cast<char*>(w->buffer.data()) + w->offsets[v],
-                                           v->constant->raw(), v->constant->nbytes(), cudaMemcpyHostToDevice));
+      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy(static_cast<char*>(w->buffer.data()) + w->offsets[v], v->constant->raw(),
+                                           v->constant->nbytes(), cudaMemcpyHostToDevice));
   return std::shared_ptr<const DeviceWeights>(std::move(w));
 }
 

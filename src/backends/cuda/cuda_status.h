@@ -34,8 +34,8 @@ inline Status to_status(cudnnStatus_t err, const char* call) {
   char detail[256] = {};  // cuDNN's own account of the last failure, often the useful part
   cudnnGetLastErrorString(detail, sizeof(detail));
   ErrorCode code = err == CUDNN_STATUS_NOT_SUPPORTED ? ErrorCode::kUnsupported : ErrorCode::kInternal;
-  return Status(code, fmt::format("{}: cudnn status {} ({}){}{}", call, static_cast<int>(err),
-                                  cudnnGetErrorString(err), detail[0] ? ": " : "", detail));
+  return Status(code, fmt::format("{}: cudnn status {} ({}){}{}", call, static_cast<int>(err), cudnnGetErrorString(err),
+                                  detail[0] ? ": " : "", detail));
 }
 #endif
 

@@ -309,8 +309,8 @@ Expected<Segment> Planner::run(size_t start) {
       continue;
     }
     const KernelDef* def = nullptr;
-    Status usable = has_subgraphs(node) ? unsupported("the CUDA backend runs subgraphs on the host")
-                                        : kernel_status(node, &def);
+    Status usable =
+        has_subgraphs(node) ? unsupported("the CUDA backend runs subgraphs on the host") : kernel_status(node, &def);
     if (usable.is_ok()) {
       std::vector<const Value*> host_reads;
       for (size_t i : def->host_inputs)
@@ -326,8 +326,8 @@ Expected<Segment> Planner::run(size_t start) {
       usable = st;  // a data-dependent shape: the host runs it
     }
     if (!options_.allow_cpu_fallback)
-      return Status(usable.code(), fmt::format("{}: {} (--allowCpuFallback runs it on the host)", where(node),
-                                               usable.message()));
+      return Status(usable.code(),
+                    fmt::format("{}: {} (--allowCpuFallback runs it on the host)", where(node), usable.message()));
     KILN_ASSIGN_OR_RETURN(auto missing, missing_on_host(reads));
     if (!missing.empty()) {
       seg_.downloads = std::move(missing);

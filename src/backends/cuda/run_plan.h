@@ -38,8 +38,8 @@ enum class Place : uint8_t {
 struct Slot {
   Place place = Place::kNone;
   size_t offset = 0;
-  int io = -1;       // kInput / kOutput: the graph input or output index
-  int segment = 0;   // kArena / kConst: the segment whose buffer holds it
+  int io = -1;      // kInput / kOutput: the graph input or output index
+  int segment = 0;  // kArena / kConst: the segment whose buffer holds it
 };
 
 struct PlannedValue {
@@ -72,7 +72,7 @@ struct Segment {
   size_t arena_bytes = 0;
   std::vector<std::pair<size_t, std::shared_ptr<const RunValue>>> consts;  // (offset, value) to upload
   size_t const_bytes = 0;
-  size_t next_node = 0;  // where planning stopped: the graph's node count when it finished
+  size_t next_node = 0;                 // where planning stopped: the graph's node count when it finished
   std::vector<const Value*> downloads;  // device values the rest of planning needs on the host
 };
 
@@ -81,7 +81,7 @@ struct PlanState {
   std::map<const Value*, PlannedValue> values;
   // Constants already on the device (the engine's weights): their offsets.
   const std::map<const Value*, size_t>* weights = nullptr;
-  int segments = 0;  // segments planned so far
+  int segments = 0;                // segments planned so far
   bool read_input_values = false;  // planning read a graph input's contents (the plan depends on data)
 };
 
