@@ -80,6 +80,12 @@ Expected<std::vector<uint8_t>> build_engine(const Model& model, const BuildConfi
   PassContext passes;
   KILN_RETURN_IF_ERROR(
       in_phase(config, "optimizing", [&] { return run_passes(*model.graph, passes, default_pipeline()); }));
+  if (config.backend == "cuda" && (config.fp16 || config.bf16)) {
+    KILN_RETURN_IF_ERROR(in_phase(config, "assigning precisions", [&] {
+      return assign_precision(*model.graph, config.fp16 ? DType::kF16 : DType::kBF16);
+    }));
+    model.graph->erase_nodes_if([](const Node&) { return false; });  // drops the f32 weights now unread
+  }
   if (config.backend == "cuda") {
 #ifdef KILN_WITH_CUDA
     // Every node the GPU cannot run, named at once (unless allowed on the host).

@@ -1,0 +1,58 @@
+// assign_precision: which ops go to 16 bits, where Casts go, what keeps f32.
+#include <gtest/gtest.h>
+
+#include "ir/parser.h"
+#include "ir/printer.h"
+#include "passes/pass.h"
+
+namespace kiln {
+namespace {
+
+std::string lowered(const char* text, DType target = DType::kF16) {
+  auto g = parse_graph(text);
+  if (!g) return g.status().to_string();
+  Status st = assign_precision(**g, target);
+  if (!st.is_ok()) return st.to_string();
+  (*g)->erase_nodes_if([](const Node&) { return false; });
+  return print_graph(**g);
+}
+
+TEST(AssignPrecision, MatMulGoesTo16BitsExpStaysF32AndOutputsKeepTheirType) {
+  EXPECT_EQ(lowered("graph main(%x: f32[2,2]) {\n"
+                    "  %w: f32[2,2] = const f32[2,2]{1,2,3,4}\n"
+                    "  %y: f32[2,2] = MatMul(%x, %w)\n"
+                    "  %z: f32[2,2] = Exp(%y)\n"
+                    "  %r: f32[2,2] = Relu(%z)\n"
+                    "  return %r\n"
+                    "}\n"),
+            "graph main(%x: f32[2,2]) {\n"
+            "  %w_lp: f16[2,2] = const f16[2,2]{1,2,3,4}\n"
+            "  %x_lp: f16[2,2] = Cast(%x) {to=10}\n"
+            "  %y: f16[2,2] = MatMul(%x_lp, %w_lp)\n"
+            "  %y_f32: f32[2,2] = Cast(%y) {to=1}\n"
+            "  %z: f32[2,2] = Exp(%y_f32)\n"
+            "  %z_lp: f16[2,2] = Cast(%z) {to=10}\n"
+            "  %r_lp: f16[2,2] = Relu(%z_lp)\n"
+            "  %r: f32[2,2] = Cast(%r_lp) {to=1}\n"
+            "  return %r\n"
+            "}\n");
+}
+
+TEST(AssignPrecision, ResizeScalesAndIntegerInputsKeepTheirTypes) {
+  EXPECT_EQ(lowered("graph main(%x: f32[1,1,2,2]) {\n"
+                    "  %s: f32[4] = const f32[4]{1,1,2,2}\n"
+                    "  %y: f32[1,1,4,4] = Resize(%x, _, %s)\n"
+                    "  return %y\n"
+                    "}\n",
+                    DType::kBF16),
+            "graph main(%x: f32[1,1,2,2]) {\n"
+            "  %s: f32[4] = const f32[4]{1,1,2,2}\n"
+            "  %x_lp: bf16[1,1,2,2] = Cast(%x) {to=16}\n"
+            "  %y_lp: bf16[1,1,4,4] = Resize(%x_lp, _, %s)\n"
+            "  %y: f32[1,1,4,4] = Cast(%y_lp) {to=1}\n"
+            "  return %y\n"
+            "}\n");
+}
+
+}  // namespace
+}  // namespace kiln
