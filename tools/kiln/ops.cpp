@@ -3,29 +3,47 @@
 #include <fmt/format.h>
 
 #include "backends/cpu/cpu_kernel.h"
+#ifdef KILN_WITH_CUDA
+#include "backends/cuda/cuda_kernel.h"
+#endif
 #include "commands.h"
 #include "ops/op_schema.h"
 
 namespace kiln::cli {
 namespace {
 
+// The CUDA backend's support of an op: a GPU kernel ("yes"), evaluated on
+// the host from shapes ("host"), or only with --allowCpuFallback ("fallback").
+std::string cuda_support(const OpSchema& s) {
+#ifdef KILN_WITH_CUDA
+  if (cuda::KernelRegistry::instance().find(s.domain, s.name)) return "yes";
+  if (s.domain.empty() && (s.name == "Shape" || s.name == "Size")) return "host";
+  return "fallback";
+#else
+  return "no";
+#endif
+}
+
 int run_ops(bool markdown) {
   auto schemas = OpRegistry::instance().all();
   const auto& cpu = CpuKernelRegistry::instance();
   if (markdown) {
-    fmt::print("| domain | op | since opset | CPU |\n|---|---|---|---|\n");
+    fmt::print("| domain | op | since opset | CPU | CUDA |\n|---|---|---|---|---|\n");
     for (const OpSchema* s : schemas)
-      fmt::print("| {} | {} | {} | {} |\n", s->domain.empty() ? "ai.onnx" : s->domain, s->name, s->since_opset,
-                 cpu.find(s->domain, s->name) ? "yes" : "no");
+      fmt::print("| {} | {} | {} | {} | {} |\n", s->domain.empty() ? "ai.onnx" : s->domain, s->name, s->since_opset,
+                 cpu.find(s->domain, s->name) ? "yes" : "no", cuda_support(*s));
     return kExitOk;
   }
-  size_t with_cpu = 0;
+  size_t with_cpu = 0, with_cuda = 0;
   for (const OpSchema* s : schemas) {
     bool has_cpu = cpu.find(s->domain, s->name) != nullptr;
+    std::string gpu = cuda_support(*s);
     with_cpu += has_cpu;
-    fmt::print("{:<28} {:<24} cpu:{}\n", s->domain.empty() ? "ai.onnx" : s->domain, s->name, has_cpu ? "yes" : "no");
+    with_cuda += gpu == "yes";
+    fmt::print("{:<28} {:<24} cpu:{:<4} cuda:{}\n", s->domain.empty() ? "ai.onnx" : s->domain, s->name,
+               has_cpu ? "yes" : "no", gpu);
   }
-  fmt::print("{} ops, {} with a CPU kernel\n", schemas.size(), with_cpu);
+  fmt::print("{} ops, {} with a CPU kernel, {} with a CUDA kernel\n", schemas.size(), with_cpu, with_cuda);
   return kExitOk;
 }
 
