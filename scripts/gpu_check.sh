@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: report the environment, build kiln with the
-# CUDA backend (16 cores), run every test (GPU ones included) and the
-# benchmarks, and print a short summary table last. Logs go to $OUT (or
-# /tmp/kiln-gpu). The machine has no network: nothing is installed here.
+# CUDA backend (16 cores), run every test (GPU ones included), the CUDA
+# conformance suites, the shared models on the GPU in fp32 and fp16, the
+# kernel benchmark and kiln against PyTorch on ResNet-50 and BERT-base, and
+# print a short summary table last. Logs go to $OUT (or /tmp/kiln-gpu). The
+# machine has no network: nothing is installed here.
+#   GPU_CHECK_STAGES  which stages run (default: all of "tests cpu-tests conformance models peer")
+#   KILN_TESTDATA     folder with node/ (Debian's libonnx-testdata node cases) and
+#                     models/ (../shared/models), carried to the machine (default .testdata)
+#   PEER_MODELS       the torch_peer.py model list (default resnet50:128,resnet50:1,bert:32,bert:1)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/kiln-gpu}
@@ -35,21 +41,58 @@ else
   exit 1
 fi
 
-(cd build-gpu && ctest -L gpu --output-on-failure >"$OUT/ctest_gpu.log" 2>&1)
-row "ctest -L gpu" "$(grep -E 'tests passed|No tests were found' "$OUT/ctest_gpu.log" | tail -1)"
-grep -E '\(Failed\)|\(Timeout\)|Failure|Expected|Which is' "$OUT/ctest_gpu.log" | head -30
-(cd build-gpu && ctest -LE gpu -j"$jobs" --output-on-failure >"$OUT/ctest.log" 2>&1)
-row "ctest (no gpu label)" "$(grep -E 'tests passed' "$OUT/ctest.log" | tail -1)"
-while IFS= read -r line; do row "conformance" "$line"; done < <(grep -h '^conformance \[' build-gpu/Testing/Temporary/LastTest.log)
-grep -E '\(Failed\)|\(Timeout\)|\*\*\*' "$OUT/ctest.log" | head -20
+stages=" ${GPU_CHECK_STAGES:-tests cpu-tests conformance models peer} "
+want() { [[ $stages == *" $1 "* ]]; }
+data=${KILN_TESTDATA:-.testdata}
+kiln=build-gpu/kiln
 
-if [[ -x build-gpu/kiln_cuda_bench ]]; then
+if want tests; then
+  (cd build-gpu && ctest -L gpu --output-on-failure >"$OUT/ctest_gpu.log" 2>&1)
+  row "ctest -L gpu" "$(grep -E 'tests passed|No tests were found' "$OUT/ctest_gpu.log" | tail -1)"
+  grep -E '\(Failed\)|\(Timeout\)|Failure|Expected|Which is' "$OUT/ctest_gpu.log" | head -30
+fi
+if want cpu-tests; then
+  (cd build-gpu && ctest -LE gpu -j"$jobs" --output-on-failure >"$OUT/ctest.log" 2>&1)
+  row "ctest (no gpu label)" "$(grep -E 'tests passed' "$OUT/ctest.log" | tail -1)"
+  grep -E '\(Failed\)|\(Timeout\)|\*\*\*' "$OUT/ctest.log" | head -20
+fi
+
+if want conformance; then
+  # fp32 on the GPU (TF32 off): both ONNX node suites.
+  python3 scripts/gen_onnx_node_tests.py build-gpu/onnx-node-tests >"$OUT/gen_node_tests.log" 2>&1
+  for suite in "$data/node" build-gpu/onnx-node-tests; do
+    [[ -d $suite ]] || { row "conformance cuda" "$suite missing"; continue; }
+    log="$OUT/conformance_cuda_$(basename "$(dirname "$suite")")_$(basename "$suite").txt"
+    "$kiln" conformance "$suite" --backend cuda -j "$jobs" >"$log" 2>&1
+    row "conformance cuda $(basename "$suite")" "$(tail -1 "$log")"
+  done
+fi
+
+if want models; then
+  export KILN_SHARED_MODELS="$data/models"
+  KILN_MODELS_FLAGS="--backend cuda --noTF32" KILN_MODELS_RTOL=1e-3 KILN_MODELS_ATOL=1e-4 \
+    tests/cli/shared_models.sh "$kiln" >"$OUT/models_cuda_fp32.txt" 2>&1
+  row "shared models cuda fp32" "$(tail -1 "$OUT/models_cuda_fp32.txt")"
+  KILN_MODELS_FLAGS="--backend cuda --fp16" KILN_MODELS_TOLERANCES=tests/cli/fp16_tolerances.txt \
+    tests/cli/shared_models.sh "$kiln" >"$OUT/models_cuda_fp16.txt" 2>&1
+  row "shared models cuda fp16" "$(tail -1 "$OUT/models_cuda_fp16.txt")"
+  grep -h '^FAIL' -A3 "$OUT"/models_cuda_*.txt | head -30
+fi
+
+if want peer; then
+  timeout 420 python3 bench/torch_peer.py --kiln "$kiln" --out /tmp/kiln-peer \
+    --models "${PEER_MODELS:-resnet50:128,resnet50:1,bert:32,bert:1}" >"$OUT/peer.txt" 2>&1
+  row "torch peer" "exit $? (peer.txt)"
+fi
+
+if [[ -x build-gpu/kiln_cuda_bench ]] && want kernels; then
   build-gpu/kiln_cuda_bench --runs 50 >"$OUT/cuda_bench.txt" 2>&1
   row "cuda kernel bench" "exit $? (cuda_bench.txt)"
 fi
 
 echo
 [[ -f "$OUT/cuda_bench.txt" ]] && cat "$OUT/cuda_bench.txt"
+[[ -f "$OUT/peer.txt" ]] && tail -12 "$OUT/peer.txt"
 echo
 echo "summary"
 printf '%s\n' "${summary[@]}"

@@ -118,6 +118,8 @@ std::string summary_line(const BenchRun& run) {
   line += fmt::format(" latency_ms: min={:.6g} mean={:.6g} median={:.6g}", s.min, s.mean, s.median);
   for (const auto& [p, v] : s.percentiles) line += fmt::format(" p{:g}={:.6g}", p, v);
   line += fmt::format(" max={:.6g}", s.max);
+  Summary compute = summary_of(run, [](const Iteration& i) { return i.compute_ms; });
+  line += fmt::format(" compute_ms: median={:.6g}", compute.median);
   return line;
 }
 

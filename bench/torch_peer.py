@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""kiln against PyTorch on real models, in one run on the GPU machine.
+
+For each model (random weights, fixed seed): export ONNX, then in the same
+process and on the same GPU time PyTorch eager and torch.compile in fp16, and
+`kiln bench` on the exported model in fp16 (--useCudaGraph, GPU compute time
+from CUDA events); check kiln's fp16 outputs against PyTorch fp32 on the same
+inputs (relative error: max |kiln - torch| / max |torch|); print a ratio table
+last. Every timing is the median of many runs with fresh random inputs.
+
+  python3 bench/torch_peer.py --kiln build-gpu/kiln --out /tmp/peer \\
+      --models resnet50:128,resnet50:1,bert:32,bert:1 [--max-autotune]
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+SEQ = 128
+
+
+def make_model(name):
+    torch.manual_seed(0)
+    if name in ("resnet50", "mobilenet_v2", "efficientnet_b0", "vit_b_16"):
+        import torchvision
+        m = getattr(torchvision.models, name)(weights=None)
+        return m.eval(), "image"
+    if name == "bert":
+        from transformers import BertConfig, BertModel
+        return BertModel(BertConfig()).eval(), "tokens"
+    if name == "gpt2":
+        from transformers import GPT2Config, GPT2Model
+        return GPT2Model(GPT2Config(use_cache=False)).eval(), "tokens"
+    raise SystemExit(f"unknown model {name}")
+
+
+def inputs_for(kind, batch, gen, device):
+    if kind == "image":
+        return {"input": torch.randn(batch, 3, 224, 224, generator=gen).to(device)}
+    ids = torch.randint(0, 30000, (batch, SEQ), generator=gen).to(device)
+    return {"input_ids": ids}
+
+
+class Wrapped(torch.nn.Module):
+    """Returns one tensor: the image logits or the last hidden state."""
+
+    def __init__(self, m, kind):
+        super().__init__()
+        self.m, self.kind = m, kind
+
+    def forward(self, x):
+        out = self.m(x)
+        return out if self.kind == "image" else out.last_hidden_state
+
+
+def export(model, kind, path, example):
+    name = "input" if kind == "image" else "input_ids"
+    axes = {name: {0: "batch"} if kind == "image" else {0: "batch", 1: "seq"}, "output": {0: "batch"}}
+    try:
+        torch.onnx.export(model, (example,), path, input_names=[name], output_names=["output"],
+                          dynamic_axes=axes, opset_version=17, dynamo=False)
+    except Exception as e:  # the legacy exporter may be gone: use the dynamo one
+        print(f"  legacy export failed ({type(e).__name__}: {e}); trying dynamo=True", flush=True)
+        torch.onnx.export(model, (example,), path, input_names=[name], output_names=["output"],
+                          dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, dynamo=True)
+
+
+def time_torch(fn, feeds, runs=50, warmup=10):
+    """Median GPU ms per call over fresh inputs (CUDA events)."""
+    with torch.inference_mode():
+        for i in range(warmup):
+            fn(feeds[i % len(feeds)])
+        torch.cuda.synchronize()
+        times = []
+        for i in range(runs):
+            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            s.record()
+            fn(feeds[i % len(feeds)])
+            e.record()
+            e.synchronize()
+            times.append(s.elapsed_time(e))
+    return float(np.median(times))
+
+
+def run(cmd, log):
+    with open(log, "w") as f:
+        p = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, text=True)
+    return p.returncode, open(log).read()
+
+
+def bench_kiln(args, onnx_path, kind, batch, tag):
+    name = "input" if kind == "image" else "input_ids"
+    shape = f"{name}:{batch}x3x224x224" if kind == "image" else f"{name}:{batch}x{SEQ}"
+    engine = os.path.join(args.out, f"{tag}.kiln")
+    cmd = [args.kiln, "bench", onnx_path, "--backend", "cuda", "--fp16", "--shapes", shape, "--useCudaGraph",
+           "--noDataTransfers", "--iterations", "200", "--duration", "2", "--saveEngine", engine]
+    rc, out = run(cmd, os.path.join(args.out, f"{tag}.bench.log"))
+    m = re.search(r"compute_ms: median=([0-9.e+-]+)", out)
+    built = re.search(r"Built in ([0-9]+) ms", out)
+    if rc != 0 or not m:
+        return None, None, out[-800:]
+    return float(m.group(1)), int(built.group(1)) if built else None, ""
+
+
+def kiln_accuracy(args, onnx_path, kind, x32, ref, tag):
+    name = "input" if kind == "image" else "input_ids"
+    d = os.path.join(args.out, tag)
+    os.makedirs(d, exist_ok=True)
+    np.save(os.path.join(d, "x.npy"), x32)
+    rc, out = run([args.kiln, "run", onnx_path, "--backend", "cuda", "--fp16", "--load-inputs",
+                   f"{name}:{os.path.join(d, 'x.npy')}", "--save-outputs", d, "--npy"],
+                  os.path.join(args.out, f"{tag}.run.log"))
+    if rc != 0:
+        return None, out[-800:]
+    got = np.load(os.path.join(d, "output.npy")).astype(np.float64)
+    err = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30))
+    return err, ""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kiln", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--models", default="resnet50:128,resnet50:1,bert:32,bert:1")
+    ap.add_argument("--max-autotune", action="store_true", help="also time torch.compile max-autotune (slow)")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    dev = torch.device("cuda")
+    print(f"GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}", flush=True)
+    rows = []
+    exported = {}
+    for spec in args.models.split(","):
+        name, batch = spec.split(":")
+        batch = int(batch)
+        tag = f"{name}_b{batch}"
+        print(f"== {tag}", flush=True)
+        model, kind = make_model(name)
+        wrapped = Wrapped(model, kind).to(dev)
+        gen = torch.Generator().manual_seed(1)
+        onnx_path = os.path.join(args.out, f"{name}.onnx")
+        if name not in exported:
+            t0 = time.time()
+            example = next(iter(inputs_for(kind, 2, gen, dev).values()))
+            export(wrapped, kind, onnx_path, example)
+            exported[name] = time.time() - t0
+            print(f"  exported {onnx_path} in {exported[name]:.1f} s", flush=True)
+        feeds = [next(iter(inputs_for(kind, batch, gen, dev).values())) for _ in range(4)]
+        # Accuracy reference: PyTorch fp32 on the first input.
+        with torch.inference_mode():
+            ref = wrapped(feeds[0]).float().cpu().numpy().astype(np.float64)
+        x32 = feeds[0].cpu().numpy()
+        half = Wrapped(model, kind).to(dev).half()
+        feeds16 = [f.half() if f.is_floating_point() else f for f in feeds]
+        row = {"model": name, "batch": batch}
+        row["eager_ms"] = time_torch(half, feeds16)
+        try:
+            compiled = torch.compile(half, mode="reduce-overhead")
+            row["compile_ms"] = time_torch(compiled, feeds16, warmup=20)
+        except Exception as e:
+            print(f"  torch.compile failed: {e}", flush=True)
+        if args.max_autotune:
+            try:
+                tuned = torch.compile(half, mode="max-autotune")
+                row["autotune_ms"] = time_torch(tuned, feeds16, warmup=20)
+            except Exception as e:
+                print(f"  max-autotune failed: {e}", flush=True)
+        kiln_ms, build_ms, err = bench_kiln(args, onnx_path, kind, batch, tag)
+        row["kiln_ms"], row["kiln_build_ms"] = kiln_ms, build_ms
+        if err:
+            print(f"  kiln bench failed:\n{err}", flush=True)
+        rel, err = kiln_accuracy(args, onnx_path, kind, x32, ref, tag)
+        row["kiln_rel_err"] = rel
+        if err:
+            print(f"  kiln run failed:\n{err}", flush=True)
+        print("  " + json.dumps(row), flush=True)
+        rows.append(row)
+        del half, wrapped, model
+        torch.cuda.empty_cache()
+    json.dump(rows, open(os.path.join(args.out, "peer.json"), "w"), indent=1)
+    print("\nmodel        batch  eager ms  compile ms  kiln ms  kiln/best-torch speedup  kiln fp16 rel err  build s")
+    for r in rows:
+        torch_ms = [r[k] for k in ("eager_ms", "compile_ms", "autotune_ms") if r.get(k)]
+        best = min(torch_ms) if torch_ms else None
+        k = r.get("kiln_ms")
+        speed = f"{best / k:.2f}x" if best and k else "-"
+        fmt = lambda v, f="{:.3f}": f.format(v) if v is not None else "-"
+        print(f"{r['model']:<12} {r['batch']:>5}  {fmt(r.get('eager_ms')):>8}  {fmt(r.get('compile_ms')):>10}  "
+              f"{fmt(k):>7}  {speed:>23}  {fmt(r.get('kiln_rel_err'), '{:.2e}'):>17}  "
+              f"{fmt(r['kiln_build_ms'] / 1000 if r.get('kiln_build_ms') else None, '{:.1f}'):>7}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
