@@ -85,6 +85,10 @@ class KernelContext {
   // State a kernel keeps across runs of the same plan (input dims unchanged):
   // descriptors, chosen algorithms. Empty on a plan's first run.
   virtual std::any& state() = 0;
+
+  // The tactic the builder chose for this node (one of the definition's
+  // `tactics`), or "" for the kernel's own default (the library heuristic).
+  virtual const std::string& tactic() const = 0;
 };
 
 // What `workspace` and `supports` see: the node and its input types, without
@@ -99,6 +103,8 @@ class KernelQuery {
   virtual DType input_dtype(size_t i) const = 0;
   virtual const std::vector<int64_t>* input_dims(size_t i) const = 0;
   virtual const Tensor* host_input(size_t i) const = 0;
+  // The tactic being planned ("" for the default), for `workspace`.
+  virtual const std::string& tactic() const = 0;
 };
 
 struct KernelDef {
@@ -115,6 +121,12 @@ struct KernelDef {
   // Output 0 may share input `alias_input`'s memory (Reshape, Squeeze): the
   // executor then places them together and `run` may do nothing.
   int alias_input = -1;
+  // Candidate implementations for these input dims, best guess first, at most
+  // `limit` (names stable across processes, e.g. "cublaslt:3"): the builder
+  // times each on the GPU, checks it against the CPU reference, and stores
+  // the fastest in the node; `run` reads it from ctx.tactic(). Absent: one
+  // implementation, nothing to tune.
+  std::function<std::vector<std::string>(const KernelQuery&, size_t limit)> tactics;
 };
 
 class KernelRegistry {

@@ -98,6 +98,7 @@ class StepContext final : public KernelContext {
   }
   bool allow_tf32() const override { return tf32_; }
   std::any& state() override { return step_.state; }
+  const std::string& tactic() const override { return step_.tactic; }
 
  private:
   Step& step_;

@@ -50,6 +50,7 @@ class PlanQuery final : public KernelQuery {
     return i < step_.in.size() && step_.inputs[i] ? &step_.in[i].dims : nullptr;
   }
   const Tensor* host_input(size_t i) const override { return i < step_.host_in.size() ? step_.host_in[i] : nullptr; }
+  const std::string& tactic() const override { return step_.tactic; }
 
  private:
   const Step& step_;
@@ -166,6 +167,7 @@ Status Planner::plan_kernel(const Node& node, size_t index, const KernelDef& def
   step.node = &node;
   step.node_index = index;
   step.def = &def;
+  if (auto t = node.metadata.find("kiln.tactic"); t != node.metadata.end()) step.tactic = t->second;
   step.inputs.assign(node.inputs.begin(), node.inputs.end());
   step.in.resize(node.inputs.size());
   step.host_in.assign(node.inputs.size(), nullptr);

@@ -61,6 +61,7 @@ struct Step {
   std::vector<DeviceTensor> in, out;  // dims and dtypes fixed by the plan; addresses set per run
   std::vector<Slot> in_slot, out_slot;
   std::vector<const Tensor*> host_in;  // per input: host values for the kernel's host_inputs
+  std::string tactic;                  // node metadata "kiln.tactic" ("" when untuned)
   size_t workspace_offset = 0;         // in the arena
   size_t workspace_bytes = 0;
   std::any state;  // the kernel's, kept while the plan is reused
