@@ -9,8 +9,8 @@ namespace {
 constexpr int kBlock = 256;
 
 template <typename T, bool kProduct>
-__global__ void cumulative_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t slices, int64_t n,
-                                  int64_t inner, bool exclusive, bool reverse) {
+__global__ void cumulative_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t slices, int64_t n, int64_t inner,
+                                  bool exclusive, bool reverse) {
   using C = compute_of<T>;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t s = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; s < slices; s += stride) {
@@ -44,8 +44,7 @@ __global__ void range_kernel(T* __restrict__ y, int64_t n, C start, C delta) {
 }
 
 template <typename T>
-Status launch_cumulative_as(const CumulativeParams& p, int64_t slices, int64_t n, int64_t inner,
-                            cudaStream_t stream) {
+Status launch_cumulative_as(const CumulativeParams& p, int64_t slices, int64_t n, int64_t inner, cudaStream_t stream) {
   const auto x = static_cast<const T*>(p.x);
   const auto y = static_cast<T*>(p.y);
   const unsigned grid = grid_for(slices, kBlock);

@@ -53,10 +53,10 @@ __global__ void map_copy_kernel(const E* __restrict__ x, E* __restrict__ y, int6
 
 template <typename E, typename Map>
 void launch_map_as(const void* x, void* y, int64_t n, const Map& map, ElemBits fill, ElemBits fill_alt,
-                     cudaStream_t stream) {
+                   cudaStream_t stream) {
   constexpr int kBlock = 256;
-  map_copy_kernel<E, Map><<<grid_for(n, kBlock), kBlock, 0, stream>>>(static_cast<const E*>(x), static_cast<E*>(y),
-                                                                       n, map, fill, fill_alt);
+  map_copy_kernel<E, Map><<<grid_for(n, kBlock), kBlock, 0, stream>>>(static_cast<const E*>(x), static_cast<E*>(y), n,
+                                                                      map, fill, fill_alt);
 }
 
 // y[i] = x[map(i)] (or a fill) for i < n, elements of `elem_size` bytes.
@@ -127,68 +127,68 @@ __device__ __forceinline__ T store_c(compute_of<T> v) {
     break;                                      \
   }
 
-#define KILN_CUDA_NUMERIC_CASES(...)                           \
-  KILN_CUDA_NUMERIC_CASE(kF32, float, __VA_ARGS__)             \
-  KILN_CUDA_NUMERIC_CASE(kF64, double, __VA_ARGS__)            \
-  KILN_CUDA_NUMERIC_CASE(kF16, __half, __VA_ARGS__)            \
-  KILN_CUDA_NUMERIC_CASE(kBF16, __nv_bfloat16, __VA_ARGS__)    \
-  KILN_CUDA_NUMERIC_CASE(kI8, int8_t, __VA_ARGS__)             \
-  KILN_CUDA_NUMERIC_CASE(kI16, int16_t, __VA_ARGS__)           \
-  KILN_CUDA_NUMERIC_CASE(kI32, int32_t, __VA_ARGS__)           \
-  KILN_CUDA_NUMERIC_CASE(kI64, int64_t, __VA_ARGS__)           \
-  KILN_CUDA_NUMERIC_CASE(kU8, uint8_t, __VA_ARGS__)            \
-  KILN_CUDA_NUMERIC_CASE(kU16, uint16_t, __VA_ARGS__)          \
-  KILN_CUDA_NUMERIC_CASE(kU32, uint32_t, __VA_ARGS__)          \
+#define KILN_CUDA_NUMERIC_CASES(...)                        \
+  KILN_CUDA_NUMERIC_CASE(kF32, float, __VA_ARGS__)          \
+  KILN_CUDA_NUMERIC_CASE(kF64, double, __VA_ARGS__)         \
+  KILN_CUDA_NUMERIC_CASE(kF16, __half, __VA_ARGS__)         \
+  KILN_CUDA_NUMERIC_CASE(kBF16, __nv_bfloat16, __VA_ARGS__) \
+  KILN_CUDA_NUMERIC_CASE(kI8, int8_t, __VA_ARGS__)          \
+  KILN_CUDA_NUMERIC_CASE(kI16, int16_t, __VA_ARGS__)        \
+  KILN_CUDA_NUMERIC_CASE(kI32, int32_t, __VA_ARGS__)        \
+  KILN_CUDA_NUMERIC_CASE(kI64, int64_t, __VA_ARGS__)        \
+  KILN_CUDA_NUMERIC_CASE(kU8, uint8_t, __VA_ARGS__)         \
+  KILN_CUDA_NUMERIC_CASE(kU16, uint16_t, __VA_ARGS__)       \
+  KILN_CUDA_NUMERIC_CASE(kU32, uint32_t, __VA_ARGS__)       \
   KILN_CUDA_NUMERIC_CASE(kU64, uint64_t, __VA_ARGS__)
 
 // Runs the statement with T bound to the storage type of every numeric dtype
 // (floats, signed and unsigned integers); other dtypes return `unsupported`.
-#define KILN_CUDA_DISPATCH_NUMERIC(dtype, what, ...)                                                         \
-  switch (dtype) {                                                                                           \
-    KILN_CUDA_NUMERIC_CASES(__VA_ARGS__)                                                                     \
-    default:                                                                                                 \
-      return ::kiln::unsupported("{}: dtype {} (the CUDA kernel takes numeric dtypes)", what,                \
-                                 ::kiln::dtype_name(dtype));                                                 \
+#define KILN_CUDA_DISPATCH_NUMERIC(dtype, what, ...)                                          \
+  switch (dtype) {                                                                            \
+    KILN_CUDA_NUMERIC_CASES(__VA_ARGS__)                                                      \
+    default:                                                                                  \
+      return ::kiln::unsupported("{}: dtype {} (the CUDA kernel takes numeric dtypes)", what, \
+                                 ::kiln::dtype_name(dtype));                                  \
   }
 
 // The same with bool too (T = bool).
-#define KILN_CUDA_DISPATCH_NUMERIC_OR_BOOL(dtype, what, ...)                                                 \
-  switch (dtype) {                                                                                           \
-    KILN_CUDA_NUMERIC_CASES(__VA_ARGS__)                                                                     \
-    KILN_CUDA_NUMERIC_CASE(kBool, bool, __VA_ARGS__)                                                         \
-    default:                                                                                                 \
-      return ::kiln::unsupported("{}: dtype {} (the CUDA kernel takes numeric dtypes and bool)", what,       \
-                                 ::kiln::dtype_name(dtype));                                                 \
+#define KILN_CUDA_DISPATCH_NUMERIC_OR_BOOL(dtype, what, ...)                                           \
+  switch (dtype) {                                                                                     \
+    KILN_CUDA_NUMERIC_CASES(__VA_ARGS__)                                                               \
+    KILN_CUDA_NUMERIC_CASE(kBool, bool, __VA_ARGS__)                                                   \
+    default:                                                                                           \
+      return ::kiln::unsupported("{}: dtype {} (the CUDA kernel takes numeric dtypes and bool)", what, \
+                                 ::kiln::dtype_name(dtype));                                           \
   }
 
 // Runs the statement with E bound to an unsigned type of `elem_size` bytes
 // (Bytes16 for 16); other sizes return `unsupported`.
-#define KILN_CUDA_DISPATCH_WIDTH(elem_size, what, ...)                                              \
-  switch (elem_size) {                                                                              \
-    case 1: {                                                                                       \
-      using E = uint8_t;                                                                            \
-      __VA_ARGS__;                                                                                  \
-      break;                                                                                        \
-    }                                                                                               \
-    case 2: {                                                                                       \
-      using E = uint16_t;                                                                           \
-      __VA_ARGS__;                                                                                  \
-      break;                                                                                        \
-    }                                                                                               \
-    case 4: {                                                                                       \
-      using E = uint32_t;                                                                           \
-      __VA_ARGS__;                                                                                  \
-      break;                                                                                        \
-    }                                                                                               \
-    case 8: {                                                                                       \
-      using E = uint64_t;                                                                           \
-      __VA_ARGS__;                                                                                  \
-      break;                                                                                        \
-    }                                                                                               \
-    case 16: {                                                                                      \
-      using E = ::kiln::cuda::Bytes16;                                                              \
-      __VA_ARGS__;                                                                                  \
-      break;                                                                                        \
-    }                                                                                               \
-    default: return ::kiln::unsupported("{}: element size {} bytes", what, elem_size);             \
+#define KILN_CUDA_DISPATCH_WIDTH(elem_size, what, ...)                                 \
+  switch (elem_size) {                                                                 \
+    case 1: {                                                                          \
+      using E = uint8_t;                                                               \
+      __VA_ARGS__;                                                                     \
+      break;                                                                           \
+    }                                                                                  \
+    case 2: {                                                                          \
+      using E = uint16_t;                                                              \
+      __VA_ARGS__;                                                                     \
+      break;                                                                           \
+    }                                                                                  \
+    case 4: {                                                                          \
+      using E = uint32_t;                                                              \
+      __VA_ARGS__;                                                                     \
+      break;                                                                           \
+    }                                                                                  \
+    case 8: {                                                                          \
+      using E = uint64_t;                                                              \
+      __VA_ARGS__;                                                                     \
+      break;                                                                           \
+    }                                                                                  \
+    case 16: {                                                                         \
+      using E = ::kiln::cuda::Bytes16;                                                 \
+      __VA_ARGS__;                                                                     \
+      break;                                                                           \
+    }                                                                                  \
+    default: return ::kiln::unsupported("{}: element size {} bytes", what, elem_size); \
   }

@@ -197,14 +197,15 @@ Status launch_scatter_elements_as(const ScatterElementsParams& p, int64_t lines,
   T* y = static_cast<T*>(p.y);
   const T* u = static_cast<const T*>(p.updates);
   const unsigned grid = grid_for(lines, kBlock);
-#define KILN_SCATTER_CASE(r)                                                                                 \
+#define KILN_SCATTER_CASE(r) \
   case r: scatter_elements_kernel<T, r><<<grid, kBlock, 0, stream>>>(y, p.indices, p.idx64, u, lines, g); break;
   switch (p.reduction) {
-    case ScatterReduction::kNone: return internal_error("scatter_elements: 'none' takes the element-size kernel");
-    KILN_SCATTER_CASE(ScatterReduction::kAdd)
-    KILN_SCATTER_CASE(ScatterReduction::kMul)
-    KILN_SCATTER_CASE(ScatterReduction::kMax)
-    KILN_SCATTER_CASE(ScatterReduction::kMin)
+    case ScatterReduction::kNone:
+      return internal_error("scatter_elements: 'none' takes the element-size kernel");
+      KILN_SCATTER_CASE(ScatterReduction::kAdd)
+      KILN_SCATTER_CASE(ScatterReduction::kMul)
+      KILN_SCATTER_CASE(ScatterReduction::kMax)
+      KILN_SCATTER_CASE(ScatterReduction::kMin)
   }
 #undef KILN_SCATTER_CASE
   return last_launch_status("scatter_elements_kernel");
@@ -216,10 +217,8 @@ Status launch_scatter_nd_reduce_as(const ScatterNDParams& p, int64_t tuples, int
   T* y = static_cast<T*>(p.y);
   const T* u = static_cast<const T*>(p.updates);
   const unsigned grid = grid_for(run, kBlock);
-#define KILN_SCATTER_CASE(r)                                                                                       \
-  case r:                                                                                                          \
-    scatter_nd_reduce_kernel<T, r><<<grid, kBlock, 0, stream>>>(y, p.indices, p.idx64, u, tuples, run, g); \
-    break;
+#define KILN_SCATTER_CASE(r) \
+  case r: scatter_nd_reduce_kernel<T, r><<<grid, kBlock, 0, stream>>>(y, p.indices, p.idx64, u, tuples, run, g); break;
   switch (p.reduction) {
     KILN_SCATTER_CASE(ScatterReduction::kAdd)
     KILN_SCATTER_CASE(ScatterReduction::kMul)
@@ -288,8 +287,18 @@ Status launch_one_hot(const OneHotParams& p, cudaStream_t stream) {
   if (p.axis < 0 || p.axis > static_cast<int64_t>(rank) || p.depth < 0)
     return invalid_argument("OneHot: axis {} for indices of rank {}, depth {}", p.axis, rank, p.depth);
   switch (p.index_dtype) {
-    case DType::kF32: case DType::kF64: case DType::kF16: case DType::kBF16: case DType::kI8: case DType::kI16:
-    case DType::kI32: case DType::kI64: case DType::kU8: case DType::kU16: case DType::kU32: case DType::kU64: break;
+    case DType::kF32:
+    case DType::kF64:
+    case DType::kF16:
+    case DType::kBF16:
+    case DType::kI8:
+    case DType::kI16:
+    case DType::kI32:
+    case DType::kI64:
+    case DType::kU8:
+    case DType::kU16:
+    case DType::kU32:
+    case DType::kU64: break;
     default: return unsupported("OneHot: indices of dtype {}", dtype_name(p.index_dtype));
   }
   const int64_t n = product(p.idx_dims, 0, rank) * p.depth;
@@ -308,7 +317,8 @@ Status launch_scatter_elements(const ScatterElementsParams& p, cudaStream_t stre
     if (static_cast<int64_t>(d) != p.axis && p.idx_dims[d] > p.data_dims[d])
       return invalid_argument("ScatterElements: indices dim {} is {}, exceeding the data's {}", d, p.idx_dims[d],
                               p.data_dims[d]);
-  KILN_RETURN_IF_ERROR(copy_data(p.y, p.data, static_cast<size_t>(product(p.data_dims, 0, rank) * p.elem_size), stream));
+  KILN_RETURN_IF_ERROR(
+      copy_data(p.y, p.data, static_cast<size_t>(product(p.data_dims, 0, rank) * p.elem_size), stream));
   const int64_t n = product(p.idx_dims, 0, rank);
   if (n == 0) return Status::ok();
   LineGeometry g{};
@@ -337,7 +347,8 @@ Status launch_scatter_nd(const ScatterNDParams& p, cudaStream_t stream) {
   const size_t k = static_cast<size_t>(p.idx_dims.back());
   if (k > rank) return invalid_argument("ScatterND: index tuples of {} exceed the data's rank {}", k, rank);
   KILN_RETURN_IF_ERROR(check_rank("ScatterND", rank));
-  KILN_RETURN_IF_ERROR(copy_data(p.y, p.data, static_cast<size_t>(product(p.data_dims, 0, rank) * p.elem_size), stream));
+  KILN_RETURN_IF_ERROR(
+      copy_data(p.y, p.data, static_cast<size_t>(product(p.data_dims, 0, rank) * p.elem_size), stream));
   const int64_t tuples = product(p.idx_dims, 0, p.idx_dims.size() - 1), run = product(p.data_dims, k, rank);
   if (tuples * run == 0) return Status::ok();
   TupleGeometry g{};
@@ -374,10 +385,9 @@ Status launch_tensor_scatter(const TensorScatterParams& p, cudaStream_t stream) 
   const int64_t n = prefix * seq * inner;
   if (n == 0 || max_seq == 0) return Status::ok();
   KILN_CUDA_DISPATCH_WIDTH(p.elem_size, "TensorScatter", {
-    tensor_scatter_kernel<E><<<grid_for(n, kBlock), kBlock, 0, stream>>>(static_cast<E*>(p.y),
-                                                                         static_cast<const E*>(p.update),
-                                                                         p.write_indices, p.idx64, n, inner, seq,
-                                                                         max_seq, per_batch, p.circular);
+    tensor_scatter_kernel<E><<<grid_for(n, kBlock), kBlock, 0, stream>>>(
+        static_cast<E*>(p.y), static_cast<const E*>(p.update), p.write_indices, p.idx64, n, inner, seq, max_seq,
+        per_batch, p.circular);
     return last_launch_status("tensor_scatter_kernel");
   });
   return Status::ok();

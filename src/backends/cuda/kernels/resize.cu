@@ -231,8 +231,8 @@ Status launch_resize_as(const ResizeParams& p, int64_t n, const ResizeGeometry& 
   double lo = 0, hi = 0;
   if constexpr (std::is_integral_v<T>)
     lo = static_cast<double>(std::numeric_limits<T>::lowest()), hi = static_cast<double>(std::numeric_limits<T>::max());
-  resize_kernel<T><<<grid_for(n, kBlock), kBlock, 0, stream>>>(static_cast<const T*>(p.x), static_cast<T*>(p.y), n,
-                                                               g, lo, hi);
+  resize_kernel<T>
+      <<<grid_for(n, kBlock), kBlock, 0, stream>>>(static_cast<const T*>(p.x), static_cast<T*>(p.y), n, g, lo, hi);
   return last_launch_status("resize_kernel");
 }
 
@@ -304,8 +304,8 @@ Status launch_resize(const ResizeParams& p, cudaStream_t stream) {
     }
     if (p.in_dims[d] == 0) return invalid_argument("Resize: cannot resize an empty axis {}", d);
     if (!(p.scale[d] > 0)) return invalid_argument("Resize: scale {} for axis {}", p.scale[d], d);
-    g.ax[g.naxes++] = {static_cast<int>(d), p.in_dims[d], p.out_dims[d], g.in_strides[d], p.scale[d], p.roi_lo[d],
-                       p.roi_hi[d]};
+    g.ax[g.naxes++] = {static_cast<int>(d), p.in_dims[d], p.out_dims[d], g.in_strides[d],
+                       p.scale[d],          p.roi_lo[d],  p.roi_hi[d]};
   }
   KILN_CUDA_DISPATCH_NUMERIC(p.dtype, "Resize", return launch_resize_as<T>(p, n, g, stream));
   return Status::ok();
@@ -334,8 +334,8 @@ Status launch_col2im(const Col2ImParams& p, cudaStream_t stream) {
   const int64_t n = p.batch * p.channels * product(p.image, 0, nd);
   if (n == 0) return Status::ok();
   KILN_CUDA_DISPATCH_NUMERIC(p.dtype, "Col2Im", {
-    col2im_kernel<T><<<grid_for(n, kBlock), kBlock, 0, stream>>>(static_cast<const T*>(p.x), static_cast<T*>(p.y), n,
-                                                                 g);
+    col2im_kernel<T>
+        <<<grid_for(n, kBlock), kBlock, 0, stream>>>(static_cast<const T*>(p.x), static_cast<T*>(p.y), n, g);
     return last_launch_status("col2im_kernel");
   });
   return Status::ok();

@@ -44,8 +44,8 @@ Status supports_numeric(const Node& node, size_t input, bool with_bool) {
   if (!t || !t->is_tensor()) return unsupported("{}: input {} is not a tensor", node.op_type, input);
   const DType d = t->dtype;
   const bool numeric = d == DType::kF32 || d == DType::kF64 || d == DType::kF16 || d == DType::kBF16 ||
-                       d == DType::kI8 || d == DType::kI16 || d == DType::kI32 || d == DType::kI64 ||
-                       d == DType::kU8 || d == DType::kU16 || d == DType::kU32 || d == DType::kU64;
+                       d == DType::kI8 || d == DType::kI16 || d == DType::kI32 || d == DType::kI64 || d == DType::kU8 ||
+                       d == DType::kU16 || d == DType::kU32 || d == DType::kU64;
   if (!numeric && !(with_bool && d == DType::kBool))
     return unsupported("{}: dtype {} (the CUDA kernel takes numeric dtypes{})", node.op_type, dtype_name(d),
                        with_bool ? " and bool" : "");

@@ -93,17 +93,20 @@ Status supports_one_hot(const Node& n) {
 
 }  // namespace
 
-KILN_CUDA_KERNEL("", "Range", {.run = run_range, .host_inputs = {0, 1, 2},
-                               .supports = [](const Node& n) { return dm::supports_numeric(n, 0); }});
+KILN_CUDA_KERNEL("", "Range", {.run = run_range, .host_inputs = {0, 1, 2}, .supports = [](const Node& n) {
+                                 return dm::supports_numeric(n, 0);
+                               }});
 KILN_CUDA_KERNEL("", "ConstantOfShape",
                  {.run = run_constant_of_shape, .host_inputs = {0}, .supports = supports_output_movable});
 KILN_CUDA_KERNEL("", "EyeLike", {.run = run_eye_like, .supports = supports_output_movable});
 KILN_CUDA_KERNEL("", "OneHot", {.run = run_one_hot, .host_inputs = {1, 2}, .supports = supports_one_hot});
-KILN_CUDA_KERNEL("", "CumSum", {.run = [](KernelContext& c) { return run_cumulative(c, false); },
-                                .host_inputs = {1},
-                                .supports = [](const Node& n) { return dm::supports_numeric(n, 0); }});
-KILN_CUDA_KERNEL("", "CumProd", {.run = [](KernelContext& c) { return run_cumulative(c, true); },
-                                 .host_inputs = {1},
-                                 .supports = [](const Node& n) { return dm::supports_numeric(n, 0); }});
+KILN_CUDA_KERNEL("", "CumSum",
+                 {.run = [](KernelContext& c) { return run_cumulative(c, false); },
+                  .host_inputs = {1},
+                  .supports = [](const Node& n) { return dm::supports_numeric(n, 0); }});
+KILN_CUDA_KERNEL("", "CumProd",
+                 {.run = [](KernelContext& c) { return run_cumulative(c, true); },
+                  .host_inputs = {1},
+                  .supports = [](const Node& n) { return dm::supports_numeric(n, 0); }});
 
 }  // namespace kiln::cuda

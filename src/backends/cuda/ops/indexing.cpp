@@ -2,8 +2,9 @@
 // TensorScatter. Indices stay on the device (int32 or int64). An index out of
 // range is the CPU kernel's error to report; here it reads 0 (gathers) or
 // its update is skipped (scatters), never touching memory out of bounds.
-#include "backends/cuda/kernels/data_movement.cuh"
 #include "backends/cuda/kernels/indexing.cuh"
+
+#include "backends/cuda/kernels/data_movement.cuh"
 #include "backends/cuda/ops/data_movement_support.h"
 
 namespace kiln::cuda {
@@ -64,7 +65,8 @@ Expected<ScatterReduction> reduction_of(const Node& node) {
 
 Status run_scatter_elements(KernelContext& ctx) {
   const DeviceTensor &data = ctx.input(0), &indices = ctx.input(1), &updates = ctx.input(2);
-  if (indices.dims != updates.dims) return invalid_argument("{}: indices and updates differ in shape", ctx.node().op_type);
+  if (indices.dims != updates.dims)
+    return invalid_argument("{}: indices and updates differ in shape", ctx.node().op_type);
   ScatterElementsParams p;
   KILN_ASSIGN_OR_RETURN(p.reduction, reduction_of(ctx.node()));
   p.dtype = data.dtype;

@@ -72,8 +72,13 @@ Status run_slice(KernelContext& ctx) {
   if (steps.empty()) steps.assign(starts.size(), 1);
   if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
     return invalid_argument("Slice: starts, ends, axes and steps differ in length");
-  SliceParams p{elem_size(x), x.data, ctx.output(0).data, x.dims, std::vector<int64_t>(x.dims.size(), 0),
-                std::vector<int64_t>(x.dims.size(), 1), x.dims};
+  SliceParams p{elem_size(x),
+                x.data,
+                ctx.output(0).data,
+                x.dims,
+                std::vector<int64_t>(x.dims.size(), 0),
+                std::vector<int64_t>(x.dims.size(), 1),
+                x.dims};
   for (size_t i = 0; i < starts.size(); ++i) {
     const int64_t a = dm::positive_axis(axes[i], rank);
     if (a < 0 || a >= rank) return invalid_argument("Slice: axis {} for rank {}", axes[i], rank);
@@ -157,8 +162,13 @@ Status run_center_crop_pad(KernelContext& ctx) {
 Status run_depth_space(KernelContext& ctx, bool to_space) {
   const DeviceTensor& x = ctx.input(0);
   if (x.rank() != 4) return invalid_argument("{}: input must be 4-D", ctx.node().op_type);
-  DepthSpaceParams p{elem_size(x), x.data, ctx.output(0).data, x.dims, ctx.node().attr_int("blocksize", 1),
-                     ctx.node().attr_string("mode", "DCR") == "CRD", to_space};
+  DepthSpaceParams p{elem_size(x),
+                     x.data,
+                     ctx.output(0).data,
+                     x.dims,
+                     ctx.node().attr_int("blocksize", 1),
+                     ctx.node().attr_string("mode", "DCR") == "CRD",
+                     to_space};
   return launch_depth_space(p, ctx.stream());
 }
 
@@ -177,8 +187,8 @@ Status run_reverse_sequence(KernelContext& ctx) {
   const auto time_axis = static_cast<int>(ctx.node().attr_int("time_axis", 0));
   if (batch_axis < 0 || batch_axis > 1 || lens.numel() != x.dims[static_cast<size_t>(batch_axis)])
     return invalid_argument("ReverseSequence: sequence_lens has {} entries for the batch", lens.numel());
-  ReverseSequenceParams p{elem_size(x), x.data, ctx.output(0).data, x.dims, lens.data,
-                          dm::is_i64(lens), batch_axis, time_axis};
+  ReverseSequenceParams p{elem_size(x), x.data,           ctx.output(0).data, x.dims,
+                          lens.data,    dm::is_i64(lens), batch_axis,         time_axis};
   return launch_reverse_sequence(p, ctx.stream());
 }
 

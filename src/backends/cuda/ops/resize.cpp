@@ -1,10 +1,11 @@
 // Resize (Upsample is rewritten into Resize on import) and Col2Im. The host
 // derives per-dim scales, roi and which dims are resized exactly as the CPU
 // kernel does; the kernels sample and accumulate in double.
+#include "backends/cuda/kernels/resize.cuh"
+
 #include <cmath>
 #include <optional>
 
-#include "backends/cuda/kernels/resize.cuh"
 #include "backends/cuda/ops/data_movement_support.h"
 
 namespace kiln::cuda {
@@ -22,23 +23,40 @@ Status read_modes(const Node& n, ResizeParams& p) {
   const std::string mode = n.attr_string("mode", "nearest");
   const std::string ctm = n.attr_string("coordinate_transformation_mode", "half_pixel");
   const std::string nearest = n.attr_string("nearest_mode", "round_prefer_floor");
-  if (mode == "nearest") p.mode = ResizeMode::kNearest;
-  else if (mode == "linear") p.mode = ResizeMode::kLinear;
-  else if (mode == "cubic") p.mode = ResizeMode::kCubic;
-  else return unsupported("Resize: mode '{}'", mode);
-  if (ctm == "half_pixel") p.coordinate = ResizeCoordinate::kHalfPixel;
-  else if (ctm == "half_pixel_symmetric") p.coordinate = ResizeCoordinate::kHalfPixelSymmetric;
-  else if (ctm == "pytorch_half_pixel") p.coordinate = ResizeCoordinate::kPytorchHalfPixel;
-  else if (ctm == "align_corners") p.coordinate = ResizeCoordinate::kAlignCorners;
-  else if (ctm == "asymmetric") p.coordinate = ResizeCoordinate::kAsymmetric;
-  else if (ctm == "tf_crop_and_resize") p.coordinate = ResizeCoordinate::kTfCropAndResize;
-  else if (ctm == "tf_half_pixel_for_nn") p.coordinate = ResizeCoordinate::kTfHalfPixelForNN;
-  else return unsupported("Resize: coordinate_transformation_mode '{}'", ctm);
-  if (nearest == "round_prefer_floor") p.nearest = NearestMode::kRoundPreferFloor;
-  else if (nearest == "round_prefer_ceil") p.nearest = NearestMode::kRoundPreferCeil;
-  else if (nearest == "floor") p.nearest = NearestMode::kFloor;
-  else if (nearest == "ceil") p.nearest = NearestMode::kCeil;
-  else return unsupported("Resize: nearest_mode '{}'", nearest);
+  if (mode == "nearest")
+    p.mode = ResizeMode::kNearest;
+  else if (mode == "linear")
+    p.mode = ResizeMode::kLinear;
+  else if (mode == "cubic")
+    p.mode = ResizeMode::kCubic;
+  else
+    return unsupported("Resize: mode '{}'", mode);
+  if (ctm == "half_pixel")
+    p.coordinate = ResizeCoordinate::kHalfPixel;
+  else if (ctm == "half_pixel_symmetric")
+    p.coordinate = ResizeCoordinate::kHalfPixelSymmetric;
+  else if (ctm == "pytorch_half_pixel")
+    p.coordinate = ResizeCoordinate::kPytorchHalfPixel;
+  else if (ctm == "align_corners")
+    p.coordinate = ResizeCoordinate::kAlignCorners;
+  else if (ctm == "asymmetric")
+    p.coordinate = ResizeCoordinate::kAsymmetric;
+  else if (ctm == "tf_crop_and_resize")
+    p.coordinate = ResizeCoordinate::kTfCropAndResize;
+  else if (ctm == "tf_half_pixel_for_nn")
+    p.coordinate = ResizeCoordinate::kTfHalfPixelForNN;
+  else
+    return unsupported("Resize: coordinate_transformation_mode '{}'", ctm);
+  if (nearest == "round_prefer_floor")
+    p.nearest = NearestMode::kRoundPreferFloor;
+  else if (nearest == "round_prefer_ceil")
+    p.nearest = NearestMode::kRoundPreferCeil;
+  else if (nearest == "floor")
+    p.nearest = NearestMode::kFloor;
+  else if (nearest == "ceil")
+    p.nearest = NearestMode::kCeil;
+  else
+    return unsupported("Resize: nearest_mode '{}'", nearest);
   p.cubic_a = n.attr_float("cubic_coeff_a", -0.75f);
   p.extrapolation = n.attr_float("extrapolation_value", 0.0f);
   p.antialias = n.attr_int("antialias", 0) != 0;
@@ -66,7 +84,8 @@ Status run_resize(KernelContext& ctx) {
     for (size_t i = 0; i < axes.size(); ++i) p.roi_lo[axes[i]] = roi[i], p.roi_hi[axes[i]] = roi[i + axes.size()];
   }
   if (!scales.empty()) {
-    if (scales.size() != axes.size()) return invalid_argument("Resize: {} scales for {} axes", scales.size(), axes.size());
+    if (scales.size() != axes.size())
+      return invalid_argument("Resize: {} scales for {} axes", scales.size(), axes.size());
     for (size_t i = 0; i < axes.size(); ++i) p.scale[axes[i]] = scales[i];
   } else {
     const std::string policy = ctx.node().attr_string("keep_aspect_ratio_policy", "stretch");
@@ -130,7 +149,8 @@ Status run_col2im(KernelContext& ctx) {
 }  // namespace
 
 KILN_CUDA_KERNEL("", "Resize", {.run = run_resize, .host_inputs = {1, 2, 3}, .supports = supports_resize});
-KILN_CUDA_KERNEL("", "Col2Im", {.run = run_col2im, .host_inputs = {1, 2},
-                                .supports = [](const Node& n) { return dm::supports_numeric(n, 0); }});
+KILN_CUDA_KERNEL("", "Col2Im", {.run = run_col2im, .host_inputs = {1, 2}, .supports = [](const Node& n) {
+                                  return dm::supports_numeric(n, 0);
+                                }});
 
 }  // namespace kiln::cuda
