@@ -78,17 +78,30 @@ Status run_cumulative(KernelContext& ctx, bool product) {
   return launch_cumulative(p, ctx.stream());
 }
 
-Status supports_output_movable(const Node& n) {
-  const Value* y = n.output(0);
-  if (!y || dm::element_size(y->type.dtype) == 0)
+// The output dtype as the node states it (shape inference may not have typed
+// the output when `supports` runs).
+Status supports_writable(const Node& n, DType t) {
+  if (dm::element_size(t) == 0)
     return unsupported("{}: output dtype {} (the CUDA kernel writes elements of 1 to 16 bytes)", n.op_type,
-                       y ? dtype_name(y->type.dtype) : "unknown");
+                       dtype_name(t));
   return Status::ok();
+}
+
+Status supports_constant_of_shape(const Node& n) {
+  const Attribute* value = n.attr("value");
+  return supports_writable(n, value ? value->t.dtype() : DType::kF32);
+}
+
+Status supports_eye_like(const Node& n) {
+  const Value* x = n.input(0);
+  const int64_t dtype = n.attr_int("dtype", x ? static_cast<int64_t>(x->type.dtype) : 0);
+  return supports_writable(n, static_cast<DType>(dtype));
 }
 
 Status supports_one_hot(const Node& n) {
   KILN_RETURN_IF_ERROR(dm::supports_numeric(n, 0));
-  return supports_output_movable(n);
+  const Value* values = n.input(2);
+  return supports_writable(n, values ? values->type.dtype : DType::kUndefined);
 }
 
 }  // namespace
@@ -97,8 +110,8 @@ KILN_CUDA_KERNEL("", "Range", {.run = run_range, .host_inputs = {0, 1, 2}, .supp
                                  return dm::supports_numeric(n, 0);
                                }});
 KILN_CUDA_KERNEL("", "ConstantOfShape",
-                 {.run = run_constant_of_shape, .host_inputs = {0}, .supports = supports_output_movable});
-KILN_CUDA_KERNEL("", "EyeLike", {.run = run_eye_like, .supports = supports_output_movable});
+                 {.run = run_constant_of_shape, .host_inputs = {0}, .supports = supports_constant_of_shape});
+KILN_CUDA_KERNEL("", "EyeLike", {.run = run_eye_like, .supports = supports_eye_like});
 KILN_CUDA_KERNEL("", "OneHot", {.run = run_one_hot, .host_inputs = {1, 2}, .supports = supports_one_hot});
 KILN_CUDA_KERNEL("", "CumSum",
                  {.run = [](KernelContext& c) { return run_cumulative(c, false); },
