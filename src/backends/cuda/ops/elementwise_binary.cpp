@@ -130,8 +130,7 @@ Status run_where(KernelContext& ctx) {
 Status supports_where(const Node& node) {
   KILN_RETURN_IF_ERROR(require_input_dtype(node, 0, kEwBool));
   const DType t = node_input_dtype(node, 1);
-  if (t == DType::kString || dtype_is_packed(t) || dtype_bits(t) == 0 || dtype_bits(t) > 64 || t == DType::kC64 ||
-      t == DType::kC128)
+  if (t == DType::kString || dtype_is_packed(t) || dtype_bits(t) == 0 || dtype_bits(t) > 64)
     return unsupported("Where: dtype {} (the CUDA kernel takes elements of 1, 2, 4 or 8 bytes)", dtype_name(t));
   if (node_input_dtype(node, 2) != t)
     return unsupported("Where: X and Y of dtypes {} and {}", dtype_name(t), dtype_name(node_input_dtype(node, 2)));
