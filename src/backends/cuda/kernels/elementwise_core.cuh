@@ -169,17 +169,16 @@ __global__ void broadcast_kernel(Op op, I n, Geometry<K, I> g) {
     I rest = i, off[K];
 #pragma unroll
     for (int k = 0; k < K; ++k) off[k] = 0;
+      // No early exit: a fully unrolled loop with constant subscripts keeps g
+      // in the parameter space instead of local memory.
 #pragma unroll
-    for (int d = kMaxRank - 1; d > 0; --d) {
-      if (d <= g.first) break;
-      const I q = rest / g.dims[d], r = rest - q * g.dims[d];
+    for (int d = kMaxRank - 1; d >= 0; --d) {
+      if (d > g.first) {
+        const I q = rest / g.dims[d], r = rest - q * g.dims[d];
 #pragma unroll
-      for (int k = 0; k < K; ++k) off[k] += r * g.strides[k][d];
-      rest = q;
-    }
-#pragma unroll
-    for (int d = 0; d < kMaxRank; ++d) {
-      if (d == g.first) {
+        for (int k = 0; k < K; ++k) off[k] += r * g.strides[k][d];
+        rest = q;
+      } else if (d == g.first) {
 #pragma unroll
         for (int k = 0; k < K; ++k) off[k] += rest * g.strides[k][d];
       }
