@@ -59,9 +59,10 @@ struct GatherParams {
 };
 Status launch_gather(const GatherParams& p, cudaStream_t stream);
 
-// Cast between f32, f16, bf16, i32, i64 and bool, as the CPU backend does:
-// float to integer truncates toward zero through int64 (NaN -> 0), integers
-// wrap, to bool is "!= 0".
+// Cast between any two of the float (f32, f16, bf16, f64), integer (8 to 64
+// bits, signed and unsigned) and bool dtypes, as the CPU backend does: float
+// to integer truncates toward zero through int64 (NaN -> 0), integers wrap,
+// to bool is "!= 0"; see cast.cu.
 struct CastParams {
   DType from = DType::kF32;
   DType to = DType::kF16;
@@ -70,5 +71,7 @@ struct CastParams {
   int64_t n = 0;
 };
 Status launch_cast(const CastParams& p, cudaStream_t stream);
+// Whether launch_cast takes dtype t (as source or destination).
+bool cast_supported(DType t);
 
 }  // namespace kiln::cuda
