@@ -1,0 +1,186 @@
+// Attention (ONNX opset 23+: 3-D and 4-D, GQA, masks, causal and window
+// limits, softcap, KV cache in or out, qk_matmul_output) and RotaryEmbedding.
+#include <cmath>
+
+#include "backends/cuda/cuda_kernel.h"
+#include "backends/cuda/kernels/attention.cuh"
+
+namespace kiln::cuda {
+namespace {
+
+DType value_type(const Value* v) { return v ? v->type.dtype : DType::kUndefined; }
+
+bool attention_dtype(DType t) {
+  return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF64;
+}
+
+Status supports_attention(const Node& node) {
+  const DType t = value_type(node.input(0));
+  if (!attention_dtype(t))
+    return unsupported("Attention: dtype {} (the CUDA kernel takes f32, f16, bf16, f64)", dtype_name(t));
+  for (size_t i : {1, 2, 4, 5})
+    if (node.input(i) && value_type(node.input(i)) != t)
+      return unsupported("Attention: input {} is {} but Q is {} (the CUDA kernel takes one dtype)", i,
+                         dtype_name(value_type(node.input(i))), dtype_name(t));
+  if (node.input(3)) {
+    const DType m = value_type(node.input(3));
+    if (m != DType::kBool && !attention_dtype(m))
+      return unsupported("Attention: attn_mask dtype {} (the CUDA kernel takes bool or a float type)", dtype_name(m));
+  }
+  return Status::ok();
+}
+
+Status check_dims(const DeviceTensor& t, const std::vector<int64_t>& want, const char* what) {
+  if (t.dims != want)
+    return invalid_model("Attention: {} has shape {}, expected {}", what, Shape::of(t.dims).to_string(),
+                         Shape::of(want).to_string());
+  return Status::ok();
+}
+
+// Heads, lengths and head sizes from Q, K, V in either layout (the CPU kernel's checks).
+Status read_geometry(const KernelContext& ctx, AttentionParams& p) {
+  const DeviceTensor &q = ctx.input(0), &k = ctx.input(1), &v = ctx.input(2);
+  if (q.rank() != k.rank() || q.rank() != v.rank() || (q.rank() != 3 && q.rank() != 4))
+    return invalid_model("Attention: Q, K, V must all be 3-D or all 4-D, got ranks {}, {}, {}", q.rank(), k.rank(),
+                         v.rank());
+  const Node& n = ctx.node();
+  p.packed = q.rank() == 3;
+  p.batch = q.dims[0];
+  if (p.packed) {
+    p.q_heads = n.attr_int("q_num_heads", 0);
+    p.kv_heads = n.attr_int("kv_num_heads", 0);
+    if (p.q_heads <= 0 || p.kv_heads <= 0 || q.dims[2] % p.q_heads || k.dims[2] % p.kv_heads ||
+        v.dims[2] % p.kv_heads)
+      return invalid_model("Attention: hidden sizes do not split into {} and {} heads", p.q_heads, p.kv_heads);
+    p.q_len = q.dims[1], p.kv_len = k.dims[1];
+    p.head = q.dims[2] / p.q_heads, p.v_head = v.dims[2] / p.kv_heads;
+    KILN_RETURN_IF_ERROR(check_dims(k, {p.batch, p.kv_len, p.kv_heads * p.head}, "K"));
+    KILN_RETURN_IF_ERROR(check_dims(v, {p.batch, p.kv_len, p.kv_heads * p.v_head}, "V"));
+  } else {
+    p.q_heads = q.dims[1], p.q_len = q.dims[2], p.head = q.dims[3];
+    p.kv_heads = k.dims[1], p.kv_len = k.dims[2], p.v_head = v.dims[3];
+    KILN_RETURN_IF_ERROR(check_dims(k, {p.batch, p.kv_heads, p.kv_len, p.head}, "K"));
+    KILN_RETURN_IF_ERROR(check_dims(v, {p.batch, p.kv_heads, p.kv_len, p.v_head}, "V"));
+  }
+  if (p.kv_heads == 0 || p.q_heads % p.kv_heads != 0)
+    return invalid_model("Attention: {} query heads are not a multiple of {} key/value heads", p.q_heads, p.kv_heads);
+  return Status::ok();
+}
+
+// attn_mask broadcast (right-aligned) to (B, Hq, Sq, mask_len).
+Status read_mask(const DeviceTensor& m, AttentionParams& p) {
+  if (m.rank() < 1 || m.rank() > 4) return invalid_model("Attention: attn_mask has rank {}; it must be 1 to 4", m.rank());
+  p.mask = m.data;
+  p.mask_type = m.dtype;
+  p.mask_len = m.dims.back();
+  if (p.mask_len > p.total_len())
+    return invalid_model("Attention: attn_mask has {} keys, more than the {} keys attended", p.mask_len, p.total_len());
+  const int64_t target[3] = {p.batch, p.q_heads, p.q_len};
+  int64_t stride = p.mask_len;
+  for (int64_t a = m.rank() - 2; a >= 0; --a) {
+    const int64_t axis = 4 - m.rank() + a, d = m.dims[static_cast<size_t>(a)];
+    if (d != 1 && d != target[axis])
+      return invalid_model("Attention: attn_mask dim {} is {}, which does not broadcast to {}", a, d, target[axis]);
+    p.mask_strides[axis] = d == 1 ? 0 : stride;
+    stride *= d;
+  }
+  return Status::ok();
+}
+
+Status run_attention(KernelContext& ctx) {
+  AttentionParams p;
+  KILN_RETURN_IF_ERROR(read_geometry(ctx, p));
+  const Node& n = ctx.node();
+  p.dtype = ctx.input(0).dtype;
+  p.q = ctx.input(0).data, p.k = ctx.input(1).data, p.v = ctx.input(2).data;
+  if (ctx.has_input(4) && ctx.has_input(5)) {
+    const DeviceTensor &pk = ctx.input(4), &pv = ctx.input(5);
+    p.past_len = pk.rank() == 4 ? pk.dims[2] : -1;
+    KILN_RETURN_IF_ERROR(check_dims(pk, {p.batch, p.kv_heads, p.past_len, p.head}, "past_key"));
+    KILN_RETURN_IF_ERROR(check_dims(pv, {p.batch, p.kv_heads, p.past_len, p.v_head}, "past_value"));
+    p.past_k = pk.data, p.past_v = pv.data;
+  }
+  if (ctx.has_input(3)) KILN_RETURN_IF_ERROR(read_mask(ctx.input(3), p));
+  if (ctx.has_input(6)) {
+    const DeviceTensor& np = ctx.input(6);
+    if (np.dtype != DType::kI64 || np.numel() != p.batch)
+      return invalid_model("Attention: nonpad_kv_seqlen must be {} int64 values", p.batch);
+    p.nonpad = np.as<const int64_t>();
+  }
+  p.scale = n.has_attr("scale") ? n.attr_float("scale", 1.0f) : 1.0 / std::sqrt(static_cast<double>(p.head));
+  p.softcap = n.attr_float("softcap", 0.0f);
+  p.causal = n.attr_int("is_causal", 0) != 0;
+  p.left_window = n.attr_int("left_window_size", -1);
+  p.right_window = n.attr_int("right_window_size", -1);
+  p.y = ctx.output(0).data;
+  if (ctx.has_output(1)) p.present_k = ctx.output(1).data;
+  if (ctx.has_output(2)) p.present_v = ctx.output(2).data;
+  if (ctx.has_output(3)) {
+    p.qk = ctx.output(3).data;
+    p.qk_mode = static_cast<int>(n.attr_int("qk_matmul_output_mode", 0));
+  }
+  return launch_attention(p, ctx.stream());
+}
+
+Status supports_rotary(const Node& node) {
+  const DType t = value_type(node.input(0));
+  if (!attention_dtype(t))
+    return unsupported("RotaryEmbedding: dtype {} (the CUDA kernel takes f32, f16, bf16, f64)", dtype_name(t));
+  if (value_type(node.input(1)) != t || value_type(node.input(2)) != t)
+    return invalid_model("RotaryEmbedding: the caches must have X's dtype");
+  if (node.input(3) && value_type(node.input(3)) != DType::kI64)
+    return unsupported("RotaryEmbedding: position_ids dtype {} (the CUDA kernel takes int64)",
+                       dtype_name(value_type(node.input(3))));
+  return Status::ok();
+}
+
+Status run_rotary(KernelContext& ctx) {
+  const DeviceTensor &x = ctx.input(0), &cos = ctx.input(1), &sin = ctx.input(2);
+  const Node& n = ctx.node();
+  RotaryParams p;
+  p.interleaved = n.attr_int("interleaved", 0) != 0;
+  if (x.rank() == 4) {
+    p.batch = x.dims[0], p.heads = x.dims[1], p.len = x.dims[2], p.head = x.dims[3];
+  } else if (x.rank() == 3) {
+    p.packed = true;
+    p.heads = n.attr_int("num_heads", 0);
+    if (p.heads <= 0 || x.dims[2] % p.heads != 0)
+      return invalid_model("RotaryEmbedding: hidden size {} does not split into num_heads {}", x.dims[2], p.heads);
+    p.batch = x.dims[0], p.len = x.dims[1], p.head = x.dims[2] / p.heads;
+  } else {
+    return invalid_model("RotaryEmbedding: X has rank {}; it must be 3 or 4", x.rank());
+  }
+  p.rot = n.attr_int("rotary_embedding_dim", 0);
+  if (p.rot == 0) p.rot = p.head;
+  if (p.rot < 0 || p.rot > p.head || p.rot % 2 != 0)
+    return invalid_model("RotaryEmbedding: rotated size {} must be even and at most the head size {}", p.rot, p.head);
+  const int64_t half = p.rot / 2;
+  if (ctx.has_input(3)) {
+    const DeviceTensor& ids = ctx.input(3);
+    if (ids.dims != std::vector<int64_t>{p.batch, p.len})
+      return invalid_model("RotaryEmbedding: position_ids has shape {}, expected [{},{}]",
+                           Shape::of(ids.dims).to_string(), p.batch, p.len);
+    if (cos.rank() != 2 || cos.dims[1] != half)
+      return invalid_model("RotaryEmbedding: cos_cache has shape {}, expected [positions,{}]",
+                           Shape::of(cos.dims).to_string(), half);
+    p.position_ids = ids.as<const int64_t>();
+    p.cache_rows = cos.dims[0];
+  } else {
+    if (cos.dims != std::vector<int64_t>{p.batch, p.len, half})
+      return invalid_model("RotaryEmbedding: cos_cache has shape {}, expected [{},{},{}]",
+                           Shape::of(cos.dims).to_string(), p.batch, p.len, half);
+    p.cache_rows = p.batch * p.len;
+  }
+  if (sin.dims != cos.dims)
+    return invalid_model("RotaryEmbedding: sin_cache has shape {}, cos_cache {}", Shape::of(sin.dims).to_string(),
+                         Shape::of(cos.dims).to_string());
+  p.dtype = x.dtype;
+  p.x = x.data, p.cos = cos.data, p.sin = sin.data, p.y = ctx.output(0).data;
+  return launch_rotary_embedding(p, ctx.stream());
+}
+
+KILN_CUDA_KERNEL("", "Attention", {.run = run_attention, .supports = supports_attention});
+KILN_CUDA_KERNEL("", "RotaryEmbedding", {.run = run_rotary, .supports = supports_rotary});
+
+}  // namespace
+}  // namespace kiln::cuda
