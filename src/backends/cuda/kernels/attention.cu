@@ -62,7 +62,8 @@ __device__ __forceinline__ int64_t layout_at(bool packed, int64_t b, int64_t h, 
 template <typename T, typename Acc>
 __device__ __forceinline__ Acc cached(const AttentionParams& p, const void* past, const void* cur, int64_t size,
                                       int64_t b, int64_t kh, int64_t j, int64_t d) {
-  if (j < p.past_len) return load<T, Acc>(static_cast<const T*>(past), ((b * p.kv_heads + kh) * p.past_len + j) * size + d);
+  if (j < p.past_len)
+    return load<T, Acc>(static_cast<const T*>(past), ((b * p.kv_heads + kh) * p.past_len + j) * size + d);
   return load<T, Acc>(static_cast<const T*>(cur),
                       layout_at(p.packed, b, kh, j - p.past_len, d, p.kv_heads, p.kv_len, size));
 }
@@ -131,8 +132,7 @@ __device__ __forceinline__ Acc row_reduce_sum(Acc v) {
 }
 
 template <typename T, typename Acc, int kMaxDv>
-__global__ void __launch_bounds__(kThreads)
-    flash_attention_kernel(AttentionParams p, int64_t q_tiles, int64_t blocks) {
+__global__ void __launch_bounds__(kThreads) flash_attention_kernel(AttentionParams p, int64_t q_tiles, int64_t blocks) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const int64_t D = p.head, Dv = p.v_head, ld = D + 1, pld = kCols + 1;
   Acc* qs = reinterpret_cast<Acc*>(smem_raw);
@@ -150,11 +150,12 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();  // the previous iteration's reads of qs are done
     for (int64_t idx = threadIdx.x; idx < kRows * D; idx += kThreads) {
       const int64_t r = idx / D, d = idx % D;
-      qs[r * ld + d] = i0 + r < p.q_len ? round_to<T, Acc>(load<T, Acc>(static_cast<const T*>(p.q),
-                                                                         layout_at(p.packed, b, h, i0 + r, d, p.q_heads,
-                                                                                   p.q_len, D)) *
-                                                           root)
-                                        : Acc(0);
+      qs[r * ld + d] =
+          i0 + r < p.q_len
+              ? round_to<T, Acc>(load<T, Acc>(static_cast<const T*>(p.q),
+                                              layout_at(p.packed, b, h, i0 + r, d, p.q_heads, p.q_len, D)) *
+                                 root)
+              : Acc(0);
     }
     const int64_t offset = query_offset(p, b), visible = visible_keys(p, b), pos = i + offset;
     const int64_t last = (i0 + kRows < p.q_len ? i0 + kRows : p.q_len) - 1 + offset;
@@ -170,7 +171,8 @@ __global__ void __launch_bounds__(kThreads)
       __syncthreads();  // qs is written; the previous tile's ks, vs, ps are read
       for (int64_t idx = threadIdx.x; idx < kCols * D; idx += kThreads) {
         const int64_t c = idx / D, d = idx % D, j = j0 + c;
-        ks[c * ld + d] = j < kv_end ? round_to<T, Acc>(cached<T, Acc>(p, p.past_k, p.k, D, b, kh, j, d) * root) : Acc(0);
+        ks[c * ld + d] =
+            j < kv_end ? round_to<T, Acc>(cached<T, Acc>(p, p.past_k, p.k, D, b, kh, j, d) * root) : Acc(0);
       }
       for (int64_t idx = threadIdx.x; idx < kCols * Dv; idx += kThreads) {
         const int64_t c = idx / Dv, d = idx % Dv, j = j0 + c;
@@ -227,7 +229,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int t = 0; t < kMaxDv / kLanes; ++t) {
         const int64_t d = sub + kLanes * t;
-        if (d < Dv) y[layout_at(p.packed, b, h, i, d, p.q_heads, p.q_len, Dv)] = store<T, Acc>(l > 0 ? o[t] / l : Acc(0));
+        if (d < Dv)
+          y[layout_at(p.packed, b, h, i, d, p.q_heads, p.q_len, Dv)] = store<T, Acc>(l > 0 ? o[t] / l : Acc(0));
       }
     }
   }
@@ -266,7 +269,8 @@ __global__ void qk_softmax_kernel(T* x, int64_t rows, int64_t cols) {
     mx = group_reduce<ReduceKind::kMax>(mx, blockDim.x, smem);
     float sum = 0;
     if (mx != -INFINITY)
-      for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) sum += expf(static_cast<float>(load<T, Acc>(row, c)) - mx);
+      for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+        sum += expf(static_cast<float>(load<T, Acc>(row, c)) - mx);
     sum = group_reduce<ReduceKind::kSum>(sum, blockDim.x, smem);
     for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
       const float v = mx == -INFINITY ? 0.f : expf(static_cast<float>(load<T, Acc>(row, c)) - mx) / sum;
@@ -294,8 +298,8 @@ Status launch_present(const AttentionParams& p, const void* past, const void* cu
   if (!out || n == 0) return Status::ok();
   constexpr int kBlock = 256;
   present_kernel<E><<<grid_for(n, kBlock), kBlock, 0, stream>>>(static_cast<const E*>(past), static_cast<const E*>(cur),
-                                                                 static_cast<E*>(out), p.kv_heads, p.past_len,
-                                                                 p.kv_len, size, p.packed, n);
+                                                                static_cast<E*>(out), p.kv_heads, p.past_len, p.kv_len,
+                                                                size, p.packed, n);
   return last_launch_status("present_kernel");
 }
 
@@ -304,8 +308,8 @@ Status launch_flash(const AttentionParams& p, cudaStream_t stream) {
   using Acc = acc_t<T>;
   const int64_t q_tiles = (p.q_len + kRows - 1) / kRows, blocks = p.batch * p.q_heads * q_tiles;
   if (blocks == 0) return Status::ok();
-  const size_t smem =
-      sizeof(Acc) * static_cast<size_t>(kRows * (p.head + 1) + kCols * (p.head + 1) + kCols * p.v_head + kRows * (kCols + 1));
+  const size_t smem = sizeof(Acc) * static_cast<size_t>(kRows * (p.head + 1) + kCols * (p.head + 1) + kCols * p.v_head +
+                                                        kRows * (kCols + 1));
   auto kernel = flash_attention_kernel<T, Acc, kMaxDv>;
   KILN_CUDA_RETURN_IF_ERROR(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));

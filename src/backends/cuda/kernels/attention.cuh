@@ -57,6 +57,26 @@ constexpr int64_t kMaxAttentionHead = 256;
 
 Status launch_attention(const AttentionParams& p, cudaStream_t stream);
 
+// LinearAttention's recurrence (the CPU kernel's order of operations, in
+// float): a block per (batch, kv head) keeps the (d_k, d_v) state in shared
+// memory and walks the tokens. All tensors share `dtype`.
+struct LinearAttentionParams {
+  DType dtype = DType::kF32;
+  const void* q = nullptr;           // (B, L, Hq * d_k)
+  const void* k = nullptr;           // (B, L, Hkv * d_k)
+  const void* v = nullptr;           // (B, L, Hkv * d_v)
+  const void* decay = nullptr;       // (B, L, decay_width) when gated
+  const void* beta = nullptr;        // (B, L, beta_width) with the delta rule
+  const void* past_state = nullptr;  // (B, Hkv, d_k, d_v) or null: zeros
+  void* y = nullptr;                 // (B, L, Hq * d_v)
+  void* present_state = nullptr;     // optional
+  int64_t batch = 0, len = 0, q_heads = 0, kv_heads = 0, d_k = 0, d_v = 0;
+  int64_t decay_width = 0, beta_width = 0;  // Hkv or Hkv * d_k; Hkv or 1
+  bool gated = false, delta = false;
+  float scale = 1.f;
+};
+Status launch_linear_attention(const LinearAttentionParams& p, cudaStream_t stream);
+
 struct RotaryParams {
   DType dtype = DType::kF32;  // of X, the caches and Y
   const void* x = nullptr;

@@ -110,8 +110,7 @@ __global__ void simple_matmul_kernel(SimpleMatmulCore p, BatchGeometry g, int64_
         for (int q = 0; q < count; ++q) acc += as[ty][q] * bs[q][tx];
         __syncthreads();
       }
-      if (i < p.m && j < p.n)
-        finish<TA, TB, TY, Acc>(p, static_cast<TY*>(p.y) + (z * p.m + i) * p.n + j, i, j, acc);
+      if (i < p.m && j < p.n) finish<TA, TB, TY, Acc>(p, static_cast<TY*>(p.y) + (z * p.m + i) * p.n + j, i, j, acc);
     }
   }
 }
@@ -176,10 +175,10 @@ Status launch_simple_matmul(const SimpleMatmulParams& p, cudaStream_t stream) {
   const bool quantized = p.a_type == DType::kI8 || p.a_type == DType::kU8;
   if (quantized) {
     const bool a_signed = p.a_type == DType::kI8;
-    if (p.b_type == DType::kI8) return a_signed ? run_quantized<int8_t, int8_t>(p, stream)
-                                                : run_quantized<uint8_t, int8_t>(p, stream);
-    if (p.b_type == DType::kU8) return a_signed ? run_quantized<int8_t, uint8_t>(p, stream)
-                                                : run_quantized<uint8_t, uint8_t>(p, stream);
+    if (p.b_type == DType::kI8)
+      return a_signed ? run_quantized<int8_t, int8_t>(p, stream) : run_quantized<uint8_t, int8_t>(p, stream);
+    if (p.b_type == DType::kU8)
+      return a_signed ? run_quantized<int8_t, uint8_t>(p, stream) : run_quantized<uint8_t, uint8_t>(p, stream);
     return unsupported("matmul: A is {} but B is {}", dtype_name(p.a_type), dtype_name(p.b_type));
   }
   if (p.b_type != p.a_type || p.y_type != p.a_type)
@@ -220,8 +219,8 @@ Status launch_broadcast_copy(int elem_size, const void* x, const std::vector<int
   const int r = static_cast<int>(rank);
   switch (elem_size) {
     case 1:
-      broadcast_copy_kernel<<<grid, kBlock, 0, stream>>>(static_cast<const uint8_t*>(x), static_cast<uint8_t*>(y), n,
-                                                         r, g);
+      broadcast_copy_kernel<<<grid, kBlock, 0, stream>>>(static_cast<const uint8_t*>(x), static_cast<uint8_t*>(y), n, r,
+                                                         g);
       break;
     case 2:
       broadcast_copy_kernel<<<grid, kBlock, 0, stream>>>(static_cast<const uint16_t*>(x), static_cast<uint16_t*>(y), n,

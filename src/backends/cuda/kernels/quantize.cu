@@ -152,7 +152,8 @@ __device__ int64_t scale_index(const ScaleLayout& s, int64_t i) {
 // Element i quantized: the integer value, or the narrow float's code.
 __device__ int64_t quantize_one(const QuantizeParams& p, int64_t i) {
   const int64_t k = scale_index(p.layout, i);
-  float q = static_cast<float>(read_number(p.x_type, p.x, i)) / static_cast<float>(read_number(p.scale_type, p.scale, k));
+  float q =
+      static_cast<float>(read_number(p.x_type, p.x, i)) / static_cast<float>(read_number(p.scale_type, p.scale, k));
   if (p.precision == DType::kF16) q = __half2float(__float2half_rn(q));
   if (p.precision == DType::kBF16) q = __bfloat162float(__float2bfloat16_rn(q));
   if (mini_float(p.y_type)) {
@@ -276,7 +277,8 @@ Status launch_quantize(const QuantizeParams& p, cudaStream_t stream) {
 }
 
 Status launch_dequantize(const DequantizeParams& p, cudaStream_t stream) {
-  if (!quantized_dtype_supported(p.x_type)) return unsupported("DequantizeLinear: input dtype {}", dtype_name(p.x_type));
+  if (!quantized_dtype_supported(p.x_type))
+    return unsupported("DequantizeLinear: input dtype {}", dtype_name(p.x_type));
   if (p.n == 0) return Status::ok();
   dequantize_kernel<<<grid_for(p.n, kBlock), kBlock, 0, stream>>>(p);
   return last_launch_status("dequantize_kernel");
@@ -289,7 +291,7 @@ Status launch_dynamic_quantize(const DynamicQuantizeParams& p, cudaStream_t stre
   KILN_RETURN_IF_ERROR(last_launch_status("dynamic_range_kernel"));
   if (p.n == 0) return Status::ok();
   dynamic_quantize_kernel<<<grid_for(p.n, kBlock), kBlock, 0, stream>>>(p.x_type, p.x, p.n, scale, zero,
-                                                                          static_cast<uint8_t*>(p.y));
+                                                                        static_cast<uint8_t*>(p.y));
   return last_launch_status("dynamic_quantize_kernel");
 }
 

@@ -82,7 +82,8 @@ Status launch_rotary_embedding(const RotaryParams& p, cudaStream_t stream) {
     case DType::kF16: rotary_kernel<__half><<<grid, kBlock, 0, stream>>>(p, n); break;
     case DType::kBF16: rotary_kernel<__nv_bfloat16><<<grid, kBlock, 0, stream>>>(p, n); break;
     case DType::kF64: rotary_kernel<double><<<grid, kBlock, 0, stream>>>(p, n); break;
-    default: return unsupported("RotaryEmbedding: dtype {} (the CUDA kernel takes f32, f16, bf16, f64)", dtype_name(p.dtype));
+    default:
+      return unsupported("RotaryEmbedding: dtype {} (the CUDA kernel takes f32, f16, bf16, f64)", dtype_name(p.dtype));
   }
   return last_launch_status("rotary_kernel");
 }

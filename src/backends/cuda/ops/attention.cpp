@@ -1,18 +1,17 @@
 // Attention (ONNX opset 23+: 3-D and 4-D, GQA, masks, causal and window
 // limits, softcap, KV cache in or out, qk_matmul_output) and RotaryEmbedding.
+#include "backends/cuda/kernels/attention.cuh"
+
 #include <cmath>
 
 #include "backends/cuda/cuda_kernel.h"
-#include "backends/cuda/kernels/attention.cuh"
 
 namespace kiln::cuda {
 namespace {
 
 DType value_type(const Value* v) { return v ? v->type.dtype : DType::kUndefined; }
 
-bool attention_dtype(DType t) {
-  return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF64;
-}
+bool attention_dtype(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF64; }
 
 Status supports_attention(const Node& node) {
   const DType t = value_type(node.input(0));
@@ -49,8 +48,7 @@ Status read_geometry(const KernelContext& ctx, AttentionParams& p) {
   if (p.packed) {
     p.q_heads = n.attr_int("q_num_heads", 0);
     p.kv_heads = n.attr_int("kv_num_heads", 0);
-    if (p.q_heads <= 0 || p.kv_heads <= 0 || q.dims[2] % p.q_heads || k.dims[2] % p.kv_heads ||
-        v.dims[2] % p.kv_heads)
+    if (p.q_heads <= 0 || p.kv_heads <= 0 || q.dims[2] % p.q_heads || k.dims[2] % p.kv_heads || v.dims[2] % p.kv_heads)
       return invalid_model("Attention: hidden sizes do not split into {} and {} heads", p.q_heads, p.kv_heads);
     p.q_len = q.dims[1], p.kv_len = k.dims[1];
     p.head = q.dims[2] / p.q_heads, p.v_head = v.dims[2] / p.kv_heads;
@@ -69,7 +67,8 @@ Status read_geometry(const KernelContext& ctx, AttentionParams& p) {
 
 // attn_mask broadcast (right-aligned) to (B, Hq, Sq, mask_len).
 Status read_mask(const DeviceTensor& m, AttentionParams& p) {
-  if (m.rank() < 1 || m.rank() > 4) return invalid_model("Attention: attn_mask has rank {}; it must be 1 to 4", m.rank());
+  if (m.rank() < 1 || m.rank() > 4)
+    return invalid_model("Attention: attn_mask has rank {}; it must be 1 to 4", m.rank());
   p.mask = m.data;
   p.mask_type = m.dtype;
   p.mask_len = m.dims.back();
@@ -120,6 +119,94 @@ Status run_attention(KernelContext& ctx) {
     p.qk_mode = static_cast<int>(n.attr_int("qk_matmul_output_mode", 0));
   }
   return launch_attention(p, ctx.stream());
+}
+
+// FlexAttention without score_mod / prob_mod is plain 4-D attention with GQA.
+Status supports_flex_attention(const Node& node) {
+  if (node.has_attr("score_mod") || node.has_attr("prob_mod"))
+    return unsupported("FlexAttention: score_mod and prob_mod subgraphs (the CUDA kernel runs none)");
+  const DType t = value_type(node.input(0));
+  if (!attention_dtype(t))
+    return unsupported("FlexAttention: dtype {} (the CUDA kernel takes f32, f16, bf16, f64)", dtype_name(t));
+  return Status::ok();
+}
+
+Status run_flex_attention(KernelContext& ctx) {
+  const DeviceTensor &q = ctx.input(0), &k = ctx.input(1), &v = ctx.input(2);
+  if (q.rank() != 4 || k.rank() != 4 || v.rank() != 4) return invalid_model("FlexAttention: Q, K and V must be 4-D");
+  AttentionParams p;
+  p.batch = q.dims[0], p.q_heads = q.dims[1], p.q_len = q.dims[2], p.head = q.dims[3];
+  p.kv_heads = k.dims[1], p.kv_len = k.dims[2], p.v_head = v.dims[3];
+  if (k.dims[0] != p.batch || k.dims[3] != p.head || v.dims[0] != p.batch || v.dims[1] != p.kv_heads ||
+      v.dims[2] != p.kv_len || p.kv_heads == 0 || p.q_heads % p.kv_heads != 0)
+    return invalid_model("FlexAttention: Q {}, K {} and V {} do not fit together", Shape::of(q.dims).to_string(),
+                         Shape::of(k.dims).to_string(), Shape::of(v.dims).to_string());
+  if (k.dtype != q.dtype || v.dtype != q.dtype) return invalid_model("FlexAttention: Q, K and V must share a dtype");
+  const Node& n = ctx.node();
+  p.scale = n.has_attr("scale") ? n.attr_float("scale", 1.0f) : 1.0 / std::sqrt(static_cast<double>(p.head));
+  p.dtype = q.dtype;
+  p.q = q.data, p.k = k.data, p.v = v.data, p.y = ctx.output(0).data;
+  return launch_attention(p, ctx.stream());
+}
+
+Status supports_linear_attention(const Node& node) {
+  const DType t = value_type(node.input(0));
+  if (!attention_dtype(t))
+    return unsupported("LinearAttention: dtype {} (the CUDA kernel takes f32, f16, bf16, f64)", dtype_name(t));
+  for (size_t i = 1; i < node.inputs.size(); ++i)
+    if (node.input(i) && value_type(node.input(i)) != t)
+      return unsupported("LinearAttention: input {} is {} but query is {} (the CUDA kernel takes one dtype)", i,
+                         dtype_name(value_type(node.input(i))), dtype_name(t));
+  return Status::ok();
+}
+
+// The CPU kernel's shape checks, then the recurrence.
+Status run_linear_attention(KernelContext& ctx) {
+  const Node& n = ctx.node();
+  const DeviceTensor &q = ctx.input(0), &k = ctx.input(1), &v = ctx.input(2);
+  LinearAttentionParams p;
+  p.q_heads = n.attr_int("q_num_heads", 0);
+  p.kv_heads = n.attr_int("kv_num_heads", 0);
+  const std::string rule = n.attr_string("update_rule", "gated_delta");
+  p.gated = rule == "gated" || rule == "gated_delta";
+  p.delta = rule == "delta" || rule == "gated_delta";
+  if (q.rank() != 3 || k.rank() != 3 || v.rank() != 3)
+    return invalid_model("LinearAttention: query, key and value must be 3-D");
+  if (p.q_heads <= 0 || p.kv_heads <= 0 || p.q_heads % p.kv_heads || q.dims[2] % p.q_heads || v.dims[2] % p.kv_heads)
+    return invalid_model("LinearAttention: hidden sizes do not split into {} and {} heads", p.q_heads, p.kv_heads);
+  p.batch = q.dims[0], p.len = q.dims[1], p.d_k = q.dims[2] / p.q_heads, p.d_v = v.dims[2] / p.kv_heads;
+  if (k.dims != std::vector<int64_t>{p.batch, p.len, p.kv_heads * p.d_k} || v.dims[0] != p.batch || v.dims[1] != p.len)
+    return invalid_model("LinearAttention: key and value do not match query");
+  if (p.gated != ctx.has_input(4) || p.delta != ctx.has_input(5))
+    return invalid_model("LinearAttention: update_rule '{}' does not match the decay/beta inputs given", rule);
+  if (p.gated) {
+    const DeviceTensor& g = ctx.input(4);
+    p.decay_width = g.rank() == 3 ? g.dims[2] : -1;
+    if (g.rank() != 3 || g.dims[0] != p.batch || g.dims[1] != p.len ||
+        (p.decay_width != p.kv_heads && p.decay_width != p.kv_heads * p.d_k))
+      return invalid_model("LinearAttention: decay has shape {}", Shape::of(g.dims).to_string());
+    p.decay = g.data;
+  }
+  if (p.delta) {
+    const DeviceTensor& beta = ctx.input(5);
+    p.beta_width = beta.rank() == 3 ? beta.dims[2] : -1;
+    if (beta.rank() != 3 || beta.dims[0] != p.batch || beta.dims[1] != p.len ||
+        (p.beta_width != p.kv_heads && p.beta_width != 1))
+      return invalid_model("LinearAttention: beta has shape {}", Shape::of(beta.dims).to_string());
+    p.beta = beta.data;
+  }
+  if (ctx.has_input(3)) {
+    if (ctx.input(3).dims != std::vector<int64_t>{p.batch, p.kv_heads, p.d_k, p.d_v})
+      return invalid_model("LinearAttention: past_state has shape {}", Shape::of(ctx.input(3).dims).to_string());
+    p.past_state = ctx.input(3).data;
+  }
+  const float scale = n.attr_float("scale", 0.0f);
+  p.scale = scale != 0.0f ? scale : 1.0f / std::sqrt(static_cast<float>(p.d_k));
+  p.dtype = q.dtype;
+  p.q = q.data, p.k = k.data, p.v = v.data;
+  p.y = ctx.output(0).data;
+  if (ctx.has_output(1)) p.present_state = ctx.output(1).data;
+  return launch_linear_attention(p, ctx.stream());
 }
 
 Status supports_rotary(const Node& node) {
@@ -180,6 +267,8 @@ Status run_rotary(KernelContext& ctx) {
 }
 
 KILN_CUDA_KERNEL("", "Attention", {.run = run_attention, .supports = supports_attention});
+KILN_CUDA_KERNEL("ai.onnx.preview", "FlexAttention", {.run = run_flex_attention, .supports = supports_flex_attention});
+KILN_CUDA_KERNEL("", "LinearAttention", {.run = run_linear_attention, .supports = supports_linear_attention});
 KILN_CUDA_KERNEL("", "RotaryEmbedding", {.run = run_rotary, .supports = supports_rotary});
 
 }  // namespace

@@ -26,9 +26,7 @@ Status supports_matmul(const Node& node) {
   return Status::ok();
 }
 
-size_t cublaslt_workspace(const KernelQuery& q) {
-  return cublaslt_dtype(q.input_dtype(0)) ? kCublasLtWorkspace : 0;
-}
+size_t cublaslt_workspace(const KernelQuery& q) { return cublaslt_dtype(q.input_dtype(0)) ? kCublasLtWorkspace : 0; }
 
 Status run_matmul(KernelContext& ctx) {
   const DeviceTensor &a = ctx.input(0), &b = ctx.input(1), &y = ctx.output(0);
@@ -87,8 +85,8 @@ Status run_gemm(KernelContext& ctx) {
     s.allow_tf32 = ctx.allow_tf32();
     return run_gemm_cublaslt(ctx, s, alpha, beta);
   }
-  SimpleMatmulParams p = simple_params(BatchedProduct{m, n, k, {}, {}, {}}, a.dtype, a.dtype, a.dtype, a.data, b.data,
-                                       y.data);
+  SimpleMatmulParams p =
+      simple_params(BatchedProduct{m, n, k, {}, {}, {}}, a.dtype, a.dtype, a.dtype, a.data, b.data, y.data);
   p.a_row = ta ? 1 : k, p.a_col = ta ? m : 1;
   p.b_row = tb ? 1 : n, p.b_col = tb ? k : 1;
   p.epilogue = MatmulEpilogue::kGemm;
@@ -117,8 +115,7 @@ Status supports_matmul_integer(const Node& node) {
 Status check_zero_point(const KernelContext& ctx, size_t i, int64_t count, const char* op) {
   if (!ctx.has_input(i)) return Status::ok();
   const DeviceTensor& z = ctx.input(i);
-  if (z.dtype != ctx.input(i - 2).dtype)
-    return invalid_model("{}: zero point {} must have its matrix's dtype", op, i);
+  if (z.dtype != ctx.input(i - 2).dtype) return invalid_model("{}: zero point {} must have its matrix's dtype", op, i);
   if (z.numel() != 1 && z.numel() != count)
     return unsupported("{}: zero point {} has {} elements; only a scalar or {} is supported", op, i, z.numel(), count);
   return Status::ok();

@@ -1,7 +1,8 @@
 // QuantizeLinear, DequantizeLinear (per tensor, per axis, blocked) and
 // DynamicQuantizeLinear.
-#include "backends/cuda/cuda_kernel.h"
 #include "backends/cuda/kernels/quantize.cuh"
+
+#include "backends/cuda/cuda_kernel.h"
 
 namespace kiln::cuda {
 namespace {
@@ -42,9 +43,10 @@ Status supports_quantize(const Node& node) {
                        dtype_name(x));
   if (!real_dtype_supported(s)) return unsupported("QuantizeLinear: scale dtype {}", dtype_name(s));
   if (!quantized_dtype_supported(y))
-    return unsupported("QuantizeLinear: output dtype {} (the CUDA kernel takes 2- to 32-bit integers, f8 kinds but "
-                       "e8m0, f4e2m1)",
-                       dtype_name(y));
+    return unsupported(
+        "QuantizeLinear: output dtype {} (the CUDA kernel takes 2- to 32-bit integers, f8 kinds but "
+        "e8m0, f4e2m1)",
+        dtype_name(y));
   return Status::ok();
 }
 
@@ -70,9 +72,10 @@ Status run_quantize(KernelContext& ctx) {
 Status supports_dequantize(const Node& node) {
   const DType x = value_type(node.input(0)), s = value_type(node.input(1)), y = value_type(node.output(0));
   if (!quantized_dtype_supported(x))
-    return unsupported("DequantizeLinear: input dtype {} (the CUDA kernel takes 2- to 32-bit integers, f8 kinds but "
-                       "e8m0, f4e2m1)",
-                       dtype_name(x));
+    return unsupported(
+        "DequantizeLinear: input dtype {} (the CUDA kernel takes 2- to 32-bit integers, f8 kinds but "
+        "e8m0, f4e2m1)",
+        dtype_name(x));
   if (!real_dtype_supported(s)) return unsupported("DequantizeLinear: scale dtype {}", dtype_name(s));
   if (!real_dtype_supported(y)) return unsupported("DequantizeLinear: output dtype {}", dtype_name(y));
   return Status::ok();
