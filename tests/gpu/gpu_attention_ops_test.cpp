@@ -44,7 +44,8 @@ TEST_F(GpuAttentionOpsTest, FourDimensionalAttentionMatchesCpu) {
 
 TEST_F(GpuAttentionOpsTest, OddHeadSizesAndLongSequencesMatchCpu) {
   const DType t = DType::kF32;
-  for (auto [d, dv] : std::vector<std::pair<int64_t, int64_t>>{{17, 23}, {96, 80}, {128, 128}, {256, 200}}) {
+  for (auto [d, dv] :
+       std::vector<std::pair<int64_t, int64_t>>{{17, 23}, {96, 80}, {128, 128}, {256, 200}, {320, 72}, {40, 288}}) {
     const Tensor q = qkv(t, {1, 2, 70, d}, 1), k = qkv(t, {1, 2, 130, d}, 2), v = qkv(t, {1, 2, 130, dv}, 3);
     check_attention(
         {"head " + std::to_string(d) + "/" + std::to_string(dv), {q, k, v}, {{"is_causal", Attribute::of_int(1)}}}, t);

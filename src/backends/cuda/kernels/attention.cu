@@ -236,9 +236,11 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(AttentionPara
   }
 }
 
-// qk_matmul_output: one thread per score, recomputed as the fused kernel does.
-template <typename T, typename Acc>
-__global__ void qk_scores_kernel(AttentionParams p, int64_t n) {
+// Scores recomputed one thread each, as the fused kernel computes them:
+// stage 0 is the rounded dot product, 1 after softcap, 2 (and 3) after the
+// bias. For qk_matmul_output (S = T) and the unfused path (S = Acc).
+template <typename T, typename Acc, typename S>
+__global__ void scores_kernel(AttentionParams p, int stage, S* out, int64_t n) {
   const int64_t total = (p.past_len + p.kv_len), group = p.q_heads / p.kv_heads;
   const Acc root = round_to<T, Acc>(static_cast<Acc>(sqrt(p.scale)));
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
@@ -253,30 +255,100 @@ __global__ void qk_scores_kernel(AttentionParams p, int64_t n) {
     }
     Acc early = 0;
     const Acc bias = score_bias<T, Acc>(p, b, h, i, j, i + query_offset(p, b), visible_keys(p, b));
-    const Acc s = finish_score<T, Acc>(p, dot, bias, p.qk_mode, &early);
-    static_cast<T*>(p.qk)[e] = store<T, Acc>(p.qk_mode <= 1 ? early : s);
+    const Acc sc = finish_score<T, Acc>(p, dot, bias, stage, &early);
+    if constexpr (std::is_same_v<S, Acc>)
+      out[e] = stage <= 1 ? early : sc;
+    else
+      out[e] = store<T, Acc>(stage <= 1 ? early : sc);
   }
 }
 
-// Softmax of each score row in place; a row with no visible key is zeros.
-template <typename T, typename Acc>
-__global__ void qk_softmax_kernel(T* x, int64_t rows, int64_t cols) {
-  __shared__ float smem[32];
+// Reduces over the block (blockDim.x a multiple of 32, at most 1024);
+// `smem` holds 32 values. Every thread gets the result.
+template <typename Acc, bool kMax>
+__device__ Acc block_reduce(Acc v, Acc* smem) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const Acc w = __shfl_xor_sync(0xffffffffu, v, o);
+    v = kMax ? (w > v ? w : v) : v + w;
+  }
+  __syncthreads();  // smem may still be read by a previous reduction
+  if (threadIdx.x % 32 == 0) smem[threadIdx.x / 32] = v;
+  __syncthreads();
+  Acc r = smem[0];
+  for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w) r = kMax ? (smem[w] > r ? smem[w] : r) : r + smem[w];
+  return r;
+}
+
+// Softmax of each score row in place (in Acc); a row with no visible key is zeros.
+template <typename T, typename Acc, typename S>
+__global__ void score_softmax_kernel(S* x, int64_t rows, int64_t cols) {
+  __shared__ Acc smem[32];
+  const Acc neg_inf = -INFINITY;
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-    T* row = x + r * cols;
-    float mx = -INFINITY;
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) mx = fmaxf(mx, static_cast<float>(load<T, Acc>(row, c)));
-    mx = group_reduce<ReduceKind::kMax>(mx, blockDim.x, smem);
-    float sum = 0;
-    if (mx != -INFINITY)
-      for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
-        sum += expf(static_cast<float>(load<T, Acc>(row, c)) - mx);
-    sum = group_reduce<ReduceKind::kSum>(sum, blockDim.x, smem);
+    S* row = x + r * cols;
+    Acc mx = neg_inf;
     for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-      const float v = mx == -INFINITY ? 0.f : expf(static_cast<float>(load<T, Acc>(row, c)) - mx) / sum;
-      row[c] = store<T, Acc>(static_cast<Acc>(v));
+      const Acc v = load<S, Acc>(row, c);
+      mx = v > mx ? v : mx;
+    }
+    mx = block_reduce<Acc, true>(mx, smem);
+    Acc sum = 0;
+    if (mx != neg_inf)
+      for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) sum += acc_exp(load<S, Acc>(row, c) - mx);
+    sum = block_reduce<Acc, false>(sum, smem);
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+      const Acc v = mx == neg_inf ? Acc(0) : acc_exp(load<S, Acc>(row, c) - mx) / sum;
+      if constexpr (std::is_same_v<S, Acc>)
+        row[c] = v;
+      else
+        row[c] = store<T, Acc>(v);
     }
   }
+}
+
+// The unfused path's last step: Y = probs . V, a thread per output element.
+template <typename T, typename Acc>
+__global__ void probs_values_kernel(AttentionParams p, const Acc* __restrict__ probs, int64_t n) {
+  const int64_t total = (p.past_len + p.kv_len), group = p.q_heads / p.kv_heads;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += stride) {
+    const int64_t d = e % p.v_head, rest = e / p.v_head, i = rest % p.q_len, bh = rest / p.q_len;
+    const int64_t h = bh % p.q_heads, b = bh / p.q_heads, kh = h / group;
+    const Acc* row = probs + rest * total;
+    Acc acc = 0;
+    for (int64_t j = 0; j < total; ++j) acc += row[j] * cached<T, Acc>(p, p.past_v, p.v, p.v_head, b, kh, j, d);
+    static_cast<T*>(p.y)[layout_at(p.packed, b, h, i, d, p.q_heads, p.q_len, p.v_head)] = store<T, Acc>(acc);
+  }
+}
+
+template <typename T, typename S>
+Status launch_scores(const AttentionParams& p, int stage, S* out, cudaStream_t stream) {
+  using Acc = acc_t<T>;
+  const int64_t total = p.past_len + p.kv_len, rows = p.batch * p.q_heads * p.q_len, n = rows * total;
+  if (n == 0) return Status::ok();
+  constexpr int kBlock = 256;
+  scores_kernel<T, Acc, S><<<grid_for(n, kBlock), kBlock, 0, stream>>>(p, stage, out, n);
+  KILN_RETURN_IF_ERROR(last_launch_status("scores_kernel"));
+  if (stage != 3) return Status::ok();
+  score_softmax_kernel<T, Acc, S>
+      <<<static_cast<unsigned>(rows < 0x7fffffff ? rows : 0x7fffffff), 128, 0, stream>>>(out, rows, total);
+  return last_launch_status("score_softmax_kernel");
+}
+
+// Head sizes past the fused kernel's: scores, softmax and the product with V
+// as three kernels over the scratch buffer.
+template <typename T>
+Status run_unfused(const AttentionParams& p, cudaStream_t stream) {
+  using Acc = acc_t<T>;
+  if (!p.scratch) return internal_error("Attention: head sizes {} and {} need scratch memory", p.head, p.v_head);
+  auto* probs = static_cast<Acc*>(p.scratch);
+  KILN_RETURN_IF_ERROR(launch_scores<T>(p, 3, probs, stream));
+  const int64_t n = p.batch * p.q_heads * p.q_len * p.v_head;
+  if (n == 0) return Status::ok();
+  constexpr int kBlock = 256;
+  probs_values_kernel<T, Acc><<<grid_for(n, kBlock), kBlock, 0, stream>>>(p, probs, n);
+  return last_launch_status("probs_values_kernel");
 }
 
 // present_key / present_value: past then new entries, (B, H, total, size).
@@ -323,31 +395,22 @@ Status run_attention(const AttentionParams& p, cudaStream_t stream) {
   using E = std::conditional_t<sizeof(T) == 2, uint16_t, std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>;
   KILN_RETURN_IF_ERROR(launch_present<E>(p, p.past_k, p.k, p.present_k, p.head, stream));
   KILN_RETURN_IF_ERROR(launch_present<E>(p, p.past_v, p.v, p.present_v, p.v_head, stream));
-  if (p.v_head <= 64) {
+  if (p.head > kMaxAttentionHead || p.v_head > kMaxAttentionHead) {
+    KILN_RETURN_IF_ERROR(run_unfused<T>(p, stream));
+  } else if (p.v_head <= 64) {
     KILN_RETURN_IF_ERROR((launch_flash<T, 64>(p, stream)));
   } else if (p.v_head <= 128) {
     KILN_RETURN_IF_ERROR((launch_flash<T, 128>(p, stream)));
   } else {
     KILN_RETURN_IF_ERROR((launch_flash<T, 256>(p, stream)));
   }
-  const int64_t n = p.batch * p.q_heads * p.q_len * (p.past_len + p.kv_len);
-  if (!p.qk || n == 0) return Status::ok();
-  constexpr int kBlock = 256;
-  qk_scores_kernel<T, acc_t<T>><<<grid_for(n, kBlock), kBlock, 0, stream>>>(p, n);
-  KILN_RETURN_IF_ERROR(last_launch_status("qk_scores_kernel"));
-  if (p.qk_mode != 3) return Status::ok();
-  const int64_t rows = p.batch * p.q_heads * p.q_len;
-  qk_softmax_kernel<T, acc_t<T>><<<static_cast<unsigned>(rows < 0x7fffffff ? rows : 0x7fffffff), 128, 0, stream>>>(
-      static_cast<T*>(p.qk), rows, (p.past_len + p.kv_len));
-  return last_launch_status("qk_softmax_kernel");
+  if (!p.qk) return Status::ok();
+  return launch_scores<T>(p, p.qk_mode, static_cast<T*>(p.qk), stream);
 }
 
 }  // namespace
 
 Status launch_attention(const AttentionParams& p, cudaStream_t stream) {
-  if (p.head > kMaxAttentionHead || p.v_head > kMaxAttentionHead)
-    return unsupported("Attention: head sizes {} and {} (the CUDA kernel takes up to {})", p.head, p.v_head,
-                       kMaxAttentionHead);
   if (p.kv_heads <= 0 || p.q_heads % p.kv_heads != 0)
     return invalid_argument("Attention: {} query heads for {} key/value heads", p.q_heads, p.kv_heads);
   switch (p.dtype) {

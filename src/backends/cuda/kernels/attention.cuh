@@ -2,7 +2,9 @@
 //
 // Attention's Y comes from one fused kernel (flash-style: a block per
 // (batch, head, 16-query tile), 32-key tiles of K and V in shared memory,
-// online softmax in float, or double for f64). The optional outputs are
+// online softmax in float, or double for f64), or for head sizes over 256
+// from an unfused path (scores into scratch, softmax, product with V). The
+// optional outputs are
 // separate kernels: present_key/present_value (past and new keys in one
 // (B, Hkv, total, D) array) and qk_matmul_output (every score recomputed,
 // then a row softmax for mode 3). Scores follow the CPU oracle: Q and K each
@@ -49,11 +51,22 @@ struct AttentionParams {
   bool causal = false;
   int64_t left_window = -1, right_window = -1;
 
+  // Scratch for head sizes past kMaxAttentionHead (attention_scratch_bytes).
+  void* scratch = nullptr;
+
   int64_t total_len() const { return past_len + kv_len; }
 };
 
-// Largest head size (D and Dv) the fused kernel takes.
+// Largest head size (D and Dv) the fused kernel takes; larger heads take an
+// unfused path (scores, softmax, product with V) through scratch memory.
 constexpr int64_t kMaxAttentionHead = 256;
+
+// The scratch the unfused path needs (0 when the fused kernel runs).
+inline size_t attention_scratch_bytes(DType t, int64_t batch, int64_t q_heads, int64_t q_len, int64_t total_len,
+                                      int64_t head, int64_t v_head) {
+  if (head <= kMaxAttentionHead && v_head <= kMaxAttentionHead) return 0;
+  return static_cast<size_t>(batch * q_heads * q_len * total_len) * (t == DType::kF64 ? 8 : 4);
+}
 
 Status launch_attention(const AttentionParams& p, cudaStream_t stream);
 

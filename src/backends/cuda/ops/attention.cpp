@@ -86,6 +86,26 @@ Status read_mask(const DeviceTensor& m, AttentionParams& p) {
   return Status::ok();
 }
 
+// Scratch for the unfused path (head sizes over 256), from the planned dims.
+size_t attention_workspace(const KernelQuery& q) {
+  const std::vector<int64_t>*qd = q.input_dims(0), *kd = q.input_dims(1), *vd = q.input_dims(2);
+  if (!qd || !kd || !vd || qd->size() != kd->size() || qd->size() != vd->size() || (qd->size() != 3 && qd->size() != 4))
+    return 0;
+  const Node& n = q.node();
+  int64_t heads = 0, q_len = 0, kv_len = 0, head = 0, v_head = 0;
+  if (qd->size() == 4) {
+    heads = (*qd)[1], q_len = (*qd)[2], head = (*qd)[3], kv_len = (*kd)[2], v_head = (*vd)[3];
+  } else {
+    heads = n.attr_int("q_num_heads", 0);
+    const int64_t kv_heads = n.attr_int("kv_num_heads", 0);
+    if (heads <= 0 || kv_heads <= 0) return 0;
+    q_len = (*qd)[1], head = (*qd)[2] / heads, kv_len = (*kd)[1], v_head = (*vd)[2] / kv_heads;
+  }
+  const std::vector<int64_t>* past = q.has_input(4) ? q.input_dims(4) : nullptr;
+  const int64_t past_len = past && past->size() == 4 ? (*past)[2] : 0;
+  return attention_scratch_bytes(q.input_dtype(0), (*qd)[0], heads, q_len, kv_len + past_len, head, v_head);
+}
+
 Status run_attention(KernelContext& ctx) {
   AttentionParams p;
   KILN_RETURN_IF_ERROR(read_geometry(ctx, p));
@@ -118,6 +138,10 @@ Status run_attention(KernelContext& ctx) {
     p.qk = ctx.output(3).data;
     p.qk_mode = static_cast<int>(n.attr_int("qk_matmul_output_mode", 0));
   }
+  const size_t scratch = attention_scratch_bytes(p.dtype, p.batch, p.q_heads, p.q_len, p.total_len(), p.head, p.v_head);
+  if (ctx.workspace_bytes() < scratch)
+    return internal_error("Attention: workspace of {} bytes, {} needed", ctx.workspace_bytes(), scratch);
+  p.scratch = ctx.workspace();
   return launch_attention(p, ctx.stream());
 }
 
@@ -266,7 +290,8 @@ Status run_rotary(KernelContext& ctx) {
   return launch_rotary_embedding(p, ctx.stream());
 }
 
-KILN_CUDA_KERNEL("", "Attention", {.run = run_attention, .supports = supports_attention});
+KILN_CUDA_KERNEL("", "Attention",
+                 {.run = run_attention, .workspace = attention_workspace, .supports = supports_attention});
 KILN_CUDA_KERNEL("ai.onnx.preview", "FlexAttention", {.run = run_flex_attention, .supports = supports_flex_attention});
 KILN_CUDA_KERNEL("", "LinearAttention", {.run = run_linear_attention, .supports = supports_linear_attention});
 KILN_CUDA_KERNEL("", "RotaryEmbedding", {.run = run_rotary, .supports = supports_rotary});
