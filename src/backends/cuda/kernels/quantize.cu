@@ -269,6 +269,10 @@ bool real_dtype_supported(DType t) {
 
 Status launch_quantize(const QuantizeParams& p, cudaStream_t stream) {
   if (!quantized_dtype_supported(p.y_type)) return unsupported("QuantizeLinear: output dtype {}", dtype_name(p.y_type));
+  if (!real_dtype_supported(p.x_type) && p.x_type != DType::kI32)
+    return unsupported("QuantizeLinear: input dtype {}", dtype_name(p.x_type));
+  if (!real_dtype_supported(p.scale_type))
+    return unsupported("QuantizeLinear: scale dtype {}", dtype_name(p.scale_type));
   if (p.n == 0) return Status::ok();
   const int bits = element_bits(p.y_type);
   const int64_t threads = bits < 8 ? (p.n + 8 / bits - 1) / (8 / bits) : p.n;
@@ -285,6 +289,8 @@ Status launch_dequantize(const DequantizeParams& p, cudaStream_t stream) {
 }
 
 Status launch_dynamic_quantize(const DynamicQuantizeParams& p, cudaStream_t stream) {
+  if (!real_dtype_supported(p.x_type))
+    return unsupported("DynamicQuantizeLinear: input dtype {}", dtype_name(p.x_type));
   auto* scale = static_cast<float*>(p.scale);
   auto* zero = static_cast<uint8_t*>(p.zero);
   dynamic_range_kernel<<<1, 1024, 0, stream>>>(p.x_type, p.x, p.n, scale, zero);

@@ -3,6 +3,7 @@
 #include "backends/cuda/kernels/attention.cuh"
 
 #include <cmath>
+#include <initializer_list>
 
 #include "backends/cuda/cuda_kernel.h"
 
@@ -13,12 +14,25 @@ DType value_type(const Value* v) { return v ? v->type.dtype : DType::kUndefined;
 
 bool attention_dtype(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF64; }
 
+// Two dtypes that are known and not the same.
+bool differ(DType a, DType b) { return a != DType::kUndefined && b != DType::kUndefined && a != b; }
+
+// Every given input of `ctx` in `inputs` has input 0's dtype (checked when
+// the graph's types were unknown to `supports`).
+Status check_one_dtype(const KernelContext& ctx, std::initializer_list<size_t> inputs, const char* op) {
+  for (size_t i : inputs)
+    if (ctx.has_input(i) && ctx.input(i).dtype != ctx.input(0).dtype)
+      return unsupported("{}: input {} is {} but input 0 is {} (the CUDA kernel takes one dtype)", op, i,
+                         dtype_name(ctx.input(i).dtype), dtype_name(ctx.input(0).dtype));
+  return Status::ok();
+}
+
 Status supports_attention(const Node& node) {
   const DType t = value_type(node.input(0));
   if (!attention_dtype(t))
     return unsupported("Attention: dtype {} (the CUDA kernel takes f32, f16, bf16, f64)", dtype_name(t));
   for (size_t i : {1, 2, 4, 5})
-    if (node.input(i) && value_type(node.input(i)) != t)
+    if (node.input(i) && differ(value_type(node.input(i)), t))
       return unsupported("Attention: input {} is {} but Q is {} (the CUDA kernel takes one dtype)", i,
                          dtype_name(value_type(node.input(i))), dtype_name(t));
   if (node.input(3)) {
@@ -69,6 +83,10 @@ Status read_geometry(const KernelContext& ctx, AttentionParams& p) {
 Status read_mask(const DeviceTensor& m, AttentionParams& p) {
   if (m.rank() < 1 || m.rank() > 4)
     return invalid_model("Attention: attn_mask has rank {}; it must be 1 to 4", m.rank());
+  if (m.dtype != DType::kBool && m.dtype != DType::kF32 && m.dtype != DType::kF16 && m.dtype != DType::kBF16 &&
+      m.dtype != DType::kF64)
+    return unsupported("Attention: attn_mask dtype {} (the CUDA kernel takes bool or a float type)",
+                       dtype_name(m.dtype));
   p.mask = m.data;
   p.mask_type = m.dtype;
   p.mask_len = m.dims.back();
@@ -107,6 +125,7 @@ size_t attention_workspace(const KernelQuery& q) {
 }
 
 Status run_attention(KernelContext& ctx) {
+  KILN_RETURN_IF_ERROR(check_one_dtype(ctx, {1, 2, 4, 5}, "Attention"));
   AttentionParams p;
   KILN_RETURN_IF_ERROR(read_geometry(ctx, p));
   const Node& n = ctx.node();
@@ -178,7 +197,7 @@ Status supports_linear_attention(const Node& node) {
   if (!attention_dtype(t))
     return unsupported("LinearAttention: dtype {} (the CUDA kernel takes f32, f16, bf16, f64)", dtype_name(t));
   for (size_t i = 1; i < node.inputs.size(); ++i)
-    if (node.input(i) && value_type(node.input(i)) != t)
+    if (node.input(i) && differ(value_type(node.input(i)), t))
       return unsupported("LinearAttention: input {} is {} but query is {} (the CUDA kernel takes one dtype)", i,
                          dtype_name(value_type(node.input(i))), dtype_name(t));
   return Status::ok();
@@ -186,6 +205,7 @@ Status supports_linear_attention(const Node& node) {
 
 // The CPU kernel's shape checks, then the recurrence.
 Status run_linear_attention(KernelContext& ctx) {
+  KILN_RETURN_IF_ERROR(check_one_dtype(ctx, {1, 2, 3, 4, 5}, "LinearAttention"));
   const Node& n = ctx.node();
   const DeviceTensor &q = ctx.input(0), &k = ctx.input(1), &v = ctx.input(2);
   LinearAttentionParams p;
@@ -237,15 +257,19 @@ Status supports_rotary(const Node& node) {
   const DType t = value_type(node.input(0));
   if (!attention_dtype(t))
     return unsupported("RotaryEmbedding: dtype {} (the CUDA kernel takes f32, f16, bf16, f64)", dtype_name(t));
-  if (value_type(node.input(1)) != t || value_type(node.input(2)) != t)
+  if (differ(value_type(node.input(1)), t) || differ(value_type(node.input(2)), t))
     return invalid_model("RotaryEmbedding: the caches must have X's dtype");
-  if (node.input(3) && value_type(node.input(3)) != DType::kI64)
+  if (node.input(3) && differ(value_type(node.input(3)), DType::kI64))
     return unsupported("RotaryEmbedding: position_ids dtype {} (the CUDA kernel takes int64)",
                        dtype_name(value_type(node.input(3))));
   return Status::ok();
 }
 
 Status run_rotary(KernelContext& ctx) {
+  KILN_RETURN_IF_ERROR(check_one_dtype(ctx, {1, 2}, "RotaryEmbedding"));
+  if (ctx.has_input(3) && ctx.input(3).dtype != DType::kI64)
+    return unsupported("RotaryEmbedding: position_ids dtype {} (the CUDA kernel takes int64)",
+                       dtype_name(ctx.input(3).dtype));
   const DeviceTensor &x = ctx.input(0), &cos = ctx.input(1), &sin = ctx.input(2);
   const Node& n = ctx.node();
   RotaryParams p;

@@ -229,7 +229,7 @@ bool numeric_dtype(DType t) {
 
 Status supports_einsum(const Node& node) {
   const DType t = node.input(0) ? node.input(0)->type.dtype : DType::kUndefined;
-  if (!numeric_dtype(t)) return unsupported("Einsum: dtype {}", dtype_name(t));
+  if (t != DType::kUndefined && !numeric_dtype(t)) return unsupported("Einsum: dtype {}", dtype_name(t));
   if (node.inputs.size() > static_cast<size_t>(kMaxEinsumOperands))
     return unsupported("Einsum: {} operands (the CUDA kernel takes up to {})", node.inputs.size(), kMaxEinsumOperands);
   return Status::ok();
@@ -261,7 +261,7 @@ Status run_det(KernelContext& ctx) {
 
 Status supports_det(const Node& node) {
   const DType t = node.input(0) ? node.input(0)->type.dtype : DType::kUndefined;
-  if (t != DType::kF32 && t != DType::kF16 && t != DType::kBF16 && t != DType::kF64)
+  if (t != DType::kF32 && t != DType::kF16 && t != DType::kBF16 && t != DType::kF64 && t != DType::kUndefined)
     return unsupported("Det: dtype {} (the CUDA kernel takes f32, f16, bf16, f64)", dtype_name(t));
   return Status::ok();
 }

@@ -20,7 +20,7 @@ bool plain_matmul_dtype(DType t) {
 
 Status supports_matmul(const Node& node) {
   const DType t = input_type(node, 0);
-  if (!plain_matmul_dtype(t))
+  if (t != DType::kUndefined && !plain_matmul_dtype(t))
     return unsupported("{}: dtype {} (the CUDA kernel takes f32, f16, bf16, f64, i32, i64, u32, u64)", node.op_type,
                        dtype_name(t));
   return Status::ok();
@@ -102,7 +102,8 @@ Status run_gemm(KernelContext& ctx) {
   return launch_simple_matmul(p, ctx.stream());
 }
 
-bool is_8bit(DType t) { return t == DType::kI8 || t == DType::kU8; }
+// Unknown dtypes (an untyped graph) pass; the kernel checks them when it runs.
+bool is_8bit(DType t) { return t == DType::kI8 || t == DType::kU8 || t == DType::kUndefined; }
 
 Status supports_matmul_integer(const Node& node) {
   if (!is_8bit(input_type(node, 0)) || !is_8bit(input_type(node, 1)))
@@ -138,9 +139,9 @@ Status supports_qlinear_matmul(const Node& node) {
     return unsupported("QLinearMatMul: dtypes {} x {} -> {} (the CUDA kernel takes int8 and uint8)", dtype_name(a),
                        dtype_name(b), dtype_name(y));
   const DType s = input_type(node, 1);
-  if (s != DType::kF32 && s != DType::kF16 && s != DType::kBF16)
+  if (s != DType::kF32 && s != DType::kF16 && s != DType::kBF16 && s != DType::kUndefined)
     return unsupported("QLinearMatMul: scale dtype {} (the CUDA kernel takes f32, f16, bf16)", dtype_name(s));
-  if (input_type(node, 4) != s || input_type(node, 6) != s)
+  if (s != DType::kUndefined && (input_type(node, 4) != s || input_type(node, 6) != s))
     return unsupported("QLinearMatMul: scales of different dtypes");
   return Status::ok();
 }
@@ -161,6 +162,11 @@ Status run_qlinear_matmul(KernelContext& ctx) {
   p.b_zero = ctx.input(5).data, p.b_zero_count = ctx.input(5).numel();
   p.epilogue = MatmulEpilogue::kRequantize;
   p.scale_type = ctx.input(1).dtype;
+  const DType st = p.scale_type;
+  if ((st != DType::kF32 && st != DType::kF16 && st != DType::kBF16) || ctx.input(4).dtype != st ||
+      ctx.input(6).dtype != st)
+    return unsupported("QLinearMatMul: scale dtypes {}, {}, {} (the CUDA kernel takes one of f32, f16, bf16)",
+                       dtype_name(st), dtype_name(ctx.input(4).dtype), dtype_name(ctx.input(6).dtype));
   p.a_scale = ctx.input(1).data, p.a_scale_count = ctx.input(1).numel();
   p.b_scale = ctx.input(4).data, p.b_scale_count = ctx.input(4).numel();
   p.y_scale = ctx.input(6).data;

@@ -36,13 +36,29 @@ Expected<ScaleLayout> scale_layout(const KernelContext& ctx, const DeviceTensor&
   return s;
 }
 
+// A dtype not yet known (a graph without inferred types) is checked when
+// the kernel runs; `supports` refuses only known dtypes the kernels lack.
+bool known_and(DType t, bool ok) { return t == DType::kUndefined || ok; }
+
+// The output dtypes as shape inference gives them (output values may be untyped here).
+DType quantize_output_type(const Node& node) {
+  if (node.input(2)) return value_type(node.input(2));
+  const int64_t attr = node.attr_int("output_dtype", 0);
+  return attr != 0 ? static_cast<DType>(attr) : DType::kU8;
+}
+
+DType dequantize_output_type(const Node& node) {
+  const int64_t attr = node.attr_int("output_dtype", 0);
+  return attr != 0 ? static_cast<DType>(attr) : value_type(node.input(1));
+}
+
 Status supports_quantize(const Node& node) {
-  const DType x = value_type(node.input(0)), s = value_type(node.input(1)), y = value_type(node.output(0));
-  if (!real_dtype_supported(x) && x != DType::kI32)
+  const DType x = value_type(node.input(0)), s = value_type(node.input(1)), y = quantize_output_type(node);
+  if (!known_and(x, real_dtype_supported(x) || x == DType::kI32))
     return unsupported("QuantizeLinear: input dtype {} (the CUDA kernel takes f32, f16, bf16, f64, i32)",
                        dtype_name(x));
-  if (!real_dtype_supported(s)) return unsupported("QuantizeLinear: scale dtype {}", dtype_name(s));
-  if (!quantized_dtype_supported(y))
+  if (!known_and(s, real_dtype_supported(s))) return unsupported("QuantizeLinear: scale dtype {}", dtype_name(s));
+  if (!known_and(y, quantized_dtype_supported(y)))
     return unsupported(
         "QuantizeLinear: output dtype {} (the CUDA kernel takes 2- to 32-bit integers, f8 kinds but "
         "e8m0, f4e2m1)",
@@ -70,14 +86,14 @@ Status run_quantize(KernelContext& ctx) {
 }
 
 Status supports_dequantize(const Node& node) {
-  const DType x = value_type(node.input(0)), s = value_type(node.input(1)), y = value_type(node.output(0));
-  if (!quantized_dtype_supported(x))
+  const DType x = value_type(node.input(0)), s = value_type(node.input(1)), y = dequantize_output_type(node);
+  if (!known_and(x, quantized_dtype_supported(x)))
     return unsupported(
         "DequantizeLinear: input dtype {} (the CUDA kernel takes 2- to 32-bit integers, f8 kinds but "
         "e8m0, f4e2m1)",
         dtype_name(x));
-  if (!real_dtype_supported(s)) return unsupported("DequantizeLinear: scale dtype {}", dtype_name(s));
-  if (!real_dtype_supported(y)) return unsupported("DequantizeLinear: output dtype {}", dtype_name(y));
+  if (!known_and(s, real_dtype_supported(s))) return unsupported("DequantizeLinear: scale dtype {}", dtype_name(s));
+  if (!known_and(y, real_dtype_supported(y))) return unsupported("DequantizeLinear: output dtype {}", dtype_name(y));
   return Status::ok();
 }
 
@@ -102,7 +118,7 @@ Status run_dequantize(KernelContext& ctx) {
 
 Status supports_dynamic_quantize(const Node& node) {
   const DType x = value_type(node.input(0));
-  if (!real_dtype_supported(x))
+  if (!known_and(x, real_dtype_supported(x)))
     return unsupported("DynamicQuantizeLinear: input dtype {} (the CUDA kernel takes f32, f16, bf16, f64)",
                        dtype_name(x));
   if (!node.output(1) || !node.output(2))
