@@ -188,6 +188,7 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(AttentionPara
         Acc sc = neg_inf;
         if (row_valid && j < kv_end) {
           Acc dot = 0;
+#pragma unroll 4
           for (int64_t d = 0; d < D; ++d) dot += qs[row * ld + d] * ks[col * ld + d];
           Acc unused;
           sc = finish_score<T, Acc>(p, dot, score_bias<T, Acc>(p, b, h, i, j, pos, visible), -1, &unused);
@@ -219,6 +220,7 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(AttentionPara
         const int64_t d = sub + kLanes * t;
         if (d < Dv) {
           Acc acc = o[t] * alpha;
+#pragma unroll 4
           for (int c = 0; c < kCols; ++c) acc += ps[row * pld + c] * vs[c * Dv + d];
           o[t] = acc;
         }
