@@ -14,6 +14,7 @@ Expected<ScaleLayout> scale_layout(const KernelContext& ctx, const DeviceTensor&
                                    const char* op) {
   ScaleLayout s;
   const int64_t block = ctx.node().attr_int("block_size", 0);
+  if (x.numel() == 0) return s;  // nothing to quantize (and an axis of size 0 to divide by)
   if (scale.numel() == 1 && (block == 0 || x.numel() <= 1)) return s;
   int64_t axis = ctx.node().attr_int("axis", 1);
   if (axis < -x.rank() || axis >= x.rank())
