@@ -1,0 +1,48 @@
+// Shared by the CUDA MatMul-like ops (MatMul, Gemm, MatMulInteger,
+// QLinearMatMul, Einsum): numpy batching of two operands, and running a
+// product through cuBLASLt with the algorithm chosen on the plan's first run.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "backends/cuda/cublaslt_matmul.h"
+#include "backends/cuda/cuda_kernel.h"
+#include "backends/cuda/kernels/matmul.cuh"
+
+namespace kiln::cuda {
+
+// cuBLASLt's scratch space for every op that calls it (its top algorithms fit).
+constexpr size_t kCublasLtWorkspace = 32 << 20;
+
+// A [..., m, k] @ [..., k, n] with 1-D operands promoted as numpy does.
+struct BatchedProduct {
+  int64_t m = 0, n = 0, k = 0;
+  std::vector<int64_t> batch;                 // the broadcast batch dims
+  std::vector<int64_t> a_strides, b_strides;  // element strides along them; 0 where broadcast
+  int64_t batch_count() const;
+};
+
+Expected<BatchedProduct> plan_product(std::vector<int64_t> a_dims, std::vector<int64_t> b_dims, std::string_view op);
+
+// The plain kernel's parameters for the product (row-major operands, kStore).
+SimpleMatmulParams simple_params(const BatchedProduct& bp, DType a_type, DType b_type, DType y_type, const void* a,
+                                 const void* b, void* y);
+
+// Whether cuBLASLt takes the dtype (f32, f16, bf16).
+bool cublaslt_dtype(DType t);
+
+// Runs the batched product (row-major, contiguous y) through cuBLASLt,
+// splitting the batch into an outer loop where one strided batch cannot
+// express the broadcast. Needs kCublasLtWorkspace of ctx.workspace() from
+// `workspace_offset` on.
+Status run_cublaslt_product(KernelContext& ctx, const BatchedProduct& bp, DType t, const void* a, const void* b,
+                            void* y, size_t workspace_offset = 0);
+
+// One cuBLASLt call with the algorithm kept in ctx.state() (chosen on the
+// plan's first run, for this op's single shape; `cache` false asks each time).
+Status run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, bool cache = true,
+                    size_t workspace_offset = 0);
+
+}  // namespace kiln::cuda

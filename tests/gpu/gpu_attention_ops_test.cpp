@@ -1,0 +1,195 @@
+// CUDA Attention and RotaryEmbedding against the CPU oracle.
+#include "gpu_test_util.h"
+
+namespace kiln::gpu_test {
+namespace {
+
+using Attrs = std::map<std::string, Attribute>;
+using Dims = std::vector<int64_t>;
+
+std::string type_name(DType t) { return std::string(dtype_name(t)); }
+
+class GpuAttentionOpsTest : public GpuTest {};
+
+// Attention sums over keys in a different order (online softmax): 1e-4 for f32.
+double attention_tolerance(DType t) { return t == DType::kF32 ? 1e-4 : (t == DType::kF64 ? 1e-10 : 2e-2); }
+
+struct AttentionCase {
+  std::string what;
+  std::vector<Tensor> ins;
+  Attrs attrs;
+  int num_outputs = 1;
+};
+
+// expect_close, with equal infinities (hidden scores in qk_matmul_output) equal.
+void expect_close_or_same_inf(const Tensor& gpu, const Tensor& cpu, double rtol, const std::string& what) {
+  ASSERT_TRUE(cpu.is_valid() && gpu.is_valid()) << what;
+  ASSERT_EQ(gpu.numel(), cpu.numel()) << what;
+  Tensor g = gpu, c = cpu;
+  for (int64_t i = 0; i < c.numel(); ++i) {
+    const double gv = g.element_as_double(i), cv = c.element_as_double(i);
+    if (std::isinf(gv) && gv == cv) {
+      // Replace both by the same finite value, in the tensors' own dtype.
+      const Tensor one = random_tensor(c.dtype(), {1}, 1.f, 1.f, 1);
+      std::memcpy(static_cast<char*>(g.mutable_raw()) + i * (g.nbytes() / g.numel()), one.raw(), one.nbytes());
+      std::memcpy(static_cast<char*>(c.mutable_raw()) + i * (c.nbytes() / c.numel()), one.raw(), one.nbytes());
+    }
+  }
+  expect_close(g, c, rtol, what);
+}
+
+void check_attention(const AttentionCase& c, DType t) {
+  for (int o = 0; o < c.num_outputs; ++o) {
+    const std::string what = c.what + " " + type_name(t) + " output " + std::to_string(o);
+    expect_close_or_same_inf(run_cuda("Attention", c.ins, c.attrs, o, c.num_outputs),
+                             run_cpu("Attention", c.ins, c.attrs, o, c.num_outputs), attention_tolerance(t), what);
+  }
+}
+
+Tensor qkv(DType t, Dims d, uint32_t seed) { return random_tensor(t, std::move(d), -1.f, 1.f, seed); }
+
+TEST_F(GpuAttentionOpsTest, FourDimensionalAttentionMatchesCpu) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64}) {
+    const Tensor q = qkv(t, {2, 3, 37, 64}, 1), k = qkv(t, {2, 3, 45, 64}, 2), v = qkv(t, {2, 3, 45, 64}, 3);
+    check_attention({"plain", {q, k, v}, {}}, t);
+    check_attention({"causal", {q, k, v}, {{"is_causal", Attribute::of_int(1)}}}, t);
+    check_attention(
+        {"scale and softcap", {q, k, v}, {{"scale", Attribute::of_float(0.3f)}, {"softcap", Attribute::of_float(2.f)}}},
+        t);
+  }
+}
+
+TEST_F(GpuAttentionOpsTest, OddHeadSizesAndLongSequencesMatchCpu) {
+  const DType t = DType::kF32;
+  for (auto [d, dv] :
+       std::vector<std::pair<int64_t, int64_t>>{{17, 23}, {96, 80}, {128, 128}, {256, 200}, {320, 72}, {40, 288}}) {
+    const Tensor q = qkv(t, {1, 2, 70, d}, 1), k = qkv(t, {1, 2, 130, d}, 2), v = qkv(t, {1, 2, 130, dv}, 3);
+    check_attention(
+        {"head " + std::to_string(d) + "/" + std::to_string(dv), {q, k, v}, {{"is_causal", Attribute::of_int(1)}}}, t);
+  }
+}
+
+TEST_F(GpuAttentionOpsTest, MasksMatchCpu) {
+  for (DType t : {DType::kF32, DType::kF16}) {
+    const Tensor q = qkv(t, {2, 4, 19, 32}, 1), k = qkv(t, {2, 4, 33, 32}, 2), v = qkv(t, {2, 4, 33, 32}, 3);
+    // Bool masks: a full one, a broadcast (Sq, keys) one, and one that hides whole rows.
+    Tensor full = random_tensor(DType::kBool, {2, 4, 19, 33}, 0.f, 1.f, 4);
+    check_attention({"bool mask", {q, k, v, full}, {}}, t);
+    Tensor rows = random_tensor(DType::kBool, {19, 33}, 0.f, 1.f, 5);
+    for (int64_t j = 0; j < 33; ++j) rows.mutable_data<uint8_t>()[3 * 33 + j] = 0;  // row 3 sees nothing
+    check_attention({"broadcast bool mask with a hidden row", {q, k, v, rows}, {{"is_causal", Attribute::of_int(1)}}},
+                    t);
+    check_attention({"float mask", {q, k, v, random_tensor(t, {2, 1, 19, 33}, -3.f, 1.f, 6)}, {}}, t);
+    check_attention({"short float mask", {q, k, v, random_tensor(t, {1, 20}, -3.f, 1.f, 7)}, {}}, t);
+  }
+}
+
+TEST_F(GpuAttentionOpsTest, GroupedQueryAndThreeDimensionalFormsMatchCpu) {
+  for (DType t : {DType::kF32, DType::kBF16}) {
+    const Tensor q = qkv(t, {2, 8, 21, 32}, 1), k = qkv(t, {2, 2, 21, 32}, 2), v = qkv(t, {2, 2, 21, 48}, 3);
+    check_attention({"GQA causal", {q, k, v}, {{"is_causal", Attribute::of_int(1)}}}, t);
+    const Tensor q3 = qkv(t, {2, 21, 6 * 16}, 4), k3 = qkv(t, {2, 25, 3 * 16}, 5), v3 = qkv(t, {2, 25, 3 * 24}, 6);
+    const Attrs heads = {{"q_num_heads", Attribute::of_int(6)}, {"kv_num_heads", Attribute::of_int(3)}};
+    check_attention({"3-D GQA", {q3, k3, v3}, heads}, t);
+    Attrs windowed = heads;
+    windowed["left_window_size"] = Attribute::of_int(5);
+    windowed["right_window_size"] = Attribute::of_int(2);
+    check_attention({"3-D sliding window", {q3, k3, v3}, windowed}, t);
+  }
+}
+
+TEST_F(GpuAttentionOpsTest, PastKeyValuesAndPresentOutputsMatchCpu) {
+  for (DType t : {DType::kF32, DType::kF16}) {
+    const Tensor q = qkv(t, {2, 4, 3, 32}, 1), k = qkv(t, {2, 2, 3, 32}, 2), v = qkv(t, {2, 2, 3, 32}, 3);
+    const Tensor pk = qkv(t, {2, 2, 40, 32}, 4), pv = qkv(t, {2, 2, 40, 32}, 5);
+    check_attention({"past KV causal", {q, k, v, Tensor(), pk, pv}, {{"is_causal", Attribute::of_int(1)}}, 3}, t);
+    const Tensor mask = random_tensor(DType::kBool, {2, 1, 3, 43}, 0.f, 1.f, 6);
+    check_attention({"past KV masked", {q, k, v, mask, pk, pv}, {}, 3}, t);
+    // 3-D new keys go into the 4-D cache.
+    const Attrs heads = {{"q_num_heads", Attribute::of_int(4)}, {"kv_num_heads", Attribute::of_int(2)}};
+    check_attention({"3-D with past",
+                     {qkv(t, {2, 3, 128}, 7), qkv(t, {2, 3, 64}, 8), qkv(t, {2, 3, 64}, 9), Tensor(), pk, pv},
+                     heads,
+                     3},
+                    t);
+  }
+}
+
+TEST_F(GpuAttentionOpsTest, QkMatmulOutputMatchesCpuInEveryMode) {
+  const DType t = DType::kF32;
+  const Tensor q = qkv(t, {1, 2, 9, 16}, 1), k = qkv(t, {1, 2, 12, 16}, 2), v = qkv(t, {1, 2, 12, 16}, 3);
+  const Tensor mask = random_tensor(t, {9, 12}, -2.f, 1.f, 4);
+  for (int mode = 0; mode < 4; ++mode)
+    check_attention({"qk mode " + std::to_string(mode),
+                     {q, k, v, mask},
+                     {{"qk_matmul_output_mode", Attribute::of_int(mode)},
+                      {"softcap", Attribute::of_float(3.f)},
+                      {"is_causal", Attribute::of_int(1)}},
+                     4},
+                    t);
+}
+
+TEST_F(GpuAttentionOpsTest, NonpadKvSeqlenMatchesCpu) {
+  const DType t = DType::kF32;
+  const Tensor q = qkv(t, {3, 2, 4, 16}, 1), k = qkv(t, {3, 2, 20, 16}, 2), v = qkv(t, {3, 2, 20, 16}, 3);
+  const Tensor nonpad = Tensor::vector_i64({20, 9, 4});
+  check_attention(
+      {"nonpad causal", {q, k, v, Tensor(), Tensor(), Tensor(), nonpad}, {{"is_causal", Attribute::of_int(1)}}}, t);
+}
+
+TEST_F(GpuAttentionOpsTest, LinearAttentionMatchesCpuForEveryUpdateRule) {
+  const DType t = DType::kF32;
+  const int64_t b = 2, len = 9, hq = 4, hkv = 2, dk = 16, dv = 24;
+  const Tensor q = qkv(t, {b, len, hq * dk}, 1), k = qkv(t, {b, len, hkv * dk}, 2), v = qkv(t, {b, len, hkv * dv}, 3);
+  const Tensor past = qkv(t, {b, hkv, dk, dv}, 4);
+  const Tensor decay_head = random_tensor(t, {b, len, hkv}, -0.5f, -0.01f, 5);
+  const Tensor decay_key = random_tensor(t, {b, len, hkv * dk}, -0.5f, -0.01f, 6);
+  const Tensor beta = random_tensor(t, {b, len, hkv}, 0.1f, 0.9f, 7),
+               beta1 = random_tensor(t, {b, len, 1}, 0.1f, 0.9f, 8);
+  struct Case {
+    std::string rule;
+    std::vector<Tensor> ins;
+  };
+  const std::vector<Case> cases = {
+      {"linear", {q, k, v}},
+      {"gated", {q, k, v, past, decay_head}},
+      {"delta", {q, k, v, past, Tensor(), beta1}},
+      {"gated_delta", {q, k, v, Tensor(), decay_key, beta}},
+  };
+  for (const Case& c : cases) {
+    const Attrs attrs = {{"q_num_heads", Attribute::of_int(hq)},
+                         {"kv_num_heads", Attribute::of_int(hkv)},
+                         {"update_rule", Attribute::of_string(c.rule)}};
+    for (int o = 0; o < 2; ++o)
+      expect_close(run_cuda("LinearAttention", c.ins, attrs, o, 2), run_cpu("LinearAttention", c.ins, attrs, o, 2),
+                   1e-4, "LinearAttention " + c.rule + " output " + std::to_string(o));
+  }
+}
+
+TEST_F(GpuAttentionOpsTest, RotaryEmbeddingMatchesCpuInBothLayouts) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16}) {
+    for (int interleaved : {0, 1}) {
+      const std::string name =
+          std::string("RotaryEmbedding ") + type_name(t) + " interleaved " + std::to_string(interleaved);
+      // 4-D with position ids into a (positions, half) cache, partial rotation.
+      const Tensor x = random_tensor(t, {2, 3, 11, 40}, -2.f, 2.f, 1);
+      const Tensor cos = random_tensor(t, {50, 12}, -1.f, 1.f, 2), sin = random_tensor(t, {50, 12}, -1.f, 1.f, 3);
+      Tensor ids(DType::kI64, {2, 11});
+      for (int64_t i = 0; i < ids.numel(); ++i) ids.mutable_data<int64_t>()[i] = (i * 7) % 50;
+      const Attrs partial = {{"interleaved", Attribute::of_int(interleaved)},
+                             {"rotary_embedding_dim", Attribute::of_int(24)}};
+      expect_close(run_cuda("RotaryEmbedding", {x, cos, sin, ids}, partial),
+                   run_cpu("RotaryEmbedding", {x, cos, sin, ids}, partial), tolerance_for(t),
+                   name + " 4-D position ids");
+      // 3-D with per-token (B, S, half) caches, full rotation.
+      const Tensor x3 = random_tensor(t, {2, 11, 4 * 32}, -2.f, 2.f, 4);
+      const Tensor c3 = random_tensor(t, {2, 11, 16}, -1.f, 1.f, 5), s3 = random_tensor(t, {2, 11, 16}, -1.f, 1.f, 6);
+      const Attrs packed = {{"interleaved", Attribute::of_int(interleaved)}, {"num_heads", Attribute::of_int(4)}};
+      expect_close(run_cuda("RotaryEmbedding", {x3, c3, s3}, packed), run_cpu("RotaryEmbedding", {x3, c3, s3}, packed),
+                   tolerance_for(t), name + " 3-D");
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kiln::gpu_test

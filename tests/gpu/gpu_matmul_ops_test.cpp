@@ -1,0 +1,258 @@
+// The CUDA matmul family (MatMul, Gemm, MatMulInteger, QLinearMatMul, Q/DQ,
+// DynamicQuantizeLinear, Einsum, Det) against the CPU oracle. Attention and
+// RotaryEmbedding are in gpu_attention_ops_test.cpp.
+#include "gpu_test_util.h"
+#include "ir/quantize.h"
+
+namespace kiln::gpu_test {
+namespace {
+
+using Attrs = std::map<std::string, Attribute>;
+using Dims = std::vector<int64_t>;
+
+std::string type_name(DType t) { return std::string(dtype_name(t)); }
+
+class GpuMatmulOpsTest : public GpuTest {};
+
+// Positive operands keep long dot products away from cancellation, so
+// relative tolerances are meaningful.
+Tensor operand(DType t, Dims dims, uint32_t seed) { return random_tensor(t, std::move(dims), 0.1f, 1.f, seed); }
+
+// Integers in [lo, hi] of any integer dtype, packed 4-bit ones too.
+Tensor random_ints(DType t, Dims dims, int lo, int hi, uint32_t seed) {
+  const Tensor wide = random_tensor(DType::kI32, dims, static_cast<float>(lo), static_cast<float>(hi), seed);
+  Tensor out(t, dims);
+  for (int64_t i = 0; i < out.numel(); ++i) {
+    int64_t v = wide.data<int32_t>()[i];
+    v = v < lo ? lo : (v > hi ? hi : v);
+    set_integer_element(out, i, v);
+  }
+  return out;
+}
+
+// f32 sums over hundreds of terms in another order: 1e-4 relative.
+double matmul_tolerance(DType t) { return t == DType::kF32 ? 1e-4 : tolerance_for(t); }
+
+void check_op(const std::string& op, const std::vector<Tensor>& ins, const Attrs& attrs, double tol,
+              const std::string& what, size_t output = 0, int num_outputs = 1) {
+  expect_close(run_cuda(op, ins, attrs, output, num_outputs), run_cpu(op, ins, attrs, output, num_outputs), tol, what);
+}
+
+void check_exact(const std::string& op, const std::vector<Tensor>& ins, const Attrs& attrs, const std::string& what,
+                 size_t output = 0, int num_outputs = 1) {
+  expect_equal(run_cuda(op, ins, attrs, output, num_outputs), run_cpu(op, ins, attrs, output, num_outputs), what);
+}
+
+TEST_F(GpuMatmulOpsTest, MatMulMatchesCpuForEveryBatchingForm) {
+  const std::vector<std::pair<Dims, Dims>> cases = {
+      {{33, 65}, {65, 17}},          // 2-D
+      {{3, 16, 40}, {3, 40, 24}},    // batched
+      {{4, 5, 7}, {7, 6}},           // batch x shared B
+      {{7, 9}, {3, 9, 5}},           // shared A x batch
+      {{2, 1, 5, 7}, {1, 3, 7, 6}},  // broadcast both ways: an outer loop
+      {{2, 3, 5, 7}, {2, 1, 7, 6}},  // broadcast inner dim of B
+      {{7}, {7, 6}},                 // 1-D x 2-D
+      {{5, 7}, {7}},                 // 2-D x 1-D
+      {{7}, {2, 7, 3}},              // 1-D x batch
+      {{7}, {7}},                    // dot product
+      {{2, 130, 300}, {300, 200}},   // many blocks
+  };
+  for (DType t : kFloatTypes)
+    for (const auto& [da, db] : cases) {
+      const Tensor a = operand(t, da, 1), b = operand(t, db, 2);
+      check_op("MatMul", {a, b}, {}, matmul_tolerance(t),
+               std::string("MatMul ") + type_name(t) + " " + shape_str(da) + "x" + shape_str(db));
+    }
+}
+
+TEST_F(GpuMatmulOpsTest, MatMulOfIntegersAndF64UsesThePlainKernel) {
+  for (DType t : {DType::kI32, DType::kI64, DType::kU32, DType::kU64}) {
+    const Tensor a = random_tensor(t, {2, 3, 19, 37}, -9, 9, 1), b = random_tensor(t, {3, 37, 21}, -9, 9, 2);
+    check_exact("MatMul", {a, b}, {}, std::string("MatMul ") + type_name(t));
+  }
+  const Tensor a = operand(DType::kF64, {5, 33, 70}, 1), b = operand(DType::kF64, {70, 18}, 2);
+  check_op("MatMul", {a, b}, {}, 1e-12, "MatMul f64");
+}
+
+TEST_F(GpuMatmulOpsTest, MatMulWithEmptyKIsZerosAndEmptyOutputsAreFine) {
+  for (DType t : {DType::kF32, DType::kI32}) {
+    check_exact("MatMul", {Tensor(t, {3, 0}), Tensor(t, {0, 4})}, {}, std::string("K=0 ") + type_name(t));
+    check_exact("MatMul", {Tensor(t, {0, 5}), operand(t, {5, 4}, 1)}, {}, std::string("M=0 ") + type_name(t));
+  }
+}
+
+TEST_F(GpuMatmulOpsTest, MatMulWithTf32StaysWithinTf32Tolerance) {
+  const Tensor a = operand(DType::kF32, {96, 200}, 1), b = operand(DType::kF32, {200, 80}, 2);
+  expect_close(run_cuda("MatMul", {a, b}, {}, 0, 1, 28, /*allow_tf32=*/true), run_cpu("MatMul", {a, b}),
+               tolerance_for(DType::kF32, true) * 3, "MatMul tf32");
+}
+
+TEST_F(GpuMatmulOpsTest, GemmMatchesCpuForTransposesAndEveryFormOfC) {
+  const int64_t m = 37, n = 29, k = 51;
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64, DType::kI32})
+    for (int ta : {0, 1})
+      for (int tb : {0, 1}) {
+        const bool integer = t == DType::kI32;
+        auto input = [&](Dims d, uint32_t seed) {
+          return integer ? random_tensor(t, d, -5, 5, seed) : operand(t, d, seed);
+        };
+        const Tensor a = input(ta ? Dims{k, m} : Dims{m, k}, 1), b = input(tb ? Dims{n, k} : Dims{k, n}, 2);
+        const std::string what =
+            std::string("Gemm ") + type_name(t) + " transA " + std::to_string(ta) + " transB " + std::to_string(tb);
+        Attrs attrs = {{"transA", Attribute::of_int(ta)}, {"transB", Attribute::of_int(tb)}};
+        if (!integer) attrs["alpha"] = Attribute::of_float(0.5f);
+        const double tol = t == DType::kF64 ? 1e-12 : matmul_tolerance(t);
+        auto check = [&](const std::vector<Tensor>& ins, const Attrs& at, const std::string& w) {
+          if (integer)
+            check_exact("Gemm", ins, at, w);
+          else
+            check_op("Gemm", ins, at, tol, w);
+        };
+        check({a, b}, attrs, what + " no C");
+        check({a, b, input({n}, 3)}, attrs, what + " bias vector");
+        Attrs scaled = attrs;
+        scaled["beta"] = Attribute::of_float(integer ? 2.f : 0.25f);
+        check({a, b, input({m, n}, 4)}, scaled, what + " full C");
+        check({a, b, input({n}, 3)}, scaled, what + " scaled bias vector");
+        check({a, b, input({m, 1}, 5)}, scaled, what + " column C");
+        check({a, b, input({}, 6)}, scaled, what + " scalar C");
+      }
+}
+
+TEST_F(GpuMatmulOpsTest, MatMulIntegerMatchesCpuWithZeroPoints) {
+  for (DType ta : {DType::kU8, DType::kI8})
+    for (DType tb : {DType::kU8, DType::kI8}) {
+      const float lo = ta == DType::kU8 ? 0.f : -100.f;
+      const Tensor a = random_tensor(ta, {2, 23, 45}, lo, 100.f, 1);
+      const Tensor b = random_tensor(tb, {45, 19}, tb == DType::kU8 ? 0.f : -100.f, 100.f, 2);
+      const std::string what = std::string("MatMulInteger ") + type_name(ta) + "x" + type_name(tb);
+      check_exact("MatMulInteger", {a, b}, {}, what);
+      check_exact("MatMulInteger", {a, b, random_tensor(ta, {}, 0, 9, 3), random_tensor(tb, {}, 0, 9, 4)}, {},
+                  what + " scalar zero points");
+      check_exact("MatMulInteger", {a, b, random_tensor(ta, {23}, 0, 9, 3), random_tensor(tb, {19}, 0, 9, 4)}, {},
+                  what + " per-row/column zero points");
+    }
+}
+
+TEST_F(GpuMatmulOpsTest, QLinearMatMulMatchesCpu) {
+  for (DType t : {DType::kU8, DType::kI8}) {
+    const float lo = t == DType::kU8 ? 0.f : -100.f;
+    const Tensor a = random_tensor(t, {3, 21, 40}, lo, 100.f, 1), b = random_tensor(t, {40, 17}, lo, 100.f, 2);
+    auto scale = [](Dims d, uint32_t seed) { return random_tensor(DType::kF32, d, 0.001f, 0.01f, seed); };
+    const std::vector<Tensor> per_tensor = {a,
+                                            scale({}, 3),
+                                            random_tensor(t, {}, 0, 5, 4),
+                                            b,
+                                            scale({}, 5),
+                                            random_tensor(t, {}, 0, 5, 6),
+                                            scale({}, 7),
+                                            random_tensor(t, {}, 0, 5, 8)};
+    check_exact("QLinearMatMul", per_tensor, {}, std::string("QLinearMatMul per tensor ") + type_name(t));
+    std::vector<Tensor> per_channel = per_tensor;
+    per_channel[4] = scale({17}, 9);
+    per_channel[5] = random_tensor(t, {17}, 0, 5, 10);
+    check_exact("QLinearMatMul", per_channel, {}, std::string("QLinearMatMul per column ") + type_name(t));
+  }
+}
+
+TEST_F(GpuMatmulOpsTest, QuantizeLinearMatchesCpuPerTensorPerAxisAndBlocked) {
+  const Tensor x = random_tensor(DType::kF32, {3, 8, 33}, -30.f, 30.f, 1);
+  const Tensor s_tensor = random_tensor(DType::kF32, {}, 0.05f, 0.2f, 2);
+  const Tensor s_axis = random_tensor(DType::kF32, {8}, 0.05f, 0.2f, 3);
+  const Tensor s_block = random_tensor(DType::kF32, {3, 2, 33}, 0.05f, 0.2f, 4);  // block 4 along axis 1
+  for (DType y : {DType::kI8, DType::kU8, DType::kI16, DType::kU16, DType::kI32, DType::kI4, DType::kU4}) {
+    const std::string name = std::string("QuantizeLinear -> ") + type_name(y);
+    const bool small = y == DType::kI4 || y == DType::kU4;
+    const Tensor z = random_ints(y, {}, 0, small ? 3 : 9, 5);
+    const Tensor z_axis = random_ints(y, {8}, 0, small ? 3 : 9, 6);
+    const Tensor z_block = random_ints(y, {3, 2, 33}, 0, small ? 3 : 9, 7);
+    check_exact("QuantizeLinear", {x, s_tensor, z}, {}, name + " per tensor");
+    check_exact("QuantizeLinear", {x, s_axis, z_axis}, {{"axis", Attribute::of_int(1)}}, name + " per axis");
+    check_exact("QuantizeLinear", {x, s_block, z_block},
+                {{"axis", Attribute::of_int(1)}, {"block_size", Attribute::of_int(4)}}, name + " blocked");
+  }
+  check_exact("QuantizeLinear", {x, s_axis}, {{"axis", Attribute::of_int(-2)}}, "no zero point (uint8)");
+  const Tensor xh = random_tensor(DType::kF16, {5, 31}, -30.f, 30.f, 8);
+  check_exact("QuantizeLinear", {xh, random_tensor(DType::kF16, {}, 0.05f, 0.2f, 9), Tensor(DType::kI8, {})}, {},
+              "f16 input");
+  for (DType y : {DType::kF8E4M3FN, DType::kF8E5M2, DType::kF8E4M3FNUZ, DType::kF8E5M2FNUZ, DType::kF4E2M1})
+    for (int saturate : {0, 1}) {
+      const Tensor big = random_tensor(DType::kF32, {4, 37}, -2000.f, 2000.f, 10);
+      check_exact("QuantizeLinear", {big, random_tensor(DType::kF32, {}, 0.5f, 1.f, 11), Tensor(y, {})},
+                  {{"saturate", Attribute::of_int(saturate)}},
+                  std::string("QuantizeLinear -> ") + type_name(y) + " saturate " + std::to_string(saturate));
+    }
+}
+
+TEST_F(GpuMatmulOpsTest, DequantizeLinearMatchesCpuPerTensorPerAxisAndBlocked) {
+  const Tensor s_tensor = random_tensor(DType::kF32, {}, 0.05f, 0.2f, 2);
+  const Tensor s_axis = random_tensor(DType::kF32, {8}, 0.05f, 0.2f, 3);
+  const Tensor s_block = random_tensor(DType::kF32, {3, 2, 33}, 0.05f, 0.2f, 4);
+  for (DType t : {DType::kI8, DType::kU8, DType::kI16, DType::kI32, DType::kI4, DType::kU4}) {
+    const bool small = t == DType::kI4 || t == DType::kU4;
+    const int lo = t == DType::kU4 || t == DType::kU8 ? 0 : (small ? -8 : -100);
+    const Tensor x = random_ints(t, {3, 8, 33}, lo, small ? 7 : 100, 1);
+    const std::string name = std::string("DequantizeLinear ") + type_name(t);
+    check_exact("DequantizeLinear", {x, s_tensor, random_ints(t, {}, 0, 3, 5)}, {}, name + " per tensor");
+    check_exact("DequantizeLinear", {x, s_axis, random_ints(t, {8}, 0, 3, 6)}, {{"axis", Attribute::of_int(1)}},
+                name + " per axis");
+    check_exact("DequantizeLinear", {x, s_block, random_ints(t, {3, 2, 33}, 0, 3, 7)},
+                {{"axis", Attribute::of_int(1)}, {"block_size", Attribute::of_int(4)}}, name + " blocked");
+  }
+  const Tensor x8 = random_tensor(DType::kI8, {4, 9}, -100.f, 100.f, 12);
+  check_exact("DequantizeLinear", {x8, random_tensor(DType::kF16, {}, 0.05f, 0.2f, 13)}, {}, "f16 scale and output");
+  // f8 inputs: quantize first so the bits are meaningful.
+  const Tensor xf = random_tensor(DType::kF32, {4, 37}, -200.f, 200.f, 10);
+  for (DType y : {DType::kF8E4M3FN, DType::kF8E5M2}) {
+    const Tensor q = run_cpu("QuantizeLinear", {xf, Tensor::from_vector<float>(DType::kF32, {}, {1.f}), Tensor(y, {})});
+    check_exact("DequantizeLinear", {q, random_tensor(DType::kF32, {}, 0.5f, 1.f, 11)}, {},
+                std::string("DequantizeLinear ") + type_name(y));
+  }
+}
+
+TEST_F(GpuMatmulOpsTest, DynamicQuantizeLinearMatchesCpu) {
+  for (auto [lo, hi] : std::vector<std::pair<float, float>>{{-3.f, 5.f}, {0.5f, 4.f}, {-6.f, -1.f}}) {
+    const Tensor x = random_tensor(DType::kF32, {7, 301}, lo, hi, 1);
+    for (size_t o = 0; o < 3; ++o)
+      check_exact("DynamicQuantizeLinear", {x}, {}, "DynamicQuantizeLinear output " + std::to_string(o), o, 3);
+  }
+}
+
+TEST_F(GpuMatmulOpsTest, EinsumMatchesCpuForMatmulLikeAndGenericEquations) {
+  struct Case {
+    std::string eq;
+    std::vector<Dims> dims;
+  };
+  const std::vector<Case> cases = {
+      {"bij,bjk->bik", {{3, 17, 33}, {3, 33, 9}}},
+      {"bhqd,bhkd->bhqk", {{2, 3, 11, 16}, {2, 3, 13, 16}}},
+      {"ij,jk", {{12, 7}, {7, 5}}},
+      {"ij->ji", {{19, 23}}},
+      {"ii->i", {{9, 9}}},
+      {"ij->", {{9, 31}}},
+      {"bij,jk->bki", {{2, 5, 6}, {6, 4}}},
+      {"i,j->ij", {{5}, {7}}},
+      {"...ij,...jk->...ik", {{2, 4, 6}, {2, 6, 3}}},
+  };
+  for (DType t : kFloatTypes)
+    for (const Case& c : cases) {
+      std::vector<Tensor> ins;
+      for (size_t i = 0; i < c.dims.size(); ++i) ins.push_back(operand(t, c.dims[i], static_cast<uint32_t>(i + 1)));
+      check_op("Einsum", ins, {{"equation", Attribute::of_string(c.eq)}}, matmul_tolerance(t),
+               std::string("Einsum ") + c.eq + " " + type_name(t));
+    }
+  const Tensor ai = random_tensor(DType::kI64, {4, 6}, -9, 9, 1), bi = random_tensor(DType::kI64, {6, 3}, -9, 9, 2);
+  check_exact("Einsum", {ai, bi}, {{"equation", Attribute::of_string("ij,jk->ik")}}, "Einsum i64");
+}
+
+TEST_F(GpuMatmulOpsTest, DetMatchesCpu) {
+  for (DType t : {DType::kF32, DType::kF64, DType::kF16})
+    for (const Dims& d : std::vector<Dims>{{3, 3}, {5, 1, 1}, {7, 4, 4}, {2, 3, 9, 9}, {2, 0, 3, 3}}) {
+      const Tensor x = random_tensor(t, d, -2.f, 2.f, 1);
+      check_op("Det", {x}, {}, t == DType::kF64 ? 1e-10 : (t == DType::kF32 ? 1e-4 : 1e-2),
+               std::string("Det ") + type_name(t) + " " + shape_str(d));
+    }
+}
+
+}  // namespace
+}  // namespace kiln::gpu_test
