@@ -1,0 +1,282 @@
+// Conv and ConvTranspose (cuDNN's graph API for f32/f16/bf16, the direct
+// kernel for f64 and for whatever cuDNN declines), ConvInteger and
+// QLinearConv (the direct integer kernel). Geometry comes from the CPU
+// backend's window plan, so both backends agree on every padding rule.
+#include <any>
+#include <memory>
+
+#include "backends/cpu/kernels/window_plan.h"
+#include "backends/cuda/cuda_kernel.h"
+#include "backends/cuda/cudnn_handle.h"
+#include "backends/cuda/kernels/conv.cuh"
+#include "backends/cuda/ops/cudnn_conv.h"
+
+namespace kiln::cuda {
+namespace {
+
+// cuDNN's own scratch is capped here when the workspace is sized at plan
+// time; engines that want more are passed over.
+constexpr size_t kMaxCudnnWorkspace = size_t(256) << 20;
+
+DType input_type(const Node& node, size_t i) {
+  const Value* v = node.input(i);
+  return v ? v->type.dtype : DType::kUndefined;
+}
+
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+struct ConvShape {
+  WindowGeometry g;
+  int spatial = 2;
+};
+
+WindowGeometry geometry_of(const WindowPlan& p) {
+  WindowGeometry g;
+  g.batch = p.batch;
+  g.in_channels = g.out_channels = p.channels;
+  for (int a = 0; a < 3; ++a) {
+    g.in[a] = p.in[a], g.out[a] = p.out[a], g.kernel[a] = p.kernel[a], g.stride[a] = p.stride[a];
+    g.dilation[a] = p.dilation[a], g.pad_begin[a] = p.pad_begin[a], g.pad_end[a] = p.pad_end[a];
+  }
+  return g;
+}
+
+// The geometry of a convolution with input dims x and weight dims w, checked
+// as the CPU kernel checks it.
+Expected<ConvShape> conv_shape(const Node& node, const std::vector<int64_t>& x, const std::vector<int64_t>& w,
+                               bool transpose) {
+  const char* op = node.op_type.c_str();
+  if (w.size() != x.size()) return invalid_model("{}: weight rank {} does not match input rank {}", op, w.size(), x.size());
+  std::vector<int64_t> kernel(w.begin() + 2, w.end());
+  KILN_ASSIGN_OR_RETURN(WindowPlan p, transpose ? plan_transpose_window(node, x, kernel) : plan_window(node, x, kernel));
+  ConvShape s;
+  s.g = geometry_of(p);
+  s.spatial = static_cast<int>(p.spatial);
+  const int64_t group = node.attr_int("group", 1), c = p.channels;
+  s.g.group = group;
+  if (transpose) {
+    if (group < 1 || w[0] != c || c % group != 0)
+      return invalid_model("{}: weight has {} input channels, input {} with group {}", op, w[0], c, group);
+    s.g.out_channels = w[1] * group;
+  } else {
+    if (group < 1 || c % group != 0 || w[0] % group != 0 || w[1] * group != c)
+      return invalid_model("{}: weight [{}, {}, ...] does not fit {} input channels with group {}", op, w[0], w[1], c,
+                           group);
+    s.g.out_channels = w[0];
+  }
+  return s;
+}
+
+bool symmetric_pads(const WindowGeometry& g) {
+  return g.pad_begin[0] == g.pad_end[0] && g.pad_begin[1] == g.pad_end[1] && g.pad_begin[2] == g.pad_end[2];
+}
+
+// How a float convolution runs on cuDNN: the spec, and the bytes of explicit
+// zero padding that go first in the workspace (Conv with asymmetric pads).
+struct CudnnRoute {
+  CudnnConvSpec spec;
+  size_t pad_bytes = 0;
+};
+
+std::optional<CudnnRoute> cudnn_route(const ConvShape& s, DType dtype, bool transpose) {
+  if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16) return std::nullopt;
+  CudnnRoute r;
+  r.spec.dtype = dtype;
+  r.spec.transpose = transpose;
+  r.spec.spatial = s.spatial;
+  r.spec.g = s.g;
+  if (transpose) {
+    // cuDNN's backward data needs X to be exactly the forward convolution of
+    // Y's shape (true when output_padding < stride), and symmetric pads; the
+    // direct kernel crops as it gathers for the rest.
+    for (int a = 0; a < 3; ++a) {
+      const int64_t extent = (s.g.kernel[a] - 1) * s.g.dilation[a] + 1;
+      const int64_t span = s.g.out[a] + s.g.pad_begin[a] + s.g.pad_end[a] - extent;
+      if (span < 0 || span / s.g.stride[a] + 1 != s.g.in[a]) return std::nullopt;
+    }
+    return symmetric_pads(s.g) ? std::optional<CudnnRoute>(r) : std::nullopt;
+  }
+  if (symmetric_pads(s.g)) return r;
+  int64_t padded = s.g.batch * s.g.in_channels;
+  for (int a = 0; a < 3; ++a) {
+    r.spec.g.in[a] += s.g.pad_begin[a] + s.g.pad_end[a];
+    r.spec.g.pad_begin[a] = r.spec.g.pad_end[a] = 0;
+    padded *= r.spec.g.in[a];
+  }
+  r.pad_bytes = round_up(dtype_storage_bytes(dtype, padded), 256);
+  return r;
+}
+
+size_t conv_workspace(const KernelQuery& q, bool transpose) {
+  const std::vector<int64_t>*x = q.input_dims(0), *w = q.input_dims(1);
+  if (!x || !w) return 0;
+  Expected<ConvShape> s = conv_shape(q.node(), *x, *w, transpose);
+  if (!s.is_ok()) return 0;
+  std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), transpose);
+  if (!r) return 0;
+  // TF32 is not known here; a TF32 engine that wants more than this is
+  // passed over on the first run.
+  r->spec.workspace_limit = kMaxCudnnWorkspace;
+  std::optional<size_t> ws = cudnn_conv_workspace(r->spec);
+  return ws ? r->pad_bytes + *ws : 0;
+}
+
+// What a convolution node's first run decided: a cuDNN plan, or none (the
+// direct kernel).
+struct ConvState {
+  std::shared_ptr<const CudnnConvPlan> plan;
+  size_t pad_bytes = 0;
+};
+
+ConvState choose_route(KernelContext& ctx, const ConvShape& s, bool transpose) {
+  std::optional<CudnnRoute> r = cudnn_route(s, ctx.input(0).dtype, transpose);
+  if (!r || ctx.workspace_bytes() < r->pad_bytes) return {};
+  Expected<const Cudnn*> cudnn = ctx.cudnn();
+  if (!cudnn.is_ok()) return {};
+  r->spec.allow_tf32 = ctx.allow_tf32();
+  r->spec.workspace_limit = ctx.workspace_bytes() - r->pad_bytes;
+  return {cudnn_conv_plan((*cudnn)->get(), r->spec), r->pad_bytes};
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+Expected<const void*> checked_bias(const KernelContext& ctx, const ConvShape& s) {
+  if (!ctx.has_input(2)) return nullptr;
+  const DeviceTensor& b = ctx.input(2);
+  if (b.numel() != s.g.out_channels)
+    return invalid_model("{}: bias has {} values for {} output channels", ctx.node().op_type, b.numel(),
+                         s.g.out_channels);
+  return b.data;
+}
+
+Status run_float_conv(KernelContext& ctx, bool transpose) {
+  const DeviceTensor &x = ctx.input(0), &w = ctx.input(1), &y = ctx.output(0);
+  KILN_ASSIGN_OR_RETURN(ConvShape s, conv_shape(ctx.node(), x.dims, w.dims, transpose));
+  KILN_ASSIGN_OR_RETURN(const void* bias, checked_bias(ctx, s));
+  if (y.numel() == 0) return Status::ok();
+  std::any& state = ctx.state();
+  if (!state.has_value()) state = choose_route(ctx, s, transpose);
+  const ConvState& route = std::any_cast<const ConvState&>(state);
+  void* ws = ctx.workspace();
+  if (route.plan && aligned16(x.data) && aligned16(w.data) && aligned16(y.data) && aligned16(ws)) {
+    KILN_ASSIGN_OR_RETURN(const Cudnn* cudnn, ctx.cudnn());
+    const void* xin = x.data;
+    if (route.pad_bytes > 0) {
+      KILN_RETURN_IF_ERROR(launch_zero_pad(x.dtype, x.data, ws, s.g, ctx.stream()));
+      xin = ws;
+    }
+    void* cudnn_ws = static_cast<char*>(ws) + route.pad_bytes;
+    KILN_RETURN_IF_ERROR(execute_cudnn_conv(cudnn->get(), ctx.stream(), *route.plan, xin, w.data, y.data, cudnn_ws));
+    if (!bias) return Status::ok();
+    return launch_add_channel_bias(y.dtype, y.data, bias, s.g.batch, s.g.out_channels, s.g.out_size(), ctx.stream());
+  }
+  DirectConvParams p;
+  p.dtype = x.dtype;
+  p.g = s.g;
+  p.transpose = transpose;
+  p.x = x.data, p.w = w.data, p.bias = bias, p.y = y.data;
+  return launch_direct_conv(p, ctx.stream());
+}
+
+Status supports_float_conv(const Node& node) {
+  for (size_t i = 0; i < 3; ++i) {
+    const DType t = input_type(node, i);
+    if (i == 2 && t == DType::kUndefined) continue;
+    if (t != DType::kF32 && t != DType::kF16 && t != DType::kBF16 && t != DType::kF64)
+      return unsupported("{}: input {} has dtype {} (the CUDA kernel takes f32, f16, bf16, f64)", node.op_type, i,
+                         dtype_name(t));
+    if (t != input_type(node, 0)) return unsupported("{}: inputs of different dtypes", node.op_type);
+  }
+  return Status::ok();
+}
+
+bool is_8bit(DType t) { return t == DType::kU8 || t == DType::kI8; }
+
+// The 8-bit tensor `i` and its zero point `z` (absent, or of the same dtype).
+Status check_8bit_pair(const Node& node, size_t i, size_t z) {
+  const DType t = input_type(node, i), zt = input_type(node, z);
+  if (!is_8bit(t))
+    return unsupported("{}: input {} has dtype {} (uint8 and int8 only)", node.op_type, i, dtype_name(t));
+  if (zt != DType::kUndefined && zt != t)
+    return unsupported("{}: zero point {} has dtype {}, its tensor {}", node.op_type, z, dtype_name(zt),
+                       dtype_name(t));
+  return Status::ok();
+}
+
+Status supports_conv_integer(const Node& node) {
+  KILN_RETURN_IF_ERROR(check_8bit_pair(node, 0, 2));
+  return check_8bit_pair(node, 1, 3);
+}
+
+Status supports_qlinear_conv(const Node& node) {
+  KILN_RETURN_IF_ERROR(check_8bit_pair(node, 0, 2));
+  KILN_RETURN_IF_ERROR(check_8bit_pair(node, 3, 5));
+  KILN_RETURN_IF_ERROR(check_8bit_pair(node, 7, 7));
+  for (size_t i : {1, 4, 6})
+    if (input_type(node, i) != DType::kF32)
+      return unsupported("QLinearConv: scale {} has dtype {} (f32 only, as on the CPU)", i,
+                         dtype_name(input_type(node, i)));
+  if (node.input(8) && input_type(node, 8) != DType::kI32)
+    return unsupported("QLinearConv: bias has dtype {} (int32 only)", dtype_name(input_type(node, 8)));
+  return Status::ok();
+}
+
+// A per-tensor or (when `channels` > 1) per-output-channel input's count.
+Status check_count(const KernelContext& ctx, size_t i, int64_t channels) {
+  if (!ctx.has_input(i)) return Status::ok();
+  const int64_t n = ctx.input(i).numel();
+  if (n != 1 && n != channels)
+    return invalid_model("{}: input {} has {} values; expected 1 or {}", ctx.node().op_type, i, n, channels);
+  return Status::ok();
+}
+
+// The integer conv's common part: x (input 0) and w (input w_index).
+Expected<IntegerConvParams> integer_params(KernelContext& ctx, size_t w_index, size_t x_zero, size_t w_zero) {
+  const DeviceTensor &x = ctx.input(0), &w = ctx.input(w_index), &y = ctx.output(0);
+  KILN_ASSIGN_OR_RETURN(ConvShape s, conv_shape(ctx.node(), x.dims, w.dims, false));
+  KILN_RETURN_IF_ERROR(check_count(ctx, x_zero, 1));
+  KILN_RETURN_IF_ERROR(check_count(ctx, w_zero, s.g.out_channels));
+  IntegerConvParams p;
+  p.g = s.g;
+  p.x_type = x.dtype, p.w_type = w.dtype, p.y_type = y.dtype;
+  p.x = x.data, p.w = w.data, p.y = y.data;
+  if (ctx.has_input(x_zero)) p.x_zero = ctx.input(x_zero).data;
+  if (ctx.has_input(w_zero)) p.w_zero = ctx.input(w_zero).data, p.w_zero_count = ctx.input(w_zero).numel();
+  return p;
+}
+
+Status run_conv_integer(KernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(IntegerConvParams p, integer_params(ctx, 1, 2, 3));
+  return launch_integer_conv(p, ctx.stream());
+}
+
+Status run_qlinear_conv(KernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(IntegerConvParams p, integer_params(ctx, 3, 2, 5));
+  const int64_t m = p.g.out_channels;
+  KILN_RETURN_IF_ERROR(check_count(ctx, 1, 1));
+  KILN_RETURN_IF_ERROR(check_count(ctx, 4, m));
+  KILN_RETURN_IF_ERROR(check_count(ctx, 6, 1));
+  KILN_RETURN_IF_ERROR(check_count(ctx, 7, 1));
+  if (ctx.has_input(8) && ctx.input(8).numel() != m)
+    return invalid_model("QLinearConv: bias has {} values for {} output channels", ctx.input(8).numel(), m);
+  p.x_scale = ctx.input(1).as<float>();
+  p.w_scale = ctx.input(4).as<float>(), p.w_scale_count = ctx.input(4).numel();
+  p.y_scale = ctx.input(6).as<float>();
+  if (ctx.has_input(7)) p.y_zero = ctx.input(7).data;
+  if (ctx.has_input(8)) p.bias = ctx.input(8).as<int32_t>();
+  return launch_integer_conv(p, ctx.stream());
+}
+
+KILN_CUDA_KERNEL("", "Conv",
+                 {.run = [](KernelContext& c) { return run_float_conv(c, false); },
+                  .workspace = [](const KernelQuery& q) { return conv_workspace(q, false); },
+                  .supports = supports_float_conv});
+KILN_CUDA_KERNEL("", "ConvTranspose",
+                 {.run = [](KernelContext& c) { return run_float_conv(c, true); },
+                  .workspace = [](const KernelQuery& q) { return conv_workspace(q, true); },
+                  .supports = supports_float_conv});
+KILN_CUDA_KERNEL("", "ConvInteger", {.run = run_conv_integer, .supports = supports_conv_integer});
+KILN_CUDA_KERNEL("", "QLinearConv", {.run = run_qlinear_conv, .supports = supports_qlinear_conv});
+
+}  // namespace
+}  // namespace kiln::cuda
