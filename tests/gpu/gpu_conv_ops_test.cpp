@@ -50,7 +50,11 @@ std::vector<ConvCase> conv_cases() {
       {"1-D", {2, 6, 31}, {8, 6, 5}, {{"pads", ints({2, 2})}}},
       {"1-D stride 3 dilation 2", {2, 6, 40}, {8, 6, 3}, {{"strides", ints({3})}, {"dilations", ints({2})}}, false},
       {"3-D", {1, 3, 7, 9, 8}, {4, 3, 3, 3, 3}, {{"pads", ints({1, 1, 1, 1, 1, 1})}}},
-      {"3-D stride 2 dilation 2", {1, 3, 9, 10, 11}, {5, 3, 2, 3, 2}, {{"strides", ints({2, 2, 2})}, {"dilations", ints({2, 2, 2})}}, false},
+      {"3-D stride 2 dilation 2",
+       {1, 3, 9, 10, 11},
+       {5, 3, 2, 3, 2},
+       {{"strides", ints({2, 2, 2})}, {"dilations", ints({2, 2, 2})}},
+       false},
       {"many blocks", {2, 32, 28, 30}, {48, 32, 3, 3}, {{"pads", ints({1, 1, 1, 1})}}},
   };
 }
@@ -69,7 +73,8 @@ TEST_F(GpuTest, ConvF64RunsTheDirectKernel) {
 TEST_F(GpuTest, DirectConvKernelMatchesCpu) {
   for (DType t : kFloatTypes) {
     const Tensor x = operand(t, {2, 6, 11, 13}, 1), w = operand(t, {4, 3, 3, 3}, 2), b = operand(t, {4}, 3);
-    const Attrs attrs{{"pads", ints({1, 0, 2, 1})}, {"dilations", ints({2, 1})}, {"strides", ints({1, 2})}, {"group", i(2)}};
+    const Attrs attrs{
+        {"pads", ints({1, 0, 2, 1})}, {"dilations", ints({2, 1})}, {"strides", ints({1, 2})}, {"group", i(2)}};
     const Tensor ref = run_cpu("Conv", {x, w, b}, attrs);
     ASSERT_EQ(ref.dims(), (std::vector<int64_t>{2, 4, 10, 6}));
     cuda::DeviceBuffer dx = upload(x), dw = upload(w), db = upload(b), dy = device_zeros(ref.nbytes());
@@ -96,7 +101,7 @@ TEST_F(GpuTest, ConvTransposeMatchesCpu) {
        {{"strides", ints({2, 2})}, {"pads", ints({1, 1, 1, 1})}, {"output_padding", ints({1, 1})}}},
       {"grouped", {2, 6, 5, 6}, {6, 3, 4, 4}, {{"group", i(2)}, {"strides", ints({2, 2})}}, false},
       {"asymmetric pads", {1, 4, 6, 7}, {4, 5, 3, 3}, {{"strides", ints({2, 2})}, {"pads", ints({0, 1, 1, 2})}}},
-      {"output_shape", {1, 4, 6, 7}, {4, 3, 3, 3}, {{"strides", ints({2, 2})}, {"output_shape", ints({14, 15})}}},
+      {"output_shape", {1, 4, 6, 7}, {4, 3, 3, 3}, {{"strides", ints({2, 2})}, {"output_shape", ints({12, 13})}}},
       {"1-D dilated", {2, 5, 13}, {5, 3, 3}, {{"dilations", ints({2})}, {"strides", ints({3})}}},
       {"3-D", {1, 3, 4, 5, 6}, {3, 2, 3, 3, 3}, {{"strides", ints({2, 2, 2})}, {"pads", ints({1, 1, 1, 1, 1, 1})}}},
   };
@@ -115,17 +120,21 @@ void check_max_pool(DType t, const std::vector<int64_t>& dims, const Attrs& attr
 }
 
 TEST_F(GpuTest, MaxPoolMatchesCpuWithIndices) {
-  const Attrs ceil{{"kernel_shape", ints({3, 3})}, {"strides", ints({2, 2})}, {"pads", ints({1, 1, 0, 1})}, {"ceil_mode", i(1)}};
+  const Attrs ceil{
+      {"kernel_shape", ints({3, 3})}, {"strides", ints({2, 2})}, {"pads", ints({1, 1, 0, 1})}, {"ceil_mode", i(1)}};
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64, DType::kI8, DType::kU8, DType::kI32})
     check_max_pool(t, {2, 3, 17, 18}, ceil, "ceil_mode pads");
   check_max_pool(DType::kF32, {2, 3, 17, 18},
                  {{"kernel_shape", ints({3, 2})}, {"dilations", ints({2, 2})}, {"storage_order", i(1)}},
                  "dilated column-major");
-  check_max_pool(DType::kF16, {2, 4, 33}, {{"kernel_shape", ints({4})}, {"strides", ints({3})}, {"auto_pad", s("SAME_UPPER")}},
+  check_max_pool(DType::kF16, {2, 4, 33},
+                 {{"kernel_shape", ints({4})}, {"strides", ints({3})}, {"auto_pad", s("SAME_UPPER")}},
                  "1-D SAME_UPPER");
-  check_max_pool(DType::kF32, {1, 2, 7, 8, 9}, {{"kernel_shape", ints({2, 3, 2})}, {"strides", ints({2, 2, 2})}, {"ceil_mode", i(1)}},
+  check_max_pool(DType::kF32, {1, 2, 7, 8, 9},
+                 {{"kernel_shape", ints({2, 3, 2})}, {"strides", ints({2, 2, 2})}, {"ceil_mode", i(1)}},
                  "3-D ceil_mode");
-  check_max_pool(DType::kF32, {4, 64, 56, 56}, {{"kernel_shape", ints({3, 3})}, {"strides", ints({2, 2})}, {"pads", ints({1, 1, 1, 1})}},
+  check_max_pool(DType::kF32, {4, 64, 56, 56},
+                 {{"kernel_shape", ints({3, 3})}, {"strides", ints({2, 2})}, {"pads", ints({1, 1, 1, 1})}},
                  "ResNet stem pool");
 }
 
@@ -137,7 +146,8 @@ void check_pool(const std::string& op, DType t, const std::vector<int64_t>& dims
 }
 
 TEST_F(GpuTest, AverageAndLpPoolMatchCpu) {
-  const Attrs base{{"kernel_shape", ints({3, 3})}, {"strides", ints({2, 2})}, {"pads", ints({1, 0, 1, 1})}, {"ceil_mode", i(1)}};
+  const Attrs base{
+      {"kernel_shape", ints({3, 3})}, {"strides", ints({2, 2})}, {"pads", ints({1, 0, 1, 1})}, {"ceil_mode", i(1)}};
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64}) {
     for (int64_t include : {0, 1}) {
       Attrs a = base;
@@ -151,9 +161,10 @@ TEST_F(GpuTest, AverageAndLpPoolMatchCpu) {
     }
   }
   check_pool("AveragePool", DType::kF32, {1, 2, 7, 8, 9},
-             {{"kernel_shape", ints({2, 3, 3})}, {"auto_pad", s("SAME_LOWER")}, {"count_include_pad", i(1)}}, "3-D SAME_LOWER");
-  check_pool("AveragePool", DType::kF32, {2, 5, 40}, {{"kernel_shape", ints({5})}, {"dilations", ints({2})}, {"pads", ints({2, 2})}},
-             "1-D dilated");
+             {{"kernel_shape", ints({2, 3, 3})}, {"auto_pad", s("SAME_LOWER")}, {"count_include_pad", i(1)}},
+             "3-D SAME_LOWER");
+  check_pool("AveragePool", DType::kF32, {2, 5, 40},
+             {{"kernel_shape", ints({5})}, {"dilations", ints({2})}, {"pads", ints({2, 2})}}, "1-D dilated");
 }
 
 TEST_F(GpuTest, GlobalPoolsMatchCpu) {
@@ -190,24 +201,117 @@ Tensor scalar(DType t, double v) {
 }
 
 TEST_F(GpuTest, ConvIntegerMatchesCpu) {
-  const Tensor x = random_tensor(DType::kU8, {2, 4, 9, 11}, 0, 250), w = random_tensor(DType::kI8, {6, 2, 3, 3}, -120, 120);
+  const Tensor x = random_tensor(DType::kU8, {2, 4, 9, 11}, 0, 250),
+               w = random_tensor(DType::kI8, {6, 2, 3, 3}, -120, 120);
   const Attrs attrs{{"pads", ints({1, 1, 0, 2})}, {"group", i(2)}, {"strides", ints({2, 1})}};
   const std::vector<Tensor> ins{x, w, scalar(DType::kU8, 131), scalar(DType::kI8, -3)};
   expect_equal(run_cuda("ConvInteger", ins, attrs), run_cpu("ConvInteger", ins, attrs), "ConvInteger u8 x i8");
   const std::vector<Tensor> no_zero{x, w};
-  expect_equal(run_cuda("ConvInteger", no_zero, attrs), run_cpu("ConvInteger", no_zero, attrs), "ConvInteger no zero points");
+  expect_equal(run_cuda("ConvInteger", no_zero, attrs), run_cpu("ConvInteger", no_zero, attrs),
+               "ConvInteger no zero points");
 }
 
 TEST_F(GpuTest, QLinearConvMatchesCpuPerChannel) {
   const int64_t m = 6;
-  const Tensor x = random_tensor(DType::kU8, {1, 3, 10, 9}, 0, 250), w = random_tensor(DType::kI8, {m, 3, 3, 3}, -120, 120);
-  const Tensor w_scale = random_tensor(DType::kF32, {m}, 0.001f, 0.01f, 5), bias = random_tensor(DType::kI32, {m}, -500, 500, 6);
+  const Tensor x = random_tensor(DType::kU8, {1, 3, 10, 9}, 0, 250),
+               w = random_tensor(DType::kI8, {m, 3, 3, 3}, -120, 120);
+  const Tensor w_scale = random_tensor(DType::kF32, {m}, 0.001f, 0.01f, 5),
+               bias = random_tensor(DType::kI32, {m}, -500, 500, 6);
   Tensor w_zero(DType::kI8, {m});  // per channel, zeros (ONNX requires symmetric int8 weights)
   std::memset(w_zero.mutable_raw(), 0, w_zero.nbytes());
   const Attrs attrs{{"pads", ints({1, 1, 1, 1})}};
-  const std::vector<Tensor> ins{x,       scalar(DType::kF32, 0.02), scalar(DType::kU8, 128), w,   w_scale, w_zero,
-                                scalar(DType::kF32, 0.05), scalar(DType::kU8, 120), bias};
+  const std::vector<Tensor> ins{x,      scalar(DType::kF32, 0.02), scalar(DType::kU8, 128), w,   w_scale,
+                                w_zero, scalar(DType::kF32, 0.05), scalar(DType::kU8, 120), bias};
   expect_equal(run_cuda("QLinearConv", ins, attrs), run_cpu("QLinearConv", ins, attrs), "QLinearConv u8 per channel");
+}
+
+TEST_F(GpuTest, GridSampleMatchesCpuForEveryModeAndPadding) {
+  for (DType t : kFloatTypes)
+    for (const char* mode : {"linear", "nearest", "cubic"})
+      for (const char* padding : {"zeros", "border", "reflection"})
+        for (int64_t align : {0, 1}) {
+          const Tensor x = random_tensor(t, {2, 3, 9, 11}, -2, 2, 1),
+                       grid = random_tensor(t, {2, 5, 7, 2}, -1.2f, 1.2f, 2);
+          const Attrs attrs{{"mode", s(mode)}, {"padding_mode", s(padding)}, {"align_corners", i(align)}};
+          const std::string what = std::string("GridSample ") + mode + " " + padding + " align " +
+                                   std::to_string(align) + " " + std::string(dtype_name(t));
+          expect_close(run_cuda("GridSample", {x, grid}, attrs), run_cpu("GridSample", {x, grid}, attrs),
+                       tolerance_for(t), what);
+        }
+  const Tensor x = random_tensor(DType::kF32, {1, 2, 5, 6, 7}, -2, 2, 3),
+               grid = random_tensor(DType::kF32, {1, 3, 4, 5, 3}, -1.1f, 1.1f, 4);
+  expect_close(run_cuda("GridSample", {x, grid}), run_cpu("GridSample", {x, grid}), 1e-5, "GridSample 3-D");
+}
+
+TEST_F(GpuTest, AffineGridMatchesCpu) {
+  for (DType t : kFloatTypes)
+    for (int64_t align : {0, 1}) {
+      const std::string what = "AffineGrid align " + std::to_string(align) + " " + std::string(dtype_name(t));
+      const Tensor theta2 = random_tensor(t, {2, 2, 3}, -1, 1, 1), size2 = Tensor::vector_i64({2, 3, 5, 7});
+      expect_close(run_cuda("AffineGrid", {theta2, size2}, {{"align_corners", i(align)}}),
+                   run_cpu("AffineGrid", {theta2, size2}, {{"align_corners", i(align)}}), tolerance_for(t), what);
+      const Tensor theta3 = random_tensor(t, {1, 3, 4}, -1, 1, 2), size3 = Tensor::vector_i64({1, 1, 3, 4, 5});
+      expect_close(run_cuda("AffineGrid", {theta3, size3}, {{"align_corners", i(align)}}),
+                   run_cpu("AffineGrid", {theta3, size3}, {{"align_corners", i(align)}}), tolerance_for(t),
+                   what + " 3-D");
+    }
+}
+
+TEST_F(GpuTest, RoiAlignMatchesCpu) {
+  const std::vector<float> boxes = {1, 1, 9, 7, 0.5f, 2, 13, 11, 3, 0, 4, 12, -1, -1, 6, 5, 2.5f, 3.5f, 20, 20};
+  Tensor batch(DType::kI64, {5});
+  for (int64_t r = 0; r < 5; ++r) batch.mutable_data<int64_t>()[r] = r % 2;
+  for (DType t : {DType::kF32, DType::kF16}) {
+    const Tensor x = random_tensor(t, {2, 4, 12, 14}, -2, 2);
+    Tensor rois(t, {5, 4});
+    for (size_t k = 0; k < boxes.size(); ++k) {
+      if (t == DType::kF32)
+        rois.mutable_data<float>()[k] = boxes[k];
+      else
+        rois.mutable_data<uint16_t>()[k] = f32_to_f16(boxes[k]);
+    }
+    for (const char* mode : {"avg", "max"})
+      for (const char* transform : {"half_pixel", "output_half_pixel"})
+        for (int64_t ratio : {0, 2}) {
+          const Attrs attrs{{"mode", s(mode)},
+                            {"coordinate_transformation_mode", s(transform)},
+                            {"sampling_ratio", i(ratio)},
+                            {"output_height", i(3)},
+                            {"output_width", i(4)},
+                            {"spatial_scale", Attribute::of_float(0.75f)}};
+          const std::string what = std::string("RoiAlign ") + mode + " " + transform + " ratio " +
+                                   std::to_string(ratio) + " " + std::string(dtype_name(t));
+          expect_close(run_cuda("RoiAlign", {x, rois, batch}, attrs), run_cpu("RoiAlign", {x, rois, batch}, attrs),
+                       tolerance_for(t), what);
+        }
+  }
+}
+
+TEST_F(GpuTest, DeformConvMatchesCpu) {
+  for (DType t : kFloatTypes) {
+    const Tensor x = operand(t, {1, 4, 8, 9}, 1), w = operand(t, {6, 2, 3, 3}, 2), b = operand(t, {6}, 3);
+    const Tensor offset = random_tensor(t, {1, 36, 8, 9}, -2, 2, 4), mask = operand(t, {1, 18, 8, 9}, 5);
+    const Attrs attrs{{"pads", ints({1, 1, 1, 1})}, {"group", i(2)}, {"offset_group", i(2)}};
+    const std::vector<Tensor> ins{x, w, offset, b, mask};
+    expect_close(run_cuda("DeformConv", ins, attrs), run_cpu("DeformConv", ins, attrs), conv_tolerance(t),
+                 "DeformConv " + std::string(dtype_name(t)));
+  }
+}
+
+TEST_F(GpuTest, CausalConvWithStateMatchesCpu) {
+  for (DType t : kFloatTypes)
+    for (const char* act : {"none", "silu"}) {
+      const Tensor x = random_tensor(t, {2, 5, 17}, -2, 2, 1), w = random_tensor(t, {5, 1, 4}, -1, 1, 2);
+      const Tensor b = random_tensor(t, {5}, -1, 1, 3), past = random_tensor(t, {2, 5, 3}, -2, 2, 4);
+      const Attrs attrs{{"activation", s(act)}};
+      const std::string what = std::string("CausalConvWithState ") + act + " " + std::string(dtype_name(t));
+      for (size_t out : {0, 1})
+        expect_close(run_cuda("CausalConvWithState", {x, w, b, past}, attrs, out, 2),
+                     run_cpu("CausalConvWithState", {x, w, b, past}, attrs, out, 2), tolerance_for(t),
+                     what + " output " + std::to_string(out));
+      expect_close(run_cuda("CausalConvWithState", {x, w}, attrs), run_cpu("CausalConvWithState", {x, w}, attrs),
+                   tolerance_for(t), what + " no state");
+    }
 }
 
 }  // namespace

@@ -168,8 +168,8 @@ Status launch_integer_typed(const IntegerConvParams& p, int64_t n, cudaStream_t 
 }
 
 template <typename T>
-__global__ void add_channel_bias_kernel(T* __restrict__ y, const T* __restrict__ bias, int64_t channels,
-                                        int64_t inner, int64_t n) {
+__global__ void add_channel_bias_kernel(T* __restrict__ y, const T* __restrict__ bias, int64_t channels, int64_t inner,
+                                        int64_t n) {
   KILN_GRID_STRIDE_LOOP(i, n) {
     const int64_t c = i / inner % channels;
     y[i] = store_as<T>(load_as<float>(y[i]) + load_as<float>(bias[c]));
@@ -189,7 +189,49 @@ __global__ void zero_pad_kernel(const T* __restrict__ x, T* __restrict__ y, Wind
   }
 }
 
+// Element t of row `row` of the past-padded input: past[0, k-1) then x.
+template <typename T>
+__device__ __forceinline__ float padded_at(const CausalConvParams& p, int64_t row, int64_t t) {
+  if (t >= p.kernel - 1) return load_as<float>(static_cast<const T*>(p.x)[row * p.length + t - (p.kernel - 1)]);
+  return p.past ? load_as<float>(static_cast<const T*>(p.past)[row * (p.kernel - 1) + t]) : 0.f;
+}
+
+// One thread per output element, then one per present-state element.
+template <typename T>
+__global__ void causal_conv_kernel(CausalConvParams p, int64_t n_out, int64_t n_state) {
+  const T* w = static_cast<const T*>(p.w);
+  const T* bias = static_cast<const T*>(p.bias);
+  KILN_GRID_STRIDE_LOOP(i, n_out + n_state) {
+    if (i >= n_out) {
+      const int64_t s = i - n_out, row = s / (p.kernel - 1), t = s % (p.kernel - 1);
+      static_cast<T*>(p.present)[s] = store_as<T>(padded_at<T>(p, row, p.length + t));
+      continue;
+    }
+    const int64_t row = i / p.length, t = i % p.length, c = row % p.channels;
+    float acc = bias ? load_as<float>(bias[c]) : 0.f;
+    for (int64_t k = 0; k < p.kernel; ++k)
+      acc = __fadd_rn(acc, __fmul_rn(load_as<float>(w[c * p.kernel + k]), padded_at<T>(p, row, t + k)));
+    acc = load_as<float>(store_as<T>(acc));  // the convolution's output is a tensor of the input's dtype
+    if (p.silu) acc = acc / (1.0f + expf(-acc));
+    static_cast<T*>(p.y)[i] = store_as<T>(acc);
+  }
+}
+
 }  // namespace
+
+Status launch_causal_conv(const CausalConvParams& p, cudaStream_t stream) {
+  const int64_t rows = p.batch * p.channels, n_out = rows * p.length;
+  const int64_t n_state = p.present && p.kernel > 1 ? rows * (p.kernel - 1) : 0;
+  if (n_out + n_state == 0) return Status::ok();
+  const unsigned grid = grid_for(n_out + n_state, kBlock);
+  if (p.dtype == DType::kF64) {
+    causal_conv_kernel<double><<<grid, kBlock, 0, stream>>>(p, n_out, n_state);  // in float, as on the CPU
+    return last_launch_status("causal_conv_kernel");
+  }
+  KILN_CUDA_DISPATCH_FLOAT(p.dtype, "CausalConvWithState",
+                           causal_conv_kernel<T><<<grid, kBlock, 0, stream>>>(p, n_out, n_state));
+  return last_launch_status("causal_conv_kernel");
+}
 
 Status launch_direct_conv(const DirectConvParams& p, cudaStream_t stream) {
   const int64_t n = p.g.batch * p.g.out_channels * p.g.out_size();
@@ -217,9 +259,8 @@ Status launch_add_channel_bias(DType dtype, void* y, const void* bias, int64_t b
   const int64_t n = batch * channels * inner;
   if (n == 0) return Status::ok();
   KILN_CUDA_DISPATCH_FLOAT(dtype, "Conv bias", {
-    add_channel_bias_kernel<T><<<grid_for(n, kBlock), kBlock, 0, stream>>>(static_cast<T*>(y),
-                                                                           static_cast<const T*>(bias), channels,
-                                                                           inner, n);
+    add_channel_bias_kernel<T><<<grid_for(n, kBlock), kBlock, 0, stream>>>(
+        static_cast<T*>(y), static_cast<const T*>(bias), channels, inner, n);
   });
   return last_launch_status("add_channel_bias_kernel");
 }
@@ -229,8 +270,7 @@ Status launch_zero_pad(DType dtype, const void* x, void* y, const WindowGeometry
   for (int a = 0; a < 3; ++a) n *= g.in[a] + g.pad_begin[a] + g.pad_end[a];
   if (n == 0) return Status::ok();
   KILN_CUDA_DISPATCH_FLOAT(dtype, "Conv padding", {
-    zero_pad_kernel<T><<<grid_for(n, kBlock), kBlock, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), g,
-                                                                   n);
+    zero_pad_kernel<T><<<grid_for(n, kBlock), kBlock, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), g, n);
   });
   return last_launch_status("zero_pad_kernel");
 }

@@ -28,9 +28,9 @@ struct WindowGeometry {
   int64_t pad_begin[3] = {0, 0, 0};
   int64_t pad_end[3] = {0, 0, 0};
 
-  int64_t in_size() const { return in[0] * in[1] * in[2]; }
-  int64_t out_size() const { return out[0] * out[1] * out[2]; }
-  int64_t kernel_size() const { return kernel[0] * kernel[1] * kernel[2]; }
+  __host__ __device__ int64_t in_size() const { return in[0] * in[1] * in[2]; }
+  __host__ __device__ int64_t out_size() const { return out[0] * out[1] * out[2]; }
+  __host__ __device__ int64_t kernel_size() const { return kernel[0] * kernel[1] * kernel[2]; }
 };
 
 // Conv / ConvTranspose on f32, f16, bf16 (accumulated in float) or f64
@@ -77,5 +77,23 @@ Status launch_add_channel_bias(DType dtype, void* y, const void* bias, int64_t b
 // Copies x [N, C, in...] into y [N, C, in + pad_begin + pad_end ...] with
 // zeros around it (asymmetric pads, which cuDNN does not take).
 Status launch_zero_pad(DType dtype, const void* x, void* y, const WindowGeometry& g, cudaStream_t stream);
+
+// CausalConvWithState: a depthwise causal 1-D convolution of x [B, C, L]
+// with w [C, 1, k], each row preceded by its past state [B, C, k - 1] (zeros
+// when null); y [B, C, L] (optionally SiLU'd) and the present state (the last
+// k - 1 entries of the padded row; may be null). Summed in float in the CPU's
+// order; y is rounded to its dtype before the SiLU, as on the CPU.
+struct CausalConvParams {
+  DType dtype = DType::kF32;
+  int64_t batch = 0, channels = 0, length = 0, kernel = 1;
+  bool silu = false;
+  const void* x = nullptr;
+  const void* w = nullptr;
+  const void* bias = nullptr;  // [C] or null
+  const void* past = nullptr;
+  void* y = nullptr;
+  void* present = nullptr;
+};
+Status launch_causal_conv(const CausalConvParams& p, cudaStream_t stream);
 
 }  // namespace kiln::cuda

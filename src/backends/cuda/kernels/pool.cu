@@ -108,7 +108,7 @@ __global__ void mean_pool_kernel(const T* __restrict__ x, T* __restrict__ y, Win
 template <typename T>
 Status launch_max_typed(const PoolParams& p, int64_t n, cudaStream_t stream) {
   max_pool_kernel<T><<<grid_for(n, kBlock), kBlock, 0, stream>>>(static_cast<const T*>(p.x), static_cast<T*>(p.y),
-                                                                  p.indices, p.g, p.column_major, n);
+                                                                 p.indices, p.g, p.column_major, n);
   return last_launch_status("max_pool_kernel");
 }
 
@@ -126,7 +126,8 @@ Status launch_max_pool(const PoolParams& p, int64_t n, cudaStream_t stream) {
     case DType::kU16: return launch_max_typed<uint16_t>(p, n, stream);
     case DType::kU32: return launch_max_typed<uint32_t>(p, n, stream);
     case DType::kU64: return launch_max_typed<uint64_t>(p, n, stream);
-    default: return unsupported("MaxPool: dtype {} (the CUDA kernel takes float and integer types)", dtype_name(p.dtype));
+    default:
+      return unsupported("MaxPool: dtype {} (the CUDA kernel takes float and integer types)", dtype_name(p.dtype));
   }
 }
 
@@ -134,8 +135,8 @@ template <typename T>
 Status launch_mean_typed(const PoolParams& p, int64_t n, cudaStream_t stream) {
   using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
   const int64_t lp = p.kind == PoolKind::kLp ? p.p : 0;
-  mean_pool_kernel<T, Acc><<<grid_for(n, kBlock), kBlock, 0, stream>>>(
-      static_cast<const T*>(p.x), static_cast<T*>(p.y), p.g, p.count_include_pad, lp, n);
+  mean_pool_kernel<T, Acc><<<grid_for(n, kBlock), kBlock, 0, stream>>>(static_cast<const T*>(p.x), static_cast<T*>(p.y),
+                                                                       p.g, p.count_include_pad, lp, n);
   return last_launch_status("mean_pool_kernel");
 }
 
@@ -222,20 +223,20 @@ Status launch_max_unpool(const MaxUnpoolParams& p, cudaStream_t stream) {
   const unsigned grid = grid_for(p.n, kBlock);
   switch (p.element_bytes) {
     case 1:
-      max_unpool_kernel<uint8_t><<<grid, kBlock, 0, stream>>>(static_cast<const uint8_t*>(p.x), p.indices,
-                                                              static_cast<uint8_t*>(p.y), p);
+      max_unpool_kernel<uint8_t>
+          <<<grid, kBlock, 0, stream>>>(static_cast<const uint8_t*>(p.x), p.indices, static_cast<uint8_t*>(p.y), p);
       break;
     case 2:
-      max_unpool_kernel<uint16_t><<<grid, kBlock, 0, stream>>>(static_cast<const uint16_t*>(p.x), p.indices,
-                                                               static_cast<uint16_t*>(p.y), p);
+      max_unpool_kernel<uint16_t>
+          <<<grid, kBlock, 0, stream>>>(static_cast<const uint16_t*>(p.x), p.indices, static_cast<uint16_t*>(p.y), p);
       break;
     case 4:
-      max_unpool_kernel<uint32_t><<<grid, kBlock, 0, stream>>>(static_cast<const uint32_t*>(p.x), p.indices,
-                                                               static_cast<uint32_t*>(p.y), p);
+      max_unpool_kernel<uint32_t>
+          <<<grid, kBlock, 0, stream>>>(static_cast<const uint32_t*>(p.x), p.indices, static_cast<uint32_t*>(p.y), p);
       break;
     case 8:
-      max_unpool_kernel<uint64_t><<<grid, kBlock, 0, stream>>>(static_cast<const uint64_t*>(p.x), p.indices,
-                                                               static_cast<uint64_t*>(p.y), p);
+      max_unpool_kernel<uint64_t>
+          <<<grid, kBlock, 0, stream>>>(static_cast<const uint64_t*>(p.x), p.indices, static_cast<uint64_t*>(p.y), p);
       break;
     default: return unsupported("MaxUnpool: elements of {} bytes", p.element_bytes);
   }

@@ -56,8 +56,7 @@ __device__ __forceinline__ int64_t input_coord(const WindowGeometry& g, int a, i
 }
 
 // Grid-stride loop bounds.
-#define KILN_GRID_STRIDE_LOOP(i, n)                                                 \
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-       i += int64_t(gridDim.x) * blockDim.x)
+#define KILN_GRID_STRIDE_LOOP(i, n) \
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 
 }  // namespace kiln::cuda

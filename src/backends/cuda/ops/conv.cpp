@@ -2,13 +2,14 @@
 // kernel for f64 and for whatever cuDNN declines), ConvInteger and
 // QLinearConv (the direct integer kernel). Geometry comes from the CPU
 // backend's window plan, so both backends agree on every padding rule.
+#include "backends/cuda/kernels/conv.cuh"
+
 #include <any>
 #include <memory>
 
 #include "backends/cpu/kernels/window_plan.h"
 #include "backends/cuda/cuda_kernel.h"
 #include "backends/cuda/cudnn_handle.h"
-#include "backends/cuda/kernels/conv.cuh"
 #include "backends/cuda/ops/cudnn_conv.h"
 
 namespace kiln::cuda {
@@ -46,9 +47,11 @@ WindowGeometry geometry_of(const WindowPlan& p) {
 Expected<ConvShape> conv_shape(const Node& node, const std::vector<int64_t>& x, const std::vector<int64_t>& w,
                                bool transpose) {
   const char* op = node.op_type.c_str();
-  if (w.size() != x.size()) return invalid_model("{}: weight rank {} does not match input rank {}", op, w.size(), x.size());
+  if (w.size() != x.size())
+    return invalid_model("{}: weight rank {} does not match input rank {}", op, w.size(), x.size());
   std::vector<int64_t> kernel(w.begin() + 2, w.end());
-  KILN_ASSIGN_OR_RETURN(WindowPlan p, transpose ? plan_transpose_window(node, x, kernel) : plan_window(node, x, kernel));
+  KILN_ASSIGN_OR_RETURN(WindowPlan p,
+                        transpose ? plan_transpose_window(node, x, kernel) : plan_window(node, x, kernel));
   ConvShape s;
   s.g = geometry_of(p);
   s.spatial = static_cast<int>(p.spatial);
@@ -71,6 +74,14 @@ bool symmetric_pads(const WindowGeometry& g) {
   return g.pad_begin[0] == g.pad_end[0] && g.pad_begin[1] == g.pad_end[1] && g.pad_begin[2] == g.pad_end[2];
 }
 
+// ConvTranspose's output_shape can make a pad negative (the output extends
+// past the full result); cuDNN takes no such pads.
+bool nonnegative_pads(const WindowGeometry& g) {
+  for (int a = 0; a < 3; ++a)
+    if (g.pad_begin[a] < 0 || g.pad_end[a] < 0) return false;
+  return true;
+}
+
 // How a float convolution runs on cuDNN: the spec, and the bytes of explicit
 // zero padding that go first in the workspace (Conv with asymmetric pads).
 struct CudnnRoute {
@@ -80,6 +91,7 @@ struct CudnnRoute {
 
 std::optional<CudnnRoute> cudnn_route(const ConvShape& s, DType dtype, bool transpose) {
   if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16) return std::nullopt;
+  if (!nonnegative_pads(s.g)) return std::nullopt;
   CudnnRoute r;
   r.spec.dtype = dtype;
   r.spec.transpose = transpose;
@@ -198,8 +210,7 @@ Status check_8bit_pair(const Node& node, size_t i, size_t z) {
   if (!is_8bit(t))
     return unsupported("{}: input {} has dtype {} (uint8 and int8 only)", node.op_type, i, dtype_name(t));
   if (zt != DType::kUndefined && zt != t)
-    return unsupported("{}: zero point {} has dtype {}, its tensor {}", node.op_type, z, dtype_name(zt),
-                       dtype_name(t));
+    return unsupported("{}: zero point {} has dtype {}, its tensor {}", node.op_type, z, dtype_name(zt), dtype_name(t));
   return Status::ok();
 }
 

@@ -103,8 +103,9 @@ Expected<Descriptor> make_convolution(const CudnnConvSpec& s) {
   const cudnnDataType_t compute = CUDNN_DATA_FLOAT;
   const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
   const int64_t nd = s.spatial == 3 ? 3 : 2;
-  const std::vector<int64_t> dilations = spatial_of(s.g.dilation, s.spatial), strides = spatial_of(s.g.stride, s.spatial),
-                             pre = spatial_of(s.g.pad_begin, s.spatial), post = spatial_of(s.g.pad_end, s.spatial);
+  const std::vector<int64_t> dilations = spatial_of(s.g.dilation, s.spatial),
+                             strides = spatial_of(s.g.stride, s.spatial), pre = spatial_of(s.g.pad_begin, s.spatial),
+                             post = spatial_of(s.g.pad_end, s.spatial);
   KILN_RETURN_IF_ERROR(set(c, CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &compute));
   KILN_RETURN_IF_ERROR(set(c, CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, 1, &mode));
   KILN_RETURN_IF_ERROR(set(c, CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, 1, &nd));
@@ -124,12 +125,12 @@ Expected<bool> engine_allowed(const Descriptor& config, const CudnnConvSpec& s) 
   KILN_ASSIGN_OR_RETURN(Descriptor engine, create(CUDNN_BACKEND_ENGINE_DESCRIPTOR));
   cudnnBackendDescriptor_t e = engine.get();
   int64_t count = 0;
-  KILN_CUDA_RETURN_IF_ERROR(
-      cudnnBackendGetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &count, &e));
+  KILN_CUDA_RETURN_IF_ERROR(cudnnBackendGetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_ENGINE,
+                                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &count, &e));
   cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
   KILN_CUDA_RETURN_IF_ERROR(cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_NUMERICAL_NOTE,
-                                                     CUDNN_TYPE_NUMERICAL_NOTE, CUDNN_NUMERICAL_NOTE_TYPE_COUNT,
-                                                     &count, notes));
+                                                     CUDNN_TYPE_NUMERICAL_NOTE, CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &count,
+                                                     notes));
   const bool strict_f32 = s.dtype == DType::kF32 && !s.allow_tf32;
   for (int64_t i = 0; i < count && i < CUDNN_NUMERICAL_NOTE_TYPE_COUNT; ++i) {
     const cudnnBackendNumericalNote_t n = notes[i];
@@ -192,7 +193,8 @@ Expected<Descriptor> make_graph(cudnnHandle_t handle, const CudnnConvSpec& s, st
   const WindowGeometry& g = s.g;
   const std::vector<int64_t> w_head = s.transpose ? std::vector<int64_t>{g.in_channels, g.out_channels / g.group}
                                                   : std::vector<int64_t>{g.out_channels, g.in_channels / g.group};
-  KILN_ASSIGN_OR_RETURN(Descriptor x, make_tensor(kUidX, type, concat({g.batch, g.in_channels}, spatial_of(g.in, s.spatial))));
+  KILN_ASSIGN_OR_RETURN(Descriptor x,
+                        make_tensor(kUidX, type, concat({g.batch, g.in_channels}, spatial_of(g.in, s.spatial))));
   KILN_ASSIGN_OR_RETURN(Descriptor w, make_tensor(kUidW, type, concat(w_head, spatial_of(g.kernel, s.spatial))));
   KILN_ASSIGN_OR_RETURN(Descriptor y,
                         make_tensor(kUidY, type, concat({g.batch, g.out_channels}, spatial_of(g.out, s.spatial))));

@@ -1,9 +1,10 @@
 // MaxPool, AveragePool, LpPool, the global pools and MaxUnpool. Geometry
 // comes from the CPU backend's window plan (same ceil_mode and auto_pad
 // rules); the kernels are in kernels/pool.cu.
+#include "backends/cuda/kernels/pool.cuh"
+
 #include "backends/cpu/kernels/window_plan.h"
 #include "backends/cuda/cuda_kernel.h"
-#include "backends/cuda/kernels/pool.cuh"
 
 namespace kiln::cuda {
 namespace {
