@@ -6,6 +6,7 @@
 
 #include <any>
 #include <memory>
+#include <optional>
 
 #include "backends/cpu/kernels/window_plan.h"
 #include "backends/cuda/cuda_kernel.h"
@@ -126,11 +127,11 @@ size_t conv_workspace(const KernelQuery& q, bool transpose) {
   if (!s.is_ok()) return 0;
   std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), transpose);
   if (!r) return 0;
-  // TF32 is not known here; a TF32 engine that wants more than this is
+  // TF32 is not known here: a TF32 engine that wants more than this plan is
   // passed over on the first run.
   r->spec.workspace_limit = kMaxCudnnWorkspace;
-  std::optional<size_t> ws = cudnn_conv_workspace(r->spec);
-  return ws ? r->pad_bytes + *ws : 0;
+  std::shared_ptr<const CudnnConvPlan> plan = cudnn_conv_plan(r->spec);
+  return plan ? r->pad_bytes + workspace_size(*plan) : 0;
 }
 
 // What a convolution node's first run decided: a cuDNN plan, or none (the
@@ -143,11 +144,15 @@ struct ConvState {
 ConvState choose_route(KernelContext& ctx, const ConvShape& s, bool transpose) {
   std::optional<CudnnRoute> r = cudnn_route(s, ctx.input(0).dtype, transpose);
   if (!r || ctx.workspace_bytes() < r->pad_bytes) return {};
-  Expected<const Cudnn*> cudnn = ctx.cudnn();
-  if (!cudnn.is_ok()) return {};
+  const size_t available = ctx.workspace_bytes() - r->pad_bytes;
   r->spec.allow_tf32 = ctx.allow_tf32();
-  r->spec.workspace_limit = ctx.workspace_bytes() - r->pad_bytes;
-  return {cudnn_conv_plan((*cudnn)->get(), r->spec), r->pad_bytes};
+  r->spec.workspace_limit = kMaxCudnnWorkspace;  // the plan `workspace` built, when TF32 is off
+  std::shared_ptr<const CudnnConvPlan> plan = cudnn_conv_plan(r->spec);
+  if (plan && workspace_size(*plan) > available) {
+    r->spec.workspace_limit = available;
+    plan = cudnn_conv_plan(r->spec);
+  }
+  return {std::move(plan), r->pad_bytes};
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }

@@ -271,7 +271,7 @@ Expected<std::shared_ptr<CudnnConvPlan>> build_plan(cudnnHandle_t handle, const 
 struct PlanCache {
   std::mutex mu;
   std::map<std::string, std::shared_ptr<const CudnnConvPlan>> plans;
-  std::map<int, Cudnn> handles;  // per device, for plan-time queries
+  std::map<int, Cudnn> handles;  // per device; plans are built with these
 };
 
 PlanCache& plan_cache() {
@@ -281,36 +281,24 @@ PlanCache& plan_cache() {
 
 }  // namespace
 
-std::shared_ptr<const CudnnConvPlan> cudnn_conv_plan(cudnnHandle_t handle, const CudnnConvSpec& spec) {
+std::shared_ptr<const CudnnConvPlan> cudnn_conv_plan(const CudnnConvSpec& spec) {
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return nullptr;
   PlanCache& cache = plan_cache();
-  const std::string key = fmt::format("{}@{}", spec.key(), static_cast<const void*>(handle));
+  const std::string key = fmt::format("{}@{}", spec.key(), device);
   std::lock_guard<std::mutex> lock(cache.mu);
   auto it = cache.plans.find(key);
   if (it != cache.plans.end()) return it->second;
-  Expected<std::shared_ptr<CudnnConvPlan>> built = build_plan(handle, spec);
+  auto handle = cache.handles.find(device);
+  if (handle == cache.handles.end()) {
+    Expected<Cudnn> created = Cudnn::create();
+    if (!created.is_ok()) return nullptr;
+    handle = cache.handles.emplace(device, std::move(created).value()).first;
+  }
+  Expected<std::shared_ptr<CudnnConvPlan>> built = build_plan(handle->second.get(), spec);
   std::shared_ptr<const CudnnConvPlan> plan = built.is_ok() ? std::move(built).value() : nullptr;
   cache.plans.emplace(key, plan);
   return plan;
-}
-
-std::optional<size_t> cudnn_conv_workspace(const CudnnConvSpec& spec) {
-  PlanCache& cache = plan_cache();
-  cudnnHandle_t handle = nullptr;
-  {
-    int device = 0;
-    if (cudaGetDevice(&device) != cudaSuccess) return std::nullopt;
-    std::lock_guard<std::mutex> lock(cache.mu);
-    auto it = cache.handles.find(device);
-    if (it == cache.handles.end()) {
-      Expected<Cudnn> created = Cudnn::create();
-      if (!created.is_ok()) return std::nullopt;
-      it = cache.handles.emplace(device, std::move(created).value()).first;
-    }
-    handle = it->second.get();
-  }
-  std::shared_ptr<const CudnnConvPlan> plan = cudnn_conv_plan(handle, spec);
-  if (!plan) return std::nullopt;
-  return workspace_size(*plan);
 }
 
 Status execute_cudnn_conv(cudnnHandle_t handle, cudaStream_t stream, const CudnnConvPlan& plan, const void* x,

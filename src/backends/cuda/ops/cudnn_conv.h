@@ -3,15 +3,14 @@
 // operation graph, engines from heuristics (mode A, then the fallback list),
 // the first that finalizes within the workspace limit and whose numerical
 // notes the precision rules allow. Plans are cached process-wide by their
-// full signature (and handle), so building one at plan time (to size the
-// workspace) and again on a kernel's first run costs one build each.
+// full signature and device, so the plan built at plan time (to size the
+// workspace) is the one a kernel's first run finds.
 #pragma once
 
 #include <cudnn.h>
 
 #include <cstddef>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "backends/cuda/kernels/conv.cuh"
@@ -35,15 +34,13 @@ struct CudnnConvSpec {
 
 class CudnnConvPlan;
 
-// The plan for `spec` on `handle`, built on first use and cached; null when
-// cuDNN has no engine for it or fails building one: the caller then runs the
-// direct kernel, which takes every case.
-std::shared_ptr<const CudnnConvPlan> cudnn_conv_plan(cudnnHandle_t handle, const CudnnConvSpec& spec);
-
-// The workspace the plan for `spec` needs, planned on a process-wide handle
-// of the current device (when `workspace` is asked, no context exists yet);
-// nullopt when cuDNN has no engine for it.
-std::optional<size_t> cudnn_conv_workspace(const CudnnConvSpec& spec);
+// The plan for `spec` on the current device, built on first use with a
+// process-wide handle of that device and cached: plans are shared by every
+// node and runner of the same signature, and any handle of the device runs
+// them (the handle of a run supplies the stream). Null when cuDNN has no
+// engine for the spec or fails building one: the caller then runs the direct
+// kernel, which takes every case.
+std::shared_ptr<const CudnnConvPlan> cudnn_conv_plan(const CudnnConvSpec& spec);
 
 size_t workspace_size(const CudnnConvPlan& plan);
 
