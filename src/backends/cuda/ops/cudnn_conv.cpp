@@ -228,28 +228,35 @@ Expected<Descriptor> make_graph(cudnnHandle_t handle, const CudnnConvSpec& s, st
   return graph;
 }
 
-// The first engine of the list that the numerics rules allow, that
-// finalizes, and that fits the workspace limit; null when none does.
-Expected<std::shared_ptr<CudnnConvPlan>> first_usable(cudnnHandle_t handle, const CudnnConvSpec& s,
-                                                      std::vector<Descriptor>& configs) {
+// The plan of one engine config, or null when the numerics rules or the
+// workspace limit rule it out or the engine declines the problem.
+Expected<std::shared_ptr<CudnnConvPlan>> try_config(cudnnHandle_t handle, const CudnnConvSpec& s, Descriptor& config) {
+  KILN_ASSIGN_OR_RETURN(bool allowed, engine_allowed(config, s));
+  if (!allowed) return std::shared_ptr<CudnnConvPlan>();
+  KILN_ASSIGN_OR_RETURN(Descriptor plan, create(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR));
+  KILN_RETURN_IF_ERROR(set(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle));
+  KILN_RETURN_IF_ERROR(set_descriptor(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, config));
+  if (cudnnBackendFinalize(plan.get()) != CUDNN_STATUS_SUCCESS) return std::shared_ptr<CudnnConvPlan>();
+  int64_t workspace = 0, count = 0;
+  KILN_CUDA_RETURN_IF_ERROR(cudnnBackendGetAttribute(plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                                     CUDNN_TYPE_INT64, 1, &count, &workspace));
+  if (workspace < 0 || static_cast<size_t>(workspace) > s.workspace_limit) return std::shared_ptr<CudnnConvPlan>();
+  auto result = std::make_shared<CudnnConvPlan>();
+  result->plan = std::move(plan);
+  result->workspace = workspace;
+  result->parts.push_back(std::move(config));
+  return result;
+}
+
+// The first usable engine of the list, in the heuristics' order; null when
+// none is. A config whose queries fail is passed over like one that declines.
+std::shared_ptr<CudnnConvPlan> first_usable(cudnnHandle_t handle, const CudnnConvSpec& s,
+                                            std::vector<Descriptor>& configs) {
   for (Descriptor& config : configs) {
-    KILN_ASSIGN_OR_RETURN(bool allowed, engine_allowed(config, s));
-    if (!allowed) continue;
-    KILN_ASSIGN_OR_RETURN(Descriptor plan, create(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR));
-    KILN_RETURN_IF_ERROR(set(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle));
-    KILN_RETURN_IF_ERROR(set_descriptor(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, config));
-    if (cudnnBackendFinalize(plan.get()) != CUDNN_STATUS_SUCCESS) continue;  // this engine declines the problem
-    int64_t workspace = 0, count = 0;
-    KILN_CUDA_RETURN_IF_ERROR(cudnnBackendGetAttribute(plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
-                                                       CUDNN_TYPE_INT64, 1, &count, &workspace));
-    if (workspace < 0 || static_cast<size_t>(workspace) > s.workspace_limit) continue;
-    auto result = std::make_shared<CudnnConvPlan>();
-    result->plan = std::move(plan);
-    result->workspace = workspace;
-    result->parts.push_back(std::move(config));
-    return result;
+    Expected<std::shared_ptr<CudnnConvPlan>> plan = try_config(handle, s, config);
+    if (plan.is_ok() && *plan) return std::move(plan).value();
   }
-  return std::shared_ptr<CudnnConvPlan>();
+  return nullptr;
 }
 
 Expected<std::shared_ptr<CudnnConvPlan>> build_plan(cudnnHandle_t handle, const CudnnConvSpec& s) {
@@ -259,7 +266,7 @@ Expected<std::shared_ptr<CudnnConvPlan>> build_plan(cudnnHandle_t handle, const 
   for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
     Expected<std::vector<Descriptor>> configs = engine_configs(graph, mode);
     if (!configs.is_ok()) continue;  // mode A may not know the problem; the fallback list may
-    KILN_ASSIGN_OR_RETURN(plan, first_usable(handle, s, *configs));
+    plan = first_usable(handle, s, *configs);
     if (plan) break;
   }
   if (!plan) return plan;
