@@ -168,11 +168,11 @@ Status launch_integer_typed(const IntegerConvParams& p, int64_t n, cudaStream_t 
 }
 
 template <typename T>
-__global__ void add_channel_bias_kernel(T* __restrict__ y, const T* __restrict__ bias, int64_t channels, int64_t inner,
-                                        int64_t n) {
+__global__ void fill_channel_bias_kernel(T* __restrict__ y, const T* __restrict__ bias, int64_t channels, int64_t inner,
+                                         int64_t n) {
   KILN_GRID_STRIDE_LOOP(i, n) {
     const int64_t c = i / inner % channels;
-    y[i] = store_as<T>(load_as<float>(y[i]) + load_as<float>(bias[c]));
+    y[i] = bias[c];
   }
 }
 
@@ -254,15 +254,15 @@ Status launch_integer_conv(const IntegerConvParams& p, cudaStream_t stream) {
   return launch_integer_typed<int8_t, int8_t>(p, n, stream);
 }
 
-Status launch_add_channel_bias(DType dtype, void* y, const void* bias, int64_t batch, int64_t channels, int64_t inner,
-                               cudaStream_t stream) {
+Status launch_fill_channel_bias(DType dtype, void* y, const void* bias, int64_t batch, int64_t channels, int64_t inner,
+                                cudaStream_t stream) {
   const int64_t n = batch * channels * inner;
   if (n == 0) return Status::ok();
   KILN_CUDA_DISPATCH_FLOAT(dtype, "Conv bias", {
-    add_channel_bias_kernel<T><<<grid_for(n, kBlock), kBlock, 0, stream>>>(
+    fill_channel_bias_kernel<T><<<grid_for(n, kBlock), kBlock, 0, stream>>>(
         static_cast<T*>(y), static_cast<const T*>(bias), channels, inner, n);
   });
-  return last_launch_status("add_channel_bias_kernel");
+  return last_launch_status("fill_channel_bias_kernel");
 }
 
 Status launch_zero_pad(DType dtype, const void* x, void* y, const WindowGeometry& g, cudaStream_t stream) {

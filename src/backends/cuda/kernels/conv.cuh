@@ -70,9 +70,10 @@ struct IntegerConvParams {
 };
 Status launch_integer_conv(const IntegerConvParams& p, cudaStream_t stream);
 
-// y[n, c, ...] += bias[c] over [batch, channels, inner] (the cuDNN path's bias).
-Status launch_add_channel_bias(DType dtype, void* y, const void* bias, int64_t batch, int64_t channels, int64_t inner,
-                               cudaStream_t stream);
+// y[n, c, ...] = bias[c] over [batch, channels, inner]: the cuDNN path adds
+// the convolution to it (beta 1), so the sum is rounded once, as on the CPU.
+Status launch_fill_channel_bias(DType dtype, void* y, const void* bias, int64_t batch, int64_t channels, int64_t inner,
+                                cudaStream_t stream);
 
 // Copies x [N, C, in...] into y [N, C, in + pad_begin + pad_end ...] with
 // zeros around it (asymmetric pads, which cuDNN does not take).

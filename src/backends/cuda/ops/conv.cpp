@@ -90,12 +90,13 @@ struct CudnnRoute {
   size_t pad_bytes = 0;
 };
 
-std::optional<CudnnRoute> cudnn_route(const ConvShape& s, DType dtype, bool transpose) {
+std::optional<CudnnRoute> cudnn_route(const ConvShape& s, DType dtype, bool transpose, bool bias) {
   if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16) return std::nullopt;
   if (!nonnegative_pads(s.g)) return std::nullopt;
   CudnnRoute r;
   r.spec.dtype = dtype;
   r.spec.transpose = transpose;
+  r.spec.accumulate = bias;
   r.spec.spatial = s.spatial;
   r.spec.g = s.g;
   if (transpose) {
@@ -125,7 +126,7 @@ size_t conv_workspace(const KernelQuery& q, bool transpose) {
   if (!x || !w) return 0;
   Expected<ConvShape> s = conv_shape(q.node(), *x, *w, transpose);
   if (!s.is_ok()) return 0;
-  std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), transpose);
+  std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), transpose, q.has_input(2));
   if (!r) return 0;
   // TF32 is not known here: a TF32 engine that wants more than this plan is
   // passed over on the first run.
@@ -142,7 +143,7 @@ struct ConvState {
 };
 
 ConvState choose_route(KernelContext& ctx, const ConvShape& s, bool transpose) {
-  std::optional<CudnnRoute> r = cudnn_route(s, ctx.input(0).dtype, transpose);
+  std::optional<CudnnRoute> r = cudnn_route(s, ctx.input(0).dtype, transpose, ctx.has_input(2));
   if (!r || ctx.workspace_bytes() < r->pad_bytes) return {};
   const size_t available = ctx.workspace_bytes() - r->pad_bytes;
   r->spec.allow_tf32 = ctx.allow_tf32();
@@ -182,10 +183,11 @@ Status run_float_conv(KernelContext& ctx, bool transpose) {
       KILN_RETURN_IF_ERROR(launch_zero_pad(x.dtype, x.data, ws, s.g, ctx.stream()));
       xin = ws;
     }
+    if (bias)  // the plan adds the convolution to y
+      KILN_RETURN_IF_ERROR(
+          launch_fill_channel_bias(y.dtype, y.data, bias, s.g.batch, s.g.out_channels, s.g.out_size(), ctx.stream()));
     void* cudnn_ws = static_cast<char*>(ws) + route.pad_bytes;
-    KILN_RETURN_IF_ERROR(execute_cudnn_conv(cudnn->get(), ctx.stream(), *route.plan, xin, w.data, y.data, cudnn_ws));
-    if (!bias) return Status::ok();
-    return launch_add_channel_bias(y.dtype, y.data, bias, s.g.batch, s.g.out_channels, s.g.out_size(), ctx.stream());
+    return execute_cudnn_conv(cudnn->get(), ctx.stream(), *route.plan, xin, w.data, y.data, cudnn_ws);
   }
   DirectConvParams p;
   p.dtype = x.dtype;

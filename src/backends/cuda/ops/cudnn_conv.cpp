@@ -177,8 +177,8 @@ class CudnnConvPlan {
 size_t workspace_size(const CudnnConvPlan& plan) { return static_cast<size_t>(plan.workspace); }
 
 std::string CudnnConvSpec::key() const {
-  return fmt::format("{}|{}|{}|{}|{},{},{},{}|{}|{}|{}|{}|{}|{}|{}|{}", dtype_name(dtype), transpose, allow_tf32,
-                     spatial, g.batch, g.in_channels, g.out_channels, g.group, fmt::join(g.in, ","),
+  return fmt::format("{}|{}|{}|{}|{}|{},{},{},{}|{}|{}|{}|{}|{}|{}|{}|{}", dtype_name(dtype), transpose, allow_tf32,
+                     accumulate, spatial, g.batch, g.in_channels, g.out_channels, g.group, fmt::join(g.in, ","),
                      fmt::join(g.out, ","), fmt::join(g.kernel, ","), fmt::join(g.stride, ","),
                      fmt::join(g.dilation, ","), fmt::join(g.pad_begin, ","), fmt::join(g.pad_end, ","),
                      workspace_limit);
@@ -199,7 +199,7 @@ Expected<Descriptor> make_graph(cudnnHandle_t handle, const CudnnConvSpec& s, st
   KILN_ASSIGN_OR_RETURN(Descriptor y,
                         make_tensor(kUidY, type, concat({g.batch, g.out_channels}, spatial_of(g.out, s.spatial))));
   KILN_ASSIGN_OR_RETURN(Descriptor conv, make_convolution(s));
-  const float alpha = 1.f, beta = 0.f;
+  const float alpha = 1.f, beta = s.accumulate ? 1.f : 0.f;
   Descriptor op;
   if (s.transpose) {
     KILN_ASSIGN_OR_RETURN(op, create(CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR));

@@ -25,6 +25,7 @@ struct CudnnConvSpec {
   DType dtype = DType::kF32;  // f32, f16 or bf16 (computed in float)
   bool transpose = false;     // ConvTranspose: backward data of the forward conv
   bool allow_tf32 = false;    // f32 may use TF32 tensor cores
+  bool accumulate = false;    // y = conv + y (beta 1: y holds the bias), else y = conv
   int spatial = 2;
   WindowGeometry g;
   size_t workspace_limit = 0;
