@@ -8,10 +8,10 @@
 #include <memory>
 #include <optional>
 
-#include "backends/cpu/kernels/window_plan.h"
 #include "backends/cuda/cuda_kernel.h"
 #include "backends/cuda/cudnn_handle.h"
 #include "backends/cuda/ops/cudnn_conv.h"
+#include "backends/cuda/ops/window_ops.h"
 
 namespace kiln::cuda {
 namespace {
@@ -20,28 +20,12 @@ namespace {
 // time; engines that want more are passed over.
 constexpr size_t kMaxCudnnWorkspace = size_t(256) << 20;
 
-DType input_type(const Node& node, size_t i) {
-  const Value* v = node.input(i);
-  return v ? v->type.dtype : DType::kUndefined;
-}
-
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 struct ConvShape {
   WindowGeometry g;
   int spatial = 2;
 };
-
-WindowGeometry geometry_of(const WindowPlan& p) {
-  WindowGeometry g;
-  g.batch = p.batch;
-  g.in_channels = g.out_channels = p.channels;
-  for (int a = 0; a < 3; ++a) {
-    g.in[a] = p.in[a], g.out[a] = p.out[a], g.kernel[a] = p.kernel[a], g.stride[a] = p.stride[a];
-    g.dilation[a] = p.dilation[a], g.pad_begin[a] = p.pad_begin[a], g.pad_end[a] = p.pad_end[a];
-  }
-  return g;
-}
 
 // The geometry of a convolution with input dims x and weight dims w, checked
 // as the CPU kernel checks it.
@@ -198,13 +182,14 @@ Status run_float_conv(KernelContext& ctx, bool transpose) {
 }
 
 Status supports_float_conv(const Node& node) {
+  KILN_RETURN_IF_ERROR(supports_window_rank(node));
   for (size_t i = 0; i < 3; ++i) {
-    const DType t = input_type(node, i);
+    const DType t = input_dtype(node, i);
     if (i == 2 && t == DType::kUndefined) continue;
-    if (t != DType::kF32 && t != DType::kF16 && t != DType::kBF16 && t != DType::kF64)
+    if (!is_float_dtype(t))
       return unsupported("{}: input {} has dtype {} (the CUDA kernel takes f32, f16, bf16, f64)", node.op_type, i,
                          dtype_name(t));
-    if (t != input_type(node, 0)) return unsupported("{}: inputs of different dtypes", node.op_type);
+    if (t != input_dtype(node, 0)) return unsupported("{}: inputs of different dtypes", node.op_type);
   }
   return Status::ok();
 }
@@ -213,7 +198,7 @@ bool is_8bit(DType t) { return t == DType::kU8 || t == DType::kI8; }
 
 // The 8-bit tensor `i` and its zero point `z` (absent, or of the same dtype).
 Status check_8bit_pair(const Node& node, size_t i, size_t z) {
-  const DType t = input_type(node, i), zt = input_type(node, z);
+  const DType t = input_dtype(node, i), zt = input_dtype(node, z);
   if (!is_8bit(t))
     return unsupported("{}: input {} has dtype {} (uint8 and int8 only)", node.op_type, i, dtype_name(t));
   if (zt != DType::kUndefined && zt != t)
@@ -222,20 +207,22 @@ Status check_8bit_pair(const Node& node, size_t i, size_t z) {
 }
 
 Status supports_conv_integer(const Node& node) {
+  KILN_RETURN_IF_ERROR(supports_window_rank(node));
   KILN_RETURN_IF_ERROR(check_8bit_pair(node, 0, 2));
   return check_8bit_pair(node, 1, 3);
 }
 
 Status supports_qlinear_conv(const Node& node) {
+  KILN_RETURN_IF_ERROR(supports_window_rank(node));
   KILN_RETURN_IF_ERROR(check_8bit_pair(node, 0, 2));
   KILN_RETURN_IF_ERROR(check_8bit_pair(node, 3, 5));
   KILN_RETURN_IF_ERROR(check_8bit_pair(node, 7, 7));
   for (size_t i : {1, 4, 6})
-    if (input_type(node, i) != DType::kF32)
+    if (input_dtype(node, i) != DType::kF32)
       return unsupported("QLinearConv: scale {} has dtype {} (f32 only, as on the CPU)", i,
-                         dtype_name(input_type(node, i)));
-  if (node.input(8) && input_type(node, 8) != DType::kI32)
-    return unsupported("QLinearConv: bias has dtype {} (int32 only)", dtype_name(input_type(node, 8)));
+                         dtype_name(input_dtype(node, i)));
+  if (node.input(8) && input_dtype(node, 8) != DType::kI32)
+    return unsupported("QLinearConv: bias has dtype {} (int32 only)", dtype_name(input_dtype(node, 8)));
   return Status::ok();
 }
 

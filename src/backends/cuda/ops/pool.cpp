@@ -3,18 +3,11 @@
 // rules); the kernels are in kernels/pool.cu.
 #include "backends/cuda/kernels/pool.cuh"
 
-#include "backends/cpu/kernels/window_plan.h"
 #include "backends/cuda/cuda_kernel.h"
+#include "backends/cuda/ops/window_ops.h"
 
 namespace kiln::cuda {
 namespace {
-
-DType input_type(const Node& node, size_t i) {
-  const Value* v = node.input(i);
-  return v ? v->type.dtype : DType::kUndefined;
-}
-
-bool is_float(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF64; }
 
 bool is_integer(DType t) {
   switch (t) {
@@ -31,17 +24,27 @@ bool is_integer(DType t) {
 }
 
 Status supports_float_input(const Node& node) {
-  if (!is_float(input_type(node, 0)))
+  if (!is_float_dtype(input_dtype(node, 0)))
     return unsupported("{}: dtype {} (the CUDA kernel takes f32, f16, bf16, f64)", node.op_type,
-                       dtype_name(input_type(node, 0)));
+                       dtype_name(input_dtype(node, 0)));
   return Status::ok();
 }
 
 Status supports_numeric_input(const Node& node) {
-  const DType t = input_type(node, 0);
-  if (!is_float(t) && !is_integer(t))
+  const DType t = input_dtype(node, 0);
+  if (!is_float_dtype(t) && !is_integer(t))
     return unsupported("{}: dtype {} (the CUDA kernel takes float and integer types)", node.op_type, dtype_name(t));
   return Status::ok();
+}
+
+Status supports_window_float(const Node& node) {
+  KILN_RETURN_IF_ERROR(supports_window_rank(node));
+  return supports_float_input(node);
+}
+
+Status supports_window_numeric(const Node& node) {
+  KILN_RETURN_IF_ERROR(supports_window_rank(node));
+  return supports_numeric_input(node);
 }
 
 Expected<PoolParams> pool_params(KernelContext& ctx, PoolKind kind) {
@@ -50,13 +53,7 @@ Expected<PoolParams> pool_params(KernelContext& ctx, PoolKind kind) {
   PoolParams p;
   p.kind = kind;
   p.dtype = x.dtype;
-  p.g.batch = plan.batch;
-  p.g.in_channels = p.g.out_channels = plan.channels;
-  for (int a = 0; a < 3; ++a) {
-    p.g.in[a] = plan.in[a], p.g.out[a] = plan.out[a], p.g.kernel[a] = plan.kernel[a];
-    p.g.stride[a] = plan.stride[a], p.g.dilation[a] = plan.dilation[a];
-    p.g.pad_begin[a] = plan.pad_begin[a], p.g.pad_end[a] = plan.pad_end[a];
-  }
+  p.g = geometry_of(plan);
   if (y.numel() != p.g.batch * p.g.in_channels * p.g.out_size())
     return internal_error("{}: output has {} elements, the window plan {}", ctx.node().op_type, y.numel(),
                           p.g.batch * p.g.in_channels * p.g.out_size());
@@ -102,9 +99,9 @@ Status run_global_pool(KernelContext& ctx, PoolKind kind) {
 }
 
 Status supports_max_unpool(const Node& node) {
-  KILN_RETURN_IF_ERROR(supports_numeric_input(node));
-  if (input_type(node, 1) != DType::kI64)
-    return unsupported("MaxUnpool: indices of dtype {} (int64 only)", dtype_name(input_type(node, 1)));
+  KILN_RETURN_IF_ERROR(supports_window_numeric(node));
+  if (input_dtype(node, 1) != DType::kI64)
+    return unsupported("MaxUnpool: indices of dtype {} (int64 only)", dtype_name(input_dtype(node, 1)));
   return Status::ok();
 }
 
@@ -136,9 +133,9 @@ Status run_max_unpool(KernelContext& ctx) {
   return launch_max_unpool(p, ctx.stream());
 }
 
-KILN_CUDA_KERNEL("", "MaxPool", {.run = run_max_pool, .supports = supports_numeric_input});
-KILN_CUDA_KERNEL("", "AveragePool", {.run = run_average_pool, .supports = supports_float_input});
-KILN_CUDA_KERNEL("", "LpPool", {.run = run_lp_pool, .supports = supports_float_input});
+KILN_CUDA_KERNEL("", "MaxPool", {.run = run_max_pool, .supports = supports_window_numeric});
+KILN_CUDA_KERNEL("", "AveragePool", {.run = run_average_pool, .supports = supports_window_float});
+KILN_CUDA_KERNEL("", "LpPool", {.run = run_lp_pool, .supports = supports_window_float});
 KILN_CUDA_KERNEL("", "GlobalAveragePool",
                  {.run = [](KernelContext& c) { return run_global_pool(c, PoolKind::kAverage); },
                   .supports = supports_float_input});

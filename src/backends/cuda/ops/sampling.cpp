@@ -4,27 +4,20 @@
 // kernels/conv.cu.
 #include "backends/cuda/kernels/sampling.cuh"
 
-#include "backends/cpu/kernels/window_plan.h"
 #include "backends/cuda/cuda_kernel.h"
+#include "backends/cuda/ops/window_ops.h"
 
 namespace kiln::cuda {
 namespace {
 
-DType input_type(const Node& node, size_t i) {
-  const Value* v = node.input(i);
-  return v ? v->type.dtype : DType::kUndefined;
-}
-
-bool is_float(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF64; }
-
 // Inputs `same` (when given) share input 0's float dtype.
 Status supports_floats(const Node& node, std::initializer_list<size_t> same) {
-  const DType t = input_type(node, 0);
-  if (!is_float(t))
+  const DType t = input_dtype(node, 0);
+  if (!is_float_dtype(t))
     return unsupported("{}: dtype {} (the CUDA kernel takes f32, f16, bf16, f64)", node.op_type, dtype_name(t));
   for (size_t i : same)
-    if (node.input(i) && input_type(node, i) != t)
-      return unsupported("{}: input {} has dtype {}, input 0 {}", node.op_type, i, dtype_name(input_type(node, i)),
+    if (node.input(i) && input_dtype(node, i) != t)
+      return unsupported("{}: input {} has dtype {}, input 0 {}", node.op_type, i, dtype_name(input_dtype(node, i)),
                          dtype_name(t));
   return Status::ok();
 }
@@ -90,8 +83,8 @@ Status run_affine_grid(KernelContext& ctx) {
 
 Status supports_roi_align(const Node& node) {
   KILN_RETURN_IF_ERROR(supports_floats(node, {1}));
-  if (input_type(node, 2) != DType::kI64)
-    return unsupported("RoiAlign: batch_indices of dtype {} (int64 only)", dtype_name(input_type(node, 2)));
+  if (input_dtype(node, 2) != DType::kI64)
+    return unsupported("RoiAlign: batch_indices of dtype {} (int64 only)", dtype_name(input_dtype(node, 2)));
   return Status::ok();
 }
 
@@ -112,6 +105,13 @@ Status run_roi_align(KernelContext& ctx) {
   return launch_roi_align(p, ctx.stream());
 }
 
+Status supports_deform_conv(const Node& node) {
+  const Value* x = node.input(0);
+  if (x && x->type.shape.has_rank() && x->type.shape.rank() != 4)
+    return unsupported("DeformConv: input of rank {} (only 2-D inputs are supported)", x->type.shape.rank());
+  return supports_floats(node, {1, 2, 3, 4});
+}
+
 Status run_deform_conv(KernelContext& ctx) {
   const DeviceTensor &x = ctx.input(0), &w = ctx.input(1), &offset = ctx.input(2);
   const Node& node = ctx.node();
@@ -121,13 +121,10 @@ Status run_deform_conv(KernelContext& ctx) {
   DeformConvParams p;
   p.dtype = x.dtype;
   WindowGeometry& g = p.g;
-  g.batch = plan.batch, g.in_channels = plan.channels, g.out_channels = w.dims[0];
+  g = geometry_of(plan);
+  g.out_channels = w.dims[0];
   g.group = node.attr_int("group", 1);
   p.offset_group = node.attr_int("offset_group", 1);
-  for (int a = 0; a < 3; ++a) {
-    g.in[a] = plan.in[a], g.out[a] = plan.out[a], g.kernel[a] = plan.kernel[a], g.stride[a] = plan.stride[a];
-    g.dilation[a] = plan.dilation[a], g.pad_begin[a] = plan.pad_begin[a], g.pad_end[a] = plan.pad_end[a];
-  }
   const int64_t c = g.in_channels, m = g.out_channels, og = p.offset_group, taps = g.kernel[1] * g.kernel[2];
   if (g.group < 1 || og < 1 || c % g.group || m % g.group || c % og || w.dims[1] * g.group != c)
     return invalid_model("DeformConv: channels {} / weight {} do not fit group {} and offset_group {}", c,
@@ -187,9 +184,7 @@ KILN_CUDA_KERNEL("", "AffineGrid", {.run = run_affine_grid, .host_inputs = {1}, 
                                       return supports_floats(n, {});
                                     }});
 KILN_CUDA_KERNEL("", "RoiAlign", {.run = run_roi_align, .supports = supports_roi_align});
-KILN_CUDA_KERNEL("", "DeformConv", {.run = run_deform_conv, .supports = [](const Node& n) {
-                                      return supports_floats(n, {1, 2, 3, 4});
-                                    }});
+KILN_CUDA_KERNEL("", "DeformConv", {.run = run_deform_conv, .supports = supports_deform_conv});
 KILN_CUDA_KERNEL("", "CausalConvWithState", {.run = run_causal_conv, .supports = supports_causal_conv});
 
 }  // namespace
