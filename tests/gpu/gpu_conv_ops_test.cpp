@@ -102,12 +102,19 @@ TEST_F(GpuTest, ConvTransposeMatchesCpu) {
       {"grouped", {2, 6, 5, 6}, {6, 3, 4, 4}, {{"group", i(2)}, {"strides", ints({2, 2})}}, false},
       {"asymmetric pads", {1, 4, 6, 7}, {4, 5, 3, 3}, {{"strides", ints({2, 2})}, {"pads", ints({0, 1, 1, 2})}}},
       {"output_shape", {1, 4, 6, 7}, {4, 3, 3, 3}, {{"strides", ints({2, 2})}, {"output_shape", ints({12, 13})}}},
+      // Past the full result: negative end pads, which only the direct kernel takes.
+      {"output_shape past the full result",
+       {1, 4, 6, 7},
+       {4, 3, 3, 3},
+       {{"strides", ints({2, 2})}, {"output_shape", ints({16, 17})}}},
+      {"SAME_UPPER", {1, 4, 6, 7}, {4, 3, 3, 3}, {{"strides", ints({2, 2})}, {"auto_pad", s("SAME_UPPER")}}},
       {"1-D dilated", {2, 5, 13}, {5, 3, 3}, {{"dilations", ints({2})}, {"strides", ints({3})}}},
       {"3-D", {1, 3, 4, 5, 6}, {3, 2, 3, 3, 3}, {{"strides", ints({2, 2, 2})}, {"pads", ints({1, 1, 1, 1, 1, 1})}}},
   };
   for (const ConvCase& c : cases)
     for (DType t : kFloatTypes) check_conv("ConvTranspose", c, t);
   check_conv("ConvTranspose", cases[0], DType::kF64);
+  check_conv("ConvTranspose", cases[2], DType::kF64);
 }
 
 // MaxPool's values and indices are exact.

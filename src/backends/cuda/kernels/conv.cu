@@ -189,6 +189,20 @@ __global__ void zero_pad_kernel(const T* __restrict__ x, T* __restrict__ y, Wind
   }
 }
 
+template <typename T>
+__global__ void crop_kernel(CropParams p, int64_t n) {
+  const T* full = static_cast<const T*>(p.full);
+  KILN_GRID_STRIDE_LOOP(i, n) {
+    const int64_t w = i % p.y_dims[2], h = i / p.y_dims[2] % p.y_dims[1],
+                  d = i / (p.y_dims[2] * p.y_dims[1]) % p.y_dims[0],
+                  plane = i / (p.y_dims[2] * p.y_dims[1] * p.y_dims[0]);
+    const int64_t at =
+        ((plane * p.full_dims[0] + d + p.offset[0]) * p.full_dims[1] + h + p.offset[1]) * p.full_dims[2] + w +
+        p.offset[2];
+    static_cast<T*>(p.y)[i] = full[at];
+  }
+}
+
 // Element t of row `row` of the past-padded input: past[0, k-1) then x.
 template <typename T>
 __device__ __forceinline__ float padded_at(const CausalConvParams& p, int64_t row, int64_t t) {
@@ -218,6 +232,14 @@ __global__ void causal_conv_kernel(CausalConvParams p, int64_t n_out, int64_t n_
 }
 
 }  // namespace
+
+Status launch_crop(const CropParams& p, cudaStream_t stream) {
+  const int64_t n = p.planes * p.y_dims[0] * p.y_dims[1] * p.y_dims[2];
+  if (n == 0) return Status::ok();
+  KILN_CUDA_DISPATCH_FLOAT(p.dtype, "ConvTranspose crop",
+                           crop_kernel<T><<<grid_for(n, kBlock), kBlock, 0, stream>>>(p, n));
+  return last_launch_status("crop_kernel");
+}
 
 Status launch_causal_conv(const CausalConvParams& p, cudaStream_t stream) {
   const int64_t rows = p.batch * p.channels, n_out = rows * p.length;

@@ -79,6 +79,20 @@ Status launch_fill_channel_bias(DType dtype, void* y, const void* bias, int64_t 
 // zeros around it (asymmetric pads, which cuDNN does not take).
 Status launch_zero_pad(DType dtype, const void* x, void* y, const WindowGeometry& g, cudaStream_t stream);
 
+// y [planes, y_dims] = the window of full [planes, full_dims] that starts at
+// `offset`: ConvTranspose's crop of a cuDNN result computed with the smaller
+// of each dim's two pads.
+struct CropParams {
+  DType dtype = DType::kF32;
+  const void* full = nullptr;
+  void* y = nullptr;
+  int64_t planes = 0;
+  int64_t full_dims[3] = {1, 1, 1};
+  int64_t y_dims[3] = {1, 1, 1};
+  int64_t offset[3] = {0, 0, 0};
+};
+Status launch_crop(const CropParams& p, cudaStream_t stream);
+
 // CausalConvWithState: a depthwise causal 1-D convolution of x [B, C, L]
 // with w [C, 1, k], each row preceded by its past state [B, C, k - 1] (zeros
 // when null); y [B, C, L] (optionally SiLU'd) and the present state (the last

@@ -4,6 +4,7 @@
 // backend's window plan, so both backends agree on every padding rule.
 #include "backends/cuda/kernels/conv.cuh"
 
+#include <algorithm>
 #include <any>
 #include <memory>
 #include <optional>
@@ -67,41 +68,51 @@ bool nonnegative_pads(const WindowGeometry& g) {
   return true;
 }
 
-// How a float convolution runs on cuDNN: the spec, and the bytes of explicit
-// zero padding that go first in the workspace (Conv with asymmetric pads).
+// How a float convolution runs on cuDNN: the spec and, at the start of the
+// workspace, a staging buffer: Conv with asymmetric pads reads an explicitly
+// zero-padded copy of X; ConvTranspose with asymmetric pads writes a larger
+// result (the smaller pad of each dim on both sides) that is then cropped.
 struct CudnnRoute {
+  enum class Staging { kNone, kPaddedInput, kFullOutput };
   CudnnConvSpec spec;
-  size_t pad_bytes = 0;
+  Staging staging = Staging::kNone;
+  size_t staging_bytes = 0;
+  int64_t crop_offset[3] = {0, 0, 0};
 };
+
+// ConvTranspose: cuDNN's backward data needs X to be exactly the forward
+// convolution of Y's shape (true when output_padding < stride).
+bool transpose_fits_backward_data(const WindowGeometry& g) {
+  for (int a = 0; a < 3; ++a) {
+    const int64_t extent = (g.kernel[a] - 1) * g.dilation[a] + 1;
+    const int64_t span = g.out[a] + g.pad_begin[a] + g.pad_end[a] - extent;
+    if (span < 0 || span / g.stride[a] + 1 != g.in[a]) return false;
+  }
+  return true;
+}
 
 std::optional<CudnnRoute> cudnn_route(const ConvShape& s, DType dtype, bool transpose, bool bias) {
   if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16) return std::nullopt;
   if (!nonnegative_pads(s.g)) return std::nullopt;
+  if (transpose && !transpose_fits_backward_data(s.g)) return std::nullopt;
   CudnnRoute r;
   r.spec.dtype = dtype;
   r.spec.transpose = transpose;
   r.spec.accumulate = bias;
   r.spec.spatial = s.spatial;
   r.spec.g = s.g;
-  if (transpose) {
-    // cuDNN's backward data needs X to be exactly the forward convolution of
-    // Y's shape (true when output_padding < stride), and symmetric pads; the
-    // direct kernel crops as it gathers for the rest.
-    for (int a = 0; a < 3; ++a) {
-      const int64_t extent = (s.g.kernel[a] - 1) * s.g.dilation[a] + 1;
-      const int64_t span = s.g.out[a] + s.g.pad_begin[a] + s.g.pad_end[a] - extent;
-      if (span < 0 || span / s.g.stride[a] + 1 != s.g.in[a]) return std::nullopt;
-    }
-    return symmetric_pads(s.g) ? std::optional<CudnnRoute>(r) : std::nullopt;
-  }
   if (symmetric_pads(s.g)) return r;
-  int64_t padded = s.g.batch * s.g.in_channels;
+  WindowGeometry& g = r.spec.g;
+  int64_t staged = s.g.batch * (transpose ? s.g.out_channels : s.g.in_channels);
   for (int a = 0; a < 3; ++a) {
-    r.spec.g.in[a] += s.g.pad_begin[a] + s.g.pad_end[a];
-    r.spec.g.pad_begin[a] = r.spec.g.pad_end[a] = 0;
-    padded *= r.spec.g.in[a];
+    const int64_t pad = transpose ? std::min(g.pad_begin[a], g.pad_end[a]) : 0;
+    (transpose ? g.out[a] : g.in[a]) += g.pad_begin[a] + g.pad_end[a] - 2 * pad;
+    r.crop_offset[a] = g.pad_begin[a] - pad;
+    g.pad_begin[a] = g.pad_end[a] = pad;
+    staged *= transpose ? g.out[a] : g.in[a];
   }
-  r.pad_bytes = round_up(dtype_storage_bytes(dtype, padded), 256);
+  r.staging = transpose ? CudnnRoute::Staging::kFullOutput : CudnnRoute::Staging::kPaddedInput;
+  r.staging_bytes = round_up(dtype_storage_bytes(dtype, staged), 256);
   return r;
 }
 
@@ -116,20 +127,20 @@ size_t conv_workspace(const KernelQuery& q, bool transpose) {
   // passed over on the first run.
   r->spec.workspace_limit = kMaxCudnnWorkspace;
   std::shared_ptr<const CudnnConvPlan> plan = cudnn_conv_plan(r->spec);
-  return plan ? r->pad_bytes + workspace_size(*plan) : 0;
+  return plan ? r->staging_bytes + workspace_size(*plan) : 0;
 }
 
-// What a convolution node's first run decided: a cuDNN plan, or none (the
-// direct kernel).
+// What a convolution node's first run decided: a cuDNN plan and its route,
+// or no plan (the direct kernel).
 struct ConvState {
   std::shared_ptr<const CudnnConvPlan> plan;
-  size_t pad_bytes = 0;
+  CudnnRoute route;
 };
 
 ConvState choose_route(KernelContext& ctx, const ConvShape& s, bool transpose) {
   std::optional<CudnnRoute> r = cudnn_route(s, ctx.input(0).dtype, transpose, ctx.has_input(2));
-  if (!r || ctx.workspace_bytes() < r->pad_bytes) return {};
-  const size_t available = ctx.workspace_bytes() - r->pad_bytes;
+  if (!r || ctx.workspace_bytes() < r->staging_bytes) return {};
+  const size_t available = ctx.workspace_bytes() - r->staging_bytes;
   r->spec.allow_tf32 = ctx.allow_tf32();
   r->spec.workspace_limit = kMaxCudnnWorkspace;  // the plan `workspace` built, when TF32 is off
   std::shared_ptr<const CudnnConvPlan> plan = cudnn_conv_plan(r->spec);
@@ -137,7 +148,7 @@ ConvState choose_route(KernelContext& ctx, const ConvShape& s, bool transpose) {
     r->spec.workspace_limit = available;
     plan = cudnn_conv_plan(r->spec);
   }
-  return {std::move(plan), r->pad_bytes};
+  return {std::move(plan), *r};
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
@@ -151,6 +162,32 @@ Expected<const void*> checked_bias(const KernelContext& ctx, const ConvShape& s)
   return b.data;
 }
 
+// Runs the plan, staging through the workspace where the route says so.
+Status run_cudnn_conv(KernelContext& ctx, const ConvState& state, const WindowGeometry& g, const void* bias) {
+  using Staging = CudnnRoute::Staging;
+  const DeviceTensor &x = ctx.input(0), &w = ctx.input(1), &y = ctx.output(0);
+  const CudnnRoute& r = state.route;
+  KILN_ASSIGN_OR_RETURN(const Cudnn* cudnn, ctx.cudnn());
+  void* staging = ctx.workspace();
+  const void* xin = r.staging == Staging::kPaddedInput ? staging : x.data;
+  void* yout = r.staging == Staging::kFullOutput ? staging : y.data;
+  if (r.staging == Staging::kPaddedInput)
+    KILN_RETURN_IF_ERROR(launch_zero_pad(x.dtype, x.data, staging, g, ctx.stream()));
+  if (bias)  // the plan adds the convolution to it
+    KILN_RETURN_IF_ERROR(
+        launch_fill_channel_bias(y.dtype, yout, bias, g.batch, g.out_channels, r.spec.g.out_size(), ctx.stream()));
+  void* cudnn_ws = static_cast<char*>(staging) + r.staging_bytes;
+  KILN_RETURN_IF_ERROR(execute_cudnn_conv(cudnn->get(), ctx.stream(), *state.plan, xin, w.data, yout, cudnn_ws));
+  if (r.staging != Staging::kFullOutput) return Status::ok();
+  CropParams crop;
+  crop.dtype = y.dtype;
+  crop.full = staging, crop.y = y.data;
+  crop.planes = g.batch * g.out_channels;
+  for (int a = 0; a < 3; ++a)
+    crop.full_dims[a] = r.spec.g.out[a], crop.y_dims[a] = g.out[a], crop.offset[a] = r.crop_offset[a];
+  return launch_crop(crop, ctx.stream());
+}
+
 Status run_float_conv(KernelContext& ctx, bool transpose) {
   const DeviceTensor &x = ctx.input(0), &w = ctx.input(1), &y = ctx.output(0);
   KILN_ASSIGN_OR_RETURN(ConvShape s, conv_shape(ctx.node(), x.dims, w.dims, transpose));
@@ -158,21 +195,10 @@ Status run_float_conv(KernelContext& ctx, bool transpose) {
   if (y.numel() == 0) return Status::ok();
   std::any& state = ctx.state();
   if (!state.has_value()) state = choose_route(ctx, s, transpose);
-  const ConvState& route = std::any_cast<const ConvState&>(state);
+  const ConvState& decided = std::any_cast<const ConvState&>(state);
   void* ws = ctx.workspace();
-  if (route.plan && aligned16(x.data) && aligned16(w.data) && aligned16(y.data) && aligned16(ws)) {
-    KILN_ASSIGN_OR_RETURN(const Cudnn* cudnn, ctx.cudnn());
-    const void* xin = x.data;
-    if (route.pad_bytes > 0) {
-      KILN_RETURN_IF_ERROR(launch_zero_pad(x.dtype, x.data, ws, s.g, ctx.stream()));
-      xin = ws;
-    }
-    if (bias)  // the plan adds the convolution to y
-      KILN_RETURN_IF_ERROR(
-          launch_fill_channel_bias(y.dtype, y.data, bias, s.g.batch, s.g.out_channels, s.g.out_size(), ctx.stream()));
-    void* cudnn_ws = static_cast<char*>(ws) + route.pad_bytes;
-    return execute_cudnn_conv(cudnn->get(), ctx.stream(), *route.plan, xin, w.data, y.data, cudnn_ws);
-  }
+  if (decided.plan && aligned16(x.data) && aligned16(w.data) && aligned16(y.data) && aligned16(ws))
+    return run_cudnn_conv(ctx, decided, s.g, bias);
   DirectConvParams p;
   p.dtype = x.dtype;
   p.g = s.g;
