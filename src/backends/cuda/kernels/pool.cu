@@ -1,0 +1,246 @@
+#include <cmath>
+#include <limits>
+
+#include "backends/cuda/kernels/pool.cuh"
+#include "backends/cuda/kernels/window_common.cuh"
+
+namespace kiln::cuda {
+namespace {
+
+constexpr int kBlock = 256;
+
+// The first strictly greater element wins, as on the CPU (ties keep the
+// earliest position; a NaN only wins as the window's first element).
+template <typename T>
+__global__ void max_pool_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t* __restrict__ indices,
+                                WindowGeometry g, bool column_major, int64_t n) {
+  using C = ComputeT<T>;
+  const int64_t isize = g.in_size();
+  KILN_GRID_STRIDE_LOOP(i, n) {
+    const OutputPosition o = output_position(g, i);
+    const T* xp = x + o.plane * isize;
+    C best = std::numeric_limits<C>::lowest();
+    int64_t best_at = -1, bd = 0, bh = 0, bw = 0;
+    for (int64_t kd = 0; kd < g.kernel[0]; ++kd) {
+      const int64_t id = input_coord(g, 0, o.d, kd);
+      if (id < 0 || id >= g.in[0]) continue;
+      for (int64_t kh = 0; kh < g.kernel[1]; ++kh) {
+        const int64_t ih = input_coord(g, 1, o.h, kh);
+        if (ih < 0 || ih >= g.in[1]) continue;
+        for (int64_t kw = 0; kw < g.kernel[2]; ++kw) {
+          const int64_t iw = input_coord(g, 2, o.w, kw);
+          if (iw < 0 || iw >= g.in[2]) continue;
+          const int64_t at = (id * g.in[1] + ih) * g.in[2] + iw;
+          const C v = load_as<C>(xp[at]);
+          if (best_at < 0 || v > best) best = v, best_at = at, bd = id, bh = ih, bw = iw;
+        }
+      }
+    }
+    y[i] = store_as<T>(best);
+    if (indices) {
+      const int64_t spatial = column_major ? (bw * g.in[1] + bh) * g.in[0] + bd : best_at;
+      indices[i] = best_at < 0 ? -1 : o.plane * isize + spatial;
+    }
+  }
+}
+
+// Window taps of output o along dim a inside the explicitly padded input.
+__device__ __forceinline__ int64_t padded_count(const WindowGeometry& g, int a, int64_t o) {
+  int64_t count = 0;
+  for (int64_t k = 0; k < g.kernel[a]; ++k) {
+    const int64_t i = input_coord(g, a, o, k);
+    if (i >= -g.pad_begin[a] && i < g.in[a] + g.pad_end[a]) ++count;
+  }
+  return count;
+}
+
+template <typename Acc>
+__device__ __forceinline__ Acc lp_term(Acc v, int64_t p) {
+  const Acc a = v < Acc(0) ? -v : v;
+  if (p == 1) return a;
+  if (p == 2) return a * a;
+  return pow(a, Acc(p));
+}
+
+template <typename Acc>
+__device__ __forceinline__ Acc lp_root(Acc sum, int64_t p) {
+  if (p == 1) return sum;
+  if (p == 2) return sqrt(sum);
+  return pow(sum, Acc(1) / Acc(p));
+}
+
+// AveragePool (lp == 0) and LpPool (lp >= 1).
+template <typename T, typename Acc>
+__global__ void mean_pool_kernel(const T* __restrict__ x, T* __restrict__ y, WindowGeometry g, bool include_pad,
+                                 int64_t lp, int64_t n) {
+  const int64_t isize = g.in_size();
+  KILN_GRID_STRIDE_LOOP(i, n) {
+    const OutputPosition o = output_position(g, i);
+    const T* xp = x + o.plane * isize;
+    Acc sum = 0;
+    int64_t count = 0;
+    for (int64_t kd = 0; kd < g.kernel[0]; ++kd) {
+      const int64_t id = input_coord(g, 0, o.d, kd);
+      if (id < 0 || id >= g.in[0]) continue;
+      for (int64_t kh = 0; kh < g.kernel[1]; ++kh) {
+        const int64_t ih = input_coord(g, 1, o.h, kh);
+        if (ih < 0 || ih >= g.in[1]) continue;
+        for (int64_t kw = 0; kw < g.kernel[2]; ++kw) {
+          const int64_t iw = input_coord(g, 2, o.w, kw);
+          if (iw < 0 || iw >= g.in[2]) continue;
+          const Acc v = load_as<Acc>(xp[(id * g.in[1] + ih) * g.in[2] + iw]);
+          sum += lp == 0 ? v : lp_term(v, lp);
+          ++count;
+        }
+      }
+    }
+    Acc r;
+    if (lp > 0) {
+      r = lp_root(sum, lp);
+    } else {
+      if (include_pad) count = padded_count(g, 0, o.d) * padded_count(g, 1, o.h) * padded_count(g, 2, o.w);
+      r = count == 0 ? Acc(0) : sum / Acc(count);
+    }
+    y[i] = store_as<T>(r);
+  }
+}
+
+template <typename T>
+Status launch_max_typed(const PoolParams& p, int64_t n, cudaStream_t stream) {
+  max_pool_kernel<T><<<grid_for(n, kBlock), kBlock, 0, stream>>>(static_cast<const T*>(p.x), static_cast<T*>(p.y),
+                                                                 p.indices, p.g, p.column_major, n);
+  return last_launch_status("max_pool_kernel");
+}
+
+Status launch_max_pool(const PoolParams& p, int64_t n, cudaStream_t stream) {
+  switch (p.dtype) {
+    case DType::kF32: return launch_max_typed<float>(p, n, stream);
+    case DType::kF64: return launch_max_typed<double>(p, n, stream);
+    case DType::kF16: return launch_max_typed<__half>(p, n, stream);
+    case DType::kBF16: return launch_max_typed<__nv_bfloat16>(p, n, stream);
+    case DType::kI8: return launch_max_typed<int8_t>(p, n, stream);
+    case DType::kI16: return launch_max_typed<int16_t>(p, n, stream);
+    case DType::kI32: return launch_max_typed<int32_t>(p, n, stream);
+    case DType::kI64: return launch_max_typed<int64_t>(p, n, stream);
+    case DType::kU8: return launch_max_typed<uint8_t>(p, n, stream);
+    case DType::kU16: return launch_max_typed<uint16_t>(p, n, stream);
+    case DType::kU32: return launch_max_typed<uint32_t>(p, n, stream);
+    case DType::kU64: return launch_max_typed<uint64_t>(p, n, stream);
+    default:
+      return unsupported("MaxPool: dtype {} (the CUDA kernel takes float and integer types)", dtype_name(p.dtype));
+  }
+}
+
+template <typename T>
+Status launch_mean_typed(const PoolParams& p, int64_t n, cudaStream_t stream) {
+  using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
+  const int64_t lp = p.kind == PoolKind::kLp ? p.p : 0;
+  mean_pool_kernel<T, Acc><<<grid_for(n, kBlock), kBlock, 0, stream>>>(static_cast<const T*>(p.x), static_cast<T*>(p.y),
+                                                                       p.g, p.count_include_pad, lp, n);
+  return last_launch_status("mean_pool_kernel");
+}
+
+// A warp per plane: lanes stride over the plane, then combine by shuffles.
+// The loop bound is the same for every lane of a warp, so the shuffles see
+// the whole warp.
+template <typename T, typename Acc>
+__global__ void global_pool_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t planes, int64_t size,
+                                   PoolKind kind, int64_t lp) {
+  const int lane = threadIdx.x % 32;
+  const int64_t warps = int64_t(gridDim.x) * blockDim.x / 32;
+  for (int64_t plane = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32; plane < planes; plane += warps) {
+    const T* xp = x + plane * size;
+    Acc acc = kind == PoolKind::kMax ? -std::numeric_limits<Acc>::infinity() : Acc(0);
+    for (int64_t i = lane; i < size; i += 32) {
+      const Acc v = load_as<Acc>(xp[i]);
+      if (kind == PoolKind::kMax)
+        acc = v > acc ? v : acc;
+      else
+        acc += kind == PoolKind::kAverage ? v : lp_term(v, lp);
+    }
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+      const Acc other = __shfl_xor_sync(0xffffffffu, acc, offset);
+      acc = kind == PoolKind::kMax ? (other > acc ? other : acc) : acc + other;
+    }
+    if (lane != 0) continue;
+    if (kind == PoolKind::kAverage) acc /= Acc(size);
+    if (kind == PoolKind::kLp) acc = lp_root(acc, lp);
+    y[plane] = store_as<T>(acc);
+  }
+}
+
+template <typename T>
+Status launch_global_typed(const GlobalPoolParams& p, cudaStream_t stream) {
+  using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
+  global_pool_kernel<T, Acc><<<grid_for(p.planes * 32, kBlock), kBlock, 0, stream>>>(
+      static_cast<const T*>(p.x), static_cast<T*>(p.y), p.planes, p.size, p.kind, p.p);
+  return last_launch_status("global_pool_kernel");
+}
+
+template <typename E>
+__global__ void max_unpool_kernel(const E* __restrict__ x, const int64_t* __restrict__ indices, E* __restrict__ y,
+                                  MaxUnpoolParams p) {
+  int64_t full_numel = 1;
+  for (int d = 0; d < p.rank; ++d) full_numel *= p.full_dims[d];
+  KILN_GRID_STRIDE_LOOP(i, p.n) {
+    int64_t rest = indices[i];
+    if (rest < 0 || rest >= full_numel) continue;
+    int64_t at = 0, out_stride = 1;
+    for (int d = p.rank - 1; d >= 0; --d) {
+      at += rest % p.full_dims[d] * out_stride;
+      rest /= p.full_dims[d];
+      out_stride *= p.out_dims[d];
+    }
+    y[at] = x[i];
+  }
+}
+
+}  // namespace
+
+Status launch_pool(const PoolParams& p, cudaStream_t stream) {
+  const int64_t n = p.g.batch * p.g.in_channels * p.g.out_size();
+  if (n == 0) return Status::ok();
+  if (p.kind == PoolKind::kMax) return launch_max_pool(p, n, stream);
+  if (p.dtype == DType::kF64) return launch_mean_typed<double>(p, n, stream);
+  KILN_CUDA_DISPATCH_FLOAT(p.dtype, "AveragePool/LpPool", return launch_mean_typed<T>(p, n, stream));
+  return Status::ok();
+}
+
+Status launch_global_pool(const GlobalPoolParams& p, cudaStream_t stream) {
+  if (p.planes == 0) return Status::ok();
+  if (p.dtype == DType::kF64) return launch_global_typed<double>(p, stream);
+  KILN_CUDA_DISPATCH_FLOAT(p.dtype, "global pool", return launch_global_typed<T>(p, stream));
+  return Status::ok();
+}
+
+Status launch_max_unpool(const MaxUnpoolParams& p, cudaStream_t stream) {
+  int64_t out_numel = 1;
+  for (int d = 0; d < p.rank; ++d) out_numel *= p.out_dims[d];
+  if (out_numel == 0) return Status::ok();
+  KILN_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(p.y, 0, static_cast<size_t>(out_numel) * p.element_bytes, stream));
+  if (p.n == 0) return Status::ok();
+  const unsigned grid = grid_for(p.n, kBlock);
+  switch (p.element_bytes) {
+    case 1:
+      max_unpool_kernel<uint8_t>
+          <<<grid, kBlock, 0, stream>>>(static_cast<const uint8_t*>(p.x), p.indices, static_cast<uint8_t*>(p.y), p);
+      break;
+    case 2:
+      max_unpool_kernel<uint16_t>
+          <<<grid, kBlock, 0, stream>>>(static_cast<const uint16_t*>(p.x), p.indices, static_cast<uint16_t*>(p.y), p);
+      break;
+    case 4:
+      max_unpool_kernel<uint32_t>
+          <<<grid, kBlock, 0, stream>>>(static_cast<const uint32_t*>(p.x), p.indices, static_cast<uint32_t*>(p.y), p);
+      break;
+    case 8:
+      max_unpool_kernel<uint64_t>
+          <<<grid, kBlock, 0, stream>>>(static_cast<const uint64_t*>(p.x), p.indices, static_cast<uint64_t*>(p.y), p);
+      break;
+    default: return unsupported("MaxUnpool: elements of {} bytes", p.element_bytes);
+  }
+  return last_launch_status("max_unpool_kernel");
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,62 @@
+// Pools: MaxPool (with its Indices), AveragePool and LpPool (one thread per
+// output element), the global pools (a warp per plane) and MaxUnpool (a
+// scatter into a zeroed output). Windows skip the positions in padding;
+// AveragePool's count_include_pad counts the explicit pads but not the room
+// ceil_mode adds, as the CPU kernel does.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backends/cuda/kernels/conv.cuh"
+#include "kiln/dtype.h"
+#include "support/status.h"
+
+namespace kiln::cuda {
+
+enum class PoolKind { kMax, kAverage, kLp };
+
+// MaxPool takes every float and integer dtype (f64 too); AveragePool and
+// LpPool the float ones. `g` has in_channels == out_channels (the channels).
+struct PoolParams {
+  PoolKind kind = PoolKind::kMax;
+  DType dtype = DType::kF32;
+  WindowGeometry g;
+  const void* x = nullptr;
+  void* y = nullptr;
+  int64_t* indices = nullptr;  // MaxPool's optional flat argmax (-1: empty window)
+  bool column_major = false;   // storage_order 1: indices number spatial dims column-major
+  bool count_include_pad = false;
+  int64_t p = 2;  // LpPool's p (>= 1)
+};
+Status launch_pool(const PoolParams& p, cudaStream_t stream);
+
+// The global pools over [planes, size] for f32, f16, bf16 and f64.
+struct GlobalPoolParams {
+  PoolKind kind = PoolKind::kAverage;
+  DType dtype = DType::kF32;
+  const void* x = nullptr;
+  void* y = nullptr;
+  int64_t planes = 0, size = 0;
+  int64_t p = 2;
+};
+Status launch_global_pool(const GlobalPoolParams& p, cudaStream_t stream);
+
+// MaxUnpool: y (out_dims) zeroed, then x[i] written where indices[i] points
+// into the unpooled tensor of full_dims (rank <= 5; an output_shape larger
+// than full_dims pads each dim at its end). Indices outside the unpooled
+// tensor are skipped (the CPU kernel reports them; a kernel cannot).
+struct MaxUnpoolParams {
+  int element_bytes = 4;
+  const void* x = nullptr;
+  const int64_t* indices = nullptr;
+  void* y = nullptr;
+  int64_t n = 0;  // elements of x
+  int rank = 0;
+  int64_t full_dims[5] = {};
+  int64_t out_dims[5] = {};
+};
+Status launch_max_unpool(const MaxUnpoolParams& p, cudaStream_t stream);
+
+}  // namespace kiln::cuda

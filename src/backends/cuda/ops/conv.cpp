@@ -1,0 +1,313 @@
+// Conv and ConvTranspose (cuDNN's graph API for f32/f16/bf16, the direct
+// kernel for f64 and for whatever cuDNN declines), ConvInteger and
+// QLinearConv (the direct integer kernel). Geometry comes from the CPU
+// backend's window plan, so both backends agree on every padding rule.
+#include "backends/cuda/kernels/conv.cuh"
+
+#include <algorithm>
+#include <any>
+#include <memory>
+#include <optional>
+
+#include "backends/cuda/cuda_kernel.h"
+#include "backends/cuda/cudnn_handle.h"
+#include "backends/cuda/ops/cudnn_conv.h"
+#include "backends/cuda/ops/window_ops.h"
+
+namespace kiln::cuda {
+namespace {
+
+// cuDNN's own scratch is capped here when the workspace is sized at plan
+// time; engines that want more are passed over.
+constexpr size_t kMaxCudnnWorkspace = size_t(256) << 20;
+
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+struct ConvShape {
+  WindowGeometry g;
+  int spatial = 2;
+};
+
+// The geometry of a convolution with input dims x and weight dims w, checked
+// as the CPU kernel checks it.
+Expected<ConvShape> conv_shape(const Node& node, const std::vector<int64_t>& x, const std::vector<int64_t>& w,
+                               bool transpose) {
+  const char* op = node.op_type.c_str();
+  if (w.size() != x.size())
+    return invalid_model("{}: weight rank {} does not match input rank {}", op, w.size(), x.size());
+  std::vector<int64_t> kernel(w.begin() + 2, w.end());
+  KILN_ASSIGN_OR_RETURN(WindowPlan p,
+                        transpose ? plan_transpose_window(node, x, kernel) : plan_window(node, x, kernel));
+  ConvShape s;
+  s.g = geometry_of(p);
+  s.spatial = static_cast<int>(p.spatial);
+  const int64_t group = node.attr_int("group", 1), c = p.channels;
+  s.g.group = group;
+  if (transpose) {
+    if (group < 1 || w[0] != c || c % group != 0)
+      return invalid_model("{}: weight has {} input channels, input {} with group {}", op, w[0], c, group);
+    s.g.out_channels = w[1] * group;
+  } else {
+    if (group < 1 || c % group != 0 || w[0] % group != 0 || w[1] * group != c)
+      return invalid_model("{}: weight [{}, {}, ...] does not fit {} input channels with group {}", op, w[0], w[1], c,
+                           group);
+    s.g.out_channels = w[0];
+  }
+  return s;
+}
+
+bool symmetric_pads(const WindowGeometry& g) {
+  return g.pad_begin[0] == g.pad_end[0] && g.pad_begin[1] == g.pad_end[1] && g.pad_begin[2] == g.pad_end[2];
+}
+
+// ConvTranspose's output_shape can make a pad negative (the output extends
+// past the full result); cuDNN takes no such pads.
+bool nonnegative_pads(const WindowGeometry& g) {
+  for (int a = 0; a < 3; ++a)
+    if (g.pad_begin[a] < 0 || g.pad_end[a] < 0) return false;
+  return true;
+}
+
+// How a float convolution runs on cuDNN: the spec and, at the start of the
+// workspace, a staging buffer: Conv with asymmetric pads reads an explicitly
+// zero-padded copy of X; ConvTranspose with asymmetric pads writes a larger
+// result (the smaller pad of each dim on both sides) that is then cropped.
+struct CudnnRoute {
+  enum class Staging { kNone, kPaddedInput, kFullOutput };
+  CudnnConvSpec spec;
+  Staging staging = Staging::kNone;
+  size_t staging_bytes = 0;
+  int64_t crop_offset[3] = {0, 0, 0};
+};
+
+// ConvTranspose: cuDNN's backward data needs X to be exactly the forward
+// convolution of Y's shape (true when output_padding < stride).
+bool transpose_fits_backward_data(const WindowGeometry& g) {
+  for (int a = 0; a < 3; ++a) {
+    const int64_t extent = (g.kernel[a] - 1) * g.dilation[a] + 1;
+    const int64_t span = g.out[a] + g.pad_begin[a] + g.pad_end[a] - extent;
+    if (span < 0 || span / g.stride[a] + 1 != g.in[a]) return false;
+  }
+  return true;
+}
+
+std::optional<CudnnRoute> cudnn_route(const ConvShape& s, DType dtype, bool transpose, bool bias) {
+  if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16) return std::nullopt;
+  if (!nonnegative_pads(s.g)) return std::nullopt;
+  if (transpose && !transpose_fits_backward_data(s.g)) return std::nullopt;
+  CudnnRoute r;
+  r.spec.dtype = dtype;
+  r.spec.transpose = transpose;
+  r.spec.accumulate = bias;
+  r.spec.spatial = s.spatial;
+  r.spec.g = s.g;
+  if (symmetric_pads(s.g)) return r;
+  WindowGeometry& g = r.spec.g;
+  int64_t staged = s.g.batch * (transpose ? s.g.out_channels : s.g.in_channels);
+  for (int a = 0; a < 3; ++a) {
+    const int64_t pad = transpose ? std::min(g.pad_begin[a], g.pad_end[a]) : 0;
+    (transpose ? g.out[a] : g.in[a]) += g.pad_begin[a] + g.pad_end[a] - 2 * pad;
+    r.crop_offset[a] = g.pad_begin[a] - pad;
+    g.pad_begin[a] = g.pad_end[a] = pad;
+    staged *= transpose ? g.out[a] : g.in[a];
+  }
+  r.staging = transpose ? CudnnRoute::Staging::kFullOutput : CudnnRoute::Staging::kPaddedInput;
+  r.staging_bytes = round_up(dtype_storage_bytes(dtype, staged), 256);
+  return r;
+}
+
+size_t conv_workspace(const KernelQuery& q, bool transpose) {
+  const std::vector<int64_t>*x = q.input_dims(0), *w = q.input_dims(1);
+  if (!x || !w) return 0;
+  Expected<ConvShape> s = conv_shape(q.node(), *x, *w, transpose);
+  if (!s.is_ok()) return 0;
+  std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), transpose, q.has_input(2));
+  if (!r) return 0;
+  // TF32 is not known here: a TF32 engine that wants more than this plan is
+  // passed over on the first run.
+  r->spec.workspace_limit = kMaxCudnnWorkspace;
+  std::shared_ptr<const CudnnConvPlan> plan = cudnn_conv_plan(r->spec);
+  return plan ? r->staging_bytes + workspace_size(*plan) : 0;
+}
+
+// What a convolution node's first run decided: a cuDNN plan and its route,
+// or no plan (the direct kernel).
+struct ConvState {
+  std::shared_ptr<const CudnnConvPlan> plan;
+  CudnnRoute route;
+};
+
+ConvState choose_route(KernelContext& ctx, const ConvShape& s, bool transpose) {
+  std::optional<CudnnRoute> r = cudnn_route(s, ctx.input(0).dtype, transpose, ctx.has_input(2));
+  if (!r || ctx.workspace_bytes() < r->staging_bytes) return {};
+  const size_t available = ctx.workspace_bytes() - r->staging_bytes;
+  r->spec.allow_tf32 = ctx.allow_tf32();
+  r->spec.workspace_limit = kMaxCudnnWorkspace;  // the plan `workspace` built, when TF32 is off
+  std::shared_ptr<const CudnnConvPlan> plan = cudnn_conv_plan(r->spec);
+  if (plan && workspace_size(*plan) > available) {
+    r->spec.workspace_limit = available;
+    plan = cudnn_conv_plan(r->spec);
+  }
+  return {std::move(plan), *r};
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+Expected<const void*> checked_bias(const KernelContext& ctx, const ConvShape& s) {
+  if (!ctx.has_input(2)) return nullptr;
+  const DeviceTensor& b = ctx.input(2);
+  if (b.numel() != s.g.out_channels)
+    return invalid_model("{}: bias has {} values for {} output channels", ctx.node().op_type, b.numel(),
+                         s.g.out_channels);
+  return b.data;
+}
+
+// Runs the plan, staging through the workspace where the route says so.
+Status run_cudnn_conv(KernelContext& ctx, const ConvState& state, const WindowGeometry& g, const void* bias) {
+  using Staging = CudnnRoute::Staging;
+  const DeviceTensor &x = ctx.input(0), &w = ctx.input(1), &y = ctx.output(0);
+  const CudnnRoute& r = state.route;
+  KILN_ASSIGN_OR_RETURN(const Cudnn* cudnn, ctx.cudnn());
+  void* staging = ctx.workspace();
+  const void* xin = r.staging == Staging::kPaddedInput ? staging : x.data;
+  void* yout = r.staging == Staging::kFullOutput ? staging : y.data;
+  if (r.staging == Staging::kPaddedInput)
+    KILN_RETURN_IF_ERROR(launch_zero_pad(x.dtype, x.data, staging, g, ctx.stream()));
+  if (bias)  // the plan adds the convolution to it
+    KILN_RETURN_IF_ERROR(
+        launch_fill_channel_bias(y.dtype, yout, bias, g.batch, g.out_channels, r.spec.g.out_size(), ctx.stream()));
+  void* cudnn_ws = static_cast<char*>(staging) + r.staging_bytes;
+  KILN_RETURN_IF_ERROR(execute_cudnn_conv(cudnn->get(), ctx.stream(), *state.plan, xin, w.data, yout, cudnn_ws));
+  if (r.staging != Staging::kFullOutput) return Status::ok();
+  CropParams crop;
+  crop.dtype = y.dtype;
+  crop.full = staging, crop.y = y.data;
+  crop.planes = g.batch * g.out_channels;
+  for (int a = 0; a < 3; ++a)
+    crop.full_dims[a] = r.spec.g.out[a], crop.y_dims[a] = g.out[a], crop.offset[a] = r.crop_offset[a];
+  return launch_crop(crop, ctx.stream());
+}
+
+Status run_float_conv(KernelContext& ctx, bool transpose) {
+  const DeviceTensor &x = ctx.input(0), &w = ctx.input(1), &y = ctx.output(0);
+  KILN_ASSIGN_OR_RETURN(ConvShape s, conv_shape(ctx.node(), x.dims, w.dims, transpose));
+  KILN_ASSIGN_OR_RETURN(const void* bias, checked_bias(ctx, s));
+  if (y.numel() == 0) return Status::ok();
+  std::any& state = ctx.state();
+  if (!state.has_value()) state = choose_route(ctx, s, transpose);
+  const ConvState& decided = std::any_cast<const ConvState&>(state);
+  void* ws = ctx.workspace();
+  if (decided.plan && aligned16(x.data) && aligned16(w.data) && aligned16(y.data) && aligned16(ws))
+    return run_cudnn_conv(ctx, decided, s.g, bias);
+  DirectConvParams p;
+  p.dtype = x.dtype;
+  p.g = s.g;
+  p.transpose = transpose;
+  p.x = x.data, p.w = w.data, p.bias = bias, p.y = y.data;
+  return launch_direct_conv(p, ctx.stream());
+}
+
+Status supports_float_conv(const Node& node) {
+  KILN_RETURN_IF_ERROR(supports_window_rank(node));
+  for (size_t i = 0; i < 3; ++i) {
+    const DType t = input_dtype(node, i);
+    if (i == 2 && t == DType::kUndefined) continue;
+    if (!is_float_dtype(t))
+      return unsupported("{}: input {} has dtype {} (the CUDA kernel takes f32, f16, bf16, f64)", node.op_type, i,
+                         dtype_name(t));
+    if (t != input_dtype(node, 0)) return unsupported("{}: inputs of different dtypes", node.op_type);
+  }
+  return Status::ok();
+}
+
+bool is_8bit(DType t) { return t == DType::kU8 || t == DType::kI8; }
+
+// The 8-bit tensor `i` and its zero point `z` (absent, or of the same dtype).
+Status check_8bit_pair(const Node& node, size_t i, size_t z) {
+  const DType t = input_dtype(node, i), zt = input_dtype(node, z);
+  if (!is_8bit(t))
+    return unsupported("{}: input {} has dtype {} (uint8 and int8 only)", node.op_type, i, dtype_name(t));
+  if (zt != DType::kUndefined && zt != t)
+    return unsupported("{}: zero point {} has dtype {}, its tensor {}", node.op_type, z, dtype_name(zt), dtype_name(t));
+  return Status::ok();
+}
+
+Status supports_conv_integer(const Node& node) {
+  KILN_RETURN_IF_ERROR(supports_window_rank(node));
+  KILN_RETURN_IF_ERROR(check_8bit_pair(node, 0, 2));
+  return check_8bit_pair(node, 1, 3);
+}
+
+Status supports_qlinear_conv(const Node& node) {
+  KILN_RETURN_IF_ERROR(supports_window_rank(node));
+  KILN_RETURN_IF_ERROR(check_8bit_pair(node, 0, 2));
+  KILN_RETURN_IF_ERROR(check_8bit_pair(node, 3, 5));
+  KILN_RETURN_IF_ERROR(check_8bit_pair(node, 7, 7));
+  for (size_t i : {1, 4, 6})
+    if (input_dtype(node, i) != DType::kF32)
+      return unsupported("QLinearConv: scale {} has dtype {} (f32 only, as on the CPU)", i,
+                         dtype_name(input_dtype(node, i)));
+  if (node.input(8) && input_dtype(node, 8) != DType::kI32)
+    return unsupported("QLinearConv: bias has dtype {} (int32 only)", dtype_name(input_dtype(node, 8)));
+  return Status::ok();
+}
+
+// A per-tensor or (when `channels` > 1) per-output-channel input's count.
+Status check_count(const KernelContext& ctx, size_t i, int64_t channels) {
+  if (!ctx.has_input(i)) return Status::ok();
+  const int64_t n = ctx.input(i).numel();
+  if (n != 1 && n != channels)
+    return invalid_model("{}: input {} has {} values; expected 1 or {}", ctx.node().op_type, i, n, channels);
+  return Status::ok();
+}
+
+// The integer conv's common part: x (input 0) and w (input w_index).
+Expected<IntegerConvParams> integer_params(KernelContext& ctx, size_t w_index, size_t x_zero, size_t w_zero) {
+  const DeviceTensor &x = ctx.input(0), &w = ctx.input(w_index), &y = ctx.output(0);
+  KILN_ASSIGN_OR_RETURN(ConvShape s, conv_shape(ctx.node(), x.dims, w.dims, false));
+  KILN_RETURN_IF_ERROR(check_count(ctx, x_zero, 1));
+  KILN_RETURN_IF_ERROR(check_count(ctx, w_zero, s.g.out_channels));
+  IntegerConvParams p;
+  p.g = s.g;
+  p.x_type = x.dtype, p.w_type = w.dtype, p.y_type = y.dtype;
+  p.x = x.data, p.w = w.data, p.y = y.data;
+  if (ctx.has_input(x_zero)) p.x_zero = ctx.input(x_zero).data;
+  if (ctx.has_input(w_zero)) p.w_zero = ctx.input(w_zero).data, p.w_zero_count = ctx.input(w_zero).numel();
+  return p;
+}
+
+Status run_conv_integer(KernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(IntegerConvParams p, integer_params(ctx, 1, 2, 3));
+  return launch_integer_conv(p, ctx.stream());
+}
+
+Status run_qlinear_conv(KernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(IntegerConvParams p, integer_params(ctx, 3, 2, 5));
+  const int64_t m = p.g.out_channels;
+  KILN_RETURN_IF_ERROR(check_count(ctx, 1, 1));
+  KILN_RETURN_IF_ERROR(check_count(ctx, 4, m));
+  KILN_RETURN_IF_ERROR(check_count(ctx, 6, 1));
+  KILN_RETURN_IF_ERROR(check_count(ctx, 7, 1));
+  if (ctx.has_input(8) && ctx.input(8).numel() != m)
+    return invalid_model("QLinearConv: bias has {} values for {} output channels", ctx.input(8).numel(), m);
+  p.x_scale = ctx.input(1).as<float>();
+  p.w_scale = ctx.input(4).as<float>(), p.w_scale_count = ctx.input(4).numel();
+  p.y_scale = ctx.input(6).as<float>();
+  if (ctx.has_input(7)) p.y_zero = ctx.input(7).data;
+  if (ctx.has_input(8)) p.bias = ctx.input(8).as<int32_t>();
+  return launch_integer_conv(p, ctx.stream());
+}
+
+KILN_CUDA_KERNEL("", "Conv",
+                 {.run = [](KernelContext& c) { return run_float_conv(c, false); },
+                  .workspace = [](const KernelQuery& q) { return conv_workspace(q, false); },
+                  .supports = supports_float_conv});
+KILN_CUDA_KERNEL("", "ConvTranspose",
+                 {.run = [](KernelContext& c) { return run_float_conv(c, true); },
+                  .workspace = [](const KernelQuery& q) { return conv_workspace(q, true); },
+                  .supports = supports_float_conv});
+KILN_CUDA_KERNEL("", "ConvInteger", {.run = run_conv_integer, .supports = supports_conv_integer});
+KILN_CUDA_KERNEL("", "QLinearConv", {.run = run_qlinear_conv, .supports = supports_qlinear_conv});
+
+}  // namespace
+}  // namespace kiln::cuda

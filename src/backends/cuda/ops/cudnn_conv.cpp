@@ -1,0 +1,325 @@
+#include "backends/cuda/ops/cudnn_conv.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <map>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "backends/cuda/cuda_status.h"
+#include "backends/cuda/cudnn_handle.h"
+
+namespace kiln::cuda {
+
+// Tensor unique ids in the operation graph and the variant pack.
+constexpr int64_t kUidX = 1, kUidW = 2, kUidY = 3;
+// Every device pointer the executor and the tests hand out is at least
+// 16-byte aligned; the kernel checks before running a plan.
+constexpr int64_t kByteAlignment = 16;
+
+namespace {
+
+// An owned backend descriptor.
+class Descriptor {
+ public:
+  Descriptor() = default;
+  explicit Descriptor(cudnnBackendDescriptor_t d) : d_(d) {}
+  ~Descriptor() {
+    if (d_) cudnnBackendDestroyDescriptor(d_);
+  }
+  Descriptor(Descriptor&& o) noexcept : d_(std::exchange(o.d_, nullptr)) {}
+  Descriptor& operator=(Descriptor&& o) noexcept {
+    std::swap(d_, o.d_);
+    return *this;
+  }
+  Descriptor(const Descriptor&) = delete;
+  Descriptor& operator=(const Descriptor&) = delete;
+  cudnnBackendDescriptor_t get() const { return d_; }
+
+ private:
+  cudnnBackendDescriptor_t d_ = nullptr;
+};
+
+Expected<Descriptor> create(cudnnBackendDescriptorType_t type) {
+  cudnnBackendDescriptor_t d = nullptr;
+  KILN_CUDA_RETURN_IF_ERROR(cudnnBackendCreateDescriptor(type, &d));
+  return Descriptor(d);
+}
+
+Status set(const Descriptor& d, cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, int64_t count,
+           const void* values) {
+  const std::string call = fmt::format("cudnnBackendSetAttribute(attribute {})", static_cast<int>(name));
+  return to_status(cudnnBackendSetAttribute(d.get(), name, type, count, values), call.c_str());
+}
+
+Status set_descriptor(const Descriptor& d, cudnnBackendAttributeName_t name, const Descriptor& value) {
+  cudnnBackendDescriptor_t v = value.get();
+  return set(d, name, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &v);
+}
+
+Status finalize(const Descriptor& d) { return to_status(cudnnBackendFinalize(d.get()), "cudnnBackendFinalize"); }
+
+cudnnDataType_t cudnn_type(DType t) {
+  switch (t) {
+    case DType::kF16: return CUDNN_DATA_HALF;
+    case DType::kBF16: return CUDNN_DATA_BFLOAT16;
+    default: return CUDNN_DATA_FLOAT;
+  }
+}
+
+// The cuDNN spatial dims of a 3-slot geometry array: the last two (1-D runs
+// as 2-D with a height of 1) or all three.
+std::vector<int64_t> spatial_of(const int64_t (&a)[3], int spatial) {
+  return spatial == 3 ? std::vector<int64_t>{a[0], a[1], a[2]} : std::vector<int64_t>{a[1], a[2]};
+}
+
+Expected<Descriptor> make_tensor(int64_t uid, cudnnDataType_t type, std::vector<int64_t> dims) {
+  KILN_ASSIGN_OR_RETURN(Descriptor t, create(CUDNN_BACKEND_TENSOR_DESCRIPTOR));
+  std::vector<int64_t> strides(dims.size());
+  int64_t stride = 1;
+  for (size_t i = dims.size(); i-- > 0;) {
+    strides[i] = stride;
+    stride *= dims[i];
+  }
+  const int64_t n = static_cast<int64_t>(dims.size());
+  KILN_RETURN_IF_ERROR(set(t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &type));
+  KILN_RETURN_IF_ERROR(set(t, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, n, dims.data()));
+  KILN_RETURN_IF_ERROR(set(t, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, n, strides.data()));
+  KILN_RETURN_IF_ERROR(set(t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid));
+  KILN_RETURN_IF_ERROR(set(t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &kByteAlignment));
+  KILN_RETURN_IF_ERROR(finalize(t));
+  return t;
+}
+
+std::vector<int64_t> concat(std::vector<int64_t> head, const std::vector<int64_t>& tail) {
+  head.insert(head.end(), tail.begin(), tail.end());
+  return head;
+}
+
+Expected<Descriptor> make_convolution(const CudnnConvSpec& s) {
+  KILN_ASSIGN_OR_RETURN(Descriptor c, create(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR));
+  const cudnnDataType_t compute = CUDNN_DATA_FLOAT;
+  const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
+  const int64_t nd = s.spatial == 3 ? 3 : 2;
+  const std::vector<int64_t> dilations = spatial_of(s.g.dilation, s.spatial),
+                             strides = spatial_of(s.g.stride, s.spatial), pre = spatial_of(s.g.pad_begin, s.spatial),
+                             post = spatial_of(s.g.pad_end, s.spatial);
+  KILN_RETURN_IF_ERROR(set(c, CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &compute));
+  KILN_RETURN_IF_ERROR(set(c, CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, 1, &mode));
+  KILN_RETURN_IF_ERROR(set(c, CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, 1, &nd));
+  KILN_RETURN_IF_ERROR(set(c, CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, nd, dilations.data()));
+  KILN_RETURN_IF_ERROR(set(c, CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, nd, strides.data()));
+  KILN_RETURN_IF_ERROR(set(c, CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, nd, pre.data()));
+  KILN_RETURN_IF_ERROR(set(c, CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, nd, post.data()));
+  KILN_RETURN_IF_ERROR(finalize(c));
+  return c;
+}
+
+// Whether an engine's numerics fit the rules: f16/bf16 accumulate in float;
+// f32 stays full fp32 (no TF32 tensor cores, no down-converted inputs) unless
+// the build allowed TF32; FFT engines are left out everywhere (their rounding
+// error scales with the whole plane, not with one output's sum).
+Expected<bool> engine_allowed(const Descriptor& config, const CudnnConvSpec& s) {
+  KILN_ASSIGN_OR_RETURN(Descriptor engine, create(CUDNN_BACKEND_ENGINE_DESCRIPTOR));
+  cudnnBackendDescriptor_t e = engine.get();
+  int64_t count = 0;
+  KILN_CUDA_RETURN_IF_ERROR(cudnnBackendGetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_ENGINE,
+                                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &count, &e));
+  cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
+  KILN_CUDA_RETURN_IF_ERROR(cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_NUMERICAL_NOTE,
+                                                     CUDNN_TYPE_NUMERICAL_NOTE, CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &count,
+                                                     notes));
+  const bool strict_f32 = s.dtype == DType::kF32 && !s.allow_tf32;
+  for (int64_t i = 0; i < count && i < CUDNN_NUMERICAL_NOTE_TYPE_COUNT; ++i) {
+    const cudnnBackendNumericalNote_t n = notes[i];
+    if (n == CUDNN_NUMERICAL_NOTE_FFT || n == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION) return false;
+    if (strict_f32 && (n == CUDNN_NUMERICAL_NOTE_TENSOR_CORE || n == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS))
+      return false;
+  }
+  return true;
+}
+
+Expected<std::vector<Descriptor>> engine_configs(const Descriptor& graph, cudnnBackendHeurMode_t mode) {
+  KILN_ASSIGN_OR_RETURN(Descriptor heur, create(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR));
+  KILN_RETURN_IF_ERROR(set_descriptor(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, graph));
+  KILN_RETURN_IF_ERROR(set(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode));
+  KILN_RETURN_IF_ERROR(finalize(heur));
+  int64_t count = 0;
+  KILN_CUDA_RETURN_IF_ERROR(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, nullptr));
+  std::vector<Descriptor> configs;
+  std::vector<cudnnBackendDescriptor_t> raw;
+  for (int64_t i = 0; i < count; ++i) {
+    KILN_ASSIGN_OR_RETURN(Descriptor c, create(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR));
+    raw.push_back(c.get());
+    configs.push_back(std::move(c));
+  }
+  int64_t got = 0;
+  if (count > 0)
+    KILN_CUDA_RETURN_IF_ERROR(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                                       CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &got, raw.data()));
+  configs.resize(static_cast<size_t>(std::min(got, count)));
+  return configs;
+}
+
+}  // namespace
+
+class CudnnConvPlan {
+ public:
+  // Descriptors the plan was built from, kept alive as long as the plan.
+  std::vector<Descriptor> parts;
+  Descriptor plan;
+  int64_t workspace = 0;
+};
+
+size_t workspace_size(const CudnnConvPlan& plan) { return static_cast<size_t>(plan.workspace); }
+
+std::string CudnnConvSpec::key() const {
+  return fmt::format("{}|{}|{}|{}|{}|{},{},{},{}|{}|{}|{}|{}|{}|{}|{}|{}", dtype_name(dtype), transpose, allow_tf32,
+                     accumulate, spatial, g.batch, g.in_channels, g.out_channels, g.group, fmt::join(g.in, ","),
+                     fmt::join(g.out, ","), fmt::join(g.kernel, ","), fmt::join(g.stride, ","),
+                     fmt::join(g.dilation, ","), fmt::join(g.pad_begin, ","), fmt::join(g.pad_end, ","),
+                     workspace_limit);
+}
+
+namespace {
+
+// The operation graph of one convolution: X [N, C, in], W, Y [N, M, out];
+// ConvTranspose is the backward data of the forward convolution from Y to X.
+Expected<Descriptor> make_graph(cudnnHandle_t handle, const CudnnConvSpec& s, std::vector<Descriptor>& parts) {
+  const cudnnDataType_t type = cudnn_type(s.dtype);
+  const WindowGeometry& g = s.g;
+  const std::vector<int64_t> w_head = s.transpose ? std::vector<int64_t>{g.in_channels, g.out_channels / g.group}
+                                                  : std::vector<int64_t>{g.out_channels, g.in_channels / g.group};
+  KILN_ASSIGN_OR_RETURN(Descriptor x,
+                        make_tensor(kUidX, type, concat({g.batch, g.in_channels}, spatial_of(g.in, s.spatial))));
+  KILN_ASSIGN_OR_RETURN(Descriptor w, make_tensor(kUidW, type, concat(w_head, spatial_of(g.kernel, s.spatial))));
+  KILN_ASSIGN_OR_RETURN(Descriptor y,
+                        make_tensor(kUidY, type, concat({g.batch, g.out_channels}, spatial_of(g.out, s.spatial))));
+  KILN_ASSIGN_OR_RETURN(Descriptor conv, make_convolution(s));
+  const float alpha = 1.f, beta = s.accumulate ? 1.f : 0.f;
+  Descriptor op;
+  if (s.transpose) {
+    KILN_ASSIGN_OR_RETURN(op, create(CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR));
+    KILN_RETURN_IF_ERROR(set_descriptor(op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX, y));
+    KILN_RETURN_IF_ERROR(set_descriptor(op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W, w));
+    KILN_RETURN_IF_ERROR(set_descriptor(op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY, x));
+    KILN_RETURN_IF_ERROR(set_descriptor(op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_CONV_DESC, conv));
+    KILN_RETURN_IF_ERROR(set(op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha));
+    KILN_RETURN_IF_ERROR(set(op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_BETA, CUDNN_TYPE_FLOAT, 1, &beta));
+  } else {
+    KILN_ASSIGN_OR_RETURN(op, create(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR));
+    KILN_RETURN_IF_ERROR(set_descriptor(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, x));
+    KILN_RETURN_IF_ERROR(set_descriptor(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, w));
+    KILN_RETURN_IF_ERROR(set_descriptor(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, y));
+    KILN_RETURN_IF_ERROR(set_descriptor(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, conv));
+    KILN_RETURN_IF_ERROR(set(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha));
+    KILN_RETURN_IF_ERROR(set(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, 1, &beta));
+  }
+  KILN_RETURN_IF_ERROR(finalize(op));
+  KILN_ASSIGN_OR_RETURN(Descriptor graph, create(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR));
+  cudnnBackendDescriptor_t ops[] = {op.get()};
+  KILN_RETURN_IF_ERROR(set(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, ops));
+  KILN_RETURN_IF_ERROR(set(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle));
+  KILN_RETURN_IF_ERROR(finalize(graph));
+  for (Descriptor* d : {&x, &w, &y, &conv, &op}) parts.push_back(std::move(*d));
+  return graph;
+}
+
+// The plan of one engine config, or null when the numerics rules or the
+// workspace limit rule it out or the engine declines the problem.
+Expected<std::shared_ptr<CudnnConvPlan>> try_config(cudnnHandle_t handle, const CudnnConvSpec& s, Descriptor& config) {
+  KILN_ASSIGN_OR_RETURN(bool allowed, engine_allowed(config, s));
+  if (!allowed) return std::shared_ptr<CudnnConvPlan>();
+  KILN_ASSIGN_OR_RETURN(Descriptor plan, create(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR));
+  KILN_RETURN_IF_ERROR(set(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle));
+  KILN_RETURN_IF_ERROR(set_descriptor(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, config));
+  if (cudnnBackendFinalize(plan.get()) != CUDNN_STATUS_SUCCESS) return std::shared_ptr<CudnnConvPlan>();
+  int64_t workspace = 0, count = 0;
+  KILN_CUDA_RETURN_IF_ERROR(cudnnBackendGetAttribute(plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                                     CUDNN_TYPE_INT64, 1, &count, &workspace));
+  if (workspace < 0 || static_cast<size_t>(workspace) > s.workspace_limit) return std::shared_ptr<CudnnConvPlan>();
+  auto result = std::make_shared<CudnnConvPlan>();
+  result->plan = std::move(plan);
+  result->workspace = workspace;
+  result->parts.push_back(std::move(config));
+  return result;
+}
+
+// The first usable engine of the list, in the heuristics' order; null when
+// none is. A config whose queries fail is passed over like one that declines.
+std::shared_ptr<CudnnConvPlan> first_usable(cudnnHandle_t handle, const CudnnConvSpec& s,
+                                            std::vector<Descriptor>& configs) {
+  for (Descriptor& config : configs) {
+    Expected<std::shared_ptr<CudnnConvPlan>> plan = try_config(handle, s, config);
+    if (plan.is_ok() && *plan) return std::move(plan).value();
+  }
+  return nullptr;
+}
+
+Expected<std::shared_ptr<CudnnConvPlan>> build_plan(cudnnHandle_t handle, const CudnnConvSpec& s) {
+  std::vector<Descriptor> parts;
+  KILN_ASSIGN_OR_RETURN(Descriptor graph, make_graph(handle, s, parts));
+  std::shared_ptr<CudnnConvPlan> plan;
+  for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
+    Expected<std::vector<Descriptor>> configs = engine_configs(graph, mode);
+    if (!configs.is_ok()) continue;  // mode A may not know the problem; the fallback list may
+    plan = first_usable(handle, s, *configs);
+    if (plan) break;
+  }
+  if (!plan) return plan;
+  parts.push_back(std::move(graph));
+  for (Descriptor& d : parts) plan->parts.push_back(std::move(d));
+  return plan;
+}
+
+struct PlanCache {
+  std::mutex mu;
+  std::map<std::string, std::shared_ptr<const CudnnConvPlan>> plans;
+  std::map<int, Cudnn> handles;  // per device; plans are built with these
+};
+
+PlanCache& plan_cache() {
+  static PlanCache* cache = new PlanCache;  // never destroyed: plans may outlive static destruction order
+  return *cache;
+}
+
+}  // namespace
+
+std::shared_ptr<const CudnnConvPlan> cudnn_conv_plan(const CudnnConvSpec& spec) {
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return nullptr;
+  PlanCache& cache = plan_cache();
+  const std::string key = fmt::format("{}@{}", spec.key(), device);
+  std::lock_guard<std::mutex> lock(cache.mu);
+  auto it = cache.plans.find(key);
+  if (it != cache.plans.end()) return it->second;
+  auto handle = cache.handles.find(device);
+  if (handle == cache.handles.end()) {
+    Expected<Cudnn> created = Cudnn::create();
+    if (!created.is_ok()) return nullptr;
+    handle = cache.handles.emplace(device, std::move(created).value()).first;
+  }
+  Expected<std::shared_ptr<CudnnConvPlan>> built = build_plan(handle->second.get(), spec);
+  std::shared_ptr<const CudnnConvPlan> plan = built.is_ok() ? std::move(built).value() : nullptr;
+  cache.plans.emplace(key, plan);
+  return plan;
+}
+
+Status execute_cudnn_conv(cudnnHandle_t handle, cudaStream_t stream, const CudnnConvPlan& plan, const void* x,
+                          const void* w, void* y, void* workspace) {
+  KILN_CUDA_RETURN_IF_ERROR(cudnnSetStream(handle, stream));
+  KILN_ASSIGN_OR_RETURN(Descriptor pack, create(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR));
+  int64_t uids[] = {kUidX, kUidW, kUidY};
+  void* pointers[] = {const_cast<void*>(x), const_cast<void*>(w), y};
+  KILN_RETURN_IF_ERROR(set(pack, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 3, uids));
+  KILN_RETURN_IF_ERROR(set(pack, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 3, pointers));
+  KILN_RETURN_IF_ERROR(set(pack, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace));
+  KILN_RETURN_IF_ERROR(finalize(pack));
+  KILN_CUDA_RETURN_IF_ERROR(cudnnBackendExecute(handle, plan.plan.get(), pack.get()));
+  return Status::ok();
+}
+
+}  // namespace kiln::cuda
