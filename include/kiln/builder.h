@@ -42,13 +42,15 @@ class OptimizationProfile {
 };
 
 // Told the phases of a build as they start and finish ("importing",
-// "optimizing", "writing engine", "checking engine"), on the building thread;
+// "optimizing", "tuning tactics", "writing engine", "checking engine"), on the building thread;
 // TensorRT's IProgressMonitor. Phases do not nest.
 class BuildProgress {
  public:
   virtual ~BuildProgress() = default;
   virtual void phase_start(const std::string& phase) = 0;
   virtual void phase_finish(const std::string& phase) = 0;
+  // A line worth showing the user (tactics timed, memory planned).
+  virtual void note(const std::string& text) {}
 };
 
 struct BuildConfig {
@@ -62,7 +64,9 @@ struct BuildConfig {
   std::vector<OptimizationProfile> profiles;
   size_t workspace_limit_bytes = 0;  // scratch memory a kernel may use; 0: no limit
   std::string timing_cache_path;     // read and updated when tuning (cuda); may be empty
-  int optimization_level = 3;        // 0 (fastest build) .. 5 (most tuning)
+  // Use timing-cache entries measured on another GPU of the same compute capability.
+  bool ignore_timing_cache_mismatch = false;
+  int optimization_level = 3;  // 0 (fastest build) .. 5 (most tuning)
   // cuda: nodes without a GPU kernel run on the host (CPU backend) with copies
   // around them, instead of failing the build; the build lists them.
   bool allow_cpu_fallback = false;

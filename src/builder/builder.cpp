@@ -8,6 +8,7 @@
 #include "runtime/engine_state.h"
 #ifdef KILN_WITH_CUDA
 #include "backends/cuda/run_plan.h"
+#include "builder/autotune.h"
 #endif
 
 namespace kiln {
@@ -98,6 +99,18 @@ Expected<std::vector<uint8_t>> build_engine(const Model& model, const BuildConfi
   c.producer_version = model.producer_version;
   for (const auto& p : config.profiles) c.profiles.push_back({p.ranges()});
   KILN_RETURN_IF_ERROR(check_profiles(*c.graph, c.profiles));
+#ifdef KILN_WITH_CUDA
+  if (config.backend == "cuda" && config.optimization_level > 0) {
+    KILN_ASSIGN_OR_RETURN(AutotuneStats tuned,
+                          in_phase(config, "tuning tactics", [&] { return autotune(*c.graph, config, c.profiles); }));
+    if (config.progress)
+      config.progress->note(tuned.skipped.empty()
+                                ? fmt::format("tactics: {} layers with a choice, {} timed, {} from the timing cache, "
+                                              "{} candidates rejected",
+                                              tuned.layers, tuned.timed, tuned.cached, tuned.rejected)
+                                : "tactics: not tuned: " + tuned.skipped);
+  }
+#endif
   c.settings = {config.fp16,
                 config.bf16,
                 config.tf32,

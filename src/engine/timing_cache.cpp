@@ -22,7 +22,8 @@ Status parse_into(const std::string& bytes, const std::string& path,
   engine::TimingCache pb;
   if (!pb.ParseFromString(bytes) || pb.format() != kFormat)
     return Status(ErrorCode::kCorrupt, "timing cache '" + path + "' is damaged or not a kiln timing cache (delete it)");
-  for (const auto& e : pb.entries()) out.emplace(std::make_pair(e.device(), e.signature()), TimingEntry{e.tactic(), e.ms()});
+  for (const auto& e : pb.entries())
+    out.emplace(std::make_pair(e.device(), e.signature()), TimingEntry{e.tactic(), e.ms()});
   return Status::ok();
 }
 

@@ -18,6 +18,7 @@
 #include "bench_report.h"
 #include "bench_timer.h"
 #include "build_flags.h"
+#include "build_progress.h"
 #include "commands.h"
 #include "device_io.h"
 #include "engine/engine_file.h"
@@ -67,41 +68,6 @@ int code_for(const Status& st) {
     default: return kExitModelError;
   }
 }
-
-// Prints the build's phase on stderr once a second, so a long build shows
-// it is alive; a build under a second prints nothing.
-class ProgressLine final : public BuildProgress {
- public:
-  ProgressLine() : start_(Clock::now()), thread_([this] { loop(); }) {}
-  ~ProgressLine() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  void phase_start(const std::string& phase) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    phase_ = phase;
-  }
-  void phase_finish(const std::string&) override {}
-
- private:
-  void loop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!cv_.wait_for(lock, std::chrono::seconds(1), [this] { return done_; }))
-      fmt::print(stderr, "[build] {} ({:.0f} s)\n", phase_,
-                 std::chrono::duration<double>(Clock::now() - start_).count());
-  }
-
-  Clock::time_point start_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::string phase_ = "starting";
-  bool done_ = false;
-  std::thread thread_;  // last: starts after the members it reads
-};
 
 // An engine starts with "KILN"; anything else is taken for ONNX.
 bool is_onnx(const std::string& path) {

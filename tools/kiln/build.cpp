@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "build_flags.h"
+#include "build_progress.h"
 #include "commands.h"
 #include "kiln/builder.h"
 #include "support/file.h"
@@ -40,7 +41,12 @@ int run_build(const BuildOptions& o) {
     return kExitUsageError;
   }
   auto start = std::chrono::steady_clock::now();
-  auto plan = Builder::build_from_onnx_file(o.model, *config);
+  Expected<std::vector<uint8_t>> plan = std::vector<uint8_t>{};
+  {
+    ProgressLine progress;
+    config->progress = &progress;
+    plan = Builder::build_from_onnx_file(o.model, *config);
+  }
   if (!plan) {
     fmt::print(stderr, "kiln build: {}\n", plan.status().to_string());
     return exit_code_for(plan.status());

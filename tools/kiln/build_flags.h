@@ -17,6 +17,7 @@ struct BuilderFlags {
   std::vector<std::string> min_shapes, opt_shapes, max_shapes;
   bool fp16 = false, bf16 = false, tf32 = false, no_tf32 = false, strongly_typed = false;
   bool allow_cpu_fallback = false;
+  bool heuristic = false, ignore_timing_cache_mismatch = false;
   double workspace_mib = 0;
   std::string mem_pool_size;
   std::string timing_cache;

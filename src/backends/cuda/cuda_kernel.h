@@ -105,6 +105,8 @@ class KernelQuery {
   virtual const Tensor* host_input(size_t i) const = 0;
   // The tactic being planned ("" for the default), for `workspace`.
   virtual const std::string& tactic() const = 0;
+  // Whether the build allows TF32 tensor cores for f32 math.
+  virtual bool allow_tf32() const = 0;
 };
 
 struct KernelDef {

@@ -293,7 +293,7 @@ Status Runner::Impl::run(const std::vector<std::vector<int64_t>>& input_dims,
     res.device = std::move(info);
   }
   if (cached && cached->input_dims == input_dims) return run_cached(*cached, bindings, stream, times);
-  PlanOptions popts{options.run.allow_cpu_fallback};
+  PlanOptions popts{options.run.allow_cpu_fallback, options.run.allow_tf32};
   PlanState state = initial_state(input_dims, input_host);
   KILN_ASSIGN_OR_RETURN(Segment first, plan_segment(graph, 0, state, popts));
   if (first.next_node == graph.nodes().size() && !state.read_input_values) {

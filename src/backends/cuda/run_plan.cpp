@@ -51,6 +51,7 @@ class PlanQuery final : public KernelQuery {
   }
   const Tensor* host_input(size_t i) const override { return i < step_.host_in.size() ? step_.host_in[i] : nullptr; }
   const std::string& tactic() const override { return step_.tactic; }
+  bool allow_tf32() const override { return step_.allow_tf32; }
 
  private:
   const Step& step_;
@@ -167,6 +168,7 @@ Status Planner::plan_kernel(const Node& node, size_t index, const KernelDef& def
   step.node = &node;
   step.node_index = index;
   step.def = &def;
+  step.allow_tf32 = options_.allow_tf32;
   if (auto t = node.metadata.find("kiln.tactic"); t != node.metadata.end()) step.tactic = t->second;
   step.inputs.assign(node.inputs.begin(), node.inputs.end());
   step.in.resize(node.inputs.size());
@@ -367,6 +369,8 @@ Expected<Segment> Planner::run(size_t start) {
 }
 
 }  // namespace
+
+std::unique_ptr<KernelQuery> query_of(const Step& step) { return std::make_unique<PlanQuery>(step); }
 
 Expected<Segment> plan_segment(const Graph& graph, size_t start, PlanState& state, const PlanOptions& options) {
   Planner planner(graph, state, options);

@@ -62,7 +62,8 @@ struct Step {
   std::vector<Slot> in_slot, out_slot;
   std::vector<const Tensor*> host_in;  // per input: host values for the kernel's host_inputs
   std::string tactic;                  // node metadata "kiln.tactic" ("" when untuned)
-  size_t workspace_offset = 0;         // in the arena
+  bool allow_tf32 = false;
+  size_t workspace_offset = 0;  // in the arena
   size_t workspace_bytes = 0;
   std::any state;  // the kernel's, kept while the plan is reused
 };
@@ -88,6 +89,7 @@ struct PlanState {
 
 struct PlanOptions {
   bool allow_cpu_fallback = false;
+  bool allow_tf32 = false;
 };
 
 // Plans `graph` from node `start` on. `state` holds the values known so far:
@@ -95,6 +97,9 @@ struct PlanOptions {
 // when the caller has them) and the constants (kWeight slots when on the
 // device). Node errors name the node.
 Expected<Segment> plan_segment(const Graph& graph, size_t start, PlanState& state, const PlanOptions& options);
+
+// The query a kernel's `workspace` and `tactics` functions see for a step.
+std::unique_ptr<KernelQuery> query_of(const Step& step);
 
 // Every node of `graph` that the CUDA backend can neither run on the GPU nor
 // evaluate on the host as shape arithmetic, as one error naming each node and

@@ -123,11 +123,27 @@ size_t conv_workspace(const KernelQuery& q, bool transpose) {
   if (!s.is_ok()) return 0;
   std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), transpose, q.has_input(2));
   if (!r) return 0;
-  // TF32 is not known here: a TF32 engine that wants more than this plan is
-  // passed over on the first run.
+  r->spec.allow_tf32 = q.allow_tf32();
+  r->spec.engine_index = cudnn_tactic_index(q.tactic());
   r->spec.workspace_limit = kMaxCudnnWorkspace;
   std::shared_ptr<const CudnnConvPlan> plan = cudnn_conv_plan(r->spec);
   return plan ? r->staging_bytes + workspace_size(*plan) : 0;
+}
+
+// cuDNN's usable engine configs for this convolution, as "cudnn:<i>".
+std::vector<std::string> conv_tactics(const KernelQuery& q, bool transpose, size_t limit) {
+  const std::vector<int64_t>*x = q.input_dims(0), *w = q.input_dims(1);
+  if (!x || !w) return {};
+  Expected<ConvShape> s = conv_shape(q.node(), *x, *w, transpose);
+  if (!s.is_ok()) return {};
+  std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), transpose, q.has_input(2));
+  if (!r) return {};
+  r->spec.allow_tf32 = q.allow_tf32();
+  r->spec.workspace_limit = kMaxCudnnWorkspace;
+  std::vector<std::string> out;
+  const int n = cudnn_conv_engine_count(r->spec, static_cast<int>(limit));
+  for (int i = 0; i < n; ++i) out.push_back("cudnn:" + std::to_string(i));
+  return out;
 }
 
 // What a convolution node's first run decided: a cuDNN plan and its route,
@@ -142,7 +158,8 @@ ConvState choose_route(KernelContext& ctx, const ConvShape& s, bool transpose) {
   if (!r || ctx.workspace_bytes() < r->staging_bytes) return {};
   const size_t available = ctx.workspace_bytes() - r->staging_bytes;
   r->spec.allow_tf32 = ctx.allow_tf32();
-  r->spec.workspace_limit = kMaxCudnnWorkspace;  // the plan `workspace` built, when TF32 is off
+  r->spec.engine_index = cudnn_tactic_index(ctx.tactic());
+  r->spec.workspace_limit = kMaxCudnnWorkspace;  // the plan `workspace` built
   std::shared_ptr<const CudnnConvPlan> plan = cudnn_conv_plan(r->spec);
   if (plan && workspace_size(*plan) > available) {
     r->spec.workspace_limit = available;
@@ -301,11 +318,13 @@ Status run_qlinear_conv(KernelContext& ctx) {
 KILN_CUDA_KERNEL("", "Conv",
                  {.run = [](KernelContext& c) { return run_float_conv(c, false); },
                   .workspace = [](const KernelQuery& q) { return conv_workspace(q, false); },
-                  .supports = supports_float_conv});
+                  .supports = supports_float_conv,
+                  .tactics = [](const KernelQuery& q, size_t n) { return conv_tactics(q, false, n); }});
 KILN_CUDA_KERNEL("", "ConvTranspose",
                  {.run = [](KernelContext& c) { return run_float_conv(c, true); },
                   .workspace = [](const KernelQuery& q) { return conv_workspace(q, true); },
-                  .supports = supports_float_conv});
+                  .supports = supports_float_conv,
+                  .tactics = [](const KernelQuery& q, size_t n) { return conv_tactics(q, true, n); }});
 KILN_CUDA_KERNEL("", "ConvInteger", {.run = run_conv_integer, .supports = supports_conv_integer});
 KILN_CUDA_KERNEL("", "QLinearConv", {.run = run_qlinear_conv, .supports = supports_qlinear_conv});
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -181,7 +182,8 @@ std::string CudnnConvSpec::key() const {
                      accumulate, spatial, g.batch, g.in_channels, g.out_channels, g.group, fmt::join(g.in, ","),
                      fmt::join(g.out, ","), fmt::join(g.kernel, ","), fmt::join(g.stride, ","),
                      fmt::join(g.dilation, ","), fmt::join(g.pad_begin, ","), fmt::join(g.pad_end, ","),
-                     workspace_limit);
+                     workspace_limit) +
+         fmt::format("|e{}", engine_index);
 }
 
 namespace {
@@ -248,13 +250,15 @@ Expected<std::shared_ptr<CudnnConvPlan>> try_config(cudnnHandle_t handle, const 
   return result;
 }
 
-// The first usable engine of the list, in the heuristics' order; null when
-// none is. A config whose queries fail is passed over like one that declines.
-std::shared_ptr<CudnnConvPlan> first_usable(cudnnHandle_t handle, const CudnnConvSpec& s,
-                                            std::vector<Descriptor>& configs) {
+// The usable engine number `skip` of the list, in the heuristics' order,
+// counting down `skip` past the usable ones before it; null when there are
+// not enough. A config whose queries fail is passed over like one that declines.
+std::shared_ptr<CudnnConvPlan> nth_usable(cudnnHandle_t handle, const CudnnConvSpec& s,
+                                          std::vector<Descriptor>& configs, int& skip) {
   for (Descriptor& config : configs) {
     Expected<std::shared_ptr<CudnnConvPlan>> plan = try_config(handle, s, config);
-    if (plan.is_ok() && *plan) return std::move(plan).value();
+    if (!plan.is_ok() || !*plan) continue;
+    if (skip-- == 0) return std::move(plan).value();
   }
   return nullptr;
 }
@@ -263,10 +267,11 @@ Expected<std::shared_ptr<CudnnConvPlan>> build_plan(cudnnHandle_t handle, const 
   std::vector<Descriptor> parts;
   KILN_ASSIGN_OR_RETURN(Descriptor graph, make_graph(handle, s, parts));
   std::shared_ptr<CudnnConvPlan> plan;
+  int skip = s.engine_index;
   for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
     Expected<std::vector<Descriptor>> configs = engine_configs(graph, mode);
     if (!configs.is_ok()) continue;  // mode A may not know the problem; the fallback list may
-    plan = first_usable(handle, s, *configs);
+    plan = nth_usable(handle, s, *configs, skip);
     if (plan) break;
   }
   if (!plan) return plan;
@@ -306,6 +311,22 @@ std::shared_ptr<const CudnnConvPlan> cudnn_conv_plan(const CudnnConvSpec& spec) 
   std::shared_ptr<const CudnnConvPlan> plan = built.is_ok() ? std::move(built).value() : nullptr;
   cache.plans.emplace(key, plan);
   return plan;
+}
+
+int cudnn_conv_engine_count(CudnnConvSpec spec, int limit) {
+  int n = 0;
+  for (; n < limit; ++n) {
+    spec.engine_index = n;
+    if (!cudnn_conv_plan(spec)) break;
+  }
+  return n;
+}
+
+int cudnn_tactic_index(const std::string& tactic) {
+  constexpr std::string_view prefix = "cudnn:";
+  if (tactic.rfind(prefix, 0) != 0) return 0;
+  const int i = std::atoi(tactic.c_str() + prefix.size());
+  return i < 0 ? 0 : i;
 }
 
 Status execute_cudnn_conv(cudnnHandle_t handle, cudaStream_t stream, const CudnnConvPlan& plan, const void* x,

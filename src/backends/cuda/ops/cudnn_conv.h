@@ -29,9 +29,18 @@ struct CudnnConvSpec {
   int spatial = 2;
   WindowGeometry g;
   size_t workspace_limit = 0;
+  int engine_index = 0;  // the n-th usable engine config, in the heuristics' order (a tactic)
 
   std::string key() const;
 };
+
+// How many usable engine configs cuDNN offers for `spec` (at most `limit`);
+// each is built (and cached) on the way.
+int cudnn_conv_engine_count(CudnnConvSpec spec, int limit);
+
+// The engine index a "cudnn:<i>" tactic names; 0 (the heuristic's first
+// usable engine) for "" and anything else.
+int cudnn_tactic_index(const std::string& tactic);
 
 class CudnnConvPlan;
 

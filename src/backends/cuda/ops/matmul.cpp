@@ -28,6 +28,16 @@ Status supports_matmul(const Node& node) {
 
 size_t cublaslt_workspace(const KernelQuery& q) { return cublaslt_dtype(q.input_dtype(0)) ? kCublasLtWorkspace : 0; }
 
+// cuBLASLt's candidate algorithms for a product that is one strided call.
+std::vector<std::string> matmul_tactics(const KernelQuery& q, size_t limit) {
+  const auto *a = q.input_dims(0), *b = q.input_dims(1);
+  if (!a || !b) return {};
+  auto bp = plan_product(*a, *b, "MatMul");
+  if (!bp) return {};
+  auto s = single_call_shape(*bp, q.input_dtype(0), q.allow_tf32());
+  return s ? cublaslt_tactics(*s, limit) : std::vector<std::string>{};
+}
+
 Status run_matmul(KernelContext& ctx) {
   const DeviceTensor &a = ctx.input(0), &b = ctx.input(1), &y = ctx.output(0);
   if (y.numel() == 0) return Status::ok();
@@ -174,7 +184,9 @@ Status run_qlinear_matmul(KernelContext& ctx) {
   return launch_simple_matmul(p, ctx.stream());
 }
 
-KILN_CUDA_KERNEL("", "MatMul", {.run = run_matmul, .workspace = cublaslt_workspace, .supports = supports_matmul});
+KILN_CUDA_KERNEL(
+    "", "MatMul",
+    {.run = run_matmul, .workspace = cublaslt_workspace, .supports = supports_matmul, .tactics = matmul_tactics});
 KILN_CUDA_KERNEL("", "Gemm", {.run = run_gemm, .workspace = cublaslt_workspace, .supports = supports_matmul});
 KILN_CUDA_KERNEL("", "MatMulInteger", {.run = run_matmul_integer, .supports = supports_matmul_integer});
 KILN_CUDA_KERNEL("", "QLinearMatMul", {.run = run_qlinear_matmul, .supports = supports_qlinear_matmul});

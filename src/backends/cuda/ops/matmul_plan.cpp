@@ -1,6 +1,8 @@
 #include "backends/cuda/ops/matmul_plan.h"
 
 #include <any>
+#include <cstdlib>
+#include <mutex>
 #include <optional>
 
 #include "ir/dtype.h"
@@ -74,6 +76,49 @@ SimpleMatmulParams simple_params(const BatchedProduct& bp, DType a_type, DType b
 
 bool cublaslt_dtype(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
 
+namespace {
+
+// The algorithm index a "cublaslt:<i>" tactic names; 0 (the heuristic's
+// first) for "" and anything else.
+int tactic_index(const std::string& tactic) {
+  constexpr std::string_view prefix = "cublaslt:";
+  if (tactic.rfind(prefix, 0) != 0) return 0;
+  int i = std::atoi(tactic.c_str() + prefix.size());
+  return i < 0 ? 0 : i;
+}
+
+}  // namespace
+
+std::vector<std::string> cublaslt_tactics(const MatmulShape& s, size_t limit) {
+  // A handle of its own: tactics are listed while planning, outside any run.
+  static std::mutex mu;
+  static std::optional<CublasLt> handle;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!handle) {
+    auto h = CublasLt::create();
+    if (!h) return {};
+    handle.emplace(std::move(h).value());
+  }
+  auto algos = matmul_algos(*handle, s, static_cast<int>(limit), kCublasLtWorkspace);
+  std::vector<std::string> out;
+  if (algos)
+    for (size_t i = 0; i < algos->size(); ++i) out.push_back("cublaslt:" + std::to_string(i));
+  return out;
+}
+
+std::optional<MatmulShape> single_call_shape(const BatchedProduct& bp, DType t, bool tf32) {
+  const int64_t stride_a = inner_stride(bp, bp.a_strides, 0, bp.m * bp.k);
+  const int64_t stride_b = inner_stride(bp, bp.b_strides, 0, bp.k * bp.n);
+  if (stride_a < 0 || stride_b < 0 || bp.k == 0 || !cublaslt_dtype(t)) return std::nullopt;
+  MatmulShape s;
+  s.dtype = t;
+  s.m = bp.m, s.n = bp.n, s.k = bp.k;
+  s.batch = bp.batch_count();
+  s.stride_a = stride_a, s.stride_b = stride_b;
+  s.allow_tf32 = tf32;
+  return s;
+}
+
 Status run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, bool cache, size_t workspace_offset) {
   KILN_ASSIGN_OR_RETURN(const CublasLt* lt, ctx.cublaslt());
   if (ctx.workspace_bytes() < workspace_offset + kCublasLtWorkspace)
@@ -86,11 +131,14 @@ Status run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, b
     std::any& state = ctx.state();
     if (!state.has_value()) {
       CublasLtState chosen;
-      auto algos = matmul_algos(*lt, s, 1, kCublasLtWorkspace);
-      if (algos.is_ok()) {
-        chosen.algo = algos->front();
-      } else if (algos.status().code() != ErrorCode::kUnsupported) {
-        return algos.status();
+      const int index = tactic_index(ctx.tactic());
+      auto algos = matmul_algos(*lt, s, index + 1, kCublasLtWorkspace);
+      if (algos.is_ok() && static_cast<int>(algos->size()) > index) {
+        chosen.algo = (*algos)[static_cast<size_t>(index)];
+      } else if (algos.is_ok() || algos.status().code() != ErrorCode::kUnsupported) {
+        return algos.is_ok()
+                   ? unsupported("{}: cuBLASLt offers no algorithm {} for this shape", ctx.node().label(), ctx.tactic())
+                   : algos.status();
       }
       state = chosen;
     }

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -40,8 +42,16 @@ bool cublaslt_dtype(DType t);
 Status run_cublaslt_product(KernelContext& ctx, const BatchedProduct& bp, DType t, const void* a, const void* b,
                             void* y, size_t workspace_offset = 0);
 
+// The product as one strided-batched cuBLASLt call, when one expresses it.
+std::optional<MatmulShape> single_call_shape(const BatchedProduct& bp, DType t, bool tf32);
+
+// Tactics of a cuBLASLt call: "cublaslt:<i>", the i-th algorithm of the
+// heuristic's list for the shape (at most `limit`).
+std::vector<std::string> cublaslt_tactics(const MatmulShape& s, size_t limit);
+
 // One cuBLASLt call with the algorithm kept in ctx.state() (chosen on the
-// plan's first run, for this op's single shape; `cache` false asks each time).
+// plan's first run, for this op's single shape: ctx.tactic()'s, or the
+// heuristic's first; `cache` false lets cuBLASLt choose each time).
 Status run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, bool cache = true,
                     size_t workspace_offset = 0);
 

@@ -1,0 +1,311 @@
+#include "builder/autotune.h"
+
+#ifdef KILN_WITH_CUDA
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "backends/cpu/cpu_executor.h"
+#include "backends/cuda/cuda_runner.h"
+#include "backends/cuda/cuda_status.h"
+#include "engine/timing_cache.h"
+
+namespace kiln {
+namespace {
+
+using cuda::DeviceBuffer;
+
+size_t candidate_limit(int level) {
+  static const size_t limits[] = {1, 2, 4, 8, 16, 64};
+  return limits[std::clamp(level, 0, 5)];
+}
+
+// What can change a tactic's speed or result besides the layer itself.
+Expected<std::string> device_key() {
+  int index = 0;
+  KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&index));
+  KILN_ASSIGN_OR_RETURN(auto info, cuda::device_info(index));
+  return fmt::format("sm_{}{}|{}|{} SMs|cuBLASLt {}|cuDNN {}|kiln {}", info.cc_major, info.cc_minor, info.name,
+                     info.sm_count, cublasLtGetVersion(), cudnnGetVersion(), KILN_VERSION);
+}
+
+std::string attribute_text(const Attribute& a) {
+  switch (a.kind) {
+    case Attribute::Kind::kFloat: return fmt::format("{}", a.f);
+    case Attribute::Kind::kInt: return fmt::format("{}", a.i);
+    case Attribute::Kind::kString: return a.s;
+    case Attribute::Kind::kFloats: return fmt::format("{}", fmt::join(a.floats, ","));
+    case Attribute::Kind::kInts: return fmt::format("{}", fmt::join(a.ints, ","));
+    case Attribute::Kind::kStrings: return fmt::format("{}", fmt::join(a.strings, ","));
+    default: return "?";
+  }
+}
+
+// The layer's signature: op, attributes, input dtypes and dims, and which
+// inputs are constants (weights may be laid out differently), plus TF32.
+std::string signature(const cuda::Step& step, const cuda::PlanState& state, bool tf32) {
+  const Node& n = *step.node;
+  std::string s = fmt::format("{}:{}", n.domain, n.op_type);
+  for (const auto& [k, a] : n.attrs) s += fmt::format(" {}={}", k, attribute_text(a));
+  for (size_t i = 0; i < step.inputs.size(); ++i) {
+    if (!step.inputs[i]) {
+      s += " _";
+      continue;
+    }
+    s += fmt::format(" {}[{}]{}", dtype_name(step.in[i].dtype), fmt::join(step.in[i].dims, "x"),
+                     state.values.at(step.inputs[i]).shape_like ? "c" : "");
+  }
+  return s + (tf32 ? " tf32" : "");
+}
+
+Tensor random_input(DType dtype, const std::vector<int64_t>& dims, std::mt19937& rng) {
+  Tensor t(dtype, dims);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    float v = dist(rng);
+    switch (dtype) {
+      case DType::kF32: t.mutable_data<float>()[i] = v; break;
+      case DType::kF16: t.mutable_data<uint16_t>()[i] = f32_to_f16(v); break;
+      case DType::kBF16: t.mutable_data<uint16_t>()[i] = f32_to_bf16(v); break;
+      case DType::kF64: t.mutable_data<double>()[i] = v; break;
+      default: return t;  // integer inputs stay zero: tactics are for float layers
+    }
+  }
+  return t;
+}
+
+class TuneBindings final : public cuda::RunBindings {
+ public:
+  std::vector<DeviceBuffer> inputs, outputs;
+  std::vector<std::pair<DType, std::vector<int64_t>>> shapes;
+  const void* input(int io) override { return inputs.at(static_cast<size_t>(io)).data(); }
+  Expected<void*> output(int io, DType dtype, const std::vector<int64_t>& dims) override {
+    auto& b = outputs.at(static_cast<size_t>(io));
+    const size_t bytes = dtype_storage_bytes(dtype, checked_numel(dims));
+    if (b.size() < bytes) {
+      KILN_ASSIGN_OR_RETURN(b, DeviceBuffer::allocate(bytes));
+    }
+    shapes.at(static_cast<size_t>(io)) = {dtype, dims};
+    return b.data();
+  }
+};
+
+// max |gpu - cpu| / max |cpu|, NaN when either has a NaN.
+double relative_error(const Tensor& gpu, const Tensor& cpu) {
+  double diff = 0, scale = 0;
+  for (int64_t i = 0; i < cpu.numel(); ++i) {
+    const double g = gpu.element_as_double(i), c = cpu.element_as_double(i);
+    if (std::isnan(g) || std::isnan(c)) return NAN;
+    diff = std::max(diff, std::fabs(g - c));
+    scale = std::max(scale, std::fabs(c));
+  }
+  return diff / std::max(scale, 1e-30);
+}
+
+double tolerance(DType t, bool tf32) {
+  if (t == DType::kF16 || t == DType::kBF16) return 2e-2;
+  return tf32 ? 5e-3 : 1e-4;
+}
+
+// One layer alone: a graph of the node with its non-constant inputs as graph
+// inputs, random data for them, and the CPU's result to check against.
+struct LayerBench {
+  Graph graph;
+  Node* node = nullptr;
+  std::vector<RunValue> host_inputs;
+  std::vector<std::vector<int64_t>> dims;
+  std::vector<Tensor> expected;
+};
+
+Expected<std::unique_ptr<LayerBench>> make_layer_bench(const cuda::Step& step, const cuda::PlanState& state,
+                                                       std::mt19937& rng) {
+  auto b = std::make_unique<LayerBench>();
+  Node* n = b->graph.add_node(step.node->op_type, step.node->domain);
+  n->opset = step.node->opset;
+  n->attrs = step.node->attrs;
+  b->node = n;
+  for (size_t i = 0; i < step.inputs.size(); ++i) {
+    if (!step.inputs[i]) {
+      n->inputs.push_back(nullptr);
+      continue;
+    }
+    const cuda::PlannedValue& pv = state.values.at(step.inputs[i]);
+    Value* v = b->graph.add_value(fmt::format("in{}", i), Type::tensor(pv.dtype, Shape::of(pv.dims)));
+    if (pv.host && pv.host->is_tensor()) {
+      v->constant = std::make_shared<const Tensor>(pv.host->tensor);
+    } else {
+      b->graph.inputs.push_back(v);
+      b->host_inputs.push_back(RunValue::of(random_input(pv.dtype, pv.dims, rng)));
+      b->dims.push_back(pv.dims);
+    }
+    n->inputs.push_back(v);
+  }
+  for (size_t i = 0; i < step.outputs.size(); ++i) {
+    Value* v = b->graph.add_value(fmt::format("out{}", i));
+    v->producer = n;
+    v->producer_output = static_cast<int>(i);
+    n->outputs.push_back(step.outputs[i] ? v : nullptr);
+    if (step.outputs[i]) b->graph.outputs.push_back(v);
+  }
+  KILN_ASSIGN_OR_RETURN(auto outs, run_graph_on_cpu(b->graph, b->host_inputs));
+  for (auto& o : outs) b->expected.push_back(std::move(o.tensor));
+  return b;
+}
+
+class Tuner {
+ public:
+  Tuner(const BuildConfig& config, cudaStream_t stream) : config_(config), stream_(stream) {}
+
+  Status init() {
+    int index = 0;
+    KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&index));
+    KILN_ASSIGN_OR_RETURN(auto info, cuda::device_info(index));
+    // Twice the L2: writing it before each timed run evicts the layer's data.
+    KILN_ASSIGN_OR_RETURN(flush_, DeviceBuffer::allocate(std::max<size_t>(2 * info.l2_cache_bytes, 1 << 20)));
+    KILN_ASSIGN_OR_RETURN(start_, cuda::Event::create());
+    KILN_ASSIGN_OR_RETURN(stop_, cuda::Event::create());
+    return Status::ok();
+  }
+
+  // The candidate's median time in ms, or an error (it failed or disagreed).
+  Expected<float> time(LayerBench& b, const std::string& tactic) {
+    b.node->metadata["kiln.tactic"] = tactic;
+    KILN_ASSIGN_OR_RETURN(auto weights, cuda::upload_weights(b.graph));
+    cuda::RunnerOptions options;
+    options.run.allow_tf32 = config_.tf32;
+    cuda::Runner runner(b.graph, weights, options);
+    TuneBindings io;
+    for (const RunValue& v : b.host_inputs) {
+      KILN_ASSIGN_OR_RETURN(auto buf, DeviceBuffer::allocate(v.tensor.nbytes()));
+      if (v.tensor.nbytes()) KILN_RETURN_IF_ERROR(buf.copy_from_host(v.tensor.raw(), v.tensor.nbytes(), stream_));
+      io.inputs.push_back(std::move(buf));
+    }
+    io.outputs.resize(b.graph.outputs.size());
+    io.shapes.resize(b.graph.outputs.size());
+    std::vector<const RunValue*> none(b.host_inputs.size(), nullptr);
+    KILN_RETURN_IF_ERROR(runner.run(b.dims, none, io, stream_));
+    KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+    for (size_t j = 0; j < b.expected.size(); ++j) {
+      Tensor got(io.shapes[j].first, io.shapes[j].second);
+      if (got.nbytes()) KILN_RETURN_IF_ERROR(io.outputs[j].copy_to_host(got.mutable_raw(), got.nbytes(), stream_));
+      const double err = relative_error(got, b.expected[j]);
+      if (!(err <= tolerance(got.dtype(), config_.tf32)))
+        return internal_error("tactic {} disagrees with the CPU reference (relative error {:.3g})", tactic, err);
+    }
+    std::vector<float> times;
+    const int runs = 3 + 2 * std::clamp(config_.optimization_level, 1, 5);
+    for (int r = 0; r < runs; ++r) {
+      KILN_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(flush_.data(), r & 0xff, flush_.size(), stream_));
+      KILN_RETURN_IF_ERROR(start_.record(stream_));
+      KILN_RETURN_IF_ERROR(runner.run(b.dims, none, io, stream_));
+      KILN_RETURN_IF_ERROR(stop_.record(stream_));
+      KILN_RETURN_IF_ERROR(stop_.synchronize());
+      KILN_ASSIGN_OR_RETURN(float ms, stop_.elapsed_ms_since(start_));
+      times.push_back(ms);
+    }
+    std::nth_element(times.begin(), times.begin() + runs / 2, times.end());
+    return times[static_cast<size_t>(runs / 2)];
+  }
+
+ private:
+  const BuildConfig& config_;
+  cudaStream_t stream_;
+  DeviceBuffer flush_;
+  cuda::Event start_, stop_;
+};
+
+// The input dims to tune for: the first profile's opt shapes, or the fixed
+// dims; empty when a dynamic dim has no profile.
+std::optional<std::vector<std::vector<int64_t>>> tuning_dims(const Graph& g,
+                                                             const std::vector<EngineProfile>& profiles) {
+  std::vector<std::vector<int64_t>> dims;
+  for (const Value* in : g.inputs) {
+    const ShapeRange* r = profiles.empty() ? nullptr : profiles[0].find(in->name);
+    if (r) {
+      dims.push_back(r->opt);
+    } else if (in->type.shape.is_fixed()) {
+      dims.push_back(in->type.shape.fixed_dims());
+    } else {
+      return std::nullopt;
+    }
+  }
+  return dims;
+}
+
+}  // namespace
+
+Expected<AutotuneStats> autotune(Graph& graph, const BuildConfig& config, const std::vector<EngineProfile>& profiles) {
+  AutotuneStats stats;
+  const size_t limit = candidate_limit(config.optimization_level);
+  auto dims = tuning_dims(graph, profiles);
+  if (!dims) {
+    stats.skipped = "dynamic inputs without a profile: the libraries' heuristics choose (give --optShapes to tune)";
+    return stats;
+  }
+  cuda::PlanState state;
+  for (size_t i = 0; i < graph.inputs.size(); ++i) {
+    cuda::PlannedValue pv;
+    pv.dtype = graph.inputs[i]->type.dtype;
+    pv.dims = (*dims)[i];
+    pv.slot = {cuda::Place::kInput, 0, static_cast<int>(i)};
+    state.values[graph.inputs[i]] = std::move(pv);
+  }
+  KILN_ASSIGN_OR_RETURN(cuda::Segment seg,
+                        cuda::plan_segment(graph, 0, state, cuda::PlanOptions{config.allow_cpu_fallback, config.tf32}));
+  KILN_ASSIGN_OR_RETURN(std::string device, device_key());
+  TimingCache cache;
+  if (!config.timing_cache_path.empty()) {
+    KILN_ASSIGN_OR_RETURN(cache, TimingCache::load(config.timing_cache_path));
+  }
+  KILN_ASSIGN_OR_RETURN(auto stream, cuda::Stream::create());
+  Tuner tuner(config, stream.get());
+  bool tuner_ready = false;
+  std::mt19937 rng(12345);
+  for (const cuda::Step& step : seg.steps) {
+    if (!step.node || !step.def || !step.def->tactics) continue;
+    std::vector<std::string> candidates = step.def->tactics(*cuda::query_of(step), limit);
+    if (candidates.size() > limit) candidates.resize(limit);
+    if (candidates.size() < 2) continue;
+    ++stats.layers;
+    Node* node = const_cast<Node*>(step.node);
+    const std::string sig = signature(step, state, config.tf32);
+    if (auto hit = cache.find(device, sig, config.ignore_timing_cache_mismatch)) {
+      node->metadata["kiln.tactic"] = hit->tactic;
+      node->metadata["kiln.tactic_ms"] = fmt::format("{:.4f}", hit->ms);
+      ++stats.cached;
+      continue;
+    }
+    if (!tuner_ready) {
+      KILN_RETURN_IF_ERROR(tuner.init());
+      tuner_ready = true;
+    }
+    KILN_ASSIGN_OR_RETURN(auto bench, make_layer_bench(step, state, rng));
+    std::string best;
+    float best_ms = 0;
+    for (const std::string& c : candidates) {
+      auto ms = tuner.time(*bench, c);
+      if (!ms) {
+        ++stats.rejected;
+        continue;
+      }
+      if (best.empty() || *ms < best_ms) {
+        best = c;
+        best_ms = *ms;
+      }
+    }
+    ++stats.timed;
+    if (best.empty()) continue;  // every candidate failed: the kernel's default runs
+    node->metadata["kiln.tactic"] = best;
+    node->metadata["kiln.tactic_ms"] = fmt::format("{:.4f}", best_ms);
+    cache.add(device, sig, {best, best_ms});
+  }
+  if (!config.timing_cache_path.empty() && stats.timed > 0) KILN_RETURN_IF_ERROR(cache.save(config.timing_cache_path));
+  return stats;
+}
+
+}  // namespace kiln
+
+#endif  // KILN_WITH_CUDA

@@ -1,0 +1,33 @@
+// Tactic selection on the target GPU. For each layer whose CUDA kernel offers
+// several implementations (KernelDef::tactics: cuBLASLt algorithms, cuDNN
+// engine configs, kiln's own variants), the builder runs the layer alone at
+// the profile's opt shapes on random inputs, drops every candidate whose
+// result differs from the CPU reference, times the rest (warm-up, L2 flushed
+// before each run, median of several runs, CUDA events) and records the
+// fastest in the node (metadata "kiln.tactic"). The timing cache
+// (engine/timing_cache.h) remembers each choice per device and layer
+// signature, so a rebuild with a warm cache times nothing and writes a
+// byte-identical engine. Optimization level 0 times nothing (the libraries'
+// heuristics); levels 1..5 try 2, 4, 8, 16, 64 candidates.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "engine/engine_file.h"
+#include "ir/graph.h"
+#include "kiln/builder.h"
+
+namespace kiln {
+
+struct AutotuneStats {
+  size_t layers = 0;    // layers with more than one candidate
+  size_t timed = 0;     // of those, timed now
+  size_t cached = 0;    // taken from the timing cache
+  size_t rejected = 0;  // candidates that failed or disagreed with the CPU
+  std::string skipped;  // why tuning did not run, when it did not
+};
+
+Expected<AutotuneStats> autotune(Graph& graph, const BuildConfig& config, const std::vector<EngineProfile>& profiles);
+
+}  // namespace kiln
