@@ -2,6 +2,13 @@
 // through the CUDA executor, against the CPU backend: every dtype class,
 // first/middle/last and multiple axes, keepdims both ways, rows longer than a
 // block, odd sizes.
+#include <chrono>
+#include <cstdio>
+#include <functional>
+
+#include "backends/cuda/kernels/normalization.cuh"
+#include "backends/cuda/kernels/reduce.cuh"
+#include "backends/cuda/kernels/softmax.cuh"
 #include "gpu_test_util.h"
 
 namespace kiln::gpu_test {
@@ -184,11 +191,12 @@ TEST_F(GpuTest, LayerAndRmsNormalizationMatchCpu) {
   for (const char* op : {"LayerNormalization", "RMSNormalization"})
     for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64}) {
       check_layer_norm(op, t, {3, 7, 33}, -1, {33}, {33});
-      check_layer_norm(op, t, {5, 4096}, -1, {4096}, {4096});  // vectorized rows and parameters
-      check_layer_norm(op, t, {3, 5000}, 1, {5000}, {});       // longer than a block, no bias
-      check_layer_norm(op, t, {4, 6, 10}, 1, {6, 10}, {10});   // two normalized dims, bias broadcast
-      check_layer_norm(op, t, {4, 6, 10}, 1, {1, 10}, {1});    // scale broadcast over a dim
-      check_layer_norm(op, t, {2, 3, 4}, 0, {3, 4}, {3, 4});   // every dim normalized
+      check_layer_norm(op, t, {5, 4096}, -1, {4096}, {4096});    // vectorized rows and parameters
+      check_layer_norm(op, t, {3, 5000}, 1, {5000}, {});         // longer than a block, no bias
+      check_layer_norm(op, t, {4, 6, 10}, 1, {6, 10}, {10});     // two normalized dims, bias broadcast
+      check_layer_norm(op, t, {4, 6, 10}, 1, {1, 10}, {1});      // scale broadcast over a dim
+      check_layer_norm(op, t, {2, 3, 4}, 0, {3, 4}, {3, 4});     // every dim normalized
+      check_layer_norm(op, t, {2, 20000}, 1, {20000}, {20000});  // few long rows: split over blocks
     }
   check_layer_norm("LayerNormalization", DType::kF16, {3, 7, 33}, -1, {33}, {33}, 0);  // f16 Mean/InvStdDev
 }
@@ -302,6 +310,58 @@ TEST_F(GpuTest, LossesMatchCpuWithWeightsIgnoreIndexAndEachReduction) {
             check(op, ins, attrs, t, what, 0, softmax ? 2 : 1);
             if (softmax) check(op, ins, attrs, t, what + " log_prob", 1, 2);
           }
+}
+
+// Bandwidth of the hot kernels (run with --gtest_also_run_disabled_tests):
+// last- vs first-axis ReduceSum, Softmax, LayerNorm, GroupNorm; f16, 2^28
+// elements. Reports GB/s counting bytes read and written once.
+TEST_F(GpuTest, DISABLED_HotKernelBandwidth) {
+  const int64_t n = int64_t(1) << 28, rows = n / 4096;
+  const DType t = DType::kF16;
+  auto a = cuda::DeviceBuffer::allocate(n * 2), b = cuda::DeviceBuffer::allocate(n * 2);
+  auto ws = cuda::DeviceBuffer::allocate(size_t(1) << 26);
+  ASSERT_TRUE(a.is_ok() && b.is_ok() && ws.is_ok());
+  ASSERT_EQ(cudaMemset(a->data(), 0x3c, n * 2), cudaSuccess);  // 1.0-ish halves
+  auto time_ms = [&](const std::function<Status()>& fn) {
+    cudaEvent_t start, stop;
+    cudaEventCreate(&start), cudaEventCreate(&stop);
+    EXPECT_TRUE(fn().is_ok());
+    cudaEventRecord(start);
+    constexpr int kReps = 10;
+    for (int r = 0; r < kReps; ++r) EXPECT_TRUE(fn().is_ok());
+    cudaEventRecord(stop);
+    cudaEventSynchronize(stop);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    cudaEventDestroy(start), cudaEventDestroy(stop);
+    return ms / kReps;
+  };
+  auto report = [](const char* what, float ms, double bytes) {
+    std::printf("%-40s %8.3f ms %8.1f GB/s\n", what, ms, bytes / ms / 1e6);
+  };
+  for (std::vector<int64_t> axes : {std::vector<int64_t>{1}, std::vector<int64_t>{0}}) {
+    cuda::ReduceParams p{cuda::ReduceOp::kSum, t, a->data(), b->data(), {rows, 4096}, axes};
+    p.workspace = ws->data(), p.workspace_bytes = ws->size();
+    ASSERT_LE(cuda::reduce_workspace_bytes(p), ws->size());
+    report(axes[0] == 1 ? "ReduceSum last f16 [65536,4096]" : "ReduceSum first f16 [65536,4096]",
+           time_ms([&] { return cuda::launch_reduce(p, nullptr); }), n * 2.0);
+  }
+  for (int64_t cols : {int64_t(4096), int64_t(512)}) {
+    cuda::SoftmaxParams p{t, a->data(), b->data(), n / cols, cols};
+    report(cols == 4096 ? "Softmax f16 [65536,4096]" : "Softmax f16 [524288,512]",
+           time_ms([&] { return cuda::launch_softmax(p, nullptr); }), n * 4.0);
+  }
+  cuda::NormParams ln;
+  ln.dtype = t, ln.x = a->data(), ln.y = b->data(), ln.scale = ws->data(), ln.bias = ws->data();
+  ln.rows = rows, ln.cols = 4096;
+  report("LayerNorm f16 [65536,4096]", time_ms([&] { return cuda::launch_normalization(ln, nullptr); }), n * 4.0);
+  // GroupNorm of a [16, 512, 128, 256] activation, 32 groups: 512 rows of 2^19.
+  cuda::NormParams gn = ln;
+  gn.rows = 512, gn.cols = n / 512, gn.scale = gn.bias = nullptr;
+  gn.workspace = ws->data(), gn.workspace_bytes = ws->size();
+  report("GroupNorm-shaped f16 [512, 2^19]", time_ms([&] { return cuda::launch_normalization(gn, nullptr); }), n * 4.0);
+  gn.rows = 64, gn.cols = n / 64;
+  report("GroupNorm-shaped f16 [64, 2^22]", time_ms([&] { return cuda::launch_normalization(gn, nullptr); }), n * 4.0);
 }
 
 }  // namespace

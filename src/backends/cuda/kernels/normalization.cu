@@ -4,6 +4,16 @@
 // E[x^2] - E[x]^2; the re-reads hit L1/L2. Loads are 16 bytes wide when the
 // rows are aligned, and so are the parameters' when they are plain [cols]
 // vectors of x's dtype (LayerNormalization's usual case).
+//
+// Long rows (GroupNormalization: N * groups rows of C / groups * H * W) would
+// leave SMs idle with a block per row when they are few, and fall out of
+// L1/L2 between the passes when they are long, so they are split into chunks
+// over many blocks: each block computes its chunk's count, mean and
+// sum of squared deviations (two passes over a chunk that stays in L1/L2), and
+// the apply kernel merges a row's chunks (Chan et al.'s pairwise formula, as
+// exact as two passes over the row) and writes its chunk.
+#include <algorithm>
+
 #include "backends/cuda/kernels/normalization.cuh"
 #include "backends/cuda/kernels/reduce_common.cuh"
 #include "backends/cuda/kernels/row_launch.cuh"
@@ -102,7 +112,109 @@ __global__ void __launch_bounds__(1024) norm_kernel(NormParams p, int group, boo
   }
 }
 
+constexpr int kSplitBlock = 512;
+
+struct SplitPlan {
+  int64_t splits = 1, chunk = 0;
+};
+
+SplitPlan split_plan(int64_t rows, int64_t cols) {
+  // Chunks of at most 16 Ki elements keep the stats pass's second read in
+  // L1/L2 even with every SM busy; at least 2 Ki keep the blocks busy.
+  constexpr int64_t kTargetBlocks = 132 * 4, kMaxChunk = 16384, kMinChunk = 2048, kChunkAlign = 8;
+  SplitPlan s;
+  const bool few_rows = rows < kTargetBlocks / 2 && cols >= 4 * kMinChunk;
+  if ((!few_rows && cols <= kMaxChunk) || rows > 65535) return s;  // rows go on gridDim.y
+  int64_t splits = std::max((cols + kMaxChunk - 1) / kMaxChunk, few_rows ? (kTargetBlocks + rows - 1) / rows : 1);
+  splits = std::min(splits, std::max<int64_t>(cols / kMinChunk, 1));
+  if (splits <= 1) return s;
+  // 8-element multiples keep 16-byte loads aligned.
+  const int64_t chunk = ((cols + splits - 1) / splits + kChunkAlign - 1) / kChunkAlign * kChunkAlign;
+  s.splits = (cols + chunk - 1) / chunk;
+  s.chunk = chunk;
+  return s;
+}
+
+// Writes (count, mean, M2) of chunk blockIdx.x of row blockIdx.y; for RMS the
+// mean is 0 and M2 the sum of squares.
+template <typename T>
+__global__ void __launch_bounds__(kSplitBlock)
+    norm_split_stats_kernel(NormParams p, int64_t chunk, float_acc_t<T>* __restrict__ partials) {
+  using A = float_acc_t<T>;
+  __shared__ A smem[32];
+  const int64_t row = blockIdx.y, begin = int64_t(blockIdx.x) * chunk;
+  const int64_t len = chunk < p.cols - begin ? chunk : p.cols - begin;
+  const T* xc = static_cast<const T*>(p.x) + row * p.cols + begin;
+  const bool vec = rows_vectorizable<T>(xc, len);
+  A mean = 0;
+  if (!p.rms) {
+    A sum = 0;
+    row_visit(xc, len, threadIdx.x, blockDim.x, vec, [&](T v, int64_t) { sum += to_acc<A>(v); });
+    mean = group_reduce_acc<Combine::kSum>(sum, blockDim.x, smem) / static_cast<A>(len);
+  }
+  A m2 = 0;
+  row_visit(xc, len, threadIdx.x, blockDim.x, vec, [&](T v, int64_t) {
+    const A d = to_acc<A>(v) - mean;
+    m2 += d * d;
+  });
+  m2 = group_reduce_acc<Combine::kSum>(m2, blockDim.x, smem);
+  if (threadIdx.x == 0) {
+    A* out = partials + (row * gridDim.x + blockIdx.x) * 3;
+    out[0] = static_cast<A>(len), out[1] = mean, out[2] = m2;
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kSplitBlock)
+    norm_split_apply_kernel(NormParams p, int64_t chunk, const float_acc_t<T>* __restrict__ partials) {
+  using A = float_acc_t<T>;
+  __shared__ A stats[2];
+  const int64_t row = blockIdx.y, begin = int64_t(blockIdx.x) * chunk;
+  if (threadIdx.x == 0) {
+    const A* ps = partials + row * gridDim.x * 3;
+    A n = ps[0], mean = ps[1], m2 = ps[2];
+    for (unsigned k = 1; k < gridDim.x; ++k) {
+      const A nb = ps[3 * k], delta = ps[3 * k + 1] - mean, total = n + nb;
+      mean += delta * nb / total;
+      m2 += ps[3 * k + 2] + delta * delta * n * nb / total;
+      n = total;
+    }
+    const A inv = A(1) / sqrt(m2 / n + static_cast<A>(p.epsilon));
+    stats[0] = mean, stats[1] = inv;
+    if (blockIdx.x == 0 && p.mean) store_float_as(p.mean, p.stat_dtype, row, mean);
+    if (blockIdx.x == 0 && p.inv_std_dev) store_float_as(p.inv_std_dev, p.stat_dtype, row, inv);
+  }
+  __syncthreads();
+  const A mean = stats[0], inv = stats[1];
+  const int64_t len = chunk < p.cols - begin ? chunk : p.cols - begin;
+  const T* xc = static_cast<const T*>(p.x) + row * p.cols + begin;
+  T* yc = static_cast<T*>(p.y) + row * p.cols + begin;
+  const bool vec = rows_vectorizable<T>(xc, len) && rows_vectorizable<T>(yc, len);
+  row_map(xc, yc, len, threadIdx.x, blockDim.x, vec, [&](T v, int64_t c) {
+    A r = (to_acc<A>(v) - mean) * inv;
+    if (p.scale) r *= load_float_as<A>(p.scale, p.scale_dtype, param_index(p.scale_map, row, begin + c));
+    if (p.bias) r += load_float_as<A>(p.bias, p.bias_dtype, param_index(p.bias_map, row, begin + c));
+    return from_acc<T>(r);
+  });
+}
+
+template <typename T>
+Status launch_split(const NormParams& p, const SplitPlan& s, cudaStream_t stream) {
+  auto* partials = static_cast<float_acc_t<T>*>(p.workspace);
+  const dim3 grid(static_cast<unsigned>(s.splits), static_cast<unsigned>(p.rows));
+  norm_split_stats_kernel<T><<<grid, kSplitBlock, 0, stream>>>(p, s.chunk, partials);
+  KILN_RETURN_IF_ERROR(last_launch_status("norm_split_stats_kernel"));
+  norm_split_apply_kernel<T><<<grid, kSplitBlock, 0, stream>>>(p, s.chunk, partials);
+  return last_launch_status("norm_split_apply_kernel");
+}
+
 }  // namespace
+
+size_t normalization_workspace_bytes(DType dtype, int64_t rows, int64_t cols) {
+  const SplitPlan s = split_plan(rows, cols);
+  if (s.splits <= 1) return 0;
+  return size_t(rows * s.splits) * 3 * (dtype == DType::kF64 ? 8 : 4);
+}
 
 ParamMap broadcast_param_map(const std::vector<int64_t>& param_dims, const std::vector<int64_t>& normalized_dims) {
   ParamMap m;
@@ -136,6 +248,10 @@ Status launch_normalization(const NormParams& in, cudaStream_t stream) {
     return !ptr || (t == p.dtype && m.kind == ParamMap::Kind::kCol && aligned16(ptr));
   };
   const bool packed = plain(p.scale, p.scale_dtype, p.scale_map) && plain(p.bias, p.bias_dtype, p.bias_map);
+  const SplitPlan s = split_plan(p.rows, p.cols);
+  if (s.splits > 1 && p.workspace && p.workspace_bytes >= normalization_workspace_bytes(p.dtype, p.rows, p.cols)) {
+    KILN_CUDA_DISPATCH_FLOATS(p.dtype, "normalization", return launch_split<T>(p, s, stream));
+  }
   const RowLaunch l = row_launch(p.rows, p.cols);
   KILN_CUDA_DISPATCH_FLOATS(p.dtype, "normalization",
                             norm_kernel<T><<<l.grid, l.block, 0, stream>>>(p, l.group, packed));

@@ -49,7 +49,12 @@ struct NormParams {
   // The parameters' dtypes (kUndefined: x's) and element maps.
   DType scale_dtype = DType::kUndefined, bias_dtype = DType::kUndefined;
   ParamMap scale_map, bias_map;
+  // Scratch of normalization_workspace_bytes(): with it, a few long rows
+  // (GroupNormalization's usual shape) are split over many blocks.
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
 };
 Status launch_normalization(const NormParams& p, cudaStream_t stream);
+size_t normalization_workspace_bytes(DType dtype, int64_t rows, int64_t cols);
 
 }  // namespace kiln::cuda

@@ -2,7 +2,8 @@
 // - the reduced axes are one trailing run (inner == 1): rows, a warp or a
 //   block per row (row_launch.cuh), 16-byte loads along the row;
 // - one run with kept dims after it (inner > 1): columns. A block covers 32
-//   adjacent columns (coalesced) and 8 rows at a time; a long reduced run is
+//   threads' adjacent columns (8 bytes each when aligned; coalesced) and 8
+//   rows at a time; a long reduced run is
 //   split over blockIdx.y, whose partial results a second kernel combines,
 //   so a first-axis reduction fills the GPU like a last-axis one;
 // - reduced axes not one run, innermost dim reduced: a group per output
@@ -116,37 +117,59 @@ __global__ void __launch_bounds__(1024) reduce_rows_kernel(const T* __restrict__
   }
 }
 
-constexpr int kColTile = 32;  // adjacent columns of a block: one warp's coalesced read
+constexpr int kColTile = 32;  // threads of a block side by side along the columns: one warp
 constexpr int kColRows = 8;   // rows a block reads at once (one per warp)
 
-template <typename T, typename A, typename O, Combine C>
+// Columns a thread reads with one load (8 bytes) when the rows allow it.
+template <typename T>
+constexpr int kColVec = sizeof(T) >= 8 ? 1 : 8 / static_cast<int>(sizeof(T));
+
+template <typename T, typename A, typename O, Combine C, int CPT>
 __global__ void __launch_bounds__(kColTile* kColRows)
     reduce_columns_kernel(const T* __restrict__ x, O* __restrict__ y, A* __restrict__ partials, int64_t outer,
                           int64_t reduce, int64_t inner, int64_t chunk_len, ReduceFn<A> fn) {
-  __shared__ A smem[kColRows][kColTile + 1];
+  constexpr int kWidth = kColTile * CPT;
+  __shared__ A smem[kColRows][kWidth + 1];
   const int tx = threadIdx.x % kColTile, ty = threadIdx.x / kColTile;
-  const int64_t tiles_per_outer = (inner + kColTile - 1) / kColTile, tiles = outer * tiles_per_outer;
+  const int64_t tiles_per_outer = (inner + kWidth - 1) / kWidth, tiles = outer * tiles_per_outer;
   const int64_t r0 = int64_t(blockIdx.y) * chunk_len, r1 = r0 + chunk_len < reduce ? r0 + chunk_len : reduce;
   const bool split = gridDim.y > 1;
   for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {  // uniform per block: barriers are safe
-    const int64_t o = tile / tiles_per_outer, in = (tile - o * tiles_per_outer) * kColTile + tx;
+    const int64_t o = tile / tiles_per_outer, in = (tile - o * tiles_per_outer) * kWidth + tx * CPT;
     const int64_t out = o * inner + in;
-    const bool active = in < inner;
-    const A aux = active && fn.aux ? fn.aux[out] : A(0);
-    A acc = fn.identity;
+    const bool active = in < inner;  // with CPT > 1, inner is a multiple of CPT: all CPT columns are
+    A acc[CPT], aux[CPT];
+#pragma unroll
+    for (int j = 0; j < CPT; ++j) {
+      acc[j] = fn.identity;
+      aux[j] = active && fn.aux ? fn.aux[out + j] : A(0);
+    }
     if (active) {
       const T* p = x + o * reduce * inner + in;
 #pragma unroll 4
-      for (int64_t r = r0 + ty; r < r1; r += kColRows) acc = combine_acc<C>(acc, load_pre(p, r * inner, fn, aux));
+      for (int64_t r = r0 + ty; r < r1; r += kColRows) {
+        if constexpr (CPT == 1) {
+          acc[0] = combine_acc<C>(acc[0], load_pre(p, r * inner, fn, aux[0]));
+        } else {
+          const Pack<T, CPT> pk = *reinterpret_cast<const Pack<T, CPT>*>(p + r * inner);
+#pragma unroll
+          for (int j = 0; j < CPT; ++j) acc[j] = combine_acc<C>(acc[j], apply_pre(to_acc<A>(pk.v[j]), fn.pre, aux[j]));
+        }
+      }
     }
-    smem[ty][tx] = acc;
+#pragma unroll
+    for (int j = 0; j < CPT; ++j) smem[ty][tx * CPT + j] = acc[j];
     __syncthreads();
     if (ty == 0 && active) {
-      for (int k = 1; k < kColRows; ++k) acc = combine_acc<C>(acc, smem[k][tx]);
-      if (split)
-        partials[int64_t(blockIdx.y) * outer * inner + out] = acc;
-      else
-        y[out] = from_acc<O>(apply_post(acc, fn, aux));
+#pragma unroll
+      for (int j = 0; j < CPT; ++j) {
+        A a = acc[j];
+        for (int k = 1; k < kColRows; ++k) a = combine_acc<C>(a, smem[k][tx * CPT + j]);
+        if (split)
+          partials[int64_t(blockIdx.y) * outer * inner + out + j] = a;
+        else
+          y[out + j] = from_acc<O>(apply_post(a, fn, aux[j]));
+      }
     }
     __syncthreads();
   }
@@ -297,11 +320,13 @@ Expected<ReducePlan> plan_reduce(const std::vector<int64_t>& dims, const std::ve
   return pl;
 }
 
-// Blocks along the reduced run of a column reduction: enough for ~8 blocks an
-// SM in all, each reading at least 64 rows.
-int64_t column_chunks(const ReduceView& v) {
+// Blocks along the reduced run of a column reduction whose blocks cover
+// `width` columns: enough for ~8 blocks an SM in all, each reading at least
+// 64 rows. The widest tiles need the most (reduce_workspace_bytes' bound).
+constexpr int64_t kMaxColWidth = kColTile * 8;
+int64_t column_chunks(const ReduceView& v, int64_t width) {
   constexpr int64_t kTargetBlocks = 132 * 8, kMinRows = 64;
-  const int64_t tiles = v.outer * ((v.inner + kColTile - 1) / kColTile);
+  const int64_t tiles = v.outer * ((v.inner + width - 1) / width);
   if (tiles >= kTargetBlocks / 2) return 1;
   int64_t chunks = (kTargetBlocks + tiles - 1) / tiles;
   chunks = std::min(chunks, (v.reduce + kMinRows - 1) / kMinRows);
@@ -334,15 +359,22 @@ Status run_plan(const ReducePlan& pl, const T* x, O* y, const ReduceFn<A>& fn, c
   constexpr int kBlock = 256;
   const ReduceView& v = pl.view;
   if (uses_columns(pl)) {
-    int64_t chunks = column_chunks(v);
+    constexpr int V = kColVec<T>;
+    const bool packed = V > 1 && v.inner % V == 0 && (reinterpret_cast<uintptr_t>(x) % (V * sizeof(T))) == 0;
+    const int64_t width = kColTile * (packed ? V : 1);
+    int64_t chunks = column_chunks(v, width);
     if (size_t(chunks) * size_t(pl.n_out) * sizeof(A) > s.partial_bytes) chunks = 1;
     const int64_t chunk_len = (v.reduce + chunks - 1) / chunks;
     chunks = (v.reduce + chunk_len - 1) / chunk_len;  // no empty chunk
-    const int64_t tiles = v.outer * ((v.inner + kColTile - 1) / kColTile);
+    const int64_t tiles = v.outer * ((v.inner + width - 1) / width);
     const dim3 grid(static_cast<unsigned>(std::min<int64_t>(tiles, 0x7fffffff)), static_cast<unsigned>(chunks));
     auto* partials = static_cast<A*>(s.partials);
-    reduce_columns_kernel<T, A, O, C>
-        <<<grid, kColTile * kColRows, 0, st>>>(x, y, partials, v.outer, v.reduce, v.inner, chunk_len, fn);
+    if (packed)
+      reduce_columns_kernel<T, A, O, C, V>
+          <<<grid, kColTile * kColRows, 0, st>>>(x, y, partials, v.outer, v.reduce, v.inner, chunk_len, fn);
+    else
+      reduce_columns_kernel<T, A, O, C, 1>
+          <<<grid, kColTile * kColRows, 0, st>>>(x, y, partials, v.outer, v.reduce, v.inner, chunk_len, fn);
     if (chunks > 1) {
       KILN_RETURN_IF_ERROR(last_launch_status("reduce_columns_kernel"));
       finish_partials_kernel<A, O, C><<<grid_for(pl.n_out, kBlock), kBlock, 0, st>>>(partials, y, pl.n_out, chunks, fn);
@@ -450,7 +482,7 @@ size_t reduce_workspace_bytes(const ReduceParams& p) {
   size_t bytes = 0;
   if (p.op == ReduceOp::kLogSumExp) bytes += align_up(size_t(pl->n_out) * sizeof(double));
   if (uses_columns(*pl)) {
-    const int64_t chunks = column_chunks(pl->view);
+    const int64_t chunks = column_chunks(pl->view, kMaxColWidth);
     if (chunks > 1) bytes += size_t(chunks) * size_t(pl->n_out) * sizeof(double);
   }
   return bytes;
@@ -470,7 +502,7 @@ Status launch_reduce(const ReduceParams& p, cudaStream_t stream) {
 size_t mean_var_workspace_bytes(const MeanVarParams& p) {
   auto pl = plan_reduce(p.dims, p.axes, false);
   if (!pl.is_ok() || !uses_columns(*pl)) return 0;
-  const int64_t chunks = column_chunks(pl->view);
+  const int64_t chunks = column_chunks(pl->view, kMaxColWidth);
   return chunks > 1 ? size_t(chunks) * size_t(pl->n_out) * sizeof(double) : 0;
 }
 

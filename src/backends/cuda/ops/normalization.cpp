@@ -56,15 +56,30 @@ Status run_layer_norm(KernelContext& ctx, bool center) {
     p.bias = bias.data, p.bias_dtype = bias.dtype;
     p.bias_map = broadcast_param_map(bias.dims, inner);
   }
+  p.workspace = ctx.workspace(), p.workspace_bytes = ctx.workspace_bytes();
   if (center && ctx.has_output(1)) p.mean = ctx.output(1).data, p.stat_dtype = ctx.output(1).dtype;
   if (center && ctx.has_output(2)) p.inv_std_dev = ctx.output(2).data, p.stat_dtype = ctx.output(2).dtype;
   return launch_normalization(p, ctx.stream());
 }
 
+size_t layer_norm_workspace(const KernelQuery& q) {
+  const std::vector<int64_t>* dims = q.input_dims(0);
+  if (!dims) return 0;
+  auto axis = resolve_axis(q.node(), q.node().attr_int("axis", -1), static_cast<int64_t>(dims->size()));
+  if (!axis.is_ok()) return 0;
+  const int64_t cols = dims_product(*dims, size_t(*axis), dims->size());
+  const int64_t rows = cols == 0 ? 0 : dims_product(*dims, 0, dims->size()) / cols;
+  return normalization_workspace_bytes(q.input_dtype(0), rows, cols);
+}
+
 KILN_CUDA_KERNEL("", "LayerNormalization",
-                 {.run = [](KernelContext& c) { return run_layer_norm(c, true); }, .supports = supports_float_inputs});
+                 {.run = [](KernelContext& c) { return run_layer_norm(c, true); },
+                  .workspace = layer_norm_workspace,
+                  .supports = supports_float_inputs});
 KILN_CUDA_KERNEL("", "RMSNormalization",
-                 {.run = [](KernelContext& c) { return run_layer_norm(c, false); }, .supports = supports_float_inputs});
+                 {.run = [](KernelContext& c) { return run_layer_norm(c, false); },
+                  .workspace = layer_norm_workspace,
+                  .supports = supports_float_inputs});
 
 // [n, c, inner] of an NC... input.
 struct ChannelView {
@@ -104,7 +119,18 @@ Status run_grouped_norm(KernelContext& ctx, const ChannelView& v, int64_t groups
   m.row_mul = per_group ? 1 : v.c / groups;
   m.col_div = per_group ? std::max<int64_t>(p.cols, 1) : std::max<int64_t>(v.inner, 1);
   p.scale_map = p.bias_map = m;
+  p.workspace = ctx.workspace(), p.workspace_bytes = ctx.workspace_bytes();
   return launch_normalization(p, ctx.stream());
+}
+
+// Rows of N * groups (groups 0: C, InstanceNormalization), C / groups * spatial columns.
+size_t grouped_norm_workspace(const KernelQuery& q, int64_t groups) {
+  const std::vector<int64_t>* dims = q.input_dims(0);
+  if (!dims || dims->size() < 2) return 0;
+  const int64_t n = (*dims)[0], c = (*dims)[1], g = groups == 0 ? c : groups;
+  if (g < 1 || c % g != 0) return 0;
+  const int64_t rows = n * g, cols = c / g * dims_product(*dims, 2, dims->size());
+  return normalization_workspace_bytes(q.input_dtype(0), rows, cols);
 }
 
 KILN_CUDA_KERNEL("", "GroupNormalization",
@@ -115,6 +141,9 @@ KILN_CUDA_KERNEL("", "GroupNormalization",
                       return invalid_model("GroupNormalization: {} channels, {} groups", v.c, groups);
                     return run_grouped_norm(ctx, v, groups);
                   },
+                  .workspace = [](const KernelQuery& q) -> size_t {
+                    return grouped_norm_workspace(q, q.node().attr_int("num_groups", 1));
+                  },
                   .supports = supports_float_inputs});
 
 KILN_CUDA_KERNEL("", "InstanceNormalization",
@@ -122,6 +151,7 @@ KILN_CUDA_KERNEL("", "InstanceNormalization",
                     KILN_ASSIGN_OR_RETURN(ChannelView v, channel_view(ctx.node(), ctx.input(0), 3));
                     return run_grouped_norm(ctx, v, v.c);
                   },
+                  .workspace = [](const KernelQuery& q) -> size_t { return grouped_norm_workspace(q, 0); },
                   .supports = supports_float_inputs});
 
 // BatchNormalization's statistics: per channel, or per activation (C x
