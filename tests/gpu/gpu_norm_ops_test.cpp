@@ -38,23 +38,13 @@ struct AxesCase {
   std::vector<int64_t> dims, axes;
 };
 
-// Last, first, middle, several (contiguous and not), all; long rows and
-// long columns (the split column reduction); size-1 dims.
+// Last, first, middle, several (contiguous and not), all; long rows, a few
+// very long rows and long columns (the split reductions); size-1 dims.
 const std::vector<AxesCase> kAxesCases = {
-    {{4, 33}, {1}},
-    {{4, 33}, {0}},
-    {{3, 5, 7}, {1}},
-    {{3, 5, 7}, {0, 2}},
-    {{3, 5, 7}, {}},
-    {{2, 3, 4, 5}, {1, 3}},
-    {{2, 3, 4, 5}, {0, 2, 3}},
-    {{2, 3, 4, 5}, {-1, -2}},
-    {{6, 1, 4}, {1}},
-    {{3, 5000}, {1}},
-    {{5000, 3}, {0}},
-    {{1500, 130}, {0}},
-    {{3, 2000, 5}, {1}},
-    {{7}, {0}},
+    {{4, 33}, {1}},      {{4, 33}, {0}},         {{3, 5, 7}, {1}},          {{3, 5, 7}, {0, 2}},
+    {{3, 5, 7}, {}},     {{2, 3, 4, 5}, {1, 3}}, {{2, 3, 4, 5}, {0, 2, 3}}, {{2, 3, 4, 5}, {-1, -2}},
+    {{6, 1, 4}, {1}},    {{3, 5000}, {1}},       {{5000, 3}, {0}},          {{1500, 130}, {0}},
+    {{3, 2000, 5}, {1}}, {{2, 20000}, {1}},      {{4, 50, 60}, {}},         {{7}, {0}},
     {{5, 1200}, {-1}},
 };
 

@@ -1,6 +1,8 @@
 // Four kernels, by the shape of the reduction (see ReducePlan):
 // - the reduced axes are one trailing run (inner == 1): rows, a warp or a
-//   block per row (row_launch.cuh), 16-byte loads along the row;
+//   block per row (row_launch.cuh), 16-byte loads along the row; a few long
+//   rows (a whole-tensor reduction) are cut into chunks over many blocks whose
+//   partial results a second kernel combines;
 // - one run with kept dims after it (inner > 1): columns. A block covers 32
 //   threads' adjacent columns (8 bytes each when aligned; coalesced) and 8
 //   rows at a time; a long reduced run is
@@ -115,6 +117,26 @@ __global__ void __launch_bounds__(1024) reduce_rows_kernel(const T* __restrict__
     acc = group_reduce_acc<C>(acc, group, smem);
     if (active && lane == 0) y[row] = from_acc<O>(apply_post(acc, fn, aux));
   }
+}
+
+constexpr int kRowChunkBlock = 512;
+
+// A few long rows: block (chunk blockIdx.x, row blockIdx.y) writes its chunk's
+// partial result to partials[chunk * rows + row] (finish_partials_kernel's layout).
+template <typename T, typename A, Combine C>
+__global__ void __launch_bounds__(kRowChunkBlock)
+    reduce_row_chunks_kernel(const T* __restrict__ x, A* __restrict__ partials, int64_t rows, int64_t cols,
+                             int64_t chunk_len, ReduceFn<A> fn) {
+  __shared__ A smem[32];
+  const int64_t row = blockIdx.y, begin = int64_t(blockIdx.x) * chunk_len;
+  const int64_t len = chunk_len < cols - begin ? chunk_len : cols - begin;
+  const T* xc = x + row * cols + begin;
+  const A aux = fn.aux ? fn.aux[row] : A(0);
+  A acc = fn.identity;
+  row_visit(xc, len, threadIdx.x, blockDim.x, rows_vectorizable<T>(xc, len),
+            [&](T v, int64_t) { acc = combine_acc<C>(acc, apply_pre(to_acc<A>(v), fn.pre, aux)); });
+  acc = group_reduce_acc<C>(acc, blockDim.x, smem);
+  if (threadIdx.x == 0) partials[int64_t(blockIdx.x) * rows + row] = acc;
 }
 
 constexpr int kColTile = 32;  // threads of a block side by side along the columns: one warp
@@ -335,6 +357,24 @@ int64_t column_chunks(const ReduceView& v, int64_t width) {
 
 bool uses_columns(const ReducePlan& pl) { return pl.n_red > 1 && pl.view.contiguous && pl.view.inner > 1; }
 
+// Chunks per row when rows are too few to fill the GPU with a group each
+// (a whole-tensor reduction is one row): ~4 blocks an SM, chunks of at least
+// 4 Ki elements (a multiple of 16: 16-byte loads stay aligned).
+struct RowChunks {
+  int64_t chunks = 1, len = 0;
+};
+RowChunks row_chunks(const ReducePlan& pl) {
+  constexpr int64_t kTargetBlocks = 132 * 4, kMinChunk = 4096;
+  RowChunks c;
+  const ReduceView& v = pl.view;
+  if (pl.n_red <= 1 || !v.contiguous || v.inner != 1 || v.outer >= kTargetBlocks / 4 || v.reduce < 2 * kMinChunk)
+    return c;
+  const int64_t chunks = std::min((kTargetBlocks + v.outer - 1) / v.outer, v.reduce / kMinChunk);
+  c.len = ((v.reduce + chunks - 1) / chunks + 15) / 16 * 16;
+  c.chunks = (v.reduce + c.len - 1) / c.len;
+  return c;
+}
+
 // Scratch: [aux: n_out accumulators][partials: chunks * n_out accumulators].
 struct Scratch {
   void* aux = nullptr;
@@ -379,6 +419,14 @@ Status run_plan(const ReducePlan& pl, const T* x, O* y, const ReduceFn<A>& fn, c
       KILN_RETURN_IF_ERROR(last_launch_status("reduce_columns_kernel"));
       finish_partials_kernel<A, O, C><<<grid_for(pl.n_out, kBlock), kBlock, 0, st>>>(partials, y, pl.n_out, chunks, fn);
     }
+  } else if (const RowChunks rc = row_chunks(pl);
+             rc.chunks > 1 && size_t(rc.chunks) * size_t(pl.n_out) * sizeof(A) <= s.partial_bytes) {
+    auto* partials = static_cast<A*>(s.partials);
+    const dim3 grid(static_cast<unsigned>(rc.chunks), static_cast<unsigned>(v.outer));
+    reduce_row_chunks_kernel<T, A, C><<<grid, kRowChunkBlock, 0, st>>>(x, partials, v.outer, v.reduce, rc.len, fn);
+    KILN_RETURN_IF_ERROR(last_launch_status("reduce_row_chunks_kernel"));
+    finish_partials_kernel<A, O, C>
+        <<<grid_for(pl.n_out, kBlock), kBlock, 0, st>>>(partials, y, pl.n_out, rc.chunks, fn);
   } else if (pl.n_red > 1 && v.contiguous && v.inner == 1) {
     const RowLaunch l = row_launch(v.outer, v.reduce);
     reduce_rows_kernel<T, A, O, C><<<l.grid, l.block, 0, st>>>(x, y, v.outer, v.reduce, l.group, fn);
@@ -485,6 +533,8 @@ size_t reduce_workspace_bytes(const ReduceParams& p) {
     const int64_t chunks = column_chunks(pl->view, kMaxColWidth);
     if (chunks > 1) bytes += size_t(chunks) * size_t(pl->n_out) * sizeof(double);
   }
+  const RowChunks rc = row_chunks(*pl);
+  if (rc.chunks > 1) bytes += size_t(rc.chunks) * size_t(pl->n_out) * sizeof(double);
   return bytes;
 }
 
@@ -501,8 +551,8 @@ Status launch_reduce(const ReduceParams& p, cudaStream_t stream) {
 
 size_t mean_var_workspace_bytes(const MeanVarParams& p) {
   auto pl = plan_reduce(p.dims, p.axes, false);
-  if (!pl.is_ok() || !uses_columns(*pl)) return 0;
-  const int64_t chunks = column_chunks(pl->view, kMaxColWidth);
+  if (!pl.is_ok()) return 0;
+  const int64_t chunks = uses_columns(*pl) ? column_chunks(pl->view, kMaxColWidth) : row_chunks(*pl).chunks;
   return chunks > 1 ? size_t(chunks) * size_t(pl->n_out) * sizeof(double) : 0;
 }
 
