@@ -148,7 +148,9 @@ TEST_F(GpuTest, TopKMatchesCpuValuesAndIndices) {
 }
 
 TEST_F(GpuTest, SoftmaxLogSoftmaxHardmaxMatchCpuOverAnyAxis) {
-  const std::vector<std::vector<int64_t>> shapes = {{3, 5, 7}, {2, 5000}, {1500, 3}, {4, 1024}, {1, 1}, {11}};
+  // {2, 5, 40000} along 0 and 1: enough slices for the thread-per-slice kernel.
+  const std::vector<std::vector<int64_t>> shapes = {{3, 5, 7}, {2, 5000}, {1500, 3},    {4, 1024},
+                                                    {1, 1},    {11},      {2, 5, 40000}};
   for (const char* op : {"Softmax", "LogSoftmax", "Hardmax"})
     for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64})
       for (const auto& dims : shapes)
