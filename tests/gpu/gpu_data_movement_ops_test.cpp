@@ -107,7 +107,7 @@ TEST_F(GpuTest, GathersMatchCpu) {
          name("GatherElements", t, "axis 0, fewer rows"));
     Tensor nd_idx = Tensor::from_vector<int64_t>(DType::kI64, {2, 2, 2}, {0, 1, 4, -1, -5, 6, 2, 0});
     same("GatherND", {x, nd_idx}, {}, name("GatherND", t));
-    Tensor nd_idx1 = Tensor::from_vector<int32_t>(DType::kI32, {5, 1}, {0, 6, -1, 3, 2});
+    Tensor nd_idx1 = Tensor::from_vector<int64_t>(DType::kI64, {5, 1}, {0, 6, -1, 3, 2});  // ONNX: int64 only
     same("GatherND", {x, nd_idx1}, {{"batch_dims", Attribute::of_int(1)}}, name("GatherND", t, "batch_dims 1"));
     Tensor nd_full = Tensor::from_vector<int64_t>(DType::kI64, {2, 3}, {4, 6, 2, 0, 0, -3});
     same("GatherND", {x, nd_full}, {}, name("GatherND", t, "full tuples"));

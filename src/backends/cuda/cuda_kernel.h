@@ -121,7 +121,8 @@ struct KernelDef {
   // says why not, and the build names the node with it. Absent: every node.
   std::function<Status(const Node&)> supports;
   // Output 0 may share input `alias_input`'s memory (Reshape, Squeeze): the
-  // executor then places them together and `run` may do nothing.
+  // executor then places them together. `run` must copy when their addresses
+  // differ (a view that is a graph output gets the caller's buffer).
   int alias_input = -1;
   // Candidate implementations for these input dims, best guess first, at most
   // `limit` (names stable across processes, e.g. "cublaslt:3"): the builder

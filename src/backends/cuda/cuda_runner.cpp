@@ -162,7 +162,7 @@ struct Runner::Impl {
         events.emplace_back(std::move(start), std::move(stop));
       }
       if (step.kind == Step::Kind::kCopy) {
-        const size_t src = step.node ? static_cast<size_t>(step.def->alias_input) : 0;
+        const size_t src = 0;
         const size_t bytes = step.out[0].nbytes();
         if (bytes && step.out[0].data != step.in[src].data)
           KILN_CUDA_RETURN_IF_ERROR(

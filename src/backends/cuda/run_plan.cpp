@@ -152,7 +152,7 @@ Status Planner::evaluate_on_host(const Node& node, bool shape_like) {
 // Gives a host-only value a device slot: uploaded once with the segment.
 Status Planner::place_on_device(const Value* v) {
   PlannedValue& pv = state_.values.at(v);
-  if (pv.slot.place != Place::kNone) return Status::ok();
+  if (pv.slot.place != Place::kNone || alias_root_.count(v)) return Status::ok();  // a view gets its slot last
   if (!pv.host || !pv.host->is_tensor())
     return unsupported("value '{}' is a sequence or optional; GPU kernels take tensors only", v->name);
   if (pv.dtype == DType::kString) return unsupported("value '{}' holds strings; GPU kernels take numbers", v->name);
@@ -213,6 +213,8 @@ Status Planner::plan_kernel(const Node& node, size_t index, const KernelDef& def
     pv.dims = t.shape.fixed_dims();
     step.out[i] = {pv.dtype, pv.dims, nullptr};
     const int io = graph_output_index(out);
+    // A view shares its input's memory, unless it is a graph output: then the
+    // kernel writes the caller's buffer (view kernels copy when not aliased).
     if (i == 0 && def.alias_input >= 0 && io < 0) {
       const Value* src = node.inputs[static_cast<size_t>(def.alias_input)];
       auto root = alias_root_.find(src);
@@ -233,8 +235,6 @@ Status Planner::plan_kernel(const Node& node, size_t index, const KernelDef& def
     auto life = lifetime_.find(root == alias_root_.end() ? v : root->second);
     if (life != lifetime_.end()) life->second.second = step_index;
   }
-  if (def.alias_input >= 0 && !node.outputs.empty() && node.outputs[0] && graph_output_index(node.outputs[0]) >= 0)
-    step.kind = Step::Kind::kCopy;  // a view cannot be the caller's buffer: copy into it
   if (def.workspace) step.workspace_bytes = def.workspace(PlanQuery(step));
   seg_.steps.push_back(std::move(step));
   return Status::ok();
