@@ -80,8 +80,8 @@ if want models; then
 fi
 
 if want peer; then
-  timeout 420 python3 bench/torch_peer.py --kiln "$kiln" --out /tmp/kiln-peer \
-    --models "${PEER_MODELS:-resnet50:128,resnet50:1,bert:32,bert:1}" >"$OUT/peer.txt" 2>&1
+  timeout "${PEER_TIMEOUT:-420}" python3 bench/torch_peer.py --kiln "$kiln" --out /tmp/kiln-peer \
+    --models "${PEER_MODELS:-resnet50:128,resnet50:1,bert:32,bert:1}" 2>&1 | tee "$OUT/peer.txt" | grep -E "^==|^  \{|kiln .* failed|^model|^[a-z0-9_]+ +[0-9]+ "
   row "torch peer" "exit $? (peer.txt)"
 fi
 
@@ -92,7 +92,7 @@ fi
 
 echo
 [[ -f "$OUT/cuda_bench.txt" ]] && cat "$OUT/cuda_bench.txt"
-[[ -f "$OUT/peer.txt" ]] && tail -12 "$OUT/peer.txt"
+
 echo
 echo "summary"
 printf '%s\n' "${summary[@]}"
