@@ -101,17 +101,31 @@ def run(cmd, log):
 
 
 def bench_kiln(args, onnx_path, kind, batch, tag):
+    """Builds cold (empty timing cache), again warm (must be byte-identical),
+    then benchmarks the engine. Returns (GPU ms, cold s, warm s, identical, error)."""
     name = "input" if kind == "image" else "input_ids"
     shape = f"{name}:{batch}x3x224x224" if kind == "image" else f"{name}:{batch}x{SEQ}"
-    engine = os.path.join(args.out, f"{tag}.kiln")
-    cmd = [args.kiln, "bench", onnx_path, "--backend", "cuda", "--fp16", "--shapes", shape, "--useCudaGraph",
-           "--noDataTransfers", "--iterations", "200", "--duration", "2", "--saveEngine", engine]
+    cache = os.path.join(args.out, f"{tag}.timing")
+    if os.path.exists(cache):
+        os.remove(cache)
+    engines, times = [], []
+    for build in ("cold", "warm"):
+        engine = os.path.join(args.out, f"{tag}.{build}.kiln")
+        t0 = time.time()
+        rc, out = run([args.kiln, "build", onnx_path, "--backend", "cuda", "--fp16", "--optShapes", shape,
+                       "--timingCacheFile", cache, "-o", engine], os.path.join(args.out, f"{tag}.{build}.log"))
+        if rc != 0:
+            return None, None, None, None, out[-800:]
+        times.append(time.time() - t0)
+        engines.append(open(engine, "rb").read())
+        print("  " + " | ".join(l for l in out.splitlines() if l.startswith(("tactics", "built"))), flush=True)
+    cmd = [args.kiln, "bench", "--loadEngine", os.path.join(args.out, f"{tag}.cold.kiln"), "--shapes", shape,
+           "--useCudaGraph", "--noDataTransfers", "--iterations", "200", "--duration", "2"]
     rc, out = run(cmd, os.path.join(args.out, f"{tag}.bench.log"))
     m = re.search(r"compute_ms: median=([0-9.e+-]+)", out)
-    built = re.search(r"Built in ([0-9]+) ms", out)
     if rc != 0 or not m:
-        return None, None, out[-800:]
-    return float(m.group(1)), int(built.group(1)) if built else None, ""
+        return None, times[0], times[1], engines[0] == engines[1], out[-800:]
+    return float(m.group(1)), times[0], times[1], engines[0] == engines[1], ""
 
 
 def kiln_accuracy(args, onnx_path, kind, x32, ref, tag):
@@ -165,8 +179,8 @@ def main():
         feeds16 = [f.half() if f.is_floating_point() else f for f in feeds]
         row = {"model": name, "batch": batch}
         # kiln first: its figures come back even if torch.compile runs long.
-        kiln_ms, build_ms, err = bench_kiln(args, onnx_path, kind, batch, tag)
-        row["kiln_ms"], row["kiln_build_ms"] = kiln_ms, build_ms
+        kiln_ms, cold, warm, same, err = bench_kiln(args, onnx_path, kind, batch, tag)
+        row["kiln_ms"], row["build_cold_s"], row["build_warm_s"], row["warm_identical"] = kiln_ms, cold, warm, same
         if err:
             print(f"  kiln bench failed:\n{err}", flush=True)
         rel, err = kiln_accuracy(args, onnx_path, kind, x32, ref, tag)
@@ -191,7 +205,7 @@ def main():
         del half, wrapped, model
         torch.cuda.empty_cache()
     json.dump(rows, open(os.path.join(args.out, "peer.json"), "w"), indent=1)
-    print("\nmodel        batch  eager ms  compile ms  kiln ms  kiln/best-torch speedup  kiln fp16 rel err  build s")
+    print("\nmodel        batch  eager ms  compile ms  kiln ms  kiln/best-torch speedup  kiln fp16 rel err  build cold/warm s")
     for r in rows:
         torch_ms = [r[k] for k in ("eager_ms", "compile_ms", "autotune_ms") if r.get(k)]
         best = min(torch_ms) if torch_ms else None
@@ -200,7 +214,8 @@ def main():
         fmt = lambda v, f="{:.3f}": f.format(v) if v is not None else "-"
         print(f"{r['model']:<12} {r['batch']:>5}  {fmt(r.get('eager_ms')):>8}  {fmt(r.get('compile_ms')):>10}  "
               f"{fmt(k):>7}  {speed:>23}  {fmt(r.get('kiln_rel_err'), '{:.2e}'):>17}  "
-              f"{fmt(r['kiln_build_ms'] / 1000 if r.get('kiln_build_ms') else None, '{:.1f}'):>7}")
+              f"{fmt(r.get('build_cold_s'), '{:.1f}'):>7}/{fmt(r.get('build_warm_s'), '{:.1f}')}"
+              f"{' identical' if r.get('warm_identical') else ''}")
 
 
 if __name__ == "__main__":
