@@ -161,7 +161,9 @@ def main():
         tag = f"{name}_b{batch}"
         print(f"== {tag}", flush=True)
         model, kind = make_model(name)
-        wrapped = Wrapped(model, kind).to(dev)
+        # eval(): the legacy exporter keeps the wrapper's mode, and a training-mode
+        # export computes BatchNorm from batch statistics.
+        wrapped = Wrapped(model, kind).to(dev).eval()
         gen = torch.Generator().manual_seed(1)
         onnx_path = os.path.join(args.out, f"{name}.onnx")
         if name not in exported:
@@ -175,7 +177,7 @@ def main():
         with torch.inference_mode():
             ref = wrapped(feeds[0]).float().cpu().numpy().astype(np.float64)
         x32 = feeds[0].cpu().numpy()
-        half = Wrapped(model, kind).to(dev).half()
+        half = Wrapped(model, kind).to(dev).half().eval()
         feeds16 = [f.half() if f.is_floating_point() else f for f in feeds]
         row = {"model": name, "batch": batch}
         # kiln first: its figures come back even if torch.compile runs long.
