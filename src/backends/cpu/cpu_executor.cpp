@@ -151,7 +151,6 @@ Status run_node_in_scope(const Node& node, RunScope& scope) {
   return Status::ok();
 }
 
-
 Expected<std::vector<RunValue>> run_node_on_cpu(const Node& node, const std::vector<const RunValue*>& inputs) {
   RunScope scope;
   for (size_t i = 0; i < node.inputs.size() && i < inputs.size(); ++i)
