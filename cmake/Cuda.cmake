@@ -35,8 +35,15 @@ if(KILN_HAVE_CUDA)
   find_path(KILN_CUDNN_INCLUDE cudnn.h HINTS ${CUDAToolkit_INCLUDE_DIRS} PATH_SUFFIXES x86_64-linux-gnu)
   find_library(KILN_CUDNN_LIBRARY cudnn HINTS ${CUDAToolkit_LIBRARY_DIR})
   if(NOT KILN_CUDNN_INCLUDE OR NOT KILN_CUDNN_LIBRARY)
-    message(FATAL_ERROR "kiln: the CUDA backend needs cuDNN 9 (apt install cudnn9-cuda-13 or libcudnn9-dev-cuda-13)")
+    set(_kiln_cudnn_hint "the CUDA backend needs cuDNN 9 (NVIDIA's apt repository: cudnn9-cuda-13)")
+    if(KILN_CUDA STREQUAL "ON")
+      message(FATAL_ERROR "kiln: ${_kiln_cudnn_hint}")
+    endif()
+    message(STATUS "kiln: ${_kiln_cudnn_hint}; building without the CUDA backend")
+    set(KILN_HAVE_CUDA OFF)
   endif()
+endif()
+if(KILN_HAVE_CUDA)
   # An object library: its kernels register themselves from static
   # initializers, which must all reach kiln_runtime (a static archive would
   # drop the files nothing references).
