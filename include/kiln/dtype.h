@@ -44,6 +44,17 @@ enum class DType : uint8_t {
 
 constexpr int kMaxDType = 28;
 
+// The whole-byte integer types (8 to 64 bits, signed or not).
+constexpr bool is_byte_integer(DType t) {
+  return t == DType::kI8 || t == DType::kI16 || t == DType::kI32 || t == DType::kI64 || t == DType::kU8 ||
+         t == DType::kU16 || t == DType::kU32 || t == DType::kU64;
+}
+
+// f32, f16, bf16 and f64: the float types kernels compute in (16-bit ones in f32).
+constexpr bool is_compute_float(DType t) {
+  return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF64;
+}
+
 // Short name used in dumps and messages: f32, f16, bf16, i64, bool, f8e4m3fn, ...
 std::string_view dtype_name(DType t);
 

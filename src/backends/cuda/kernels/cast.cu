@@ -113,24 +113,7 @@ Status run_cast(const CastParams& p, cudaStream_t stream) {
 
 }  // namespace
 
-bool cast_supported(DType t) {
-  switch (t) {
-    case DType::kF32:
-    case DType::kF16:
-    case DType::kBF16:
-    case DType::kF64:
-    case DType::kI8:
-    case DType::kI16:
-    case DType::kI32:
-    case DType::kI64:
-    case DType::kU8:
-    case DType::kU16:
-    case DType::kU32:
-    case DType::kU64:
-    case DType::kBool: return true;
-    default: return false;
-  }
-}
+bool cast_supported(DType t) { return is_compute_float(t) || is_byte_integer(t) || t == DType::kBool; }
 
 Status launch_cast(const CastParams& p, cudaStream_t stream) {
   if (!cast_supported(p.from) || !cast_supported(p.to))

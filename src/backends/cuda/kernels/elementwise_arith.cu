@@ -172,23 +172,7 @@ Status run_pow(const BinaryFnParams& p, cudaStream_t stream) {
   return launch_broadcast_op<2>(op, c, n, stream);
 }
 
-bool is_numeric(DType t) {
-  switch (t) {
-    case DType::kF32:
-    case DType::kF16:
-    case DType::kBF16:
-    case DType::kF64:
-    case DType::kI8:
-    case DType::kI16:
-    case DType::kI32:
-    case DType::kI64:
-    case DType::kU8:
-    case DType::kU16:
-    case DType::kU32:
-    case DType::kU64: return true;
-    default: return false;
-  }
-}
+bool is_numeric(DType t) { return is_compute_float(t) || is_byte_integer(t); }
 
 bool is_float_dtype(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF64; }
 

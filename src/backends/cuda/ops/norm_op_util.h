@@ -18,19 +18,7 @@ inline DType input_dtype(const Node& node, size_t i) {
 
 inline bool is_float(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF64; }
 
-inline bool is_integer(DType t) {
-  switch (t) {
-    case DType::kI8:
-    case DType::kI16:
-    case DType::kI32:
-    case DType::kI64:
-    case DType::kU8:
-    case DType::kU16:
-    case DType::kU32:
-    case DType::kU64: return true;
-    default: return false;
-  }
-}
+inline bool is_integer(DType t) { return is_byte_integer(t); }
 
 // Input `i` of `op` must be a float tensor.
 inline Status require_float(const Node& node, size_t i, const char* what) {

@@ -9,19 +9,7 @@
 namespace kiln::cuda {
 namespace {
 
-bool is_integer(DType t) {
-  switch (t) {
-    case DType::kI8:
-    case DType::kI16:
-    case DType::kI32:
-    case DType::kI64:
-    case DType::kU8:
-    case DType::kU16:
-    case DType::kU32:
-    case DType::kU64: return true;
-    default: return false;
-  }
-}
+bool is_integer(DType t) { return is_byte_integer(t); }
 
 Status supports_float_input(const Node& node) {
   if (!is_float_dtype(input_dtype(node, 0)))
