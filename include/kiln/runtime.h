@@ -90,6 +90,13 @@ struct LayerInfo {
   std::string domain;  // "" for the ONNX domain
   std::vector<LayerTensor> inputs;
   std::vector<LayerTensor> outputs;
+  // The precision the builder chose and why ("f16", "f32: not on the 16-bit
+  // list"), or the output's dtype where it made no choice.
+  std::string precision;
+  // The tactic the builder timed fastest ("cudnn:2", "cublaslt:0") and its
+  // time in ms; empty when the kernel has one implementation or none was timed.
+  std::string tactic;
+  float tactic_ms = 0;
 };
 
 class ExecutionContext;

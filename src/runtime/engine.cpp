@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <set>
 
@@ -227,6 +228,14 @@ Expected<LayerInfo> Engine::layer_info(int index) const {
     if (v) info.inputs.push_back(layer_tensor(*v));
   for (const Value* v : n.outputs)
     if (v) info.outputs.push_back(layer_tensor(*v));
+  auto meta = [&](const char* key) {
+    auto it = n.metadata.find(key);
+    return it == n.metadata.end() ? std::string() : it->second;
+  };
+  info.precision = meta("kiln.precision");
+  if (info.precision.empty() && !info.outputs.empty()) info.precision = std::string(dtype_name(info.outputs[0].dtype));
+  info.tactic = meta("kiln.tactic");
+  if (std::string ms = meta("kiln.tactic_ms"); !ms.empty()) info.tactic_ms = std::strtof(ms.c_str(), nullptr);
   return info;
 }
 

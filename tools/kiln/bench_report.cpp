@@ -172,8 +172,14 @@ Status export_layer_info(const std::string& path, const Engine& engine) {
     json ins = json::array(), outs = json::array();
     for (const auto& t : info.inputs) ins.push_back(tensor_json(t));
     for (const auto& t : info.outputs) outs.push_back(tensor_json(t));
-    layers.push_back(
-        {{"name", info.name}, {"op", info.op_type}, {"domain", info.domain}, {"inputs", ins}, {"outputs", outs}});
+    layers.push_back({{"name", info.name},
+                      {"op", info.op_type},
+                      {"domain", info.domain},
+                      {"precision", info.precision},
+                      {"tactic", info.tactic},
+                      {"tacticMs", info.tactic_ms},
+                      {"inputs", ins},
+                      {"outputs", outs}});
   }
   json io = json::array();
   for (int i = 0; i < engine.num_io_tensors(); ++i) {

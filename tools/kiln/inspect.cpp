@@ -1,12 +1,16 @@
 // kiln inspect MODEL.onnx: inputs, outputs, opsets, op histogram, parameters,
-// and every unsupported node; --json for machines, --graph for the IR.
+// and every unsupported node; --json for machines, --graph for the IR. On an
+// engine file, its layers with their precisions and tactics (inspect_engine.cpp).
 #include <fmt/format.h>
 
+#include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "inspect_engine.h"
 #include "ir/printer.h"
 #include "onnx/importer.h"
 #include "passes/pass.h"
@@ -84,7 +88,18 @@ std::string human_bytes(int64_t b) {
   return fmt::format("{} B", b);
 }
 
+// An engine file starts with "KILN"; anything else is read as ONNX.
+bool is_engine_file(const std::string& path) {
+  char magic[4] = {};
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  const bool engine = std::fread(magic, 1, 4, f) == 4 && std::memcmp(magic, "KILN", 4) == 0;
+  std::fclose(f);
+  return engine;
+}
+
 int run_inspect(const InspectOptions& o) {
+  if (is_engine_file(o.model)) return inspect_engine(o.model, o.json);
   auto imported = import_onnx_file(o.model);
   if (!imported) {
     fmt::print(stderr, "kiln inspect: {}\n", imported.status().to_string());
@@ -163,7 +178,7 @@ int run_inspect(const InspectOptions& o) {
 void add_inspect_command(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<InspectOptions>();
   CLI::App* cmd = app.add_subcommand("inspect", "Show a model's inputs, outputs, ops and unsupported nodes");
-  cmd->add_option("model", o->model, "ONNX model file")->required();
+  cmd->add_option("model", o->model, "ONNX model or kiln engine file")->required();
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->add_flag("--graph", o->graph, "Print the textual IR");
   cmd->add_flag("--optimized", o->optimized, "Run the optimization passes of `kiln build` first");
