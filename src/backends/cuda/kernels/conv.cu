@@ -25,21 +25,7 @@ __global__ void direct_conv_kernel(const T* __restrict__ x, const T* __restrict_
     for (int64_t c = 0; c < cg; ++c) {
       const T* xc = xg + c * isize;
       const T* wc = wm + c * ksize;
-      for (int64_t kd = 0; kd < g.kernel[0]; ++kd) {
-        const int64_t id = input_coord(g, 0, o.d, kd);
-        if (id < 0 || id >= g.in[0]) continue;
-        for (int64_t kh = 0; kh < g.kernel[1]; ++kh) {
-          const int64_t ih = input_coord(g, 1, o.h, kh);
-          if (ih < 0 || ih >= g.in[1]) continue;
-          const T* xrow = xc + (id * g.in[1] + ih) * g.in[2];
-          const T* wrow = wc + (kd * g.kernel[1] + kh) * g.kernel[2];
-          for (int64_t kw = 0; kw < g.kernel[2]; ++kw) {
-            const int64_t iw = input_coord(g, 2, o.w, kw);
-            if (iw < 0 || iw >= g.in[2]) continue;
-            acc += load_as<Acc>(xrow[iw]) * load_as<Acc>(wrow[kw]);
-          }
-        }
-      }
+      for_each_tap(g, o, [&](const WindowTap& t) { acc += load_as<Acc>(xc[t.at]) * load_as<Acc>(wc[t.k]); });
     }
     y[i] = store_as<T>(acc);
   }
@@ -120,23 +106,12 @@ __global__ void integer_conv_kernel(IntegerConvParams p, int64_t n) {
     const XT* xg = x + (batch * g.in_channels + m / mg * cg) * isize;
     const WT* wm = w + m * cg * ksize;
     int64_t acc = 0;
-    for (int64_t c = 0; c < cg; ++c) {
-      for (int64_t kd = 0; kd < g.kernel[0]; ++kd) {
-        const int64_t id = input_coord(g, 0, o.d, kd);
-        if (id < 0 || id >= g.in[0]) continue;
-        for (int64_t kh = 0; kh < g.kernel[1]; ++kh) {
-          const int64_t ih = input_coord(g, 1, o.h, kh);
-          if (ih < 0 || ih >= g.in[1]) continue;
-          for (int64_t kw = 0; kw < g.kernel[2]; ++kw) {
-            const int64_t iw = input_coord(g, 2, o.w, kw);
-            if (iw < 0 || iw >= g.in[2]) continue;
-            const int32_t xv = int32_t(xg[c * isize + (id * g.in[1] + ih) * g.in[2] + iw]) - xz;
-            const int32_t wv = int32_t(wm[c * ksize + (kd * g.kernel[1] + kh) * g.kernel[2] + kw]) - wz;
-            acc += int64_t(xv * wv);
-          }
-        }
-      }
-    }
+    for (int64_t c = 0; c < cg; ++c)
+      for_each_tap(g, o, [&](const WindowTap& t) {
+        const int32_t xv = int32_t(xg[c * isize + t.at]) - xz;
+        const int32_t wv = int32_t(wm[c * ksize + t.k]) - wz;
+        acc += int64_t(xv * wv);
+      });
     if constexpr (std::is_same_v<YT, int32_t>) {
       static_cast<int32_t*>(p.y)[i] = static_cast<int32_t>(acc);
     } else {

@@ -21,21 +21,10 @@ __global__ void max_pool_kernel(const T* __restrict__ x, T* __restrict__ y, int6
     const T* xp = x + o.plane * isize;
     C best = std::numeric_limits<C>::lowest();
     int64_t best_at = -1, bd = 0, bh = 0, bw = 0;
-    for (int64_t kd = 0; kd < g.kernel[0]; ++kd) {
-      const int64_t id = input_coord(g, 0, o.d, kd);
-      if (id < 0 || id >= g.in[0]) continue;
-      for (int64_t kh = 0; kh < g.kernel[1]; ++kh) {
-        const int64_t ih = input_coord(g, 1, o.h, kh);
-        if (ih < 0 || ih >= g.in[1]) continue;
-        for (int64_t kw = 0; kw < g.kernel[2]; ++kw) {
-          const int64_t iw = input_coord(g, 2, o.w, kw);
-          if (iw < 0 || iw >= g.in[2]) continue;
-          const int64_t at = (id * g.in[1] + ih) * g.in[2] + iw;
-          const C v = load_as<C>(xp[at]);
-          if (best_at < 0 || v > best) best = v, best_at = at, bd = id, bh = ih, bw = iw;
-        }
-      }
-    }
+    for_each_tap(g, o, [&](const WindowTap& t) {
+      const C v = load_as<C>(xp[t.at]);
+      if (best_at < 0 || v > best) best = v, best_at = t.at, bd = t.d, bh = t.h, bw = t.w;
+    });
     y[i] = store_as<T>(best);
     if (indices) {
       const int64_t spatial = column_major ? (bw * g.in[1] + bh) * g.in[0] + bd : best_at;
@@ -79,21 +68,11 @@ __global__ void mean_pool_kernel(const T* __restrict__ x, T* __restrict__ y, Win
     const T* xp = x + o.plane * isize;
     Acc sum = 0;
     int64_t count = 0;
-    for (int64_t kd = 0; kd < g.kernel[0]; ++kd) {
-      const int64_t id = input_coord(g, 0, o.d, kd);
-      if (id < 0 || id >= g.in[0]) continue;
-      for (int64_t kh = 0; kh < g.kernel[1]; ++kh) {
-        const int64_t ih = input_coord(g, 1, o.h, kh);
-        if (ih < 0 || ih >= g.in[1]) continue;
-        for (int64_t kw = 0; kw < g.kernel[2]; ++kw) {
-          const int64_t iw = input_coord(g, 2, o.w, kw);
-          if (iw < 0 || iw >= g.in[2]) continue;
-          const Acc v = load_as<Acc>(xp[(id * g.in[1] + ih) * g.in[2] + iw]);
-          sum += lp == 0 ? v : lp_term(v, lp);
-          ++count;
-        }
-      }
-    }
+    for_each_tap(g, o, [&](const WindowTap& t) {
+      const Acc v = load_as<Acc>(xp[t.at]);
+      sum += lp == 0 ? v : lp_term(v, lp);
+      ++count;
+    });
     Acc r;
     if (lp > 0) {
       r = lp_root(sum, lp);

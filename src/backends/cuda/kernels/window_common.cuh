@@ -55,6 +55,31 @@ __device__ __forceinline__ int64_t input_coord(const WindowGeometry& g, int a, i
   return o * g.stride[a] - g.pad_begin[a] + k * g.dilation[a];
 }
 
+// One tap of a window that falls inside the input: its input coordinates,
+// its offset in the input plane and its offset in the kernel.
+struct WindowTap {
+  int64_t d, h, w, at, k;
+};
+
+// Calls fn(tap) for every kernel tap of output o inside the input, in kernel
+// order; taps that fall in the padding are skipped.
+template <typename Fn>
+__device__ __forceinline__ void for_each_tap(const WindowGeometry& g, const OutputPosition& o, Fn&& fn) {
+  for (int64_t kd = 0; kd < g.kernel[0]; ++kd) {
+    const int64_t id = input_coord(g, 0, o.d, kd);
+    if (id < 0 || id >= g.in[0]) continue;
+    for (int64_t kh = 0; kh < g.kernel[1]; ++kh) {
+      const int64_t ih = input_coord(g, 1, o.h, kh);
+      if (ih < 0 || ih >= g.in[1]) continue;
+      for (int64_t kw = 0; kw < g.kernel[2]; ++kw) {
+        const int64_t iw = input_coord(g, 2, o.w, kw);
+        if (iw < 0 || iw >= g.in[2]) continue;
+        fn(WindowTap{id, ih, iw, (id * g.in[1] + ih) * g.in[2] + iw, (kd * g.kernel[1] + kh) * g.kernel[2] + kw});
+      }
+    }
+  }
+}
+
 // Grid-stride loop bounds.
 #define KILN_GRID_STRIDE_LOOP(i, n) \
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
