@@ -78,22 +78,6 @@ Tensor random_input(DType dtype, const std::vector<int64_t>& dims, std::mt19937&
   return t;
 }
 
-class TuneBindings final : public cuda::RunBindings {
- public:
-  std::vector<DeviceBuffer> inputs, outputs;
-  std::vector<std::pair<DType, std::vector<int64_t>>> shapes;
-  const void* input(int io) override { return inputs.at(static_cast<size_t>(io)).data(); }
-  Expected<void*> output(int io, DType dtype, const std::vector<int64_t>& dims) override {
-    auto& b = outputs.at(static_cast<size_t>(io));
-    const size_t bytes = dtype_storage_bytes(dtype, checked_numel(dims));
-    if (b.size() < bytes) {
-      KILN_ASSIGN_OR_RETURN(b, DeviceBuffer::allocate(bytes));
-    }
-    shapes.at(static_cast<size_t>(io)) = {dtype, dims};
-    return b.data();
-  }
-};
-
 // max |gpu - cpu| / max |cpu|, NaN when either has a NaN.
 double relative_error(const Tensor& gpu, const Tensor& cpu) {
   double diff = 0, scale = 0;
@@ -144,6 +128,9 @@ struct LayerBench {
   std::vector<RunValue> host_inputs;
   std::vector<std::vector<int64_t>> dims;
   std::vector<Tensor> expected;  // the outputs' first rows
+  // On the device once for every candidate: the weights, the inputs, outputs.
+  std::shared_ptr<const cuda::DeviceWeights> weights;
+  std::unique_ptr<cuda::DeviceBindings> io;
 };
 
 Expected<std::unique_ptr<LayerBench>> make_layer_bench(const cuda::Step& step, const cuda::PlanState& state,
@@ -205,6 +192,9 @@ Expected<std::unique_ptr<LayerBench>> make_layer_bench(const cuda::Step& step, c
   }
   KILN_ASSIGN_OR_RETURN(auto outs, run_graph_on_cpu(ref, std::move(ref_inputs)));
   for (auto& o : outs) b->expected.push_back(std::move(o.tensor));
+  KILN_ASSIGN_OR_RETURN(b->weights, cuda::upload_weights(b->graph));
+  b->io = std::make_unique<cuda::DeviceBindings>(b->graph.outputs.size());
+  for (const RunValue& v : b->host_inputs) KILN_RETURN_IF_ERROR(b->io->add_input(v.tensor));
   return b;
 }
 
@@ -226,27 +216,16 @@ class Tuner {
   // The candidate's median time in ms, or an error (it failed or disagreed).
   Expected<float> time(LayerBench& b, const std::string& tactic) {
     b.node->metadata["kiln.tactic"] = tactic;
-    KILN_ASSIGN_OR_RETURN(auto weights, cuda::upload_weights(b.graph));
     cuda::RunnerOptions options;
     options.run.allow_tf32 = config_.tf32;
-    cuda::Runner runner(b.graph, weights, options);
-    TuneBindings io;
-    for (const RunValue& v : b.host_inputs) {
-      KILN_ASSIGN_OR_RETURN(auto buf, DeviceBuffer::allocate(v.tensor.nbytes()));
-      if (v.tensor.nbytes()) KILN_RETURN_IF_ERROR(buf.copy_from_host(v.tensor.raw(), v.tensor.nbytes(), stream_));
-      io.inputs.push_back(std::move(buf));
-    }
-    io.outputs.resize(b.graph.outputs.size());
-    io.shapes.resize(b.graph.outputs.size());
+    cuda::Runner runner(b.graph, b.weights, options);
+    cuda::DeviceBindings& io = *b.io;
     std::vector<const RunValue*> none(b.host_inputs.size(), nullptr);
     KILN_RETURN_IF_ERROR(runner.run(b.dims, none, io, stream_));
     KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     for (size_t j = 0; j < b.expected.size(); ++j) {
       // The first rows of the output, as many as the reference computed.
-      Tensor got(io.shapes[j].first, b.expected[j].dims());
-      if (got.nbytes() > dtype_storage_bytes(io.shapes[j].first, checked_numel(io.shapes[j].second)))
-        return internal_error("tactic {}: output {} is smaller than the reference's", tactic, j);
-      if (got.nbytes()) KILN_RETURN_IF_ERROR(io.outputs[j].copy_to_host(got.mutable_raw(), got.nbytes(), stream_));
+      KILN_ASSIGN_OR_RETURN(Tensor got, io.download_output(j, stream_, &b.expected[j].dims()));
       const double err = relative_error(got, b.expected[j]);
       if (!(err <= tolerance(got.dtype(), config_.tf32)))
         return internal_error("tactic {} disagrees with the CPU reference (relative error {:.3g})", tactic, err);

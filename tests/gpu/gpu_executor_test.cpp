@@ -99,25 +99,6 @@ std::shared_ptr<Graph> parse(const char* text) {
 
 std::vector<float> values(const Tensor& t) { return {t.data<float>(), t.data<float>() + t.numel()}; }
 
-// Device inputs and outputs for Runner::run, with the outputs' dims recorded.
-class Buffers final : public cuda::RunBindings {
- public:
-  std::vector<cuda::DeviceBuffer> in, out;
-  std::vector<std::vector<int64_t>> out_dims;
-  int output_calls = 0;
-  const void* input(int io) override { return in.at(static_cast<size_t>(io)).data(); }
-  Expected<void*> output(int io, DType dtype, const std::vector<int64_t>& dims) override {
-    ++output_calls;
-    auto& b = out.at(static_cast<size_t>(io));
-    const size_t bytes = dtype_storage_bytes(dtype, checked_numel(dims));
-    if (b.size() < bytes) {
-      KILN_ASSIGN_OR_RETURN(b, cuda::DeviceBuffer::allocate(bytes));
-    }
-    out_dims.at(static_cast<size_t>(io)) = dims;
-    return b.data();
-  }
-};
-
 TEST_F(GpuTest, ChainOfKernelsMatchesCpuAndReusesTheArena) {
   auto g = parse(
       "graph main(%x: f32[1000]) {\n"
@@ -128,15 +109,13 @@ TEST_F(GpuTest, ChainOfKernelsMatchesCpuAndReusesTheArena) {
       "  return %y\n"
       "}\n");
   Tensor x = random_tensor(DType::kF32, {1000});
-  Buffers b;
-  b.in.push_back(gpu_test::upload(x));
-  b.out.resize(1);
-  b.out_dims.resize(1);
+  cuda::DeviceBindings b(1);
+  b.inputs.push_back(gpu_test::upload(x));
   auto weights = cuda::upload_weights(*g);
   ASSERT_TRUE(weights.is_ok());
   cuda::Runner runner(*g, *weights, {});
   ASSERT_TRUE(runner.run({{1000}}, {nullptr}, b, nullptr).is_ok());
-  Tensor y = gpu_test::download(b.out[0].data(), DType::kF32, {1000});
+  Tensor y = gpu_test::download(b.outputs[0].data(), DType::kF32, {1000});
   EXPECT_EQ(values(y), values(x));  // four negations
   // a, b, c live one step after they are written: two 4000-byte slots suffice.
   EXPECT_EQ(runner.arena_bytes(), 2 * 4096u);
@@ -178,18 +157,16 @@ TEST_F(GpuTest, ShapeInputComputedOnTheDeviceIsDownloadedBeforePlanningGoesOn) {
       "}\n");
   Tensor x = random_tensor(DType::kF32, {2, 3});
   Tensor shape = Tensor::vector_i64({3, 2});
-  Buffers b;
-  b.in.push_back(gpu_test::upload(x));
-  b.in.push_back(gpu_test::upload(shape));
-  b.out.resize(1);
-  b.out_dims.resize(1);
+  cuda::DeviceBindings b(1);
+  b.inputs.push_back(gpu_test::upload(x));
+  b.inputs.push_back(gpu_test::upload(shape));
   auto weights = cuda::upload_weights(*g);
   ASSERT_TRUE(weights.is_ok());
   cuda::Runner runner(*g, *weights, {});
   Status st = runner.run({{2, 3}, {2}}, {nullptr, nullptr}, b, nullptr);
   ASSERT_TRUE(st.is_ok()) << st.to_string();
-  EXPECT_EQ(b.out_dims[0], (std::vector<int64_t>{3, 2}));
-  Tensor y = gpu_test::download(b.out[0].data(), DType::kF32, {3, 2});
+  EXPECT_EQ(b.shapes[0].second, (std::vector<int64_t>{3, 2}));
+  Tensor y = gpu_test::download(b.outputs[0].data(), DType::kF32, {3, 2});
   for (int64_t i = 0; i < 6; ++i) EXPECT_EQ(y.data<float>()[i], -x.data<float>()[i]);
 }
 
@@ -231,10 +208,8 @@ TEST_F(GpuTest, CudaGraphReplaysWithNewInputData) {
       "  %y: f32[300] = gputest.Neg(%a)\n"
       "  return %y, %w\n"
       "}\n");
-  Buffers b;
-  b.in.push_back(gpu_test::device_zeros(300 * 4));
-  b.out.resize(2);
-  b.out_dims.resize(2);
+  cuda::DeviceBindings b(2);
+  b.inputs.push_back(gpu_test::device_zeros(300 * 4));
   auto weights = cuda::upload_weights(*g);
   ASSERT_TRUE(weights.is_ok());
   cuda::RunnerOptions options;
@@ -244,12 +219,12 @@ TEST_F(GpuTest, CudaGraphReplaysWithNewInputData) {
   ASSERT_TRUE(stream.is_ok());
   for (uint32_t run = 1; run <= 4; ++run) {
     Tensor x = random_tensor(DType::kF32, {300}, -2, 2, run);
-    ASSERT_TRUE(b.in[0].copy_from_host(x.raw(), x.nbytes(), stream->get()).is_ok());
+    ASSERT_TRUE(b.inputs[0].copy_from_host(x.raw(), x.nbytes(), stream->get()).is_ok());
     Status st = runner.run({{300}}, {nullptr}, b, stream->get());
     ASSERT_TRUE(st.is_ok()) << st.to_string();
     ASSERT_TRUE(stream->synchronize().is_ok());
-    EXPECT_EQ(values(gpu_test::download(b.out[0].data(), DType::kF32, {300})), values(x)) << "run " << run;
-    EXPECT_EQ(values(gpu_test::download(b.out[1].data(), DType::kF32, {3})), (std::vector<float>{1, 2, 3}));
+    EXPECT_EQ(values(gpu_test::download(b.outputs[0].data(), DType::kF32, {300})), values(x)) << "run " << run;
+    EXPECT_EQ(values(gpu_test::download(b.outputs[1].data(), DType::kF32, {3})), (std::vector<float>{1, 2, 3}));
   }
 }
 

@@ -32,6 +32,36 @@ Expected<std::shared_ptr<const DeviceWeights>> upload_weights(const Graph& graph
   return std::shared_ptr<const DeviceWeights>(std::move(w));
 }
 
+Status DeviceBindings::add_input(const Tensor& host, cudaStream_t stream) {
+  KILN_ASSIGN_OR_RETURN(auto buf, DeviceBuffer::allocate(host.nbytes()));
+  if (host.nbytes()) KILN_RETURN_IF_ERROR(buf.copy_from_host(host.raw(), host.nbytes(), stream));
+  inputs.push_back(std::move(buf));
+  return Status::ok();
+}
+
+const void* DeviceBindings::input(int io) { return inputs.at(static_cast<size_t>(io)).data(); }
+
+Expected<void*> DeviceBindings::output(int io, DType dtype, const std::vector<int64_t>& dims) {
+  DeviceBuffer& b = outputs.at(static_cast<size_t>(io));
+  const size_t bytes = dtype_storage_bytes(dtype, checked_numel(dims));
+  if (b.size() < bytes) {
+    b = DeviceBuffer();  // free first: the old and the new buffer need not both fit
+    KILN_ASSIGN_OR_RETURN(b, DeviceBuffer::allocate(bytes));
+  }
+  shapes.at(static_cast<size_t>(io)) = {dtype, dims};
+  return b.data();
+}
+
+Expected<Tensor> DeviceBindings::download_output(size_t io, cudaStream_t stream,
+                                                 const std::vector<int64_t>* dims) const {
+  const auto& [dtype, last] = shapes.at(io);
+  Tensor t(dtype, dims ? *dims : last);
+  if (t.nbytes() > dtype_storage_bytes(dtype, checked_numel(last)))
+    return internal_error("output {} holds {} elements, {} asked for", io, checked_numel(last), t.numel());
+  if (t.nbytes()) KILN_RETURN_IF_ERROR(outputs.at(io).copy_to_host(t.mutable_raw(), t.nbytes(), stream));
+  return t;
+}
+
 namespace {
 
 // Library handles and the device, created on first use per runner.
@@ -122,7 +152,9 @@ struct Runner::Impl {
   std::unique_ptr<CachedPlan> cached;
   DeviceBuffer arena;
 
-  Expected<void*> address(const Slot& slot, RunBuffers& buffers, RunBindings& bindings, const PlannedValue* pv) {
+  // Where a slot is in this run; `t` gives an output's dtype and dims when
+  // the caller's buffer for it is asked for.
+  Expected<void*> address(const Slot& slot, RunBuffers& buffers, RunBindings& bindings, const DeviceTensor& t) {
     switch (slot.place) {
       case Place::kArena: return buffers.arena.at(static_cast<size_t>(slot.segment)) + slot.offset;
       case Place::kConst: return buffers.consts.at(static_cast<size_t>(slot.segment)) + slot.offset;
@@ -131,8 +163,7 @@ struct Runner::Impl {
       case Place::kOutput: {
         void*& out = buffers.outputs.at(static_cast<size_t>(slot.io));
         if (!out) {
-          if (!pv) return internal_error("graph output {} has no plan", slot.io);
-          KILN_ASSIGN_OR_RETURN(out, bindings.output(slot.io, pv->dtype, pv->dims));
+          KILN_ASSIGN_OR_RETURN(out, bindings.output(slot.io, t.dtype, t.dims));
         }
         return out;
       }
@@ -141,20 +172,19 @@ struct Runner::Impl {
     return internal_error("a value the GPU reads has no device memory");
   }
 
-  Status execute(Segment& seg, PlanState& state, RunBuffers& buffers, RunBindings& bindings, cudaStream_t stream,
-                 StepTimes* times) {
+  // Launches the segment's steps; the plan fixed every tensor's dims, so a
+  // run only resolves addresses (no lookups, no allocation).
+  Status execute(Segment& seg, RunBuffers& buffers, RunBindings& bindings, cudaStream_t stream, StepTimes* times) {
     std::vector<std::pair<Event, Event>> events;
     for (Step& step : seg.steps) {
-      for (size_t i = 0; i < step.inputs.size(); ++i)
-        if (step.inputs[i]) {
-          const PlannedValue& pv = state.values.at(step.inputs[i]);
-          KILN_ASSIGN_OR_RETURN(step.in[i].data, address(step.in_slot[i], buffers, bindings, &pv));
-        }
-      for (size_t i = 0; i < step.out_slot.size(); ++i)
-        if (step.outputs[i]) {
-          const PlannedValue& pv = state.values.at(step.outputs[i]);
-          KILN_ASSIGN_OR_RETURN(step.out[i].data, address(step.out_slot[i], buffers, bindings, &pv));
-        }
+      for (size_t i = 0; i < step.inputs.size(); ++i) {
+        if (!step.inputs[i]) continue;
+        KILN_ASSIGN_OR_RETURN(step.in[i].data, address(step.in_slot[i], buffers, bindings, step.in[i]));
+      }
+      for (size_t i = 0; i < step.out_slot.size(); ++i) {
+        if (!step.outputs[i]) continue;
+        KILN_ASSIGN_OR_RETURN(step.out[i].data, address(step.out_slot[i], buffers, bindings, step.out[i]));
+      }
       if (times) {
         KILN_ASSIGN_OR_RETURN(auto start, Event::create());
         KILN_ASSIGN_OR_RETURN(auto stop, Event::create());
@@ -162,11 +192,10 @@ struct Runner::Impl {
         events.emplace_back(std::move(start), std::move(stop));
       }
       if (step.kind == Step::Kind::kCopy) {
-        const size_t src = 0;
         const size_t bytes = step.out[0].nbytes();
-        if (bytes && step.out[0].data != step.in[src].data)
+        if (bytes && step.out[0].data != step.in[0].data)
           KILN_CUDA_RETURN_IF_ERROR(
-              cudaMemcpyAsync(step.out[0].data, step.in[src].data, bytes, cudaMemcpyDeviceToDevice, stream));
+              cudaMemcpyAsync(step.out[0].data, step.in[0].data, bytes, cudaMemcpyDeviceToDevice, stream));
       } else {
         // The workspace is in the arena of the segment being run (the last one).
         char* ws = step.workspace_bytes ? buffers.arena.back() : nullptr;
@@ -211,7 +240,7 @@ struct Runner::Impl {
     std::vector<std::pair<PlannedValue*, Tensor>> pending;
     for (const Value* v : seg.downloads) {
       PlannedValue& pv = state.values.at(v);
-      KILN_ASSIGN_OR_RETURN(void* src, address(pv.slot, buffers, bindings, &pv));
+      KILN_ASSIGN_OR_RETURN(void* src, address(pv.slot, buffers, bindings, DeviceTensor{pv.dtype, pv.dims, nullptr}));
       Tensor host(pv.dtype, pv.dims);
       if (host.nbytes())
         KILN_CUDA_RETURN_IF_ERROR(
@@ -255,7 +284,7 @@ Status Runner::Impl::run_cached(CachedPlan& plan, RunBindings& bindings, cudaStr
   const bool graphable = options.use_cuda_graph && !times;
   if (!graphable || plan.runs == 0) {
     ++plan.runs;
-    return execute(plan.segment, plan.state, buffers, bindings, stream, times);
+    return execute(plan.segment, buffers, bindings, stream, times);
   }
   // Replay when the addresses are those captured; capture (again) otherwise.
   std::vector<const void*> addresses{arena.data()};
@@ -268,7 +297,7 @@ Status Runner::Impl::run_cached(CachedPlan& plan, RunBindings& bindings, cudaStr
   if (!plan.graph || addresses != plan.graph_addresses) {
     if (plan.graph) cudaGraphExecDestroy(std::exchange(plan.graph, nullptr));
     KILN_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-    Status st = execute(plan.segment, plan.state, buffers, bindings, stream, nullptr);
+    Status st = execute(plan.segment, buffers, bindings, stream, nullptr);
     cudaGraph_t g = nullptr;
     cudaError_t end = cudaStreamEndCapture(stream, &g);
     KILN_RETURN_IF_ERROR(st.with_context("while capturing a CUDA graph"));
@@ -319,7 +348,7 @@ Status Runner::Impl::run(const std::vector<std::vector<int64_t>>& input_dims,
     buffers.arena.push_back(a);
     buffers.consts.push_back(c);
     st = upload_consts(seg, c, stream);
-    if (st.is_ok()) st = execute(seg, state, buffers, bindings, stream, times);
+    if (st.is_ok()) st = execute(seg, buffers, bindings, stream, times);
     if (!st.is_ok() || seg.next_node == graph.nodes().size()) break;
     st = download(seg, state, buffers, bindings, stream);
     if (!st.is_ok()) break;

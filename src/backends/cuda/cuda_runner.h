@@ -37,6 +37,27 @@ class RunBindings {
   virtual Expected<void*> output(int io, DType dtype, const std::vector<int64_t>& dims) = 0;
 };
 
+// Bindings over buffers of their own: inputs uploaded from host tensors, and
+// each output in a buffer kept (grown when needed) across runs, with the
+// dtype and dims of the last run. For run_graph_on_cuda, the builder's tactic
+// timing and tests.
+class DeviceBindings final : public RunBindings {
+ public:
+  explicit DeviceBindings(size_t num_outputs) : outputs(num_outputs), shapes(num_outputs) {}
+  // Uploads `host` as the next input (synchronous on `stream`).
+  Status add_input(const Tensor& host, cudaStream_t stream = nullptr);
+  const void* input(int io) override;
+  Expected<void*> output(int io, DType dtype, const std::vector<int64_t>& dims) override;
+  // The first `dims` elements' worth of output `io` (by default the last
+  // run's dims), copied to the host; synchronous on `stream`.
+  Expected<Tensor> download_output(size_t io, cudaStream_t stream = nullptr,
+                                   const std::vector<int64_t>* dims = nullptr) const;
+
+  std::vector<DeviceBuffer> inputs;
+  std::vector<DeviceBuffer> outputs;
+  std::vector<std::pair<DType, std::vector<int64_t>>> shapes;  // per output, of the last run
+};
+
 // Receives each node's GPU time (CUDA events) of a profiled run.
 class StepTimes {
  public:

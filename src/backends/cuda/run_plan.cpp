@@ -357,13 +357,11 @@ Expected<Segment> Planner::run(size_t start) {
   } else {
     for (const Value* v : graph_.outputs) {
       KILN_ASSIGN_OR_RETURN(PlannedValue * pv, value(v));
-      if (!(pv->slot.place == Place::kOutput)) KILN_RETURN_IF_ERROR(place_on_device(v));
+      if (pv->slot.place != Place::kOutput) KILN_RETURN_IF_ERROR(place_on_device(v));
     }
     add_output_copies();
   }
-  lay_out_memory();
-  for (Step& step : seg_.steps)
-    if (step.kind == Step::Kind::kCopy && !step.node) step.in_slot = {state_.values.at(step.inputs[0]).slot};
+  lay_out_memory();  // also gives the output copies their source slots
   state_.segments = segment_index_ + 1;
   return std::move(seg_);
 }
