@@ -216,6 +216,7 @@ Status device_iteration(ExecutionContext& ctx, DeviceIo& io, bool copies, Iterat
   it.h2d_ms = t.h2d_ms;
   it.compute_ms = t.compute_ms;
   it.d2h_ms = t.d2h_ms;
+  it.enqueue_ms = t.enqueue_ms;
   return Status::ok();
 }
 
@@ -227,14 +228,12 @@ Expected<std::vector<Iteration>> timed_runs(ExecutionContext& ctx, IterationTime
   while (static_cast<int>(out.size()) < iterations || ms_since(Clock::now()) < duration_s * 1000) {
     Iteration it;
     auto start = Clock::now();
-    auto enqueued = start;
     if (io) {
       KILN_RETURN_IF_ERROR(device_iteration(ctx, *io, copies, it));
-      enqueued = Clock::now();  // enqueue is not timed apart from the copies here
     } else {
       timer->record_start(nullptr);
       Status st = ctx.enqueue(nullptr);
-      enqueued = Clock::now();
+      it.enqueue_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
       timer->record_end(nullptr);
       if (!st.is_ok()) return st;
       it.compute_ms = timer->elapsed_ms();
@@ -243,7 +242,6 @@ Expected<std::vector<Iteration>> timed_runs(ExecutionContext& ctx, IterationTime
     it.start_ms = ms_since(start);
     it.end_ms = ms_since(end);
     it.latency_ms = it.end_ms - it.start_ms;
-    it.enqueue_ms = std::chrono::duration<double, std::milli>(enqueued - start).count();
     out.push_back(it);
   }
   return out;

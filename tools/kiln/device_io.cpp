@@ -1,5 +1,7 @@
 #include "device_io.h"
 
+#include <chrono>
+
 #ifdef KILN_WITH_CUDA
 #include "backends/cuda/cuda_status.h"
 #include "backends/cuda/device.h"
@@ -87,12 +89,15 @@ class CudaIo final : public DeviceIo {
           KILN_CUDA_RETURN_IF_ERROR(
               cudaMemcpyAsync(in.device.data(), in.host->raw(), in.host->nbytes(), cudaMemcpyHostToDevice, s));
     KILN_RETURN_IF_ERROR(marks_[1].record(s));
+    const auto enqueue_start = std::chrono::steady_clock::now();
     KILN_RETURN_IF_ERROR(ctx.enqueue(s));
+    const auto enqueue_end = std::chrono::steady_clock::now();
     KILN_RETURN_IF_ERROR(marks_[2].record(s));
     if (copies) KILN_RETURN_IF_ERROR(copy_outputs_down());
     KILN_RETURN_IF_ERROR(marks_[3].record(s));
     KILN_RETURN_IF_ERROR(marks_[3].synchronize());
     DeviceTimes t;
+    t.enqueue_ms = std::chrono::duration<double, std::milli>(enqueue_end - enqueue_start).count();
     KILN_ASSIGN_OR_RETURN(float h2d, marks_[1].elapsed_ms_since(marks_[0]));
     KILN_ASSIGN_OR_RETURN(float compute, marks_[2].elapsed_ms_since(marks_[1]));
     KILN_ASSIGN_OR_RETURN(float d2h, marks_[3].elapsed_ms_since(marks_[2]));

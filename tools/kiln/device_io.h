@@ -20,6 +20,7 @@ namespace kiln::cli {
 // Per-iteration device times in ms (CUDA events on the stream).
 struct DeviceTimes {
   double h2d_ms = 0, compute_ms = 0, d2h_ms = 0;
+  double enqueue_ms = 0;  // host time spent in ExecutionContext::enqueue
 };
 
 class DeviceIo {
