@@ -14,6 +14,7 @@ const std::vector<PassInfo>& default_pipeline() {
       {"simplify_shape_arithmetic", simplify_shape_arithmetic},
       {"fold_batch_norm_into_conv", fold_batch_norm_into_conv},
       {"eliminate_transposes", eliminate_transposes},
+      {"sink_transposes", sink_transposes},
       {"eliminate_reshapes", eliminate_reshapes},
       {"eliminate_common_subexpressions", eliminate_common_subexpressions},
       {"eliminate_dead_nodes", eliminate_dead_nodes},
