@@ -5,7 +5,7 @@
 # kernel benchmark and kiln against PyTorch on ResNet-50 and BERT-base, and
 # print a short summary table last. Logs go to $OUT (or /tmp/kiln-gpu). The
 # machine has no network: nothing is installed here.
-#   GPU_CHECK_STAGES  which stages run (default: all of "tests cpu-tests conformance models peer profile kernels")
+#   GPU_CHECK_STAGES  which stages run (default: all of "tests cpu-tests conformance models bench peer profile kernels")
 #   KILN_TESTDATA     folder with node/ (Debian's libonnx-testdata node cases) and
 #                     models/ (../shared/models), carried to the machine (default .testdata)
 #   PEER_MODELS       the torch_peer.py model list (default resnet50:128,resnet50:1,bert:32,bert:1)
@@ -41,7 +41,7 @@ else
   exit 1
 fi
 
-stages=" ${GPU_CHECK_STAGES:-tests cpu-tests conformance models peer profile kernels} "
+stages=" ${GPU_CHECK_STAGES:-tests cpu-tests conformance models bench peer profile kernels} "
 want() { [[ $stages == *" $1 "* ]]; }
 data=${KILN_TESTDATA:-.testdata}
 kiln=build-gpu/kiln
@@ -77,6 +77,22 @@ if want models; then
     tests/cli/shared_models.sh "$kiln" >"$OUT/models_cuda_fp16.txt" 2>&1
   row "shared models cuda fp16" "$(tail -1 "$OUT/models_cuda_fp16.txt")"
   grep -h '^FAIL' -A3 "$OUT"/models_cuda_*.txt | head -30
+fi
+
+if want bench; then
+  # kiln bench on every shared model: GPU compute time per inference (median),
+  # fp32 and fp16, CUDA graphs on, the inputs' dynamic dims at 1.
+  for model in "$data"/models/*/model.onnx; do
+    [[ -f $model ]] || continue
+    m=$(basename "$(dirname "$model")")
+    for prec in fp32 fp16; do
+      flags=(--backend cuda --useCudaGraph --noDataTransfers --duration 1)
+      [[ $prec == fp16 ]] && flags+=(--fp16)
+      "$kiln" bench "$model" "${flags[@]}" >"$OUT/bench_${m}_$prec.txt" 2>&1
+      ms=$(grep -oE 'compute_ms: median=[0-9.e+-]+' "$OUT/bench_${m}_$prec.txt" | cut -d= -f2)
+      row "bench $m $prec" "${ms:-FAILED} ms (GPU compute, median)"
+    done
+  done
 fi
 
 if want peer; then
