@@ -1,9 +1,10 @@
 // Convolutions and pools: Conv, ConvTranspose, ConvInteger, DeformConv,
-// QLinearConv, MaxPool, AveragePool, LpPool, the global pools and MaxUnpool.
+// QLinearConv, kiln::FusedConv, MaxPool, AveragePool, LpPool, the global pools and MaxUnpool.
 // All take [N, C, spatial...] inputs; the window rules live in
 // window_geometry.h, shared with the CPU kernels.
 #include <fmt/format.h>
 
+#include "ops/fused_activation.h"
 #include "ops/infer_util.h"
 #include "ops/window_geometry.h"
 
@@ -77,6 +78,29 @@ Status infer_conv(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(require_rank(ctx, 1, "Conv"));
   KILN_RETURN_IF_ERROR(check_group(ctx, 0, 1, ctx.attr_int("group", 1)));
   return set_window_output(ctx, 0, weight_dim(ctx, 1, 0), kernel_from_weight(ctx, 1), ctx.input_dtype(0));
+}
+
+// kiln::FusedConv(X, W, B?, Z?): Y = act(Conv(X, W, B) + Z), Z of Y's shape
+// and dtype (see fused_activation.h for the activations).
+Status infer_fused_conv(InferContext& ctx) {
+  KILN_RETURN_IF_ERROR(read_fused_activation(ctx.node()).status());
+  KILN_RETURN_IF_ERROR(infer_conv(ctx));
+  if (!ctx.has_input(3)) return Status::ok();
+  const Type& z = ctx.input_type(3);
+  if (z.dtype != DType::kUndefined && ctx.input_dtype(0) != DType::kUndefined && z.dtype != ctx.input_dtype(0))
+    return invalid_model("FusedConv: residual Z has dtype {}, X has {}", dtype_name(z.dtype),
+                         dtype_name(ctx.input_dtype(0)));
+  const Shape& y = ctx.output_types()[0].shape;
+  if (!z.shape.has_rank() || !y.has_rank()) return Status::ok();
+  bool same = z.shape.rank() == y.rank();
+  for (int64_t d = 0; same && d < y.rank(); ++d) {
+    const Dim &a = (*z.shape.dims)[d], &b = (*y.dims)[d];
+    if (a.is_fixed() && b.is_fixed() && a.value != b.value) same = false;
+  }
+  if (!same)
+    return invalid_model("FusedConv: residual Z has shape {}, the convolution's output {}", z.shape.to_string(),
+                         y.to_string());
+  return Status::ok();
 }
 
 Status infer_conv_integer(InferContext& ctx) {
@@ -228,6 +252,13 @@ void add(const char* name, int min_in, int max_in, InferFn fn, int max_out = 1, 
 [[maybe_unused]] const bool registered = [] {
   add("Conv", 2, 3, infer_conv);
   add("ConvTranspose", 2, 3, infer_conv_transpose);
+  OpRegistration(OpSchema{.domain = "kiln",
+                          .name = "FusedConv",
+                          .min_inputs = 2,
+                          .max_inputs = 4,
+                          .min_outputs = 1,
+                          .max_outputs = 1,
+                          .infer = infer_fused_conv});
   add("ConvInteger", 2, 4, infer_conv_integer, 1, {}, 10);
   add("DeformConv", 3, 5, infer_deform_conv, 1, {}, 19);
   add("QLinearConv", 8, 9, infer_qlinear_conv, 1, {}, 10);

@@ -13,6 +13,8 @@ const std::vector<PassInfo>& default_pipeline() {
       {"eliminate_dead_nodes", eliminate_dead_nodes},
       {"simplify_shape_arithmetic", simplify_shape_arithmetic},
       {"fold_batch_norm_into_conv", fold_batch_norm_into_conv},
+      // After the BN fold: Conv -> BN -> Relu is Conv -> Relu by then.
+      {"fuse_conv_activation", fuse_conv_activation},
       {"eliminate_transposes", eliminate_transposes},
       {"sink_transposes", sink_transposes},
       {"eliminate_reshapes", eliminate_reshapes},

@@ -2,7 +2,13 @@
 // CUDA executor, against the CPU backend. Float operands are positive (0.1 to
 // 1) so sums do not cancel and relative tolerances mean something; f32 runs
 // with TF32 off.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cstdio>
+
 #include "backends/cuda/kernels/conv.cuh"
+#include "backends/cuda/ops/cudnn_conv.h"
 #include "gpu_test_util.h"
 
 namespace kiln::gpu_test {
@@ -115,6 +121,142 @@ TEST_F(GpuTest, ConvTransposeMatchesCpu) {
     for (DType t : kFloatTypes) check_conv("ConvTranspose", c, t);
   check_conv("ConvTranspose", cases[0], DType::kF64);
   check_conv("ConvTranspose", cases[2], DType::kF64);
+}
+
+// ---- kiln::FusedConv: y = act(conv(x, w) + b + z) ----
+
+struct FusedCase {
+  const char* what;
+  std::vector<int64_t> x, w;
+  Attrs attrs;
+  bool bias = true, residual = true;
+};
+
+// Runs kiln::FusedConv with `tactic` (metadata "kiln.tactic") on the CPU or the GPU.
+Tensor run_fused(bool gpu, const std::vector<Tensor>& ins, const Attrs& attrs, const std::string& tactic,
+                 bool allow_tf32 = false) {
+  std::vector<RunValue> values;
+  auto g = one_node_graph("FusedConv", ins, attrs, 1, 1, values);
+  Node& n = *g->nodes()[0];
+  n.domain = "kiln";
+  n.opset = 0;
+  if (!tactic.empty()) n.metadata["kiln.tactic"] = tactic;
+  cuda::RunOptions options;
+  options.allow_tf32 = allow_tf32;
+  auto out = gpu ? cuda::run_graph_on_cuda(*g, std::move(values), options) : run_graph_on_cpu(*g, std::move(values));
+  EXPECT_TRUE(out.is_ok()) << (gpu ? "cuda: " : "cpu: ") << out.status().to_string();
+  return out.is_ok() ? (*out)[0].tensor : Tensor();
+}
+
+// |gpu - cpu| <= rtol * (|cpu| + scale): the plain-conv tactic rounds the
+// convolution (magnitude `scale`) to the dtype before the epilogue adds the
+// residual, so results near zero carry the convolution's rounding.
+void expect_close_at_scale(const Tensor& gpu, const Tensor& cpu, double rtol, double scale, const std::string& what) {
+  ASSERT_TRUE(cpu.is_valid() && gpu.is_valid()) << what;
+  ASSERT_EQ(gpu.dtype(), cpu.dtype()) << what;
+  ASSERT_EQ(gpu.numel(), cpu.numel()) << what;
+  int bad = 0;
+  for (int64_t e = 0; e < cpu.numel(); ++e) {
+    const double g = gpu.element_as_double(e), c = cpu.element_as_double(e);
+    if (!std::isnan(g) && std::fabs(g - c) <= rtol * (std::fabs(c) + scale)) continue;
+    if (bad++ < 5) ADD_FAILURE() << what << ": element " << e << " gpu " << g << " cpu " << c;
+  }
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << cpu.numel() << " elements differ";
+}
+
+struct Activation {
+  const char* name;
+  std::vector<float> params;
+};
+
+const Activation kActivations[] = {{"", {}},        {"Relu", {}}, {"Clip", {0.f, 6.f}}, {"Clip", {-1.f, 2.f}},
+                                   {"Sigmoid", {}}, {"Silu", {}}};
+
+// X and W positive (0.1 to 1), bias and Z in [-s, 0] with s about the
+// convolution's mean, so the sum straddles zero and every activation bites.
+void check_fused(const FusedCase& c, DType t, const Activation& act, const std::string& tactic) {
+  int64_t taps = c.w[1];
+  for (size_t d = 2; d < c.w.size(); ++d) taps *= c.w[d];
+  const float s = 0.3f * static_cast<float>(taps);
+  Attrs attrs = c.attrs;
+  attrs["activation"] = Attribute::of_string(act.name);
+  if (!act.params.empty()) attrs["activation_params"] = Attribute::of_floats(act.params);
+  const Tensor x = operand(t, c.x, 1), w = operand(t, c.w, 2);
+  std::vector<Tensor> ins{x, w, c.bias ? random_tensor(t, {c.w[0]}, -s / 2, 0.f, 3) : Tensor()};
+  const Tensor ref_plain = run_cpu("Conv", {x, w}, c.attrs);
+  ASSERT_TRUE(ref_plain.is_valid());
+  if (c.residual) ins.push_back(random_tensor(t, ref_plain.dims(), -s, 0.f, 4));
+  if (!c.residual && !c.bias) ins.pop_back();
+  const std::string what =
+      fmt::format("FusedConv {} {} act '{}'{} tactic '{}'", c.what, dtype_name(t), act.name,
+                  act.params.empty() ? "" : fmt::format(" {}", fmt::join(act.params, ",")), tactic);
+  const double rtol = t == DType::kF32 ? 1e-5 : (t == DType::kF64 ? 1e-12 : 1e-2);
+  expect_close_at_scale(run_fused(true, ins, attrs, tactic), run_fused(false, ins, attrs, ""), rtol, s, what);
+}
+
+std::vector<FusedCase> fused_cases() {
+  return {
+      {"3x3 pad 1", {2, 8, 14, 14}, {16, 8, 3, 3}, {{"pads", ints({1, 1, 1, 1})}}},
+      {"1x1 no bias", {2, 16, 9, 11}, {12, 16, 1, 1}, {}, false, true},
+      {"3x3 stride 2 no residual",
+       {2, 8, 15, 17},
+       {8, 8, 3, 3},
+       {{"pads", ints({1, 1, 1, 1})}, {"strides", ints({2, 2})}},
+       true,
+       false},
+      {"depthwise", {2, 12, 15, 13}, {12, 1, 3, 3}, {{"group", i(12)}, {"pads", ints({1, 1, 1, 1})}}},
+      {"grouped stride 2", {1, 12, 10, 10}, {18, 4, 3, 3}, {{"group", i(3)}, {"strides", ints({2, 2})}}},
+      {"asymmetric pads", {1, 4, 12, 13}, {6, 4, 3, 3}, {{"pads", ints({0, 1, 2, 1})}}},
+      {"activation only", {1, 8, 9, 9}, {8, 8, 1, 1}, {}, false, false},
+  };
+}
+
+// Every tactic family: "" (the fused graph when cuDNN has one), the fused
+// graph's first engine (or its fallback), and the plain convolution plus
+// kiln's epilogue kernel; f32 with TF32 off.
+TEST_F(GpuTest, FusedConvMatchesCpuForEveryActivationTacticAndFloatType) {
+  for (const FusedCase& c : fused_cases())
+    for (DType t : kFloatTypes)
+      for (const Activation& act : kActivations)
+        for (const char* tactic : {"", "cudnn_fused:0", "cudnn:0"}) check_fused(c, t, act, tactic);
+}
+
+// f64 has no cuDNN route: the direct convolution, then the epilogue kernel.
+TEST_F(GpuTest, FusedConvF64RunsTheDirectKernelAndTheEpilogue) {
+  for (const Activation& act : kActivations) check_fused(fused_cases()[0], DType::kF64, act, "");
+}
+
+TEST_F(GpuTest, FusedConvRejectsAResidualOfAnotherShape) {
+  const Tensor x = operand(DType::kF32, {1, 2, 4, 4}, 1), w = operand(DType::kF32, {2, 2, 1, 1}, 2);
+  const Tensor z = operand(DType::kF32, {1, 2, 4, 3}, 3);
+  std::vector<RunValue> values;
+  auto g = one_node_graph("FusedConv", {x, w, Tensor(), z}, {}, 1, 1, values);
+  g->nodes()[0]->domain = "kiln";
+  auto out = cuda::run_graph_on_cuda(*g, std::move(values), {});
+  ASSERT_FALSE(out.is_ok());
+  EXPECT_NE(out.status().to_string().find("residual Z"), std::string::npos) << out.status().to_string();
+}
+
+// Which fused graphs cuDNN has engines for (NCHW): printed for the record,
+// since the answer depends on the cuDNN version and GPU; the layer runs either way.
+TEST_F(GpuTest, FusedConvReportsCudnnFusedEngineCounts) {
+  for (DType t : kFloatTypes) {
+    for (auto act :
+         {cuda::EpilogueActivation::kNone, cuda::EpilogueActivation::kRelu, cuda::EpilogueActivation::kSilu}) {
+      cuda::CudnnConvSpec spec;
+      spec.dtype = t;
+      spec.g.batch = 8, spec.g.in_channels = 64, spec.g.out_channels = 64;
+      for (int a = 1; a < 3; ++a) {
+        spec.g.in[a] = spec.g.out[a] = 28;
+        spec.g.kernel[a] = 3;
+        spec.g.pad_begin[a] = spec.g.pad_end[a] = 1;
+      }
+      spec.workspace_limit = size_t(256) << 20;
+      spec.fused = true, spec.fused_bias = true, spec.fused_residual = true, spec.activation = act;
+      std::printf("cuDNN fused conv+bias+add+act(%d) engines, %s NCHW: %d\n", static_cast<int>(act),
+                  std::string(dtype_name(t)).c_str(), cuda::cudnn_conv_engine_count(spec, 16));
+    }
+  }
 }
 
 // MaxPool's values and indices are exact.

@@ -1,6 +1,8 @@
-// Conv, ConvInteger, QLinearConv and ConvTranspose: direct loops (no im2col),
+// Conv, kiln::FusedConv, ConvInteger, QLinearConv and ConvTranspose: direct loops (no im2col),
 // accumulating floats in double and integers in int64, so the result is the
 // exactly rounded sum the GPU kernels are checked against.
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -8,6 +10,7 @@
 #include "backends/cpu/dtype_dispatch.h"
 #include "backends/cpu/kernels/window_plan.h"
 #include "ir/quantize.h"
+#include "ops/fused_activation.h"
 #include "support/parallel.h"
 
 namespace kiln {
@@ -65,34 +68,49 @@ void conv_loops(const WindowPlan& p, int64_t out_channels, int64_t group, XAt x_
   });
 }
 
-Status run_conv(CpuKernelContext& ctx) {
+// Conv, and kiln::FusedConv's y = act(conv + b + z): the sum and the
+// activation in double, rounded once.
+Status run_conv_with_epilogue(CpuKernelContext& ctx, const char* op, const Tensor* z, const FusedActivation& act) {
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
   int64_t group = ctx.node().attr_int("group", 1);
   KILN_ASSIGN_OR_RETURN(WindowPlan p, plan_window(ctx.node(), x.dims(), weight_kernel(w)));
-  KILN_RETURN_IF_ERROR(check_conv_shapes(p, w, group, "Conv"));
+  KILN_RETURN_IF_ERROR(check_conv_shapes(p, w, group, op));
   int64_t m_count = w.dim(0);
   const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
   if (b && b->numel() != m_count)
-    return invalid_model("Conv: bias has {} values for {} output channels", b->numel(), m_count);
+    return invalid_model("{}: bias has {} values for {} output channels", op, b->numel(), m_count);
   std::vector<int64_t> dims{p.batch, m_count};
   for (int64_t d : p.out_dims()) dims.push_back(d);
+  if (z && (z->dims() != dims || z->dtype() != x.dtype()))
+    return invalid_model("{}: residual Z is {}[{}], the convolution's output {}[{}]", op, dtype_name(z->dtype()),
+                         fmt::join(z->dims(), ","), dtype_name(x.dtype()), fmt::join(dims, ","));
   Tensor& y = ctx.allocate_output(0, dims);
   return visit_dtype(x.dtype(), kFloatTypes, [&]<typename T>() {
     const T* xd = x.data<T>();
     const T* wd = w.data<T>();
     const T* bd = b ? b->data<T>() : nullptr;
+    const T* zd = z ? z->data<T>() : nullptr;
     T* yd = y.mutable_data<T>();
     int64_t osize = p.out_size();
     conv_loops<double>(
         p, m_count, group, [&](int64_t i) { return static_cast<double>(static_cast<compute_t<T>>(xd[i])); },
         [&](int64_t i) { return static_cast<double>(static_cast<compute_t<T>>(wd[i])); },
         [&](int64_t n, int64_t m, int64_t o, double acc) {
+          const int64_t at = (n * m_count + m) * osize + o;
           if (bd) acc += static_cast<double>(static_cast<compute_t<T>>(bd[m]));
-          yd[(n * m_count + m) * osize + o] = T(static_cast<compute_t<T>>(acc));
+          if (zd) acc += static_cast<double>(static_cast<compute_t<T>>(zd[at]));
+          yd[at] = T(static_cast<compute_t<T>>(act.apply(acc)));
         });
     return Status::ok();
   });
+}
+
+Status run_conv(CpuKernelContext& ctx) { return run_conv_with_epilogue(ctx, "Conv", nullptr, FusedActivation{}); }
+
+Status run_fused_conv(CpuKernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(FusedActivation act, read_fused_activation(ctx.node()));
+  return run_conv_with_epilogue(ctx, "FusedConv", ctx.has_input(3) ? &ctx.input(3) : nullptr, act);
 }
 
 // Reads 8-bit integer tensors (u8 or i8) widened to int32.
@@ -260,6 +278,7 @@ Status run_conv_transpose(CpuKernelContext& ctx) {
 }  // namespace
 
 KILN_CPU_KERNEL("", "Conv", run_conv);
+KILN_CPU_KERNEL("kiln", "FusedConv", run_fused_conv);
 KILN_CPU_KERNEL("", "ConvInteger", run_conv_integer);
 KILN_CPU_KERNEL("", "QLinearConv", run_qlinear_conv);
 KILN_CPU_KERNEL("", "ConvTranspose", run_conv_transpose);

@@ -1,7 +1,7 @@
 // Direct (one thread per output element) convolution kernels: Conv for the
 // float types, ConvInteger and QLinearConv for 8-bit integers, ConvTranspose
 // as a gather, plus the small helpers of the cuDNN path (bias add, explicit
-// zero padding). Every input is seen as 3-D spatial (1-D and 2-D inputs get
+// zero padding, FusedConv's epilogue). Every input is seen as 3-D spatial (1-D and 2-D inputs get
 // leading spatial dims of size 1), as the CPU kernels see it.
 #pragma once
 
@@ -74,6 +74,21 @@ Status launch_integer_conv(const IntegerConvParams& p, cudaStream_t stream);
 // the convolution to it (beta 1), so the sum is rounded once, as on the CPU.
 Status launch_fill_channel_bias(DType dtype, void* y, const void* bias, int64_t batch, int64_t channels, int64_t inner,
                                 cudaStream_t stream);
+
+// kiln::FusedConv's epilogue where cuDNN fuses none: y = act(y + bias[c] +
+// z) over [batch, channels, inner], in place, computed in float (f64: double)
+// and rounded once. bias ([channels]) and z (y's shape) may be null.
+enum class EpilogueActivation { kNone, kRelu, kClip, kSigmoid, kSilu };
+struct ConvEpilogueParams {
+  DType dtype = DType::kF32;
+  void* y = nullptr;
+  const void* bias = nullptr;
+  const void* z = nullptr;
+  int64_t batch = 0, channels = 0, inner = 0;
+  EpilogueActivation act = EpilogueActivation::kNone;
+  float lo = 0, hi = 0;  // kClip's bounds
+};
+Status launch_conv_epilogue(const ConvEpilogueParams& p, cudaStream_t stream);
 
 // Copies x [N, C, in...] into y [N, C, in + pad_begin + pad_end ...] with
 // zeros around it (asymmetric pads, which cuDNN does not take).

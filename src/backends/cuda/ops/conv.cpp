@@ -1,11 +1,16 @@
-// Conv and ConvTranspose (cuDNN's graph API for f32/f16/bf16, the direct
-// kernel for f64 and for whatever cuDNN declines), ConvInteger and
+// Conv, ConvTranspose and kiln::FusedConv (cuDNN's graph API for
+// f32/f16/bf16, the direct kernel for f64 and for whatever cuDNN declines),
+// ConvInteger and
 // QLinearConv (the direct integer kernel). Geometry comes from the CPU
 // backend's window plan, so both backends agree on every padding rule.
 #include "backends/cuda/kernels/conv.cuh"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <any>
+#include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 
@@ -13,6 +18,7 @@
 #include "backends/cuda/cudnn_handle.h"
 #include "backends/cuda/ops/cudnn_conv.h"
 #include "backends/cuda/ops/window_ops.h"
+#include "ops/fused_activation.h"
 
 namespace kiln::cuda {
 namespace {
@@ -151,6 +157,7 @@ std::vector<std::string> conv_tactics(const KernelQuery& q, bool transpose, size
 struct ConvState {
   std::shared_ptr<const CudnnConvPlan> plan;
   CudnnRoute route;
+  bool fused = false;  // the plan applies FusedConv's whole epilogue
 };
 
 ConvState choose_route(KernelContext& ctx, const ConvShape& s, bool transpose) {
@@ -180,7 +187,9 @@ Expected<const void*> checked_bias(const KernelContext& ctx, const ConvShape& s)
 }
 
 // Runs the plan, staging through the workspace where the route says so.
-Status run_cudnn_conv(KernelContext& ctx, const ConvState& state, const WindowGeometry& g, const void* bias) {
+// A fused plan reads `graph_bias` and `graph_z` itself.
+Status run_cudnn_conv(KernelContext& ctx, const ConvState& state, const WindowGeometry& g, const void* bias,
+                      const void* graph_bias = nullptr, const void* graph_z = nullptr) {
   using Staging = CudnnRoute::Staging;
   const DeviceTensor &x = ctx.input(0), &w = ctx.input(1), &y = ctx.output(0);
   const CudnnRoute& r = state.route;
@@ -194,7 +203,8 @@ Status run_cudnn_conv(KernelContext& ctx, const ConvState& state, const WindowGe
     KILN_RETURN_IF_ERROR(
         launch_fill_channel_bias(y.dtype, yout, bias, g.batch, g.out_channels, r.spec.g.out_size(), ctx.stream()));
   void* cudnn_ws = static_cast<char*>(staging) + r.staging_bytes;
-  KILN_RETURN_IF_ERROR(execute_cudnn_conv(cudnn->get(), ctx.stream(), *state.plan, xin, w.data, yout, cudnn_ws));
+  KILN_RETURN_IF_ERROR(
+      execute_cudnn_conv(cudnn->get(), ctx.stream(), *state.plan, xin, w.data, yout, cudnn_ws, graph_bias, graph_z));
   if (r.staging != Staging::kFullOutput) return Status::ok();
   CropParams crop;
   crop.dtype = y.dtype;
@@ -234,6 +244,190 @@ Status supports_float_conv(const Node& node) {
                          dtype_name(t));
     if (t != input_dtype(node, 0)) return unsupported("{}: inputs of different dtypes", node.op_type);
   }
+  return Status::ok();
+}
+
+// ---- kiln::FusedConv: y = act(conv(x, w) + b + z) ----
+//
+// Tactics "cudnn_fused:<i>" run one cuDNN graph with the whole epilogue (the
+// i-th usable engine of the fused graph; runtime fusion engines mostly want
+// NHWC and 16-bit types, so NCHW graphs often get none); "cudnn:<i>" run the
+// plain convolution then kiln's one-pass epilogue kernel. "" takes the first
+// fused engine, else the first plain one; the direct kernel plus the
+// epilogue backs up both, so the layer never fails for want of an engine.
+
+constexpr std::string_view kFusedPrefix = "cudnn_fused:";
+
+EpilogueActivation epilogue_activation(const FusedActivation& a) {
+  switch (a.kind) {
+    case FusedActivation::Kind::kRelu: return EpilogueActivation::kRelu;
+    case FusedActivation::Kind::kClip: return EpilogueActivation::kClip;
+    case FusedActivation::Kind::kSigmoid: return EpilogueActivation::kSigmoid;
+    case FusedActivation::Kind::kSilu: return EpilogueActivation::kSilu;
+    default: return EpilogueActivation::kNone;
+  }
+}
+
+// Whether cuDNN's pointwise ops express the activation (RELU_FWD clips to [0, hi]).
+bool cudnn_expresses(const FusedActivation& a) {
+  return a.kind != FusedActivation::Kind::kClip || (a.lo == 0 && a.hi >= 0);
+}
+
+// The spec of the fused graph for a route (plain: `fused` stays false).
+CudnnConvSpec fused_spec(CudnnConvSpec spec, const FusedActivation& act, bool bias, bool residual) {
+  spec.accumulate = false;
+  spec.fused = bias || residual || act.kind != FusedActivation::Kind::kNone;
+  spec.fused_bias = bias;
+  spec.fused_residual = residual;
+  spec.activation = epilogue_activation(act);
+  spec.clip_hi = act.kind == FusedActivation::Kind::kClip ? act.hi : 0.f;
+  return spec;
+}
+
+// What a tactic asks for: whether to try the fused graph first ("" and
+// "cudnn_fused:<i>"), and the engine index. Whatever it names, a missing
+// engine falls back to the plain convolution's first.
+struct FusedTactic {
+  bool fused_first = true;
+  int index = 0;
+};
+
+FusedTactic parse_fused_tactic(const std::string& tactic) {
+  if (tactic.rfind(kFusedPrefix, 0) == 0) return {true, std::max(0, std::atoi(tactic.c_str() + kFusedPrefix.size()))};
+  if (tactic.empty()) return {};
+  return {false, cudnn_tactic_index(tactic)};
+}
+
+// The cuDNN route and plan of a FusedConv for `tactic`, with a workspace of
+// at most `available` bytes beyond the route's staging (SIZE_MAX: unbounded).
+ConvState fused_route(const ConvShape& s, DType dtype, const FusedActivation& act, bool bias, bool residual,
+                      bool allow_tf32, const std::string& tactic, size_t available) {
+  std::optional<CudnnRoute> r = cudnn_route(s, dtype, false, false);
+  if (!r) return {};
+  r->spec.allow_tf32 = allow_tf32;
+  const FusedTactic t = parse_fused_tactic(tactic);
+  auto plan_within = [&](CudnnConvSpec spec) {
+    spec.workspace_limit = kMaxCudnnWorkspace;
+    std::shared_ptr<const CudnnConvPlan> plan = cudnn_conv_plan(spec);
+    if (plan && workspace_size(*plan) > available) {
+      spec.workspace_limit = available;
+      plan = cudnn_conv_plan(spec);
+    }
+    return plan;
+  };
+  const CudnnConvSpec fused = fused_spec(r->spec, act, bias, residual);
+  if (t.fused_first && fused.fused && cudnn_expresses(act)) {
+    CudnnConvSpec spec = fused;
+    spec.engine_index = t.index;
+    if (auto plan = plan_within(spec)) return {std::move(plan), *r, true};
+  }
+  CudnnConvSpec plain = r->spec;
+  plain.accumulate = false;
+  plain.engine_index = t.fused_first ? 0 : t.index;
+  return {plan_within(plain), *r, false};
+}
+
+struct FusedInputs {
+  FusedActivation act;
+  bool bias = false, residual = false;
+};
+
+Expected<FusedInputs> fused_inputs(const Node& node, bool bias, bool residual) {
+  KILN_ASSIGN_OR_RETURN(FusedActivation act, read_fused_activation(node));
+  return FusedInputs{act, bias, residual};
+}
+
+size_t fused_conv_workspace(const KernelQuery& q) {
+  const std::vector<int64_t>*x = q.input_dims(0), *w = q.input_dims(1);
+  if (!x || !w) return 0;
+  Expected<ConvShape> s = conv_shape(q.node(), *x, *w, false);
+  Expected<FusedInputs> in = fused_inputs(q.node(), q.has_input(2), q.has_input(3));
+  if (!s.is_ok() || !in.is_ok()) return 0;
+  ConvState st =
+      fused_route(*s, q.input_dtype(0), in->act, in->bias, in->residual, q.allow_tf32(), q.tactic(), SIZE_MAX);
+  return st.plan ? st.route.staging_bytes + workspace_size(*st.plan) : 0;
+}
+
+std::vector<std::string> fused_conv_tactics(const KernelQuery& q, size_t limit) {
+  const std::vector<int64_t>*x = q.input_dims(0), *w = q.input_dims(1);
+  if (!x || !w) return {};
+  Expected<ConvShape> s = conv_shape(q.node(), *x, *w, false);
+  Expected<FusedInputs> in = fused_inputs(q.node(), q.has_input(2), q.has_input(3));
+  if (!s.is_ok() || !in.is_ok()) return {};
+  std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), false, false);
+  if (!r) return {};
+  r->spec.allow_tf32 = q.allow_tf32();
+  r->spec.workspace_limit = kMaxCudnnWorkspace;
+  std::vector<std::string> out;
+  const CudnnConvSpec fused = fused_spec(r->spec, in->act, in->bias, in->residual);
+  if (fused.fused && cudnn_expresses(in->act)) {
+    // At most half the candidates (one at least): runtime fusion engines
+    // compile at plan time, and the plain convolution's best stay in the race.
+    const int n = cudnn_conv_engine_count(fused, static_cast<int>(std::max<size_t>(1, limit / 2)));
+    for (int i = 0; i < n; ++i) out.push_back(std::string(kFusedPrefix) + std::to_string(i));
+  }
+  CudnnConvSpec plain = r->spec;
+  plain.accumulate = false;
+  const int n = cudnn_conv_engine_count(plain, static_cast<int>(limit - std::min(limit, out.size())));
+  for (int i = 0; i < n; ++i) out.push_back("cudnn:" + std::to_string(i));
+  return out;
+}
+
+Status run_fused_conv(KernelContext& ctx) {
+  const DeviceTensor &x = ctx.input(0), &w = ctx.input(1), &y = ctx.output(0);
+  KILN_ASSIGN_OR_RETURN(ConvShape s, conv_shape(ctx.node(), x.dims, w.dims, false));
+  KILN_ASSIGN_OR_RETURN(const void* bias, checked_bias(ctx, s));
+  KILN_ASSIGN_OR_RETURN(FusedInputs in, fused_inputs(ctx.node(), ctx.has_input(2), ctx.has_input(3)));
+  const void* z = nullptr;
+  if (ctx.has_input(3)) {
+    const DeviceTensor& zt = ctx.input(3);
+    if (zt.dims != y.dims || zt.dtype != y.dtype)
+      return invalid_model("FusedConv: residual Z is {}[{}], the convolution's output {}[{}]", dtype_name(zt.dtype),
+                           fmt::join(zt.dims, ","), dtype_name(y.dtype), fmt::join(y.dims, ","));
+    z = zt.data;
+  }
+  if (y.numel() == 0) return Status::ok();
+  std::any& state = ctx.state();
+  if (!state.has_value()) {
+    ConvState st;
+    std::optional<CudnnRoute> r = cudnn_route(s, x.dtype, false, false);
+    if (r && ctx.workspace_bytes() >= r->staging_bytes)
+      st = fused_route(s, x.dtype, in.act, in.bias, in.residual, ctx.allow_tf32(), ctx.tactic(),
+                       ctx.workspace_bytes() - r->staging_bytes);
+    state = std::move(st);
+  }
+  const ConvState& decided = std::any_cast<const ConvState&>(state);
+  ConvEpilogueParams e;
+  e.dtype = y.dtype;
+  e.y = y.data;
+  e.z = z;
+  e.batch = s.g.batch, e.channels = s.g.out_channels, e.inner = s.g.out_size();
+  e.act = epilogue_activation(in.act);
+  e.lo = in.act.lo, e.hi = in.act.hi;
+  void* ws = ctx.workspace();
+  const bool cudnn_ok = decided.plan && aligned16(x.data) && aligned16(w.data) && aligned16(y.data) && aligned16(ws) &&
+                        (!bias || aligned16(bias)) && (!z || aligned16(z));
+  if (cudnn_ok && decided.fused) return run_cudnn_conv(ctx, decided, s.g, nullptr, bias, z);
+  if (cudnn_ok) {
+    KILN_RETURN_IF_ERROR(run_cudnn_conv(ctx, decided, s.g, nullptr));
+    e.bias = bias;
+  } else {
+    DirectConvParams p;
+    p.dtype = x.dtype;
+    p.g = s.g;
+    p.x = x.data, p.w = w.data, p.bias = bias, p.y = y.data;
+    KILN_RETURN_IF_ERROR(launch_direct_conv(p, ctx.stream()));
+  }
+  if (!e.bias && !e.z && e.act == EpilogueActivation::kNone) return Status::ok();
+  return launch_conv_epilogue(e, ctx.stream());
+}
+
+Status supports_fused_conv(const Node& node) {
+  KILN_RETURN_IF_ERROR(supports_float_conv(node));
+  KILN_RETURN_IF_ERROR(read_fused_activation(node).status());
+  const DType z = input_dtype(node, 3);
+  if (z != DType::kUndefined && z != input_dtype(node, 0))
+    return unsupported("FusedConv: residual Z has dtype {}, X {}", dtype_name(z), dtype_name(input_dtype(node, 0)));
   return Status::ok();
 }
 
@@ -325,6 +519,11 @@ KILN_CUDA_KERNEL("", "ConvTranspose",
                   .workspace = [](const KernelQuery& q) { return conv_workspace(q, true); },
                   .supports = supports_float_conv,
                   .tactics = [](const KernelQuery& q, size_t n) { return conv_tactics(q, true, n); }});
+KILN_CUDA_KERNEL("kiln", "FusedConv",
+                 {.run = run_fused_conv,
+                  .workspace = fused_conv_workspace,
+                  .supports = supports_fused_conv,
+                  .tactics = fused_conv_tactics});
 KILN_CUDA_KERNEL("", "ConvInteger", {.run = run_conv_integer, .supports = supports_conv_integer});
 KILN_CUDA_KERNEL("", "QLinearConv", {.run = run_qlinear_conv, .supports = supports_qlinear_conv});
 

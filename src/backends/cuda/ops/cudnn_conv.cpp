@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cfloat>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -15,7 +16,10 @@
 namespace kiln::cuda {
 
 // Tensor unique ids in the operation graph and the variant pack.
-constexpr int64_t kUidX = 1, kUidW = 2, kUidY = 3;
+constexpr int64_t kUidX = 1, kUidW = 2, kUidY = 3, kUidBias = 4, kUidZ = 5;
+// The fused graph's virtual intermediates: the convolution, then each
+// pointwise op's result but the last (which is Y).
+constexpr int64_t kUidVirtual = 100;
 // Every device pointer the executor and the tests hand out is at least
 // 16-byte aligned; the kernel checks before running a plan.
 constexpr int64_t kByteAlignment = 16;
@@ -76,7 +80,8 @@ std::vector<int64_t> spatial_of(const int64_t (&a)[3], int spatial) {
   return spatial == 3 ? std::vector<int64_t>{a[0], a[1], a[2]} : std::vector<int64_t>{a[1], a[2]};
 }
 
-Expected<Descriptor> make_tensor(int64_t uid, cudnnDataType_t type, std::vector<int64_t> dims) {
+Expected<Descriptor> make_tensor(int64_t uid, cudnnDataType_t type, std::vector<int64_t> dims,
+                                 bool is_virtual = false) {
   KILN_ASSIGN_OR_RETURN(Descriptor t, create(CUDNN_BACKEND_TENSOR_DESCRIPTOR));
   std::vector<int64_t> strides(dims.size());
   int64_t stride = 1;
@@ -90,6 +95,9 @@ Expected<Descriptor> make_tensor(int64_t uid, cudnnDataType_t type, std::vector<
   KILN_RETURN_IF_ERROR(set(t, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, n, strides.data()));
   KILN_RETURN_IF_ERROR(set(t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid));
   KILN_RETURN_IF_ERROR(set(t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &kByteAlignment));
+  if (is_virtual) {
+    KILN_RETURN_IF_ERROR(set(t, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &is_virtual));
+  }
   KILN_RETURN_IF_ERROR(finalize(t));
   return t;
 }
@@ -183,10 +191,93 @@ std::string CudnnConvSpec::key() const {
                      fmt::join(g.out, ","), fmt::join(g.kernel, ","), fmt::join(g.stride, ","),
                      fmt::join(g.dilation, ","), fmt::join(g.pad_begin, ","), fmt::join(g.pad_end, ","),
                      workspace_limit) +
-         fmt::format("|e{}", engine_index);
+         fmt::format("|e{}|f{}{}{}{}:{}", engine_index, fused, fused_bias, fused_residual, static_cast<int>(activation),
+                     clip_hi);
 }
 
 namespace {
+
+// One pointwise op of the fused epilogue, computed in float: out = mode(in, b)
+// (b null for the unary activations).
+Expected<Descriptor> make_pointwise(cudnnPointwiseMode_t mode, const CudnnConvSpec& s, const Descriptor& in,
+                                    const Descriptor* b, const Descriptor& out, std::vector<Descriptor>& parts) {
+  KILN_ASSIGN_OR_RETURN(Descriptor pw, create(CUDNN_BACKEND_POINTWISE_DESCRIPTOR));
+  const cudnnDataType_t prec = CUDNN_DATA_FLOAT;
+  KILN_RETURN_IF_ERROR(set(pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode));
+  KILN_RETURN_IF_ERROR(set(pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec));
+  if (mode == CUDNN_POINTWISE_RELU_FWD) {
+    const float lower = 0.f, upper = s.activation == EpilogueActivation::kClip ? s.clip_hi : FLT_MAX;
+    KILN_RETURN_IF_ERROR(set(pw, CUDNN_ATTR_POINTWISE_RELU_LOWER_CLIP, CUDNN_TYPE_FLOAT, 1, &lower));
+    KILN_RETURN_IF_ERROR(set(pw, CUDNN_ATTR_POINTWISE_RELU_UPPER_CLIP, CUDNN_TYPE_FLOAT, 1, &upper));
+  }
+  if (mode == CUDNN_POINTWISE_SWISH_FWD) {
+    const float beta = 1.f;  // x * sigmoid(beta * x)
+    KILN_RETURN_IF_ERROR(set(pw, CUDNN_ATTR_POINTWISE_SWISH_BETA, CUDNN_TYPE_FLOAT, 1, &beta));
+  }
+  KILN_RETURN_IF_ERROR(finalize(pw));
+  KILN_ASSIGN_OR_RETURN(Descriptor op, create(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR));
+  KILN_RETURN_IF_ERROR(set_descriptor(op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, pw));
+  KILN_RETURN_IF_ERROR(set_descriptor(op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, in));
+  if (b) {
+    KILN_RETURN_IF_ERROR(set_descriptor(op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, *b));
+  }
+  KILN_RETURN_IF_ERROR(set_descriptor(op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, out));
+  KILN_RETURN_IF_ERROR(finalize(op));
+  parts.push_back(std::move(pw));
+  return op;
+}
+
+// The fused epilogue after the convolution's virtual result `conv_out`:
+// bias add, residual add, activation, in that order, the last writing Y.
+// Appends its operations to `ops`.
+Status add_epilogue(const CudnnConvSpec& s, const Descriptor& conv_out, const std::vector<int64_t>& y_dims,
+                    std::vector<Descriptor>& ops, std::vector<Descriptor>& parts) {
+  struct Step {
+    cudnnPointwiseMode_t mode;
+    int64_t operand_uid;  // 0: unary
+  };
+  std::vector<Step> steps;
+  if (s.fused_bias) steps.push_back({CUDNN_POINTWISE_ADD, kUidBias});
+  if (s.fused_residual) steps.push_back({CUDNN_POINTWISE_ADD, kUidZ});
+  switch (s.activation) {
+    case EpilogueActivation::kRelu:
+    case EpilogueActivation::kClip: steps.push_back({CUDNN_POINTWISE_RELU_FWD, 0}); break;
+    case EpilogueActivation::kSigmoid: steps.push_back({CUDNN_POINTWISE_SIGMOID_FWD, 0}); break;
+    case EpilogueActivation::kSilu: steps.push_back({CUDNN_POINTWISE_SWISH_FWD, 0}); break;
+    default: break;
+  }
+  if (steps.empty()) return invalid_argument("cuDNN fused convolution without an epilogue");
+  const cudnnDataType_t type = cudnn_type(s.dtype);
+  std::vector<int64_t> bias_dims(y_dims.size(), 1);
+  bias_dims[1] = y_dims[1];
+  const Descriptor* in = &conv_out;
+  std::vector<Descriptor> outs;
+  outs.reserve(steps.size());  // `in` points into it
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const bool last = i + 1 == steps.size();
+    Descriptor operand;
+    if (steps[i].operand_uid == kUidBias) {
+      KILN_ASSIGN_OR_RETURN(operand, make_tensor(kUidBias, type, bias_dims));
+    } else if (steps[i].operand_uid == kUidZ) {
+      KILN_ASSIGN_OR_RETURN(operand, make_tensor(kUidZ, type, y_dims));
+    }
+    Descriptor out;
+    if (last) {
+      KILN_ASSIGN_OR_RETURN(out, make_tensor(kUidY, type, y_dims));
+    } else {
+      KILN_ASSIGN_OR_RETURN(out,
+                            make_tensor(kUidVirtual + 1 + static_cast<int64_t>(i), CUDNN_DATA_FLOAT, y_dims, true));
+    }
+    KILN_ASSIGN_OR_RETURN(Descriptor op,
+                          make_pointwise(steps[i].mode, s, *in, operand.get() ? &operand : nullptr, out, parts));
+    ops.push_back(std::move(op));
+    if (operand.get()) parts.push_back(std::move(operand));
+    outs.push_back(std::move(out));
+    in = &outs.back();
+  }
+  for (Descriptor& d : outs) parts.push_back(std::move(d));
+  return Status::ok();
+}
 
 // The operation graph of one convolution: X [N, C, in], W, Y [N, M, out];
 // ConvTranspose is the backward data of the forward convolution from Y to X.
@@ -198,8 +289,10 @@ Expected<Descriptor> make_graph(cudnnHandle_t handle, const CudnnConvSpec& s, st
   KILN_ASSIGN_OR_RETURN(Descriptor x,
                         make_tensor(kUidX, type, concat({g.batch, g.in_channels}, spatial_of(g.in, s.spatial))));
   KILN_ASSIGN_OR_RETURN(Descriptor w, make_tensor(kUidW, type, concat(w_head, spatial_of(g.kernel, s.spatial))));
-  KILN_ASSIGN_OR_RETURN(Descriptor y,
-                        make_tensor(kUidY, type, concat({g.batch, g.out_channels}, spatial_of(g.out, s.spatial))));
+  const std::vector<int64_t> y_dims = concat({g.batch, g.out_channels}, spatial_of(g.out, s.spatial));
+  const bool fused = s.fused && !s.transpose;
+  KILN_ASSIGN_OR_RETURN(Descriptor y, fused ? make_tensor(kUidVirtual, CUDNN_DATA_FLOAT, y_dims, true)
+                                            : make_tensor(kUidY, type, y_dims));
   KILN_ASSIGN_OR_RETURN(Descriptor conv, make_convolution(s));
   const float alpha = 1.f, beta = s.accumulate ? 1.f : 0.f;
   Descriptor op;
@@ -221,12 +314,20 @@ Expected<Descriptor> make_graph(cudnnHandle_t handle, const CudnnConvSpec& s, st
     KILN_RETURN_IF_ERROR(set(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, 1, &beta));
   }
   KILN_RETURN_IF_ERROR(finalize(op));
+  std::vector<Descriptor> ops;
+  ops.push_back(std::move(op));
+  if (fused) {
+    KILN_RETURN_IF_ERROR(add_epilogue(s, y, y_dims, ops, parts));
+  }
   KILN_ASSIGN_OR_RETURN(Descriptor graph, create(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR));
-  cudnnBackendDescriptor_t ops[] = {op.get()};
-  KILN_RETURN_IF_ERROR(set(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, ops));
+  std::vector<cudnnBackendDescriptor_t> raw;
+  for (const Descriptor& o : ops) raw.push_back(o.get());
+  KILN_RETURN_IF_ERROR(set(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                           static_cast<int64_t>(raw.size()), raw.data()));
   KILN_RETURN_IF_ERROR(set(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle));
   KILN_RETURN_IF_ERROR(finalize(graph));
-  for (Descriptor* d : {&x, &w, &y, &conv, &op}) parts.push_back(std::move(*d));
+  for (Descriptor* d : {&x, &w, &y, &conv}) parts.push_back(std::move(*d));
+  for (Descriptor& o : ops) parts.push_back(std::move(o));
   return graph;
 }
 
@@ -330,13 +431,16 @@ int cudnn_tactic_index(const std::string& tactic) {
 }
 
 Status execute_cudnn_conv(cudnnHandle_t handle, cudaStream_t stream, const CudnnConvPlan& plan, const void* x,
-                          const void* w, void* y, void* workspace) {
+                          const void* w, void* y, void* workspace, const void* bias, const void* z) {
   KILN_CUDA_RETURN_IF_ERROR(cudnnSetStream(handle, stream));
   KILN_ASSIGN_OR_RETURN(Descriptor pack, create(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR));
-  int64_t uids[] = {kUidX, kUidW, kUidY};
-  void* pointers[] = {const_cast<void*>(x), const_cast<void*>(w), y};
-  KILN_RETURN_IF_ERROR(set(pack, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 3, uids));
-  KILN_RETURN_IF_ERROR(set(pack, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 3, pointers));
+  std::vector<int64_t> uids = {kUidX, kUidW, kUidY};
+  std::vector<void*> pointers = {const_cast<void*>(x), const_cast<void*>(w), y};
+  if (bias) uids.push_back(kUidBias), pointers.push_back(const_cast<void*>(bias));
+  if (z) uids.push_back(kUidZ), pointers.push_back(const_cast<void*>(z));
+  const auto n = static_cast<int64_t>(uids.size());
+  KILN_RETURN_IF_ERROR(set(pack, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids.data()));
+  KILN_RETURN_IF_ERROR(set(pack, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, pointers.data()));
   KILN_RETURN_IF_ERROR(set(pack, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace));
   KILN_RETURN_IF_ERROR(finalize(pack));
   KILN_CUDA_RETURN_IF_ERROR(cudnnBackendExecute(handle, plan.plan.get(), pack.get()));

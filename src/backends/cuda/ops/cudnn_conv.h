@@ -1,10 +1,11 @@
 // Conv and ConvTranspose through cuDNN 9's graph (backend) API: one
 // convolution operation (forward, or backward-data for ConvTranspose) in an
-// operation graph, engines from heuristics (mode A, then the fallback list),
-// the first that finalizes within the workspace limit and whose numerical
-// notes the precision rules allow. Plans are cached process-wide by their
-// full signature and device, so the plan built at plan time (to size the
-// workspace) is the one a kernel's first run finds.
+// operation graph, or (kiln::FusedConv) a forward convolution followed by
+// pointwise ops for its bias, residual and activation, whose intermediates are
+// virtual float tensors, so a runtime fusion engine writes Y once. Engines from heuristics (mode A, then the fallback
+// list), the first that finalizes within the workspace limit and whose numerical notes the precision rules allow. Plans
+// are cached process-wide by their full signature and device, so the plan built at plan time (to size the workspace) is
+// the one a kernel's first run finds.
 #pragma once
 
 #include <cudnn.h>
@@ -30,6 +31,13 @@ struct CudnnConvSpec {
   WindowGeometry g;
   size_t workspace_limit = 0;
   int engine_index = 0;  // the n-th usable engine config, in the heuristics' order (a tactic)
+  // The fused epilogue (forward only, `accumulate` false): y = act(conv +
+  // bias[c] + z). cuDNN's RELU_FWD clips to [0, clip_hi]: kClip needs lo == 0.
+  bool fused = false;
+  bool fused_bias = false;
+  bool fused_residual = false;
+  EpilogueActivation activation = EpilogueActivation::kNone;
+  float clip_hi = 0;
 
   std::string key() const;
 };
@@ -54,8 +62,9 @@ std::shared_ptr<const CudnnConvPlan> cudnn_conv_plan(const CudnnConvSpec& spec);
 
 size_t workspace_size(const CudnnConvPlan& plan);
 
-// Runs the plan on `stream`: y = conv(x, w) (ConvTranspose: y = conv^T(x, w)).
+// Runs the plan on `stream`: y = conv(x, w) (ConvTranspose: y = conv^T(x, w));
+// a fused plan also reads `bias` and `z` (given exactly when its spec has them).
 Status execute_cudnn_conv(cudnnHandle_t handle, cudaStream_t stream, const CudnnConvPlan& plan, const void* x,
-                          const void* w, void* y, void* workspace);
+                          const void* w, void* y, void* workspace, const void* bias = nullptr, const void* z = nullptr);
 
 }  // namespace kiln::cuda

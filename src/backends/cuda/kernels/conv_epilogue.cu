@@ -1,0 +1,56 @@
+// kiln::FusedConv's epilogue for convolutions cuDNN runs without it: one pass
+// over the convolution's result adding the bias and the residual and
+// applying the activation, instead of one read and write per elementwise op.
+#include <cmath>
+
+#include "backends/cuda/kernels/conv.cuh"
+#include "backends/cuda/kernels/window_common.cuh"
+
+namespace kiln::cuda {
+namespace {
+
+constexpr int kBlock = 256;
+
+template <typename A>
+__device__ __forceinline__ A activate(A v, EpilogueActivation act, float lo, float hi) {
+  switch (act) {
+    case EpilogueActivation::kRelu: return v > A(0) ? v : A(0);
+    case EpilogueActivation::kClip: {  // min(max(v, lo), hi), as the CPU: hi wins when lo > hi
+      const A m = v < A(lo) ? A(lo) : v;
+      return m > A(hi) ? A(hi) : m;
+    }
+    case EpilogueActivation::kSigmoid: return A(1) / (A(1) + exp(-v));
+    case EpilogueActivation::kSilu: return v / (A(1) + exp(-v));
+    default: return v;
+  }
+}
+
+template <typename T>
+__global__ void conv_epilogue_kernel(ConvEpilogueParams p, int64_t n) {
+  using A = ComputeT<T>;
+  T* y = static_cast<T*>(p.y);
+  const T* bias = static_cast<const T*>(p.bias);
+  const T* z = static_cast<const T*>(p.z);
+  KILN_GRID_STRIDE_LOOP(i, n) {
+    A v = load_as<A>(y[i]);
+    if (bias) v += load_as<A>(bias[i / p.inner % p.channels]);
+    if (z) v += load_as<A>(z[i]);
+    y[i] = store_as<T>(activate(v, p.act, p.lo, p.hi));
+  }
+}
+
+}  // namespace
+
+Status launch_conv_epilogue(const ConvEpilogueParams& p, cudaStream_t stream) {
+  const int64_t n = p.batch * p.channels * p.inner;
+  if (n == 0) return Status::ok();
+  if (p.dtype == DType::kF64) {
+    conv_epilogue_kernel<double><<<grid_for(n, kBlock), kBlock, 0, stream>>>(p, n);
+  } else {
+    KILN_CUDA_DISPATCH_FLOAT(p.dtype, "FusedConv epilogue",
+                             conv_epilogue_kernel<T><<<grid_for(n, kBlock), kBlock, 0, stream>>>(p, n));
+  }
+  return last_launch_status("conv_epilogue_kernel");
+}
+
+}  // namespace kiln::cuda
