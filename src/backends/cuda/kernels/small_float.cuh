@@ -23,6 +23,9 @@ namespace small_float {
 // is the one NaN, no -0), IEEE (all-ones exponent is Inf/NaN) or none (f4).
 enum class Specials : uint8_t { kFN, kFNUZ, kIEEE, kNone };
 
+// The quiet NaN of the CPU's std::nan(""), 0x7FF8... (CUDA's nan() may set other payload bits).
+__device__ inline double quiet_nan() { return __longlong_as_double(0x7FF8000000000000LL); }
+
 struct MiniFloat {
   int exp_bits, man_bits, bias;
   Specials specials;
@@ -43,10 +46,10 @@ __device__ inline double decode(const MiniFloat& f, uint8_t bits) {
   const uint8_t sign_bit = uint8_t(1u << (f.exp_bits + f.man_bits));
   const uint8_t mag = bits & uint8_t(sign_bit - 1);
   const int exp_field = mag >> f.man_bits, man = mag & ((1 << f.man_bits) - 1);
-  if (f.specials == Specials::kFNUZ && bits == 0x80) return nan("");
-  if (f.specials == Specials::kFN && mag == 0x7F) return nan("");
+  if (f.specials == Specials::kFNUZ && bits == 0x80) return quiet_nan();
+  if (f.specials == Specials::kFN && mag == 0x7F) return quiet_nan();
   if (f.specials == Specials::kIEEE && exp_field == (1 << f.exp_bits) - 1)
-    return man == 0 ? ((bits & sign_bit) ? -INFINITY : INFINITY) : nan("");
+    return man == 0 ? ((bits & sign_bit) ? -INFINITY : INFINITY) : quiet_nan();
   const double v = exp_field == 0 ? ldexp(double(man), 1 - f.bias - f.man_bits)
                                   : ldexp(double((1 << f.man_bits) + man), exp_field - f.bias - f.man_bits);
   return (bits & sign_bit) ? -v : v;
@@ -118,7 +121,7 @@ __host__ __device__ inline bool is_small_float_dtype(DType t) {
 
 // One element of a small float dtype (its code, unpacked for f4e2m1) as double.
 __device__ inline double small_float_decode(DType t, uint8_t bits) {
-  if (t == DType::kF8E8M0) return bits == 0xFF ? nan("") : ldexp(1.0, int(bits) - 127);
+  if (t == DType::kF8E8M0) return bits == 0xFF ? small_float::quiet_nan() : ldexp(1.0, int(bits) - 127);
   return small_float::decode(small_float::format_of(t), bits);
 }
 
