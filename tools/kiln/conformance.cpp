@@ -21,6 +21,7 @@
 #include "backends/cpu/cpu_executor.h"
 #ifdef KILN_WITH_CUDA
 #include "backends/cuda/cuda_executor.h"
+#include "backends/cuda/run_plan.h"
 #endif
 #include "commands.h"
 #include "ir/tensor_compare.h"
@@ -44,6 +45,9 @@ struct ConformanceOptions {
   bool quiet = false;
   std::string backend = "cpu";
   bool allow_cpu_fallback = false;
+  // cuda: only ask whether every node has a GPU kernel that takes it (no
+  // device needed; a case that passes may still fail on the numbers).
+  bool support_only = false;
 };
 
 // Runs the case's graph on the chosen backend (cuda: fp32 without TF32, as
@@ -126,6 +130,17 @@ CaseResult run_case(const fs::path& dir, const ConformanceOptions& o) {
     return r;
   }
   const Graph& g = *imported->model.graph;
+  if (o.support_only) {
+#ifdef KILN_WITH_CUDA
+    Status st = o.backend == "cuda" ? cuda::check_graph_supported(g, false, nullptr)
+                                    : unsupported("--supportOnly checks the cuda backend");
+#else
+    Status st = unsupported("--supportOnly checks the cuda backend, which is not part of this kiln");
+#endif
+    r.verdict = st.is_ok() ? Verdict::kPass : Verdict::kUnsupported;
+    r.detail = st.is_ok() ? "" : st.message();
+    return r;
+  }
   // A case may carry its own tolerances (tolerance.txt: "rtol atol"); the looser wins.
   double rtol = o.rtol, atol = o.atol;
   if (std::FILE* f = std::fopen((dir / "tolerance.txt").c_str(), "r")) {
@@ -396,6 +411,9 @@ void add_conformance_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--quiet,-q", o->quiet, "Print only cases that do not pass, and the summary");
   cmd->add_option("--backend", o->backend, "cpu or cuda")->capture_default_str();
   cmd->add_flag("--allowCpuFallback", o->allow_cpu_fallback, "cuda: run nodes without a GPU kernel on the host");
+  cmd->add_flag("--supportOnly", o->support_only,
+                "cuda: only check that every node has a GPU kernel that takes it (PASS), no device needed")
+      ->group("");
   cmd->callback([o, &exit_code] { exit_code = run_conformance(*o); });
 }
 

@@ -17,6 +17,7 @@
 
 #include "backends/cpu/cpu_kernel.h"
 #include "backends/cpu/kernels/float_io.h"
+#include "ops/recurrent_activation.h"
 #include "support/parallel.h"
 
 namespace kiln {
@@ -24,22 +25,9 @@ namespace {
 
 enum class Cell { kRnn, kGru, kLstm };
 
-struct Activation {
-  enum class Kind {
-    kRelu,
-    kTanh,
-    kSigmoid,
-    kAffine,
-    kLeakyRelu,
-    kThresholdedRelu,
-    kScaledTanh,
-    kHardSigmoid,
-    kElu,
-    kSoftsign,
-    kSoftplus
-  };
-  Kind kind = Kind::kTanh;
-  double alpha = 0, beta = 0;
+// An activation applied in Acc (float or double).
+struct Activation : RnnActivation {
+  Activation(const RnnActivation& a) : RnnActivation(a) {}  // NOLINT(google-explicit-constructor)
 
   template <typename Acc>
   Acc operator()(Acc x) const {
@@ -60,56 +48,6 @@ struct Activation {
     return x;
   }
 };
-
-// Resolves activation names; alpha and beta values are consumed in order by
-// the activations that take them, the rest get the ONNX operators' defaults.
-Expected<std::vector<Activation>> parse_activations(const Node& n, std::vector<std::string> names, int64_t dirs,
-                                                    size_t per_dir) {
-  if (const Attribute* a = n.attr("activations")) names = a->strings;
-  if (names.size() == per_dir && dirs == 2) {
-    std::vector<std::string> forward = names;  // both directions use the one list
-    names.insert(names.end(), forward.begin(), forward.end());
-  }
-  if (names.size() != per_dir * static_cast<size_t>(dirs))
-    return invalid_model("{}: {} activations for {} directions of {}", n.op_type, names.size(), dirs, per_dir);
-  std::vector<float> alphas = n.attr_floats("activation_alpha"), betas = n.attr_floats("activation_beta");
-  size_t next_alpha = 0, next_beta = 0;
-  auto take = [](const std::vector<float>& v, size_t& next, double fallback) {
-    return next < v.size() ? static_cast<double>(v[next++]) : fallback;
-  };
-  std::vector<Activation> out;
-  using K = Activation::Kind;
-  for (std::string name : names) {
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
-    Activation act;
-    if (name == "relu")
-      act.kind = K::kRelu;
-    else if (name == "tanh")
-      act.kind = K::kTanh;
-    else if (name == "sigmoid")
-      act.kind = K::kSigmoid;
-    else if (name == "softsign")
-      act.kind = K::kSoftsign;
-    else if (name == "softplus")
-      act.kind = K::kSoftplus;
-    else if (name == "affine")
-      act = {K::kAffine, take(alphas, next_alpha, 1.0), take(betas, next_beta, 0.0)};
-    else if (name == "leakyrelu")
-      act = {K::kLeakyRelu, take(alphas, next_alpha, 0.01), 0};
-    else if (name == "thresholdedrelu")
-      act = {K::kThresholdedRelu, take(alphas, next_alpha, 1.0), 0};
-    else if (name == "scaledtanh")
-      act = {K::kScaledTanh, take(alphas, next_alpha, 1.0), take(betas, next_beta, 1.0)};
-    else if (name == "hardsigmoid")
-      act = {K::kHardSigmoid, take(alphas, next_alpha, 0.2), take(betas, next_beta, 0.5)};
-    else if (name == "elu")
-      act = {K::kElu, take(alphas, next_alpha, 1.0), 0};
-    else
-      return unsupported("{}: activation '{}' is not supported", n.op_type, name);
-    out.push_back(act);
-  }
-  return out;
-}
 
 struct RnnParams {
   Cell cell = Cell::kRnn;
@@ -164,7 +102,8 @@ Expected<RnnParams> rnn_params(const CpuKernelContext& ctx, Cell cell) {
   std::vector<std::string> defaults = cell == Cell::kRnn   ? std::vector<std::string>{"Tanh"}
                                       : cell == Cell::kGru ? std::vector<std::string>{"Sigmoid", "Tanh"}
                                                            : std::vector<std::string>{"Sigmoid", "Tanh", "Tanh"};
-  KILN_ASSIGN_OR_RETURN(p.acts, parse_activations(n, defaults, p.dirs, p.per_dir));
+  KILN_ASSIGN_OR_RETURN(auto acts, parse_rnn_activations(n, defaults, p.dirs, p.per_dir));
+  p.acts.assign(acts.begin(), acts.end());
   return p;
 }
 

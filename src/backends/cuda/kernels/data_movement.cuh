@@ -59,16 +59,23 @@ struct GatherParams {
 };
 Status launch_gather(const GatherParams& p, cudaStream_t stream);
 
-// Cast between any two of the float (f32, f16, bf16, f64), integer (8 to 64
-// bits, signed and unsigned) and bool dtypes, as the CPU backend does: float
-// to integer truncates toward zero through int64 (NaN -> 0), integers wrap,
-// to bool is "!= 0"; see cast.cu.
+// How an E8M0 encoding rounds the mantissa bits away (Cast's round_mode).
+enum class E8M0Round : uint8_t { kUp, kDown, kNearest };
+
+// Cast between any two of the float (f32, f16, bf16, f64), integer (2 to 64
+// bits, signed and unsigned, 4- and 2-bit ones packed), bool and small float
+// (f8 kinds, f8e8m0, f4e2m1) dtypes, as the CPU backend does: float to
+// integer truncates toward zero through int64 (NaN -> 0), integers wrap, to
+// bool is "!= 0", small floats round to nearest even with the `saturate` rule
+// (e8m0 per `e8m0_round`); see cast.cu.
 struct CastParams {
   DType from = DType::kF32;
   DType to = DType::kF16;
   const void* x = nullptr;
   void* y = nullptr;
   int64_t n = 0;
+  bool saturate = true;
+  E8M0Round e8m0_round = E8M0Round::kUp;
 };
 Status launch_cast(const CastParams& p, cudaStream_t stream);
 // Whether launch_cast takes dtype t (as source or destination).

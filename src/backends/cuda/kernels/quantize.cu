@@ -3,81 +3,13 @@
 // memory, and one instantiation covers every combination.
 #include "backends/cuda/kernels/common.cuh"
 #include "backends/cuda/kernels/quantize.cuh"
+#include "backends/cuda/kernels/small_float.cuh"
 
 namespace kiln::cuda {
 namespace {
 
-// The narrow float formats, as ir/float8.cpp describes them.
-enum class Specials : uint8_t { kFN, kFNUZ, kIEEE, kNone };
-
-struct MiniFloat {
-  int exp_bits, man_bits, bias;
-  Specials specials;
-  uint8_t max_code;  // the largest finite magnitude's bits
-};
-
-__host__ __device__ inline bool mini_float(DType t) {
-  return t == DType::kF8E4M3FN || t == DType::kF8E4M3FNUZ || t == DType::kF8E5M2 || t == DType::kF8E5M2FNUZ ||
-         t == DType::kF4E2M1;
-}
-
-__device__ MiniFloat format_of(DType t) {
-  switch (t) {
-    case DType::kF8E4M3FN: return {4, 3, 7, Specials::kFN, 0x7E};
-    case DType::kF8E4M3FNUZ: return {4, 3, 8, Specials::kFNUZ, 0x7F};
-    case DType::kF8E5M2: return {5, 2, 15, Specials::kIEEE, 0x7B};
-    case DType::kF8E5M2FNUZ: return {5, 2, 16, Specials::kFNUZ, 0x7F};
-    default: return {2, 1, 1, Specials::kNone, 0x7};  // f4e2m1
-  }
-}
-
-__device__ double decode(const MiniFloat& f, uint8_t bits) {
-  const uint8_t sign_bit = uint8_t(1u << (f.exp_bits + f.man_bits));
-  const uint8_t mag = bits & uint8_t(sign_bit - 1);
-  const int exp_field = mag >> f.man_bits, man = mag & ((1 << f.man_bits) - 1);
-  if (f.specials == Specials::kFNUZ && bits == 0x80) return nan("");
-  if (f.specials == Specials::kFN && mag == 0x7F) return nan("");
-  if (f.specials == Specials::kIEEE && exp_field == (1 << f.exp_bits) - 1)
-    return man == 0 ? ((bits & sign_bit) ? -INFINITY : INFINITY) : nan("");
-  const double v = exp_field == 0 ? ldexp(double(man), 1 - f.bias - f.man_bits)
-                                  : ldexp(double((1 << f.man_bits) + man), exp_field - f.bias - f.man_bits);
-  return (bits & sign_bit) ? -v : v;
-}
-
-__device__ uint8_t nan_code(const MiniFloat& f, bool negative) {
-  switch (f.specials) {
-    case Specials::kFN: return uint8_t((negative ? 0x80 : 0) | 0x7F);
-    case Specials::kFNUZ: return 0x80;
-    case Specials::kIEEE: return uint8_t((negative ? 0x80 : 0) | 0x7E);
-    default: return 0x8;
-  }
-}
-
-__device__ uint8_t overflow_code(const MiniFloat& f, uint8_t sign, bool saturate) {
-  if (saturate || f.specials == Specials::kNone) return sign | f.max_code;
-  if (f.specials == Specials::kIEEE) return sign | 0x7C;  // Inf
-  return nan_code(f, sign != 0);
-}
-
-// Round to nearest even into the format (ir/float8.cpp's encode).
-__device__ uint8_t encode(const MiniFloat& f, double x, bool saturate) {
-  const bool negative = signbit(x);
-  if (isnan(x)) return nan_code(f, negative);
-  const uint8_t sign = negative ? uint8_t(1u << (f.exp_bits + f.man_bits)) : 0;
-  const uint8_t zero = f.specials == Specials::kFNUZ ? 0 : sign;
-  if (isinf(x)) return overflow_code(f, sign, saturate);
-  const double a = fabs(x);
-  if (a == 0) return zero;
-  int k = 0;
-  frexp(a, &k);
-  const int e = k - 1, emin = 1 - f.bias;
-  const int quantum_exp = (e > emin ? e : emin) - f.man_bits;
-  const auto n = static_cast<int64_t>(rint(ldexp(a, -quantum_exp)));
-  if (n == 0) return zero;
-  const int64_t code = e < emin ? n : (int64_t(e + f.bias) << f.man_bits) + (n - (int64_t(1) << f.man_bits));
-  if (code > f.max_code) return overflow_code(f, sign, saturate);
-  return static_cast<uint8_t>(sign | code);
-}
+// The narrow float dtypes: f8 kinds, f8e8m0 and f4e2m1 (small_float.cuh).
+__host__ __device__ inline bool mini_float(DType t) { return is_small_float_dtype(t); }
 
 __host__ __device__ inline int element_bits(DType t) {
   switch (t) {
@@ -104,13 +36,6 @@ __host__ __device__ inline bool signed_int(DType t) {
   return t == DType::kI2 || t == DType::kI4 || t == DType::kI8 || t == DType::kI16 || t == DType::kI32;
 }
 
-// The raw code of element i of a packed (under 8 bits) tensor.
-__device__ uint32_t packed_code(const void* p, int bits, int64_t i) {
-  const int per_byte = 8 / bits;
-  const uint8_t byte = static_cast<const uint8_t*>(p)[i / per_byte];
-  return (byte >> ((i % per_byte) * bits)) & ((1u << bits) - 1);
-}
-
 // Element i of an integer tensor of any width (packed too), widened.
 __device__ int64_t read_int(DType t, const void* p, int64_t i) {
   switch (t) {
@@ -135,9 +60,9 @@ __device__ double read_number(DType t, const void* p, int64_t i) {
     case DType::kF16: return __half2float(static_cast<const __half*>(p)[i]);
     case DType::kBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
     case DType::kF64: return static_cast<const double*>(p)[i];
-    case DType::kF4E2M1: return decode(format_of(t), uint8_t(packed_code(p, 4, i)));
+    case DType::kF4E2M1: return small_float_decode(t, uint8_t(packed_code(p, 4, i)));
     default:
-      if (mini_float(t)) return decode(format_of(t), static_cast<const uint8_t*>(p)[i]);
+      if (mini_float(t)) return small_float_decode(t, static_cast<const uint8_t*>(p)[i]);
       return static_cast<double>(read_int(t, p, i));
   }
 }
@@ -158,7 +83,8 @@ __device__ int64_t quantize_one(const QuantizeParams& p, int64_t i) {
   if (p.precision == DType::kBF16) q = __bfloat162float(__float2bfloat16_rn(q));
   if (mini_float(p.y_type)) {
     const float v = q + (p.zero ? static_cast<float>(read_number(p.y_type, p.zero, k)) : 0.f);
-    return encode(format_of(p.y_type), v, p.saturate);
+    // Quantizing to e8m0 picks the nearest power of two (Cast's default rounds up).
+    return small_float_encode(p.y_type, v, p.saturate, E8M0Round::kNearest);
   }
   if (q != q) q = 0;  // the CPU kernel's answer for NaN: the zero point
   double r = static_cast<double>(rintf(q)) + (p.zero ? static_cast<double>(read_int(p.y_type, p.zero, k)) : 0.0);

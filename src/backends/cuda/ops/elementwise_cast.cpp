@@ -8,16 +8,28 @@
 namespace kiln::cuda {
 namespace {
 
+// Cast's `saturate` (float8 and f4 destinations) and `round_mode` (e8m0), as
+// the CPU kernel reads them.
 Status run_cast(KernelContext& ctx) {
   const DeviceTensor &x = ctx.input(0), &y = ctx.output(0);
-  return launch_cast({.from = x.dtype, .to = y.dtype, .x = x.data, .y = y.data, .n = x.numel()}, ctx.stream());
+  const Node& node = ctx.node();
+  const std::string mode = node.attr_string("round_mode", "up");
+  return launch_cast({.from = x.dtype,
+                      .to = y.dtype,
+                      .x = x.data,
+                      .y = y.data,
+                      .n = x.numel(),
+                      .saturate = node.attr_int("saturate", 1) != 0,
+                      .e8m0_round = mode == "down"      ? E8M0Round::kDown
+                                    : mode == "nearest" ? E8M0Round::kNearest
+                                                        : E8M0Round::kUp},
+                     ctx.stream());
 }
 
-// The float8, 4-bit and string conversions (saturation, E8M0 rounding,
-// number parsing) stay on the CPU.
+// String conversions (number parsing and printing) stay on the CPU.
 Status require_castable(const Node& node, DType from, DType to) {
   if (cast_supported(from) && cast_supported(to)) return Status::ok();
-  return unsupported("{}: {} to {} (the CUDA kernel casts among the float, integer and bool dtypes)", node.op_type,
+  return unsupported("{}: {} to {} (the CUDA kernel casts among the numeric and bool dtypes)", node.op_type,
                      dtype_name(from), dtype_name(to));
 }
 

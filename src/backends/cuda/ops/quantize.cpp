@@ -61,8 +61,8 @@ Status supports_quantize(const Node& node) {
   if (!known_and(s, real_dtype_supported(s))) return unsupported("QuantizeLinear: scale dtype {}", dtype_name(s));
   if (!known_and(y, quantized_dtype_supported(y)))
     return unsupported(
-        "QuantizeLinear: output dtype {} (the CUDA kernel takes 2- to 32-bit integers, f8 kinds but "
-        "e8m0, f4e2m1)",
+        "QuantizeLinear: output dtype {} (the CUDA kernel takes 2- to 32-bit integers, f8 kinds, "
+        "f4e2m1)",
         dtype_name(y));
   return Status::ok();
 }
@@ -90,8 +90,8 @@ Status supports_dequantize(const Node& node) {
   const DType x = value_type(node.input(0)), s = value_type(node.input(1)), y = dequantize_output_type(node);
   if (!known_and(x, quantized_dtype_supported(x)))
     return unsupported(
-        "DequantizeLinear: input dtype {} (the CUDA kernel takes 2- to 32-bit integers, f8 kinds but "
-        "e8m0, f4e2m1)",
+        "DequantizeLinear: input dtype {} (the CUDA kernel takes 2- to 32-bit integers, f8 kinds, "
+        "f4e2m1)",
         dtype_name(x));
   if (!known_and(s, real_dtype_supported(s))) return unsupported("DequantizeLinear: scale dtype {}", dtype_name(s));
   if (!known_and(y, real_dtype_supported(y))) return unsupported("DequantizeLinear: output dtype {}", dtype_name(y));
