@@ -3,6 +3,7 @@
 // scheduler only ever sees these.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -32,6 +33,10 @@ struct InferRequest {
   std::vector<std::string> outputs;  // empty: every output
   uint64_t timeout_us = 0;           // 0: the model's default
   uint32_t priority = 0;             // 0: the model's default level
+  // Set by the front end when the client goes away (closed connection,
+  // cancelled RPC): a queued request that is cancelled is dropped unrun.
+  std::shared_ptr<std::atomic<bool>> cancelled;
+  bool is_cancelled() const { return cancelled && cancelled->load(std::memory_order_relaxed); }
 };
 
 struct InferResponse {
@@ -42,7 +47,7 @@ struct InferResponse {
 };
 
 // Errors carry the status code a front end maps onto its protocol.
-enum class ServeError { kInvalidArgument, kNotFound, kUnavailable, kInternal, kUnsupported };
+enum class ServeError { kInvalidArgument, kNotFound, kUnavailable, kInternal, kUnsupported, kCancelled };
 
 struct ServeStatus {
   bool ok = true;

@@ -39,8 +39,14 @@ std::string render_metrics(InferenceServer& server) {
   };
   family({"nv_inference_request_success", "Number of successful inference requests, all batch sizes", "counter"},
          [](ModelStats& s) { return s.success.count.load(); });
-  family({"nv_inference_request_failure", "Number of failed inference requests, all batch sizes", "counter"},
-         [](ModelStats& s) { return s.fail.count.load(); });
+  // Triton's form: one series per failure reason.
+  out << "# HELP nv_inference_request_failure Number of failed inference requests, all batch sizes\n"
+      << "# TYPE nv_inference_request_failure counter\n";
+  for (const auto& [key, s] : stats)
+    for (int r = 0; r < kFailReasons; ++r)
+      out << "nv_inference_request_failure{model=\"" << escape_label(key.first) << "\",reason=\""
+          << fail_reason_name(static_cast<FailReason>(r)) << "\",version=\"" << key.second << "\"} "
+          << s->fail_by_reason[r].load() << '\n';
   family({"nv_inference_count", "Number of inferences performed (does not include cached requests)", "counter"},
          [](ModelStats& s) { return s.inference_count.load(); });
   family(

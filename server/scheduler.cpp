@@ -136,7 +136,7 @@ void Scheduler::submit(InferRequest request, InferCallback done) {
   p.enqueued = Clock::now();
   ServeStatus st = check(request, p);
   if (!st.ok) {
-    stats_->fail.add(0);
+    stats_->add_failure(FailReason::kOther, 0);
     done(st, {});
     return;
   }
@@ -154,7 +154,7 @@ void Scheduler::submit(InferRequest request, InferCallback done) {
     auto& q = queues_[level - 1];
     if (policy.max_queue_size && q.size() >= policy.max_queue_size) {
       lock.unlock();
-      stats_->fail.add(0);
+      stats_->add_failure(FailReason::kRejected, 0);
       p.done(ServeStatus::error(ServeError::kUnavailable, "Exceeds maximum queue size (" +
                                                               std::to_string(policy.max_queue_size) + ") of model '" +
                                                               p.request.model + "'"),
@@ -165,6 +165,12 @@ void Scheduler::submit(InferRequest request, InferCallback done) {
     ++queued_;
   }
   cv_.notify_one();
+}
+
+void Scheduler::wake() {
+  // Taking the lock orders this after a waiter's check of the queue.
+  { std::lock_guard<std::mutex> lock(mutex_); }
+  cv_.notify_all();
 }
 
 ServeStatus Scheduler::warmup(const InferRequest& request) {
@@ -211,7 +217,7 @@ std::vector<Scheduler::Pending> Scheduler::next_batch(std::vector<Pending>& expi
     auto now = Clock::now();
     for (auto& q : queues_)
       for (auto it = q.begin(); it != q.end();) {
-        if (it->deadline > now) {
+        if (it->deadline > now && !it->request.is_cancelled()) {
           ++it;
           continue;
         }
@@ -269,8 +275,14 @@ void Scheduler::run_instance(int) {
     std::vector<Pending> expired;
     std::vector<Pending> batch = next_batch(expired);
     for (auto& p : expired) {
-      stats_->fail.add(ns_between(p.enqueued, Clock::now()));
-      p.done(ServeStatus::error(ServeError::kUnavailable, "Request timeout expired"), {});
+      uint64_t waited = ns_between(p.enqueued, Clock::now());
+      if (p.request.is_cancelled()) {
+        stats_->add_failure(FailReason::kCanceled, waited);
+        p.done(ServeStatus::error(ServeError::kCancelled, "Request cancelled: the client went away"), {});
+      } else {
+        stats_->add_failure(FailReason::kRejected, waited);
+        p.done(ServeStatus::error(ServeError::kUnavailable, "Request timeout expired"), {});
+      }
     }
     if (!expired.empty()) continue;
     if (batch.empty()) return;
@@ -305,7 +317,7 @@ void Scheduler::run_batch(ExecutionContext& ctx, std::vector<Pending>& batch) {
       stats_->compute_output.add(times[2]);
       p.done(st, std::move(responses[i]));
     } else {
-      stats_->fail.add(total);
+      stats_->add_failure(FailReason::kBackend, total);
       p.done(st, {});
     }
   }

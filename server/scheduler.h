@@ -32,6 +32,10 @@ class Scheduler {
   // for a request that is invalid or finds the queue full).
   void submit(InferRequest request, InferCallback done);
 
+  // Wakes the instances waiting for work, so that they drop the queued
+  // requests that were cancelled since.
+  void wake();
+
   // Runs one request on the calling thread with a context of its own,
   // bypassing the queue and the statistics (model_warmup).
   ServeStatus warmup(const InferRequest& request);

@@ -18,6 +18,7 @@ Status grpc_status(const ServeStatus& s) {
     case ServeError::kNotFound: return Status(StatusCode::NOT_FOUND, s.message);
     case ServeError::kUnavailable: return Status(StatusCode::UNAVAILABLE, s.message);
     case ServeError::kUnsupported: return Status(StatusCode::UNIMPLEMENTED, s.message);
+    case ServeError::kCancelled: return Status(StatusCode::CANCELLED, s.message);
     default: return Status(StatusCode::INTERNAL, s.message);
   }
 }

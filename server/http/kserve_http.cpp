@@ -26,6 +26,7 @@ int http_status(ServeError e) {
     case ServeError::kNotFound: return 404;
     case ServeError::kUnavailable: return 503;
     case ServeError::kUnsupported: return 400;
+    case ServeError::kCancelled: return 499;  // nginx's "client closed request": nobody reads it
     default: return 500;
   }
 }
