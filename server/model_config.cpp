@@ -91,7 +91,6 @@ Status check_model_config(const ModelConfig& c) {
   for (const auto& in : c.input()) {
     if (in.name().empty()) return bad("input: a name is required");
     if (!names.insert(in.name()).second) return bad("input '" + in.name() + "' is declared twice");
-    if (in.data_type() == inference::TYPE_STRING) return bad("input '" + in.name() + "': TYPE_STRING is not supported");
     Status st = check_dims("input '" + in.name() + "' dims", in.dims());
     if (!st.is_ok()) return st;
     if (in.is_shape_tensor()) return bad("input '" + in.name() + "': is_shape_tensor is not supported");

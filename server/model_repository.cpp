@@ -40,10 +40,12 @@ Expected<std::vector<int64_t>> select_versions(const inference::ModelConfig& c, 
 }
 
 // Fills a warmup input: zeros, random bytes, or a file under MODEL/warmup/.
-Status warmup_data(const inference::ModelWarmup::Input& in, const std::string& dir, size_t bytes,
+// BYTES inputs are serialized: zero and random data are empty strings, a
+// file holds the serialized elements (checked when the request runs).
+Status warmup_data(const inference::ModelWarmup::Input& in, const std::string& dir, size_t bytes, bool strings,
                    std::vector<uint8_t>& data) {
   data.assign(bytes, 0);
-  if (in.has_random_data()) {
+  if (in.has_random_data() && !strings) {
     std::mt19937 rng(1);
     // Small bytes: integers stay small and floats finite.
     for (auto& b : data) b = static_cast<uint8_t>(rng() & 0x3f);
@@ -52,7 +54,7 @@ Status warmup_data(const inference::ModelWarmup::Input& in, const std::string& d
     std::ifstream f(file, std::ios::binary);
     if (!f) return Status(ErrorCode::kNotFound, "input_data_file '" + file.string() + "' cannot be read");
     data.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-    if (data.size() != bytes)
+    if (data.size() != bytes && !strings)
       return Status(ErrorCode::kInvalidArgument, "input_data_file '" + file.string() + "' has " +
                                                      std::to_string(data.size()) + " bytes, the input needs " +
                                                      std::to_string(bytes));
@@ -75,7 +77,8 @@ Status warm_up(const ModelVersion& mv, const std::string& dir) {
       t.shape.insert(t.shape.end(), in.dims().begin(), in.dims().end());
       int64_t n = 1;
       for (int64_t d : t.shape) n *= d < 0 ? 0 : d;
-      Status st = warmup_data(in, dir, static_cast<size_t>(n) * dtype_bytes(t.dtype), t.data);
+      bool strings = t.dtype == DType::kString;
+      Status st = warmup_data(in, dir, static_cast<size_t>(n) * (strings ? 4 : dtype_bytes(t.dtype)), strings, t.data);
       if (!st.is_ok()) return st.with_context("model_warmup '" + w.name() + "'");
       r.inputs.push_back(std::move(t));
     }

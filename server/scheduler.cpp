@@ -105,7 +105,11 @@ ServeStatus Scheduler::check(const InferRequest& r, Pending& p) const {
       return invalid("input '" + ci.name() + "': shape " + dims_text(in->shape) + " does not match the model's " +
                      (max_batch_ > 0 ? "[-1," + dims_text(dims).substr(1) : dims_text(dims)));
     int64_t n = numel(shape) * rows;
-    if (static_cast<uint64_t>(n) * dtype_bytes(want) != in->data.size())
+    if (want == DType::kString) {
+      std::string error;
+      if (!deserialize_strings(in->data.data(), in->data.size(), static_cast<uint64_t>(n), nullptr, error))
+        return invalid("input '" + ci.name() + "': shape " + dims_text(in->shape) + ": " + error);
+    } else if (static_cast<uint64_t>(n) * dtype_bytes(want) != in->data.size())
       return invalid("input '" + ci.name() + "': shape " + dims_text(in->shape) + " needs " +
                      std::to_string(n * dtype_bytes(want)) + " bytes but " + std::to_string(in->data.size()) +
                      " were given");
@@ -338,9 +342,13 @@ ServeStatus Scheduler::bind_outputs(ExecutionContext& ctx, std::vector<BoundOutp
     if (!shape) return ServeStatus::error(ServeError::kInternal, shape.status().to_string());
     o.dims = *shape;
     o.dynamic = std::any_of(o.dims.begin(), o.dims.end(), [](int64_t d) { return d < 0; });
+    o.is_string = engine_->tensor_dtype(o.name) == DType::kString;
     Status s;
     if (o.dynamic) {
       s = ctx.set_output_allocator(o.name, &o.alloc);
+    } else if (o.is_string) {
+      o.strings.assign(static_cast<size_t>(numel(o.dims)), std::string());
+      s = ctx.set_tensor_address(o.name, o.strings.data());
     } else {
       o.data.resize(std::max<size_t>(1, numel(o.dims) * dtype_bytes(engine_->tensor_dtype(o.name))));
       s = ctx.set_tensor_address(o.name, o.data.data());
@@ -371,8 +379,10 @@ ServeStatus Scheduler::split_outputs(const std::vector<Pending>& batch, int64_t 
           std::find(p.request.outputs.begin(), p.request.outputs.end(), o.name) == p.request.outputs.end())
         continue;
       const std::vector<uint8_t>& data = o.dynamic ? o.alloc.data : o.data;
+      const std::vector<std::string>& strings = o.dynamic ? o.alloc.strings : o.strings;
       std::vector<int64_t> dims = o.dynamic ? o.alloc.dims : o.dims;
-      size_t elem = dtype_bytes(engine_->tensor_dtype(o.name));
+      // Strings are cut by element and serialized; the rest by byte.
+      size_t elem = o.is_string ? 1 : dtype_bytes(engine_->tensor_dtype(o.name));
       InferTensor t;
       t.name = o.name;
       t.dtype = engine_->tensor_dtype(o.name);
@@ -393,9 +403,12 @@ ServeStatus Scheduler::split_outputs(const std::vector<Pending>& batch, int64_t 
         if (numel(d) == numel(dims)) dims = d;
       }
       t.shape = dims;
-      if (begin + bytes > data.size())
+      if (begin + bytes > (o.is_string ? strings.size() : data.size()))
         return ServeStatus::error(ServeError::kInternal, "output '" + o.name + "' is short");
-      t.data.assign(data.begin() + begin, data.begin() + begin + bytes);
+      if (o.is_string)
+        serialize_strings(strings.data() + begin, bytes, t.data);
+      else
+        t.data.assign(data.begin() + begin, data.begin() + begin + bytes);
       r.outputs.push_back(std::move(t));
     }
     row += p.rows;
@@ -411,6 +424,7 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, std::vector<Pending>& batc
   int64_t rows = 0;
   for (const auto& p : batch) rows += p.rows;
   std::vector<std::vector<uint8_t>> joined(config_.input_size());
+  std::vector<std::vector<std::string>> strings(config_.input_size());
   for (int k = 0; k < config_.input_size(); ++k) {
     const std::string& name = config_.input(k).name();
     std::vector<int64_t> dims = batch[0].engine_dims[k];
@@ -424,6 +438,17 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, std::vector<Pending>& batc
         for (const auto& t : p.request.inputs)
           if (t.name == name) joined[k].insert(joined[k].end(), t.data.begin(), t.data.end());
       addr = joined[k].data();
+    }
+    if (dtype_from_config(config_.input(k).data_type()) == DType::kString) {
+      // Checked at submit; the batch's serialized elements follow one another.
+      const std::vector<uint8_t>* bytes = &joined[k];
+      if (batch.size() == 1)
+        for (const auto& t : batch[0].request.inputs)
+          if (t.name == name) bytes = &t.data;
+      std::string error;
+      if (!deserialize_strings(bytes->data(), bytes->size(), static_cast<uint64_t>(numel(dims)), &strings[k], error))
+        return invalid("input '" + name + "': " + error);
+      addr = strings[k].data();
     }
     Status s = ctx.set_input_shape(name, dims);
     if (s.is_ok()) s = ctx.set_input_tensor_address(name, addr);

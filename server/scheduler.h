@@ -66,15 +66,22 @@ class Scheduler {
       return data.data();
     }
     void notify_shape(const std::string&, const std::vector<int64_t>& d) override { dims = d; }
+    std::string* reallocate_string_output(const std::string&, size_t count) override {
+      strings.assign(count > 0 ? count : 1, std::string());
+      return strings.data();
+    }
     std::vector<uint8_t> data;
+    std::vector<std::string> strings;
     std::vector<int64_t> dims;
   };
   struct BoundOutput {
     std::string name;
     std::vector<uint8_t> data;
     std::vector<int64_t> dims;
+    std::vector<std::string> strings;  // kString outputs
     VectorAllocator alloc;
     bool dynamic = false;
+    bool is_string = false;
   };
 
   ServeStatus check(const InferRequest& r, Pending& p) const;

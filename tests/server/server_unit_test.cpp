@@ -1,5 +1,6 @@
 // kiln_server pieces that need no engine: config.pbtxt parsing and checks,
-// build options from parameters, JSON tensors, infer request parsing.
+// build options from parameters, JSON tensors, infer request parsing, BYTES
+// serialization.
 #include <gtest/gtest.h>
 
 #include "http/json_tensor.h"
@@ -94,6 +95,33 @@ TEST(ServerInferRequest, BinaryDataAfterTheHeader) {
   InferRequest r2;
   EXPECT_FALSE(parse_infer_request(extra, &hl, r2, bin, def, err));
   EXPECT_NE(err.find("2 bytes of binary data"), std::string::npos) << err;
+}
+
+TEST(ServerBytes, SerializedStringsRoundTrip) {
+  std::vector<std::string> in = {"ab", "", std::string("\0\xff", 2)};
+  std::vector<uint8_t> data;
+  serialize_strings(in.data(), in.size(), data);
+  EXPECT_EQ(data, (std::vector<uint8_t>{2, 0, 0, 0, 'a', 'b', 0, 0, 0, 0, 2, 0, 0, 0, 0, 0xff}));
+  std::vector<std::string> out;
+  std::string err;
+  ASSERT_TRUE(deserialize_strings(data.data(), data.size(), 3, &out, err)) << err;
+  EXPECT_EQ(out, in);
+  EXPECT_FALSE(deserialize_strings(data.data(), data.size(), 2, nullptr, err));
+  EXPECT_EQ(err, "6 bytes follow the 2 BYTES elements of the shape");
+  EXPECT_FALSE(deserialize_strings(data.data(), data.size(), 4, nullptr, err));
+  EXPECT_EQ(err, "BYTES data ends at element 3 of 4 (each element is a 4-byte length, then the bytes)");
+  EXPECT_FALSE(deserialize_strings(data.data(), 5, 1, nullptr, err));
+  EXPECT_EQ(err, "BYTES element 0 has length 2 but only 1 bytes follow");
+}
+
+TEST(ServerJsonTensor, BytesElementsAreStrings) {
+  std::vector<uint8_t> out;
+  EXPECT_EQ(json_to_tensor_bytes(nlohmann::json::parse(R"([["a"], ["bc"]])"), DType::kString, 2, out), "");
+  EXPECT_EQ(out, (std::vector<uint8_t>{1, 0, 0, 0, 'a', 2, 0, 0, 0, 'b', 'c'}));
+  EXPECT_EQ(tensor_bytes_to_json(out, DType::kString), nlohmann::json::parse(R"(["a", "bc"])"));
+  std::vector<uint8_t> bad;
+  EXPECT_EQ(json_to_tensor_bytes(nlohmann::json::parse(R"(["a", 1])"), DType::kString, 2, bad),
+            "'data' element 1 (1) is not a valid BYTES");
 }
 
 }  // namespace
