@@ -85,6 +85,15 @@ Expected<ModelConfig> parse_model_config(const std::string& text, const std::str
   return config;
 }
 
+Expected<ModelConfig> parse_model_config_json(const std::string& json, const std::string& where) {
+  ModelConfig config;
+  google::protobuf::util::JsonParseOptions o;
+  o.ignore_unknown_fields = false;  // a misspelt field is an error, as in config.pbtxt
+  auto st = google::protobuf::util::JsonStringToMessage(json, &config, o);
+  if (!st.ok()) return bad(where + ": not a valid model configuration: " + std::string(st.message()));
+  return config;
+}
+
 Status check_model_config(const ModelConfig& c) {
   if (c.max_batch_size() < 0) return bad("max_batch_size " + std::to_string(c.max_batch_size()) + " is negative");
   std::set<std::string> names;

@@ -198,23 +198,31 @@ Expected<std::shared_ptr<Engine>> ModelRepository::load_engine(const std::string
   return Runtime::deserialize_file(file);
 }
 
-Expected<std::shared_ptr<LoadedModel>> ModelRepository::build_model(const std::string& name, const std::string& dir) {
+Expected<std::shared_ptr<LoadedModel>> ModelRepository::build_model(const std::string& name, const std::string& dir,
+                                                                    const std::string* config_override) {
   auto model = std::make_shared<LoadedModel>();
   inference::ModelConfig& config = model->config;
   fs::path cfg_path = fs::path(dir) / "config.pbtxt";
-  bool from_file = fs::exists(cfg_path);
+  // A load's config override (Triton's JSON) takes the place of config.pbtxt.
+  std::string where = config_override ? "load parameter 'config'" : cfg_path.string();
+  bool from_file = config_override || fs::exists(cfg_path);
   if (from_file) {
-    std::ifstream f(cfg_path);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    auto parsed = parse_model_config(ss.str(), cfg_path.string());
+    Expected<inference::ModelConfig> parsed = inference::ModelConfig();
+    if (config_override) {
+      parsed = parse_model_config_json(*config_override, where);
+    } else {
+      std::ifstream f(cfg_path);
+      std::stringstream ss;
+      ss << f.rdbuf();
+      parsed = parse_model_config(ss.str(), where);
+    }
     if (!parsed) return parsed.status();
     config = std::move(*parsed);
     if (!config.name().empty() && config.name() != name)
-      return Status(ErrorCode::kInvalidArgument, cfg_path.string() + ": name '" + config.name() +
-                                                     "' differs from the model's folder name '" + name + "'");
+      return Status(ErrorCode::kInvalidArgument,
+                    where + ": name '" + config.name() + "' differs from the model's folder name '" + name + "'");
     Status st = check_model_config(config);
-    if (!st.is_ok()) return Status(st.code(), cfg_path.string() + ": " + st.message());
+    if (!st.is_ok()) return Status(st.code(), where + ": " + st.message());
   }
   config.set_name(name);
   std::vector<int64_t> present;
@@ -245,7 +253,7 @@ Expected<std::shared_ptr<LoadedModel>> ModelRepository::build_model(const std::s
   // The newest version completes the config; every version must match it.
   inference::ModelConfig original = config;
   Status st = complete_model_config(config, *engines.front().second, from_file);
-  if (!st.is_ok()) return st.with_context(from_file ? cfg_path.string() : name);
+  if (!st.is_ok()) return st.with_context(from_file ? where : name);
   for (size_t i = 1; i < engines.size(); ++i) {
     inference::ModelConfig copy = original;
     st = complete_model_config(copy, *engines[i].second, from_file);
@@ -265,7 +273,8 @@ Expected<std::shared_ptr<LoadedModel>> ModelRepository::build_model(const std::s
   return model;
 }
 
-ServeStatus ModelRepository::load_entry(const std::string& name, const std::string& dir) {
+ServeStatus ModelRepository::load_entry(const std::string& name, const std::string& dir,
+                                        const std::string* config_override) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     Entry& e = entries_[name];
@@ -274,7 +283,7 @@ ServeStatus ModelRepository::load_entry(const std::string& name, const std::stri
     if (!e.loaded) e.state = "LOADING";
   }
   std::string signature = folder_signature(dir);
-  auto model = build_model(name, dir);
+  auto model = build_model(name, dir, config_override);
   std::shared_ptr<const LoadedModel> old;
   std::lock_guard<std::mutex> lock(mutex_);
   Entry& e = entries_[name];
@@ -292,7 +301,7 @@ ServeStatus ModelRepository::load_entry(const std::string& name, const std::stri
   return ServeStatus::success();
 }
 
-ServeStatus ModelRepository::load(const std::string& name) {
+ServeStatus ModelRepository::load(const std::string& name, const std::string* config_override) {
   if (options_.mode != ControlMode::kExplicit)
     return unavailable("explicit model load / unload is not allowed unless --model-control-mode=explicit");
   std::lock_guard<std::mutex> load_lock(load_mutex_);
@@ -301,7 +310,7 @@ ServeStatus ModelRepository::load(const std::string& name) {
   if (dups.count(name)) return unavailable("model '" + name + "' is in more than one repository: " + dups[name]);
   auto it = found.find(name);
   if (it == found.end()) return unavailable("failed to load '" + name + "', failed to poll from model repository");
-  return load_entry(name, it->second);
+  return load_entry(name, it->second, config_override);
 }
 
 ServeStatus ModelRepository::unload(const std::string& name) {

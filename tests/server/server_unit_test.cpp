@@ -1,6 +1,6 @@
 // kiln_server pieces that need no engine: config.pbtxt parsing and checks,
 // build options from parameters, JSON tensors, infer request parsing, BYTES
-// serialization.
+// serialization, config overrides as JSON.
 #include <gtest/gtest.h>
 
 #include "http/json_tensor.h"
@@ -95,6 +95,21 @@ TEST(ServerInferRequest, BinaryDataAfterTheHeader) {
   InferRequest r2;
   EXPECT_FALSE(parse_infer_request(extra, &hl, r2, bin, def, err));
   EXPECT_NE(err.find("2 bytes of binary data"), std::string::npos) << err;
+}
+
+TEST(ServerConfig, JsonOverrideUsesTritonFieldNames) {
+  auto c = parse_model_config_json(
+      R"({"max_batch_size": 4, "input": [{"name": "x", "data_type": "TYPE_STRING", "dims": [2]}],
+          "dynamic_batching": {"max_queue_delay_microseconds": 100}})",
+      "load parameter 'config'");
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  EXPECT_EQ(c->max_batch_size(), 4);
+  EXPECT_EQ(c->input(0).data_type(), inference::TYPE_STRING);
+  EXPECT_EQ(c->dynamic_batching().max_queue_delay_microseconds(), 100u);
+  auto bad = parse_model_config_json(R"({"max_batch": 4})", "load parameter 'config'");
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_EQ(bad.status().message().rfind("load parameter 'config': not a valid model configuration", 0), 0u)
+      << bad.status().message();
 }
 
 TEST(ServerBytes, SerializedStringsRoundTrip) {
