@@ -2,6 +2,7 @@
 // existing dashboards work, plus kiln_ metrics for engine builds and the cache.
 #include <sstream>
 
+#include "gpu_metrics.h"
 #include "server.h"
 
 namespace kiln::server {
@@ -72,6 +73,7 @@ std::string render_metrics(InferenceServer& server) {
       << "kiln_engine_cache_hits " << c.hits.load() << '\n';
   out << "# HELP kiln_engine_cache_misses Engines not found in the engine cache\n"
       << "# TYPE kiln_engine_cache_misses counter\nkiln_engine_cache_misses " << c.misses.load() << '\n';
+  out << format_gpu_metrics(read_gpu_samples());
   return out.str();
 }
 

@@ -1,8 +1,9 @@
 // kiln_server pieces that need no engine: config.pbtxt parsing and checks,
 // build options from parameters, JSON tensors, infer request parsing, BYTES
-// serialization, config overrides as JSON.
+// serialization, the GPU metrics' text.
 #include <gtest/gtest.h>
 
+#include "gpu_metrics.h"
 #include "http/json_tensor.h"
 #include "http/kserve_http.h"
 #include "model_config.h"
@@ -137,6 +138,24 @@ TEST(ServerJsonTensor, BytesElementsAreStrings) {
   std::vector<uint8_t> bad;
   EXPECT_EQ(json_to_tensor_bytes(nlohmann::json::parse(R"(["a", 1])"), DType::kString, 2, bad),
             "'data' element 1 (1) is not a valid BYTES");
+}
+
+TEST(ServerGpuMetrics, TritonNamesAndGpuUuidLabel) {
+  EXPECT_EQ(format_gpu_metrics({}), "");
+  std::vector<GpuSample> s = {{"GPU-a1", 0.25, 85899345920ull, 1073741824ull}, {"GPU-b2", 0, 100, 0}};
+  EXPECT_EQ(format_gpu_metrics(s),
+            "# HELP nv_gpu_utilization GPU utilization rate [0.0 - 1.0)\n"
+            "# TYPE nv_gpu_utilization gauge\n"
+            "nv_gpu_utilization{gpu_uuid=\"GPU-a1\"} 0.25\n"
+            "nv_gpu_utilization{gpu_uuid=\"GPU-b2\"} 0\n"
+            "# HELP nv_gpu_memory_total_bytes GPU total memory, in bytes\n"
+            "# TYPE nv_gpu_memory_total_bytes gauge\n"
+            "nv_gpu_memory_total_bytes{gpu_uuid=\"GPU-a1\"} 85899345920\n"
+            "nv_gpu_memory_total_bytes{gpu_uuid=\"GPU-b2\"} 100\n"
+            "# HELP nv_gpu_memory_used_bytes GPU used memory, in bytes\n"
+            "# TYPE nv_gpu_memory_used_bytes gauge\n"
+            "nv_gpu_memory_used_bytes{gpu_uuid=\"GPU-a1\"} 1073741824\n"
+            "nv_gpu_memory_used_bytes{gpu_uuid=\"GPU-b2\"} 0\n");
 }
 
 }  // namespace
