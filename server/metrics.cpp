@@ -2,6 +2,7 @@
 // existing dashboards work, plus kiln_ metrics for engine builds and the cache.
 #include <sstream>
 
+#include "gpu_metrics.h"
 #include "server.h"
 
 namespace kiln::server {
@@ -39,8 +40,14 @@ std::string render_metrics(InferenceServer& server) {
   };
   family({"nv_inference_request_success", "Number of successful inference requests, all batch sizes", "counter"},
          [](ModelStats& s) { return s.success.count.load(); });
-  family({"nv_inference_request_failure", "Number of failed inference requests, all batch sizes", "counter"},
-         [](ModelStats& s) { return s.fail.count.load(); });
+  // Triton's form: one series per failure reason.
+  out << "# HELP nv_inference_request_failure Number of failed inference requests, all batch sizes\n"
+      << "# TYPE nv_inference_request_failure counter\n";
+  for (const auto& [key, s] : stats)
+    for (int r = 0; r < kFailReasons; ++r)
+      out << "nv_inference_request_failure{model=\"" << escape_label(key.first) << "\",reason=\""
+          << fail_reason_name(static_cast<FailReason>(r)) << "\",version=\"" << key.second << "\"} "
+          << s->fail_by_reason[r].load() << '\n';
   family({"nv_inference_count", "Number of inferences performed (does not include cached requests)", "counter"},
          [](ModelStats& s) { return s.inference_count.load(); });
   family(
@@ -66,6 +73,7 @@ std::string render_metrics(InferenceServer& server) {
       << "kiln_engine_cache_hits " << c.hits.load() << '\n';
   out << "# HELP kiln_engine_cache_misses Engines not found in the engine cache\n"
       << "# TYPE kiln_engine_cache_misses counter\nkiln_engine_cache_misses " << c.misses.load() << '\n';
+  out << format_gpu_metrics(read_gpu_samples());
   return out.str();
 }
 

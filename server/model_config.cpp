@@ -85,13 +85,21 @@ Expected<ModelConfig> parse_model_config(const std::string& text, const std::str
   return config;
 }
 
+Expected<ModelConfig> parse_model_config_json(const std::string& json, const std::string& where) {
+  ModelConfig config;
+  google::protobuf::util::JsonParseOptions o;
+  o.ignore_unknown_fields = false;  // a misspelt field is an error, as in config.pbtxt
+  auto st = google::protobuf::util::JsonStringToMessage(json, &config, o);
+  if (!st.ok()) return bad(where + ": not a valid model configuration: " + std::string(st.message()));
+  return config;
+}
+
 Status check_model_config(const ModelConfig& c) {
   if (c.max_batch_size() < 0) return bad("max_batch_size " + std::to_string(c.max_batch_size()) + " is negative");
   std::set<std::string> names;
   for (const auto& in : c.input()) {
     if (in.name().empty()) return bad("input: a name is required");
     if (!names.insert(in.name()).second) return bad("input '" + in.name() + "' is declared twice");
-    if (in.data_type() == inference::TYPE_STRING) return bad("input '" + in.name() + "': TYPE_STRING is not supported");
     Status st = check_dims("input '" + in.name() + "' dims", in.dims());
     if (!st.is_ok()) return st;
     if (in.is_shape_tensor()) return bad("input '" + in.name() + "': is_shape_tensor is not supported");

@@ -17,6 +17,10 @@ namespace kiln::server {
 // named "max_batch"").
 Expected<inference::ModelConfig> parse_model_config(const std::string& text, const std::string& file);
 
+// Parses a config given as JSON (Triton's form, as the config endpoint writes
+// it: snake_case field names, enums by name). Errors start with `where`.
+Expected<inference::ModelConfig> parse_model_config_json(const std::string& json, const std::string& where);
+
 // Checks the parts of a config that need no engine: batch size, dims,
 // instance groups, dynamic batching, version policy, parameters.
 Status check_model_config(const inference::ModelConfig& config);

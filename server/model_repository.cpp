@@ -40,10 +40,12 @@ Expected<std::vector<int64_t>> select_versions(const inference::ModelConfig& c, 
 }
 
 // Fills a warmup input: zeros, random bytes, or a file under MODEL/warmup/.
-Status warmup_data(const inference::ModelWarmup::Input& in, const std::string& dir, size_t bytes,
+// BYTES inputs are serialized: zero and random data are empty strings, a
+// file holds the serialized elements (checked when the request runs).
+Status warmup_data(const inference::ModelWarmup::Input& in, const std::string& dir, size_t bytes, bool strings,
                    std::vector<uint8_t>& data) {
   data.assign(bytes, 0);
-  if (in.has_random_data()) {
+  if (in.has_random_data() && !strings) {
     std::mt19937 rng(1);
     // Small bytes: integers stay small and floats finite.
     for (auto& b : data) b = static_cast<uint8_t>(rng() & 0x3f);
@@ -52,7 +54,7 @@ Status warmup_data(const inference::ModelWarmup::Input& in, const std::string& d
     std::ifstream f(file, std::ios::binary);
     if (!f) return Status(ErrorCode::kNotFound, "input_data_file '" + file.string() + "' cannot be read");
     data.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-    if (data.size() != bytes)
+    if (data.size() != bytes && !strings)
       return Status(ErrorCode::kInvalidArgument, "input_data_file '" + file.string() + "' has " +
                                                      std::to_string(data.size()) + " bytes, the input needs " +
                                                      std::to_string(bytes));
@@ -75,7 +77,8 @@ Status warm_up(const ModelVersion& mv, const std::string& dir) {
       t.shape.insert(t.shape.end(), in.dims().begin(), in.dims().end());
       int64_t n = 1;
       for (int64_t d : t.shape) n *= d < 0 ? 0 : d;
-      Status st = warmup_data(in, dir, static_cast<size_t>(n) * dtype_bytes(t.dtype), t.data);
+      bool strings = t.dtype == DType::kString;
+      Status st = warmup_data(in, dir, static_cast<size_t>(n) * (strings ? 4 : dtype_bytes(t.dtype)), strings, t.data);
       if (!st.is_ok()) return st.with_context("model_warmup '" + w.name() + "'");
       r.inputs.push_back(std::move(t));
     }
@@ -195,23 +198,31 @@ Expected<std::shared_ptr<Engine>> ModelRepository::load_engine(const std::string
   return Runtime::deserialize_file(file);
 }
 
-Expected<std::shared_ptr<LoadedModel>> ModelRepository::build_model(const std::string& name, const std::string& dir) {
+Expected<std::shared_ptr<LoadedModel>> ModelRepository::build_model(const std::string& name, const std::string& dir,
+                                                                    const std::string* config_override) {
   auto model = std::make_shared<LoadedModel>();
   inference::ModelConfig& config = model->config;
   fs::path cfg_path = fs::path(dir) / "config.pbtxt";
-  bool from_file = fs::exists(cfg_path);
+  // A load's config override (Triton's JSON) takes the place of config.pbtxt.
+  std::string where = config_override ? "load parameter 'config'" : cfg_path.string();
+  bool from_file = config_override || fs::exists(cfg_path);
   if (from_file) {
-    std::ifstream f(cfg_path);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    auto parsed = parse_model_config(ss.str(), cfg_path.string());
+    Expected<inference::ModelConfig> parsed = inference::ModelConfig();
+    if (config_override) {
+      parsed = parse_model_config_json(*config_override, where);
+    } else {
+      std::ifstream f(cfg_path);
+      std::stringstream ss;
+      ss << f.rdbuf();
+      parsed = parse_model_config(ss.str(), where);
+    }
     if (!parsed) return parsed.status();
     config = std::move(*parsed);
     if (!config.name().empty() && config.name() != name)
-      return Status(ErrorCode::kInvalidArgument, cfg_path.string() + ": name '" + config.name() +
-                                                     "' differs from the model's folder name '" + name + "'");
+      return Status(ErrorCode::kInvalidArgument,
+                    where + ": name '" + config.name() + "' differs from the model's folder name '" + name + "'");
     Status st = check_model_config(config);
-    if (!st.is_ok()) return Status(st.code(), cfg_path.string() + ": " + st.message());
+    if (!st.is_ok()) return Status(st.code(), where + ": " + st.message());
   }
   config.set_name(name);
   std::vector<int64_t> present;
@@ -242,7 +253,7 @@ Expected<std::shared_ptr<LoadedModel>> ModelRepository::build_model(const std::s
   // The newest version completes the config; every version must match it.
   inference::ModelConfig original = config;
   Status st = complete_model_config(config, *engines.front().second, from_file);
-  if (!st.is_ok()) return st.with_context(from_file ? cfg_path.string() : name);
+  if (!st.is_ok()) return st.with_context(from_file ? where : name);
   for (size_t i = 1; i < engines.size(); ++i) {
     inference::ModelConfig copy = original;
     st = complete_model_config(copy, *engines[i].second, from_file);
@@ -262,7 +273,8 @@ Expected<std::shared_ptr<LoadedModel>> ModelRepository::build_model(const std::s
   return model;
 }
 
-ServeStatus ModelRepository::load_entry(const std::string& name, const std::string& dir) {
+ServeStatus ModelRepository::load_entry(const std::string& name, const std::string& dir,
+                                        const std::string* config_override) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     Entry& e = entries_[name];
@@ -271,7 +283,7 @@ ServeStatus ModelRepository::load_entry(const std::string& name, const std::stri
     if (!e.loaded) e.state = "LOADING";
   }
   std::string signature = folder_signature(dir);
-  auto model = build_model(name, dir);
+  auto model = build_model(name, dir, config_override);
   std::shared_ptr<const LoadedModel> old;
   std::lock_guard<std::mutex> lock(mutex_);
   Entry& e = entries_[name];
@@ -289,7 +301,7 @@ ServeStatus ModelRepository::load_entry(const std::string& name, const std::stri
   return ServeStatus::success();
 }
 
-ServeStatus ModelRepository::load(const std::string& name) {
+ServeStatus ModelRepository::load(const std::string& name, const std::string* config_override) {
   if (options_.mode != ControlMode::kExplicit)
     return unavailable("explicit model load / unload is not allowed unless --model-control-mode=explicit");
   std::lock_guard<std::mutex> load_lock(load_mutex_);
@@ -298,7 +310,7 @@ ServeStatus ModelRepository::load(const std::string& name) {
   if (dups.count(name)) return unavailable("model '" + name + "' is in more than one repository: " + dups[name]);
   auto it = found.find(name);
   if (it == found.end()) return unavailable("failed to load '" + name + "', failed to poll from model repository");
-  return load_entry(name, it->second);
+  return load_entry(name, it->second, config_override);
 }
 
 ServeStatus ModelRepository::unload(const std::string& name) {

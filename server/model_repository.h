@@ -58,8 +58,10 @@ class ModelRepository {
   // recorded with its reason and does not stop the others. Errors only for a
   // root that is not a folder.
   Status start();
-  // Explicit mode only.
-  ServeStatus load(const std::string& name);
+  // Explicit mode only. `config_override` (Triton's load parameter
+  // "config": the model configuration as JSON) replaces config.pbtxt for
+  // this load; an invalid one fails the load and keeps what was loaded.
+  ServeStatus load(const std::string& name, const std::string* config_override = nullptr);
   ServeStatus unload(const std::string& name);
   // Poll mode: loads new and changed models, unloads removed ones.
   void poll();
@@ -86,8 +88,9 @@ class ModelRepository {
   };
 
   std::map<std::string, std::string> scan(std::map<std::string, std::string>& duplicates) const;
-  ServeStatus load_entry(const std::string& name, const std::string& dir);
-  Expected<std::shared_ptr<LoadedModel>> build_model(const std::string& name, const std::string& dir);
+  ServeStatus load_entry(const std::string& name, const std::string& dir, const std::string* config_override = nullptr);
+  Expected<std::shared_ptr<LoadedModel>> build_model(const std::string& name, const std::string& dir,
+                                                     const std::string* config_override);
   Expected<std::shared_ptr<Engine>> load_engine(const std::string& file, const inference::ModelConfig& config);
   std::shared_ptr<ModelStats> stats_for(const std::string& name, int64_t version);
 

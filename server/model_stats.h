@@ -23,9 +23,28 @@ struct BatchStat {
   uint64_t input_ns = 0, infer_ns = 0, output_ns = 0;
 };
 
+// Why a request failed, as Triton's nv_inference_request_failure labels it:
+// REJECTED (queue full, timed out in the queue), CANCELED (the client went
+// away), BACKEND (the model failed to run), OTHER (an invalid request).
+enum class FailReason { kRejected, kCanceled, kBackend, kOther };
+constexpr int kFailReasons = 4;
+inline const char* fail_reason_name(FailReason r) {
+  switch (r) {
+    case FailReason::kRejected: return "REJECTED";
+    case FailReason::kCanceled: return "CANCELED";
+    case FailReason::kBackend: return "BACKEND";
+    default: return "OTHER";
+  }
+}
+
 struct ModelStats {
   DurationStat success;  // whole request: queue + compute
   DurationStat fail;
+  std::atomic<uint64_t> fail_by_reason[kFailReasons] = {};
+  void add_failure(FailReason r, uint64_t ns) {
+    fail.add(ns);
+    fail_by_reason[static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed);
+  }
   DurationStat queue;
   DurationStat compute_input, compute_infer, compute_output;
   std::atomic<uint64_t> inference_count{0};  // batch rows served

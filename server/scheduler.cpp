@@ -105,7 +105,11 @@ ServeStatus Scheduler::check(const InferRequest& r, Pending& p) const {
       return invalid("input '" + ci.name() + "': shape " + dims_text(in->shape) + " does not match the model's " +
                      (max_batch_ > 0 ? "[-1," + dims_text(dims).substr(1) : dims_text(dims)));
     int64_t n = numel(shape) * rows;
-    if (static_cast<uint64_t>(n) * dtype_bytes(want) != in->data.size())
+    if (want == DType::kString) {
+      std::string error;
+      if (!deserialize_strings(in->data.data(), in->data.size(), static_cast<uint64_t>(n), nullptr, error))
+        return invalid("input '" + ci.name() + "': shape " + dims_text(in->shape) + ": " + error);
+    } else if (static_cast<uint64_t>(n) * dtype_bytes(want) != in->data.size())
       return invalid("input '" + ci.name() + "': shape " + dims_text(in->shape) + " needs " +
                      std::to_string(n * dtype_bytes(want)) + " bytes but " + std::to_string(in->data.size()) +
                      " were given");
@@ -136,7 +140,7 @@ void Scheduler::submit(InferRequest request, InferCallback done) {
   p.enqueued = Clock::now();
   ServeStatus st = check(request, p);
   if (!st.ok) {
-    stats_->fail.add(0);
+    stats_->add_failure(FailReason::kOther, 0);
     done(st, {});
     return;
   }
@@ -154,7 +158,7 @@ void Scheduler::submit(InferRequest request, InferCallback done) {
     auto& q = queues_[level - 1];
     if (policy.max_queue_size && q.size() >= policy.max_queue_size) {
       lock.unlock();
-      stats_->fail.add(0);
+      stats_->add_failure(FailReason::kRejected, 0);
       p.done(ServeStatus::error(ServeError::kUnavailable, "Exceeds maximum queue size (" +
                                                               std::to_string(policy.max_queue_size) + ") of model '" +
                                                               p.request.model + "'"),
@@ -165,6 +169,12 @@ void Scheduler::submit(InferRequest request, InferCallback done) {
     ++queued_;
   }
   cv_.notify_one();
+}
+
+void Scheduler::wake() {
+  // Taking the lock orders this after a waiter's check of the queue.
+  { std::lock_guard<std::mutex> lock(mutex_); }
+  cv_.notify_all();
 }
 
 ServeStatus Scheduler::warmup(const InferRequest& request) {
@@ -211,7 +221,7 @@ std::vector<Scheduler::Pending> Scheduler::next_batch(std::vector<Pending>& expi
     auto now = Clock::now();
     for (auto& q : queues_)
       for (auto it = q.begin(); it != q.end();) {
-        if (it->deadline > now) {
+        if (it->deadline > now && !it->request.is_cancelled()) {
           ++it;
           continue;
         }
@@ -269,8 +279,14 @@ void Scheduler::run_instance(int) {
     std::vector<Pending> expired;
     std::vector<Pending> batch = next_batch(expired);
     for (auto& p : expired) {
-      stats_->fail.add(ns_between(p.enqueued, Clock::now()));
-      p.done(ServeStatus::error(ServeError::kUnavailable, "Request timeout expired"), {});
+      uint64_t waited = ns_between(p.enqueued, Clock::now());
+      if (p.request.is_cancelled()) {
+        stats_->add_failure(FailReason::kCanceled, waited);
+        p.done(ServeStatus::error(ServeError::kCancelled, "Request cancelled: the client went away"), {});
+      } else {
+        stats_->add_failure(FailReason::kRejected, waited);
+        p.done(ServeStatus::error(ServeError::kUnavailable, "Request timeout expired"), {});
+      }
     }
     if (!expired.empty()) continue;
     if (batch.empty()) return;
@@ -305,7 +321,7 @@ void Scheduler::run_batch(ExecutionContext& ctx, std::vector<Pending>& batch) {
       stats_->compute_output.add(times[2]);
       p.done(st, std::move(responses[i]));
     } else {
-      stats_->fail.add(total);
+      stats_->add_failure(FailReason::kBackend, total);
       p.done(st, {});
     }
   }
@@ -326,9 +342,13 @@ ServeStatus Scheduler::bind_outputs(ExecutionContext& ctx, std::vector<BoundOutp
     if (!shape) return ServeStatus::error(ServeError::kInternal, shape.status().to_string());
     o.dims = *shape;
     o.dynamic = std::any_of(o.dims.begin(), o.dims.end(), [](int64_t d) { return d < 0; });
+    o.is_string = engine_->tensor_dtype(o.name) == DType::kString;
     Status s;
     if (o.dynamic) {
       s = ctx.set_output_allocator(o.name, &o.alloc);
+    } else if (o.is_string) {
+      o.strings.assign(static_cast<size_t>(numel(o.dims)), std::string());
+      s = ctx.set_tensor_address(o.name, o.strings.data());
     } else {
       o.data.resize(std::max<size_t>(1, numel(o.dims) * dtype_bytes(engine_->tensor_dtype(o.name))));
       s = ctx.set_tensor_address(o.name, o.data.data());
@@ -359,8 +379,10 @@ ServeStatus Scheduler::split_outputs(const std::vector<Pending>& batch, int64_t 
           std::find(p.request.outputs.begin(), p.request.outputs.end(), o.name) == p.request.outputs.end())
         continue;
       const std::vector<uint8_t>& data = o.dynamic ? o.alloc.data : o.data;
+      const std::vector<std::string>& strings = o.dynamic ? o.alloc.strings : o.strings;
       std::vector<int64_t> dims = o.dynamic ? o.alloc.dims : o.dims;
-      size_t elem = dtype_bytes(engine_->tensor_dtype(o.name));
+      // Strings are cut by element and serialized; the rest by byte.
+      size_t elem = o.is_string ? 1 : dtype_bytes(engine_->tensor_dtype(o.name));
       InferTensor t;
       t.name = o.name;
       t.dtype = engine_->tensor_dtype(o.name);
@@ -381,9 +403,12 @@ ServeStatus Scheduler::split_outputs(const std::vector<Pending>& batch, int64_t 
         if (numel(d) == numel(dims)) dims = d;
       }
       t.shape = dims;
-      if (begin + bytes > data.size())
+      if (begin + bytes > (o.is_string ? strings.size() : data.size()))
         return ServeStatus::error(ServeError::kInternal, "output '" + o.name + "' is short");
-      t.data.assign(data.begin() + begin, data.begin() + begin + bytes);
+      if (o.is_string)
+        serialize_strings(strings.data() + begin, bytes, t.data);
+      else
+        t.data.assign(data.begin() + begin, data.begin() + begin + bytes);
       r.outputs.push_back(std::move(t));
     }
     row += p.rows;
@@ -399,6 +424,7 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, std::vector<Pending>& batc
   int64_t rows = 0;
   for (const auto& p : batch) rows += p.rows;
   std::vector<std::vector<uint8_t>> joined(config_.input_size());
+  std::vector<std::vector<std::string>> strings(config_.input_size());
   for (int k = 0; k < config_.input_size(); ++k) {
     const std::string& name = config_.input(k).name();
     std::vector<int64_t> dims = batch[0].engine_dims[k];
@@ -412,6 +438,17 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, std::vector<Pending>& batc
         for (const auto& t : p.request.inputs)
           if (t.name == name) joined[k].insert(joined[k].end(), t.data.begin(), t.data.end());
       addr = joined[k].data();
+    }
+    if (dtype_from_config(config_.input(k).data_type()) == DType::kString) {
+      // Checked at submit; the batch's serialized elements follow one another.
+      const std::vector<uint8_t>* bytes = &joined[k];
+      if (batch.size() == 1)
+        for (const auto& t : batch[0].request.inputs)
+          if (t.name == name) bytes = &t.data;
+      std::string error;
+      if (!deserialize_strings(bytes->data(), bytes->size(), static_cast<uint64_t>(numel(dims)), &strings[k], error))
+        return invalid("input '" + name + "': " + error);
+      addr = strings[k].data();
     }
     Status s = ctx.set_input_shape(name, dims);
     if (s.is_ok()) s = ctx.set_input_tensor_address(name, addr);

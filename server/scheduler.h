@@ -32,6 +32,10 @@ class Scheduler {
   // for a request that is invalid or finds the queue full).
   void submit(InferRequest request, InferCallback done);
 
+  // Wakes the instances waiting for work, so that they drop the queued
+  // requests that were cancelled since.
+  void wake();
+
   // Runs one request on the calling thread with a context of its own,
   // bypassing the queue and the statistics (model_warmup).
   ServeStatus warmup(const InferRequest& request);
@@ -62,15 +66,22 @@ class Scheduler {
       return data.data();
     }
     void notify_shape(const std::string&, const std::vector<int64_t>& d) override { dims = d; }
+    std::string* reallocate_string_output(const std::string&, size_t count) override {
+      strings.assign(count > 0 ? count : 1, std::string());
+      return strings.data();
+    }
     std::vector<uint8_t> data;
+    std::vector<std::string> strings;
     std::vector<int64_t> dims;
   };
   struct BoundOutput {
     std::string name;
     std::vector<uint8_t> data;
     std::vector<int64_t> dims;
+    std::vector<std::string> strings;  // kString outputs
     VectorAllocator alloc;
     bool dynamic = false;
+    bool is_string = false;
   };
 
   ServeStatus check(const InferRequest& r, Pending& p) const;

@@ -25,7 +25,8 @@ void InferenceServer::infer(InferRequest request, InferCallback done) {
   version->scheduler->submit(std::move(request), std::move(done));
 }
 
-ServeStatus InferenceServer::infer_sync(InferRequest request, InferResponse& response) {
+ServeStatus InferenceServer::infer_sync(InferRequest request, InferResponse& response,
+                                        const std::function<bool()>& client_gone) {
   // Holding the model here (not in the callback) keeps a reload from ending
   // it under this request, and its last release off the scheduler's threads.
   std::shared_ptr<const LoadedModel> model;
@@ -34,9 +35,18 @@ ServeStatus InferenceServer::infer_sync(InferRequest request, InferResponse& res
   if (!st.ok) return st;
   std::promise<std::pair<ServeStatus, InferResponse>> promise;
   auto future = promise.get_future();
+  std::shared_ptr<std::atomic<bool>> cancelled;
+  if (client_gone) request.cancelled = cancelled = std::make_shared<std::atomic<bool>>(false);
   version->scheduler->submit(std::move(request), [&promise](ServeStatus s, InferResponse r) {
     promise.set_value({std::move(s), std::move(r)});
   });
+  if (client_gone) {
+    while (future.wait_for(std::chrono::milliseconds(10)) != std::future_status::ready) {
+      if (cancelled->load() || !client_gone()) continue;
+      cancelled->store(true);
+      version->scheduler->wake();
+    }
+  }
   auto result = future.get();
   response = std::move(result.second);
   return result.first;

@@ -3,6 +3,7 @@
 // end only calls InferenceServer.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,8 +39,12 @@ class InferenceServer {
   ModelRepository& repository() { return repository_; }
   // Finds the model version and queues the request; `done` is called once.
   void infer(InferRequest request, InferCallback done);
-  // Blocking form for thread-per-connection front ends.
-  ServeStatus infer_sync(InferRequest request, InferResponse& response);
+  // Blocking form for thread-per-connection front ends. While the request
+  // waits, `client_gone` (when set) is asked every few milliseconds; once it
+  // says true the request is cancelled: dropped from the queue unrun, and
+  // answered with kCancelled (a run already under way finishes).
+  ServeStatus infer_sync(InferRequest request, InferResponse& response,
+                         const std::function<bool()>& client_gone = nullptr);
 
  private:
   ModelRepository repository_;

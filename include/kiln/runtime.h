@@ -20,6 +20,12 @@
 // Shapes are std::vector<int64_t>; in an engine's declared shapes -1 marks a
 // dynamic dim (the dim's symbol, e.g. "batch", is in tensor_dim_names).
 //
+// String tensors (DType::kString, "cpu" engines only) bind an array of
+// std::string, one per element in row-major order: an input's are read, an
+// output's (constructed by the caller, tensor_shape's element count) are
+// assigned; an OutputAllocator gives a string output its array through
+// reallocate_string_output.
+//
 // This header is public and self-contained (standard library only).
 #pragma once
 
@@ -59,6 +65,13 @@ class OutputAllocator {
   // once known, while the run is queued (the data is there when the stream
   // reaches that point).
   virtual void notify_shape(const std::string& name, const std::vector<int64_t>& dims) = 0;
+  // For a kString output: an array of `count` constructed strings that the
+  // run assigns. The default (null) fails the run with an error naming the output.
+  virtual std::string* reallocate_string_output(const std::string& name, size_t count) {
+    (void)name;
+    (void)count;
+    return nullptr;
+  }
 };
 
 // Receives each layer's time of every run while set on a context (see

@@ -5,13 +5,14 @@
 
 namespace kiln::server {
 
-grpc::Status KServeGrpcService::ModelInfer(grpc::ServerContext*, const inference::ModelInferRequest* in,
+grpc::Status KServeGrpcService::ModelInfer(grpc::ServerContext* context, const inference::ModelInferRequest* in,
                                            inference::ModelInferResponse* out) {
   InferRequest request;
   ServeStatus st = request_from_grpc(*in, request);
   if (!st.ok) return grpc_status(st);
   InferResponse response;
-  st = server_.infer_sync(std::move(request), response);
+  // A cancelled call (or one past its deadline) drops its request from the queue.
+  st = server_.infer_sync(std::move(request), response, [context] { return context->IsCancelled(); });
   if (!st.ok) return grpc_status(st);
   response_to_grpc(std::move(response), *out);
   return grpc::Status::OK;

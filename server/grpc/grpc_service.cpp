@@ -18,6 +18,7 @@ Status grpc_status(const ServeStatus& s) {
     case ServeError::kNotFound: return Status(StatusCode::NOT_FOUND, s.message);
     case ServeError::kUnavailable: return Status(StatusCode::UNAVAILABLE, s.message);
     case ServeError::kUnsupported: return Status(StatusCode::UNIMPLEMENTED, s.message);
+    case ServeError::kCancelled: return Status(StatusCode::CANCELLED, s.message);
     default: return Status(StatusCode::INTERNAL, s.message);
   }
 }
@@ -117,13 +118,21 @@ void model_stats(const std::string& name, int64_t version, ModelStats& s, infere
   }
 }
 
-// Load parameters that would change what is loaded are refused, not ignored.
-ServeStatus check_load_parameters(
-    const google::protobuf::Map<std::string, inference::ModelRepositoryParameter>& params) {
-  for (const auto& [key, value] : params)
-    if (key == "config" || key.rfind("file:", 0) == 0)
-      return ServeStatus::error(ServeError::kInvalidArgument, "load parameter '" + key.substr(0, 60) +
-                                                                  "' (config or file overrides) is not supported yet");
+// Load parameters: "config" (the model configuration as JSON, a
+// string_param) overrides config.pbtxt; file overrides are refused, not ignored.
+ServeStatus load_parameters(const google::protobuf::Map<std::string, inference::ModelRepositoryParameter>& params,
+                            const std::string*& config) {
+  config = nullptr;
+  for (const auto& [key, value] : params) {
+    if (key.rfind("file:", 0) == 0)
+      return ServeStatus::error(ServeError::kInvalidArgument,
+                                "load parameter '" + key.substr(0, 60) + "' (file overrides) is not supported");
+    if (key != "config") continue;
+    if (value.parameter_choice_case() != inference::ModelRepositoryParameter::kStringParam)
+      return ServeStatus::error(ServeError::kInvalidArgument,
+                                "load parameter 'config' must be the model configuration as a JSON string");
+    config = &value.string_param();
+  }
   return ServeStatus::success();
 }
 
@@ -194,9 +203,10 @@ static Status load_status(const ServeStatus& st) {
 
 Status KServeGrpcService::RepositoryModelLoad(ServerContext*, const inference::RepositoryModelLoadRequest* in,
                                               inference::RepositoryModelLoadResponse*) {
-  ServeStatus st = check_load_parameters(in->parameters());
+  const std::string* config = nullptr;
+  ServeStatus st = load_parameters(in->parameters(), config);
   if (!st.ok) return grpc_status(st);
-  return load_status(server_.repository().load(in->model_name()));
+  return load_status(server_.repository().load(in->model_name(), config));
 }
 
 Status KServeGrpcService::RepositoryModelUnload(ServerContext*, const inference::RepositoryModelUnloadRequest* in,

@@ -2,11 +2,14 @@
 // stream's requests batch together); each answer, or its error as
 // error_message, is written back in completion order by the stream's writer
 // thread, never by a scheduler thread (a slow client must not stall a model).
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "grpc_service.h"
 
@@ -69,8 +72,11 @@ void write_loop(StreamState& s, Stream* stream) {
 
 }  // namespace
 
-grpc::Status KServeGrpcService::ModelStreamInfer(grpc::ServerContext*, Stream* stream) {
+grpc::Status KServeGrpcService::ModelStreamInfer(grpc::ServerContext* context, Stream* stream) {
   auto state = std::make_shared<StreamState>();
+  // Shared by the stream's requests: a cancelled stream drops those still queued.
+  auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  std::vector<std::weak_ptr<ModelVersion>> used;
   std::thread writer([&] { write_loop(*state, stream); });
   inference::ModelInferRequest in;
   for (uint64_t seq = 0; stream->Read(&in); ++seq) {
@@ -92,6 +98,9 @@ grpc::Status KServeGrpcService::ModelStreamInfer(grpc::ServerContext*, Stream* s
       std::lock_guard<std::mutex> lock(state->mutex);
       state->holds[seq] = std::move(model);
     }
+    request.cancelled = cancelled;
+    if (std::none_of(used.begin(), used.end(), [&](const auto& w) { return w.lock() == version; }))
+      used.push_back(version);
     version->scheduler->submit(std::move(request),
                                [state, seq, name = std::move(name)](ServeStatus s, InferResponse r) {
                                  inference::ModelStreamInferResponse msg;
@@ -101,6 +110,11 @@ grpc::Status KServeGrpcService::ModelStreamInfer(grpc::ServerContext*, Stream* s
                                    msg = error_message(s, name);
                                  state->push(seq, std::move(msg));
                                });
+  }
+  if (context->IsCancelled()) {
+    cancelled->store(true);
+    for (const auto& w : used)
+      if (auto v = w.lock()) v->scheduler->wake();
   }
   {
     std::lock_guard<std::mutex> lock(state->mutex);

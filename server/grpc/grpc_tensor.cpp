@@ -45,6 +45,7 @@ int typed_count(const InferTensorContents& c, DType t) {
     case DType::kU64: return c.uint64_contents_size();
     case DType::kF32: return c.fp32_contents_size();
     case DType::kF64: return c.fp64_contents_size();
+    case DType::kString: return c.bytes_contents_size();
     default: return -1;
   }
 }
@@ -62,6 +63,9 @@ void typed_bytes(const InferTensorContents& c, DType t, std::vector<uint8_t>& ou
     case DType::kU64: put<uint64_t>(c.uint64_contents(), out); break;
     case DType::kF32: put<float>(c.fp32_contents(), out); break;
     case DType::kF64: put<double>(c.fp64_contents(), out); break;
+    case DType::kString:
+      for (const auto& e : c.bytes_contents()) append_serialized_string(e, out);
+      break;
     default: break;
   }
 }
@@ -72,8 +76,9 @@ ServeStatus parse_input(const ModelInferRequest& req, int index, InferTensor& t)
   std::string where = "input '" + t.name.substr(0, 100) + "'";
   t.dtype = dtype_from_triton_name(in.datatype());
   if (t.dtype == DType::kUndefined) return invalid(where + ": unknown datatype '" + in.datatype().substr(0, 40) + "'");
+  bool strings = t.dtype == DType::kString;
   size_t elem = dtype_bytes(t.dtype);
-  if (elem == 0) return invalid(where + ": datatype " + in.datatype() + " is not supported by kiln serve");
+  if (elem == 0 && !strings) return invalid(where + ": datatype " + in.datatype() + " is not supported by kiln serve");
   if (in.shape_size() > 16) return invalid(where + ": shape has more than 16 dims");
   uint64_t count = 1;
   for (int64_t d : in.shape()) {
@@ -89,7 +94,11 @@ ServeStatus parse_input(const ModelInferRequest& req, int index, InferTensor& t)
     if (in.has_contents() && contents_count(in.contents()) > 0)
       return invalid("contents field must not be specified when using raw_input_contents for " + where);
     const std::string& raw = req.raw_input_contents(index);
-    if (raw.size() != bytes)
+    std::string error;
+    if (strings &&
+        !deserialize_strings(reinterpret_cast<const uint8_t*>(raw.data()), raw.size(), count, nullptr, error))
+      return invalid(where + ": raw_input_contents: " + error);
+    if (!strings && raw.size() != bytes)
       return invalid(where + ": raw_input_contents holds " + std::to_string(raw.size()) +
                      " bytes but the shape and datatype need " + std::to_string(bytes));
     t.data.assign(raw.begin(), raw.end());

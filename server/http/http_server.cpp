@@ -1,5 +1,6 @@
 #include "http/http_server.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -28,6 +29,16 @@ HttpResponse http_error(int status, const std::string& message) {
   r.body = nlohmann::json{{"error", message}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
+
+namespace {
+
+// The peer closed or reset the connection: it can no longer read an answer.
+bool peer_closed(int fd) {
+  pollfd p{fd, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+}  // namespace
 
 HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler)
     : options_(std::move(options)), handler_(std::move(handler)), impl_(std::make_unique<Impl>()) {}
@@ -136,6 +147,7 @@ void HttpServer::serve_connection(int fd) {
         r.headers[name] = std::string(f.value());
       }
       r.body = std::move(req.body());
+      r.client_gone = [fd] { return peer_closed(fd); };
       keep_alive = req.keep_alive();
       version = req.version();
       out = handle(r);

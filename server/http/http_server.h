@@ -24,6 +24,9 @@ struct HttpRequest {
   std::string target;                          // path and query
   std::map<std::string, std::string> headers;  // names lowercased
   std::string body;
+  // True once the client has closed (or reset) its connection; set by
+  // HttpServer, cheap to call (a poll with no wait).
+  std::function<bool()> client_gone;
 };
 
 struct HttpResponse {

@@ -96,6 +96,10 @@ bool put_int(const nlohmann::json& v, std::vector<uint8_t>& out) {
 
 bool put_element(const nlohmann::json& v, DType t, std::vector<uint8_t>& out) {
   switch (t) {
+    case DType::kString:
+      if (!v.is_string()) return false;
+      append_serialized_string(v.get_ref<const std::string&>(), out);
+      return true;
     case DType::kBool:
       if (!v.is_boolean()) return false;
       put<uint8_t>(out, v.get<bool>() ? 1 : 0);
@@ -166,9 +170,11 @@ std::string json_brief(const nlohmann::json& v) {
 }
 
 std::string json_to_tensor_bytes(const nlohmann::json& data, DType dtype, int64_t count, std::vector<uint8_t>& out) {
-  if (dtype_bytes(dtype) == 0) return std::string("datatype ") + triton_dtype_name(dtype) + " is not supported";
+  bool strings = dtype == DType::kString;
+  if (dtype_bytes(dtype) == 0 && !strings)
+    return std::string("datatype ") + triton_dtype_name(dtype) + " is not supported";
   // Bounded: `count` comes from the request and may be a lie.
-  out.reserve(static_cast<size_t>(std::min<int64_t>(count, 1 << 20)) * dtype_bytes(dtype));
+  out.reserve(static_cast<size_t>(std::min<int64_t>(count, 1 << 20)) * (strings ? 4 : dtype_bytes(dtype)));
   int64_t seen = 0;
   std::string err = flatten(data, dtype, seen, count, out, 0);
   if (!err.empty()) return err;
@@ -194,6 +200,14 @@ nlohmann::json tensor_bytes_to_json(const std::vector<uint8_t>& b, DType t) {
     case DType::kI64: return to_json<int64_t>(b);
     case DType::kF32: return to_json<float>(b);
     case DType::kF64: return to_json<double>(b);
+    case DType::kString: {
+      // Serialized elements (read until the data ends: the scheduler made
+      // them); invalid UTF-8 is replaced when the body is dumped.
+      std::vector<std::string> strings;
+      std::string error;
+      deserialize_strings(b.data(), b.size(), UINT64_MAX, &strings, error);
+      return strings;
+    }
     case DType::kF16:
     case DType::kBF16: {
       std::vector<uint8_t> f;

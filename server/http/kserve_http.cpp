@@ -26,6 +26,7 @@ int http_status(ServeError e) {
     case ServeError::kNotFound: return 404;
     case ServeError::kUnavailable: return 503;
     case ServeError::kUnsupported: return 400;
+    case ServeError::kCancelled: return 499;  // nginx's "client closed request": nobody reads it
     default: return 500;
   }
 }
@@ -236,6 +237,8 @@ HttpResponse KServeRoutes::repository(const HttpRequest& r, const std::vector<st
     return ok_json(list);
   }
   if (p.size() == 5 && p[2] == "models" && (p[4] == "load" || p[4] == "unload")) {
+    std::string config;
+    bool has_config = false;
     if (!r.body.empty()) {
       json body = json::parse(r.body, nullptr, false);
       if (body.is_discarded() || !body.is_object())
@@ -243,13 +246,20 @@ HttpResponse KServeRoutes::repository(const HttpRequest& r, const std::vector<st
       if (body.contains("parameters")) {
         const json& params = body["parameters"];
         if (!params.is_object()) return http_error(400, "'parameters' must be an object");
-        for (const auto& [key, value] : params.items())
-          if (key == "config" || key.rfind("file:", 0) == 0)
-            return http_error(
-                400, "load parameter '" + key.substr(0, 60) + "' (config or file overrides) is not supported yet");
+        for (const auto& [key, value] : params.items()) {
+          if (key.rfind("file:", 0) == 0)
+            return http_error(400, "load parameter '" + key.substr(0, 60) + "' (file overrides) is not supported");
+          if (key != "config") continue;
+          if (p[4] != "load") return http_error(400, "the 'config' parameter belongs to a load");
+          // Triton's form is a string holding the JSON; an object is taken as well.
+          if (!value.is_string() && !value.is_object())
+            return http_error(400, "load parameter 'config' must be the model configuration as a JSON string");
+          config = value.is_string() ? value.get<std::string>() : dump(value);
+          has_config = true;
+        }
       }
     }
-    ServeStatus st = p[4] == "load" ? repo_.load(p[3]) : repo_.unload(p[3]);
+    ServeStatus st = p[4] == "load" ? repo_.load(p[3], has_config ? &config : nullptr) : repo_.unload(p[3]);
     if (!st.ok) return http_error(st.code == ServeError::kUnavailable ? 400 : http_status(st.code), st.message);
     return HttpResponse{200, "application/json", {}, ""};
   }

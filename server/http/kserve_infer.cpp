@@ -40,8 +40,9 @@ std::string parse_input(const json& in, size_t index, std::string_view binary, s
   std::string dt = in["datatype"].get<std::string>();
   t.dtype = dtype_from_triton_name(dt);
   if (t.dtype == DType::kUndefined) return where + ": unknown datatype '" + dt.substr(0, 40) + "'";
+  bool strings = t.dtype == DType::kString;
   size_t elem = dtype_bytes(t.dtype);
-  if (elem == 0) return where + ": datatype " + dt + " is not supported by kiln serve";
+  if (elem == 0 && !strings) return where + ": datatype " + dt + " is not supported by kiln serve";
   if (!in.contains("shape") || !in["shape"].is_array()) return where + ": 'shape' must be an array";
   uint64_t count = 1;
   for (const auto& d : in["shape"]) {
@@ -62,7 +63,11 @@ std::string parse_input(const json& in, size_t index, std::string_view binary, s
     if (size > binary.size() - offset)
       return where + ": binary_data_size " + std::to_string(size) + " runs past the end of the body (" +
              std::to_string(binary.size() - offset) + " binary bytes left)";
-    if (size != count * elem)
+    std::string error;
+    if (strings &&
+        !deserialize_strings(reinterpret_cast<const uint8_t*>(binary.data() + offset), size, count, nullptr, error))
+      return where + ": " + error;
+    if (!strings && size != count * elem)
       return where + ": binary_data_size " + std::to_string(size) + " but the shape and datatype need " +
              std::to_string(count * elem) + " bytes";
     t.data.assign(binary.begin() + static_cast<ptrdiff_t>(offset),
@@ -202,11 +207,12 @@ HttpResponse handle_infer(InferenceServer& server, const HttpRequest& http, cons
                            binary_default, error))
     return http_error(400, error);
   InferResponse resp;
-  ServeStatus st = server.infer_sync(std::move(r), resp);
+  ServeStatus st = server.infer_sync(std::move(r), resp, http.client_gone);
   if (!st.ok) {
     int code = st.code == ServeError::kInvalidArgument || st.code == ServeError::kUnsupported ? 400
                : st.code == ServeError::kNotFound                                             ? 404
                : st.code == ServeError::kUnavailable                                          ? 503
+               : st.code == ServeError::kCancelled                                            ? 499
                                                                                               : 500;
     return http_error(code, st.message);
   }

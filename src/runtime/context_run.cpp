@@ -127,6 +127,26 @@ void ExecutionContext::set_use_cuda_graph(bool on) {
   state_->runner.reset();  // the next run plans again with the new setting
 }
 
+// A kString output's elements into the caller's array (or its allocator's).
+static Status copy_string_output(const IoTensor& t, const Tensor& out, ContextState& st, size_t i) {
+  auto* dst = static_cast<std::string*>(const_cast<void*>(st.addresses[i]));
+  auto count = static_cast<size_t>(out.numel());
+  if (OutputAllocator* a = st.allocators[i]) {
+    dst = a->reallocate_string_output(t.name, count);
+    if (!dst && count)
+      return invalid_argument("the allocator of string output '{}' returned no strings (reallocate_string_output)",
+                              t.name);
+    st.addresses[i] = dst;
+    st.shapes[i] = out.dims();
+  } else if (out.dims() != *st.shapes[i]) {
+    return internal_error("output '{}' came out {}, inference said {}", t.name, dims_text(out.dims()),
+                          dims_text(*st.shapes[i]));
+  }
+  std::copy(out.strings().begin(), out.strings().begin() + static_cast<ptrdiff_t>(count), dst);
+  if (OutputAllocator* a = st.allocators[i]) a->notify_shape(t.name, out.dims());
+  return Status::ok();
+}
+
 Status ExecutionContext::execute() {
   const EngineState& es = engine_->state();
   if (!state_->inferred) KILN_RETURN_IF_ERROR(infer_shapes());
@@ -135,6 +155,15 @@ Status ExecutionContext::execute() {
   for (size_t i = 0; i < es.io.size(); ++i) {
     const IoTensor& t = es.io[i];
     const auto& dims = state_->shapes[i];
+    if (t.mode == TensorIOMode::kInput && t.dtype == DType::kString) {
+      Tensor strings(DType::kString, *dims);
+      if (!state_->addresses[i] && strings.numel())
+        return invalid_argument("input '{}' has no address (call set_tensor_address)", t.name);
+      const auto* src = static_cast<const std::string*>(state_->addresses[i]);
+      std::copy(src, src + strings.numel(), strings.strings().begin());
+      inputs[t.graph_index] = RunValue::of(std::move(strings));
+      continue;
+    }
     if (t.mode == TensorIOMode::kInput) {
       size_t bytes = dtype_storage_bytes(t.dtype, checked_numel(*dims));
       if (!state_->addresses[i] && bytes)
@@ -147,7 +176,8 @@ Status ExecutionContext::execute() {
     if (!known)
       return invalid_argument("output '{}' has a data-dependent shape {}; set an OutputAllocator for it", t.name,
                               dims ? dims_text(*dims) : "[*]");
-    if (!state_->addresses[i] && dtype_storage_bytes(t.dtype, checked_numel(*dims)))
+    int64_t count = checked_numel(*dims);
+    if (!state_->addresses[i] && (t.dtype == DType::kString ? count > 0 : dtype_storage_bytes(t.dtype, count) > 0))
       return invalid_argument("output '{}' has no address (call set_tensor_address)", t.name);
   }
   std::optional<ProfilerSink> sink;
@@ -162,6 +192,10 @@ Status ExecutionContext::execute() {
       return internal_error("output '{}' came out as {}, the engine declares {}", t.name, type_of(rv).to_string(),
                             dtype_name(t.dtype));
     const Tensor& out = rv.tensor;
+    if (t.dtype == DType::kString) {
+      KILN_RETURN_IF_ERROR(copy_string_output(t, out, *state_, i));
+      continue;
+    }
     void* dst = const_cast<void*>(state_->addresses[i]);
     if (OutputAllocator* a = state_->allocators[i]) {
       dst = a->reallocate_output(t.name, dst, out.nbytes(), 64);

@@ -49,9 +49,12 @@ Status add_io(EngineState& s, const Value* v, TensorIOMode mode, size_t index) {
   const char* what = mode == TensorIOMode::kInput ? "input" : "output";
   if (!v->type.is_tensor())
     return unsupported("{} '{}' is a {}; the runtime API binds tensors only", what, v->name, v->type.to_string());
-  if (v->type.dtype == DType::kUndefined || v->type.dtype == DType::kString)
-    return unsupported("{} '{}' has dtype {}; the runtime API binds numeric and bool tensors only", what, v->name,
-                       dtype_name(v->type.dtype));
+  if (v->type.dtype == DType::kUndefined)
+    return unsupported("{} '{}' has dtype {}; the runtime API binds numeric, bool and string tensors only", what,
+                       v->name, dtype_name(v->type.dtype));
+  if (v->type.dtype == DType::kString && s.contents.backend == "cuda")
+    return unsupported("{} '{}' holds strings; the runtime API binds string tensors on the cpu backend only", what,
+                       v->name);
   if (mode == TensorIOMode::kInput && !v->type.shape.has_rank())
     return unsupported("input '{}' has an unknown rank; export the model with input shapes", v->name);
   if (s.find(v->name) >= 0) return unsupported("two I/O tensors are named '{}'", v->name);

@@ -1,7 +1,9 @@
 // kiln_server pieces that need no engine: config.pbtxt parsing and checks,
-// build options from parameters, JSON tensors, infer request parsing.
+// build options from parameters, JSON tensors, infer request parsing, BYTES
+// serialization, the GPU metrics' text.
 #include <gtest/gtest.h>
 
+#include "gpu_metrics.h"
 #include "http/json_tensor.h"
 #include "http/kserve_http.h"
 #include "model_config.h"
@@ -94,6 +96,66 @@ TEST(ServerInferRequest, BinaryDataAfterTheHeader) {
   InferRequest r2;
   EXPECT_FALSE(parse_infer_request(extra, &hl, r2, bin, def, err));
   EXPECT_NE(err.find("2 bytes of binary data"), std::string::npos) << err;
+}
+
+TEST(ServerConfig, JsonOverrideUsesTritonFieldNames) {
+  auto c = parse_model_config_json(
+      R"({"max_batch_size": 4, "input": [{"name": "x", "data_type": "TYPE_STRING", "dims": [2]}],
+          "dynamic_batching": {"max_queue_delay_microseconds": 100}})",
+      "load parameter 'config'");
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  EXPECT_EQ(c->max_batch_size(), 4);
+  EXPECT_EQ(c->input(0).data_type(), inference::TYPE_STRING);
+  EXPECT_EQ(c->dynamic_batching().max_queue_delay_microseconds(), 100u);
+  auto bad = parse_model_config_json(R"({"max_batch": 4})", "load parameter 'config'");
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_EQ(bad.status().message().rfind("load parameter 'config': not a valid model configuration", 0), 0u)
+      << bad.status().message();
+}
+
+TEST(ServerBytes, SerializedStringsRoundTrip) {
+  std::vector<std::string> in = {"ab", "", std::string("\0\xff", 2)};
+  std::vector<uint8_t> data;
+  serialize_strings(in.data(), in.size(), data);
+  EXPECT_EQ(data, (std::vector<uint8_t>{2, 0, 0, 0, 'a', 'b', 0, 0, 0, 0, 2, 0, 0, 0, 0, 0xff}));
+  std::vector<std::string> out;
+  std::string err;
+  ASSERT_TRUE(deserialize_strings(data.data(), data.size(), 3, &out, err)) << err;
+  EXPECT_EQ(out, in);
+  EXPECT_FALSE(deserialize_strings(data.data(), data.size(), 2, nullptr, err));
+  EXPECT_EQ(err, "6 bytes follow the 2 BYTES elements of the shape");
+  EXPECT_FALSE(deserialize_strings(data.data(), data.size(), 4, nullptr, err));
+  EXPECT_EQ(err, "BYTES data ends at element 3 of 4 (each element is a 4-byte length, then the bytes)");
+  EXPECT_FALSE(deserialize_strings(data.data(), 5, 1, nullptr, err));
+  EXPECT_EQ(err, "BYTES element 0 has length 2 but only 1 bytes follow");
+}
+
+TEST(ServerJsonTensor, BytesElementsAreStrings) {
+  std::vector<uint8_t> out;
+  EXPECT_EQ(json_to_tensor_bytes(nlohmann::json::parse(R"([["a"], ["bc"]])"), DType::kString, 2, out), "");
+  EXPECT_EQ(out, (std::vector<uint8_t>{1, 0, 0, 0, 'a', 2, 0, 0, 0, 'b', 'c'}));
+  EXPECT_EQ(tensor_bytes_to_json(out, DType::kString), nlohmann::json::parse(R"(["a", "bc"])"));
+  std::vector<uint8_t> bad;
+  EXPECT_EQ(json_to_tensor_bytes(nlohmann::json::parse(R"(["a", 1])"), DType::kString, 2, bad),
+            "'data' element 1 (1) is not a valid BYTES");
+}
+
+TEST(ServerGpuMetrics, TritonNamesAndGpuUuidLabel) {
+  EXPECT_EQ(format_gpu_metrics({}), "");
+  std::vector<GpuSample> s = {{"GPU-a1", 0.25, 85899345920ull, 1073741824ull}, {"GPU-b2", 0, 100, 0}};
+  EXPECT_EQ(format_gpu_metrics(s),
+            "# HELP nv_gpu_utilization GPU utilization rate [0.0 - 1.0)\n"
+            "# TYPE nv_gpu_utilization gauge\n"
+            "nv_gpu_utilization{gpu_uuid=\"GPU-a1\"} 0.25\n"
+            "nv_gpu_utilization{gpu_uuid=\"GPU-b2\"} 0\n"
+            "# HELP nv_gpu_memory_total_bytes GPU total memory, in bytes\n"
+            "# TYPE nv_gpu_memory_total_bytes gauge\n"
+            "nv_gpu_memory_total_bytes{gpu_uuid=\"GPU-a1\"} 85899345920\n"
+            "nv_gpu_memory_total_bytes{gpu_uuid=\"GPU-b2\"} 100\n"
+            "# HELP nv_gpu_memory_used_bytes GPU used memory, in bytes\n"
+            "# TYPE nv_gpu_memory_used_bytes gauge\n"
+            "nv_gpu_memory_used_bytes{gpu_uuid=\"GPU-a1\"} 1073741824\n"
+            "nv_gpu_memory_used_bytes{gpu_uuid=\"GPU-b2\"} 0\n");
 }
 
 }  // namespace

@@ -342,6 +342,7 @@ def test_failed_and_unknown_loads_are_errors(explicit):
     with pytest.raises(InferenceServerException) as e:
         explicit.load_model("no_such_model")
     assert code_of(e) in ("StatusCode.INVALID_ARGUMENT", "StatusCode.NOT_FOUND")
-    with pytest.raises(InferenceServerException, match="not supported"):
-        explicit.load_model("add_sub", config='{"max_batch_size": 2}')
+    with pytest.raises(InferenceServerException, match="file overrides"):
+        explicit.load_model("add_sub", config='{"max_batch_size": 2}', files={"file:1/model.onnx": b"x"})
     assert explicit.is_model_ready("add_sub")
+    assert explicit.get_model_config("add_sub").config.max_batch_size == 8

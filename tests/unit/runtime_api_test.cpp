@@ -167,6 +167,69 @@ class RecordingAllocator : public OutputAllocator {
   size_t last_size = 0;
 };
 
+// x: string[batch,2] -> Identity -> y.
+Model string_identity_model() {
+  Model m;
+  m.opsets = {{"", 17}};
+  m.graph = std::make_shared<Graph>();
+  Graph& g = *m.graph;
+  Shape shape(Dims{Dim::symbolic("batch"), Dim(2)});
+  Value* x = g.add_value("x", Type::tensor(DType::kString, shape));
+  Value* y = g.add_value("y", Type::tensor(DType::kString, shape));
+  g.inputs.push_back(x);
+  g.outputs.push_back(y);
+  Node* n = g.add_node("Identity");
+  n->opset = 17;
+  n->inputs = {x};
+  n->outputs = {y};
+  y->producer = n;
+  return m;
+}
+
+class StringAllocator : public OutputAllocator {
+ public:
+  void* reallocate_output(const std::string&, void*, size_t, size_t) override { return nullptr; }
+  std::string* reallocate_string_output(const std::string&, size_t count) override {
+    strings.assign(count, "stale");
+    return strings.data();
+  }
+  void notify_shape(const std::string&, const std::vector<int64_t>& dims) override { shape = dims; }
+  std::vector<std::string> strings;
+  std::vector<int64_t> shape;
+};
+
+class NumbersOnlyAllocator : public OutputAllocator {
+ public:
+  void* reallocate_output(const std::string&, void*, size_t, size_t) override { return nullptr; }
+  void notify_shape(const std::string&, const std::vector<int64_t>&) override {}
+};
+
+TEST(RuntimeApi, StringTensorsBindArraysOfStdString) {
+  auto e = make_engine({}, string_identity_model());
+  EXPECT_EQ(e->tensor_dtype("x"), DType::kString);
+  auto ctx = e->create_execution_context();
+  std::vector<std::string> x = {"a", "", std::string("\0z", 2), "long string"}, y(4);
+  ASSERT_TRUE(ctx->set_input_shape("x", {2, 2}).is_ok());
+  ASSERT_TRUE(ctx->set_input_tensor_address("x", x.data()).is_ok());
+  EXPECT_EQ(ctx->execute().message(), "output 'y' has no address (call set_tensor_address)");
+  ASSERT_TRUE(ctx->set_tensor_address("y", y.data()).is_ok());
+  ASSERT_TRUE(ctx->execute().is_ok());
+  EXPECT_EQ(y, x);
+
+  StringAllocator alloc;
+  ASSERT_TRUE(ctx->set_input_shape("x", {1, 2}).is_ok());
+  ASSERT_TRUE(ctx->set_output_allocator("y", &alloc).is_ok());
+  Status st = ctx->execute();
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+  EXPECT_EQ(alloc.strings, (std::vector<std::string>{"a", ""}));
+  EXPECT_EQ(alloc.shape, (std::vector<int64_t>{1, 2}));
+
+  NumbersOnlyAllocator numbers;
+  ASSERT_TRUE(ctx->set_output_allocator("y", &numbers).is_ok());
+  EXPECT_EQ(ctx->execute().message(),
+            "the allocator of string output 'y' returned no strings (reallocate_string_output)");
+}
+
 TEST(RuntimeApi, OutputAllocatorReceivesSizeAndShape) {
   auto e = make_engine();
   auto ctx = e->create_execution_context();

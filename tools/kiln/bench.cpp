@@ -173,7 +173,8 @@ Expected<Bindings> bind(ExecutionContext& ctx, const BenchOptions& o, DeviceIo* 
     if (io)
       KILN_RETURN_IF_ERROR(io->bind_input(ctx, name, t));
     else
-      KILN_RETURN_IF_ERROR(ctx.set_input_tensor_address(name, t.raw()));
+      KILN_RETURN_IF_ERROR(ctx.set_input_tensor_address(
+          name, t.dtype() == DType::kString ? static_cast<const void*>(t.strings().data()) : t.raw()));
     fmt::print("Input {}: {}{}\n", name, dtype_name(t.dtype()), Shape::of(t.dims()).to_string());
   }
   // The batch is the first input's leading dim when the engine leaves it dynamic.
@@ -192,7 +193,9 @@ Expected<Bindings> bind(ExecutionContext& ctx, const BenchOptions& o, DeviceIo* 
       KILN_RETURN_IF_ERROR(io->bind_output(ctx, name, &b.outputs.back()));
     } else if (known) {
       b.outputs.emplace_back(e.tensor_dtype(name), *dims);
-      KILN_RETURN_IF_ERROR(ctx.set_tensor_address(name, b.outputs.back().mutable_raw()));
+      Tensor& out = b.outputs.back();  // string outputs bind their array of std::string
+      KILN_RETURN_IF_ERROR(ctx.set_tensor_address(
+          name, out.dtype() == DType::kString ? static_cast<void*>(out.strings().data()) : out.mutable_raw()));
     } else {
       b.allocators.push_back(std::make_unique<GrowingBuffer>());
       KILN_RETURN_IF_ERROR(ctx.set_output_allocator(name, b.allocators.back().get()));

@@ -73,6 +73,15 @@ std::string preview(const Tensor& t) {
   return fmt::format("[{}{}]", s, t.numel() > n ? ", ..." : "");
 }
 
+// What the runtime binds for a host tensor: its bytes, or its array of
+// std::string for a string tensor.
+void* host_address(Tensor& t) {
+  return t.dtype() == DType::kString ? static_cast<void*>(t.strings().data()) : t.mutable_raw();
+}
+const void* host_address(const Tensor& t) {
+  return t.dtype() == DType::kString ? static_cast<const void*>(t.strings().data()) : t.raw();
+}
+
 // Binds the inputs: host memory, or device copies through `io` (cuda).
 Status bind_inputs(ExecutionContext& ctx, const std::vector<NamedTensor>& inputs, DeviceIo* io) {
   const Engine& e = ctx.engine();
@@ -84,7 +93,7 @@ Status bind_inputs(ExecutionContext& ctx, const std::vector<NamedTensor>& inputs
     if (io)
       KILN_RETURN_IF_ERROR(io->bind_input(ctx, name, t));
     else
-      KILN_RETURN_IF_ERROR(ctx.set_input_tensor_address(name, t.raw()));
+      KILN_RETURN_IF_ERROR(ctx.set_input_tensor_address(name, host_address(t)));
   }
   return Status::ok();
 }
@@ -112,7 +121,7 @@ Expected<std::vector<NamedTensor>> run_once(ExecutionContext& ctx, DeviceIo* io)
   for (size_t k = 0; k < outs.size(); ++k) {
     const std::string& name = outs[k].name;
     if (!allocators[k])
-      KILN_RETURN_IF_ERROR(ctx.set_tensor_address(name, outs[k].tensor.mutable_raw()));
+      KILN_RETURN_IF_ERROR(ctx.set_tensor_address(name, host_address(outs[k].tensor)));
     else
       KILN_RETURN_IF_ERROR(ctx.set_output_allocator(name, allocators[k].get()));
   }
