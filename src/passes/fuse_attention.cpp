@@ -14,15 +14,21 @@
 // decomposition exports it (Mul(%q, r) and Mul(%kt, r), r = sqrt(scale));
 // every scalar constant factor on Q, K^T or the scores multiplies into
 // `scale`, which the Attention op also applies as sqrt(scale) to Q and to K.
+// A factor under the head Transpose of Q or K^T (where sink_transposes puts
+// it) folds in too, the Transpose then reading the unscaled value.
 //
 // K^T is undone where it was built: a Transpose of a rank-4 value (composed
-// with the swap of the last two dims), the exporter's Reshape(K to [-1,S,D]) ->
-// Transpose(0,2,1) -> Reshape([B,H,D,S]) chain, or else a new Transpose.
+// with the swap of the last two dims); x [B*H,S,D] -> Transpose(0,2,1) ->
+// Reshape([B,H,D,S]) (the dynamo exporter, torchvision's ViT), where K is the
+// [B,H,S,D] value x was reshaped from, a Reshape of x to it already in the
+// graph, or a new Reshape(x, [-1,H,S,D]); else a new Transpose of K^T.
 //
 // The guard Where(IsNaN(%p), 0, %p) that exports put after Softmax is
 // absorbed: Softmax gives NaN only for a row whose scores are all -inf (a
 // fully masked row, where Attention gives zeros, as the guard does) or when a
-// score is NaN or +inf, which only non-finite inputs produce.
+// score is NaN or +inf (non-finite inputs or an overflow), where the guarded
+// row is zeros and Attention's is NaN: the outputs differ only for inputs
+// whose result is not finite without the guard either.
 //
 // A constant mask that is 0 on and below the diagonal and -inf (or the
 // dtype's lowest value) above it, the same for every batch and head, becomes

@@ -62,9 +62,17 @@ bool same_dim(const Dim& a, const Dim& b) { return !a.is_unknown() && a == b; }
 
 std::optional<double> scalar_constant(const Value* v, int64_t rank) {
   if (!v || !v->constant || v->constant->numel() != 1 || v->constant->rank() > rank) return std::nullopt;
-  auto values = float_values(*v->constant);
-  if (!values) return std::nullopt;
-  return (*values)[0];
+  switch (v->constant->dtype()) {
+    case DType::kF32:
+    case DType::kF64:
+    case DType::kF16:
+    case DType::kBF16:
+    case DType::kI64:
+    case DType::kI32:
+    case DType::kI16:
+    case DType::kI8: return v->constant->element_as_double(0);
+    default: return std::nullopt;
+  }
 }
 
 bool near_value(double x, double want, DType dtype) {

@@ -31,8 +31,9 @@ Tensor float_tensor(DType dtype, std::vector<int64_t> dims, const std::vector<do
 // Whether two dims are known to be the same size: equal fixed sizes or the same symbol.
 bool same_dim(const Dim& a, const Dim& b);
 
-// The single element of a constant float tensor `v` that broadcasts into a
-// tensor of rank `rank` without growing it (one element, rank <= `rank`).
+// The single element of a constant float or signed integer tensor `v` (a Pow
+// exponent may be an integer) that broadcasts into a tensor of rank `rank`
+// without growing it (one element, rank <= `rank`).
 std::optional<double> scalar_constant(const Value* v, int64_t rank);
 
 // Whether `x` is within a relative tolerance of `want` that fits `dtype`'s

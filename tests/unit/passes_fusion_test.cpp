@@ -119,10 +119,11 @@ TEST(FuseLayerNorm, AcceptsAxesAttributeMulSquareAndReciprocal) {
             "}\n");
 }
 
+// (The exponent is an integer here: Pow takes one.)
 const char* kRmsNorm =
     "graph main(%x: f32[3,4]) {\n"
     "  %axes: i64[1] = const i64[1]{1}\n"
-    "  %two: f32[] = const f32[]{2}\n"
+    "  %two: i64[] = const i64[]{2}\n"
     "  %eps: f32[] = const f32[]{1e-06}\n"
     "  %gamma: f32[4] = const f32[4]{1,0.5,2,1}\n"
     "  %q: f32[3,4] = Pow(%x, %two)\n"
@@ -380,6 +381,62 @@ TEST(FuseAttention, ReshapeTransposeReshapeChainReadsKDirectly) {
                           "}\n");
   EXPECT_TRUE(has(given, "%kt_k: f32[1,1,2,4] = Transpose(%kt) {perm=[0,1,3,2]}\n")) << given;
   EXPECT_TRUE(has(given, "Attention(%q, %kt_k, %v) {scale=1}")) << given;
+}
+
+// sink_transposes leaves the scale under the head transposes: Q =
+// Transpose(Mul(x, c)), K^T = Transpose(Mul(y, c)). The factors go into the
+// scale; Q's Transpose reads x, and K is y transposed once.
+TEST(FuseAttention, ScalesUnderTheHeadTransposesFoldIntoTheScale) {
+  const char* text =
+      "graph main(%xq: f32[1,3,2,4], %xk: f32[1,3,2,4], %v: f32[1,2,3,4]) {\n"
+      "  %c: f32[] = const f32[]{0.5}\n"
+      "  %qi: f32[1,3,2,4] = Mul(%xq, %c)\n"
+      "  %ki: f32[1,3,2,4] = Mul(%xk, %c)\n"
+      "  %q: f32[1,2,3,4] = Transpose(%qi) {perm=[0,2,1,3]}\n"
+      "  %kt: f32[1,2,4,3] = Transpose(%ki) {perm=[0,2,3,1]}\n"
+      "  %s: f32[1,2,3,3] = MatMul(%q, %kt)\n"
+      "  %p: f32[1,2,3,3] = Softmax(%s) {axis=-1}\n"
+      "  %y: f32[1,2,3,4] = MatMul(%p, %v)\n"
+      "  return %y\n"
+      "}\n";
+  EXPECT_EQ(run(fuse_attention, text),
+            "graph main(%xq: f32[1,3,2,4], %xk: f32[1,3,2,4], %v: f32[1,2,3,4]) {\n"
+            "  %q: f32[1,2,3,4] = Transpose(%xq) {perm=[0,2,1,3]}\n"
+            "  %kt_k: f32[1,2,3,4] = Transpose(%xk) {perm=[0,2,1,3]}\n"
+            "  %y: f32[1,2,3,4] = Attention(%q, %kt_k, %v) {scale=0.25}\n"
+            "  return %y\n"
+            "}\n");
+  std::string fused;
+  EXPECT_LT(max_difference(fuse_attention, text, &fused), 1e-5);
+}
+
+// torchvision's ViT: K^T = Reshape(Transpose(x [B*H,S,D], [0,2,1]), [B,H,D,S]).
+// K is a Reshape of x to [B,H,S,D] the graph already has, else a new one.
+TEST(FuseAttention, KeyFromFlatHeadsIsAReshapeOfThem) {
+  const char* text =
+      "graph main(%q: f32[1,2,3,4], %x: f32[2,3,4], %v: f32[1,2,3,4]) {\n"
+      "  %s4: i64[4] = const i64[4]{1,2,3,4}\n"
+      "  %st: i64[4] = const i64[4]{1,2,4,3}\n"
+      "  %k: f32[1,2,3,4] = Reshape(%x, %s4)\n"
+      "  %xt: f32[2,4,3] = Transpose(%x) {perm=[0,2,1]}\n"
+      "  %kt: f32[1,2,4,3] = Reshape(%xt, %st)\n"
+      "  %s: f32[1,2,3,3] = MatMul(%q, %kt)\n"
+      "  %p: f32[1,2,3,3] = Softmax(%s) {axis=-1}\n"
+      "  %y: f32[1,2,3,4] = MatMul(%p, %v)\n"
+      "  %z: f32[1,2,3,4] = Add(%y, %k)\n"
+      "  return %z\n"
+      "}\n";
+  std::string out = run(fuse_attention, text);
+  EXPECT_TRUE(has(out, "%y: f32[1,2,3,4] = Attention(%q, %k, %v) {scale=1}\n")) << out;
+  std::string fused;
+  EXPECT_LT(max_difference(fuse_attention, text, &fused), 1e-5);
+  std::string fresh =
+      replaced(replaced(text, "  %k: f32[1,2,3,4] = Reshape(%x, %s4)\n", ""), "Add(%y, %k)", "Add(%y, %q)");
+  out = run(fuse_attention, fresh);
+  EXPECT_TRUE(has(out, "  %kt_k_shape: i64[4] = const i64[4]{-1,2,3,4}\n")) << out;
+  EXPECT_TRUE(has(out, "  %kt_k: f32[1,2,3,4] = Reshape(%x, %kt_k_shape)\n")) << out;
+  EXPECT_TRUE(has(out, "Attention(%q, %kt_k, %v) {scale=1}")) << out;
+  EXPECT_LT(max_difference(fuse_attention, fresh, &fused), 1e-5);
 }
 
 const char* kCausal =
