@@ -1,5 +1,8 @@
 #include "passes/pass_util.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "ir/half.h"
 #include "ir/rewrite.h"
 
@@ -53,6 +56,39 @@ Tensor float_tensor(DType dtype, std::vector<int64_t> dims, const std::vector<do
     }
   }
   return t;
+}
+
+bool same_dim(const Dim& a, const Dim& b) { return !a.is_unknown() && a == b; }
+
+std::optional<double> scalar_constant(const Value* v, int64_t rank) {
+  if (!v || !v->constant || v->constant->numel() != 1 || v->constant->rank() > rank) return std::nullopt;
+  switch (v->constant->dtype()) {
+    case DType::kF32:
+    case DType::kF64:
+    case DType::kF16:
+    case DType::kBF16:
+    case DType::kI64:
+    case DType::kI32:
+    case DType::kI16:
+    case DType::kI8: return v->constant->element_as_double(0);
+    default: return std::nullopt;
+  }
+}
+
+bool near_value(double x, double want, DType dtype) {
+  double tol = 1e-6;  // f32 keeps 24 bits; exporters print constants with 7-8 digits
+  if (dtype == DType::kF64) tol = 1e-12;
+  if (dtype == DType::kF16) tol = 1e-3;
+  if (dtype == DType::kBF16) tol = 8e-3;
+  return std::abs(x - want) <= tol * std::abs(want);
+}
+
+Node* insert_node_before(Graph& g, const Node* before, const std::string& op_type) {
+  Node* n = g.add_node(op_type);
+  auto& nodes = g.mutable_nodes();
+  auto at = std::find_if(nodes.begin(), nodes.end(), [&](const auto& p) { return p.get() == before; });
+  if (at != nodes.end()) std::rotate(at, nodes.end() - 1, nodes.end());
+  return n;
 }
 
 bool forward(Graph& g, Value* out, Value* in, std::set<const Node*>& removed, const Node* node) {

@@ -28,6 +28,21 @@ std::optional<std::vector<double>> float_values(const Tensor& t);
 // A tensor of a float dtype (f32, f64, f16, bf16) from doubles.
 Tensor float_tensor(DType dtype, std::vector<int64_t> dims, const std::vector<double>& values);
 
+// Whether two dims are known to be the same size: equal fixed sizes or the same symbol.
+bool same_dim(const Dim& a, const Dim& b);
+
+// The single element of a constant float or signed integer tensor `v` (a Pow
+// exponent may be an integer) that broadcasts into a tensor of rank `rank`
+// without growing it (one element, rank <= `rank`).
+std::optional<double> scalar_constant(const Value* v, int64_t rank);
+
+// Whether `x` is within a relative tolerance of `want` that fits `dtype`'s
+// precision (constants written by exporters are rounded to their dtype).
+bool near_value(double x, double want, DType dtype);
+
+// A new node placed just before `before` in the graph's node order.
+Node* insert_node_before(Graph& g, const Node* before, const std::string& op_type);
+
 // Readers of `out` read `in` instead and the node goes; false (nothing done)
 // when `out` is a graph output, whose name must keep being produced.
 bool forward(Graph& g, Value* out, Value* in, std::set<const Node*>& removed, const Node* node);

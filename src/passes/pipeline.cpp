@@ -18,6 +18,13 @@ const std::vector<PassInfo>& default_pipeline() {
       {"eliminate_transposes", eliminate_transposes},
       {"sink_transposes", sink_transposes},
       {"eliminate_reshapes", eliminate_reshapes},
+      // The fusions match single-reader chains: the readers the passes above left dead go first.
+      {"eliminate_dead_nodes", eliminate_dead_nodes},
+      // Before CSE, which could merge an intermediate of one pattern with another reader's.
+      {"fuse_layer_norm", fuse_layer_norm},
+      {"fuse_gelu", fuse_gelu},
+      // After the reshape/transpose clean-up, so K^T's chain is in its simplest form.
+      {"fuse_attention", fuse_attention},
       {"eliminate_common_subexpressions", eliminate_common_subexpressions},
       {"eliminate_dead_nodes", eliminate_dead_nodes},
   };
