@@ -29,13 +29,15 @@ namespace {
 
 // Ops that compute well in 16 bits with f32 accumulation inside the kernel,
 // and which of their inputs carry the data (others, like Resize's scales,
-// keep their types); empty means every f32 input.
+// keep their types); empty means every f32 input. Ops of other domains are
+// named "domain.op".
 const std::map<std::string, std::set<size_t>, std::less<>>& reduced_ops() {
   static const std::map<std::string, std::set<size_t>, std::less<>> ops = {
       {"Conv", {}},
       {"ConvTranspose", {}},
       {"MatMul", {}},
       {"Gemm", {}},
+      {"kiln.FusedMatMul", {}},
       {"Attention", {}},
       {"Add", {}},
       {"Sub", {}},
@@ -160,7 +162,7 @@ Status PrecisionAssigner::run() {
   for (const auto& n : g_.nodes()) order.push_back(n.get());
   const auto& ops = reduced_ops();
   for (Node* n : order) {
-    auto entry = n->domain.empty() ? ops.find(n->op_type) : ops.end();
+    auto entry = ops.find(n->domain.empty() ? n->op_type : n->domain + "." + n->op_type);
     bool has_f32 = false;
     for (const Value* v : n->inputs) has_f32 |= is_f32_tensor(v) || lowered_.count(const_cast<Value*>(v));
     for (const Value* v : n->outputs) has_f32 |= is_f32_tensor(v);

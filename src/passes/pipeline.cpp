@@ -16,6 +16,8 @@ const std::vector<PassInfo>& default_pipeline() {
       {"eliminate_transposes", eliminate_transposes},
       {"eliminate_reshapes", eliminate_reshapes},
       {"eliminate_common_subexpressions", eliminate_common_subexpressions},
+      // Last of the rewrites: the others see plain MatMul/Add/activation nodes.
+      {"fuse_matmul_bias_activation", fuse_matmul_bias_activation},
       {"eliminate_dead_nodes", eliminate_dead_nodes},
   };
   return passes;
