@@ -166,7 +166,10 @@ Status run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, b
 
 Expected<bool> try_run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, size_t workspace_offset) {
   KILN_ASSIGN_OR_RETURN(const CublasLt* lt, checked_handle(ctx, workspace_offset));
-  KILN_ASSIGN_OR_RETURN(const MatmulAlgo* algo, chosen_algo(ctx, *lt, s));
+  auto chosen = chosen_algo(ctx, *lt, s);
+  if (!chosen.is_ok() && chosen.status().code() == ErrorCode::kUnsupported) return false;  // no such tactic here
+  KILN_RETURN_IF_ERROR(chosen.status());
+  const MatmulAlgo* algo = *chosen;
   if (!algo) return false;
   args.workspace = static_cast<char*>(ctx.workspace()) + workspace_offset;
   args.workspace_bytes = kCublasLtWorkspace;
