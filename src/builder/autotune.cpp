@@ -95,6 +95,11 @@ double tolerance(DType t, bool tf32) {
   return tf32 ? 5e-3 : 1e-4;
 }
 
+// MatMul and kiln.FusedMatMul: numpy-batched products.
+bool is_batched_product(const Node& n) {
+  return (n.domain.empty() && n.op_type == "MatMul") || (n.domain == "kiln" && n.op_type == "FusedMatMul");
+}
+
 // The CPU reference runs on the first rows of dim 0 only (the batch of a
 // convolution, the rows or batch of a product): the output's first rows
 // depend on nothing else, and the full layer at the opt shapes would take the
@@ -104,9 +109,10 @@ std::vector<bool> sliced_inputs(const Node& n, const std::vector<std::vector<int
   std::vector<bool> slice(dims.size(), false);
   if (dims.empty() || dims[0].empty()) return slice;
   slice[0] = true;
-  if (n.op_type == "MatMul" && dims.size() > 1 && dims[0].size() >= 3 && dims[1].size() >= 3)
+  if (is_batched_product(n) && dims.size() > 1 && dims[0].size() >= 3 && dims[1].size() >= 3)
     slice[1] = dims[1][0] == dims[0][0];
-  if (n.op_type == "MatMul" && dims.size() > 1 && dims[1].size() >= 3 && dims[0].size() < 3) slice[0] = false;
+  if (is_batched_product(n) && dims.size() > 1 && dims[1].size() >= 3 && dims[0].size() < 3) slice[0] = false;
+  if (is_batched_product(n) && dims[0].size() < 2) slice[0] = false;  // a 1-D A's only dim is K
   return slice;
 }
 
@@ -144,7 +150,7 @@ Expected<std::unique_ptr<LayerBench>> make_layer_bench(const cuda::Step& step, c
   for (size_t i = 0; i < step.inputs.size(); ++i)
     all_dims.push_back(step.inputs[i] ? step.in[i].dims : std::vector<int64_t>{});
   std::vector<bool> slice = sliced_inputs(*step.node, all_dims);
-  const int64_t rows = step.node->op_type == "MatMul" || step.node->op_type == "Gemm" ? 8 : 1;
+  const int64_t rows = is_batched_product(*step.node) || step.node->op_type == "Gemm" ? 8 : 1;
   Graph ref;  // the same node over the sliced inputs
   Node* rn = ref.add_node(step.node->op_type, step.node->domain);
   rn->opset = n->opset;

@@ -1,5 +1,7 @@
 // Linear algebra: MatMul (numpy batching and 1-D promotion), Gemm,
-// MatMulInteger, Einsum and Det. Each row is the op's whole definition in kiln.
+// MatMulInteger, Einsum, Det, and kiln.FusedMatMul (MatMul + bias +
+// activation, made by the fuse_matmul_bias_activation pass). Each row is the
+// op's whole definition in kiln.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -42,6 +44,38 @@ Status infer_matmul(InferContext& ctx) {
   if (a != b && a != DType::kUndefined && b != DType::kUndefined)
     return invalid_model("MatMul: A is {} but B is {}", dtype_name(a), dtype_name(b));
   ctx.set_output(0, a != DType::kUndefined ? a : b, std::move(s));
+  return Status::ok();
+}
+
+bool is_float_or_unknown(DType t) {
+  return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF64 || t == DType::kUndefined;
+}
+
+// kiln.FusedMatMul(A, B, bias?) {activation}: act(MatMul(A, B) + bias), with
+// bias [N] over the last axis and act one of "" (none), Relu, Gelu (erf) or
+// GeluTanh (Gelu's tanh approximation).
+Status infer_fused_matmul(InferContext& ctx) {
+  const std::string act = ctx.attr_string("activation", "");
+  if (act != "" && act != "Relu" && act != "Gelu" && act != "GeluTanh")
+    return invalid_model("FusedMatMul: activation \"{}\" is not one of \"\", Relu, Gelu, GeluTanh", act);
+  KILN_ASSIGN_OR_RETURN(Shape s, matmul_shape(ctx.input_shape(0), ctx.input_shape(1), "FusedMatMul"));
+  const DType a = ctx.input_dtype(0), b = ctx.input_dtype(1);
+  if (a != b && a != DType::kUndefined && b != DType::kUndefined)
+    return invalid_model("FusedMatMul: A is {} but B is {}", dtype_name(a), dtype_name(b));
+  const DType t = a != DType::kUndefined ? a : b;
+  if (!is_float_or_unknown(t)) return invalid_model("FusedMatMul: dtype {} is not a float type", dtype_name(t));
+  if (ctx.has_input(2)) {
+    const DType bt = ctx.input_dtype(2);
+    if (bt != t && bt != DType::kUndefined && t != DType::kUndefined)
+      return invalid_model("FusedMatMul: bias is {} but A is {}", dtype_name(bt), dtype_name(t));
+    const Shape& bias = ctx.input_shape(2);
+    if (bias.has_rank() && bias.rank() != 1)
+      return invalid_model("FusedMatMul: bias must be 1-D, got shape {}", bias.to_string());
+    const Shape& bs = ctx.input_shape(1);
+    if (bias.has_rank() && bs.has_rank() && bs.rank() >= 2 && dims_clash(bias[0], bs[bs.rank() - 1]))
+      return invalid_model("FusedMatMul: bias {} does not match N of B {}", bias.to_string(), bs.to_string());
+  }
+  ctx.set_output(0, t, std::move(s));
   return Status::ok();
 }
 
@@ -120,6 +154,13 @@ Status infer_einsum(InferContext& ctx) {
                           .max_inputs = 3,
                           .infer = infer_gemm,
                           .upgrades = {{7, upgrade_gemm_broadcast}}});
+  OpRegistration(OpSchema{.domain = "kiln",
+                          .name = "FusedMatMul",
+                          .since_opset = 1,
+                          .min_inputs = 2,
+                          .max_inputs = 3,
+                          .infer = infer_fused_matmul,
+                          .summary = "act(MatMul(A, B) + bias): Relu, Gelu, GeluTanh; cuBLASLt epilogues"});
   OpRegistration(OpSchema{.name = "Det", .since_opset = 11, .min_inputs = 1, .max_inputs = 1, .infer = infer_det});
   OpRegistration(
       OpSchema{.name = "Einsum", .since_opset = 12, .min_inputs = 1, .max_inputs = -1, .infer = infer_einsum});

@@ -38,6 +38,7 @@ const std::map<std::string, std::set<size_t>, std::less<>>& reduced_ops() {
       {"kiln.FusedConv", {}},  // its residual Z is lowered with X
       {"MatMul", {}},
       {"Gemm", {}},
+      {"kiln.FusedMatMul", {}},
       {"Attention", {}},
       {"Add", {}},
       {"Sub", {}},

@@ -26,6 +26,8 @@ const std::vector<PassInfo>& default_pipeline() {
       // After the reshape/transpose clean-up, so K^T's chain is in its simplest form.
       {"fuse_attention", fuse_attention},
       {"eliminate_common_subexpressions", eliminate_common_subexpressions},
+      // Last of the rewrites: the others see plain MatMul/Add/activation nodes.
+      {"fuse_matmul_bias_activation", fuse_matmul_bias_activation},
       {"eliminate_dead_nodes", eliminate_dead_nodes},
   };
   return passes;

@@ -1,7 +1,8 @@
-// The CUDA matmul family (MatMul, Gemm, MatMulInteger, QLinearMatMul, Q/DQ,
-// DynamicQuantizeLinear, Einsum, Det) against the CPU oracle. Attention and
+// The CUDA matmul family (MatMul, Gemm, kiln.FusedMatMul, MatMulInteger,
+// QLinearMatMul, Q/DQ, DynamicQuantizeLinear, Einsum, Det) against the CPU oracle. Attention and
 // RotaryEmbedding are in gpu_attention_ops_test.cpp.
 #include "gpu_test_util.h"
+#include "ir/element_cast.h"
 #include "ir/quantize.h"
 
 namespace kiln::gpu_test {
@@ -117,6 +118,65 @@ TEST_F(GpuMatmulOpsTest, GemmMatchesCpuForTransposesAndEveryFormOfC) {
         check({a, b, input({m, 1}, 5)}, scaled, what + " column C");
         check({a, b, input({}, 6)}, scaled, what + " scalar C");
       }
+}
+
+// FusedMatMul operands whose products do not cancel: A is positive and each
+// column of B (and its bias) has one sign, alternating, so the activations see
+// values of both signs of size about 0.1 to 3 without near-zero sums.
+struct FusedOperands {
+  Tensor a, b, bias;
+};
+
+FusedOperands fused_operands(DType t, const Dims& da, const Dims& db, uint32_t seed) {
+  const int64_t k = db.size() >= 2 ? db[db.size() - 2] : db[0], n = db.size() >= 2 ? db.back() : 1;
+  Tensor a = random_tensor(DType::kF32, da, 0.1f, 1.f, seed);
+  Tensor b = random_tensor(DType::kF32, db, 0.1f, 1.f, seed + 1);
+  Tensor bias = random_tensor(DType::kF32, {n}, 0.05f, 0.5f, seed + 2);
+  const float scale = 3.f / static_cast<float>(k > 0 ? k : 1);
+  for (int64_t i = 0; i < b.numel(); ++i) b.mutable_data<float>()[i] *= (i % n) % 2 ? -scale : scale;
+  for (int64_t j = 1; j < n; j += 2) bias.mutable_data<float>()[j] *= -1.f;
+  auto in = [&](const Tensor& x) { return t == DType::kF32 ? x : cast_tensor(x, t).value(); };
+  return {in(a), in(b), in(bias)};
+}
+
+TEST_F(GpuMatmulOpsTest, FusedMatMulMatchesCpuForEveryActivationDtypeAndBatchingForm) {
+  const std::vector<std::pair<Dims, Dims>> cases = {
+      {{2, 5, 40}, {40, 24}},        // batch x shared B: one call, m = batch * rows
+      {{33, 65}, {65, 17}},          // odd n
+      {{3, 16, 40}, {3, 40, 24}},    // batched B: strided batch, one bias for all
+      {{2, 1, 5, 7}, {1, 3, 7, 6}},  // broadcast both ways: plain product + bias pass
+      {{40}, {40, 24}},              // 1-D A
+      {{2, 130, 300}, {300, 200}},   // many blocks
+  };
+  for (DType t : kFloatTypes)
+    for (const char* act : {"", "Relu", "Gelu", "GeluTanh"})
+      for (const auto& [da, db] : cases) {
+        const FusedOperands x = fused_operands(t, da, db, 1);
+        const Attrs attrs = {{"activation", Attribute::of_string(act)}};
+        const std::string what = std::string("FusedMatMul ") + type_name(t) + " " + shape_str(da) + "x" +
+                                 shape_str(db) + " activation \"" + act + "\"";
+        check_op("kiln.FusedMatMul", {x.a, x.b, x.bias}, attrs, matmul_tolerance(t), what + " bias");
+        check_op("kiln.FusedMatMul", {x.a, x.b}, attrs, matmul_tolerance(t), what + " no bias");
+      }
+}
+
+TEST_F(GpuMatmulOpsTest, FusedMatMulWithEmptyKIsTheActivationOfTheBias) {
+  for (DType t : kFloatTypes)
+    for (const char* act : {"", "Relu", "Gelu", "GeluTanh"}) {
+      const FusedOperands x = fused_operands(t, {3, 0}, {0, 4}, 1);
+      check_op("kiln.FusedMatMul", {x.a, x.b, x.bias}, {{"activation", Attribute::of_string(act)}}, tolerance_for(t),
+               std::string("FusedMatMul K=0 ") + type_name(t) + " " + act);
+    }
+}
+
+TEST_F(GpuMatmulOpsTest, FusedMatMulWithTf32StaysWithinTf32Tolerance) {
+  const FusedOperands x = fused_operands(DType::kF32, {96, 200}, {200, 80}, 1);
+  for (const char* act : {"Relu", "Gelu"}) {
+    const Attrs attrs = {{"activation", Attribute::of_string(act)}};
+    expect_close(run_cuda("kiln.FusedMatMul", {x.a, x.b, x.bias}, attrs, 0, 1, 28, /*allow_tf32=*/true),
+                 run_cpu("kiln.FusedMatMul", {x.a, x.b, x.bias}, attrs), tolerance_for(DType::kF32, true) * 3,
+                 std::string("FusedMatMul tf32 ") + act);
+  }
 }
 
 TEST_F(GpuMatmulOpsTest, MatMulIntegerMatchesCpuWithZeroPoints) {

@@ -87,11 +87,13 @@ inline Tensor download(const void* device_ptr, DType t, std::vector<int64_t> dim
 
 // A one-node graph running `op` with `ins` as graph inputs (null tensors are
 // omitted optional inputs); the values to feed it are appended to `values`.
+// An op of another domain is named as the IR text does: "kiln.FusedMatMul".
 inline std::unique_ptr<Graph> one_node_graph(const std::string& op, const std::vector<Tensor>& ins,
                                              std::map<std::string, Attribute> attrs, int num_outputs, int opset,
                                              std::vector<RunValue>& values) {
   auto g = std::make_unique<Graph>();
-  Node* node = g->add_node(op);
+  const size_t dot = op.rfind('.');
+  Node* node = dot == std::string::npos ? g->add_node(op) : g->add_node(op.substr(dot + 1), op.substr(0, dot));
   node->opset = opset;
   node->attrs = std::move(attrs);
   for (size_t i = 0; i < ins.size(); ++i) {

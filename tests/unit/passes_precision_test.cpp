@@ -71,5 +71,23 @@ TEST(AssignPrecision, FusedConvGoesTo16BitsResidualIncluded) {
             "}\n");
 }
 
+// kiln.FusedMatMul is on the list by its domain-qualified name; its bias takes the output's 16-bit type.
+TEST(AssignPrecision, FusedMatMulAndItsBiasGoTo16Bits) {
+  EXPECT_EQ(lowered("graph main(%x: f32[2,2]) {\n"
+                    "  %w: f32[2,2] = const f32[2,2]{1,2,3,4}\n"
+                    "  %b: f32[2] = const f32[2]{1,2}\n"
+                    "  %y: f32[2,2] = kiln.FusedMatMul(%x, %w, %b) {activation=\"Gelu\"}\n"
+                    "  return %y\n"
+                    "}\n"),
+            "graph main(%x: f32[2,2]) {\n"
+            "  %w_lp: f16[2,2] = const f16[2,2]{1,2,3,4}\n"
+            "  %b_lp: f16[2] = const f16[2]{1,2}\n"
+            "  %x_lp: f16[2,2] = Cast(%x) {to=10}\n"
+            "  %y_lp: f16[2,2] = kiln.FusedMatMul(%x_lp, %w_lp, %b_lp) {activation=\"Gelu\"}\n"
+            "  %y: f32[2,2] = Cast(%y_lp) {to=1}\n"
+            "  return %y\n"
+            "}\n");
+}
+
 }  // namespace
 }  // namespace kiln

@@ -61,6 +61,15 @@ MatmulShape fold_shared_b(MatmulShape s) {
   return s;
 }
 
+cublasLtEpilogue_t epilogue_of(const MatmulShape& s) {
+  switch (s.activation) {
+    case MatmulActivation::kRelu: return s.has_bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
+    case MatmulActivation::kGeluTanh: return s.has_bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU;
+    case MatmulActivation::kNone: break;
+  }
+  return s.has_bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+}
+
 Status describe(const MatmulShape& shape, Descriptors& desc) {
   const MatmulShape s = fold_shared_b(shape);
   if (s.m <= 0 || s.n <= 0 || s.k <= 0 || s.batch <= 0)
@@ -74,8 +83,10 @@ Status describe(const MatmulShape& shape, Descriptors& desc) {
   const cublasOperation_t op_b = s.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   KILN_CUDA_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc.op, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)));
   KILN_CUDA_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc.op, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)));
-  if (s.has_bias) {
-    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+  const cublasLtEpilogue_t epilogue = epilogue_of(s);
+  if (epilogue != CUBLASLT_EPILOGUE_DEFAULT) {
+    // The bias is of D's type (CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE's default
+    // for these kernels) and the same for every batch.
     KILN_CUDA_RETURN_IF_ERROR(
         cublasLtMatmulDescSetAttribute(desc.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
   }
@@ -127,8 +138,8 @@ Expected<std::vector<MatmulAlgo>> matmul_algos(const CublasLt& lt, const MatmulS
                      results[static_cast<size_t>(i)].wavesCount});
   }
   if (algos.empty())
-    return unsupported("matmul: cuBLASLt has no algorithm for {} m={} n={} k={} batch={}", dtype_name(s.dtype), s.m,
-                       s.n, s.k, s.batch);
+    return unsupported("matmul: cuBLASLt has no algorithm for {} m={} n={} k={} batch={} epilogue {}",
+                       dtype_name(s.dtype), s.m, s.n, s.k, s.batch, static_cast<int>(epilogue_of(s)));
   return algos;
 }
 

@@ -1,7 +1,7 @@
 // MatMul / Gemm through cuBLASLt on row-major tensors: batched (strided, a
-// stride of 0 broadcasts an operand), transposes, an optional bias vector
-// fused as the epilogue, f32 (TF32 on request) and f16/bf16 with float
-// accumulation. The heuristic's top algorithms are returned as a list so an
+// stride of 0 broadcasts an operand), transposes, an optional bias vector and
+// activation (Relu, tanh-approximated Gelu) fused as the epilogue, f32 (TF32
+// on request) and f16/bf16 with float accumulation. The heuristic's top algorithms are returned as a list so an
 // autotuner can time them; each keeps its opaque cublasLtMatmulAlgo_t, which
 // is plain bytes and can be saved in an engine and reused.
 #pragma once
@@ -33,17 +33,23 @@ class CublasLt {
   cublasLtHandle_t handle_ = nullptr;
 };
 
-// D[b] = alpha * op(A[b]) @ op(B[b]) + beta * C[b] (+ bias[n] per row), all
-// row-major: op(A) is [m, k], op(B) is [k, n], C and D are [m, n].
+// What cuBLASLt's epilogue applies after the bias. Its GELU is the tanh
+// approximation (PyTorch uses it only for gelu(approximate="tanh")); the exact
+// erf form is not an epilogue.
+enum class MatmulActivation { kNone, kRelu, kGeluTanh };
+
+// D[b] = act(alpha * op(A[b]) @ op(B[b]) + beta * C[b] (+ bias[n] per row)),
+// all row-major: op(A) is [m, k], op(B) is [k, n], C and D are [m, n].
 struct MatmulShape {
   DType dtype = DType::kF32;  // of A, B, C, D and bias
   int64_t m = 0, n = 0, k = 0;
   bool trans_a = false;  // A is stored [k, m]
   bool trans_b = false;  // B is stored [n, k]
   int64_t batch = 1;
-  int64_t stride_a = 0, stride_b = 0, stride_c = 0;  // elements between batches; 0 broadcasts
-  bool has_c = false;                                // beta * C with C [m, n] (stride_c per batch)
-  bool has_bias = false;                             // bias [n] added to every row, fused as the epilogue
+  int64_t stride_a = 0, stride_b = 0, stride_c = 0;       // elements between batches; 0 broadcasts
+  bool has_c = false;                                     // beta * C with C [m, n] (stride_c per batch)
+  bool has_bias = false;                                  // bias [n] added to every row, fused as the epilogue
+  MatmulActivation activation = MatmulActivation::kNone;  // applied last, in the epilogue
   bool allow_tf32 = false;
 };
 

@@ -1,9 +1,12 @@
-// MatMul (numpy batching, 1-D promotion), Gemm and MatMulInteger. One plain
+// MatMul (numpy batching, 1-D promotion), Gemm, MatMulInteger and
+// kiln.FusedMatMul (MatMul + bias + activation, applied to the accumulator
+// before the one rounding to the output dtype). One plain
 // row-by-row product: for each row of A, acc[j] += A[i,k] * B[k,j] over k, so
 // the inner loop runs along B's contiguous rows. Accumulates in float for
 // 16-bit floats and f32, double for f64, 64-bit integers for integers.
 #include <fmt/ranges.h>
 
+#include <cmath>
 #include <type_traits>
 
 #include "backends/cpu/kernels/elementwise_apply.h"
@@ -87,6 +90,53 @@ Status run_matmul(CpuKernelContext& ctx) {
   });
 }
 
+enum class Activation { kNone, kRelu, kGelu, kGeluTanh };
+
+Expected<Activation> activation_of(const Node& node) {
+  const std::string act = node.attr_string("activation", "");
+  if (act.empty()) return Activation::kNone;
+  if (act == "Relu") return Activation::kRelu;
+  if (act == "Gelu") return Activation::kGelu;
+  if (act == "GeluTanh") return Activation::kGeluTanh;
+  return invalid_model("FusedMatMul: activation \"{}\" is not one of \"\", Relu, Gelu, GeluTanh", act);
+}
+
+// The formulas of the Relu and Gelu kernels (activation.cpp), in the accumulator type.
+template <typename C>
+C activate(Activation act, C x) {
+  switch (act) {
+    case Activation::kRelu: return x < C(0) ? C(0) : x;
+    case Activation::kGelu: return C(0.5) * x * (C(1) + std::erf(x / std::sqrt(C(2))));
+    case Activation::kGeluTanh: {
+      const C k = std::sqrt(C(2) / C(M_PI));
+      return C(0.5) * x * (C(1) + std::tanh(k * (x + C(0.044715) * x * x * x)));
+    }
+    case Activation::kNone: break;
+  }
+  return x;
+}
+
+Status run_fused_matmul(CpuKernelContext& ctx) {
+  const Tensor &a = ctx.input(0), &b = ctx.input(1);
+  KILN_ASSIGN_OR_RETURN(Activation act, activation_of(ctx.node()));
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0));
+  const Tensor* bias = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+  const int64_t n = b.rank() == 1 ? 1 : b.dims().back();
+  if (bias && (bias->dtype() != a.dtype() || bias->rank() != 1 || bias->dim(0) != n))
+    return invalid_model("FusedMatMul: bias must be {}[{}], got {}[{}]", dtype_name(a.dtype()), n,
+                         dtype_name(bias->dtype()), fmt::join(bias->dims(), ","));
+  return visit_dtype_in<kFloatTypes>(a.dtype(), [&]<typename T>() {
+    const T *pa = a.data<T>(), *pb = b.data<T>(), *pbias = bias ? bias->data<T>() : nullptr;
+    T* py = y->mutable_data<T>();
+    return for_each_batch(ctx, a, b, *y, [&](int64_t oa, int64_t ob, int64_t oy, int64_t m, int64_t k, int64_t nn) {
+      matrix_product<T>({pa + oa, k, 1}, {pb + ob, nn, 1}, m, k, nn, py + oy, [&](int64_t, int64_t j, acc_t<T> v) {
+        if (pbias) v += static_cast<acc_t<T>>(convert_to<compute_t<T>>(pbias[j]));
+        return convert_to<T>(activate(act, v));
+      });
+    });
+  });
+}
+
 // A zero point: a scalar, or one per row of A (per column of B).
 template <typename T>
 Expected<std::vector<int32_t>> zero_points(const CpuKernelContext& ctx, size_t i, int64_t count) {
@@ -161,6 +211,7 @@ Status run_gemm(CpuKernelContext& ctx) {
 KILN_CPU_KERNEL("", "MatMul", run_matmul);
 KILN_CPU_KERNEL("", "MatMulInteger", run_matmul_integer);
 KILN_CPU_KERNEL("", "Gemm", run_gemm);
+KILN_CPU_KERNEL("kiln", "FusedMatMul", run_fused_matmul);
 
 }  // namespace
 }  // namespace kiln

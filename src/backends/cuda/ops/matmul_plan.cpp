@@ -119,34 +119,64 @@ std::optional<MatmulShape> single_call_shape(const BatchedProduct& bp, DType t, 
   return s;
 }
 
-Status run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, bool cache, size_t workspace_offset) {
+namespace {
+
+// The algorithm kept in ctx.state() for `s`, chosen on the plan's first run
+// (ctx.tactic()'s, or the heuristic's first); null when the heuristic has none.
+Expected<const MatmulAlgo*> chosen_algo(KernelContext& ctx, const CublasLt& lt, const MatmulShape& s) {
+  std::any& state = ctx.state();
+  if (!state.has_value()) {
+    CublasLtState chosen;
+    const int index = tactic_index(ctx.tactic());
+    auto algos = matmul_algos(lt, s, index + 1, kCublasLtWorkspace);
+    if (algos.is_ok() && static_cast<int>(algos->size()) > index) {
+      chosen.algo = (*algos)[static_cast<size_t>(index)];
+    } else if (algos.is_ok() || algos.status().code() != ErrorCode::kUnsupported) {
+      return algos.is_ok()
+                 ? unsupported("{}: cuBLASLt offers no algorithm {} for this shape", ctx.node().label(), ctx.tactic())
+                 : algos.status();
+    }
+    state = chosen;
+  }
+  const auto* chosen = std::any_cast<CublasLtState>(&state);
+  if (!chosen) return internal_error("{}: kernel state is not a cuBLASLt choice", ctx.node().label());
+  return chosen->algo ? &*chosen->algo : nullptr;
+}
+
+Expected<const CublasLt*> checked_handle(KernelContext& ctx, size_t workspace_offset) {
   KILN_ASSIGN_OR_RETURN(const CublasLt* lt, ctx.cublaslt());
   if (ctx.workspace_bytes() < workspace_offset + kCublasLtWorkspace)
     return internal_error("{}: workspace of {} bytes, {} needed", ctx.node().label(), ctx.workspace_bytes(),
                           workspace_offset + kCublasLtWorkspace);
+  return lt;
+}
+
+}  // namespace
+
+Status run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, bool cache, size_t workspace_offset) {
+  KILN_ASSIGN_OR_RETURN(const CublasLt* lt, checked_handle(ctx, workspace_offset));
   args.workspace = static_cast<char*>(ctx.workspace()) + workspace_offset;
   args.workspace_bytes = kCublasLtWorkspace;
   const MatmulAlgo* algo = nullptr;
   if (cache) {
-    std::any& state = ctx.state();
-    if (!state.has_value()) {
-      CublasLtState chosen;
-      const int index = tactic_index(ctx.tactic());
-      auto algos = matmul_algos(*lt, s, index + 1, kCublasLtWorkspace);
-      if (algos.is_ok() && static_cast<int>(algos->size()) > index) {
-        chosen.algo = (*algos)[static_cast<size_t>(index)];
-      } else if (algos.is_ok() || algos.status().code() != ErrorCode::kUnsupported) {
-        return algos.is_ok()
-                   ? unsupported("{}: cuBLASLt offers no algorithm {} for this shape", ctx.node().label(), ctx.tactic())
-                   : algos.status();
-      }
-      state = chosen;
-    }
-    const auto* chosen = std::any_cast<CublasLtState>(&state);
-    if (!chosen) return internal_error("{}: kernel state is not a cuBLASLt choice", ctx.node().label());
-    if (chosen->algo) algo = &*chosen->algo;
+    KILN_ASSIGN_OR_RETURN(algo, chosen_algo(ctx, *lt, s));
   }
   return launch_matmul(*lt, s, args, algo, ctx.stream());
+}
+
+Expected<bool> try_run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, size_t workspace_offset) {
+  KILN_ASSIGN_OR_RETURN(const CublasLt* lt, checked_handle(ctx, workspace_offset));
+  auto chosen = chosen_algo(ctx, *lt, s);
+  if (!chosen.is_ok() && chosen.status().code() == ErrorCode::kUnsupported) return false;  // no such tactic here
+  KILN_RETURN_IF_ERROR(chosen.status());
+  const MatmulAlgo* algo = *chosen;
+  if (!algo) return false;
+  args.workspace = static_cast<char*>(ctx.workspace()) + workspace_offset;
+  args.workspace_bytes = kCublasLtWorkspace;
+  Status st = launch_matmul(*lt, s, args, algo, ctx.stream());
+  if (st.code() == ErrorCode::kUnsupported) return false;  // refused at launch (these operands' alignment, ...)
+  KILN_RETURN_IF_ERROR(st);
+  return true;
 }
 
 Status run_cublaslt_product(KernelContext& ctx, const BatchedProduct& bp, DType t, const void* a, const void* b,

@@ -55,4 +55,9 @@ std::vector<std::string> cublaslt_tactics(const MatmulShape& s, size_t limit);
 Status run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, bool cache = true,
                     size_t workspace_offset = 0);
 
+// As run_cublaslt with the cached algorithm, but returns false, having run
+// nothing, when cuBLASLt has no algorithm for `s` or refuses it as
+// unsupported (an epilogue it cannot fuse here): the caller takes another path.
+Expected<bool> try_run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, size_t workspace_offset = 0);
+
 }  // namespace kiln::cuda

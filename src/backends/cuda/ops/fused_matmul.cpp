@@ -1,0 +1,113 @@
+// kiln.FusedMatMul: act(MatMul(A, B) + bias) in one cuBLASLt call where its
+// epilogue can do it (BIAS, RELU_BIAS, and GELU_BIAS for the tanh Gelu of
+// 16-bit outputs), timed over the heuristic's candidates like MatMul. The
+// exact (erf) Gelu is not a cuBLASLt epilogue, and cuBLASLt does not document
+// the accuracy of its tanh for f32 (f32 must match the CPU to about 1e-5):
+// there the product takes the bias and one elementwise pass applies the Gelu.
+// Where cuBLASLt has no algorithm with the epilogue, or the batching needs
+// several calls, a plain product is followed by one bias + activation pass:
+// the layer never fails for want of an epilogue.
+#include "backends/cuda/kernels/bias_activation.cuh"
+#include "backends/cuda/ops/matmul_plan.h"
+
+namespace kiln::cuda {
+namespace {
+
+struct Epilogue {
+  MatmulActivation cublaslt = MatmulActivation::kNone;  // what cuBLASLt applies
+  BiasActivation after = BiasActivation::kNone;         // what a separate pass applies after it
+  BiasActivation full = BiasActivation::kNone;          // the whole activation, for the fallback
+};
+
+Expected<Epilogue> epilogue_of(const Node& node, DType dtype) {
+  const std::string act = node.attr_string("activation", "");
+  if (act.empty()) return Epilogue{};
+  if (act == "Relu") return Epilogue{MatmulActivation::kRelu, BiasActivation::kNone, BiasActivation::kRelu};
+  if (act == "GeluTanh" && dtype != DType::kF32)
+    return Epilogue{MatmulActivation::kGeluTanh, BiasActivation::kNone, BiasActivation::kGeluTanh};
+  if (act == "GeluTanh") return Epilogue{MatmulActivation::kNone, BiasActivation::kGeluTanh, BiasActivation::kGeluTanh};
+  if (act == "Gelu") return Epilogue{MatmulActivation::kNone, BiasActivation::kGelu, BiasActivation::kGelu};
+  return invalid_model("FusedMatMul: activation \"{}\" is not one of \"\", Relu, Gelu, GeluTanh", act);
+}
+
+Status supports_fused_matmul(const Node& node) {
+  const Value* a = node.input(0);
+  const DType t = a ? a->type.dtype : DType::kUndefined;
+  if (t != DType::kUndefined && !cublaslt_dtype(t))
+    return unsupported("FusedMatMul: dtype {} (the CUDA kernel takes f32, f16, bf16)", dtype_name(t));
+  return epilogue_of(node, t).status();
+}
+
+size_t fused_workspace(const KernelQuery&) { return kCublasLtWorkspace; }
+
+// The product as one cuBLASLt call with the epilogue, when one expresses it.
+std::optional<MatmulShape> fused_shape(const BatchedProduct& bp, DType t, bool tf32, bool has_bias, const Epilogue& e) {
+  if (bp.k == 0) return std::nullopt;
+  auto s = single_call_shape(bp, t, tf32);
+  if (!s) return std::nullopt;
+  s->has_bias = has_bias;
+  s->activation = e.cublaslt;
+  return s;
+}
+
+// cuBLASLt's candidates for the product with its epilogue: the heuristic is
+// asked with the epilogue set, so "cublaslt:i" names the same algorithm here
+// and in run.
+std::vector<std::string> fused_tactics(const KernelQuery& q, size_t limit) {
+  const auto *a = q.input_dims(0), *b = q.input_dims(1);
+  auto e = epilogue_of(q.node(), q.input_dtype(0));
+  if (!a || !b || !e) return {};
+  auto bp = plan_product(*a, *b, "FusedMatMul");
+  if (!bp) return {};
+  auto s = fused_shape(*bp, q.input_dtype(0), q.allow_tf32(), q.has_input(2), *e);
+  return s ? cublaslt_tactics(*s, limit) : std::vector<std::string>{};
+}
+
+Status run_fused_matmul(KernelContext& ctx) {
+  const DeviceTensor &a = ctx.input(0), &b = ctx.input(1), &y = ctx.output(0);
+  KILN_ASSIGN_OR_RETURN(Epilogue e, epilogue_of(ctx.node(), a.dtype));
+  KILN_ASSIGN_OR_RETURN(BatchedProduct bp, plan_product(a.dims, b.dims, "FusedMatMul"));
+  const bool has_bias = ctx.has_input(2);
+  const void* bias = has_bias ? ctx.input(2).data : nullptr;
+  if (has_bias) {
+    const DeviceTensor& c = ctx.input(2);
+    if (c.dtype != a.dtype || c.rank() != 1 || c.dims[0] != bp.n)
+      return invalid_model("FusedMatMul: bias must be {}[{}], got {} of {} elements", dtype_name(a.dtype), bp.n,
+                           dtype_name(c.dtype), c.numel());
+  }
+  if (!cublaslt_dtype(a.dtype))
+    return unsupported("FusedMatMul: dtype {} (the CUDA kernel takes f32, f16, bf16)", dtype_name(a.dtype));
+  if (y.numel() == 0) return Status::ok();
+  BiasActivationParams post{a.dtype, y.data, nullptr, y.numel() / bp.n, bp.n, e.after};
+  const MatmulArgs args{a.data, b.data, nullptr, bias, y.data};
+  const std::optional<MatmulShape> s = fused_shape(bp, a.dtype, ctx.allow_tf32(), has_bias, e);
+  if (s) {
+    KILN_ASSIGN_OR_RETURN(bool fused, try_run_cublaslt(ctx, *s, args));
+    if (fused) return launch_bias_activation(post, ctx.stream());
+  }
+  // The fallback: the plain product (cuBLASLt choosing per call, as the
+  // cached algorithm is the epilogue's), then bias and activation.
+  if (s) {
+    MatmulShape plain = *s;
+    plain.has_bias = false;
+    plain.activation = MatmulActivation::kNone;
+    KILN_RETURN_IF_ERROR(run_cublaslt(ctx, plain, {a.data, b.data, nullptr, nullptr, y.data}, /*cache=*/false));
+  } else if (bp.k > 0) {
+    KILN_RETURN_IF_ERROR(run_cublaslt_product(ctx, bp, a.dtype, a.data, b.data, y.data));
+  } else {
+    KILN_RETURN_IF_ERROR(
+        launch_simple_matmul(simple_params(bp, a.dtype, a.dtype, a.dtype, a.data, b.data, y.data), ctx.stream()));
+  }
+  post.bias = bias;
+  post.activation = e.full;
+  return launch_bias_activation(post, ctx.stream());
+}
+
+KILN_CUDA_KERNEL("kiln", "FusedMatMul",
+                 {.run = run_fused_matmul,
+                  .workspace = fused_workspace,
+                  .supports = supports_fused_matmul,
+                  .tactics = fused_tactics});
+
+}  // namespace
+}  // namespace kiln::cuda
