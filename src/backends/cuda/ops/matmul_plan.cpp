@@ -89,7 +89,7 @@ int tactic_index(const std::string& tactic) {
 
 }  // namespace
 
-std::vector<std::string> cublaslt_tactics(const MatmulShape& s, size_t limit) {
+std::vector<std::string> cublaslt_tactics(const MatmulShape& s, size_t limit, size_t workspace_bytes) {
   // A handle of its own: tactics are listed while planning, outside any run.
   static std::mutex mu;
   static std::optional<CublasLt> handle;
@@ -99,7 +99,7 @@ std::vector<std::string> cublaslt_tactics(const MatmulShape& s, size_t limit) {
     if (!h) return {};
     handle.emplace(std::move(h).value());
   }
-  auto algos = matmul_algos(*handle, s, static_cast<int>(limit), kCublasLtWorkspace);
+  auto algos = matmul_algos(*handle, s, static_cast<int>(limit), workspace_bytes);
   std::vector<std::string> out;
   if (algos)
     for (size_t i = 0; i < algos->size(); ++i) out.push_back("cublaslt:" + std::to_string(i));
@@ -121,18 +121,19 @@ std::optional<MatmulShape> single_call_shape(const BatchedProduct& bp, DType t, 
 
 Status run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, bool cache, size_t workspace_offset) {
   KILN_ASSIGN_OR_RETURN(const CublasLt* lt, ctx.cublaslt());
-  if (ctx.workspace_bytes() < workspace_offset + kCublasLtWorkspace)
+  const size_t ws = cublaslt_workspace_bytes(ctx.workspace_limit());
+  if (ctx.workspace_bytes() < workspace_offset + ws)
     return internal_error("{}: workspace of {} bytes, {} needed", ctx.node().label(), ctx.workspace_bytes(),
-                          workspace_offset + kCublasLtWorkspace);
-  args.workspace = static_cast<char*>(ctx.workspace()) + workspace_offset;
-  args.workspace_bytes = kCublasLtWorkspace;
+                          workspace_offset + ws);
+  args.workspace = ws ? static_cast<char*>(ctx.workspace()) + workspace_offset : nullptr;
+  args.workspace_bytes = ws;
   const MatmulAlgo* algo = nullptr;
   if (cache) {
     std::any& state = ctx.state();
     if (!state.has_value()) {
       CublasLtState chosen;
       const int index = tactic_index(ctx.tactic());
-      auto algos = matmul_algos(*lt, s, index + 1, kCublasLtWorkspace);
+      auto algos = matmul_algos(*lt, s, index + 1, ws);
       if (algos.is_ok() && static_cast<int>(algos->size()) > index) {
         chosen.algo = (*algos)[static_cast<size_t>(index)];
       } else if (algos.is_ok() || algos.status().code() != ErrorCode::kUnsupported) {
