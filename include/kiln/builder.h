@@ -42,7 +42,7 @@ class OptimizationProfile {
 };
 
 // Told the phases of a build as they start and finish ("importing",
-// "optimizing", "tuning tactics", "writing engine", "checking engine"), on the building thread;
+// "optimizing", "tuning tactics", "planning memory", "writing engine", "checking engine"), on the building thread;
 // TensorRT's IProgressMonitor. Phases do not nest.
 class BuildProgress {
  public:

@@ -112,6 +112,48 @@ struct LayerInfo {
   float tactic_ms = 0;
 };
 
+// What an engine needs in memory, as the builder planned it (TensorRT's
+// engine memory sizes). On "cuda" every intermediate tensor and every layer's
+// workspace of a run share one arena per context, placed by lifetime.
+struct ProfileMemory {
+  uint64_t activation_bytes_opt = 0;  // the arena at the profile's opt shapes
+  uint64_t activation_bytes_max = 0;  // at its max shapes: a context's device memory for this profile
+  uint64_t workspace_bytes = 0;       // the largest workspace of one layer at max shapes (inside the arena)
+  // False when planning stops where it needs values the GPU computes (shape
+  // inputs computed on the device, CPU fallback): the runs' later parts take
+  // memory from the stream as they go, beyond these figures.
+  bool exact = true;
+};
+
+struct MemoryReport {
+  uint64_t weight_bytes = 0;           // every constant the layers read (on "cuda": once per engine, on the device)
+  uint64_t workspace_limit_bytes = 0;  // the build's limit (0: none)
+  // Whether the builder planned the activations: "cuda" with every dynamic
+  // dim bounded by a profile. The "cpu" backend allocates each layer's
+  // outputs as it runs and frees them after their last use.
+  bool activations_planned = false;
+  std::vector<ProfileMemory> profiles;  // one per optimization profile (one when the engine has none)
+};
+
+// "memory: weights 97.5 MiB, activations 38.2 MiB at opt shapes / 60.1 MiB at
+// max shapes (one arena per context), workspace 4.0 MiB (largest layer)".
+std::string to_string(const MemoryReport& report);
+
+// How an execution context gets its device memory (the activation arena);
+// TensorRT's ExecutionContextAllocationStrategy.
+enum class AllocationStrategy : uint8_t {
+  // At creation, the most any profile needs (Engine::device_memory_size of
+  // each): runs then allocate nothing. The default.
+  kStatic,
+  // When a run finds a newly selected profile (and on the first run): what
+  // that profile needs; the previous profile's memory is freed first.
+  kOnProfileChange,
+  // The caller gives it with set_device_memory before running, sized by
+  // Engine::device_memory_size(profile) or update_device_memory_size_for_shapes;
+  // the context never allocates its arena.
+  kUserManaged,
+};
+
 class ExecutionContext;
 struct EngineState;  // defined in the runtime library
 
@@ -154,11 +196,22 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // The kiln version that built the engine.
   std::string kiln_version() const;
 
+  // What the engine needs in memory (see MemoryReport).
+  MemoryReport memory_report() const;
+  // Device memory (bytes) a context needs to run any shapes of profile
+  // `profile`: its activation arena at the profile's max shapes. 0 on "cpu"
+  // (it takes no device memory). An error for a profile out of range, or when
+  // the builder could not plan it (dynamic dims without a profile: ask the
+  // context's update_device_memory_size_for_shapes once shapes are set).
+  Expected<size_t> device_memory_size(int profile) const;
+
   // The engine file's bytes (identical to what was loaded or built).
   std::vector<uint8_t> serialize() const;
 
-  // A new context with profile 0 selected and no shapes or addresses bound.
-  std::unique_ptr<ExecutionContext> create_execution_context();
+  // A new context with profile 0 selected and no shapes or addresses bound,
+  // getting its device memory as `strategy` says. Every strategy is accepted
+  // on "cpu", where the context allocates host memory as it runs.
+  std::unique_ptr<ExecutionContext> create_execution_context(AllocationStrategy strategy = AllocationStrategy::kStatic);
 
   const EngineState& state() const { return *state_; }
 
@@ -183,7 +236,7 @@ struct ContextState;  // defined in the runtime library
 // thread-safe; use one context per thread.
 class ExecutionContext {
  public:
-  explicit ExecutionContext(std::shared_ptr<Engine> engine);
+  explicit ExecutionContext(std::shared_ptr<Engine> engine, AllocationStrategy strategy = AllocationStrategy::kStatic);
   ~ExecutionContext();
   ExecutionContext(const ExecutionContext&) = delete;
   ExecutionContext& operator=(const ExecutionContext&) = delete;
@@ -234,6 +287,18 @@ class ExecutionContext {
   // cuda: capture a run as a CUDA graph and replay it while the input shapes
   // and the bound addresses stay the same (trtexec's --useCudaGraph).
   void set_use_cuda_graph(bool on);
+
+  AllocationStrategy allocation_strategy() const;
+  // kUserManaged on "cuda": the device memory runs use as their arena, `size`
+  // bytes at `memory` (256-byte aligned; the caller keeps it alive and unused
+  // by others while runs are queued). An error for another strategy, on
+  // "cpu" (it runs in host memory it allocates itself), for null memory, or
+  // for a misaligned address. A run whose shapes need more than `size` fails
+  // naming both sizes; one with no memory given fails saying how much to give.
+  Status set_device_memory(void* memory, size_t size);
+  // The device memory a run with the input shapes now set needs (0 on "cpu");
+  // an error names each input whose shape is missing.
+  Expected<size_t> update_device_memory_size_for_shapes();
 
  private:
   std::shared_ptr<Engine> engine_;

@@ -12,6 +12,7 @@
 #include "backends/cpu/cpu_executor.h"
 #include "backends/cuda/cuda_runner.h"
 #include "backends/cuda/cuda_status.h"
+#include "builder/workspace_filter.h"
 #include "engine/timing_cache.h"
 
 namespace kiln {
@@ -46,7 +47,8 @@ std::string attribute_text(const Attribute& a) {
 }
 
 // The layer's signature: op, attributes, input dtypes and dims, and which
-// inputs are constants (weights may be laid out differently), plus TF32.
+// inputs are constants (weights may be laid out differently), plus TF32 and
+// the workspace limit (tactics are numbered among those that fit it).
 std::string signature(const cuda::Step& step, const cuda::PlanState& state, bool tf32) {
   const Node& n = *step.node;
   std::string s = fmt::format("{}:{}", n.domain, n.op_type);
@@ -59,7 +61,9 @@ std::string signature(const cuda::Step& step, const cuda::PlanState& state, bool
     s += fmt::format(" {}[{}]{}", dtype_name(step.in[i].dtype), fmt::join(step.in[i].dims, "x"),
                      state.values.at(step.inputs[i]).shape_like ? "c" : "");
   }
-  return s + (tf32 ? " tf32" : "");
+  s += tf32 ? " tf32" : "";
+  if (step.workspace_limit != SIZE_MAX) s += fmt::format(" workspace<={}", step.workspace_limit);
+  return s;
 }
 
 Tensor random_input(DType dtype, const std::vector<int64_t>& dims, std::mt19937& rng) {
@@ -224,6 +228,7 @@ class Tuner {
     b.node->metadata["kiln.tactic"] = tactic;
     cuda::RunnerOptions options;
     options.run.allow_tf32 = config_.tf32;
+    options.run.workspace_limit = config_.workspace_limit_bytes;
     cuda::Runner runner(b.graph, b.weights, options);
     cuda::DeviceBindings& io = *b.io;
     std::vector<const RunValue*> none(b.host_inputs.size(), nullptr);
@@ -294,8 +299,10 @@ Expected<AutotuneStats> autotune(Graph& graph, const BuildConfig& config, const 
     pv.slot = {cuda::Place::kInput, 0, static_cast<int>(i)};
     state.values[graph.inputs[i]] = std::move(pv);
   }
-  KILN_ASSIGN_OR_RETURN(cuda::Segment seg,
-                        cuda::plan_segment(graph, 0, state, cuda::PlanOptions{config.allow_cpu_fallback, config.tf32}));
+  const size_t workspace_limit = cuda::plan_workspace_limit(config.workspace_limit_bytes);
+  KILN_ASSIGN_OR_RETURN(
+      cuda::Segment seg,
+      cuda::plan_segment(graph, 0, state, cuda::PlanOptions{config.allow_cpu_fallback, config.tf32, workspace_limit}));
   KILN_ASSIGN_OR_RETURN(std::string device, device_key());
   TimingCache cache;
   if (!config.timing_cache_path.empty()) {
@@ -309,7 +316,12 @@ Expected<AutotuneStats> autotune(Graph& graph, const BuildConfig& config, const 
     if (!step.node || !step.def || !step.def->tactics) continue;
     std::vector<std::string> candidates = step.def->tactics(*cuda::query_of(step), limit);
     if (candidates.size() > limit) candidates.resize(limit);
-    if (candidates.size() < 2) continue;
+    WorkspaceFilter fits = filter_by_workspace(
+        candidates, [&](const std::string& t) { return cuda::workspace_for_tactic(step, t); }, workspace_limit);
+    for (const std::string& why : fits.rejected)
+      stats.over_workspace.push_back(fmt::format("layer '{}' ({}): {}", step.node->name, step.node->op_type, why));
+    candidates = std::move(fits.eligible);
+    if (candidates.size() < 2) continue;  // the kernel's default, which planning checked against the limit
     ++stats.layers;
     Node* node = const_cast<Node*>(step.node);
     const std::string sig = signature(step, state, config.tf32);

@@ -8,7 +8,9 @@
 // (engine/timing_cache.h) remembers each choice per device and layer
 // signature, so a rebuild with a warm cache times nothing and writes a
 // byte-identical engine. Optimization level 0 times nothing (the libraries'
-// heuristics); levels 1..5 try 2, 4, 8, 16, 64 candidates.
+// heuristics); levels 1..5 try 2, 4, 8, 16, 64 candidates. Candidates whose
+// workspace exceeds BuildConfig::workspace_limit_bytes are not timed (the
+// libraries are asked only for those that fit; any other is dropped here).
 #pragma once
 
 #include <string>
@@ -25,6 +27,9 @@ struct AutotuneStats {
   size_t timed = 0;     // of those, timed now
   size_t cached = 0;    // taken from the timing cache
   size_t rejected = 0;  // candidates that failed or disagreed with the CPU
+  // Candidates whose workspace exceeds the build's limit, never timed:
+  // "layer 'conv1' (Conv): cudnn:3 needs 300.0 MiB of workspace, over the limit of 16.0 MiB".
+  std::vector<std::string> over_workspace;
   std::string skipped;  // why tuning did not run, when it did not
 };
 

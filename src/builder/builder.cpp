@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "builder/memory_plan.h"
 #include "engine/engine_file.h"
 #include "onnx/importer.h"
 #include "passes/pass.h"
@@ -109,6 +110,11 @@ Expected<std::vector<uint8_t>> build_engine(const Model& model, const BuildConfi
                                               "{} candidates rejected",
                                               tuned.layers, tuned.timed, tuned.cached, tuned.rejected)
                                 : "tactics: not tuned: " + tuned.skipped);
+    if (config.progress && !tuned.over_workspace.empty()) {
+      config.progress->note(
+          fmt::format("tactics: {} candidates over the workspace limit, not timed:", tuned.over_workspace.size()));
+      for (const std::string& why : tuned.over_workspace) config.progress->note("  " + why);
+    }
   }
 #endif
   c.settings = {config.fp16,
@@ -118,6 +124,9 @@ Expected<std::vector<uint8_t>> build_engine(const Model& model, const BuildConfi
                 config.workspace_limit_bytes,
                 config.optimization_level,
                 config.allow_cpu_fallback};
+  KILN_ASSIGN_OR_RETURN(c.memory,
+                        in_phase(config, "planning memory", [&] { return plan_memory(*c.graph, config, c.profiles); }));
+  if (config.progress) config.progress->note(to_string(c.memory));
   KILN_ASSIGN_OR_RETURN(auto bytes, in_phase(config, "writing engine", [&] { return write_engine(c); }));
   // Loading the result checks what the runtime will check, at build time.
   FileBytes view{reinterpret_cast<const std::byte*>(bytes.data()), bytes.size(), nullptr};

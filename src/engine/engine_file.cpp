@@ -5,6 +5,7 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
+#include <algorithm>
 #include <bit>
 #include <climits>
 #include <cstdlib>
@@ -92,6 +93,16 @@ void encode_profiles(const EngineContents& c, engine::Metadata& m) {
   s->set_workspace_limit_bytes(c.settings.workspace_limit_bytes);
   s->set_optimization_level(c.settings.optimization_level);
   s->set_allow_cpu_fallback(c.settings.allow_cpu_fallback);
+  auto* mem = m.mutable_memory();
+  mem->set_weight_bytes(c.memory.weight_bytes);
+  mem->set_activations_planned(c.memory.activations_planned);
+  for (const ProfileMemory& p : c.memory.profiles) {
+    auto* pm = mem->add_profiles();
+    pm->set_activation_bytes_opt(p.activation_bytes_opt);
+    pm->set_activation_bytes_max(p.activation_bytes_max);
+    pm->set_workspace_bytes(p.workspace_bytes);
+    pm->set_exact(p.exact);
+  }
 }
 
 void decode_profiles(const engine::Metadata& m, EngineContents& c) {
@@ -111,6 +122,13 @@ void decode_profiles(const engine::Metadata& m, EngineContents& c) {
                 s.workspace_limit_bytes(),
                 s.optimization_level(),
                 s.allow_cpu_fallback()};
+  const auto& mem = m.memory();
+  c.memory.weight_bytes = mem.weight_bytes();
+  c.memory.workspace_limit_bytes = s.workspace_limit_bytes();
+  c.memory.activations_planned = mem.activations_planned();
+  for (const auto& pm : mem.profiles())
+    c.memory.profiles.push_back(
+        {pm.activation_bytes_opt(), pm.activation_bytes_max(), pm.workspace_bytes(), pm.exact()});
 }
 
 // Header fields that need no metadata: magic, size, version, checksums.
@@ -304,6 +322,10 @@ Expected<EngineContents> read_engine(const FileBytes& f) {
   c.device = h.device;
   KILN_ASSIGN_OR_RETURN(c.graph, decode_graph(m.graph(), sections));
   decode_profiles(m, c);
+  const size_t planned = std::max<size_t>(c.profiles.size(), 1);
+  if (c.memory.activations_planned && c.memory.profiles.size() != planned)
+    return corrupt(fmt::format("engine metadata: the memory report covers {} profiles, the engine has {}",
+                               c.memory.profiles.size(), planned));
   for (const auto& o : m.opsets()) c.opsets.push_back({o.domain(), o.version()});
   c.producer_name = m.producer_name();
   c.producer_version = m.producer_version();

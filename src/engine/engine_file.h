@@ -62,6 +62,7 @@ struct EngineContents {
   std::string producer_version;
   std::vector<EngineProfile> profiles;
   EngineSettings settings;
+  MemoryReport memory;  // workspace_limit_bytes is settings' (not stored twice)
 };
 
 // The device string this process would build for or run on for `backend`;

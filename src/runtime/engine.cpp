@@ -251,8 +251,8 @@ std::vector<uint8_t> Engine::serialize() const {
   return {p, p + state_->file.size};
 }
 
-std::unique_ptr<ExecutionContext> Engine::create_execution_context() {
-  return std::make_unique<ExecutionContext>(shared_from_this());
+std::unique_ptr<ExecutionContext> Engine::create_execution_context(AllocationStrategy strategy) {
+  return std::make_unique<ExecutionContext>(shared_from_this(), strategy);
 }
 
 Expected<std::shared_ptr<Engine>> Runtime::deserialize_file(const std::string& path) {

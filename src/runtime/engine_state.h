@@ -55,11 +55,27 @@ struct ContextState {
   Profiler* profiler = nullptr;
   std::shared_ptr<cuda::Runner> runner;  // cuda: plans and launches runs
   bool use_cuda_graph = false;
+
+  // cuda: the device memory runs use as their arena (see AllocationStrategy).
+  AllocationStrategy strategy = AllocationStrategy::kStatic;
+  std::shared_ptr<void> arena;  // kStatic, kOnProfileChange: owned (cudaFree'd)
+  size_t arena_bytes = 0;
+  int arena_profile = -1;                        // kOnProfileChange: the profile `arena` was sized for
+  std::vector<std::vector<int64_t>> arena_dims;  // the input dims `arena` was last checked for
+  Status arena_status = Status::ok();            // kStatic: why allocating at creation failed
+  void* user_memory = nullptr;                   // kUserManaged: set_device_memory's
+  size_t user_memory_bytes = 0;
 };
 
 // ExecutionContext::enqueue on the CUDA backend (context_run_cuda.cpp);
 // execute() is enqueue on the default stream, synchronized.
 Status enqueue_on_cuda(const EngineState& es, ContextState& cs, void* stream, bool synchronize);
+
+// kStatic on "cuda": allocates the most any profile needs (at context creation).
+void allocate_static_memory_on_cuda(const EngineState& es, ContextState& cs);
+
+// The arena a cuda run with the context's input shapes needs.
+Expected<size_t> device_memory_for_shapes_on_cuda(const EngineState& es, ContextState& cs);
 
 // Reads and checks an engine (see read_engine), then checks what the runtime
 // needs: tensor I/O of known rank, profiles that fit the inputs, and an op

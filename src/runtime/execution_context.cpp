@@ -29,14 +29,17 @@ std::optional<std::vector<int64_t>> static_dims(const IoTensor& t) {
 
 }  // namespace
 
-ExecutionContext::ExecutionContext(std::shared_ptr<Engine> engine)
+ExecutionContext::ExecutionContext(std::shared_ptr<Engine> engine, AllocationStrategy strategy)
     : engine_(std::move(engine)), state_(std::make_unique<ContextState>()) {
+  state_->strategy = strategy;
   size_t n = engine_->state().io.size();
   state_->shapes.resize(n);
   state_->addresses.resize(n, nullptr);
   state_->allocators.resize(n, nullptr);
   for (size_t i = 0; i < n; ++i)
     if (engine_->state().io[i].mode == TensorIOMode::kInput) state_->shapes[i] = static_dims(engine_->state().io[i]);
+  if (strategy == AllocationStrategy::kStatic && engine_->backend() == "cuda")
+    allocate_static_memory_on_cuda(engine_->state(), *state_);
 }
 
 ExecutionContext::~ExecutionContext() = default;

@@ -29,6 +29,14 @@ expect 0 "" -- "$KILN" run tiny.kiln --load-inputs ref --save-outputs saved --np
 expect 0 "OK" -- "$KILN" run tiny.kiln --load-inputs ref --compare saved
 expect 0 "" -- "$PYTHON" -c "import numpy as np; a = np.load('saved/y.npy'); assert a.shape == (2, 4) and np.isnan(a[0, 1])"
 
+# The memory the builder planned: printed after the build and by inspect.
+expect 0 "memory: weights 5.0 KiB, activations not planned" -- "$KILN" build affine.onnx -o affine.kiln \
+  --memPoolSize workspace:64M
+expect 0 "memory: weights 5.0 KiB, .*workspace limit 64.0 MiB" -- "$KILN" inspect affine.kiln
+expect 0 '"weightBytes": 5120' -- "$KILN" inspect affine.kiln --json
+expect 0 '"workspaceLimitBytes": 67108864' -- "$KILN" inspect affine.kiln --json
+expect 0 "memory: weights 0 B" -- "$KILN" inspect tiny.kiln
+
 # Bad input: each names the input and what was expected.
 expect 1 "input 'x' dim 0 \(batch\) is 9, outside optimization profile 0's range \[1, 4\]" -- \
   "$KILN" run tiny.kiln --shapes x:9x4,ids:1x1

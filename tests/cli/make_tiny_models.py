@@ -20,6 +20,18 @@ graph = helper.make_graph(
     "tiny", [x, ids], [y, ids_out])
 onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), os.path.join(out, "tiny.onnx"))
 
+# affine.onnx: x[batch,4] @ W[4,256] + B[256], 5120 bytes of weights.
+ax = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+ay = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 256])
+rng = np.random.default_rng(0)
+affine = helper.make_graph(
+    [helper.make_node("MatMul", ["x", "W"], ["xw"], name="mm"),
+     helper.make_node("Add", ["xw", "B"], ["y"], name="bias")],
+    "affine", [ax], [ay],
+    [numpy_helper.from_array(rng.standard_normal((4, 256)).astype(np.float32), "W"),
+     numpy_helper.from_array(rng.standard_normal(256).astype(np.float32), "B")])
+onnx.save(helper.make_model(affine, opset_imports=[helper.make_opsetid("", 17)]), os.path.join(out, "affine.onnx"))
+
 xv = np.array([[1, np.nan, np.inf, -np.inf], [0.5, -2, 3, 4]], dtype=np.float32)
 iv = np.arange(6, dtype=np.int64).reshape(2, 3)
 for k, (name, v) in enumerate([("x", xv), ("ids", iv)]):

@@ -96,8 +96,9 @@ TEST(RuntimeProfiler, BuildReportsItsPhasesInOrder) {
   config.progress = &progress;
   identity_engine(config);
   EXPECT_EQ(progress.log,
-            (std::vector<std::string>{"start optimizing", "finish optimizing", "start writing engine",
-                                      "finish writing engine", "start checking engine", "finish checking engine"}));
+            (std::vector<std::string>{"start optimizing", "finish optimizing", "start planning memory",
+                                      "finish planning memory", "start writing engine", "finish writing engine",
+                                      "start checking engine", "finish checking engine"}));
 }
 
 }  // namespace

@@ -2,7 +2,9 @@
 // engine, warms up, times runs on fresh seeded random inputs for at least
 // --iterations and at least --duration, and prints trtexec's "Performance
 // summary" (throughput, latency percentiles, compute time apart from
-// copies), a per-layer profile (--dumpProfile) and JSON exports.
+// copies), a per-layer profile (--dumpProfile) and JSON exports. With
+// --streams=N (cuda), N execution contexts run at once, each on its own stream
+// and thread, and the summary covers all their runs (aggregate throughput).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -50,6 +52,7 @@ struct BenchOptions {
   std::string percentiles = "90,95,99";
   bool no_data_transfers = false;
   bool use_cuda_graph = false;
+  int streams = 1;
   bool dump_profile = false;
   bool separate_profile_run = false;
   std::string export_times, export_profile, export_layer_info;
@@ -224,9 +227,9 @@ Status device_iteration(ExecutionContext& ctx, DeviceIo& io, bool copies, Iterat
 }
 
 Expected<std::vector<Iteration>> timed_runs(ExecutionContext& ctx, IterationTimer* timer, DeviceIo* io, bool copies,
-                                            int iterations, double duration_s) {
+                                            int iterations, double duration_s,
+                                            Clock::time_point origin = Clock::now()) {
   std::vector<Iteration> out;
-  auto origin = Clock::now();
   auto ms_since = [&](Clock::time_point t) { return std::chrono::duration<double, std::milli>(t - origin).count(); };
   while (static_cast<int>(out.size()) < iterations || ms_since(Clock::now()) < duration_s * 1000) {
     Iteration it;
@@ -280,6 +283,47 @@ void print_header(const BenchOptions& o) {
   }
 }
 
+// One more context of --streams: its own stream (DeviceIo), bindings and thread.
+struct StreamRunner {
+  std::unique_ptr<ExecutionContext> ctx;
+  std::unique_ptr<DeviceIo> io;
+  Bindings bindings;
+  Expected<std::vector<Iteration>> result = std::vector<Iteration>{};
+};
+
+Expected<std::unique_ptr<StreamRunner>> make_stream_runner(Engine& engine, const BenchOptions& o) {
+  auto r = std::make_unique<StreamRunner>();
+  KILN_ASSIGN_OR_RETURN(r->io, DeviceIo::create());
+  r->ctx = engine.create_execution_context();
+  r->ctx->set_use_cuda_graph(o.use_cuda_graph);
+  KILN_RETURN_IF_ERROR(r->ctx->set_optimization_profile(o.profile));
+  KILN_ASSIGN_OR_RETURN(r->bindings, bind(*r->ctx, o, r->io.get()));
+  return r;
+}
+
+// Times the first context and `others` at once, one thread each, and merges
+// their iterations on one clock: the summary's throughput is then the sum.
+Expected<std::vector<Iteration>> timed_runs_on_streams(ExecutionContext& ctx, DeviceIo& io, bool copies,
+                                                       std::vector<std::unique_ptr<StreamRunner>>& others,
+                                                       const BenchOptions& o) {
+  const auto origin = Clock::now();
+  std::vector<std::thread> threads;
+  for (auto& r : others)
+    threads.emplace_back([&, runner = r.get()] {
+      runner->result = timed_runs(*runner->ctx, nullptr, runner->io.get(), copies, o.iterations, o.duration_s, origin);
+    });
+  auto first = timed_runs(ctx, nullptr, &io, copies, o.iterations, o.duration_s, origin);
+  for (auto& t : threads) t.join();
+  if (!first) return first.status();
+  std::vector<Iteration> all = std::move(first).value();
+  for (auto& r : others) {
+    if (!r->result) return r->result.status();
+    all.insert(all.end(), r->result->begin(), r->result->end());
+  }
+  std::sort(all.begin(), all.end(), [](const Iteration& a, const Iteration& b) { return a.start_ms < b.start_ms; });
+  return all;
+}
+
 int run_bench(const BenchOptions& o) {
   std::vector<double> percentiles = parse_percentiles(o.percentiles);
   if (percentiles.empty())
@@ -287,6 +331,9 @@ int run_bench(const BenchOptions& o) {
                 invalid_argument("--percentile '{}': expected values in [0, 100] like 90,95,99", o.percentiles));
   if (o.iterations < 0 || o.duration_s < 0 || o.warmup_ms < 0)
     return fail(kExitUsageError, invalid_argument("--iterations, --duration and --warmUp must be >= 0"));
+  if (o.streams < 1) return fail(kExitUsageError, invalid_argument("--streams {}: give 1 or more", o.streams));
+  if (o.streams > 1 && (o.dump_profile || !o.export_profile.empty()))
+    return fail(kExitUsageError, invalid_argument("--streams: per-layer profiles time one context; use --streams=1"));
   print_header(o);
   std::string source;
   auto engine = obtain_engine(o, source);
@@ -315,13 +362,26 @@ int run_bench(const BenchOptions& o) {
   if (!o.export_layer_info.empty())
     if (Status st = export_layer_info(o.export_layer_info, **engine); !st.is_ok()) return fail(kExitUsageError, st);
   if (Status st = warm_up(*ctx, io.get(), copies, o.warmup_ms); !st.is_ok()) return fail(kExitModelError, st);
+  std::vector<std::unique_ptr<StreamRunner>> others;
+  if (o.streams > 1 && backend != "cuda")
+    fmt::print("--streams: the {} backend runs one context at a time here; timing one\n", backend);
+  for (int k = 1; k < o.streams && backend == "cuda"; ++k) {
+    auto r = make_stream_runner(**engine, o);
+    if (!r) return fail(code_for(r.status()), r.status());
+    if (Status st = warm_up(*(*r)->ctx, (*r)->io.get(), copies, o.warmup_ms); !st.is_ok())
+      return fail(kExitModelError, st);
+    others.push_back(std::move(r).value());
+  }
+  if (!others.empty())
+    fmt::print("Streams: {} execution contexts, each on its own stream and thread\n", others.size() + 1);
 
   bool profiling = o.dump_profile || !o.export_profile.empty();
   TableProfiler profiler;
   if (profiling && !o.separate_profile_run) ctx->set_profiler(&profiler);
   fmt::print("Timing: at least {} iterations and at least {:g} s{}\n", o.iterations, o.duration_s,
              ctx->profiler() ? " (profiler attached: per-layer timing adds a little to each run)" : "");
-  auto iterations = timed_runs(*ctx, timer.get(), io.get(), copies, o.iterations, o.duration_s);
+  auto iterations = others.empty() ? timed_runs(*ctx, timer.get(), io.get(), copies, o.iterations, o.duration_s)
+                                   : timed_runs_on_streams(*ctx, *io, copies, others, o);
   if (!iterations) return fail(kExitModelError, iterations.status());
   if (profiling && o.separate_profile_run) {
     ctx->set_profiler(&profiler);
@@ -335,7 +395,9 @@ int run_bench(const BenchOptions& o) {
   run.backend = backend;
   run.host_device_copies = copies;
   run.iterations = std::move(iterations).value();
-  run.walltime_ms = run.iterations.empty() ? 0 : run.iterations.back().end_ms - run.iterations.front().start_ms;
+  double last_end = 0;  // with --streams the last to start need not end last
+  for (const Iteration& it : run.iterations) last_end = std::max(last_end, it.end_ms);
+  run.walltime_ms = run.iterations.empty() ? 0 : last_end - run.iterations.front().start_ms;
   run.batch = bindings->batch;
   run.percentiles = percentiles;
   print_performance_summary(run);
@@ -370,6 +432,9 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--percentile", o->percentiles, "Latency percentiles to report")->capture_default_str();
   cmd->add_flag("--noDataTransfers", o->no_data_transfers, "Leave host-device copies out of the timed runs");
   cmd->add_flag("--useCudaGraph", o->use_cuda_graph, "cuda: capture the run as a CUDA graph and replay it");
+  cmd->add_option("--streams", o->streams,
+                  "cuda: run this many execution contexts at once, each on its own stream (aggregate throughput)")
+      ->capture_default_str();
   cmd->add_flag("--dumpProfile", o->dump_profile, "Print per-layer times");
   cmd->add_flag("--separateProfileRun", o->separate_profile_run,
                 "Profile layers in a second run, keeping the profiler out of the timed runs");

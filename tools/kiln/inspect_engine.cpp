@@ -1,6 +1,7 @@
 // kiln inspect ENGINE.kiln: what an engine file holds: backend, device, kiln
-// version, I/O tensors, profiles, and every layer with its op, precision,
-// tactic (and its timed ms) and output shapes; --json for machines.
+// version, I/O tensors, profiles, the memory the builder planned (weights,
+// activation arena per profile, largest workspace), and every layer with its
+// op, precision, tactic (and its timed ms) and output shapes; --json for machines.
 #include "inspect_engine.h"
 
 #include <fmt/format.h>
@@ -35,7 +36,18 @@ int inspect_engine(const std::string& path, bool json) {
     if (!info) continue;
     infos.push_back(*info);
   }
+  const MemoryReport mem = e.memory_report();
   if (json) {
+    nlohmann::json profiles = nlohmann::json::array();
+    for (const ProfileMemory& p : mem.profiles)
+      profiles.push_back({{"activationBytesOpt", p.activation_bytes_opt},
+                          {"activationBytesMax", p.activation_bytes_max},
+                          {"workspaceBytes", p.workspace_bytes},
+                          {"exact", p.exact}});
+    nlohmann::json memory = {{"weightBytes", mem.weight_bytes},
+                             {"workspaceLimitBytes", mem.workspace_limit_bytes},
+                             {"activationsPlanned", mem.activations_planned},
+                             {"profiles", profiles}};
     for (const auto& l : infos) {
       nlohmann::json outs = nlohmann::json::array();
       for (const auto& t : l.outputs)
@@ -52,6 +64,7 @@ int inspect_engine(const std::string& path, bool json) {
                                 {"device", e.device()},
                                 {"kilnVersion", e.kiln_version()},
                                 {"profiles", e.num_optimization_profiles()},
+                                {"memory", memory},
                                 {"layers", layers}}
                      .dump(2)
               << "\n";
@@ -73,6 +86,12 @@ int inspect_engine(const std::string& path, bool json) {
         fmt::print("  profile {} {}: min [{}] opt [{}] max [{}]\n", p, name, fmt::join(r->min, ","),
                    fmt::join(r->opt, ","), fmt::join(r->max, ","));
     }
+  fmt::print("\n{}\n", to_string(mem));
+  if (mem.profiles.size() > 1)
+    for (size_t p = 0; p < mem.profiles.size(); ++p)
+      fmt::print("  profile {}: activations {} bytes at opt shapes, {} at max shapes; workspace {} bytes\n", p,
+                 mem.profiles[p].activation_bytes_opt, mem.profiles[p].activation_bytes_max,
+                 mem.profiles[p].workspace_bytes);
   fmt::print("\nlayers ({})\n", infos.size());
   fmt::print("  {:<32} {:<20} {:<10} {:<16} {}\n", "name", "op", "precision", "tactic (ms)", "output");
   for (const auto& l : infos) {

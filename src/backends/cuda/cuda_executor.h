@@ -4,6 +4,7 @@
 // the CUDA kernel table (cuda_kernel.h) on one stream.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "ir/graph.h"
@@ -17,6 +18,9 @@ struct RunOptions {
   // Nodes without a GPU kernel run on the host (CPU backend) with copies
   // around them; without this they are an error naming the node.
   bool allow_cpu_fallback = false;
+  // The engine's workspace limit in bytes (0: none): kernels choose within
+  // it, and a node that cannot fails the run naming it.
+  uint64_t workspace_limit = 0;
 };
 
 // Runs `graph` with host `inputs` (one per graph input) on the current GPU and

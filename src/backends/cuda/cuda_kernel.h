@@ -73,6 +73,10 @@ class KernelContext {
   // Scratch memory of the size `workspace` asked for (null when 0).
   virtual void* workspace() const = 0;
   virtual size_t workspace_bytes() const = 0;
+  // The most scratch bytes the engine lets a kernel use (its workspace
+  // limit, --memPoolSize=workspace; SIZE_MAX when unlimited): the same value
+  // `workspace` and `tactics` saw, so a choice made within it is remade here.
+  virtual size_t workspace_limit() const = 0;
 
   virtual cudaStream_t stream() const = 0;
   virtual const DeviceInfo& device() const = 0;
@@ -107,6 +111,10 @@ class KernelQuery {
   virtual const std::string& tactic() const = 0;
   // Whether the build allows TF32 tensor cores for f32 math.
   virtual bool allow_tf32() const = 0;
+  // The most scratch bytes the kernel may ask for (SIZE_MAX when unlimited).
+  // Kernels with a choice (cuBLASLt algorithms, cuDNN engine configs) offer
+  // and pick only what fits; a `workspace` above it fails the plan.
+  virtual size_t workspace_limit() const = 0;
 };
 
 struct KernelDef {
@@ -115,7 +123,8 @@ struct KernelDef {
   // Inputs the kernel reads on the host (shape-like: Reshape's shape, Slice's
   // starts and ends, TopK's k). The executor computes them while planning.
   std::vector<size_t> host_inputs;
-  // Scratch bytes the kernel needs for these input dims (0 when absent).
+  // Scratch bytes the kernel needs for these input dims and q.tactic() (0
+  // when absent), at most q.workspace_limit() where the kernel has a choice.
   std::function<size_t(const KernelQuery&)> workspace;
   // Whether the kernel takes this node (its dtypes and attributes); an error
   // says why not, and the build names the node with it. Absent: every node.

@@ -127,6 +127,7 @@ class StepContext final : public KernelContext {
     return &*res_.cudnn;
   }
   bool allow_tf32() const override { return tf32_; }
+  size_t workspace_limit() const override { return step_.workspace_limit; }
   std::any& state() override { return step_.state; }
   const std::string& tactic() const override { return step_.tactic; }
 
@@ -151,6 +152,29 @@ struct Runner::Impl {
   Resources res;
   std::unique_ptr<CachedPlan> cached;
   DeviceBuffer arena;
+  // The caller's arena (set_arena), used instead of `arena` when set.
+  char* external = nullptr;
+  size_t external_bytes = 0;
+
+  PlanOptions plan_options() const {
+    return {options.run.allow_cpu_fallback, options.run.allow_tf32, plan_workspace_limit(options.run.workspace_limit)};
+  }
+
+  // The arena of a cached plan's run: the caller's, or this runner's grown to fit.
+  Expected<char*> arena_for(size_t bytes) {
+    if (external) {
+      if (bytes > external_bytes)
+        return invalid_argument(
+            "the run needs {} bytes of device memory for these input shapes, the memory given holds {} bytes", bytes,
+            external_bytes);
+      return external;
+    }
+    if (arena.size() < bytes) {
+      arena = DeviceBuffer();  // free first: the old and new arena need not both fit
+      KILN_ASSIGN_OR_RETURN(arena, DeviceBuffer::allocate(bytes));
+    }
+    return static_cast<char*>(arena.data());
+  }
 
   // Where a slot is in this run; `t` gives an output's dtype and dims when
   // the caller's buffer for it is asked for.
@@ -273,12 +297,9 @@ struct Runner::Impl {
 };
 
 Status Runner::Impl::run_cached(CachedPlan& plan, RunBindings& bindings, cudaStream_t stream, StepTimes* times) {
-  if (arena.size() < plan.segment.arena_bytes) {
-    arena = DeviceBuffer();  // free first: the old and new arena need not both fit
-    KILN_ASSIGN_OR_RETURN(arena, DeviceBuffer::allocate(plan.segment.arena_bytes));
-  }
+  KILN_ASSIGN_OR_RETURN(char* base, arena_for(plan.segment.arena_bytes));
   RunBuffers buffers;
-  buffers.arena = {static_cast<char*>(arena.data())};
+  buffers.arena = {base};
   buffers.consts = {static_cast<char*>(plan.consts.data())};
   buffers.outputs.assign(graph.outputs.size(), nullptr);
   const bool graphable = options.use_cuda_graph && !times;
@@ -287,7 +308,7 @@ Status Runner::Impl::run_cached(CachedPlan& plan, RunBindings& bindings, cudaStr
     return execute(plan.segment, buffers, bindings, stream, times);
   }
   // Replay when the addresses are those captured; capture (again) otherwise.
-  std::vector<const void*> addresses{arena.data()};
+  std::vector<const void*> addresses{base};
   for (size_t i = 0; i < graph.inputs.size(); ++i) addresses.push_back(bindings.input(static_cast<int>(i)));
   for (size_t j = 0; j < graph.outputs.size(); ++j) {
     const PlannedValue& pv = plan.state.values.at(graph.outputs[j]);
@@ -322,7 +343,7 @@ Status Runner::Impl::run(const std::vector<std::vector<int64_t>>& input_dims,
     res.device = std::move(info);
   }
   if (cached && cached->input_dims == input_dims) return run_cached(*cached, bindings, stream, times);
-  PlanOptions popts{options.run.allow_cpu_fallback, options.run.allow_tf32};
+  const PlanOptions popts = plan_options();
   PlanState state = initial_state(input_dims, input_host);
   KILN_ASSIGN_OR_RETURN(Segment first, plan_segment(graph, 0, state, popts));
   if (first.next_node == graph.nodes().size() && !state.read_input_values) {
@@ -375,5 +396,21 @@ Status Runner::run(const std::vector<std::vector<int64_t>>& input_dims, const st
 }
 
 size_t Runner::arena_bytes() const { return impl_->cached ? impl_->cached->segment.arena_bytes : 0; }
+
+void Runner::set_arena(void* data, size_t bytes) {
+  impl_->external = static_cast<char*>(data);
+  impl_->external_bytes = data ? bytes : 0;
+  if (data) impl_->arena = DeviceBuffer();  // its own is no longer used
+}
+
+Expected<size_t> Runner::plan_arena_bytes(const std::vector<std::vector<int64_t>>& input_dims) {
+  if (input_dims.size() != impl_->graph.inputs.size())
+    return internal_error("the graph takes {} inputs, dims were given for {}", impl_->graph.inputs.size(),
+                          input_dims.size());
+  if (impl_->cached && impl_->cached->input_dims == input_dims) return impl_->cached->segment.arena_bytes;
+  PlanState state = impl_->initial_state(input_dims, {});
+  KILN_ASSIGN_OR_RETURN(Segment first, plan_segment(impl_->graph, 0, state, impl_->plan_options()));
+  return first.arena_bytes;
+}
 
 }  // namespace kiln::cuda

@@ -85,6 +85,16 @@ class Runner {
   // Activation arena and workspace bytes of the current plan (0 before a run).
   size_t arena_bytes() const;
 
+  // Runs use [data, data + bytes) as their arena instead of memory the runner
+  // allocates (and grows) itself; a run whose plan needs more fails with both
+  // sizes named. Null gives the runner its own arena back. A plan with breaks
+  // (shape inputs computed on the GPU, CPU fallback) still takes its memory
+  // from the stream (cudaMallocAsync) while it runs.
+  void set_arena(void* data, size_t bytes);
+  // The arena a run with these input dims needs: planned, not run (the first
+  // segment's, when planning must stop for device values).
+  Expected<size_t> plan_arena_bytes(const std::vector<std::vector<int64_t>>& input_dims);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -8,6 +8,7 @@
 #include "backends/cpu/cpu_executor.h"
 #include "backends/cuda/arena_plan.h"
 #include "ops/op_schema.h"
+#include "support/bytes.h"
 
 namespace kiln::cuda {
 
@@ -43,19 +44,43 @@ Status kernel_status(const Node& node, const KernelDef** def) {
 // The query a kernel's `workspace` function sees while planning.
 class PlanQuery final : public KernelQuery {
  public:
-  explicit PlanQuery(const Step& step) : step_(step) {}
+  explicit PlanQuery(const Step& step, const std::string* tactic = nullptr)
+      : step_(step), tactic_(tactic ? *tactic : step.tactic) {}
   const Node& node() const override { return *step_.node; }
   DType input_dtype(size_t i) const override { return i < step_.in.size() ? step_.in[i].dtype : DType::kUndefined; }
   const std::vector<int64_t>* input_dims(size_t i) const override {
     return i < step_.in.size() && step_.inputs[i] ? &step_.in[i].dims : nullptr;
   }
   const Tensor* host_input(size_t i) const override { return i < step_.host_in.size() ? step_.host_in[i] : nullptr; }
-  const std::string& tactic() const override { return step_.tactic; }
+  const std::string& tactic() const override { return tactic_; }
   bool allow_tf32() const override { return step_.allow_tf32; }
+  size_t workspace_limit() const override { return step_.workspace_limit; }
 
  private:
   const Step& step_;
+  const std::string& tactic_;
 };
+
+// The error for a step whose kernel needs more workspace than the limit
+// allows: its smallest need over the kernel's default and all its tactics.
+Status over_workspace_limit(const Step& step) {
+  size_t smallest = step.workspace_bytes;
+  std::string which = step.tactic;
+  std::vector<std::string> candidates{""};
+  if (step.def->tactics) {
+    std::vector<std::string> more = step.def->tactics(PlanQuery(step), 64);
+    candidates.insert(candidates.end(), more.begin(), more.end());
+  }
+  for (const std::string& t : candidates) {
+    const size_t bytes = workspace_for_tactic(step, t);
+    if (bytes < smallest) smallest = bytes, which = t;
+  }
+  return make_error(ErrorCode::kOutOfRange,
+                    "{}: needs at least {} of workspace{}, over the workspace limit of {} (raise it with "
+                    "--memPoolSize=workspace:SIZE)",
+                    where(*step.node), format_bytes(smallest), which.empty() ? "" : " (tactic " + which + ")",
+                    format_bytes(step.workspace_limit));
+}
 
 class Planner {
  public:
@@ -169,6 +194,7 @@ Status Planner::plan_kernel(const Node& node, size_t index, const KernelDef& def
   step.node_index = index;
   step.def = &def;
   step.allow_tf32 = options_.allow_tf32;
+  step.workspace_limit = options_.workspace_limit;
   if (auto t = node.metadata.find("kiln.tactic"); t != node.metadata.end()) step.tactic = t->second;
   step.inputs.assign(node.inputs.begin(), node.inputs.end());
   step.in.resize(node.inputs.size());
@@ -236,6 +262,7 @@ Status Planner::plan_kernel(const Node& node, size_t index, const KernelDef& def
     if (life != lifetime_.end()) life->second.second = step_index;
   }
   if (def.workspace) step.workspace_bytes = def.workspace(PlanQuery(step));
+  if (step.workspace_bytes > step.workspace_limit) return over_workspace_limit(step);
   seg_.steps.push_back(std::move(step));
   return Status::ok();
 }
@@ -369,6 +396,10 @@ Expected<Segment> Planner::run(size_t start) {
 }  // namespace
 
 std::unique_ptr<KernelQuery> query_of(const Step& step) { return std::make_unique<PlanQuery>(step); }
+
+size_t workspace_for_tactic(const Step& step, const std::string& tactic) {
+  return step.def && step.def->workspace ? step.def->workspace(PlanQuery(step, &tactic)) : 0;
+}
 
 Expected<Segment> plan_segment(const Graph& graph, size_t start, PlanState& state, const PlanOptions& options) {
   Planner planner(graph, state, options);

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <any>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <vector>
@@ -63,7 +64,8 @@ struct Step {
   std::vector<const Tensor*> host_in;  // per input: host values for the kernel's host_inputs
   std::string tactic;                  // node metadata "kiln.tactic" ("" when untuned)
   bool allow_tf32 = false;
-  size_t workspace_offset = 0;  // in the arena
+  size_t workspace_limit = SIZE_MAX;  // the engine's limit on workspace_bytes
+  size_t workspace_offset = 0;        // in the arena
   size_t workspace_bytes = 0;
   std::any state;  // the kernel's, kept while the plan is reused
 };
@@ -90,7 +92,14 @@ struct PlanState {
 struct PlanOptions {
   bool allow_cpu_fallback = false;
   bool allow_tf32 = false;
+  // The most workspace one step may use (SIZE_MAX: no limit). A step whose
+  // kernel needs more with every tactic fails the plan, naming the node, its
+  // smallest workspace and the limit.
+  size_t workspace_limit = SIZE_MAX;
 };
+
+// The engine setting (0: no limit) as a plan's limit.
+inline size_t plan_workspace_limit(uint64_t setting) { return setting == 0 ? SIZE_MAX : static_cast<size_t>(setting); }
 
 // Plans `graph` from node `start` on. `state` holds the values known so far:
 // on the first call, the graph inputs (dims, kInput slots, and host copies
@@ -100,6 +109,10 @@ Expected<Segment> plan_segment(const Graph& graph, size_t start, PlanState& stat
 
 // The query a kernel's `workspace` and `tactics` functions see for a step.
 std::unique_ptr<KernelQuery> query_of(const Step& step);
+
+// The step's workspace with `tactic` instead of its own (0 without a
+// `workspace` function).
+size_t workspace_for_tactic(const Step& step, const std::string& tactic);
 
 // Every node of `graph` that the CUDA backend can neither run on the GPU nor
 // evaluate on the host as shape arithmetic, as one error naming each node and

@@ -27,6 +27,14 @@ namespace {
 // time; engines that want more are passed over.
 constexpr size_t kMaxCudnnWorkspace = size_t(256) << 20;
 
+// What cuDNN may use beside the route's staging buffer under the engine's
+// workspace limit; none when the staging alone exceeds it (the direct kernel,
+// which needs no workspace, then runs).
+std::optional<size_t> cudnn_limit(size_t workspace_limit, size_t staging_bytes) {
+  if (staging_bytes > workspace_limit) return std::nullopt;
+  return std::min(kMaxCudnnWorkspace, workspace_limit - staging_bytes);
+}
+
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 struct ConvShape {
@@ -128,10 +136,11 @@ size_t conv_workspace(const KernelQuery& q, bool transpose) {
   Expected<ConvShape> s = conv_shape(q.node(), *x, *w, transpose);
   if (!s.is_ok()) return 0;
   std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), transpose, q.has_input(2));
-  if (!r) return 0;
+  const std::optional<size_t> limit = r ? cudnn_limit(q.workspace_limit(), r->staging_bytes) : std::nullopt;
+  if (!limit) return 0;
   r->spec.allow_tf32 = q.allow_tf32();
   r->spec.engine_index = cudnn_tactic_index(q.tactic());
-  r->spec.workspace_limit = kMaxCudnnWorkspace;
+  r->spec.workspace_limit = *limit;
   std::shared_ptr<const CudnnConvPlan> plan = cudnn_conv_plan(r->spec);
   return plan ? r->staging_bytes + workspace_size(*plan) : 0;
 }
@@ -143,9 +152,10 @@ std::vector<std::string> conv_tactics(const KernelQuery& q, bool transpose, size
   Expected<ConvShape> s = conv_shape(q.node(), *x, *w, transpose);
   if (!s.is_ok()) return {};
   std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), transpose, q.has_input(2));
-  if (!r) return {};
+  const std::optional<size_t> ws_limit = r ? cudnn_limit(q.workspace_limit(), r->staging_bytes) : std::nullopt;
+  if (!ws_limit) return {};
   r->spec.allow_tf32 = q.allow_tf32();
-  r->spec.workspace_limit = kMaxCudnnWorkspace;
+  r->spec.workspace_limit = *ws_limit;
   std::vector<std::string> out;
   const int n = cudnn_conv_engine_count(r->spec, static_cast<int>(limit));
   for (int i = 0; i < n; ++i) out.push_back("cudnn:" + std::to_string(i));
@@ -163,10 +173,12 @@ struct ConvState {
 ConvState choose_route(KernelContext& ctx, const ConvShape& s, bool transpose) {
   std::optional<CudnnRoute> r = cudnn_route(s, ctx.input(0).dtype, transpose, ctx.has_input(2));
   if (!r || ctx.workspace_bytes() < r->staging_bytes) return {};
+  const std::optional<size_t> limit = cudnn_limit(ctx.workspace_limit(), r->staging_bytes);
+  if (!limit) return {};
   const size_t available = ctx.workspace_bytes() - r->staging_bytes;
   r->spec.allow_tf32 = ctx.allow_tf32();
   r->spec.engine_index = cudnn_tactic_index(ctx.tactic());
-  r->spec.workspace_limit = kMaxCudnnWorkspace;  // the plan `workspace` built
+  r->spec.workspace_limit = *limit;  // the plan `workspace` built
   std::shared_ptr<const CudnnConvPlan> plan = cudnn_conv_plan(r->spec);
   if (plan && workspace_size(*plan) > available) {
     r->spec.workspace_limit = available;
@@ -343,8 +355,11 @@ size_t fused_conv_workspace(const KernelQuery& q) {
   Expected<ConvShape> s = conv_shape(q.node(), *x, *w, false);
   Expected<FusedInputs> in = fused_inputs(q.node(), q.has_input(2), q.has_input(3));
   if (!s.is_ok() || !in.is_ok()) return 0;
+  std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), false, false);
+  const std::optional<size_t> available = r ? cudnn_limit(q.workspace_limit(), r->staging_bytes) : std::nullopt;
+  if (!available) return 0;
   ConvState st =
-      fused_route(*s, q.input_dtype(0), in->act, in->bias, in->residual, q.allow_tf32(), q.tactic(), SIZE_MAX);
+      fused_route(*s, q.input_dtype(0), in->act, in->bias, in->residual, q.allow_tf32(), q.tactic(), *available);
   return st.plan ? st.route.staging_bytes + workspace_size(*st.plan) : 0;
 }
 
@@ -355,9 +370,10 @@ std::vector<std::string> fused_conv_tactics(const KernelQuery& q, size_t limit) 
   Expected<FusedInputs> in = fused_inputs(q.node(), q.has_input(2), q.has_input(3));
   if (!s.is_ok() || !in.is_ok()) return {};
   std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), false, false);
-  if (!r) return {};
+  const std::optional<size_t> ws_limit = r ? cudnn_limit(q.workspace_limit(), r->staging_bytes) : std::nullopt;
+  if (!ws_limit) return {};
   r->spec.allow_tf32 = q.allow_tf32();
-  r->spec.workspace_limit = kMaxCudnnWorkspace;
+  r->spec.workspace_limit = *ws_limit;
   std::vector<std::string> out;
   const CudnnConvSpec fused = fused_spec(r->spec, in->act, in->bias, in->residual);
   if (fused.fused && cudnn_expresses(in->act)) {

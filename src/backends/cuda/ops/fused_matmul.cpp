@@ -38,7 +38,7 @@ Status supports_fused_matmul(const Node& node) {
   return epilogue_of(node, t).status();
 }
 
-size_t fused_workspace(const KernelQuery&) { return kCublasLtWorkspace; }
+size_t fused_workspace(const KernelQuery& q) { return cublaslt_workspace_bytes(q.workspace_limit()); }
 
 // The product as one cuBLASLt call with the epilogue, when one expresses it.
 std::optional<MatmulShape> fused_shape(const BatchedProduct& bp, DType t, bool tf32, bool has_bias, const Epilogue& e) {
@@ -60,7 +60,7 @@ std::vector<std::string> fused_tactics(const KernelQuery& q, size_t limit) {
   auto bp = plan_product(*a, *b, "FusedMatMul");
   if (!bp) return {};
   auto s = fused_shape(*bp, q.input_dtype(0), q.allow_tf32(), q.has_input(2), *e);
-  return s ? cublaslt_tactics(*s, limit) : std::vector<std::string>{};
+  return s ? cublaslt_tactics(*s, limit, cublaslt_workspace_bytes(q.workspace_limit())) : std::vector<std::string>{};
 }
 
 Status run_fused_matmul(KernelContext& ctx) {

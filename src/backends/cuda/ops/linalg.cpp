@@ -124,13 +124,13 @@ struct EinsumScratch {
   size_t a = 0, b = 0, y = 0, total = 0;
 };
 
-EinsumScratch scratch_for(const EinsumProduct& e, DType t) {
+EinsumScratch scratch_for(const EinsumProduct& e, DType t, size_t workspace_limit) {
   const size_t elem = dtype_storage_bytes(t, 1);
   EinsumScratch s;
   if (!is_identity(e.perm_a)) s.a = aligned(static_cast<size_t>(e.batch * e.m * e.k) * elem);
   if (!is_identity(e.perm_b)) s.b = aligned(static_cast<size_t>(e.batch * e.k * e.n) * elem);
   if (!is_identity(e.perm_y)) s.y = aligned(static_cast<size_t>(e.batch * e.m * e.n) * elem);
-  s.total = s.a + s.b + s.y + kCublasLtWorkspace;
+  s.total = s.a + s.b + s.y + cublaslt_workspace_bytes(workspace_limit);
   return s;
 }
 
@@ -158,11 +158,11 @@ size_t einsum_workspace(const KernelQuery& q) {
   auto plan = plan_einsum(q.node().attr_string("equation", ""), dims);
   if (!plan.is_ok()) return 0;
   const auto e = product_path(*plan, dims, q.input_dtype(0));
-  return e ? scratch_for(*e, q.input_dtype(0)).total : 0;
+  return e ? scratch_for(*e, q.input_dtype(0), q.workspace_limit()).total : 0;
 }
 
 Status run_einsum_product(KernelContext& ctx, const EinsumProduct& e, DType t) {
-  const EinsumScratch s = scratch_for(e, t);
+  const EinsumScratch s = scratch_for(e, t, ctx.workspace_limit());
   if (ctx.workspace_bytes() < s.total)
     return internal_error("Einsum: workspace of {} bytes, {} needed", ctx.workspace_bytes(), s.total);
   char* ws = static_cast<char*>(ctx.workspace());

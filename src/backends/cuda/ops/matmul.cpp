@@ -26,7 +26,9 @@ Status supports_matmul(const Node& node) {
   return Status::ok();
 }
 
-size_t cublaslt_workspace(const KernelQuery& q) { return cublaslt_dtype(q.input_dtype(0)) ? kCublasLtWorkspace : 0; }
+size_t cublaslt_workspace(const KernelQuery& q) {
+  return cublaslt_dtype(q.input_dtype(0)) ? cublaslt_workspace_bytes(q.workspace_limit()) : 0;
+}
 
 // cuBLASLt's candidate algorithms for a product that is one strided call.
 std::vector<std::string> matmul_tactics(const KernelQuery& q, size_t limit) {
@@ -35,7 +37,7 @@ std::vector<std::string> matmul_tactics(const KernelQuery& q, size_t limit) {
   auto bp = plan_product(*a, *b, "MatMul");
   if (!bp) return {};
   auto s = single_call_shape(*bp, q.input_dtype(0), q.allow_tf32());
-  return s ? cublaslt_tactics(*s, limit) : std::vector<std::string>{};
+  return s ? cublaslt_tactics(*s, limit, cublaslt_workspace_bytes(q.workspace_limit())) : std::vector<std::string>{};
 }
 
 Status run_matmul(KernelContext& ctx) {

@@ -89,7 +89,7 @@ int tactic_index(const std::string& tactic) {
 
 }  // namespace
 
-std::vector<std::string> cublaslt_tactics(const MatmulShape& s, size_t limit) {
+std::vector<std::string> cublaslt_tactics(const MatmulShape& s, size_t limit, size_t workspace_bytes) {
   // A handle of its own: tactics are listed while planning, outside any run.
   static std::mutex mu;
   static std::optional<CublasLt> handle;
@@ -99,7 +99,7 @@ std::vector<std::string> cublaslt_tactics(const MatmulShape& s, size_t limit) {
     if (!h) return {};
     handle.emplace(std::move(h).value());
   }
-  auto algos = matmul_algos(*handle, s, static_cast<int>(limit), kCublasLtWorkspace);
+  auto algos = matmul_algos(*handle, s, static_cast<int>(limit), workspace_bytes);
   std::vector<std::string> out;
   if (algos)
     for (size_t i = 0; i < algos->size(); ++i) out.push_back("cublaslt:" + std::to_string(i));
@@ -122,13 +122,14 @@ std::optional<MatmulShape> single_call_shape(const BatchedProduct& bp, DType t, 
 namespace {
 
 // The algorithm kept in ctx.state() for `s`, chosen on the plan's first run
-// (ctx.tactic()'s, or the heuristic's first); null when the heuristic has none.
-Expected<const MatmulAlgo*> chosen_algo(KernelContext& ctx, const CublasLt& lt, const MatmulShape& s) {
+// (ctx.tactic()'s, or the heuristic's first, among those fitting `ws` bytes
+// of workspace); null when the heuristic has none.
+Expected<const MatmulAlgo*> chosen_algo(KernelContext& ctx, const CublasLt& lt, const MatmulShape& s, size_t ws) {
   std::any& state = ctx.state();
   if (!state.has_value()) {
     CublasLtState chosen;
     const int index = tactic_index(ctx.tactic());
-    auto algos = matmul_algos(lt, s, index + 1, kCublasLtWorkspace);
+    auto algos = matmul_algos(lt, s, index + 1, ws);
     if (algos.is_ok() && static_cast<int>(algos->size()) > index) {
       chosen.algo = (*algos)[static_cast<size_t>(index)];
     } else if (algos.is_ok() || algos.status().code() != ErrorCode::kUnsupported) {
@@ -143,36 +144,42 @@ Expected<const MatmulAlgo*> chosen_algo(KernelContext& ctx, const CublasLt& lt, 
   return chosen->algo ? &*chosen->algo : nullptr;
 }
 
-Expected<const CublasLt*> checked_handle(KernelContext& ctx, size_t workspace_offset) {
+// The handle, after checking the layer's workspace holds `ws` bytes past `workspace_offset`.
+Expected<const CublasLt*> checked_handle(KernelContext& ctx, size_t workspace_offset, size_t ws) {
   KILN_ASSIGN_OR_RETURN(const CublasLt* lt, ctx.cublaslt());
-  if (ctx.workspace_bytes() < workspace_offset + kCublasLtWorkspace)
+  if (ctx.workspace_bytes() < workspace_offset + ws)
     return internal_error("{}: workspace of {} bytes, {} needed", ctx.node().label(), ctx.workspace_bytes(),
-                          workspace_offset + kCublasLtWorkspace);
+                          workspace_offset + ws);
   return lt;
+}
+
+void set_workspace(KernelContext& ctx, MatmulArgs& args, size_t workspace_offset, size_t ws) {
+  args.workspace = ws ? static_cast<char*>(ctx.workspace()) + workspace_offset : nullptr;
+  args.workspace_bytes = ws;
 }
 
 }  // namespace
 
 Status run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, bool cache, size_t workspace_offset) {
-  KILN_ASSIGN_OR_RETURN(const CublasLt* lt, checked_handle(ctx, workspace_offset));
-  args.workspace = static_cast<char*>(ctx.workspace()) + workspace_offset;
-  args.workspace_bytes = kCublasLtWorkspace;
+  const size_t ws = cublaslt_workspace_bytes(ctx.workspace_limit());
+  KILN_ASSIGN_OR_RETURN(const CublasLt* lt, checked_handle(ctx, workspace_offset, ws));
+  set_workspace(ctx, args, workspace_offset, ws);
   const MatmulAlgo* algo = nullptr;
   if (cache) {
-    KILN_ASSIGN_OR_RETURN(algo, chosen_algo(ctx, *lt, s));
+    KILN_ASSIGN_OR_RETURN(algo, chosen_algo(ctx, *lt, s, ws));
   }
   return launch_matmul(*lt, s, args, algo, ctx.stream());
 }
 
 Expected<bool> try_run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, size_t workspace_offset) {
-  KILN_ASSIGN_OR_RETURN(const CublasLt* lt, checked_handle(ctx, workspace_offset));
-  auto chosen = chosen_algo(ctx, *lt, s);
+  const size_t ws = cublaslt_workspace_bytes(ctx.workspace_limit());
+  KILN_ASSIGN_OR_RETURN(const CublasLt* lt, checked_handle(ctx, workspace_offset, ws));
+  auto chosen = chosen_algo(ctx, *lt, s, ws);
   if (!chosen.is_ok() && chosen.status().code() == ErrorCode::kUnsupported) return false;  // no such tactic here
   KILN_RETURN_IF_ERROR(chosen.status());
   const MatmulAlgo* algo = *chosen;
   if (!algo) return false;
-  args.workspace = static_cast<char*>(ctx.workspace()) + workspace_offset;
-  args.workspace_bytes = kCublasLtWorkspace;
+  set_workspace(ctx, args, workspace_offset, ws);
   Status st = launch_matmul(*lt, s, args, algo, ctx.stream());
   if (st.code() == ErrorCode::kUnsupported) return false;  // refused at launch (these operands' alignment, ...)
   KILN_RETURN_IF_ERROR(st);

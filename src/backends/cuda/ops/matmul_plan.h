@@ -18,6 +18,12 @@ namespace kiln::cuda {
 // cuBLASLt's scratch space for every op that calls it (its top algorithms fit).
 constexpr size_t kCublasLtWorkspace = 32 << 20;
 
+// cuBLASLt's scratch under an engine's workspace limit: its heuristic is asked
+// for algorithms that fit (CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES).
+inline size_t cublaslt_workspace_bytes(size_t workspace_limit) {
+  return workspace_limit < kCublasLtWorkspace ? workspace_limit : kCublasLtWorkspace;
+}
+
 // A [..., m, k] @ [..., k, n] with 1-D operands promoted as numpy does.
 struct BatchedProduct {
   int64_t m = 0, n = 0, k = 0;
@@ -37,8 +43,8 @@ bool cublaslt_dtype(DType t);
 
 // Runs the batched product (row-major, contiguous y) through cuBLASLt,
 // splitting the batch into an outer loop where one strided batch cannot
-// express the broadcast. Needs kCublasLtWorkspace of ctx.workspace() from
-// `workspace_offset` on.
+// express the broadcast. Needs cublaslt_workspace_bytes(ctx.workspace_limit())
+// of ctx.workspace() from `workspace_offset` on.
 Status run_cublaslt_product(KernelContext& ctx, const BatchedProduct& bp, DType t, const void* a, const void* b,
                             void* y, size_t workspace_offset = 0);
 
@@ -46,8 +52,9 @@ Status run_cublaslt_product(KernelContext& ctx, const BatchedProduct& bp, DType 
 std::optional<MatmulShape> single_call_shape(const BatchedProduct& bp, DType t, bool tf32);
 
 // Tactics of a cuBLASLt call: "cublaslt:<i>", the i-th algorithm of the
-// heuristic's list for the shape (at most `limit`).
-std::vector<std::string> cublaslt_tactics(const MatmulShape& s, size_t limit);
+// heuristic's list for the shape (at most `limit`) among those that need at
+// most `workspace_bytes`.
+std::vector<std::string> cublaslt_tactics(const MatmulShape& s, size_t limit, size_t workspace_bytes);
 
 // One cuBLASLt call with the algorithm kept in ctx.state() (chosen on the
 // plan's first run, for this op's single shape: ctx.tactic()'s, or the
