@@ -5,7 +5,7 @@
 # kernel benchmark and kiln against PyTorch on ResNet-50 and BERT-base, and
 # print a short summary table last. Logs go to $OUT (or /tmp/kiln-gpu). The
 # machine has no network: nothing is installed here.
-#   GPU_CHECK_STAGES  which stages run (default: all of "tests cpu-tests conformance models peer")
+#   GPU_CHECK_STAGES  which stages run (default: all of "tests cpu-tests conformance models bench peer profile kernels")
 #   KILN_TESTDATA     folder with node/ (Debian's libonnx-testdata node cases) and
 #                     models/ (../shared/models), carried to the machine (default .testdata)
 #   PEER_MODELS       the torch_peer.py model list (default resnet50:128,resnet50:1,bert:32,bert:1)
@@ -41,7 +41,7 @@ else
   exit 1
 fi
 
-stages=" ${GPU_CHECK_STAGES:-tests cpu-tests conformance models peer} "
+stages=" ${GPU_CHECK_STAGES:-tests cpu-tests conformance models bench peer profile kernels} "
 want() { [[ $stages == *" $1 "* ]]; }
 data=${KILN_TESTDATA:-.testdata}
 kiln=build-gpu/kiln
@@ -79,10 +79,42 @@ if want models; then
   grep -h '^FAIL' -A3 "$OUT"/models_cuda_*.txt | head -30
 fi
 
+if want bench; then
+  # kiln bench on every shared model: GPU compute time per inference (median),
+  # fp32 and fp16, CUDA graphs on, the inputs' dynamic dims at 1.
+  for model in "$data"/models/*/model.onnx; do
+    [[ -f $model ]] || continue
+    m=$(basename "$(dirname "$model")")
+    for prec in fp32 fp16; do
+      flags=(--backend cuda --useCudaGraph --noDataTransfers --duration 1)
+      [[ $prec == fp16 ]] && flags+=(--fp16)
+      "$kiln" bench "$model" "${flags[@]}" >"$OUT/bench_${m}_$prec.txt" 2>&1
+      ms=$(grep -oE 'compute_ms: median=[0-9.e+-]+' "$OUT/bench_${m}_$prec.txt" | cut -d= -f2)
+      row "bench $m $prec" "${ms:-FAILED} ms (GPU compute, median)"
+    done
+  done
+fi
+
 if want peer; then
   timeout "${PEER_TIMEOUT:-420}" python3 bench/torch_peer.py --kiln "$kiln" --out /tmp/kiln-peer \
     --models "${PEER_MODELS:-resnet50:128,resnet50:1,bert:32,bert:1}" 2>&1 | tee "$OUT/peer.txt" | grep -v -i -E "warning|torch.onnx.export\(|^ *$"
   row "torch peer" "exit $? (peer.txt)"
+fi
+
+if want profile; then
+  # Per-layer GPU times of the peer's engines (where the time goes).
+  for engine in /tmp/kiln-peer/*_b*.cold.kiln; do
+    [[ -f $engine ]] || continue
+    tag=$(basename "$engine" .cold.kiln)
+    batch=${tag##*_b}
+    case $tag in
+      bert*|gpt2*) shape="input_ids:${batch}x128" ;;
+      *) shape="input:${batch}x3x224x224" ;;
+    esac
+    "$kiln" bench --loadEngine "$engine" --shapes "$shape" --dumpProfile --iterations 50 --noDataTransfers \
+      --exportProfile "$OUT/profile_$tag.json" >"$OUT/profile_$tag.txt" 2>&1
+    row "profile $tag" "exit $? (profile_$tag.txt)"
+  done
 fi
 
 if [[ -x build-gpu/kiln_cuda_bench ]] && want kernels; then

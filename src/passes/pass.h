@@ -34,6 +34,7 @@ Status simplify_shape_arithmetic(Graph& graph, PassContext& ctx);
 Status fold_batch_norm_into_conv(Graph& graph, PassContext& ctx);
 Status fuse_conv_activation(Graph& graph, PassContext& ctx);
 Status eliminate_transposes(Graph& graph, PassContext& ctx);
+Status sink_transposes(Graph& graph, PassContext& ctx);
 Status eliminate_reshapes(Graph& graph, PassContext& ctx);
 
 // Lowers the ops that are safe in 16 bits to `target` (f16 or bf16), with

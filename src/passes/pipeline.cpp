@@ -16,6 +16,7 @@ const std::vector<PassInfo>& default_pipeline() {
       // After the BN fold: Conv -> BN -> Relu is Conv -> Relu by then.
       {"fuse_conv_activation", fuse_conv_activation},
       {"eliminate_transposes", eliminate_transposes},
+      {"sink_transposes", sink_transposes},
       {"eliminate_reshapes", eliminate_reshapes},
       {"eliminate_common_subexpressions", eliminate_common_subexpressions},
       {"eliminate_dead_nodes", eliminate_dead_nodes},

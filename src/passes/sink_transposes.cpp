@@ -1,0 +1,264 @@
+// sink_transposes: a Transpose read by an elementwise op moves below it, so
+// that it can meet the inverse Transpose further down and cancel
+// (eliminate_transposes composes the two into the identity). This is what
+// makes a channels-last region out of NHWC convolutions: each one is wrapped
+// in NCHW->NHWC and NHWC->NCHW Transposes, and the Relu / residual Add
+// between two convolutions would otherwise keep every pair apart.
+//
+//   %t: f32[1,4,4,2] = Transpose(%x) {perm=[0,2,3,1]}    %r_inner: f32[1,2,4,4] = Relu(%x)
+//   %u: f32[1,4,4,2] = Transpose(%y) {perm=[0,2,3,1]}    %s_inner: f32[1,2,4,4] = Add(%r_inner, %y)
+//   %r: f32[1,4,4,2] = Relu(%t)                      ->  %s: f32[1,4,4,2] = Transpose(%s_inner)
+//   %s: f32[1,4,4,2] = Add(%r, %u)                                          {perm=[0,2,3,1]}
+//   return %s                                            return %s
+//
+// An operand of a binary op may instead be a constant (permuted here), a
+// value broadcast from one element (left as it is), or a value at most 1/16
+// the output's size (a Transpose is put on it: a squeeze-excitation scale).
+// A Transpose only moves when every other reader of its output is itself a
+// Transpose (those compose with it), so the graph never holds more
+// transposes of large tensors than before. The op's output keeps its name:
+// the new Transpose below produces it.
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "ir/rewrite.h"
+#include "passes/pass.h"
+#include "passes/pass_util.h"
+
+namespace kiln {
+namespace {
+
+// Elementwise ops whose output element j reads only element j of each input.
+const std::set<std::string> kUnary = {
+    "Abs",  "Acos",        "Acosh",      "Asin",     "Asinh", "Atan",      "Atanh",   "Cast",
+    "Ceil", "Celu",        "Cos",        "Cosh",     "Elu",   "Erf",       "Exp",     "Floor",
+    "Gelu", "HardSigmoid", "HardSwish",  "IsInf",    "IsNaN", "LeakyRelu", "Log",     "Mish",
+    "Neg",  "Not",         "Reciprocal", "Relu",     "Round", "Selu",      "Sigmoid", "Sign",
+    "Sin",  "Sinh",        "Softplus",   "Softsign", "Sqrt",  "Tan",       "Tanh",    "ThresholdedRelu"};
+const std::set<std::string> kBinary = {
+    "Add",         "Sub", "Mul", "Div", "Pow",  "Max", "Min", "Equal", "Greater", "Less", "GreaterOrEqual",
+    "LessOrEqual", "And", "Or",  "Xor", "Where"};
+
+std::optional<std::vector<int64_t>> perm_of(const Node& t) {
+  if (!t.domain.empty() || t.op_type != "Transpose" || t.inputs.size() != 1 || !t.has_attr("perm")) return std::nullopt;
+  std::vector<int64_t> p = t.attr_ints("perm");
+  std::vector<bool> seen(p.size(), false);
+  for (int64_t a : p) {
+    if (a < 0 || a >= static_cast<int64_t>(p.size()) || seen[static_cast<size_t>(a)]) return std::nullopt;
+    seen[static_cast<size_t>(a)] = true;
+  }
+  return p;
+}
+
+std::vector<int64_t> inverse(const std::vector<int64_t>& p) {
+  std::vector<int64_t> inv(p.size());
+  for (size_t j = 0; j < p.size(); ++j) inv[static_cast<size_t>(p[j])] = static_cast<int64_t>(j);
+  return inv;
+}
+
+// Transpose(x, perm) has dims out[j] = in[perm[j]].
+Shape permuted(const Shape& s, const std::vector<int64_t>& perm) {
+  std::vector<Dim> d(perm.size());
+  for (size_t j = 0; j < perm.size(); ++j) d[j] = s[static_cast<size_t>(perm[j])];
+  return Shape(d);
+}
+
+// The constant transposed by `perm` (whole-byte dtypes; strings are not moved).
+std::optional<Tensor> permute_tensor(const Tensor& t, const std::vector<int64_t>& perm) {
+  if (dtype_is_packed(t.dtype()) || t.dtype() == DType::kString || t.rank() != static_cast<int64_t>(perm.size()))
+    return std::nullopt;
+  const size_t width = static_cast<size_t>(dtype_bits(t.dtype()) / 8);
+  std::vector<int64_t> out_dims(perm.size());
+  for (size_t j = 0; j < perm.size(); ++j) out_dims[j] = t.dim(perm[j]);
+  Tensor out(t.dtype(), out_dims);
+  std::vector<int64_t> in_stride(perm.size(), 1);
+  for (size_t i = perm.size(); i-- > 1;) in_stride[i - 1] = in_stride[i] * t.dim(static_cast<int64_t>(i));
+  const auto* src = static_cast<const uint8_t*>(t.raw());
+  auto* dst = static_cast<uint8_t*>(out.mutable_raw());
+  std::vector<int64_t> idx(perm.size(), 0);
+  for (int64_t k = 0; k < out.numel(); ++k) {
+    int64_t off = 0;
+    for (size_t j = 0; j < perm.size(); ++j) off += idx[j] * in_stride[static_cast<size_t>(perm[j])];
+    std::memcpy(dst + static_cast<size_t>(k) * width, src + static_cast<size_t>(off) * width, width);
+    for (size_t j = perm.size(); j-- > 0;) {
+      if (++idx[j] < out_dims[j]) break;
+      idx[j] = 0;
+    }
+  }
+  return out;
+}
+
+class Sinker {
+ public:
+  explicit Sinker(Graph& g) : g_(g) {}
+
+  // One sweep over the nodes; whether anything moved.
+  bool sweep() {
+    bool changed = false;
+    const size_t n = g_.nodes().size();
+    for (size_t i = 0; i < n; ++i) changed |= try_sink(*g_.nodes()[i]);
+    if (changed) sort_topologically();
+    return changed;
+  }
+
+ private:
+  // How operand `v` of the rewritten op is read: from under a Transpose of
+  // the same perm, as it is (one element), permuted (a constant), or through
+  // a new Transpose (a small value).
+  struct Operand {
+    Value* source = nullptr;
+    Node* transpose = nullptr;  // the Transpose it came from
+    std::optional<Tensor> constant;
+    bool add_transpose = false;
+  };
+
+  // Whether every reader of `t`'s output other than `op` is a Transpose.
+  bool others_are_transposes(const Node& t, const Node& op) const {
+    for (const Node* u : g_.users(t.outputs[0]))
+      if (u != &op && !perm_of(*u)) return false;
+    return !is_graph_output(g_, t.outputs[0]);
+  }
+
+  std::optional<Operand> operand(Value* v, const Node& op, const std::vector<int64_t>& perm, int64_t out_numel) {
+    Operand o;
+    if (Node* t = v->producer; t && perm_of(*t) == perm) {
+      // A Transpose of a Transpose composes first (eliminate_transposes).
+      const Value* in = t->input(0);
+      if (in && in->producer && perm_of(*in->producer)) return std::nullopt;
+      if (!others_are_transposes(*t, op)) return std::nullopt;
+      o.source = t->inputs[0];
+      o.transpose = t;
+      return o;
+    }
+    if (!v->type.is_tensor() || !v->type.shape.has_rank()) return std::nullopt;
+    std::optional<int64_t> numel = v->type.shape.numel();
+    if (numel && *numel == 1) {  // broadcasts the same in any layout
+      o.source = v;
+      return o;
+    }
+    if (v->type.shape.rank() != static_cast<int64_t>(perm.size())) return std::nullopt;
+    if (v->constant) {
+      o.constant = permute_tensor(*v->constant, inverse(perm));
+      if (!o.constant) return std::nullopt;
+      o.source = v;
+      return o;
+    }
+    if (!numel || out_numel < 0 || *numel * 16 > out_numel) return std::nullopt;
+    o.source = v;
+    o.add_transpose = true;
+    return o;
+  }
+
+  bool try_sink(Node& op) {
+    if (!op.domain.empty() || op.outputs.size() != 1 || !op.outputs[0]) return false;
+    const bool unary = kUnary.count(op.op_type) != 0;
+    if (!unary && !kBinary.count(op.op_type)) return false;
+    const size_t arity = unary ? 1 : op.inputs.size();
+    // The perm comes from the first operand that is a Transpose.
+    std::optional<std::vector<int64_t>> perm;
+    for (size_t i = 0; i < arity && !perm; ++i)
+      if (op.input(i) && op.input(i)->producer) perm = perm_of(*op.input(i)->producer);
+    if (!perm) return false;
+    Value* out = op.outputs[0];
+    if (!out->type.is_tensor() || out->type.shape.rank() != static_cast<int64_t>(perm->size())) return false;
+    const int64_t out_numel = out->type.shape.numel().value_or(-1);
+
+    std::vector<Operand> ops;
+    for (size_t i = 0; i < arity; ++i) {
+      if (!op.input(i)) return false;
+      std::optional<Operand> o = operand(op.input(i), op, *perm, out_numel);
+      if (!o) return false;
+      ops.push_back(std::move(*o));
+    }
+    // Clip's bounds and the like (inputs past the first of a unary op) must be scalars.
+    for (size_t i = arity; i < op.inputs.size(); ++i) {
+      const Value* b = op.input(i);
+      if (b && (!b->type.shape.has_rank() || b->type.shape.numel().value_or(2) != 1)) return false;
+    }
+
+    const std::vector<int64_t> inv = inverse(*perm);
+    for (size_t i = 0; i < arity; ++i) {
+      Operand& o = ops[i];
+      if (o.constant) {
+        op.inputs[i] = pass_util::add_constant(g_, op.input(i)->name, std::move(*o.constant));
+      } else if (o.add_transpose) {
+        Node* t = g_.add_node("Transpose");
+        t->attrs["perm"] = Attribute::of_ints(inv);
+        t->inputs = {o.source};
+        Value* moved = g_.add_value(g_.unique_name(o.source->name + "_permuted"),
+                                    Type::tensor(o.source->type.dtype, permuted(o.source->type.shape, inv)));
+        t->outputs = {moved};
+        moved->producer = t;
+        moved->producer_output = 0;
+        op.inputs[i] = moved;
+      } else {
+        op.inputs[i] = o.source;
+      }
+    }
+    // The op now computes in the untransposed layout; a Transpose below it
+    // produces its old output.
+    Value* inner = g_.add_value(g_.unique_name(out->name + "_inner"),
+                                Type::tensor(out->type.dtype, permuted(out->type.shape, inv)));
+    op.outputs[0] = inner;
+    inner->producer = &op;
+    inner->producer_output = 0;
+    Node* t = g_.add_node("Transpose");
+    t->attrs["perm"] = Attribute::of_ints(*perm);
+    t->inputs = {inner};
+    t->outputs = {out};
+    out->producer = t;
+    out->producer_output = 0;
+    return true;
+  }
+
+  // Kahn's order, stable in the current order (new nodes were appended).
+  void sort_topologically() {
+    auto& nodes = g_.mutable_nodes();
+    std::map<const Value*, Node*> producer;
+    for (auto& n : nodes)
+      for (Value* v : n->outputs)
+        if (v) producer[v] = n.get();
+    std::set<const Node*> placed;
+    std::vector<std::unique_ptr<Node>> sorted;
+    std::vector<std::unique_ptr<Node>> pending = std::move(nodes);
+    while (!pending.empty()) {
+      bool progress = false;
+      for (auto& n : pending) {
+        if (!n) continue;
+        bool ready = true;
+        for (Value* v : n->inputs) {
+          auto it = v ? producer.find(v) : producer.end();
+          if (it != producer.end() && it->second != n.get() && !placed.count(it->second)) ready = false;
+        }
+        if (!ready) continue;
+        placed.insert(n.get());
+        sorted.push_back(std::move(n));
+        progress = true;
+      }
+      std::erase_if(pending, [](const auto& n) { return !n; });
+      if (!progress) {  // a cycle cannot arise from sinking; keep whatever is left in order
+        for (auto& n : pending) sorted.push_back(std::move(n));
+        break;
+      }
+    }
+    nodes = std::move(sorted);
+  }
+
+  Graph& g_;
+};
+
+}  // namespace
+
+Status sink_transposes(Graph& graph, PassContext& ctx) {
+  Sinker sinker(graph);
+  // Each sweep moves transposes strictly further down; cancelling pairs in
+  // between frees the next ones (their other readers were the cancelled pair).
+  for (int round = 0; round < 64 && sinker.sweep(); ++round) {
+    KILN_RETURN_IF_ERROR(eliminate_transposes(graph, ctx));
+    KILN_RETURN_IF_ERROR(eliminate_dead_nodes(graph, ctx));
+  }
+  return Status::ok();
+}
+
+}  // namespace kiln
