@@ -32,4 +32,9 @@ Tensor float_tensor(DType dtype, std::vector<int64_t> dims, const std::vector<do
 // when `out` is a graph output, whose name must keep being produced.
 bool forward(Graph& g, Value* out, Value* in, std::set<const Node*>& removed, const Node* node);
 
+// Reorders the nodes so each comes after the producers of its inputs,
+// keeping the current order where it already is one (passes append new nodes
+// at the end and call this once).
+void sort_topologically(Graph& g);
+
 }  // namespace kiln::pass_util
