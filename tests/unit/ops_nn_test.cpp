@@ -107,6 +107,44 @@ TEST(NnInfer, ConvRejectsKernelShapeThatDiffersFromWeight) {
   EXPECT_NE(t.infer(n).find("kernel_shape 5 differs"), std::string::npos);
 }
 
+// kiln::FusedConv: Conv's output, an activation it knows, a residual of that shape.
+Node* fused_conv(NnGraph& t, std::vector<int64_t> z_dims, std::map<std::string, Attribute> attrs) {
+  Node* n = t.op("FusedConv",
+                 {t.input("x", DType::kF32, {1, 2, 4, 4}), t.input("w", DType::kF32, {3, 2, 1, 1}), nullptr,
+                  t.input("z", DType::kF32, Dims(z_dims.begin(), z_dims.end()))},
+                 1, std::move(attrs));
+  n->domain = "kiln";
+  n->opset = 0;
+  return n;
+}
+
+TEST(NnInfer, FusedConvInfersConvOutputAndChecksResidualAndActivation) {
+  NnGraph a;
+  EXPECT_EQ(a.infer(fused_conv(a, {1, 3, 4, 4}, {{"activation", str("Silu")}})), "f32[1,3,4,4]");
+  NnGraph b;
+  EXPECT_EQ(b.infer(fused_conv(b, {1, 3, 4, 1}, {})),
+            "error: FusedConv: residual Z has shape [1,3,4,1], the convolution's output [1,3,4,4]");
+  NnGraph c;
+  EXPECT_EQ(c.infer(fused_conv(c, {1, 3, 4, 4}, {{"activation", str("Gelu")}})),
+            "error: FusedConv: activation 'Gelu' is not one of '', Relu, Clip, Sigmoid, Silu");
+  NnGraph d;
+  EXPECT_EQ(d.infer(fused_conv(d, {1, 3, 4, 4}, {{"activation", str("Clip")}})),
+            "error: FusedConv: activation 'Clip' takes 2 activation_params, got 0");
+}
+
+// y = clip(conv + b + z, 0, 6): conv {-4, 2, 6} + 1 + {1, -10, 0} = {-2, -7, 7}.
+TEST(NnKernel, FusedConvAddsBiasAndResidualThenClips) {
+  NnGraph t;
+  Node* n = t.op("FusedConv",
+                 {t.input("x", DType::kF32, {1, 1, 1, 3}), t.input("w", DType::kF32, {1, 1, 1, 1}),
+                  t.input("b", DType::kF32, {1}), t.input("z", DType::kF32, {1, 1, 1, 3})},
+                 1, {{"activation", str("Clip")}, {"activation_params", Attribute::of_floats({0.f, 6.f})}});
+  n->domain = "kiln";
+  Tensor y =
+      t.run({f32({1, 1, 1, 3}, {-2, 1, 3}), f32({1, 1, 1, 1}, {2}), f32({1}, {1}), f32({1, 1, 1, 3}, {1, -10, 0})});
+  EXPECT_EQ(values(y), (std::vector<float>{0, 0, 6}));
+}
+
 TEST(NnInfer, ConvTransposeOutputPaddingAndGroups) {
   NnGraph t;
   Value* x = t.input("x", DType::kF32, {sym("b"), 4, 5, 5});

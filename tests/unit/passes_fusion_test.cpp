@@ -44,8 +44,8 @@ TEST(FuseConvActivation, FusesResidualAddAndRelu) {
 // MobileNetV2's ReLU6: Clip with constant bounds becomes activation_params.
 TEST(FuseConvActivation, FusesClipWithConstantBounds) {
   std::string out = fuse(std::string("graph main(%x: f32[1,2,4,4]) {\n") + kWeights +
-                         "  %lo: f32 = const f32{0}\n"
-                         "  %hi: f32 = const f32{6}\n"
+                         "  %lo: f32[] = const f32[]{0}\n"
+                         "  %hi: f32[] = const f32[]{6}\n"
                          "  %c: f32[1,2,4,4] = Conv(%x, %w, %b)\n"
                          "  %y: f32[1,2,4,4] = Clip(%c, %lo, %hi)\n"
                          "  return %y\n"
@@ -123,8 +123,8 @@ TEST(FuseConvActivation, LeavesAnAddWhoseOtherOperandBroadcasts) {
 }
 
 TEST(FuseConvActivation, LeavesAClipWithARuntimeBound) {
-  expect_unchanged(std::string("graph main(%x: f32[1,2,4,4], %hi: f32) {\n") + kWeights +
-                   "  %lo: f32 = const f32{0}\n"
+  expect_unchanged(std::string("graph main(%x: f32[1,2,4,4], %hi: f32[]) {\n") + kWeights +
+                   "  %lo: f32[] = const f32[]{0}\n"
                    "  %c: f32[1,2,4,4] = Conv(%x, %w, %b)\n"
                    "  %y: f32[1,2,4,4] = Clip(%c, %lo, %hi)\n"
                    "  return %y\n"
@@ -197,7 +197,7 @@ TEST(FuseConvActivation, FusedGraphMatchesTheUnfusedOneOnTheCpu) {
   const std::string tail = "  return %y\n}\n";
   expect_fused_matches_unfused(residual_graph() + "  %y: f32[2,4,5,6] = Relu(%s)\n" + tail, "Relu");
   expect_fused_matches_unfused(residual_graph() +
-                                   "  %lo: f32 = const f32{-0.5}\n  %hi: f32 = const f32{0.75}\n"
+                                   "  %lo: f32[] = const f32[]{-0.5}\n  %hi: f32[] = const f32[]{0.75}\n"
                                    "  %y: f32[2,4,5,6] = Clip(%s, %lo, %hi)\n" +
                                    tail,
                                "Clip");

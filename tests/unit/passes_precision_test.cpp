@@ -54,5 +54,22 @@ TEST(AssignPrecision, ResizeScalesAndIntegerInputsKeepTheirTypes) {
             "}\n");
 }
 
+// kiln::FusedConv (another domain) is on the list; its residual Z is lowered with X.
+TEST(AssignPrecision, FusedConvGoesTo16BitsResidualIncluded) {
+  EXPECT_EQ(lowered("graph main(%x: f32[1,1,2,2], %id: f32[1,1,2,2]) {\n"
+                    "  %w: f32[1,1,1,1] = const f32[1,1,1,1]{2}\n"
+                    "  %y: f32[1,1,2,2] = kiln.FusedConv(%x, %w, _, %id) {activation=\"Relu\"}\n"
+                    "  return %y\n"
+                    "}\n"),
+            "graph main(%x: f32[1,1,2,2], %id: f32[1,1,2,2]) {\n"
+            "  %w_lp: f16[1,1,1,1] = const f16[1,1,1,1]{2}\n"
+            "  %x_lp: f16[1,1,2,2] = Cast(%x) {to=10}\n"
+            "  %id_lp: f16[1,1,2,2] = Cast(%id) {to=10}\n"
+            "  %y_lp: f16[1,1,2,2] = kiln.FusedConv(%x_lp, %w_lp, _, %id_lp) {activation=\"Relu\"}\n"
+            "  %y: f32[1,1,2,2] = Cast(%y_lp) {to=1}\n"
+            "  return %y\n"
+            "}\n");
+}
+
 }  // namespace
 }  // namespace kiln

@@ -380,7 +380,9 @@ std::vector<std::string> fused_conv_tactics(const KernelQuery& q, size_t limit) 
   std::vector<std::string> out;
   const CudnnConvSpec fused = fused_spec(r->spec, in->act, in->bias, in->residual);
   if (fused.fused && cudnn_expresses(in->act)) {
-    const int n = cudnn_conv_engine_count(fused, static_cast<int>(limit));
+    // At most half the candidates (one at least): runtime fusion engines
+    // compile at plan time, and the plain convolution's best stay in the race.
+    const int n = cudnn_conv_engine_count(fused, static_cast<int>(std::max<size_t>(1, limit / 2)));
     for (int i = 0; i < n; ++i) out.push_back(std::string(kFusedPrefix) + std::to_string(i));
   }
   CudnnConvSpec plain = r->spec;

@@ -291,10 +291,6 @@ Status add_epilogue(const CudnnConvSpec& s, const Descriptor& conv_out, const st
   return Status::ok();
 }
 
-}  // namespace
-
-namespace {
-
 // The operation graph of one convolution: X [N, C, in], W, Y [N, M, out];
 // ConvTranspose is the backward data of the forward convolution from Y to X.
 Expected<Descriptor> make_graph(cudnnHandle_t handle, const CudnnConvSpec& s, std::vector<Descriptor>& parts) {
