@@ -92,6 +92,7 @@ Status assign_conv_layout(Graph& graph, PassContext& ctx) {
     y->producer = back;
     y->producer_output = 0;
     n->attrs["channels_last"] = Attribute::of_int(1);
+    n->metadata["kiln.layout"] = "NHWC";
   }
   pass_util::sort_topologically(graph);
   // The pairs between consecutive convolutions cancel at once; those split by
