@@ -80,8 +80,8 @@ Status assign_conv_layout(Graph& graph, PassContext& ctx) {
     n->inputs[1] = w_nhwc;
     if (n->input(3)) n->inputs[3] = transpose(graph, n->inputs[3], kToNhwc, "_nhwc");
     Value* y = n->outputs[0];
-    Value* y_nhwc =
-        graph.add_value(graph.unique_name(y->name + "_nhwc"), Type::tensor(y->type.dtype, permuted(y->type.shape, kToNhwc)));
+    Value* y_nhwc = graph.add_value(graph.unique_name(y->name + "_nhwc"),
+                                    Type::tensor(y->type.dtype, permuted(y->type.shape, kToNhwc)));
     n->outputs[0] = y_nhwc;
     y_nhwc->producer = n;
     y_nhwc->producer_output = 0;

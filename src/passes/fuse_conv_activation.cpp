@@ -129,7 +129,8 @@ void rewrite(Match& m) {
   std::string fused = "Conv";
   if (m.z) fused += "+Add";
   if (m.act.kind == Kind::kSilu) fused += "+Sigmoid+Mul";
-  if (m.act.kind != Kind::kNone && m.act.kind != Kind::kSilu) fused += std::string("+") + FusedActivation::name(m.act.kind);
+  if (m.act.kind != Kind::kNone && m.act.kind != Kind::kSilu)
+    fused += std::string("+") + FusedActivation::name(m.act.kind);
   f.metadata["kiln.fused"] = fused;
 }
 

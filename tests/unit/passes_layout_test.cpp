@@ -104,7 +104,6 @@ TEST(SinkTransposes, StaysBesideALargeOperand) {
   EXPECT_EQ(sink(text), text);
 }
 
-
 // ---- assign_conv_layout ----
 
 namespace layout {
@@ -123,7 +122,7 @@ const char* kTwoLayers =
     "graph main(%x: f16[1,2,3,3]) {\n"
     "  %w: f16[2,2,1,1] = const f16[2,2,1,1]{1,2,3,4}\n"
     "  %a: f16[1,2,3,3] = kiln.FusedConv(%x, %w) {activation=\"Relu\"}\n"
-    "  %y: f16[1,2,3,3] = kiln.FusedConv(%a, %w, %a) {activation=\"Relu\"}\n"
+    "  %y: f16[1,2,3,3] = kiln.FusedConv(%a, %w, _, %a) {activation=\"Relu\"}\n"
     "  return %y\n"
     "}\n";
 
@@ -134,7 +133,7 @@ TEST(AssignConvLayout, RunsConsecutiveLayersChannelsLast) {
             "  %w_nhwc: f16[2,1,1,2] = const f16[2,1,1,2]{1,2,3,4}\n"
             "  %x_nhwc: f16[1,3,3,2] = Transpose(%x) {perm=[0,2,3,1]}\n"
             "  %a_nhwc: f16[1,3,3,2] = kiln.FusedConv(%x_nhwc, %w_nhwc) {activation=\"Relu\", channels_last=1}\n"
-            "  %y_nhwc: f16[1,3,3,2] = kiln.FusedConv(%a_nhwc, %w_nhwc, %a_nhwc) {activation=\"Relu\", "
+            "  %y_nhwc: f16[1,3,3,2] = kiln.FusedConv(%a_nhwc, %w_nhwc, _, %a_nhwc) {activation=\"Relu\", "
             "channels_last=1}\n"
             "  %y: f16[1,2,3,3] = Transpose(%y_nhwc) {perm=[0,3,1,2]}\n"
             "  return %y\n"
@@ -175,9 +174,13 @@ TEST(AssignConvLayout, ChannelsLastGraphMatchesNchwOnTheCpu) {
   for (int i = 0; i < 4 * 4; ++i) w2 += fmt::format("{}{}", i ? "," : "", ((i * 5) % 7 - 3) * 0.25);
   const std::string text =
       "graph main(%x: f16[2,3,7,6]) {\n"
-      "  %w1: f16[4,3,3,3] = const f16[4,3,3,3]{" + w1 + "}\n"
+      "  %w1: f16[4,3,3,3] = const f16[4,3,3,3]{" +
+      w1 +
+      "}\n"
       "  %b1: f16[4] = const f16[4]{0.5,-1,0.25,2}\n"
-      "  %w2: f16[4,4,1,1] = const f16[4,4,1,1]{" + w2 + "}\n"
+      "  %w2: f16[4,4,1,1] = const f16[4,4,1,1]{" +
+      w2 +
+      "}\n"
       "  %a: f16[2,4,4,3] = kiln.FusedConv(%x, %w1, %b1) {activation=\"Relu\", pads=[1,1,1,1], strides=[2,2]}\n"
       "  %y: f16[2,4,4,3] = kiln.FusedConv(%a, %w2, %b1, %a) {activation=\"Silu\"}\n"
       "  return %y\n"

@@ -360,8 +360,8 @@ size_t fused_conv_workspace(const KernelQuery& q) {
   Expected<ConvShape> s = conv_shape(q.node(), nchw_dims(*x, nhwc), nchw_dims(*w, nhwc), false);
   Expected<FusedInputs> in = fused_inputs(q.node(), q.has_input(2), q.has_input(3));
   if (!s.is_ok() || !in.is_ok()) return 0;
-  ConvState st = fused_route(*s, q.input_dtype(0), in->act, in->bias, in->residual, q.allow_tf32(), nhwc, q.tactic(),
-                             SIZE_MAX);
+  ConvState st =
+      fused_route(*s, q.input_dtype(0), in->act, in->bias, in->residual, q.allow_tf32(), nhwc, q.tactic(), SIZE_MAX);
   return st.plan ? st.route.staging_bytes + workspace_size(*st.plan) : 0;
 }
 

@@ -277,8 +277,8 @@ Status add_epilogue(const CudnnConvSpec& s, const Descriptor& conv_out, const st
     if (last) {
       KILN_ASSIGN_OR_RETURN(out, make_tensor(kUidY, type, y_dims, false, s.channels_last));
     } else {
-      KILN_ASSIGN_OR_RETURN(out,
-                            make_tensor(kUidVirtual + 1 + static_cast<int64_t>(i), CUDNN_DATA_FLOAT, y_dims, true, s.channels_last));
+      KILN_ASSIGN_OR_RETURN(
+          out, make_tensor(kUidVirtual + 1 + static_cast<int64_t>(i), CUDNN_DATA_FLOAT, y_dims, true, s.channels_last));
     }
     KILN_ASSIGN_OR_RETURN(Descriptor op,
                           make_pointwise(steps[i].mode, s, *in, operand.get() ? &operand : nullptr, out, parts));
@@ -298,9 +298,11 @@ Expected<Descriptor> make_graph(cudnnHandle_t handle, const CudnnConvSpec& s, st
   const WindowGeometry& g = s.g;
   const std::vector<int64_t> w_head = s.transpose ? std::vector<int64_t>{g.in_channels, g.out_channels / g.group}
                                                   : std::vector<int64_t>{g.out_channels, g.in_channels / g.group};
-  KILN_ASSIGN_OR_RETURN(Descriptor x,
-                        make_tensor(kUidX, type, concat({g.batch, g.in_channels}, spatial_of(g.in, s.spatial)), false, s.channels_last));
-  KILN_ASSIGN_OR_RETURN(Descriptor w, make_tensor(kUidW, type, concat(w_head, spatial_of(g.kernel, s.spatial)), false, s.channels_last));
+  KILN_ASSIGN_OR_RETURN(
+      Descriptor x,
+      make_tensor(kUidX, type, concat({g.batch, g.in_channels}, spatial_of(g.in, s.spatial)), false, s.channels_last));
+  KILN_ASSIGN_OR_RETURN(
+      Descriptor w, make_tensor(kUidW, type, concat(w_head, spatial_of(g.kernel, s.spatial)), false, s.channels_last));
   const std::vector<int64_t> y_dims = concat({g.batch, g.out_channels}, spatial_of(g.out, s.spatial));
   const bool fused = s.fused && !s.transpose;
   KILN_ASSIGN_OR_RETURN(Descriptor y, fused ? make_tensor(kUidVirtual, CUDNN_DATA_FLOAT, y_dims, true, s.channels_last)
