@@ -110,6 +110,11 @@ struct LayerInfo {
   // time in ms; empty when the kernel has one implementation or none was timed.
   std::string tactic;
   float tactic_ms = 0;
+  // The model's ops this layer computes, when a pass fused several
+  // ("Conv+Add+Relu"); empty for a layer that is one op of the model.
+  std::string fused;
+  // The data layout of its activations when not the ONNX one ("NHWC").
+  std::string layout;
 };
 
 // What an engine needs in memory, as the builder planned it (TensorRT's

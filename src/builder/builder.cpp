@@ -89,6 +89,11 @@ Expected<std::vector<uint8_t>> build_engine(const Model& model, const BuildConfi
     model.graph->erase_nodes_if([](const Node&) { return false; });  // drops the f32 weights now unread
   }
   if (config.backend == "cuda") {
+    KILN_RETURN_IF_ERROR(
+        in_phase(config, "assigning layouts", [&] { return assign_conv_layout(*model.graph, passes); }));
+    model.graph->erase_nodes_if([](const Node&) { return false; });  // drops the NCHW weights now unread
+  }
+  if (config.backend == "cuda") {
 #ifdef KILN_WITH_CUDA
     // Every node the GPU cannot run, named at once (unless allowed on the host).
     KILN_RETURN_IF_ERROR(cuda::check_graph_supported(*model.graph, config.allow_cpu_fallback, nullptr));

@@ -84,6 +84,33 @@ Tensor Tensor::bitcast(DType same_width) const {
   return t;
 }
 
+Tensor Tensor::transposed(const std::vector<int64_t>& perm) const {
+  if (dtype_is_packed(dtype_) || dtype_ == DType::kString || perm.size() != dims_.size()) return Tensor();
+  std::vector<bool> seen(perm.size(), false);
+  for (int64_t a : perm) {
+    if (a < 0 || a >= rank() || seen[static_cast<size_t>(a)]) return Tensor();
+    seen[static_cast<size_t>(a)] = true;
+  }
+  const size_t width = static_cast<size_t>(dtype_bits(dtype_) / 8);
+  std::vector<int64_t> out_dims(perm.size()), in_stride(perm.size(), 1);
+  for (size_t j = 0; j < perm.size(); ++j) out_dims[j] = dims_[static_cast<size_t>(perm[j])];
+  for (size_t i = perm.size(); i-- > 1;) in_stride[i - 1] = in_stride[i] * dims_[i];
+  Tensor out(dtype_, out_dims);
+  const auto* src = static_cast<const uint8_t*>(raw());
+  auto* dst = static_cast<uint8_t*>(out.mutable_raw());
+  std::vector<int64_t> idx(perm.size(), 0);
+  for (int64_t k = 0; k < out.numel(); ++k) {
+    int64_t off = 0;
+    for (size_t j = 0; j < perm.size(); ++j) off += idx[j] * in_stride[static_cast<size_t>(perm[j])];
+    std::memcpy(dst + static_cast<size_t>(k) * width, src + static_cast<size_t>(off) * width, width);
+    for (size_t j = perm.size(); j-- > 0;) {
+      if (++idx[j] < out_dims[j]) break;
+      idx[j] = 0;
+    }
+  }
+  return out;
+}
+
 Tensor Tensor::clone() const {
   Tensor t(dtype_, dims_);
   if (dtype_ == DType::kString) {

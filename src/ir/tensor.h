@@ -65,6 +65,9 @@ class Tensor {
   Tensor bitcast(DType same_width) const;
   // A deep copy that owns its storage.
   Tensor clone() const;
+  // A copy with dims out[j] = dims[perm[j]] (ONNX Transpose); whole-byte
+  // dtypes only (an invalid Tensor for strings, packed dtypes or a bad perm).
+  Tensor transposed(const std::vector<int64_t>& perm) const;
   // Integer contents widened to int64 (for shape-like inputs); error for non-integer types.
   Expected<std::vector<int64_t>> to_i64_vector() const;
   // Element i as double (numeric dtypes, used for printing and comparison).

@@ -82,9 +82,39 @@ Status infer_conv(InferContext& ctx) {
 
 // kiln::FusedConv(X, W, B?, Z?): Y = act(Conv(X, W, B) + Z), Z of Y's shape
 // and dtype (see fused_activation.h for the activations).
+// channels_last=1 (set by the CUDA build's layout pass): X [N, H, W, C],
+// W [K, R, S, C/group], Y and Z [N, H', W', K]; 2-D only.
+Status infer_channels_last_conv(InferContext& ctx) {
+  const Shape &xs = ctx.input_shape(0), &ws = ctx.input_shape(1);
+  const DType dtype = ctx.input_dtype(0);
+  if (!xs.has_rank() || !ws.has_rank()) {
+    ctx.set_output(0, dtype, Shape());
+    return Status::ok();
+  }
+  if (xs.rank() != 4 || ws.rank() != 4)
+    return invalid_model("FusedConv: channels_last takes X [N,H,W,C] and W [K,R,S,C/group], got {} and {}",
+                         xs.to_string(), ws.to_string());
+  const int64_t group = ctx.attr_int("group", 1);
+  const Dim &c = xs[3], &wc = ws[3];
+  if (group < 1 || (c.is_fixed() && wc.is_fixed() && c.value != wc.value * group))
+    return invalid_model("FusedConv: input has {} channels but the weight expects {} x group {}", c.to_string(),
+                         wc.to_string(), group);
+  std::vector<int64_t> kernel;
+  if (ws[1].is_fixed() && ws[2].is_fixed()) kernel = {ws[1].value, ws[2].value};
+  KILN_ASSIGN_OR_RETURN(WindowAttrs a, read_window_attrs(ctx.node(), 2, std::move(kernel)));
+  KILN_ASSIGN_OR_RETURN(Dim h, window_dim_symbolic(a, 0, xs[1]));
+  KILN_ASSIGN_OR_RETURN(Dim w, window_dim_symbolic(a, 1, xs[2]));
+  ctx.set_output(0, dtype, Shape(Dims{xs[0], h, w, ws[0]}));
+  return Status::ok();
+}
+
 Status infer_fused_conv(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(read_fused_activation(ctx.node()).status());
-  KILN_RETURN_IF_ERROR(infer_conv(ctx));
+  if (ctx.attr_int("channels_last", 0) != 0) {
+    KILN_RETURN_IF_ERROR(infer_channels_last_conv(ctx));
+  } else {
+    KILN_RETURN_IF_ERROR(infer_conv(ctx));
+  }
   if (!ctx.has_input(3)) return Status::ok();
   const Type& z = ctx.input_type(3);
   if (z.dtype != DType::kUndefined && ctx.input_dtype(0) != DType::kUndefined && z.dtype != ctx.input_dtype(0))

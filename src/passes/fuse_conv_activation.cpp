@@ -125,6 +125,13 @@ void rewrite(Match& m) {
   f.attrs = conv.attrs;
   if (m.act.kind != Kind::kNone) f.attrs["activation"] = Attribute::of_string(FusedActivation::name(m.act.kind));
   if (m.act.kind == Kind::kClip) f.attrs["activation_params"] = Attribute::of_floats({m.act.lo, m.act.hi});
+  // What `kiln inspect` shows as the layer's fused ops.
+  std::string fused = "Conv";
+  if (m.z) fused += "+Add";
+  if (m.act.kind == Kind::kSilu) fused += "+Sigmoid+Mul";
+  if (m.act.kind != Kind::kNone && m.act.kind != Kind::kSilu)
+    fused += std::string("+") + FusedActivation::name(m.act.kind);
+  f.metadata["kiln.fused"] = fused;
 }
 
 }  // namespace

@@ -45,6 +45,10 @@ Status fuse_matmul_bias_activation(Graph& graph, PassContext& ctx);
 // Casts at the borders; run by the builder for --fp16 / --bf16 on cuda.
 Status assign_precision(Graph& graph, DType target);
 
+// On the CUDA backend after assign_precision: 2-D 16-bit kiln::FusedConv
+// layers compute channels-last, with the Transposes between them cancelled.
+Status assign_conv_layout(Graph& graph, PassContext& ctx);
+
 // The default pipeline, in order.
 const std::vector<PassInfo>& default_pipeline();
 // Runs `passes` in order; stops at the first error.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "ir/half.h"
 #include "ir/rewrite.h"
@@ -96,6 +97,37 @@ bool forward(Graph& g, Value* out, Value* in, std::set<const Node*>& removed, co
   replace_uses(g, out, in);
   removed.insert(node);
   return true;
+}
+
+void sort_topologically(Graph& g) {
+  auto& nodes = g.mutable_nodes();
+  std::map<const Value*, const Node*> producer;
+  for (auto& n : nodes)
+    for (Value* v : n->outputs)
+      if (v) producer[v] = n.get();
+  std::set<const Node*> placed;
+  std::vector<std::unique_ptr<Node>> sorted;
+  std::vector<std::unique_ptr<Node>> pending = std::move(nodes);
+  while (!pending.empty()) {
+    bool progress = false;
+    for (auto& n : pending) {
+      bool ready = true;
+      for (Value* v : n->inputs) {
+        auto it = v ? producer.find(v) : producer.end();
+        if (it != producer.end() && it->second != n.get() && !placed.count(it->second)) ready = false;
+      }
+      if (!ready) continue;
+      placed.insert(n.get());
+      sorted.push_back(std::move(n));
+      progress = true;
+    }
+    std::erase_if(pending, [](const auto& n) { return !n; });
+    if (!progress) {  // a cycle: leave the rest as it was
+      for (auto& n : pending) sorted.push_back(std::move(n));
+      break;
+    }
+  }
+  nodes = std::move(sorted);
 }
 
 }  // namespace kiln::pass_util

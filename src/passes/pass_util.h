@@ -47,4 +47,9 @@ Node* insert_node_before(Graph& g, const Node* before, const std::string& op_typ
 // when `out` is a graph output, whose name must keep being produced.
 bool forward(Graph& g, Value* out, Value* in, std::set<const Node*>& removed, const Node* node);
 
+// Reorders the nodes so each comes after the producers of its inputs,
+// keeping the current order where it already is one (passes append new nodes
+// at the end and call this once).
+void sort_topologically(Graph& g);
+
 }  // namespace kiln::pass_util

@@ -18,8 +18,6 @@
 // Transpose (those compose with it), so the graph never holds more
 // transposes of large tensors than before. The op's output keeps its name:
 // the new Transpose below produces it.
-#include <cstring>
-#include <map>
 #include <set>
 
 #include "ir/rewrite.h"
@@ -64,31 +62,6 @@ Shape permuted(const Shape& s, const std::vector<int64_t>& perm) {
   return Shape(d);
 }
 
-// The constant transposed by `perm` (whole-byte dtypes; strings are not moved).
-std::optional<Tensor> permute_tensor(const Tensor& t, const std::vector<int64_t>& perm) {
-  if (dtype_is_packed(t.dtype()) || t.dtype() == DType::kString || t.rank() != static_cast<int64_t>(perm.size()))
-    return std::nullopt;
-  const size_t width = static_cast<size_t>(dtype_bits(t.dtype()) / 8);
-  std::vector<int64_t> out_dims(perm.size());
-  for (size_t j = 0; j < perm.size(); ++j) out_dims[j] = t.dim(perm[j]);
-  Tensor out(t.dtype(), out_dims);
-  std::vector<int64_t> in_stride(perm.size(), 1);
-  for (size_t i = perm.size(); i-- > 1;) in_stride[i - 1] = in_stride[i] * t.dim(static_cast<int64_t>(i));
-  const auto* src = static_cast<const uint8_t*>(t.raw());
-  auto* dst = static_cast<uint8_t*>(out.mutable_raw());
-  std::vector<int64_t> idx(perm.size(), 0);
-  for (int64_t k = 0; k < out.numel(); ++k) {
-    int64_t off = 0;
-    for (size_t j = 0; j < perm.size(); ++j) off += idx[j] * in_stride[static_cast<size_t>(perm[j])];
-    std::memcpy(dst + static_cast<size_t>(k) * width, src + static_cast<size_t>(off) * width, width);
-    for (size_t j = perm.size(); j-- > 0;) {
-      if (++idx[j] < out_dims[j]) break;
-      idx[j] = 0;
-    }
-  }
-  return out;
-}
-
 class Sinker {
  public:
   explicit Sinker(Graph& g) : g_(g) {}
@@ -98,7 +71,7 @@ class Sinker {
     bool changed = false;
     const size_t n = g_.nodes().size();
     for (size_t i = 0; i < n; ++i) changed |= try_sink(*g_.nodes()[i]);
-    if (changed) sort_topologically();
+    if (changed) pass_util::sort_topologically(g_);
     return changed;
   }
 
@@ -139,8 +112,8 @@ class Sinker {
     }
     if (v->type.shape.rank() != static_cast<int64_t>(perm.size())) return std::nullopt;
     if (v->constant) {
-      o.constant = permute_tensor(*v->constant, inverse(perm));
-      if (!o.constant) return std::nullopt;
+      o.constant = v->constant->transposed(inverse(perm));
+      if (!o.constant->is_valid()) return std::nullopt;
       o.source = v;
       return o;
     }
@@ -210,39 +183,6 @@ class Sinker {
     out->producer = t;
     out->producer_output = 0;
     return true;
-  }
-
-  // Kahn's order, stable in the current order (new nodes were appended).
-  void sort_topologically() {
-    auto& nodes = g_.mutable_nodes();
-    std::map<const Value*, Node*> producer;
-    for (auto& n : nodes)
-      for (Value* v : n->outputs)
-        if (v) producer[v] = n.get();
-    std::set<const Node*> placed;
-    std::vector<std::unique_ptr<Node>> sorted;
-    std::vector<std::unique_ptr<Node>> pending = std::move(nodes);
-    while (!pending.empty()) {
-      bool progress = false;
-      for (auto& n : pending) {
-        if (!n) continue;
-        bool ready = true;
-        for (Value* v : n->inputs) {
-          auto it = v ? producer.find(v) : producer.end();
-          if (it != producer.end() && it->second != n.get() && !placed.count(it->second)) ready = false;
-        }
-        if (!ready) continue;
-        placed.insert(n.get());
-        sorted.push_back(std::move(n));
-        progress = true;
-      }
-      std::erase_if(pending, [](const auto& n) { return !n; });
-      if (!progress) {  // a cycle cannot arise from sinking; keep whatever is left in order
-        for (auto& n : pending) sorted.push_back(std::move(n));
-        break;
-      }
-    }
-    nodes = std::move(sorted);
   }
 
   Graph& g_;

@@ -239,6 +239,8 @@ Expected<LayerInfo> Engine::layer_info(int index) const {
   if (info.precision.empty() && !info.outputs.empty()) info.precision = std::string(dtype_name(info.outputs[0].dtype));
   info.tactic = meta("kiln.tactic");
   if (std::string ms = meta("kiln.tactic_ms"); !ms.empty()) info.tactic_ms = std::strtof(ms.c_str(), nullptr);
+  info.fused = meta("kiln.fused");
+  info.layout = meta("kiln.layout");
   return info;
 }
 

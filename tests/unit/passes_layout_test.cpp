@@ -1,6 +1,12 @@
-// sink_transposes, before and after, as IR text.
+// sink_transposes and assign_conv_layout, before and after, as IR text; the
+// channels-last graph against the NCHW one on the CPU.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <random>
+
+#include "backends/cpu/cpu_executor.h"
 #include "ir/parser.h"
 #include "ir/printer.h"
 #include "passes/pass.h"
@@ -98,5 +104,103 @@ TEST(SinkTransposes, StaysBesideALargeOperand) {
   EXPECT_EQ(sink(text), text);
 }
 
+// ---- assign_conv_layout ----
+
+namespace layout {
+
+std::string assign(const std::string& text) {
+  auto g = parse_graph(text);
+  if (!g) return g.status().to_string();
+  PassContext ctx;
+  Status st = assign_conv_layout(**g, ctx);
+  if (!st.is_ok()) return st.to_string();
+  return print_graph(**g);
+}
+
+// Two f16 layers and a residual: one Transpose in (x), one out (y), none between.
+const char* kTwoLayers =
+    "graph main(%x: f16[1,2,3,3]) {\n"
+    "  %w: f16[2,2,1,1] = const f16[2,2,1,1]{1,2,3,4}\n"
+    "  %a: f16[1,2,3,3] = kiln.FusedConv(%x, %w) {activation=\"Relu\"}\n"
+    "  %y: f16[1,2,3,3] = kiln.FusedConv(%a, %w, _, %a) {activation=\"Relu\"}\n"
+    "  return %y\n"
+    "}\n";
+
+TEST(AssignConvLayout, RunsConsecutiveLayersChannelsLast) {
+  const std::string out = assign(kTwoLayers);
+  EXPECT_EQ(out,
+            "graph main(%x: f16[1,2,3,3]) {\n"
+            "  %w_nhwc: f16[2,1,1,2] = const f16[2,1,1,2]{1,2,3,4}\n"
+            "  %x_nhwc: f16[1,3,3,2] = Transpose(%x) {perm=[0,2,3,1]}\n"
+            "  %a_nhwc: f16[1,3,3,2] = kiln.FusedConv(%x_nhwc, %w_nhwc) {activation=\"Relu\", channels_last=1}\n"
+            "  %y_nhwc: f16[1,3,3,2] = kiln.FusedConv(%a_nhwc, %w_nhwc, _, %a_nhwc) {activation=\"Relu\", "
+            "channels_last=1}\n"
+            "  %y: f16[1,2,3,3] = Transpose(%y_nhwc) {perm=[0,3,1,2]}\n"
+            "  return %y\n"
+            "}\n");
+}
+
+TEST(AssignConvLayout, LeavesF32AndGroupedLayers) {
+  const char* f32 =
+      "graph main(%x: f32[1,2,3,3]) {\n"
+      "  %w: f32[2,2,1,1] = const f32[2,2,1,1]{1,2,3,4}\n"
+      "  %y: f32[1,2,3,3] = kiln.FusedConv(%x, %w) {activation=\"Relu\"}\n"
+      "  return %y\n"
+      "}\n";
+  EXPECT_EQ(assign(f32), f32);
+  const char* grouped =
+      "graph main(%x: f16[1,2,3,3]) {\n"
+      "  %w: f16[2,1,1,1] = const f16[2,1,1,1]{1,2}\n"
+      "  %y: f16[1,2,3,3] = kiln.FusedConv(%x, %w) {group=2}\n"
+      "  return %y\n"
+      "}\n";
+  EXPECT_EQ(assign(grouped), grouped);
+}
+
+Tensor random_f16(std::vector<int64_t> dims, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  Tensor t(DType::kF16, std::move(dims));
+  auto* p = t.mutable_data<uint16_t>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = f32_to_f16(u(rng));
+  return t;
+}
+
+// The channels-last graph computes exactly what the NCHW one does on the CPU
+// (a 3x3 layer with pads and stride, then a residual layer).
+TEST(AssignConvLayout, ChannelsLastGraphMatchesNchwOnTheCpu) {
+  std::string w1, w2;
+  for (int i = 0; i < 4 * 3 * 3 * 3; ++i) w1 += fmt::format("{}{}", i ? "," : "", ((i * 7) % 11 - 5) * 0.125);
+  for (int i = 0; i < 4 * 4; ++i) w2 += fmt::format("{}{}", i ? "," : "", ((i * 5) % 7 - 3) * 0.25);
+  const std::string text =
+      "graph main(%x: f16[2,3,7,6]) {\n"
+      "  %w1: f16[4,3,3,3] = const f16[4,3,3,3]{" +
+      w1 +
+      "}\n"
+      "  %b1: f16[4] = const f16[4]{0.5,-1,0.25,2}\n"
+      "  %w2: f16[4,4,1,1] = const f16[4,4,1,1]{" +
+      w2 +
+      "}\n"
+      "  %a: f16[2,4,4,3] = kiln.FusedConv(%x, %w1, %b1) {activation=\"Relu\", pads=[1,1,1,1], strides=[2,2]}\n"
+      "  %y: f16[2,4,4,3] = kiln.FusedConv(%a, %w2, %b1, %a) {activation=\"Silu\"}\n"
+      "  return %y\n"
+      "}\n";
+  auto g = parse_graph(text);
+  ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+  const Tensor x = random_f16({2, 3, 7, 6}, 3);
+  auto before = run_graph_on_cpu(**g, {RunValue::of(x)});
+  ASSERT_TRUE(before.is_ok()) << before.status().to_string();
+  PassContext ctx;
+  ASSERT_TRUE(assign_conv_layout(**g, ctx).is_ok());
+  const std::string nhwc = print_graph(**g);
+  ASSERT_NE(nhwc.find("channels_last=1"), std::string::npos) << nhwc;
+  auto after = run_graph_on_cpu(**g, {RunValue::of(x)});
+  ASSERT_TRUE(after.is_ok()) << after.status().to_string();
+  const Tensor &b = (*before)[0].tensor, &a = (*after)[0].tensor;
+  ASSERT_EQ(a.dims(), b.dims());
+  EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << nhwc;
+}
+
+}  // namespace layout
 }  // namespace
 }  // namespace kiln

@@ -57,6 +57,8 @@ int inspect_engine(const std::string& path, bool json) {
                         {"precision", l.precision},
                         {"tactic", l.tactic},
                         {"tacticMs", l.tactic_ms},
+                        {"fused", l.fused},
+                        {"layout", l.layout},
                         {"outputs", outs}});
     }
     std::cout << nlohmann::json{{"engine", path},
@@ -93,11 +95,13 @@ int inspect_engine(const std::string& path, bool json) {
                  mem.profiles[p].activation_bytes_opt, mem.profiles[p].activation_bytes_max,
                  mem.profiles[p].workspace_bytes);
   fmt::print("\nlayers ({})\n", infos.size());
-  fmt::print("  {:<32} {:<20} {:<10} {:<16} {}\n", "name", "op", "precision", "tactic (ms)", "output");
+  fmt::print("  {:<32} {:<20} {:<10} {:<6} {:<16} {:<20} {}\n", "name", "op", "precision", "layout", "tactic (ms)",
+             "fused", "output");
   for (const auto& l : infos) {
     std::string tactic = l.tactic.empty() ? "-" : fmt::format("{} ({:.3f})", l.tactic, l.tactic_ms);
     std::string precision = l.precision.substr(0, l.precision.find(':'));
-    fmt::print("  {:<32} {:<20} {:<10} {:<16} {}\n", l.name, l.op_type, precision, tactic,
+    fmt::print("  {:<32} {:<20} {:<10} {:<6} {:<16} {:<20} {}\n", l.name, l.op_type, precision,
+               l.layout.empty() ? "-" : l.layout, tactic, l.fused.empty() ? "-" : l.fused,
                l.outputs.empty() ? "" : shape_text(l.outputs[0]));
   }
   return kExitOk;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "backends/cpu/cpu_kernel.h"
 #include "backends/cpu/dtype_dispatch.h"
@@ -69,15 +70,15 @@ void conv_loops(const WindowPlan& p, int64_t out_channels, int64_t group, XAt x_
 }
 
 // Conv, and kiln::FusedConv's y = act(conv + b + z): the sum and the
-// activation in double, rounded once.
-Status run_conv_with_epilogue(CpuKernelContext& ctx, const char* op, const Tensor* z, const FusedActivation& act) {
-  const Tensor& x = ctx.input(0);
-  const Tensor& w = ctx.input(1);
-  int64_t group = ctx.node().attr_int("group", 1);
-  KILN_ASSIGN_OR_RETURN(WindowPlan p, plan_window(ctx.node(), x.dims(), weight_kernel(w)));
+// activation in double, rounded once. `x`, `w`, `z` are NCHW; `alloc` gives
+// the output of the dims it is asked for.
+template <typename Alloc>
+Status conv_with_epilogue(const Node& node, const char* op, const Tensor& x, const Tensor& w, const Tensor* b,
+                          const Tensor* z, const FusedActivation& act, Alloc alloc) {
+  int64_t group = node.attr_int("group", 1);
+  KILN_ASSIGN_OR_RETURN(WindowPlan p, plan_window(node, x.dims(), weight_kernel(w)));
   KILN_RETURN_IF_ERROR(check_conv_shapes(p, w, group, op));
   int64_t m_count = w.dim(0);
-  const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
   if (b && b->numel() != m_count)
     return invalid_model("{}: bias has {} values for {} output channels", op, b->numel(), m_count);
   std::vector<int64_t> dims{p.batch, m_count};
@@ -85,7 +86,7 @@ Status run_conv_with_epilogue(CpuKernelContext& ctx, const char* op, const Tenso
   if (z && (z->dims() != dims || z->dtype() != x.dtype()))
     return invalid_model("{}: residual Z is {}[{}], the convolution's output {}[{}]", op, dtype_name(z->dtype()),
                          fmt::join(z->dims(), ","), dtype_name(x.dtype()), fmt::join(dims, ","));
-  Tensor& y = ctx.allocate_output(0, dims);
+  Tensor& y = alloc(dims);
   return visit_dtype(x.dtype(), kFloatTypes, [&]<typename T>() {
     const T* xd = x.data<T>();
     const T* wd = w.data<T>();
@@ -106,11 +107,38 @@ Status run_conv_with_epilogue(CpuKernelContext& ctx, const char* op, const Tenso
   });
 }
 
-Status run_conv(CpuKernelContext& ctx) { return run_conv_with_epilogue(ctx, "Conv", nullptr, FusedActivation{}); }
+Status run_conv(CpuKernelContext& ctx) {
+  return conv_with_epilogue(ctx.node(), "Conv", ctx.input(0), ctx.input(1), ctx.has_input(2) ? &ctx.input(2) : nullptr,
+                            nullptr, FusedActivation{},
+                            [&](std::vector<int64_t> dims) -> Tensor& { return ctx.allocate_output(0, dims); });
+}
 
+// channels_last=1: X, Z and Y are [N,H,W,C], W [K,R,S,C/group]; the
+// reference transposes them to NCHW around the same loops.
 Status run_fused_conv(CpuKernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(FusedActivation act, read_fused_activation(ctx.node()));
-  return run_conv_with_epilogue(ctx, "FusedConv", ctx.has_input(3) ? &ctx.input(3) : nullptr, act);
+  const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+  const Tensor* z = ctx.has_input(3) ? &ctx.input(3) : nullptr;
+  if (ctx.node().attr_int("channels_last", 0) == 0)
+    return conv_with_epilogue(ctx.node(), "FusedConv", ctx.input(0), ctx.input(1), b, z, act,
+                              [&](std::vector<int64_t> dims) -> Tensor& { return ctx.allocate_output(0, dims); });
+  const std::vector<int64_t> to_nchw = {0, 3, 1, 2}, to_nhwc = {0, 2, 3, 1};
+  for (size_t i : {size_t(0), size_t(1), size_t(3)})
+    if (ctx.has_input(i) && ctx.input(i).rank() != 4)
+      return invalid_model("FusedConv: channels_last takes 4-D tensors, input {} is {}-D", i, ctx.input(i).rank());
+  const Tensor x = ctx.input(0).transposed(to_nchw), w = ctx.input(1).transposed(to_nchw);
+  Tensor z_nchw;
+  if (z) z_nchw = z->transposed(to_nchw);
+  Tensor y_nchw;
+  KILN_RETURN_IF_ERROR(conv_with_epilogue(ctx.node(), "FusedConv", x, w, b, z ? &z_nchw : nullptr, act,
+                                          [&](std::vector<int64_t> dims) -> Tensor& {
+                                            y_nchw = Tensor(x.dtype(), std::move(dims));
+                                            return y_nchw;
+                                          }));
+  Tensor y = y_nchw.transposed(to_nhwc);
+  Tensor& out = ctx.allocate_output(0, y.dims());
+  std::memcpy(out.mutable_raw(), y.raw(), y.nbytes());
+  return Status::ok();
 }
 
 // Reads 8-bit integer tensors (u8 or i8) widened to int32.

@@ -261,6 +261,20 @@ Status supports_float_conv(const Node& node) {
 
 // ---- kiln::FusedConv: y = act(conv(x, w) + b + z) ----
 //
+// channels_last=1 (assign_conv_layout): X, Y, Z are [N, H, W, C] and W is
+// [K, R, S, C/group]; cuDNN reads them through NHWC strides, and the
+// geometry comes from the same dims in NCHW order.
+
+bool channels_last(const Node& node) { return node.attr_int("channels_last", 0) != 0; }
+
+// [N, H, W, C] -> [N, C, H, W] for the geometry (any rank: the last dim moves to 1).
+std::vector<int64_t> nchw_dims(const std::vector<int64_t>& d, bool from_channels_last) {
+  if (!from_channels_last || d.size() < 3) return d;
+  std::vector<int64_t> out{d[0], d.back()};
+  out.insert(out.end(), d.begin() + 1, d.end() - 1);
+  return out;
+}
+//
 // Tactics "cudnn_fused:<i>" run one cuDNN graph with the whole epilogue (the
 // i-th usable engine of the fused graph; runtime fusion engines mostly want
 // NHWC and 16-bit types, so NCHW graphs often get none); "cudnn:<i>" run the
@@ -313,10 +327,12 @@ FusedTactic parse_fused_tactic(const std::string& tactic) {
 // The cuDNN route and plan of a FusedConv for `tactic`, with a workspace of
 // at most `available` bytes beyond the route's staging (SIZE_MAX: unbounded).
 ConvState fused_route(const ConvShape& s, DType dtype, const FusedActivation& act, bool bias, bool residual,
-                      bool allow_tf32, const std::string& tactic, size_t available) {
+                      bool allow_tf32, bool nhwc, const std::string& tactic, size_t available) {
   std::optional<CudnnRoute> r = cudnn_route(s, dtype, false, false);
-  if (!r) return {};
+  // The staged (asymmetric pads) route copies NCHW planes: channels-last has none.
+  if (!r || (nhwc && r->staging != CudnnRoute::Staging::kNone)) return {};
   r->spec.allow_tf32 = allow_tf32;
+  r->spec.channels_last = nhwc;
   const FusedTactic t = parse_fused_tactic(tactic);
   auto plan_within = [&](CudnnConvSpec spec) {
     spec.workspace_limit = kMaxCudnnWorkspace;
@@ -352,27 +368,31 @@ Expected<FusedInputs> fused_inputs(const Node& node, bool bias, bool residual) {
 size_t fused_conv_workspace(const KernelQuery& q) {
   const std::vector<int64_t>*x = q.input_dims(0), *w = q.input_dims(1);
   if (!x || !w) return 0;
-  Expected<ConvShape> s = conv_shape(q.node(), *x, *w, false);
+  const bool nhwc = channels_last(q.node());
+  Expected<ConvShape> s = conv_shape(q.node(), nchw_dims(*x, nhwc), nchw_dims(*w, nhwc), false);
   Expected<FusedInputs> in = fused_inputs(q.node(), q.has_input(2), q.has_input(3));
   if (!s.is_ok() || !in.is_ok()) return 0;
   std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), false, false);
   const std::optional<size_t> available = r ? cudnn_limit(q.workspace_limit(), r->staging_bytes) : std::nullopt;
   if (!available) return 0;
   ConvState st =
-      fused_route(*s, q.input_dtype(0), in->act, in->bias, in->residual, q.allow_tf32(), q.tactic(), *available);
+      fused_route(*s, q.input_dtype(0), in->act, in->bias, in->residual, q.allow_tf32(), nhwc, q.tactic(), *available);
   return st.plan ? st.route.staging_bytes + workspace_size(*st.plan) : 0;
 }
 
 std::vector<std::string> fused_conv_tactics(const KernelQuery& q, size_t limit) {
   const std::vector<int64_t>*x = q.input_dims(0), *w = q.input_dims(1);
   if (!x || !w) return {};
-  Expected<ConvShape> s = conv_shape(q.node(), *x, *w, false);
+  const bool nhwc = channels_last(q.node());
+  Expected<ConvShape> s = conv_shape(q.node(), nchw_dims(*x, nhwc), nchw_dims(*w, nhwc), false);
   Expected<FusedInputs> in = fused_inputs(q.node(), q.has_input(2), q.has_input(3));
   if (!s.is_ok() || !in.is_ok()) return {};
   std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), false, false);
+  if (nhwc && r && r->staging != CudnnRoute::Staging::kNone) return {};
   const std::optional<size_t> ws_limit = r ? cudnn_limit(q.workspace_limit(), r->staging_bytes) : std::nullopt;
   if (!ws_limit) return {};
   r->spec.allow_tf32 = q.allow_tf32();
+  r->spec.channels_last = nhwc;
   r->spec.workspace_limit = *ws_limit;
   std::vector<std::string> out;
   const CudnnConvSpec fused = fused_spec(r->spec, in->act, in->bias, in->residual);
@@ -391,7 +411,8 @@ std::vector<std::string> fused_conv_tactics(const KernelQuery& q, size_t limit) 
 
 Status run_fused_conv(KernelContext& ctx) {
   const DeviceTensor &x = ctx.input(0), &w = ctx.input(1), &y = ctx.output(0);
-  KILN_ASSIGN_OR_RETURN(ConvShape s, conv_shape(ctx.node(), x.dims, w.dims, false));
+  const bool nhwc = channels_last(ctx.node());
+  KILN_ASSIGN_OR_RETURN(ConvShape s, conv_shape(ctx.node(), nchw_dims(x.dims, nhwc), nchw_dims(w.dims, nhwc), false));
   KILN_ASSIGN_OR_RETURN(const void* bias, checked_bias(ctx, s));
   KILN_ASSIGN_OR_RETURN(FusedInputs in, fused_inputs(ctx.node(), ctx.has_input(2), ctx.has_input(3)));
   const void* z = nullptr;
@@ -408,7 +429,7 @@ Status run_fused_conv(KernelContext& ctx) {
     ConvState st;
     std::optional<CudnnRoute> r = cudnn_route(s, x.dtype, false, false);
     if (r && ctx.workspace_bytes() >= r->staging_bytes)
-      st = fused_route(s, x.dtype, in.act, in.bias, in.residual, ctx.allow_tf32(), ctx.tactic(),
+      st = fused_route(s, x.dtype, in.act, in.bias, in.residual, ctx.allow_tf32(), nhwc, ctx.tactic(),
                        ctx.workspace_bytes() - r->staging_bytes);
     state = std::move(st);
   }
@@ -417,7 +438,10 @@ Status run_fused_conv(KernelContext& ctx) {
   e.dtype = y.dtype;
   e.y = y.data;
   e.z = z;
-  e.batch = s.g.batch, e.channels = s.g.out_channels, e.inner = s.g.out_size();
+  // Channels-last: channel c of element i is i % C (inner 1, batch N*H*W).
+  e.batch = nhwc ? s.g.batch * s.g.out_size() : s.g.batch;
+  e.channels = s.g.out_channels;
+  e.inner = nhwc ? 1 : s.g.out_size();
   e.act = epilogue_activation(in.act);
   e.lo = in.act.lo, e.hi = in.act.hi;
   void* ws = ctx.workspace();
@@ -427,6 +451,9 @@ Status run_fused_conv(KernelContext& ctx) {
   if (cudnn_ok) {
     KILN_RETURN_IF_ERROR(run_cudnn_conv(ctx, decided, s.g, nullptr));
     e.bias = bias;
+  } else if (nhwc) {
+    return unsupported("FusedConv {}: no cuDNN engine for the channels-last convolution (kiln's direct kernel is NCHW)",
+                       ctx.node().label());
   } else {
     DirectConvParams p;
     p.dtype = x.dtype;

@@ -80,14 +80,26 @@ std::vector<int64_t> spatial_of(const int64_t (&a)[3], int spatial) {
   return spatial == 3 ? std::vector<int64_t>{a[0], a[1], a[2]} : std::vector<int64_t>{a[1], a[2]};
 }
 
-Expected<Descriptor> make_tensor(int64_t uid, cudnnDataType_t type, std::vector<int64_t> dims,
-                                 bool is_virtual = false) {
+// dims are always [N, C, spatial...] (cuDNN's logical order); channels_last
+// lays the tensor out as [N, spatial..., C] through the strides.
+Expected<Descriptor> make_tensor(int64_t uid, cudnnDataType_t type, std::vector<int64_t> dims, bool is_virtual = false,
+                                 bool channels_last = false) {
   KILN_ASSIGN_OR_RETURN(Descriptor t, create(CUDNN_BACKEND_TENSOR_DESCRIPTOR));
   std::vector<int64_t> strides(dims.size());
   int64_t stride = 1;
-  for (size_t i = dims.size(); i-- > 0;) {
-    strides[i] = stride;
-    stride *= dims[i];
+  if (channels_last && dims.size() >= 3) {
+    strides[1] = 1;
+    stride = dims[1];
+    for (size_t i = dims.size(); i-- > 2;) {
+      strides[i] = stride;
+      stride *= dims[i];
+    }
+    strides[0] = stride;
+  } else {
+    for (size_t i = dims.size(); i-- > 0;) {
+      strides[i] = stride;
+      stride *= dims[i];
+    }
   }
   const int64_t n = static_cast<int64_t>(dims.size());
   KILN_RETURN_IF_ERROR(set(t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &type));
@@ -191,8 +203,8 @@ std::string CudnnConvSpec::key() const {
                      fmt::join(g.out, ","), fmt::join(g.kernel, ","), fmt::join(g.stride, ","),
                      fmt::join(g.dilation, ","), fmt::join(g.pad_begin, ","), fmt::join(g.pad_end, ","),
                      workspace_limit) +
-         fmt::format("|e{}|f{}{}{}{}:{}", engine_index, fused, fused_bias, fused_residual, static_cast<int>(activation),
-                     clip_hi);
+         fmt::format("|e{}|f{}{}{}{}:{}|nhwc{}", engine_index, fused, fused_bias, fused_residual,
+                     static_cast<int>(activation), clip_hi, channels_last);
 }
 
 namespace {
@@ -257,16 +269,16 @@ Status add_epilogue(const CudnnConvSpec& s, const Descriptor& conv_out, const st
     const bool last = i + 1 == steps.size();
     Descriptor operand;
     if (steps[i].operand_uid == kUidBias) {
-      KILN_ASSIGN_OR_RETURN(operand, make_tensor(kUidBias, type, bias_dims));
+      KILN_ASSIGN_OR_RETURN(operand, make_tensor(kUidBias, type, bias_dims, false, s.channels_last));
     } else if (steps[i].operand_uid == kUidZ) {
-      KILN_ASSIGN_OR_RETURN(operand, make_tensor(kUidZ, type, y_dims));
+      KILN_ASSIGN_OR_RETURN(operand, make_tensor(kUidZ, type, y_dims, false, s.channels_last));
     }
     Descriptor out;
     if (last) {
-      KILN_ASSIGN_OR_RETURN(out, make_tensor(kUidY, type, y_dims));
+      KILN_ASSIGN_OR_RETURN(out, make_tensor(kUidY, type, y_dims, false, s.channels_last));
     } else {
-      KILN_ASSIGN_OR_RETURN(out,
-                            make_tensor(kUidVirtual + 1 + static_cast<int64_t>(i), CUDNN_DATA_FLOAT, y_dims, true));
+      KILN_ASSIGN_OR_RETURN(
+          out, make_tensor(kUidVirtual + 1 + static_cast<int64_t>(i), CUDNN_DATA_FLOAT, y_dims, true, s.channels_last));
     }
     KILN_ASSIGN_OR_RETURN(Descriptor op,
                           make_pointwise(steps[i].mode, s, *in, operand.get() ? &operand : nullptr, out, parts));
@@ -286,13 +298,15 @@ Expected<Descriptor> make_graph(cudnnHandle_t handle, const CudnnConvSpec& s, st
   const WindowGeometry& g = s.g;
   const std::vector<int64_t> w_head = s.transpose ? std::vector<int64_t>{g.in_channels, g.out_channels / g.group}
                                                   : std::vector<int64_t>{g.out_channels, g.in_channels / g.group};
-  KILN_ASSIGN_OR_RETURN(Descriptor x,
-                        make_tensor(kUidX, type, concat({g.batch, g.in_channels}, spatial_of(g.in, s.spatial))));
-  KILN_ASSIGN_OR_RETURN(Descriptor w, make_tensor(kUidW, type, concat(w_head, spatial_of(g.kernel, s.spatial))));
+  KILN_ASSIGN_OR_RETURN(
+      Descriptor x,
+      make_tensor(kUidX, type, concat({g.batch, g.in_channels}, spatial_of(g.in, s.spatial)), false, s.channels_last));
+  KILN_ASSIGN_OR_RETURN(
+      Descriptor w, make_tensor(kUidW, type, concat(w_head, spatial_of(g.kernel, s.spatial)), false, s.channels_last));
   const std::vector<int64_t> y_dims = concat({g.batch, g.out_channels}, spatial_of(g.out, s.spatial));
   const bool fused = s.fused && !s.transpose;
-  KILN_ASSIGN_OR_RETURN(Descriptor y, fused ? make_tensor(kUidVirtual, CUDNN_DATA_FLOAT, y_dims, true)
-                                            : make_tensor(kUidY, type, y_dims));
+  KILN_ASSIGN_OR_RETURN(Descriptor y, fused ? make_tensor(kUidVirtual, CUDNN_DATA_FLOAT, y_dims, true, s.channels_last)
+                                            : make_tensor(kUidY, type, y_dims, false, s.channels_last));
   KILN_ASSIGN_OR_RETURN(Descriptor conv, make_convolution(s));
   const float alpha = 1.f, beta = s.accumulate ? 1.f : 0.f;
   Descriptor op;

@@ -38,6 +38,8 @@ struct CudnnConvSpec {
   bool fused_residual = false;
   EpilogueActivation activation = EpilogueActivation::kNone;
   float clip_hi = 0;
+  // X, W, Y (and Z) are laid out [N, spatial..., C] (W: [K, spatial..., C/group]).
+  bool channels_last = false;
 
   std::string key() const;
 };

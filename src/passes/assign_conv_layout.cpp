@@ -1,0 +1,105 @@
+// assign_conv_layout: on the CUDA backend, 2-D 16-bit convolutions compute
+// channels-last (NHWC), the layout the tensor cores and cuDNN's fused
+// engines want; in NCHW, cuDNN transposes inside every convolution. Each
+// kiln::FusedConv gets channels_last=1 with its weight permuted to
+// [K, R, S, C] here, once, and Transposes around it; sink_transposes and
+// eliminate_transposes then cancel the pairs between consecutive layers, so
+// a ResNet runs NHWC from its stem to its pooling head.
+//
+//   %y: f16[1,8,4,4] = kiln.FusedConv(%x, %w, %b)   ->   %x_nhwc: f16[1,4,4,3] = Transpose(%x) {perm=[0,2,3,1]}
+//                                                         %w_nhwc: f16[8,3,3,3] = const ...
+//                                                         %y_nhwc: f16[1,4,4,8] = kiln.FusedConv(%x_nhwc,
+//                                                              %w_nhwc, %b) {channels_last=1}
+//                                                         %y: f16[1,8,4,4] = Transpose(%y_nhwc) {perm=[0,3,1,2]}
+//
+// A convolution stays NCHW when its weight is not a constant, it is grouped
+// (cuDNN's NHWC grouped kernels are not always there; kiln's direct kernel
+// is NCHW only), its pads are asymmetric (the NCHW route pads a staged copy)
+// or its dtype is f32/f64 (no tensor-core gain without --fp16/--bf16).
+#include <map>
+
+#include "ir/rewrite.h"
+#include "passes/pass.h"
+#include "passes/pass_util.h"
+
+namespace kiln {
+namespace {
+
+const std::vector<int64_t> kToNhwc = {0, 2, 3, 1}, kToNchw = {0, 3, 1, 2};
+
+Shape permuted(const Shape& s, const std::vector<int64_t>& perm) {
+  std::vector<Dim> d(perm.size());
+  for (size_t j = 0; j < perm.size(); ++j) d[j] = s[static_cast<size_t>(perm[j])];
+  return Shape(d);
+}
+
+bool rank4(const Value* v) { return v && v->type.is_tensor() && v->type.shape.rank() == 4; }
+
+bool wants_channels_last(const Node& n) {
+  if (n.domain != "kiln" || n.op_type != "FusedConv" || n.attr_int("channels_last", 0) != 0) return false;
+  const Value *x = n.input(0), *w = n.input(1), *y = n.output(0);
+  if (!rank4(x) || !rank4(w) || !rank4(y) || !w->constant) return false;
+  if (n.input(3) && !rank4(n.input(3))) return false;
+  if (x->type.dtype != DType::kF16 && x->type.dtype != DType::kBF16) return false;
+  if (n.attr_int("group", 1) != 1) return false;
+  const std::string pad = n.attr_string("auto_pad", "NOTSET");
+  if (pad != "NOTSET" && pad != "VALID") return false;
+  const std::vector<int64_t> pads = n.attr_ints("pads", {0, 0, 0, 0});
+  return pads.size() == 4 && pads[0] == pads[2] && pads[1] == pads[3];
+}
+
+// A Transpose of `v` by `perm` into a new value, appended to the graph.
+Value* transpose(Graph& g, Value* v, const std::vector<int64_t>& perm, const std::string& suffix) {
+  Node* t = g.add_node("Transpose");
+  t->attrs["perm"] = Attribute::of_ints(perm);
+  t->inputs = {v};
+  Value* out = g.add_value(g.unique_name(v->name + suffix), Type::tensor(v->type.dtype, permuted(v->type.shape, perm)));
+  t->outputs = {out};
+  out->producer = t;
+  out->producer_output = 0;
+  return out;
+}
+
+}  // namespace
+
+Status assign_conv_layout(Graph& graph, PassContext& ctx) {
+  std::vector<Node*> convs;
+  for (const auto& n : graph.nodes())
+    if (wants_channels_last(*n)) convs.push_back(n.get());
+  if (convs.empty()) return Status::ok();
+  std::map<const Value*, Value*> weights;  // each NCHW weight permuted once, however many layers share it
+  for (Node* n : convs) {
+    Value* w = n->inputs[1];
+    Value*& w_nhwc = weights[w];
+    if (!w_nhwc) {
+      Tensor t = w->constant->transposed(kToNhwc);
+      if (!t.is_valid()) continue;
+      w_nhwc = pass_util::add_constant(graph, w->name + "_nhwc", std::move(t));
+    }
+    n->inputs[0] = transpose(graph, n->inputs[0], kToNhwc, "_nhwc");
+    n->inputs[1] = w_nhwc;
+    if (n->input(3)) n->inputs[3] = transpose(graph, n->inputs[3], kToNhwc, "_nhwc");
+    Value* y = n->outputs[0];
+    Value* y_nhwc = graph.add_value(graph.unique_name(y->name + "_nhwc"),
+                                    Type::tensor(y->type.dtype, permuted(y->type.shape, kToNhwc)));
+    n->outputs[0] = y_nhwc;
+    y_nhwc->producer = n;
+    y_nhwc->producer_output = 0;
+    Node* back = graph.add_node("Transpose");
+    back->attrs["perm"] = Attribute::of_ints(kToNchw);
+    back->inputs = {y_nhwc};
+    back->outputs = {y};
+    y->producer = back;
+    y->producer_output = 0;
+    n->attrs["channels_last"] = Attribute::of_int(1);
+    n->metadata["kiln.layout"] = "NHWC";
+  }
+  pass_util::sort_topologically(graph);
+  // The pairs between consecutive convolutions cancel at once; those split by
+  // a Relu or a residual Add cancel once sunk below it.
+  KILN_RETURN_IF_ERROR(eliminate_transposes(graph, ctx));
+  KILN_RETURN_IF_ERROR(eliminate_dead_nodes(graph, ctx));
+  return sink_transposes(graph, ctx);
+}
+
+}  // namespace kiln
