@@ -5,6 +5,8 @@
 #include <mutex>
 #include <sstream>
 
+#include "prometheus_text.h"
+
 namespace kiln::server {
 namespace {
 
@@ -55,19 +57,6 @@ const Nvml& nvml() {
     n.ready = ok && n.init() == 0;
   });
   return n;
-}
-
-std::string escape_label(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "gpu_metrics.h"
+#include "prometheus_text.h"
 #include "server.h"
 
 namespace kiln::server {
@@ -13,19 +14,6 @@ struct Family {
   const char* help;
   const char* type;
 };
-
-std::string escape_label(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
 
 }  // namespace
 
