@@ -11,6 +11,9 @@
 //   %s: f32[1,4,4,2] = Add(%r, %u)                                          {perm=[0,2,3,1]}
 //   return %s                                            return %s
 //
+// A Concat whose parts all come from under the same Transpose joins them
+// before it, along the permuted axis.
+//
 // An operand of a binary op may instead be a constant (permuted here), a
 // value broadcast from one element (left as it is), or a value at most 1/16
 // the output's size (a Transpose is put on it: a squeeze-excitation scale).
@@ -126,7 +129,8 @@ class Sinker {
   bool try_sink(Node& op) {
     if (!op.domain.empty() || op.outputs.size() != 1 || !op.outputs[0]) return false;
     const bool unary = kUnary.count(op.op_type) != 0;
-    if (!unary && !kBinary.count(op.op_type)) return false;
+    const bool concat = op.op_type == "Concat";
+    if (!unary && !concat && !kBinary.count(op.op_type)) return false;
     const size_t arity = unary ? 1 : op.inputs.size();
     // The perm comes from the first operand that is a Transpose.
     std::optional<std::vector<int64_t>> perm;
@@ -141,8 +145,17 @@ class Sinker {
     for (size_t i = 0; i < arity; ++i) {
       if (!op.input(i)) return false;
       std::optional<Operand> o = operand(op.input(i), op, *perm, out_numel);
-      if (!o) return false;
+      // Concat joins along one axis: every part must come from under the same perm.
+      if (!o || (concat && !o->transpose)) return false;
       ops.push_back(std::move(*o));
+    }
+    if (concat) {
+      // Output dim k of the transposed parts is dim perm[k] of the parts.
+      const int64_t rank = static_cast<int64_t>(perm->size());
+      int64_t axis = op.attr_int("axis", 0);
+      if (axis < 0) axis += rank;
+      if (axis < 0 || axis >= rank) return false;
+      op.attrs["axis"] = Attribute::of_int((*perm)[static_cast<size_t>(axis)]);
     }
     // Clip's bounds and the like (inputs past the first of a unary op) must be scalars.
     for (size_t i = arity; i < op.inputs.size(); ++i) {

@@ -82,6 +82,22 @@ TEST(SinkTransposes, TransposesASmallOperand) {
   EXPECT_NE(out.find("%m_inner: f32[1,16,4,4] = Mul(%x, %s_permuted)"), std::string::npos) << out;
 }
 
+// SqueezeNet's fire module: the two expand layers' NHWC outputs are joined
+// along C, which is axis 3 under the Transpose.
+TEST(SinkTransposes, MovesBelowAConcatAlongThePermutedAxis) {
+  EXPECT_EQ(sink("graph main(%a: f32[1,2,4,3], %b: f32[1,2,4,5]) {\n"
+                 "  %ta: f32[1,3,2,4] = Transpose(%a) {perm=[0,3,1,2]}\n"
+                 "  %tb: f32[1,5,2,4] = Transpose(%b) {perm=[0,3,1,2]}\n"
+                 "  %c: f32[1,8,2,4] = Concat(%ta, %tb) {axis=1}\n"
+                 "  return %c\n"
+                 "}\n"),
+            "graph main(%a: f32[1,2,4,3], %b: f32[1,2,4,5]) {\n"
+            "  %c_inner: f32[1,2,4,8] = Concat(%a, %b) {axis=3}\n"
+            "  %c: f32[1,8,2,4] = Transpose(%c_inner) {perm=[0,3,1,2]}\n"
+            "  return %c\n"
+            "}\n");
+}
+
 const char* kStays =
     "graph main(%x: f32[1,2,4,4], %w: f32[2,4]) {\n"
     "  %t: f32[1,4,4,2] = Transpose(%x) {perm=[0,2,3,1]}\n"
