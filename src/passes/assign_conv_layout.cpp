@@ -27,12 +27,6 @@ namespace {
 
 const std::vector<int64_t> kToNhwc = {0, 2, 3, 1}, kToNchw = {0, 3, 1, 2};
 
-Shape permuted(const Shape& s, const std::vector<int64_t>& perm) {
-  std::vector<Dim> d(perm.size());
-  for (size_t j = 0; j < perm.size(); ++j) d[j] = s[static_cast<size_t>(perm[j])];
-  return Shape(d);
-}
-
 bool rank4(const Value* v) { return v && v->type.is_tensor() && v->type.shape.rank() == 4; }
 
 bool wants_channels_last(const Node& n) {
@@ -46,18 +40,6 @@ bool wants_channels_last(const Node& n) {
   if (pad != "NOTSET" && pad != "VALID") return false;
   const std::vector<int64_t> pads = n.attr_ints("pads", {0, 0, 0, 0});
   return pads.size() == 4 && pads[0] == pads[2] && pads[1] == pads[3];
-}
-
-// A Transpose of `v` by `perm` into a new value, appended to the graph.
-Value* transpose(Graph& g, Value* v, const std::vector<int64_t>& perm, const std::string& suffix) {
-  Node* t = g.add_node("Transpose");
-  t->attrs["perm"] = Attribute::of_ints(perm);
-  t->inputs = {v};
-  Value* out = g.add_value(g.unique_name(v->name + suffix), Type::tensor(v->type.dtype, permuted(v->type.shape, perm)));
-  t->outputs = {out};
-  out->producer = t;
-  out->producer_output = 0;
-  return out;
 }
 
 }  // namespace
@@ -76,21 +58,10 @@ Status assign_conv_layout(Graph& graph, PassContext& ctx) {
       if (!t.is_valid()) continue;
       w_nhwc = pass_util::add_constant(graph, w->name + "_nhwc", std::move(t));
     }
-    n->inputs[0] = transpose(graph, n->inputs[0], kToNhwc, "_nhwc");
+    n->inputs[0] = pass_util::add_transpose(graph, n->inputs[0], kToNhwc, "_nhwc");
     n->inputs[1] = w_nhwc;
-    if (n->input(3)) n->inputs[3] = transpose(graph, n->inputs[3], kToNhwc, "_nhwc");
-    Value* y = n->outputs[0];
-    Value* y_nhwc = graph.add_value(graph.unique_name(y->name + "_nhwc"),
-                                    Type::tensor(y->type.dtype, permuted(y->type.shape, kToNhwc)));
-    n->outputs[0] = y_nhwc;
-    y_nhwc->producer = n;
-    y_nhwc->producer_output = 0;
-    Node* back = graph.add_node("Transpose");
-    back->attrs["perm"] = Attribute::of_ints(kToNchw);
-    back->inputs = {y_nhwc};
-    back->outputs = {y};
-    y->producer = back;
-    y->producer_output = 0;
+    if (n->input(3)) n->inputs[3] = pass_util::add_transpose(graph, n->inputs[3], kToNhwc, "_nhwc");
+    pass_util::transpose_output(graph, *n, kToNchw, "_nhwc");
     n->attrs["channels_last"] = Attribute::of_int(1);
     n->metadata["kiln.layout"] = "NHWC";
   }

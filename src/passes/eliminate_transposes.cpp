@@ -10,7 +10,6 @@
 // The first Transpose stays while anything else reads it (eliminate_dead_nodes
 // removes it otherwise). An identity Transpose whose output is a graph output
 // becomes an Identity, so the output's name keeps being produced.
-#include <numeric>
 #include <set>
 
 #include "ir/rewrite.h"
@@ -19,25 +18,6 @@
 
 namespace kiln {
 namespace {
-
-// The node's permutation: its perm attribute, or the reversal of the input's dims.
-std::optional<std::vector<int64_t>> perm_of(const Node& t) {
-  if (t.has_attr("perm")) return t.attr_ints("perm");
-  const Value* in = t.input(0);
-  if (!in || !in->type.is_tensor() || !in->type.shape.has_rank()) return std::nullopt;
-  std::vector<int64_t> p(static_cast<size_t>(in->type.shape.rank()));
-  std::iota(p.rbegin(), p.rend(), 0);
-  return p;
-}
-
-bool is_permutation(const std::vector<int64_t>& p) {
-  std::vector<bool> seen(p.size(), false);
-  for (int64_t a : p) {
-    if (a < 0 || a >= static_cast<int64_t>(p.size()) || seen[static_cast<size_t>(a)]) return false;
-    seen[static_cast<size_t>(a)] = true;
-  }
-  return true;
-}
 
 bool is_identity(const std::vector<int64_t>& p) {
   for (size_t i = 0; i < p.size(); ++i)
@@ -52,12 +32,12 @@ Status eliminate_transposes(Graph& graph, PassContext&) {
   for (const auto& np : graph.nodes()) {
     Node& t = *np;
     if (!t.domain.empty() || t.op_type != "Transpose" || t.inputs.size() != 1 || t.outputs.size() != 1) continue;
-    auto perm = perm_of(t);
-    if (!perm || !is_permutation(*perm)) continue;
+    auto perm = pass_util::transpose_perm(t);
+    if (!perm) continue;
     // Nodes are visited in order, so a chain has already been composed into `first`.
     if (Node* first = pass_util::producer_of(t.inputs[0], "Transpose"); first && !removed.count(first)) {
-      auto inner = perm_of(*first);
-      if (inner && is_permutation(*inner) && inner->size() == perm->size() && first->input(0)) {
+      auto inner = pass_util::transpose_perm(*first);
+      if (inner && inner->size() == perm->size() && first->input(0)) {
         // y[j] = a[p2[j]] = x[p1[p2[j]]]
         std::vector<int64_t> composed(perm->size());
         for (size_t j = 0; j < perm->size(); ++j) composed[j] = (*inner)[static_cast<size_t>((*perm)[j])];

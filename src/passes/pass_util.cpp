@@ -130,4 +130,63 @@ void sort_topologically(Graph& g) {
   nodes = std::move(sorted);
 }
 
+std::optional<std::vector<int64_t>> transpose_perm(const Node& t) {
+  if (!t.domain.empty() || t.op_type != "Transpose" || t.inputs.size() != 1) return std::nullopt;
+  std::vector<int64_t> p;
+  if (t.has_attr("perm")) {
+    p = t.attr_ints("perm");
+  } else {
+    const Value* in = t.input(0);
+    if (!in || !in->type.is_tensor() || !in->type.shape.has_rank()) return std::nullopt;
+    p.resize(static_cast<size_t>(in->type.shape.rank()));
+    for (size_t i = 0; i < p.size(); ++i) p[i] = static_cast<int64_t>(p.size() - 1 - i);
+  }
+  std::vector<bool> seen(p.size(), false);
+  for (int64_t a : p) {
+    if (a < 0 || a >= static_cast<int64_t>(p.size()) || seen[static_cast<size_t>(a)]) return std::nullopt;
+    seen[static_cast<size_t>(a)] = true;
+  }
+  return p;
+}
+
+std::vector<int64_t> inverse_perm(const std::vector<int64_t>& perm) {
+  std::vector<int64_t> inv(perm.size());
+  for (size_t j = 0; j < perm.size(); ++j) inv[static_cast<size_t>(perm[j])] = static_cast<int64_t>(j);
+  return inv;
+}
+
+Shape permuted_shape(const Shape& s, const std::vector<int64_t>& perm) {
+  std::vector<Dim> d(perm.size());
+  for (size_t j = 0; j < perm.size(); ++j) d[j] = s[static_cast<size_t>(perm[j])];
+  return Shape(d);
+}
+
+Value* add_transpose(Graph& g, Value* v, const std::vector<int64_t>& perm, const std::string& suffix) {
+  Node* t = g.add_node("Transpose");
+  t->attrs["perm"] = Attribute::of_ints(perm);
+  t->inputs = {v};
+  Value* out =
+      g.add_value(g.unique_name(v->name + suffix), Type::tensor(v->type.dtype, permuted_shape(v->type.shape, perm)));
+  t->outputs = {out};
+  out->producer = t;
+  out->producer_output = 0;
+  return out;
+}
+
+Value* transpose_output(Graph& g, Node& node, const std::vector<int64_t>& perm, const std::string& suffix) {
+  Value* out = node.outputs[0];
+  Value* inner = g.add_value(g.unique_name(out->name + suffix),
+                             Type::tensor(out->type.dtype, permuted_shape(out->type.shape, inverse_perm(perm))));
+  node.outputs[0] = inner;
+  inner->producer = &node;
+  inner->producer_output = 0;
+  Node* t = g.add_node("Transpose");
+  t->attrs["perm"] = Attribute::of_ints(perm);
+  t->inputs = {inner};
+  t->outputs = {out};
+  out->producer = t;
+  out->producer_output = 0;
+  return inner;
+}
+
 }  // namespace kiln::pass_util

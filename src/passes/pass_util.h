@@ -47,6 +47,19 @@ Node* insert_node_before(Graph& g, const Node* before, const std::string& op_typ
 // when `out` is a graph output, whose name must keep being produced.
 bool forward(Graph& g, Value* out, Value* in, std::set<const Node*>& removed, const Node* node);
 
+// The permutation of a default-domain Transpose (its perm, or the reversal
+// of its input's dims); nullopt for another node or an invalid perm.
+std::optional<std::vector<int64_t>> transpose_perm(const Node& t);
+std::vector<int64_t> inverse_perm(const std::vector<int64_t>& perm);
+// The dims of Transpose(x, perm) for x of shape `s`: out[j] = s[perm[j]].
+Shape permuted_shape(const Shape& s, const std::vector<int64_t>& perm);
+// A new Transpose(v, perm), appended to the graph; its output is named v + suffix.
+Value* add_transpose(Graph& g, Value* v, const std::vector<int64_t>& perm, const std::string& suffix);
+// `node` writes a new value (its output 0 permuted by the inverse of `perm`,
+// named after it + suffix) and a Transpose(perm) appended to the graph
+// produces the old output, whose name and readers stay. Returns the new value.
+Value* transpose_output(Graph& g, Node& node, const std::vector<int64_t>& perm, const std::string& suffix);
+
 // Reorders the nodes so each comes after the producers of its inputs,
 // keeping the current order where it already is one (passes append new nodes
 // at the end and call this once).

@@ -41,30 +41,6 @@ const std::set<std::string> kBinary = {
     "Add",         "Sub", "Mul", "Div", "Pow",  "Max", "Min", "Equal", "Greater", "Less", "GreaterOrEqual",
     "LessOrEqual", "And", "Or",  "Xor", "Where"};
 
-std::optional<std::vector<int64_t>> perm_of(const Node& t) {
-  if (!t.domain.empty() || t.op_type != "Transpose" || t.inputs.size() != 1 || !t.has_attr("perm")) return std::nullopt;
-  std::vector<int64_t> p = t.attr_ints("perm");
-  std::vector<bool> seen(p.size(), false);
-  for (int64_t a : p) {
-    if (a < 0 || a >= static_cast<int64_t>(p.size()) || seen[static_cast<size_t>(a)]) return std::nullopt;
-    seen[static_cast<size_t>(a)] = true;
-  }
-  return p;
-}
-
-std::vector<int64_t> inverse(const std::vector<int64_t>& p) {
-  std::vector<int64_t> inv(p.size());
-  for (size_t j = 0; j < p.size(); ++j) inv[static_cast<size_t>(p[j])] = static_cast<int64_t>(j);
-  return inv;
-}
-
-// Transpose(x, perm) has dims out[j] = in[perm[j]].
-Shape permuted(const Shape& s, const std::vector<int64_t>& perm) {
-  std::vector<Dim> d(perm.size());
-  for (size_t j = 0; j < perm.size(); ++j) d[j] = s[static_cast<size_t>(perm[j])];
-  return Shape(d);
-}
-
 class Sinker {
  public:
   explicit Sinker(Graph& g) : g_(g) {}
@@ -92,16 +68,16 @@ class Sinker {
   // Whether every reader of `t`'s output other than `op` is a Transpose.
   bool others_are_transposes(const Node& t, const Node& op) const {
     for (const Node* u : g_.users(t.outputs[0]))
-      if (u != &op && !perm_of(*u)) return false;
+      if (u != &op && !pass_util::transpose_perm(*u)) return false;
     return !is_graph_output(g_, t.outputs[0]);
   }
 
   std::optional<Operand> operand(Value* v, const Node& op, const std::vector<int64_t>& perm, int64_t out_numel) {
     Operand o;
-    if (Node* t = v->producer; t && perm_of(*t) == perm) {
+    if (Node* t = v->producer; t && pass_util::transpose_perm(*t) == perm) {
       // A Transpose of a Transpose composes first (eliminate_transposes).
       const Value* in = t->input(0);
-      if (in && in->producer && perm_of(*in->producer)) return std::nullopt;
+      if (in && in->producer && pass_util::transpose_perm(*in->producer)) return std::nullopt;
       if (!others_are_transposes(*t, op)) return std::nullopt;
       o.source = t->inputs[0];
       o.transpose = t;
@@ -115,7 +91,7 @@ class Sinker {
     }
     if (v->type.shape.rank() != static_cast<int64_t>(perm.size())) return std::nullopt;
     if (v->constant) {
-      o.constant = v->constant->transposed(inverse(perm));
+      o.constant = v->constant->transposed(pass_util::inverse_perm(perm));
       if (!o.constant->is_valid()) return std::nullopt;
       o.source = v;
       return o;
@@ -135,7 +111,7 @@ class Sinker {
     // The perm comes from the first operand that is a Transpose.
     std::optional<std::vector<int64_t>> perm;
     for (size_t i = 0; i < arity && !perm; ++i)
-      if (op.input(i) && op.input(i)->producer) perm = perm_of(*op.input(i)->producer);
+      if (op.input(i) && op.input(i)->producer) perm = pass_util::transpose_perm(*op.input(i)->producer);
     if (!perm) return false;
     Value* out = op.outputs[0];
     if (!out->type.is_tensor() || out->type.shape.rank() != static_cast<int64_t>(perm->size())) return false;
@@ -163,38 +139,20 @@ class Sinker {
       if (b && (!b->type.shape.has_rank() || b->type.shape.numel().value_or(2) != 1)) return false;
     }
 
-    const std::vector<int64_t> inv = inverse(*perm);
+    const std::vector<int64_t> inv = pass_util::inverse_perm(*perm);
     for (size_t i = 0; i < arity; ++i) {
       Operand& o = ops[i];
       if (o.constant) {
         op.inputs[i] = pass_util::add_constant(g_, op.input(i)->name, std::move(*o.constant));
       } else if (o.add_transpose) {
-        Node* t = g_.add_node("Transpose");
-        t->attrs["perm"] = Attribute::of_ints(inv);
-        t->inputs = {o.source};
-        Value* moved = g_.add_value(g_.unique_name(o.source->name + "_permuted"),
-                                    Type::tensor(o.source->type.dtype, permuted(o.source->type.shape, inv)));
-        t->outputs = {moved};
-        moved->producer = t;
-        moved->producer_output = 0;
-        op.inputs[i] = moved;
+        op.inputs[i] = pass_util::add_transpose(g_, o.source, inv, "_permuted");
       } else {
         op.inputs[i] = o.source;
       }
     }
     // The op now computes in the untransposed layout; a Transpose below it
     // produces its old output.
-    Value* inner = g_.add_value(g_.unique_name(out->name + "_inner"),
-                                Type::tensor(out->type.dtype, permuted(out->type.shape, inv)));
-    op.outputs[0] = inner;
-    inner->producer = &op;
-    inner->producer_output = 0;
-    Node* t = g_.add_node("Transpose");
-    t->attrs["perm"] = Attribute::of_ints(*perm);
-    t->inputs = {inner};
-    t->outputs = {out};
-    out->producer = t;
-    out->producer_output = 0;
+    pass_util::transpose_output(g_, op, *perm, "_inner");
     return true;
   }
 

@@ -4,11 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <random>
 
 #include "backends/cpu/cpu_executor.h"
 #include "ir/parser.h"
 #include "ir/printer.h"
+#include "onnx/importer.h"
+#include "onnx/value_file.h"
 #include "passes/pass.h"
 
 namespace kiln {
@@ -215,6 +218,38 @@ TEST(AssignConvLayout, ChannelsLastGraphMatchesNchwOnTheCpu) {
   const Tensor &b = (*before)[0].tensor, &a = (*after)[0].tensor;
   ASSERT_EQ(a.dims(), b.dims());
   EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << nhwc;
+}
+
+// A real CNN in f16 (the --fp16 CUDA build's graph): every layer goes
+// channels-last, the Transposes left are the three MaxPools' pairs and the
+// graph's ends (Concat and Relu no longer hold any), and the CPU gives the
+// same bytes as the NCHW graph.
+TEST(AssignConvLayout, SqueezenetRunsChannelsLastBitIdentically) {
+  const std::string dir = std::string(KILN_SHARED_MODELS) + "/squeezenet1_1/";
+  if (!std::filesystem::exists(dir + "model.onnx")) GTEST_SKIP() << "no " << dir;
+  auto imported = import_onnx_file(dir + "model.onnx");
+  ASSERT_TRUE(imported.is_ok()) << imported.status().to_string();
+  Graph& g = *imported->model.graph;
+  PassContext ctx;
+  ASSERT_TRUE(run_passes(g, ctx, default_pipeline()).is_ok());
+  ASSERT_TRUE(assign_precision(g, DType::kF16).is_ok());
+  auto x = read_value_file(dir + "test_data_set_0/input_0.pb", g.inputs[0]->type);
+  ASSERT_TRUE(x.is_ok()) << x.status().to_string();
+  auto nchw = run_graph_on_cpu(g, {*x});
+  ASSERT_TRUE(nchw.is_ok()) << nchw.status().to_string();
+  ASSERT_TRUE(assign_conv_layout(g, ctx).is_ok());
+  int transposes = 0, channels_last = 0;
+  for (const auto& n : g.nodes()) {
+    transposes += n->op_type == "Transpose";
+    channels_last += static_cast<int>(n->attr_int("channels_last", 0));
+  }
+  EXPECT_EQ(channels_last, 26);
+  EXPECT_EQ(transposes, 8);
+  auto nhwc = run_graph_on_cpu(g, {*x});
+  ASSERT_TRUE(nhwc.is_ok()) << nhwc.status().to_string();
+  const Tensor &a = (*nhwc)[0].tensor, &b = (*nchw)[0].tensor;
+  ASSERT_EQ(a.dims(), b.dims());
+  EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0);
 }
 
 }  // namespace layout

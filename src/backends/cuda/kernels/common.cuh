@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "backends/cuda/cuda_status.h"
@@ -29,6 +30,10 @@ template <>
 __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) {
   return __bfloat162float(v);
 }
+
+// Whether T is one of the 16-bit floats (computed in float).
+template <typename T>
+constexpr bool kIs16BitFloat = std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
 
 template <typename T>
 __device__ __forceinline__ T from_float(float v) {

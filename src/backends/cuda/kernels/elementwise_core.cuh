@@ -39,9 +39,6 @@ template <typename T>
 using compute_of = typename ComputeOf<T>::type;
 
 template <typename T>
-constexpr bool kIs16BitFloat = std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
-
-template <typename T>
 __device__ __forceinline__ compute_of<T> widen(T v) {
   if constexpr (kIs16BitFloat<T>)
     return to_float(v);

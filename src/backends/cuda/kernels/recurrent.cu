@@ -2,6 +2,7 @@
 #include "backends/cuda/kernels/common.cuh"
 #include "backends/cuda/kernels/elementwise_core.cuh"
 #include "backends/cuda/kernels/recurrent.cuh"
+#include "backends/cuda/kernels/window_common.cuh"
 
 namespace kiln::cuda {
 namespace {
@@ -34,16 +35,6 @@ __device__ Acc activate(const RnnActivation& act, Acc x) {
 template <typename T, typename Acc>
 __device__ __forceinline__ Acc load(const T* p, int64_t i) {
   return static_cast<Acc>(widen(p[i]));
-}
-
-template <typename T, typename Acc>
-__device__ __forceinline__ T store_as(Acc v) {
-  if constexpr (std::is_same_v<T, __half>)
-    return __float2half_rn(static_cast<float>(v));
-  else if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __float2bfloat16_rn(static_cast<float>(v));
-  else
-    return static_cast<T>(v);
 }
 
 // out[i] = bias[i] + sum_k m[i, k] v[k] for rows [0, rows), the block's

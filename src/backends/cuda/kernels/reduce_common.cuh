@@ -13,9 +13,6 @@
 
 namespace kiln::cuda {
 
-template <typename T>
-constexpr bool kIs16BitFloat = std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
-
 // The type a float element is computed in: double for f64, float otherwise.
 template <typename T>
 using float_acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;

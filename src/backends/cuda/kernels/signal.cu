@@ -4,24 +4,13 @@
 #include "backends/cuda/kernels/common.cuh"
 #include "backends/cuda/kernels/elementwise_core.cuh"
 #include "backends/cuda/kernels/signal.cuh"
+#include "backends/cuda/kernels/window_common.cuh"
 
 namespace kiln::cuda {
 namespace {
 
 constexpr int kBlock = 256;
 constexpr double kPi = 3.14159265358979323846;
-
-// A double stored as T the way the CPU's static_cast<T>(double) does (16-bit
-// floats through float).
-template <typename T>
-__device__ __forceinline__ T from_double(double v) {
-  if constexpr (std::is_same_v<T, __half>)
-    return __float2half_rn(static_cast<float>(v));
-  else if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __float2bfloat16_rn(static_cast<float>(v));
-  else
-    return static_cast<T>(v);
-}
 
 template <typename T>
 __device__ __forceinline__ double to_double(T v) {
@@ -33,7 +22,7 @@ __global__ void window_kernel(T* __restrict__ y, WindowParams p) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < p.size; i += stride) {
     const double t = 2 * kPi * static_cast<double>(i) / p.denom;
-    y[i] = from_double<T>(p.a0 - p.a1 * cos(t) + p.a2 * cos(2 * t));
+    y[i] = store_as<T>(p.a0 - p.a1 * cos(t) + p.a2 * cos(2 * t));
   }
 }
 
@@ -60,7 +49,7 @@ __global__ void mel_weight_kernel(T* __restrict__ y, MelWeightParams p, int64_t 
       v = static_cast<double>(r - l) / static_cast<double>(m - l);
     }
     if (r >= m && r < h) v = static_cast<double>(h - r) / static_cast<double>(h - m);
-    y[e] = from_double<T>(v);
+    y[e] = store_as<T>(v);
   }
 }
 
@@ -111,8 +100,8 @@ __global__ void dft_kernel(const T* __restrict__ x, T* __restrict__ y, DftParams
       im += s.re * w.im + s.im * w.re;
     }
     T* q = y + e * (p.irfft ? 1 : 2);
-    q[0] = from_double<T>(re * scale);
-    if (!p.irfft) q[1] = from_double<T>(im * scale);
+    q[0] = store_as<T>(re * scale);
+    if (!p.irfft) q[1] = store_as<T>(im * scale);
   }
 }
 
@@ -131,8 +120,8 @@ __global__ void stft_kernel(const T* __restrict__ x, const W* __restrict__ windo
       re += sr * t.re - si * t.im;
       im += sr * t.im + si * t.re;
     }
-    y[e * 2] = from_double<T>(re);
-    y[e * 2 + 1] = from_double<T>(im);
+    y[e * 2] = store_as<T>(re);
+    y[e * 2 + 1] = store_as<T>(im);
   }
 }
 

@@ -1,4 +1,5 @@
-// Device-side pieces shared by the sliding-window kernels (conv.cu, pool.cu):
+// Device-side pieces shared by the sliding-window kernels (conv.cu, pool.cu)
+// and used by others (recurrent.cu, signal.cu, conv_epilogue.cu):
 // loads and stores that widen to an accumulator type (float for the 16-bit
 // floats and f32, double for f64, the integer itself for integers) and the
 // split of a flat output index into (plane, d, h, w).
@@ -10,9 +11,6 @@
 #include "backends/cuda/kernels/conv.cuh"
 
 namespace kiln::cuda {
-
-template <typename T>
-constexpr bool kIs16BitFloat = std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
 
 // The type arithmetic on T runs in: float for the 16-bit floats, T otherwise.
 template <typename T>
