@@ -92,3 +92,21 @@ for a in n.attribute:
     a.ClearField("type")
 g = helper.make_graph([n], "dtypes", [vi("h", [2], TensorProto.FLOAT16)], [vi("y", [2], TensorProto.FLOAT16)], inits)
 save("dtypes", g, opsets=(("", 7), ("com.example", 1)), ir=3)
+
+# kiln's own ops (domain "kiln"), which a model may name: FusedConv in both
+# layouts, with a residual, and FusedMatMul with a bias and an activation.
+H = TensorProto.FLOAT16
+n1 = helper.make_node("FusedConv", ["x", "w", "b", "z"], ["y"], domain="kiln", activation="Relu",
+                      pads=[1, 1, 1, 1], group=1)
+n2 = helper.make_node("FusedConv", ["xl", "wl"], ["yl"], domain="kiln", channels_last=1, group=2,
+                      strides=[2, 2])
+n3 = helper.make_node("FusedMatMul", ["a", "m", "mb"], ["p"], domain="kiln", activation="Gelu")
+g = helper.make_graph([n1, n2, n3], "kiln_ops",
+                      [vi("x", [1, 4, 5, 5]), vi("z", [1, 8, 5, 5]), vi("xl", [1, 6, 6, 4], H),
+                       vi("wl", [8, 3, 3, 2], H), vi("a", ["n", 4])],
+                      [vi("y", [1, 8, 5, 5]), vi("yl", [1, 2, 2, 8], H), vi("p", ["n", 3])],
+                      [numpy_helper.from_array(np.ones((8, 4, 3, 3), np.float32), "w"),
+                       numpy_helper.from_array(np.zeros(8, np.float32), "b"),
+                       numpy_helper.from_array(np.ones((4, 3), np.float32), "m"),
+                       numpy_helper.from_array(np.zeros(3, np.float32), "mb")])
+save("kiln_ops", g, opsets=(("", 17), ("kiln", 1)))

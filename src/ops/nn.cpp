@@ -63,15 +63,26 @@ Dim weight_dim(const InferContext& ctx, size_t w, size_t d) {
   return s.has_rank() && static_cast<size_t>(s.rank()) > d ? (*s.dims)[d] : Dim::unknown();
 }
 
-Status check_group(const InferContext& ctx, size_t x, size_t w, int64_t group) {
+// Whether C input channels split into `group` groups of `wc` (the weight's
+// channel dim); divides rather than multiplies, so a huge group cannot overflow.
+bool group_channels_match(const Dim& c, const Dim& wc, int64_t group) {
+  if (!c.is_fixed() || !wc.is_fixed()) return true;
+  return c.value % group == 0 && c.value / group == wc.value;
+}
+
+// `c`: the input's channel dim (dim 1 in NCHW, the last in NHWC).
+Status check_group(const InferContext& ctx, const Dim& c, const Dim& wc, int64_t group) {
   if (group < 1) return invalid_model("{}: group is {}, must be >= 1", ctx.node().op_type, group);
+  if (!group_channels_match(c, wc, group))
+    return invalid_model("{}: input has {} channels but the weight expects {} per group x group {}", ctx.node().op_type,
+                         c.value, wc.value, group);
+  return Status::ok();
+}
+
+Status check_group(const InferContext& ctx, size_t x, size_t w, int64_t group) {
   const Shape& xs = ctx.input_shape(x);
   Dim c = xs.has_rank() && xs.rank() >= 2 ? (*xs.dims)[1] : Dim::unknown();
-  Dim wc = weight_dim(ctx, w, 1);
-  if (c.is_fixed() && wc.is_fixed() && c.value != wc.value * group)
-    return invalid_model("{}: input has {} channels but the weight expects {} x group {} = {}", ctx.node().op_type,
-                         c.value, wc.value, group, wc.value * group);
-  return Status::ok();
+  return check_group(ctx, c, weight_dim(ctx, w, 1), group);
 }
 
 Status infer_conv(InferContext& ctx) {
@@ -94,11 +105,7 @@ Status infer_channels_last_conv(InferContext& ctx) {
   if (xs.rank() != 4 || ws.rank() != 4)
     return invalid_model("FusedConv: channels_last takes X [N,H,W,C] and W [K,R,S,C/group], got {} and {}",
                          xs.to_string(), ws.to_string());
-  const int64_t group = ctx.attr_int("group", 1);
-  const Dim &c = xs[3], &wc = ws[3];
-  if (group < 1 || (c.is_fixed() && wc.is_fixed() && c.value != wc.value * group))
-    return invalid_model("FusedConv: input has {} channels but the weight expects {} x group {}", c.to_string(),
-                         wc.to_string(), group);
+  KILN_RETURN_IF_ERROR(check_group(ctx, xs[3], ws[3], ctx.attr_int("group", 1)));
   std::vector<int64_t> kernel;
   if (ws[1].is_fixed() && ws[2].is_fixed()) kernel = {ws[1].value, ws[2].value};
   KILN_ASSIGN_OR_RETURN(WindowAttrs a, read_window_attrs(ctx.node(), 2, std::move(kernel)));

@@ -100,6 +100,30 @@ TEST(NnInfer, ConvRejectsChannelMismatch) {
   EXPECT_NE(t.infer(n).find("channels"), std::string::npos);
 }
 
+// group * weight channels must not overflow (found by the import fuzzer).
+TEST(NnInfer, ConvRejectsHugeGroupWithoutOverflow) {
+  NnGraph t;
+  Node* n = t.op("Conv", {t.input("x", DType::kF32, {1, 4, 8}), t.input("w", DType::kF32, {4, 4, 3})}, 1,
+                 {{"group", i64(int64_t(1) << 62)}});
+  EXPECT_EQ(t.infer(n),
+            "error: Conv: input has 4 channels but the weight expects 4 per group x group 4611686018427387904");
+}
+
+// kiln::FusedConv with channels_last: X [N,H,W,C], W [K,R,S,C/group].
+std::string infer_channels_last_conv(int64_t group) {
+  NnGraph t;
+  Node* n = t.op("FusedConv", {t.input("x", DType::kF16, {1, 6, 6, 4}), t.input("w", DType::kF16, {8, 3, 3, 2})}, 1,
+                 {{"channels_last", i64(1)}, {"group", i64(group)}}, 1);
+  n->domain = "kiln";
+  return t.infer(n);
+}
+
+TEST(NnInfer, FusedConvChannelsLastChecksGroups) {
+  EXPECT_EQ(infer_channels_last_conv(2), "f16[1,4,4,8]");
+  EXPECT_EQ(infer_channels_last_conv(int64_t(1) << 62),
+            "error: FusedConv: input has 4 channels but the weight expects 2 per group x group 4611686018427387904");
+}
+
 TEST(NnInfer, ConvRejectsKernelShapeThatDiffersFromWeight) {
   NnGraph t;
   Node* n = t.op("Conv", {t.input("x", DType::kF32, {1, 1, 8}), t.input("w", DType::kF32, {1, 1, 3})}, 1,
