@@ -17,13 +17,11 @@
 
 #include "backends/cpu/cpu_kernel.h"
 #include "backends/cpu/kernels/float_io.h"
-#include "ops/recurrent_activation.h"
+#include "ops/recurrent_attrs.h"
 #include "support/parallel.h"
 
 namespace kiln {
 namespace {
-
-enum class Cell { kRnn, kGru, kLstm };
 
 // An activation applied in Acc (float or double).
 struct Activation : RnnActivation {
@@ -49,12 +47,7 @@ struct Activation : RnnActivation {
   }
 };
 
-struct RnnParams {
-  Cell cell = Cell::kRnn;
-  int64_t seq = 0, batch = 0, input = 0, hidden = 0, dirs = 1, gates = 1;
-  bool batch_first = false, reverse = false, linear_before_reset = false, input_forget = false;
-  double clip = 0;  // 0: no clipping
-  size_t per_dir = 1;
+struct RnnParams : RnnShape {
   std::vector<Activation> acts;  // per_dir per direction
 
   int64_t x_at(int64_t t, int64_t b) const { return (batch_first ? b * seq + t : t * batch + b) * input; }
@@ -64,45 +57,14 @@ struct RnnParams {
   int64_t state_at(int64_t d, int64_t b) const { return (batch_first ? b * dirs + d : d * batch + b) * hidden; }
 };
 
-Status check_shape(const Tensor& t, const std::vector<int64_t>& want, const Node& n, const char* what) {
-  if (t.dims() != want)
-    return invalid_model("{}: {} has shape {}, expected {}", n.op_type, what, Shape::of(t.dims()).to_string(),
-                         Shape::of(want).to_string());
-  return Status::ok();
-}
-
-Expected<RnnParams> rnn_params(const CpuKernelContext& ctx, Cell cell) {
+Expected<RnnParams> rnn_params(const CpuKernelContext& ctx, RnnCell cell) {
   const Node& n = ctx.node();
   RnnParams p;
-  p.cell = cell;
-  p.gates = cell == Cell::kRnn ? 1 : cell == Cell::kGru ? 3 : 4;
-  p.per_dir = cell == Cell::kRnn ? 1 : cell == Cell::kGru ? 2 : 3;
-  std::string direction = n.attr_string("direction", "forward");
-  p.dirs = direction == "bidirectional" ? 2 : 1;
-  p.reverse = direction == "reverse";
-  p.batch_first = n.attr_int("layout", 0) == 1;
-  p.linear_before_reset = n.attr_int("linear_before_reset", 0) != 0;
-  p.input_forget = n.attr_int("input_forget", 0) != 0;
-  p.clip = n.has_attr("clip") ? n.attr_float("clip", 0.0f) : 0.0;
-  if (p.clip < 0) return invalid_model("{}: clip {} must be positive", n.op_type, p.clip);
-  const Tensor &x = ctx.input(0), &w = ctx.input(1), &r = ctx.input(2);
-  if (x.rank() != 3 || r.rank() != 3) return invalid_model("{}: X and R must be 3-D", n.op_type);
-  p.seq = x.dim(p.batch_first ? 1 : 0), p.batch = x.dim(p.batch_first ? 0 : 1), p.input = x.dim(2);
-  p.hidden = r.dim(2);
-  KILN_RETURN_IF_ERROR(check_shape(w, {p.dirs, p.gates * p.hidden, p.input}, n, "W"));
-  KILN_RETURN_IF_ERROR(check_shape(r, {p.dirs, p.gates * p.hidden, p.hidden}, n, "R"));
-  if (ctx.has_input(3)) KILN_RETURN_IF_ERROR(check_shape(ctx.input(3), {p.dirs, 2 * p.gates * p.hidden}, n, "B"));
-  if (ctx.has_input(4)) KILN_RETURN_IF_ERROR(check_shape(ctx.input(4), {p.batch}, n, "sequence_lens"));
-  std::vector<int64_t> state =
-      p.batch_first ? std::vector<int64_t>{p.batch, p.dirs, p.hidden} : std::vector<int64_t>{p.dirs, p.batch, p.hidden};
-  if (ctx.has_input(5)) KILN_RETURN_IF_ERROR(check_shape(ctx.input(5), state, n, "initial_h"));
-  if (cell == Cell::kLstm && ctx.has_input(6)) KILN_RETURN_IF_ERROR(check_shape(ctx.input(6), state, n, "initial_c"));
-  if (cell == Cell::kLstm && ctx.has_input(7))
-    KILN_RETURN_IF_ERROR(check_shape(ctx.input(7), {p.dirs, 3 * p.hidden}, n, "P"));
-  std::vector<std::string> defaults = cell == Cell::kRnn   ? std::vector<std::string>{"Tanh"}
-                                      : cell == Cell::kGru ? std::vector<std::string>{"Sigmoid", "Tanh"}
-                                                           : std::vector<std::string>{"Sigmoid", "Tanh", "Tanh"};
-  KILN_ASSIGN_OR_RETURN(auto acts, parse_rnn_activations(n, defaults, p.dirs, p.per_dir));
+  KILN_ASSIGN_OR_RETURN(static_cast<RnnShape&>(p), read_rnn_attrs(n, cell));
+  std::vector<const std::vector<int64_t>*> dims;
+  for (size_t i = 0; i < n.inputs.size(); ++i) dims.push_back(ctx.has_input(i) ? &ctx.input(i).dims() : nullptr);
+  KILN_RETURN_IF_ERROR(check_rnn_inputs(n, p, dims));
+  KILN_ASSIGN_OR_RETURN(auto acts, rnn_activations(n, p));
   p.acts.assign(acts.begin(), acts.end());
   return p;
 }
@@ -142,9 +104,9 @@ void run_sequence(const RnnParams& p, RnnData<Acc>& data, int64_t d, int64_t b) 
     const int64_t t = backward ? steps - 1 - n : n;
     matvec(w, data.x.data() + p.x_at(t, b), gh, p.input, wb, xw.data());
     matvec(r, h.data(), gh, hsz, rb, hr.data());
-    if (p.cell == Cell::kRnn) {
+    if (p.cell == RnnCell::kRnn) {
       for (int64_t k = 0; k < hsz; ++k) h[k] = act[0](clip(xw[k] + hr[k]));
-    } else if (p.cell == Cell::kGru) {
+    } else if (p.cell == RnnCell::kGru) {
       // hr's h block used R_h . H; the default form needs R_h . (r * H) instead.
       for (int64_t k = 0; k < hsz; ++k) {
         z[k] = act[0](clip(xw[k] + hr[k]));
@@ -215,15 +177,15 @@ Status run_recurrent_as(CpuKernelContext& ctx, const RnnParams& p) {
   return Status::ok();
 }
 
-Status run_recurrent(CpuKernelContext& ctx, Cell cell) {
+Status run_recurrent(CpuKernelContext& ctx, RnnCell cell) {
   KILN_ASSIGN_OR_RETURN(RnnParams p, rnn_params(ctx, cell));
   return ctx.input(0).dtype() == DType::kF64 ? run_recurrent_as<double>(ctx, p) : run_recurrent_as<float>(ctx, p);
 }
 
 }  // namespace
 
-KILN_CPU_KERNEL("", "RNN", [](CpuKernelContext& ctx) { return run_recurrent(ctx, Cell::kRnn); });
-KILN_CPU_KERNEL("", "GRU", [](CpuKernelContext& ctx) { return run_recurrent(ctx, Cell::kGru); });
-KILN_CPU_KERNEL("", "LSTM", [](CpuKernelContext& ctx) { return run_recurrent(ctx, Cell::kLstm); });
+KILN_CPU_KERNEL("", "RNN", [](CpuKernelContext& ctx) { return run_recurrent(ctx, RnnCell::kRnn); });
+KILN_CPU_KERNEL("", "GRU", [](CpuKernelContext& ctx) { return run_recurrent(ctx, RnnCell::kGru); });
+KILN_CPU_KERNEL("", "LSTM", [](CpuKernelContext& ctx) { return run_recurrent(ctx, RnnCell::kLstm); });
 
 }  // namespace kiln

@@ -11,15 +11,12 @@
 #include <cstdint>
 
 #include "kiln/dtype.h"
-#include "ops/recurrent_activation.h"
+#include "ops/recurrent_attrs.h"
 #include "support/status.h"
 
 namespace kiln::cuda {
 
-enum class RnnCell : uint8_t { kRnn, kGru, kLstm };
-
-struct RecurrentParams {
-  RnnCell cell = RnnCell::kRnn;
+struct RecurrentParams : RnnShape {
   DType dtype = DType::kF32;  // X, W, R, B, initial states, P and the outputs
   const void *x = nullptr, *w = nullptr, *r = nullptr;
   const void *b = nullptr, *h0 = nullptr, *c0 = nullptr, *p = nullptr;  // null: zeros
@@ -28,11 +25,7 @@ struct RecurrentParams {
   const void* lens = nullptr;
   DType lens_type = DType::kI32;
   void *y = nullptr, *yh = nullptr, *yc = nullptr;  // null: not wanted
-  int64_t seq = 0, batch = 0, input = 0, hidden = 0, dirs = 1, gates = 1;
-  bool batch_first = false, reverse = false, linear_before_reset = false, input_forget = false;
-  double clip = 0;                 // 0: no clipping
-  RnnActivation acts[2 * 3] = {};  // per_dir per direction
-  int per_dir = 1;
+  RnnActivation acts[2 * 3] = {};                   // per_dir per direction
 };
 
 // Scratch bytes: per sequence the gate pre-activations (2 x gates x hidden)
