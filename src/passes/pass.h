@@ -31,6 +31,7 @@ Status eliminate_identity(Graph& graph, PassContext& ctx);
 Status eliminate_common_subexpressions(Graph& graph, PassContext& ctx);
 Status eliminate_dead_nodes(Graph& graph, PassContext& ctx);
 Status simplify_shape_arithmetic(Graph& graph, PassContext& ctx);
+Status fold_shape_where(Graph& graph, PassContext& ctx);
 Status fold_batch_norm_into_conv(Graph& graph, PassContext& ctx);
 Status fuse_conv_activation(Graph& graph, PassContext& ctx);
 Status eliminate_transposes(Graph& graph, PassContext& ctx);

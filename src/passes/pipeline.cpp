@@ -12,6 +12,8 @@ const std::vector<PassInfo>& default_pipeline() {
       // Dead readers (a Dropout mask's unused CastLike) would hide single-reader patterns.
       {"eliminate_dead_nodes", eliminate_dead_nodes},
       {"simplify_shape_arithmetic", simplify_shape_arithmetic},
+      // Before the fusions: attention masks built by Expand get their shapes.
+      {"fold_shape_where", fold_shape_where},
       {"fold_batch_norm_into_conv", fold_batch_norm_into_conv},
       // After the BN fold: Conv -> BN -> Relu is Conv -> Relu by then.
       {"fuse_conv_activation", fuse_conv_activation},

@@ -4,11 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <random>
 
 #include "backends/cpu/cpu_executor.h"
 #include "ir/parser.h"
 #include "ir/printer.h"
+#include "onnx/importer.h"
+#include "onnx/value_file.h"
 #include "passes/pass.h"
 
 namespace kiln {
@@ -493,6 +496,32 @@ TEST(FuseAttention, LeavesNearMissesAlone) {
   EXPECT_FALSE(fused(replaced(
       replaced(replaced(kSdpa, "%k: f32[2,2,5,4]", "%k: f32[2,1,5,4]"), "%kt: f32[2,2,4,5]", "%kt: f32[2,1,4,5]"),
       "%ks: f32[2,2,4,5]", "%ks: f32[2,1,4,5]")));
+}
+
+// DistilBERT's legacy export builds its attention mask with Expand(mask,
+// Where(Equal(shape, -1), 1, shape)); fold_shape_where gives the mask its
+// shape, so both layers' attention fuses, and the outputs stay the same.
+TEST(FuseAttention, DistilbertLegacyAttentionFusesOnceTheMaskHasAShape) {
+  const std::string dir = std::string(KILN_SHARED_MODELS) + "/tiny_distilbert_legacy/";
+  if (!std::filesystem::exists(dir + "model.onnx")) GTEST_SKIP() << "no " << dir;
+  auto imported = import_onnx_file(dir + "model.onnx");
+  ASSERT_TRUE(imported.is_ok()) << imported.status().to_string();
+  Graph& g = *imported->model.graph;
+  auto x = read_value_file(dir + "test_data_set_0/input_0.pb", g.inputs[0]->type);
+  ASSERT_TRUE(x.is_ok()) << x.status().to_string();
+  auto before = run_graph_on_cpu(g, {*x});
+  ASSERT_TRUE(before.is_ok()) << before.status().to_string();
+  PassContext ctx;
+  ASSERT_TRUE(run_passes(g, ctx, default_pipeline()).is_ok());
+  int attention = 0;
+  for (const auto& n : g.nodes()) attention += n->op_type == "Attention";
+  EXPECT_EQ(attention, 2);
+  auto after = run_graph_on_cpu(g, {*x});
+  ASSERT_TRUE(after.is_ok()) << after.status().to_string();
+  const Tensor &a = (*after)[0].tensor, &b = (*before)[0].tensor;
+  ASSERT_EQ(a.dims(), b.dims());
+  for (int64_t i = 0; i < a.numel(); ++i)
+    ASSERT_NEAR(a.element_as_double(i), b.element_as_double(i), 1e-4 * (1 + std::abs(b.element_as_double(i)))) << i;
 }
 
 }  // namespace

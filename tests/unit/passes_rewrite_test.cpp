@@ -431,5 +431,58 @@ TEST(SimplifyShapeArithmetic, LeavesSymbolicShapeArithmetic) {
   EXPECT_NE(out.find("= Shape(%x)"), std::string::npos) << out;
 }
 
+// ---- fold_shape_where ----
+
+// PyTorch's Expand export: S = [batch, -1, seq, seq] with -1 meaning "keep".
+const char* kShapeWhere =
+    "graph main(%x: i64[batch,seq], %m: bool[1,1,seq,1]) {\n"
+    "  %sh: i64[2] = Shape(%x)\n"
+    "  %i0: i64[1] = const i64[1]{0}\n"
+    "  %i1: i64[1] = const i64[1]{1}\n"
+    "  %b: i64[1] = Gather(%sh, %i0) {axis=0}\n"
+    "  %t: i64[1] = Gather(%sh, %i1) {axis=0}\n"
+    "  %m1: i64[1] = const i64[1]{-1}\n"
+    "  %s: i64[4] = Concat(%b, %m1, %t, %t) {axis=0}\n"
+    "  %c: i64[4] = const i64[4]{-1,-1,-1,C}\n"
+    "  %ones: i64[4] = const i64[4]{1,1,1,1}\n"
+    "  %e: bool[4] = Equal(%s, %c)\n"
+    "  %w: i64[4] = Where(%e, %ones, %s)\n"
+    "  %y: bool[?,?,?,?] = Expand(%m, %w)\n"
+    "  return %y\n"
+    "}\n";
+
+std::string shape_where_graph(const char* last_c) {
+  std::string text = kShapeWhere;
+  text.replace(text.find("C}"), 1, last_c);
+  return text;
+}
+
+TEST(FoldShapeWhere, DecidesTheExportersMinusOneAndGivesExpandItsShape) {
+  EXPECT_EQ(run(fold_shape_where, shape_where_graph("-1"), /*infer=*/true),
+            "graph main(%x: i64[batch,seq], %m: bool[1,1,seq,1]) {\n"
+            "  %i0: i64[1] = const i64[1]{0}\n"
+            "  %i1: i64[1] = const i64[1]{1}\n"
+            "  %m1: i64[1] = const i64[1]{-1}\n"
+            "  %c: i64[4] = const i64[4]{-1,-1,-1,-1}\n"
+            "  %ones: i64[4] = const i64[4]{1,1,1,1}\n"
+            "  %w.piece: i64[1] = const i64[1]{1}\n"
+            "  %sh: i64[2] = Shape(%x)\n"
+            "  %b: i64[1] = Gather(%sh, %i0) {axis=0}\n"
+            "  %t: i64[1] = Gather(%sh, %i1) {axis=0}\n"
+            "  %s: i64[4] = Concat(%b, %m1, %t, %t) {axis=0}\n"
+            "  %e: bool[4] = Equal(%s, %c)\n"
+            "  %w: i64[4] = Concat(%b, %w.piece, %t, %t) {axis=0}\n"
+            "  %y: bool[batch,1,seq,seq] = Expand(%m, %w)\n"
+            "  return %y\n"
+            "}\n");
+}
+
+// A runtime dim might equal a non-negative constant: nothing is decided.
+TEST(FoldShapeWhere, LeavesAComparisonWithANonNegativeConstant) {
+  const std::string text = shape_where_graph("0");
+  EXPECT_EQ(run(fold_shape_where, text, /*infer=*/true),
+            run([](Graph&, PassContext&) { return Status::ok(); }, text, true));
+}
+
 }  // namespace
 }  // namespace kiln
