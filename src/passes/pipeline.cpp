@@ -27,6 +27,9 @@ const std::vector<PassInfo>& default_pipeline() {
       {"fuse_gelu", fuse_gelu},
       // After the reshape/transpose clean-up, so K^T's chain is in its simplest form.
       {"fuse_attention", fuse_attention},
+      // The K^T chains fuse_attention replaced are dead readers of K until removed.
+      {"eliminate_dead_nodes", eliminate_dead_nodes},
+      {"fuse_attention_heads", fuse_attention_heads},
       {"eliminate_common_subexpressions", eliminate_common_subexpressions},
       // Last of the rewrites: the others see plain MatMul/Add/activation nodes.
       {"fuse_matmul_bias_activation", fuse_matmul_bias_activation},

@@ -2,6 +2,10 @@
 // elimination), before and after, as IR text.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+
+#include "backends/cpu/cpu_executor.h"
 #include "ir/parser.h"
 #include "ir/printer.h"
 #include "ops/shape_inference.h"
@@ -482,6 +486,82 @@ TEST(FoldShapeWhere, LeavesAComparisonWithANonNegativeConstant) {
   const std::string text = shape_where_graph("0");
   EXPECT_EQ(run(fold_shape_where, text, /*infer=*/true),
             run([](Graph&, PassContext&) { return Status::ok(); }, text, true));
+}
+
+// ---- fuse_attention_heads ----
+
+// Q, K, V [2,3,8] split into 2 heads of 4, attention, merged back; the merge
+// Reshape's target is given.
+std::string heads_graph(const std::string& merged_type, const std::string& merged_shape) {
+  return "graph main(%q: f32[2,3,8], %k: f32[2,3,8], %v: f32[2,3,8]) {\n"
+         "  %s4: i64[4] = const i64[4]{2,3,2,4}\n"
+         "  %so: i64[" +
+         std::to_string(std::count(merged_shape.begin(), merged_shape.end(), ',') + 1) + "] = const i64[" +
+         std::to_string(std::count(merged_shape.begin(), merged_shape.end(), ',') + 1) + "]{" + merged_shape +
+         "}\n"
+         "  %q4: f32[2,3,2,4] = Reshape(%q, %s4)\n"
+         "  %qt: f32[2,2,3,4] = Transpose(%q4) {perm=[0,2,1,3]}\n"
+         "  %k4: f32[2,3,2,4] = Reshape(%k, %s4)\n"
+         "  %kt: f32[2,2,3,4] = Transpose(%k4) {perm=[0,2,1,3]}\n"
+         "  %v4: f32[2,3,2,4] = Reshape(%v, %s4)\n"
+         "  %vt: f32[2,2,3,4] = Transpose(%v4) {perm=[0,2,1,3]}\n"
+         "  %y: f32[2,2,3,4] = Attention(%qt, %kt, %vt) {scale=0.5}\n"
+         "  %yt: f32[2,3,2,4] = Transpose(%y) {perm=[0,2,1,3]}\n"
+         "  %o: " +
+         merged_type +
+         " = Reshape(%yt, %so)\n"
+         "  return %o\n"
+         "}\n";
+}
+
+TEST(FuseAttentionHeads, AttentionReadsAndWritesTheHeadsPacked) {
+  EXPECT_EQ(run(fuse_attention_heads, heads_graph("f32[2,3,8]", "2,3,8")),
+            "graph main(%q: f32[2,3,8], %k: f32[2,3,8], %v: f32[2,3,8]) {\n"
+            "  %o: f32[2,3,8] = Attention(%q, %k, %v) {kv_num_heads=2, q_num_heads=2, scale=0.5}\n"
+            "  return %o\n"
+            "}\n");
+}
+
+// GPT-2 flattens the merged heads for its Gemm: that Reshape stays.
+TEST(FuseAttentionHeads, KeepsAFlatteningReshapeAfterTheMerge) {
+  EXPECT_EQ(run(fuse_attention_heads, heads_graph("f32[6,8]", "-1,8")),
+            "graph main(%q: f32[2,3,8], %k: f32[2,3,8], %v: f32[2,3,8]) {\n"
+            "  %so: i64[2] = const i64[2]{-1,8}\n"
+            "  %y.merged: f32[2,3,8] = Attention(%q, %k, %v) {kv_num_heads=2, q_num_heads=2, scale=0.5}\n"
+            "  %o: f32[6,8] = Reshape(%y.merged, %so)\n"
+            "  return %o\n"
+            "}\n");
+}
+
+// A 0 in the kept Reshape's shape would copy another input dim ([2,12] from
+// [2,3,2,4], [2,24] from [2,3,8]): no rewrite.
+TEST(FuseAttentionHeads, LeavesAReshapeThatCopiesInputDims) {
+  const std::string text = heads_graph("f32[2,12]", "0,-1");
+  EXPECT_EQ(run(fuse_attention_heads, text), run([](Graph&, PassContext&) { return Status::ok(); }, text));
+}
+
+// The packed form computes what the head-split form does.
+TEST(FuseAttentionHeads, SameResultsOnTheCpu) {
+  auto g = parse_graph(heads_graph("f32[6,8]", "-1,8"));
+  ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<RunValue> in;
+  for (int i = 0; i < 3; ++i) {
+    std::vector<float> x(48);
+    for (float& e : x) e = u(rng);
+    in.push_back(RunValue::of(Tensor::from_vector(DType::kF32, {2, 3, 8}, x)));
+  }
+  auto before = run_graph_on_cpu(**g, in);
+  ASSERT_TRUE(before.is_ok()) << before.status().to_string();
+  PassContext ctx;
+  ASSERT_TRUE(fuse_attention_heads(**g, ctx).is_ok());
+  ASSERT_EQ(print_graph(**g).find("Transpose"), std::string::npos);
+  auto after = run_graph_on_cpu(**g, in);
+  ASSERT_TRUE(after.is_ok()) << after.status().to_string();
+  const Tensor &a = (*after)[0].tensor, &b = (*before)[0].tensor;
+  ASSERT_EQ(a.dims(), b.dims());
+  for (int64_t i = 0; i < a.numel(); ++i) EXPECT_NEAR(a.element_as_double(i), b.element_as_double(i), 1e-6) << i;
 }
 
 }  // namespace
