@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -d /usr/local/cuda/bin ]] && export PATH="$PATH:/usr/local/cuda/bin"
-export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}" CCACHE_BASEDIR="$PWD"
+# BASEDIR makes paths relative and NOHASHDIR keeps the working directory out
+# of the key of -g compiles, so clones and worktrees elsewhere share the cache.
+export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}" CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
 cmake -S . -B build -G Ninja -DPython3_EXECUTABLE="$PWD/.venv/bin/python" "$@" >/dev/null
 ninja -C build

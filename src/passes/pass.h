@@ -36,6 +36,7 @@ Status fold_batch_norm_into_conv(Graph& graph, PassContext& ctx);
 Status fuse_conv_activation(Graph& graph, PassContext& ctx);
 Status eliminate_transposes(Graph& graph, PassContext& ctx);
 Status sink_transposes(Graph& graph, PassContext& ctx);
+Status sink_reshapes(Graph& graph, PassContext& ctx);
 Status eliminate_reshapes(Graph& graph, PassContext& ctx);
 Status fuse_layer_norm(Graph& graph, PassContext& ctx);
 Status fuse_gelu(Graph& graph, PassContext& ctx);

@@ -30,6 +30,10 @@ const std::vector<PassInfo>& default_pipeline() {
       // The K^T chains fuse_attention replaced are dead readers of K until removed.
       {"eliminate_dead_nodes", eliminate_dead_nodes},
       {"fuse_attention_heads", fuse_attention_heads},
+      // After fuse_gelu (an activation is one node by then) and before the
+      // epilogue fusion, which then finds the activation next to its MatMul.
+      {"sink_reshapes", sink_reshapes},
+      {"eliminate_reshapes", eliminate_reshapes},
       {"eliminate_common_subexpressions", eliminate_common_subexpressions},
       // Last of the rewrites: the others see plain MatMul/Add/activation nodes.
       {"fuse_matmul_bias_activation", fuse_matmul_bias_activation},

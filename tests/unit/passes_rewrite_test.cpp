@@ -564,5 +564,37 @@ TEST(FuseAttentionHeads, SameResultsOnTheCpu) {
   for (int64_t i = 0; i < a.numel(); ++i) EXPECT_NEAR(a.element_as_double(i), b.element_as_double(i), 1e-6) << i;
 }
 
+// ---- sink_reshapes ----
+
+TEST(SinkReshapes, MovesAReshapeBelowAUnaryOp) {
+  EXPECT_EQ(run(sink_reshapes,
+                "graph main(%x: f32[6,4]) {\n"
+                "  %s: i64[3] = const i64[3]{2,3,4}\n"
+                "  %r: f32[2,3,4] = Reshape(%x, %s)\n"
+                "  %g: f32[2,3,4] = Gelu(%r) {approximate=\"tanh\"}\n"
+                "  return %g\n"
+                "}\n"),
+            "graph main(%x: f32[6,4]) {\n"
+            "  %s: i64[3] = const i64[3]{2,3,4}\n"
+            "  %g.unshaped: f32[6,4] = Gelu(%x) {approximate=\"tanh\"}\n"
+            "  %g: f32[2,3,4] = Reshape(%g.unshaped, %s)\n"
+            "  return %g\n"
+            "}\n");
+}
+
+// A Reshape with another reader, or before a binary op, stays.
+TEST(SinkReshapes, LeavesAReshapeReadElsewhereOrBeforeABinaryOp) {
+  const char* text =
+      "graph main(%x: f32[6,4], %y: f32[2,3,4]) {\n"
+      "  %s: i64[3] = const i64[3]{2,3,4}\n"
+      "  %r: f32[2,3,4] = Reshape(%x, %s)\n"
+      "  %a: f32[2,3,4] = Relu(%r)\n"
+      "  %q: f32[2,3,4] = Reshape(%x, %s)\n"
+      "  %b: f32[2,3,4] = Add(%q, %y)\n"
+      "  return %a, %b, %r\n"
+      "}\n";
+  EXPECT_EQ(run(sink_reshapes, text), text);
+}
+
 }  // namespace
 }  // namespace kiln
