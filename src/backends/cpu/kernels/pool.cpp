@@ -75,6 +75,8 @@ bool channels_last(const CpuKernelContext& ctx) { return ctx.node().attr_int("ch
 // The [N, C, spatial...] dims of x: channels-last X is 4-D [N, H, W, C].
 Expected<std::vector<int64_t>> nchw_dims(const CpuKernelContext& ctx, const Tensor& x) {
   if (!channels_last(ctx)) return x.dims();
+  const std::string& op = ctx.node().op_type;
+  if (op == "LpPool" || op == "GlobalLpPool") return invalid_model("{}: has no channels_last form", op);
   if (x.rank() != 4 || ctx.has_output(1))
     return invalid_model("{}: channels_last takes X [N,H,W,C] and no Indices output, got a {}-D input",
                          ctx.node().op_type, x.rank());

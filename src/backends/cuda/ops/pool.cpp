@@ -43,6 +43,8 @@ bool channels_last(const Node& node) { return node.attr_int("channels_last", 0) 
 // X's dims as [N, C, spatial...]: channels-last X is [N, H, W, C].
 Expected<std::vector<int64_t>> nchw_dims(const KernelContext& ctx, const DeviceTensor& x) {
   if (!channels_last(ctx.node())) return x.dims;
+  const std::string& op = ctx.node().op_type;
+  if (op == "LpPool" || op == "GlobalLpPool") return invalid_model("{}: has no channels_last form", op);
   if (x.rank() != 4 || ctx.has_output(1))
     return invalid_model("{}: channels_last takes X [N,H,W,C] and no Indices output, got a {}-D input",
                          ctx.node().op_type, x.rank());
