@@ -101,6 +101,36 @@ TEST(SinkTransposes, MovesBelowAConcatAlongThePermutedAxis) {
             "}\n");
 }
 
+// A ReduceMean head over an NHWC tensor's H and W reduces the NCHW one's
+// (axes 1, 2 through perm [0,2,3,1] are 2, 3); the Transpose left is of the
+// reduced tensor.
+TEST(SinkTransposes, MovesBelowAReductionThatKeepsItsRank) {
+  EXPECT_EQ(sink("graph main(%x: f32[1,2,3,4]) {\n"
+                 "  %k: i64[2] = const i64[2]{1,2}\n"
+                 "  %t: f32[1,3,4,2] = Transpose(%x) {perm=[0,2,3,1]}\n"
+                 "  %m: f32[1,1,1,2] = ReduceMean(%t, %k)\n"
+                 "  return %m\n"
+                 "}\n"),
+            "graph main(%x: f32[1,2,3,4]) {\n"
+            "  %k_1: i64[2] = const i64[2]{2,3}\n"
+            "  %m_inner: f32[1,2,1,1] = ReduceMean(%x, %k_1)\n"
+            "  %m: f32[1,1,1,2] = Transpose(%m_inner) {perm=[0,2,3,1]}\n"
+            "  return %m\n"
+            "}\n");
+}
+
+// Without keepdims the rank drops and the perm has no meaning below.
+TEST(SinkTransposes, StaysAboveAReductionThatDropsDims) {
+  const char* text =
+      "graph main(%x: f32[1,2,3,4]) {\n"
+      "  %k: i64[2] = const i64[2]{1,2}\n"
+      "  %t: f32[1,3,4,2] = Transpose(%x) {perm=[0,2,3,1]}\n"
+      "  %m: f32[1,2] = ReduceMean(%t, %k) {keepdims=0}\n"
+      "  return %m\n"
+      "}\n";
+  EXPECT_EQ(sink(text), text);
+}
+
 const char* kStays =
     "graph main(%x: f32[1,2,4,4], %w: f32[2,4]) {\n"
     "  %t: f32[1,4,4,2] = Transpose(%x) {perm=[0,2,3,1]}\n"
@@ -263,9 +293,9 @@ TEST(AssignConvLayout, ChannelsLastGraphMatchesNchwOnTheCpu) {
 
 // A real CNN in f16 (the --fp16 CUDA build's graph): every layer (26) and
 // MaxPool (3) goes channels-last, the Transposes left are the graph's ends
-// (the input's and the one before the ReduceMean head; Concat, Relu and the
-// MaxPools no longer hold any), and the CPU gives the same bytes as the
-// NCHW graph.
+// (the input's and the [N,1,1,1000] one below the ReduceMean head; Concat,
+// Relu and the MaxPools no longer hold any), and the CPU gives the same
+// bytes as the NCHW graph.
 TEST(AssignConvLayout, SqueezenetRunsChannelsLastBitIdentically) {
   const std::string dir = std::string(KILN_SHARED_MODELS) + "/squeezenet1_1/";
   if (!std::filesystem::exists(dir + "model.onnx")) GTEST_SKIP() << "no " << dir;
