@@ -1,7 +1,8 @@
 // Convolutions and pools: Conv, ConvTranspose, ConvInteger, DeformConv,
 // QLinearConv, kiln::FusedConv, MaxPool, AveragePool, LpPool, the global pools and MaxUnpool.
-// All take [N, C, spatial...] inputs; the window rules live in
-// window_geometry.h, shared with the CPU kernels.
+// All take [N, C, spatial...] inputs (kiln::FusedConv and the 2-D max and
+// average pools [N, H, W, C] too, with channels_last=1); the window rules
+// live in window_geometry.h, shared with the CPU kernels.
 #include <fmt/format.h>
 
 #include "ops/fused_activation.h"
@@ -207,7 +208,7 @@ Status infer_channels_last_pool(InferContext& ctx, bool global) {
   if (n.op_type != "MaxPool" && n.op_type != "AveragePool" && n.op_type != "GlobalAveragePool" &&
       n.op_type != "GlobalMaxPool")
     return invalid_model("{}: has no channels_last form", n.op_type);
-  if (ctx.num_outputs() > 1) return invalid_model("{}: channels_last has no Indices output", n.op_type);
+  if (n.outputs.size() > 1 && n.outputs[1]) return invalid_model("{}: channels_last has no Indices output", n.op_type);
   const Shape& xs = ctx.input_shape(0);
   const DType dtype = ctx.input_dtype(0);
   if (!xs.has_rank()) {

@@ -5,10 +5,9 @@
 // (SqueezeNet's and ResNet's MaxPools) or is a small [N, C, 1, 1] one (a
 // GlobalAveragePool head), the size of the pooled tensor at most.
 //
-//   %t: f16[1,8,4,4] = Transpose(%c_nhwc) {perm=[0,3,1,2]}      %p_nhwc: f16[1,2,2,8] = MaxPool(%c_nhwc)
-//   %p: f16[1,8,2,2] = MaxPool(%t) {kernel_shape=[2,2],    ->        {channels_last=1, kernel_shape=[2,2],
-//   strides=[2,2]}
-//        strides=[2,2]}                                       %p: f16[1,8,2,2] = Transpose(%p_nhwc) {perm=[0,3,1,2]}
+//   %t: f16[1,8,4,4] = Transpose(%c) {perm=[0,3,1,2]}     %p_nhwc: f16[1,3,3,8] = MaxPool(%c)
+//   %p: f16[1,8,3,3] = MaxPool(%t) {kernel_shape=[2,2]}  ->     {channels_last=1, kernel_shape=[2,2]}
+//                                                           %p: f16[1,8,3,3] = Transpose(%p_nhwc) {perm=[0,3,1,2]}
 //
 // A pool qualifies when it is 2-D MaxPool without an Indices output,
 // AveragePool, GlobalAveragePool or GlobalMaxPool (any dtype: the NHWC
