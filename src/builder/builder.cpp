@@ -89,8 +89,10 @@ Expected<std::vector<uint8_t>> build_engine(const Model& model, const BuildConfi
     model.graph->erase_nodes_if([](const Node&) { return false; });  // drops the f32 weights now unread
   }
   if (config.backend == "cuda") {
-    KILN_RETURN_IF_ERROR(
-        in_phase(config, "assigning layouts", [&] { return assign_conv_layout(*model.graph, passes); }));
+    KILN_RETURN_IF_ERROR(in_phase(config, "assigning layouts", [&]() -> Status {
+      KILN_RETURN_IF_ERROR(assign_conv_layout(*model.graph, passes));
+      return assign_pool_layout(*model.graph, passes);
+    }));
     model.graph->erase_nodes_if([](const Node&) { return false; });  // drops the NCHW weights now unread
   }
   if (config.backend == "cuda") {

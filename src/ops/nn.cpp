@@ -1,7 +1,8 @@
 // Convolutions and pools: Conv, ConvTranspose, ConvInteger, DeformConv,
 // QLinearConv, kiln::FusedConv, MaxPool, AveragePool, LpPool, the global pools and MaxUnpool.
-// All take [N, C, spatial...] inputs; the window rules live in
-// window_geometry.h, shared with the CPU kernels.
+// All take [N, C, spatial...] inputs (kiln::FusedConv and the 2-D max and
+// average pools [N, H, W, C] too, with channels_last=1); the window rules
+// live in window_geometry.h, shared with the CPU kernels.
 #include <fmt/format.h>
 
 #include "ops/fused_activation.h"
@@ -206,15 +207,44 @@ Dim input_channels(const InferContext& ctx, size_t x) {
   return s.has_rank() && s.rank() >= 2 ? (*s.dims)[1] : Dim::unknown();
 }
 
+// channels_last=1 (set by the CUDA build's assign_pool_layout) on MaxPool
+// without Indices, AveragePool, GlobalAveragePool and GlobalMaxPool: X and Y
+// are [N, H, W, C]; 2-D only. The window attributes keep their meaning.
+Status infer_channels_last_pool(InferContext& ctx, bool global) {
+  const Node& n = ctx.node();
+  if (n.op_type != "MaxPool" && n.op_type != "AveragePool" && n.op_type != "GlobalAveragePool" &&
+      n.op_type != "GlobalMaxPool")
+    return invalid_model("{}: has no channels_last form", n.op_type);
+  if (n.outputs.size() > 1 && n.outputs[1]) return invalid_model("{}: channels_last has no Indices output", n.op_type);
+  const Shape& xs = ctx.input_shape(0);
+  const DType dtype = ctx.input_dtype(0);
+  if (!xs.has_rank()) {
+    ctx.set_output(0, dtype, Shape());
+    return Status::ok();
+  }
+  if (xs.rank() != 4) return invalid_model("{}: channels_last takes X [N,H,W,C], got {}", n.op_type, xs.to_string());
+  if (global) {
+    ctx.set_output(0, dtype, Shape(Dims{xs[0], Dim(1), Dim(1), xs[3]}));
+    return Status::ok();
+  }
+  KILN_ASSIGN_OR_RETURN(WindowAttrs a, read_window_attrs(n, 2));
+  KILN_ASSIGN_OR_RETURN(Dim h, window_dim_symbolic(a, 0, xs[1]));
+  KILN_ASSIGN_OR_RETURN(Dim w, window_dim_symbolic(a, 1, xs[2]));
+  ctx.set_output(0, dtype, Shape(Dims{xs[0], h, w, xs[3]}));
+  return Status::ok();
+}
+
 Status infer_pool(InferContext& ctx) {
   if (!ctx.node().has_attr("kernel_shape"))
     return invalid_model("{}: the kernel_shape attribute is required", ctx.node().op_type);
+  if (ctx.attr_int("channels_last", 0) != 0) return infer_channels_last_pool(ctx, false);
   KILN_RETURN_IF_ERROR(set_window_output(ctx, 0, input_channels(ctx, 0), {}, ctx.input_dtype(0)));
   if (ctx.num_outputs() > 1) ctx.set_output(1, DType::kI64, ctx.output_types()[0].shape);
   return Status::ok();
 }
 
 Status infer_global_pool(InferContext& ctx) {
+  if (ctx.attr_int("channels_last", 0) != 0) return infer_channels_last_pool(ctx, true);
   KILN_ASSIGN_OR_RETURN(const Dims* in, spatial_input(ctx, 0));
   if (!in) {
     ctx.set_output(0, ctx.input_type(0));

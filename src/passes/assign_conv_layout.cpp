@@ -12,10 +12,12 @@
 //                                                              %w_nhwc, %b) {channels_last=1}
 //                                                         %y: f16[1,8,4,4] = Transpose(%y_nhwc) {perm=[0,3,1,2]}
 //
-// A convolution stays NCHW when its weight is not a constant, it is grouped
-// (cuDNN's NHWC grouped kernels are not always there; kiln's direct kernel
-// is NCHW only), its pads are asymmetric (the NCHW route pads a staged copy)
-// or its dtype is f32/f64 (no tensor-core gain without --fp16/--bf16).
+// Grouped and depthwise layers too: their weight [K, C/group, R, S] becomes
+// [K, R, S, C/group], and kiln's direct kernel backs up cuDNN in NHWC as in
+// NCHW. A convolution stays NCHW when its weight is not a constant, its
+// pads are asymmetric (the NCHW route pads a staged copy) or its dtype is
+// f32/f64 (no tensor-core gain without --fp16/--bf16). assign_pool_layout
+// then takes the pools between such layers channels-last as well.
 #include <map>
 
 #include "ir/rewrite.h"
@@ -35,7 +37,6 @@ bool wants_channels_last(const Node& n) {
   if (!rank4(x) || !rank4(w) || !rank4(y) || !w->constant) return false;
   if (n.input(3) && !rank4(n.input(3))) return false;
   if (x->type.dtype != DType::kF16 && x->type.dtype != DType::kBF16) return false;
-  if (n.attr_int("group", 1) != 1) return false;
   const std::string pad = n.attr_string("auto_pad", "NOTSET");
   if (pad != "NOTSET" && pad != "VALID") return false;
   const std::vector<int64_t> pads = n.attr_ints("pads", {0, 0, 0, 0});

@@ -49,8 +49,11 @@ Status fuse_matmul_bias_activation(Graph& graph, PassContext& ctx);
 Status assign_precision(Graph& graph, DType target);
 
 // On the CUDA backend after assign_precision: 2-D 16-bit kiln::FusedConv
-// layers compute channels-last, with the Transposes between them cancelled.
+// layers (grouped and depthwise too) compute channels-last, with the Transposes between them cancelled.
 Status assign_conv_layout(Graph& graph, PassContext& ctx);
+// After assign_conv_layout: pools reading a channels-last region through a
+// Transpose to NCHW pool channels-last, and that Transpose goes.
+Status assign_pool_layout(Graph& graph, PassContext& ctx);
 
 // The default pipeline, in order.
 const std::vector<PassInfo>& default_pipeline();

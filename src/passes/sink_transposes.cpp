@@ -12,7 +12,9 @@
 //   return %s                                            return %s
 //
 // A Concat whose parts all come from under the same Transpose joins them
-// before it, along the permuted axis.
+// before it, along the permuted axis; a Reduce* that keeps its rank reduces
+// the permuted axes (a ReduceMean head or squeeze-excitation after NHWC
+// layers: the Transpose left below is of the reduced tensor).
 //
 // An operand of a binary op may instead be a constant (permuted here), a
 // value broadcast from one element (left as it is), or a value at most 1/16
@@ -37,6 +39,9 @@ const std::set<std::string> kUnary = {
     "Gelu", "HardSigmoid", "HardSwish",  "IsInf",    "IsNaN", "LeakyRelu", "Log",     "Mish",
     "Neg",  "Not",         "Reciprocal", "Relu",     "Round", "Selu",      "Sigmoid", "Sign",
     "Sin",  "Sinh",        "Softplus",   "Softsign", "Sqrt",  "Tan",       "Tanh",    "ThresholdedRelu"};
+// Reductions whose axes are input 1 (a constant, or absent: all of them).
+const std::set<std::string> kReduce = {"ReduceL1",   "ReduceL2",  "ReduceLogSum", "ReduceLogSumExp", "ReduceMax",
+                                       "ReduceMean", "ReduceMin", "ReduceProd",   "ReduceSum",       "ReduceSumSquare"};
 const std::set<std::string> kBinary = {
     "Add",         "Sub", "Mul", "Div", "Pow",  "Max", "Min", "Equal", "Greater", "Less", "GreaterOrEqual",
     "LessOrEqual", "And", "Or",  "Xor", "Where"};
@@ -106,8 +111,10 @@ class Sinker {
     if (!op.domain.empty() || op.outputs.size() != 1 || !op.outputs[0]) return false;
     const bool unary = kUnary.count(op.op_type) != 0;
     const bool concat = op.op_type == "Concat";
-    if (!unary && !concat && !kBinary.count(op.op_type)) return false;
-    const size_t arity = unary ? 1 : op.inputs.size();
+    const bool reduce = kReduce.count(op.op_type) != 0;
+    if (!unary && !concat && !reduce && !kBinary.count(op.op_type)) return false;
+    if (reduce && op.attr_int("keepdims", 1) == 0) return false;
+    const size_t arity = unary || reduce ? 1 : op.inputs.size();
     // The perm comes from the first operand that is a Transpose.
     std::optional<std::vector<int64_t>> perm;
     for (size_t i = 0; i < arity && !perm; ++i)
@@ -133,8 +140,24 @@ class Sinker {
       if (axis < 0 || axis >= rank) return false;
       op.attrs["axis"] = Attribute::of_int((*perm)[static_cast<size_t>(axis)]);
     }
-    // Clip's bounds and the like (inputs past the first of a unary op) must be scalars.
-    for (size_t i = arity; i < op.inputs.size(); ++i) {
+    // Output dim k of the transposed input is dim perm[k] of the input.
+    std::optional<Tensor> axes;
+    if (reduce && op.input(1)) {
+      if (!op.input(1)->constant) return false;
+      Expected<std::vector<int64_t>> given = op.input(1)->constant->to_i64_vector();
+      if (!given.is_ok()) return false;
+      const int64_t rank = static_cast<int64_t>(perm->size());
+      std::vector<int64_t> mapped;
+      for (int64_t a : *given) {
+        if (a < 0) a += rank;
+        if (a < 0 || a >= rank) return false;
+        mapped.push_back((*perm)[static_cast<size_t>(a)]);
+      }
+      axes = Tensor::from_vector(DType::kI64, {static_cast<int64_t>(mapped.size())}, mapped);
+    }
+    // Clip's bounds and the like (inputs past the first of a unary op) must
+    // be scalars; a reduction's axes are mapped above.
+    for (size_t i = reduce ? op.inputs.size() : arity; i < op.inputs.size(); ++i) {
       const Value* b = op.input(i);
       if (b && (!b->type.shape.has_rank() || b->type.shape.numel().value_or(2) != 1)) return false;
     }
@@ -150,6 +173,7 @@ class Sinker {
         op.inputs[i] = o.source;
       }
     }
+    if (axes) op.inputs[1] = pass_util::add_constant(g_, op.input(1)->name, std::move(*axes));
     // The op now computes in the untransposed layout; a Transpose below it
     // produces its old output.
     pass_util::transpose_output(g_, op, *perm, "_inner");

@@ -3,6 +3,8 @@
 // suite does not cover.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "backends/cpu/cpu_executor.h"
 #include "ir/quantize.h"
 #include "ops/op_schema.h"
@@ -235,6 +237,40 @@ TEST(NnInfer, GlobalPoolsReduceSpatialDimsToOne) {
     NnGraph t;
     Node* n = t.op(op, {t.input("x", DType::kF32, {sym("b"), 8, sym("h"), 5})});
     EXPECT_EQ(t.infer(n), "f32[b,8,1,1]") << op;
+  }
+}
+
+// channels_last=1 pools read and write [N, H, W, C].
+TEST(NnInfer, ChannelsLastPoolsKeepChannelsLast) {
+  NnGraph t;
+  Value* x = t.input("x", DType::kF16, {sym("b"), 7, 7, 8});
+  Node* m = t.op(
+      "MaxPool", {x}, 1,
+      {{"kernel_shape", ints({2, 2})}, {"strides", ints({2, 2})}, {"ceil_mode", i64(1)}, {"channels_last", i64(1)}});
+  Node* a = t.op("AveragePool", {x}, 1,
+                 {{"kernel_shape", ints({3, 3})}, {"pads", ints({1, 1, 1, 1})}, {"channels_last", i64(1)}});
+  Node* g = t.op("GlobalAveragePool", {x}, 1, {{"channels_last", i64(1)}});
+  EXPECT_EQ(t.infer(m), "f16[b,4,4,8]");
+  EXPECT_EQ(t.infer(a), "f16[b,7,7,8]");
+  EXPECT_EQ(t.infer(g), "f16[b,1,1,8]");
+}
+
+TEST(NnInfer, ChannelsLastRejectsIndicesLpPoolAndOtherRanks) {
+  const std::map<std::string, Attribute> nhwc{{"kernel_shape", ints({2, 2})}, {"channels_last", i64(1)}};
+  {
+    NnGraph t;
+    Node* n = t.op("MaxPool", {t.input("x", DType::kF32, {1, 4, 4, 2})}, 2, nhwc);
+    EXPECT_EQ(t.infer(n), "error: MaxPool: channels_last has no Indices output");
+  }
+  {
+    NnGraph t;
+    Node* n = t.op("LpPool", {t.input("x", DType::kF32, {1, 4, 4, 2})}, 1, nhwc);
+    EXPECT_EQ(t.infer(n), "error: LpPool: has no channels_last form");
+  }
+  {
+    NnGraph t;
+    Node* n = t.op("GlobalMaxPool", {t.input("x", DType::kF32, {1, 4, 2})}, 1, {{"channels_last", i64(1)}});
+    EXPECT_EQ(t.infer(n), "error: GlobalMaxPool: channels_last takes X [N,H,W,C], got [1,4,2]");
   }
 }
 
@@ -477,6 +513,57 @@ TEST(NnKernel, AveragePoolCountIncludePadDividesByWindowSize) {
        {{"kernel_shape", ints({2})}, {"pads", ints({1, 1})}, {"count_include_pad", i64(1)}});
   Tensor y = t.run({f32({1, 1, 2}, {2, 4})});
   EXPECT_EQ(values(y), (std::vector<float>{1, 3, 2}));
+}
+
+// Runs a one-node pool graph on [N, C, H, W] input `x`, NCHW or (the input
+// and output transposed around it) channels-last; returns the NCHW output.
+Tensor run_pool(const std::string& op, const Tensor& x, std::map<std::string, Attribute> attrs, bool nhwc) {
+  NnGraph t;
+  if (nhwc) attrs["channels_last"] = i64(1);
+  const std::vector<int64_t>& d = x.dims();
+  std::vector<int64_t> in_dims = nhwc ? std::vector<int64_t>{d[0], d[2], d[3], d[1]} : d;
+  t.op(op, {t.input("x", x.dtype(), Shape::of(in_dims).dims.value())}, 1, std::move(attrs));
+  Tensor y = t.run({nhwc ? x.transposed({0, 2, 3, 1}) : x});
+  return nhwc && y.is_valid() ? y.transposed({0, 3, 1, 2}) : y;
+}
+
+// The channels-last reference pools give the NCHW ones' bits: every window
+// rule (pads, strides, dilations, ceil_mode, count_include_pad) and the
+// global pools, in f32 and f16.
+TEST(NnKernel, ChannelsLastPoolsMatchNchwBitForBit) {
+  using Attrs = std::map<std::string, Attribute>;
+  const std::vector<std::pair<const char*, Attrs>> cases = {
+      {"MaxPool",
+       {{"kernel_shape", ints({3, 3})},
+        {"strides", ints({2, 2})},
+        {"pads", ints({1, 0, 1, 1})},
+        {"ceil_mode", i64(1)}}},
+      {"MaxPool", {{"kernel_shape", ints({2, 3})}, {"dilations", ints({2, 1})}, {"auto_pad", str("SAME_UPPER")}}},
+      {"AveragePool",
+       {{"kernel_shape", ints({3, 3})},
+        {"strides", ints({2, 2})},
+        {"pads", ints({1, 1, 0, 1})},
+        {"ceil_mode", i64(1)}}},
+      {"AveragePool", {{"kernel_shape", ints({3, 2})}, {"pads", ints({1, 1, 1, 1})}, {"count_include_pad", i64(1)}}},
+      {"GlobalAveragePool", {}},
+      {"GlobalMaxPool", {}},
+  };
+  for (DType dtype : {DType::kF32, DType::kF16}) {
+    Tensor x(dtype, {2, 3, 7, 6});
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const float v = static_cast<float>((i * 37) % 23 - 11) * 0.375f;
+      if (dtype == DType::kF32)
+        x.mutable_data<float>()[i] = v;
+      else
+        x.mutable_data<uint16_t>()[i] = f32_to_f16(v);
+    }
+    for (const auto& [op, attrs] : cases) {
+      const Tensor nchw = run_pool(op, x, attrs, false), nhwc = run_pool(op, x, attrs, true);
+      ASSERT_TRUE(nchw.is_valid() && nhwc.is_valid()) << op;
+      ASSERT_EQ(nhwc.dims(), nchw.dims()) << op;
+      EXPECT_EQ(std::memcmp(nhwc.raw(), nchw.raw(), nchw.nbytes()), 0) << op << " " << dtype_name(dtype);
+    }
+  }
 }
 
 TEST(NnKernel, MaxUnpoolRejectsOutOfRangeIndex) {

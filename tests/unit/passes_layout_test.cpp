@@ -1,5 +1,5 @@
-// sink_transposes and assign_conv_layout, before and after, as IR text; the
-// channels-last graph against the NCHW one on the CPU.
+// sink_transposes, assign_conv_layout and assign_pool_layout, before and
+// after, as IR text; the channels-last graph against the NCHW one on the CPU.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -101,6 +101,36 @@ TEST(SinkTransposes, MovesBelowAConcatAlongThePermutedAxis) {
             "}\n");
 }
 
+// A ReduceMean head over an NHWC tensor's H and W reduces the NCHW one's
+// (axes 1, 2 through perm [0,2,3,1] are 2, 3); the Transpose left is of the
+// reduced tensor.
+TEST(SinkTransposes, MovesBelowAReductionThatKeepsItsRank) {
+  EXPECT_EQ(sink("graph main(%x: f32[1,2,3,4]) {\n"
+                 "  %k: i64[2] = const i64[2]{1,2}\n"
+                 "  %t: f32[1,3,4,2] = Transpose(%x) {perm=[0,2,3,1]}\n"
+                 "  %m: f32[1,1,1,2] = ReduceMean(%t, %k)\n"
+                 "  return %m\n"
+                 "}\n"),
+            "graph main(%x: f32[1,2,3,4]) {\n"
+            "  %k_1: i64[2] = const i64[2]{2,3}\n"
+            "  %m_inner: f32[1,2,1,1] = ReduceMean(%x, %k_1)\n"
+            "  %m: f32[1,1,1,2] = Transpose(%m_inner) {perm=[0,2,3,1]}\n"
+            "  return %m\n"
+            "}\n");
+}
+
+// Without keepdims the rank drops and the perm has no meaning below.
+TEST(SinkTransposes, StaysAboveAReductionThatDropsDims) {
+  const char* text =
+      "graph main(%x: f32[1,2,3,4]) {\n"
+      "  %k: i64[2] = const i64[2]{1,2}\n"
+      "  %t: f32[1,3,4,2] = Transpose(%x) {perm=[0,2,3,1]}\n"
+      "  %m: f32[1,2] = ReduceMean(%t, %k) {keepdims=0}\n"
+      "  return %m\n"
+      "}\n";
+  EXPECT_EQ(sink(text), text);
+}
+
 const char* kStays =
     "graph main(%x: f32[1,2,4,4], %w: f32[2,4]) {\n"
     "  %t: f32[1,4,4,2] = Transpose(%x) {perm=[0,2,3,1]}\n"
@@ -136,6 +166,21 @@ std::string assign(const std::string& text) {
   return print_graph(**g);
 }
 
+// Both layout passes, as the CUDA builder runs them.
+Status assign_layouts(Graph& g) {
+  PassContext ctx;
+  KILN_RETURN_IF_ERROR(assign_conv_layout(g, ctx));
+  return assign_pool_layout(g, ctx);
+}
+
+std::string assign_both(const std::string& text) {
+  auto g = parse_graph(text);
+  if (!g) return g.status().to_string();
+  Status st = assign_layouts(**g);
+  if (!st.is_ok()) return st.to_string();
+  return print_graph(**g);
+}
+
 // Two f16 layers and a residual: one Transpose in (x), one out (y), none between.
 const char* kTwoLayers =
     "graph main(%x: f16[1,2,3,3]) {\n"
@@ -159,7 +204,7 @@ TEST(AssignConvLayout, RunsConsecutiveLayersChannelsLast) {
             "}\n");
 }
 
-TEST(AssignConvLayout, LeavesF32AndGroupedLayers) {
+TEST(AssignConvLayout, LeavesF32Layers) {
   const char* f32 =
       "graph main(%x: f32[1,2,3,3]) {\n"
       "  %w: f32[2,2,1,1] = const f32[2,2,1,1]{1,2,3,4}\n"
@@ -167,13 +212,39 @@ TEST(AssignConvLayout, LeavesF32AndGroupedLayers) {
       "  return %y\n"
       "}\n";
   EXPECT_EQ(assign(f32), f32);
-  const char* grouped =
-      "graph main(%x: f16[1,2,3,3]) {\n"
-      "  %w: f16[2,1,1,1] = const f16[2,1,1,1]{1,2}\n"
-      "  %y: f16[1,2,3,3] = kiln.FusedConv(%x, %w) {group=2}\n"
+}
+
+// A depthwise layer's weight [C, 1, R, S] becomes [C, R, S, 1]: here
+// [2,1,1,2]{1,2,3,4} -> [2,1,2,1], the same bytes. (The NCHW weight, now
+// unread, goes with the builder's next erase.)
+TEST(AssignConvLayout, RunsDepthwiseLayersChannelsLast) {
+  EXPECT_EQ(assign("graph main(%x: f16[1,2,3,3]) {\n"
+                   "  %w: f16[2,1,1,2] = const f16[2,1,1,2]{1,2,3,4}\n"
+                   "  %y: f16[1,2,3,2] = kiln.FusedConv(%x, %w) {group=2}\n"
+                   "  return %y\n"
+                   "}\n"),
+            "graph main(%x: f16[1,2,3,3]) {\n"
+            "  %w: f16[2,1,1,2] = const f16[2,1,1,2]{1,2,3,4}\n"
+            "  %w_nhwc: f16[2,1,2,1] = const f16[2,1,2,1]{1,2,3,4}\n"
+            "  %x_nhwc: f16[1,3,3,2] = Transpose(%x) {perm=[0,2,3,1]}\n"
+            "  %y_nhwc: f16[1,3,2,2] = kiln.FusedConv(%x_nhwc, %w_nhwc) {channels_last=1, group=2}\n"
+            "  %y: f16[1,2,3,2] = Transpose(%y_nhwc) {perm=[0,3,1,2]}\n"
+            "  return %y\n"
+            "}\n");
+}
+
+// A grouped layer's weight [K, C/group, R, S] becomes [K, R, S, C/group]:
+// [2,2,1,2] {k0: c0 {1,2}, c1 {3,4}; k1: c0 {5,6}, c1 {7,8}} -> [2,1,2,2]
+// {k0: s0 {1,3}, s1 {2,4}; k1: s0 {5,7}, s1 {6,8}}.
+TEST(AssignConvLayout, PermutesAGroupedWeightPerGroup) {
+  const std::string out = assign(
+      "graph main(%x: f16[1,4,3,3]) {\n"
+      "  %w: f16[2,2,1,2] = const f16[2,2,1,2]{1,2,3,4,5,6,7,8}\n"
+      "  %y: f16[1,2,3,2] = kiln.FusedConv(%x, %w) {group=2}\n"
       "  return %y\n"
-      "}\n";
-  EXPECT_EQ(assign(grouped), grouped);
+      "}\n");
+  EXPECT_NE(out.find("%w_nhwc: f16[2,1,2,2] = const f16[2,1,2,2]{1,3,2,4,5,7,6,8}"), std::string::npos) << out;
+  EXPECT_NE(out.find("kiln.FusedConv(%x_nhwc, %w_nhwc) {channels_last=1, group=2}"), std::string::npos) << out;
 }
 
 Tensor random_f16(std::vector<int64_t> dims, uint32_t seed) {
@@ -220,10 +291,11 @@ TEST(AssignConvLayout, ChannelsLastGraphMatchesNchwOnTheCpu) {
   EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << nhwc;
 }
 
-// A real CNN in f16 (the --fp16 CUDA build's graph): every layer goes
-// channels-last, the Transposes left are the three MaxPools' pairs and the
-// graph's ends (Concat and Relu no longer hold any), and the CPU gives the
-// same bytes as the NCHW graph.
+// A real CNN in f16 (the --fp16 CUDA build's graph): every layer (26) and
+// MaxPool (3) goes channels-last, the Transposes left are the graph's ends
+// (the input's and the [N,1,1,1000] one below the ReduceMean head; Concat,
+// Relu and the MaxPools no longer hold any), and the CPU gives the same
+// bytes as the NCHW graph.
 TEST(AssignConvLayout, SqueezenetRunsChannelsLastBitIdentically) {
   const std::string dir = std::string(KILN_SHARED_MODELS) + "/squeezenet1_1/";
   if (!std::filesystem::exists(dir + "model.onnx")) GTEST_SKIP() << "no " << dir;
@@ -237,19 +309,169 @@ TEST(AssignConvLayout, SqueezenetRunsChannelsLastBitIdentically) {
   ASSERT_TRUE(x.is_ok()) << x.status().to_string();
   auto nchw = run_graph_on_cpu(g, {*x});
   ASSERT_TRUE(nchw.is_ok()) << nchw.status().to_string();
-  ASSERT_TRUE(assign_conv_layout(g, ctx).is_ok());
+  ASSERT_TRUE(assign_layouts(g).is_ok());
   int transposes = 0, channels_last = 0;
   for (const auto& n : g.nodes()) {
     transposes += n->op_type == "Transpose";
     channels_last += static_cast<int>(n->attr_int("channels_last", 0));
   }
-  EXPECT_EQ(channels_last, 26);
-  EXPECT_EQ(transposes, 8);
+  EXPECT_EQ(channels_last, 29);
+  EXPECT_EQ(transposes, 2);
   auto nhwc = run_graph_on_cpu(g, {*x});
   ASSERT_TRUE(nhwc.is_ok()) << nhwc.status().to_string();
   const Tensor &a = (*nhwc)[0].tensor, &b = (*nchw)[0].tensor;
   ASSERT_EQ(a.dims(), b.dims());
   EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0);
+}
+
+// ---- assign_pool_layout ----
+
+// conv -> MaxPool -> conv: the pool pools channels-last, so the graph
+// transposes only at its ends.
+TEST(AssignPoolLayout, PoolsBetweenChannelsLastLayers) {
+  EXPECT_EQ(assign_both("graph main(%x: f16[1,2,4,4]) {\n"
+                        "  %w: f16[2,2,1,1] = const f16[2,2,1,1]{1,2,3,4}\n"
+                        "  %a: f16[1,2,4,4] = kiln.FusedConv(%x, %w) {activation=\"Relu\"}\n"
+                        "  %p: f16[1,2,2,2] = MaxPool(%a) {kernel_shape=[2,2], strides=[2,2]}\n"
+                        "  %y: f16[1,2,2,2] = kiln.FusedConv(%p, %w)\n"
+                        "  return %y\n"
+                        "}\n"),
+            "graph main(%x: f16[1,2,4,4]) {\n"
+            "  %w_nhwc: f16[2,1,1,2] = const f16[2,1,1,2]{1,2,3,4}\n"
+            "  %x_nhwc: f16[1,4,4,2] = Transpose(%x) {perm=[0,2,3,1]}\n"
+            "  %a_nhwc: f16[1,4,4,2] = kiln.FusedConv(%x_nhwc, %w_nhwc) {activation=\"Relu\", channels_last=1}\n"
+            "  %p_nhwc_1: f16[1,2,2,2] = MaxPool(%a_nhwc) {channels_last=1, kernel_shape=[2,2], strides=[2,2]}\n"
+            "  %y_nhwc: f16[1,2,2,2] = kiln.FusedConv(%p_nhwc_1, %w_nhwc) {channels_last=1}\n"
+            "  %y: f16[1,2,2,2] = Transpose(%y_nhwc) {perm=[0,3,1,2]}\n"
+            "  return %y\n"
+            "}\n");
+}
+
+// A GlobalAveragePool head: the Transpose left is of [N, 1, 1, C].
+TEST(AssignPoolLayout, GlobalAveragePoolHeadKeepsOnlyAPooledTranspose) {
+  EXPECT_EQ(assign_both("graph main(%x: f16[2,2,4,4]) {\n"
+                        "  %w: f16[3,2,1,1] = const f16[3,2,1,1]{1,2,3,4,5,6}\n"
+                        "  %a: f16[2,3,4,4] = kiln.FusedConv(%x, %w) {activation=\"Relu\"}\n"
+                        "  %g: f16[2,3,1,1] = GlobalAveragePool(%a)\n"
+                        "  %f: f16[2,3] = Flatten(%g)\n"
+                        "  return %f\n"
+                        "}\n"),
+            "graph main(%x: f16[2,2,4,4]) {\n"
+            "  %w_nhwc: f16[3,1,1,2] = const f16[3,1,1,2]{1,2,3,4,5,6}\n"
+            "  %x_nhwc: f16[2,4,4,2] = Transpose(%x) {perm=[0,2,3,1]}\n"
+            "  %a_nhwc: f16[2,4,4,3] = kiln.FusedConv(%x_nhwc, %w_nhwc) {activation=\"Relu\", channels_last=1}\n"
+            "  %g_nhwc: f16[2,1,1,3] = GlobalAveragePool(%a_nhwc) {channels_last=1}\n"
+            "  %g: f16[2,3,1,1] = Transpose(%g_nhwc) {perm=[0,3,1,2]}\n"
+            "  %f: f16[2,3] = Flatten(%g)\n"
+            "  return %f\n"
+            "}\n");
+}
+
+// MaxPool with its Indices output has no channels-last form.
+TEST(AssignPoolLayout, LeavesMaxPoolWithIndices) {
+  const char* text =
+      "graph main(%x: f16[1,2,4,4]) {\n"
+      "  %w: f16[2,2,1,1] = const f16[2,2,1,1]{1,2,3,4}\n"
+      "  %a: f16[1,2,4,4] = kiln.FusedConv(%x, %w)\n"
+      "  %p: f16[1,2,2,2], %i: i64[1,2,2,2] = MaxPool(%a) {kernel_shape=[2,2], strides=[2,2]}\n"
+      "  return %p, %i\n"
+      "}\n";
+  EXPECT_EQ(assign_both(text), assign(text));
+}
+
+// The Transpose back to NCHW also feeds a Softmax: it stays, so the
+// MaxPool stays NCHW rather than add a Transpose of its own size.
+TEST(AssignPoolLayout, LeavesAWindowedPoolWhoseTransposeAnotherNodeReads) {
+  const char* text =
+      "graph main(%x: f16[1,2,4,4]) {\n"
+      "  %w: f16[2,2,1,1] = const f16[2,2,1,1]{1,2,3,4}\n"
+      "  %a: f16[1,2,4,4] = kiln.FusedConv(%x, %w)\n"
+      "  %p: f16[1,2,2,2] = MaxPool(%a) {kernel_shape=[2,2], strides=[2,2]}\n"
+      "  %s: f16[1,2,4,4] = Softmax(%a) {axis=1}\n"
+      "  return %p, %s\n"
+      "}\n";
+  EXPECT_EQ(assign_both(text), assign(text));
+}
+
+// A squeeze-excitation block: the global pool goes channels-last although
+// the Mul also reads its input, and then the Mul's Transpose sinks and
+// cancels against the next layer's: only the graph's ends transpose.
+TEST(AssignPoolLayout, SqueezeExcitationRunsChannelsLast) {
+  EXPECT_EQ(assign_both("graph main(%x: f16[1,2,4,4]) {\n"
+                        "  %w: f16[2,2,1,1] = const f16[2,2,1,1]{1,2,3,4}\n"
+                        "  %a: f16[1,2,4,4] = kiln.FusedConv(%x, %w) {activation=\"Silu\"}\n"
+                        "  %g: f16[1,2,1,1] = GlobalAveragePool(%a)\n"
+                        "  %e: f16[1,2,1,1] = kiln.FusedConv(%g, %w) {activation=\"Sigmoid\"}\n"
+                        "  %m: f16[1,2,4,4] = Mul(%a, %e)\n"
+                        "  %y: f16[1,2,4,4] = kiln.FusedConv(%m, %w)\n"
+                        "  return %y\n"
+                        "}\n"),
+            "graph main(%x: f16[1,2,4,4]) {\n"
+            "  %w_nhwc: f16[2,1,1,2] = const f16[2,1,1,2]{1,2,3,4}\n"
+            "  %x_nhwc: f16[1,4,4,2] = Transpose(%x) {perm=[0,2,3,1]}\n"
+            "  %a_nhwc: f16[1,4,4,2] = kiln.FusedConv(%x_nhwc, %w_nhwc) {activation=\"Silu\", channels_last=1}\n"
+            "  %g_nhwc_1: f16[1,1,1,2] = GlobalAveragePool(%a_nhwc) {channels_last=1}\n"
+            "  %e_nhwc: f16[1,1,1,2] = kiln.FusedConv(%g_nhwc_1, %w_nhwc) {activation=\"Sigmoid\", channels_last=1}\n"
+            "  %m_inner: f16[1,4,4,2] = Mul(%a_nhwc, %e_nhwc)\n"
+            "  %y_nhwc: f16[1,4,4,2] = kiln.FusedConv(%m_inner, %w_nhwc) {channels_last=1}\n"
+            "  %y: f16[1,2,4,4] = Transpose(%y_nhwc) {perm=[0,3,1,2]}\n"
+            "  return %y\n"
+            "}\n");
+}
+
+std::string f16_list(int n, int mul, int mod, double scale) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += fmt::format("{}{}", i ? "," : "", ((i * mul) % mod - mod / 2) * scale);
+  return out;
+}
+
+// A MobileNet-style block (expand 1x1, depthwise 3x3 stride 2, grouped 1x1)
+// and the pools after it: everything runs channels-last, two Transposes
+// remain (the input's and the pooled head's), and the CPU gives the NCHW
+// graph's bytes.
+TEST(AssignPoolLayout, DepthwiseBlockAndPoolsMatchNchwOnTheCpu) {
+  const std::string text =
+      "graph main(%x: f16[2,8,9,9]) {\n"
+      "  %we: f16[16,8,1,1] = const f16[16,8,1,1]{" +
+      f16_list(16 * 8, 7, 11, 0.125) +
+      "}\n"
+      "  %be: f16[16] = const f16[16]{" +
+      f16_list(16, 5, 9, 0.25) +
+      "}\n"
+      "  %wd: f16[16,1,3,3] = const f16[16,1,3,3]{" +
+      f16_list(16 * 9, 5, 13, 0.125) +
+      "}\n"
+      "  %wg: f16[8,4,1,1] = const f16[8,4,1,1]{" +
+      f16_list(8 * 4, 3, 7, 0.25) +
+      "}\n"
+      "  %e: f16[2,16,9,9] = kiln.FusedConv(%x, %we, %be) {activation=\"Relu\"}\n"
+      "  %d: f16[2,16,5,5] = kiln.FusedConv(%e, %wd) {activation=\"Clip\", activation_params=[0.0,6.0], group=16, "
+      "pads=[1,1,1,1], strides=[2,2]}\n"
+      "  %g: f16[2,8,5,5] = kiln.FusedConv(%d, %wg) {group=4}\n"
+      "  %m: f16[2,8,3,3] = MaxPool(%g) {ceil_mode=1, kernel_shape=[2,2], strides=[2,2]}\n"
+      "  %a: f16[2,8,3,3] = AveragePool(%m) {count_include_pad=1, kernel_shape=[3,3], pads=[1,1,1,1]}\n"
+      "  %h: f16[2,8,1,1] = GlobalAveragePool(%a)\n"
+      "  return %h\n"
+      "}\n";
+  auto g = parse_graph(text);
+  ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+  const Tensor x = random_f16({2, 8, 9, 9}, 5);
+  auto before = run_graph_on_cpu(**g, {RunValue::of(x)});
+  ASSERT_TRUE(before.is_ok()) << before.status().to_string();
+  ASSERT_TRUE(assign_layouts(**g).is_ok());
+  const std::string nhwc = print_graph(**g);
+  int transposes = 0, channels_last = 0;
+  for (const auto& n : (*g)->nodes()) {
+    transposes += n->op_type == "Transpose";
+    channels_last += static_cast<int>(n->attr_int("channels_last", 0));
+  }
+  EXPECT_EQ(channels_last, 6) << nhwc;
+  EXPECT_EQ(transposes, 2) << nhwc;
+  auto after = run_graph_on_cpu(**g, {RunValue::of(x)});
+  ASSERT_TRUE(after.is_ok()) << after.status().to_string();
+  const Tensor &b = (*before)[0].tensor, &a = (*after)[0].tensor;
+  ASSERT_EQ(a.dims(), b.dims());
+  EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << nhwc;
 }
 
 }  // namespace layout

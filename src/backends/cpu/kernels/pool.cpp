@@ -1,6 +1,9 @@
 // Pools: MaxPool (with Indices), AveragePool, LpPool, the global pools and
 // MaxUnpool. Windows that reach into padding skip the padded positions (max,
-// lp) or count them per count_include_pad (average).
+// lp) or count them per count_include_pad (average). channels_last=1
+// (MaxPool without Indices, AveragePool, GlobalAveragePool, GlobalMaxPool):
+// X and Y are [N, H, W, C]; the same loops run over NCHW planes and a
+// PlaneLayout places each element, so both layouts give the same bits.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -57,16 +60,42 @@ void for_outputs(const WindowPlan& p, Body body) {
   });
 }
 
-std::vector<int64_t> output_dims(const WindowPlan& p) {
+// Where element i of plane nc (= n * C + c) of a [planes, size] tensor lies:
+// NCHW keeps planes contiguous, channels-last interleaves them.
+struct PlaneLayout {
+  int64_t channels = 1;
+  bool last = false;
+  int64_t at(int64_t nc, int64_t i, int64_t size) const {
+    return last ? (nc / channels * size + i) * channels + nc % channels : nc * size + i;
+  }
+};
+
+bool channels_last(const CpuKernelContext& ctx) { return ctx.node().attr_int("channels_last", 0) != 0; }
+
+// The [N, C, spatial...] dims of x: channels-last X is 4-D [N, H, W, C].
+Expected<std::vector<int64_t>> nchw_dims(const CpuKernelContext& ctx, const Tensor& x) {
+  if (!channels_last(ctx)) return x.dims();
+  const std::string& op = ctx.node().op_type;
+  if (op == "LpPool" || op == "GlobalLpPool") return invalid_model("{}: has no channels_last form", op);
+  if (x.rank() != 4 || ctx.has_output(1))
+    return invalid_model("{}: channels_last takes X [N,H,W,C] and no Indices output, got a {}-D input",
+                         ctx.node().op_type, x.rank());
+  return std::vector<int64_t>{x.dim(0), x.dim(3), x.dim(1), x.dim(2)};
+}
+
+std::vector<int64_t> output_dims(const WindowPlan& p, bool last = false) {
   std::vector<int64_t> dims{p.batch, p.channels};
   for (int64_t d : p.out_dims()) dims.push_back(d);
+  if (last) dims = {dims[0], dims[2], dims[3], dims[1]};
   return dims;
 }
 
 Status run_max_pool(CpuKernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  KILN_ASSIGN_OR_RETURN(WindowPlan p, plan_window(ctx.node(), x.dims()));
-  Tensor& y = ctx.allocate_output(0, output_dims(p));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> dims, nchw_dims(ctx, x));
+  KILN_ASSIGN_OR_RETURN(WindowPlan p, plan_window(ctx.node(), dims));
+  const PlaneLayout layout{p.channels, channels_last(ctx)};
+  Tensor& y = ctx.allocate_output(0, output_dims(p, layout.last));
   int64_t* idx = ctx.has_output(1) ? ctx.allocate_output(1, output_dims(p)).mutable_data<int64_t>() : nullptr;
   bool column_major = ctx.node().attr_int("storage_order", 0) != 0;
   return visit_dtype(x.dtype(), kNumericTypes, [&]<typename T>() {
@@ -78,14 +107,14 @@ Status run_max_pool(CpuKernelContext& ctx) {
       C best = std::numeric_limits<C>::lowest();
       int64_t best_at = -1, bd = 0, bh = 0, bw = 0;
       for_window(p, od, oh, ow, [&](int64_t i, int64_t d, int64_t h, int64_t w) {
-        C v = static_cast<C>(xd[nc * isize + i]);
+        C v = static_cast<C>(xd[layout.at(nc, i, isize)]);
         if (best_at < 0 || v > best) {
           best = v;
           best_at = i;
           bd = d, bh = h, bw = w;
         }
       });
-      yd[nc * osize + o] = T(best);
+      yd[layout.at(nc, o, osize)] = T(best);
       if (!idx) return;
       // Indices count over the whole tensor; storage_order 1 numbers spatial dims column-major.
       int64_t spatial_index = column_major ? (bw * p.in[1] + bh) * p.in[0] + bd : best_at;
@@ -98,8 +127,10 @@ Status run_max_pool(CpuKernelContext& ctx) {
 // AveragePool (p = 0) and LpPool (p >= 1).
 Status run_mean_pool(CpuKernelContext& ctx, int64_t lp) {
   const Tensor& x = ctx.input(0);
-  KILN_ASSIGN_OR_RETURN(WindowPlan p, plan_window(ctx.node(), x.dims()));
-  Tensor& y = ctx.allocate_output(0, output_dims(p));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> dims, nchw_dims(ctx, x));
+  KILN_ASSIGN_OR_RETURN(WindowPlan p, plan_window(ctx.node(), dims));
+  const PlaneLayout layout{p.channels, channels_last(ctx)};
+  Tensor& y = ctx.allocate_output(0, output_dims(p, layout.last));
   bool include_pad = ctx.node().attr_int("count_include_pad", 0) != 0;
   return visit_dtype(x.dtype(), kFloatTypes, [&]<typename T>() {
     const T* xd = x.data<T>();
@@ -109,7 +140,7 @@ Status run_mean_pool(CpuKernelContext& ctx, int64_t lp) {
       double sum = 0;
       int64_t count = 0;
       for_window(p, od, oh, ow, [&](int64_t i, int64_t, int64_t, int64_t) {
-        double v = static_cast<compute_t<T>>(xd[nc * isize + i]);
+        double v = static_cast<compute_t<T>>(xd[layout.at(nc, i, isize)]);
         sum += lp == 0 ? v : std::pow(std::fabs(v), static_cast<double>(lp));
         ++count;
       });
@@ -120,7 +151,7 @@ Status run_mean_pool(CpuKernelContext& ctx, int64_t lp) {
         if (include_pad) count = padded_count(p, 0, od) * padded_count(p, 1, oh) * padded_count(p, 2, ow);
         r = count == 0 ? 0.0 : sum / static_cast<double>(count);
       }
-      yd[nc * osize + o] = T(static_cast<compute_t<T>>(r));
+      yd[layout.at(nc, o, osize)] = T(static_cast<compute_t<T>>(r));
     });
     return Status::ok();
   });
@@ -139,9 +170,11 @@ enum class GlobalKind { kAverage, kMax, kLp };
 Status run_global_pool(CpuKernelContext& ctx, GlobalKind kind) {
   const Tensor& x = ctx.input(0);
   if (x.rank() < 3) return invalid_model("{}: input rank {} < 3", ctx.node().op_type, x.rank());
-  std::vector<int64_t> dims = x.dims();
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> dims, nchw_dims(ctx, x));
+  const PlaneLayout layout{dims[1], channels_last(ctx)};
   int64_t planes = dims[0] * dims[1], size = 1;
   for (size_t i = 2; i < dims.size(); ++i) size *= dims[i], dims[i] = 1;
+  if (layout.last) dims = {dims[0], 1, 1, dims[1]};
   Tensor& y = ctx.allocate_output(0, dims);
   double lp = static_cast<double>(ctx.node().attr_int("p", 2));
   return visit_dtype(x.dtype(), kFloatTypes, [&]<typename T>() {
@@ -151,7 +184,7 @@ Status run_global_pool(CpuKernelContext& ctx, GlobalKind kind) {
       for (int64_t c = begin; c < end; ++c) {
         double acc = kind == GlobalKind::kMax ? -std::numeric_limits<double>::infinity() : 0.0;
         for (int64_t i = 0; i < size; ++i) {
-          double v = static_cast<compute_t<T>>(xd[c * size + i]);
+          double v = static_cast<compute_t<T>>(xd[layout.at(c, i, size)]);
           if (kind == GlobalKind::kMax)
             acc = std::max(acc, v);
           else if (kind == GlobalKind::kAverage)
@@ -161,7 +194,7 @@ Status run_global_pool(CpuKernelContext& ctx, GlobalKind kind) {
         }
         if (kind == GlobalKind::kAverage) acc /= static_cast<double>(size);
         if (kind == GlobalKind::kLp) acc = std::pow(acc, 1.0 / lp);
-        yd[c] = T(static_cast<compute_t<T>>(acc));
+        yd[layout.at(c, 0, 1)] = T(static_cast<compute_t<T>>(acc));
       }
     });
     return Status::ok();

@@ -31,6 +31,28 @@ __global__ void direct_conv_kernel(const T* __restrict__ x, const T* __restrict_
   }
 }
 
+// Channels-last: i runs over [N, H', W', M] in memory order; the channels of
+// a tap are contiguous in x ([N, H, W, C]) and in w ([M, R, S, C/group]).
+template <typename T, typename Acc>
+__global__ void direct_conv_nhwc_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
+                                        T* __restrict__ y, WindowGeometry g, int64_t n) {
+  const int64_t cg = g.in_channels / g.group, mg = g.out_channels / g.group;
+  const int64_t isize = g.in_size(), ksize = g.kernel_size();
+  KILN_GRID_STRIDE_LOOP(i, n) {
+    const int64_t m = i % g.out_channels;
+    const OutputPosition o = output_position(g, i / g.out_channels);  // o.plane is the batch index
+    const T* xg = x + o.plane * isize * g.in_channels + m / mg * cg;
+    const T* wm = w + m * ksize * cg;
+    Acc acc = bias ? load_as<Acc>(bias[m]) : Acc(0);
+    for_each_tap(g, o, [&](const WindowTap& t) {
+      const T* xt = xg + t.at * g.in_channels;
+      const T* wt = wm + t.k * cg;
+      for (int64_t c = 0; c < cg; ++c) acc += load_as<Acc>(xt[c]) * load_as<Acc>(wt[c]);
+    });
+    y[i] = store_as<T>(acc);
+  }
+}
+
 // The input coordinate that output coordinate o gathers from through tap k
 // of a transposed convolution, or -1 when none does.
 __device__ __forceinline__ int64_t transpose_source(const WindowGeometry& g, int a, int64_t o, int64_t k) {
@@ -84,6 +106,10 @@ Status launch_direct_typed(const DirectConvParams& p, int64_t n, cudaStream_t st
   if (p.transpose) {
     transpose_conv_kernel<T, Acc><<<grid_for(n, kBlock), kBlock, 0, stream>>>(x, w, b, y, p.g, n);
     return last_launch_status("transpose_conv_kernel");
+  }
+  if (p.channels_last) {
+    direct_conv_nhwc_kernel<T, Acc><<<grid_for(n, kBlock), kBlock, 0, stream>>>(x, w, b, y, p.g, n);
+    return last_launch_status("direct_conv_nhwc_kernel");
   }
   direct_conv_kernel<T, Acc><<<grid_for(n, kBlock), kBlock, 0, stream>>>(x, w, b, y, p.g, n);
   return last_launch_status("direct_conv_kernel");

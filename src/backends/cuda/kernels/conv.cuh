@@ -36,10 +36,14 @@ struct WindowGeometry {
 // Conv / ConvTranspose on f32, f16, bf16 (accumulated in float) or f64
 // (in double). Weights as ONNX gives them: Conv [M, C/group, k...],
 // ConvTranspose [C, M/group, k...]. `bias` (M values) may be null.
+// channels_last (Conv only, 2-D): x [N, H, W, C], w [M, R, S, C/group],
+// y [N, H', W', M]; a thread per output element in memory order, so a warp
+// reads adjacent channels of each tap (depthwise: adjacent input channels).
 struct DirectConvParams {
   DType dtype = DType::kF32;
   WindowGeometry g;
   bool transpose = false;
+  bool channels_last = false;
   const void* x = nullptr;
   const void* w = nullptr;
   const void* bias = nullptr;

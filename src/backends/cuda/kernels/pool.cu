@@ -84,8 +84,67 @@ __global__ void mean_pool_kernel(const T* __restrict__ x, T* __restrict__ y, Win
   }
 }
 
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Channels-last MaxPool (kind kMax, Acc = ComputeT<T>) and AveragePool
+// (kAverage, Acc float or double): i runs over [N, H', W', C / V] in memory
+// order, so y's element i * V is the first of this thread's V channels. Ties
+// and NaNs resolve as in max_pool_kernel, per channel.
+template <typename T, typename Acc, int V>
+__global__ void pool_nhwc_kernel(const T* __restrict__ x, T* __restrict__ y, WindowGeometry g, PoolKind kind,
+                                 bool include_pad, int64_t n) {
+  using P = Pack<T, V>;
+  const int64_t channels = g.in_channels, groups = channels / V, isize = g.in_size();
+  KILN_GRID_STRIDE_LOOP(i, n) {
+    const OutputPosition o = output_position(g, i / groups);  // o.plane is the batch index
+    const T* xb = x + o.plane * isize * channels + i % groups * V;
+    Acc acc[V];
+#pragma unroll
+    for (int v = 0; v < V; ++v) acc[v] = kind == PoolKind::kMax ? std::numeric_limits<Acc>::lowest() : Acc(0);
+    int64_t count = 0;
+    for_each_tap(g, o, [&](const WindowTap& t) {
+      const P in = *reinterpret_cast<const P*>(xb + t.at * channels);
+#pragma unroll
+      for (int v = 0; v < V; ++v) {
+        const Acc a = load_as<Acc>(in.v[v]);
+        if (kind != PoolKind::kMax)
+          acc[v] += a;
+        else if (count == 0 || a > acc[v])
+          acc[v] = a;
+      }
+      ++count;
+    });
+    if (kind == PoolKind::kAverage && include_pad)
+      count = padded_count(g, 0, o.d) * padded_count(g, 1, o.h) * padded_count(g, 2, o.w);
+    P out;
+#pragma unroll
+    for (int v = 0; v < V; ++v)
+      out.v[v] = store_as<T>(kind == PoolKind::kMax ? acc[v] : (count == 0 ? Acc(0) : acc[v] / Acc(count)));
+    *reinterpret_cast<P*>(y + i * V) = out;
+  }
+}
+
+template <typename T, typename Acc>
+Status launch_pool_nhwc(const PoolParams& p, cudaStream_t stream) {
+  const int64_t positions = p.g.batch * p.g.out_size(), channels = p.g.in_channels;
+  const T* x = static_cast<const T*>(p.x);
+  T* y = static_cast<T*>(p.y);
+  if constexpr (kIs16BitFloat<T>) {
+    if (channels % 8 == 0 && aligned16(p.x) && aligned16(p.y)) {
+      const int64_t n = positions * channels / 8;
+      pool_nhwc_kernel<T, Acc, 8>
+          <<<grid_for(n, kBlock), kBlock, 0, stream>>>(x, y, p.g, p.kind, p.count_include_pad, n);
+      return last_launch_status("pool_nhwc_kernel");
+    }
+  }
+  const int64_t n = positions * channels;
+  pool_nhwc_kernel<T, Acc, 1><<<grid_for(n, kBlock), kBlock, 0, stream>>>(x, y, p.g, p.kind, p.count_include_pad, n);
+  return last_launch_status("pool_nhwc_kernel");
+}
+
 template <typename T>
 Status launch_max_typed(const PoolParams& p, int64_t n, cudaStream_t stream) {
+  if (p.channels_last) return launch_pool_nhwc<T, ComputeT<T>>(p, stream);
   max_pool_kernel<T><<<grid_for(n, kBlock), kBlock, 0, stream>>>(static_cast<const T*>(p.x), static_cast<T*>(p.y),
                                                                  p.indices, p.g, p.column_major, n);
   return last_launch_status("max_pool_kernel");
@@ -113,6 +172,7 @@ Status launch_max_pool(const PoolParams& p, int64_t n, cudaStream_t stream) {
 template <typename T>
 Status launch_mean_typed(const PoolParams& p, int64_t n, cudaStream_t stream) {
   using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
+  if (p.channels_last) return launch_pool_nhwc<T, Acc>(p, stream);
   const int64_t lp = p.kind == PoolKind::kLp ? p.p : 0;
   mean_pool_kernel<T, Acc><<<grid_for(n, kBlock), kBlock, 0, stream>>>(static_cast<const T*>(p.x), static_cast<T*>(p.y),
                                                                        p.g, p.count_include_pad, lp, n);
@@ -149,9 +209,77 @@ __global__ void global_pool_kernel(const T* __restrict__ x, T* __restrict__ y, i
   }
 }
 
+// Channels-last GlobalAveragePool / GlobalMaxPool over x [batches, size,
+// channels]: a block's threadIdx.x lanes own V adjacent channels each (a
+// warp's loads of one row are consecutive), its threadIdx.y rows split the
+// size positions; row 0 then combines the rows' partials in order.
+template <typename T, typename Acc, int V>
+__global__ void global_pool_nhwc_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t batches, int64_t size,
+                                        int64_t channels, PoolKind kind) {
+  using P = Pack<T, V>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  Acc* part = reinterpret_cast<Acc*>(smem);  // [blockDim.y][blockDim.x][V]
+  const int64_t groups = channels / V, group = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const Acc init = kind == PoolKind::kMax ? -std::numeric_limits<Acc>::infinity() : Acc(0);
+  Acc* mine = part + (int64_t(threadIdx.y) * blockDim.x + threadIdx.x) * V;
+  // The batch loop's bounds are the same for the whole block, so every thread reaches both barriers.
+  for (int64_t batch = blockIdx.y; batch < batches; batch += gridDim.y) {
+    Acc acc[V];
+#pragma unroll
+    for (int v = 0; v < V; ++v) acc[v] = init;
+    if (group < groups) {
+      const T* xb = x + batch * size * channels + group * V;
+      for (int64_t s = threadIdx.y; s < size; s += blockDim.y) {
+        const P in = *reinterpret_cast<const P*>(xb + s * channels);
+#pragma unroll
+        for (int v = 0; v < V; ++v) {
+          const Acc a = load_as<Acc>(in.v[v]);
+          acc[v] = kind == PoolKind::kMax ? (a > acc[v] ? a : acc[v]) : acc[v] + a;
+        }
+      }
+    }
+#pragma unroll
+    for (int v = 0; v < V; ++v) mine[v] = acc[v];
+    __syncthreads();
+    if (threadIdx.y == 0 && group < groups) {
+      for (unsigned r = 1; r < blockDim.y; ++r) {
+        const Acc* other = part + (int64_t(r) * blockDim.x + threadIdx.x) * V;
+#pragma unroll
+        for (int v = 0; v < V; ++v)
+          acc[v] = kind == PoolKind::kMax ? (other[v] > acc[v] ? other[v] : acc[v]) : acc[v] + other[v];
+      }
+      P out;
+#pragma unroll
+      for (int v = 0; v < V; ++v) out.v[v] = store_as<T>(kind == PoolKind::kAverage ? acc[v] / Acc(size) : acc[v]);
+      *reinterpret_cast<P*>(y + batch * channels + group * V) = out;
+    }
+    __syncthreads();
+  }
+}
+
+template <typename T, typename Acc, int V>
+Status launch_global_nhwc_v(const GlobalPoolParams& p, cudaStream_t stream) {
+  const int64_t groups = p.channels / V, batches = p.planes / p.channels;
+  unsigned lanes = 1;
+  while (lanes < 32 && lanes < groups) lanes *= 2;
+  const dim3 block(lanes, kBlock / lanes);
+  const dim3 grid(static_cast<unsigned>((groups + lanes - 1) / lanes),
+                  static_cast<unsigned>(batches < 65535 ? batches : 65535));
+  const size_t smem = sizeof(Acc) * V * kBlock;
+  global_pool_nhwc_kernel<T, Acc, V><<<grid, block, smem, stream>>>(static_cast<const T*>(p.x), static_cast<T*>(p.y),
+                                                                    batches, p.size, p.channels, p.kind);
+  return last_launch_status("global_pool_nhwc_kernel");
+}
+
 template <typename T>
 Status launch_global_typed(const GlobalPoolParams& p, cudaStream_t stream) {
   using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
+  if (p.channels_last) {
+    if constexpr (kIs16BitFloat<T>) {
+      if (p.channels % 8 == 0 && aligned16(p.x) && aligned16(p.y)) return launch_global_nhwc_v<T, Acc, 8>(p, stream);
+    }
+    return launch_global_nhwc_v<T, Acc, 1>(p, stream);
+  }
   global_pool_kernel<T, Acc><<<grid_for(p.planes * 32, kBlock), kBlock, 0, stream>>>(
       static_cast<const T*>(p.x), static_cast<T*>(p.y), p.planes, p.size, p.kind, p.p);
   return last_launch_status("global_pool_kernel");

@@ -3,6 +3,12 @@
 // scatter into a zeroed output). Windows skip the positions in padding;
 // AveragePool's count_include_pad counts the explicit pads but not the room
 // ceil_mode adds, as the CPU kernel does.
+//
+// channels_last (MaxPool without Indices, AveragePool and the global average
+// and max pools, 2-D): x and y are [N, H, W, C] and a thread owns V adjacent
+// channels of one output position, so a warp's loads of each window tap are
+// consecutive in C (V = 8, one 16-byte load per tap, for 16-bit types with
+// C % 8 == 0 and 16-byte aligned tensors; else V = 1).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -28,11 +34,13 @@ struct PoolParams {
   int64_t* indices = nullptr;  // MaxPool's optional flat argmax (-1: empty window)
   bool column_major = false;   // storage_order 1: indices number spatial dims column-major
   bool count_include_pad = false;
-  int64_t p = 2;  // LpPool's p (>= 1)
+  int64_t p = 2;               // LpPool's p (>= 1)
+  bool channels_last = false;  // kMax without indices and kAverage only
 };
 Status launch_pool(const PoolParams& p, cudaStream_t stream);
 
-// The global pools over [planes, size] for f32, f16, bf16 and f64.
+// The global pools over [planes, size] for f32, f16, bf16 and f64; with
+// channels_last (kAverage and kMax), x is [planes / channels, size, channels].
 struct GlobalPoolParams {
   PoolKind kind = PoolKind::kAverage;
   DType dtype = DType::kF32;
@@ -40,6 +48,8 @@ struct GlobalPoolParams {
   void* y = nullptr;
   int64_t planes = 0, size = 0;
   int64_t p = 2;
+  bool channels_last = false;
+  int64_t channels = 1;  // channels_last only
 };
 Status launch_global_pool(const GlobalPoolParams& p, cudaStream_t stream);
 

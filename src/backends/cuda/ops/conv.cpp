@@ -262,8 +262,9 @@ Status supports_float_conv(const Node& node) {
 // ---- kiln::FusedConv: y = act(conv(x, w) + b + z) ----
 //
 // channels_last=1 (assign_conv_layout): X, Y, Z are [N, H, W, C] and W is
-// [K, R, S, C/group]; cuDNN reads them through NHWC strides, and the
-// geometry comes from the same dims in NCHW order.
+// [K, R, S, C/group] (grouped and depthwise too); cuDNN reads them through
+// NHWC strides, the direct kernel has a channels-last form for what cuDNN
+// declines, and the geometry comes from the same dims in NCHW order.
 
 bool channels_last(const Node& node) { return node.attr_int("channels_last", 0) != 0; }
 
@@ -451,13 +452,13 @@ Status run_fused_conv(KernelContext& ctx) {
   if (cudnn_ok) {
     KILN_RETURN_IF_ERROR(run_cudnn_conv(ctx, decided, s.g, nullptr));
     e.bias = bias;
-  } else if (nhwc) {
-    return unsupported("FusedConv {}: no cuDNN engine for the channels-last convolution (kiln's direct kernel is NCHW)",
-                       ctx.node().label());
   } else {
+    if (nhwc && s.spatial != 2)
+      return unsupported("FusedConv {}: channels_last takes 2-D convolutions", ctx.node().label());
     DirectConvParams p;
     p.dtype = x.dtype;
     p.g = s.g;
+    p.channels_last = nhwc;
     p.x = x.data, p.w = w.data, p.bias = bias, p.y = y.data;
     KILN_RETURN_IF_ERROR(launch_direct_conv(p, ctx.stream()));
   }

@@ -1,6 +1,9 @@
 // MaxPool, AveragePool, LpPool, the global pools and MaxUnpool. Geometry
 // comes from the CPU backend's window plan (same ceil_mode and auto_pad
-// rules); the kernels are in kernels/pool.cu.
+// rules); the kernels are in kernels/pool.cu. channels_last=1 (MaxPool
+// without Indices, AveragePool, GlobalAveragePool, GlobalMaxPool; see
+// ops/nn.cpp): X and Y are [N, H, W, C], the geometry comes from the same
+// dims in NCHW order.
 #include "backends/cuda/kernels/pool.cuh"
 
 #include "backends/cuda/cuda_kernel.h"
@@ -35,10 +38,25 @@ Status supports_window_numeric(const Node& node) {
   return supports_numeric_input(node);
 }
 
+bool channels_last(const Node& node) { return node.attr_int("channels_last", 0) != 0; }
+
+// X's dims as [N, C, spatial...]: channels-last X is [N, H, W, C].
+Expected<std::vector<int64_t>> nchw_dims(const KernelContext& ctx, const DeviceTensor& x) {
+  if (!channels_last(ctx.node())) return x.dims;
+  const std::string& op = ctx.node().op_type;
+  if (op == "LpPool" || op == "GlobalLpPool") return invalid_model("{}: has no channels_last form", op);
+  if (x.rank() != 4 || ctx.has_output(1))
+    return invalid_model("{}: channels_last takes X [N,H,W,C] and no Indices output, got a {}-D input",
+                         ctx.node().op_type, x.rank());
+  return std::vector<int64_t>{x.dims[0], x.dims[3], x.dims[1], x.dims[2]};
+}
+
 Expected<PoolParams> pool_params(KernelContext& ctx, PoolKind kind) {
   const DeviceTensor &x = ctx.input(0), &y = ctx.output(0);
-  KILN_ASSIGN_OR_RETURN(WindowPlan plan, plan_window(ctx.node(), x.dims));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> dims, nchw_dims(ctx, x));
+  KILN_ASSIGN_OR_RETURN(WindowPlan plan, plan_window(ctx.node(), dims));
   PoolParams p;
+  p.channels_last = channels_last(ctx.node());
   p.kind = kind;
   p.dtype = x.dtype;
   p.g = geometry_of(plan);
@@ -74,14 +92,17 @@ Status run_lp_pool(KernelContext& ctx) {
 Status run_global_pool(KernelContext& ctx, PoolKind kind) {
   const DeviceTensor &x = ctx.input(0), &y = ctx.output(0);
   if (x.rank() < 3) return invalid_model("{}: input rank {} < 3", ctx.node().op_type, x.rank());
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> dims, nchw_dims(ctx, x));
   GlobalPoolParams p;
   p.kind = kind;
   p.dtype = x.dtype;
   p.x = x.data;
   p.y = y.data;
-  p.planes = x.dims[0] * x.dims[1];
+  p.channels_last = channels_last(ctx.node());
+  p.channels = dims[1];
+  p.planes = dims[0] * dims[1];
   p.size = 1;
-  for (size_t i = 2; i < x.dims.size(); ++i) p.size *= x.dims[i];
+  for (size_t i = 2; i < dims.size(); ++i) p.size *= dims[i];
   p.p = ctx.node().attr_int("p", 2);
   return launch_global_pool(p, ctx.stream());
 }

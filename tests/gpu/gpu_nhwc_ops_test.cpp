@@ -1,0 +1,138 @@
+// Channels-last (NHWC) layers through the CUDA executor against the CPU
+// reference: kiln::FusedConv with channels_last=1 (group 1, grouped and
+// depthwise; cuDNN's tactics and kiln's direct kernel) and the NHWC pools
+// (MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool; the 8-channel
+// vector path and the one-channel one). f16/bf16 within 1e-2; f32 within
+// 1e-5 (pools) or 1e-4 (convolutions, summed in another order).
+#include <fmt/format.h>
+
+#include "gpu_test_util.h"
+
+namespace kiln::gpu_test {
+namespace {
+
+using Attrs = std::map<std::string, Attribute>;
+
+Attribute ints(std::vector<int64_t> v) { return Attribute::of_ints(std::move(v)); }
+Attribute i(int64_t v) { return Attribute::of_int(v); }
+Attribute s(const char* v) { return Attribute::of_string(v); }
+
+// Runs kiln::FusedConv {channels_last=1} with `tactic` on the CPU or the GPU.
+Tensor run_nhwc_conv(bool gpu, const std::vector<Tensor>& ins, Attrs attrs, const std::string& tactic) {
+  attrs["channels_last"] = i(1);
+  std::vector<RunValue> values;
+  auto g = one_node_graph("kiln.FusedConv", ins, attrs, 1, 0, values);
+  if (!tactic.empty()) g->nodes()[0]->metadata["kiln.tactic"] = tactic;
+  auto out = gpu ? cuda::run_graph_on_cuda(*g, std::move(values), {}) : run_graph_on_cpu(*g, std::move(values));
+  EXPECT_TRUE(out.is_ok()) << (gpu ? "cuda: " : "cpu: ") << out.status().to_string();
+  return out.is_ok() ? (*out)[0].tensor : Tensor();
+}
+
+struct NhwcConvCase {
+  const char* what;
+  std::vector<int64_t> x, w;  // [N, H, W, C] and [K, R, S, C/group]
+  Attrs attrs;
+};
+
+std::vector<NhwcConvCase> nhwc_conv_cases() {
+  return {
+      {"3x3 pad 1", {2, 14, 14, 16}, {32, 3, 3, 16}, {{"pads", ints({1, 1, 1, 1})}}},
+      {"depthwise 3x3 stride 2",
+       {2, 15, 13, 32},
+       {32, 3, 3, 1},
+       {{"group", i(32)}, {"pads", ints({1, 1, 1, 1})}, {"strides", ints({2, 2})}}},
+      {"depthwise 5x5 odd channels", {1, 11, 12, 12}, {12, 5, 5, 1}, {{"group", i(12)}, {"pads", ints({2, 2, 2, 2})}}},
+      {"grouped 3x3", {1, 10, 10, 32}, {48, 3, 3, 8}, {{"group", i(4)}, {"pads", ints({1, 1, 1, 1})}}},
+      {"grouped 1x1 uneven", {2, 9, 9, 12}, {18, 1, 1, 4}, {{"group", i(3)}}},
+  };
+}
+
+// y = act(conv + b + z): X and W positive, b and Z negative around the
+// convolution's size, so the sum straddles zero and the Relu bites.
+void check_nhwc_conv(const NhwcConvCase& c, DType t, const std::string& tactic) {
+  const int64_t taps = c.w[1] * c.w[2] * c.w[3];
+  const float scale = 0.3f * static_cast<float>(taps);
+  Attrs attrs = c.attrs;
+  attrs["activation"] = s("Relu");
+  const Tensor x = random_tensor(t, c.x, 0.1f, 1.f, 1), w = random_tensor(t, c.w, 0.1f, 1.f, 2);
+  const Tensor b = random_tensor(t, {c.w[0]}, -scale / 2, 0.f, 3);
+  const Tensor plain = run_nhwc_conv(false, {x, w}, c.attrs, "");
+  ASSERT_TRUE(plain.is_valid()) << c.what;
+  const Tensor z = random_tensor(t, plain.dims(), -scale, 0.f, 4);
+  const std::vector<Tensor> ins{x, w, b, z};
+  const std::string what = fmt::format("NHWC FusedConv {} {} tactic '{}'", c.what, dtype_name(t), tactic);
+  const Tensor gpu = run_nhwc_conv(true, ins, attrs, tactic), cpu = run_nhwc_conv(false, ins, attrs, "");
+  ASSERT_TRUE(gpu.is_valid() && cpu.is_valid()) << what;
+  ASSERT_EQ(gpu.dims(), cpu.dims()) << what;
+  const double rtol = t == DType::kF32 ? 1e-4 : 1e-2;
+  int bad = 0;
+  for (int64_t e = 0; e < cpu.numel(); ++e) {
+    const double g = gpu.element_as_double(e), r = cpu.element_as_double(e);
+    if (!std::isnan(g) && std::fabs(g - r) <= rtol * (std::fabs(r) + scale)) continue;
+    if (bad++ < 5) ADD_FAILURE() << what << ": element " << e << " gpu " << g << " cpu " << r;
+  }
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << cpu.numel() << " elements differ";
+}
+
+// "" (cuDNN's fused graph when it has one), the plain convolution plus the
+// epilogue kernel, and an engine index past every engine cuDNN has: the
+// layer then runs kiln's channels-last direct kernel.
+TEST_F(GpuTest, ChannelsLastFusedConvMatchesCpuForGroupedAndDepthwise) {
+  for (const NhwcConvCase& c : nhwc_conv_cases())
+    for (DType t : kFloatTypes)
+      for (const char* tactic : {"", "cudnn:0", "cudnn:1000000"}) check_nhwc_conv(c, t, tactic);
+}
+
+// The NHWC pool against the CPU's NHWC reference (which the unit tests hold
+// to the NCHW one bit for bit). MaxPool picks an input element: exact.
+void check_nhwc_pool(const std::string& op, DType t, const std::vector<int64_t>& nhwc, Attrs attrs,
+                     const std::string& what) {
+  attrs["channels_last"] = i(1);
+  const Tensor x = t == DType::kU8 ? random_tensor(t, nhwc, 0, 250) : random_tensor(t, nhwc, -2, 2);
+  const std::string name = fmt::format("NHWC {} {} {} {}", op, what, shape_str(nhwc), dtype_name(t));
+  if (op == "MaxPool" || op == "GlobalMaxPool")
+    expect_equal(run_cuda(op, {x}, attrs), run_cpu(op, {x}, attrs), name);
+  else
+    expect_close(run_cuda(op, {x}, attrs), run_cpu(op, {x}, attrs), tolerance_for(t), name);
+}
+
+const Attrs kCeilPads{
+    {"kernel_shape", ints({3, 3})}, {"strides", ints({2, 2})}, {"pads", ints({1, 0, 1, 1})}, {"ceil_mode", i(1)}};
+
+// C = 16 takes the 8-channel path in 16 bits, C = 5 the one-channel path.
+TEST_F(GpuTest, ChannelsLastMaxPoolMatchesCpu) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64, DType::kI8, DType::kU8})
+    for (int64_t c : {16, 5}) check_nhwc_pool("MaxPool", t, {2, 17, 18, c}, kCeilPads, "ceil_mode pads");
+  check_nhwc_pool("MaxPool", DType::kF16, {2, 17, 18, 24},
+                  {{"kernel_shape", ints({3, 2})}, {"dilations", ints({2, 2})}, {"auto_pad", s("SAME_LOWER")}},
+                  "dilated SAME_LOWER");
+  check_nhwc_pool("MaxPool", DType::kF16, {4, 56, 56, 64},
+                  {{"kernel_shape", ints({3, 3})}, {"strides", ints({2, 2})}, {"pads", ints({1, 1, 1, 1})}},
+                  "ResNet stem pool");
+}
+
+TEST_F(GpuTest, ChannelsLastAveragePoolMatchesCpu) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64})
+    for (int64_t c : {16, 5})
+      for (int64_t include : {0, 1}) {
+        Attrs a = kCeilPads;
+        a["count_include_pad"] = i(include);
+        check_nhwc_pool("AveragePool", t, {2, 17, 18, c}, a, "count_include_pad " + std::to_string(include));
+      }
+  check_nhwc_pool("AveragePool", DType::kF16, {1, 13, 13, 1000}, {{"kernel_shape", ints({13, 13})}}, "SqueezeNet head");
+}
+
+// Shapes for every block layout: one lane group (C = 24: 3 vectors), full
+// warps over 2048 channels, long spatial runs, and C = 3 (scalar).
+TEST_F(GpuTest, ChannelsLastGlobalPoolsMatchCpu) {
+  for (const char* op : {"GlobalAveragePool", "GlobalMaxPool"})
+    for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64}) {
+      check_nhwc_pool(op, t, {2, 7, 9, 16}, {}, "small");
+      check_nhwc_pool(op, t, {3, 7, 7, 2048}, {}, "ResNet head");
+      check_nhwc_pool(op, t, {1, 56, 56, 24}, {}, "long planes");
+      check_nhwc_pool(op, t, {5, 4, 4, 3}, {}, "three channels");
+    }
+}
+
+}  // namespace
+}  // namespace kiln::gpu_test
