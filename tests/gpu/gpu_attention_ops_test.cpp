@@ -104,6 +104,49 @@ TEST_F(GpuAttentionOpsTest, GroupedQueryAndThreeDimensionalFormsMatchCpu) {
   }
 }
 
+// Attention with its kiln.tactic set ("tc": the tensor-core kernel) on the GPU.
+Tensor run_attention_tactic(const std::vector<Tensor>& ins, const Attrs& attrs, const std::string& tactic) {
+  std::vector<RunValue> values;
+  auto g = one_node_graph("Attention", ins, attrs, 1, 0, values);
+  g->nodes()[0]->metadata["kiln.tactic"] = tactic;
+  auto out = cuda::run_graph_on_cuda(*g, std::move(values), {});
+  EXPECT_TRUE(out.is_ok()) << out.status().to_string();
+  return out.is_ok() ? (*out)[0].tensor : Tensor();
+}
+
+void check_tensor_core(const AttentionCase& c, DType t) {
+  const std::string what = c.what + " " + type_name(t) + " tactic tc";
+  expect_close(run_attention_tactic(c.ins, c.attrs, "tc"), run_cpu("Attention", c.ins, c.attrs, 0, 1),
+               attention_tolerance(t), what);
+}
+
+// The tensor-core kernel: 64-row query blocks, 32-key tiles (lengths that are
+// neither), head sizes 32/64/128, both layouts, GQA, masks, causal, windows.
+TEST_F(GpuAttentionOpsTest, TensorCoreTacticMatchesCpu) {
+  for (DType t : {DType::kF16, DType::kBF16}) {
+    for (int64_t d : {32, 64, 128}) {
+      const Tensor q = qkv(t, {2, 3, 77, d}, 1), k = qkv(t, {2, 3, 45, d}, 2), v = qkv(t, {2, 3, 45, d}, 3);
+      check_tensor_core({"plain D=" + std::to_string(d), {q, k, v}, {}}, t);
+      check_tensor_core({"causal D=" + std::to_string(d), {q, q, q}, {{"is_causal", Attribute::of_int(1)}}}, t);
+    }
+    const Tensor q = qkv(t, {2, 4, 70, 64}, 4), k = qkv(t, {2, 2, 70, 64}, 5), v = qkv(t, {2, 2, 70, 64}, 6);
+    check_tensor_core({"GQA", {q, k, v}, {}}, t);
+    check_tensor_core({"float mask", {q, k, v, random_tensor(t, {2, 1, 70, 70}, -3.f, 1.f, 7)}, {}}, t);
+    Tensor rows = random_tensor(DType::kBool, {70, 70}, 0.f, 1.f, 8);
+    for (int64_t j = 0; j < 70; ++j) rows.mutable_data<uint8_t>()[5 * 70 + j] = 0;  // row 5 sees nothing
+    check_tensor_core({"bool mask with a hidden row", {q, k, v, rows}, {}}, t);
+    check_tensor_core({"window",
+                       {q, k, v},
+                       {{"left_window_size", Attribute::of_int(9)}, {"right_window_size", Attribute::of_int(3)}}},
+                      t);
+    // BERT-base's packed form: [B, S, 12 * 64].
+    const Tensor q3 = qkv(t, {2, 128, 12 * 64}, 9), k3 = qkv(t, {2, 128, 12 * 64}, 10),
+                 v3 = qkv(t, {2, 128, 12 * 64}, 11);
+    const Attrs heads = {{"q_num_heads", Attribute::of_int(12)}, {"kv_num_heads", Attribute::of_int(12)}};
+    check_tensor_core({"3-D BERT heads", {q3, k3, v3}, heads}, t);
+  }
+}
+
 TEST_F(GpuAttentionOpsTest, PastKeyValuesAndPresentOutputsMatchCpu) {
   for (DType t : {DType::kF32, DType::kF16}) {
     const Tensor q = qkv(t, {2, 4, 3, 32}, 1), k = qkv(t, {2, 2, 3, 32}, 2), v = qkv(t, {2, 2, 3, 32}, 3);

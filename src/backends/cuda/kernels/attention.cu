@@ -8,10 +8,13 @@
 #include <type_traits>
 
 #include "backends/cuda/kernels/attention.cuh"
+#include "backends/cuda/kernels/attention_common.cuh"
 #include "backends/cuda/kernels/common.cuh"
 
 namespace kiln::cuda {
 namespace {
+
+using namespace attn;  // NOLINT(google-build-using-namespace): the shared helpers
 
 constexpr int kRows = 16;
 constexpr int kCols = 32;
@@ -19,88 +22,6 @@ constexpr int kThreads = 128;
 constexpr int kLanes = kThreads / kRows;  // threads per query row
 constexpr int kScoresPerThread = kCols / kLanes;
 
-template <typename T>
-using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
-
-template <typename T, typename Acc>
-__device__ __forceinline__ Acc load(const T* p, int64_t i) {
-  if constexpr (std::is_same_v<T, double>)
-    return p[i];
-  else
-    return to_float(p[i]);
-}
-
-// x rounded to T, where the CPU oracle materializes a tensor of the op's dtype.
-template <typename T, typename Acc>
-__device__ __forceinline__ Acc round_to(Acc x) {
-  if constexpr (std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>)
-    return to_float(from_float<T>(x));
-  else
-    return x;
-}
-
-template <typename T, typename Acc>
-__device__ __forceinline__ T store(Acc x) {
-  if constexpr (std::is_same_v<T, double> || std::is_same_v<T, float>)
-    return static_cast<T>(x);
-  else
-    return from_float<T>(x);
-}
-
-__device__ __forceinline__ float acc_exp(float x) { return expf(x); }
-__device__ __forceinline__ double acc_exp(double x) { return exp(x); }
-__device__ __forceinline__ float acc_tanh(float x) { return tanhf(x); }
-__device__ __forceinline__ double acc_tanh(double x) { return tanh(x); }
-
-// Offset of (b, h, s, d) in a (B, H, S, D) tensor, or packed (B, S, H * D).
-__device__ __forceinline__ int64_t layout_at(bool packed, int64_t b, int64_t h, int64_t s, int64_t d, int64_t heads,
-                                             int64_t len, int64_t size) {
-  return packed ? ((b * len + s) * heads + h) * size + d : ((b * heads + h) * len + s) * size + d;
-}
-
-// Key (or value) j of kv head kh: from the past cache, then the new ones.
-template <typename T, typename Acc>
-__device__ __forceinline__ Acc cached(const AttentionParams& p, const void* past, const void* cur, int64_t size,
-                                      int64_t b, int64_t kh, int64_t j, int64_t d) {
-  if (j < p.past_len)
-    return load<T, Acc>(static_cast<const T*>(past), ((b * p.kv_heads + kh) * p.past_len + j) * size + d);
-  return load<T, Acc>(static_cast<const T*>(cur),
-                      layout_at(p.packed, b, kh, j - p.past_len, d, p.kv_heads, p.kv_len, size));
-}
-
-// Keys before the query block: where the causal and window frontiers start.
-__device__ __forceinline__ int64_t query_offset(const AttentionParams& p, int64_t b) {
-  return p.nonpad ? p.nonpad[b] - p.q_len : p.past_len;
-}
-
-// Keys [0, n) may be visible; later ones are padding or past the mask.
-__device__ __forceinline__ int64_t visible_keys(const AttentionParams& p, int64_t b) {
-  int64_t n = (p.past_len + p.kv_len);
-  if (p.nonpad && p.nonpad[b] < n) n = p.nonpad[b];
-  if (p.mask && p.mask_len < n) n = p.mask_len;
-  return n;
-}
-
-// The additive bias of score (b, h, i, j): the mask value, or -inf.
-template <typename T, typename Acc>
-__device__ Acc score_bias(const AttentionParams& p, int64_t b, int64_t h, int64_t i, int64_t j, int64_t pos,
-                          int64_t visible) {
-  const Acc neg_inf = -INFINITY;
-  if (j >= visible || (p.causal && j > pos) || (p.left_window >= 0 && pos - j > p.left_window) ||
-      (p.right_window >= 0 && j - pos > p.right_window))
-    return neg_inf;
-  if (!p.mask) return Acc(0);
-  const int64_t off = b * p.mask_strides[0] + h * p.mask_strides[1] + i * p.mask_strides[2] + j;
-  switch (p.mask_type) {
-    case DType::kBool: return static_cast<const bool*>(p.mask)[off] ? Acc(0) : neg_inf;
-    case DType::kF16: return round_to<T, Acc>(to_float(static_cast<const __half*>(p.mask)[off]));
-    case DType::kBF16: return round_to<T, Acc>(to_float(static_cast<const __nv_bfloat16*>(p.mask)[off]));
-    case DType::kF64: return round_to<T, Acc>(static_cast<Acc>(static_cast<const double*>(p.mask)[off]));
-    default: return round_to<T, Acc>(static_cast<Acc>(static_cast<const float*>(p.mask)[off]));
-  }
-}
-
-// The score after rounding, softcap and bias, from the scaled dot product.
 template <typename T, typename Acc>
 __device__ __forceinline__ Acc finish_score(const AttentionParams& p, Acc dot, Acc bias, int mode_stop, Acc* stop) {
   Acc s = round_to<T, Acc>(dot);

@@ -70,6 +70,11 @@ inline size_t attention_scratch_bytes(DType t, int64_t batch, int64_t q_heads, i
 
 Status launch_attention(const AttentionParams& p, cudaStream_t stream);
 
+// The tensor-core kernel (tactic "tc", attention_tc.cu): Y only, for f16/bf16
+// with D = Dv in {32, 64, 128} and no KV cache, softcap or optional outputs.
+bool attention_tc_takes(const AttentionParams& p);
+Status launch_attention_tc(const AttentionParams& p, cudaStream_t stream);
+
 // LinearAttention's recurrence (the CPU kernel's order of operations, in
 // float): a block per (batch, kv head) keeps the (d_k, d_v) state in shared
 // memory and walks the tokens. All tensors share `dtype`.

@@ -12,6 +12,9 @@ namespace {
 
 DType value_type(const Value* v) { return v ? v->type.dtype : DType::kUndefined; }
 
+// Attention's tactics: "simt" (the default kernel) and this one (attention_tc.cu).
+constexpr std::string_view kTensorCoreTactic = "tc";
+
 bool attention_dtype(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF64; }
 
 // Two dtypes that are known and not the same.
@@ -161,7 +164,30 @@ Status run_attention(KernelContext& ctx) {
   if (ctx.workspace_bytes() < scratch)
     return internal_error("Attention: workspace of {} bytes, {} needed", ctx.workspace_bytes(), scratch);
   p.scratch = ctx.workspace();
+  if (ctx.tactic() == kTensorCoreTactic) return launch_attention_tc(p, ctx.stream());
   return launch_attention(p, ctx.stream());
+}
+
+// The tensor-core kernel is a candidate where it applies (attention_tc_takes,
+// read from the node and the planned dims); the SIMT kernel is the default.
+std::vector<std::string> attention_tactics(const KernelQuery& q, size_t /*limit*/) {
+  const Node& n = q.node();
+  const DType t = q.input_dtype(0);
+  const std::vector<int64_t>*qd = q.input_dims(0), *vd = q.input_dims(2);
+  if ((t != DType::kF16 && t != DType::kBF16) || !qd || !vd || qd->size() != vd->size()) return {};
+  for (size_t i = 1; i < n.outputs.size(); ++i)
+    if (n.outputs[i]) return {};
+  if (q.has_input(4) || q.has_input(5) || n.attr_float("softcap", 0.0f) != 0.0f) return {};
+  int64_t head = 0, v_head = 0;
+  if (qd->size() == 4) {
+    head = qd->back(), v_head = vd->back();
+  } else {
+    const int64_t hq = n.attr_int("q_num_heads", 0), hkv = n.attr_int("kv_num_heads", 0);
+    if (hq <= 0 || hkv <= 0) return {};
+    head = qd->back() / hq, v_head = vd->back() / hkv;
+  }
+  if (head != v_head || (head != 32 && head != 64 && head != 128)) return {};
+  return {"simt", std::string(kTensorCoreTactic)};
 }
 
 // FlexAttention without score_mod / prob_mod is plain 4-D attention with GQA.
@@ -315,7 +341,10 @@ Status run_rotary(KernelContext& ctx) {
 }
 
 KILN_CUDA_KERNEL("", "Attention",
-                 {.run = run_attention, .workspace = attention_workspace, .supports = supports_attention});
+                 {.run = run_attention,
+                  .workspace = attention_workspace,
+                  .supports = supports_attention,
+                  .tactics = attention_tactics});
 KILN_CUDA_KERNEL("ai.onnx.preview", "FlexAttention", {.run = run_flex_attention, .supports = supports_flex_attention});
 KILN_CUDA_KERNEL("", "LinearAttention", {.run = run_linear_attention, .supports = supports_linear_attention});
 KILN_CUDA_KERNEL("", "RotaryEmbedding", {.run = run_rotary, .supports = supports_rotary});
