@@ -42,6 +42,7 @@ Status fuse_layer_norm(Graph& graph, PassContext& ctx);
 Status fuse_gelu(Graph& graph, PassContext& ctx);
 Status fuse_attention(Graph& graph, PassContext& ctx);
 Status fuse_attention_heads(Graph& graph, PassContext& ctx);
+Status fuse_multihead_attention(Graph& graph, PassContext& ctx);
 Status fuse_matmul_bias_activation(Graph& graph, PassContext& ctx);
 
 // Lowers the ops that are safe in 16 bits to `target` (f16 or bf16), with

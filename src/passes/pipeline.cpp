@@ -38,6 +38,9 @@ const std::vector<PassInfo>& default_pipeline() {
       // Last of the rewrites: the others see plain MatMul/Add/activation nodes.
       {"fuse_matmul_bias_activation", fuse_matmul_bias_activation},
       {"eliminate_dead_nodes", eliminate_dead_nodes},
+      // After the epilogue fusion: the packed projection is one FusedMatMul.
+      {"fuse_multihead_attention", fuse_multihead_attention},
+      {"eliminate_dead_nodes", eliminate_dead_nodes},
   };
   return passes;
 }
