@@ -102,6 +102,9 @@ class CudaGpuIo final : public GpuIo {
   }
 
   Status begin() override {
+    // A run that failed after queuing copies may still read the pinned
+    // buffers this one is about to fill.
+    KILN_SERVER_CUDA(cudaStreamSynchronize(stream_));
     KILN_SERVER_CUDA(cudaEventRecord(events_[0], stream_));
     return Status::ok();
   }
