@@ -71,7 +71,7 @@ def infer_check(module, url, name):
     t = module.InferInput("x", [3, 5], "FP32")
     t.set_data_from_numpy(x)
     y = c.infer(name, [t]).as_numpy("y")
-    np.testing.assert_allclose(y, x * x + x, rtol=1e-6)
+    np.testing.assert_allclose(y, x * x + x, rtol=1e-6, atol=1e-6)
     c.close()
 
 
@@ -122,5 +122,5 @@ def test_kind_gpu_instances_run_on_the_gpu(gpu_server, gpu_repo):
         t.set_data_from_numpy(x)
         pending.append(c.async_infer("on_gpu", [t]))
     for p in pending:
-        np.testing.assert_allclose(p.get_result().as_numpy("y"), x * x + x, rtol=1e-6)
+        np.testing.assert_allclose(p.get_result().as_numpy("y"), x * x + x, rtol=1e-6, atol=1e-6)
     c.close()
