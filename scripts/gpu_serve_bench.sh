@@ -73,6 +73,23 @@ if [[ -z $http ]]; then
 fi
 grep -E "failed to load|is ready" "$out/serve_server.log"
 
+# Correctness on the GPU: tiny_cnn over HTTP/JSON against onnxruntime on the CPU.
+python3 - "http://$http" examples/tiny_cnn.onnx <<'EOF' 2>&1 | tail -1
+import json, sys, urllib.request
+import numpy as np
+import onnxruntime as ort
+url, model = sys.argv[1], sys.argv[2]
+image = np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32)
+want = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"image": image})[0]
+body = {"inputs": [{"name": "image", "shape": list(image.shape), "datatype": "FP32", "data": image.ravel().tolist()}]}
+req = urllib.request.Request(url + "/v2/models/tiny_cnn/infer", json.dumps(body).encode(),
+                             {"Content-Type": "application/json"})
+out = json.load(urllib.request.urlopen(req, timeout=60))["outputs"][0]
+have = np.array(out["data"], np.float32).reshape(out["shape"])
+diff = float(np.abs(have - want).max())
+print(f"serve tiny_cnn gpu check   max abs diff {diff:.2e} vs onnxruntime: {'ok' if diff < 1e-3 else 'FAILED'}")
+EOF
+
 perf() {  # tag, args...
   local tag=$1
   shift
@@ -81,7 +98,7 @@ perf() {  # tag, args...
   grep -E "client|server|Concurrency:|first error" "$out/perf_$tag.txt" | sed "s/^/  [$tag] /"
   return $rc
 }
-field() { grep -oE "$2" "$out/perf_$1.txt" | head -1 | grep -oE '[0-9.]+' | head -1; }
+field() { grep -oE -- "$2" "$out/perf_$1.txt" | head -1 | grep -oE -- '-?[0-9.]+' | tail -1; }
 
 for proto in http grpc; do
   url=$http
