@@ -9,6 +9,13 @@
 #   KILN_TESTDATA     folder with node/ (Debian's libonnx-testdata node cases) and
 #                     models/ (../shared/models), carried to the machine (default .testdata)
 #   PEER_MODELS       the torch_peer.py model list (default resnet50:128,resnet50:1,bert:32,bert:1)
+# Stage `serve` (not in the default list: it needs .debs/, made here by
+# scripts/fetch_server_debs.sh and carried): unpacks Boost and gRPC C++ from
+# .debs/ with dpkg -x, rebuilds kiln with `kiln serve` and `kiln perf`, and
+# measures the server on the GPU: tiny_cnn at concurrency 1 over HTTP and
+# gRPC (server overhead at the median), ResNet-50 fp16 with dynamic batching
+# at concurrency 64 against `kiln bench` of the same engine at the batch size
+# the batcher formed. GPU_CHECK_STAGES=serve runs it alone.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/kiln-gpu}
@@ -120,6 +127,46 @@ fi
 if [[ -x build-gpu/kiln_cuda_bench ]] && want kernels; then
   build-gpu/kiln_cuda_bench --runs 50 >"$OUT/cuda_bench.txt" 2>&1
   row "cuda kernel bench" "exit $? (cuda_bench.txt)"
+fi
+
+if want serve; then
+  # Boost and gRPC C++ from .debs/ (scripts/fetch_server_debs.sh), unpacked
+  # into a prefix that CMake and pkg-config search; the libraries load from
+  # it through LD_LIBRARY_PATH.
+  if [[ ! -f .debs/distro.txt ]]; then
+    row "serve" "SKIPPED: no .debs/ (run scripts/fetch_server_debs.sh and carry .debs)"
+  else
+    . /etc/os-release
+    here="${ID:-unknown} ${VERSION_CODENAME:-${VERSION_ID:-unknown}} $(dpkg --print-architecture)"
+    [[ $(cat .debs/distro.txt) == "$here" ]] ||
+      echo "serve: .debs/ is for $(cat .debs/distro.txt), this machine is $here: the build may fail"
+    prefix=$PWD/build-gpu/debroot
+    rm -rf "$prefix"
+    for deb in .debs/*.deb; do dpkg -x "$deb" "$prefix"; done
+    multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+    # Development links to runtimes left out as stock (libssl.so ->
+    # libssl.so.3) point at the system's copy.
+    while IFS= read -r link; do
+      target=/usr/lib/$multiarch/$(readlink "$link")
+      [[ -e $target ]] && ln -sf "$target" "$link"
+    done < <(find "$prefix" -xtype l)
+    export LD_LIBRARY_PATH="$prefix/usr/lib/$multiarch${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export PKG_CONFIG_SYSROOT_DIR="$prefix"
+    export PKG_CONFIG_PATH="$prefix/usr/lib/$multiarch/pkgconfig:$prefix/usr/share/pkgconfig"
+    pkgconf=$(command -v pkg-config || echo "$prefix/usr/bin/pkgconf")
+    # The system's .pc files stay visible (protobuf, zlib, openssl's runtime).
+    if cmake -S . -B build-gpu -DCMAKE_PREFIX_PATH="$prefix/usr" -DPKG_CONFIG_EXECUTABLE="$pkgconf" \
+         >"$OUT/serve_configure.log" 2>&1 && ninja -C build-gpu -j"$jobs" kiln >"$OUT/serve_build.log" 2>&1 &&
+       "$kiln" perf --help >/dev/null 2>&1; then
+      grep -E "gRPC|Boost" "$OUT/serve_configure.log" | head -3
+      row "serve build" "ok ($(grep -c . <(ls .debs/*.deb)) debs, $(du -csh .debs/*.deb | tail -1 | cut -f1))"
+      bash scripts/gpu_serve_bench.sh "$kiln" "$OUT" | tee "$OUT/serve.txt"
+      while IFS= read -r line; do summary+=("$line"); done < <(grep '^serve ' "$OUT/serve.txt")
+    else
+      row "serve build" "FAILED (serve_configure.log, serve_build.log)"
+      tail -20 "$OUT/serve_configure.log" "$OUT/serve_build.log"
+    fi
+  fi
 fi
 
 echo

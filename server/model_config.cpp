@@ -4,6 +4,7 @@
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -192,8 +193,52 @@ Expected<BuildConfig> build_config_from_parameters(const ModelConfig& c) {
   return bc;
 }
 
-std::string build_config_key(const ModelConfig& c) {
-  std::string key = "backend=cpu";
+Status resolve_instance_groups(ModelConfig& c, int gpu_count, const std::string& no_gpu, bool& on_gpu) {
+  using Group = inference::ModelInstanceGroup;
+  if (c.instance_group_size() == 0) c.add_instance_group()->set_count(1);
+  bool cpu = false, gpu = false;
+  for (int i = 0; i < c.instance_group_size(); ++i) {
+    Group& g = *c.mutable_instance_group(i);
+    std::string where = "instance_group " + std::to_string(i);
+    if (g.kind() == Group::KIND_AUTO) g.set_kind(gpu_count > 0 ? Group::KIND_GPU : Group::KIND_CPU);
+    if (g.kind() == Group::KIND_CPU) {
+      cpu = true;
+      continue;
+    }
+    if (g.kind() != Group::KIND_GPU) continue;  // KIND_MODEL: check_model_config refuses it
+    gpu = true;
+    for (int id : g.gpus())
+      if (id < 0 || id >= gpu_count)
+        return bad(where + ": KIND_GPU names GPU " + std::to_string(id) + ", which does not exist: this process sees " +
+                   std::to_string(gpu_count) + " CUDA GPU" + (gpu_count == 1 ? "" : "s") +
+                   (gpu_count == 0 ? " (" + no_gpu + ")" : ""));
+    if (gpu_count == 0) return bad(where + ": KIND_GPU needs a CUDA GPU, but " + no_gpu);
+    if (g.gpus_size() == 0)
+      for (int id = 0; id < gpu_count; ++id) g.add_gpus(id);
+  }
+  if (cpu && gpu)
+    return bad(
+        "instance_group: KIND_CPU and KIND_GPU groups in one model are not supported (a model has one engine "
+        "backend)");
+  on_gpu = gpu;
+  return Status::ok();
+}
+
+std::vector<int> instance_gpus(const ModelConfig& c) {
+  std::vector<int> out;
+  for (const auto& g : c.instance_group()) {
+    int n = std::max(1, g.count());
+    if (g.kind() == inference::ModelInstanceGroup::KIND_GPU) {
+      for (int id : g.gpus()) out.insert(out.end(), static_cast<size_t>(n), id);
+    } else {
+      out.insert(out.end(), static_cast<size_t>(n), -1);
+    }
+  }
+  return out;
+}
+
+std::string build_config_key(const ModelConfig& c, const std::string& device) {
+  std::string key = "device=" + device;
   for (const char* k : {"precision", "min_shapes", "opt_shapes", "max_shapes", "optimization_level"}) {
     auto it = c.parameters().find(k);
     key += std::string(";") + k + "=" + (it == c.parameters().end() ? "" : it->second.string_value());

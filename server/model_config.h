@@ -29,13 +29,26 @@ Status check_model_config(const inference::ModelConfig& config);
 // tf32; a comma list), "min_shapes"/"opt_shapes"/"max_shapes" (one profile,
 // "name:1x4,other:1x8"), "optimization_level". The batch dim is included.
 Expected<BuildConfig> build_config_from_parameters(const inference::ModelConfig& config);
-// A stable text form of the build options, part of the engine cache key.
-std::string build_config_key(const inference::ModelConfig& config);
+// A stable text form of the build options and the device the engine is built
+// for (current_device), part of the engine cache key.
+std::string build_config_key(const inference::ModelConfig& config, const std::string& device);
 
 // Fills what the config leaves out from the engine (inputs, outputs, their
 // dtypes and dims; max_batch_size and dynamic batching when there was no
 // config file at all) and checks every declared tensor against the engine.
 Status complete_model_config(inference::ModelConfig& config, const Engine& engine, bool from_file);
+
+// Resolves the instance groups' kinds before the engine is made, for a
+// process that sees `gpu_count` CUDA GPUs: KIND_AUTO becomes KIND_GPU when
+// there is one, else KIND_CPU (Triton's rule); a KIND_GPU group without
+// `gpus` gets every GPU; a config without groups gets one KIND_AUTO instance.
+// `on_gpu` says which it came to. An error names the group: a GPU that does
+// not exist, KIND_GPU without a GPU (`no_gpu` says why there is none), or
+// CPU and GPU groups in one model.
+Status resolve_instance_groups(inference::ModelConfig& config, int gpu_count, const std::string& no_gpu, bool& on_gpu);
+// Per instance, in instance_group order: the GPU it runs on, or -1 for the
+// CPU (a KIND_GPU group has `count` instances on each GPU of `gpus`).
+std::vector<int> instance_gpus(const inference::ModelConfig& config);
 
 DType dtype_from_config(inference::DataType t);
 inference::DataType config_dtype(DType t);

@@ -7,6 +7,7 @@
 #include <random>
 #include <sstream>
 
+#include "kiln/device.h"
 #include "model_config.h"
 
 namespace kiln::server {
@@ -188,18 +189,36 @@ std::shared_ptr<ModelStats> ModelRepository::stats_for(const std::string& name, 
   return s;
 }
 
+// The engine of one version: an ONNX model built (or found in the cache) for
+// the CPU or for the config's first GPU, or a .kiln engine as it is. A GPU
+// model's engine is made with that GPU as the thread's device.
 Expected<std::shared_ptr<Engine>> ModelRepository::load_engine(const std::string& file,
-                                                               const inference::ModelConfig& config) {
+                                                               const inference::ModelConfig& config, bool on_gpu) {
+  if (on_gpu) {
+    Status st = set_cuda_device(instance_gpus(config).at(0));
+    if (!st.is_ok()) return st;
+  }
   if (fs::path(file).extension() == ".onnx") {
     auto bc = build_config_from_parameters(config);
     if (!bc) return bc.status();
-    return cache_.get(file, *bc, build_config_key(config));
+    bc->backend = on_gpu ? "cuda" : "cpu";
+    auto device = current_device(bc->backend);
+    if (!device) return device.status();
+    return cache_.get(file, *bc, build_config_key(config, *device));
   }
-  return Runtime::deserialize_file(file);
+  auto engine = Runtime::deserialize_file(file);
+  if (!engine) return engine.status();
+  std::string want = on_gpu ? "cuda" : "cpu";
+  if ((*engine)->backend() != want)
+    return Status(ErrorCode::kInvalidArgument, "the engine is for the " + (*engine)->backend() +
+                                                   " backend but the instance groups are " +
+                                                   (on_gpu ? "KIND_GPU" : "KIND_CPU"));
+  return engine;
 }
 
 Expected<std::shared_ptr<LoadedModel>> ModelRepository::build_model(const std::string& name, const std::string& dir,
-                                                                    const std::string* config_override) {
+                                                                    const std::string* config_override,
+                                                                    bool force_cpu) {
   auto model = std::make_shared<LoadedModel>();
   inference::ModelConfig& config = model->config;
   fs::path cfg_path = fs::path(dir) / "config.pbtxt";
@@ -225,6 +244,21 @@ Expected<std::shared_ptr<LoadedModel>> ModelRepository::build_model(const std::s
     if (!st.is_ok()) return Status(st.code(), where + ": " + st.message());
   }
   config.set_name(name);
+  // Where the instances run, before any engine is made (KIND_AUTO: a GPU
+  // when there is one).
+  const inference::ModelConfig as_written = config;
+  const int gpu_count = force_cpu ? 0 : cuda_device_count();
+  // Why there is no GPU, when there is none: no CUDA backend, or no GPU seen.
+  std::string no_gpu = current_device("cuda").status().message();
+  for (const std::string cut : {"backend 'cuda': ", " (use --backend cpu)"})
+    if (auto at = no_gpu.find(cut); at != std::string::npos) no_gpu.erase(at, cut.size());
+  bool on_gpu = false;
+  {
+    Status st = resolve_instance_groups(config, gpu_count, no_gpu, on_gpu);
+    if (!st.is_ok()) return Status(st.code(), where + ": " + st.message());
+  }
+  bool auto_gpu = on_gpu;
+  for (const auto& g : as_written.instance_group()) auto_gpu &= g.kind() == inference::ModelInstanceGroup::KIND_AUTO;
   std::vector<int64_t> present;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec))
@@ -246,7 +280,14 @@ Expected<std::shared_ptr<LoadedModel>> ModelRepository::build_model(const std::s
                                               (names.size() > 1 ? " or " + names[1] : "") + " in " + vdir.string());
     if (config.platform().empty() && config.backend().empty())
       config.set_platform(fs::path(file).extension() == ".onnx" ? "onnxruntime_onnx" : "kiln_plan");
-    auto engine = load_engine(file, config);
+    auto engine = load_engine(file, config, on_gpu);
+    if (!engine && auto_gpu) {
+      // KIND_AUTO chose the GPU but the model does not run there (an op
+      // without a GPU kernel, string tensors, a CPU engine): the CPU then.
+      std::fprintf(stderr, "kiln serve: model '%s': KIND_AUTO: not on the GPU (%s); instances run on the CPU\n",
+                   name.c_str(), engine.status().to_string().c_str());
+      return build_model(name, dir, config_override, /*force_cpu=*/true);
+    }
     if (!engine) return engine.status().with_context("version " + std::to_string(v) + " (" + file + ")");
     engines.emplace_back(v, *engine);
   }
@@ -267,6 +308,8 @@ Expected<std::shared_ptr<LoadedModel>> ModelRepository::build_model(const std::s
     mv->stats = stats_for(name, v);
     mv->scheduler = std::make_shared<Scheduler>(engine, config, mv->stats, v);
     model->versions[v] = mv;
+    st = mv->scheduler->ready();
+    if (!st.is_ok()) return st.with_context("version " + std::to_string(v));
     st = warm_up(*mv, dir);
     if (!st.is_ok()) return st.with_context("version " + std::to_string(v));
   }

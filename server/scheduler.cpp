@@ -4,6 +4,7 @@
 #include <cstring>
 #include <set>
 
+#include "kiln/device.h"
 #include "model_config.h"
 
 namespace kiln::server {
@@ -48,9 +49,48 @@ Scheduler::Scheduler(std::shared_ptr<Engine> engine, inference::ModelConfig conf
   for (const auto& [level, q] : db.priority_queue_policy())
     if (level >= 1 && level <= levels) policies_[level - 1] = to_policy(q);
   queues_.resize(levels);
-  int count = 0;
-  for (const auto& g : config_.instance_group()) count += std::max(1, g.count());
-  for (int i = 0; i < std::max(1, count); ++i) instances_.emplace_back([this, i] { run_instance(i); });
+  instance_gpus_ = instance_gpus(config_);
+  if (instance_gpus_.empty()) instance_gpus_.push_back(-1);
+  engine_gpu_ = instance_gpus_[0];
+  for (size_t i = 0; i < instance_gpus_.size(); ++i)
+    instances_.emplace_back([this, i] { run_instance(static_cast<int>(i)); });
+}
+
+Status Scheduler::ready() {
+  std::unique_lock<std::mutex> lock(init_mutex_);
+  init_cv_.wait(lock, [&] { return initialized_ == static_cast<int>(instances_.size()); });
+  return init_status_;
+}
+
+// The engine of GPU `gpu` (the calling thread's device): `engine_` for the
+// GPU it was made for, a copy deserialized on this GPU for the others.
+Expected<std::shared_ptr<Engine>> Scheduler::engine_for(int gpu) {
+  std::lock_guard<std::mutex> lock(init_mutex_);
+  if (gpu == engine_gpu_) return engine_;
+  auto& e = gpu_engines_[gpu];
+  if (!e) {
+    std::vector<uint8_t> bytes = engine_->serialize();
+    auto loaded = Runtime::deserialize(bytes.data(), bytes.size());
+    if (!loaded) return loaded.status();
+    e = *loaded;
+  }
+  return e;
+}
+
+Status Scheduler::init_instance(int gpu, std::unique_ptr<ExecutionContext>& ctx, std::unique_ptr<GpuIo>& io) {
+  if (gpu < 0) {
+    ctx = engine_->create_execution_context();
+    return Status::ok();
+  }
+  Status st = set_cuda_device(gpu);
+  if (!st.is_ok()) return st;
+  auto engine = engine_for(gpu);
+  if (!engine) return engine.status();
+  auto made = GpuIo::create();
+  if (!made) return made.status();
+  io = std::move(*made);
+  ctx = (*engine)->create_execution_context();
+  return Status::ok();
 }
 
 Scheduler::~Scheduler() {
@@ -182,10 +222,13 @@ ServeStatus Scheduler::warmup(const InferRequest& request) {
   ServeStatus st = check(request, batch[0]);
   if (!st.ok) return st;
   batch[0].request = request;
-  auto ctx = engine_->create_execution_context();
+  std::unique_ptr<ExecutionContext> ctx;
+  std::unique_ptr<GpuIo> io;
+  Status init = init_instance(instance_gpus_[0], ctx, io);
+  if (!init.is_ok()) return ServeStatus::error(ServeError::kInternal, init.to_string());
   std::vector<InferResponse> out;
   uint64_t times[3];
-  return execute(*ctx, batch, out, times);
+  return execute(*ctx, io.get(), batch, out, times);
 }
 
 bool Scheduler::compatible(const Pending& a, const Pending& b) const {
@@ -273,8 +316,21 @@ std::vector<Scheduler::Pending> Scheduler::next_batch(std::vector<Pending>& expi
   }
 }
 
-void Scheduler::run_instance(int) {
-  auto ctx = engine_->create_execution_context();
+void Scheduler::run_instance(int index) {
+  const int gpu = instance_gpus_[static_cast<size_t>(index)];
+  std::unique_ptr<ExecutionContext> ctx;
+  std::unique_ptr<GpuIo> io;
+  Status init = init_instance(gpu, ctx, io);
+  {
+    std::lock_guard<std::mutex> lock(init_mutex_);
+    if (!init.is_ok() && init_status_.is_ok())
+      init_status_ = Status(init.code(), "instance " + std::to_string(index) +
+                                             (gpu >= 0 ? " on GPU " + std::to_string(gpu) : std::string()) + ": " +
+                                             init.message());
+    ++initialized_;
+  }
+  init_cv_.notify_all();
+  if (!init.is_ok()) return;
   for (;;) {
     std::vector<Pending> expired;
     std::vector<Pending> batch = next_batch(expired);
@@ -290,15 +346,15 @@ void Scheduler::run_instance(int) {
     }
     if (!expired.empty()) continue;
     if (batch.empty()) return;
-    run_batch(*ctx, batch);
+    run_batch(*ctx, io.get(), batch);
   }
 }
 
-void Scheduler::run_batch(ExecutionContext& ctx, std::vector<Pending>& batch) {
+void Scheduler::run_batch(ExecutionContext& ctx, GpuIo* io, std::vector<Pending>& batch) {
   auto start = Clock::now();
   std::vector<InferResponse> responses;
   uint64_t times[3] = {0, 0, 0};
-  ServeStatus st = execute(ctx, batch, responses, times);
+  ServeStatus st = execute(ctx, io, batch, responses, times);
   auto end = Clock::now();
   int64_t rows = 0;
   for (const auto& p : batch) rows += p.rows;
@@ -329,7 +385,7 @@ void Scheduler::run_batch(ExecutionContext& ctx, std::vector<Pending>& batch) {
 
 // Binds every engine output (the engine needs them all; only those the
 // config declares are returned), in engine order.
-ServeStatus Scheduler::bind_outputs(ExecutionContext& ctx, std::vector<BoundOutput>& outs) {
+ServeStatus Scheduler::bind_outputs(ExecutionContext& ctx, GpuIo* io, std::vector<BoundOutput>& outs) {
   std::vector<std::string> names;
   for (int i = 0; i < engine_->num_io_tensors(); ++i)
     if (engine_->tensor_io_mode(engine_->io_tensor_name(i)) == TensorIOMode::kOutput)
@@ -344,7 +400,10 @@ ServeStatus Scheduler::bind_outputs(ExecutionContext& ctx, std::vector<BoundOutp
     o.dynamic = std::any_of(o.dims.begin(), o.dims.end(), [](int64_t d) { return d < 0; });
     o.is_string = engine_->tensor_dtype(o.name) == DType::kString;
     Status s;
-    if (o.dynamic) {
+    if (io) {
+      size_t bytes = o.dynamic ? 0 : static_cast<size_t>(numel(o.dims)) * dtype_bytes(engine_->tensor_dtype(o.name));
+      s = io->bind_output(ctx, k, o.name, bytes, o.dynamic);
+    } else if (o.dynamic) {
       s = ctx.set_output_allocator(o.name, &o.alloc);
     } else if (o.is_string) {
       o.strings.assign(static_cast<size_t>(numel(o.dims)), std::string());
@@ -378,7 +437,9 @@ ServeStatus Scheduler::split_outputs(const std::vector<Pending>& batch, int64_t 
       if (!p.request.outputs.empty() &&
           std::find(p.request.outputs.begin(), p.request.outputs.end(), o.name) == p.request.outputs.end())
         continue;
-      const std::vector<uint8_t>& data = o.dynamic ? o.alloc.data : o.data;
+      // A GPU instance's outputs are in its pinned buffers.
+      const uint8_t* data = o.host ? o.host : o.dynamic ? o.alloc.data.data() : o.data.data();
+      size_t data_size = o.host ? o.host_bytes : o.dynamic ? o.alloc.data.size() : o.data.size();
       const std::vector<std::string>& strings = o.dynamic ? o.alloc.strings : o.strings;
       std::vector<int64_t> dims = o.dynamic ? o.alloc.dims : o.dims;
       // Strings are cut by element and serialized; the rest by byte.
@@ -403,12 +464,12 @@ ServeStatus Scheduler::split_outputs(const std::vector<Pending>& batch, int64_t 
         if (numel(d) == numel(dims)) dims = d;
       }
       t.shape = dims;
-      if (begin + bytes > (o.is_string ? strings.size() : data.size()))
+      if (begin + bytes > (o.is_string ? strings.size() : data_size))
         return ServeStatus::error(ServeError::kInternal, "output '" + o.name + "' is short");
       if (o.is_string)
         serialize_strings(strings.data() + begin, bytes, t.data);
       else
-        t.data.assign(data.begin() + begin, data.begin() + begin + bytes);
+        t.data.assign(data + begin, data + begin + bytes);
       r.outputs.push_back(std::move(t));
     }
     row += p.rows;
@@ -417,18 +478,45 @@ ServeStatus Scheduler::split_outputs(const std::vector<Pending>& batch, int64_t 
 }
 
 // Concatenates the batch's inputs along the batch dim, runs the engine and
-// splits each output back into per-request slices.
-ServeStatus Scheduler::execute(ExecutionContext& ctx, std::vector<Pending>& batch, std::vector<InferResponse>& out,
-                               uint64_t times[3]) {
+// splits each output back into per-request slices. A GPU instance (`io`)
+// joins the inputs straight into pinned memory and copies them up, and
+// copies the outputs back into pinned memory before they are split.
+ServeStatus Scheduler::execute(ExecutionContext& ctx, GpuIo* io, std::vector<Pending>& batch,
+                               std::vector<InferResponse>& out, uint64_t times[3]) {
   auto t0 = Clock::now();
   int64_t rows = 0;
   for (const auto& p : batch) rows += p.rows;
+  if (io) {
+    Status s = io->begin();
+    if (!s.is_ok()) return ServeStatus::error(ServeError::kInternal, s.to_string());
+  }
   std::vector<std::vector<uint8_t>> joined(config_.input_size());
   std::vector<std::vector<std::string>> strings(config_.input_size());
   for (int k = 0; k < config_.input_size(); ++k) {
     const std::string& name = config_.input(k).name();
     std::vector<int64_t> dims = batch[0].engine_dims[k];
     if (max_batch_ > 0) dims[0] = rows;
+    if (io) {
+      if (dtype_from_config(config_.input(k).data_type()) == DType::kString)
+        return invalid("input '" + name + "': BYTES tensors need a CPU instance");
+      size_t bytes = 0;
+      for (const auto& p : batch)
+        for (const auto& t : p.request.inputs)
+          if (t.name == name) bytes += t.data.size();
+      auto host = io->input_host(static_cast<size_t>(k), bytes);
+      if (!host) return ServeStatus::error(ServeError::kInternal, host.status().to_string());
+      auto* at = static_cast<uint8_t*>(*host);
+      for (const auto& p : batch)
+        for (const auto& t : p.request.inputs)
+          if (t.name == name && !t.data.empty()) {
+            std::memcpy(at, t.data.data(), t.data.size());
+            at += t.data.size();
+          }
+      Status s = ctx.set_input_shape(name, dims);
+      if (s.is_ok()) s = io->upload_input(ctx, static_cast<size_t>(k), name, bytes);
+      if (!s.is_ok()) return invalid("input '" + name + "': " + s.message());
+      continue;
+    }
     const void* addr = nullptr;
     if (batch.size() == 1) {
       for (const auto& t : batch[0].request.inputs)
@@ -455,15 +543,32 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, std::vector<Pending>& batc
     if (!s.is_ok()) return invalid("input '" + name + "': " + s.message());
   }
   std::vector<BoundOutput> outs;
-  ServeStatus bound = bind_outputs(ctx, outs);
+  ServeStatus bound = bind_outputs(ctx, io, outs);
   if (!bound.ok) return bound;
   auto t1 = Clock::now();
-  Status s = ctx.execute();
+  float device_ms[3] = {0, 0, 0};
+  Status s = io ? io->run(ctx, outs.size(), device_ms) : ctx.execute();
   auto t2 = Clock::now();
   if (!s.is_ok()) return ServeStatus::error(ServeError::kInternal, "running the model: " + s.to_string());
+  if (io)
+    for (size_t k = 0; k < outs.size(); ++k) {
+      outs[k].host = static_cast<const uint8_t*>(io->output_host(k));
+      outs[k].host_bytes = io->output_bytes(k);
+      if (outs[k].dynamic) outs[k].alloc.dims = io->output_dims(k);
+    }
   ServeStatus split = split_outputs(batch, rows, outs, out);
   if (!split.ok) return split;
   auto t3 = Clock::now();
+  if (io) {
+    // The device times split the run: copies in, compute, copies out; the
+    // host's joining and splitting go to input and output.
+    const uint64_t total = ns_between(t0, t3);
+    const auto ns = [](float ms) { return static_cast<uint64_t>(static_cast<double>(ms) * 1e6); };
+    times[0] = std::min(total, ns_between(t0, t1) + ns(device_ms[0]));
+    times[1] = std::min(total - times[0], ns(device_ms[1]));
+    times[2] = total - times[0] - times[1];
+    return ServeStatus::success();
+  }
   times[0] = ns_between(t0, t1);
   times[1] = ns_between(t1, t2);
   times[2] = ns_between(t2, t3);

@@ -2,16 +2,21 @@
 // model's config, queues them (bounded, by priority level, with timeouts),
 // forms batches (dynamic batching: preferred batch sizes, queue delay) and runs
 // them on the model's instances, one thread and one ExecutionContext each.
+// A GPU instance (instance_group KIND_GPU) runs on its GPU: the thread selects
+// it, the GPU's engine (one per GPU, shared by its instances) gives the
+// context, and the inputs and outputs are copied through pinned host memory.
 #pragma once
 
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "gpu_io.h"
 #include "inference.h"
 #include "kiln/runtime.h"
 #include "model_config.pb.h"
@@ -21,12 +26,18 @@ namespace kiln::server {
 
 class Scheduler {
  public:
+  // `engine` was built or loaded for the config's first GPU (instance_gpus),
+  // or for the CPU. Starts the instances; ready() says how that went.
   Scheduler(std::shared_ptr<Engine> engine, inference::ModelConfig config, std::shared_ptr<ModelStats> stats,
             int64_t version);
   // Finishes every queued request, then stops the instances.
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
+
+  // Waits until every instance has its context (and, on a GPU, its engine
+  // and buffers); the first failure, naming the instance, otherwise.
+  Status ready();
 
   // Checks the request and queues it; `done` is called exactly once (at once
   // for a request that is invalid or finds the queue full).
@@ -76,6 +87,8 @@ class Scheduler {
   };
   struct BoundOutput {
     std::string name;
+    const uint8_t* host = nullptr;  // a GPU instance's output, copied back
+    size_t host_bytes = 0;
     std::vector<uint8_t> data;
     std::vector<int64_t> dims;
     std::vector<std::string> strings;  // kString outputs
@@ -85,14 +98,16 @@ class Scheduler {
   };
 
   ServeStatus check(const InferRequest& r, Pending& p) const;
-  ServeStatus bind_outputs(ExecutionContext& ctx, std::vector<BoundOutput>& outs);
+  ServeStatus bind_outputs(ExecutionContext& ctx, GpuIo* io, std::vector<BoundOutput>& outs);
+  Expected<std::shared_ptr<Engine>> engine_for(int gpu);
+  Status init_instance(int gpu, std::unique_ptr<ExecutionContext>& ctx, std::unique_ptr<GpuIo>& io);
   ServeStatus split_outputs(const std::vector<Pending>& batch, int64_t rows, std::vector<BoundOutput>& outs,
                             std::vector<InferResponse>& out);
   std::vector<Pending> next_batch(std::vector<Pending>& expired);
   size_t take_count(const std::vector<int64_t>& prefix_rows, bool delay_passed) const;
   void run_instance(int index);
-  void run_batch(ExecutionContext& ctx, std::vector<Pending>& batch);
-  ServeStatus execute(ExecutionContext& ctx, std::vector<Pending>& batch, std::vector<InferResponse>& out,
+  void run_batch(ExecutionContext& ctx, GpuIo* io, std::vector<Pending>& batch);
+  ServeStatus execute(ExecutionContext& ctx, GpuIo* io, std::vector<Pending>& batch, std::vector<InferResponse>& out,
                       uint64_t times_ns[3]);
   bool compatible(const Pending& a, const Pending& b) const;
 
@@ -113,6 +128,13 @@ class Scheduler {
   size_t queued_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> instances_;
+  std::vector<int> instance_gpus_;  // per instance: the GPU, -1 for the CPU
+  int engine_gpu_ = -1;             // the GPU `engine_` is for
+  std::map<int, std::shared_ptr<Engine>> gpu_engines_;
+  std::mutex init_mutex_;  // guards gpu_engines_ and the three below
+  std::condition_variable init_cv_;
+  int initialized_ = 0;
+  Status init_status_;
 };
 
 }  // namespace kiln::server

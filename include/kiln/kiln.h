@@ -3,6 +3,7 @@
 #pragma once
 
 #include "kiln/builder.h"
+#include "kiln/device.h"
 #include "kiln/dtype.h"
 #include "kiln/runtime.h"
 #include "kiln/status.h"

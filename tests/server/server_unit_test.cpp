@@ -36,6 +36,61 @@ parameters { key: "precision" value { string_value: "fp16" } }
   EXPECT_TRUE(bc->fp16);
 }
 
+inference::ModelConfig groups(const std::string& text) {
+  auto c = parse_model_config(text, "config.pbtxt");
+  EXPECT_TRUE(c.is_ok()) << c.status().message();
+  return c.is_ok() ? *c : inference::ModelConfig();
+}
+
+TEST(ServerInstanceGroups, AutoIsGpuWhenThereIsOneElseCpu) {
+  using Group = inference::ModelInstanceGroup;
+  bool on_gpu = true;
+  auto c = groups("");
+  ASSERT_TRUE(resolve_instance_groups(c, 0, "none", on_gpu).is_ok());
+  EXPECT_FALSE(on_gpu);
+  ASSERT_EQ(c.instance_group_size(), 1);
+  EXPECT_EQ(c.instance_group(0).kind(), Group::KIND_CPU);
+  EXPECT_EQ(instance_gpus(c), std::vector<int>({-1}));
+
+  c = groups("instance_group [ { count: 2 } ]");
+  ASSERT_TRUE(resolve_instance_groups(c, 2, "", on_gpu).is_ok());
+  EXPECT_TRUE(on_gpu);
+  EXPECT_EQ(c.instance_group(0).kind(), Group::KIND_GPU);
+  // Triton's rule: `count` instances on each GPU.
+  EXPECT_EQ(instance_gpus(c), std::vector<int>({0, 0, 1, 1}));
+}
+
+TEST(ServerInstanceGroups, GpusNamedAndCountPerGpu) {
+  bool on_gpu = false;
+  auto c =
+      groups("instance_group [ { count: 1 kind: KIND_GPU gpus: [ 1 ] }, { count: 2 kind: KIND_GPU gpus: [ 0 ] } ]");
+  ASSERT_TRUE(resolve_instance_groups(c, 2, "", on_gpu).is_ok());
+  EXPECT_TRUE(on_gpu);
+  EXPECT_EQ(instance_gpus(c), std::vector<int>({1, 0, 0}));
+}
+
+TEST(ServerInstanceGroups, PreciseErrors) {
+  bool on_gpu = false;
+  auto c = groups("instance_group [ { kind: KIND_GPU } ]");
+  EXPECT_EQ(resolve_instance_groups(c, 0, "no CUDA GPU is visible to this process", on_gpu).message(),
+            "instance_group 0: KIND_GPU needs a CUDA GPU, but no CUDA GPU is visible to this process");
+  c = groups("instance_group [ { kind: KIND_CPU }, { kind: KIND_GPU gpus: [ 2 ] } ]");
+  EXPECT_EQ(resolve_instance_groups(c, 2, "", on_gpu).message(),
+            "instance_group 1: KIND_GPU names GPU 2, which does not exist: this process sees 2 CUDA GPUs");
+  c = groups("instance_group [ { kind: KIND_CPU }, { kind: KIND_GPU } ]");
+  EXPECT_EQ(resolve_instance_groups(c, 1, "", on_gpu).message(),
+            "instance_group: KIND_CPU and KIND_GPU groups in one model are not supported (a model has one engine "
+            "backend)");
+}
+
+TEST(ServerEngineCache, KeyHoldsTheDevice) {
+  auto c = groups("parameters { key: \"precision\" value { string_value: \"fp16\" } }");
+  EXPECT_EQ(build_config_key(c, "cuda:sm_90 NVIDIA H100 80GB HBM3"),
+            "device=cuda:sm_90 NVIDIA H100 80GB HBM3;precision=fp16;min_shapes=;opt_shapes=;max_shapes=;"
+            "optimization_level=");
+  EXPECT_NE(build_config_key(c, "cuda:sm_80 NVIDIA A100"), build_config_key(c, "cuda:sm_90 NVIDIA H100 80GB HBM3"));
+}
+
 TEST(ServerConfig, UnknownFieldNamesFileLineAndField) {
   auto c = parse_model_config("name: \"m\"\n  max_batch: 4\n", "repo/m/config.pbtxt");
   ASSERT_FALSE(c.is_ok());

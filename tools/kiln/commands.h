@@ -19,5 +19,6 @@ void add_build_command(CLI::App& app, int& exit_code);
 void add_run_command(CLI::App& app, int& exit_code);
 void add_bench_command(CLI::App& app, int& exit_code);
 void add_serve_command(CLI::App& app, int& exit_code);
+void add_perf_command(CLI::App& app, int& exit_code);
 
 }  // namespace kiln::cli

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   kiln::cli::add_bench_command(app, exit_code);
 #ifdef KILN_WITH_SERVER
   kiln::cli::add_serve_command(app, exit_code);
+  kiln::cli::add_perf_command(app, exit_code);
 #endif
   try {
     app.parse(argc, argv);

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# The serving figures on the GPU machine (scripts/gpu_check.sh's `serve`
+# stage runs it after building kiln with the server):
+#   gpu_serve_bench.sh KILN OUT
+# Serves a repository of two GPU models: tiny_cnn (examples/, one KIND_GPU
+# instance, no batching) and ResNet-50 (torchvision, random weights, exported
+# here with torch) in fp16 with dynamic batching on two KIND_GPU instances.
+# Then `kiln perf`: tiny_cnn at concurrency 1 over HTTP and gRPC (the server
+# overhead at the median: client p50 - the server's compute time), ResNet-50
+# at concurrency 64, and `kiln bench` of the server's ResNet-50 engine at the
+# batch size the batcher formed. Prints "serve ..." lines for the summary.
+#   SERVE_INTERVAL_MS  kiln perf's measurement interval (default 5000)
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+kiln=$(realpath "$1")
+out=$2
+interval=${SERVE_INTERVAL_MS:-5000}
+work=/tmp/kiln-serve
+rm -rf "$work"
+mkdir -p "$work/models/tiny_cnn/1" "$work/models/resnet50/1"
+
+cp examples/tiny_cnn.onnx "$work/models/tiny_cnn/1/model.onnx"
+cat >"$work/models/tiny_cnn/config.pbtxt" <<'EOF'
+max_batch_size: 8
+instance_group [ { count: 1 kind: KIND_GPU } ]
+EOF
+
+python3 - "$work/models/resnet50/1/model.onnx" <<'EOF' >"$out/serve_export.log" 2>&1
+import sys
+import torch
+import torchvision
+torch.manual_seed(0)
+model = torchvision.models.resnet50(weights=None).eval()
+example = torch.randn(1, 3, 224, 224)
+try:
+    torch.onnx.export(model, (example,), sys.argv[1], input_names=["input"], output_names=["output"],
+                      dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, opset_version=17, dynamo=False)
+except Exception as e:  # the legacy exporter may be gone
+    print(f"legacy export failed ({e}); dynamo=True")
+    torch.onnx.export(model, (example,), sys.argv[1], input_names=["input"], output_names=["output"],
+                      dynamic_shapes={"x": {0: torch.export.Dim("batch", max=64)}}, dynamo=True)
+EOF
+[[ -f $work/models/resnet50/1/model.onnx ]] || { echo "serve resnet50 export     FAILED (serve_export.log)"; exit 1; }
+cat >"$work/models/resnet50/config.pbtxt" <<'EOF'
+max_batch_size: 64
+instance_group [ { count: 2 kind: KIND_GPU } ]
+dynamic_batching { preferred_batch_size: [ 32, 64 ] max_queue_delay_microseconds: 2000 }
+parameters { key: "precision" value { string_value: "fp16" } }
+parameters { key: "min_shapes" value { string_value: "input:1x3x224x224" } }
+parameters { key: "opt_shapes" value { string_value: "input:32x3x224x224" } }
+parameters { key: "max_shapes" value { string_value: "input:64x3x224x224" } }
+EOF
+
+"$kiln" serve --model-repository "$work/models" --http-port 0 --grpc-port 0 --metrics-port 0 \
+  --engine-cache-dir "$work/cache" 2>"$out/serve_server.log" &
+server=$!
+trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null' EXIT
+http="" grpc=""
+for _ in $(seq 1200); do
+  line=$(grep -m1 "HTTP on" "$out/serve_server.log" 2>/dev/null)
+  if [[ -n $line ]]; then
+    http=$(sed -E 's/.*HTTP on ([^,]+),.*/\1/' <<<"$line")
+    grpc=$(sed -nE 's/.*gRPC on ([^ ,]+).*/\1/p' <<<"$line")
+    break
+  fi
+  kill -0 "$server" 2>/dev/null || break
+  sleep 0.5
+done
+if [[ -z $http ]]; then
+  echo "serve start               FAILED (serve_server.log)"
+  tail -20 "$out/serve_server.log"
+  exit 1
+fi
+grep -E "failed to load|is ready" "$out/serve_server.log"
+
+# Correctness on the GPU: tiny_cnn over HTTP/JSON against onnxruntime on the CPU.
+python3 - "http://$http" examples/tiny_cnn.onnx <<'EOF' 2>&1 | tail -1
+import json, sys, urllib.request
+import numpy as np
+import onnxruntime as ort
+url, model = sys.argv[1], sys.argv[2]
+image = np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32)
+want = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"image": image})[0]
+body = {"inputs": [{"name": "image", "shape": list(image.shape), "datatype": "FP32", "data": image.ravel().tolist()}]}
+req = urllib.request.Request(url + "/v2/models/tiny_cnn/infer", json.dumps(body).encode(),
+                             {"Content-Type": "application/json"})
+out = json.load(urllib.request.urlopen(req, timeout=60))["outputs"][0]
+have = np.array(out["data"], np.float32).reshape(out["shape"])
+diff = float(np.abs(have - want).max())
+print(f"serve tiny_cnn gpu check   max abs diff {diff:.2e} vs onnxruntime: {'ok' if diff < 1e-3 else 'FAILED'}")
+EOF
+
+perf() {  # tag, args...
+  local tag=$1
+  shift
+  "$kiln" perf --measurement-interval "$interval" "$@" >"$out/perf_$tag.txt" 2>&1
+  local rc=$?
+  grep -E "client|server|Concurrency:|first error" "$out/perf_$tag.txt" | sed "s/^/  [$tag] /"
+  return $rc
+}
+field() { grep -oE -- "$2" "$out/perf_$1.txt" | head -1 | grep -oE -- '-?[0-9.]+' | tail -1; }
+
+for proto in http grpc; do
+  url=$http
+  [[ $proto == grpc ]] && url=$grpc
+  [[ -n $url ]] || { echo "serve tiny_cnn c1 $proto       SKIPPED (no gRPC)"; continue; }
+  perf "tiny_$proto" -m tiny_cnn -u "$url" -i "$proto" --concurrency-range 1
+  printf 'serve tiny_cnn c1 %-9s p50 %s us, server overhead %s us at the median (compute %s us)\n' "$proto" \
+    "$(field "tiny_$proto" 'p50 [0-9]+ us')" "$(field "tiny_$proto" '[-0-9]+ us at the median')" \
+    "$(field "tiny_$proto" 'compute [0-9]+\)')"
+done
+
+for proto in http grpc; do
+  url=$http
+  [[ $proto == grpc ]] && url=$grpc
+  [[ -n $url ]] || continue
+  perf "resnet50_$proto" -m resnet50 -u "$url" -i "$proto" --concurrency-range 64
+  thr=$(field "resnet50_$proto" 'throughput: [0-9.]+ infer/sec')
+  batch=$(field "resnet50_$proto" 'avg batch [0-9.]+')
+  printf 'serve resnet50 fp16 c64 %-4s %s infer/s, avg batch %s\n' "$proto" "${thr:-FAILED}" "${batch:-?}"
+  eval "thr_$proto=${thr:-0} batch_$proto=${batch:-0}"
+done
+
+# kiln bench of the server's ResNet-50 engine (the largest in its cache) at
+# the batch size the batcher formed over gRPC (else HTTP), copies included.
+engine=$(ls -S "$work"/cache/*.kiln 2>/dev/null | head -1)
+b=$(printf '%.0f' "${batch_grpc:-0}")
+[[ $b -gt 0 ]] || b=$(printf '%.0f' "${batch_http:-0}")
+if [[ -n $engine && $b -gt 0 ]]; then
+  "$kiln" bench --loadEngine "$engine" --shapes "input:${b}x3x224x224" --duration 5 >"$out/serve_bench.txt" 2>&1
+  items=$(grep -oE '[0-9.e+]+ items/s' "$out/serve_bench.txt" | head -1 | cut -d' ' -f1)
+  best=$(awk -v a="${thr_grpc:-0}" -v b="${thr_http:-0}" 'BEGIN { print (a > b ? a : b) }')
+  ratio=$(awk -v s="$best" -v k="${items:-0}" 'BEGIN { if (k > 0) printf "%.0f", 100 * s / k; else print "?" }')
+  printf 'serve bench resnet50 b%-3s %s infer/s (kiln bench, copies included); served/bench = %s%%\n' "$b" \
+    "${items:-FAILED}" "$ratio"
+else
+  echo "serve bench resnet50      SKIPPED (no engine in the cache or no batch formed)"
+fi

@@ -1,0 +1,209 @@
+#include "gpu_io.h"
+
+#ifdef KILN_WITH_CUDA
+#include <cuda_runtime.h>
+#endif
+
+namespace kiln::server {
+
+#ifdef KILN_WITH_CUDA
+namespace {
+
+Status cuda_error(cudaError_t e, const char* what) {
+  (void)cudaGetLastError();
+  return Status(ErrorCode::kInternal, std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+#define KILN_SERVER_CUDA(call)                                     \
+  do {                                                             \
+    cudaError_t kiln_e_ = (call);                                  \
+    if (kiln_e_ != cudaSuccess) return cuda_error(kiln_e_, #call); \
+  } while (0)
+
+// Memory that grows to the largest size asked for and is kept.
+struct Pinned {
+  Pinned() = default;
+  Pinned(const Pinned&) = delete;
+  Pinned& operator=(const Pinned&) = delete;
+  void* p = nullptr;
+  size_t capacity = 0;
+  ~Pinned() {
+    if (p) (void)cudaFreeHost(p);
+  }
+  Status reserve(size_t bytes) {
+    if (bytes <= capacity) return Status::ok();
+    if (p) (void)cudaFreeHost(p);
+    p = nullptr;
+    capacity = 0;
+    KILN_SERVER_CUDA(cudaMallocHost(&p, bytes));
+    capacity = bytes;
+    return Status::ok();
+  }
+};
+
+struct Device {
+  Device() = default;
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
+  void* p = nullptr;
+  size_t capacity = 0;
+  ~Device() {
+    if (p) (void)cudaFree(p);
+  }
+  Status reserve(size_t bytes) {
+    if (bytes <= capacity) return Status::ok();
+    if (p) (void)cudaFree(p);
+    p = nullptr;
+    capacity = 0;
+    KILN_SERVER_CUDA(cudaMalloc(&p, bytes));
+    capacity = bytes;
+    return Status::ok();
+  }
+};
+
+// Device memory for an output whose size is known only while running.
+class DeviceAllocator final : public OutputAllocator {
+ public:
+  explicit DeviceAllocator(Device& buffer) : buffer_(buffer) {}
+  void* reallocate_output(const std::string&, void*, size_t size, size_t) override {
+    if (!buffer_.reserve(size > 0 ? size : 1).is_ok()) return nullptr;
+    bytes = size;
+    return buffer_.p;
+  }
+  void notify_shape(const std::string&, const std::vector<int64_t>& d) override { dims = d; }
+  size_t bytes = 0;
+  std::vector<int64_t> dims;
+
+ private:
+  Device& buffer_;
+};
+
+struct Output {
+  Pinned host;
+  Device device;
+  size_t bytes = 0;
+  std::unique_ptr<DeviceAllocator> allocator;  // set while the output is sized at run time
+};
+
+class CudaGpuIo final : public GpuIo {
+ public:
+  ~CudaGpuIo() override {
+    for (cudaEvent_t e : events_)
+      if (e) (void)cudaEventDestroy(e);
+    if (stream_) (void)cudaStreamDestroy(stream_);
+  }
+
+  Status init() {
+    KILN_SERVER_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    for (cudaEvent_t& e : events_) {
+      KILN_SERVER_CUDA(cudaEventCreate(&e));
+    }
+    return Status::ok();
+  }
+
+  Status begin() override {
+    // A run that failed after queuing copies may still read the pinned
+    // buffers this one is about to fill.
+    KILN_SERVER_CUDA(cudaStreamSynchronize(stream_));
+    KILN_SERVER_CUDA(cudaEventRecord(events_[0], stream_));
+    return Status::ok();
+  }
+
+  Expected<void*> input_host(size_t k, size_t bytes) override {
+    while (k >= inputs_.size()) inputs_.push_back(std::make_unique<Input>());
+    Status st = inputs_[k]->host.reserve(bytes > 0 ? bytes : 1);
+    if (!st.is_ok()) return st;
+    return inputs_[k]->host.p;
+  }
+
+  Status upload_input(ExecutionContext& ctx, size_t k, const std::string& name, size_t bytes) override {
+    if (k >= inputs_.size()) return Status(ErrorCode::kInternal, "upload_input: no host buffer for input " + name);
+    Input& in = *inputs_[k];
+    Status st = in.device.reserve(bytes > 0 ? bytes : 1);
+    if (!st.is_ok()) return st;
+    if (bytes) {
+      KILN_SERVER_CUDA(cudaMemcpyAsync(in.device.p, in.host.p, bytes, cudaMemcpyHostToDevice, stream_));
+    }
+    return ctx.set_input_tensor_address(name, in.device.p);
+  }
+
+  Status bind_output(ExecutionContext& ctx, size_t k, const std::string& name, size_t bytes, bool dynamic) override {
+    while (k >= outputs_.size()) outputs_.push_back(std::make_unique<Output>());
+    Output& o = *outputs_[k];
+    if (dynamic) {
+      if (!o.allocator) o.allocator = std::make_unique<DeviceAllocator>(o.device);
+      o.allocator->bytes = 0;
+      o.allocator->dims.clear();
+      return ctx.set_output_allocator(name, o.allocator.get());
+    }
+    o.allocator.reset();
+    o.bytes = bytes;
+    Status st = o.device.reserve(bytes > 0 ? bytes : 1);
+    if (!st.is_ok()) return st;
+    return ctx.set_tensor_address(name, o.device.p);
+  }
+
+  Status run(ExecutionContext& ctx, size_t outputs, float times_ms[3]) override {
+    KILN_SERVER_CUDA(cudaEventRecord(events_[1], stream_));
+    Status st = ctx.enqueue(stream_);
+    if (!st.is_ok()) {
+      (void)cudaStreamSynchronize(stream_);
+      return st;
+    }
+    KILN_SERVER_CUDA(cudaEventRecord(events_[2], stream_));
+    for (size_t k = 0; k < outputs && k < outputs_.size(); ++k) {
+      Output& o = *outputs_[k];
+      if (o.allocator) o.bytes = o.allocator->bytes;
+      st = o.host.reserve(o.bytes > 0 ? o.bytes : 1);
+      if (!st.is_ok()) {
+        (void)cudaStreamSynchronize(stream_);
+        return st;
+      }
+      if (o.bytes) {
+        KILN_SERVER_CUDA(cudaMemcpyAsync(o.host.p, o.device.p, o.bytes, cudaMemcpyDeviceToHost, stream_));
+      }
+    }
+    KILN_SERVER_CUDA(cudaEventRecord(events_[3], stream_));
+    KILN_SERVER_CUDA(cudaEventSynchronize(events_[3]));
+    for (int i = 0; i < 3; ++i) {
+      times_ms[i] = 0;
+      KILN_SERVER_CUDA(cudaEventElapsedTime(&times_ms[i], events_[i], events_[i + 1]));
+    }
+    return Status::ok();
+  }
+
+  const void* output_host(size_t k) const override { return outputs_.at(k)->host.p; }
+  size_t output_bytes(size_t k) const override { return outputs_.at(k)->bytes; }
+  const std::vector<int64_t>& output_dims(size_t k) const override {
+    static const std::vector<int64_t> none;
+    const Output& o = *outputs_.at(k);
+    return o.allocator ? o.allocator->dims : none;
+  }
+
+ private:
+  struct Input {
+    Pinned host;
+    Device device;
+  };
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t events_[4] = {nullptr, nullptr, nullptr, nullptr};
+  // Held by pointer: allocators point into their output's device buffer.
+  std::vector<std::unique_ptr<Input>> inputs_;
+  std::vector<std::unique_ptr<Output>> outputs_;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<GpuIo>> GpuIo::create() {
+  auto io = std::make_unique<CudaGpuIo>();
+  Status st = io->init();
+  if (!st.is_ok()) return st;
+  return std::unique_ptr<GpuIo>(std::move(io));
+}
+#else
+Expected<std::unique_ptr<GpuIo>> GpuIo::create() {
+  return Status(ErrorCode::kUnsupported, "GPU instances: this kiln was built without the CUDA backend");
+}
+#endif
+
+}  // namespace kiln::server

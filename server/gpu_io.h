@@ -1,0 +1,43 @@
+// Host <-> device staging for one GPU instance of a scheduler: per input and
+// output a pinned host buffer and a device buffer (grown as needed), one
+// stream, and events that time the copies and the compute apart. Made on the
+// instance's thread after set_cuda_device, used by that thread only.
+// Without the CUDA backend in this build, create() is an error.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kiln/runtime.h"
+#include "kiln/status.h"
+
+namespace kiln::server {
+
+class GpuIo {
+ public:
+  static Expected<std::unique_ptr<GpuIo>> create();
+  virtual ~GpuIo() = default;
+
+  // Starts a run's timing; call before the first upload_input.
+  virtual Status begin() = 0;
+  // Pinned host memory of at least `bytes` for input `k` (kept across runs).
+  virtual Expected<void*> input_host(size_t k, size_t bytes) = 0;
+  // Queues input `k`'s first `bytes` to the device and binds the device copy
+  // to `name` on `ctx`.
+  virtual Status upload_input(ExecutionContext& ctx, size_t k, const std::string& name, size_t bytes) = 0;
+  // Binds device memory for output `k`, `bytes` long, or, when `dynamic`
+  // (its size known only while running), memory an allocator sizes.
+  virtual Status bind_output(ExecutionContext& ctx, size_t k, const std::string& name, size_t bytes, bool dynamic) = 0;
+  // Enqueues the run between the copies in and out, waits for the end.
+  // `times_ms`: copies in, compute, copies out (CUDA events).
+  virtual Status run(ExecutionContext& ctx, size_t outputs, float times_ms[3]) = 0;
+  // Output `k`'s data on the host (pinned) after run, its size and dims.
+  virtual const void* output_host(size_t k) const = 0;
+  virtual size_t output_bytes(size_t k) const = 0;
+  // Dims of an output sized while running (from its allocator).
+  virtual const std::vector<int64_t>& output_dims(size_t k) const = 0;
+};
+
+}  // namespace kiln::server

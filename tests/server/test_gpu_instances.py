@@ -1,0 +1,126 @@
+"""instance_group kinds: KIND_GPU (with and without `gpus`) and KIND_AUTO
+(a GPU when there is one, else the CPU). Without a GPU (CI) a KIND_GPU model
+fails to load with its reason in the repository index and the other models
+serve; with one (the GPU machine) KIND_GPU instances run on it and answer
+what the CPU reference computes."""
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from onnx import TensorProto, helper
+
+from conftest import KilnServer, save_model, vi
+
+
+def gpu_visible():
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "GPU 0" in out.stdout
+
+
+HAVE_GPU = gpu_visible()
+NO_GPU_REASONS = ("no CUDA GPU is visible to this process", "this kiln was built without the CUDA backend")
+
+CONFIGS = {
+    "on_gpu": 'max_batch_size: 8\ninstance_group [ { count: 2 kind: KIND_GPU } ]\ndynamic_batching { }\n',
+    "on_gpu0": 'max_batch_size: 8\ninstance_group [ { count: 1 kind: KIND_GPU gpus: [ 0 ] } ]\n',
+    "on_gpu7": 'max_batch_size: 8\ninstance_group [ { count: 1 kind: KIND_GPU gpus: [ 7 ] } ]\n',
+    "auto": 'max_batch_size: 8\ninstance_group [ { count: 2 kind: KIND_AUTO } ]\n',
+    "on_cpu": 'max_batch_size: 8\ninstance_group [ { count: 1 kind: KIND_CPU } ]\n',
+}
+
+
+@pytest.fixture(scope="module")
+def gpu_repo(workdir):
+    root = os.path.join(workdir, "gpu_repo")
+    shutil.rmtree(root, ignore_errors=True)
+    f32 = TensorProto.FLOAT
+    for name, config in CONFIGS.items():
+        save_model(os.path.join(root, name, "1", "model.onnx"),
+                   [helper.make_node("Mul", ["x", "x"], ["sq"]), helper.make_node("Add", ["sq", "x"], ["y"])],
+                   [vi("x", f32, ["batch", 5])], [vi("y", f32, ["batch", 5])])
+        with open(os.path.join(root, name, "config.pbtxt"), "w") as f:
+            f.write(config)
+    return root
+
+
+@pytest.fixture(scope="module")
+def gpu_server(gpu_repo, workdir):
+    s = KilnServer(["--model-repository", gpu_repo], os.path.join(workdir, "gpu_cache"))
+    yield s
+    assert s.stop() == 0, "".join(s.log)
+
+
+def index(server):
+    c = httpclient.InferenceServerClient(url=server.url)
+    try:
+        return {m["name"]: m for m in c.get_model_repository_index()}
+    finally:
+        c.close()
+
+
+def infer_check(module, url, name):
+    c = module.InferenceServerClient(url=url)
+    x = np.linspace(-2, 2, 15, dtype=np.float32).reshape(3, 5)
+    t = module.InferInput("x", [3, 5], "FP32")
+    t.set_data_from_numpy(x)
+    y = c.infer(name, [t]).as_numpy("y")
+    np.testing.assert_allclose(y, x * x + x, rtol=1e-6, atol=1e-6)
+    c.close()
+
+
+@pytest.mark.skipif(HAVE_GPU, reason="a GPU is visible: KIND_GPU models load here")
+def test_kind_gpu_without_a_gpu_fails_with_its_reason(gpu_server, gpu_repo):
+    models = index(gpu_server)
+    cfg = os.path.join(gpu_repo, "on_gpu", "config.pbtxt")
+    assert models["on_gpu"]["state"] == "UNAVAILABLE"
+    assert models["on_gpu"]["reason"] in [
+        f"{cfg}: instance_group 0: KIND_GPU needs a CUDA GPU, but {why}" for why in NO_GPU_REASONS]
+    cfg = os.path.join(gpu_repo, "on_gpu7", "config.pbtxt")
+    assert models["on_gpu7"]["state"] == "UNAVAILABLE"
+    assert models["on_gpu7"]["reason"] in [
+        f"{cfg}: instance_group 0: KIND_GPU names GPU 7, which does not exist: this process sees 0 CUDA GPUs ({why})"
+        for why in NO_GPU_REASONS]
+    assert models["on_gpu0"]["state"] == "UNAVAILABLE"
+    # The other models are unaffected; the server is not ready (models that
+    # should be loaded are not).
+    for name in ("auto", "on_cpu"):
+        assert models[name]["state"] == "READY", models[name]
+        infer_check(httpclient, gpu_server.url, name)
+    c = httpclient.InferenceServerClient(url=gpu_server.url)
+    assert not c.is_server_ready()
+    # KIND_AUTO without a GPU is the CPU, as the completed config says.
+    groups = c.get_model_config("auto")["instance_group"]
+    assert [(g["kind"], g["count"], g.get("gpus", [])) for g in groups] == [("KIND_CPU", 2, [])]
+    c.close()
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="no GPU visible")
+def test_kind_gpu_instances_run_on_the_gpu(gpu_server, gpu_repo):
+    models = index(gpu_server)
+    for name in ("on_gpu", "on_gpu0", "auto", "on_cpu"):
+        assert models[name]["state"] == "READY", models[name]
+        infer_check(httpclient, gpu_server.url, name)
+        if gpu_server.grpc_url:
+            infer_check(grpcclient, gpu_server.grpc_url, name)
+    assert models["on_gpu7"]["state"] == "UNAVAILABLE"
+    assert "KIND_GPU names GPU 7, which does not exist" in models["on_gpu7"]["reason"]
+    c = httpclient.InferenceServerClient(url=gpu_server.url)
+    groups = c.get_model_config("auto")["instance_group"]
+    assert groups[0]["kind"] == "KIND_GPU" and groups[0]["gpus"]
+    # A batch of concurrent requests through the GPU instances' dynamic batching.
+    x = np.random.default_rng(0).standard_normal((1, 5)).astype(np.float32)
+    pending = []
+    for _ in range(32):
+        t = httpclient.InferInput("x", [1, 5], "FP32")
+        t.set_data_from_numpy(x)
+        pending.append(c.async_infer("on_gpu", [t]))
+    for p in pending:
+        np.testing.assert_allclose(p.get_result().as_numpy("y"), x * x + x, rtol=1e-6, atol=1e-6)
+    c.close()

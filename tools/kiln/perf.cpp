@@ -1,0 +1,675 @@
+// kiln perf -m MODEL: a load generator for a KServe v2 server (kiln serve or
+// Triton) with perf_analyzer's flag names: -u URL, -i http|grpc, -b BATCH,
+// --concurrency-range N[:M[:STEP]], --shape NAME:D1,D2, --measurement-interval
+// MS, --percentile P. Each concurrent client sends one request at a time with
+// random inputs (HTTP/1.1 keep-alive with binary tensor data, or gRPC with raw
+// contents, one connection per client); after a warmup it counts the requests
+// that finish within the measurement interval. It prints the throughput, the
+// client latency percentiles and the server's own breakdown from the
+// statistics endpoint (queue, compute input/infer/output per request), and
+// "server overhead = client latency - compute time".
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "commands.h"
+#include "kiln/status.h"
+
+#ifdef KILN_WITH_GRPC
+#include <grpcpp/grpcpp.h>
+
+#include "grpc_service.grpc.pb.h"
+#endif
+
+namespace kiln::cli {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct PerfOptions {
+  std::string model;
+  std::string version;
+  std::string url;
+  std::string protocol = "http";
+  int64_t batch = 1;
+  std::string concurrency = "1";
+  std::vector<std::string> shapes;
+  int interval_ms = 5000;
+  int percentile = 0;  // 0: the summary line gives the average latency
+};
+
+struct TensorInfo {
+  std::string name;
+  std::string datatype;
+  std::vector<int64_t> shape;
+};
+
+struct ModelInfo {
+  std::vector<TensorInfo> inputs, outputs;
+  int64_t max_batch_size = 0;
+};
+
+// The server's cumulative statistics of the model (StatisticDuration ns).
+struct ServerStats {
+  uint64_t success = 0, fail = 0;
+  uint64_t success_ns = 0, queue_ns = 0, input_ns = 0, infer_ns = 0, output_ns = 0;
+  uint64_t inference_count = 0, execution_count = 0;
+};
+
+Status fail(std::string m) { return Status(ErrorCode::kInvalidArgument, std::move(m)); }
+
+size_t datatype_bytes(const std::string& t) {
+  if (t == "BOOL" || t == "INT8" || t == "UINT8") return 1;
+  if (t == "INT16" || t == "UINT16" || t == "FP16" || t == "BF16") return 2;
+  if (t == "INT32" || t == "UINT32" || t == "FP32") return 4;
+  if (t == "INT64" || t == "UINT64" || t == "FP64") return 8;
+  return 0;
+}
+
+// Random elements: floats in [0, 1), integers in [0, 100), bools 0/1.
+std::vector<uint8_t> random_data(const std::string& type, int64_t count, std::mt19937& rng) {
+  std::vector<uint8_t> out(static_cast<size_t>(count) * datatype_bytes(type));
+  std::uniform_real_distribution<float> real(0.0f, 1.0f);
+  std::uniform_int_distribution<int> integer(0, 99);
+  for (int64_t i = 0; i < count; ++i) {
+    uint8_t* at = out.data() + static_cast<size_t>(i) * datatype_bytes(type);
+    if (type == "FP32") {
+      float v = real(rng);
+      std::memcpy(at, &v, 4);
+    } else if (type == "FP64") {
+      double v = real(rng);
+      std::memcpy(at, &v, 8);
+    } else if (type == "FP16") {
+      // A half in [0.5, 1): exponent 14, random mantissa.
+      uint16_t h = static_cast<uint16_t>((14 << 10) | (rng() & 0x3ff));
+      std::memcpy(at, &h, 2);
+    } else if (type == "BF16") {
+      float v = real(rng);
+      uint32_t bits;
+      std::memcpy(&bits, &v, 4);
+      uint16_t b = static_cast<uint16_t>(bits >> 16);
+      std::memcpy(at, &b, 2);
+    } else if (type == "BOOL") {
+      *at = static_cast<uint8_t>(rng() & 1);
+    } else {
+      // Little-endian integers of any width: the value in the low byte.
+      std::memset(at, 0, datatype_bytes(type));
+      *at = static_cast<uint8_t>(integer(rng));
+    }
+  }
+  return out;
+}
+
+std::string dims_text(const std::vector<int64_t>& d) {
+  std::string s;
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? "," : "") + std::to_string(d[i]);
+  return "[" + s + "]";
+}
+
+// One connection to the server. Made and used by one thread.
+class Client {
+ public:
+  virtual ~Client() = default;
+  virtual Status connect() = 0;
+  virtual Expected<ModelInfo> model_info() = 0;
+  virtual Expected<ServerStats> stats() = 0;
+  // The request every infer() sends: these inputs (shape with the batch dim)
+  // and every output.
+  virtual void prepare(const ModelInfo& info, const std::vector<TensorInfo>& inputs,
+                       const std::vector<std::vector<uint8_t>>& data) = 0;
+  virtual Status infer() = 0;
+};
+
+// ---- HTTP/1.1 with keep-alive (Boost.Beast, synchronous)
+
+class HttpClient final : public Client {
+ public:
+  HttpClient(std::string host, std::string port, const PerfOptions& o)
+      : host_(std::move(host)), port_(std::move(port)), stream_(ioc_) {
+    base_ = "/v2/models/" + o.model + (o.version.empty() ? "" : "/versions/" + o.version);
+  }
+
+  Status connect() override {
+    beast::error_code ec;
+    tcp::resolver resolver(ioc_);
+    auto results = resolver.resolve(host_, port_, ec);
+    if (ec) return fail("cannot resolve " + host_ + ":" + port_ + ": " + ec.message());
+    stream_.connect(results, ec);
+    if (ec) return fail("cannot connect to " + host_ + ":" + port_ + ": " + ec.message());
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+    return Status::ok();
+  }
+
+  Expected<ModelInfo> model_info() override {
+    auto meta = get_json(base_);
+    if (!meta) return meta.status();
+    auto config = get_json(base_ + "/config");
+    if (!config) return config.status();
+    ModelInfo info;
+    try {
+      for (const char* kind : {"inputs", "outputs"})
+        for (const auto& t : (*meta)[kind]) {
+          TensorInfo ti{t.at("name").get<std::string>(), t.at("datatype").get<std::string>(),
+                        t.at("shape").get<std::vector<int64_t>>()};
+          (std::string(kind) == "inputs" ? info.inputs : info.outputs).push_back(ti);
+        }
+      if (config->contains("max_batch_size")) info.max_batch_size = config->at("max_batch_size").get<int64_t>();
+    } catch (const json::exception& e) {
+      return fail(std::string("model metadata: ") + e.what());
+    }
+    return info;
+  }
+
+  Expected<ServerStats> stats() override {
+    auto j = get_json(base_ + "/stats");
+    if (!j) return j.status();
+    ServerStats s;
+    try {
+      for (const auto& m : j->at("model_stats")) {
+        const auto& is = m.at("inference_stats");
+        auto ns = [&](const char* k) { return is.at(k).at("ns").get<uint64_t>(); };
+        s.success += is.at("success").at("count").get<uint64_t>();
+        s.fail += is.at("fail").at("count").get<uint64_t>();
+        s.success_ns += ns("success");
+        s.queue_ns += ns("queue");
+        s.input_ns += ns("compute_input");
+        s.infer_ns += ns("compute_infer");
+        s.output_ns += ns("compute_output");
+        s.inference_count += m.at("inference_count").get<uint64_t>();
+        s.execution_count += m.at("execution_count").get<uint64_t>();
+      }
+    } catch (const json::exception& e) {
+      return fail(std::string("statistics: ") + e.what());
+    }
+    return s;
+  }
+
+  void prepare(const ModelInfo& info, const std::vector<TensorInfo>& inputs,
+               const std::vector<std::vector<uint8_t>>& data) override {
+    json header = {{"inputs", json::array()}, {"outputs", json::array()}};
+    for (size_t i = 0; i < inputs.size(); ++i)
+      header["inputs"].push_back({{"name", inputs[i].name},
+                                  {"shape", inputs[i].shape},
+                                  {"datatype", inputs[i].datatype},
+                                  {"parameters", {{"binary_data_size", data[i].size()}}}});
+    for (const auto& o : info.outputs)
+      header["outputs"].push_back({{"name", o.name}, {"parameters", {{"binary_data", true}}}});
+    std::string body = header.dump();
+    header_length_ = std::to_string(body.size());
+    for (const auto& d : data) body.append(reinterpret_cast<const char*>(d.data()), d.size());
+    infer_ = http::request<http::string_body>(http::verb::post, base_ + "/infer", 11);
+    infer_.set(http::field::host, host_);
+    infer_.set(http::field::content_type, "application/octet-stream");
+    infer_.set("Inference-Header-Content-Length", header_length_);
+    infer_.keep_alive(true);
+    infer_.body() = std::move(body);
+    infer_.prepare_payload();
+  }
+
+  Status infer() override {
+    auto r = exchange(infer_);
+    if (!r) return r.status();
+    if (r->result_int() != 200) return fail("HTTP " + std::to_string(r->result_int()) + ": " + r->body());
+    return Status::ok();
+  }
+
+ private:
+  Expected<http::response<http::string_body>> exchange(const http::request<http::string_body>& req) {
+    beast::error_code ec;
+    // A connection the server closed (idle timeout) is opened again once.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      http::write(stream_, req, ec);
+      http::response<http::string_body> res;
+      if (!ec) {
+        buffer_.clear();
+        http::response_parser<http::string_body> parser;
+        parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+        http::read(stream_, buffer_, parser, ec);
+        if (!ec) return parser.release();
+      }
+      if (attempt == 0) {
+        stream_.socket().close(ec);
+        Status st = connect();
+        if (!st.is_ok()) return st;
+      }
+    }
+    return fail("HTTP request failed: " + ec.message());
+  }
+
+  Expected<json> get_json(const std::string& target) {
+    http::request<http::string_body> req(http::verb::get, target, 11);
+    req.set(http::field::host, host_);
+    req.keep_alive(true);
+    auto r = exchange(req);
+    if (!r) return r.status();
+    json j = json::parse(r->body(), nullptr, false);
+    if (r->result_int() != 200) {
+      std::string m = j.is_object() && j.contains("error") ? j["error"].dump() : r->body();
+      return fail("GET " + target + ": HTTP " + std::to_string(r->result_int()) + ": " + m);
+    }
+    if (j.is_discarded()) return fail("GET " + target + ": the answer is not JSON");
+    return j;
+  }
+
+  std::string host_, port_, base_, header_length_;
+  net::io_context ioc_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  http::request<http::string_body> infer_;
+};
+
+// ---- gRPC (inference.GRPCInferenceService)
+
+#ifdef KILN_WITH_GRPC
+class GrpcClient final : public Client {
+ public:
+  GrpcClient(std::string url, const PerfOptions& o, int index) : url_(std::move(url)), o_(o), index_(index) {}
+
+  Status connect() override {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(-1);
+    args.SetMaxSendMessageSize(-1);
+    // A distinct argument per client: its own connection, not a shared one.
+    args.SetInt("kiln.perf.client", index_);
+    channel_ = grpc::CreateCustomChannel(url_, grpc::InsecureChannelCredentials(), args);
+    stub_ = inference::GRPCInferenceService::NewStub(channel_);
+    if (!channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10)))
+      return fail("cannot connect to " + url_ + " (gRPC)");
+    return Status::ok();
+  }
+
+  Expected<ModelInfo> model_info() override {
+    inference::ModelMetadataRequest req;
+    req.set_name(o_.model);
+    req.set_version(o_.version);
+    inference::ModelMetadataResponse meta;
+    grpc::ClientContext c1;
+    grpc::Status st = stub_->ModelMetadata(&c1, req, &meta);
+    if (!st.ok()) return fail("ModelMetadata: " + st.error_message());
+    ModelInfo info;
+    for (const auto& t : meta.inputs())
+      info.inputs.push_back({t.name(), t.datatype(), {t.shape().begin(), t.shape().end()}});
+    for (const auto& t : meta.outputs())
+      info.outputs.push_back({t.name(), t.datatype(), {t.shape().begin(), t.shape().end()}});
+    inference::ModelConfigRequest creq;
+    creq.set_name(o_.model);
+    creq.set_version(o_.version);
+    inference::ModelConfigResponse config;
+    grpc::ClientContext c2;
+    st = stub_->ModelConfig(&c2, creq, &config);
+    if (!st.ok()) return fail("ModelConfig: " + st.error_message());
+    info.max_batch_size = config.config().max_batch_size();
+    return info;
+  }
+
+  Expected<ServerStats> stats() override {
+    inference::ModelStatisticsRequest req;
+    req.set_name(o_.model);
+    req.set_version(o_.version);
+    inference::ModelStatisticsResponse res;
+    grpc::ClientContext c;
+    grpc::Status st = stub_->ModelStatistics(&c, req, &res);
+    if (!st.ok()) return fail("ModelStatistics: " + st.error_message());
+    ServerStats s;
+    for (const auto& m : res.model_stats()) {
+      const auto& is = m.inference_stats();
+      s.success += is.success().count();
+      s.fail += is.fail().count();
+      s.success_ns += is.success().ns();
+      s.queue_ns += is.queue().ns();
+      s.input_ns += is.compute_input().ns();
+      s.infer_ns += is.compute_infer().ns();
+      s.output_ns += is.compute_output().ns();
+      s.inference_count += m.inference_count();
+      s.execution_count += m.execution_count();
+    }
+    return s;
+  }
+
+  void prepare(const ModelInfo& info, const std::vector<TensorInfo>& inputs,
+               const std::vector<std::vector<uint8_t>>& data) override {
+    request_.Clear();
+    request_.set_model_name(o_.model);
+    request_.set_model_version(o_.version);
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      auto* t = request_.add_inputs();
+      t->set_name(inputs[i].name);
+      t->set_datatype(inputs[i].datatype);
+      for (int64_t d : inputs[i].shape) t->add_shape(d);
+      request_.add_raw_input_contents(reinterpret_cast<const char*>(data[i].data()), data[i].size());
+    }
+    for (const auto& o : info.outputs) request_.add_outputs()->set_name(o.name);
+  }
+
+  Status infer() override {
+    inference::ModelInferResponse res;
+    grpc::ClientContext c;
+    grpc::Status st = stub_->ModelInfer(&c, request_, &res);
+    if (!st.ok()) return fail("gRPC " + std::to_string(st.error_code()) + ": " + st.error_message());
+    return Status::ok();
+  }
+
+ private:
+  std::string url_;
+  const PerfOptions& o_;
+  int index_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<inference::GRPCInferenceService::Stub> stub_;
+  inference::ModelInferRequest request_;
+};
+#endif
+
+Expected<std::unique_ptr<Client>> make_client(const PerfOptions& o, int index) {
+  std::string url = o.url;
+  for (const char* scheme : {"http://", "grpc://"})
+    if (url.rfind(scheme, 0) == 0) url = url.substr(std::strlen(scheme));
+  if (o.protocol == "grpc") {
+#ifdef KILN_WITH_GRPC
+    return std::unique_ptr<Client>(std::make_unique<GrpcClient>(url.empty() ? "localhost:8001" : url, o, index));
+#else
+    return fail("-i grpc: this kiln was built without gRPC (needs libgrpc++-dev at build time)");
+#endif
+  }
+  if (url.empty()) url = "localhost:8000";
+  auto colon = url.rfind(':');
+  if (colon == std::string::npos) return fail("-u '" + o.url + "': expected HOST:PORT");
+  return std::unique_ptr<Client>(std::make_unique<HttpClient>(url.substr(0, colon), url.substr(colon + 1), o));
+}
+
+// The concurrency levels of N[:M[:STEP]].
+Expected<std::vector<int>> concurrency_levels(const std::string& spec) {
+  std::vector<int> parts;
+  size_t at = 0;
+  while (at <= spec.size()) {
+    size_t end = spec.find(':', at);
+    if (end == std::string::npos) end = spec.size();
+    std::string p = spec.substr(at, end - at);
+    char* stop = nullptr;
+    long v = std::strtol(p.c_str(), &stop, 10);
+    if (p.empty() || *stop || v < 1 || v > 4096)
+      return fail("--concurrency-range '" + spec + "': expected N[:M[:STEP]] with numbers 1..4096");
+    parts.push_back(static_cast<int>(v));
+    at = end + 1;
+  }
+  if (parts.size() > 3) return fail("--concurrency-range '" + spec + "': expected N[:M[:STEP]]");
+  int lo = parts[0], hi = parts.size() > 1 ? parts[1] : lo, step = parts.size() > 2 ? parts[2] : 1;
+  if (hi < lo) return fail("--concurrency-range '" + spec + "': the end is below the start");
+  std::vector<int> out;
+  for (int c = lo; c <= hi; c += step) out.push_back(c);
+  return out;
+}
+
+// The shapes to send (the batch dim first when the model batches): the
+// model's dims, with --shape giving the dynamic ones.
+Expected<std::vector<TensorInfo>> request_inputs(const ModelInfo& info, const PerfOptions& o) {
+  std::vector<TensorInfo> out;
+  for (const auto& spec : o.shapes) {
+    auto colon = spec.rfind(':');
+    bool known = false;
+    for (const auto& t : info.inputs) known |= colon != std::string::npos && t.name == spec.substr(0, colon);
+    if (!known) return fail("--shape '" + spec + "': expected NAME:D1,D2,... naming an input of the model");
+  }
+  if (info.max_batch_size == 0 && o.batch != 1)
+    return fail("-b " + std::to_string(o.batch) + ": the model does not batch (max_batch_size 0)");
+  if (info.max_batch_size > 0 && o.batch > info.max_batch_size)
+    return fail("-b " + std::to_string(o.batch) + ": above the model's max_batch_size " +
+                std::to_string(info.max_batch_size));
+  for (const auto& t : info.inputs) {
+    if (datatype_bytes(t.datatype) == 0)
+      return fail("input '" + t.name + "': datatype " + t.datatype + " is not supported by kiln perf");
+    std::vector<int64_t> dims = t.shape;
+    if (info.max_batch_size > 0 && !dims.empty()) dims.erase(dims.begin());
+    for (const auto& spec : o.shapes) {
+      auto colon = spec.rfind(':');
+      if (spec.substr(0, colon) != t.name) continue;
+      std::vector<int64_t> given;
+      std::string list = spec.substr(colon + 1);
+      size_t at = 0;
+      while (at <= list.size()) {
+        size_t end = list.find_first_of(",x", at);
+        if (end == std::string::npos) end = list.size();
+        char* stop = nullptr;
+        std::string d = list.substr(at, end - at);
+        long long v = std::strtoll(d.c_str(), &stop, 10);
+        if (d.empty() || *stop || v < 0) return fail("--shape '" + spec + "': '" + d + "' is not a dim");
+        given.push_back(v);
+        at = end + 1;
+      }
+      if (given.size() != dims.size())
+        return fail("--shape '" + spec + "': " + std::to_string(given.size()) + " dims, the input has " +
+                    std::to_string(dims.size()) + (info.max_batch_size > 0 ? " (without the batch dim)" : ""));
+      for (size_t i = 0; i < dims.size(); ++i)
+        if (dims[i] >= 0 && dims[i] != given[i])
+          return fail("--shape '" + spec + "': dim " + std::to_string(i) + " is fixed at " + std::to_string(dims[i]));
+      dims = given;
+    }
+    for (int64_t d : dims)
+      if (d < 0)
+        return fail("input '" + t.name + "' has dynamic dims " + dims_text(dims) + ": give them with --shape " +
+                    t.name + ":D1,D2,...");
+    if (info.max_batch_size > 0) dims.insert(dims.begin(), o.batch);
+    out.push_back({t.name, t.datatype, dims});
+  }
+  return out;
+}
+
+struct LevelResult {
+  int concurrency = 0;
+  uint64_t requests = 0, errors = 0;
+  double seconds = 0;
+  std::vector<double> latencies_us;  // sorted
+  std::string first_error;
+  ServerStats server;  // the interval's difference
+  bool have_server = false;
+};
+
+double percentile_of(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  size_t i = static_cast<size_t>(p / 100.0 * static_cast<double>(sorted.size() - 1) + 0.5);
+  return sorted[std::min(i, sorted.size() - 1)];
+}
+
+Expected<LevelResult> run_level(const PerfOptions& o, int concurrency, Client& control, const ModelInfo& info,
+                                const std::vector<TensorInfo>& inputs, const std::vector<std::vector<uint8_t>>& data) {
+  enum Phase { kWarmup, kMeasure, kStop };
+  std::atomic<int> phase{kWarmup};
+  std::mutex mutex;
+  LevelResult r;
+  r.concurrency = concurrency;
+  std::string connect_error;
+  std::vector<std::thread> threads;
+  std::atomic<int> connected{0};
+  for (int c = 0; c < concurrency; ++c)
+    threads.emplace_back([&, c] {
+      auto client = make_client(o, c);
+      Status st = client ? (*client)->connect() : client.status();
+      std::vector<double> mine;
+      uint64_t errors = 0;
+      std::string first;
+      if (st.is_ok()) {
+        (*client)->prepare(info, inputs, data);
+      } else {
+        std::lock_guard<std::mutex> lock(mutex);
+        connect_error = st.message();
+      }
+      connected.fetch_add(1);
+      while (st.is_ok() && phase.load() != kStop) {
+        auto t0 = Clock::now();
+        Status s = (*client)->infer();
+        auto t1 = Clock::now();
+        if (phase.load() != kMeasure) continue;
+        if (s.is_ok()) {
+          mine.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+        } else {
+          if (errors++ == 0) first = s.message();
+        }
+      }
+      std::lock_guard<std::mutex> lock(mutex);
+      r.latencies_us.insert(r.latencies_us.end(), mine.begin(), mine.end());
+      r.errors += errors;
+      if (r.first_error.empty()) r.first_error = first;
+    });
+  while (connected.load() < concurrency) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(std::max(100, o.interval_ms / 5)));
+  auto before = control.stats();
+  auto start = Clock::now();
+  phase.store(kMeasure);
+  std::this_thread::sleep_for(std::chrono::milliseconds(o.interval_ms));
+  phase.store(kStop);
+  auto end = Clock::now();
+  auto after = control.stats();
+  for (auto& t : threads) t.join();
+  if (!connect_error.empty()) return fail(connect_error);
+  r.seconds = std::chrono::duration<double>(end - start).count();
+  r.requests = r.latencies_us.size();
+  std::sort(r.latencies_us.begin(), r.latencies_us.end());
+  if (before && after) {
+    r.have_server = true;
+    auto d = [](uint64_t a, uint64_t b) { return b >= a ? b - a : 0; };
+    r.server = {d(before->success, after->success),
+                d(before->fail, after->fail),
+                d(before->success_ns, after->success_ns),
+                d(before->queue_ns, after->queue_ns),
+                d(before->input_ns, after->input_ns),
+                d(before->infer_ns, after->infer_ns),
+                d(before->output_ns, after->output_ns),
+                d(before->inference_count, after->inference_count),
+                d(before->execution_count, after->execution_count)};
+  }
+  return r;
+}
+
+void print_level(const PerfOptions& o, const LevelResult& r) {
+  const auto& l = r.latencies_us;
+  double avg = 0;
+  for (double v : l) avg += v;
+  avg = l.empty() ? 0 : avg / static_cast<double>(l.size());
+  double throughput = r.seconds > 0 ? static_cast<double>(r.requests * static_cast<uint64_t>(o.batch)) / r.seconds : 0;
+  fmt::print("Concurrency {}:\n", r.concurrency);
+  fmt::print("  client: {} requests in {:.2f} s, {} errors, throughput {:.1f} infer/sec\n", r.requests, r.seconds,
+             r.errors, throughput);
+  fmt::print("  client latency: avg {:.0f} us, p50 {:.0f} us, p90 {:.0f} us, p95 {:.0f} us, p99 {:.0f} us\n", avg,
+             percentile_of(l, 50), percentile_of(l, 90), percentile_of(l, 95), percentile_of(l, 99));
+  if (!r.first_error.empty()) fmt::print("  first error: {}\n", r.first_error);
+  if (r.have_server && r.server.success > 0) {
+    const ServerStats& s = r.server;
+    double n = static_cast<double>(s.success);
+    auto us = [&](uint64_t ns) { return static_cast<double>(ns) / n / 1000.0; };
+    double compute = us(s.input_ns) + us(s.infer_ns) + us(s.output_ns);
+    fmt::print(
+        "  server: {} requests, {} executions (avg batch {:.1f}); per request: total {:.0f} us = queue {:.0f} us + "
+        "compute input {:.0f} us + compute infer {:.0f} us + compute output {:.0f} us\n",
+        s.success, s.execution_count,
+        s.execution_count ? static_cast<double>(s.inference_count) / static_cast<double>(s.execution_count) : 0.0,
+        us(s.success_ns), us(s.queue_ns), us(s.input_ns), us(s.infer_ns), us(s.output_ns));
+    fmt::print(
+        "  server overhead = client latency - compute time: {:.0f} us at the median (p50 {:.0f} - compute {:.0f}), "
+        "{:.0f} us on average\n",
+        percentile_of(l, 50) - compute, percentile_of(l, 50), compute, avg - compute);
+  } else if (!r.have_server) {
+    fmt::print("  server: the statistics endpoint did not answer\n");
+  }
+}
+
+int perf(const PerfOptions& o) {
+  auto levels = concurrency_levels(o.concurrency);
+  if (!levels) {
+    fmt::print(stderr, "kiln perf: {}\n", levels.status().message());
+    return kExitUsageError;
+  }
+  if (o.batch < 1 || o.interval_ms < 1 || o.percentile < 0 || o.percentile > 100) {
+    fmt::print(stderr, "kiln perf: -b, --measurement-interval must be positive and --percentile 1..100\n");
+    return kExitUsageError;
+  }
+  auto control = make_client(o, -1);
+  Status st = control ? (*control)->connect() : control.status();
+  auto info = st.is_ok() ? (*control)->model_info() : Expected<ModelInfo>(st);
+  if (!info) {
+    fmt::print(stderr, "kiln perf: {}\n", info.status().message());
+    return kExitModelError;
+  }
+  auto inputs = request_inputs(*info, o);
+  if (!inputs) {
+    fmt::print(stderr, "kiln perf: {}\n", inputs.status().message());
+    return kExitUsageError;
+  }
+  std::mt19937 rng(1);
+  std::vector<std::vector<uint8_t>> data;
+  std::string shown;
+  for (const auto& t : *inputs) {
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    data.push_back(random_data(t.datatype, n, rng));
+    shown += fmt::format("{}{} {} {}", shown.empty() ? "" : ", ", t.name, t.datatype, dims_text(t.shape));
+  }
+  fmt::print("kiln perf: model '{}', {} {}, batch size {}, measurement interval {} ms\n  inputs (random): {}\n",
+             o.model, o.protocol == "grpc" ? "gRPC" : "HTTP",
+             o.url.empty() ? (o.protocol == "grpc" ? "localhost:8001" : "localhost:8000") : o.url, o.batch,
+             o.interval_ms, shown);
+  std::vector<LevelResult> results;
+  uint64_t errors = 0;
+  for (int c : *levels) {
+    auto r = run_level(o, c, **control, *info, *inputs, data);
+    if (!r) {
+      fmt::print(stderr, "kiln perf: {}\n", r.status().message());
+      return kExitModelError;
+    }
+    print_level(o, *r);
+    errors += r->errors;
+    results.push_back(std::move(*r));
+  }
+  // perf_analyzer's closing lines: the latency is the average, or the
+  // --percentile one.
+  fmt::print("Inferences/Second vs. Client {} Batch Latency\n",
+             o.percentile ? "p" + std::to_string(o.percentile) : std::string("Average"));
+  for (const auto& r : results) {
+    double avg = 0;
+    for (double v : r.latencies_us) avg += v;
+    avg = r.latencies_us.empty() ? 0 : avg / static_cast<double>(r.latencies_us.size());
+    double lat = o.percentile ? percentile_of(r.latencies_us, o.percentile) : avg;
+    double throughput =
+        r.seconds > 0 ? static_cast<double>(r.requests * static_cast<uint64_t>(o.batch)) / r.seconds : 0;
+    fmt::print("Concurrency: {}, throughput: {:.1f} infer/sec, latency {:.0f} usec\n", r.concurrency, throughput, lat);
+  }
+  return errors ? kExitModelError : kExitOk;
+}
+
+}  // namespace
+
+void add_perf_command(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<PerfOptions>();
+  auto* cmd = app.add_subcommand(
+      "perf", "Load-test a model served over KServe v2 (kiln serve, Triton): throughput, latency, server breakdown");
+  cmd->add_option("-m,--model-name", o->model, "Model to load-test")->required();
+  cmd->add_option("-x,--model-version", o->version, "Model version (default: the server's choice)");
+  cmd->add_option("-u,--url", o->url, "Server HOST:PORT (default localhost:8000 for http, localhost:8001 for grpc)");
+  cmd->add_option("-i,--protocol", o->protocol, "http or grpc")->check(CLI::IsMember({"http", "grpc"}));
+  cmd->add_option("-b,--batch-size", o->batch, "Batch size of each request (models with max_batch_size > 0)");
+  cmd->add_option("--concurrency-range", o->concurrency, "Concurrent clients: N[:M[:STEP]] (default 1)");
+  cmd->add_option("--shape", o->shapes, "NAME:D1,D2,... for an input's dynamic dims (without the batch dim)");
+  cmd->add_option("-p,--measurement-interval", o->interval_ms, "Milliseconds measured per concurrency level");
+  cmd->add_option("--percentile", o->percentile, "Report this latency percentile in the summary (default: average)");
+  cmd->callback([o, &exit_code] { exit_code = perf(*o); });
+}
+
+}  // namespace kiln::cli
