@@ -104,7 +104,8 @@ TEST_F(GpuTest, FusedChainMatchesTheCpuJitAndPrecompiled) {
   }
 }
 
-// Runs after the first replay a captured CUDA graph; each run's new inputs give the CPU's results.
+// The first run plans and loads the kernel; later runs replay a captured CUDA graph, and each
+// run's new inputs give the CPU's results.
 TEST_F(GpuTest, FusedKernelReplaysUnderCudaGraphCapture) {
   auto g = fused_chain("f32");
   ASSERT_TRUE(g);

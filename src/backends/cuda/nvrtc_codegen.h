@@ -38,6 +38,9 @@ struct FusedElementwiseParams {
   const void* in[kMaxProgramInputs] = {};
   void* out = nullptr;
 };
+static_assert(sizeof(FusedElementwiseParams) ==
+                  8 * (3 + kFusedMaxRank * (1 + kMaxProgramInputs) + kMaxProgramInputs + 1),
+              "the generated kernel reads the parameter block as packed 8-byte fields");
 
 // CUDA C source of the kernel kFusedKernelName computing `program` on inputs
 // of `input_dtypes` (f32, f16 or bf16; one per program input).
