@@ -49,7 +49,8 @@ if(KILN_HAVE_CUDA)
   # drop the files nothing references).
   add_library(kiln_cuda OBJECT ${KILN_CUDA_SRC})
   target_include_directories(kiln_cuda PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src ${KILN_CUDNN_INCLUDE})
-  target_link_libraries(kiln_cuda PUBLIC CUDA::cudart CUDA::cublasLt ${KILN_CUDNN_LIBRARY} fmt::fmt)
+  # NVRTC compiles the fused elementwise kernels (nvrtc_codegen.h); it needs no GPU.
+  target_link_libraries(kiln_cuda PUBLIC CUDA::cudart CUDA::cublasLt CUDA::nvrtc ${KILN_CUDNN_LIBRARY} fmt::fmt)
   set_target_properties(kiln_cuda PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_SEPARABLE_COMPILATION OFF)
   target_compile_options(kiln_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>)
   if(KILN_PTXAS_VERBOSE)

@@ -8,6 +8,7 @@
 #include "passes/pass.h"
 #include "runtime/engine_state.h"
 #ifdef KILN_WITH_CUDA
+#include "backends/cuda/nvrtc_codegen.h"
 #include "backends/cuda/run_plan.h"
 #include "builder/autotune.h"
 #endif
@@ -96,9 +97,17 @@ Expected<std::vector<uint8_t>> build_engine(const Model& model, const BuildConfi
     model.graph->erase_nodes_if([](const Node&) { return false; });  // drops the NCHW weights now unread
   }
   if (config.backend == "cuda") {
+    // Last of the rewrites: the Casts assign_precision added fuse with their neighbours.
+    KILN_RETURN_IF_ERROR(
+        in_phase(config, "fusing elementwise chains", [&] { return fuse_elementwise(*model.graph, passes); }));
 #ifdef KILN_WITH_CUDA
     // Every node the GPU cannot run, named at once (unless allowed on the host).
     KILN_RETURN_IF_ERROR(cuda::check_graph_supported(*model.graph, config.allow_cpu_fallback, nullptr));
+    KILN_ASSIGN_OR_RETURN(int sm, cuda::current_device_sm());
+    KILN_ASSIGN_OR_RETURN(size_t kernels, in_phase(config, "compiling fused kernels",
+                                                   [&] { return cuda::compile_fused_kernels(*model.graph, sm); }));
+    if (config.progress && kernels > 0)
+      config.progress->note(fmt::format("fused kernels: {} compiled with NVRTC for sm_{}", kernels, sm));
 #endif
   }
   c.graph = model.graph;

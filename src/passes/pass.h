@@ -56,6 +56,10 @@ Status assign_conv_layout(Graph& graph, PassContext& ctx);
 // Transpose to NCHW pool channels-last, and that Transpose goes.
 Status assign_pool_layout(Graph& graph, PassContext& ctx);
 
+// On the CUDA backend after assign_conv_layout: groups of elementwise ops
+// become kiln::FusedElementwise programs (compiled with NVRTC by the builder).
+Status fuse_elementwise(Graph& graph, PassContext& ctx);
+
 // The default pipeline, in order.
 const std::vector<PassInfo>& default_pipeline();
 // Runs `passes` in order; stops at the first error.
