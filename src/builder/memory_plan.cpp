@@ -59,7 +59,7 @@ Status plan_cuda(const Graph& g, const BuildConfig& config, const std::vector<En
     m.activation_bytes_max = at_max.arena_bytes;
     for (const cuda::Step& s : at_max.steps)
       m.workspace_bytes = std::max<uint64_t>(m.workspace_bytes, s.workspace_bytes);
-    m.exact = at_opt.next_node == g.nodes().size() && at_max.next_node == g.nodes().size();
+    m.exact = at_opt.finished() && at_max.finished();
     planned.push_back(m);
   }
   report.activations_planned = true;

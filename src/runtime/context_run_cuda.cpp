@@ -44,6 +44,11 @@ class ContextBindings final : public cuda::RunBindings {
       a->notify_shape(t.name, dims);
       return p;
     }
+    // As on the CPU: an output whose dims inference could not fix (NonZero,
+    // Unique ...) needs an allocator, called once its dims are known.
+    if (!cs_.shapes[i] || std::find(cs_.shapes[i]->begin(), cs_.shapes[i]->end(), -1) != cs_.shapes[i]->end())
+      return invalid_argument("output '{}' has a data-dependent shape (it came out {}); set an OutputAllocator for it",
+                              t.name, Shape::of(dims).to_string());
     if (cs_.shapes[i] && *cs_.shapes[i] != dims)
       return internal_error("output '{}' came out {}, inference said {}", t.name, Shape::of(dims).to_string(),
                             Shape::of(*cs_.shapes[i]).to_string());

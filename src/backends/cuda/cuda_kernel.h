@@ -67,8 +67,13 @@ class KernelContext {
   // `host_inputs` (Reshape's shape, Slice's starts, ...); null for others and
   // for omitted inputs. The executor reads them when it plans the run.
   virtual const Tensor* host_input(size_t i) const = 0;
-  // Output i, already placed with the dims shape inference computed.
+  // Output i, already placed with the dims shape inference computed (for a
+  // definition with `max_output_dims`: those dims, the most it may write).
   virtual const DeviceTensor& output(size_t i) const = 0;
+  // A definition with `max_output_dims` stores every output's actual dims
+  // here (int64 on the device, each output's rank in output order; omitted
+  // outputs take their place too). Null for other definitions.
+  virtual int64_t* output_dims() const { return nullptr; }
 
   // Scratch memory of the size `workspace` asked for (null when 0).
   virtual void* workspace() const = 0;
@@ -139,6 +144,16 @@ struct KernelDef {
   // the fastest in the node; `run` reads it from ctx.tactic(). Absent: one
   // implementation, nothing to tune.
   std::function<std::vector<std::string>(const KernelQuery&, size_t limit)> tactics;
+  // Outputs whose dims depend on the input values (NonZero, Compress,
+  // Unique, NonMaxSuppression): for these input dims (and host inputs), the
+  // largest dims of each output. The executor places the outputs at that
+  // size; `run` writes each packed for its actual dims (row-major, as if
+  // allocated with them) and stores those dims at ctx.output_dims(). The
+  // executor then copies the dims to the host, which synchronizes the stream
+  // and ends the plan's segment at this layer: a run holding such a layer is
+  // planned piecewise and cannot be captured as a CUDA graph (asking for one
+  // is an error naming the layer). Absent: shape inference gives the dims.
+  std::function<Expected<std::vector<std::vector<int64_t>>>(const KernelQuery&)> max_output_dims;
 };
 
 class KernelRegistry {

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <set>
 
 #include "backends/cuda/cuda_status.h"
@@ -96,8 +97,8 @@ struct RunBuffers {
 
 class StepContext final : public KernelContext {
  public:
-  StepContext(Step& step, void* workspace, cudaStream_t stream, Resources& res, bool tf32)
-      : step_(step), workspace_(workspace), stream_(stream), res_(res), tf32_(tf32) {}
+  StepContext(Step& step, void* workspace, int64_t* dims, cudaStream_t stream, Resources& res, bool tf32)
+      : step_(step), workspace_(workspace), dims_(dims), stream_(stream), res_(res), tf32_(tf32) {}
   const Node& node() const override { return *step_.node; }
   const DeviceTensor& input(size_t i) const override {
     static const DeviceTensor empty;
@@ -110,6 +111,7 @@ class StepContext final : public KernelContext {
   }
   void* workspace() const override { return workspace_; }
   size_t workspace_bytes() const override { return step_.workspace_bytes; }
+  int64_t* output_dims() const override { return dims_; }
   cudaStream_t stream() const override { return stream_; }
   const DeviceInfo& device() const override { return *res_.device; }
   Expected<const CublasLt*> cublaslt() override {
@@ -134,6 +136,7 @@ class StepContext final : public KernelContext {
  private:
   Step& step_;
   void* workspace_;
+  int64_t* dims_;
   cudaStream_t stream_;
   Resources& res_;
   bool tf32_;
@@ -222,8 +225,9 @@ struct Runner::Impl {
               cudaMemcpyAsync(step.out[0].data, step.in[0].data, bytes, cudaMemcpyDeviceToDevice, stream));
       } else {
         // The workspace is in the arena of the segment being run (the last one).
-        char* ws = step.workspace_bytes ? buffers.arena.back() : nullptr;
-        StepContext ctx(step, ws ? ws + step.workspace_offset : nullptr, stream, res, options.run.allow_tf32);
+        char* ws = step.workspace_bytes ? buffers.arena.back() + step.workspace_offset : nullptr;
+        auto* dims = step.dims_bytes ? reinterpret_cast<int64_t*>(buffers.arena.back() + step.dims_offset) : nullptr;
+        StepContext ctx(step, ws, dims, stream, res, options.run.allow_tf32);
         Status st = step.def->run(ctx);
         if (!st.is_ok()) return st.with_context(where(step));
         st = last_launch_status(step.node->op_type.c_str());
@@ -258,9 +262,17 @@ struct Runner::Impl {
     return Status::ok();
   }
 
-  // Copies the values planning needs to the host (this synchronizes).
+  // Copies the values planning needs to the host, and the dims a
+  // data-dependent layer stored (this synchronizes).
   Status download(const Segment& seg, PlanState& state, RunBuffers& buffers, RunBindings& bindings,
                   cudaStream_t stream) {
+    std::vector<int64_t> dims;
+    if (seg.data_dependent) {
+      const Step& last = seg.steps.back();
+      dims.resize(last.dims_bytes / sizeof(int64_t));
+      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dims.data(), buffers.arena.back() + last.dims_offset, last.dims_bytes,
+                                                cudaMemcpyDeviceToHost, stream));
+    }
     std::vector<std::pair<PlannedValue*, Tensor>> pending;
     for (const Value* v : seg.downloads) {
       PlannedValue& pv = state.values.at(v);
@@ -273,6 +285,28 @@ struct Runner::Impl {
     }
     KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
     for (auto& [pv, host] : pending) pv->host = std::make_shared<RunValue>(RunValue::of(std::move(host)));
+    if (seg.data_dependent) KILN_RETURN_IF_ERROR(set_data_dependent_dims(seg.steps.back(), dims, state));
+    return Status::ok();
+  }
+
+  // The actual dims of a data-dependent layer's outputs, each within the
+  // largest dims it was placed with.
+  static Status set_data_dependent_dims(const Step& step, const std::vector<int64_t>& dims, PlanState& state) {
+    size_t at = 0;
+    for (size_t i = 0; i < step.out.size(); ++i) {
+      const std::vector<int64_t>& largest = step.out[i].dims;  // omitted outputs too (their rank)
+      std::vector<int64_t> actual(
+          dims.begin() + static_cast<std::ptrdiff_t>(std::min(at, dims.size())),
+          dims.begin() + static_cast<std::ptrdiff_t>(std::min(at + largest.size(), dims.size())));
+      at += largest.size();
+      if (!step.outputs[i]) continue;
+      bool fits = actual.size() == largest.size();
+      for (size_t d = 0; fits && d < actual.size(); ++d) fits = actual[d] >= 0 && actual[d] <= largest[d];
+      if (!fits)
+        return internal_error("{}: output {} came out {}, larger than its bound {}", where(step), i,
+                              Shape::of(actual).to_string(), Shape::of(largest).to_string());
+      state.values.at(step.outputs[i]).dims = std::move(actual);
+    }
     return Status::ok();
   }
 
@@ -346,7 +380,7 @@ Status Runner::Impl::run(const std::vector<std::vector<int64_t>>& input_dims,
   const PlanOptions popts = plan_options();
   PlanState state = initial_state(input_dims, input_host);
   KILN_ASSIGN_OR_RETURN(Segment first, plan_segment(graph, 0, state, popts));
-  if (first.next_node == graph.nodes().size() && !state.read_input_values) {
+  if (first.finished() && !state.read_input_values) {
     auto plan = std::make_unique<CachedPlan>();
     plan->input_dims = input_dims;
     plan->state = std::move(state);
@@ -364,13 +398,20 @@ Status Runner::Impl::run(const std::vector<std::vector<int64_t>>& input_dims,
   Segment seg = std::move(first);
   Status st = Status::ok();
   while (st.is_ok()) {
+    if (options.use_cuda_graph && seg.data_dependent) {
+      st = unsupported(
+          "node '{}' ({}): its output shape depends on the data, which the host reads mid-run (a stream "
+          "synchronization), so the run cannot be captured as a CUDA graph (run without --useCudaGraph)",
+          seg.data_dependent->name, seg.data_dependent->op_type);
+      break;
+    }
     KILN_ASSIGN_OR_RETURN(char* a, stream_alloc(seg.arena_bytes, buffers, stream));
     KILN_ASSIGN_OR_RETURN(char* c, stream_alloc(seg.const_bytes, buffers, stream));
     buffers.arena.push_back(a);
     buffers.consts.push_back(c);
     st = upload_consts(seg, c, stream);
     if (st.is_ok()) st = execute(seg, buffers, bindings, stream, times);
-    if (!st.is_ok() || seg.next_node == graph.nodes().size()) break;
+    if (!st.is_ok() || seg.finished()) break;
     st = download(seg, state, buffers, bindings, stream);
     if (!st.is_ok()) break;
     auto next = plan_segment(graph, seg.next_node, state, popts);

@@ -224,24 +224,41 @@ Status Planner::plan_kernel(const Node& node, size_t index, const KernelDef& def
   if (!schema) return unsupported("{}: kiln has no op '{}'", where(node), node.op_type);
   InferContext ictx(node, type_ptrs, values, {});
   KILN_RETURN_IF_ERROR(infer_node(node, *schema, ictx).with_context(where(node)));
+  // Data-dependent dims: the outputs take their largest dims, in the arena
+  // (the caller's buffers are asked for once the dims are known).
+  std::vector<std::vector<int64_t>> largest;
+  if (def.max_output_dims) {
+    auto bound = def.max_output_dims(PlanQuery(step));
+    if (!bound) return bound.status().with_context(where(node));
+    largest = std::move(bound).value();
+    if (largest.size() != node.outputs.size())
+      return internal_error("{}: the kernel bounds {} outputs of {}", where(node), largest.size(), node.outputs.size());
+    for (const auto& d : largest) step.dims_bytes += d.size() * sizeof(int64_t);
+    step.dims_bytes = std::max<size_t>(step.dims_bytes, sizeof(int64_t));
+  }
   const size_t step_index = seg_.steps.size();
   step.outputs.assign(node.outputs.begin(), node.outputs.end());
   step.out.resize(node.outputs.size());
   for (size_t i = 0; i < node.outputs.size(); ++i) {
     const Value* out = node.outputs[i];
+    // An omitted output keeps its place in the stored dims: its rank is kept.
+    if (def.max_output_dims) step.out[i].dims = largest[i];
     if (!out) continue;
     const Type& t = ictx.output_types()[i];
-    if (!t.is_tensor() || !t.shape.is_fixed())
+    if (!t.is_tensor() || (!def.max_output_dims && !t.shape.is_fixed()))
       return unsupported("{}: output {} has a shape that depends on the data ({}); the CUDA kernel needs it known",
                          where(node), i, t.to_string());
     PlannedValue pv;
     pv.dtype = t.dtype;
-    pv.dims = t.shape.fixed_dims();
+    pv.dims = def.max_output_dims ? largest[i] : t.shape.fixed_dims();
     step.out[i] = {pv.dtype, pv.dims, nullptr};
     const int io = graph_output_index(out);
     // A view shares its input's memory, unless it is a graph output: then the
     // kernel writes the caller's buffer (view kernels copy when not aliased).
-    if (i == 0 && def.alias_input >= 0 && io < 0) {
+    if (def.max_output_dims) {
+      pv.slot = {Place::kArena, 0, -1, segment_index_};
+      lifetime_[out] = {step_index, step_index};
+    } else if (i == 0 && def.alias_input >= 0 && io < 0) {
       const Value* src = node.inputs[static_cast<size_t>(def.alias_input)];
       auto root = alias_root_.find(src);
       alias_root_[out] = root == alias_root_.end() ? src : root->second;
@@ -301,14 +318,19 @@ void Planner::lay_out_memory() {
       owners.push_back(nullptr);
       workspace_step.push_back(s);
     }
+  // A layer's data-dependent dims stay until the executor reads them, after
+  // the segment's last step.
+  const size_t dims_request = requests.size();
+  if (seg_.data_dependent) requests.push_back({seg_.steps.back().dims_bytes, seg_.steps.size() - 1, seg_.steps.size()});
   ArenaLayout layout = plan_arena(requests);
   seg_.arena_bytes = layout.total_bytes;
-  for (size_t r = 0; r < requests.size(); ++r) {
+  for (size_t r = 0; r < dims_request; ++r) {
     if (owners[r])
       state_.values.at(owners[r]).slot.offset = layout.offsets[r];
     else
       seg_.steps[workspace_step[r]].workspace_offset = layout.offsets[r];
   }
+  if (seg_.data_dependent) seg_.steps.back().dims_offset = layout.offsets[dims_request];
   for (const auto& [v, root] : alias_root_) state_.values.at(v).slot = state_.values.at(root).slot;
   for (Step& step : seg_.steps) {
     step.in_slot.resize(step.inputs.size());
@@ -352,6 +374,11 @@ Expected<Segment> Planner::run(size_t start) {
         break;
       }
       Status st = plan_kernel(node, k, *def);
+      if (st.is_ok() && def->max_output_dims) {
+        seg_.data_dependent = &node;
+        ++k;
+        break;
+      }
       if (st.is_ok()) continue;
       if (st.code() != ErrorCode::kUnsupported || !options_.allow_cpu_fallback) return st;
       usable = st;  // a data-dependent shape: the host runs it
@@ -367,7 +394,8 @@ Expected<Segment> Planner::run(size_t start) {
     KILN_RETURN_IF_ERROR(evaluate_on_host(node, false).with_context("on the host (CPU fallback)"));
   }
   seg_.next_node = k;
-  if (k < nodes.size()) {
+  seg_.finished_nodes = k == nodes.size();
+  if (!seg_.finished()) {
     // Arena values read after the break stay alive to the segment's end.
     std::set<const Value*> read_later;
     for (size_t r = k; r < nodes.size(); ++r) {

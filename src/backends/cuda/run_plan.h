@@ -67,6 +67,10 @@ struct Step {
   size_t workspace_limit = SIZE_MAX;  // the engine's limit on workspace_bytes
   size_t workspace_offset = 0;        // in the arena
   size_t workspace_bytes = 0;
+  // A layer with data-dependent output dims (KernelDef::max_output_dims):
+  // where in the arena it stores them (int64 per output dim), 0 bytes else.
+  size_t dims_offset = 0;
+  size_t dims_bytes = 0;
   std::any state;  // the kernel's, kept while the plan is reused
 };
 
@@ -78,6 +82,13 @@ struct Segment {
   size_t const_bytes = 0;
   size_t next_node = 0;                 // where planning stopped: the graph's node count when it finished
   std::vector<const Value*> downloads;  // device values the rest of planning needs on the host
+  // The segment ends with a layer whose output dims depend on the data: its
+  // last step (`dims_offset` in this segment's arena) stored them on the
+  // device; the executor reads them before planning on. Null otherwise.
+  const Node* data_dependent = nullptr;
+  // Planning reached the graph's end: no break, nothing left to plan.
+  bool finished() const { return downloads.empty() && !data_dependent && finished_nodes; }
+  bool finished_nodes = false;  // next_node is the graph's node count
 };
 
 // What planning knows about the graph's values so far (kept across segments).
