@@ -110,3 +110,9 @@ g = helper.make_graph([n1, n2, n3], "kiln_ops",
                        numpy_helper.from_array(np.ones((4, 3), np.float32), "m"),
                        numpy_helper.from_array(np.zeros(3, np.float32), "mb")])
 save("kiln_ops", g, opsets=(("", 17), ("kiln", 1)))
+
+# kiln.FusedElementwise: a program in attributes (ops, args, dtypes, constants).
+n = helper.make_node("FusedElementwise", ["x", "b"], ["y"], domain="kiln", ops=["Mul", "Add", "Relu"],
+                     args=[0, 2, -1, 3, 1, -1, 4, -1, -1], dtypes=[1, 1, 1], constants=[2.0])
+g = helper.make_graph([n], "kiln_fused", [vi("x", [2, 3]), vi("b", [3])], [vi("y", [2, 3])])
+save("kiln_fused_elementwise", g, opsets=(("", 17), ("kiln", 1)))
