@@ -175,22 +175,16 @@ Expected<TopKScratch> topk_scratch(const TopKParams& p, void* base) {
       nullptr, temp_bytes, static_cast<const K*>(nullptr), static_cast<K*>(nullptr),
       static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr), items, slices,
       static_cast<int64_t*>(nullptr), static_cast<int64_t*>(nullptr))));
-  auto* b = static_cast<char*>(base);
-  size_t at = 0;
-  auto take = [&](size_t bytes) {
-    void* ptr = b ? b + at : nullptr;
-    at += align_up(bytes);
-    return ptr;
-  };
+  ScratchCarver carve(base);
   TopKScratch s;
-  s.keys_in = take(size_t(items) * sizeof(K));
-  s.keys_out = take(size_t(items) * sizeof(K));
-  s.idx_in = take(size_t(items) * 4);
-  s.idx_out = take(size_t(items) * 4);
-  s.offsets = take(size_t(slices + 1) * 8);
-  s.temp = take(temp_bytes);
+  s.keys_in = carve.take(size_t(items) * sizeof(K));
+  s.keys_out = carve.take(size_t(items) * sizeof(K));
+  s.idx_in = carve.take(size_t(items) * 4);
+  s.idx_out = carve.take(size_t(items) * 4);
+  s.offsets = carve.take(size_t(slices + 1) * 8);
+  s.temp = carve.take(temp_bytes);
   s.temp_bytes = temp_bytes;
-  s.total = at;
+  s.total = carve.total();
   return s;
 }
 

@@ -56,25 +56,19 @@ Expected<NmsScratch> nms_scratch(const NmsParams& p, void* base) {
       nullptr, temp_bytes, static_cast<const double*>(nullptr), static_cast<double*>(nullptr),
       static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr), items, pairs,
       static_cast<int64_t*>(nullptr), static_cast<int64_t*>(nullptr))));
-  auto* b = static_cast<char*>(base);
-  size_t at = 0;
-  auto take = [&](size_t bytes) {
-    void* ptr = b ? b + at : nullptr;
-    at += align_up(bytes);
-    return ptr;
-  };
+  ScratchCarver carve(base);
   NmsScratch s;
-  s.keys_in = static_cast<double*>(take(size_t(items) * 8));
-  s.keys_out = static_cast<double*>(take(size_t(items) * 8));
-  s.idx_in = static_cast<int32_t*>(take(size_t(items) * 4));
-  s.idx_out = static_cast<int32_t*>(take(size_t(items) * 4));
-  s.kept = static_cast<int32_t*>(take(size_t(pairs * nms_per_pair(p)) * 4));
-  s.offsets = static_cast<int64_t*>(take(size_t(pairs + 1) * 8));
-  s.counts = static_cast<int64_t*>(take(size_t(pairs) * 8));
-  s.base = static_cast<int64_t*>(take(size_t(pairs) * 8));
-  s.temp = take(temp_bytes);
+  s.keys_in = static_cast<double*>(carve.take(size_t(items) * 8));
+  s.keys_out = static_cast<double*>(carve.take(size_t(items) * 8));
+  s.idx_in = static_cast<int32_t*>(carve.take(size_t(items) * 4));
+  s.idx_out = static_cast<int32_t*>(carve.take(size_t(items) * 4));
+  s.kept = static_cast<int32_t*>(carve.take(size_t(pairs * nms_per_pair(p)) * 4));
+  s.offsets = static_cast<int64_t*>(carve.take(size_t(pairs + 1) * 8));
+  s.counts = static_cast<int64_t*>(carve.take(size_t(pairs) * 8));
+  s.base = static_cast<int64_t*>(carve.take(size_t(pairs) * 8));
+  s.temp = carve.take(temp_bytes);
   s.temp_bytes = temp_bytes;
-  s.total = at;
+  s.total = carve.total();
   return s;
 }
 

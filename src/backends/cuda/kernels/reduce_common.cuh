@@ -168,6 +168,23 @@ __device__ __forceinline__ void row_map(const T* __restrict__ xr, T* __restrict_
 // Offsets of scratch pieces carved from one workspace, each 256-byte aligned.
 inline size_t align_up(size_t n, size_t a = 256) { return (n + a - 1) / a * a; }
 
+// Consecutive 256-byte-aligned pieces of one scratch buffer. With a null base
+// it only adds up the bytes (the workspace query), with the same layout.
+class ScratchCarver {
+ public:
+  explicit ScratchCarver(void* base) : base_(static_cast<char*>(base)) {}
+  void* take(size_t bytes) {
+    void* piece = base_ ? base_ + at_ : nullptr;
+    at_ += align_up(bytes);
+    return piece;
+  }
+  size_t total() const { return at_; }
+
+ private:
+  char* base_;
+  size_t at_ = 0;
+};
+
 }  // namespace kiln::cuda
 
 #define KILN_CUDA_CASE_TYPE(dtype_enum, type, ...) \

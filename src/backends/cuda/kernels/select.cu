@@ -22,19 +22,13 @@ Expected<ScanScratch> scan_scratch(int64_t n, void* base) {
   size_t temp_bytes = 0;
   KILN_CUDA_RETURN_IF_ERROR(cub::DeviceScan::InclusiveSum(nullptr, temp_bytes, static_cast<const int64_t*>(nullptr),
                                                           static_cast<int64_t*>(nullptr), n));
-  auto* b = static_cast<char*>(base);
-  size_t at = 0;
-  auto take = [&](size_t bytes) {
-    void* ptr = b ? b + at : nullptr;
-    at += align_up(bytes);
-    return ptr;
-  };
+  ScratchCarver carve(base);
   ScanScratch s;
-  s.marks = static_cast<int64_t*>(take(size_t(n) * 8));
-  s.sums = static_cast<int64_t*>(take(size_t(n) * 8));
-  s.temp = take(temp_bytes);
+  s.marks = static_cast<int64_t*>(carve.take(size_t(n) * 8));
+  s.sums = static_cast<int64_t*>(carve.take(size_t(n) * 8));
+  s.temp = carve.take(temp_bytes);
   s.temp_bytes = temp_bytes;
-  s.total = at;
+  s.total = carve.total();
   return s;
 }
 

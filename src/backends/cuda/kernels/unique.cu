@@ -42,19 +42,13 @@ Expected<UniqueScratch> unique_scratch(const UniqueParams& p, void* base) {
       cub::DeviceMergeSort::StableSortKeys(nullptr, sort_bytes, static_cast<int64_t*>(nullptr), n, less));
   KILN_CUDA_RETURN_IF_ERROR(cub::DeviceScan::InclusiveSum(nullptr, scan_bytes, static_cast<const int64_t*>(nullptr),
                                                           static_cast<int64_t*>(nullptr), n));
-  auto* b = static_cast<char*>(base);
-  size_t at = 0;
-  auto take = [&](size_t bytes) {
-    void* ptr = b ? b + at : nullptr;
-    at += align_up(bytes);
-    return static_cast<int64_t*>(ptr);
-  };
+  ScratchCarver carve(base);
   UniqueScratch s;
   for (int64_t** a : {&s.order, &s.marks, &s.sums, &s.first, &s.start, &s.position, &s.marks2, &s.sums2})
-    *a = take(size_t(n) * 8);
+    *a = static_cast<int64_t*>(carve.take(size_t(n) * 8));
   s.temp_bytes = std::max(sort_bytes, scan_bytes);
-  s.temp = take(s.temp_bytes);
-  s.total = at;
+  s.temp = carve.take(s.temp_bytes);
+  s.total = carve.total();
   return s;
 }
 
