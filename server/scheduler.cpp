@@ -3,12 +3,16 @@
 #include <algorithm>
 #include <cstring>
 #include <set>
+#include <thread>
 
 #include "kiln/device.h"
 #include "model_config.h"
 
 namespace kiln::server {
 namespace {
+
+// How long an idle instance polls its queue before it sleeps.
+constexpr auto kIdleSpin = std::chrono::microseconds(500);
 
 uint64_t ns_between(Clock::time_point a, Clock::time_point b) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count());
@@ -275,7 +279,14 @@ std::vector<Scheduler::Pending> Scheduler::next_batch(std::vector<Pending>& expi
     if (!expired.empty()) return {};
     if (queued_ == 0) {
       if (stopping_) return {};
-      cv_.wait(lock);
+      // Poll briefly before sleeping: waking a thread from a condition
+      // variable costs tens of microseconds, a tiny model's whole budget,
+      // and a client at concurrency 1 sends its next request within it.
+      lock.unlock();
+      const auto spin_until = Clock::now() + kIdleSpin;
+      while (queued_.load(std::memory_order_acquire) == 0 && Clock::now() < spin_until) std::this_thread::yield();
+      lock.lock();
+      if (queued_ == 0 && !stopping_) cv_.wait(lock);
       continue;
     }
     std::deque<Pending>* first = nullptr;

@@ -7,6 +7,7 @@
 // context, and the inputs and outputs are copied through pinned host memory.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -125,7 +126,8 @@ class Scheduler {
   std::mutex mutex_;
   std::condition_variable cv_;
   std::vector<std::deque<Pending>> queues_;  // per priority level
-  size_t queued_ = 0;
+  // Changed under mutex_; read without it by an idle instance spinning for work.
+  std::atomic<size_t> queued_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> instances_;
   std::vector<int> instance_gpus_;  // per instance: the GPU, -1 for the CPU
