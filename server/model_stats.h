@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -16,6 +17,28 @@ struct DurationStat {
     count.fetch_add(1, std::memory_order_relaxed);
     ns.fetch_add(n, std::memory_order_relaxed);
   }
+};
+
+// Durations counted in buckets 8 to a decade, from 1.33 us up to 100 s, and
+// one more above: a Prometheus histogram, whose counts give quantiles (within
+// a bucket's 33% width) where a sum only gives the mean.
+struct DurationHistogram {
+  static constexpr int kPerDecade = 8;
+  static constexpr int kBuckets = 8 * kPerDecade;  // finite ones; bucket kBuckets is +Inf
+  // The upper bound of bucket i, in microseconds: 10^((i + 1) / 8).
+  static double upper_bound_us(int i) { return std::pow(10.0, (i + 1) / static_cast<double>(kPerDecade)); }
+  static int bucket_of(uint64_t ns) {
+    const double us = static_cast<double>(ns) / 1000.0;
+    if (us <= upper_bound_us(0)) return 0;
+    const int i = static_cast<int>(std::ceil(std::log10(us) * kPerDecade - 1e-9)) - 1;
+    return i < kBuckets ? i : kBuckets;
+  }
+  void add(uint64_t ns) {
+    counts[bucket_of(ns)].fetch_add(1, std::memory_order_relaxed);
+    sum_ns.fetch_add(ns, std::memory_order_relaxed);
+  }
+  std::atomic<uint64_t> counts[kBuckets + 1] = {};
+  std::atomic<uint64_t> sum_ns{0};
 };
 
 struct BatchStat {
@@ -47,6 +70,9 @@ struct ModelStats {
   }
   DurationStat queue;
   DurationStat compute_input, compute_infer, compute_output;
+  // Per successful request, its time in the scheduler besides the engine run
+  // (queue and the input and output copies): kiln_inference_overhead_us.
+  DurationHistogram overhead;
   std::atomic<uint64_t> inference_count{0};  // batch rows served
   std::atomic<uint64_t> execution_count{0};  // engine runs
   std::atomic<uint64_t> last_inference_ms{0};

@@ -386,6 +386,7 @@ void Scheduler::run_batch(ExecutionContext& ctx, GpuIo* io, std::vector<Pending>
       stats_->compute_input.add(times[0]);
       stats_->compute_infer.add(times[1]);
       stats_->compute_output.add(times[2]);
+      stats_->overhead.add(total > times[1] ? total - times[1] : 0);
       p.done(st, std::move(responses[i]));
     } else {
       stats_->add_failure(FailReason::kBackend, total);

@@ -7,6 +7,7 @@
 #include "http/json_tensor.h"
 #include "http/kserve_http.h"
 #include "model_config.h"
+#include "model_stats.h"
 
 namespace kiln::server {
 namespace {
@@ -211,6 +212,24 @@ TEST(ServerGpuMetrics, TritonNamesAndGpuUuidLabel) {
             "# TYPE nv_gpu_memory_used_bytes gauge\n"
             "nv_gpu_memory_used_bytes{gpu_uuid=\"GPU-a1\"} 1073741824\n"
             "nv_gpu_memory_used_bytes{gpu_uuid=\"GPU-b2\"} 0\n");
+}
+
+// Buckets 8 to a decade: (10^(i/8), 10^((i+1)/8)] microseconds, the first
+// from 0, the last past 100 s.
+TEST(ServerOverheadHistogram, BucketsByUpperBound) {
+  EXPECT_EQ(DurationHistogram::bucket_of(0), 0);
+  EXPECT_EQ(DurationHistogram::bucket_of(1333), 0);  // 1.333 us <= 10^(1/8) = 1.3335
+  EXPECT_EQ(DurationHistogram::bucket_of(1334), 1);
+  EXPECT_EQ(DurationHistogram::bucket_of(10000), 7);  // exactly 10 us: the bucket up to 10
+  EXPECT_EQ(DurationHistogram::bucket_of(10001), 8);
+  EXPECT_EQ(DurationHistogram::bucket_of(100'000'000'000ull), DurationHistogram::kBuckets - 1);  // 100 s
+  EXPECT_EQ(DurationHistogram::bucket_of(100'001'000'000ull), DurationHistogram::kBuckets);
+  DurationHistogram h;
+  h.add(5000);
+  h.add(5000);
+  h.add(2'000'000);
+  EXPECT_EQ(h.counts[DurationHistogram::bucket_of(5000)].load(), 2u);
+  EXPECT_EQ(h.sum_ns.load(), 2'010'000u);
 }
 
 }  // namespace

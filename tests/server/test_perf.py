@@ -32,6 +32,21 @@ def test_reports_throughput_latency_and_server_breakdown(server, protocol):
     assert "Inferences/Second vs. Client p95 Batch Latency" in out
 
 
+def test_server_overhead_from_its_metrics(server):
+    """--metrics-url: the quantiles of the server's kiln_inference_overhead_us over the interval."""
+    if server.metrics_port is None:
+        pytest.skip("no metrics port")
+    run = perf("-m", "add_sub", "-u", server.url, "--measurement-interval", "500",
+               "--metrics-url", f"127.0.0.1:{server.metrics_port}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    m = re.search(r"server overhead \(kiln's timestamps: queue and copies, without the engine run\): "
+                  r"p50 ([0-9.]+) us, p99 ([0-9.]+) us", run.stdout)
+    assert m and 0 < float(m.group(1)) <= float(m.group(2)), run.stdout
+    run = perf("-m", "add_sub", "-u", server.url, "--measurement-interval", "200", "--metrics-url", "127.0.0.1:1")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "server overhead: GET 127.0.0.1:1/metrics: Connection refused" in run.stdout
+
+
 def test_dynamic_dims_need_shape(server):
     run = perf("-m", "identity_i64", "-u", server.url, "--measurement-interval", "200")
     assert run.returncode == 2

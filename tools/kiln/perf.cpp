@@ -17,12 +17,16 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -55,7 +59,8 @@ struct PerfOptions {
   std::string concurrency = "1";
   std::vector<std::string> shapes;
   int interval_ms = 5000;
-  int percentile = 0;  // 0: the summary line gives the average latency
+  int percentile = 0;       // 0: the summary line gives the average latency
+  std::string metrics_url;  // HOST:PORT of /metrics: the server's overhead quantiles
 };
 
 struct TensorInfo {
@@ -481,7 +486,70 @@ struct LevelResult {
   std::string first_error;
   ServerStats server;  // the interval's difference
   bool have_server = false;
+  // The server's overhead quantiles over the interval (--metrics-url), us.
+  bool have_overhead = false;
+  double overhead_p50 = 0, overhead_p99 = 0;
+  std::string overhead_error;
 };
+
+// kiln_inference_overhead_us of the model (every version, or -x's): the
+// cumulative bucket counts by upper bound (+Inf as infinity), read from
+// /metrics at HOST:PORT.
+Expected<std::vector<std::pair<double, uint64_t>>> overhead_buckets(const PerfOptions& o) {
+  std::string url = o.metrics_url;
+  if (url.rfind("http://", 0) == 0) url = url.substr(7);
+  const auto colon = url.rfind(':');
+  if (colon == std::string::npos) return fail("--metrics-url '" + o.metrics_url + "': expected HOST:PORT");
+  net::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  beast::error_code ec;
+  tcp::resolver resolver(ioc);
+  auto results = resolver.resolve(url.substr(0, colon), url.substr(colon + 1), ec);
+  if (!ec) stream.connect(results, ec);
+  http::request<http::empty_body> req(http::verb::get, "/metrics", 11);
+  req.set(http::field::host, url.substr(0, colon));
+  if (!ec) http::write(stream, req, ec);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  if (!ec) http::read(stream, buffer, res, ec);
+  if (ec) return fail("GET " + url + "/metrics: " + ec.message());
+  if (res.result_int() != 200) return fail("GET " + url + "/metrics: HTTP " + std::to_string(res.result_int()));
+  const std::string prefix = "kiln_inference_overhead_us_bucket{model=\"" + o.model + "\",version=\"";
+  std::map<double, uint64_t> by_bound;
+  std::istringstream lines(res.body());
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(prefix, 0) != 0) continue;
+    const auto version_end = line.find('"', prefix.size());
+    const auto le = line.find("le=\"", prefix.size()), le_end = line.find('"', le + 4);
+    if (version_end == std::string::npos || le == std::string::npos || le_end == std::string::npos) continue;
+    if (!o.version.empty() && line.substr(prefix.size(), version_end - prefix.size()) != o.version) continue;
+    const std::string bound = line.substr(le + 4, le_end - le - 4);
+    const double b = bound == "+Inf" ? std::numeric_limits<double>::infinity() : std::stod(bound);
+    by_bound[b] += std::stoull(line.substr(line.rfind(' ') + 1));
+  }
+  if (by_bound.empty()) return fail("/metrics at " + url + " has no kiln_inference_overhead_us of '" + o.model + "'");
+  return std::vector<std::pair<double, uint64_t>>(by_bound.begin(), by_bound.end());
+}
+
+// The q-quantile (0..1) of the requests between two snapshots, interpolated
+// linearly within its bucket; the last finite bound for the +Inf bucket.
+double bucket_quantile(const std::vector<std::pair<double, uint64_t>>& before,
+                       const std::vector<std::pair<double, uint64_t>>& after, double q) {
+  if (before.size() != after.size() || after.empty()) return 0;
+  auto count = [&](size_t i) { return after[i].second - std::min(after[i].second, before[i].second); };
+  const double total = static_cast<double>(count(after.size() - 1)), want = q * total;
+  double lower = 0;
+  for (size_t i = 0; i < after.size(); ++i) {
+    const double c = static_cast<double>(count(i)), prev = i ? static_cast<double>(count(i - 1)) : 0;
+    const double upper = after[i].first;
+    if (c >= want && c > prev) {
+      if (std::isinf(upper)) return lower;
+      return lower + (upper - lower) * (want - prev) / (c - prev);
+    }
+    if (!std::isinf(upper)) lower = upper;
+  }
+  return lower;
+}
 
 double percentile_of(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;
@@ -532,12 +600,24 @@ Expected<LevelResult> run_level(const PerfOptions& o, int concurrency, Client& c
   while (connected.load() < concurrency) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   std::this_thread::sleep_for(std::chrono::milliseconds(std::max(100, o.interval_ms / 5)));
   auto before = control.stats();
+  std::optional<Expected<std::vector<std::pair<double, uint64_t>>>> buckets_before;
+  if (!o.metrics_url.empty()) buckets_before = overhead_buckets(o);
   auto start = Clock::now();
   phase.store(kMeasure);
   std::this_thread::sleep_for(std::chrono::milliseconds(o.interval_ms));
   phase.store(kStop);
   auto end = Clock::now();
   auto after = control.stats();
+  if (buckets_before) {
+    auto buckets_after = overhead_buckets(o);
+    if (!*buckets_before || !buckets_after) {
+      r.overhead_error = (!*buckets_before ? buckets_before->status() : buckets_after.status()).message();
+    } else {
+      r.have_overhead = true;
+      r.overhead_p50 = bucket_quantile(**buckets_before, *buckets_after, 0.5);
+      r.overhead_p99 = bucket_quantile(**buckets_before, *buckets_after, 0.99);
+    }
+  }
   for (auto& t : threads) t.join();
   if (!connect_error.empty()) return fail(connect_error);
   r.seconds = std::chrono::duration<double>(end - start).count();
@@ -589,6 +669,13 @@ void print_level(const PerfOptions& o, const LevelResult& r) {
   } else if (!r.have_server) {
     fmt::print("  server: the statistics endpoint did not answer\n");
   }
+  if (r.have_overhead)
+    fmt::print(
+        "  server overhead (kiln's timestamps: queue and copies, without the engine run): p50 {:.1f} us, p99 {:.1f} "
+        "us\n",
+        r.overhead_p50, r.overhead_p99);
+  else if (!r.overhead_error.empty())
+    fmt::print("  server overhead: {}\n", r.overhead_error);
 }
 
 int perf(const PerfOptions& o) {
@@ -669,6 +756,8 @@ void add_perf_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--shape", o->shapes, "NAME:D1,D2,... for an input's dynamic dims (without the batch dim)");
   cmd->add_option("-p,--measurement-interval", o->interval_ms, "Milliseconds measured per concurrency level");
   cmd->add_option("--percentile", o->percentile, "Report this latency percentile in the summary (default: average)");
+  cmd->add_option("--metrics-url", o->metrics_url,
+                  "HOST:PORT of the server's /metrics: print its own overhead per request (p50, p99)");
   cmd->callback([o, &exit_code] { exit_code = perf(*o); });
 }
 
