@@ -55,12 +55,13 @@ EOF
   --engine-cache-dir "$work/cache" 2>"$out/serve_server.log" &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null' EXIT
-http="" grpc=""
+http="" grpc="" metrics=""
 for _ in $(seq 1200); do
   line=$(grep -m1 "HTTP on" "$out/serve_server.log" 2>/dev/null)
   if [[ -n $line ]]; then
     http=$(sed -E 's/.*HTTP on ([^,]+),.*/\1/' <<<"$line")
     grpc=$(sed -nE 's/.*gRPC on ([^ ,]+).*/\1/p' <<<"$line")
+    metrics=$(sed -nE 's/.*metrics on ([^ ,/]+).*/\1/p' <<<"$line")
     break
   fi
   kill -0 "$server" 2>/dev/null || break
@@ -104,10 +105,10 @@ for proto in http grpc; do
   url=$http
   [[ $proto == grpc ]] && url=$grpc
   [[ -n $url ]] || { echo "serve tiny_cnn c1 $proto       SKIPPED (no gRPC)"; continue; }
-  perf "tiny_$proto" -m tiny_cnn -u "$url" -i "$proto" --concurrency-range 1
-  printf 'serve tiny_cnn c1 %-9s p50 %s us, server overhead %s us at the median (compute %s us)\n' "$proto" \
-    "$(field "tiny_$proto" 'p50 [0-9]+ us')" "$(field "tiny_$proto" '[-0-9]+ us at the median')" \
-    "$(field "tiny_$proto" 'compute [0-9]+\)')"
+  perf "tiny_$proto" -m tiny_cnn -u "$url" -i "$proto" --concurrency-range 1 ${metrics:+--metrics-url "$metrics"}
+  printf 'serve tiny_cnn c1 %-9s p50 %s us, server overhead %s us at the median (compute %s us); kiln timestamps p50 %s us\n' \
+    "$proto" "$(field "tiny_$proto" 'p50 [0-9]+ us')" "$(field "tiny_$proto" '[-0-9]+ us at the median')" \
+    "$(field "tiny_$proto" 'compute [0-9]+\)')" "$(field "tiny_$proto" 'engine run\): p50 [0-9.]+')"
 done
 
 for proto in http grpc; do
