@@ -9,19 +9,13 @@
 #include "ir/parser.h"
 #include "ir/printer.h"
 #include "ops/shape_inference.h"
+#include "pass_test_util.h"
 #include "passes/pass.h"
 
 namespace kiln {
 namespace {
 
-std::string fuse(const std::string& text) {
-  auto g = parse_graph(text);
-  if (!g) return g.status().to_string();
-  PassContext ctx;
-  Status st = fuse_conv_activation(**g, ctx);
-  if (!st.is_ok()) return st.to_string();
-  return print_graph(**g);
-}
+std::string fuse(const std::string& text) { return run_pass(fuse_conv_activation, text); }
 
 const char* kWeights =
     "  %w: f32[2,2,1,1] = const f32[2,2,1,1]{1,2,3,4}\n"

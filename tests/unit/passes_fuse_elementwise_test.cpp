@@ -16,19 +16,13 @@
 #include "onnx/importer.h"
 #include "onnx/value_file.h"
 #include "ops/elementwise_program.h"
+#include "pass_test_util.h"
 #include "passes/pass.h"
 
 namespace kiln {
 namespace {
 
-std::string fused(const std::string& text) {
-  auto g = parse_graph(text);
-  if (!g) return g.status().to_string();
-  PassContext ctx;
-  Status st = fuse_elementwise(**g, ctx);
-  if (!st.is_ok()) return st.to_string();
-  return print_graph(**g);
-}
+std::string fused(const std::string& text) { return run_pass(fuse_elementwise, text); }
 
 size_t count_op(const Graph& g, const std::string& op) {
   size_t n = 0;

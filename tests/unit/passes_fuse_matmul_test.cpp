@@ -10,19 +10,13 @@
 #include "ir/parser.h"
 #include "ir/printer.h"
 #include "ops/shape_inference.h"
+#include "pass_test_util.h"
 #include "passes/pass.h"
 
 namespace kiln {
 namespace {
 
-std::string fused(const std::string& text) {
-  auto g = parse_graph(text);
-  if (!g) return g.status().to_string();
-  PassContext ctx;
-  Status st = fuse_matmul_bias_activation(**g, ctx);
-  if (!st.is_ok()) return st.to_string();
-  return print_graph(**g);
-}
+std::string fused(const std::string& text) { return run_pass(fuse_matmul_bias_activation, text); }
 
 // ---- the rewrite ----
 

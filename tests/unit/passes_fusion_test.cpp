@@ -13,19 +13,11 @@
 #include "ir/printer.h"
 #include "onnx/importer.h"
 #include "onnx/value_file.h"
+#include "pass_test_util.h"
 #include "passes/pass.h"
 
 namespace kiln {
 namespace {
-
-std::string run(PassFn pass, const std::string& text) {
-  auto g = parse_graph(text);
-  if (!g) return g.status().to_string();
-  PassContext ctx;
-  Status st = pass(**g, ctx);
-  if (!st.is_ok()) return st.to_string();
-  return print_graph(**g);
-}
 
 // The largest difference between the graph's outputs before and after
 // `pass`, on inputs drawn from [-2, 2]; the fused graph's text in `fused`.
@@ -85,7 +77,7 @@ const char* kLayerNorm =
     "}\n";
 
 TEST(FuseLayerNorm, MeanSubPowMeanAddSqrtDivMulAddBecomesLayerNormalization) {
-  EXPECT_EQ(run(fuse_layer_norm, kLayerNorm),
+  EXPECT_EQ(run_pass(fuse_layer_norm, kLayerNorm),
             "graph main(%x: f32[2,3,4]) {\n"
             "  %gamma: f32[4] = const f32[4]{1,2,3,4}\n"
             "  %beta: f32[4] = const f32[4]{0.5,0,-1,0}\n"
@@ -103,19 +95,19 @@ TEST(FuseLayerNorm, FusedGraphComputesTheSameValues) {
 // Opset-17 form: axes as an attribute, the square as Mul(d, d), 1/std as
 // Reciprocal; no gamma and beta (gamma becomes ones, beta stays absent).
 TEST(FuseLayerNorm, AcceptsAxesAttributeMulSquareAndReciprocal) {
-  EXPECT_EQ(run(fuse_layer_norm,
-                "graph main(%x: f32[2,4]) {\n"
-                "  %eps: f32[1] = const f32[1]{0.001}\n"
-                "  %m: f32[2,1] = ReduceMean(%x) {axes=[1]}\n"
-                "  %d: f32[2,4] = Sub(%x, %m)\n"
-                "  %q: f32[2,4] = Mul(%d, %d)\n"
-                "  %v: f32[2,1] = ReduceMean(%q) {axes=[-1]}\n"
-                "  %e: f32[2,1] = Add(%eps, %v)\n"
-                "  %s: f32[2,1] = Sqrt(%e)\n"
-                "  %r: f32[2,1] = Reciprocal(%s)\n"
-                "  %y: f32[2,4] = Mul(%d, %r)\n"
-                "  return %y\n"
-                "}\n"),
+  EXPECT_EQ(run_pass(fuse_layer_norm,
+                     "graph main(%x: f32[2,4]) {\n"
+                     "  %eps: f32[1] = const f32[1]{0.001}\n"
+                     "  %m: f32[2,1] = ReduceMean(%x) {axes=[1]}\n"
+                     "  %d: f32[2,4] = Sub(%x, %m)\n"
+                     "  %q: f32[2,4] = Mul(%d, %d)\n"
+                     "  %v: f32[2,1] = ReduceMean(%q) {axes=[-1]}\n"
+                     "  %e: f32[2,1] = Add(%eps, %v)\n"
+                     "  %s: f32[2,1] = Sqrt(%e)\n"
+                     "  %r: f32[2,1] = Reciprocal(%s)\n"
+                     "  %y: f32[2,4] = Mul(%d, %r)\n"
+                     "  return %y\n"
+                     "}\n"),
             "graph main(%x: f32[2,4]) {\n"
             "  %x_ones: f32[4] = const f32[4]{1,1,1,1}\n"
             "  %y: f32[2,4] = LayerNormalization(%x, %x_ones) {axis=-1, epsilon=0.001}\n"
@@ -141,7 +133,7 @@ const char* kRmsNorm =
     "}\n";
 
 TEST(FuseLayerNorm, RmsNormBecomesRMSNormalization) {
-  EXPECT_EQ(run(fuse_layer_norm, kRmsNorm),
+  EXPECT_EQ(run_pass(fuse_layer_norm, kRmsNorm),
             "graph main(%x: f32[3,4]) {\n"
             "  %gamma: f32[4] = const f32[4]{1,0.5,2,1}\n"
             "  %y: f32[3,4] = RMSNormalization(%x, %gamma) {axis=-1, epsilon=1e-06}\n"
@@ -162,23 +154,24 @@ std::string replaced(std::string text, const std::string& from, const std::strin
 TEST(FuseLayerNorm, LeavesNearMissesAlone) {
   // The mean over the first axis is not LayerNormalization(axis=-1).
   std::string first_axis = replaced(kLayerNorm, "const i64[1]{-1}", "const i64[1]{0}");
-  EXPECT_EQ(run(fuse_layer_norm, first_axis), run([](Graph&, PassContext&) { return Status::ok(); }, first_axis));
+  EXPECT_EQ(run_pass(fuse_layer_norm, first_axis),
+            run_pass([](Graph&, PassContext&) { return Status::ok(); }, first_axis));
   // A non-constant epsilon.
   std::string input_eps = replaced(replaced(kLayerNorm, "  %eps: f32[] = const f32[]{1e-05}\n", ""),
                                    "graph main(%x: f32[2,3,4])", "graph main(%x: f32[2,3,4], %eps: f32[])");
-  EXPECT_FALSE(has(run(fuse_layer_norm, input_eps), "LayerNormalization"));
+  EXPECT_FALSE(has(run_pass(fuse_layer_norm, input_eps), "LayerNormalization"));
   // The centered value is also a graph output.
   std::string d_read = replaced(kLayerNorm, "  return %y\n", "  return %y, %d\n");
-  EXPECT_FALSE(has(run(fuse_layer_norm, d_read), "LayerNormalization"));
+  EXPECT_FALSE(has(run_pass(fuse_layer_norm, d_read), "LayerNormalization"));
   // Squaring with exponent 3.
   std::string cube = replaced(kLayerNorm, "const f32[]{2}", "const f32[]{3}");
-  EXPECT_FALSE(has(run(fuse_layer_norm, cube), "Normalization"));
+  EXPECT_FALSE(has(run_pass(fuse_layer_norm, cube), "Normalization"));
 }
 
 // The variance's Sqrt read by a second node: neither norm is fused.
 TEST(FuseLayerNorm, LeavesAStdDevReadElsewhere) {
   std::string text = replaced(kRmsNorm, "  return %y\n", "  %z: f32[3,1] = Neg(%s)\n  return %y, %z\n");
-  EXPECT_FALSE(has(run(fuse_layer_norm, text), "RMSNormalization"));
+  EXPECT_FALSE(has(run_pass(fuse_layer_norm, text), "RMSNormalization"));
 }
 
 // ---- fuse_gelu ----
@@ -198,7 +191,7 @@ const char* kGeluErf =
     "}\n";
 
 TEST(FuseGelu, ErfFormBecomesGelu) {
-  EXPECT_EQ(run(fuse_gelu, kGeluErf),
+  EXPECT_EQ(run_pass(fuse_gelu, kGeluErf),
             "graph main(%x: f32[2,8]) {\n"
             "  %y: f32[2,8] = Gelu(%x)\n"
             "  return %y\n"
@@ -209,18 +202,18 @@ TEST(FuseGelu, ErfFormBecomesGelu) {
 
 // Mul by 1/sqrt(2), and the product associated as (x * 0.5) * (1 + erf).
 TEST(FuseGelu, ErfFormWithMulAndHalfXFirst) {
-  EXPECT_EQ(run(fuse_gelu,
-                "graph main(%x: f32[4]) {\n"
-                "  %c: f32[1] = const f32[1]{0.70710677}\n"
-                "  %one: f32[] = const f32[]{1}\n"
-                "  %half: f32[] = const f32[]{0.5}\n"
-                "  %h: f32[4] = Mul(%half, %x)\n"
-                "  %a: f32[4] = Mul(%c, %x)\n"
-                "  %e: f32[4] = Erf(%a)\n"
-                "  %f: f32[4] = Add(%one, %e)\n"
-                "  %y: f32[4] = Mul(%f, %h)\n"
-                "  return %y\n"
-                "}\n"),
+  EXPECT_EQ(run_pass(fuse_gelu,
+                     "graph main(%x: f32[4]) {\n"
+                     "  %c: f32[1] = const f32[1]{0.70710677}\n"
+                     "  %one: f32[] = const f32[]{1}\n"
+                     "  %half: f32[] = const f32[]{0.5}\n"
+                     "  %h: f32[4] = Mul(%half, %x)\n"
+                     "  %a: f32[4] = Mul(%c, %x)\n"
+                     "  %e: f32[4] = Erf(%a)\n"
+                     "  %f: f32[4] = Add(%one, %e)\n"
+                     "  %y: f32[4] = Mul(%f, %h)\n"
+                     "  return %y\n"
+                     "}\n"),
             "graph main(%x: f32[4]) {\n"
             "  %y: f32[4] = Gelu(%x)\n"
             "  return %y\n"
@@ -247,7 +240,7 @@ const char* kGeluTanh =
     "}\n";
 
 TEST(FuseGelu, TanhFormBecomesGeluTanh) {
-  EXPECT_EQ(run(fuse_gelu, kGeluTanh),
+  EXPECT_EQ(run_pass(fuse_gelu, kGeluTanh),
             "graph main(%x: f32[2,8]) {\n"
             "  %y: f32[2,8] = Gelu(%x) {approximate=\"tanh\"}\n"
             "  return %y\n"
@@ -259,22 +252,23 @@ TEST(FuseGelu, TanhFormBecomesGeluTanh) {
 TEST(FuseGelu, TanhFormWithCubeAsProducts) {
   std::string text = replaced(kGeluTanh, "  %p: f32[2,8] = Pow(%x, %three)\n",
                               "  %xx: f32[2,8] = Mul(%x, %x)\n  %p: f32[2,8] = Mul(%xx, %x)\n");
-  EXPECT_TRUE(has(run(fuse_gelu, text), "%y: f32[2,8] = Gelu(%x) {approximate=\"tanh\"}")) << run(fuse_gelu, text);
+  EXPECT_TRUE(has(run_pass(fuse_gelu, text), "%y: f32[2,8] = Gelu(%x) {approximate=\"tanh\"}"))
+      << run_pass(fuse_gelu, text);
 }
 
 TEST(FuseGelu, LeavesNearMissesAlone) {
   // 1/sqrt(3) is not GELU's constant.
-  EXPECT_FALSE(has(run(fuse_gelu, replaced(kGeluErf, "{1.4142135}", "{1.7320508}")), "Gelu"));
+  EXPECT_FALSE(has(run_pass(fuse_gelu, replaced(kGeluErf, "{1.4142135}", "{1.7320508}")), "Gelu"));
   // 0.4 is not 0.5.
-  EXPECT_FALSE(has(run(fuse_gelu, replaced(kGeluErf, "{0.5}", "{0.4}")), "Gelu"));
+  EXPECT_FALSE(has(run_pass(fuse_gelu, replaced(kGeluErf, "{0.5}", "{0.4}")), "Gelu"));
   // Erf's output read by a second node.
-  EXPECT_FALSE(has(run(fuse_gelu, replaced(kGeluErf, "  return %y\n", "  return %y, %e\n")), "Gelu"));
+  EXPECT_FALSE(has(run_pass(fuse_gelu, replaced(kGeluErf, "  return %y\n", "  return %y, %e\n")), "Gelu"));
   // The product takes another tensor than the Erf's x.
   std::string other = replaced(replaced(kGeluErf, "Mul(%x, %f)", "Mul(%z, %f)"), "graph main(%x: f32[2,8])",
                                "graph main(%x: f32[2,8], %z: f32[2,8])");
-  EXPECT_FALSE(has(run(fuse_gelu, other), "Gelu"));
+  EXPECT_FALSE(has(run_pass(fuse_gelu, other), "Gelu"));
   // The tanh form's cubic coefficient off by 10%.
-  EXPECT_FALSE(has(run(fuse_gelu, replaced(kGeluTanh, "{0.044715}", "{0.04}")), "Gelu"));
+  EXPECT_FALSE(has(run_pass(fuse_gelu, replaced(kGeluTanh, "{0.044715}", "{0.04}")), "Gelu"));
 }
 
 // ---- fuse_attention ----
@@ -298,7 +292,7 @@ const char* kSdpa =
     "}\n";
 
 TEST(FuseAttention, SdpaWithSplitScaleMaskAndNanGuardBecomesAttention) {
-  EXPECT_EQ(run(fuse_attention, kSdpa),
+  EXPECT_EQ(run_pass(fuse_attention, kSdpa),
             "graph main(%q: f32[2,2,3,4], %k: f32[2,2,5,4], %v: f32[2,2,5,6], %mask: f32[2,1,3,5]) {\n"
             "  %kt: f32[2,2,4,5] = Transpose(%k) {perm=[0,1,3,2]}\n"
             "  %y: f32[2,2,3,6] = Attention(%q, %k, %v, %mask) {scale=0.25}\n"
@@ -312,7 +306,7 @@ TEST(FuseAttention, SdpaWithSplitScaleMaskAndNanGuardBecomesAttention) {
 TEST(FuseAttention, NonConstantFactorOnQStaysInQ) {
   std::string text = replaced(replaced(kSdpa, "  %r: f32[] = const f32[]{0.5}\n", ""), "%mask: f32[2,1,3,5])",
                               "%mask: f32[2,1,3,5], %r: f32[])");
-  std::string out = run(fuse_attention, text);
+  std::string out = run_pass(fuse_attention, text);
   EXPECT_TRUE(has(out, "  %qs: f32[2,2,3,4] = Mul(%q, %r)\n")) << out;
   EXPECT_TRUE(has(out, "Attention(%qs, %ks_k, %v, %mask) {scale=1}")) << out;
 }
@@ -345,7 +339,7 @@ TEST(FuseAttention, DivScaleAndKTransposedFromBshdComposeIntoOneTranspose) {
       "  %y: f32[1,2,3,4] = MatMul(%p, %v)\n"
       "  return %y\n"
       "}\n";
-  EXPECT_EQ(run(fuse_attention, text),
+  EXPECT_EQ(run_pass(fuse_attention, text),
             "graph main(%q: f32[1,2,3,4], %kb: f32[1,3,2,4], %v: f32[1,2,3,4]) {\n"
             "  %kt: f32[1,2,4,3] = Transpose(%kb) {perm=[0,2,3,1]}\n"
             "  %kt_k: f32[1,2,3,4] = Transpose(%kb) {perm=[0,2,1,3]}\n"
@@ -371,18 +365,18 @@ TEST(FuseAttention, ReshapeTransposeReshapeChainReadsKDirectly) {
       "  %y: f32[2,2,3,4] = MatMul(%p, %v)\n"
       "  return %y\n"
       "}\n";
-  std::string out = run(fuse_attention, text);
+  std::string out = run_pass(fuse_attention, text);
   EXPECT_TRUE(has(out, "%y: f32[2,2,3,4] = Attention(%q, %k, %v) {scale=1}\n")) << out;
   std::string fused;
   EXPECT_LT(max_difference(fuse_attention, text, &fused), 1e-5);
   // K^T as a graph input: a Transpose makes K.
-  std::string given = run(fuse_attention,
-                          "graph main(%q: f32[1,1,2,4], %kt: f32[1,1,4,2], %v: f32[1,1,2,4]) {\n"
-                          "  %s: f32[1,1,2,2] = MatMul(%q, %kt)\n"
-                          "  %p: f32[1,1,2,2] = Softmax(%s) {axis=-1}\n"
-                          "  %y: f32[1,1,2,4] = MatMul(%p, %v)\n"
-                          "  return %y\n"
-                          "}\n");
+  std::string given = run_pass(fuse_attention,
+                               "graph main(%q: f32[1,1,2,4], %kt: f32[1,1,4,2], %v: f32[1,1,2,4]) {\n"
+                               "  %s: f32[1,1,2,2] = MatMul(%q, %kt)\n"
+                               "  %p: f32[1,1,2,2] = Softmax(%s) {axis=-1}\n"
+                               "  %y: f32[1,1,2,4] = MatMul(%p, %v)\n"
+                               "  return %y\n"
+                               "}\n");
   EXPECT_TRUE(has(given, "%kt_k: f32[1,1,2,4] = Transpose(%kt) {perm=[0,1,3,2]}\n")) << given;
   EXPECT_TRUE(has(given, "Attention(%q, %kt_k, %v) {scale=1}")) << given;
 }
@@ -403,7 +397,7 @@ TEST(FuseAttention, ScalesUnderTheHeadTransposesFoldIntoTheScale) {
       "  %y: f32[1,2,3,4] = MatMul(%p, %v)\n"
       "  return %y\n"
       "}\n";
-  EXPECT_EQ(run(fuse_attention, text),
+  EXPECT_EQ(run_pass(fuse_attention, text),
             "graph main(%xq: f32[1,3,2,4], %xk: f32[1,3,2,4], %v: f32[1,2,3,4]) {\n"
             "  %q: f32[1,2,3,4] = Transpose(%xq) {perm=[0,2,1,3]}\n"
             "  %kt_k: f32[1,2,3,4] = Transpose(%xk) {perm=[0,2,1,3]}\n"
@@ -430,13 +424,13 @@ TEST(FuseAttention, KeyFromFlatHeadsIsAReshapeOfThem) {
       "  %z: f32[1,2,3,4] = Add(%y, %k)\n"
       "  return %z\n"
       "}\n";
-  std::string out = run(fuse_attention, text);
+  std::string out = run_pass(fuse_attention, text);
   EXPECT_TRUE(has(out, "%y: f32[1,2,3,4] = Attention(%q, %k, %v) {scale=1}\n")) << out;
   std::string fused;
   EXPECT_LT(max_difference(fuse_attention, text, &fused), 1e-5);
   std::string fresh =
       replaced(replaced(text, "  %k: f32[1,2,3,4] = Reshape(%x, %s4)\n", ""), "Add(%y, %k)", "Add(%y, %q)");
-  out = run(fuse_attention, fresh);
+  out = run_pass(fuse_attention, fresh);
   EXPECT_TRUE(has(out, "  %kt_k_shape: i64[4] = const i64[4]{-1,2,3,4}\n")) << out;
   EXPECT_TRUE(has(out, "  %kt_k: f32[1,2,3,4] = Reshape(%x, %kt_k_shape)\n")) << out;
   EXPECT_TRUE(has(out, "Attention(%q, %kt_k, %v) {scale=1}")) << out;
@@ -455,30 +449,30 @@ const char* kCausal =
     "}\n";
 
 TEST(FuseAttention, ConstantLowerTriangularMaskBecomesIsCausal) {
-  std::string out = run(fuse_attention, kCausal);
+  std::string out = run_pass(fuse_attention, kCausal);
   EXPECT_TRUE(has(out, "%y: f32[1,2,3,4] = Attention(%q, %k, %v) {is_causal=1, scale=1}\n")) << out;
   std::string fused;
   EXPECT_LT(max_difference(fuse_attention, kCausal, &fused), 1e-5);
   // The dtype's lowest value hides keys as -inf does.
   std::string lowest = replaced(kCausal, "{0,-inf,-inf,0,0,-inf,0,0,0}",
                                 "{0,-3.4028234663852886e38,-3.4028234663852886e38,0,0,-3.4028234663852886e38,0,0,0}");
-  EXPECT_TRUE(has(run(fuse_attention, lowest), "is_causal=1"));
+  EXPECT_TRUE(has(run_pass(fuse_attention, lowest), "is_causal=1"));
 }
 
 TEST(FuseAttention, OtherConstantMasksStayTheMaskInput) {
   // Upper triangular: not causal.
   std::string upper = replaced(kCausal, "{0,-inf,-inf,0,0,-inf,0,0,0}", "{0,0,0,-inf,0,0,-inf,-inf,0}");
-  std::string out = run(fuse_attention, upper);
+  std::string out = run_pass(fuse_attention, upper);
   EXPECT_TRUE(has(out, "Attention(%q, %k, %v, %mask) {scale=1}")) << out;
   std::string fused;
   EXPECT_LT(max_difference(fuse_attention, upper, &fused), 1e-5);
   // A -1e4 bias is a finite penalty, not a hidden key.
   std::string soft = replaced(kCausal, "{0,-inf,-inf,0,0,-inf,0,0,0}", "{0,-10000,-10000,0,0,-10000,0,0,0}");
-  EXPECT_TRUE(has(run(fuse_attention, soft), "Attention(%q, %k, %v, %mask) {scale=1}"));
+  EXPECT_TRUE(has(run_pass(fuse_attention, soft), "Attention(%q, %k, %v, %mask) {scale=1}"));
 }
 
 TEST(FuseAttention, LeavesNearMissesAlone) {
-  auto fused = [](const std::string& text) { return has(run(fuse_attention, text), "Attention"); };
+  auto fused = [](const std::string& text) { return has(run_pass(fuse_attention, text), "Attention"); };
   // The scores are also read elsewhere.
   EXPECT_FALSE(fused(replaced(kSdpa, "  return %y\n", "  return %y, %s\n")));
   // The probabilities are also a graph output.

@@ -12,19 +12,13 @@
 #include "ir/printer.h"
 #include "onnx/importer.h"
 #include "onnx/value_file.h"
+#include "pass_test_util.h"
 #include "passes/pass.h"
 
 namespace kiln {
 namespace {
 
-std::string sink(const std::string& text) {
-  auto g = parse_graph(text);
-  if (!g) return g.status().to_string();
-  PassContext ctx;
-  Status st = sink_transposes(**g, ctx);
-  if (!st.is_ok()) return st.to_string();
-  return print_graph(**g);
-}
+std::string sink(const std::string& text) { return run_pass(sink_transposes, text); }
 
 TEST(SinkTransposes, MovesBelowAReluAndAnAddOfTwoTransposes) {
   EXPECT_EQ(sink("graph main(%x: f32[1,2,4,4], %y: f32[1,2,4,4]) {\n"
@@ -157,29 +151,15 @@ TEST(SinkTransposes, StaysBesideALargeOperand) {
 
 namespace layout {
 
-std::string assign(const std::string& text) {
-  auto g = parse_graph(text);
-  if (!g) return g.status().to_string();
-  PassContext ctx;
-  Status st = assign_conv_layout(**g, ctx);
-  if (!st.is_ok()) return st.to_string();
-  return print_graph(**g);
-}
+std::string assign(const std::string& text) { return run_pass(assign_conv_layout, text); }
 
 // Both layout passes, as the CUDA builder runs them.
-Status assign_layouts(Graph& g) {
-  PassContext ctx;
+Status assign_layouts(Graph& g, PassContext& ctx) {
   KILN_RETURN_IF_ERROR(assign_conv_layout(g, ctx));
   return assign_pool_layout(g, ctx);
 }
 
-std::string assign_both(const std::string& text) {
-  auto g = parse_graph(text);
-  if (!g) return g.status().to_string();
-  Status st = assign_layouts(**g);
-  if (!st.is_ok()) return st.to_string();
-  return print_graph(**g);
-}
+std::string assign_both(const std::string& text) { return run_pass(assign_layouts, text); }
 
 // Two f16 layers and a residual: one Transpose in (x), one out (y), none between.
 const char* kTwoLayers =
@@ -309,7 +289,7 @@ TEST(AssignConvLayout, SqueezenetRunsChannelsLastBitIdentically) {
   ASSERT_TRUE(x.is_ok()) << x.status().to_string();
   auto nchw = run_graph_on_cpu(g, {*x});
   ASSERT_TRUE(nchw.is_ok()) << nchw.status().to_string();
-  ASSERT_TRUE(assign_layouts(g).is_ok());
+  ASSERT_TRUE(assign_layouts(g, ctx).is_ok());
   int transposes = 0, channels_last = 0;
   for (const auto& n : g.nodes()) {
     transposes += n->op_type == "Transpose";
@@ -458,7 +438,8 @@ TEST(AssignPoolLayout, DepthwiseBlockAndPoolsMatchNchwOnTheCpu) {
   const Tensor x = random_f16({2, 8, 9, 9}, 5);
   auto before = run_graph_on_cpu(**g, {RunValue::of(x)});
   ASSERT_TRUE(before.is_ok()) << before.status().to_string();
-  ASSERT_TRUE(assign_layouts(**g).is_ok());
+  PassContext ctx;
+  ASSERT_TRUE(assign_layouts(**g, ctx).is_ok());
   const std::string nhwc = print_graph(**g);
   int transposes = 0, channels_last = 0;
   for (const auto& n : (*g)->nodes()) {
