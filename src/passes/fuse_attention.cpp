@@ -46,14 +46,11 @@
 namespace kiln {
 namespace {
 
+using pass_util::dims_of;
 using pass_util::only_reader_is;
 using pass_util::producer_of;
 using pass_util::same_dim;
 using pass_util::scalar_constant;
-
-const Dims* dims_of(const Value* v) {
-  return v && v->type.is_tensor() && v->type.shape.has_rank() ? &*v->type.shape.dims : nullptr;
-}
 
 bool is_float(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF64; }
 
@@ -189,9 +186,11 @@ void unscaled_query(const Graph& g, Match& m) {
 void key_of(const Graph& g, Match& m) {
   m.k_source = m.kt;
   m.k_perm = {0, 1, 3, 2};
-  if (Node* t = producer_of(m.kt, "Transpose"); t && t->has_attr("perm")) {
-    std::vector<int64_t> p = t->attr_ints("perm");
-    if (p.size() != 4) return;
+  if (Node* t = producer_of(m.kt, "Transpose")) {
+    // A valid permutation only (shape inference also takes negative axes).
+    auto perm = pass_util::transpose_perm(*t);
+    if (!perm || perm->size() != 4) return;
+    std::vector<int64_t> p = *perm;
     std::swap(p[2], p[3]);  // K = Transpose(K^T, [0,1,3,2]) = Transpose(x, p . swap)
     m.k_source = t->input(0);
     if (only_reader_is(g, m.kt, m.kt_reader)) {
@@ -209,7 +208,7 @@ void key_of(const Graph& g, Match& m) {
   // x [B*H,S,D] -> Transpose(0,2,1) -> Reshape([B,H,D,S]): K is x as [B,H,S,D].
   Node* outer = producer_of(m.kt, "Reshape");
   Node* t = outer ? producer_of(outer->input(0), "Transpose") : nullptr;
-  if (!t || t->attr_ints("perm") != std::vector<int64_t>{0, 2, 1}) return;
+  if (!t || pass_util::transpose_perm(*t) != std::vector<int64_t>{0, 2, 1}) return;
   Value* x = t->input(0);
   const Dims *flat = dims_of(x), *out = dims_of(m.kt);
   if (!flat || !out || flat->size() != 3 || out->size() != 4) return;
@@ -253,9 +252,7 @@ Type transposed(const Value* v, const std::vector<int64_t>& perm) {
   const Dims* d = dims_of(v);
   if (!d || d->size() != 4) return Type();
   if (perm.empty()) return v->type;
-  Dims out;
-  for (int64_t a : perm) out.push_back((*d)[static_cast<size_t>(a)]);
-  return Type::tensor(v->type.dtype, out);
+  return Type::tensor(v->type.dtype, pass_util::permuted_shape(v->type.shape, perm));
 }
 
 // Whether a constant mask of `rows` x `cols` (every leading slice the same)

@@ -24,15 +24,12 @@
 namespace kiln {
 namespace {
 
+using pass_util::dims_of;
 using pass_util::only_reader_is;
 using pass_util::producer_of;
 using pass_util::same_dim;
 
 const std::vector<int64_t> kHeadSwap = {0, 2, 1, 3};
-
-const Dims* dims_of(const Value* v) {
-  return v && v->type.is_tensor() && v->type.shape.has_rank() ? &*v->type.shape.dims : nullptr;
-}
 
 // Whether `split` [B,S,H,D] is `whole` [B,S,H*D] with its last dim split (H, D fixed).
 bool splits_last_dim(const Dims& whole, const Dims& split) {

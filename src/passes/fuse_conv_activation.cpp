@@ -40,15 +40,6 @@ bool same_tensor_type(const Value* a, const Value* b) {
          pass_util::fully_named(a->type.shape) && a->type.shape == b->type.shape;
 }
 
-// A Clip bound: absent (+-inf), or a constant of one float element.
-std::optional<float> clip_bound(const Value* v, float absent) {
-  if (!v) return absent;
-  if (!v->constant || v->constant->numel() != 1) return std::nullopt;
-  auto values = pass_util::float_values(*v->constant);
-  if (!values) return std::nullopt;
-  return static_cast<float>((*values)[0]);
-}
-
 struct Match {
   Node* conv = nullptr;
   Value* z = nullptr;
@@ -80,7 +71,8 @@ void match_activation(const Graph& g, Value* t, Match& m) {
   } else if (is_op(r, "Sigmoid")) {
     m.act.kind = Kind::kSigmoid;
   } else if (is_op(r, "Clip") && r->input(0) == t) {
-    std::optional<float> lo = clip_bound(r->input(1), -INFINITY), hi = clip_bound(r->input(2), INFINITY);
+    std::optional<float> lo = pass_util::clip_bound(r->input(1), -INFINITY),
+                         hi = pass_util::clip_bound(r->input(2), INFINITY);
     if (!lo || !hi) return;
     m.act.kind = Kind::kClip;
     m.act.lo = *lo, m.act.hi = *hi;

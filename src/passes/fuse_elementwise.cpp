@@ -56,15 +56,6 @@ Operand operand_of(Value* v, int64_t out_rank) {
   return v;
 }
 
-// A Clip bound: absent (the float range, as Clip's CPU kernel), or a constant float scalar.
-std::optional<float> clip_bound(const Value* v, float absent) {
-  if (!v) return absent;
-  if (!v->constant || v->constant->numel() != 1) return std::nullopt;
-  auto values = pass_util::float_values(*v->constant);
-  if (!values) return std::nullopt;
-  return static_cast<float>((*values)[0]);
-}
-
 std::optional<Step> step_of(Node& n) {
   static const std::map<std::string, Op> kBinary = {{"Add", Op::kAdd}, {"Sub", Op::kSub}, {"Mul", Op::kMul},
                                                     {"Div", Op::kDiv}, {"Pow", Op::kPow}, {"Max", Op::kMax},
@@ -100,8 +91,8 @@ std::optional<Step> step_of(Node& n) {
     s.op = Op::kHardSigmoid;
     s.operands = {n.inputs[0], n.attr_float("alpha", 0.2f), n.attr_float("beta", 0.5f)};
   } else if (n.op_type == "Clip" && !n.inputs.empty() && n.inputs.size() <= 3) {
-    std::optional<float> lo = clip_bound(n.input(1), std::numeric_limits<float>::lowest());
-    std::optional<float> hi = clip_bound(n.input(2), std::numeric_limits<float>::max());
+    std::optional<float> lo = pass_util::clip_bound(n.input(1), std::numeric_limits<float>::lowest());
+    std::optional<float> hi = pass_util::clip_bound(n.input(2), std::numeric_limits<float>::max());
     if (!lo || !hi) return std::nullopt;
     s.op = Op::kClip;
     s.operands = {n.inputs[0], *lo, *hi};

@@ -17,7 +17,6 @@
 // reader and is no graph output, so no intermediate anyone sees disappears.
 // Only f32, f16 and bf16 are fused (the dtypes of the CUDA kernel); the last
 // value of the chain keeps its name, produced by the fused node.
-#include <cstring>
 #include <set>
 
 #include "ir/dtype.h"
@@ -46,18 +45,6 @@ Value* bias_of(Graph& g, Value* c, int64_t n, int64_t out_rank, DType dtype) {
     return nullptr;
   if (t.rank() == 1) return c;
   return pass_util::add_constant(g, c->name + "_1d", t.reshaped({n}));
-}
-
-// B [n, k] of a Gemm with transB, stored as the [k, n] a MatMul reads.
-Tensor transposed(const Tensor& b) {
-  const int64_t n = b.dim(0), k = b.dim(1);
-  const size_t elem = dtype_storage_bytes(b.dtype(), 1);
-  Tensor out(b.dtype(), {k, n});
-  const auto* src = static_cast<const char*>(b.raw());
-  auto* dst = static_cast<char*>(out.mutable_raw());
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t c = 0; c < k; ++c) std::memcpy(dst + (c * n + r) * elem, src + (r * k + c) * elem, elem);
-  return out;
 }
 
 // The Relu or Gelu that is the only reader of `v`, with its FusedMatMul activation name.
@@ -138,7 +125,7 @@ bool fuse_gemm(Graph& g, Node& gemm, std::set<const Node*>& removed) {
     bias = bias_of(g, c, n, 2, y->type.dtype);
     if (!bias) return false;
   }
-  if (trans_b) b = pass_util::add_constant(g, b->name + "_t", transposed(*b->constant));
+  if (trans_b) b = pass_util::add_constant(g, b->name + "_t", b->constant->transposed({1, 0}));
   removed.insert(act);
   make_fused(gemm, a, b, bias, activation, act->outputs[0]);
   return true;

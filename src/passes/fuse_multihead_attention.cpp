@@ -43,13 +43,10 @@
 namespace kiln {
 namespace {
 
+using pass_util::dims_of;
 using pass_util::only_reader_is;
 using pass_util::same_dim;
 using pass_util::transpose_perm;
-
-const Dims* dims_of(const Value* v) {
-  return v && v->type.is_tensor() && v->type.shape.has_rank() ? &*v->type.shape.dims : nullptr;
-}
 
 // The default-domain `op` node making `v`, read only by `reader`.
 Node* single_use_producer(const Graph& g, const Value* v, const char* op, const Node* reader) {

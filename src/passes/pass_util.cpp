@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "ir/half.h"
 #include "ir/rewrite.h"
@@ -12,6 +13,28 @@ namespace kiln::pass_util {
 Node* producer_of(const Value* v, const char* op) {
   if (!v || !v->producer || !v->producer->domain.empty() || v->producer->op_type != op) return nullptr;
   return v->producer;
+}
+
+const Dims* dims_of(const Value* v) {
+  return v && v->type.is_tensor() && v->type.shape.has_rank() ? &*v->type.shape.dims : nullptr;
+}
+
+bool is_unary_elementwise(const Node& n) {
+  static const std::set<std::string, std::less<>> ops = {
+      "Abs",  "Acos",        "Acosh",      "Asin",     "Asinh", "Atan",      "Atanh",   "Cast",
+      "Ceil", "Celu",        "Cos",        "Cosh",     "Elu",   "Erf",       "Exp",     "Floor",
+      "Gelu", "HardSigmoid", "HardSwish",  "IsInf",    "IsNaN", "LeakyRelu", "Log",     "Mish",
+      "Neg",  "Not",         "Reciprocal", "Relu",     "Round", "Selu",      "Sigmoid", "Sign",
+      "Sin",  "Sinh",        "Softplus",   "Softsign", "Sqrt",  "Tan",       "Tanh",    "ThresholdedRelu"};
+  return n.domain.empty() && n.inputs.size() == 1 && n.outputs.size() == 1 && ops.count(n.op_type) != 0;
+}
+
+std::optional<float> clip_bound(const Value* v, float absent) {
+  if (!v) return absent;
+  if (!v->constant || v->constant->numel() != 1) return std::nullopt;
+  auto values = float_values(*v->constant);
+  if (!values) return std::nullopt;
+  return static_cast<float>((*values)[0]);
 }
 
 bool only_reader_is(const Graph& g, const Value* v, const Node* reader) {

@@ -17,6 +17,17 @@ Node* producer_of(const Value* v, const char* op);
 // Whether `v` is read by exactly one node (here or in a subgraph) and is no graph output.
 bool only_reader_is(const Graph& g, const Value* v, const Node* reader);
 
+// The dims of a tensor value whose rank is known, else null.
+const Dims* dims_of(const Value* v);
+
+// Whether `n` is a default-domain op with one input and one output whose
+// output element j reads only element j of its input (Relu, Exp, Cast, ...).
+bool is_unary_elementwise(const Node& n);
+
+// A Clip bound: `absent` when the input is omitted, a constant of one float
+// element's value, else nullopt.
+std::optional<float> clip_bound(const Value* v, float absent);
+
 // Whether every dim is fixed or symbolic (no unknown dims, rank known).
 bool fully_named(const Shape& s);
 

@@ -15,29 +15,12 @@
 // The op's output keeps its name, now made by the moved Reshape; the op
 // writes a new value of the Reshape input's shape.
 #include <algorithm>
-#include <set>
-#include <string>
 
 #include "ir/rewrite.h"
 #include "passes/pass.h"
 #include "passes/pass_util.h"
 
 namespace kiln {
-namespace {
-
-// Unary ops that compute each element from that element alone, with no
-// input but the data.
-bool is_unary_elementwise(const Node& n) {
-  static const std::set<std::string> ops = {
-      "Relu",  "Gelu",        "Sigmoid",         "Tanh",     "Erf",      "Exp",   "Log",  "Neg",
-      "Abs",   "Sqrt",        "Reciprocal",      "Softplus", "Softsign", "Elu",   "Selu", "LeakyRelu",
-      "Celu",  "HardSigmoid", "HardSwish",       "Mish",     "Sin",      "Cos",   "Ceil", "Floor",
-      "Round", "Sign",        "ThresholdedRelu", "Not",      "Cast",     "IsNaN", "IsInf"};
-  return n.domain.empty() && n.inputs.size() == 1 && n.outputs.size() == 1 && ops.count(n.op_type) != 0;
-}
-
-}  // namespace
-
 Status sink_reshapes(Graph& graph, PassContext&) {
   auto& nodes = graph.mutable_nodes();
   for (size_t i = 0; i < nodes.size(); ++i) {
@@ -45,7 +28,7 @@ Status sink_reshapes(Graph& graph, PassContext&) {
     if (!r.domain.empty() || r.op_type != "Reshape" || !r.input(0) || !r.output(0)) continue;
     Value *x = r.inputs[0], *y = r.outputs[0];
     auto users = graph.users(y);
-    if (users.size() != 1 || is_graph_output(graph, y) || !is_unary_elementwise(*users[0])) continue;
+    if (users.size() != 1 || is_graph_output(graph, y) || !pass_util::is_unary_elementwise(*users[0])) continue;
     Node& u = *users[0];
     if (u.input(0) != y || !u.output(0) || !x->type.is_tensor()) continue;
     Value* z = u.outputs[0];

@@ -32,13 +32,6 @@
 namespace kiln {
 namespace {
 
-// Elementwise ops whose output element j reads only element j of each input.
-const std::set<std::string> kUnary = {
-    "Abs",  "Acos",        "Acosh",      "Asin",     "Asinh", "Atan",      "Atanh",   "Cast",
-    "Ceil", "Celu",        "Cos",        "Cosh",     "Elu",   "Erf",       "Exp",     "Floor",
-    "Gelu", "HardSigmoid", "HardSwish",  "IsInf",    "IsNaN", "LeakyRelu", "Log",     "Mish",
-    "Neg",  "Not",         "Reciprocal", "Relu",     "Round", "Selu",      "Sigmoid", "Sign",
-    "Sin",  "Sinh",        "Softplus",   "Softsign", "Sqrt",  "Tan",       "Tanh",    "ThresholdedRelu"};
 // Reductions whose axes are input 1 (a constant, or absent: all of them).
 const std::set<std::string> kReduce = {"ReduceL1",   "ReduceL2",  "ReduceLogSum", "ReduceLogSumExp", "ReduceMax",
                                        "ReduceMean", "ReduceMin", "ReduceProd",   "ReduceSum",       "ReduceSumSquare"};
@@ -109,7 +102,7 @@ class Sinker {
 
   bool try_sink(Node& op) {
     if (!op.domain.empty() || op.outputs.size() != 1 || !op.outputs[0]) return false;
-    const bool unary = kUnary.count(op.op_type) != 0;
+    const bool unary = pass_util::is_unary_elementwise(op);
     const bool concat = op.op_type == "Concat";
     const bool reduce = kReduce.count(op.op_type) != 0;
     if (!unary && !concat && !reduce && !kBinary.count(op.op_type)) return false;
