@@ -282,10 +282,14 @@ std::vector<Scheduler::Pending> Scheduler::next_batch(std::vector<Pending>& expi
       // Poll briefly before sleeping: waking a thread from a condition
       // variable costs tens of microseconds, a tiny model's whole budget,
       // and a client at concurrency 1 sends its next request within it.
-      lock.unlock();
-      const auto spin_until = Clock::now() + kIdleSpin;
-      while (queued_.load(std::memory_order_acquire) == 0 && Clock::now() < spin_until) std::this_thread::yield();
-      lock.lock();
+      // One instance of the model polls at a time; the others sleep.
+      if (!spinning_.exchange(true)) {
+        lock.unlock();
+        const auto spin_until = Clock::now() + kIdleSpin;
+        while (queued_.load(std::memory_order_acquire) == 0 && Clock::now() < spin_until) std::this_thread::yield();
+        spinning_.store(false);
+        lock.lock();
+      }
       if (queued_ == 0 && !stopping_) cv_.wait(lock);
       continue;
     }

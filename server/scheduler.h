@@ -128,6 +128,7 @@ class Scheduler {
   std::vector<std::deque<Pending>> queues_;  // per priority level
   // Changed under mutex_; read without it by an idle instance spinning for work.
   std::atomic<size_t> queued_ = 0;
+  std::atomic<bool> spinning_ = false;  // an idle instance is polling the queue
   bool stopping_ = false;
   std::vector<std::thread> instances_;
   std::vector<int> instance_gpus_;  // per instance: the GPU, -1 for the CPU
