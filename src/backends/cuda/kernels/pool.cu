@@ -84,8 +84,6 @@ __global__ void mean_pool_kernel(const T* __restrict__ x, T* __restrict__ y, Win
   }
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 // Channels-last MaxPool (kind kMax, Acc = ComputeT<T>) and AveragePool
 // (kAverage, Acc float or double): i runs over [N, H', W', C / V] in memory
 // order, so y's element i * V is the first of this thread's V channels. Ties

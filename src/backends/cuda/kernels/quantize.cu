@@ -8,8 +8,6 @@
 namespace kiln::cuda {
 namespace {
 
-// The narrow float dtypes: f8 kinds, f8e8m0 and f4e2m1 (small_float.cuh).
-__host__ __device__ inline bool mini_float(DType t) { return is_small_float_dtype(t); }
 
 __host__ __device__ inline int element_bits(DType t) {
   switch (t) {
@@ -62,7 +60,7 @@ __device__ double read_number(DType t, const void* p, int64_t i) {
     case DType::kF64: return static_cast<const double*>(p)[i];
     case DType::kF4E2M1: return small_float_decode(t, uint8_t(packed_code(p, 4, i)));
     default:
-      if (mini_float(t)) return small_float_decode(t, static_cast<const uint8_t*>(p)[i]);
+      if (is_small_float_dtype(t)) return small_float_decode(t, static_cast<const uint8_t*>(p)[i]);
       return static_cast<double>(read_int(t, p, i));
   }
 }
@@ -81,7 +79,7 @@ __device__ int64_t quantize_one(const QuantizeParams& p, int64_t i) {
       static_cast<float>(read_number(p.x_type, p.x, i)) / static_cast<float>(read_number(p.scale_type, p.scale, k));
   if (p.precision == DType::kF16) q = __half2float(__float2half_rn(q));
   if (p.precision == DType::kBF16) q = __bfloat162float(__float2bfloat16_rn(q));
-  if (mini_float(p.y_type)) {
+  if (is_small_float_dtype(p.y_type)) {
     const float v = q + (p.zero ? static_cast<float>(read_number(p.y_type, p.zero, k)) : 0.f);
     // Quantizing to e8m0 picks the nearest power of two (Cast's default rounds up).
     return small_float_encode(p.y_type, v, p.saturate, E8M0Round::kNearest);
@@ -185,7 +183,7 @@ bool quantized_dtype_supported(DType t) {
     case DType::kU16:
     case DType::kI32:
     case DType::kU32: return true;
-    default: return mini_float(t);
+    default: return is_small_float_dtype(t);
   }
 }
 
