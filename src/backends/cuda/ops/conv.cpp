@@ -325,10 +325,11 @@ FusedTactic parse_fused_tactic(const std::string& tactic) {
   return {false, cudnn_tactic_index(tactic)};
 }
 
-// The cuDNN route and plan of a FusedConv for `tactic`, with a workspace of
-// at most `available` bytes beyond the route's staging (SIZE_MAX: unbounded).
+// The cuDNN route and plan of a FusedConv for `tactic`: engine i is the i-th
+// whose workspace fits `limit` beyond the route's staging, as
+// fused_conv_tactics numbered them.
 ConvState fused_route(const ConvShape& s, DType dtype, const FusedActivation& act, bool bias, bool residual,
-                      bool allow_tf32, bool nhwc, const std::string& tactic, size_t available) {
+                      bool allow_tf32, bool nhwc, const std::string& tactic, size_t limit) {
   std::optional<CudnnRoute> r = cudnn_route(s, dtype, false, false);
   // The staged (asymmetric pads) route copies NCHW planes: channels-last has none.
   if (!r || (nhwc && r->staging != CudnnRoute::Staging::kNone)) return {};
@@ -336,13 +337,8 @@ ConvState fused_route(const ConvShape& s, DType dtype, const FusedActivation& ac
   r->spec.channels_last = nhwc;
   const FusedTactic t = parse_fused_tactic(tactic);
   auto plan_within = [&](CudnnConvSpec spec) {
-    spec.workspace_limit = kMaxCudnnWorkspace;
-    std::shared_ptr<const CudnnConvPlan> plan = cudnn_conv_plan(spec);
-    if (plan && workspace_size(*plan) > available) {
-      spec.workspace_limit = available;
-      plan = cudnn_conv_plan(spec);
-    }
-    return plan;
+    spec.workspace_limit = limit;
+    return cudnn_conv_plan(spec);
   };
   const CudnnConvSpec fused = fused_spec(r->spec, act, bias, residual);
   if (t.fused_first && fused.fused && cudnn_expresses(act)) {
@@ -374,10 +370,10 @@ size_t fused_conv_workspace(const KernelQuery& q) {
   Expected<FusedInputs> in = fused_inputs(q.node(), q.has_input(2), q.has_input(3));
   if (!s.is_ok() || !in.is_ok()) return 0;
   std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), false, false);
-  const std::optional<size_t> available = r ? cudnn_limit(q.workspace_limit(), r->staging_bytes) : std::nullopt;
-  if (!available) return 0;
+  const std::optional<size_t> limit = r ? cudnn_limit(q.workspace_limit(), r->staging_bytes) : std::nullopt;
+  if (!limit) return 0;
   ConvState st =
-      fused_route(*s, q.input_dtype(0), in->act, in->bias, in->residual, q.allow_tf32(), nhwc, q.tactic(), *available);
+      fused_route(*s, q.input_dtype(0), in->act, in->bias, in->residual, q.allow_tf32(), nhwc, q.tactic(), *limit);
   return st.plan ? st.route.staging_bytes + workspace_size(*st.plan) : 0;
 }
 
@@ -429,9 +425,10 @@ Status run_fused_conv(KernelContext& ctx) {
   if (!state.has_value()) {
     ConvState st;
     std::optional<CudnnRoute> r = cudnn_route(s, x.dtype, false, false);
-    if (r && ctx.workspace_bytes() >= r->staging_bytes)
-      st = fused_route(s, x.dtype, in.act, in.bias, in.residual, ctx.allow_tf32(), nhwc, ctx.tactic(),
-                       ctx.workspace_bytes() - r->staging_bytes);
+    const std::optional<size_t> limit = r ? cudnn_limit(ctx.workspace_limit(), r->staging_bytes) : std::nullopt;
+    if (limit) st = fused_route(s, x.dtype, in.act, in.bias, in.residual, ctx.allow_tf32(), nhwc, ctx.tactic(), *limit);
+    // The plan fused_conv_workspace sized the layer's workspace for; the direct kernel otherwise.
+    if (st.plan && st.route.staging_bytes + workspace_size(*st.plan) > ctx.workspace_bytes()) st = ConvState{};
     state = std::move(st);
   }
   const ConvState& decided = std::any_cast<const ConvState&>(state);
