@@ -8,7 +8,6 @@
 namespace kiln::cuda {
 namespace {
 
-
 __host__ __device__ inline int element_bits(DType t) {
   switch (t) {
     case DType::kI2:
