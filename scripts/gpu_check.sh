@@ -23,7 +23,8 @@ mkdir -p "$OUT"
 export PATH="$PATH:/usr/local/cuda/bin"
 jobs=$(nproc)
 summary=()
-row() { summary+=("$(printf '%-28s %s' "$1" "$2")"); }
+t0=$(date +%s)
+row() { summary+=("$(printf '%-28s %s  [t=%ss]' "$1" "$2" "$(( $(date +%s) - t0 ))")"); }
 
 {
   nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader
@@ -54,7 +55,7 @@ data=${KILN_TESTDATA:-.testdata}
 kiln=build-gpu/kiln
 
 if want tests; then
-  (cd build-gpu && ctest -L gpu --output-on-failure >"$OUT/ctest_gpu.log" 2>&1)
+  (cd build-gpu && ctest -L gpu -j"${GPU_TEST_JOBS:-8}" --timeout 240 --output-on-failure >"$OUT/ctest_gpu.log" 2>&1)
   row "ctest -L gpu" "$(grep -E 'tests passed|No tests were found' "$OUT/ctest_gpu.log" | tail -1)"
   grep -E '\(Failed\)|\(Timeout\)|Failure|Expected|Which is' "$OUT/ctest_gpu.log" | head -30
 fi
