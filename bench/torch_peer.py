@@ -36,6 +36,11 @@ def make_model(name):
     if name in ("resnet50", "mobilenet_v2", "efficientnet_b0", "vit_b_16"):
         import torchvision
         m = getattr(torchvision.models, name)(weights=None)
+        if name == "vit_b_16":
+            # torchvision zero-initializes ViT's head, which would make every
+            # logit 0 and the accuracy check vacuous.
+            torch.nn.init.normal_(m.heads.head.weight, std=0.02)
+            torch.nn.init.normal_(m.heads.head.bias, std=0.02)
         return m.eval(), "image"
     if name == "bert":
         from transformers import BertConfig, BertModel

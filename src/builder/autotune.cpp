@@ -107,12 +107,25 @@ bool is_batched_product(const Node& n) {
 // The CPU reference runs on the first rows of dim 0 only (the batch of a
 // convolution, the rows or batch of a product): the output's first rows
 // depend on nothing else, and the full layer at the opt shapes would take the
-// reference kernels minutes. Which inputs to slice: input 0, and for a
-// batched product also input 1 when it has the same batch.
+// reference kernels minutes. Which inputs to slice: input 0, and every
+// other input that has the same batch: for a batched product input 1; for a
+// convolution its residual Z; for Attention K, V, a 4-D mask, the past K/V
+// and the per-batch KV lengths.
 std::vector<bool> sliced_inputs(const Node& n, const std::vector<std::vector<int64_t>>& dims) {
   std::vector<bool> slice(dims.size(), false);
   if (dims.empty() || dims[0].empty()) return slice;
   slice[0] = true;
+  const int64_t batch = dims[0][0];
+  // Input i when it has `rank` dims and the batch first.
+  auto slice_if_batched = [&](size_t i, size_t rank) {
+    if (i < dims.size() && dims[i].size() == rank && dims[i][0] == batch) slice[i] = true;
+  };
+  if (n.domain == "kiln" && n.op_type == "FusedConv") slice_if_batched(3, dims[0].size());
+  if (n.domain.empty() && n.op_type == "Attention") {
+    for (size_t i : {1, 2}) slice_if_batched(i, dims[0].size());
+    for (size_t i : {3, 4, 5}) slice_if_batched(i, 4);
+    slice_if_batched(6, 1);
+  }
   if (is_batched_product(n) && dims.size() > 1 && dims[0].size() >= 3 && dims[1].size() >= 3)
     slice[1] = dims[1][0] == dims[0][0];
   if (is_batched_product(n) && dims.size() > 1 && dims[1].size() >= 3 && dims[0].size() < 3) slice[0] = false;

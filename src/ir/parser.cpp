@@ -206,6 +206,7 @@ class Parser {
       case DType::kF32: t.mutable_data<float>()[i] = static_cast<float>(v); break;
       case DType::kF64: t.mutable_data<double>()[i] = v; break;
       case DType::kF16: t.mutable_data<uint16_t>()[i] = f32_to_f16(static_cast<float>(v)); break;
+      case DType::kBF16: t.mutable_data<uint16_t>()[i] = f32_to_bf16(static_cast<float>(v)); break;
       case DType::kI64: t.mutable_data<int64_t>()[i] = static_cast<int64_t>(v); break;
       case DType::kI32: t.mutable_data<int32_t>()[i] = static_cast<int32_t>(v); break;
       case DType::kI8: t.mutable_data<int8_t>()[i] = static_cast<int8_t>(v); break;

@@ -23,7 +23,9 @@ Tensor run_nhwc_conv(bool gpu, const std::vector<Tensor>& ins, Attrs attrs, cons
   std::vector<RunValue> values;
   auto g = one_node_graph("kiln.FusedConv", ins, attrs, 1, 0, values);
   if (!tactic.empty()) g->nodes()[0]->metadata["kiln.tactic"] = tactic;
-  auto out = gpu ? cuda::run_graph_on_cuda(*g, std::move(values), {}) : run_graph_on_cpu(*g, std::move(values));
+  cuda::RunOptions fp32;  // TF32 off: the f32 case is held to 1e-4
+  fp32.allow_tf32 = false;
+  auto out = gpu ? cuda::run_graph_on_cuda(*g, std::move(values), fp32) : run_graph_on_cpu(*g, std::move(values));
   EXPECT_TRUE(out.is_ok()) << (gpu ? "cuda: " : "cpu: ") << out.status().to_string();
   return out.is_ok() ? (*out)[0].tensor : Tensor();
 }

@@ -74,6 +74,9 @@ inline cuda::DeviceBuffer device_zeros(size_t bytes) {
   auto buf = cuda::DeviceBuffer::allocate(bytes + 64);
   EXPECT_TRUE(buf.is_ok()) << buf.status().to_string();
   EXPECT_EQ(cudaMemset(buf->data(), 0, bytes + 64), cudaSuccess);
+  // cudaMemset may still be running on the legacy stream, which the tests'
+  // non-blocking streams do not wait for.
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   return std::move(buf).value();
 }
 

@@ -36,7 +36,14 @@ __device__ __forceinline__ Wide widen_scalar(S v) {
     return {Wide::kSigned, 0, int64_t(v), 0};
   else if constexpr (std::is_integral_v<S>)
     return {Wide::kUnsigned, 0, 0, uint64_t(v)};
-  else
+  else if constexpr (std::is_same_v<S, __half>) {
+    // The hardware's f16 -> f32 conversion gives NaNs one sign; the CPU keeps
+    // a NaN's sign, which the f8 formats encode.
+    const unsigned short b = __half_as_ushort(v);
+    if ((b & 0x7C00) == 0x7C00 && (b & 0x3FF))
+      return {Wide::kFloat, __longlong_as_double((b & 0x8000) ? 0xFFF8000000000000LL : 0x7FF8000000000000LL), 0, 0};
+    return {Wide::kFloat, static_cast<double>(widen(v)), 0, 0};
+  } else
     return {Wide::kFloat, static_cast<double>(widen(v)), 0, 0};
 }
 
