@@ -183,9 +183,12 @@ Expected<std::unique_ptr<LayerBench>> make_layer_bench(const cuda::Step& step, c
     Value* v = b->graph.add_value(fmt::format("in{}", i), Type::tensor(pv.dtype, Shape::of(pv.dims)));
     Value* rv = ref.add_value(fmt::format("in{}", i));
     if (pv.host && pv.host->is_tensor()) {
+      // A value the host knows (a weight, or a mask computed from shapes)
+      // is a constant of the layer; the reference takes its first rows too
+      // when it has the batch.
       v->constant = std::make_shared<const Tensor>(pv.host->tensor);
-      rv->constant = v->constant;
-      rv->type = v->type;
+      rv->constant = slice[i] ? std::make_shared<const Tensor>(first_rows(pv.host->tensor, rows)) : v->constant;
+      rv->type = Type::tensor(pv.dtype, Shape::of(rv->constant->dims()));
     } else {
       Tensor data = random_input(pv.dtype, pv.dims, rng);
       Tensor part = slice[i] ? first_rows(data, rows) : data;

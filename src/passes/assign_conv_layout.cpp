@@ -18,6 +18,11 @@
 // pads are asymmetric (the NCHW route pads a staged copy) or its dtype is
 // f32/f64 (no tensor-core gain without --fp16/--bf16). assign_pool_layout
 // then takes the pools between such layers channels-last as well.
+//
+// A plain Conv that fuse_conv_activation left alone (nothing after it to
+// fuse, as ResNet's downsample branch) becomes a FusedConv without an
+// activation here, so it runs channels-last too instead of NCHW between a
+// Transpose pair.
 #include <map>
 
 #include "ir/rewrite.h"
@@ -31,8 +36,11 @@ const std::vector<int64_t> kToNhwc = {0, 2, 3, 1}, kToNchw = {0, 3, 1, 2};
 
 bool rank4(const Value* v) { return v && v->type.is_tensor() && v->type.shape.rank() == 4; }
 
+bool is_plain_conv(const Node& n) { return n.domain.empty() && n.op_type == "Conv" && n.inputs.size() >= 2; }
+
 bool wants_channels_last(const Node& n) {
-  if (n.domain != "kiln" || n.op_type != "FusedConv" || n.attr_int("channels_last", 0) != 0) return false;
+  const bool fused = n.domain == "kiln" && n.op_type == "FusedConv";
+  if (!(fused || is_plain_conv(n)) || n.attr_int("channels_last", 0) != 0) return false;
   const Value *x = n.input(0), *w = n.input(1), *y = n.output(0);
   if (!rank4(x) || !rank4(w) || !rank4(y) || !w->constant) return false;
   if (n.input(3) && !rank4(n.input(3))) return false;
@@ -58,6 +66,12 @@ Status assign_conv_layout(Graph& graph, PassContext& ctx) {
       Tensor t = w->constant->transposed(kToNhwc);
       if (!t.is_valid()) continue;
       w_nhwc = pass_util::add_constant(graph, w->name + "_nhwc", std::move(t));
+    }
+    if (is_plain_conv(*n)) {
+      n->op_type = "FusedConv";
+      n->domain = "kiln";
+      n->opset = 0;
+      n->metadata["kiln.fused"] = "Conv";
     }
     n->inputs[0] = pass_util::add_transpose(graph, n->inputs[0], kToNhwc, "_nhwc");
     n->inputs[1] = w_nhwc;

@@ -31,7 +31,10 @@
 //   %f: [B,S,E2] = Reshape(%o, [-1,S,E2])
 //
 // Every intermediate must be read only by the pattern, S fixed, and the
-// projections' weights 2-D (they act on rows, in any row order). The shapes
+// projections' weights 2-D (they act on rows, in any row order). One
+// exception: with a dynamic batch the exporter reads the batch size off the
+// transposed X (Shape), for the Reshapes' shape inputs; the Transpose then
+// stays for that Shape, and both go as dead code once the Reshapes are gone. The shapes
 // decide what each Reshape does, so they are checked, not the shape inputs.
 #include <optional>
 #include <set>
@@ -122,11 +125,21 @@ std::optional<Packed> packed_projection(const Graph& g, Node* squeeze, const std
   if (!u || !u->input(0) || !only_reader_is(g, u->input(0), u)) return std::nullopt;
   Node* proj = u->input(0)->producer;
   if (!is_projection(proj) || proj->op_type == "Gemm") return std::nullopt;
-  Node* xt = single_use_producer(g, proj->input(0), "Transpose", proj);
-  if (!is_perm(xt, {1, 0, 2}) || !xt->input(0)) return std::nullopt;
+  Node* xt = pass_util::producer_of(proj->input(0), "Transpose");
+  if (!is_perm(xt, {1, 0, 2}) || !xt->input(0) || is_graph_output(g, proj->input(0))) return std::nullopt;
+  bool only_shape_reads_besides = true;  // every other reader of X^T reads only its shape
+  bool sole_reader = true;
+  for (const Node* r : g.users(proj->input(0))) {
+    if (r == proj) continue;
+    sole_reader = false;
+    only_shape_reads_besides = only_shape_reads_besides && r->domain.empty() && r->op_type == "Shape";
+  }
+  if (!only_shape_reads_besides) return std::nullopt;
   const Dims *p = dims_of(proj->output(0)), *x = dims_of(xt->input(0));
   if (!p || !x || p->size() != 3 || x->size() != 3) return std::nullopt;
-  return Packed{proj, xt->inputs[0], {xt, u, t, squeeze}};
+  Packed packed{proj, xt->inputs[0], {u, t, squeeze}};
+  if (sole_reader) packed.nodes.push_back(xt);
+  return packed;
 }
 
 // After the Attention: Transpose [2,0,1,3], Reshape to [S*B, E], projection,

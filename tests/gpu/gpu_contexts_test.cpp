@@ -87,8 +87,8 @@ void run_and_check(ExecutionContext& ctx, cudaStream_t stream, int64_t batch, ui
   Status st = ctx.enqueue(stream);
   ASSERT_TRUE(st.is_ok()) << what << ": " << st.to_string();
   ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess) << what;
-  gpu_test::expect_close(gpu_test::download(dy.data(), DType::kF32, {batch, 16}), cpu_reference(kMlp, x),
-                         gpu_test::tolerance_for(DType::kF32), what);
+  gpu_test::expect_close(gpu_test::download(dy.data(), DType::kF32, {batch, 16}), cpu_reference(kMlp, x), 1e-4,
+                         what);  // fp32, summed in another order than the CPU's
 }
 
 class ContextsOnStreams : public GpuTest, public ::testing::WithParamInterface<bool> {};

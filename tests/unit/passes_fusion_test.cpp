@@ -541,6 +541,90 @@ TEST(FuseMultiheadAttention, VitRunsBatchFirst) {
   EXPECT_EQ(ops["Transpose"], 1);
 }
 
+// A constant f32 tensor of `dims` in IR text, small distinct values.
+std::string ir_const(const std::string& dims, int n, int seed) {
+  std::string s = "const f32[" + dims + "]{";
+  for (int i = 0; i < n; ++i) s += (i ? "," : "") + std::to_string(((i * 7 + seed * 3) % 11 - 5) * 0.1);
+  return s + "}";
+}
+
+// nn.MultiheadAttention exported with a dynamic batch (E=4, H=2, S=3): the
+// exporter also reads X^T's Shape for the Reshapes' shape inputs (here that
+// Shape reads nothing further). The pattern fuses all the same, and the CPU
+// gives the same outputs before and after, at two batch sizes.
+TEST(FuseMultiheadAttention, FusesWithADynamicBatchWhoseShapeIsReadOffXt) {
+  const std::string text =
+      "graph main(%x: f32[b,3,4]) {\n"
+      "  %w: f32[4,12] = " +
+      ir_const("4,12", 48, 1) +
+      "\n"
+      "  %bias: f32[12] = " +
+      ir_const("12", 12, 2) +
+      "\n"
+      "  %wo: f32[4,4] = " +
+      ir_const("4,4", 16, 3) +
+      "\n"
+      "  %s5: i64[5] = const i64[5]{1,3,-1,3,4}\n"
+      "  %ax: i64[1] = const i64[1]{3}\n"
+      "  %s3: i64[3] = const i64[3]{3,-1,2}\n"
+      "  %s4: i64[4] = const i64[4]{-1,2,3,2}\n"
+      "  %sm: i64[2] = const i64[2]{-1,4}\n"
+      "  %su: i64[3] = const i64[3]{3,-1,4}\n"
+      "  %i0: i64[] = const i64[]{0}\n"
+      "  %i1: i64[] = const i64[]{1}\n"
+      "  %i2: i64[] = const i64[]{2}\n"
+      "  %xt: f32[3,b,4] = Transpose(%x) {perm=[1,0,2]}\n"
+      "  %xs: i64[3] = Shape(%xt)\n"
+      "  %p: f32[3,b,12] = kiln.FusedMatMul(%xt, %w, %bias)\n"
+      "  %u: f32[1,3,b,3,4] = Reshape(%p, %s5)\n"
+      "  %t: f32[3,3,b,1,4] = Transpose(%u) {perm=[3,1,2,0,4]}\n"
+      "  %q3: f32[3,3,b,4] = Squeeze(%t, %ax)\n"
+      "  %qi: f32[3,b,4] = Gather(%q3, %i0) {axis=0}\n"
+      "  %ki: f32[3,b,4] = Gather(%q3, %i1) {axis=0}\n"
+      "  %vi: f32[3,b,4] = Gather(%q3, %i2) {axis=0}\n"
+      "  %qr: f32[3,2*b,2] = Reshape(%qi, %s3)\n"
+      "  %kr: f32[3,2*b,2] = Reshape(%ki, %s3)\n"
+      "  %vr: f32[3,2*b,2] = Reshape(%vi, %s3)\n"
+      "  %qt: f32[2*b,3,2] = Transpose(%qr) {perm=[1,0,2]}\n"
+      "  %kt: f32[2*b,3,2] = Transpose(%kr) {perm=[1,0,2]}\n"
+      "  %vt: f32[2*b,3,2] = Transpose(%vr) {perm=[1,0,2]}\n"
+      "  %q4: f32[b,2,3,2] = Reshape(%qt, %s4)\n"
+      "  %k4: f32[b,2,3,2] = Reshape(%kt, %s4)\n"
+      "  %v4: f32[b,2,3,2] = Reshape(%vt, %s4)\n"
+      "  %y: f32[b,2,3,2] = Attention(%q4, %k4, %v4)\n"
+      "  %yt: f32[3,b,2,2] = Transpose(%y) {perm=[2,0,1,3]}\n"
+      "  %m: f32[3*b,4] = Reshape(%yt, %sm)\n"
+      "  %o: f32[3*b,4] = MatMul(%m, %wo)\n"
+      "  %n: f32[3,b,4] = Reshape(%o, %su)\n"
+      "  %f: f32[b,3,4] = Transpose(%n) {perm=[1,0,2]}\n"
+      "  return %f\n"
+      "}\n";
+  auto before = parse_graph(text);
+  auto after = parse_graph(text);
+  ASSERT_TRUE(before.is_ok() && after.is_ok()) << before.status().to_string();
+  PassContext ctx;
+  ASSERT_TRUE(fuse_multihead_attention(**after, ctx).is_ok());
+  ASSERT_TRUE(eliminate_dead_nodes(**after, ctx).is_ok());
+  std::map<std::string, int> ops;
+  for (const auto& n : (*after)->nodes()) ops[n->op_type]++;
+  EXPECT_EQ(ops["Transpose"], 0) << print_graph(**after);
+  EXPECT_EQ(ops["Shape"], 0);
+  EXPECT_EQ(ops["Split"], 1);
+  EXPECT_EQ((*after)->nodes().size(), 6u)
+      << print_graph(**after);  // FusedMatMul, Split, Attention, Reshape, MatMul, Reshape
+  for (int64_t batch : {1, 2}) {
+    Tensor x(DType::kF32, {batch, 3, 4});
+    for (int64_t i = 0; i < x.numel(); ++i) x.mutable_data<float>()[i] = static_cast<float>((i * 5) % 13) * 0.1f - 0.6f;
+    auto a = run_graph_on_cpu(**before, {RunValue::of(x)});
+    auto b = run_graph_on_cpu(**after, {RunValue::of(x)});
+    ASSERT_TRUE(a.is_ok() && b.is_ok()) << a.status().to_string() << b.status().to_string();
+    const Tensor &ya = (*a)[0].tensor, &yb = (*b)[0].tensor;
+    ASSERT_EQ(ya.dims(), yb.dims());
+    for (int64_t i = 0; i < ya.numel(); ++i)
+      EXPECT_NEAR(yb.element_as_double(i), ya.element_as_double(i), 1e-6) << "batch " << batch << " element " << i;
+  }
+}
+
 // BERT and GPT-2 keep no head Transposes; GPT-2's Gelu is in its Gemm.
 TEST(FuseAttentionHeads, BertAndGpt2KeepNoTransposes) {
   auto bert = optimize_shared_model("tiny_bert");

@@ -184,6 +184,23 @@ TEST(AssignConvLayout, RunsConsecutiveLayersChannelsLast) {
             "}\n");
 }
 
+// ResNet's downsample branch: a Conv with nothing to fuse after it.
+TEST(AssignConvLayout, RunsAPlainConvChannelsLastAsAFusedConv) {
+  EXPECT_EQ(assign("graph main(%x: f16[1,2,3,3]) {\n"
+                   "  %w: f16[2,2,1,1] = const f16[2,2,1,1]{1,2,3,4}\n"
+                   "  %y: f16[1,2,2,2] = Conv(%x, %w) {strides=[2,2]}\n"
+                   "  return %y\n"
+                   "}\n"),
+            "graph main(%x: f16[1,2,3,3]) {\n"
+            "  %w: f16[2,2,1,1] = const f16[2,2,1,1]{1,2,3,4}\n"
+            "  %w_nhwc: f16[2,1,1,2] = const f16[2,1,1,2]{1,2,3,4}\n"
+            "  %x_nhwc: f16[1,3,3,2] = Transpose(%x) {perm=[0,2,3,1]}\n"
+            "  %y_nhwc: f16[1,2,2,2] = kiln.FusedConv(%x_nhwc, %w_nhwc) {channels_last=1, strides=[2,2]}\n"
+            "  %y: f16[1,2,2,2] = Transpose(%y_nhwc) {perm=[0,3,1,2]}\n"
+            "  return %y\n"
+            "}\n");
+}
+
 TEST(AssignConvLayout, LeavesF32Layers) {
   const char* f32 =
       "graph main(%x: f32[1,2,3,3]) {\n"

@@ -271,15 +271,16 @@ Status warm_up(ExecutionContext& ctx, DeviceIo* io, bool copies, double warmup_m
   return Status::ok();
 }
 
-void print_header(const BenchOptions& o) {
-  fmt::print("=== kiln bench (kiln {}) ===\n", KILN_VERSION);
-  if (o.build.backend == "cpu") {
+// The device line, for the backend of the engine being timed (a loaded
+// engine's own, whatever --backend says).
+void print_device(const std::string& backend) {
+  if (backend == "cpu") {
     bool cuda = current_device("cuda").is_ok();
     fmt::print("Device: CPU backend, {} threads{}\n", parallel_threads(),
                cuda ? "" : " (no CUDA backend or GPU here: running on the CPU)");
   } else {
-    auto device = current_device(o.build.backend);
-    fmt::print("Device: backend {}, {}\n", o.build.backend, device ? *device : device.status().message());
+    auto device = current_device(backend);
+    fmt::print("Device: backend {}, {}\n", backend, device ? *device : device.status().message());
   }
 }
 
@@ -334,11 +335,12 @@ int run_bench(const BenchOptions& o) {
   if (o.streams < 1) return fail(kExitUsageError, invalid_argument("--streams {}: give 1 or more", o.streams));
   if (o.streams > 1 && (o.dump_profile || !o.export_profile.empty()))
     return fail(kExitUsageError, invalid_argument("--streams: per-layer profiles time one context; use --streams=1"));
-  print_header(o);
+  fmt::print("=== kiln bench (kiln {}) ===\n", KILN_VERSION);
   std::string source;
   auto engine = obtain_engine(o, source);
   if (!engine) return fail(code_for(engine.status()), engine.status());
   const std::string backend = (*engine)->backend();
+  print_device(backend);
   auto timer = make_iteration_timer(backend);
   std::unique_ptr<DeviceIo> io;
   if (backend == "cuda") {

@@ -71,9 +71,10 @@ void print_performance_summary(const BenchRun& run) {
   if (run.host_device_copies) {
     fmt::print("H2D Latency: {}\n", stats_text(summary_of(run, [](const Iteration& i) { return i.h2d_ms; })));
     fmt::print("D2H Latency: {}\n", stats_text(summary_of(run, [](const Iteration& i) { return i.d2h_ms; })));
+  } else if (run.backend == "cpu") {
+    fmt::print("H2D Latency, D2H Latency: none (the cpu backend runs on host memory: there are no copies)\n");
   } else {
-    fmt::print("H2D Latency, D2H Latency: none (the {} backend runs on host memory: there are no copies)\n",
-               run.backend);
+    fmt::print("H2D Latency, D2H Latency: left out (--noDataTransfers: inputs and outputs stay on the device)\n");
   }
   fmt::print("{} Compute Time: {}\n", run.backend == "cpu" ? "CPU" : "GPU", stats_text(compute));
   fmt::print("Total Host Walltime: {:.5g} s ({} iterations)\n", run.walltime_ms / 1000, run.iterations.size());
