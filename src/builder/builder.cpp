@@ -73,6 +73,22 @@ const ShapeRange* OptimizationProfile::find(const std::string& input) const {
   return nullptr;
 }
 
+Status rewrite_for_cuda(Graph& graph, const BuildConfig& config) {
+  PassContext passes;
+  if (config.fp16 || config.bf16) {
+    KILN_RETURN_IF_ERROR(in_phase(config, "assigning precisions",
+                                  [&] { return assign_precision(graph, config.fp16 ? DType::kF16 : DType::kBF16); }));
+    graph.erase_nodes_if([](const Node&) { return false; });  // drops the f32 weights now unread
+  }
+  KILN_RETURN_IF_ERROR(in_phase(config, "assigning layouts", [&]() -> Status {
+    KILN_RETURN_IF_ERROR(assign_conv_layout(graph, passes));
+    return assign_pool_layout(graph, passes);
+  }));
+  graph.erase_nodes_if([](const Node&) { return false; });  // drops the NCHW weights now unread
+  // Last of the rewrites: the Casts assign_precision added fuse with their neighbours.
+  return in_phase(config, "fusing elementwise chains", [&] { return fuse_elementwise(graph, passes); });
+}
+
 Expected<std::vector<uint8_t>> build_engine(const Model& model, const BuildConfig& config) {
   KILN_RETURN_IF_ERROR(check_config(config));
   if (!model.graph) return invalid_model("the model has no graph");
@@ -83,23 +99,8 @@ Expected<std::vector<uint8_t>> build_engine(const Model& model, const BuildConfi
   PassContext passes;
   KILN_RETURN_IF_ERROR(
       in_phase(config, "optimizing", [&] { return run_passes(*model.graph, passes, default_pipeline()); }));
-  if (config.backend == "cuda" && (config.fp16 || config.bf16)) {
-    KILN_RETURN_IF_ERROR(in_phase(config, "assigning precisions", [&] {
-      return assign_precision(*model.graph, config.fp16 ? DType::kF16 : DType::kBF16);
-    }));
-    model.graph->erase_nodes_if([](const Node&) { return false; });  // drops the f32 weights now unread
-  }
   if (config.backend == "cuda") {
-    KILN_RETURN_IF_ERROR(in_phase(config, "assigning layouts", [&]() -> Status {
-      KILN_RETURN_IF_ERROR(assign_conv_layout(*model.graph, passes));
-      return assign_pool_layout(*model.graph, passes);
-    }));
-    model.graph->erase_nodes_if([](const Node&) { return false; });  // drops the NCHW weights now unread
-  }
-  if (config.backend == "cuda") {
-    // Last of the rewrites: the Casts assign_precision added fuse with their neighbours.
-    KILN_RETURN_IF_ERROR(
-        in_phase(config, "fusing elementwise chains", [&] { return fuse_elementwise(*model.graph, passes); }));
+    KILN_RETURN_IF_ERROR(rewrite_for_cuda(*model.graph, config));
 #ifdef KILN_WITH_CUDA
     // Every node the GPU cannot run, named at once (unless allowed on the host).
     KILN_RETURN_IF_ERROR(cuda::check_graph_supported(*model.graph, config.allow_cpu_fallback, nullptr));

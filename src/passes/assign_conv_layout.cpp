@@ -23,6 +23,15 @@
 // fuse, as ResNet's downsample branch) becomes a FusedConv without an
 // activation here, so it runs channels-last too instead of NCHW between a
 // Transpose pair.
+//
+// A layer with fewer than 8 input channels and at least 32 output channels
+// (an image's 3 into a stem of 32 or 64) gets
+// them padded with zeros to 8, in its weight and with a Pad after the input's
+// Transpose: cuDNN's tensor-core engines want channels in 16-byte groups,
+// and without them the stem runs on slow kernels. The zeros add nothing to
+// the sums, so the result is the same.
+#include <algorithm>
+#include <cstring>
 #include <map>
 
 #include "ir/rewrite.h"
@@ -33,6 +42,44 @@ namespace kiln {
 namespace {
 
 const std::vector<int64_t> kToNhwc = {0, 2, 3, 1}, kToNchw = {0, 3, 1, 2};
+constexpr int64_t kMinChannels = 8;  // 16 bytes of f16/bf16
+
+// `t` [.., C] with its last dim zero-padded to `to`.
+Tensor pad_last_dim(const Tensor& t, int64_t to) {
+  std::vector<int64_t> dims = t.dims();
+  const int64_t c = dims.back(), rows = t.numel() / std::max<int64_t>(c, 1);
+  dims.back() = to;
+  Tensor out(t.dtype(), dims);  // zero-filled
+  const size_t elem = t.nbytes() / static_cast<size_t>(std::max<int64_t>(t.numel(), 1));
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(static_cast<char*>(out.mutable_raw()) + static_cast<size_t>(r * to) * elem,
+                static_cast<const char*>(t.raw()) + static_cast<size_t>(r * c) * elem, static_cast<size_t>(c) * elem);
+  return out;
+}
+
+// Pad(v) with zeros on the last axis, from its C to `to`.
+Value* add_channel_pad(Graph& g, Value* v, int64_t to) {
+  Dims dims = *pass_util::dims_of(v);
+  std::vector<int64_t> pads(2 * dims.size(), 0);
+  pads.back() = to - dims.back().value;
+  Node* pad = g.add_node("Pad");
+  pad->inputs = {v, pass_util::add_constant(g, v->name + "_pads", Tensor::vector_i64(pads))};
+  dims.back() = Dim(to);
+  Value* out =
+      g.add_value(g.unique_name(v->name + "_c" + std::to_string(to)), Type::tensor(v->type.dtype, Shape(dims)));
+  pad->outputs = {out};
+  out->producer = pad;
+  out->producer_output = 0;
+  return out;
+}
+
+// A group-1 layer whose input has a fixed C under kMinChannels, and whose
+// output is wide enough for tensor cores to matter.
+bool pads_channels(const Node& n) {
+  const Dims *x = pass_util::dims_of(n.input(0)), *w = pass_util::dims_of(n.input(1));
+  if (n.attr_int("group", 1) != 1 || !x || x->size() != 4 || !w || w->size() != 4) return false;
+  return (*x)[1].is_fixed() && (*x)[1].value < kMinChannels && (*w)[0].is_fixed() && (*w)[0].value >= 32;
+}
 
 bool rank4(const Value* v) { return v && v->type.is_tensor() && v->type.shape.rank() == 4; }
 
@@ -58,14 +105,17 @@ Status assign_conv_layout(Graph& graph, PassContext& ctx) {
   for (const auto& n : graph.nodes())
     if (wants_channels_last(*n)) convs.push_back(n.get());
   if (convs.empty()) return Status::ok();
-  std::map<const Value*, Value*> weights;  // each NCHW weight permuted once, however many layers share it
+  // Each NCHW weight permuted (and padded) once, however many layers share it.
+  std::map<std::pair<const Value*, bool>, Value*> weights;
   for (Node* n : convs) {
     Value* w = n->inputs[1];
-    Value*& w_nhwc = weights[w];
+    const bool pad = pads_channels(*n);
+    Value*& w_nhwc = weights[{w, pad}];
     if (!w_nhwc) {
       Tensor t = w->constant->transposed(kToNhwc);
       if (!t.is_valid()) continue;
-      w_nhwc = pass_util::add_constant(graph, w->name + "_nhwc", std::move(t));
+      if (pad) t = pad_last_dim(t, kMinChannels);
+      w_nhwc = pass_util::add_constant(graph, w->name + (pad ? "_nhwc_c8" : "_nhwc"), std::move(t));
     }
     if (is_plain_conv(*n)) {
       n->op_type = "FusedConv";
@@ -74,6 +124,7 @@ Status assign_conv_layout(Graph& graph, PassContext& ctx) {
       n->metadata["kiln.fused"] = "Conv";
     }
     n->inputs[0] = pass_util::add_transpose(graph, n->inputs[0], kToNhwc, "_nhwc");
+    if (pad) n->inputs[0] = add_channel_pad(graph, n->inputs[0], kMinChannels);
     n->inputs[1] = w_nhwc;
     if (n->input(3)) n->inputs[3] = pass_util::add_transpose(graph, n->inputs[3], kToNhwc, "_nhwc");
     pass_util::transpose_output(graph, *n, kToNchw, "_nhwc");

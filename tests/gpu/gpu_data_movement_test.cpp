@@ -10,7 +10,7 @@ const DType kMoveTypes[] = {DType::kF32, DType::kF16, DType::kI64, DType::kBool}
 
 int elem_size(DType t) { return dtype_bits(t) / 8; }
 
-TEST_F(GpuTest, TransposeMatchesCpuForTiledAndGeneralPermutations) {
+TEST_F(GpuTest, TransposeMatchesCpuForTiledNarrowAndGeneralPermutations) {
   const std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> cases = {
       {{33, 65}, {1, 0}},
       {{3, 70, 45}, {0, 2, 1}},
@@ -20,6 +20,10 @@ TEST_F(GpuTest, TransposeMatchesCpuForTiledAndGeneralPermutations) {
       {{2, 1, 3}, {1, 0, 2}},
       {{5, 6}, {0, 1}},
       {{1, 7, 1, 9}, {3, 2, 1, 0}},
+      // Narrow swaps: an image NCHW -> NHWC (3 channels) and back, 8 columns.
+      {{2, 3, 7, 9}, {0, 2, 3, 1}},
+      {{2, 7, 9, 3}, {0, 3, 1, 2}},
+      {{4, 100, 8}, {0, 2, 1}},
   };
   for (DType t : kMoveTypes)
     for (const auto& [dims, perm] : cases) {

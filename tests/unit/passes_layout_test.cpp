@@ -288,6 +288,38 @@ TEST(AssignConvLayout, ChannelsLastGraphMatchesNchwOnTheCpu) {
   EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << nhwc;
 }
 
+// A stem (3 input channels, 32 output): the channels are zero-padded to 8,
+// in the weight and by a Pad after the input's Transpose, and the CPU gives
+// the same bytes as the NCHW layer.
+TEST(AssignConvLayout, PadsAStemsThreeChannelsToEight) {
+  std::string w;
+  for (int i = 0; i < 32 * 3 * 3 * 3; ++i) w += fmt::format("{}{}", i ? "," : "", ((i * 7) % 11 - 5) * 0.125);
+  const std::string text =
+      "graph main(%x: f16[2,3,9,8]) {\n"
+      "  %w: f16[32,3,3,3] = const f16[32,3,3,3]{" +
+      w +
+      "}\n"
+      "  %y: f16[2,32,5,4] = kiln.FusedConv(%x, %w) {activation=\"Relu\", pads=[1,1,1,1], strides=[2,2]}\n"
+      "  return %y\n"
+      "}\n";
+  auto g = parse_graph(text);
+  ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+  const Tensor x = random_f16({2, 3, 9, 8}, 5);
+  auto before = run_graph_on_cpu(**g, {RunValue::of(x)});
+  ASSERT_TRUE(before.is_ok()) << before.status().to_string();
+  PassContext ctx;
+  ASSERT_TRUE(assign_conv_layout(**g, ctx).is_ok());
+  const std::string nhwc = print_graph(**g);
+  EXPECT_NE(nhwc.find("%w_nhwc_c8: f16[32,3,3,8]"), std::string::npos) << nhwc;
+  EXPECT_NE(nhwc.find("%x_nhwc_c8: f16[2,9,8,8] = Pad(%x_nhwc, %x_nhwc_pads)"), std::string::npos) << nhwc;
+  EXPECT_NE(nhwc.find("kiln.FusedConv(%x_nhwc_c8, %w_nhwc_c8)"), std::string::npos) << nhwc;
+  auto after = run_graph_on_cpu(**g, {RunValue::of(x)});
+  ASSERT_TRUE(after.is_ok()) << after.status().to_string();
+  const Tensor &b = (*before)[0].tensor, &a = (*after)[0].tensor;
+  ASSERT_EQ(a.dims(), b.dims());
+  EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << nhwc;
+}
+
 // A real CNN in f16 (the --fp16 CUDA build's graph): every layer (26) and
 // MaxPool (3) goes channels-last, the Transposes left are the graph's ends
 // (the input's and the [N,1,1,1000] one below the ReduceMean head; Concat,

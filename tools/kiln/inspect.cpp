@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "builder/builder.h"
 #include "commands.h"
 #include "inspect_engine.h"
 #include "ir/printer.h"
@@ -23,6 +24,8 @@ struct InspectOptions {
   bool json = false;
   bool graph = false;
   bool optimized = false;
+  std::string backend = "cpu";  // with --optimized: cuda adds the cuda build's rewrites
+  bool fp16 = false, bf16 = false;
 };
 
 struct Summary {
@@ -122,6 +125,21 @@ int run_inspect(const InspectOptions& o) {
       }
       fmt::print(stderr, "  after {:<34} {} nodes\n", p.name, m.graph->nodes().size());
     }
+    if (o.backend == "cuda") {
+      BuildConfig config;
+      config.backend = o.backend;
+      config.fp16 = o.fp16;
+      config.bf16 = o.bf16;
+      if (Status st = rewrite_for_cuda(*m.graph, config); !st.is_ok()) {
+        fmt::print(stderr, "kiln inspect: {}\n", st.to_string());
+        return kExitModelError;
+      }
+      fmt::print(stderr, "  after the cuda rewrites{}              {} nodes\n",
+                 o.fp16   ? " (fp16)"
+                 : o.bf16 ? " (bf16)"
+                          : "",
+                 m.graph->nodes().size());
+    }
   }
   if (o.graph) {
     std::cout << print_graph(g);
@@ -182,6 +200,12 @@ void add_inspect_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->add_flag("--graph", o->graph, "Print the textual IR");
   cmd->add_flag("--optimized", o->optimized, "Run the optimization passes of `kiln build` first");
+  cmd->add_option("--backend", o->backend,
+                  "With --optimized: cpu, or cuda for the cuda build's rewrites too "
+                  "(precision, layouts, fused chains; no GPU needed)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_flag("--fp16", o->fp16, "With --optimized --backend cuda: assign fp16 as `kiln build --fp16` does");
+  cmd->add_flag("--bf16", o->bf16, "With --optimized --backend cuda: assign bf16 as `kiln build --bf16` does");
   cmd->callback([o, &exit_code] { exit_code = run_inspect(*o); });
 }
 

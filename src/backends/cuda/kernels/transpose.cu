@@ -3,8 +3,11 @@
 // [B*H,S,D] batch swap), and an identity becomes a plain copy. A swap of the last
 // two dims (with any leading batch) goes through 32x32 shared-memory tiles
 // (block 32x8, padding 33 against bank conflicts) so both the read and the
-// write are coalesced; any other permutation takes the general strided kernel
-// (one thread per output element).
+// write are coalesced, unless one of the two is narrow (at most kNarrow, as
+// the 3 channels of an image going NCHW -> NHWC): a 32x32 tile would then
+// idle all but a few of its rows, so each thread moves one whole narrow line
+// instead. Any other permutation takes the general strided kernel (one
+// thread per output element).
 #include <algorithm>
 
 #include "backends/cuda/kernels/common.cuh"
@@ -32,6 +35,29 @@ __global__ void transpose_tiled_kernel(const E* __restrict__ x, E* __restrict__ 
   for (int i = threadIdx.y; i < kTile; i += kTileRows) {
     const int64_t c = c0 + i, r = r0 + threadIdx.x;
     if (r < rows && c < cols) yb[c * rows + r] = tile[threadIdx.x][i];
+  }
+}
+
+constexpr int64_t kNarrow = 8;
+
+// y[b][c][r] = x[b][r][c] with `rows` or `cols` narrow (at most kNarrow): one
+// thread per element of the wide dim, looping over the narrow one, so the
+// threads of a warp read (and write) neighbouring addresses.
+template <typename E, bool kNarrowRows>
+__global__ void transpose_narrow_kernel(const E* __restrict__ x, E* __restrict__ y, int64_t batch, int64_t rows,
+                                        int64_t cols) {
+  const int64_t wide = kNarrowRows ? cols : rows, narrow = kNarrowRows ? rows : cols;
+  const int64_t n = batch * wide, stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    const int64_t b = i / wide, w = i % wide;
+    const E* xb = x + b * rows * cols;
+    E* yb = y + b * rows * cols;
+    for (int64_t k = 0; k < narrow; ++k) {
+      if constexpr (kNarrowRows)
+        yb[w * rows + k] = xb[k * cols + w];  // r = k, c = w
+      else
+        yb[k * rows + w] = xb[w * cols + k];  // r = w, c = k
+    }
   }
 }
 
@@ -97,6 +123,16 @@ Status run_transpose(const TransposeParams& p, const std::vector<int64_t>& dims,
   for (size_t d = 0; batch_swap && d + 2 < r; ++d) batch_swap = perm[d] == int64_t(d);
   const int64_t batch = r >= 2 ? n / (dims[r - 1] * dims[r - 2]) : 1;
   const int64_t row_tiles = r >= 2 ? (dims[r - 2] + kTile - 1) / kTile : 0;
+  if (batch_swap && std::min(dims[r - 2], dims[r - 1]) <= kNarrow) {
+    const int64_t rows = dims[r - 2], cols = dims[r - 1];
+    constexpr int kBlock = 256;
+    const int64_t threads = batch * std::max(rows, cols);
+    if (rows <= cols)
+      transpose_narrow_kernel<E, true><<<grid_for(threads, kBlock), kBlock, 0, stream>>>(x, y, batch, rows, cols);
+    else
+      transpose_narrow_kernel<E, false><<<grid_for(threads, kBlock), kBlock, 0, stream>>>(x, y, batch, rows, cols);
+    return last_launch_status("transpose_narrow_kernel");
+  }
   if (batch_swap && batch <= 65535 && row_tiles <= 65535) {  // else the grid does not fit: general kernel
     const int64_t rows = dims[r - 2], cols = dims[r - 1];
     dim3 grid(static_cast<unsigned>((cols + kTile - 1) / kTile), static_cast<unsigned>(row_tiles),
