@@ -108,6 +108,7 @@ def time_max_autotune(half, kind, feeds16):
         if kind == "image":
             half = half.to(memory_format=torch.channels_last)
             feeds16 = [f.contiguous(memory_format=torch.channels_last) for f in feeds16]
+        torch._dynamo.reset()  # as for reduce-overhead: a fresh compile per model
         tuned = torch.compile(half, mode="max-autotune")
         return time_torch(tuned, feeds16, warmup=20)
     finally:
@@ -237,6 +238,10 @@ def main():
         row["eager_ms"] = time_torch(half, feeds16)
         print(f"  torch eager {row['eager_ms']:.3f} ms", flush=True)
         try:
+            # Every model's Wrapped.forward is one code object: without a reset,
+            # dynamo recompiles it per model and soon marks dims dynamic, which
+            # made a later model's compiled time worse than its own.
+            torch._dynamo.reset()
             compiled = torch.compile(half, mode="reduce-overhead")
             row["compile_ms"] = time_torch(compiled, feeds16, warmup=20)
         except Exception as e:
