@@ -3,8 +3,9 @@
 # CUDA backend (16 cores), run every test (GPU ones included), the CUDA
 # conformance suites, the shared models on the GPU in fp32 and fp16, the
 # kernel benchmark and kiln against PyTorch on ResNet-50 and BERT-base, and
-# print a short summary table last. Logs go to $OUT (or /tmp/kiln-gpu). The
-# machine has no network: nothing is installed here.
+# print a short summary table last. Logs go to $OUT (or /tmp/kiln-gpu; over 8
+# files, one archive $OUT/logs.tgz). The machine has no network: nothing is
+# installed here.
 #   GPU_CHECK_STAGES  which stages run (default: all of "tests cpu-tests conformance models bench peer profile kernels")
 #   KILN_TESTDATA     folder with node/ (Debian's libonnx-testdata node cases) and
 #                     models/ (../shared/models), carried to the machine (default .testdata)
@@ -180,3 +181,9 @@ echo
 echo
 echo "summary"
 printf '%s\n' "${summary[@]}"
+
+# The device tool brings back at most 8 files: with more, every log goes
+# into one archive (tar xzf logs.tgz to read them).
+if (($(find "$OUT" -type f | wc -l) > 8)); then
+  tar czf /tmp/kiln-gpu-logs.tgz -C "$OUT" . && find "$OUT" -mindepth 1 -delete && mv /tmp/kiln-gpu-logs.tgz "$OUT/logs.tgz"
+fi
