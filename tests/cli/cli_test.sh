@@ -36,6 +36,15 @@ expect 0 "memory: weights 5.0 KiB, .*workspace limit 64.0 MiB" -- "$KILN" inspec
 expect 0 '"weightBytes": 5120' -- "$KILN" inspect affine.kiln --json
 expect 0 '"workspaceLimitBytes": 67108864' -- "$KILN" inspect affine.kiln --json
 expect 0 "memory: weights 0 B" -- "$KILN" inspect tiny.kiln
+# The cuda build's graph without a GPU: tiny_cnn's two convolutions in fp16
+# run channels-last, with one Transpose at each end.
+cnn="$HERE/../../examples/tiny_cnn.onnx"
+expect 0 "kiln:FusedConv +2" -- "$KILN" inspect "$cnn" --optimized --backend cuda --fp16
+expect 0 "Transpose +2" -- "$KILN" inspect "$cnn" --optimized --backend cuda --fp16
+expect 0 "channels_last=1" -- "$KILN" inspect "$cnn" --optimized --backend cuda --fp16 --graph
+expect 0 "Cast +2" -- "$KILN" inspect "$cnn" --optimized --backend cuda --fp16
+expect 2 "backend: gpu not in" -- "$KILN" inspect "$cnn" --optimized --backend gpu
+expect 2 "choose the rewrites of --optimized" -- "$KILN" inspect "$cnn" --backend cuda --fp16
 
 # Bad input: each names the input and what was expected.
 expect 1 "input 'x' dim 0 \(batch\) is 9, outside optimization profile 0's range \[1, 4\]" -- \

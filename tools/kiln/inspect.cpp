@@ -102,6 +102,14 @@ bool is_engine_file(const std::string& path) {
 }
 
 int run_inspect(const InspectOptions& o) {
+  if (!o.optimized && (o.backend != "cpu" || o.fp16 || o.bf16)) {
+    fmt::print(stderr, "kiln inspect: --backend, --fp16 and --bf16 choose the rewrites of --optimized; add it\n");
+    return kExitUsageError;
+  }
+  if (o.fp16 && o.bf16) {
+    fmt::print(stderr, "kiln inspect: give one of --fp16 and --bf16\n");
+    return kExitUsageError;
+  }
   if (is_engine_file(o.model)) return inspect_engine(o.model, o.json);
   auto imported = import_onnx_file(o.model);
   if (!imported) {
