@@ -1,5 +1,7 @@
 #include "builder/autotune.h"
 
+#include "builder/reference_slice.h"
+
 #ifdef KILN_WITH_CUDA
 
 #include <fmt/format.h>
@@ -99,50 +101,6 @@ double tolerance(DType t, bool tf32) {
   return tf32 ? 5e-3 : 1e-4;
 }
 
-// MatMul and kiln.FusedMatMul: numpy-batched products.
-bool is_batched_product(const Node& n) {
-  return (n.domain.empty() && n.op_type == "MatMul") || (n.domain == "kiln" && n.op_type == "FusedMatMul");
-}
-
-// The CPU reference runs on the first rows of dim 0 only (the batch of a
-// convolution, the rows or batch of a product): the output's first rows
-// depend on nothing else, and the full layer at the opt shapes would take the
-// reference kernels minutes. Which inputs to slice: input 0, and every
-// other input that has the same batch: for a batched product input 1; for a
-// convolution its residual Z; for Attention K, V, a 4-D mask, the past K/V
-// and the per-batch KV lengths.
-std::vector<bool> sliced_inputs(const Node& n, const std::vector<std::vector<int64_t>>& dims) {
-  std::vector<bool> slice(dims.size(), false);
-  if (dims.empty() || dims[0].empty()) return slice;
-  slice[0] = true;
-  const int64_t batch = dims[0][0];
-  // Input i when it has `rank` dims and the batch first.
-  auto slice_if_batched = [&](size_t i, size_t rank) {
-    if (i < dims.size() && dims[i].size() == rank && dims[i][0] == batch) slice[i] = true;
-  };
-  if (n.domain == "kiln" && n.op_type == "FusedConv") slice_if_batched(3, dims[0].size());
-  if (n.domain.empty() && n.op_type == "Attention") {
-    for (size_t i : {1, 2}) slice_if_batched(i, dims[0].size());
-    for (size_t i : {3, 4, 5}) slice_if_batched(i, 4);
-    slice_if_batched(6, 1);
-  }
-  if (is_batched_product(n) && dims.size() > 1 && dims[0].size() >= 3 && dims[1].size() >= 3)
-    slice[1] = dims[1][0] == dims[0][0];
-  if (is_batched_product(n) && dims.size() > 1 && dims[1].size() >= 3 && dims[0].size() < 3) slice[0] = false;
-  if (is_batched_product(n) && dims[0].size() < 2) slice[0] = false;  // a 1-D A's only dim is K
-  return slice;
-}
-
-Tensor first_rows(const Tensor& t, int64_t rows) {
-  std::vector<int64_t> d = t.dims();
-  const int64_t keep = std::min(rows, d[0]);
-  const size_t bytes = t.nbytes() / static_cast<size_t>(std::max<int64_t>(d[0], 1)) * static_cast<size_t>(keep);
-  d[0] = keep;
-  Tensor out(t.dtype(), d);
-  if (bytes) std::memcpy(out.mutable_raw(), t.raw(), bytes);
-  return out;
-}
-
 // One layer alone: a graph of the node with its non-constant inputs as graph
 // inputs, random data for them, and the CPU's result on their first rows.
 struct LayerBench {
@@ -167,7 +125,7 @@ Expected<std::unique_ptr<LayerBench>> make_layer_bench(const cuda::Step& step, c
   for (size_t i = 0; i < step.inputs.size(); ++i)
     all_dims.push_back(step.inputs[i] ? step.in[i].dims : std::vector<int64_t>{});
   std::vector<bool> slice = sliced_inputs(*step.node, all_dims);
-  const int64_t rows = is_batched_product(*step.node) || step.node->op_type == "Gemm" ? 8 : 1;
+  const int64_t rows = reference_rows(*step.node);
   Graph ref;  // the same node over the sliced inputs
   Node* rn = ref.add_node(step.node->op_type, step.node->domain);
   rn->opset = n->opset;
