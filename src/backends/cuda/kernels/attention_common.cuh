@@ -91,6 +91,38 @@ __device__ Acc score_bias(const AttentionParams& p, int64_t b, int64_t h, int64_
   }
 }
 
-// The score after rounding, softcap and bias, from the scaled dot product.
+// Rows [r0, r0 + rows) of one (batch, head) of `src` into shared memory
+// (row stride ld), times `mul` and rounded to T as the oracle does; rows at
+// or past `end` are 0; a block of kThreads threads shares the work. With
+// kVec (every input 16-byte aligned, which the launch checks) a thread moves
+// 8 elements with one 16-byte load: a row of either layout is contiguous
+// over D, and D is a multiple of 8. The scalar path loads an element at a
+// time.
+template <typename T, int kD, int kThreads, bool kVec>
+__device__ __forceinline__ void stage_rows(T* dst, int ld, const T* src, bool packed, int64_t b, int64_t head,
+                                           int64_t heads, int64_t len, int64_t r0, int rows, int64_t end, float mul) {
+  if constexpr (kVec) {
+    constexpr int kChunks = kD / 8;
+    for (int idx = threadIdx.x; idx < rows * kChunks; idx += kThreads) {
+      const int r = idx / kChunks, d0 = (idx % kChunks) * 8;
+      const int64_t s = r0 + r;
+      uint4 raw = make_uint4(0, 0, 0, 0);
+      if (s < end) raw = *reinterpret_cast<const uint4*>(src + layout_at(packed, b, head, s, d0, heads, len, kD));
+      const T* in = reinterpret_cast<const T*>(&raw);
+      uint4 packed_out;
+      T* out = reinterpret_cast<T*>(&packed_out);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) out[e] = from_float<T>(s < end ? to_float(in[e]) * mul : 0.f);
+      *reinterpret_cast<uint4*>(dst + r * ld + d0) = packed_out;
+    }
+  } else {
+    for (int idx = threadIdx.x; idx < rows * kD; idx += kThreads) {
+      const int r = idx / kD, d = idx % kD;
+      const int64_t s = r0 + r;
+      const float x = s < end ? load<T, float>(src, layout_at(packed, b, head, s, d, heads, len, kD)) * mul : 0.f;
+      dst[r * ld + d] = from_float<T>(x);
+    }
+  }
+}
 
 }  // namespace kiln::cuda::attn

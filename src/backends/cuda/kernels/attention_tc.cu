@@ -50,39 +50,6 @@ struct TcLayout {
   static constexpr size_t bytes = q + 2 * k + s + p + o;
 };
 
-// Rows [r0, r0 + rows) of one (batch, head) of `src` into shared memory
-// (row stride ld), times `mul` and rounded to T as the oracle does; rows at
-// or past `end` are 0. With kVec (every input 16-byte aligned, which the
-// launch checks) a thread moves 8 elements with one 16-byte load: a row of
-// either layout is contiguous over D, and D is a multiple of 8. The scalar
-// path loads an element at a time.
-template <typename T, int kD, bool kVec>
-__device__ __forceinline__ void stage_rows(T* dst, int ld, const T* src, bool packed, int64_t b, int64_t head,
-                                           int64_t heads, int64_t len, int64_t r0, int rows, int64_t end, float mul) {
-  if constexpr (kVec) {
-    constexpr int kChunks = kD / 8;
-    for (int idx = threadIdx.x; idx < rows * kChunks; idx += kThreads) {
-      const int r = idx / kChunks, d0 = (idx % kChunks) * 8;
-      const int64_t s = r0 + r;
-      uint4 raw = make_uint4(0, 0, 0, 0);
-      if (s < end) raw = *reinterpret_cast<const uint4*>(src + layout_at(packed, b, head, s, d0, heads, len, kD));
-      const T* in = reinterpret_cast<const T*>(&raw);
-      uint4 packed_out;
-      T* out = reinterpret_cast<T*>(&packed_out);
-#pragma unroll
-      for (int e = 0; e < 8; ++e) out[e] = from_float<T>(s < end ? to_float(in[e]) * mul : 0.f);
-      *reinterpret_cast<uint4*>(dst + r * ld + d0) = packed_out;
-    }
-  } else {
-    for (int idx = threadIdx.x; idx < rows * kD; idx += kThreads) {
-      const int r = idx / kD, d = idx % kD;
-      const int64_t s = r0 + r;
-      const float x = s < end ? load<T, float>(src, layout_at(packed, b, head, s, d, heads, len, kD)) * mul : 0.f;
-      dst[r * ld + d] = from_float<T>(x);
-    }
-  }
-}
-
 template <typename T, int kD, bool kVec>
 __global__ void __launch_bounds__(kThreads) attention_tc_kernel(AttentionParams p, int64_t q_tiles) {
   using L = TcLayout<kD>;
@@ -103,8 +70,8 @@ __global__ void __launch_bounds__(kThreads) attention_tc_kernel(AttentionParams 
   const float neg_inf = -INFINITY;
 
   // Q (times sqrt(scale), rounded as the oracle does); rows past q_len are 0.
-  stage_rows<T, kD, kVec>(qs, L::ldq, static_cast<const T*>(p.q), p.packed, b, h, p.q_heads, p.q_len, i0, kBlockRows,
-                          p.q_len, root);
+  stage_rows<T, kD, kThreads, kVec>(qs, L::ldq, static_cast<const T*>(p.q), p.packed, b, h, p.q_heads, p.q_len, i0,
+                                    kBlockRows, p.q_len, root);
   // This lane's row of the warp and its half of the keys / output columns.
   const int row = lane / 2, half = lane % 2;
   for (int d = half * (kD / 2); d < (half + 1) * (kD / 2); ++d) os[row * L::ldo + d] = 0.f;
@@ -121,10 +88,10 @@ __global__ void __launch_bounds__(kThreads) attention_tc_kernel(AttentionParams 
   for (int64_t j0 = kv_begin; j0 < kv_end; j0 += kKeys) {
     __syncthreads();  // Q is written; the previous tile's K and V are read
     // K (times sqrt(scale)) and V; keys past kv_end are 0.
-    stage_rows<T, kD, kVec>(ks, L::ldq, static_cast<const T*>(p.k), p.packed, b, kh, p.kv_heads, p.kv_len, j0, kKeys,
-                            kv_end, root);
-    stage_rows<T, kD, kVec>(vs, L::ldq, static_cast<const T*>(p.v), p.packed, b, kh, p.kv_heads, p.kv_len, j0, kKeys,
-                            kv_end, 1.f);
+    stage_rows<T, kD, kThreads, kVec>(ks, L::ldq, static_cast<const T*>(p.k), p.packed, b, kh, p.kv_heads, p.kv_len, j0,
+                                      kKeys, kv_end, root);
+    stage_rows<T, kD, kThreads, kVec>(vs, L::ldq, static_cast<const T*>(p.v), p.packed, b, kh, p.kv_heads, p.kv_len, j0,
+                                      kKeys, kv_end, 1.f);
     __syncthreads();
 
     // Scores: this warp's 16 rows against the tile's 32 keys.
