@@ -114,14 +114,18 @@ Tensor run_attention_tactic(const std::vector<Tensor>& ins, const Attrs& attrs, 
   return out.is_ok() ? (*out)[0].tensor : Tensor();
 }
 
+// Both tensor-core kernels: "tc" (WMMA) and "mma" (mma.sync, in registers).
 void check_tensor_core(const AttentionCase& c, DType t) {
-  const std::string what = c.what + " " + type_name(t) + " tactic tc";
-  expect_close(run_attention_tactic(c.ins, c.attrs, "tc"), run_cpu("Attention", c.ins, c.attrs, 0, 1),
-               attention_tolerance(t), what);
+  for (const char* tactic : {"tc", "mma"}) {
+    const std::string what = c.what + " " + type_name(t) + " tactic " + tactic;
+    expect_close(run_attention_tactic(c.ins, c.attrs, tactic), run_cpu("Attention", c.ins, c.attrs, 0, 1),
+                 attention_tolerance(t), what);
+  }
 }
 
-// The tensor-core kernel: 64-row query blocks, 32-key tiles (lengths that are
-// neither), head sizes 32/64/128, both layouts, GQA, masks, causal, windows.
+// The tensor-core kernels: 64-row query blocks, 32- or 64-key tiles (lengths
+// that are neither), head sizes 32/64/128, both layouts, GQA, masks, causal,
+// windows, and ViT's 197 tokens.
 TEST_F(GpuAttentionOpsTest, TensorCoreTacticMatchesCpu) {
   for (DType t : {DType::kF16, DType::kBF16}) {
     for (int64_t d : {32, 64, 128}) {
@@ -144,6 +148,10 @@ TEST_F(GpuAttentionOpsTest, TensorCoreTacticMatchesCpu) {
                  v3 = qkv(t, {2, 128, 12 * 64}, 11);
     const Attrs heads = {{"q_num_heads", Attribute::of_int(12)}, {"kv_num_heads", Attribute::of_int(12)}};
     check_tensor_core({"3-D BERT heads", {q3, k3, v3}, heads}, t);
+    const Tensor qv = qkv(t, {1, 197, 4 * 64}, 12), kv = qkv(t, {1, 197, 4 * 64}, 13),
+                 vv = qkv(t, {1, 197, 4 * 64}, 14);
+    const Attrs four = {{"q_num_heads", Attribute::of_int(4)}, {"kv_num_heads", Attribute::of_int(4)}};
+    check_tensor_core({"3-D ViT tokens", {qv, kv, vv}, four}, t);
   }
 }
 

@@ -75,6 +75,10 @@ Status launch_attention(const AttentionParams& p, cudaStream_t stream);
 bool attention_tc_takes(const AttentionParams& p);
 Status launch_attention_tc(const AttentionParams& p, cudaStream_t stream);
 
+// The mma.sync kernel (tactic "mma", attention_mma.cu): what "tc" takes, with
+// the scores, probabilities and output in registers.
+Status launch_attention_mma(const AttentionParams& p, cudaStream_t stream);
+
 // LinearAttention's recurrence (the CPU kernel's order of operations, in
 // float): a block per (batch, kv head) keeps the (d_k, d_v) state in shared
 // memory and walks the tokens. All tensors share `dtype`.

@@ -12,8 +12,10 @@ namespace {
 
 DType value_type(const Value* v) { return v ? v->type.dtype : DType::kUndefined; }
 
-// Attention's tactics: "simt" (the default kernel) and this one (attention_tc.cu).
+// Attention's tactics: "simt" (the default kernel) and the tensor-core ones,
+// WMMA (attention_tc.cu) and mma.sync (attention_mma.cu).
 constexpr std::string_view kTensorCoreTactic = "tc";
+constexpr std::string_view kMmaTactic = "mma";
 
 bool attention_dtype(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF64; }
 
@@ -165,10 +167,11 @@ Status run_attention(KernelContext& ctx) {
     return internal_error("Attention: workspace of {} bytes, {} needed", ctx.workspace_bytes(), scratch);
   p.scratch = ctx.workspace();
   if (ctx.tactic() == kTensorCoreTactic) return launch_attention_tc(p, ctx.stream());
+  if (ctx.tactic() == kMmaTactic) return launch_attention_mma(p, ctx.stream());
   return launch_attention(p, ctx.stream());
 }
 
-// The tensor-core kernel is a candidate where it applies (attention_tc_takes,
+// The tensor-core kernels are candidates where they apply (attention_tc_takes,
 // read from the node and the planned dims); the SIMT kernel is the default.
 std::vector<std::string> attention_tactics(const KernelQuery& q, size_t /*limit*/) {
   const Node& n = q.node();
@@ -187,7 +190,7 @@ std::vector<std::string> attention_tactics(const KernelQuery& q, size_t /*limit*
     head = qd->back() / hq, v_head = vd->back() / hkv;
   }
   if (head != v_head || (head != 32 && head != 64 && head != 128)) return {};
-  return {"simt", std::string(kTensorCoreTactic)};
+  return {"simt", std::string(kTensorCoreTactic), std::string(kMmaTactic)};
 }
 
 // FlexAttention without score_mod / prob_mod is plain 4-D attention with GQA.
