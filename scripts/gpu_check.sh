@@ -6,7 +6,11 @@
 # print a short summary table last. Logs go to $OUT (or /tmp/kiln-gpu; over 8
 # files, one archive $OUT/logs.tgz). The machine has no network: nothing is
 # installed here.
-#   GPU_CHECK_STAGES  which stages run (default: all of "tests cpu-tests conformance models bench peer profile kernels")
+#   GPU_CHECK_STAGES  which stages run (default: "tests conformance models bench peer profile
+#                     kernels"; "cpu-tests" adds the non-GPU suite, which CI runs anyway)
+#   GPU_CHECK_BUDGET  seconds the whole call may take (default 570, inside the device tool's
+#                     10 minutes): a stage that would not fit in what is left is skipped, and
+#                     says so in the summary
 #   KILN_TESTDATA     folder with node/ (Debian's libonnx-testdata node cases) and
 #                     models/ (../shared/models), carried to the machine (default .testdata)
 #   PEER_MODELS       the torch_peer.py model list (default resnet50:128,resnet50:1,bert:32,bert:1)
@@ -50,8 +54,19 @@ else
   exit 1
 fi
 
-stages=" ${GPU_CHECK_STAGES:-tests cpu-tests conformance models bench peer profile kernels} "
-want() { [[ $stages == *" $1 "* ]]; }
+stages=" ${GPU_CHECK_STAGES:-tests conformance models bench peer profile kernels} "
+budget=${GPU_CHECK_BUDGET:-570}
+left() { echo $((budget - ($(date +%s) - t0))); }
+# About how long each stage takes on the H100 (s): one that would not fit is skipped.
+declare -A need=([tests]=60 [cpu-tests]=150 [conformance]=90 [models]=40 [bench]=120 [peer]=150 [profile]=40
+  [kernels]=40 [serve]=240)
+want() {
+  [[ $stages == *" $1 "* ]] || return 1
+  if (($(left) < ${need[$1]:-60})); then
+    row "$1" "SKIPPED: $(left) s left of GPU_CHECK_BUDGET=$budget, the stage needs about ${need[$1]:-60} s"
+    return 1
+  fi
+}
 data=${KILN_TESTDATA:-.testdata}
 kiln=build-gpu/kiln
 
@@ -105,7 +120,9 @@ if want bench; then
 fi
 
 if want peer; then
-  timeout "${PEER_TIMEOUT:-420}" python3 bench/torch_peer.py --kiln "$kiln" --out /tmp/kiln-peer \
+  peer_timeout=${PEER_TIMEOUT:-420}
+  (($(left) - 60 < peer_timeout)) && peer_timeout=$(($(left) - 60))  # leave time for the profile and summary
+  timeout "$peer_timeout" python3 bench/torch_peer.py --kiln "$kiln" --out /tmp/kiln-peer \
     --models "${PEER_MODELS:-resnet50:128,resnet50:1,bert:32,bert:1}" 2>&1 | tee "$OUT/peer.txt" | grep -v -i -E "warning|torch.onnx.export\(|^ *$"
   row "torch peer" "exit $? (peer.txt)"
 fi
