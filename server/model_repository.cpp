@@ -42,7 +42,7 @@ Expected<std::vector<int64_t>> select_versions(const inference::ModelConfig& c, 
 
 // Fills a warmup input: zeros, random bytes, or a file under MODEL/warmup/.
 // BYTES inputs are serialized: zero and random data are empty strings, a
-// file holds the serialized elements (checked when the request runs).
+// file holds the serialized elements (warm_up parses them).
 Status warmup_data(const inference::ModelWarmup::Input& in, const std::string& dir, size_t bytes, bool strings,
                    std::vector<uint8_t>& data) {
   data.assign(bytes, 0);
@@ -81,6 +81,10 @@ Status warm_up(const ModelVersion& mv, const std::string& dir) {
       bool strings = t.dtype == DType::kString;
       Status st = warmup_data(in, dir, static_cast<size_t>(n) * (strings ? 4 : dtype_bytes(t.dtype)), strings, t.data);
       if (!st.is_ok()) return st.with_context("model_warmup '" + w.name() + "'");
+      std::string error;
+      if (strings && !deserialize_strings(t.data.data(), t.data.size(), static_cast<uint64_t>(n), &t.strings, error))
+        return Status(ErrorCode::kInvalidArgument, "model_warmup '" + w.name() + "': input '" + name + "': " + error);
+      if (strings) t.data.clear();
       r.inputs.push_back(std::move(t));
     }
     uint32_t count = std::max<uint32_t>(1, w.count());
