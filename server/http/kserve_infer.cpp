@@ -218,14 +218,7 @@ HttpResponse handle_infer(InferenceServer& server, const HttpRequest& http, cons
     return http_error(400, error);
   InferResponse resp;
   ServeStatus st = server.infer_sync(std::move(r), resp, http.client_gone);
-  if (!st.ok) {
-    int code = st.code == ServeError::kInvalidArgument || st.code == ServeError::kUnsupported ? 400
-               : st.code == ServeError::kNotFound                                             ? 404
-               : st.code == ServeError::kUnavailable                                          ? 503
-               : st.code == ServeError::kCancelled                                            ? 499
-                                                                                              : 500;
-    return http_error(code, st.message);
-  }
+  if (!st.ok) return http_error(http_status(st.code), st.message);
   json outputs = json::array();
   std::string binary;
   for (auto& t : resp.outputs) {
