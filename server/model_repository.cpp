@@ -251,9 +251,7 @@ Expected<std::shared_ptr<LoadedModel>> ModelRepository::build_model(const std::s
   // when there is one, unless the model does not run there: the CPU then).
   const inference::ModelConfig as_written = config;
   // Why there is no GPU, when there is none: no CUDA backend, or no GPU seen.
-  std::string no_gpu = current_device("cuda").status().message();
-  for (const std::string cut : {"backend 'cuda': ", " (use --backend cpu)"})
-    if (auto at = no_gpu.find(cut); at != std::string::npos) no_gpu.erase(at, cut.size());
+  const std::string no_gpu = no_cuda_gpu_reason();
   std::vector<int64_t> versions;
   std::vector<std::pair<int64_t, std::shared_ptr<Engine>>> engines;
   for (int gpu_count = cuda_device_count();; gpu_count = 0) {
