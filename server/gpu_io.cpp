@@ -20,46 +20,35 @@ Status cuda_error(cudaError_t e, const char* what) {
     if (kiln_e_ != cudaSuccess) return cuda_error(kiln_e_, #call); \
   } while (0)
 
-// Memory that grows to the largest size asked for and is kept.
-struct Pinned {
-  Pinned() = default;
-  Pinned(const Pinned&) = delete;
-  Pinned& operator=(const Pinned&) = delete;
+// Memory that grows to the largest size asked for and is kept: pinned host
+// memory (kPinned) or device memory.
+template <bool kPinned>
+struct Buffer {
+  Buffer() = default;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
   void* p = nullptr;
   size_t capacity = 0;
-  ~Pinned() {
-    if (p) (void)cudaFreeHost(p);
+  ~Buffer() { release(); }
+  void release() {
+    if (p) (void)(kPinned ? cudaFreeHost(p) : cudaFree(p));
+    p = nullptr;
+    capacity = 0;
   }
   Status reserve(size_t bytes) {
     if (bytes <= capacity) return Status::ok();
-    if (p) (void)cudaFreeHost(p);
-    p = nullptr;
-    capacity = 0;
-    KILN_SERVER_CUDA(cudaMallocHost(&p, bytes));
+    release();
+    if constexpr (kPinned) {
+      KILN_SERVER_CUDA(cudaMallocHost(&p, bytes));
+    } else {
+      KILN_SERVER_CUDA(cudaMalloc(&p, bytes));
+    }
     capacity = bytes;
     return Status::ok();
   }
 };
-
-struct Device {
-  Device() = default;
-  Device(const Device&) = delete;
-  Device& operator=(const Device&) = delete;
-  void* p = nullptr;
-  size_t capacity = 0;
-  ~Device() {
-    if (p) (void)cudaFree(p);
-  }
-  Status reserve(size_t bytes) {
-    if (bytes <= capacity) return Status::ok();
-    if (p) (void)cudaFree(p);
-    p = nullptr;
-    capacity = 0;
-    KILN_SERVER_CUDA(cudaMalloc(&p, bytes));
-    capacity = bytes;
-    return Status::ok();
-  }
-};
+using Pinned = Buffer<true>;
+using Device = Buffer<false>;
 
 // Device memory for an output whose size is known only while running.
 class DeviceAllocator final : public OutputAllocator {

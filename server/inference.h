@@ -22,9 +22,12 @@ struct InferTensor {
   std::string name;
   DType dtype = DType::kUndefined;
   std::vector<int64_t> shape;
-  // Row-major, little-endian. BYTES (kString) tensors hold Triton's
+  // Row-major, little-endian. BYTES (kString) outputs hold Triton's
   // serialized form: per element a 4-byte little-endian length, then the bytes.
   std::vector<uint8_t> data;
+  // BYTES (kString) inputs: the elements, parsed and checked once by whoever
+  // made the request (the front end, the warmup); `data` stays empty.
+  std::vector<std::string> strings;
 };
 
 struct InferRequest {

@@ -42,7 +42,7 @@ Expected<std::vector<int64_t>> select_versions(const inference::ModelConfig& c, 
 
 // Fills a warmup input: zeros, random bytes, or a file under MODEL/warmup/.
 // BYTES inputs are serialized: zero and random data are empty strings, a
-// file holds the serialized elements (checked when the request runs).
+// file holds the serialized elements (warm_up parses them).
 Status warmup_data(const inference::ModelWarmup::Input& in, const std::string& dir, size_t bytes, bool strings,
                    std::vector<uint8_t>& data) {
   data.assign(bytes, 0);
@@ -81,6 +81,10 @@ Status warm_up(const ModelVersion& mv, const std::string& dir) {
       bool strings = t.dtype == DType::kString;
       Status st = warmup_data(in, dir, static_cast<size_t>(n) * (strings ? 4 : dtype_bytes(t.dtype)), strings, t.data);
       if (!st.is_ok()) return st.with_context("model_warmup '" + w.name() + "'");
+      std::string error;
+      if (strings && !deserialize_strings(t.data.data(), t.data.size(), static_cast<uint64_t>(n), &t.strings, error))
+        return Status(ErrorCode::kInvalidArgument, "model_warmup '" + w.name() + "': input '" + name + "': " + error);
+      if (strings) t.data.clear();
       r.inputs.push_back(std::move(t));
     }
     uint32_t count = std::max<uint32_t>(1, w.count());
@@ -217,8 +221,7 @@ Expected<std::shared_ptr<Engine>> ModelRepository::load_engine(const std::string
 }
 
 Expected<std::shared_ptr<LoadedModel>> ModelRepository::build_model(const std::string& name, const std::string& dir,
-                                                                    const std::string* config_override,
-                                                                    bool force_cpu) {
+                                                                    const std::string* config_override) {
   auto model = std::make_shared<LoadedModel>();
   inference::ModelConfig& config = model->config;
   fs::path cfg_path = fs::path(dir) / "config.pbtxt";
@@ -245,51 +248,60 @@ Expected<std::shared_ptr<LoadedModel>> ModelRepository::build_model(const std::s
   }
   config.set_name(name);
   // Where the instances run, before any engine is made (KIND_AUTO: a GPU
-  // when there is one).
+  // when there is one, unless the model does not run there: the CPU then).
   const inference::ModelConfig as_written = config;
-  const int gpu_count = force_cpu ? 0 : cuda_device_count();
   // Why there is no GPU, when there is none: no CUDA backend, or no GPU seen.
-  std::string no_gpu = current_device("cuda").status().message();
-  for (const std::string cut : {"backend 'cuda': ", " (use --backend cpu)"})
-    if (auto at = no_gpu.find(cut); at != std::string::npos) no_gpu.erase(at, cut.size());
-  bool on_gpu = false;
-  {
-    Status st = resolve_instance_groups(config, gpu_count, no_gpu, on_gpu);
-    if (!st.is_ok()) return Status(st.code(), where + ": " + st.message());
-  }
-  bool auto_gpu = on_gpu;
-  for (const auto& g : as_written.instance_group()) auto_gpu &= g.kind() == inference::ModelInstanceGroup::KIND_AUTO;
-  std::vector<int64_t> present;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.is_directory(ec) && is_version_name(e.path().filename().string()))
-      present.push_back(std::stoll(e.path().filename().string()));
-  auto versions = select_versions(config, present);
-  if (!versions) return versions.status();
-  if (versions->empty()) return Status(ErrorCode::kNotFound, "no version folder (such as " + dir + "/1) holds a model");
+  const std::string no_gpu = no_cuda_gpu_reason();
+  std::vector<int64_t> versions;
   std::vector<std::pair<int64_t, std::shared_ptr<Engine>>> engines;
-  for (int64_t v : *versions) {
-    fs::path vdir = fs::path(dir) / std::to_string(v);
-    std::vector<std::string> names = {"model.kiln", "model.onnx"};
-    if (!config.default_model_filename().empty()) names = {config.default_model_filename()};
-    std::string file;
-    for (const auto& n : names)
-      if (file.empty() && fs::is_regular_file(vdir / n)) file = (vdir / n).string();
-    if (file.empty())
-      return Status(ErrorCode::kNotFound, "version " + std::to_string(v) + ": no " + names[0] +
-                                              (names.size() > 1 ? " or " + names[1] : "") + " in " + vdir.string());
-    if (config.platform().empty() && config.backend().empty())
-      config.set_platform(fs::path(file).extension() == ".onnx" ? "onnxruntime_onnx" : "kiln_plan");
-    auto engine = load_engine(file, config, on_gpu);
-    if (!engine && auto_gpu) {
-      // KIND_AUTO chose the GPU but the model does not run there (an op
-      // without a GPU kernel, string tensors, a CPU engine): the CPU then.
-      std::fprintf(stderr, "kiln serve: model '%s': KIND_AUTO: not on the GPU (%s); instances run on the CPU\n",
-                   name.c_str(), engine.status().to_string().c_str());
-      return build_model(name, dir, config_override, /*force_cpu=*/true);
+  for (int gpu_count = cuda_device_count();; gpu_count = 0) {
+    config = as_written;
+    bool on_gpu = false;
+    {
+      Status st = resolve_instance_groups(config, gpu_count, no_gpu, on_gpu);
+      if (!st.is_ok()) return Status(st.code(), where + ": " + st.message());
     }
-    if (!engine) return engine.status().with_context("version " + std::to_string(v) + " (" + file + ")");
-    engines.emplace_back(v, *engine);
+    bool auto_gpu = on_gpu;
+    for (const auto& g : as_written.instance_group()) auto_gpu &= g.kind() == inference::ModelInstanceGroup::KIND_AUTO;
+    if (versions.empty()) {
+      std::vector<int64_t> present;
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(dir, ec))
+        if (e.is_directory(ec) && is_version_name(e.path().filename().string()))
+          present.push_back(std::stoll(e.path().filename().string()));
+      auto selected = select_versions(config, present);
+      if (!selected) return selected.status();
+      if (selected->empty())
+        return Status(ErrorCode::kNotFound, "no version folder (such as " + dir + "/1) holds a model");
+      versions = std::move(*selected);
+    }
+    engines.clear();
+    Status off_gpu;  // why KIND_AUTO's GPU choice failed
+    for (int64_t v : versions) {
+      fs::path vdir = fs::path(dir) / std::to_string(v);
+      std::vector<std::string> names = {"model.kiln", "model.onnx"};
+      if (!config.default_model_filename().empty()) names = {config.default_model_filename()};
+      std::string file;
+      for (const auto& n : names)
+        if (file.empty() && fs::is_regular_file(vdir / n)) file = (vdir / n).string();
+      if (file.empty())
+        return Status(ErrorCode::kNotFound, "version " + std::to_string(v) + ": no " + names[0] +
+                                                (names.size() > 1 ? " or " + names[1] : "") + " in " + vdir.string());
+      if (config.platform().empty() && config.backend().empty())
+        config.set_platform(fs::path(file).extension() == ".onnx" ? "onnxruntime_onnx" : "kiln_plan");
+      auto engine = load_engine(file, config, on_gpu);
+      if (!engine && auto_gpu) {
+        off_gpu = engine.status();
+        break;
+      }
+      if (!engine) return engine.status().with_context("version " + std::to_string(v) + " (" + file + ")");
+      engines.emplace_back(v, *engine);
+    }
+    if (off_gpu.is_ok()) break;
+    // KIND_AUTO chose the GPU but the model does not run there (an op
+    // without a GPU kernel, string tensors, a CPU engine): the CPU then.
+    std::fprintf(stderr, "kiln serve: model '%s': KIND_AUTO: not on the GPU (%s); instances run on the CPU\n",
+                 name.c_str(), off_gpu.to_string().c_str());
   }
   // The newest version completes the config; every version must match it.
   inference::ModelConfig original = config;

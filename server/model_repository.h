@@ -90,7 +90,7 @@ class ModelRepository {
   std::map<std::string, std::string> scan(std::map<std::string, std::string>& duplicates) const;
   ServeStatus load_entry(const std::string& name, const std::string& dir, const std::string* config_override = nullptr);
   Expected<std::shared_ptr<LoadedModel>> build_model(const std::string& name, const std::string& dir,
-                                                     const std::string* config_override, bool force_cpu = false);
+                                                     const std::string* config_override);
   Expected<std::shared_ptr<Engine>> load_engine(const std::string& file, const inference::ModelConfig& config,
                                                 bool on_gpu);
   std::shared_ptr<ModelStats> stats_for(const std::string& name, int64_t version);

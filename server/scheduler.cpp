@@ -150,9 +150,10 @@ ServeStatus Scheduler::check(const InferRequest& r, Pending& p) const {
                      (max_batch_ > 0 ? "[-1," + dims_text(dims).substr(1) : dims_text(dims)));
     int64_t n = numel(shape) * rows;
     if (want == DType::kString) {
-      std::string error;
-      if (!deserialize_strings(in->data.data(), in->data.size(), static_cast<uint64_t>(n), nullptr, error))
-        return invalid("input '" + ci.name() + "': shape " + dims_text(in->shape) + ": " + error);
+      // Parsed and checked against the shape by the request's maker.
+      if (in->strings.size() != static_cast<uint64_t>(n))
+        return invalid("input '" + ci.name() + "': shape " + dims_text(in->shape) + " has " + std::to_string(n) +
+                       " elements but " + std::to_string(in->strings.size()) + " BYTES elements were given");
     } else if (static_cast<uint64_t>(n) * dtype_bytes(want) != in->data.size())
       return invalid("input '" + ci.name() + "': shape " + dims_text(in->shape) + " needs " +
                      std::to_string(n * dtype_bytes(want)) + " bytes but " + std::to_string(in->data.size()) +
@@ -534,7 +535,18 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, GpuIo* io, std::vector<Pen
       continue;
     }
     const void* addr = nullptr;
-    if (batch.size() == 1) {
+    if (dtype_from_config(config_.input(k).data_type()) == DType::kString) {
+      // Parsed at the front end; a batch's elements follow one another.
+      for (const auto& p : batch)
+        for (const auto& t : p.request.inputs)
+          if (t.name == name) {
+            if (batch.size() == 1)
+              addr = t.strings.data();
+            else
+              strings[k].insert(strings[k].end(), t.strings.begin(), t.strings.end());
+          }
+      if (batch.size() > 1) addr = strings[k].data();
+    } else if (batch.size() == 1) {
       for (const auto& t : batch[0].request.inputs)
         if (t.name == name) addr = t.data.data();
     } else {
@@ -542,17 +554,6 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, GpuIo* io, std::vector<Pen
         for (const auto& t : p.request.inputs)
           if (t.name == name) joined[k].insert(joined[k].end(), t.data.begin(), t.data.end());
       addr = joined[k].data();
-    }
-    if (dtype_from_config(config_.input(k).data_type()) == DType::kString) {
-      // Checked at submit; the batch's serialized elements follow one another.
-      const std::vector<uint8_t>* bytes = &joined[k];
-      if (batch.size() == 1)
-        for (const auto& t : batch[0].request.inputs)
-          if (t.name == name) bytes = &t.data;
-      std::string error;
-      if (!deserialize_strings(bytes->data(), bytes->size(), static_cast<uint64_t>(numel(dims)), &strings[k], error))
-        return invalid("input '" + name + "': " + error);
-      addr = strings[k].data();
     }
     Status s = ctx.set_input_shape(name, dims);
     if (s.is_ok()) s = ctx.set_input_tensor_address(name, addr);

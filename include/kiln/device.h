@@ -20,6 +20,11 @@ namespace kiln {
 // backend, or there is no driver or no GPU (never an error).
 int cuda_device_count();
 
+// Why cuda_device_count() is 0, in words that follow "but ": "no CUDA GPU is
+// visible to this process" or "this kiln was built without the CUDA
+// backend"; empty when there is a GPU.
+std::string no_cuda_gpu_reason();
+
 // Makes GPU `ordinal` the calling thread's CUDA device (cudaSetDevice):
 // engines built or deserialized, contexts created and runs made on this
 // thread afterwards use that GPU. An error names the ordinal and the GPUs

@@ -63,10 +63,7 @@ void typed_bytes(const InferTensorContents& c, DType t, std::vector<uint8_t>& ou
     case DType::kU64: put<uint64_t>(c.uint64_contents(), out); break;
     case DType::kF32: put<float>(c.fp32_contents(), out); break;
     case DType::kF64: put<double>(c.fp64_contents(), out); break;
-    case DType::kString:
-      for (const auto& e : c.bytes_contents()) append_serialized_string(e, out);
-      break;
-    default: break;
+    default: break;  // kString: parse_input takes bytes_contents as they are
   }
 }
 
@@ -95,10 +92,12 @@ ServeStatus parse_input(const ModelInferRequest& req, int index, InferTensor& t)
       return invalid("contents field must not be specified when using raw_input_contents for " + where);
     const std::string& raw = req.raw_input_contents(index);
     std::string error;
-    if (strings &&
-        !deserialize_strings(reinterpret_cast<const uint8_t*>(raw.data()), raw.size(), count, nullptr, error))
-      return invalid(where + ": raw_input_contents: " + error);
-    if (!strings && raw.size() != bytes)
+    if (strings) {
+      if (!deserialize_strings(reinterpret_cast<const uint8_t*>(raw.data()), raw.size(), count, &t.strings, error))
+        return invalid(where + ": raw_input_contents: " + error);
+      return ServeStatus::success();
+    }
+    if (raw.size() != bytes)
       return invalid(where + ": raw_input_contents holds " + std::to_string(raw.size()) +
                      " bytes but the shape and datatype need " + std::to_string(bytes));
     t.data.assign(raw.begin(), raw.end());
@@ -111,7 +110,10 @@ ServeStatus parse_input(const ModelInferRequest& req, int index, InferTensor& t)
   if (static_cast<uint64_t>(n) != count)
     return invalid(where + ": " + std::to_string(n) + " elements in contents but the shape needs " +
                    std::to_string(count));
-  typed_bytes(in.contents(), t.dtype, t.data);
+  if (strings)
+    t.strings.assign(in.contents().bytes_contents().begin(), in.contents().bytes_contents().end());
+  else
+    typed_bytes(in.contents(), t.dtype, t.data);
   return ServeStatus::success();
 }
 

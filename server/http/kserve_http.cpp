@@ -8,17 +8,6 @@
 #include "model_config.h"
 
 namespace kiln::server {
-namespace {
-
-using nlohmann::json;
-
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-HttpResponse ok_json(const json& j) {
-  HttpResponse r;
-  r.body = dump(j);
-  return r;
-}
 
 int http_status(ServeError e) {
   switch (e) {
@@ -29,6 +18,18 @@ int http_status(ServeError e) {
     case ServeError::kCancelled: return 499;  // nginx's "client closed request": nobody reads it
     default: return 500;
   }
+}
+
+namespace {
+
+using nlohmann::json;
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+HttpResponse ok_json(const json& j) {
+  HttpResponse r;
+  r.body = dump(j);
+  return r;
 }
 
 HttpResponse error_of(const ServeStatus& s) { return http_error(http_status(s.code), s.message); }

@@ -10,6 +10,9 @@ namespace kiln::server {
 
 HttpHandler make_kserve_handler(InferenceServer& server);
 
+// The HTTP status code of a ServeError.
+int http_status(ServeError e);
+
 // POST .../infer: JSON or binary tensor data in, the same out.
 HttpResponse handle_infer(InferenceServer& server, const HttpRequest& r, const std::string& model, int64_t version);
 

@@ -63,11 +63,15 @@ std::string parse_input(const json& in, size_t index, std::string_view binary, s
     if (size > binary.size() - offset)
       return where + ": binary_data_size " + std::to_string(size) + " runs past the end of the body (" +
              std::to_string(binary.size() - offset) + " binary bytes left)";
-    std::string error;
-    if (strings &&
-        !deserialize_strings(reinterpret_cast<const uint8_t*>(binary.data() + offset), size, count, nullptr, error))
-      return where + ": " + error;
-    if (!strings && size != count * elem)
+    if (strings) {
+      std::string error;
+      if (!deserialize_strings(reinterpret_cast<const uint8_t*>(binary.data() + offset), size, count, &t.strings,
+                               error))
+        return where + ": " + error;
+      offset += size;
+      return "";
+    }
+    if (size != count * elem)
       return where + ": binary_data_size " + std::to_string(size) + " but the shape and datatype need " +
              std::to_string(count * elem) + " bytes";
     t.data.assign(binary.begin() + static_cast<ptrdiff_t>(offset),
@@ -77,7 +81,13 @@ std::string parse_input(const json& in, size_t index, std::string_view binary, s
   }
   if (!in.contains("data")) return where + ": has neither 'data' nor binary_data_size";
   std::string err = json_to_tensor_bytes(in["data"], t.dtype, static_cast<int64_t>(count), t.data);
-  return err.empty() ? "" : where + ": " + err;
+  if (!err.empty()) return where + ": " + err;
+  if (strings) {
+    // The elements were checked as JSON; this only splits what was just joined.
+    if (!deserialize_strings(t.data.data(), t.data.size(), count, &t.strings, err)) return where + ": " + err;
+    t.data.clear();
+  }
+  return "";
 }
 
 std::string parse_parameters(const json& j, InferRequest& r, bool& binary_default) {
@@ -208,14 +218,7 @@ HttpResponse handle_infer(InferenceServer& server, const HttpRequest& http, cons
     return http_error(400, error);
   InferResponse resp;
   ServeStatus st = server.infer_sync(std::move(r), resp, http.client_gone);
-  if (!st.ok) {
-    int code = st.code == ServeError::kInvalidArgument || st.code == ServeError::kUnsupported ? 400
-               : st.code == ServeError::kNotFound                                             ? 404
-               : st.code == ServeError::kUnavailable                                          ? 503
-               : st.code == ServeError::kCancelled                                            ? 499
-                                                                                              : 500;
-    return http_error(code, st.message);
-  }
+  if (!st.ok) return http_error(http_status(st.code), st.message);
   json outputs = json::array();
   std::string binary;
   for (auto& t : resp.outputs) {

@@ -16,6 +16,7 @@
 #endif
 #include "engine/graph_codec.h"
 #include "engine/hash.h"
+#include "kiln/device.h"
 
 namespace kiln {
 namespace {
@@ -234,8 +235,7 @@ Expected<std::string> current_device(const std::string& backend) {
   }
   if (backend == "cuda") {
 #ifdef KILN_WITH_CUDA
-    if (cuda::device_count() == 0)
-      return unsupported("backend 'cuda': no CUDA GPU is visible to this process (use --backend cpu)");
+    if (cuda::device_count() == 0) return unsupported("backend 'cuda': {} (use --backend cpu)", no_cuda_gpu_reason());
     int index = 0;
     if (cudaGetDevice(&index) != cudaSuccess) index = 0;
     KILN_ASSIGN_OR_RETURN(auto info, cuda::device_info(index));
@@ -248,7 +248,7 @@ Expected<std::string> current_device(const std::string& backend) {
     std::string d = fmt::format("cuda:sm_{}{} {}", major, minor, info.name);
     return d.substr(0, kDeviceLen - 1);
 #else
-    return unsupported("backend 'cuda': this kiln was built without the CUDA backend (use --backend cpu)");
+    return unsupported("backend 'cuda': {} (use --backend cpu)", no_cuda_gpu_reason());
 #endif
   }
   return invalid_argument("unknown backend '{}' (kiln has 'cpu' and 'cuda')", backend);

@@ -20,6 +20,14 @@ int cuda_device_count() {
 #endif
 }
 
+std::string no_cuda_gpu_reason() {
+#ifdef KILN_WITH_CUDA
+  return cuda::device_count() == 0 ? "no CUDA GPU is visible to this process" : "";
+#else
+  return "this kiln was built without the CUDA backend";
+#endif
+}
+
 Status set_cuda_device(int ordinal) {
 #ifdef KILN_WITH_CUDA
   int n = cuda::device_count();

@@ -186,6 +186,36 @@ TEST(ServerBytes, SerializedStringsRoundTrip) {
   EXPECT_EQ(err, "BYTES element 0 has length 2 but only 1 bytes follow");
 }
 
+TEST(ServerBytes, InferRequestKeepsParsedStrings) {
+  // Binary BYTES data is parsed once, into the tensor's strings.
+  std::string header = R"({"inputs": [{"name": "t", "datatype": "BYTES", "shape": [1, 2],
+                            "parameters": {"binary_data_size": 11}}]})";
+  std::string hl = std::to_string(header.size());
+  std::string ok = header + std::string("\x02\0\0\0ab\x01\0\0\0c", 11);
+  InferRequest r;
+  std::vector<std::string> bin;
+  bool def = false;
+  std::string err;
+  ASSERT_TRUE(parse_infer_request(ok, &hl, r, bin, def, err)) << err;
+  ASSERT_EQ(r.inputs.size(), 1u);
+  EXPECT_EQ(r.inputs[0].strings, (std::vector<std::string>{"ab", "c"}));
+  EXPECT_TRUE(r.inputs[0].data.empty());
+  // A malformed payload keeps its precise error.
+  std::string bad = header + std::string("\x09\0\0\0abcdefg", 11);
+  InferRequest r2;
+  EXPECT_FALSE(parse_infer_request(bad, &hl, r2, bin, def, err));
+  EXPECT_EQ(err, "input 't': BYTES element 0 has length 9 but only 7 bytes follow");
+  // JSON data ends up in the same place.
+  InferRequest r3;
+  ASSERT_TRUE(
+      parse_infer_request(R"({"inputs": [{"name": "t", "datatype": "BYTES", "shape": [2], "data": ["x", ""]}]})",
+                          nullptr, r3, bin, def, err))
+      << err;
+  ASSERT_EQ(r3.inputs.size(), 1u);
+  EXPECT_EQ(r3.inputs[0].strings, (std::vector<std::string>{"x", ""}));
+  EXPECT_TRUE(r3.inputs[0].data.empty());
+}
+
 TEST(ServerJsonTensor, BytesElementsAreStrings) {
   std::vector<uint8_t> out;
   EXPECT_EQ(json_to_tensor_bytes(nlohmann::json::parse(R"([["a"], ["bc"]])"), DType::kString, 2, out), "");

@@ -9,6 +9,7 @@
 #include "engine/hash.h"
 #include "engine_fixtures.h"
 #include "ir/printer.h"
+#include "kiln/device.h"
 
 namespace kiln {
 namespace {
@@ -145,6 +146,18 @@ TEST(EngineFile, OtherVersionBackendOrDeviceIsRejected) {
     EXPECT_EQ(cuda_error, current_device("cuda").status().message()) << cuda_error;  // no GPU, or no CUDA build
   c.backend = "tpu";
   EXPECT_EQ(error_of(write_engine(c).value()), "unknown backend 'tpu' (kiln has 'cpu' and 'cuda')");
+}
+
+TEST(EngineFile, NoCudaGpuReasonIsWhatTheCudaBackendSays) {
+  const std::string reason = no_cuda_gpu_reason();
+  if (cuda_device_count() > 0) {
+    EXPECT_EQ(reason, "");
+    return;
+  }
+  EXPECT_TRUE(reason == "no CUDA GPU is visible to this process" ||
+              reason == "this kiln was built without the CUDA backend")
+      << reason;
+  EXPECT_EQ(current_device("cuda").status().message(), "backend 'cuda': " + reason + " (use --backend cpu)");
 }
 
 TEST(EngineFile, BadSectionOffsetIsRejectedEvenWithValidChecksums) {

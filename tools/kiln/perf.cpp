@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_stats.h"
 #include "commands.h"
 #include "kiln/status.h"
 
@@ -551,11 +552,8 @@ double bucket_quantile(const std::vector<std::pair<double, uint64_t>>& before,
   return lower;
 }
 
-double percentile_of(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  size_t i = static_cast<size_t>(p / 100.0 * static_cast<double>(sorted.size() - 1) + 0.5);
-  return sorted[std::min(i, sorted.size() - 1)];
-}
+// bench's nearest-rank percentile; 0 without latencies.
+double percentile_of(const std::vector<double>& sorted, double p) { return sorted.empty() ? 0 : percentile(sorted, p); }
 
 Expected<LevelResult> run_level(const PerfOptions& o, int concurrency, Client& control, const ModelInfo& info,
                                 const std::vector<TensorInfo>& inputs, const std::vector<std::vector<uint8_t>>& data) {
