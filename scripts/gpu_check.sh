@@ -14,6 +14,7 @@
 #   KILN_TESTDATA     folder with node/ (Debian's libonnx-testdata node cases) and
 #                     models/ (../shared/models), carried to the machine (default .testdata)
 #   PEER_MODELS       the torch_peer.py model list (default resnet50:128,resnet50:1,bert:32,bert:1)
+#   PEER_FLAGS        more torch_peer.py flags, e.g. --max-autotune (the third peer; slow)
 # Stage `serve` (not in the default list: it needs .debs/, made here by
 # scripts/fetch_server_debs.sh and carried): unpacks Boost and gRPC C++ from
 # .debs/ with dpkg -x, rebuilds kiln with `kiln serve` and `kiln perf`, and
@@ -123,7 +124,7 @@ if want peer; then
   peer_timeout=${PEER_TIMEOUT:-420}
   (($(left) - 60 < peer_timeout)) && peer_timeout=$(($(left) - 60))  # leave time for the profile and summary
   timeout "$peer_timeout" python3 bench/torch_peer.py --kiln "$kiln" --out /tmp/kiln-peer \
-    --models "${PEER_MODELS:-resnet50:128,resnet50:1,bert:32,bert:1}" 2>&1 | tee "$OUT/peer.txt" | grep -v -i -E "warning|torch.onnx.export\(|^ *$"
+    --models "${PEER_MODELS:-resnet50:128,resnet50:1,bert:32,bert:1}" ${PEER_FLAGS:-} 2>&1 | tee "$OUT/peer.txt" | grep -v -i -E "warning|torch.onnx.export\(|^ *$"
   row "torch peer" "exit $? (peer.txt)"
 fi
 
