@@ -123,6 +123,23 @@ TARGETS = {("resnet50", 128): ("speedup", 1.7), ("resnet50", 1): ("latency", 0.6
            ("gpt2", 16): ("speedup", 1.3)}
 
 
+# Multiply-adds x 2 per image (224x224) or per sequence (128 tokens), the
+# forward pass as exported: torchvision's published GMACs for the CNNs and
+# ViT; BERT-base and GPT-2 small (no LM head) from their 12 layers of
+# 4*768^2 + 2*768*3072 weights per token plus attention's 4*128*768 per token.
+FLOPS_PER_ITEM = {"resnet50": 8.18e9, "mobilenet_v2": 0.60e9, "efficientnet_b0": 0.78e9, "vit_b_16": 35.1e9,
+                  "bert": 22.3e9, "gpt2": 22.3e9}
+CEILING_TFLOPS = 761.0  # fp16 dense, measured on the H200 (DESIGN.md)
+
+
+def tflops_cell(model, batch, ms):
+    f = FLOPS_PER_ITEM.get(model)
+    if not f or not ms:
+        return "-"
+    t = f * batch / (ms * 1e-3) / 1e12
+    return f"{t:.0f} ({100 * t / CEILING_TFLOPS:.0f}%)"
+
+
 def target_cell(model, batch, best, kiln_ms):
     """'>=1.7x met' / '<=0.60 MISSED' for the rows the issue sets a target on."""
     t = TARGETS.get((model, batch))
@@ -258,7 +275,7 @@ def main():
         torch.cuda.empty_cache()
     json.dump(rows, open(os.path.join(args.out, "peer.json"), "w"), indent=1)
     print("\nmodel           batch  eager ms  compile ms  autotune ms  kiln ms  kiln/best-torch  kiln items/s"
-          "  target        fp16 rel err  build cold/warm s")
+          "  target        fp16 rel err  build cold/warm s  kiln TFLOP/s (of 761)")
     for r in rows:
         torch_ms = [r[k] for k in ("eager_ms", "compile_ms", "autotune_ms") if r.get(k)]
         best = min(torch_ms) if torch_ms else None
@@ -270,7 +287,7 @@ def main():
               f"{fmt(r.get('autotune_ms')):>11}  {fmt(k):>7}  {speed:>15}  {rate:>12}  "
               f"{target_cell(r['model'], r['batch'], best, k):<12}  {fmt(r.get('kiln_rel_err'), '{:.2e}'):>12}  "
               f"{fmt(r.get('build_cold_s'), '{:.1f}'):>7}/{fmt(r.get('build_warm_s'), '{:.1f}')}"
-              f"{' identical' if r.get('warm_identical') else ''}")
+              f"{' identical' if r.get('warm_identical') else ''}  {tflops_cell(r['model'], r['batch'], k)}")
 
 
 if __name__ == "__main__":
