@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <numeric>
 
 #include "backends/cpu/dtype_dispatch.h"
 #include "backends/cuda/cuda_kernel.h"
