@@ -7,14 +7,31 @@
 #include "backends/cuda/cuda_kernel.h"
 #endif
 #include "commands.h"
+#include "onnx/importer.h"
 #include "ops/op_schema.h"
 
 namespace kiln::cli {
 namespace {
 
+// Whether the importer rewrites every node of the op into other ops (an
+// upgrade applies below an opset newer than any it reads: Upsample becomes
+// Resize). Such an op has no kernel of its own on any backend; it runs
+// wherever the ops it becomes run.
+bool always_rewritten(const OpSchema& s) {
+  for (const OpUpgrade& up : s.upgrades)
+    if (up.below_opset > kMaxOpset) return true;
+  return false;
+}
+
+std::string cpu_support(const OpSchema& s) {
+  if (always_rewritten(s)) return "rewritten";
+  return CpuKernelRegistry::instance().find(s.domain, s.name) ? "yes" : "no";
+}
+
 // The CUDA backend's support of an op: a GPU kernel ("yes"), evaluated on
 // the host from shapes ("host"), or only with --allowCpuFallback ("fallback").
 std::string cuda_support(const OpSchema& s) {
+  if (always_rewritten(s)) return "rewritten";
 #ifdef KILN_WITH_CUDA
   if (cuda::KernelRegistry::instance().find(s.domain, s.name)) return "yes";
   if (s.domain.empty() && (s.name == "Shape" || s.name == "Size")) return "host";
@@ -26,22 +43,19 @@ std::string cuda_support(const OpSchema& s) {
 
 int run_ops(bool markdown) {
   auto schemas = OpRegistry::instance().all();
-  const auto& cpu = CpuKernelRegistry::instance();
   if (markdown) {
     fmt::print("| domain | op | since opset | CPU | CUDA |\n|---|---|---|---|---|\n");
     for (const OpSchema* s : schemas)
       fmt::print("| {} | {} | {} | {} | {} |\n", s->domain.empty() ? "ai.onnx" : s->domain, s->name, s->since_opset,
-                 cpu.find(s->domain, s->name) ? "yes" : "no", cuda_support(*s));
+                 cpu_support(*s), cuda_support(*s));
     return kExitOk;
   }
   size_t with_cpu = 0, with_cuda = 0;
   for (const OpSchema* s : schemas) {
-    bool has_cpu = cpu.find(s->domain, s->name) != nullptr;
-    std::string gpu = cuda_support(*s);
-    with_cpu += has_cpu;
+    const std::string cpu = cpu_support(*s), gpu = cuda_support(*s);
+    with_cpu += cpu == "yes";
     with_cuda += gpu == "yes";
-    fmt::print("{:<28} {:<24} cpu:{:<4} cuda:{}\n", s->domain.empty() ? "ai.onnx" : s->domain, s->name,
-               has_cpu ? "yes" : "no", gpu);
+    fmt::print("{:<28} {:<24} cpu:{:<4} cuda:{}\n", s->domain.empty() ? "ai.onnx" : s->domain, s->name, cpu, gpu);
   }
   fmt::print("{} ops, {} with a CPU kernel, {} with a CUDA kernel\n", schemas.size(), with_cpu, with_cuda);
   return kExitOk;
