@@ -67,6 +67,16 @@ TEST(CudaTreeEnsemble, TreeEnsembleTakesFloatXOnly) {
       << st.to_string();
 }
 
+// The CPU flattens such an X to rows of its last axis, where shape inference
+// keeps X[0] rows.
+TEST(CudaTreeEnsemble, LegacyOpsTakeXOfRankTwoAtMost) {
+  auto g = tree_graph("TreeEnsembleRegressor", DType::kF32, {2, 3, 4}, {{"n_targets", Attribute::of_int(1)}});
+  Status st = check_graph_supported(*g, false, nullptr);
+  EXPECT_NE(st.message().find("TreeEnsembleRegressor: X of rank 3 (the CUDA kernel takes [N, F] or [F])"),
+            std::string::npos)
+      << st.to_string();
+}
+
 class DimsQuery final : public KernelQuery {
  public:
   DimsQuery(const Node& node, std::vector<int64_t> dims) : node_(node), dims_(std::move(dims)) {}

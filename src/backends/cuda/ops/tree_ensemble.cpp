@@ -81,6 +81,9 @@ Expected<TreeShape> tree_shape(const Node& n, TreeOp op, const std::vector<int64
     return s;
   }
   if (x.empty()) return invalid_argument("{}: X must have rank 1 or more", n.op_type);
+  // Shape inference gives [X[0], targets] while the CPU flattens X to rows
+  // of its last axis; the kernel takes only the ranks where they agree.
+  if (x.size() > 2) return unsupported("{}: X of rank {} (the CUDA kernel takes [N, F] or [F])", n.op_type, x.size());
   int64_t numel = dims_product(x, 0, x.size());
   s.features = x.size() == 1 ? numel : x.back();
   s.rows = s.features == 0 ? 0 : numel / s.features;
@@ -405,6 +408,9 @@ Status supports_tree_ensemble(const Node& n, TreeOp op) {
   if (t != DType::kUndefined && !float_x && t != DType::kI32 && t != DType::kI64)
     return unsupported("{}: X of dtype {} (the CUDA kernel takes f32, f64, f16, bf16, i32 or i64)", n.op_type,
                        dtype_name(t));
+  const Value* x = n.inputs.empty() ? nullptr : n.inputs[0];
+  if (op != TreeOp::kEnsemble && x && x->type.shape.rank() > 2)
+    return unsupported("{}: X of rank {} (the CUDA kernel takes [N, F] or [F])", n.op_type, x->type.shape.rank());
   if (op == TreeOp::kClassifier && n.attr("classlabels_strings"))
     return unsupported(
         "TreeEnsembleClassifier: string class labels (classlabels_strings) are not supported by the "
