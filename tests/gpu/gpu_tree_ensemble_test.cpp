@@ -5,6 +5,7 @@
 // classifier cases. Features and splits are multiples of 0.5 (exact in f16
 // and bf16 too), so equality tests and split boundaries are hit often.
 #include <random>
+#include <tuple>
 
 #include "gpu_test_util.h"
 
@@ -191,6 +192,33 @@ TEST_F(GpuTreeEnsemble, ManyTreesFewRows) {
   const Tensor x = features_of(DType::kF32, {3, 8}, 4);
   expect_close(run_cuda(kEnsemble, {x}, attrs, 0, 1, 5), run_cpu(kEnsemble, {x}, attrs, 0, 1, 5), 1e-5,
                "TreeEnsemble 300 trees");
+}
+
+// A workspace limit with room for the scores only: each row's thread walks
+// its trees itself.
+TEST_F(GpuTreeEnsemble, WalksInTheFoldWithoutRoomForTheLeaves) {
+  const Attrs ensemble = ensemble_forest(9, 3, 4, 3, 1, 31);
+  Attrs classifier = legacy_forest(6, 3, 4, "class", 3, -1, 32);
+  classifier["classlabels_int64s"] = Attribute::of_ints({2, 4, 6});
+  classifier["post_transform"] = Attribute::of_string("SOFTMAX");
+  const Tensor x = features_of(DType::kF32, {37, 4}, 7);
+  cuda::RunOptions options;
+  options.workspace_limit = 1024;  // 37 x 3 doubles; the leaves need 37 x 9 (or 6) x 4 bytes more
+  for (const auto& [op, attrs, outputs] :
+       {std::tuple{kEnsemble, ensemble, 1}, std::tuple{kClassifier, classifier, 2}}) {
+    std::vector<RunValue> values;
+    auto g = one_node_graph(op, {x}, attrs, outputs, std::string(op) == kEnsemble ? 5 : 3, values);
+    auto out = cuda::run_graph_on_cuda(*g, std::move(values), options);
+    ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+    const int opset = std::string(op) == kEnsemble ? 5 : 3;
+    for (int o = 0; o < outputs; ++o) {
+      Tensor cpu = run_cpu(op, {x}, attrs, static_cast<size_t>(o), outputs, opset);
+      if (cpu.dtype() == DType::kI64)
+        expect_equal((*out)[static_cast<size_t>(o)].tensor, cpu, std::string(op) + " labels");
+      else
+        expect_close((*out)[static_cast<size_t>(o)].tensor, cpu, 1e-5, std::string(op) + " in-fold walk");
+    }
+  }
 }
 
 TEST_F(GpuTreeEnsemble, RejectsAFeatureOutsideX) {

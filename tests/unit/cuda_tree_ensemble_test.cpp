@@ -79,23 +79,26 @@ TEST(CudaTreeEnsemble, LegacyOpsTakeXOfRankTwoAtMost) {
 
 class DimsQuery final : public KernelQuery {
  public:
-  DimsQuery(const Node& node, std::vector<int64_t> dims) : node_(node), dims_(std::move(dims)) {}
+  DimsQuery(const Node& node, std::vector<int64_t> dims, size_t limit = SIZE_MAX)
+      : node_(node), dims_(std::move(dims)), limit_(limit) {}
   const Node& node() const override { return node_; }
   DType input_dtype(size_t) const override { return DType::kF32; }
   const std::vector<int64_t>* input_dims(size_t i) const override { return i == 0 ? &dims_ : nullptr; }
   const Tensor* host_input(size_t) const override { return nullptr; }
   const std::string& tactic() const override { return tactic_; }
   bool allow_tf32() const override { return false; }
-  size_t workspace_limit() const override { return SIZE_MAX; }
+  size_t workspace_limit() const override { return limit_; }
 
  private:
   const Node& node_;
   std::vector<int64_t> dims_;
+  size_t limit_;
   std::string tactic_;
 };
 
-// Leaves (i32 per row and tree), then double scores per row and column, then
-// (regressor only) a byte per row and target; each 256-byte aligned.
+// Double scores per row and column, (regressor only) a byte per row and
+// target, then the leaves (i32 per row and tree) when the limit has room for
+// them; each 256-byte aligned.
 TEST(CudaTreeEnsemble, WorkspaceHoldsLeavesScoresAndVoteFlags) {
   // Trees 4 and 9 have a node 0; tree 9's second node is not a root.
   std::map<std::string, Attribute> legacy = {{"nodes_treeids", Attribute::of_ints({4, 9, 9})},
@@ -106,6 +109,8 @@ TEST(CudaTreeEnsemble, WorkspaceHoldsLeavesScoresAndVoteFlags) {
   ASSERT_NE(def, nullptr);
   // 5 rows x 2 trees x 4 bytes, 5 x 3 doubles, 5 x 3 bytes.
   EXPECT_EQ(def->workspace(DimsQuery(*regressor->nodes()[0], {5, 2})), 256u + 256u + 256u);
+  // Without room for the leaves, the fold walks the trees itself.
+  EXPECT_EQ(def->workspace(DimsQuery(*regressor->nodes()[0], {5, 2}, 700)), 256u + 256u);
   // A binary classifier with one label has two score columns: 40 rows x 2 doubles.
   legacy["classlabels_int64s"] = Attribute::of_ints({1});
   legacy["class_ids"] = Attribute::of_ints({0, 0});

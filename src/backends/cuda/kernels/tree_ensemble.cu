@@ -1,6 +1,7 @@
 // The walk runs a thread per (row, tree) pair, so a few rows over many trees
 // still fill the GPU; the leaves it finds go to the workspace, and a thread
-// per row then folds them in tree order (the CPU's order, in double).
+// per row then folds them in tree order (the CPU's order, in double). When
+// the workspace has no room for the leaves, the fold walks the trees itself.
 // Accumulators are column-major ([column, row]) so a warp's rows coalesce.
 #include <cfloat>
 
@@ -40,20 +41,31 @@ __device__ __forceinline__ bool goes_true(const TreeNode& n, double v, const dou
   }
 }
 
+// The leaf `tree` sends `row` to.
+template <typename X>
+__device__ int32_t find_leaf(const TreeEnsembleParams& p, int64_t row, int64_t tree) {
+  const X* xr = static_cast<const X*>(p.x) + row * p.features;
+  int32_t at = p.roots[tree];
+  for (;;) {
+    const TreeNode& n = p.nodes[at];
+    if (n.mode == kTreeLeaf) return at;
+    at = goes_true(n, x_value(xr, n.feature), p.members) ? n.true_next : n.false_next;
+  }
+}
+
+// The walk's result when it ran (leaves not null), else the walk itself.
+template <typename X>
+__device__ __forceinline__ const TreeNode& leaf_of(const TreeEnsembleParams& p, const int32_t* leaves, int64_t row,
+                                                   int64_t tree) {
+  return p.nodes[leaves ? leaves[row * p.trees + tree] : find_leaf<X>(p, row, tree)];
+}
+
 template <typename X>
 __global__ void tree_walk_kernel(TreeEnsembleParams p, int32_t* __restrict__ leaves) {
-  const auto* x = static_cast<const X*>(p.x);
   const int64_t count = p.rows * p.trees, stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
     const int64_t row = i / p.trees;
-    int32_t at = p.roots[i - row * p.trees];
-    const X* xr = x + row * p.features;
-    for (;;) {
-      const TreeNode& n = p.nodes[at];
-      if (n.mode == kTreeLeaf) break;
-      at = goes_true(n, x_value(xr, n.feature), p.members) ? n.true_next : n.false_next;
-    }
-    leaves[i] = at;
+    leaves[i] = find_leaf<X>(p, row, i - row * p.trees);
   }
 }
 
@@ -77,7 +89,7 @@ __global__ void ensemble_fold_kernel(TreeEnsembleParams p, const int32_t* __rest
   for (int64_t r = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; r < p.rows; r += stride) {
     for (int64_t t = 0; t < p.targets; ++t) acc[t * p.rows + r] = start;
     for (int32_t k = 0; k < p.trees; ++k) {
-      const TreeNode& leaf = p.nodes[leaves[r * p.trees + k]];
+      const TreeNode& leaf = leaf_of<Y>(p, leaves, r, k);
       for (int32_t v = leaf.first; v < leaf.first + leaf.count; ++v) {
         double& o = acc[p.vote_ids[v] * p.rows + r];
         const double w = p.vote_weights[v];
@@ -99,13 +111,14 @@ __global__ void ensemble_fold_kernel(TreeEnsembleParams p, const int32_t* __rest
 // TreeEnsembleRegressor: MIN and MAX take only the trees that vote for a
 // target (0 when none does), AVERAGE divides the sum by the tree count, and
 // base_values are added last.
-__global__ void regressor_fold_kernel(TreeEnsembleParams p, const int32_t* __restrict__ leaves,
-                                      double* __restrict__ acc, uint8_t* __restrict__ hit) {
+template <typename X>
+__global__ void regressor_fold_kernel(TreeEnsembleParams p, const int32_t* leaves, double* __restrict__ acc,
+                                      uint8_t* __restrict__ hit) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t r = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; r < p.rows; r += stride) {
     for (int64_t t = 0; t < p.targets; ++t) acc[t * p.rows + r] = 0, hit[t * p.rows + r] = 0;
     for (int32_t k = 0; k < p.trees; ++k) {
-      const TreeNode& leaf = p.nodes[leaves[r * p.trees + k]];
+      const TreeNode& leaf = leaf_of<X>(p, leaves, r, k);
       for (int32_t v = leaf.first; v < leaf.first + leaf.count; ++v) {
         const int64_t at = p.vote_ids[v] * p.rows + r;
         double& a = acc[at];
@@ -131,14 +144,14 @@ __global__ void regressor_fold_kernel(TreeEnsembleParams p, const int32_t* __res
 
 // TreeEnsembleClassifier: base values plus votes, the binary special case,
 // the post transform, then the first best score's label.
-__global__ void classifier_fold_kernel(TreeEnsembleParams p, const int32_t* __restrict__ leaves,
-                                       double* __restrict__ acc) {
+template <typename X>
+__global__ void classifier_fold_kernel(TreeEnsembleParams p, const int32_t* leaves, double* __restrict__ acc) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x, rows = p.rows, width = p.width;
   for (int64_t r = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; r < rows; r += stride) {
     double* s = acc + r;  // s[c * rows] is column c
     for (int64_t c = 0; c < width; ++c) s[c * rows] = c < p.targets && c < p.base_count ? p.base[c] : 0.0;
     for (int32_t k = 0; k < p.trees; ++k) {
-      const TreeNode& leaf = p.nodes[leaves[r * p.trees + k]];
+      const TreeNode& leaf = leaf_of<X>(p, leaves, r, k);
       for (int32_t v = leaf.first; v < leaf.first + leaf.count; ++v) s[p.vote_ids[v] * rows] += p.vote_weights[v];
     }
     // Every vote is for one class: the scores become [1 - s, s], or [-s, s]
@@ -171,17 +184,31 @@ __global__ void classifier_fold_kernel(TreeEnsembleParams p, const int32_t* __re
 }
 
 template <typename X>
-Status launch_walk(const TreeEnsembleParams& p, int32_t* leaves, cudaStream_t stream) {
+Status launch_for(const TreeEnsembleParams& p, int32_t* leaves, double* acc, uint8_t* hit, cudaStream_t stream) {
   constexpr int kBlock = 128;
-  tree_walk_kernel<X><<<grid_for(p.rows * p.trees, kBlock), kBlock, 0, stream>>>(p, leaves);
-  return last_launch_status("tree_walk_kernel");
+  if (leaves) {
+    tree_walk_kernel<X><<<grid_for(p.rows * p.trees, kBlock), kBlock, 0, stream>>>(p, leaves);
+    KILN_RETURN_IF_ERROR(last_launch_status("tree_walk_kernel"));
+  }
+  const unsigned grid = grid_for(p.rows, kBlock);
+  if (p.op == TreeOp::kRegressor) {
+    regressor_fold_kernel<X><<<grid, kBlock, 0, stream>>>(p, leaves, acc, hit);
+  } else if (p.op == TreeOp::kClassifier) {
+    classifier_fold_kernel<X><<<grid, kBlock, 0, stream>>>(p, leaves, acc);
+  } else if constexpr (std::is_floating_point_v<X> || kIs16BitFloat<X>) {
+    ensemble_fold_kernel<X><<<grid, kBlock, 0, stream>>>(p, leaves, acc);
+  } else {
+    return unsupported("TreeEnsemble: dtype {} (the CUDA kernel takes f32, f64, f16 or bf16)", dtype_name(p.x_dtype));
+  }
+  return last_launch_status("tree ensemble fold kernel");
 }
 
 }  // namespace
 
-size_t tree_ensemble_workspace_bytes(TreeOp op, int64_t rows, int64_t trees, int64_t width) {
+size_t tree_ensemble_workspace_bytes(TreeOp op, int64_t rows, int64_t trees, int64_t width, bool store_leaves) {
   const auto r = static_cast<size_t>(rows), c = static_cast<size_t>(width);
-  size_t bytes = align_bytes(r * static_cast<size_t>(trees) * sizeof(int32_t)) + align_bytes(r * c * sizeof(double));
+  size_t bytes = align_bytes(r * c * sizeof(double));
+  if (store_leaves) bytes += align_bytes(r * static_cast<size_t>(trees) * sizeof(int32_t));
   if (op == TreeOp::kRegressor) bytes += align_bytes(r * c);
   return bytes;
 }
@@ -189,44 +216,32 @@ size_t tree_ensemble_workspace_bytes(TreeOp op, int64_t rows, int64_t trees, int
 Status launch_tree_ensemble(const TreeEnsembleParams& p, cudaStream_t stream) {
   if (p.rows == 0) return Status::ok();
   const int64_t columns = p.op == TreeOp::kClassifier ? p.width : p.targets;
-  const size_t need = tree_ensemble_workspace_bytes(p.op, p.rows, p.trees, columns);
+  const size_t need = tree_ensemble_workspace_bytes(p.op, p.rows, p.trees, columns, false);
   if (p.workspace_bytes < need)
     return invalid_argument("tree ensemble: workspace of {} bytes, {} needed", p.workspace_bytes, need);
-  auto* leaves = static_cast<int32_t*>(p.workspace);
-  char* next = static_cast<char*>(p.workspace) + align_bytes(size_t(p.rows) * size_t(p.trees) * sizeof(int32_t));
-  auto* acc = reinterpret_cast<double*>(next);
-  auto* hit = reinterpret_cast<uint8_t*>(next + align_bytes(size_t(p.rows) * size_t(columns) * sizeof(double)));
-  if (p.trees > 0) {
-    switch (p.x_dtype) {
-      case DType::kF32: KILN_RETURN_IF_ERROR(launch_walk<float>(p, leaves, stream)); break;
-      case DType::kF64: KILN_RETURN_IF_ERROR(launch_walk<double>(p, leaves, stream)); break;
-      case DType::kF16: KILN_RETURN_IF_ERROR(launch_walk<__half>(p, leaves, stream)); break;
-      case DType::kBF16: KILN_RETURN_IF_ERROR(launch_walk<__nv_bfloat16>(p, leaves, stream)); break;
-      case DType::kI32: KILN_RETURN_IF_ERROR(launch_walk<int32_t>(p, leaves, stream)); break;
-      case DType::kI64: KILN_RETURN_IF_ERROR(launch_walk<int64_t>(p, leaves, stream)); break;
-      default:
-        return unsupported("tree ensemble: input dtype {} (the CUDA kernel takes f32, f64, f16, bf16, i32 or i64)",
-                           dtype_name(p.x_dtype));
-    }
-  }
-  constexpr int kBlock = 128;
-  const unsigned grid = grid_for(p.rows, kBlock);
+  // Scores, vote flags, then the leaves when the workspace has room for them.
+  char* at = static_cast<char*>(p.workspace);
+  auto* acc = reinterpret_cast<double*>(at);
+  at += align_bytes(size_t(p.rows) * size_t(columns) * sizeof(double));
+  uint8_t* hit = nullptr;
   if (p.op == TreeOp::kRegressor) {
-    regressor_fold_kernel<<<grid, kBlock, 0, stream>>>(p, leaves, acc, hit);
-  } else if (p.op == TreeOp::kClassifier) {
-    classifier_fold_kernel<<<grid, kBlock, 0, stream>>>(p, leaves, acc);
-  } else {
-    switch (p.x_dtype) {
-      case DType::kF32: ensemble_fold_kernel<float><<<grid, kBlock, 0, stream>>>(p, leaves, acc); break;
-      case DType::kF64: ensemble_fold_kernel<double><<<grid, kBlock, 0, stream>>>(p, leaves, acc); break;
-      case DType::kF16: ensemble_fold_kernel<__half><<<grid, kBlock, 0, stream>>>(p, leaves, acc); break;
-      case DType::kBF16: ensemble_fold_kernel<__nv_bfloat16><<<grid, kBlock, 0, stream>>>(p, leaves, acc); break;
-      default:
-        return unsupported("TreeEnsemble: dtype {} (the CUDA kernel takes f32, f64, f16 or bf16)",
-                           dtype_name(p.x_dtype));
-    }
+    hit = reinterpret_cast<uint8_t*>(at);
+    at += align_bytes(size_t(p.rows) * size_t(columns));
   }
-  return last_launch_status("tree ensemble fold kernel");
+  const bool store =
+      p.trees > 0 && p.workspace_bytes >= tree_ensemble_workspace_bytes(p.op, p.rows, p.trees, columns, true);
+  int32_t* leaves = store ? reinterpret_cast<int32_t*>(at) : nullptr;
+  switch (p.x_dtype) {
+    case DType::kF32: return launch_for<float>(p, leaves, acc, hit, stream);
+    case DType::kF64: return launch_for<double>(p, leaves, acc, hit, stream);
+    case DType::kF16: return launch_for<__half>(p, leaves, acc, hit, stream);
+    case DType::kBF16: return launch_for<__nv_bfloat16>(p, leaves, acc, hit, stream);
+    case DType::kI32: return launch_for<int32_t>(p, leaves, acc, hit, stream);
+    case DType::kI64: return launch_for<int64_t>(p, leaves, acc, hit, stream);
+    default:
+      return unsupported("tree ensemble: input dtype {} (the CUDA kernel takes f32, f64, f16, bf16, i32 or i64)",
+                         dtype_name(p.x_dtype));
+  }
 }
 
 }  // namespace kiln::cuda

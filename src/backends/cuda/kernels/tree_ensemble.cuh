@@ -2,7 +2,8 @@
 // TreeEnsembleClassifier) on a forest flattened on the host into one node
 // array. A first kernel walks every (row, tree) pair to its leaf; a second
 // adds each row's leaves in tree order, in double, as the CPU kernels do, so
-// the sums are the CPU's to the last bit before the final rounding.
+// the sums are the CPU's to the last bit before the final rounding. (Without
+// scratch for every pair's leaf, the second kernel walks the trees itself.)
 #pragma once
 
 #include <cuda_runtime.h>
@@ -69,7 +70,11 @@ struct TreeEnsembleParams {
   size_t workspace_bytes = 0;
 };
 
-size_t tree_ensemble_workspace_bytes(TreeOp op, int64_t rows, int64_t trees, int64_t width);
+// Scratch for the scores (and the regressor's vote flags), plus, when
+// `store_leaves`, the leaf of every (row, tree) pair. Without room for the
+// leaves a thread per row walks its trees itself (less parallel, no more
+// scratch than the scores).
+size_t tree_ensemble_workspace_bytes(TreeOp op, int64_t rows, int64_t trees, int64_t width, bool store_leaves);
 Status launch_tree_ensemble(const TreeEnsembleParams& p, cudaStream_t stream);
 
 }  // namespace kiln::cuda

@@ -397,7 +397,12 @@ size_t tree_workspace(const KernelQuery& q, TreeOp op) {
   if (!dims) return 0;
   auto s = tree_shape(q.node(), op, *dims);
   if (!s.is_ok() || s->rows <= 0 || s->width < 1) return 0;
-  return tree_ensemble_workspace_bytes(op, s->rows, s->trees, s->width);
+  // The leaf of every (row, tree) pair, when it fits the limit and 256 MiB;
+  // else the fold walks the trees (a thread per row).
+  const size_t with_leaves = tree_ensemble_workspace_bytes(op, s->rows, s->trees, s->width, true);
+  const size_t leaves = with_leaves - tree_ensemble_workspace_bytes(op, s->rows, s->trees, s->width, false);
+  if (with_leaves <= q.workspace_limit() && leaves <= (size_t{256} << 20)) return with_leaves;
+  return tree_ensemble_workspace_bytes(op, s->rows, s->trees, s->width, false);
 }
 
 Status supports_tree_ensemble(const Node& n, TreeOp op) {
