@@ -2,6 +2,8 @@
 // optionals, strings, signal, random, training and ai.onnx.ml ops.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "backends/cpu/cpu_executor.h"
 #include "ops/op_schema.h"
 #include "ops/shape_inference.h"
@@ -619,6 +621,29 @@ TEST(MlKernel, ArrayFeatureExtractorRejectsOutOfRangeIndex) {
   auto r = net.run({RunValue::of(f32_tensor({2}, {1, 2}))});
   ASSERT_FALSE(r.is_ok());
   EXPECT_NE(r.status().message().find("index 2 is out of range [0, 2)"), std::string::npos);
+}
+
+// One MEMBER node: x0 in {1, 2} ? leaf 0 (weight 10) : leaf 1 (weight 20).
+TEST(MlKernel, TreeEnsembleSetMembershipNeverHoldsNaN) {
+  Net net;
+  Node* n = net.node("TreeEnsemble", {net.input("x", f32({3, 1}))}, 1, "ai.onnx.ml", 5);
+  n->attrs["n_targets"] = Attribute::of_int(1);
+  n->attrs["tree_roots"] = Attribute::of_ints({0});
+  n->attrs["nodes_modes"] = Attribute::of_tensor(Tensor::from_vector<uint8_t>(DType::kU8, {1}, {6}));
+  n->attrs["nodes_featureids"] = Attribute::of_ints({0});
+  n->attrs["nodes_splits"] = Attribute::of_tensor(f32_tensor({1}, {0}));
+  n->attrs["nodes_truenodeids"] = Attribute::of_ints({0});
+  n->attrs["nodes_trueleafs"] = Attribute::of_ints({1});
+  n->attrs["nodes_falsenodeids"] = Attribute::of_ints({1});
+  n->attrs["nodes_falseleafs"] = Attribute::of_ints({1});
+  n->attrs["membership_values"] = Attribute::of_tensor(f32_tensor({3}, {1, 2, NAN}));
+  n->attrs["leaf_targetids"] = Attribute::of_ints({0, 0});
+  n->attrs["leaf_weights"] = Attribute::of_tensor(f32_tensor({2}, {10, 20}));
+  net.g->outputs = n->outputs;
+  ASSERT_EQ(net.infer(), "");
+  auto r = net.run({RunValue::of(f32_tensor({3, 1}, {NAN, 2, 3}))});
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(floats((*r)[0].tensor), (std::vector<float>{20, 10, 20}));
 }
 
 TEST(MlInfer, TreeEnsembleRegressorGivesF32Targets) {

@@ -192,7 +192,8 @@ bool goes_true(const Forest& f, size_t node, double v) {
     case 3: return v > s;
     case 4: return v == s;
     case 5: return v != s;
-    default: return f.members[node].count(v) != 0;
+    // NaN is no member of any set (std::set would find it equivalent to every member).
+    default: return !std::isnan(v) && f.members[node].count(v) != 0;
   }
 }
 
