@@ -59,15 +59,14 @@ std::vector<std::string> fused_tactics(const KernelQuery& q, size_t limit) {
   if (!a || !b || !e) return {};
   auto bp = plan_product(*a, *b, "FusedMatMul");
   if (!bp) return {};
-  auto s = fused_shape(fold_batch_into_rows(*bp), q.input_dtype(0), q.allow_tf32(), q.has_input(2), *e);
+  auto s = fused_shape(*bp, q.input_dtype(0), q.allow_tf32(), q.has_input(2), *e);
   return s ? cublaslt_tactics(*s, limit, cublaslt_workspace_bytes(q.workspace_limit())) : std::vector<std::string>{};
 }
 
 Status run_fused_matmul(KernelContext& ctx) {
   const DeviceTensor &a = ctx.input(0), &b = ctx.input(1), &y = ctx.output(0);
   KILN_ASSIGN_OR_RETURN(Epilogue e, epilogue_of(ctx.node(), a.dtype));
-  KILN_ASSIGN_OR_RETURN(BatchedProduct planned, plan_product(a.dims, b.dims, "FusedMatMul"));
-  const BatchedProduct bp = fold_batch_into_rows(planned);
+  KILN_ASSIGN_OR_RETURN(BatchedProduct bp, plan_product(a.dims, b.dims, "FusedMatMul"));
   const bool has_bias = ctx.has_input(2);
   const void* bias = has_bias ? ctx.input(2).data : nullptr;
   if (has_bias) {

@@ -36,7 +36,7 @@ std::vector<std::string> matmul_tactics(const KernelQuery& q, size_t limit) {
   if (!a || !b) return {};
   auto bp = plan_product(*a, *b, "MatMul");
   if (!bp) return {};
-  auto s = single_call_shape(fold_batch_into_rows(*bp), q.input_dtype(0), q.allow_tf32());
+  auto s = single_call_shape(*bp, q.input_dtype(0), q.allow_tf32());
   return s ? cublaslt_tactics(*s, limit, cublaslt_workspace_bytes(q.workspace_limit())) : std::vector<std::string>{};
 }
 
@@ -44,8 +44,7 @@ Status run_matmul(KernelContext& ctx) {
   const DeviceTensor &a = ctx.input(0), &b = ctx.input(1), &y = ctx.output(0);
   if (y.numel() == 0) return Status::ok();
   KILN_ASSIGN_OR_RETURN(BatchedProduct bp, plan_product(a.dims, b.dims, "MatMul"));
-  if (bp.k > 0 && cublaslt_dtype(a.dtype))
-    return run_cublaslt_product(ctx, fold_batch_into_rows(bp), a.dtype, a.data, b.data, y.data);
+  if (bp.k > 0 && cublaslt_dtype(a.dtype)) return run_cublaslt_product(ctx, bp, a.dtype, a.data, b.data, y.data);
   return launch_simple_matmul(simple_params(bp, a.dtype, a.dtype, a.dtype, a.data, b.data, y.data), ctx.stream());
 }
 

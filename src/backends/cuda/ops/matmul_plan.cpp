@@ -61,16 +61,6 @@ Expected<BatchedProduct> plan_product(std::vector<int64_t> a_dims, std::vector<i
   return bp;
 }
 
-BatchedProduct fold_batch_into_rows(BatchedProduct bp) {
-  for (size_t d = 0; d < bp.batch.size(); ++d)
-    if (bp.batch[d] != 1 && (bp.b_strides[d] != 0 || bp.a_strides[d] == 0)) return bp;
-  bp.m *= bp.batch_count();
-  bp.batch.assign(bp.batch.size(), 1);
-  bp.a_strides.assign(bp.batch.size(), 0);
-  bp.b_strides.assign(bp.batch.size(), 0);
-  return bp;
-}
-
 SimpleMatmulParams simple_params(const BatchedProduct& bp, DType a_type, DType b_type, DType y_type, const void* a,
                                  const void* b, void* y) {
   SimpleMatmulParams p;

@@ -34,14 +34,6 @@ struct BatchedProduct {
 
 Expected<BatchedProduct> plan_product(std::vector<int64_t> a_dims, std::vector<int64_t> b_dims, std::string_view op);
 
-// The product with its batch folded into M where B is shared by every batch
-// (a 2-D weight) and A is not broadcast: A's rows are contiguous across the
-// batch, and so are Y's, so one GEMM of batch*M rows computes the same as the
-// strided batch, and tiles better (ViT's 197-row batches leave a 128-row tile
-// half empty in every batch). For float products on cuBLASLt; the integer
-// kernels keep M as the rows of one matrix (their zero points are per row).
-BatchedProduct fold_batch_into_rows(BatchedProduct bp);
-
 // The plain kernel's parameters for the product (row-major operands, kStore).
 SimpleMatmulParams simple_params(const BatchedProduct& bp, DType a_type, DType b_type, DType y_type, const void* a,
                                  const void* b, void* y);
