@@ -80,14 +80,16 @@ __device__ __forceinline__ uint32_t pack(float lo, float hi) {
 }
 
 // V rows [j0, j0 + keys) of one (batch, kv head) into vt as V^T: vt[d * ldv + c]
-// = V[j0 + c][d]; keys at or past `end` are 0.
+// = V[j0 + c][d]; keys at or past `end` are 0. Neighbouring threads take
+// neighbouring keys, so their 16-bit stores into a row of V^T share banks two
+// by two instead of colliding.
 template <typename T, int kD, int kKeys, int kLd, bool kVec>
 __device__ __forceinline__ void stage_v_transposed(T* vt, const AttentionParams& p, int64_t b, int64_t kh, int64_t j0,
                                                    int64_t end) {
   const T* v = static_cast<const T*>(p.v);
   constexpr int kChunks = kD / 8;
   for (int idx = threadIdx.x; idx < kKeys * kChunks; idx += kThreads) {
-    const int c = idx / kChunks, d0 = (idx % kChunks) * 8;
+    const int c = idx % kKeys, d0 = (idx / kKeys) * 8;
     const int64_t j = j0 + c;
     T x[8];
     if constexpr (kVec) {
