@@ -125,4 +125,29 @@ __device__ __forceinline__ void stage_rows(T* dst, int ld, const T* src, bool pa
   }
 }
 
+// The tensor-core kernels' launch ("tc", "mma"): Launch<T, kD>::run for the
+// dtype and head size of a layer attention_tc_takes.
+template <template <typename, int> class Launch>
+Status launch_tensor_core(const AttentionParams& p, const char* tactic, cudaStream_t stream) {
+  if (!attention_tc_takes(p))
+    return unsupported(
+        "Attention ({}): takes f16/bf16, head sizes 32, 64 or 128 (D = Dv), no KV cache, softcap or optional outputs",
+        tactic);
+  const bool half = p.dtype == DType::kF16;
+  switch (p.head) {
+    case 32: return half ? Launch<__half, 32>::run(p, stream) : Launch<__nv_bfloat16, 32>::run(p, stream);
+    case 64: return half ? Launch<__half, 64>::run(p, stream) : Launch<__nv_bfloat16, 64>::run(p, stream);
+    default: return half ? Launch<__half, 128>::run(p, stream) : Launch<__nv_bfloat16, 128>::run(p, stream);
+  }
+}
+
+// Blocks of `rows` query rows for every (batch, head): the grid, or an error
+// past one grid's 2^31 - 1 blocks.
+inline Expected<int64_t> query_blocks(const AttentionParams& p, int64_t rows, const char* tactic) {
+  const int64_t blocks = p.batch * p.q_heads * ((p.q_len + rows - 1) / rows);
+  if (blocks > int64_t(0x7fffffff))
+    return unsupported("Attention ({}): {} blocks is more than one grid", tactic, blocks);
+  return blocks;
+}
+
 }  // namespace kiln::cuda::attn

@@ -264,31 +264,21 @@ template <typename T, int kD>
 Status launch_mma(const AttentionParams& p, cudaStream_t stream) {
   const bool vec = aligned16(p.q) && aligned16(p.k) && aligned16(p.v);
   auto kernel = vec ? attention_mma_kernel<T, kD, true> : attention_mma_kernel<T, kD, false>;
-  const int64_t q_tiles = (p.q_len + kBlockRows - 1) / kBlockRows;
-  const int64_t blocks = p.batch * p.q_heads * q_tiles;
+  KILN_ASSIGN_OR_RETURN(const int64_t blocks, query_blocks(p, kBlockRows, "mma"));
   if (blocks <= 0) return Status::ok();
-  if (blocks > int64_t(0x7fffffff)) return unsupported("Attention (mma): {} blocks is more than one grid", blocks);
-  kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, q_tiles);
+  kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, (p.q_len + kBlockRows - 1) / kBlockRows);
   return last_launch_status("attention_mma_kernel");
 }
 
-template <typename T>
-Status launch_for_head(const AttentionParams& p, cudaStream_t stream) {
-  switch (p.head) {
-    case 32: return launch_mma<T, 32>(p, stream);
-    case 64: return launch_mma<T, 64>(p, stream);
-    default: return launch_mma<T, 128>(p, stream);
-  }
-}
+template <typename T, int kD>
+struct MmaLaunch {
+  static Status run(const AttentionParams& p, cudaStream_t stream) { return launch_mma<T, kD>(p, stream); }
+};
 
 }  // namespace
 
 Status launch_attention_mma(const AttentionParams& p, cudaStream_t stream) {
-  if (!attention_tc_takes(p))
-    return unsupported(
-        "Attention (mma): takes f16/bf16, head sizes 32, 64 or 128 (D = Dv), no KV cache, softcap "
-        "or optional outputs");
-  return p.dtype == DType::kF16 ? launch_for_head<__half>(p, stream) : launch_for_head<__nv_bfloat16>(p, stream);
+  return launch_tensor_core<MmaLaunch>(p, "mma", stream);
 }
 
 }  // namespace kiln::cuda

@@ -186,22 +186,16 @@ Status launch_tc(const AttentionParams& p, cudaStream_t stream) {
   if (opt_in != cudaSuccess)
     return internal_error("Attention (tc): shared memory of {} bytes refused: {}", L::bytes,
                           cudaGetErrorString(opt_in));
-  const int64_t q_tiles = (p.q_len + kBlockRows - 1) / kBlockRows;
-  const int64_t blocks = p.batch * p.q_heads * q_tiles;
+  KILN_ASSIGN_OR_RETURN(const int64_t blocks, query_blocks(p, kBlockRows, "tc"));
   if (blocks <= 0) return Status::ok();
-  if (blocks > int64_t(0x7fffffff)) return unsupported("Attention (tc): {} blocks is more than one grid", blocks);
-  kernel<<<static_cast<unsigned>(blocks), kThreads, L::bytes, stream>>>(p, q_tiles);
+  kernel<<<static_cast<unsigned>(blocks), kThreads, L::bytes, stream>>>(p, (p.q_len + kBlockRows - 1) / kBlockRows);
   return last_launch_status("attention_tc_kernel");
 }
 
-template <typename T>
-Status launch_for_head(const AttentionParams& p, cudaStream_t stream) {
-  switch (p.head) {
-    case 32: return launch_tc<T, 32>(p, stream);
-    case 64: return launch_tc<T, 64>(p, stream);
-    default: return launch_tc<T, 128>(p, stream);
-  }
-}
+template <typename T, int kD>
+struct TcLaunch {
+  static Status run(const AttentionParams& p, cudaStream_t stream) { return launch_tc<T, kD>(p, stream); }
+};
 
 }  // namespace
 
@@ -213,11 +207,7 @@ bool attention_tc_takes(const AttentionParams& p) {
 }
 
 Status launch_attention_tc(const AttentionParams& p, cudaStream_t stream) {
-  if (!attention_tc_takes(p))
-    return unsupported(
-        "Attention (tc): takes f16/bf16, head sizes 32, 64 or 128 (D = Dv), no KV cache, softcap "
-        "or optional outputs");
-  return p.dtype == DType::kF16 ? launch_for_head<__half>(p, stream) : launch_for_head<__nv_bfloat16>(p, stream);
+  return launch_tensor_core<TcLaunch>(p, "tc", stream);
 }
 
 }  // namespace kiln::cuda
