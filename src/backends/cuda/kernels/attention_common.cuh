@@ -125,6 +125,33 @@ __device__ __forceinline__ void stage_rows(T* dst, int ld, const T* src, bool pa
   }
 }
 
+// The query block a block of the tensor-core kernels owns: `rows` query rows
+// from i0 of head h (kv head kh) of batch entry b, blockIdx.x running over
+// the q_tiles blocks of each (b, h).
+struct QueryBlock {
+  int64_t b, h, kh, i0;
+};
+__device__ __forceinline__ QueryBlock query_block(const AttentionParams& p, int64_t q_tiles, int64_t rows) {
+  const int64_t blk = blockIdx.x;
+  const int64_t qt = blk % q_tiles, bh = blk / q_tiles, h = bh % p.q_heads;
+  return {bh / p.q_heads, h, h / (p.q_heads / p.kv_heads), qt * rows};
+}
+
+// The keys [begin, end) that any query of rows [i0, i0 + rows) may see:
+// `visible` cut by causality and the windows (the per-score bias does the rest).
+struct KeyRange {
+  int64_t begin, end;
+};
+__device__ __forceinline__ KeyRange block_keys(const AttentionParams& p, int64_t i0, int64_t rows, int64_t offset,
+                                               int64_t visible) {
+  const int64_t last = (i0 + rows < p.q_len ? i0 + rows : p.q_len) - 1 + offset;
+  KeyRange k{0, visible};
+  if (p.causal && last + 1 < k.end) k.end = last + 1;
+  if (p.right_window >= 0 && last + p.right_window + 1 < k.end) k.end = last + p.right_window + 1;
+  if (p.left_window >= 0 && i0 + offset - p.left_window > 0) k.begin = i0 + offset - p.left_window;
+  return k;
+}
+
 // The tensor-core kernels' launch ("tc", "mma"): Launch<T, kD>::run for the
 // dtype and head size of a layer attention_tc_takes.
 template <template <typename, int> class Launch>

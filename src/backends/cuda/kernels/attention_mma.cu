@@ -124,10 +124,7 @@ __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionParams
   T* vt = smem + L::q + L::k;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const int64_t blk = blockIdx.x;
-  const int64_t qt = blk % q_tiles, bh = blk / q_tiles, h = bh % p.q_heads, b = bh / p.q_heads;
-  const int64_t kh = h / (p.q_heads / p.kv_heads);
-  const int64_t i0 = qt * kBlockRows;
+  const auto [b, h, kh, i0] = query_block(p, q_tiles, kBlockRows);
   const float root = round_to<T, float>(static_cast<float>(sqrt(p.scale)));
   const float neg_inf = -INFINITY;
 
@@ -143,11 +140,7 @@ __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionParams
     valid[r] = row[r] < p.q_len;
     pos[r] = row[r] + offset;
   }
-  const int64_t last = (i0 + kBlockRows < p.q_len ? i0 + kBlockRows : p.q_len) - 1 + offset;
-  int64_t kv_end = visible, kv_begin = 0;
-  if (p.causal && last + 1 < kv_end) kv_end = last + 1;
-  if (p.right_window >= 0 && last + p.right_window + 1 < kv_end) kv_end = last + p.right_window + 1;
-  if (p.left_window >= 0 && i0 + offset - p.left_window > 0) kv_begin = i0 + offset - p.left_window;
+  const auto [kv_begin, kv_end] = block_keys(p, i0, kBlockRows, offset, visible);
 
   __syncthreads();  // Q is staged
   // Q's A fragments: rows g, g + 8; columns 2t, 2t + 1 and those plus 8.

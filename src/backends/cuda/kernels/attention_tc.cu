@@ -62,10 +62,7 @@ __global__ void __launch_bounds__(kThreads) attention_tc_kernel(AttentionParams 
   T* ps = reinterpret_cast<T*>(smem + L::q + 2 * L::k + L::s) + warp * kWarpRows * L::ldp;
   float* os = reinterpret_cast<float*>(smem + L::q + 2 * L::k + L::s + L::p) + warp * kWarpRows * L::ldo;
 
-  const int64_t blk = blockIdx.x;
-  const int64_t qt = blk % q_tiles, bh = blk / q_tiles, h = bh % p.q_heads, b = bh / p.q_heads;
-  const int64_t kh = h / (p.q_heads / p.kv_heads);
-  const int64_t i0 = qt * kBlockRows;
+  const auto [b, h, kh, i0] = query_block(p, q_tiles, kBlockRows);
   const float root = round_to<T, float>(static_cast<float>(sqrt(p.scale)));
   const float neg_inf = -INFINITY;
 
@@ -78,11 +75,7 @@ __global__ void __launch_bounds__(kThreads) attention_tc_kernel(AttentionParams 
   const int64_t i = i0 + warp * kWarpRows + row;
   const bool row_valid = i < p.q_len;
   const int64_t offset = query_offset(p, b), visible = visible_keys(p, b), pos = i + offset;
-  const int64_t last = (i0 + kBlockRows < p.q_len ? i0 + kBlockRows : p.q_len) - 1 + offset;
-  int64_t kv_end = visible, kv_begin = 0;
-  if (p.causal && last + 1 < kv_end) kv_end = last + 1;
-  if (p.right_window >= 0 && last + p.right_window + 1 < kv_end) kv_end = last + p.right_window + 1;
-  if (p.left_window >= 0 && i0 + offset - p.left_window > 0) kv_begin = i0 + offset - p.left_window;
+  const auto [kv_begin, kv_end] = block_keys(p, i0, kBlockRows, offset, visible);
   float m = neg_inf, l = 0.f;
 
   for (int64_t j0 = kv_begin; j0 < kv_end; j0 += kKeys) {
