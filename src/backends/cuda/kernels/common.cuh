@@ -35,6 +35,15 @@ __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) {
 template <typename T>
 constexpr bool kIs16BitFloat = std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
 
+// A value of any numeric T as a double (the 16-bit floats through float).
+template <typename T>
+__device__ __forceinline__ double to_double(T v) {
+  if constexpr (kIs16BitFloat<T>)
+    return static_cast<double>(to_float(v));
+  else
+    return static_cast<double>(v);
+}
+
 template <typename T>
 __device__ __forceinline__ T from_float(float v) {
   return static_cast<T>(v);
@@ -94,6 +103,26 @@ __device__ __forceinline__ float group_reduce(float v, int group, float* smem) {
 
 // Blocks for a grid-stride loop over n items: enough to fill the GPU several
 // times over, never more than the items need.
+// Element i of a numeric tensor whose dtype is known only at run time, as a
+// double (launchers admit only these dtypes; any other reads NaN).
+__device__ __forceinline__ double load_as_double(const void* p, DType t, int64_t i) {
+  switch (t) {
+    case DType::kF32: return static_cast<const float*>(p)[i];
+    case DType::kF64: return static_cast<const double*>(p)[i];
+    case DType::kF16: return __half2float(static_cast<const __half*>(p)[i]);
+    case DType::kBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+    case DType::kI8: return static_cast<const int8_t*>(p)[i];
+    case DType::kI16: return static_cast<const int16_t*>(p)[i];
+    case DType::kI32: return static_cast<const int32_t*>(p)[i];
+    case DType::kI64: return static_cast<double>(static_cast<const int64_t*>(p)[i]);
+    case DType::kU8: return static_cast<const uint8_t*>(p)[i];
+    case DType::kU16: return static_cast<const uint16_t*>(p)[i];
+    case DType::kU32: return static_cast<const uint32_t*>(p)[i];
+    case DType::kU64: return static_cast<double>(static_cast<const uint64_t*>(p)[i]);
+    default: return NAN;
+  }
+}
+
 inline unsigned grid_for(int64_t n, int block, int64_t max_blocks = 132 * 32) {
   int64_t blocks = (n + block - 1) / block;
   if (blocks > max_blocks) blocks = max_blocks;

@@ -144,24 +144,6 @@ struct NotFn {
   __device__ bool operator()(bool x) const { return !x; }
 };
 
-__device__ __forceinline__ double load_as_double(const void* p, DType t) {
-  switch (t) {
-    case DType::kF32: return *static_cast<const float*>(p);
-    case DType::kF64: return *static_cast<const double*>(p);
-    case DType::kF16: return __half2float(*static_cast<const __half*>(p));
-    case DType::kBF16: return __bfloat162float(*static_cast<const __nv_bfloat16*>(p));
-    case DType::kI8: return *static_cast<const int8_t*>(p);
-    case DType::kI16: return *static_cast<const int16_t*>(p);
-    case DType::kI32: return *static_cast<const int32_t*>(p);
-    case DType::kI64: return static_cast<double>(*static_cast<const int64_t*>(p));
-    case DType::kU8: return *static_cast<const uint8_t*>(p);
-    case DType::kU16: return *static_cast<const uint16_t*>(p);
-    case DType::kU32: return *static_cast<const uint32_t*>(p);
-    case DType::kU64: return static_cast<double>(*static_cast<const uint64_t*>(p));
-    default: return 0;
-  }
-}
-
 // Clip's bound k: absent -> the compute type's limit; x's dtype -> read as
 // such; another dtype -> through double (the CPU's element_as_double).
 template <typename T>
@@ -175,7 +157,7 @@ struct ClipFn {
   __device__ __forceinline__ C bound_value(int k) const {
     if (!bound[k]) return fallback[k];
     if (same[k]) return widen(*static_cast<const T*>(bound[k]));
-    return static_cast<C>(load_as_double(bound[k], dtype[k]));
+    return static_cast<C>(load_as_double(bound[k], dtype[k], 0));
   }
   __device__ C operator()(C x) const {
     const C lo = bound_value(0), hi = bound_value(1);

@@ -58,24 +58,6 @@ struct GatherNDMap {
   }
 };
 
-__device__ __forceinline__ double load_as_double(const void* p, DType t, int64_t j) {
-  switch (t) {
-    case DType::kF32: return static_cast<const float*>(p)[j];
-    case DType::kF64: return static_cast<const double*>(p)[j];
-    case DType::kF16: return __half2float(static_cast<const __half*>(p)[j]);
-    case DType::kBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[j]);
-    case DType::kI8: return static_cast<const int8_t*>(p)[j];
-    case DType::kI16: return static_cast<const int16_t*>(p)[j];
-    case DType::kI32: return static_cast<const int32_t*>(p)[j];
-    case DType::kI64: return static_cast<double>(static_cast<const int64_t*>(p)[j]);
-    case DType::kU8: return static_cast<const uint8_t*>(p)[j];
-    case DType::kU16: return static_cast<const uint16_t*>(p)[j];
-    case DType::kU32: return static_cast<const uint32_t*>(p)[j];
-    case DType::kU64: return static_cast<double>(static_cast<const uint64_t*>(p)[j]);
-    default: return -1e300;  // the launcher admits only the types above (this selects nothing)
-  }
-}
-
 struct OneHotMap {
   int64_t depth, inner;
   const void* indices;

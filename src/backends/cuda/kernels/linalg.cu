@@ -77,21 +77,13 @@ Status run_einsum(const EinsumGeometry& g, void* y, int64_t n, int64_t sum_count
 }
 
 template <typename T>
-__device__ __forceinline__ double det_load(const T* x, int64_t i) {
-  if constexpr (std::is_same_v<T, double>)
-    return x[i];
-  else
-    return static_cast<double>(to_float(x[i]));
-}
-
-template <typename T>
 __global__ void det_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t count, int64_t n, double* work) {
   __shared__ double det;
   __shared__ int64_t pivot;
   extern __shared__ double factors[];  // one per row
   for (int64_t mat = blockIdx.x; mat < count; mat += gridDim.x) {
     double* a = work + mat * n * n;
-    for (int64_t i = threadIdx.x; i < n * n; i += blockDim.x) a[i] = det_load(x, mat * n * n + i);
+    for (int64_t i = threadIdx.x; i < n * n; i += blockDim.x) a[i] = to_double(x[mat * n * n + i]);
     if (threadIdx.x == 0) det = 1, pivot = 0;
     __syncthreads();
     for (int64_t c = 0; c < n; ++c) {

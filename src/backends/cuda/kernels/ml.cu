@@ -10,16 +10,11 @@ namespace {
 constexpr int kBlock = 256;
 
 template <typename T>
-__device__ __forceinline__ double as_double(T v) {
-  return static_cast<double>(load_c(v));
-}
-
-template <typename T>
 __global__ void binarizer_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, double threshold) {
   const T one = store_c<T>(compute_of<T>(1)), zero = store_c<T>(compute_of<T>(0));
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
-    y[i] = as_double(x[i]) > threshold ? one : zero;
+    y[i] = to_double(x[i]) > threshold ? one : zero;
 }
 
 // Output element i = (row, k) reads x[row, indices[k]].
@@ -62,7 +57,7 @@ __global__ void label_encoder_kernel(const T* __restrict__ x, E* __restrict__ y,
   const E fallback = static_cast<E>(c.fallback), nan_value = static_cast<E>(c.has_nan ? c.nan_value : c.fallback);
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    const double v = as_double(x[i]);
+    const double v = to_double(x[i]);
     if (v != v) {
       if (c.first) y[i] = nan_value;
       continue;

@@ -7,16 +7,6 @@
 namespace kiln::cuda {
 namespace {
 
-__device__ __forceinline__ double load_as_double(const void* p, DType t, int64_t i) {
-  switch (t) {
-    case DType::kF32: return static_cast<const float*>(p)[i];
-    case DType::kF64: return static_cast<const double*>(p)[i];
-    case DType::kF16: return __half2float(static_cast<const __half*>(p)[i]);
-    case DType::kBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-    default: return NAN;
-  }
-}
-
 struct Corners {
   double y1, x1, y2, x2;
 };

@@ -44,16 +44,6 @@ __device__ __forceinline__ void store_double(T* y, int64_t i, double v) {
     y[i] = static_cast<T>(v);
 }
 
-__device__ __forceinline__ double load_prob(const void* p, DType t, int64_t i) {
-  switch (t) {
-    case DType::kF32: return static_cast<const float*>(p)[i];
-    case DType::kF64: return static_cast<const double*>(p)[i];
-    case DType::kF16: return __half2float(static_cast<const __half*>(p)[i]);
-    case DType::kBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-    default: return NAN;
-  }
-}
-
 template <typename T>
 __global__ void random_kernel(RandomParams p) {
   const Draws d = draws_for(p.seed, p.fresh_each_launch);
@@ -64,7 +54,7 @@ __global__ void random_kernel(RandomParams p) {
     switch (p.kind) {
       case RandomKind::kUniform: v = p.a + (p.b - p.a) * d.uniform(i); break;
       case RandomKind::kNormal: v = p.a + p.b * d.normal(i); break;
-      default: v = d.uniform(i) < load_prob(p.p, p.p_dtype, i) ? 1.0 : 0.0; break;
+      default: v = d.uniform(i) < load_as_double(p.p, p.p_dtype, i) ? 1.0 : 0.0; break;
     }
     store_double(y, i, v);
   }

@@ -41,14 +41,6 @@ struct Taps {
   bool integral, extrapolate;
 };
 
-template <typename T>
-__device__ __forceinline__ double to_double(T v) {
-  if constexpr (std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>)
-    return static_cast<double>(to_float(v));
-  else
-    return static_cast<double>(v);
-}
-
 __device__ double cubic_kernel(double x, double a) {
   x = fabs(x);
   if (x <= 1) return ((a + 2) * x - (a + 3)) * x * x + 1;

@@ -13,11 +13,6 @@ constexpr int kBlock = 256;
 constexpr double kPi = 3.14159265358979323846;
 
 template <typename T>
-__device__ __forceinline__ double to_double(T v) {
-  return static_cast<double>(widen(v));
-}
-
-template <typename T>
 __global__ void window_kernel(T* __restrict__ y, WindowParams p) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < p.size; i += stride) {

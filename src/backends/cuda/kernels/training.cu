@@ -6,26 +6,6 @@
 namespace kiln::cuda {
 namespace {
 
-__device__ __forceinline__ double load_scalar(const void* p, DType t) {
-  switch (t) {
-    case DType::kF32: return *static_cast<const float*>(p);
-    case DType::kF64: return *static_cast<const double*>(p);
-    case DType::kF16: return __half2float(*static_cast<const __half*>(p));
-    case DType::kBF16: return __bfloat162float(*static_cast<const __nv_bfloat16*>(p));
-    case DType::kI32: return static_cast<double>(*static_cast<const int32_t*>(p));
-    case DType::kI64: return static_cast<double>(*static_cast<const int64_t*>(p));
-    default: return NAN;
-  }
-}
-
-template <typename T>
-__device__ __forceinline__ double load_d(const T* p, int64_t i) {
-  if constexpr (kIs16BitFloat<T>)
-    return to_float(p[i]);
-  else
-    return static_cast<double>(p[i]);
-}
-
 // Omitted outputs (null) are skipped.
 template <typename T>
 __device__ __forceinline__ void store_d(void* p, int64_t i, double v) {
@@ -38,7 +18,7 @@ __device__ __forceinline__ void store_d(void* p, int64_t i, double v) {
 
 template <typename T>
 __global__ void optimizer_kernel(OptimizerParams p) {
-  const double r_in = load_scalar(p.r, p.r_dtype), t = load_scalar(p.t, p.t_dtype);
+  const double r_in = load_as_double(p.r, p.r_dtype, 0), t = load_as_double(p.t, p.t_dtype, 0);
   const T* x = static_cast<const T*>(p.x);
   const T* g = static_cast<const T*>(p.g);
   const T* s1 = static_cast<const T*>(p.s1);
@@ -51,7 +31,7 @@ __global__ void optimizer_kernel(OptimizerParams p) {
   const double momentum_b = t > 0 ? p.beta : 1;                   // the gradient's coefficient is 1 on the first step
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < p.n; i += stride) {
-    const double xi = load_d(x, i), gi = p.norm_coefficient * xi + load_d(g, i), a = load_d(s1, i);
+    const double xi = to_double(x[i]), gi = p.norm_coefficient * xi + to_double(g[i]), a = to_double(s1[i]);
     switch (p.kind) {
       case OptimizerKind::kAdagrad: {
         const double h = a + gi * gi;
@@ -68,7 +48,7 @@ __global__ void optimizer_kernel(OptimizerParams p) {
       }
       case OptimizerKind::kAdam: {
         const double v = p.alpha * a + (1 - p.alpha) * gi;
-        const double h = p.beta * load_d(s2, i) + (1 - p.beta) * gi * gi;
+        const double h = p.beta * to_double(s2[i]) + (1 - p.beta) * gi * gi;
         store_d<T>(p.x_out, i, (1 - p.norm_coefficient_post) * (xi - r * v / (sqrt(h) + p.epsilon)));
         store_d<T>(p.s1_out, i, v);
         store_d<T>(p.s2_out, i, h);

@@ -15,14 +15,6 @@ constexpr size_t kAlign = 256;
 
 size_t align_bytes(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
-template <typename X>
-__device__ __forceinline__ double x_value(const X* x, int64_t i) {
-  if constexpr (kIs16BitFloat<X>)
-    return static_cast<double>(to_float(x[i]));
-  else
-    return static_cast<double>(x[i]);
-}
-
 // Whether `v` takes the node's true branch. NaN compares false except for
 // NEQ, and is never a set member; missing_true sends it to the true branch.
 __device__ __forceinline__ bool goes_true(const TreeNode& n, double v, const double* members) {
@@ -49,7 +41,7 @@ __device__ int32_t find_leaf(const TreeEnsembleParams& p, int64_t row, int64_t t
   for (;;) {
     const TreeNode& n = p.nodes[at];
     if (n.mode == kTreeLeaf) return at;
-    at = goes_true(n, x_value(xr, n.feature), p.members) ? n.true_next : n.false_next;
+    at = goes_true(n, to_double(xr[n.feature]), p.members) ? n.true_next : n.false_next;
   }
 }
 
