@@ -14,12 +14,6 @@
 namespace kiln::gpu_test {
 namespace {
 
-using Attrs = std::map<std::string, Attribute>;
-
-Attribute ints(std::vector<int64_t> v) { return Attribute::of_ints(std::move(v)); }
-Attribute i(int64_t v) { return Attribute::of_int(v); }
-Attribute s(const char* v) { return Attribute::of_string(v); }
-
 // Long f32 sums: the CPU adds in double, cuDNN in float in its own order.
 double conv_tolerance(DType t) { return t == DType::kF32 ? 1e-4 : 1e-2; }
 

@@ -9,8 +9,6 @@
 namespace kiln::gpu_test {
 namespace {
 
-using Attrs = std::map<std::string, Attribute>;
-
 const DType kTypes[] = {DType::kF32, DType::kF16, DType::kI64, DType::kBool, DType::kU8};
 const DType kNumeric[] = {DType::kF32, DType::kF16, DType::kI64, DType::kU8};
 

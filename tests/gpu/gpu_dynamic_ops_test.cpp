@@ -16,7 +16,6 @@
 namespace kiln::gpu_test {
 namespace {
 
-using Attrs = std::map<std::string, Attribute>;
 using Dims = std::vector<int64_t>;
 
 Tensor scalar_f32(float v) {

@@ -9,7 +9,6 @@
 namespace kiln::gpu_test {
 namespace {
 
-using Attrs = std::map<std::string, Attribute>;
 using Dims = std::vector<int64_t>;
 
 const DType kAllFloat[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kF64};

@@ -8,7 +8,6 @@
 namespace kiln::gpu_test {
 namespace {
 
-using Attrs = std::map<std::string, Attribute>;
 using Dims = std::vector<int64_t>;
 
 std::string type_name(DType t) { return std::string(dtype_name(t)); }

@@ -12,8 +12,6 @@
 namespace kiln::gpu_test {
 namespace {
 
-using Attrs = std::map<std::string, Attribute>;
-
 constexpr const char* kBinarizer = "ai.onnx.ml.Binarizer";
 constexpr const char* kAfe = "ai.onnx.ml.ArrayFeatureExtractor";
 constexpr const char* kLabelEncoder = "ai.onnx.ml.LabelEncoder";

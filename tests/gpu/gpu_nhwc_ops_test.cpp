@@ -11,12 +11,6 @@
 namespace kiln::gpu_test {
 namespace {
 
-using Attrs = std::map<std::string, Attribute>;
-
-Attribute ints(std::vector<int64_t> v) { return Attribute::of_ints(std::move(v)); }
-Attribute i(int64_t v) { return Attribute::of_int(v); }
-Attribute s(const char* v) { return Attribute::of_string(v); }
-
 // Runs kiln::FusedConv {channels_last=1} with `tactic` on the CPU or the GPU.
 Tensor run_nhwc_conv(bool gpu, const std::vector<Tensor>& ins, Attrs attrs, const std::string& tactic) {
   attrs["channels_last"] = i(1);

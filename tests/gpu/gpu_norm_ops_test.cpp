@@ -14,10 +14,6 @@
 namespace kiln::gpu_test {
 namespace {
 
-using Attrs = std::map<std::string, Attribute>;
-
-Attribute i(int64_t v) { return Attribute::of_int(v); }
-
 std::string name_of(const std::string& op, DType t, const std::vector<int64_t>& dims, const std::string& extra = "") {
   return op + " " + std::string(dtype_name(t)) + shape_str(dims) + extra;
 }

@@ -20,6 +20,12 @@
 
 namespace kiln::gpu_test {
 
+// A node's attributes, and shorthands for writing them.
+using Attrs = std::map<std::string, Attribute>;
+inline Attribute ints(std::vector<int64_t> v) { return Attribute::of_ints(std::move(v)); }
+inline Attribute i(int64_t v) { return Attribute::of_int(v); }
+inline Attribute s(const char* v) { return Attribute::of_string(v); }
+
 // Skips every test of a fixture when there is no GPU.
 class GpuTest : public ::testing::Test {
  protected:

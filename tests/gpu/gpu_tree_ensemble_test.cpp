@@ -12,7 +12,6 @@
 namespace kiln::gpu_test {
 namespace {
 
-using Attrs = std::map<std::string, Attribute>;
 using Dims = std::vector<int64_t>;
 
 const char* kEnsemble = "ai.onnx.ml.TreeEnsemble";
