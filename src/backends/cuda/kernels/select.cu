@@ -32,6 +32,14 @@ Expected<ScanScratch> scan_scratch(int64_t n, void* base) {
   return s;
 }
 
+// The scratch carved from a layer's workspace of `bytes`, which must hold it.
+Expected<ScanScratch> workspace_scratch(const char* op, int64_t n, void* workspace, size_t bytes) {
+  KILN_ASSIGN_OR_RETURN(ScanScratch s, scan_scratch(n, workspace));
+  if (n > 0 && (!workspace || bytes < s.total))
+    return invalid_argument("{}: workspace of {} bytes, {} needed", op, bytes, s.total);
+  return s;
+}
+
 // The inclusive prefix sums of the marks (n > 0).
 Status scan_marks(ScanScratch& s, int64_t n, cudaStream_t stream) {
   size_t temp_bytes = s.temp_bytes;
@@ -104,9 +112,7 @@ size_t nonzero_workspace_bytes(int64_t n) {
 }
 
 Status launch_nonzero(const NonZeroParams& p, cudaStream_t stream) {
-  KILN_ASSIGN_OR_RETURN(ScanScratch s, scan_scratch(p.n, p.workspace));
-  if (p.n > 0 && (!p.workspace || p.workspace_bytes < s.total))
-    return invalid_argument("NonZero: workspace of {} bytes, {} needed", p.workspace_bytes, s.total);
+  KILN_ASSIGN_OR_RETURN(ScanScratch s, workspace_scratch("NonZero", p.n, p.workspace, p.workspace_bytes));
   if (p.rank < 1 || p.rank > 8) return unsupported("NonZero: rank {} (the CUDA kernel takes 1 to 8)", p.rank);
   constexpr int kBlock = 256;
   if (p.n > 0) {
@@ -123,15 +129,10 @@ Status launch_nonzero(const NonZeroParams& p, cudaStream_t stream) {
   return last_launch_status("write_dims_value_kernel");
 }
 
-size_t compress_workspace_bytes(int64_t conditions) {
-  auto s = scan_scratch(conditions, nullptr);
-  return s ? s->total : 0;
-}
+size_t compress_workspace_bytes(int64_t conditions) { return nonzero_workspace_bytes(conditions); }
 
 Status launch_compress(const CompressParams& p, cudaStream_t stream) {
-  KILN_ASSIGN_OR_RETURN(ScanScratch s, scan_scratch(p.conditions, p.workspace));
-  if (p.conditions > 0 && (!p.workspace || p.workspace_bytes < s.total))
-    return invalid_argument("Compress: workspace of {} bytes, {} needed", p.workspace_bytes, s.total);
+  KILN_ASSIGN_OR_RETURN(ScanScratch s, workspace_scratch("Compress", p.conditions, p.workspace, p.workspace_bytes));
   if (p.rank < 1 || p.rank > 8) return unsupported("Compress: rank {} (the CUDA kernel takes 1 to 8)", p.rank);
   constexpr int kBlock = 256;
   if (p.conditions > 0) {
