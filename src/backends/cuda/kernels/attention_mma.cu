@@ -102,10 +102,6 @@ __device__ __forceinline__ void stage_v_transposed(T* vt, const AttentionParams&
       for (int e = 0; e < 8; ++e)
         x[e] = j < end ? v[layout_at(p.packed, b, kh, j, d0 + e, p.kv_heads, p.kv_len, kD)] : from_float<T>(0.f);
     }
-    if (j >= end) {
-#pragma unroll
-      for (int e = 0; e < 8; ++e) x[e] = from_float<T>(0.f);
-    }
 #pragma unroll
     for (int e = 0; e < 8; ++e) vt[(d0 + e) * kLd + c] = x[e];
   }
