@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <initializer_list>
+#include <optional>
 
 #include "backends/cuda/cuda_kernel.h"
 
@@ -109,24 +110,36 @@ Status read_mask(const DeviceTensor& m, AttentionParams& p) {
   return Status::ok();
 }
 
-// Scratch for the unfused path (head sizes over 256), from the planned dims.
-size_t attention_workspace(const KernelQuery& q) {
+// Q/K/V's sizes as planned, from their 4-D or 3-D (q_num_heads) form.
+struct AttentionSizes {
+  int64_t batch = 0, heads = 0, q_len = 0, kv_len = 0, head = 0, v_head = 0;
+};
+std::optional<AttentionSizes> attention_sizes(const KernelQuery& q) {
   const std::vector<int64_t>*qd = q.input_dims(0), *kd = q.input_dims(1), *vd = q.input_dims(2);
   if (!qd || !kd || !vd || qd->size() != kd->size() || qd->size() != vd->size() || (qd->size() != 3 && qd->size() != 4))
-    return 0;
+    return std::nullopt;
   const Node& n = q.node();
-  int64_t heads = 0, q_len = 0, kv_len = 0, head = 0, v_head = 0;
+  AttentionSizes s;
+  s.batch = (*qd)[0];
   if (qd->size() == 4) {
-    heads = (*qd)[1], q_len = (*qd)[2], head = (*qd)[3], kv_len = (*kd)[2], v_head = (*vd)[3];
+    s.heads = (*qd)[1], s.q_len = (*qd)[2], s.head = (*qd)[3], s.kv_len = (*kd)[2], s.v_head = (*vd)[3];
   } else {
-    heads = n.attr_int("q_num_heads", 0);
+    s.heads = n.attr_int("q_num_heads", 0);
     const int64_t kv_heads = n.attr_int("kv_num_heads", 0);
-    if (heads <= 0 || kv_heads <= 0) return 0;
-    q_len = (*qd)[1], head = (*qd)[2] / heads, kv_len = (*kd)[1], v_head = (*vd)[2] / kv_heads;
+    if (s.heads <= 0 || kv_heads <= 0) return std::nullopt;
+    s.q_len = (*qd)[1], s.head = (*qd)[2] / s.heads, s.kv_len = (*kd)[1], s.v_head = (*vd)[2] / kv_heads;
   }
+  return s;
+}
+
+// Scratch for the unfused path (head sizes over 256), from the planned dims.
+size_t attention_workspace(const KernelQuery& q) {
+  const std::optional<AttentionSizes> s = attention_sizes(q);
+  if (!s) return 0;
   const std::vector<int64_t>* past = q.has_input(4) ? q.input_dims(4) : nullptr;
   const int64_t past_len = past && past->size() == 4 ? (*past)[2] : 0;
-  return attention_scratch_bytes(q.input_dtype(0), (*qd)[0], heads, q_len, kv_len + past_len, head, v_head);
+  return attention_scratch_bytes(q.input_dtype(0), s->batch, s->heads, s->q_len, s->kv_len + past_len, s->head,
+                                 s->v_head);
 }
 
 Status run_attention(KernelContext& ctx) {
@@ -176,20 +189,12 @@ Status run_attention(KernelContext& ctx) {
 std::vector<std::string> attention_tactics(const KernelQuery& q, size_t /*limit*/) {
   const Node& n = q.node();
   const DType t = q.input_dtype(0);
-  const std::vector<int64_t>*qd = q.input_dims(0), *vd = q.input_dims(2);
-  if ((t != DType::kF16 && t != DType::kBF16) || !qd || !vd || qd->size() != vd->size()) return {};
+  const std::optional<AttentionSizes> s = attention_sizes(q);
+  if ((t != DType::kF16 && t != DType::kBF16) || !s) return {};
   for (size_t i = 1; i < n.outputs.size(); ++i)
     if (n.outputs[i]) return {};
   if (q.has_input(4) || q.has_input(5) || n.attr_float("softcap", 0.0f) != 0.0f) return {};
-  int64_t head = 0, v_head = 0;
-  if (qd->size() == 4) {
-    head = qd->back(), v_head = vd->back();
-  } else {
-    const int64_t hq = n.attr_int("q_num_heads", 0), hkv = n.attr_int("kv_num_heads", 0);
-    if (hq <= 0 || hkv <= 0) return {};
-    head = qd->back() / hq, v_head = vd->back() / hkv;
-  }
-  if (head != v_head || (head != 32 && head != 64 && head != 128)) return {};
+  if (s->head != s->v_head || (s->head != 32 && s->head != 64 && s->head != 128)) return {};
   return {"simt", std::string(kTensorCoreTactic), std::string(kMmaTactic)};
 }
 
