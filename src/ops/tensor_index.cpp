@@ -294,6 +294,7 @@ Status upgrade_dropout_10(UpgradeContext& ctx) {
   Node& n = ctx.node();
   Value* mask = n.output(1);
   if (!mask) return Status::ok();
+  if (!n.input(0)) return invalid_model("Dropout: the mask output needs the data input");
   Value* bool_mask = ctx.new_value("mask_bool");
   bool_mask->producer = &n;
   bool_mask->producer_output = 1;

@@ -390,6 +390,19 @@ TEST(ImportGraph, NodeAndModelMetadataAreKept) {
   EXPECT_EQ(relu.metadata.at("origin"), "layer1");
 }
 
+// An opset-9 Dropout asking for the mask but given no data (found by the
+// fuzzer): one precise diagnostic, not an out-of-range read.
+TEST(ImportGraph, DropoutMaskWithoutDataIsReported) {
+  ModelBuilder b(9);
+  b.input("x", kFloat, {"4"});
+  b.node("Dropout", {}, {"y", "mask"});
+  b.output("mask", kFloat, {"4"});
+  auto r = b.import();
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_NE(diagnostics_text(*r).find("Dropout: the mask output needs the data input"), std::string::npos)
+      << diagnostics_text(*r);
+}
+
 TEST(ImportGraph, InitializersListedAsInputsStayConstants) {
   ModelBuilder b(7, 3);
   b.input("x", kFloat, {"4"});
