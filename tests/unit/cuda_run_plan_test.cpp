@@ -196,10 +196,17 @@ TEST(CudaRunPlan, UnsupportedNodeInABodyIsNamedWithTheNodesAroundIt) {
             "1 node cannot run on the GPU (--allowCpuFallback runs them on the host):\n"
             "  node 'n0' (StringNormalizer) in node 'loop' (Loop): the CUDA backend has no kernel for "
             "StringNormalizer");
+  // With --allowCpuFallback the whole Loop runs on the host.
   std::vector<const Node*> fallback;
   EXPECT_TRUE(check_graph_supported(*g, true, &fallback).is_ok());
-  ASSERT_EQ(fallback.size(), 1u);
-  EXPECT_EQ(fallback[0]->op_type, "StringNormalizer");
+  EXPECT_EQ(fallback, (std::vector<const Node*>{loop}));
+  PlanState state = inputs_of(*g, {{2}, {}});
+  PlanOptions options;
+  options.allow_cpu_fallback = true;
+  auto seg = plan_segment(*g, 0, state, options);
+  ASSERT_TRUE(seg.is_ok()) << seg.status().to_string();
+  EXPECT_EQ(seg->control_flow, nullptr);
+  EXPECT_EQ(seg->downloads.size(), 2u);  // %s and %m: the host runs the Loop
 }
 
 TEST(CudaRunPlan, SegmentEndsBeforeControlFlowWithItsCondToDownload) {

@@ -124,24 +124,27 @@ Expected<std::vector<OuterValue>> outer_values(const Graph& body, ControlFlowRun
   return out;
 }
 
-// Runs `body` of `node` with `inputs` on the device; its outputs are in new
-// memory of `mem`.
+// Runs `body` of `node` with `inputs` on the device (`sub.outer` bound, its
+// input dtypes set here); its outputs are in new memory of `mem`.
 Expected<std::vector<OuterValue>> run_body(const Node& node, const Graph& body, const std::vector<OuterValue>& inputs,
-                                           const std::vector<OuterValue>& outer, ControlFlowRun& run, Memory& mem) {
+                                           SubgraphValues& sub, ControlFlowRun& run, Memory& mem) {
   if (inputs.size() != body.inputs.size())
     return invalid_model("{}: the body takes {} inputs, the node gives it {}", where(node), body.inputs.size(),
                          inputs.size());
   std::vector<std::vector<int64_t>> dims;
+  sub.input_dtypes.clear();
   for (size_t i = 0; i < inputs.size(); ++i) {
+    // A body input may declare no type (functions expanded into a Loop).
     const DType declared = body.inputs[i]->type.dtype;
-    if (declared != inputs[i].dtype)
-      return unsupported("{}: body input '{}' is declared {}, the node gives it {}", where(node), body.inputs[i]->name,
-                         dtype_name(declared), dtype_name(inputs[i].dtype));
+    if (declared != DType::kUndefined && declared != inputs[i].dtype)
+      return invalid_model("{}: body input '{}' is declared {}, the node gives it {}", where(node),
+                           body.inputs[i]->name, dtype_name(declared), dtype_name(inputs[i].dtype));
     dims.push_back(inputs[i].dims);
+    sub.input_dtypes.push_back(inputs[i].dtype);
   }
   const std::vector<const RunValue*> host(inputs.size(), nullptr);
-  BodyBindings bindings(mem, inputs, outer, body.outputs.size());
-  Status st = run.body_runner(body).run(dims, host, bindings, run.stream(), nullptr, &outer);
+  BodyBindings bindings(mem, inputs, sub.outer, body.outputs.size());
+  Status st = run.body_runner(body).run(dims, host, bindings, run.stream(), nullptr, &sub);
   if (!st.is_ok()) return st.with_context(fmt::format("in the body of {}", where(node)));
   std::vector<OuterValue> outs = bindings.take_outputs();
   for (size_t j = 0; j < outs.size(); ++j)
@@ -301,8 +304,9 @@ Expected<std::vector<OuterValue>> run_if(const Node& node, ControlFlowRun& run, 
   KILN_ASSIGN_OR_RETURN(bool cond, host_bool(c, node, "cond"));
   const Graph* branch = body_of(node, cond ? "then_branch" : "else_branch");
   if (!branch) return invalid_model("{}: the {} graph is missing", where(node), cond ? "then_branch" : "else_branch");
-  KILN_ASSIGN_OR_RETURN(auto outer, outer_values(*branch, run));
-  KILN_ASSIGN_OR_RETURN(std::vector<OuterValue> outs, run_body(node, *branch, {}, outer, run, mem));
+  SubgraphValues sub;
+  KILN_ASSIGN_OR_RETURN(sub.outer, outer_values(*branch, run));
+  KILN_ASSIGN_OR_RETURN(std::vector<OuterValue> outs, run_body(node, *branch, {}, sub, run, mem));
   if (outs.size() < node.outputs.size())
     return invalid_model("{}: the branch gives {} outputs, the node has {}", where(node), outs.size(),
                          node.outputs.size());
@@ -344,7 +348,8 @@ Expected<std::vector<OuterValue>> run_loop(const Node& node, ControlFlowRun& run
                          where(node), v->name);
     carried.push_back(std::move(c));
   }
-  KILN_ASSIGN_OR_RETURN(auto outer, outer_values(*body, run));
+  SubgraphValues sub;
+  KILN_ASSIGN_OR_RETURN(sub.outer, outer_values(*body, run));
   const cudaStream_t stream = run.stream();
   // The body's cond input is true in every iteration that runs.
   static const uint8_t kTrue = 1;
@@ -370,7 +375,7 @@ Expected<std::vector<OuterValue>> run_loop(const Node& node, ControlFlowRun& run
     in[1].dtype = DType::kBool;
     in[1].data = true_value;
     in.insert(in.end(), carried.begin(), carried.end());
-    KILN_ASSIGN_OR_RETURN(std::vector<OuterValue> out, run_body(node, *body, in, outer, run, mem));
+    KILN_ASSIGN_OR_RETURN(std::vector<OuterValue> out, run_body(node, *body, in, sub, run, mem));
     // Without a cond input the body's cond output is ignored (a plain for loop).
     if (node.input(1)) {
       KILN_ASSIGN_OR_RETURN(cond, device_bool(out[0], node, stream));
@@ -429,7 +434,8 @@ Expected<std::vector<OuterValue>> run_scan(const Node& node, ControlFlowRun& run
       return invalid_argument("{}: scan input {} has {} steps, scan input 0 has {}", where(node), j, len, steps);
     steps = len;
   }
-  KILN_ASSIGN_OR_RETURN(auto outer, outer_values(*body, run));
+  SubgraphValues sub;
+  KILN_ASSIGN_OR_RETURN(sub.outer, outer_values(*body, run));
   const cudaStream_t stream = run.stream();
   std::vector<std::vector<OuterValue>> scans(n_scan_out);
   for (int64_t t = 0; t < steps; ++t) {
@@ -439,7 +445,7 @@ Expected<std::vector<OuterValue>> run_scan(const Node& node, ControlFlowRun& run
       KILN_ASSIGN_OR_RETURN(OuterValue s, slice(node, xs[j], static_cast<size_t>(in_axes[j]), at, mem, stream));
       in.push_back(std::move(s));
     }
-    KILN_ASSIGN_OR_RETURN(std::vector<OuterValue> out, run_body(node, *body, in, outer, run, mem));
+    KILN_ASSIGN_OR_RETURN(std::vector<OuterValue> out, run_body(node, *body, in, sub, run, mem));
     for (size_t j = n_state; j < in.size(); ++j) mem.release(in[j].data);  // gathered slices (views are not its)
     for (size_t i = 0; i < n_state; ++i) {
       mem.release(states[i].data);

@@ -80,7 +80,7 @@ struct Resources {
 // A plan kept while the input dims stay the same.
 struct CachedPlan {
   std::vector<std::vector<int64_t>> input_dims;
-  std::string outer_key;  // outer_key() of a subgraph's outer values
+  std::string subgraph_key;  // subgraph_key() of a subgraph's run
   PlanState state;
   Segment segment;
   DeviceBuffer consts;
@@ -153,14 +153,16 @@ std::string where(const Step& s) {
   return s.node ? fmt::format("node '{}' ({})", s.node->name, s.node->op_type) : std::string("graph output copy");
 }
 
-// What a plan for a subgraph depends on besides its input dims: each outer
-// value's dims, where it is, and its host contents when those are not a
-// constant's (shape values the plan may have computed with).
-std::string outer_key(const std::vector<OuterValue>* outer) {
+// What a plan for a subgraph depends on besides its input dims: its input
+// dtypes, each outer value's dims, where it is, and its host contents when
+// those are not a constant's (shape values the plan may have computed with).
+std::string subgraph_key(const SubgraphValues* sub) {
   std::string key;
-  if (!outer) return key;
+  if (!sub) return key;
   auto append = [&key](const void* p, size_t n) { key.append(static_cast<const char*>(p), n); };
-  for (const OuterValue& o : *outer) {
+  for (DType t : sub->input_dtypes) key += static_cast<char>(t);
+  key += '|';
+  for (const OuterValue& o : sub->outer) {
     const size_t rank = o.dims.size();
     append(&rank, sizeof rank);
     append(o.dims.data(), rank * sizeof(int64_t));
@@ -349,19 +351,19 @@ struct Runner::Impl {
   }
 
   PlanState initial_state(const std::vector<std::vector<int64_t>>& input_dims,
-                          const std::vector<const RunValue*>& input_host, const std::vector<OuterValue>* outer) {
+                          const std::vector<const RunValue*>& input_host, const SubgraphValues* sub) {
     PlanState state;
     state.weights = &weights->offsets;
     for (size_t i = 0; i < graph.inputs.size(); ++i) {
       PlannedValue pv;
-      pv.dtype = graph.inputs[i]->type.dtype;
+      pv.dtype = sub && i < sub->input_dtypes.size() ? sub->input_dtypes[i] : graph.inputs[i]->type.dtype;
       pv.dims = input_dims[i];
       pv.slot = {Place::kInput, 0, static_cast<int>(i)};
       if (i < input_host.size() && input_host[i]) pv.host = std::make_shared<RunValue>(*input_host[i]);
       state.values[graph.inputs[i]] = std::move(pv);
     }
-    for (size_t k = 0; outer && k < outer->size(); ++k) {
-      const OuterValue& o = (*outer)[k];
+    for (size_t k = 0; sub && k < sub->outer.size(); ++k) {
+      const OuterValue& o = sub->outer[k];
       PlannedValue pv;
       pv.dtype = o.dtype;
       pv.dims = o.dims;
@@ -380,7 +382,7 @@ struct Runner::Impl {
                           cudaStream_t stream);
   Status run_cached(CachedPlan& plan, RunBindings& bindings, cudaStream_t stream, StepTimes* times);
   Status run(const std::vector<std::vector<int64_t>>& input_dims, const std::vector<const RunValue*>& input_host,
-             RunBindings& bindings, cudaStream_t stream, StepTimes* times, const std::vector<OuterValue>* outer);
+             RunBindings& bindings, cudaStream_t stream, StepTimes* times, const SubgraphValues* sub);
 };
 
 // A control-flow node's view of the run around it (a run with breaks).
@@ -486,23 +488,23 @@ Status Runner::Impl::run_cached(CachedPlan& plan, RunBindings& bindings, cudaStr
 
 Status Runner::Impl::run(const std::vector<std::vector<int64_t>>& input_dims,
                          const std::vector<const RunValue*>& input_host, RunBindings& bindings, cudaStream_t stream,
-                         StepTimes* times, const std::vector<OuterValue>* outer) {
+                         StepTimes* times, const SubgraphValues* sub) {
   if (!res.device) {
     int index = 0;
     KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&index));
     KILN_ASSIGN_OR_RETURN(auto info, device_info(index));
     res.device = std::move(info);
   }
-  std::string key = outer_key(outer);
-  if (cached && cached->input_dims == input_dims && cached->outer_key == key)
+  std::string key = subgraph_key(sub);
+  if (cached && cached->input_dims == input_dims && cached->subgraph_key == key)
     return run_cached(*cached, bindings, stream, times);
   const PlanOptions popts = plan_options();
-  PlanState state = initial_state(input_dims, input_host, outer);
+  PlanState state = initial_state(input_dims, input_host, sub);
   KILN_ASSIGN_OR_RETURN(Segment first, plan_segment(graph, 0, state, popts));
   if (first.finished() && !state.read_input_values) {
     auto plan = std::make_unique<CachedPlan>();
     plan->input_dims = input_dims;
-    plan->outer_key = std::move(key);
+    plan->subgraph_key = std::move(key);
     plan->state = std::move(state);
     plan->segment = std::move(first);
     if (plan->segment.const_bytes) {
@@ -551,11 +553,11 @@ Runner::Runner(const Graph& graph, std::shared_ptr<const DeviceWeights> weights,
 Runner::~Runner() = default;
 
 Status Runner::run(const std::vector<std::vector<int64_t>>& input_dims, const std::vector<const RunValue*>& input_host,
-                   RunBindings& bindings, cudaStream_t stream, StepTimes* times, const std::vector<OuterValue>* outer) {
+                   RunBindings& bindings, cudaStream_t stream, StepTimes* times, const SubgraphValues* sub) {
   if (input_dims.size() != impl_->graph.inputs.size())
     return internal_error("the graph takes {} inputs, the run gave dims for {}", impl_->graph.inputs.size(),
                           input_dims.size());
-  return impl_->run(input_dims, input_host, bindings, stream, times, outer);
+  return impl_->run(input_dims, input_host, bindings, stream, times, sub);
 }
 
 size_t Runner::arena_bytes() const { return impl_->cached ? impl_->cached->segment.arena_bytes : 0; }

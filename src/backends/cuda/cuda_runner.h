@@ -78,6 +78,13 @@ struct OuterValue {
   bool shape_like = false;               // a constant or computed from shapes only
 };
 
+// What a run of a subgraph binds besides its inputs' dims: their dtypes (a
+// body input may declare none) and the outer values it reads.
+struct SubgraphValues {
+  std::vector<DType> input_dtypes;
+  std::vector<OuterValue> outer;
+};
+
 struct RunnerOptions {
   RunOptions run;
   bool use_cuda_graph = false;
@@ -92,13 +99,14 @@ class Runner {
   // else null) on `stream`. Returns once the work is queued, unless planning
   // needed device values on the host (shape inputs computed on the GPU, CPU
   // fallback, control flow), which synchronizes the stream at that point.
-  // For a subgraph, `outer` binds the values of the graphs around it that it
-  // reads: one with device data is bindings.input(graph inputs + its index).
-  // A plan is reused while the input dims, the outer values' dims and the
-  // outer host values that are not constants stay the same.
+  // For a subgraph, `sub` gives its inputs' dtypes and binds the values of
+  // the graphs around it that it reads: one with device data is
+  // bindings.input(graph inputs + its index). A plan is reused while the
+  // input dims and dtypes, the outer values' dims and the outer host values
+  // that are not constants stay the same.
   Status run(const std::vector<std::vector<int64_t>>& input_dims, const std::vector<const RunValue*>& input_host,
              RunBindings& bindings, cudaStream_t stream, StepTimes* times = nullptr,
-             const std::vector<OuterValue>* outer = nullptr);
+             const SubgraphValues* sub = nullptr);
 
   // Activation arena and workspace bytes of the current plan (0 before a run).
   size_t arena_bytes() const;

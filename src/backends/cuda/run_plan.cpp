@@ -41,6 +41,60 @@ Status kernel_status(const Node& node, const KernelDef** def) {
   return Status::ok();
 }
 
+bool bodies_run_on_device(const Node& node);
+
+// check_graph_supported over `graph`, a body of the nodes `within` names
+// (empty for the top graph).
+void check_nodes(const Graph& graph, const std::string& within, bool allow_cpu_fallback,
+                 std::vector<const Node*>* fallback, std::vector<std::string>& problems) {
+  for (const auto& n : graph.nodes()) {
+    if (is_shape_query(*n)) continue;
+    bool shape_like = !n->inputs.empty();
+    for (const Value* v : n->inputs)
+      if (v) shape_like &= v->constant != nullptr || v->shape_value.has_value();
+    if (shape_like && !has_subgraphs(*n)) continue;  // evaluated on the host while planning
+    if (is_device_control_flow(n->domain, n->op_type)) {
+      if (allow_cpu_fallback && !bodies_run_on_device(*n)) {
+        if (fallback) fallback->push_back(n.get());  // all of it on the host
+        continue;
+      }
+      for (const auto& [key, a] : n->attrs)
+        if (a.g) check_nodes(*a.g, fmt::format(" in {}{}", where(*n), within), allow_cpu_fallback, fallback, problems);
+      continue;
+    }
+    const KernelDef* def = nullptr;
+    Status st = has_subgraphs(*n) ? unsupported("the CUDA backend runs subgraphs of {} on the host", n->op_type)
+                                  : kernel_status(*n, &def);
+    if (st.is_ok()) continue;
+    if (allow_cpu_fallback) {
+      if (fallback) fallback->push_back(n.get());
+      continue;
+    }
+    problems.push_back(fmt::format("  {}{}: {}", where(*n), within, st.message()));
+  }
+}
+
+bool carries_tensors(const std::vector<Value*>& values) {
+  for (const Value* v : values)
+    if (v && !v->type.is_tensor()) return false;
+  return true;
+}
+
+// Whether the executor runs `node` (If, Loop, Scan) on the device: every
+// node of its bodies has a GPU kernel or is shape arithmetic, and it and its
+// bodies take and give tensors only (not sequences or optionals). Otherwise
+// it runs on the host, with --allowCpuFallback.
+bool bodies_run_on_device(const Node& node) {
+  if (!carries_tensors(node.inputs) || !carries_tensors(node.outputs)) return false;
+  std::vector<std::string> problems;
+  for (const auto& [key, a] : node.attrs) {
+    if (!a.g) continue;
+    if (!carries_tensors(a.g->inputs) || !carries_tensors(a.g->outputs)) return false;
+    check_nodes(*a.g, "", false, nullptr, problems);
+  }
+  return problems.empty();
+}
+
 // The query a kernel's `workspace` function sees while planning.
 class PlanQuery final : public KernelQuery {
  public:
@@ -350,7 +404,7 @@ Expected<Segment> Planner::run(size_t start) {
       KILN_RETURN_IF_ERROR(evaluate_on_host(node, true));
       continue;
     }
-    if (is_device_control_flow(node.domain, node.op_type)) {
+    if (is_device_control_flow(node.domain, node.op_type) && bodies_run_on_device(node)) {
       // The executor runs it (control_flow.h) once it has If's cond and
       // Loop's trip count and cond on the host.
       std::vector<const Value*> host_reads;
@@ -453,37 +507,6 @@ Expected<Segment> plan_segment(const Graph& graph, size_t start, PlanState& stat
   Planner planner(graph, state, options);
   return planner.run(start);
 }
-
-namespace {
-
-// check_graph_supported over `graph`, a body of the nodes `within` names
-// (empty for the top graph).
-void check_nodes(const Graph& graph, const std::string& within, bool allow_cpu_fallback,
-                 std::vector<const Node*>* fallback, std::vector<std::string>& problems) {
-  for (const auto& n : graph.nodes()) {
-    if (is_shape_query(*n)) continue;
-    bool shape_like = !n->inputs.empty();
-    for (const Value* v : n->inputs)
-      if (v) shape_like &= v->constant != nullptr || v->shape_value.has_value();
-    if (shape_like && !has_subgraphs(*n)) continue;  // evaluated on the host while planning
-    if (is_device_control_flow(n->domain, n->op_type)) {
-      for (const auto& [key, a] : n->attrs)
-        if (a.g) check_nodes(*a.g, fmt::format(" in {}{}", where(*n), within), allow_cpu_fallback, fallback, problems);
-      continue;
-    }
-    const KernelDef* def = nullptr;
-    Status st = has_subgraphs(*n) ? unsupported("the CUDA backend runs subgraphs of {} on the host", n->op_type)
-                                  : kernel_status(*n, &def);
-    if (st.is_ok()) continue;
-    if (allow_cpu_fallback) {
-      if (fallback) fallback->push_back(n.get());
-      continue;
-    }
-    problems.push_back(fmt::format("  {}{}: {}", where(*n), within, st.message()));
-  }
-}
-
-}  // namespace
 
 Status check_graph_supported(const Graph& graph, bool allow_cpu_fallback, std::vector<const Node*>* fallback) {
   std::vector<std::string> problems;
