@@ -209,6 +209,20 @@ TEST(CudaRunPlan, UnsupportedNodeInABodyIsNamedWithTheNodesAroundIt) {
   EXPECT_EQ(seg->downloads.size(), 2u);  // %s and %m: the host runs the Loop
 }
 
+TEST(CudaRunPlan, ControlFlowCarryingASequenceIsNamedAndRunsOnTheHostWithFallback) {
+  auto g = if_on_device_cond();
+  Node* branch = g->mutable_nodes()[2].get();
+  branch->outputs[0]->type = Type::sequence_of(Type::tensor(DType::kF32, Shape()));
+  Status st = check_graph_supported(*g, false, nullptr);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_EQ(st.message(),
+            "1 node cannot run on the GPU (--allowCpuFallback runs them on the host):\n"
+            "  node 'branch' (If): the CUDA backend runs If on the GPU with tensors only, not sequences or optionals");
+  std::vector<const Node*> fallback;
+  EXPECT_TRUE(check_graph_supported(*g, true, &fallback).is_ok());
+  EXPECT_EQ(fallback, (std::vector<const Node*>{branch}));
+}
+
 TEST(CudaRunPlan, SegmentEndsBeforeControlFlowWithItsCondToDownload) {
   auto g = if_on_device_cond();
   PlanState state = inputs_of(*g, {{3}});

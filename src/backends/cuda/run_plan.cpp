@@ -54,12 +54,20 @@ void check_nodes(const Graph& graph, const std::string& within, bool allow_cpu_f
       if (v) shape_like &= v->constant != nullptr || v->shape_value.has_value();
     if (shape_like && !has_subgraphs(*n)) continue;  // evaluated on the host while planning
     if (is_device_control_flow(n->domain, n->op_type)) {
-      if (allow_cpu_fallback && !bodies_run_on_device(*n)) {
+      if (bodies_run_on_device(*n)) continue;
+      if (allow_cpu_fallback) {
         if (fallback) fallback->push_back(n.get());  // all of it on the host
         continue;
       }
+      // Name the bodies' nodes without a GPU kernel, else the node itself.
+      const size_t before = problems.size();
       for (const auto& [key, a] : n->attrs)
-        if (a.g) check_nodes(*a.g, fmt::format(" in {}{}", where(*n), within), allow_cpu_fallback, fallback, problems);
+        if (a.g) check_nodes(*a.g, fmt::format(" in {}{}", where(*n), within), false, nullptr, problems);
+      if (problems.size() == before)
+        problems.push_back(
+            fmt::format("  {}{}: the CUDA backend runs {} on the GPU with tensors only, not sequences "
+                        "or optionals",
+                        where(*n), within, n->op_type));
       continue;
     }
     const KernelDef* def = nullptr;
