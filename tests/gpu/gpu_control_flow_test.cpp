@@ -8,6 +8,7 @@
 #include "gpu_test_util.h"
 #include "ir/parser.h"
 #include "ir/rewrite.h"
+#include "passes/pass.h"
 
 namespace kiln {
 namespace {
@@ -253,6 +254,60 @@ TEST_F(GpuTest, ControlFlowNestedLoopInsideIf) {
   attach(*g, 2, "else_branch", "graph e(%x: f32[5]) {\n  %e: f32[5] = Neg(%x)\n  return %e\n}\n", 0, {"x"});
   expect_same_as_cpu(*g, {random_tensor(DType::kF32, {5}, 0.5f, 2.f, 16), scalar_i64(3)}, "then (the loop)");
   expect_same_as_cpu(*g, {random_tensor(DType::kF32, {5}, -2.f, -0.5f, 17), scalar_i64(3)}, "else");
+}
+
+// The body slices x at the iteration number: Slice reads its starts on the
+// host, so each body run stops to download them (a body with breaks, its
+// values bound from around it and from the iteration numbers).
+TEST_F(GpuTest, ControlFlowLoopBodyReadsTheIterationNumberOnTheHost) {
+  auto g = parse(
+      "graph main(%x: f32[6], %m: i64[]) {\n"
+      "  %picked: f32[?,1] = Loop(%m, _)\n"
+      "  return %picked\n"
+      "}\n");
+  ASSERT_TRUE(g);
+  attach(*g, 0, "body",
+         "graph b(%i: i64[], %c: bool[], %x: f32[6]) {\n"
+         "  %zero: i64[1] = const i64[1]{0}\n"
+         "  %one: i64[] = const i64[]{1}\n"
+         "  %start: i64[1] = Unsqueeze(%i, %zero)\n"
+         "  %i1: i64[] = Add(%i, %one)\n"
+         "  %end: i64[1] = Unsqueeze(%i1, %zero)\n"
+         "  %s: f32[1] = Slice(%x, %start, %end)\n"
+         "  %n: f32[1] = Neg(%s)\n"
+         "  return %c, %n\n"
+         "}\n",
+         2, {"x"});
+  expect_same_as_cpu(*g, {random_tensor(DType::kF32, {6}, -2.f, 2.f, 18), scalar_i64(4)}, "slices");
+}
+
+// With --fp16 the body keeps its f32 types: it reads the 16-bit MatMul
+// output through an f32 Cast before the Loop (assign_precision).
+TEST_F(GpuTest, ControlFlowLoopBodyWorksAfterAssignPrecision) {
+  const char* text =
+      "graph main(%x: f32[4,4], %m: i64[]) {\n"
+      "  %w: f32[4,4] = const f32[4,4]{1,0.5,0.25,2, 0,1,0,1, 1,1,1,1, 2,0,0,0.5}\n"
+      "  %y: f32[4,4] = MatMul(%x, %w)\n"
+      "  %r: f32[4,4] = Loop(%m, _, %x)\n"
+      "  return %r\n"
+      "}\n";
+  const char* body =
+      "graph b(%i: i64[], %c: bool[], %acc: f32[4,4], %y: f32[4,4]) {\n"
+      "  %next: f32[4,4] = Add(%acc, %y)\n"
+      "  return %c, %next\n"
+      "}\n";
+  auto reference = parse(text), lowered = parse(text);
+  ASSERT_TRUE(reference && lowered);
+  attach(*reference, 1, "body", body, 3, {"y"});
+  attach(*lowered, 1, "body", body, 3, {"y"});
+  ASSERT_TRUE(assign_precision(*lowered, DType::kF16).is_ok());
+  Tensor x = random_tensor(DType::kF32, {4, 4}, -1.f, 1.f, 19);
+  std::vector<RunValue> in{RunValue::of(x), RunValue::of(scalar_i64(3))};
+  auto cpu = run_graph_on_cpu(*reference, in);
+  ASSERT_TRUE(cpu.is_ok()) << cpu.status().to_string();
+  auto gpu = cuda::run_graph_on_cuda(*lowered, in);
+  ASSERT_TRUE(gpu.is_ok()) << gpu.status().to_string();
+  gpu_test::expect_close((*gpu)[0].tensor, (*cpu)[0].tensor, 1e-2, "fp16 loop");
 }
 
 }  // namespace
