@@ -194,7 +194,7 @@ TEST_F(GpuTest, ControlFlowLoopCarriedValueChangesShape) {
 
 // Scan: a running sum (state) and per-step outputs, forward and reverse,
 // scanning along axis 1 (gathered slices), axis 0 with 64-float rows (views)
-// and axis 0 with 3-float rows (gathered: a view would lose alignment).
+// and axis 0 with 3-float rows (a view only where a row is 256-byte aligned).
 TEST_F(GpuTest, ControlFlowScanDirectionsAndAxes) {
   auto g = parse(
       "graph main(%s0: f32[64], %xs: f32[64,5], %ys: f32[7,64], %t0: f32[3], %zs: f32[6,3]) {\n"

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <numeric>
 #include <set>
@@ -177,8 +178,9 @@ bool whole_bytes(DType dtype, int64_t count) {
 }
 
 // Slice `at` of `x` along `axis` (dropped): a view when it is contiguous and
-// stays 256-byte aligned (kernels may rely on the alignment), else gathered
-// with one 2-D copy into memory of `mem`.
+// 256-byte aligned (as the memory kernels are given: a kernel may pick a
+// vectorized path by alignment), else gathered with one 2-D copy into memory
+// of `mem`.
 Expected<OuterValue> slice(const Node& node, const OuterValue& x, size_t axis, int64_t at, Memory& mem,
                            cudaStream_t stream) {
   const int64_t outer = product(x.dims, 0, axis), len = x.dims[axis];
@@ -191,7 +193,7 @@ Expected<OuterValue> slice(const Node& node, const OuterValue& x, size_t axis, i
   r.dims = x.dims;
   r.dims.erase(r.dims.begin() + static_cast<std::ptrdiff_t>(axis));
   const char* base = static_cast<const char*>(x.data) + static_cast<size_t>(at) * inner_bytes;
-  if (outer == 1 && inner_bytes % 256 == 0) {
+  if (outer == 1 && reinterpret_cast<uintptr_t>(base) % 256 == 0) {
     r.data = base;
     return r;
   }
