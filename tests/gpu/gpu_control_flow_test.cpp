@@ -4,6 +4,7 @@
 // results must be the same bytes.
 #include <gtest/gtest.h>
 
+#include "backends/cuda/cuda_runner.h"
 #include "backends/cuda/run_plan.h"
 #include "gpu_test_util.h"
 #include "ir/parser.h"
@@ -308,6 +309,51 @@ TEST_F(GpuTest, ControlFlowLoopBodyWorksAfterAssignPrecision) {
   auto gpu = cuda::run_graph_on_cuda(*lowered, in);
   ASSERT_TRUE(gpu.is_ok()) << gpu.status().to_string();
   gpu_test::expect_close((*gpu)[0].tensor, (*cpu)[0].tensor, 1e-2, "fp16 loop");
+}
+
+// One runner, two runs whose input dims differ only through a shape value
+// the branch reads (Shape(x), computed on the host): the branch's plan is
+// kept per those values, so the second run reshapes to its own dims.
+TEST_F(GpuTest, ControlFlowBodyPlanFollowsTheOuterShapeValues) {
+  auto g = parse(
+      "graph main(%x: f32[?,?], %c: bool[]) {\n"
+      "  %s: i64[2] = Shape(%x)\n"
+      "  %flat_shape: i64[1] = const i64[1]{-1}\n"
+      "  %flat: f32[?] = Reshape(%x, %flat_shape)\n"
+      "  %y: f32[?,?] = If(%c)\n"
+      "  return %y\n"
+      "}\n");
+  ASSERT_TRUE(g);
+  attach(*g, 2, "then_branch",
+         "graph t(%flat: f32[?], %s: i64[2]) {\n"
+         "  %n: f32[?] = Neg(%flat)\n"
+         "  %t: f32[?,?] = Reshape(%n, %s)\n"
+         "  return %t\n"
+         "}\n",
+         0, {"flat", "s"});
+  attach(*g, 2, "else_branch",
+         "graph e(%flat: f32[?], %s: i64[2]) {\n  %e: f32[?,?] = Reshape(%flat, %s)\n  return %e\n}\n", 0,
+         {"flat", "s"});
+  auto weights = cuda::upload_weights(*g);
+  ASSERT_TRUE(weights.is_ok()) << weights.status().to_string();
+  cuda::Runner runner(*g, *weights, {});
+  auto stream = cuda::Stream::create();
+  ASSERT_TRUE(stream.is_ok());
+  Tensor c = Tensor::from_vector<uint8_t>(DType::kBool, {}, {1});
+  for (std::vector<int64_t> dims : {std::vector<int64_t>{2, 3}, std::vector<int64_t>{3, 2}}) {
+    Tensor x = random_tensor(DType::kF32, dims, -2.f, 2.f, 20);
+    cuda::DeviceBindings b(1);
+    ASSERT_TRUE(b.add_input(x, stream->get()).is_ok());
+    ASSERT_TRUE(b.add_input(c, stream->get()).is_ok());
+    const RunValue hx = RunValue::of(x), hc = RunValue::of(c);
+    Status st = runner.run({dims, {}}, {&hx, &hc}, b, stream->get());
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+    ASSERT_TRUE(stream->synchronize().is_ok());
+    auto y = b.download_output(0, stream->get());
+    ASSERT_TRUE(y.is_ok()) << y.status().to_string();
+    EXPECT_EQ(y->dims(), dims);
+    for (int64_t i = 0; i < x.numel(); ++i) EXPECT_EQ(y->data<float>()[i], -x.data<float>()[i]);
+  }
 }
 
 }  // namespace
