@@ -311,9 +311,10 @@ TEST_F(GpuTest, ControlFlowLoopBodyWorksAfterAssignPrecision) {
   gpu_test::expect_close((*gpu)[0].tensor, (*cpu)[0].tensor, 1e-2, "fp16 loop");
 }
 
-// One runner, two runs whose input dims differ only through a shape value
-// the branch reads (Shape(x), computed on the host): the branch's plan is
-// kept per those values, so the second run reshapes to its own dims.
+// One runner, runs whose input dims differ only through a shape value the
+// branch reads (Shape(x), computed on the host): the branch's plan is kept
+// per those values, so the second run reshapes to its own dims (and the
+// third, with the same dims, reuses it).
 TEST_F(GpuTest, ControlFlowBodyPlanFollowsTheOuterShapeValues) {
   auto g = parse(
       "graph main(%x: f32[?,?], %c: bool[]) {\n"
@@ -336,11 +337,15 @@ TEST_F(GpuTest, ControlFlowBodyPlanFollowsTheOuterShapeValues) {
          {"flat", "s"});
   auto weights = cuda::upload_weights(*g);
   ASSERT_TRUE(weights.is_ok()) << weights.status().to_string();
-  cuda::Runner runner(*g, *weights, {});
+  // Asked for a CUDA graph, a run with control flow runs uncaptured.
+  cuda::RunnerOptions options;
+  options.use_cuda_graph = true;
+  cuda::Runner runner(*g, *weights, options);
   auto stream = cuda::Stream::create();
   ASSERT_TRUE(stream.is_ok());
   Tensor c = Tensor::from_vector<uint8_t>(DType::kBool, {}, {1});
-  for (std::vector<int64_t> dims : {std::vector<int64_t>{2, 3}, std::vector<int64_t>{3, 2}}) {
+  for (std::vector<int64_t> dims :
+       {std::vector<int64_t>{2, 3}, std::vector<int64_t>{3, 2}, std::vector<int64_t>{3, 2}}) {
     Tensor x = random_tensor(DType::kF32, dims, -2.f, 2.f, 20);
     cuda::DeviceBindings b(1);
     ASSERT_TRUE(b.add_input(x, stream->get()).is_ok());
