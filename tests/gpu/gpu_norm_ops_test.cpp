@@ -196,6 +196,31 @@ TEST_F(GpuTest, LayerNormalizationTakesFloatParametersWithHalfInputs) {
   check("LayerNormalization", {x, scale, bias}, {}, DType::kF16, "f16 x, f32 scale/bias", 0, 1);
 }
 
+// kiln.SkipLayerNormalization: rows of 768 and 1024 (the register kernel: 3,
+// 4 and 6 packs a lane), 37 (odd: the general kernel, scalar loads) and 2560
+// (longer than the register kernel: the general one with 16-byte loads), with
+// and without B and Sum. Sum is X + Skip rounded to the dtype on both sides:
+// the same bits.
+TEST_F(GpuTest, SkipLayerNormalizationMatchesCpu) {
+  const std::string op = "kiln.SkipLayerNormalization";
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64})
+    for (int64_t cols : {int64_t(768), int64_t(1024), int64_t(37), int64_t(2560)})
+      for (bool with_bias : {true, false})
+        for (bool with_sum : {true, false}) {
+          const std::vector<int64_t> dims = {3, 11, cols};
+          std::vector<Tensor> ins = {random_tensor(t, dims, -3.f, 5.f, 40), random_tensor(t, dims, -2.f, 2.f, 41),
+                                     random_tensor(t, {cols}, 0.5f, 1.5f, 42)};
+          if (with_bias) ins.push_back(random_tensor(t, {cols}, -1.f, 1.f, 43));
+          const Attrs attrs = {{"epsilon", Attribute::of_float(1e-5f)}};
+          const int outputs = with_sum ? 2 : 1;
+          const std::string what = name_of(op, t, dims, std::string(with_bias ? " B" : "") + (with_sum ? " Sum" : ""));
+          check(op, ins, attrs, t, what, 0, outputs);
+          if (with_sum)
+            expect_equal(run_cuda(op, ins, attrs, 1, outputs), run_cpu(op, ins, attrs, 1, outputs),
+                         what + " output Sum");
+        }
+}
+
 TEST_F(GpuTest, GroupAndInstanceNormalizationMatchCpu) {
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64}) {
     struct Case {
