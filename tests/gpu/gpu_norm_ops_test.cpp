@@ -197,14 +197,16 @@ TEST_F(GpuTest, LayerNormalizationTakesFloatParametersWithHalfInputs) {
 }
 
 // kiln.SkipLayerNormalization: rows of 768 and 1024 (the register kernel: 3,
-// 4 and 6 packs a lane), 37 (odd: the general kernel, scalar loads) and 2560
-// (longer than the register kernel: the general one with 16-byte loads), with
-// and without B and Sum. Sum is X + Skip rounded to the dtype on both sides:
-// the same bits.
+// 4 and 6 packs a lane for f16 and f32), 64 and 320 (it too, lanes without a
+// pack; f64's only register-kernel cases), 37 (odd: the general kernel,
+// scalar loads) and 2560 (longer than the register kernel: the general one
+// with 16-byte loads), with and without B and Sum; 33 rows (a block's last
+// warps idle). Sum is X + Skip rounded to the dtype on both sides: the same
+// bits.
 TEST_F(GpuTest, SkipLayerNormalizationMatchesCpu) {
   const std::string op = "kiln.SkipLayerNormalization";
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64})
-    for (int64_t cols : {int64_t(768), int64_t(1024), int64_t(37), int64_t(2560)})
+    for (int64_t cols : {int64_t(768), int64_t(1024), int64_t(64), int64_t(320), int64_t(37), int64_t(2560)})
       for (bool with_bias : {true, false})
         for (bool with_sum : {true, false}) {
           const std::vector<int64_t> dims = {3, 11, cols};

@@ -5,11 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <random>
 
 #include "backends/cpu/cpu_executor.h"
 #include "builder/builder.h"
 #include "ir/half.h"
+#include "onnx/importer.h"
+#include "onnx/value_file.h"
 #include "pass_test_util.h"
 
 namespace kiln {
@@ -293,6 +296,39 @@ TEST(FuseSkipLayerNorm, RewriteForCudaFusesTheAddBeforeTheElementwiseFusion) {
   const std::string text = print_graph(**g);
   EXPECT_TRUE(has(text, "%y_lp: f16[3,8] = kiln.SkipLayerNormalization(")) << text;
   EXPECT_FALSE(has(text, "LayerNormalization(%s")) << text;
+}
+
+// The shared transformers after the default pipeline: BERT (post-LN), GPT-2
+// and ViT (pre-LN, the sum read on) fuse every residual Add whose addends
+// have one shape (the embeddings' broadcast Add stays), and give the same bits.
+TEST(FuseSkipLayerNorm, SharedTransformersFuseTheirResidualAddsAndKeepTheirOutputs) {
+  for (const char* name : {"tiny_bert", "tiny_gpt2", "tiny_vit"}) {
+    const std::string dir = std::string(KILN_SHARED_MODELS) + "/" + name + "/";
+    if (!std::filesystem::exists(dir + "model.onnx")) GTEST_SKIP() << "no " << name;
+    auto imported = import_onnx_file(dir + "model.onnx");
+    ASSERT_TRUE(imported.is_ok()) << imported.status().to_string();
+    Graph& g = *imported->model.graph;
+    auto x = read_value_file(dir + "test_data_set_0/input_0.pb", g.inputs[0]->type);
+    ASSERT_TRUE(x.is_ok()) << x.status().to_string();
+    PassContext ctx;
+    ASSERT_TRUE(run_passes(g, ctx, default_pipeline()).is_ok());
+    auto before = run_graph_on_cpu(g, {*x});
+    ASSERT_TRUE(fuse_skip_layer_norm(g, ctx).is_ok());
+    auto after = run_graph_on_cpu(g, {*x});
+    ASSERT_TRUE(before.is_ok() && after.is_ok()) << name;
+    int fused = 0, plain = 0, sums = 0;
+    for (const auto& n : g.nodes()) {
+      fused += n->op_type == "SkipLayerNormalization";
+      plain += n->op_type == "LayerNormalization";
+      sums += n->op_type == "SkipLayerNormalization" && n->outputs.size() == 2;
+    }
+    EXPECT_EQ(fused, 4) << name;
+    EXPECT_EQ(plain, 1) << name;
+    EXPECT_EQ(sums, std::string(name) == "tiny_bert" ? 0 : 3) << name;
+    const Tensor &a = (*before)[0].tensor, &b = (*after)[0].tensor;
+    ASSERT_EQ(a.nbytes(), b.nbytes()) << name;
+    EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << name;
+  }
 }
 
 }  // namespace
