@@ -8,6 +8,7 @@
 
 #include "backends/cuda/kernels/normalization.cuh"
 #include "backends/cuda/kernels/reduce.cuh"
+#include "backends/cuda/kernels/skip_layer_norm.cuh"
 #include "backends/cuda/kernels/softmax.cuh"
 #include "gpu_test_util.h"
 
@@ -328,8 +329,8 @@ TEST_F(GpuTest, LossesMatchCpuWithWeightsIgnoreIndexAndEachReduction) {
 }
 
 // Bandwidth of the hot kernels (run with --gtest_also_run_disabled_tests):
-// last- vs first-axis ReduceSum, Softmax, LayerNorm, GroupNorm; f16, 2^28
-// elements. Reports GB/s counting bytes read and written once.
+// last- vs first-axis ReduceSum, Softmax, LayerNorm, GroupNorm,
+// SkipLayerNorm; f16, 2^28 elements. Reports GB/s counting bytes read and written once.
 TEST_F(GpuTest, DISABLED_HotKernelBandwidth) {
   const int64_t n = int64_t(1) << 28, rows = n / 4096;
   const DType t = DType::kF16;
@@ -377,6 +378,18 @@ TEST_F(GpuTest, DISABLED_HotKernelBandwidth) {
   report("GroupNorm-shaped f16 [512, 2^19]", time_ms([&] { return cuda::launch_normalization(gn, nullptr); }), n * 4.0);
   gn.rows = 64, gn.cols = n / 64;
   report("GroupNorm-shaped f16 [64, 2^22]", time_ms([&] { return cuda::launch_normalization(gn, nullptr); }), n * 4.0);
+  // BERT-base's residual rows: X and Skip (a's two halves) read, Y written,
+  // then Y and Sum (b's two halves).
+  cuda::SkipNormParams sk;
+  sk.dtype = t, sk.rows = n / 2 / 768, sk.cols = 768;
+  const size_t half_bytes = size_t(sk.rows) * 768 * 2;
+  sk.x = a->data(), sk.skip = static_cast<char*>(a->data()) + half_bytes;
+  sk.scale = ws->data(), sk.bias = ws->data(), sk.y = b->data();
+  report("SkipLayerNorm f16 [174762,768]", time_ms([&] { return cuda::launch_skip_layer_norm(sk, nullptr); }),
+         half_bytes * 3.0);
+  sk.sum = static_cast<char*>(b->data()) + half_bytes;
+  report("SkipLayerNorm f16 [174762,768] + Sum", time_ms([&] { return cuda::launch_skip_layer_norm(sk, nullptr); }),
+         half_bytes * 4.0);
 }
 
 }  // namespace
