@@ -1,5 +1,6 @@
 // CUDA Attention and RotaryEmbedding against the CPU oracle.
 #include <cstdint>
+#include <cstdio>
 
 #include "backends/cuda/cuda_runner.h"
 #include "backends/cuda/ops/cudnn_attention.h"
