@@ -56,4 +56,16 @@ if(KILN_HAVE_CUDA)
   if(KILN_PTXAS_VERBOSE)
     target_compile_options(kiln_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xptxas=-v>)
   endif()
+  # The cuDNN frontend (header-only; scripts/install_deps.sh unpacks its
+  # include/ into .deps/cudnn_frontend/include) gives Attention its "cudnn"
+  # tactic, cuDNN's fused attention. Only ops/cudnn_attention.cpp includes it.
+  find_path(KILN_CUDNN_FRONTEND_INCLUDE cudnn_frontend.h HINTS ${PROJECT_SOURCE_DIR}/.deps/cudnn_frontend/include)
+  if(KILN_CUDNN_FRONTEND_INCLUDE)
+    message(STATUS "kiln: cuDNN frontend in ${KILN_CUDNN_FRONTEND_INCLUDE}: Attention's cudnn tactic is built")
+    set_source_files_properties(${PROJECT_SOURCE_DIR}/src/backends/cuda/ops/cudnn_attention.cpp PROPERTIES
+      COMPILE_DEFINITIONS "KILN_HAVE_CUDNN_FRONTEND=1;CUDNN_FRONTEND_SKIP_JSON_LIB"
+      INCLUDE_DIRECTORIES "${KILN_CUDNN_FRONTEND_INCLUDE}")
+  else()
+    message(STATUS "kiln: no cuDNN frontend (run scripts/install_deps.sh); building without Attention's cudnn tactic")
+  endif()
 endif()

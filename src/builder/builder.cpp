@@ -85,6 +85,9 @@ Status rewrite_for_cuda(Graph& graph, const BuildConfig& config) {
     return assign_pool_layout(graph, passes);
   }));
   graph.erase_nodes_if([](const Node&) { return false; });  // drops the NCHW weights now unread
+  // Before fuse_elementwise, which would take the residual Adds into its programs.
+  KILN_RETURN_IF_ERROR(
+      in_phase(config, "fusing residual adds into layer norms", [&] { return fuse_skip_layer_norm(graph, passes); }));
   // Last of the rewrites: the Casts assign_precision added fuse with their neighbours.
   return in_phase(config, "fusing elementwise chains", [&] { return fuse_elementwise(graph, passes); });
 }

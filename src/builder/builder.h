@@ -16,8 +16,8 @@ namespace kiln {
 Expected<std::vector<uint8_t>> build_engine(const Model& model, const BuildConfig& config);
 
 // The graph rewrites a cuda build makes after the default pipeline (no GPU
-// needed): assign_precision (--fp16/--bf16), the channels-last layouts and
-// the elementwise fusion. `kiln inspect --optimized --backend cuda` shows
+// needed): assign_precision (--fp16/--bf16), the channels-last layouts, the
+// residual Add + LayerNorm fusion and the elementwise fusion. `kiln inspect --optimized --backend cuda` shows
 // what they leave.
 Status rewrite_for_cuda(Graph& graph, const BuildConfig& config);
 

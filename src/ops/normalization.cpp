@@ -1,8 +1,9 @@
 // Normalizations: BatchNormalization, InstanceNormalization,
 // LayerNormalization, GroupNormalization, RMSNormalization, LpNormalization,
-// MeanVarianceNormalization and LRN. Y always has X's type; the extra outputs
-// (BatchNormalization's running stats, LayerNormalization's Mean/InvStdDev)
-// get the shapes ONNX defines.
+// MeanVarianceNormalization and LRN, and kiln.SkipLayerNormalization (a
+// residual Add and a LayerNormalization in one). Y always has X's type; the
+// extra outputs (BatchNormalization's running stats, LayerNormalization's
+// Mean/InvStdDev) get the shapes ONNX defines.
 #include <fmt/format.h>
 
 #include "ops/infer_util.h"
@@ -58,6 +59,56 @@ Status infer_layer_norm(InferContext& ctx) {
   return Status::ok();
 }
 
+bool dims_clash(const Dim& a, const Dim& b) { return a.is_fixed() && b.is_fixed() && a.value != b.value; }
+
+bool is_float_or_unknown(DType t) {
+  return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF64 || t == DType::kUndefined;
+}
+
+// kiln.SkipLayerNormalization(X, Skip, Scale, B?) -> (Y, Sum?) {epsilon, axis}:
+// Sum = X + Skip (rounded to X's dtype), Y = LayerNormalization(Sum, Scale, B)
+// over the last axis. X and Skip have one shape (no broadcasting); Scale and B
+// are [C] vectors of X's dtype, C the last dim.
+Status infer_skip_layer_norm(InferContext& ctx) {
+  constexpr const char* op = "SkipLayerNormalization";
+  KILN_RETURN_IF_ERROR(require_rank(ctx, 0, op));
+  const DType t = ctx.input_dtype(0);
+  if (!is_float_or_unknown(t)) return invalid_model("{}: X is {}, not a float type", op, dtype_name(t));
+  const Shape& x = ctx.input_shape(0);
+  const Shape& skip = ctx.input_shape(1);
+  const DType st = ctx.input_dtype(1);
+  if (st != t && st != DType::kUndefined && t != DType::kUndefined)
+    return invalid_model("{}: Skip is {} but X is {}", op, dtype_name(st), dtype_name(t));
+  if (x.has_rank()) {
+    if (x.rank() == 0) return invalid_model("{}: X is a scalar; it needs a last axis to normalize", op);
+    const int64_t axis = ctx.attr_int("axis", -1);
+    if (axis != -1 && axis != x.rank() - 1)
+      return unsupported("{}: axis {} is not the last axis of rank {}; only the last axis (-1) is supported", op, axis,
+                         x.rank());
+    if (skip.has_rank()) {
+      bool same = skip.rank() == x.rank();
+      for (int64_t d = 0; same && d < x.rank(); ++d) same = !dims_clash(x[d], skip[d]);
+      if (!same)
+        return invalid_model("{}: Skip {} does not have X's shape {} (no broadcasting)", op, skip.to_string(),
+                             x.to_string());
+    }
+  }
+  for (size_t i : {size_t(2), size_t(3)}) {
+    if (i == 3 && !ctx.has_input(3)) continue;
+    const char* what = i == 2 ? "Scale" : "B";
+    const DType pt = ctx.input_dtype(i);
+    if (pt != t && pt != DType::kUndefined && t != DType::kUndefined)
+      return invalid_model("{}: {} is {} but X is {}", op, what, dtype_name(pt), dtype_name(t));
+    const Shape& p = ctx.input_shape(i);
+    if (p.has_rank() && p.rank() != 1) return invalid_model("{}: {} must be 1-D, got {}", op, what, p.to_string());
+    if (p.has_rank() && x.has_rank() && dims_clash(p[0], x[x.rank() - 1]))
+      return invalid_model("{}: {} {} does not match the last dim of X {}", op, what, p.to_string(), x.to_string());
+  }
+  ctx.set_output(0, ctx.input_type(0));
+  if (ctx.num_outputs() > 1) ctx.set_output(1, ctx.input_type(0));
+  return Status::ok();
+}
+
 Status infer_axis_checked(InferContext& ctx, const char* op) {
   KILN_RETURN_IF_ERROR(require_rank(ctx, 0, op));
   const Shape& s = ctx.input_shape(0);
@@ -105,6 +156,15 @@ void add(const char* name, int min_in, int max_in, InferFn fn, int max_out = 1, 
   add("LpNormalization", 1, 1, [](InferContext& c) { return infer_axis_checked(c, "LpNormalization"); });
   add("MeanVarianceNormalization", 1, 1, infer_same_as_input0, 1, {}, 9);
   add("LRN", 1, 1, infer_lrn);
+  OpRegistration(OpSchema{.domain = "kiln",
+                          .name = "SkipLayerNormalization",
+                          .min_inputs = 3,
+                          .max_inputs = 4,
+                          .min_outputs = 1,
+                          .max_outputs = 2,
+                          .infer = infer_skip_layer_norm,
+                          .summary = "LayerNormalization(X + Skip, Scale, B) over the last axis, and optionally the "
+                                     "sum: a residual Add fused into the LayerNorm"});
   return true;
 }();
 

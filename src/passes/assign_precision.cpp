@@ -78,6 +78,7 @@ const std::map<std::string, std::set<size_t>, std::less<>>& reduced_ops() {
       {"Softmax", {}},
       {"LogSoftmax", {}},
       {"LayerNormalization", {}},
+      {"kiln.SkipLayerNormalization", {}},
       {"RMSNormalization", {}},
       {"GroupNormalization", {}},
       {"InstanceNormalization", {}},

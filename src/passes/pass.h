@@ -56,6 +56,11 @@ Status assign_conv_layout(Graph& graph, PassContext& ctx);
 // Transpose to NCHW pool channels-last, and that Transpose goes.
 Status assign_pool_layout(Graph& graph, PassContext& ctx);
 
+// On the CUDA backend after assign_precision, before fuse_elementwise: a
+// residual Add read by a last-axis LayerNormalization becomes one
+// kiln::SkipLayerNormalization (the sum an output only where it is read).
+Status fuse_skip_layer_norm(Graph& graph, PassContext& ctx);
+
 // On the CUDA backend after assign_conv_layout: groups of elementwise ops
 // become kiln::FusedElementwise programs (compiled with NVRTC by the builder).
 Status fuse_elementwise(Graph& graph, PassContext& ctx);

@@ -1,4 +1,9 @@
 // CUDA Attention and RotaryEmbedding against the CPU oracle.
+#include <cstdint>
+#include <cstdio>
+
+#include "backends/cuda/cuda_runner.h"
+#include "backends/cuda/ops/cudnn_attention.h"
 #include "gpu_test_util.h"
 
 namespace kiln::gpu_test {
@@ -151,6 +156,111 @@ TEST_F(GpuAttentionOpsTest, TensorCoreTacticMatchesCpu) {
                  vv = qkv(t, {1, 197, 4 * 64}, 14);
     const Attrs four = {{"q_num_heads", Attribute::of_int(4)}, {"kv_num_heads", Attribute::of_int(4)}};
     check_tensor_core({"3-D ViT tokens", {qv, kv, vv}, four}, t);
+  }
+}
+
+// Whether cuDNN built a plan for the case (the spec the "cudnn" tactic makes,
+// with run_graph_on_cuda's unlimited workspace).
+bool cudnn_takes(const AttentionCase& c) {
+  std::vector<RunValue> values;
+  auto g = one_node_graph("Attention", c.ins, c.attrs, 1, 28, values);
+  const Node& n = *g->nodes()[0];
+  const bool masked = c.ins.size() > 3 && c.ins[3].is_valid();
+  const std::optional<cuda::CudnnSdpaSpec> spec = cuda::cudnn_sdpa_spec(
+      n, c.ins[0].dtype(), c.ins[0].dims(), c.ins[1].dims(), c.ins[2].dims(),
+      masked ? c.ins[3].dtype() : DType::kUndefined, masked ? &c.ins[3].dims() : nullptr, SIZE_MAX);
+  return spec && cuda::cudnn_sdpa_plan(*spec) != nullptr;
+}
+
+// Tactic "cudnn" against the CPU; `must_take`: cuDNN has to build a plan
+// (else the run would silently be the SIMT kernel's).
+void check_cudnn(const AttentionCase& c, DType t, bool must_take = true) {
+  const std::string what = c.what + " " + type_name(t) + " tactic cudnn";
+  const bool took = cudnn_takes(c);
+  if (must_take) {
+    EXPECT_TRUE(took) << what << ": cuDNN built no plan";
+  } else {
+    std::printf("[   INFO   ] %s: %s\n", what.c_str(), took ? "cuDNN runs it" : "cuDNN declined (SIMT ran)");
+  }
+  expect_close(run_attention_tactic(c.ins, c.attrs, "cudnn"), run_cpu("Attention", c.ins, c.attrs, 0, 1),
+               attention_tolerance(t), what);
+}
+
+// cuDNN's fused attention (where the cuDNN frontend is compiled in): BERT's
+// heads with and without an additive mask, causal GPT-like, ViT's 197 tokens,
+// the packed 3-D layout, GQA, and head sizes 32 to 128.
+TEST_F(GpuAttentionOpsTest, CudnnTacticMatchesCpu) {
+  if (!cuda::cudnn_sdpa_compiled()) GTEST_SKIP() << "built without the cuDNN frontend (scripts/install_deps.sh)";
+  for (DType t : {DType::kF16, DType::kBF16}) {
+    const Tensor q = qkv(t, {2, 12, 128, 64}, 1), k = qkv(t, {2, 12, 128, 64}, 2), v = qkv(t, {2, 12, 128, 64}, 3);
+    check_cudnn({"BERT b2 h12 s128", {q, k, v}, {}}, t);
+    check_cudnn({"BERT with a float mask", {q, k, v, random_tensor(t, {2, 1, 128, 128}, -3.f, 1.f, 4)}, {}}, t);
+    // An f32 mask on f16/bf16 attention and the key padding mask [B, 1, 1, S]
+    // (queries broadcast): forms cuDNN may decline (then SIMT runs).
+    check_cudnn({"BERT with an f32 mask", {q, k, v, random_tensor(DType::kF32, {128, 128}, -3.f, 1.f, 5)}, {}}, t,
+                false);
+    Tensor pad = random_tensor(t, {2, 1, 1, 128}, -0.5f, 0.5f, 6);
+    for (int64_t j = 100; j < 128; ++j)  // the second sequence's last 28 keys are padding
+      pad.mutable_data<uint16_t>()[128 + j] = t == DType::kF16 ? f32_to_f16(-1e4f) : f32_to_bf16(-1e4f);
+    check_cudnn({"BERT with a key padding mask", {q, k, v, pad}, {}}, t, false);
+    check_cudnn({"causal GPT-like", {q, k, v}, {{"is_causal", Attribute::of_int(1)}}}, t);
+    check_cudnn({"causal with a float mask",
+                 {q, k, v, random_tensor(t, {1, 12, 128, 128}, -3.f, 1.f, 7)},
+                 {{"is_causal", Attribute::of_int(1)}, {"scale", Attribute::of_float(0.2f)}}},
+                t);
+    const Attrs bert_heads = {{"q_num_heads", Attribute::of_int(12)}, {"kv_num_heads", Attribute::of_int(12)}};
+    const Tensor q3 = qkv(t, {2, 128, 12 * 64}, 8), k3 = qkv(t, {2, 128, 12 * 64}, 9),
+                 v3 = qkv(t, {2, 128, 12 * 64}, 10);
+    check_cudnn({"3-D BERT heads", {q3, k3, v3}, bert_heads}, t);
+    const Attrs vit_heads = {{"q_num_heads", Attribute::of_int(4)}, {"kv_num_heads", Attribute::of_int(4)}};
+    const Tensor qv = qkv(t, {2, 197, 4 * 64}, 11), kv = qkv(t, {2, 197, 4 * 64}, 12),
+                 vv = qkv(t, {2, 197, 4 * 64}, 13);
+    check_cudnn({"3-D ViT 197 tokens", {qv, kv, vv}, vit_heads}, t);
+    const Tensor qg = qkv(t, {2, 8, 70, 64}, 14), kg = qkv(t, {2, 2, 70, 64}, 15), vg = qkv(t, {2, 2, 70, 64}, 16);
+    check_cudnn({"GQA 8/2 causal", {qg, kg, vg}, {{"is_causal", Attribute::of_int(1)}}}, t);
+    const Attrs gqa3 = {{"q_num_heads", Attribute::of_int(6)}, {"kv_num_heads", Attribute::of_int(2)}};
+    check_cudnn({"3-D GQA 6/2 with more keys",
+                 {qkv(t, {2, 33, 6 * 64}, 17), qkv(t, {2, 90, 2 * 64}, 18), qkv(t, {2, 90, 2 * 64}, 19)},
+                 gqa3},
+                t);
+    for (int64_t d : {32, 128}) {
+      const Tensor qd = qkv(t, {1, 4, 77, d}, 20), kd = qkv(t, {1, 4, 45, d}, 21), vd = qkv(t, {1, 4, 45, d}, 22);
+      check_cudnn({"D=" + std::to_string(d), {qd, kd, vd}, {}}, t);
+    }
+  }
+}
+
+// Tactic "cudnn" captured in a CUDA graph and replayed with new inputs: the
+// plan is built while planning, and its execution neither allocates nor syncs.
+TEST_F(GpuAttentionOpsTest, CudnnTacticReplaysInACudaGraph) {
+  if (!cuda::cudnn_sdpa_compiled()) GTEST_SKIP() << "built without the cuDNN frontend (scripts/install_deps.sh)";
+  const DType t = DType::kF16;
+  const std::vector<int64_t> dims = {2, 4, 64, 64};
+  std::vector<Tensor> ins = {qkv(t, dims, 1), qkv(t, dims, 2), qkv(t, dims, 3)};
+  std::vector<RunValue> values;
+  auto g = one_node_graph("Attention", ins, {{"is_causal", Attribute::of_int(1)}}, 1, 28, values);
+  g->nodes()[0]->metadata["kiln.tactic"] = "cudnn";
+  ASSERT_TRUE(cudnn_takes({"", ins, {{"is_causal", Attribute::of_int(1)}}}));
+  auto weights = cuda::upload_weights(*g);
+  ASSERT_TRUE(weights.is_ok()) << weights.status().to_string();
+  cuda::RunnerOptions options;
+  options.use_cuda_graph = true;
+  cuda::Runner runner(*g, *weights, options);
+  auto stream = cuda::Stream::create();
+  ASSERT_TRUE(stream.is_ok());
+  cuda::DeviceBindings b(1);
+  for (int i = 0; i < 3; ++i) b.inputs.push_back(device_zeros(ins[0].nbytes()));
+  for (uint32_t run = 1; run <= 3; ++run) {
+    for (int i = 0; i < 3; ++i) {
+      ins[i] = qkv(t, dims, 10 * run + i);
+      ASSERT_TRUE(b.inputs[i].copy_from_host(ins[i].raw(), ins[i].nbytes(), stream->get()).is_ok());
+    }
+    const Status st = runner.run({dims, dims, dims}, {nullptr, nullptr, nullptr}, b, stream->get());
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+    ASSERT_TRUE(stream->synchronize().is_ok());
+    expect_close(download(b.outputs[0].data(), t, dims),
+                 run_cpu("Attention", ins, {{"is_causal", Attribute::of_int(1)}}, 0, 1), attention_tolerance(t),
+                 "cudnn in a CUDA graph, run " + std::to_string(run));
   }
 }
 

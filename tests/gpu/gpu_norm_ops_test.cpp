@@ -8,6 +8,7 @@
 
 #include "backends/cuda/kernels/normalization.cuh"
 #include "backends/cuda/kernels/reduce.cuh"
+#include "backends/cuda/kernels/skip_layer_norm.cuh"
 #include "backends/cuda/kernels/softmax.cuh"
 #include "gpu_test_util.h"
 
@@ -196,6 +197,33 @@ TEST_F(GpuTest, LayerNormalizationTakesFloatParametersWithHalfInputs) {
   check("LayerNormalization", {x, scale, bias}, {}, DType::kF16, "f16 x, f32 scale/bias", 0, 1);
 }
 
+// kiln.SkipLayerNormalization: rows of 768 and 1024 (the register kernel: 3,
+// 4 and 6 packs a lane for f16 and f32), 64 and 320 (it too, lanes without a
+// pack; f64's only register-kernel cases), 37 (odd: the general kernel,
+// scalar loads) and 2560 (longer than the register kernel: the general one
+// with 16-byte loads), with and without B and Sum; 33 rows (a block's last
+// warps idle). Sum is X + Skip rounded to the dtype on both sides: the same
+// bits.
+TEST_F(GpuTest, SkipLayerNormalizationMatchesCpu) {
+  const std::string op = "kiln.SkipLayerNormalization";
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64})
+    for (int64_t cols : {int64_t(768), int64_t(1024), int64_t(64), int64_t(320), int64_t(37), int64_t(2560)})
+      for (bool with_bias : {true, false})
+        for (bool with_sum : {true, false}) {
+          const std::vector<int64_t> dims = {3, 11, cols};
+          std::vector<Tensor> ins = {random_tensor(t, dims, -3.f, 5.f, 40), random_tensor(t, dims, -2.f, 2.f, 41),
+                                     random_tensor(t, {cols}, 0.5f, 1.5f, 42)};
+          if (with_bias) ins.push_back(random_tensor(t, {cols}, -1.f, 1.f, 43));
+          const Attrs attrs = {{"epsilon", Attribute::of_float(1e-5f)}};
+          const int outputs = with_sum ? 2 : 1;
+          const std::string what = name_of(op, t, dims, std::string(with_bias ? " B" : "") + (with_sum ? " Sum" : ""));
+          check(op, ins, attrs, t, what, 0, outputs);
+          if (with_sum)
+            expect_equal(run_cuda(op, ins, attrs, 1, outputs), run_cpu(op, ins, attrs, 1, outputs),
+                         what + " output Sum");
+        }
+}
+
 TEST_F(GpuTest, GroupAndInstanceNormalizationMatchCpu) {
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64}) {
     struct Case {
@@ -301,8 +329,8 @@ TEST_F(GpuTest, LossesMatchCpuWithWeightsIgnoreIndexAndEachReduction) {
 }
 
 // Bandwidth of the hot kernels (run with --gtest_also_run_disabled_tests):
-// last- vs first-axis ReduceSum, Softmax, LayerNorm, GroupNorm; f16, 2^28
-// elements. Reports GB/s counting bytes read and written once.
+// last- vs first-axis ReduceSum, Softmax, LayerNorm, GroupNorm,
+// SkipLayerNorm; f16, 2^28 elements. Reports GB/s counting bytes read and written once.
 TEST_F(GpuTest, DISABLED_HotKernelBandwidth) {
   const int64_t n = int64_t(1) << 28, rows = n / 4096;
   const DType t = DType::kF16;
@@ -350,6 +378,18 @@ TEST_F(GpuTest, DISABLED_HotKernelBandwidth) {
   report("GroupNorm-shaped f16 [512, 2^19]", time_ms([&] { return cuda::launch_normalization(gn, nullptr); }), n * 4.0);
   gn.rows = 64, gn.cols = n / 64;
   report("GroupNorm-shaped f16 [64, 2^22]", time_ms([&] { return cuda::launch_normalization(gn, nullptr); }), n * 4.0);
+  // BERT-base's residual rows: X and Skip (a's two halves) read, Y written,
+  // then Y and Sum (b's two halves).
+  cuda::SkipNormParams sk;
+  sk.dtype = t, sk.rows = n / 2 / 768, sk.cols = 768;
+  const size_t half_bytes = size_t(sk.rows) * 768 * 2;
+  sk.x = a->data(), sk.skip = static_cast<char*>(a->data()) + half_bytes;
+  sk.scale = ws->data(), sk.bias = ws->data(), sk.y = b->data();
+  report("SkipLayerNorm f16 [174762,768]", time_ms([&] { return cuda::launch_skip_layer_norm(sk, nullptr); }),
+         half_bytes * 3.0);
+  sk.sum = static_cast<char*>(b->data()) + half_bytes;
+  report("SkipLayerNorm f16 [174762,768] + Sum", time_ms([&] { return cuda::launch_skip_layer_norm(sk, nullptr); }),
+         half_bytes * 4.0);
 }
 
 }  // namespace

@@ -169,37 +169,79 @@ Status check_broadcastable(const Tensor& p, const std::vector<int64_t>& inner, c
   return Status::ok();
 }
 
-// LayerNormalization (center = true) and RMSNormalization (center = false).
-Status run_layer_norm(CpuKernelContext& ctx, bool center) {
-  const char* op = center ? "LayerNormalization" : "RMSNormalization";
-  const Tensor& x = ctx.input(0);
-  int64_t axis = ctx.node().attr_int("axis", -1);
+// Y (and each row's mean and 1/std) of LayerNormalization (center = true) or
+// RMSNormalization (center = false) of `x` over the dims from `axis` on.
+struct LayerNormResult {
+  std::vector<double> y, means, inv_std;
+  std::vector<int64_t> stat_dims;  // x's dims with those from `axis` on set to 1
+};
+
+Expected<LayerNormResult> layer_norm(const Tensor& x, const Tensor& scale_t, const Tensor* bias_t, int64_t axis,
+                                     double epsilon, bool center, const char* op) {
   if (axis < -x.rank() || axis >= x.rank())
     return invalid_model("{}: axis {} out of range for rank {}", op, axis, x.rank());
   if (axis < 0) axis += x.rank();
   std::vector<int64_t> inner_dims(x.dims().begin() + axis, x.dims().end());
   int64_t inner = checked_numel(inner_dims), outer = x.numel() / std::max<int64_t>(inner, 1);
-  KILN_ASSIGN_OR_RETURN(std::vector<double> v, as_doubles(x, op));
-  KILN_ASSIGN_OR_RETURN(std::vector<double> scale, as_doubles(ctx.input(1), op));
-  KILN_RETURN_IF_ERROR(check_broadcastable(ctx.input(1), inner_dims, "scale"));
-  std::vector<int64_t> s_off = param_offsets(ctx.input(1), inner_dims), b_off;
+  LayerNormResult r;
+  KILN_ASSIGN_OR_RETURN(r.y, as_doubles(x, op));
+  KILN_ASSIGN_OR_RETURN(std::vector<double> scale, as_doubles(scale_t, op));
+  KILN_RETURN_IF_ERROR(check_broadcastable(scale_t, inner_dims, "scale"));
+  std::vector<int64_t> s_off = param_offsets(scale_t, inner_dims), b_off;
   std::vector<double> bias;
-  if (center && ctx.has_input(2)) {
-    KILN_ASSIGN_OR_RETURN(bias, as_doubles(ctx.input(2), op));
-    KILN_RETURN_IF_ERROR(check_broadcastable(ctx.input(2), inner_dims, "B"));
-    b_off = param_offsets(ctx.input(2), inner_dims);
+  if (center && bias_t) {
+    KILN_ASSIGN_OR_RETURN(bias, as_doubles(*bias_t, op));
+    KILN_RETURN_IF_ERROR(check_broadcastable(*bias_t, inner_dims, "B"));
+    b_off = param_offsets(*bias_t, inner_dims);
   }
-  std::vector<double> means, inv_std;
-  normalize_blocks(v, outer, inner, ctx.node().attr_float("epsilon", 1e-5f), center, &means, &inv_std);
+  std::vector<double>& v = r.y;
+  normalize_blocks(v, outer, inner, epsilon, center, &r.means, &r.inv_std);
   for (int64_t i = 0; i < static_cast<int64_t>(v.size()); ++i) {
     int64_t k = i % inner;
     v[i] = v[i] * scale[s_off[k]] + (bias.empty() ? 0.0 : bias[b_off[k]]);
   }
-  KILN_RETURN_IF_ERROR(store_doubles(ctx.allocate_output(0, x.dims()), v));
-  std::vector<int64_t> stat_dims = x.dims();
-  for (size_t i = static_cast<size_t>(axis); i < stat_dims.size(); ++i) stat_dims[i] = 1;
-  if (ctx.has_output(1)) KILN_RETURN_IF_ERROR(store_doubles(ctx.allocate_output(1, stat_dims), means));
-  if (ctx.has_output(2)) KILN_RETURN_IF_ERROR(store_doubles(ctx.allocate_output(2, stat_dims), inv_std));
+  r.stat_dims = x.dims();
+  for (size_t i = static_cast<size_t>(axis); i < r.stat_dims.size(); ++i) r.stat_dims[i] = 1;
+  return r;
+}
+
+Status run_layer_norm(CpuKernelContext& ctx, bool center) {
+  const char* op = center ? "LayerNormalization" : "RMSNormalization";
+  const Tensor& x = ctx.input(0);
+  KILN_ASSIGN_OR_RETURN(LayerNormResult r, layer_norm(x, ctx.input(1), ctx.has_input(2) ? &ctx.input(2) : nullptr,
+                                                      ctx.node().attr_int("axis", -1),
+                                                      ctx.node().attr_float("epsilon", 1e-5f), center, op));
+  KILN_RETURN_IF_ERROR(store_doubles(ctx.allocate_output(0, x.dims()), r.y));
+  if (ctx.has_output(1)) KILN_RETURN_IF_ERROR(store_doubles(ctx.allocate_output(1, r.stat_dims), r.means));
+  if (ctx.has_output(2)) KILN_RETURN_IF_ERROR(store_doubles(ctx.allocate_output(2, r.stat_dims), r.inv_std));
+  return Status::ok();
+}
+
+// kiln.SkipLayerNormalization: Sum = X + Skip computed as the Add kernel does
+// (in compute_t<T>, rounded to T), so a 16-bit fused graph normalizes exactly
+// the values the unfused one does; then LayerNormalization over the last axis.
+Status run_skip_layer_norm(CpuKernelContext& ctx) {
+  constexpr const char* op = "SkipLayerNormalization";
+  const Tensor &x = ctx.input(0), &skip = ctx.input(1);
+  if (x.dtype() != skip.dtype() || x.dims() != skip.dims())
+    return invalid_model("{}: Skip {} {} differs from X {} {} (no broadcasting)", op, dtype_name(skip.dtype()),
+                         Shape::of(skip.dims()).to_string(), dtype_name(x.dtype()), Shape::of(x.dims()).to_string());
+  const int64_t axis = ctx.node().attr_int("axis", -1);
+  if (x.rank() == 0 || (axis != -1 && axis != x.rank() - 1))
+    return unsupported("{}: axis {} is not the last axis of rank {}; only the last axis (-1) is supported", op, axis,
+                       x.rank());
+  Tensor sum(x.dtype(), x.dims());
+  KILN_RETURN_IF_ERROR(visit_dtype(x.dtype(), kFloatTypes, [&]<typename T>() {
+                         const T *a = x.data<T>(), *b = skip.data<T>();
+                         T* s = sum.mutable_data<T>();
+                         for (int64_t i = 0; i < x.numel(); ++i)
+                           s[i] = T(static_cast<compute_t<T>>(a[i]) + static_cast<compute_t<T>>(b[i]));
+                         return Status::ok();
+                       }).with_context(op));
+  KILN_ASSIGN_OR_RETURN(LayerNormResult r, layer_norm(sum, ctx.input(2), ctx.has_input(3) ? &ctx.input(3) : nullptr, -1,
+                                                      ctx.node().attr_float("epsilon", 1e-5f), true, op));
+  KILN_RETURN_IF_ERROR(store_doubles(ctx.allocate_output(0, x.dims()), r.y));
+  if (ctx.has_output(1)) ctx.set_output(1, std::move(sum));
   return Status::ok();
 }
 
@@ -292,5 +334,6 @@ KILN_CPU_KERNEL("", "RMSNormalization", [](CpuKernelContext& c) { return run_lay
 KILN_CPU_KERNEL("", "LpNormalization", run_lp_norm);
 KILN_CPU_KERNEL("", "MeanVarianceNormalization", run_mvn);
 KILN_CPU_KERNEL("", "LRN", run_lrn);
+KILN_CPU_KERNEL("kiln", "SkipLayerNormalization", run_skip_layer_norm);
 
 }  // namespace kiln

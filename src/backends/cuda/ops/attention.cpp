@@ -2,21 +2,29 @@
 // limits, softcap, KV cache in or out, qk_matmul_output) and RotaryEmbedding.
 #include "backends/cuda/kernels/attention.cuh"
 
+#include <algorithm>
+#include <any>
 #include <cmath>
+#include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 
 #include "backends/cuda/cuda_kernel.h"
+#include "backends/cuda/cudnn_handle.h"
+#include "backends/cuda/ops/cudnn_attention.h"
 
 namespace kiln::cuda {
 namespace {
 
 DType value_type(const Value* v) { return v ? v->type.dtype : DType::kUndefined; }
 
-// Attention's tactics: "simt" (the default kernel) and the tensor-core ones,
-// WMMA (attention_tc.cu) and mma.sync (attention_mma.cu).
+// Attention's tactics: "simt" (the default kernel), the tensor-core ones,
+// WMMA (attention_tc.cu) and mma.sync (attention_mma.cu), and cuDNN's fused
+// attention (cudnn_attention.h, where the cuDNN frontend is compiled in).
 constexpr std::string_view kTensorCoreTactic = "tc";
 constexpr std::string_view kMmaTactic = "mma";
+constexpr std::string_view kCudnnTactic = "cudnn";
 
 bool attention_dtype(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF64; }
 
@@ -132,14 +140,65 @@ std::optional<AttentionSizes> attention_sizes(const KernelQuery& q) {
   return s;
 }
 
-// Scratch for the unfused path (head sizes over 256), from the planned dims.
+// The cuDNN plan for the planned dims (tactic "cudnn"), or null where the
+// tactic does not apply or cuDNN declines it.
+std::shared_ptr<const CudnnSdpaPlan> planned_cudnn_attention(const KernelQuery& q) {
+  const std::vector<int64_t>*qd = q.input_dims(0), *kd = q.input_dims(1), *vd = q.input_dims(2);
+  if (!qd || !kd || !vd || q.input_dtype(1) != q.input_dtype(0) || q.input_dtype(2) != q.input_dtype(0)) return nullptr;
+  const std::vector<int64_t>* mask = q.has_input(3) ? q.input_dims(3) : nullptr;
+  if (q.has_input(3) && !mask) return nullptr;
+  const std::optional<CudnnSdpaSpec> spec =
+      cudnn_sdpa_spec(q.node(), q.input_dtype(0), *qd, *kd, *vd, mask ? q.input_dtype(3) : DType::kUndefined, mask,
+                      q.workspace_limit());
+  return spec ? cudnn_sdpa_plan(*spec) : nullptr;
+}
+
+// Scratch for the unfused path (head sizes over 256), from the planned dims;
+// for tactic "cudnn", at least the cuDNN plan's workspace.
 size_t attention_workspace(const KernelQuery& q) {
   const std::optional<AttentionSizes> s = attention_sizes(q);
   if (!s) return 0;
   const std::vector<int64_t>* past = q.has_input(4) ? q.input_dims(4) : nullptr;
   const int64_t past_len = past && past->size() == 4 ? (*past)[2] : 0;
-  return attention_scratch_bytes(q.input_dtype(0), s->batch, s->heads, s->q_len, s->kv_len + past_len, s->head,
-                                 s->v_head);
+  const size_t scratch =
+      attention_scratch_bytes(q.input_dtype(0), s->batch, s->heads, s->q_len, s->kv_len + past_len, s->head, s->v_head);
+  if (q.tactic() != kCudnnTactic) return scratch;
+  const std::shared_ptr<const CudnnSdpaPlan> plan = planned_cudnn_attention(q);
+  return plan ? std::max(scratch, workspace_size(*plan)) : scratch;
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// Tactic "cudnn": runs the plan the workspace was sized for (looked up once per
+// plan of the executor, then kept in the node's state). Returns false, having
+// run nothing, where there is none or the buffers do not fit it: the SIMT
+// kernel then runs.
+Expected<bool> run_cudnn_attention(KernelContext& ctx) {
+  std::any& state = ctx.state();
+  if (!state.has_value()) {
+    const DeviceTensor &q = ctx.input(0), &k = ctx.input(1), &v = ctx.input(2);
+    std::shared_ptr<const CudnnSdpaPlan> plan;
+    if (k.dtype == q.dtype && v.dtype == q.dtype) {
+      const DeviceTensor* mask = ctx.has_input(3) ? &ctx.input(3) : nullptr;
+      const std::optional<CudnnSdpaSpec> spec =
+          cudnn_sdpa_spec(ctx.node(), q.dtype, q.dims, k.dims, v.dims, mask ? mask->dtype : DType::kUndefined,
+                          mask ? &mask->dims : nullptr, ctx.workspace_limit());
+      if (spec) plan = cudnn_sdpa_plan(*spec);
+    }
+    state = plan;
+  }
+  const auto& plan = std::any_cast<const std::shared_ptr<const CudnnSdpaPlan>&>(state);
+  if (!plan || ctx.workspace_bytes() < workspace_size(*plan)) return false;
+  const void* bias = ctx.has_input(3) ? ctx.input(3).data : nullptr;
+  void* y = ctx.output(0).data;
+  const std::initializer_list<const void*> buffers = {ctx.input(0).data, ctx.input(1).data, ctx.input(2).data, bias, y,
+                                                      ctx.workspace()};
+  for (const void* p : buffers)
+    if (!aligned16(p)) return false;
+  KILN_ASSIGN_OR_RETURN(const Cudnn* cudnn, ctx.cudnn());
+  KILN_RETURN_IF_ERROR(execute_cudnn_sdpa(cudnn->get(), ctx.stream(), *plan, ctx.input(0).data, ctx.input(1).data,
+                                          ctx.input(2).data, bias, y, ctx.workspace()));
+  return true;
 }
 
 Status run_attention(KernelContext& ctx) {
@@ -179,23 +238,39 @@ Status run_attention(KernelContext& ctx) {
   if (ctx.workspace_bytes() < scratch)
     return internal_error("Attention: workspace of {} bytes, {} needed", ctx.workspace_bytes(), scratch);
   p.scratch = ctx.workspace();
+  if (ctx.tactic() == kCudnnTactic) {
+    KILN_ASSIGN_OR_RETURN(const bool ran, run_cudnn_attention(ctx));
+    if (ran) return Status::ok();
+  }
   if (ctx.tactic() == kTensorCoreTactic) return launch_attention_tc(p, ctx.stream());
   if (ctx.tactic() == kMmaTactic) return launch_attention_mma(p, ctx.stream());
   return launch_attention(p, ctx.stream());
 }
 
-// The tensor-core kernels are candidates where they apply (attention_tc_takes,
-// read from the node and the planned dims); the SIMT kernel is the default.
-std::vector<std::string> attention_tactics(const KernelQuery& q, size_t /*limit*/) {
+// Whether the tensor-core kernels take the node (attention_tc_takes, read
+// from the node and the planned dims).
+bool tensor_core_takes(const KernelQuery& q) {
   const Node& n = q.node();
   const DType t = q.input_dtype(0);
   const std::optional<AttentionSizes> s = attention_sizes(q);
-  if ((t != DType::kF16 && t != DType::kBF16) || !s) return {};
+  if ((t != DType::kF16 && t != DType::kBF16) || !s) return false;
   for (size_t i = 1; i < n.outputs.size(); ++i)
-    if (n.outputs[i]) return {};
-  if (q.has_input(4) || q.has_input(5) || n.attr_float("softcap", 0.0f) != 0.0f) return {};
-  if (s->head != s->v_head || (s->head != 32 && s->head != 64 && s->head != 128)) return {};
-  return {"simt", std::string(kTensorCoreTactic), std::string(kMmaTactic)};
+    if (n.outputs[i]) return false;
+  if (q.has_input(4) || q.has_input(5) || n.attr_float("softcap", 0.0f) != 0.0f) return false;
+  return s->head == s->v_head && (s->head == 32 || s->head == 64 || s->head == 128);
+}
+
+// The tensor-core kernels and cuDNN's fused attention are candidates where
+// they apply (cuDNN's only where it built a plan within the workspace limit);
+// the SIMT kernel is the default.
+std::vector<std::string> attention_tactics(const KernelQuery& q, size_t /*limit*/) {
+  std::vector<std::string> out;
+  if (tensor_core_takes(q)) out = {"simt", std::string(kTensorCoreTactic), std::string(kMmaTactic)};
+  if (planned_cudnn_attention(q)) {
+    if (out.empty()) out.push_back("simt");
+    out.push_back(std::string(kCudnnTactic));
+  }
+  return out;
 }
 
 // FlexAttention without score_mod / prob_mod is plain 4-D attention with GQA.

@@ -1,12 +1,15 @@
 // LayerNormalization, RMSNormalization, GroupNormalization,
 // InstanceNormalization (row normalizations, normalization.cuh),
 // BatchNormalization (inference and training), LpNormalization,
-// MeanVarianceNormalization and LRN (norm_misc.cuh). Parameters may have any
-// float dtype, as on the CPU.
+// MeanVarianceNormalization and LRN (norm_misc.cuh), and
+// kiln.SkipLayerNormalization (skip_layer_norm.cuh). Parameters may have any
+// float dtype, as on the CPU, except SkipLayerNormalization's (X's dtype, as
+// its schema says).
 #include "backends/cuda/kernels/normalization.cuh"
 
 #include "backends/cuda/kernels/norm_misc.cuh"
 #include "backends/cuda/kernels/reduce.cuh"
+#include "backends/cuda/kernels/skip_layer_norm.cuh"
 #include "backends/cuda/ops/norm_op_util.h"
 
 namespace kiln::cuda {
@@ -80,6 +83,43 @@ KILN_CUDA_KERNEL("", "RMSNormalization",
                  {.run = [](KernelContext& c) { return run_layer_norm(c, false); },
                   .workspace = layer_norm_workspace,
                   .supports = supports_float_inputs});
+
+// kiln.SkipLayerNormalization(X, Skip, Scale, B?) -> (Y, Sum?) over the last
+// axis; the schema has checked the shapes and dtypes, the run checks what the
+// kernel relies on.
+Status run_skip_layer_norm(KernelContext& ctx) {
+  const Node& node = ctx.node();
+  const DeviceTensor &x = ctx.input(0), &skip = ctx.input(1), &scale = ctx.input(2);
+  if (x.rank() == 0) return invalid_model("SkipLayerNormalization: X is a scalar");
+  const int64_t cols = x.dims.back();
+  auto param_ok = [&](const DeviceTensor& t) { return t.dtype == x.dtype && t.rank() == 1 && t.dims[0] == cols; };
+  if (skip.dims != x.dims || skip.dtype != x.dtype)
+    return invalid_model("SkipLayerNormalization: Skip differs from X in shape or dtype (no broadcasting)");
+  if (!param_ok(scale) || (ctx.has_input(3) && !param_ok(ctx.input(3))))
+    return invalid_model("SkipLayerNormalization: Scale and B must be [{}] vectors of {}", cols, dtype_name(x.dtype));
+  SkipNormParams p;
+  p.dtype = x.dtype;
+  p.x = x.data, p.skip = skip.data;
+  p.scale = scale.data;
+  p.bias = ctx.has_input(3) ? ctx.input(3).data : nullptr;
+  p.y = ctx.output(0).data;
+  p.sum = ctx.has_output(1) ? ctx.output(1).data : nullptr;
+  p.cols = cols;
+  p.rows = cols == 0 ? 0 : x.numel() / cols;
+  p.epsilon = node.attr_float("epsilon", 1e-5f);
+  return launch_skip_layer_norm(p, ctx.stream());
+}
+
+KILN_CUDA_KERNEL("kiln", "SkipLayerNormalization",
+                 {.run = run_skip_layer_norm, .supports = [](const Node& node) -> Status {
+                    const int64_t axis = node.attr_int("axis", -1);
+                    const Value* x = node.input(0);
+                    const bool last = axis == -1 || (x && x->type.shape.has_rank() && axis == x->type.shape.rank() - 1);
+                    if (!last)
+                      return unsupported("SkipLayerNormalization: axis {} is not the last axis; only -1 is supported",
+                                         axis);
+                    return supports_float_inputs(node);
+                  }});
 
 // [n, c, inner] of an NC... input.
 struct ChannelView {
