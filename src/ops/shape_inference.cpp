@@ -38,6 +38,35 @@ Type merge_types(const Type& declared, const Type& inferred) {
   return t;
 }
 
+// A Loop or Scan body input declared without a dtype (as functions expanded
+// into a Loop declare theirs) takes the dtype its value has: the iteration
+// number i64 and the cond bool (scalars), a loop-carried, state or scanned value its
+// node input's. Only the dtype: a carried value's shape may change.
+static void seed_body_input_dtypes(const Node& node) {
+  if (!node.domain.empty() || (node.op_type != "Loop" && node.op_type != "Scan")) return;
+  const Attribute* a = node.attr("body");
+  if (!a || !a->g) return;
+  Graph& body = *a->g;
+  auto seed = [&](size_t i, DType t) {
+    if (i >= body.inputs.size() || t == DType::kUndefined) return;
+    Type& declared = body.inputs[i]->type;
+    if (declared.is_tensor() && declared.dtype == DType::kUndefined) declared.dtype = t;
+  };
+  auto dtype_of = [&](size_t i) {
+    const Value* v = node.input(i);
+    return v && v->type.is_tensor() ? v->type.dtype : DType::kUndefined;
+  };
+  if (node.op_type == "Loop") {
+    seed(0, DType::kI64);
+    seed(1, DType::kBool);
+    for (size_t i = 0; i < 2 && i < body.inputs.size(); ++i)  // both scalars
+      if (!body.inputs[i]->type.shape.has_rank()) body.inputs[i]->type.shape = Shape(Dims{});
+    for (size_t k = 2; k < node.inputs.size(); ++k) seed(k, dtype_of(k));
+  } else {
+    for (size_t k = 0; k < node.inputs.size(); ++k) seed(k, dtype_of(k));
+  }
+}
+
 void infer_shapes(Graph& graph, std::vector<Diagnostic>& diagnostics, const std::string& path) {
   int64_t index = -1;
   for (const auto& node_ptr : graph.nodes()) {
@@ -59,6 +88,7 @@ void infer_shapes(Graph& graph, std::vector<Diagnostic>& diagnostics, const std:
     // Bodies first: control-flow infer functions read their subgraphs' output types.
     // Subgraph paths name the node as the importer does: its name, else its op.
     const std::string& label = node.name.empty() ? node.op_type : node.name;
+    seed_body_input_dtypes(node);
     for (auto& [key, attr] : node.attrs) {
       if (attr.g) infer_shapes(*attr.g, diagnostics, fmt::format("{}/{}.{}", path, label, key));
       for (size_t k = 0; k < attr.graphs.size(); ++k)

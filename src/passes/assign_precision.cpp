@@ -7,6 +7,9 @@
 // the list stay f32 (Exp, Pow, Sin/Cos of large angles, sums that can grow
 // past 65504, losses, anything unusual): safe by default. Each node records
 // its choice in metadata["kiln.precision"], which `kiln inspect` shows.
+// Bodies of If, Loop and Scan keep their types: a value of the graph that a
+// body reads comes back to f32 for it (a Cast before the node holding the
+// body), as for any op off the list.
 //
 //   graph(%x: f32[8,4]) {                 graph(%x: f32[8,4]) {
 //     %w: f32[4,4] = const ...              %w: f16[4,4] = const ...
@@ -124,6 +127,9 @@ class PrecisionAssigner {
  private:
   // `v` in the other float type: a converted constant, or a Cast's output.
   Expected<Value*> converted(Value* v, DType to, const Node* before);
+  // Points the reads of lowered values in `n`'s bodies (and theirs) at f32
+  // copies made before `holder` (the node of this graph holding them).
+  Status restore_body_reads(const Node& n, const Node* holder);
 
   Graph& g_;
   DType target_;
@@ -159,11 +165,34 @@ Expected<Value*> PrecisionAssigner::converted(Value* v, DType to, const Node* be
   return out;
 }
 
+Status PrecisionAssigner::restore_body_reads(const Node& n, const Node* holder) {
+  for (const auto& [key, a] : n.attrs) {
+    std::vector<Graph*> bodies;
+    if (a.g) bodies.push_back(a.g.get());
+    for (const auto& b : a.graphs) bodies.push_back(b.get());
+    for (Graph* body : bodies) {
+      for (const auto& inner : body->nodes()) {
+        for (Value*& in : inner->inputs) {
+          if (!in || !lowered_.count(in)) continue;
+          KILN_ASSIGN_OR_RETURN(in, converted(in, DType::kF32, holder));
+        }
+        KILN_RETURN_IF_ERROR(restore_body_reads(*inner, holder));
+      }
+      for (Value*& out : body->outputs) {
+        if (!lowered_.count(out)) continue;
+        KILN_ASSIGN_OR_RETURN(out, converted(out, DType::kF32, holder));
+      }
+    }
+  }
+  return Status::ok();
+}
+
 Status PrecisionAssigner::run() {
   std::vector<Node*> order;
   for (const auto& n : g_.nodes()) order.push_back(n.get());
   const auto& ops = reduced_ops();
   for (Node* n : order) {
+    KILN_RETURN_IF_ERROR(restore_body_reads(*n, n));
     auto entry = ops.find(n->domain.empty() ? n->op_type : n->domain + "." + n->op_type);
     bool has_f32 = false;
     for (const Value* v : n->inputs) has_f32 |= is_f32_tensor(v) || lowered_.count(const_cast<Value*>(v));

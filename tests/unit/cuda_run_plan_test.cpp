@@ -1,11 +1,13 @@
 // Planning runs on the CUDA backend (backends/cuda/run_plan.h), on the host
 // only: layers whose output dims depend on the data (KernelDef::
-// max_output_dims) and the GPU kernels of the ops that had none.
+// max_output_dims), the GPU kernels of the ops that had none, and the breaks
+// before If, Loop and Scan (whose bodies control_flow.cpp runs).
 #ifdef KILN_WITH_CUDA
 #include <gtest/gtest.h>
 
 #include "backends/cuda/run_plan.h"
 #include "ir/parser.h"
+#include "ir/rewrite.h"
 
 namespace kiln::cuda {
 namespace {
@@ -123,6 +125,145 @@ TEST(CudaRunPlan, FormerlyHostOnlyOpsHaveGpuKernels) {
       "}\n");
   Status st = check_graph_supported(*g, false, nullptr);
   EXPECT_TRUE(st.is_ok()) << st.to_string();
+}
+
+// A body parsed from IR text: its inputs after the first `num_inputs` stand
+// for `outer` (values of the graph around it) and are rebound to them.
+std::shared_ptr<Graph> body(const char* text, size_t num_inputs, const std::vector<Value*>& outer, Graph& parent) {
+  auto b = parse(text);
+  for (size_t k = 0; k < outer.size(); ++k) {
+    Value* stand_in = b->inputs[num_inputs + k];
+    replace_uses(*b, stand_in, outer[k]);
+    for (Value*& out : b->outputs)
+      if (out == stand_in) out = outer[k];
+  }
+  b->inputs.resize(num_inputs);
+  b->parent = &parent;
+  return b;
+}
+
+Attribute graph_attr(std::shared_ptr<Graph> g) {
+  Attribute a;
+  a.kind = Attribute::Kind::kGraph;
+  a.g = std::move(g);
+  return a;
+}
+
+// If(cond computed on the device from x) { Neg(x) } else { Abs(x) }: the
+// branches read x from the graph around them.
+std::shared_ptr<Graph> if_on_device_cond() {
+  auto g = parse(
+      "graph main(%x: f32[3]) {\n"
+      "  %zero: f32[] = const f32[]{0}\n"
+      "  %s: f32[] = ReduceSum(%x) {keepdims = 0}\n"
+      "  %c: bool[] = Greater(%s, %zero)\n"
+      "  %y: f32[3] = If(%c)\n"
+      "  return %y\n"
+      "}\n");
+  Node* n = g->mutable_nodes()[2].get();
+  n->name = "branch";
+  Value* x = g->inputs[0];
+  n->attrs["then_branch"] =
+      graph_attr(body("graph t(%x: f32[3]) {\n  %t: f32[3] = Neg(%x)\n  return %t\n}\n", 0, {x}, *g));
+  n->attrs["else_branch"] =
+      graph_attr(body("graph e(%x: f32[3]) {\n  %e: f32[3] = Abs(%x)\n  return %e\n}\n", 0, {x}, *g));
+  return g;
+}
+
+TEST(CudaRunPlan, ControlFlowWithGpuBodiesNeedsNoFallback) {
+  auto g = if_on_device_cond();
+  Status st = check_graph_supported(*g, false, nullptr);
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+}
+
+TEST(CudaRunPlan, UnsupportedNodeInABodyIsNamedWithTheNodesAroundIt) {
+  auto g = parse(
+      "graph main(%s: string[2], %m: i64[]) {\n"
+      "  %y: string[?,2] = Loop(%m, _)\n"
+      "  return %y\n"
+      "}\n");
+  Node* loop = g->mutable_nodes()[0].get();
+  loop->name = "loop";
+  loop->attrs["body"] =
+      graph_attr(body("graph b(%i: i64[], %c: bool[], %s: string[2]) {\n"
+                      "  %n: string[2] = StringNormalizer(%s)\n"
+                      "  return %c, %n\n"
+                      "}\n",
+                      2, {g->inputs[0]}, *g));
+  Status st = check_graph_supported(*g, false, nullptr);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_EQ(st.message(),
+            "1 node cannot run on the GPU (--allowCpuFallback runs them on the host):\n"
+            "  node 'n0' (StringNormalizer) in node 'loop' (Loop): the CUDA backend has no kernel for "
+            "StringNormalizer");
+  // With --allowCpuFallback the whole Loop runs on the host.
+  std::vector<const Node*> fallback;
+  EXPECT_TRUE(check_graph_supported(*g, true, &fallback).is_ok());
+  EXPECT_EQ(fallback, (std::vector<const Node*>{loop}));
+  PlanState state = inputs_of(*g, {{2}, {}});
+  PlanOptions options;
+  options.allow_cpu_fallback = true;
+  auto seg = plan_segment(*g, 0, state, options);
+  ASSERT_TRUE(seg.is_ok()) << seg.status().to_string();
+  EXPECT_EQ(seg->control_flow, nullptr);
+  EXPECT_EQ(seg->downloads.size(), 2u);  // %s and %m: the host runs the Loop
+}
+
+TEST(CudaRunPlan, ControlFlowCarryingASequenceIsNamedAndRunsOnTheHostWithFallback) {
+  auto g = if_on_device_cond();
+  Node* branch = g->mutable_nodes()[2].get();
+  branch->outputs[0]->type = Type::sequence_of(Type::tensor(DType::kF32, Shape()));
+  Status st = check_graph_supported(*g, false, nullptr);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_EQ(st.message(),
+            "1 node cannot run on the GPU (--allowCpuFallback runs them on the host):\n"
+            "  node 'branch' (If): the CUDA backend runs If on the GPU with tensors only, not sequences or optionals");
+  std::vector<const Node*> fallback;
+  EXPECT_TRUE(check_graph_supported(*g, true, &fallback).is_ok());
+  EXPECT_EQ(fallback, (std::vector<const Node*>{branch}));
+}
+
+TEST(CudaRunPlan, SegmentEndsBeforeControlFlowWithItsCondToDownload) {
+  auto g = if_on_device_cond();
+  PlanState state = inputs_of(*g, {{3}});
+  auto seg = plan_segment(*g, 0, state, {});
+  ASSERT_TRUE(seg.is_ok()) << seg.status().to_string();
+  ASSERT_EQ(seg->steps.size(), 2u);  // ReduceSum, Greater
+  EXPECT_EQ(seg->control_flow, g->nodes()[2].get());
+  EXPECT_EQ(seg->downloads, (std::vector<const Value*>{g->nodes()[1]->outputs[0]}));
+  EXPECT_EQ(seg->next_node, 3u);
+  EXPECT_FALSE(seg->finished());
+  // The runner runs the If and plans its output as memory it holds.
+  PlannedValue y;
+  y.dtype = DType::kF32;
+  y.dims = {3};
+  y.slot = {Place::kHeld, 0, 0};
+  state.values[g->outputs[0]] = y;
+  auto rest = plan_segment(*g, 3, state, {});
+  ASSERT_TRUE(rest.is_ok()) << rest.status().to_string();
+  EXPECT_TRUE(rest->finished());
+  ASSERT_EQ(rest->steps.size(), 1u);
+  EXPECT_EQ(rest->steps[0].kind, Step::Kind::kCopy);
+  EXPECT_EQ(rest->steps[0].in_slot[0].place, Place::kHeld);
+  EXPECT_EQ(rest->steps[0].out_slot[0].place, Place::kOutput);
+}
+
+TEST(CudaRunPlan, BodyPlanReadsOuterValuesBoundInItsState) {
+  auto g = if_on_device_cond();
+  const Graph& then = *g->nodes()[2]->attr("then_branch")->g;
+  PlanState state;
+  PlannedValue x;
+  x.dtype = DType::kF32;
+  x.dims = {3};
+  x.slot = {Place::kInput, 0, 0};  // the body's binding of the outer x
+  state.values[g->inputs[0]] = x;
+  auto seg = plan_segment(then, 0, state, {});
+  ASSERT_TRUE(seg.is_ok()) << seg.status().to_string();
+  EXPECT_TRUE(seg->finished());
+  ASSERT_EQ(seg->steps.size(), 1u);
+  EXPECT_EQ(seg->steps[0].node->op_type, "Neg");
+  EXPECT_EQ(seg->steps[0].in_slot[0].place, Place::kInput);
+  EXPECT_EQ(seg->steps[0].out_slot[0].place, Place::kOutput);
 }
 
 }  // namespace

@@ -117,6 +117,24 @@ std::shared_ptr<Graph> loop_body(Value* outer_x, Dims carried) {
   return body;
 }
 
+// Functions expanded into a Loop (Range, SequenceMap) declare body inputs
+// without a type: inference gives them their values' dtypes.
+TEST(ControlFlowInfer, UntypedLoopBodyInputsTakeTheirValuesDtypes) {
+  Net net;
+  Value* x = net.input("x", f32({2}));
+  Value* acc0 = net.input("acc0", i64({2}));
+  Value* m = net.constant("m", Tensor::scalar_i64(3));
+  Node* loop = net.node("Loop", {m, nullptr, acc0}, 3);
+  auto body = loop_body(x, {2});
+  for (Value* in : body->inputs) in->type = Type();
+  loop->attrs["body"] = graph_attr(body);
+  net.infer();
+  EXPECT_EQ(body->inputs[0]->type.to_string(), "i64[]");
+  EXPECT_EQ(body->inputs[1]->type.to_string(), "bool[]");
+  EXPECT_EQ(body->inputs[2]->type.dtype, DType::kI64);
+  EXPECT_FALSE(body->inputs[2]->type.shape.has_rank());  // only the dtype: a carried shape may change
+}
+
 TEST(ControlFlowInfer, LoopScanOutputsGetTripCountOrSymbol) {
   Net net;
   Value* x = net.input("x", f32({sym("n")}));

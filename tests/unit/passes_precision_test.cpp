@@ -3,6 +3,7 @@
 
 #include "ir/parser.h"
 #include "ir/printer.h"
+#include "ir/rewrite.h"
 #include "passes/pass.h"
 
 namespace kiln {
@@ -15,6 +16,50 @@ std::string lowered(const char* text, DType target = DType::kF16) {
   if (!st.is_ok()) return st.to_string();
   (*g)->erase_nodes_if([](const Node&) { return false; });
   return print_graph(**g);
+}
+
+// A Loop whose body reads %y of the graph around it: %y goes to 16 bits
+// (MatMul), the body keeps its f32 types and reads an f32 Cast made before
+// the Loop.
+TEST(AssignPrecision, BodyReadsOfLoweredValuesComeBackToF32) {
+  auto g = parse_graph(
+      "graph main(%x: f32[2,2], %m: i64[]) {\n"
+      "  %w: f32[2,2] = const f32[2,2]{1,2,3,4}\n"
+      "  %y: f32[2,2] = MatMul(%x, %w)\n"
+      "  %r: f32[2,2] = Loop(%m, _, %x)\n"
+      "  return %r\n"
+      "}\n");
+  ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+  auto body = parse_graph(
+      "graph body(%i: i64[], %c: bool[], %acc: f32[2,2], %y: f32[2,2]) {\n"
+      "  %next: f32[2,2] = Sub(%acc, %y)\n"
+      "  return %c, %next\n"
+      "}\n");
+  ASSERT_TRUE(body.is_ok()) << body.status().to_string();
+  Value* y = (*g)->find_value("y");
+  replace_uses(**body, (*body)->inputs[3], y);  // the body reads the outer %y
+  (*body)->inputs.resize(3);
+  (*body)->parent = g->get();
+  Attribute a;
+  a.kind = Attribute::Kind::kGraph;
+  a.g = *body;
+  (*g)->mutable_nodes()[1]->attrs["body"] = a;
+  ASSERT_TRUE(assign_precision(**g, DType::kF16).is_ok());
+  (*g)->erase_nodes_if([](const Node&) { return false; });
+  EXPECT_EQ(print_graph(**g),
+            "graph main(%x: f32[2,2], %m: i64[]) {\n"
+            "  %w_lp: f16[2,2] = const f16[2,2]{1,2,3,4}\n"
+            "  %x_lp: f16[2,2] = Cast(%x) {to=10}\n"
+            "  %y: f16[2,2] = MatMul(%x_lp, %w_lp)\n"
+            "  %y_f32: f32[2,2] = Cast(%y) {to=1}\n"
+            "  %r: f32[2,2] = Loop(%m, _, %x)\n"
+            "    body:\n"
+            "      graph body(%i: i64[], %c: bool[], %acc: f32[2,2]) {\n"
+            "        %next: f32[2,2] = Sub(%acc, %y_f32)\n"
+            "        return %c, %next\n"
+            "      }\n"
+            "  return %r\n"
+            "}\n");
 }
 
 TEST(AssignPrecision, MatMulGoesTo16BitsExpStaysF32AndOutputsKeepTheirType) {

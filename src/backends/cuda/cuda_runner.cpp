@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <set>
 
+#include "backends/cpu/cpu_executor.h"
+#include "backends/cuda/control_flow.h"
 #include "backends/cuda/cuda_status.h"
 
 namespace kiln::cuda {
@@ -16,8 +18,11 @@ Expected<std::shared_ptr<const DeviceWeights>> upload_weights(const Graph& graph
   auto consider = [&](const Value* v) {
     if (v && v->constant && v->constant->dtype() != DType::kString && seen.insert(v).second) constants.push_back(v);
   };
-  for (const auto& n : graph.nodes())
-    for (const Value* v : n->inputs) consider(v);
+  for (const auto& n : graph.nodes()) {
+    std::vector<const Value*> reads;  // its inputs, and its bodies' reads
+    collect_node_reads(*n, reads);
+    for (const Value* v : reads) consider(v);
+  }
   for (const Value* v : graph.outputs) consider(v);
   for (const Value* v : constants) {
     w->bytes = (w->bytes + 255) / 256 * 256;
@@ -75,6 +80,7 @@ struct Resources {
 // A plan kept while the input dims stay the same.
 struct CachedPlan {
   std::vector<std::vector<int64_t>> input_dims;
+  std::string subgraph_key;  // subgraph_key() of a subgraph's run
   PlanState state;
   Segment segment;
   DeviceBuffer consts;
@@ -92,6 +98,7 @@ struct RunBuffers {
   std::vector<char*> arena;
   std::vector<char*> consts;
   std::vector<void*> outputs;       // per graph output, resolved on first use
+  std::vector<void*> held;          // Place::kHeld values (control-flow outputs, uploaded host values)
   std::vector<void*> stream_owned;  // cudaMallocAsync'ed, freed on the stream after the run
 };
 
@@ -146,6 +153,36 @@ std::string where(const Step& s) {
   return s.node ? fmt::format("node '{}' ({})", s.node->name, s.node->op_type) : std::string("graph output copy");
 }
 
+// What a plan for a subgraph depends on besides its input dims: its input
+// dtypes, each outer value's dims, where it is, and its host contents when
+// those are not a constant's (shape values the plan may have computed with).
+std::string subgraph_key(const SubgraphValues* sub) {
+  std::string key;
+  if (!sub) return key;
+  auto append = [&key](const void* p, size_t n) { key.append(static_cast<const char*>(p), n); };
+  for (DType t : sub->input_dtypes) key += static_cast<char>(t);
+  key += '|';
+  for (const OuterValue& o : sub->outer) {
+    const size_t rank = o.dims.size();
+    append(&rank, sizeof rank);
+    append(o.dims.data(), rank * sizeof(int64_t));
+    key += o.data ? 'd' : '-';
+    if (!o.host) {
+      key += '-';
+    } else if (!o.host->is_tensor() || o.host->tensor.dtype() == DType::kString) {
+      key += 's';  // not uploaded: planning fails the same way each time
+    } else if (o.value && o.value->constant) {
+      key += 'c';
+    } else {
+      key += 'h';
+      const size_t n = o.host->tensor.nbytes();
+      append(&n, sizeof n);
+      if (n) append(o.host->tensor.raw(), n);
+    }
+  }
+  return key;
+}
+
 }  // namespace
 
 struct Runner::Impl {
@@ -158,6 +195,8 @@ struct Runner::Impl {
   // The caller's arena (set_arena), used instead of `arena` when set.
   char* external = nullptr;
   size_t external_bytes = 0;
+  // A runner per If/Loop/Scan body, keeping its plan across runs.
+  std::map<const Graph*, std::unique_ptr<Runner>> bodies;
 
   PlanOptions plan_options() const {
     return {options.run.allow_cpu_fallback, options.run.allow_tf32, plan_workspace_limit(options.run.workspace_limit)};
@@ -186,6 +225,7 @@ struct Runner::Impl {
       case Place::kArena: return buffers.arena.at(static_cast<size_t>(slot.segment)) + slot.offset;
       case Place::kConst: return buffers.consts.at(static_cast<size_t>(slot.segment)) + slot.offset;
       case Place::kWeight: return static_cast<char*>(weights->buffer.data()) + slot.offset;
+      case Place::kHeld: return buffers.held.at(static_cast<size_t>(slot.io));
       case Place::kInput: return const_cast<void*>(bindings.input(slot.io));
       case Place::kOutput: {
         void*& out = buffers.outputs.at(static_cast<size_t>(slot.io));
@@ -311,24 +351,121 @@ struct Runner::Impl {
   }
 
   PlanState initial_state(const std::vector<std::vector<int64_t>>& input_dims,
-                          const std::vector<const RunValue*>& input_host) {
+                          const std::vector<const RunValue*>& input_host, const SubgraphValues* sub) {
     PlanState state;
     state.weights = &weights->offsets;
     for (size_t i = 0; i < graph.inputs.size(); ++i) {
       PlannedValue pv;
-      pv.dtype = graph.inputs[i]->type.dtype;
+      pv.dtype = sub && i < sub->input_dtypes.size() ? sub->input_dtypes[i] : graph.inputs[i]->type.dtype;
       pv.dims = input_dims[i];
       pv.slot = {Place::kInput, 0, static_cast<int>(i)};
       if (i < input_host.size() && input_host[i]) pv.host = std::make_shared<RunValue>(*input_host[i]);
       state.values[graph.inputs[i]] = std::move(pv);
     }
+    for (size_t k = 0; sub && k < sub->outer.size(); ++k) {
+      const OuterValue& o = sub->outer[k];
+      PlannedValue pv;
+      pv.dtype = o.dtype;
+      pv.dims = o.dims;
+      pv.host = o.host;
+      pv.shape_like = o.shape_like && o.host;
+      // Null data with a host copy: only the host has it (uploaded when a
+      // kernel reads it). Without one it is on the device (null: no bytes).
+      if (o.data || !o.host) pv.slot = {Place::kInput, 0, static_cast<int>(graph.inputs.size() + k)};
+      state.values[o.value] = std::move(pv);
+    }
     return state;
   }
 
+  class FlowRun;
+  Status run_control_flow(const Node& node, PlanState& state, RunBuffers& buffers, RunBindings& bindings,
+                          cudaStream_t stream);
+  // run_control_flow for the node that ended `seg`, its time given to `times`.
+  Status run_timed_control_flow(const Segment& seg, PlanState& state, RunBuffers& buffers, RunBindings& bindings,
+                                cudaStream_t stream, StepTimes* times);
   Status run_cached(CachedPlan& plan, RunBindings& bindings, cudaStream_t stream, StepTimes* times);
   Status run(const std::vector<std::vector<int64_t>>& input_dims, const std::vector<const RunValue*>& input_host,
-             RunBindings& bindings, cudaStream_t stream, StepTimes* times);
+             RunBindings& bindings, cudaStream_t stream, StepTimes* times, const SubgraphValues* sub);
 };
+
+// A control-flow node's view of the run around it (a run with breaks).
+class Runner::Impl::FlowRun final : public ControlFlowRun {
+ public:
+  FlowRun(Runner::Impl& impl, PlanState& state, RunBuffers& buffers, RunBindings& bindings, cudaStream_t stream)
+      : impl_(impl), state_(state), buffers_(buffers), bindings_(bindings), stream_(stream) {}
+
+  Expected<OuterValue> value(const Value* v) override;
+  void hold(void* p) override { buffers_.stream_owned.push_back(p); }
+  cudaStream_t stream() const override { return stream_; }
+  Runner& body_runner(const Graph& body) override;
+
+ private:
+  Runner::Impl& impl_;
+  PlanState& state_;
+  RunBuffers& buffers_;
+  RunBindings& bindings_;
+  cudaStream_t stream_;
+};
+
+Expected<OuterValue> Runner::Impl::FlowRun::value(const Value* v) {
+  KILN_ASSIGN_OR_RETURN(PlannedValue * pv, planned_value(state_, v));
+  OuterValue o{v, pv->dtype, pv->dims, nullptr, pv->host, pv->shape_like};
+  if (pv->slot.place == Place::kNone && pv->host && pv->host->is_tensor() && pv->dtype != DType::kString) {
+    // Only the host has it: upload it once, held until the run ends.
+    void* p = nullptr;
+    const Tensor& t = pv->host->tensor;
+    KILN_CUDA_RETURN_IF_ERROR(cudaMallocAsync(&p, std::max<size_t>(t.nbytes(), 1), stream_));
+    hold(p);
+    if (t.nbytes()) KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(p, t.raw(), t.nbytes(), cudaMemcpyHostToDevice, stream_));
+    buffers_.held.push_back(p);
+    pv->slot = {Place::kHeld, 0, static_cast<int>(buffers_.held.size() - 1)};
+  }
+  if (pv->slot.place != Place::kNone) {
+    KILN_ASSIGN_OR_RETURN(o.data,
+                          impl_.address(pv->slot, buffers_, bindings_, DeviceTensor{pv->dtype, pv->dims, nullptr}));
+  }
+  return o;
+}
+
+Runner& Runner::Impl::FlowRun::body_runner(const Graph& body) {
+  std::unique_ptr<Runner>& r = impl_.bodies[&body];
+  if (!r) r = std::make_unique<Runner>(body, impl_.weights, RunnerOptions{impl_.options.run, false});
+  return *r;
+}
+
+Status Runner::Impl::run_control_flow(const Node& node, PlanState& state, RunBuffers& buffers, RunBindings& bindings,
+                                      cudaStream_t stream) {
+  FlowRun flow(*this, state, buffers, bindings, stream);
+  KILN_ASSIGN_OR_RETURN(std::vector<OuterValue> outs, cuda::run_control_flow(node, flow));
+  for (size_t i = 0; i < node.outputs.size(); ++i) {
+    if (!node.outputs[i]) continue;
+    if (i >= outs.size())
+      return internal_error("node '{}' ({}): gave {} outputs of {}", node.name, node.op_type, outs.size(),
+                            node.outputs.size());
+    buffers.held.push_back(const_cast<void*>(outs[i].data));
+    PlannedValue pv;
+    pv.dtype = outs[i].dtype;
+    pv.dims = std::move(outs[i].dims);
+    pv.slot = {Place::kHeld, 0, static_cast<int>(buffers.held.size() - 1)};
+    state.values[node.outputs[i]] = std::move(pv);
+  }
+  return Status::ok();
+}
+
+Status Runner::Impl::run_timed_control_flow(const Segment& seg, PlanState& state, RunBuffers& buffers,
+                                            RunBindings& bindings, cudaStream_t stream, StepTimes* times) {
+  if (!times) return run_control_flow(*seg.control_flow, state, buffers, bindings, stream);
+  // Profiled: the node's time is its bodies' (host work between them included).
+  KILN_ASSIGN_OR_RETURN(auto start, Event::create());
+  KILN_ASSIGN_OR_RETURN(auto stop, Event::create());
+  KILN_RETURN_IF_ERROR(start.record(stream));
+  KILN_RETURN_IF_ERROR(run_control_flow(*seg.control_flow, state, buffers, bindings, stream));
+  KILN_RETURN_IF_ERROR(stop.record(stream));
+  KILN_RETURN_IF_ERROR(stop.synchronize());
+  KILN_ASSIGN_OR_RETURN(float ms, stop.elapsed_ms_since(start));
+  times->node_time(seg.next_node - 1, ms);
+  return Status::ok();
+}
 
 Status Runner::Impl::run_cached(CachedPlan& plan, RunBindings& bindings, cudaStream_t stream, StepTimes* times) {
   KILN_ASSIGN_OR_RETURN(char* base, arena_for(plan.segment.arena_bytes));
@@ -369,20 +506,23 @@ Status Runner::Impl::run_cached(CachedPlan& plan, RunBindings& bindings, cudaStr
 
 Status Runner::Impl::run(const std::vector<std::vector<int64_t>>& input_dims,
                          const std::vector<const RunValue*>& input_host, RunBindings& bindings, cudaStream_t stream,
-                         StepTimes* times) {
+                         StepTimes* times, const SubgraphValues* sub) {
   if (!res.device) {
     int index = 0;
     KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&index));
     KILN_ASSIGN_OR_RETURN(auto info, device_info(index));
     res.device = std::move(info);
   }
-  if (cached && cached->input_dims == input_dims) return run_cached(*cached, bindings, stream, times);
+  std::string key = subgraph_key(sub);
+  if (cached && cached->input_dims == input_dims && cached->subgraph_key == key)
+    return run_cached(*cached, bindings, stream, times);
   const PlanOptions popts = plan_options();
-  PlanState state = initial_state(input_dims, input_host);
+  PlanState state = initial_state(input_dims, input_host, sub);
   KILN_ASSIGN_OR_RETURN(Segment first, plan_segment(graph, 0, state, popts));
   if (first.finished() && !state.read_input_values) {
     auto plan = std::make_unique<CachedPlan>();
     plan->input_dims = input_dims;
+    plan->subgraph_key = std::move(key);
     plan->state = std::move(state);
     plan->segment = std::move(first);
     if (plan->segment.const_bytes) {
@@ -413,6 +553,8 @@ Status Runner::Impl::run(const std::vector<std::vector<int64_t>>& input_dims,
     if (st.is_ok()) st = execute(seg, buffers, bindings, stream, times);
     if (!st.is_ok() || seg.finished()) break;
     st = download(seg, state, buffers, bindings, stream);
+    // A control-flow node runs its bodies here; planning goes on after it.
+    if (st.is_ok() && seg.control_flow) st = run_timed_control_flow(seg, state, buffers, bindings, stream, times);
     if (!st.is_ok()) break;
     auto next = plan_segment(graph, seg.next_node, state, popts);
     if (!next) st = next.status();
@@ -429,11 +571,11 @@ Runner::Runner(const Graph& graph, std::shared_ptr<const DeviceWeights> weights,
 Runner::~Runner() = default;
 
 Status Runner::run(const std::vector<std::vector<int64_t>>& input_dims, const std::vector<const RunValue*>& input_host,
-                   RunBindings& bindings, cudaStream_t stream, StepTimes* times) {
+                   RunBindings& bindings, cudaStream_t stream, StepTimes* times, const SubgraphValues* sub) {
   if (input_dims.size() != impl_->graph.inputs.size())
     return internal_error("the graph takes {} inputs, the run gave dims for {}", impl_->graph.inputs.size(),
                           input_dims.size());
-  return impl_->run(input_dims, input_host, bindings, stream, times);
+  return impl_->run(input_dims, input_host, bindings, stream, times, sub);
 }
 
 size_t Runner::arena_bytes() const { return impl_->cached ? impl_->cached->segment.arena_bytes : 0; }
@@ -449,7 +591,7 @@ Expected<size_t> Runner::plan_arena_bytes(const std::vector<std::vector<int64_t>
     return internal_error("the graph takes {} inputs, dims were given for {}", impl_->graph.inputs.size(),
                           input_dims.size());
   if (impl_->cached && impl_->cached->input_dims == input_dims) return impl_->cached->segment.arena_bytes;
-  PlanState state = impl_->initial_state(input_dims, {});
+  PlanState state = impl_->initial_state(input_dims, {}, nullptr);
   KILN_ASSIGN_OR_RETURN(Segment first, plan_segment(impl_->graph, 0, state, impl_->plan_options()));
   return first.arena_bytes;
 }

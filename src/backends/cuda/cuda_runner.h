@@ -19,7 +19,8 @@
 
 namespace kiln::cuda {
 
-// Every numeric constant the graph's nodes read, in one device buffer.
+// Every numeric constant the graph's nodes read (their bodies' nodes too),
+// in one device buffer.
 struct DeviceWeights {
   DeviceBuffer buffer;
   std::map<const Value*, size_t> offsets;
@@ -65,6 +66,25 @@ class StepTimes {
   virtual void node_time(size_t node_index, float ms) = 0;
 };
 
+// A value of the graphs around a subgraph (an If/Loop/Scan body) that the
+// subgraph reads, bound for a run of it (control_flow.h); also how a
+// control-flow node sees its inputs and gives its outputs.
+struct OuterValue {
+  const Value* value = nullptr;
+  DType dtype = DType::kUndefined;
+  std::vector<int64_t> dims;
+  const void* data = nullptr;            // on the device; null when only the host has it
+  std::shared_ptr<const RunValue> host;  // its contents when the host has them
+  bool shape_like = false;               // a constant or computed from shapes only
+};
+
+// What a run of a subgraph binds besides its inputs' dims: their dtypes (a
+// body input may declare none) and the outer values it reads.
+struct SubgraphValues {
+  std::vector<DType> input_dtypes;
+  std::vector<OuterValue> outer;
+};
+
 struct RunnerOptions {
   RunOptions run;
   bool use_cuda_graph = false;
@@ -78,9 +98,15 @@ class Runner {
   // Runs with the inputs' dims (and host copies where the caller has them,
   // else null) on `stream`. Returns once the work is queued, unless planning
   // needed device values on the host (shape inputs computed on the GPU, CPU
-  // fallback), which synchronizes the stream at that point.
+  // fallback, control flow), which synchronizes the stream at that point.
+  // For a subgraph, `sub` gives its inputs' dtypes and binds the values of
+  // the graphs around it that it reads: one with device data is
+  // bindings.input(graph inputs + its index). A plan is reused while the
+  // input dims and dtypes, the outer values' dims and the outer host values
+  // that are not constants stay the same.
   Status run(const std::vector<std::vector<int64_t>>& input_dims, const std::vector<const RunValue*>& input_host,
-             RunBindings& bindings, cudaStream_t stream, StepTimes* times = nullptr);
+             RunBindings& bindings, cudaStream_t stream, StepTimes* times = nullptr,
+             const SubgraphValues* sub = nullptr);
 
   // Activation arena and workspace bytes of the current plan (0 before a run).
   size_t arena_bytes() const;

@@ -41,6 +41,68 @@ Status kernel_status(const Node& node, const KernelDef** def) {
   return Status::ok();
 }
 
+bool bodies_run_on_device(const Node& node);
+
+// check_graph_supported over `graph`, a body of the nodes `within` names
+// (empty for the top graph).
+void check_nodes(const Graph& graph, const std::string& within, bool allow_cpu_fallback,
+                 std::vector<const Node*>* fallback, std::vector<std::string>& problems) {
+  for (const auto& n : graph.nodes()) {
+    if (is_shape_query(*n)) continue;
+    bool shape_like = !n->inputs.empty();
+    for (const Value* v : n->inputs)
+      if (v) shape_like &= v->constant != nullptr || v->shape_value.has_value();
+    if (shape_like && !has_subgraphs(*n)) continue;  // evaluated on the host while planning
+    if (is_device_control_flow(n->domain, n->op_type)) {
+      if (bodies_run_on_device(*n)) continue;
+      if (allow_cpu_fallback) {
+        if (fallback) fallback->push_back(n.get());  // all of it on the host
+        continue;
+      }
+      // Name the bodies' nodes without a GPU kernel, else the node itself.
+      const size_t before = problems.size();
+      for (const auto& [key, a] : n->attrs)
+        if (a.g) check_nodes(*a.g, fmt::format(" in {}{}", where(*n), within), false, nullptr, problems);
+      if (problems.size() == before)
+        problems.push_back(
+            fmt::format("  {}{}: the CUDA backend runs {} on the GPU with tensors only, not sequences "
+                        "or optionals",
+                        where(*n), within, n->op_type));
+      continue;
+    }
+    const KernelDef* def = nullptr;
+    Status st = has_subgraphs(*n) ? unsupported("the CUDA backend runs subgraphs of {} on the host", n->op_type)
+                                  : kernel_status(*n, &def);
+    if (st.is_ok()) continue;
+    if (allow_cpu_fallback) {
+      if (fallback) fallback->push_back(n.get());
+      continue;
+    }
+    problems.push_back(fmt::format("  {}{}: {}", where(*n), within, st.message()));
+  }
+}
+
+bool carries_tensors(const std::vector<Value*>& values) {
+  for (const Value* v : values)
+    if (v && !v->type.is_tensor()) return false;
+  return true;
+}
+
+// Whether the executor runs `node` (If, Loop, Scan) on the device: every
+// node of its bodies has a GPU kernel or is shape arithmetic, and it and its
+// bodies take and give tensors only (not sequences or optionals). Otherwise
+// it runs on the host, with --allowCpuFallback.
+bool bodies_run_on_device(const Node& node) {
+  if (!carries_tensors(node.inputs) || !carries_tensors(node.outputs)) return false;
+  std::vector<std::string> problems;
+  for (const auto& [key, a] : node.attrs) {
+    if (!a.g) continue;
+    if (!carries_tensors(a.g->inputs) || !carries_tensors(a.g->outputs)) return false;
+    check_nodes(*a.g, "", false, nullptr, problems);
+  }
+  return problems.empty();
+}
+
 // The query a kernel's `workspace` function sees while planning.
 class PlanQuery final : public KernelQuery {
  public:
@@ -91,6 +153,9 @@ class Planner {
 
  private:
   Expected<PlannedValue*> value(const Value* v);
+  // Whether the graph's nodes read `v` from this scope: a value of the graph
+  // or one bound from the graphs around it (not a value of a nested body).
+  bool in_scope(const Value* v) const { return v->owner == &graph_ || state_.values.count(v) != 0; }
   Status evaluate_on_host(const Node& node, bool shape_like);
   Status plan_kernel(const Node& node, size_t index, const KernelDef& def);
   Status place_on_device(const Value* v);
@@ -109,21 +174,7 @@ class Planner {
   std::map<const Value*, const Value*> alias_root_;
 };
 
-Expected<PlannedValue*> Planner::value(const Value* v) {
-  auto it = state_.values.find(v);
-  if (it != state_.values.end()) return &it->second;
-  if (!v->constant) return internal_error("value '{}' has no plan (read before it is written)", v->name);
-  PlannedValue pv;
-  pv.dtype = v->constant->dtype();
-  pv.dims = v->constant->dims();
-  pv.host = std::make_shared<RunValue>(RunValue::of(*v->constant));
-  pv.shape_like = true;
-  if (state_.weights) {
-    auto w = state_.weights->find(v);
-    if (w != state_.weights->end()) pv.slot = {Place::kWeight, w->second};
-  }
-  return &state_.values.emplace(v, std::move(pv)).first->second;
-}
+Expected<PlannedValue*> Planner::value(const Value* v) { return planned_value(state_, v); }
 
 int Planner::graph_output_index(const Value* v) const {
   for (size_t j = 0; j < graph_.outputs.size(); ++j)
@@ -147,7 +198,7 @@ Status Planner::evaluate_on_host(const Node& node, bool shape_like) {
   std::vector<const Value*> reads;
   collect_node_reads(node, reads);
   for (const Value* v : reads) {
-    if (v->owner != &graph_) continue;  // a subgraph's own value
+    if (!in_scope(v)) continue;  // a nested body's own value
     KILN_ASSIGN_OR_RETURN(PlannedValue * pv, value(v));
     if (pv->host) {
       scope.values[v] = *pv->host;
@@ -351,7 +402,7 @@ Expected<Segment> Planner::run(size_t start) {
     const Node& node = *nodes[k];
     std::vector<const Value*> reads;
     collect_node_reads(node, reads);
-    std::erase_if(reads, [&](const Value* v) { return v->owner != &graph_; });
+    std::erase_if(reads, [&](const Value* v) { return !in_scope(v); });
     bool shape_like = !reads.empty();
     for (const Value* v : reads) {
       KILN_ASSIGN_OR_RETURN(PlannedValue * pv, value(v));
@@ -360,6 +411,16 @@ Expected<Segment> Planner::run(size_t start) {
     if (is_shape_query(node) || shape_like) {
       KILN_RETURN_IF_ERROR(evaluate_on_host(node, true));
       continue;
+    }
+    if (is_device_control_flow(node.domain, node.op_type) && bodies_run_on_device(node)) {
+      // The executor runs it (control_flow.h) once it has If's cond and
+      // Loop's trip count and cond on the host.
+      std::vector<const Value*> host_reads;
+      for (size_t i = 0; i < (node.op_type == "If" ? 1u : node.op_type == "Loop" ? 2u : 0u); ++i)
+        if (node.input(i)) host_reads.push_back(node.input(i));
+      KILN_ASSIGN_OR_RETURN(seg_.downloads, missing_on_host(host_reads));
+      seg_.control_flow = &node;
+      break;
     }
     const KernelDef* def = nullptr;
     Status usable =
@@ -393,10 +454,11 @@ Expected<Segment> Planner::run(size_t start) {
     }
     KILN_RETURN_IF_ERROR(evaluate_on_host(node, false).with_context("on the host (CPU fallback)"));
   }
-  seg_.next_node = k;
+  seg_.next_node = seg_.control_flow ? k + 1 : k;
   seg_.finished_nodes = k == nodes.size();
   if (!seg_.finished()) {
-    // Arena values read after the break stay alive to the segment's end.
+    // Arena values read after the break (from the control-flow node on)
+    // stay alive to the segment's end.
     std::set<const Value*> read_later;
     for (size_t r = k; r < nodes.size(); ++r) {
       std::vector<const Value*> reads;
@@ -423,6 +485,26 @@ Expected<Segment> Planner::run(size_t start) {
 
 }  // namespace
 
+Expected<PlannedValue*> planned_value(PlanState& state, const Value* v) {
+  auto it = state.values.find(v);
+  if (it != state.values.end()) return &it->second;
+  if (!v->constant) return internal_error("value '{}' has no plan (read before it is written)", v->name);
+  PlannedValue pv;
+  pv.dtype = v->constant->dtype();
+  pv.dims = v->constant->dims();
+  pv.host = std::make_shared<RunValue>(RunValue::of(*v->constant));
+  pv.shape_like = true;
+  if (state.weights) {
+    auto w = state.weights->find(v);
+    if (w != state.weights->end()) pv.slot = {Place::kWeight, w->second};
+  }
+  return &state.values.emplace(v, std::move(pv)).first->second;
+}
+
+bool is_device_control_flow(std::string_view domain, std::string_view op) {
+  return domain.empty() && (op == "If" || op == "Loop" || op == "Scan");
+}
+
 std::unique_ptr<KernelQuery> query_of(const Step& step) { return std::make_unique<PlanQuery>(step); }
 
 size_t workspace_for_tactic(const Step& step, const std::string& tactic) {
@@ -436,22 +518,7 @@ Expected<Segment> plan_segment(const Graph& graph, size_t start, PlanState& stat
 
 Status check_graph_supported(const Graph& graph, bool allow_cpu_fallback, std::vector<const Node*>* fallback) {
   std::vector<std::string> problems;
-  for (const auto& n : graph.nodes()) {
-    if (is_shape_query(*n)) continue;
-    bool shape_like = !n->inputs.empty();
-    for (const Value* v : n->inputs)
-      if (v) shape_like &= v->constant != nullptr || v->shape_value.has_value();
-    if (shape_like && !has_subgraphs(*n)) continue;  // evaluated on the host while planning
-    const KernelDef* def = nullptr;
-    Status st = has_subgraphs(*n) ? unsupported("the CUDA backend runs subgraphs (If, Loop, Scan) on the host")
-                                  : kernel_status(*n, &def);
-    if (st.is_ok()) continue;
-    if (allow_cpu_fallback) {
-      if (fallback) fallback->push_back(n.get());
-      continue;
-    }
-    problems.push_back(fmt::format("  {}: {}", where(*n), st.message()));
-  }
+  check_nodes(graph, "", allow_cpu_fallback, fallback, problems);
   if (problems.empty()) return Status::ok();
   std::string text;
   for (const auto& p : problems) text += "\n" + p;

@@ -9,7 +9,11 @@
 //   - stops early (a "break") where it needs values that only the GPU has:
 //     a shape-like input computed on the device, or a node that runs on the
 //     host (--allowCpuFallback). The executor then downloads those values and
-//     plans the rest of the graph from there.
+//     plans the rest of the graph from there;
+//   - ends the segment before a control-flow node (If, Loop, Scan): the
+//     executor runs its bodies on the device (control_flow.h), reading If's
+//     cond and Loop's trip count and cond on the host (downloaded at the
+//     break, a stream synchronization), then plans on after the node.
 // A plan without breaks depends only on the input dims and is reused while
 // they stay the same (and replayed as a CUDA graph when asked).
 #pragma once
@@ -18,6 +22,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "backends/cuda/cuda_kernel.h"
@@ -34,6 +39,7 @@ enum class Place : uint8_t {
   kConst,   // host-computed values the plan uploads once
   kInput,   // the caller's input binding `io`
   kOutput,  // the caller's output binding `io`
+  kHeld,    // device memory the run holds until it ends (a control-flow node's outputs), index `io`
 };
 
 struct Slot {
@@ -86,13 +92,20 @@ struct Segment {
   // last step (`dims_offset` in this segment's arena) stored them on the
   // device; the executor reads them before planning on. Null otherwise.
   const Node* data_dependent = nullptr;
+  // The segment stops before this control-flow node (If, Loop, Scan): the
+  // executor runs it after the download, then plans on from `next_node`
+  // (the node after it). Null otherwise.
+  const Node* control_flow = nullptr;
   // Planning reached the graph's end: no break, nothing left to plan.
-  bool finished() const { return downloads.empty() && !data_dependent && finished_nodes; }
+  bool finished() const { return downloads.empty() && !data_dependent && !control_flow && finished_nodes; }
   bool finished_nodes = false;  // next_node is the graph's node count
 };
 
 // What planning knows about the graph's values so far (kept across segments).
 struct PlanState {
+  // Also, for a subgraph, the values of the enclosing graphs it reads (bound
+  // before planning): a value the graph reads is planned here if its owner
+  // is the graph or it is bound.
   std::map<const Value*, PlannedValue> values;
   // Constants already on the device (the engine's weights): their offsets.
   const std::map<const Value*, size_t>* weights = nullptr;
@@ -118,6 +131,13 @@ inline size_t plan_workspace_limit(uint64_t setting) { return setting == 0 ? SIZ
 // device). Node errors name the node.
 Expected<Segment> plan_segment(const Graph& graph, size_t start, PlanState& state, const PlanOptions& options);
 
+// The value `v` as planning knows it: from `state`, or a constant (added to
+// `state`, in the weights when they hold it). Error for a value not planned yet.
+Expected<PlannedValue*> planned_value(PlanState& state, const Value* v);
+
+// The ops whose bodies the CUDA executor runs on the device (If, Loop, Scan).
+bool is_device_control_flow(std::string_view domain, std::string_view op);
+
 // The query a kernel's `workspace` and `tactics` functions see for a step.
 std::unique_ptr<KernelQuery> query_of(const Step& step);
 
@@ -128,6 +148,8 @@ size_t workspace_for_tactic(const Step& step, const std::string& tactic);
 // Every node of `graph` that the CUDA backend can neither run on the GPU nor
 // evaluate on the host as shape arithmetic, as one error naming each node and
 // why; with `allow_cpu_fallback` those are allowed (and listed in `fallback`).
+// The bodies of If, Loop and Scan are checked too: a body's node is named
+// with the nodes around it ("node 'b' (Foo) in node 'loop' (Loop)").
 Status check_graph_supported(const Graph& graph, bool allow_cpu_fallback, std::vector<const Node*>* fallback);
 
 }  // namespace kiln::cuda
