@@ -81,6 +81,7 @@ Status rewrite_for_cuda(Graph& graph, const BuildConfig& config) {
     graph.erase_nodes_if([](const Node&) { return false; });  // drops the f32 weights now unread
   }
   KILN_RETURN_IF_ERROR(in_phase(config, "assigning layouts", [&]() -> Status {
+    KILN_RETURN_IF_ERROR(space_to_depth_stem(graph, passes));
     KILN_RETURN_IF_ERROR(assign_conv_layout(graph, passes));
     return assign_pool_layout(graph, passes);
   }));

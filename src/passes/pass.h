@@ -49,6 +49,11 @@ Status fuse_matmul_bias_activation(Graph& graph, PassContext& ctx);
 // Casts at the borders; run by the builder for --fp16 / --bf16 on cuda.
 Status assign_precision(Graph& graph, DType target);
 
+// On the CUDA backend after assign_precision, before assign_conv_layout: a
+// 16-bit stride-2 stem over fewer than 8 channels becomes a stride-1
+// channels-last convolution over the input's 2x2 blocks (space-to-depth).
+Status space_to_depth_stem(Graph& graph, PassContext& ctx);
+
 // On the CUDA backend after assign_precision: 2-D 16-bit kiln::FusedConv
 // layers (grouped and depthwise too) compute channels-last, with the Transposes between them cancelled.
 Status assign_conv_layout(Graph& graph, PassContext& ctx);
