@@ -1,7 +1,14 @@
 // An owned cuDNN handle (the graph API's entry point). Move-only.
 #pragma once
 
+#include <cuda_runtime.h>
 #include <cudnn.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
 
 #include "support/status.h"
 
@@ -20,6 +27,42 @@ class Cudnn {
 
  private:
   cudnnHandle_t handle_ = nullptr;
+};
+
+// Plans built once per key and device, process-wide, each with the device's
+// own handle (made on first use). A failed build is cached too (null), so a
+// shape cuDNN declines is asked about once. Never destroyed: plans may
+// outlive the static destruction order.
+template <typename Plan>
+class CudnnPlanCache {
+ public:
+  using Build = std::function<std::shared_ptr<const Plan>(cudnnHandle_t)>;
+  std::shared_ptr<const Plan> get(const std::string& key, const Build& build) {
+    int device = 0;
+    if (cudaGetDevice(&device) != cudaSuccess) return nullptr;
+    const std::string at = key + "@" + std::to_string(device);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = plans_.find(at);
+    if (it != plans_.end()) return it->second;
+    auto handle = handles_.find(device);
+    if (handle == handles_.end()) {
+      Expected<Cudnn> created = Cudnn::create();
+      if (!created.is_ok()) return nullptr;
+      handle = handles_.emplace(device, std::move(created).value()).first;
+    }
+    std::shared_ptr<const Plan> plan = build(handle->second.get());
+    plans_.emplace(at, plan);
+    return plan;
+  }
+  static CudnnPlanCache& instance() {
+    static auto* cache = new CudnnPlanCache;
+    return *cache;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<const Plan>> plans_;
+  std::map<int, Cudnn> handles_;
 };
 
 }  // namespace kiln::cuda

@@ -219,38 +219,13 @@ std::shared_ptr<CudnnSdpaPlan> try_build(cudnnHandle_t handle, const CudnnSdpaSp
   }
 }
 
-struct PlanCache {
-  std::mutex mu;
-  std::map<std::string, std::shared_ptr<const CudnnSdpaPlan>> plans;
-  std::map<int, Cudnn> handles;  // per device; plans are built with these
-};
-
-PlanCache& plan_cache() {
-  static PlanCache* cache = new PlanCache;  // never destroyed: plans may outlive static destruction order
-  return *cache;
-}
-
 }  // namespace
 
 bool cudnn_sdpa_compiled() { return true; }
 
 std::shared_ptr<const CudnnSdpaPlan> cudnn_sdpa_plan(const CudnnSdpaSpec& spec) {
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) return nullptr;
-  PlanCache& cache = plan_cache();
-  const std::string key = fmt::format("{}@{}", spec.key(), device);
-  std::lock_guard<std::mutex> lock(cache.mu);
-  auto it = cache.plans.find(key);
-  if (it != cache.plans.end()) return it->second;
-  auto handle = cache.handles.find(device);
-  if (handle == cache.handles.end()) {
-    Expected<Cudnn> created = Cudnn::create();
-    if (!created.is_ok()) return nullptr;
-    handle = cache.handles.emplace(device, std::move(created).value()).first;
-  }
-  std::shared_ptr<const CudnnSdpaPlan> plan = try_build(handle->second.get(), spec);
-  cache.plans.emplace(key, plan);
-  return plan;
+  return CudnnPlanCache<CudnnSdpaPlan>::instance().get(spec.key(),
+                                                       [&](cudnnHandle_t handle) { return try_build(handle, spec); });
 }
 
 size_t workspace_size(const CudnnSdpaPlan& plan) { return static_cast<size_t>(plan.workspace); }

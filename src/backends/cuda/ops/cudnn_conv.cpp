@@ -395,37 +395,13 @@ Expected<std::shared_ptr<CudnnConvPlan>> build_plan(cudnnHandle_t handle, const 
   return plan;
 }
 
-struct PlanCache {
-  std::mutex mu;
-  std::map<std::string, std::shared_ptr<const CudnnConvPlan>> plans;
-  std::map<int, Cudnn> handles;  // per device; plans are built with these
-};
-
-PlanCache& plan_cache() {
-  static PlanCache* cache = new PlanCache;  // never destroyed: plans may outlive static destruction order
-  return *cache;
-}
-
 }  // namespace
 
 std::shared_ptr<const CudnnConvPlan> cudnn_conv_plan(const CudnnConvSpec& spec) {
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) return nullptr;
-  PlanCache& cache = plan_cache();
-  const std::string key = fmt::format("{}@{}", spec.key(), device);
-  std::lock_guard<std::mutex> lock(cache.mu);
-  auto it = cache.plans.find(key);
-  if (it != cache.plans.end()) return it->second;
-  auto handle = cache.handles.find(device);
-  if (handle == cache.handles.end()) {
-    Expected<Cudnn> created = Cudnn::create();
-    if (!created.is_ok()) return nullptr;
-    handle = cache.handles.emplace(device, std::move(created).value()).first;
-  }
-  Expected<std::shared_ptr<CudnnConvPlan>> built = build_plan(handle->second.get(), spec);
-  std::shared_ptr<const CudnnConvPlan> plan = built.is_ok() ? std::move(built).value() : nullptr;
-  cache.plans.emplace(key, plan);
-  return plan;
+  return CudnnPlanCache<CudnnConvPlan>::instance().get(spec.key(), [&](cudnnHandle_t handle) {
+    Expected<std::shared_ptr<CudnnConvPlan>> built = build_plan(handle, spec);
+    return built.is_ok() ? std::shared_ptr<const CudnnConvPlan>(std::move(built).value()) : nullptr;
+  });
 }
 
 int cudnn_conv_engine_count(CudnnConvSpec spec, int limit) {
