@@ -8,6 +8,7 @@
 #include "backends/cpu/cpu_executor.h"
 #include "backends/cuda/control_flow.h"
 #include "backends/cuda/cuda_status.h"
+#include "backends/cuda/sequence_ops.h"
 
 namespace kiln::cuda {
 
@@ -166,7 +167,7 @@ std::string subgraph_key(const SubgraphValues* sub) {
     const size_t rank = o.dims.size();
     append(&rank, sizeof rank);
     append(o.dims.data(), rank * sizeof(int64_t));
-    key += o.data ? 'd' : '-';
+    key += o.data ? 'd' : o.list ? 'l' : '-';
     if (!o.host) {
       key += '-';
     } else if (!o.host->is_tensor() || o.host->tensor.dtype() == DType::kString) {
@@ -314,8 +315,15 @@ struct Runner::Impl {
                                                 cudaMemcpyDeviceToHost, stream));
     }
     std::vector<std::pair<PlannedValue*, Tensor>> pending;
+    std::vector<std::pair<PlannedValue*, RunValue>> pending_lists;
     for (const Value* v : seg.downloads) {
       PlannedValue& pv = state.values.at(v);
+      if (pv.list) {
+        // A sequence or optional a host node (CPU fallback) reads.
+        KILN_ASSIGN_OR_RETURN(RunValue host, download_list(*pv.list, stream));
+        pending_lists.emplace_back(&pv, std::move(host));
+        continue;
+      }
       KILN_ASSIGN_OR_RETURN(void* src, address(pv.slot, buffers, bindings, DeviceTensor{pv.dtype, pv.dims, nullptr}));
       Tensor host(pv.dtype, pv.dims);
       if (host.nbytes())
@@ -325,6 +333,7 @@ struct Runner::Impl {
     }
     KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
     for (auto& [pv, host] : pending) pv->host = std::make_shared<RunValue>(RunValue::of(std::move(host)));
+    for (auto& [pv, host] : pending_lists) pv->host = std::make_shared<RunValue>(std::move(host));
     if (seg.data_dependent) KILN_RETURN_IF_ERROR(set_data_dependent_dims(seg.steps.back(), dims, state));
     return Status::ok();
   }
@@ -369,9 +378,10 @@ struct Runner::Impl {
       pv.dims = o.dims;
       pv.host = o.host;
       pv.shape_like = o.shape_like && o.host;
+      pv.list = o.list;
       // Null data with a host copy: only the host has it (uploaded when a
       // kernel reads it). Without one it is on the device (null: no bytes).
-      if (o.data || !o.host) pv.slot = {Place::kInput, 0, static_cast<int>(graph.inputs.size() + k)};
+      if (o.data || (!o.host && !o.list)) pv.slot = {Place::kInput, 0, static_cast<int>(graph.inputs.size() + k)};
       state.values[o.value] = std::move(pv);
     }
     return state;
@@ -409,7 +419,7 @@ class Runner::Impl::FlowRun final : public ControlFlowRun {
 
 Expected<OuterValue> Runner::Impl::FlowRun::value(const Value* v) {
   KILN_ASSIGN_OR_RETURN(PlannedValue * pv, planned_value(state_, v));
-  OuterValue o{v, pv->dtype, pv->dims, nullptr, pv->host, pv->shape_like};
+  OuterValue o{v, pv->dtype, pv->dims, nullptr, pv->host, pv->shape_like, pv->list};
   if (pv->slot.place == Place::kNone && pv->host && pv->host->is_tensor() && pv->dtype != DType::kString) {
     // Only the host has it: upload it once, held until the run ends.
     void* p = nullptr;
@@ -436,17 +446,25 @@ Runner& Runner::Impl::FlowRun::body_runner(const Graph& body) {
 Status Runner::Impl::run_control_flow(const Node& node, PlanState& state, RunBuffers& buffers, RunBindings& bindings,
                                       cudaStream_t stream) {
   FlowRun flow(*this, state, buffers, bindings, stream);
-  KILN_ASSIGN_OR_RETURN(std::vector<OuterValue> outs, cuda::run_control_flow(node, flow));
+  KILN_ASSIGN_OR_RETURN(std::vector<OuterValue> outs, is_device_sequence_op(node.domain, node.op_type)
+                                                          ? run_sequence_op(node, flow)
+                                                          : cuda::run_control_flow(node, flow));
   for (size_t i = 0; i < node.outputs.size(); ++i) {
     if (!node.outputs[i]) continue;
     if (i >= outs.size())
       return internal_error("node '{}' ({}): gave {} outputs of {}", node.name, node.op_type, outs.size(),
                             node.outputs.size());
-    buffers.held.push_back(const_cast<void*>(outs[i].data));
     PlannedValue pv;
     pv.dtype = outs[i].dtype;
     pv.dims = std::move(outs[i].dims);
-    pv.slot = {Place::kHeld, 0, static_cast<int>(buffers.held.size() - 1)};
+    if (outs[i].list) {
+      pv.list = std::move(outs[i].list);  // a sequence or optional: its elements are on the device
+    } else if (!outs[i].data && outs[i].host) {
+      pv.host = std::move(outs[i].host);  // known on the host (SequenceLength): uploaded when a kernel reads it
+    } else {
+      buffers.held.push_back(const_cast<void*>(outs[i].data));
+      pv.slot = {Place::kHeld, 0, static_cast<int>(buffers.held.size() - 1)};
+    }
     state.values[node.outputs[i]] = std::move(pv);
   }
   return Status::ok();

@@ -73,9 +73,10 @@ struct OuterValue {
   const Value* value = nullptr;
   DType dtype = DType::kUndefined;
   std::vector<int64_t> dims;
-  const void* data = nullptr;            // on the device; null when only the host has it
-  std::shared_ptr<const RunValue> host;  // its contents when the host has them
-  bool shape_like = false;               // a constant or computed from shapes only
+  const void* data = nullptr;              // on the device; null when only the host has it
+  std::shared_ptr<const RunValue> host;    // its contents when the host has them
+  bool shape_like = false;                 // a constant or computed from shapes only
+  std::shared_ptr<const DeviceList> list;  // a sequence or optional on the device (dtype kUndefined, data null)
 };
 
 // What a run of a subgraph binds besides its inputs' dims: their dtypes (a

@@ -53,6 +53,7 @@ void check_nodes(const Graph& graph, const std::string& within, bool allow_cpu_f
     for (const Value* v : n->inputs)
       if (v) shape_like &= v->constant != nullptr || v->shape_value.has_value();
     if (shape_like && !has_subgraphs(*n)) continue;  // evaluated on the host while planning
+    if (is_device_sequence_op(n->domain, n->op_type)) continue;
     if (is_device_control_flow(n->domain, n->op_type)) {
       if (bodies_run_on_device(*n)) continue;
       if (allow_cpu_fallback) {
@@ -257,7 +258,7 @@ Status Planner::plan_kernel(const Node& node, size_t index, const KernelDef& def
     const Value* v = node.inputs[i];
     if (!v) continue;
     KILN_ASSIGN_OR_RETURN(PlannedValue * pv, value(v));
-    if (pv->host && !pv->host->is_tensor())
+    if ((pv->host && !pv->host->is_tensor()) || pv->list)
       return unsupported("{}: input '{}' is a sequence or optional; GPU kernels take tensors", where(node), v->name);
     types[i] = Type::tensor(pv->dtype, Shape::of(pv->dims));
     type_ptrs[i] = &types[i];
@@ -412,6 +413,19 @@ Expected<Segment> Planner::run(size_t start) {
       KILN_RETURN_IF_ERROR(evaluate_on_host(node, true));
       continue;
     }
+    if (is_device_sequence_op(node.domain, node.op_type)) {
+      // The executor runs it (sequence_ops.h) once it has the positions and
+      // split lengths on the host.
+      std::vector<const Value*> host_reads;
+      const size_t host_input =
+          node.op_type == "SequenceAt" || node.op_type == "SequenceErase" || node.op_type == "SplitToSequence" ? 1
+          : node.op_type == "SequenceInsert"                                                                   ? 2
+                                             : SIZE_MAX;
+      if (node.input(host_input)) host_reads.push_back(node.input(host_input));
+      KILN_ASSIGN_OR_RETURN(seg_.downloads, missing_on_host(host_reads));
+      seg_.control_flow = &node;
+      break;
+    }
     if (is_device_control_flow(node.domain, node.op_type) && bodies_run_on_device(node)) {
       // The executor runs it (control_flow.h) once it has If's cond and
       // Loop's trip count and cond on the host.
@@ -421,6 +435,14 @@ Expected<Segment> Planner::run(size_t start) {
       KILN_ASSIGN_OR_RETURN(seg_.downloads, missing_on_host(host_reads));
       seg_.control_flow = &node;
       break;
+    }
+    if (!options_.allow_cpu_fallback) {
+      for (const Value* v : reads) {
+        KILN_ASSIGN_OR_RETURN(PlannedValue * pv, value(v));
+        if (pv->list)
+          return unsupported("{}: input '{}' is a sequence or optional; GPU kernels take tensors", where(node),
+                             v->name);
+      }
     }
     const KernelDef* def = nullptr;
     Status usable =
@@ -503,6 +525,14 @@ Expected<PlannedValue*> planned_value(PlanState& state, const Value* v) {
 
 bool is_device_control_flow(std::string_view domain, std::string_view op) {
   return domain.empty() && (op == "If" || op == "Loop" || op == "Scan");
+}
+
+bool is_device_sequence_op(std::string_view domain, std::string_view op) {
+  static const std::set<std::string_view> kOps{"SequenceConstruct",  "SequenceAt",         "SequenceEmpty",
+                                               "SequenceErase",      "SequenceInsert",     "SequenceLength",
+                                               "SplitToSequence",    "ConcatFromSequence", "Optional",
+                                               "OptionalHasElement", "OptionalGetElement"};
+  return domain.empty() && kOps.count(op) != 0;
 }
 
 std::unique_ptr<KernelQuery> query_of(const Step& step) { return std::make_unique<PlanQuery>(step); }
