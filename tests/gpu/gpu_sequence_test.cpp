@@ -171,7 +171,7 @@ TEST_F(GpuTest, SequenceOptionalEmptyAndPresent) {
       "  %os: opt<seq<f32[1,3]>> = Optional(%s)\n"
       "  %gs: seq<f32[1,3]> = OptionalGetElement(%os)\n"
       "  %hs: bool[] = OptionalHasElement(%os)\n"
-      "  %cs: f32[3,2] = ConcatFromSequence(%gs) {axis = 1, new_axis = 0}\n"
+      "  %cs: f32[1,6] = ConcatFromSequence(%gs) {axis = 1, new_axis = 0}\n"
       "  %tensor_has: bool[] = OptionalHasElement(%x)\n"
       "  return %has, %has_none, %omitted, %neg, %got, %hs, %cs, %tensor_has\n"
       "}\n");
