@@ -33,6 +33,30 @@ std::shared_ptr<Graph> parse(const std::string& text) {
   return *g;
 }
 
+// Gives node `index` of `parent` the body `key`, parsed from IR text: the
+// body's inputs after the first `num_inputs` stand for the values of
+// `parent` named in `outer` and are rebound to them.
+void attach(Graph& parent, size_t index, const char* key, const std::string& text, size_t num_inputs,
+            const std::vector<std::string>& outer) {
+  auto b = parse(text);
+  ASSERT_TRUE(b);
+  ASSERT_EQ(b->inputs.size(), num_inputs + outer.size());
+  for (size_t k = 0; k < outer.size(); ++k) {
+    Value* stand_in = b->inputs[num_inputs + k];
+    Value* v = parent.find_value(outer[k]);
+    ASSERT_TRUE(v) << outer[k];
+    replace_uses(*b, stand_in, v);
+    for (Value*& out : b->outputs)
+      if (out == stand_in) out = v;
+  }
+  b->inputs.resize(num_inputs);
+  b->parent = &parent;
+  Attribute a;
+  a.kind = Attribute::Kind::kGraph;
+  a.g = std::move(b);
+  parent.mutable_nodes()[index]->attrs[key] = std::move(a);
+}
+
 // Runs `g` on both backends (no CPU fallback on the GPU) and expects the
 // same outputs, byte for byte.
 void expect_same_as_cpu(const Graph& g, const std::vector<Tensor>& inputs, const std::string& what) {
@@ -238,6 +262,94 @@ TEST_F(GpuTest, SequenceOpsInsideALoopBody) {
   g->mutable_nodes()[0]->attrs["body"] = std::move(a);
   Tensor x = random_tensor(DType::kF32, {4, 3}, -2.f, 2.f, 11);
   for (int64_t m : {0, 1, 3, 5}) expect_same_as_cpu(*g, {x, scalar_i64(m)}, "M = " + std::to_string(m));
+}
+
+// A Loop carrying a sequence (from SequenceEmpty): each iteration inserts
+// x[0:i+1] (a Slice whose end comes from the iteration number).
+TEST_F(GpuTest, SequenceLoopCarriesASequence) {
+  auto g = parse(
+      "graph main(%x: f32[5], %m: i64[]) {\n"
+      "  %minus1: i64[] = const i64[]{-1}\n"
+      "  %e: seq<f32[?]> = SequenceEmpty() {dtype = 1}\n"
+      "  %s: seq<f32[?]> = Loop(%m, _, %e)\n"
+      "  %c: f32[?] = ConcatFromSequence(%s) {axis = 0}\n"
+      "  %n: i64[] = SequenceLength(%s)\n"
+      "  %last: f32[?] = SequenceAt(%s, %minus1)\n"
+      "  return %c, %n, %last\n"
+      "}\n");
+  ASSERT_TRUE(g);
+  attach(*g, 1, "body",
+         "graph b(%i: i64[], %c: bool[], %seq_in: seq<f32[?]>, %x: f32[5]) {\n"
+         "  %one: i64[] = const i64[]{1}\n"
+         "  %start: i64[1] = const i64[1]{0}\n"
+         "  %axes: i64[1] = const i64[1]{0}\n"
+         "  %end: i64[] = Add(%i, %one)\n"
+         "  %end1: i64[1] = Unsqueeze(%end, %axes)\n"
+         "  %piece: f32[?] = Slice(%x, %start, %end1)\n"
+         "  %seq_out: seq<f32[?]> = SequenceInsert(%seq_in, %piece)\n"
+         "  return %c, %seq_out\n"
+         "}\n",
+         3, {"x"});
+  Tensor x = random_tensor(DType::kF32, {5}, -2.f, 2.f, 12);
+  for (int64_t m : {1, 3, 5}) expect_same_as_cpu(*g, {x, scalar_i64(m)}, "M = " + std::to_string(m));
+}
+
+// If giving a sequence (built from outer device values, or only the host
+// has it: from constants) and an optional (present or empty).
+TEST_F(GpuTest, SequenceIfGivesSequencesAndOptionals) {
+  auto g = parse(
+      "graph main(%c: bool[], %x: f32[3], %y: f32[3]) {\n"
+      "  %s: seq<f32[3]> = If(%c)\n"
+      "  %o: opt<f32[3]> = If(%c)\n"
+      "  %n: i64[] = SequenceLength(%s)\n"
+      "  %cat: f32[?] = ConcatFromSequence(%s) {axis = 0}\n"
+      "  %has: bool[] = OptionalHasElement(%o)\n"
+      "  return %n, %cat, %has\n"
+      "}\n");
+  ASSERT_TRUE(g);
+  attach(*g, 0, "then_branch",
+         "graph t(%x: f32[3], %y: f32[3]) {\n  %t: seq<f32[3]> = SequenceConstruct(%x, %y, %x)\n  return %t\n}\n", 0,
+         {"x", "y"});
+  attach(*g, 0, "else_branch",
+         "graph e() {\n  %k: f32[3] = const f32[3]{5, 4, 3}\n  %e: seq<f32[3]> = SequenceConstruct(%k)\n"
+         "  return %e\n}\n",
+         0, {});
+  attach(*g, 1, "then_branch", "graph t(%x: f32[3]) {\n  %t: opt<f32[3]> = Optional(%x)\n  return %t\n}\n", 0, {"x"});
+  attach(*g, 1, "else_branch", "graph e() {\n  %e: opt<f32[3]> = Optional()\n  return %e\n}\n", 0, {});
+  g->mutable_nodes()[1]->attr("else_branch")->g->mutable_nodes()[0]->attrs["type"] =
+      type_attr(Type::tensor(DType::kF32, Shape::of({3})));
+  Tensor x = random_tensor(DType::kF32, {3}, -2.f, 2.f, 13), y = random_tensor(DType::kF32, {3}, -2.f, 2.f, 14);
+  Tensor yes = Tensor::from_vector<uint8_t>(DType::kBool, {}, {1}),
+         no = Tensor::from_vector<uint8_t>(DType::kBool, {}, {0});
+  expect_same_as_cpu(*g, {yes, x, y}, "then");
+  expect_same_as_cpu(*g, {no, x, y}, "else");
+}
+
+// SequenceMap over two sequences and a tensor, with two outputs.
+TEST_F(GpuTest, SequenceMapTwoSequencesAndATensor) {
+  auto g = parse(
+      "graph main(%x: i32[3,4], %y: i32[3,4], %z: i32[1,4]) {\n"
+      "  %a: seq<i32[1,4]> = SplitToSequence(%x) {axis = 0}\n"
+      "  %b: seq<i32[1,4]> = SplitToSequence(%y) {axis = 0}\n"
+      "  %r: seq<i32[1,4]>, %n: seq<i32[1,4]> = SequenceMap(%a, %b, %z)\n"
+      "  %cr: i32[3,4] = ConcatFromSequence(%r) {axis = 0}\n"
+      "  %cn: i32[1,3,4] = ConcatFromSequence(%n) {axis = 1, new_axis = 1}\n"
+      "  return %cr, %cn\n"
+      "}\n");
+  ASSERT_TRUE(g);
+  attach(*g, 2, "body",
+         "graph m(%p: i32[1,4], %q: i32[1,4], %w: i32[1,4]) {\n"
+         "  %pq: i32[1,4] = Mul(%p, %q)\n"
+         "  %r: i32[1,4] = Add(%pq, %w)\n"
+         "  %n: i32[1,4] = Neg(%p)\n"
+         "  return %r, %n\n"
+         "}\n",
+         3, {});
+  expect_same_as_cpu(
+      *g,
+      {random_tensor(DType::kI32, {3, 4}, -50.f, 50.f, 15), random_tensor(DType::kI32, {3, 4}, -50.f, 50.f, 16),
+       random_tensor(DType::kI32, {1, 4}, -50.f, 50.f, 17)},
+      "map");
 }
 
 }  // namespace

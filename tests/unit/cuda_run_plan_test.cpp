@@ -209,18 +209,35 @@ TEST(CudaRunPlan, UnsupportedNodeInABodyIsNamedWithTheNodesAroundIt) {
   EXPECT_EQ(seg->downloads.size(), 2u);  // %s and %m: the host runs the Loop
 }
 
-TEST(CudaRunPlan, ControlFlowCarryingASequenceIsNamedAndRunsOnTheHostWithFallback) {
+TEST(CudaRunPlan, IfAndLoopCarryingASequenceNeedNoFallback) {
   auto g = if_on_device_cond();
   Node* branch = g->mutable_nodes()[2].get();
   branch->outputs[0]->type = Type::sequence_of(Type::tensor(DType::kF32, Shape()));
   Status st = check_graph_supported(*g, false, nullptr);
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+}
+
+TEST(CudaRunPlan, ScanCarryingASequenceIsNamedAndRunsOnTheHostWithFallback) {
+  auto g = parse(
+      "graph main(%s: f32[2], %x: f32[3,2]) {\n"
+      "  %t: f32[2], %ys: f32[3,2] = Scan(%s, %x) {num_scan_inputs = 1}\n"
+      "  return %t, %ys\n"
+      "}\n");
+  Node* scan = g->mutable_nodes()[0].get();
+  scan->name = "scan";
+  scan->attrs["body"] = graph_attr(
+      body("graph b(%s: f32[2], %x: f32[2]) {\n  %t: f32[2] = Add(%s, %x)\n  return %t, %t\n}\n", 2, {}, *g));
+  EXPECT_TRUE(check_graph_supported(*g, false, nullptr).is_ok());
+  scan->inputs[0]->type = Type::sequence_of(Type::tensor(DType::kF32, Shape()));
+  Status st = check_graph_supported(*g, false, nullptr);
   ASSERT_FALSE(st.is_ok());
   EXPECT_EQ(st.message(),
             "1 node cannot run on the GPU (--allowCpuFallback runs them on the host):\n"
-            "  node 'branch' (If): the CUDA backend runs If on the GPU with tensors only, not sequences or optionals");
+            "  node 'scan' (Scan): the CUDA backend runs Scan on the GPU with tensors only, not sequences or "
+            "optionals");
   std::vector<const Node*> fallback;
   EXPECT_TRUE(check_graph_supported(*g, true, &fallback).is_ok());
-  EXPECT_EQ(fallback, (std::vector<const Node*>{branch}));
+  EXPECT_EQ(fallback, (std::vector<const Node*>{scan}));
 }
 
 TEST(CudaRunPlan, SegmentEndsBeforeControlFlowWithItsCondToDownload) {

@@ -162,6 +162,7 @@ std::string subgraph_key(const SubgraphValues* sub) {
   if (!sub) return key;
   auto append = [&key](const void* p, size_t n) { key.append(static_cast<const char*>(p), n); };
   for (DType t : sub->input_dtypes) key += static_cast<char>(t);
+  for (const auto& l : sub->input_lists) key += l ? 'l' : 't';
   key += '|';
   for (const OuterValue& o : sub->outer) {
     const size_t rank = o.dims.size();
@@ -369,6 +370,10 @@ struct Runner::Impl {
       pv.dims = input_dims[i];
       pv.slot = {Place::kInput, 0, static_cast<int>(i)};
       if (i < input_host.size() && input_host[i]) pv.host = std::make_shared<RunValue>(*input_host[i]);
+      if (sub && i < sub->input_lists.size() && sub->input_lists[i]) {
+        pv.list = sub->input_lists[i];  // a sequence or optional: no binding
+        pv.slot = {};
+      }
       state.values[graph.inputs[i]] = std::move(pv);
     }
     for (size_t k = 0; sub && k < sub->outer.size(); ++k) {
@@ -385,6 +390,29 @@ struct Runner::Impl {
       state.values[o.value] = std::move(pv);
     }
     return state;
+  }
+
+  // Whether a graph output is a sequence or optional (given by give_lists,
+  // after a run with breaks; a plan giving one is never cached).
+  bool gives_lists(const PlanState& state) const {
+    for (const Value* v : graph.outputs) {
+      auto it = state.values.find(v);
+      if (it != state.values.end() && (it->second.list || (it->second.host && !it->second.host->is_tensor())))
+        return true;
+    }
+    return false;
+  }
+  // Gives the graph outputs that are sequences or optionals to `bindings`
+  // (one only the host has is uploaded first).
+  Status give_lists(PlanState& state, RunBuffers& buffers, RunBindings& bindings, cudaStream_t stream) {
+    for (size_t j = 0; j < graph.outputs.size(); ++j) {
+      PlannedValue& pv = state.values.at(graph.outputs[j]);
+      if (!pv.list && pv.host && !pv.host->is_tensor()) {
+        KILN_ASSIGN_OR_RETURN(pv.list, upload_list(*pv.host, stream, buffers.stream_owned));
+      }
+      if (pv.list) KILN_RETURN_IF_ERROR(bindings.output_list(static_cast<int>(j), *pv.list, stream));
+    }
+    return Status::ok();
   }
 
   class FlowRun;
@@ -446,7 +474,7 @@ Runner& Runner::Impl::FlowRun::body_runner(const Graph& body) {
 Status Runner::Impl::run_control_flow(const Node& node, PlanState& state, RunBuffers& buffers, RunBindings& bindings,
                                       cudaStream_t stream) {
   FlowRun flow(*this, state, buffers, bindings, stream);
-  KILN_ASSIGN_OR_RETURN(std::vector<OuterValue> outs, is_device_sequence_op(node.domain, node.op_type)
+  KILN_ASSIGN_OR_RETURN(std::vector<OuterValue> outs, !is_device_control_flow(node.domain, node.op_type)
                                                           ? run_sequence_op(node, flow)
                                                           : cuda::run_control_flow(node, flow));
   for (size_t i = 0; i < node.outputs.size(); ++i) {
@@ -537,7 +565,7 @@ Status Runner::Impl::run(const std::vector<std::vector<int64_t>>& input_dims,
   const PlanOptions popts = plan_options();
   PlanState state = initial_state(input_dims, input_host, sub);
   KILN_ASSIGN_OR_RETURN(Segment first, plan_segment(graph, 0, state, popts));
-  if (first.finished() && !state.read_input_values) {
+  if (first.finished() && !state.read_input_values && !gives_lists(state)) {
     auto plan = std::make_unique<CachedPlan>();
     plan->input_dims = input_dims;
     plan->subgraph_key = std::move(key);
@@ -579,6 +607,7 @@ Status Runner::Impl::run(const std::vector<std::vector<int64_t>>& input_dims,
     if (!st.is_ok()) break;
     seg = std::move(next).value();
   }
+  if (st.is_ok()) st = give_lists(state, buffers, bindings, stream);
   for (void* p : buffers.stream_owned) cudaFreeAsync(p, stream);
   return st;
 }

@@ -36,6 +36,13 @@ class RunBindings {
   // The buffer for graph output `io` with these dims (called once per run,
   // before the first step that writes it).
   virtual Expected<void*> output(int io, DType dtype, const std::vector<int64_t>& dims) = 0;
+  // Graph output `io` is a sequence or optional (a subgraph's: If, Loop):
+  // `list`'s elements are valid on `stream` until the run's memory is freed
+  // (stream-ordered, after this call's copies). Called once per run, at its end.
+  virtual Status output_list(int io, const DeviceList& list, cudaStream_t stream) {
+    (void)list, (void)stream;
+    return unsupported("graph output {} is a sequence or optional; the CUDA backend gives tensor outputs only", io);
+  }
 };
 
 // Bindings over buffers of their own: inputs uploaded from host tensors, and
@@ -83,6 +90,9 @@ struct OuterValue {
 // body input may declare none) and the outer values it reads.
 struct SubgraphValues {
   std::vector<DType> input_dtypes;
+  // Per input, when it is a sequence or optional (If/Loop carrying one):
+  // its list (its dims are then empty and it has no binding); else null.
+  std::vector<std::shared_ptr<const DeviceList>> input_lists;
   std::vector<OuterValue> outer;
 };
 

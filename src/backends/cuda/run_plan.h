@@ -152,7 +152,8 @@ Expected<Segment> plan_segment(const Graph& graph, size_t start, PlanState& stat
 // `state`, in the weights when they hold it). Error for a value not planned yet.
 Expected<PlannedValue*> planned_value(PlanState& state, const Value* v);
 
-// The ops whose bodies the CUDA executor runs on the device (If, Loop, Scan).
+// The ops whose bodies the CUDA executor runs on the device (If, Loop, Scan,
+// SequenceMap).
 bool is_device_control_flow(std::string_view domain, std::string_view op);
 
 // The sequence and optional ops the CUDA executor runs between segments

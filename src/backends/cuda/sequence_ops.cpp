@@ -54,25 +54,11 @@ Expected<DeviceTensor> element_of(const Node& node, const OuterValue& v) {
 
 // A list only the host has, uploaded (held until the run ends).
 Expected<std::shared_ptr<const DeviceList>> upload_list(const Node& node, const RunValue& host, ControlFlowRun& run) {
-  auto list = std::make_shared<DeviceList>();
-  list->kind = host.kind;
-  list->present = host.present;
-  list->holds_sequence = host.holds_sequence;
-  std::vector<const Tensor*> items;
-  if (host.kind == Type::Kind::kSequence || (host.present && host.holds_sequence)) {
-    for (const Tensor& t : host.sequence) items.push_back(&t);
-  } else if (host.present) {
-    items.push_back(&host.tensor);
-  }
-  for (const Tensor* t : items) {
-    if (t->dtype() == DType::kString)
-      return unsupported("{}: a sequence of strings; the CUDA backend keeps numeric tensors in sequences", where(node));
-    KILN_ASSIGN_OR_RETURN(void* p, allocate(run, t->nbytes()));
-    if (t->nbytes())
-      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(p, t->raw(), t->nbytes(), cudaMemcpyHostToDevice, run.stream()));
-    list->elements.push_back({t->dtype(), t->dims(), p});
-  }
-  return std::shared_ptr<const DeviceList>(std::move(list));
+  std::vector<void*> owned;
+  auto list = cuda::upload_list(host, run.stream(), owned);
+  for (void* p : owned) run.hold(p);
+  if (!list) return list.status().with_context(where(node));
+  return list;
 }
 
 // `v` as a list (uploaded when only the host has it); an error for a tensor.
@@ -349,13 +335,45 @@ Expected<OuterValue> run_one(const Node& node, ControlFlowRun& run) {
   if (op == "Optional") return optional(node, run);
   if (op == "OptionalHasElement") return optional_has_element(node, run);
   if (op == "OptionalGetElement") return optional_get_element(node, run);
+  if (op == "Identity") return input(node, 0, run);  // of a sequence or optional: the same list
   return unsupported("{}: not a sequence op the CUDA backend runs", where(node));
 }
 
 }  // namespace
 
+Expected<std::shared_ptr<const DeviceList>> upload_list(const RunValue& host, cudaStream_t stream,
+                                                        std::vector<void*>& owned) {
+  auto list = std::make_shared<DeviceList>();
+  list->kind = host.kind;
+  list->present = host.present;
+  list->holds_sequence = host.holds_sequence;
+  std::vector<const Tensor*> items;
+  if (host.kind == Type::Kind::kSequence || (host.present && host.holds_sequence)) {
+    for (const Tensor& t : host.sequence) items.push_back(&t);
+  } else if (host.present) {
+    items.push_back(&host.tensor);
+  }
+  for (const Tensor* t : items) {
+    if (t->dtype() == DType::kString)
+      return unsupported("a sequence or optional of strings; the CUDA backend keeps numeric tensors in them");
+    void* p = nullptr;
+    KILN_CUDA_RETURN_IF_ERROR(cudaMallocAsync(&p, std::max<size_t>(t->nbytes(), 1), stream));
+    owned.push_back(p);
+    if (t->nbytes())
+      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(p, t->raw(), t->nbytes(), cudaMemcpyHostToDevice, stream));
+    list->elements.push_back({t->dtype(), t->dims(), p});
+  }
+  return std::shared_ptr<const DeviceList>(std::move(list));
+}
+
+Expected<std::shared_ptr<const DeviceList>> device_list(const Node& node, const OuterValue& v, ControlFlowRun& run) {
+  if (v.list) return v.list;
+  if (v.host && !v.host->is_tensor()) return upload_list(node, *v.host, run);
+  return std::shared_ptr<const DeviceList>();
+}
+
 Expected<std::vector<OuterValue>> run_sequence_op(const Node& node, ControlFlowRun& run) {
-  if (!is_device_sequence_op(node.domain, node.op_type))
+  if (!is_device_sequence_op(node.domain, node.op_type) && !(node.domain.empty() && node.op_type == "Identity"))
     return unsupported("{}: not a sequence op the CUDA backend runs", where(node));
   KILN_ASSIGN_OR_RETURN(OuterValue out, run_one(node, run));
   std::vector<OuterValue> outs;

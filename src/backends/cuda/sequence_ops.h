@@ -6,9 +6,10 @@
 //   - positions (SequenceAt, SequenceErase, SequenceInsert) and split lengths
 //     (SplitToSequence) are read on the host (downloaded at the break, a
 //     stream synchronization);
-//   - SequenceConstruct, SequenceInsert, SequenceErase, SequenceAt, Optional
-//     and OptionalGetElement move no data: elements are immutable, so lists
-//     share them (and SequenceAt's output is the element's memory);
+//   - SequenceConstruct, SequenceInsert, SequenceErase, SequenceAt, Optional,
+//     OptionalGetElement and Identity of a list move no data: elements are
+//     immutable, so lists share them (and SequenceAt's output is the
+//     element's memory);
 //   - SplitToSequence and ConcatFromSequence copy on the device (one
 //     cudaMemcpy2DAsync per piece or element, on the run's stream);
 //   - SequenceLength and OptionalHasElement are known on the host (uploaded
@@ -17,8 +18,11 @@
 //     planning) is uploaded when a node here reads it; one a host node reads
 //     (CPU fallback) is downloaded.
 // Memory these nodes allocate is held until the run ends (ControlFlowRun::hold).
-// Graph inputs and outputs stay tensors: a sequence is made and consumed
-// inside the graph. A run with such a node has breaks, so it is never
+// If and Loop carry lists into and out of their bodies (a body's list
+// output is copied, element by element, into memory of the node's run:
+// control_flow.cpp), and SequenceMap runs its body once per element. The
+// top graph's inputs and outputs stay tensors: a sequence is made and
+// consumed inside it. A run with such a node has breaks, so it is never
 // captured as a CUDA graph.
 #pragma once
 
@@ -28,10 +32,21 @@
 
 namespace kiln::cuda {
 
-// Runs a sequence or optional node (is_device_sequence_op) and returns its
+// Runs a sequence or optional node (is_device_sequence_op, or Identity of a
+// sequence or optional) and returns its
 // outputs in order: a list, a tensor on the device, or a tensor only the host
 // has (data null). Errors name the node.
 Expected<std::vector<OuterValue>> run_sequence_op(const Node& node, ControlFlowRun& run);
+
+// `host` (a sequence or optional only the host has) uploaded: each element
+// in memory appended to `owned` (cudaMallocAsync'ed on `stream`; the caller
+// frees it, stream-ordered).
+Expected<std::shared_ptr<const DeviceList>> upload_list(const RunValue& host, cudaStream_t stream,
+                                                        std::vector<void*>& owned);
+
+// `v` (a value `node` reads) as a list: its own, or uploaded when only the
+// host has it (held by `run`); null for a tensor.
+Expected<std::shared_ptr<const DeviceList>> device_list(const Node& node, const OuterValue& v, ControlFlowRun& run);
 
 // `list` copied to the host: the copies are queued on `stream`; the value is
 // valid once the stream is synchronized.
