@@ -77,6 +77,34 @@ void expect_same_as_cpu(const Graph& g, const std::vector<Tensor>& inputs, const
   }
 }
 
+// expect_same_as_cpu with sequence and optional inputs and outputs
+// (run_graph_on_cuda uploads and downloads them as lists).
+void expect_same_values_as_cpu(const Graph& g, const std::vector<RunValue>& values, const std::string& what) {
+  auto cpu = run_graph_on_cpu(g, values);
+  ASSERT_TRUE(cpu.is_ok()) << what << " (cpu): " << cpu.status().to_string();
+  Status supported = cuda::check_graph_supported(g, false, nullptr);
+  ASSERT_TRUE(supported.is_ok()) << what << ": " << supported.to_string();
+  auto gpu = cuda::run_graph_on_cuda(g, values);
+  ASSERT_TRUE(gpu.is_ok()) << what << " (cuda): " << gpu.status().to_string();
+  ASSERT_EQ(gpu->size(), cpu->size()) << what;
+  for (size_t j = 0; j < cpu->size(); ++j) {
+    const RunValue &c = (*cpu)[j], &d = (*gpu)[j];
+    const std::string out = what + ": output " + std::to_string(j);
+    ASSERT_EQ(d.kind, c.kind) << out;
+    ASSERT_EQ(d.present, c.present) << out;
+    ASSERT_EQ(d.holds_sequence, c.holds_sequence) << out;
+    ASSERT_EQ(d.sequence.size(), c.sequence.size()) << out;
+    for (size_t e = 0; e < c.sequence.size(); ++e) {
+      EXPECT_EQ(d.sequence[e].dims(), c.sequence[e].dims()) << out << " element " << e;
+      gpu_test::expect_equal(d.sequence[e], c.sequence[e], out + " element " + std::to_string(e));
+    }
+    if (c.tensor.is_valid()) {
+      EXPECT_EQ(d.tensor.dims(), c.tensor.dims()) << out;
+      gpu_test::expect_equal(d.tensor, c.tensor, out);
+    }
+  }
+}
+
 Tensor i64s(std::vector<int64_t> dims, std::vector<int64_t> v) {
   return Tensor::from_vector<int64_t>(DType::kI64, std::move(dims), v);
 }
@@ -350,6 +378,37 @@ TEST_F(GpuTest, SequenceMapTwoSequencesAndATensor) {
       {random_tensor(DType::kI32, {3, 4}, -50.f, 50.f, 15), random_tensor(DType::kI32, {3, 4}, -50.f, 50.f, 16),
        random_tensor(DType::kI32, {1, 4}, -50.f, 50.f, 17)},
       "map");
+}
+
+// Sequence and optional graph inputs and outputs (as the ONNX node tests
+// have them): uploaded as lists, given back downloaded.
+TEST_F(GpuTest, SequenceGraphInputsAndOutputsAreLists) {
+  auto g = parse(
+      "graph main(%s: seq<f32[?,3]>, %x: f32[2,3], %p: i64[], %o: opt<f32[2,3]>) {\n"
+      "  %t: seq<f32[?,3]> = SequenceInsert(%s, %x, %p)\n"
+      "  %u: seq<f32[?,3]> = SplitToSequence(%x) {axis = 0}\n"
+      "  %has: bool[] = OptionalHasElement(%o)\n"
+      "  %o2: opt<seq<f32[?,3]>> = Optional(%t)\n"
+      "  return %t, %u, %has, %o2, %s\n"
+      "}\n");
+  ASSERT_TRUE(g);
+  std::vector<Tensor> elements{random_tensor(DType::kF32, {1, 3}, -2.f, 2.f, 18),
+                               random_tensor(DType::kF32, {4, 3}, -2.f, 2.f, 19)};
+  RunValue present;
+  present.kind = Type::Kind::kOptional;
+  present.tensor = random_tensor(DType::kF32, {2, 3}, -2.f, 2.f, 20);
+  RunValue empty;
+  empty.kind = Type::Kind::kOptional;
+  empty.present = false;
+  Tensor x = random_tensor(DType::kF32, {2, 3}, -2.f, 2.f, 21);
+  for (int64_t p : {0, -1, 2})
+    for (const RunValue* o : {&present, &empty})
+      expect_same_values_as_cpu(
+          *g, {RunValue::of_sequence(elements), RunValue::of(x), RunValue::of(scalar_i64(p)), *o},
+          "insert at " + std::to_string(p) + (o->present ? ", optional present" : ", optional empty"));
+  // An empty sequence in.
+  expect_same_values_as_cpu(*g, {RunValue::of_sequence({}), RunValue::of(x), RunValue::of(scalar_i64(0)), present},
+                            "empty sequence");
 }
 
 }  // namespace

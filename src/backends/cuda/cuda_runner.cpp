@@ -59,6 +59,13 @@ Expected<void*> DeviceBindings::output(int io, DType dtype, const std::vector<in
   return b.data();
 }
 
+Status DeviceBindings::output_list(int io, const DeviceList& list, cudaStream_t stream) {
+  KILN_ASSIGN_OR_RETURN(RunValue host, download_list(list, stream));
+  KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+  lists.at(static_cast<size_t>(io)) = std::make_shared<RunValue>(std::move(host));
+  return Status::ok();
+}
+
 Expected<Tensor> DeviceBindings::download_output(size_t io, cudaStream_t stream,
                                                  const std::vector<int64_t>* dims) const {
   const auto& [dtype, last] = shapes.at(io);

@@ -51,11 +51,13 @@ class RunBindings {
 // timing and tests.
 class DeviceBindings final : public RunBindings {
  public:
-  explicit DeviceBindings(size_t num_outputs) : outputs(num_outputs), shapes(num_outputs) {}
+  explicit DeviceBindings(size_t num_outputs) : outputs(num_outputs), shapes(num_outputs), lists(num_outputs) {}
   // Uploads `host` as the next input (synchronous on `stream`).
   Status add_input(const Tensor& host, cudaStream_t stream = nullptr);
   const void* input(int io) override;
   Expected<void*> output(int io, DType dtype, const std::vector<int64_t>& dims) override;
+  // Downloads the list into `lists` (synchronizes `stream`).
+  Status output_list(int io, const DeviceList& list, cudaStream_t stream) override;
   // The first `dims` elements' worth of output `io` (by default the last
   // run's dims), copied to the host; synchronous on `stream`.
   Expected<Tensor> download_output(size_t io, cudaStream_t stream = nullptr,
@@ -64,6 +66,7 @@ class DeviceBindings final : public RunBindings {
   std::vector<DeviceBuffer> inputs;
   std::vector<DeviceBuffer> outputs;
   std::vector<std::pair<DType, std::vector<int64_t>>> shapes;  // per output, of the last run
+  std::vector<std::shared_ptr<RunValue>> lists;                // per output: a sequence or optional, else null
 };
 
 // Receives each node's GPU time (CUDA events) of a profiled run.
