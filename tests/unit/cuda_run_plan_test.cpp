@@ -309,6 +309,31 @@ TEST(CudaRunPlan, SequenceOpsNeedNoFallback) {
   EXPECT_FALSE(is_device_sequence_op("com.example", "SequenceAt"));
 }
 
+TEST(CudaRunPlan, IdentityOfASequenceAndSequenceMapNeedNoFallback) {
+  auto g = parse(
+      "graph main(%x: f32[4,3]) {\n"
+      "  %s: seq<f32[1,3]> = SplitToSequence(%x)\n"
+      "  %t: seq<f32[1,3]> = Identity(%s)\n"
+      "  %m: seq<f32[1,3]> = SequenceMap(%t)\n"
+      "  %y: f32[4,3] = ConcatFromSequence(%m) {axis = 0}\n"
+      "  return %y\n"
+      "}\n");
+  g->mutable_nodes()[2]->attrs["body"] =
+      graph_attr(body("graph b(%e: f32[1,3]) {\n  %n: f32[1,3] = Neg(%e)\n  return %n\n}\n", 1, {}, *g));
+  Status st = check_graph_supported(*g, false, nullptr);
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+  // A body node without a GPU kernel is named, as in If/Loop/Scan bodies.
+  g->mutable_nodes()[2]->attrs["body"] = graph_attr(
+      body("graph b(%e: string[1,3]) {\n  %n: string[1,3] = StringNormalizer(%e)\n  return %n\n}\n", 1, {}, *g));
+  g->mutable_nodes()[2]->name = "map";
+  st = check_graph_supported(*g, false, nullptr);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_EQ(st.message(),
+            "1 node cannot run on the GPU (--allowCpuFallback runs them on the host):\n"
+            "  node 'n0' (StringNormalizer) in node 'map' (SequenceMap): the CUDA backend has no kernel for "
+            "StringNormalizer");
+}
+
 TEST(CudaRunPlan, SequenceNodesEndSegmentsAndTheirPositionsAreDownloaded) {
   auto g = parse(kSplitThenAt);
   PlanState state = inputs_of(*g, {{4, 3}, {}});

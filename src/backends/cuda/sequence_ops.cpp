@@ -25,6 +25,20 @@ bool whole_bytes(DType dtype, int64_t count) {
   return static_cast<int64_t>(dtype_storage_bytes(dtype, count)) * 8 == count * dtype_bits(dtype);
 }
 
+// `rows` rows of `width` bytes from `src` (rows `spitch` apart) to `dst`
+// (`dpitch` apart), on the device: one copy when contiguous (a 2-D copy's
+// pitch is limited to the device's largest pitch), else one 2-D copy.
+Status copy_rows(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t rows,
+                 cudaStream_t stream) {
+  if (width == 0 || rows == 0) return Status::ok();
+  if (rows == 1 || (dpitch == width && spitch == width)) {
+    KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src, width * rows, cudaMemcpyDeviceToDevice, stream));
+    return Status::ok();
+  }
+  KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, rows, cudaMemcpyDeviceToDevice, stream));
+  return Status::ok();
+}
+
 // Device memory held until the run ends.
 Expected<void*> allocate(ControlFlowRun& run, size_t bytes) {
   void* p = nullptr;
@@ -179,7 +193,7 @@ Expected<std::vector<int64_t>> split_lengths(const Node& node, int64_t len, Cont
   return split;
 }
 
-// Each piece is copied (one 2-D copy: a row per index before the axis).
+// Each piece is copied (copy_rows: a row per index before the axis).
 Expected<OuterValue> split_to_sequence(const Node& node, ControlFlowRun& run) {
   KILN_ASSIGN_OR_RETURN(OuterValue xv, input(node, 0, run));
   KILN_ASSIGN_OR_RETURN(DeviceTensor x, element_of(node, xv));
@@ -202,10 +216,9 @@ Expected<OuterValue> split_to_sequence(const Node& node, ControlFlowRun& run) {
     piece.dims[a] = len;
     const size_t piece_row = static_cast<size_t>(len) * inner_bytes;
     KILN_ASSIGN_OR_RETURN(piece.data, allocate(run, piece_row * static_cast<size_t>(outer)));
-    if (piece_row && outer)
-      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy2DAsync(
-          piece.data, piece_row, static_cast<const char*>(x.data) + static_cast<size_t>(at) * inner_bytes, row_bytes,
-          piece_row, static_cast<size_t>(outer), cudaMemcpyDeviceToDevice, run.stream()));
+    KILN_RETURN_IF_ERROR(copy_rows(piece.data, piece_row,
+                                   static_cast<const char*>(x.data) + static_cast<size_t>(at) * inner_bytes, row_bytes,
+                                   piece_row, static_cast<size_t>(outer), run.stream()));
     at += len;
     if (squeeze) piece.dims.erase(piece.dims.begin() + axis);
     list.elements.push_back(std::move(piece));
@@ -213,7 +226,7 @@ Expected<OuterValue> split_to_sequence(const Node& node, ControlFlowRun& run) {
   return of_list(std::move(list));
 }
 
-// The elements copied side by side along the axis (one 2-D copy each).
+// The elements copied side by side along the axis (copy_rows, one per element).
 Expected<OuterValue> concat_from_sequence(const Node& node, ControlFlowRun& run) {
   KILN_ASSIGN_OR_RETURN(auto seq, sequence_input(node, 0, run));
   if (seq->elements.empty()) return invalid_argument("{}: the sequence is empty", where(node));
@@ -253,10 +266,8 @@ Expected<OuterValue> concat_from_sequence(const Node& node, ControlFlowRun& run)
   size_t offset = 0;
   for (size_t e = 0; e < seq->elements.size(); ++e) {
     const size_t row = dtype_storage_bytes(first.dtype, product(dims[e], a, dims[e].size()));
-    if (row && outer)
-      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy2DAsync(static_cast<char*>(out) + offset, out_row, seq->elements[e].data, row,
-                                                  row, static_cast<size_t>(outer), cudaMemcpyDeviceToDevice,
-                                                  run.stream()));
+    KILN_RETURN_IF_ERROR(copy_rows(static_cast<char*>(out) + offset, out_row, seq->elements[e].data, row, row,
+                                   static_cast<size_t>(outer), run.stream()));
     offset += row;
   }
   OuterValue o;

@@ -10,8 +10,8 @@
 //     OptionalGetElement and Identity of a list move no data: elements are
 //     immutable, so lists share them (and SequenceAt's output is the
 //     element's memory);
-//   - SplitToSequence and ConcatFromSequence copy on the device (one
-//     cudaMemcpy2DAsync per piece or element, on the run's stream);
+//   - SplitToSequence and ConcatFromSequence copy on the device (one copy
+//     per piece or element, 2-D when strided, on the run's stream);
 //   - SequenceLength and OptionalHasElement are known on the host (uploaded
 //     when a kernel reads them);
 //   - a sequence or optional only the host has (computed from constants while
