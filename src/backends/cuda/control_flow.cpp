@@ -421,7 +421,11 @@ Expected<std::vector<OuterValue>> run_loop(const Node& node, ControlFlowRun& run
       release(carried[k], mem);
       carried[k] = std::move(out[1 + k]);
     }
-    for (size_t k = 0; k < n_scan; ++k) scans[k].push_back(std::move(out[1 + n_carried + k]));
+    for (size_t k = 0; k < n_scan; ++k) {
+      if (out[1 + n_carried + k].list)
+        return invalid_model("{}: scan output {} is a sequence or optional; a Loop stacks tensors", where(node), k);
+      scans[k].push_back(std::move(out[1 + n_carried + k]));
+    }
   }
   std::vector<OuterValue> result(carried.begin(), carried.end());
   KILN_RETURN_IF_ERROR(finish_scan_outputs(node, n_carried, *body, 1 + n_carried, scans,
