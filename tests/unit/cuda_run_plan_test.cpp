@@ -209,18 +209,35 @@ TEST(CudaRunPlan, UnsupportedNodeInABodyIsNamedWithTheNodesAroundIt) {
   EXPECT_EQ(seg->downloads.size(), 2u);  // %s and %m: the host runs the Loop
 }
 
-TEST(CudaRunPlan, ControlFlowCarryingASequenceIsNamedAndRunsOnTheHostWithFallback) {
+TEST(CudaRunPlan, IfAndLoopCarryingASequenceNeedNoFallback) {
   auto g = if_on_device_cond();
   Node* branch = g->mutable_nodes()[2].get();
   branch->outputs[0]->type = Type::sequence_of(Type::tensor(DType::kF32, Shape()));
   Status st = check_graph_supported(*g, false, nullptr);
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+}
+
+TEST(CudaRunPlan, ScanCarryingASequenceIsNamedAndRunsOnTheHostWithFallback) {
+  auto g = parse(
+      "graph main(%s: f32[2], %x: f32[3,2]) {\n"
+      "  %t: f32[2], %ys: f32[3,2] = Scan(%s, %x) {num_scan_inputs = 1}\n"
+      "  return %t, %ys\n"
+      "}\n");
+  Node* scan = g->mutable_nodes()[0].get();
+  scan->name = "scan";
+  scan->attrs["body"] = graph_attr(
+      body("graph b(%s: f32[2], %x: f32[2]) {\n  %t: f32[2] = Add(%s, %x)\n  return %t, %t\n}\n", 2, {}, *g));
+  EXPECT_TRUE(check_graph_supported(*g, false, nullptr).is_ok());
+  scan->inputs[0]->type = Type::sequence_of(Type::tensor(DType::kF32, Shape()));
+  Status st = check_graph_supported(*g, false, nullptr);
   ASSERT_FALSE(st.is_ok());
   EXPECT_EQ(st.message(),
             "1 node cannot run on the GPU (--allowCpuFallback runs them on the host):\n"
-            "  node 'branch' (If): the CUDA backend runs If on the GPU with tensors only, not sequences or optionals");
+            "  node 'scan' (Scan): the CUDA backend runs Scan on the GPU with tensors only, not sequences or "
+            "optionals");
   std::vector<const Node*> fallback;
   EXPECT_TRUE(check_graph_supported(*g, true, &fallback).is_ok());
-  EXPECT_EQ(fallback, (std::vector<const Node*>{branch}));
+  EXPECT_EQ(fallback, (std::vector<const Node*>{scan}));
 }
 
 TEST(CudaRunPlan, SegmentEndsBeforeControlFlowWithItsCondToDownload) {
@@ -264,6 +281,109 @@ TEST(CudaRunPlan, BodyPlanReadsOuterValuesBoundInItsState) {
   EXPECT_EQ(seg->steps[0].node->op_type, "Neg");
   EXPECT_EQ(seg->steps[0].in_slot[0].place, Place::kInput);
   EXPECT_EQ(seg->steps[0].out_slot[0].place, Place::kOutput);
+}
+
+// SplitToSequence, then SequenceAt at a position computed on the device:
+// each sequence node ends a segment; SequenceAt's position is downloaded.
+const char* kSplitThenAt =
+    "graph main(%x: f32[4,3], %p: i64[]) {\n"
+    "  %s: seq<f32[1,3]> = SplitToSequence(%x)\n"
+    "  %q: i64[] = Neg(%p)\n"
+    "  %e: f32[1,3] = SequenceAt(%s, %q)\n"
+    "  %y: f32[1,3] = Neg(%e)\n"
+    "  return %y\n"
+    "}\n";
+
+TEST(CudaRunPlan, SequenceOpsNeedNoFallback) {
+  auto g = parse(kSplitThenAt);
+  Status st = check_graph_supported(*g, false, nullptr);
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+  std::vector<const Node*> fallback;
+  EXPECT_TRUE(check_graph_supported(*g, true, &fallback).is_ok());
+  EXPECT_TRUE(fallback.empty());
+  for (const char* op :
+       {"SequenceConstruct", "SequenceAt", "SequenceEmpty", "SequenceErase", "SequenceInsert", "SequenceLength",
+        "SplitToSequence", "ConcatFromSequence", "Optional", "OptionalHasElement", "OptionalGetElement"})
+    EXPECT_TRUE(is_device_sequence_op("", op)) << op;
+  EXPECT_FALSE(is_device_sequence_op("", "SequenceMap"));
+  EXPECT_FALSE(is_device_sequence_op("com.example", "SequenceAt"));
+}
+
+TEST(CudaRunPlan, IdentityOfASequenceAndSequenceMapNeedNoFallback) {
+  auto g = parse(
+      "graph main(%x: f32[4,3]) {\n"
+      "  %s: seq<f32[1,3]> = SplitToSequence(%x)\n"
+      "  %t: seq<f32[1,3]> = Identity(%s)\n"
+      "  %m: seq<f32[1,3]> = SequenceMap(%t)\n"
+      "  %y: f32[4,3] = ConcatFromSequence(%m) {axis = 0}\n"
+      "  return %y\n"
+      "}\n");
+  g->mutable_nodes()[2]->attrs["body"] =
+      graph_attr(body("graph b(%e: f32[1,3]) {\n  %n: f32[1,3] = Neg(%e)\n  return %n\n}\n", 1, {}, *g));
+  Status st = check_graph_supported(*g, false, nullptr);
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+  // A body node without a GPU kernel is named, as in If/Loop/Scan bodies.
+  g->mutable_nodes()[2]->attrs["body"] = graph_attr(
+      body("graph b(%e: string[1,3]) {\n  %n: string[1,3] = StringNormalizer(%e)\n  return %n\n}\n", 1, {}, *g));
+  g->mutable_nodes()[2]->name = "map";
+  st = check_graph_supported(*g, false, nullptr);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_EQ(st.message(),
+            "1 node cannot run on the GPU (--allowCpuFallback runs them on the host):\n"
+            "  node 'n0' (StringNormalizer) in node 'map' (SequenceMap): the CUDA backend has no kernel for "
+            "StringNormalizer");
+}
+
+TEST(CudaRunPlan, SequenceNodesEndSegmentsAndTheirPositionsAreDownloaded) {
+  auto g = parse(kSplitThenAt);
+  PlanState state = inputs_of(*g, {{4, 3}, {}});
+  auto first = plan_segment(*g, 0, state, {});
+  ASSERT_TRUE(first.is_ok()) << first.status().to_string();
+  EXPECT_TRUE(first->steps.empty());
+  EXPECT_EQ(first->control_flow, g->nodes()[0].get());
+  EXPECT_TRUE(first->downloads.empty());  // SplitToSequence without split reads nothing on the host
+  EXPECT_EQ(first->next_node, 1u);
+  // The runner runs SplitToSequence and holds its list.
+  PlannedValue s;
+  auto list = std::make_shared<DeviceList>();
+  list->elements.assign(4, DeviceTensor{DType::kF32, {1, 3}, nullptr});
+  s.list = list;
+  state.values[g->nodes()[0]->outputs[0]] = s;
+  auto second = plan_segment(*g, 1, state, {});
+  ASSERT_TRUE(second.is_ok()) << second.status().to_string();
+  ASSERT_EQ(second->steps.size(), 1u);  // Neg(p)
+  EXPECT_EQ(second->control_flow, g->nodes()[2].get());
+  EXPECT_EQ(second->downloads, (std::vector<const Value*>{g->nodes()[1]->outputs[0]}));
+  EXPECT_EQ(second->next_node, 3u);
+  // SequenceAt's output is the element's memory, held by the run.
+  PlannedValue e;
+  e.dtype = DType::kF32;
+  e.dims = {1, 3};
+  e.slot = {Place::kHeld, 0, 0};
+  state.values[g->nodes()[2]->outputs[0]] = e;
+  auto rest = plan_segment(*g, 3, state, {});
+  ASSERT_TRUE(rest.is_ok()) << rest.status().to_string();
+  EXPECT_TRUE(rest->finished());
+  ASSERT_EQ(rest->steps.size(), 1u);
+  EXPECT_EQ(rest->steps[0].node->op_type, "Neg");
+  EXPECT_EQ(rest->steps[0].in_slot[0].place, Place::kHeld);
+}
+
+TEST(CudaRunPlan, AKernelReadingADeviceSequenceIsAPreciseError) {
+  auto g = parse(
+      "graph main(%x: f32[4,3]) {\n"
+      "  %s: seq<f32[1,3]> = SplitToSequence(%x)\n"
+      "  %y: f32[1,3] = Neg(%s)\n"
+      "  return %y\n"
+      "}\n");
+  g->nodes()[1]->name = "neg";
+  PlanState state = inputs_of(*g, {{4, 3}});
+  PlannedValue s;
+  s.list = std::make_shared<DeviceList>();
+  state.values[g->nodes()[0]->outputs[0]] = s;
+  auto seg = plan_segment(*g, 1, state, {});
+  ASSERT_FALSE(seg.is_ok());
+  EXPECT_EQ(seg.status().message(), "node 'neg' (Neg): input 's' is a sequence or optional; GPU kernels take tensors");
 }
 
 }  // namespace

@@ -29,14 +29,15 @@ std::string cpu_support(const OpSchema& s) {
   return CpuKernelRegistry::instance().find(s.domain, s.name) ? "yes" : "no";
 }
 
-// The CUDA backend's support of an op: a GPU kernel or bodies run on the
-// device ("yes"), evaluated on the host from shapes ("host"), or only with
+// The CUDA backend's support of an op: a GPU kernel, bodies run on the
+// device or sequences held on the device ("yes"), evaluated on the host from shapes ("host"), or only with
 // --allowCpuFallback ("fallback").
 std::string cuda_support(const OpSchema& s) {
   if (always_rewritten(s)) return "rewritten";
 #ifdef KILN_WITH_CUDA
   if (cuda::KernelRegistry::instance().find(s.domain, s.name)) return "yes";
   if (cuda::is_device_control_flow(s.domain, s.name)) return "yes";
+  if (cuda::is_device_sequence_op(s.domain, s.name)) return "yes";
   if (s.domain.empty() && (s.name == "Shape" || s.name == "Size")) return "host";
   return "fallback";
 #else

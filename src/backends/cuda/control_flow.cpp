@@ -10,6 +10,7 @@
 
 #include "backends/cpu/cpu_executor.h"
 #include "backends/cuda/cuda_status.h"
+#include "backends/cuda/sequence_ops.h"
 #include "ops/op_schema.h"
 
 namespace kiln::cuda {
@@ -87,6 +88,23 @@ class BodyBindings final : public RunBindings {
     o.data = p;
     return p;
   }
+  // A sequence or optional output: each element copied into new memory of
+  // the node's run (the body's run frees its own when it ends).
+  Status output_list(int io, const DeviceList& list, cudaStream_t stream) override {
+    OuterValue& o = outputs_.at(static_cast<size_t>(io));
+    auto copy = std::make_shared<DeviceList>(list);
+    for (DeviceTensor& e : copy->elements) {
+      const size_t bytes = e.nbytes();
+      KILN_ASSIGN_OR_RETURN(void* p, mem_.allocate(bytes));
+      if (bytes) KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(p, e.data, bytes, cudaMemcpyDeviceToDevice, stream));
+      e.data = p;
+    }
+    o.dtype = DType::kUndefined;
+    o.dims.clear();
+    o.data = nullptr;
+    o.list = std::move(copy);
+    return Status::ok();
+  }
   std::vector<OuterValue> take_outputs() { return std::move(outputs_); }
 
  private:
@@ -134,7 +152,14 @@ Expected<std::vector<OuterValue>> run_body(const Node& node, const Graph& body, 
                          inputs.size());
   std::vector<std::vector<int64_t>> dims;
   sub.input_dtypes.clear();
+  sub.input_lists.clear();
   for (size_t i = 0; i < inputs.size(); ++i) {
+    sub.input_lists.push_back(inputs[i].list);
+    if (inputs[i].list) {  // a sequence or optional (If/Loop carrying one)
+      dims.emplace_back();
+      sub.input_dtypes.push_back(DType::kUndefined);
+      continue;
+    }
     // A body input may declare no type (functions expanded into a Loop).
     const DType declared = body.inputs[i]->type.dtype;
     if (declared != DType::kUndefined && declared != inputs[i].dtype)
@@ -149,7 +174,7 @@ Expected<std::vector<OuterValue>> run_body(const Node& node, const Graph& body, 
   if (!st.is_ok()) return st.with_context(fmt::format("in the body of {}", where(node)));
   std::vector<OuterValue> outs = bindings.take_outputs();
   for (size_t j = 0; j < outs.size(); ++j)
-    if (outs[j].dtype == DType::kUndefined)
+    if (outs[j].dtype == DType::kUndefined && !outs[j].list)
       return internal_error("{}: the body's output {} was not written", where(node), j);
   return outs;
 }
@@ -300,6 +325,13 @@ Status finish_scan_outputs(const Node& node, size_t first_out, const Graph& body
   return Status::ok();
 }
 
+// Frees `v`'s memory (a list's elements too) if it is of this node's run.
+void release(const OuterValue& v, Memory& mem) {
+  mem.release(v.data);
+  if (v.list)
+    for (const DeviceTensor& e : v.list->elements) mem.release(e.data);
+}
+
 Expected<std::vector<OuterValue>> run_if(const Node& node, ControlFlowRun& run, Memory& mem) {
   if (!node.input(0)) return invalid_model("{}: cond is missing", where(node));
   KILN_ASSIGN_OR_RETURN(OuterValue c, run.value(node.input(0)));
@@ -312,7 +344,7 @@ Expected<std::vector<OuterValue>> run_if(const Node& node, ControlFlowRun& run, 
   if (outs.size() < node.outputs.size())
     return invalid_model("{}: the branch gives {} outputs, the node has {}", where(node), outs.size(),
                          node.outputs.size());
-  for (size_t j = node.outputs.size(); j < outs.size(); ++j) mem.release(outs[j].data);
+  for (size_t j = node.outputs.size(); j < outs.size(); ++j) release(outs[j], mem);
   outs.resize(node.outputs.size());
   return outs;
 }
@@ -345,8 +377,10 @@ Expected<std::vector<OuterValue>> run_loop(const Node& node, ControlFlowRun& run
     const Value* v = node.input(2 + k);
     if (!v) return invalid_model("{}: loop-carried input {} is omitted", where(node), k);
     KILN_ASSIGN_OR_RETURN(OuterValue c, run.value(v));
-    if (!c.data && c.host && (!c.host->is_tensor() || c.dtype == DType::kString))
-      return unsupported("{}: loop-carried value '{}' is not a numeric tensor; the CUDA backend carries those only",
+    // A sequence or optional only the host has is uploaded.
+    KILN_ASSIGN_OR_RETURN(c.list, device_list(node, c, run));
+    if (!c.list && !c.data && c.host && c.dtype == DType::kString)
+      return unsupported("{}: loop-carried value '{}' holds strings; the CUDA backend carries numbers only",
                          where(node), v->name);
     carried.push_back(std::move(c));
   }
@@ -384,10 +418,14 @@ Expected<std::vector<OuterValue>> run_loop(const Node& node, ControlFlowRun& run
     }
     mem.release(out[0].data);
     for (size_t k = 0; k < n_carried; ++k) {
-      mem.release(carried[k].data);
+      release(carried[k], mem);
       carried[k] = std::move(out[1 + k]);
     }
-    for (size_t k = 0; k < n_scan; ++k) scans[k].push_back(std::move(out[1 + n_carried + k]));
+    for (size_t k = 0; k < n_scan; ++k) {
+      if (out[1 + n_carried + k].list)
+        return invalid_model("{}: scan output {} is a sequence or optional; a Loop stacks tensors", where(node), k);
+      scans[k].push_back(std::move(out[1 + n_carried + k]));
+    }
   }
   std::vector<OuterValue> result(carried.begin(), carried.end());
   KILN_RETURN_IF_ERROR(finish_scan_outputs(node, n_carried, *body, 1 + n_carried, scans,
@@ -462,6 +500,71 @@ Expected<std::vector<OuterValue>> run_scan(const Node& node, ControlFlowRun& run
   return result;
 }
 
+// SequenceMap: the body runs once per element of the input sequences (the
+// tensor inputs given whole each time); output k is the sequence of the
+// body's output k.
+Expected<std::vector<OuterValue>> run_sequence_map(const Node& node, ControlFlowRun& run, Memory& mem) {
+  const Graph* body = body_of(node, "body");
+  if (!body) return invalid_model("{}: attribute 'body' is missing", where(node));
+  if (!node.input(0)) return invalid_model("{}: input 0 is missing", where(node));
+  std::vector<OuterValue> ins;
+  std::vector<std::shared_ptr<const DeviceList>> seqs;
+  for (size_t j = 0; j < node.inputs.size(); ++j) {
+    if (!node.inputs[j]) return invalid_model("{}: input {} is omitted", where(node), j);
+    KILN_ASSIGN_OR_RETURN(OuterValue v, run.value(node.inputs[j]));
+    KILN_ASSIGN_OR_RETURN(auto list, device_list(node, v, run));
+    if (list && list->kind != Type::Kind::kSequence)
+      return invalid_argument("{}: input {} is an optional; SequenceMap takes sequences and tensors", where(node), j);
+    if (!list && !v.data && v.host && v.dtype == DType::kString)
+      return unsupported("{}: input {} holds strings; the CUDA backend maps numbers only", where(node), j);
+    if (j == 0 && !list) return invalid_argument("{}: input 0 must be a sequence", where(node));
+    if (j > 0 && list && list->elements.size() != seqs[0]->elements.size())
+      return invalid_argument("{}: input {} has {} elements, input 0 has {}", where(node), j, list->elements.size(),
+                              seqs[0]->elements.size());
+    seqs.push_back(std::move(list));
+    ins.push_back(std::move(v));
+  }
+  if (body->outputs.size() < node.outputs.size())
+    return invalid_model("{}: the body gives {} outputs, the node has {}", where(node), body->outputs.size(),
+                         node.outputs.size());
+  SubgraphValues sub;
+  KILN_ASSIGN_OR_RETURN(sub.outer, outer_values(*body, run));
+  std::vector<DeviceList> outs(node.outputs.size());
+  for (size_t i = 0; i < seqs[0]->elements.size(); ++i) {
+    std::vector<OuterValue> in;
+    for (size_t j = 0; j < ins.size(); ++j) {
+      if (!seqs[j]) {
+        in.push_back(ins[j]);
+        continue;
+      }
+      const DeviceTensor& e = seqs[j]->elements[i];
+      OuterValue o;
+      o.dtype = e.dtype;
+      o.dims = e.dims;
+      o.data = e.data;
+      in.push_back(std::move(o));
+    }
+    KILN_ASSIGN_OR_RETURN(std::vector<OuterValue> out, run_body(node, *body, in, sub, run, mem));
+    for (size_t k = 0; k < out.size(); ++k) {
+      if (k >= outs.size() || out[k].list) {
+        if (out[k].list)
+          return unsupported("{}: body output {} is a sequence or optional; SequenceMap collects tensors", where(node),
+                             k);
+        release(out[k], mem);
+        continue;
+      }
+      outs[k].elements.push_back({out[k].dtype, out[k].dims, const_cast<void*>(out[k].data)});
+    }
+  }
+  std::vector<OuterValue> result;
+  for (DeviceList& l : outs) {
+    OuterValue o;
+    o.list = std::make_shared<const DeviceList>(std::move(l));
+    result.push_back(std::move(o));
+  }
+  return result;
+}
+
 }  // namespace
 
 Expected<std::vector<OuterValue>> run_control_flow(const Node& node, ControlFlowRun& run) {
@@ -470,8 +573,13 @@ Expected<std::vector<OuterValue>> run_control_flow(const Node& node, ControlFlow
   if (node.op_type == "If") outs = run_if(node, run, mem);
   if (node.op_type == "Loop") outs = run_loop(node, run, mem);
   if (node.op_type == "Scan") outs = run_scan(node, run, mem);
+  if (node.op_type == "SequenceMap") outs = run_sequence_map(node, run, mem);
   if (!outs) return outs.status();
-  for (const OuterValue& o : *outs) mem.keep(o.data);
+  for (const OuterValue& o : *outs) {
+    mem.keep(o.data);
+    if (o.list)
+      for (const DeviceTensor& e : o.list->elements) mem.keep(e.data);
+  }
   return outs;
 }
 

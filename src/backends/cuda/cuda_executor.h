@@ -25,7 +25,9 @@ struct RunOptions {
 
 // Runs `graph` with host `inputs` (one per graph input) on the current GPU and
 // returns host outputs; synchronous. For tests, conformance and the builder's
-// checks of tactics against the CPU reference.
+// checks of tactics against the CPU reference. Sequence and optional inputs
+// are uploaded as lists of device tensors and such outputs downloaded
+// (sequence_ops.h).
 Expected<std::vector<RunValue>> run_graph_on_cuda(const Graph& graph, std::vector<RunValue> inputs,
                                                   const RunOptions& options = {});
 

@@ -8,6 +8,7 @@
 #include "backends/cpu/cpu_executor.h"
 #include "backends/cuda/control_flow.h"
 #include "backends/cuda/cuda_status.h"
+#include "backends/cuda/sequence_ops.h"
 
 namespace kiln::cuda {
 
@@ -56,6 +57,13 @@ Expected<void*> DeviceBindings::output(int io, DType dtype, const std::vector<in
   }
   shapes.at(static_cast<size_t>(io)) = {dtype, dims};
   return b.data();
+}
+
+Status DeviceBindings::output_list(int io, const DeviceList& list, cudaStream_t stream) {
+  KILN_ASSIGN_OR_RETURN(RunValue host, download_list(list, stream));
+  KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+  lists.at(static_cast<size_t>(io)) = std::make_shared<RunValue>(std::move(host));
+  return Status::ok();
 }
 
 Expected<Tensor> DeviceBindings::download_output(size_t io, cudaStream_t stream,
@@ -161,12 +169,13 @@ std::string subgraph_key(const SubgraphValues* sub) {
   if (!sub) return key;
   auto append = [&key](const void* p, size_t n) { key.append(static_cast<const char*>(p), n); };
   for (DType t : sub->input_dtypes) key += static_cast<char>(t);
+  for (const auto& l : sub->input_lists) key += l ? 'l' : 't';
   key += '|';
   for (const OuterValue& o : sub->outer) {
     const size_t rank = o.dims.size();
     append(&rank, sizeof rank);
     append(o.dims.data(), rank * sizeof(int64_t));
-    key += o.data ? 'd' : '-';
+    key += o.data ? 'd' : o.list ? 'l' : '-';
     if (!o.host) {
       key += '-';
     } else if (!o.host->is_tensor() || o.host->tensor.dtype() == DType::kString) {
@@ -314,8 +323,15 @@ struct Runner::Impl {
                                                 cudaMemcpyDeviceToHost, stream));
     }
     std::vector<std::pair<PlannedValue*, Tensor>> pending;
+    std::vector<std::pair<PlannedValue*, RunValue>> pending_lists;
     for (const Value* v : seg.downloads) {
       PlannedValue& pv = state.values.at(v);
+      if (pv.list) {
+        // A sequence or optional a host node (CPU fallback) reads.
+        KILN_ASSIGN_OR_RETURN(RunValue host, download_list(*pv.list, stream));
+        pending_lists.emplace_back(&pv, std::move(host));
+        continue;
+      }
       KILN_ASSIGN_OR_RETURN(void* src, address(pv.slot, buffers, bindings, DeviceTensor{pv.dtype, pv.dims, nullptr}));
       Tensor host(pv.dtype, pv.dims);
       if (host.nbytes())
@@ -325,6 +341,7 @@ struct Runner::Impl {
     }
     KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
     for (auto& [pv, host] : pending) pv->host = std::make_shared<RunValue>(RunValue::of(std::move(host)));
+    for (auto& [pv, host] : pending_lists) pv->host = std::make_shared<RunValue>(std::move(host));
     if (seg.data_dependent) KILN_RETURN_IF_ERROR(set_data_dependent_dims(seg.steps.back(), dims, state));
     return Status::ok();
   }
@@ -360,6 +377,10 @@ struct Runner::Impl {
       pv.dims = input_dims[i];
       pv.slot = {Place::kInput, 0, static_cast<int>(i)};
       if (i < input_host.size() && input_host[i]) pv.host = std::make_shared<RunValue>(*input_host[i]);
+      if (sub && i < sub->input_lists.size() && sub->input_lists[i]) {
+        pv.list = sub->input_lists[i];  // a sequence or optional: no binding
+        pv.slot = {};
+      }
       state.values[graph.inputs[i]] = std::move(pv);
     }
     for (size_t k = 0; sub && k < sub->outer.size(); ++k) {
@@ -369,12 +390,36 @@ struct Runner::Impl {
       pv.dims = o.dims;
       pv.host = o.host;
       pv.shape_like = o.shape_like && o.host;
+      pv.list = o.list;
       // Null data with a host copy: only the host has it (uploaded when a
       // kernel reads it). Without one it is on the device (null: no bytes).
-      if (o.data || !o.host) pv.slot = {Place::kInput, 0, static_cast<int>(graph.inputs.size() + k)};
+      if (o.data || (!o.host && !o.list)) pv.slot = {Place::kInput, 0, static_cast<int>(graph.inputs.size() + k)};
       state.values[o.value] = std::move(pv);
     }
     return state;
+  }
+
+  // Whether a graph output is a sequence or optional (given by give_lists,
+  // after a run with breaks; a plan giving one is never cached).
+  bool gives_lists(const PlanState& state) const {
+    for (const Value* v : graph.outputs) {
+      auto it = state.values.find(v);
+      if (it != state.values.end() && (it->second.list || (it->second.host && !it->second.host->is_tensor())))
+        return true;
+    }
+    return false;
+  }
+  // Gives the graph outputs that are sequences or optionals to `bindings`
+  // (one only the host has is uploaded first).
+  Status give_lists(PlanState& state, RunBuffers& buffers, RunBindings& bindings, cudaStream_t stream) {
+    for (size_t j = 0; j < graph.outputs.size(); ++j) {
+      PlannedValue& pv = state.values.at(graph.outputs[j]);
+      if (!pv.list && pv.host && !pv.host->is_tensor()) {
+        KILN_ASSIGN_OR_RETURN(pv.list, upload_list(*pv.host, stream, buffers.stream_owned));
+      }
+      if (pv.list) KILN_RETURN_IF_ERROR(bindings.output_list(static_cast<int>(j), *pv.list, stream));
+    }
+    return Status::ok();
   }
 
   class FlowRun;
@@ -409,7 +454,7 @@ class Runner::Impl::FlowRun final : public ControlFlowRun {
 
 Expected<OuterValue> Runner::Impl::FlowRun::value(const Value* v) {
   KILN_ASSIGN_OR_RETURN(PlannedValue * pv, planned_value(state_, v));
-  OuterValue o{v, pv->dtype, pv->dims, nullptr, pv->host, pv->shape_like};
+  OuterValue o{v, pv->dtype, pv->dims, nullptr, pv->host, pv->shape_like, pv->list};
   if (pv->slot.place == Place::kNone && pv->host && pv->host->is_tensor() && pv->dtype != DType::kString) {
     // Only the host has it: upload it once, held until the run ends.
     void* p = nullptr;
@@ -436,17 +481,25 @@ Runner& Runner::Impl::FlowRun::body_runner(const Graph& body) {
 Status Runner::Impl::run_control_flow(const Node& node, PlanState& state, RunBuffers& buffers, RunBindings& bindings,
                                       cudaStream_t stream) {
   FlowRun flow(*this, state, buffers, bindings, stream);
-  KILN_ASSIGN_OR_RETURN(std::vector<OuterValue> outs, cuda::run_control_flow(node, flow));
+  KILN_ASSIGN_OR_RETURN(std::vector<OuterValue> outs, !is_device_control_flow(node.domain, node.op_type)
+                                                          ? run_sequence_op(node, flow)
+                                                          : cuda::run_control_flow(node, flow));
   for (size_t i = 0; i < node.outputs.size(); ++i) {
     if (!node.outputs[i]) continue;
     if (i >= outs.size())
       return internal_error("node '{}' ({}): gave {} outputs of {}", node.name, node.op_type, outs.size(),
                             node.outputs.size());
-    buffers.held.push_back(const_cast<void*>(outs[i].data));
     PlannedValue pv;
     pv.dtype = outs[i].dtype;
     pv.dims = std::move(outs[i].dims);
-    pv.slot = {Place::kHeld, 0, static_cast<int>(buffers.held.size() - 1)};
+    if (outs[i].list) {
+      pv.list = std::move(outs[i].list);  // a sequence or optional: its elements are on the device
+    } else if (!outs[i].data && outs[i].host) {
+      pv.host = std::move(outs[i].host);  // known on the host (SequenceLength): uploaded when a kernel reads it
+    } else {
+      buffers.held.push_back(const_cast<void*>(outs[i].data));
+      pv.slot = {Place::kHeld, 0, static_cast<int>(buffers.held.size() - 1)};
+    }
     state.values[node.outputs[i]] = std::move(pv);
   }
   return Status::ok();
@@ -519,7 +572,7 @@ Status Runner::Impl::run(const std::vector<std::vector<int64_t>>& input_dims,
   const PlanOptions popts = plan_options();
   PlanState state = initial_state(input_dims, input_host, sub);
   KILN_ASSIGN_OR_RETURN(Segment first, plan_segment(graph, 0, state, popts));
-  if (first.finished() && !state.read_input_values) {
+  if (first.finished() && !state.read_input_values && !gives_lists(state)) {
     auto plan = std::make_unique<CachedPlan>();
     plan->input_dims = input_dims;
     plan->subgraph_key = std::move(key);
@@ -561,6 +614,7 @@ Status Runner::Impl::run(const std::vector<std::vector<int64_t>>& input_dims,
     if (!st.is_ok()) break;
     seg = std::move(next).value();
   }
+  if (st.is_ok()) st = give_lists(state, buffers, bindings, stream);
   for (void* p : buffers.stream_owned) cudaFreeAsync(p, stream);
   return st;
 }

@@ -36,6 +36,13 @@ class RunBindings {
   // The buffer for graph output `io` with these dims (called once per run,
   // before the first step that writes it).
   virtual Expected<void*> output(int io, DType dtype, const std::vector<int64_t>& dims) = 0;
+  // Graph output `io` is a sequence or optional (a subgraph's: If, Loop):
+  // `list`'s elements are valid on `stream` until the run's memory is freed
+  // (stream-ordered, after this call's copies). Called once per run, at its end.
+  virtual Status output_list(int io, const DeviceList& list, cudaStream_t stream) {
+    (void)list, (void)stream;
+    return unsupported("graph output {} is a sequence or optional; the CUDA backend gives tensor outputs only", io);
+  }
 };
 
 // Bindings over buffers of their own: inputs uploaded from host tensors, and
@@ -44,11 +51,13 @@ class RunBindings {
 // timing and tests.
 class DeviceBindings final : public RunBindings {
  public:
-  explicit DeviceBindings(size_t num_outputs) : outputs(num_outputs), shapes(num_outputs) {}
+  explicit DeviceBindings(size_t num_outputs) : outputs(num_outputs), shapes(num_outputs), lists(num_outputs) {}
   // Uploads `host` as the next input (synchronous on `stream`).
   Status add_input(const Tensor& host, cudaStream_t stream = nullptr);
   const void* input(int io) override;
   Expected<void*> output(int io, DType dtype, const std::vector<int64_t>& dims) override;
+  // Downloads the list into `lists` (synchronizes `stream`).
+  Status output_list(int io, const DeviceList& list, cudaStream_t stream) override;
   // The first `dims` elements' worth of output `io` (by default the last
   // run's dims), copied to the host; synchronous on `stream`.
   Expected<Tensor> download_output(size_t io, cudaStream_t stream = nullptr,
@@ -57,6 +66,7 @@ class DeviceBindings final : public RunBindings {
   std::vector<DeviceBuffer> inputs;
   std::vector<DeviceBuffer> outputs;
   std::vector<std::pair<DType, std::vector<int64_t>>> shapes;  // per output, of the last run
+  std::vector<std::shared_ptr<RunValue>> lists;                // per output: a sequence or optional, else null
 };
 
 // Receives each node's GPU time (CUDA events) of a profiled run.
@@ -73,15 +83,19 @@ struct OuterValue {
   const Value* value = nullptr;
   DType dtype = DType::kUndefined;
   std::vector<int64_t> dims;
-  const void* data = nullptr;            // on the device; null when only the host has it
-  std::shared_ptr<const RunValue> host;  // its contents when the host has them
-  bool shape_like = false;               // a constant or computed from shapes only
+  const void* data = nullptr;              // on the device; null when only the host has it
+  std::shared_ptr<const RunValue> host;    // its contents when the host has them
+  bool shape_like = false;                 // a constant or computed from shapes only
+  std::shared_ptr<const DeviceList> list;  // a sequence or optional on the device (dtype kUndefined, data null)
 };
 
 // What a run of a subgraph binds besides its inputs' dims: their dtypes (a
 // body input may declare none) and the outer values it reads.
 struct SubgraphValues {
   std::vector<DType> input_dtypes;
+  // Per input, when it is a sequence or optional (If/Loop carrying one):
+  // its list (its dims are then empty and it has no binding); else null.
+  std::vector<std::shared_ptr<const DeviceList>> input_lists;
   std::vector<OuterValue> outer;
 };
 

@@ -22,6 +22,11 @@ namespace {
 
 std::string where(const Node& n) { return fmt::format("node '{}' ({})", n.name, n.op_type); }
 
+bool is_identity(const Node& n) { return n.domain.empty() && n.op_type == "Identity"; }
+
+// A sequence or optional: on the device, or only the host has it.
+bool is_list(const PlannedValue& pv) { return pv.list || (pv.host && !pv.host->is_tensor()); }
+
 bool is_shape_query(const Node& n) { return n.domain.empty() && (n.op_type == "Shape" || n.op_type == "Size"); }
 
 bool has_subgraphs(const Node& n) {
@@ -53,6 +58,8 @@ void check_nodes(const Graph& graph, const std::string& within, bool allow_cpu_f
     for (const Value* v : n->inputs)
       if (v) shape_like &= v->constant != nullptr || v->shape_value.has_value();
     if (shape_like && !has_subgraphs(*n)) continue;  // evaluated on the host while planning
+    if (is_device_sequence_op(n->domain, n->op_type)) continue;
+    if (is_identity(*n) && n->input(0) && !n->input(0)->type.is_tensor()) continue;  // of a sequence or optional
     if (is_device_control_flow(n->domain, n->op_type)) {
       if (bodies_run_on_device(*n)) continue;
       if (allow_cpu_fallback) {
@@ -88,16 +95,18 @@ bool carries_tensors(const std::vector<Value*>& values) {
   return true;
 }
 
-// Whether the executor runs `node` (If, Loop, Scan) on the device: every
-// node of its bodies has a GPU kernel or is shape arithmetic, and it and its
-// bodies take and give tensors only (not sequences or optionals). Otherwise
+// Whether the executor runs `node` (If, Loop, Scan, SequenceMap) on the
+// device: every node of its bodies runs on the device or is shape
+// arithmetic, and Scan and its body take and give tensors only (If and Loop
+// also carry sequences and optionals; SequenceMap maps sequences). Otherwise
 // it runs on the host, with --allowCpuFallback.
 bool bodies_run_on_device(const Node& node) {
-  if (!carries_tensors(node.inputs) || !carries_tensors(node.outputs)) return false;
+  const bool tensors_only = node.op_type == "Scan";
+  if (tensors_only && (!carries_tensors(node.inputs) || !carries_tensors(node.outputs))) return false;
   std::vector<std::string> problems;
   for (const auto& [key, a] : node.attrs) {
     if (!a.g) continue;
-    if (!carries_tensors(a.g->inputs) || !carries_tensors(a.g->outputs)) return false;
+    if (tensors_only && (!carries_tensors(a.g->inputs) || !carries_tensors(a.g->outputs))) return false;
     check_nodes(*a.g, "", false, nullptr, problems);
   }
   return problems.empty();
@@ -257,7 +266,7 @@ Status Planner::plan_kernel(const Node& node, size_t index, const KernelDef& def
     const Value* v = node.inputs[i];
     if (!v) continue;
     KILN_ASSIGN_OR_RETURN(PlannedValue * pv, value(v));
-    if (pv->host && !pv->host->is_tensor())
+    if ((pv->host && !pv->host->is_tensor()) || pv->list)
       return unsupported("{}: input '{}' is a sequence or optional; GPU kernels take tensors", where(node), v->name);
     types[i] = Type::tensor(pv->dtype, Shape::of(pv->dims));
     type_ptrs[i] = &types[i];
@@ -342,6 +351,7 @@ void Planner::add_output_copies() {
     const Value* v = graph_.outputs[j];
     const PlannedValue& pv = state_.values.at(v);
     if (pv.slot.place == Place::kOutput && pv.slot.io == static_cast<int>(j)) continue;
+    if (is_list(pv)) continue;
     Step copy;
     copy.kind = Step::Kind::kCopy;
     copy.node_index = graph_.nodes().size();
@@ -412,6 +422,24 @@ Expected<Segment> Planner::run(size_t start) {
       KILN_RETURN_IF_ERROR(evaluate_on_host(node, true));
       continue;
     }
+    bool list_identity = false;  // Identity of a sequence or optional: the executor passes it on
+    if (is_identity(node) && node.input(0)) {
+      KILN_ASSIGN_OR_RETURN(PlannedValue * pv, value(node.input(0)));
+      list_identity = is_list(*pv);
+    }
+    if (is_device_sequence_op(node.domain, node.op_type) || list_identity) {
+      // The executor runs it (sequence_ops.h) once it has the positions and
+      // split lengths on the host.
+      std::vector<const Value*> host_reads;
+      const size_t host_input =
+          node.op_type == "SequenceAt" || node.op_type == "SequenceErase" || node.op_type == "SplitToSequence" ? 1
+          : node.op_type == "SequenceInsert"                                                                   ? 2
+                                             : SIZE_MAX;
+      if (node.input(host_input)) host_reads.push_back(node.input(host_input));
+      KILN_ASSIGN_OR_RETURN(seg_.downloads, missing_on_host(host_reads));
+      seg_.control_flow = &node;
+      break;
+    }
     if (is_device_control_flow(node.domain, node.op_type) && bodies_run_on_device(node)) {
       // The executor runs it (control_flow.h) once it has If's cond and
       // Loop's trip count and cond on the host.
@@ -421,6 +449,14 @@ Expected<Segment> Planner::run(size_t start) {
       KILN_ASSIGN_OR_RETURN(seg_.downloads, missing_on_host(host_reads));
       seg_.control_flow = &node;
       break;
+    }
+    if (!options_.allow_cpu_fallback) {
+      for (const Value* v : reads) {
+        KILN_ASSIGN_OR_RETURN(PlannedValue * pv, value(v));
+        if (pv->list)
+          return unsupported("{}: input '{}' is a sequence or optional; GPU kernels take tensors", where(node),
+                             v->name);
+      }
     }
     const KernelDef* def = nullptr;
     Status usable =
@@ -474,6 +510,7 @@ Expected<Segment> Planner::run(size_t start) {
   } else {
     for (const Value* v : graph_.outputs) {
       KILN_ASSIGN_OR_RETURN(PlannedValue * pv, value(v));
+      if (is_list(*pv)) continue;  // the executor gives it (RunBindings::output_list)
       if (pv->slot.place != Place::kOutput) KILN_RETURN_IF_ERROR(place_on_device(v));
     }
     add_output_copies();
@@ -502,7 +539,15 @@ Expected<PlannedValue*> planned_value(PlanState& state, const Value* v) {
 }
 
 bool is_device_control_flow(std::string_view domain, std::string_view op) {
-  return domain.empty() && (op == "If" || op == "Loop" || op == "Scan");
+  return domain.empty() && (op == "If" || op == "Loop" || op == "Scan" || op == "SequenceMap");
+}
+
+bool is_device_sequence_op(std::string_view domain, std::string_view op) {
+  static const std::set<std::string_view> kOps{"SequenceConstruct",  "SequenceAt",         "SequenceEmpty",
+                                               "SequenceErase",      "SequenceInsert",     "SequenceLength",
+                                               "SplitToSequence",    "ConcatFromSequence", "Optional",
+                                               "OptionalHasElement", "OptionalGetElement"};
+  return domain.empty() && kOps.count(op) != 0;
 }
 
 std::unique_ptr<KernelQuery> query_of(const Step& step) { return std::make_unique<PlanQuery>(step); }

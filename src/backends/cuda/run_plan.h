@@ -13,7 +13,12 @@
 //   - ends the segment before a control-flow node (If, Loop, Scan): the
 //     executor runs its bodies on the device (control_flow.h), reading If's
 //     cond and Loop's trip count and cond on the host (downloaded at the
-//     break, a stream synchronization), then plans on after the node.
+//     break, a stream synchronization), then plans on after the node;
+//   - ends the segment before a sequence or optional node (SequenceAt,
+//     SplitToSequence, Optional, ...: is_device_sequence_op): the executor
+//     runs it between segments (sequence_ops.h), with positions and split
+//     lengths read on the host. A sequence or optional is a DeviceList: a
+//     host-side list of device tensors.
 // A plan without breaks depends only on the input dims and is reused while
 // they stay the same (and replayed as a CUDA graph when asked).
 #pragma once
@@ -49,12 +54,23 @@ struct Slot {
   int segment = 0;  // kArena / kConst: the segment whose buffer holds it
 };
 
+// A sequence or optional value on the device (sequence_ops.h): the host
+// holds the list, each element a tensor in device memory that stays valid
+// until the run ends (elements are immutable, so lists share them).
+struct DeviceList {
+  Type::Kind kind = Type::Kind::kSequence;  // kSequence or kOptional
+  bool present = true;                      // kOptional: whether it holds a value
+  bool holds_sequence = false;              // kOptional: the content is a sequence (else elements[0])
+  std::vector<DeviceTensor> elements;
+};
+
 struct PlannedValue {
-  DType dtype = DType::kUndefined;
+  DType dtype = DType::kUndefined;  // kUndefined for a list
   std::vector<int64_t> dims;
   Slot slot;
-  std::shared_ptr<const RunValue> host;  // known on the host (planning read or computed it)
-  bool shape_like = false;               // a constant or computed from shapes only
+  std::shared_ptr<const RunValue> host;    // known on the host (planning read or computed it)
+  bool shape_like = false;                 // a constant or computed from shapes only
+  std::shared_ptr<const DeviceList> list;  // a sequence or optional on the device (slot kNone)
   size_t nbytes() const;
 };
 
@@ -92,7 +108,8 @@ struct Segment {
   // last step (`dims_offset` in this segment's arena) stored them on the
   // device; the executor reads them before planning on. Null otherwise.
   const Node* data_dependent = nullptr;
-  // The segment stops before this control-flow node (If, Loop, Scan): the
+  // The segment stops before this control-flow node (If, Loop, Scan) or
+  // sequence node (is_device_sequence_op): the
   // executor runs it after the download, then plans on from `next_node`
   // (the node after it). Null otherwise.
   const Node* control_flow = nullptr;
@@ -135,8 +152,15 @@ Expected<Segment> plan_segment(const Graph& graph, size_t start, PlanState& stat
 // `state`, in the weights when they hold it). Error for a value not planned yet.
 Expected<PlannedValue*> planned_value(PlanState& state, const Value* v);
 
-// The ops whose bodies the CUDA executor runs on the device (If, Loop, Scan).
+// The ops whose bodies the CUDA executor runs on the device (If, Loop, Scan,
+// SequenceMap).
 bool is_device_control_flow(std::string_view domain, std::string_view op);
+
+// The sequence and optional ops the CUDA executor runs between segments
+// (sequence_ops.h): SequenceConstruct/At/Empty/Erase/Insert/Length,
+// SplitToSequence, ConcatFromSequence, Optional, OptionalHasElement,
+// OptionalGetElement.
+bool is_device_sequence_op(std::string_view domain, std::string_view op);
 
 // The query a kernel's `workspace` and `tactics` functions see for a step.
 std::unique_ptr<KernelQuery> query_of(const Step& step);
