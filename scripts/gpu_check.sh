@@ -8,6 +8,8 @@
 # installed here.
 #   GPU_CHECK_STAGES  which stages run (default: "tests conformance models bench peer profile
 #                     kernels"; "cpu-tests" adds the non-GPU suite, which CI runs anyway)
+#   GPU_CHECK_TARGETS what ninja builds (default: everything); "kiln kiln_gpu_tests" is
+#                     enough for the tests, models, peer and profile stages, and builds faster
 #   GPU_CHECK_BUDGET  seconds the whole call may take (default 570, inside the device tool's
 #                     10 minutes): a stage that would not fit in what is left is skipped, and
 #                     says so in the summary
@@ -46,7 +48,7 @@ row "gpu" "$(nvidia-smi --query-gpu=name,compute_cap --format=csv,noheader 2>/de
 start=$(date +%s)
 if cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
      -DPython3_EXECUTABLE="$(command -v python3)" >"$OUT/configure.log" 2>&1 &&
-   ninja -C build-gpu -j"$jobs" >"$OUT/build.log" 2>&1; then
+   ninja -C build-gpu -j"$jobs" ${GPU_CHECK_TARGETS:-} >"$OUT/build.log" 2>&1; then
   row "build" "ok in $(( $(date +%s) - start )) s"
 else
   row "build" "FAILED (see build.log)"
