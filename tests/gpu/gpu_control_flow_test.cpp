@@ -6,6 +6,7 @@
 
 #include "backends/cuda/cuda_runner.h"
 #include "backends/cuda/run_plan.h"
+#include "gpu_graph_test_util.h"
 #include "gpu_test_util.h"
 #include "ir/parser.h"
 #include "ir/rewrite.h"
@@ -17,64 +18,9 @@ namespace {
 using gpu_test::GpuTest;
 using gpu_test::random_tensor;
 
-void set_opset(Graph& g) {
-  for (const auto& n : g.nodes()) {
-    n->opset = 21;
-    for (auto& [key, a] : n->attrs)
-      if (a.g) set_opset(*a.g);
-  }
-}
-
-std::shared_ptr<Graph> parse(const std::string& text) {
-  auto g = parse_graph(text);
-  EXPECT_TRUE(g.is_ok()) << g.status().to_string();
-  if (!g.is_ok()) return nullptr;
-  set_opset(**g);
-  return *g;
-}
-
-// Gives node `index` of `parent` the body `key`, parsed from IR text: the
-// body's inputs after the first `num_inputs` stand for the values named in
-// `outer` (found from `scope`, by default `parent`) and are rebound to them.
-void attach(Graph& parent, size_t index, const char* key, const std::string& text, size_t num_inputs,
-            const std::vector<std::string>& outer, const Graph* scope = nullptr) {
-  auto b = parse(text);
-  ASSERT_TRUE(b);
-  ASSERT_EQ(b->inputs.size(), num_inputs + outer.size());
-  for (size_t k = 0; k < outer.size(); ++k) {
-    Value* stand_in = b->inputs[num_inputs + k];
-    Value* v = (scope ? scope : &parent)->find_value(outer[k]);
-    ASSERT_TRUE(v) << outer[k];
-    replace_uses(*b, stand_in, v);
-    for (Value*& out : b->outputs)
-      if (out == stand_in) out = v;
-  }
-  b->inputs.resize(num_inputs);
-  b->parent = &parent;
-  Attribute a;
-  a.kind = Attribute::Kind::kGraph;
-  a.g = std::move(b);
-  parent.mutable_nodes()[index]->attrs[key] = std::move(a);
-}
-
-// Runs `g` on both backends (no CPU fallback on the GPU) and expects the
-// same outputs, byte for byte.
-void expect_same_as_cpu(const Graph& g, const std::vector<Tensor>& inputs, const std::string& what) {
-  std::vector<RunValue> values;
-  for (const Tensor& t : inputs) values.push_back(RunValue::of(t));
-  auto cpu = run_graph_on_cpu(g, values);
-  ASSERT_TRUE(cpu.is_ok()) << what << " (cpu): " << cpu.status().to_string();
-  ASSERT_TRUE(cuda::check_graph_supported(g, false, nullptr).is_ok()) << what;
-  auto gpu = cuda::run_graph_on_cuda(g, values);
-  ASSERT_TRUE(gpu.is_ok()) << what << " (cuda): " << gpu.status().to_string();
-  ASSERT_EQ(gpu->size(), cpu->size()) << what;
-  for (size_t j = 0; j < cpu->size(); ++j) {
-    const Tensor& c = (*cpu)[j].tensor;
-    const Tensor& d = (*gpu)[j].tensor;
-    EXPECT_EQ(d.dims(), c.dims()) << what << ": output " << j;
-    gpu_test::expect_equal(d, c, what + ": output " + std::to_string(j));
-  }
-}
+using gpu_test::attach;
+using gpu_test::expect_same_as_cpu;
+using gpu_test::parse;
 
 Tensor scalar_i64(int64_t v) { return Tensor::scalar_i64(v); }
 
