@@ -162,7 +162,7 @@ std::string where(const Step& s) {
 }
 
 // What a plan for a subgraph depends on besides its input dims: its input
-// dtypes, each outer value's dims, where it is, and its host contents when
+// dtypes, each outer value's dtype and dims, where it is, and its host contents when
 // those are not a constant's (shape values the plan may have computed with).
 std::string subgraph_key(const SubgraphValues* sub) {
   std::string key;
@@ -172,6 +172,7 @@ std::string subgraph_key(const SubgraphValues* sub) {
   for (const auto& l : sub->input_lists) key += l ? 'l' : 't';
   key += '|';
   for (const OuterValue& o : sub->outer) {
+    key += static_cast<char>(o.dtype);  // a body's kernels are planned for its outer values' dtypes too
     const size_t rank = o.dims.size();
     append(&rank, sizeof rank);
     append(o.dims.data(), rank * sizeof(int64_t));
