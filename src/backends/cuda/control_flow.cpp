@@ -16,14 +16,6 @@
 namespace kiln::cuda {
 namespace {
 
-std::string where(const Node& n) { return fmt::format("node '{}' ({})", n.name, n.op_type); }
-
-int64_t product(const std::vector<int64_t>& dims, size_t from, size_t to) {
-  int64_t n = 1;
-  for (size_t d = from; d < to; ++d) n *= dims[d];
-  return n;
-}
-
 const Graph* body_of(const Node& node, const char* key) {
   const Attribute* a = node.attr(key);
   return a && a->g ? a->g.get() : nullptr;
@@ -208,8 +200,8 @@ bool whole_bytes(DType dtype, int64_t count) {
 // of `mem`.
 Expected<OuterValue> slice(const Node& node, const OuterValue& x, size_t axis, int64_t at, Memory& mem,
                            cudaStream_t stream) {
-  const int64_t outer = product(x.dims, 0, axis), len = x.dims[axis];
-  const int64_t inner = product(x.dims, axis + 1, x.dims.size());
+  const int64_t outer = dims_product(x.dims, 0, axis), len = x.dims[axis];
+  const int64_t inner = dims_product(x.dims, axis + 1, x.dims.size());
   if (!whole_bytes(x.dtype, inner))
     return unsupported("{}: scanning {} along axis {} splits bytes", where(node), dtype_name(x.dtype), axis);
   const size_t inner_bytes = dtype_storage_bytes(x.dtype, inner);
@@ -245,7 +237,7 @@ Expected<OuterValue> stack(const Node& node, size_t out, const std::vector<Outer
                               dtype_name(parts[t].dtype), Shape::of(parts[t].dims).to_string(), t,
                               dtype_name(first.dtype), Shape::of(first.dims).to_string());
   const auto a = static_cast<size_t>(axis);
-  const int64_t outer = product(first.dims, 0, a), inner = product(first.dims, a, first.dims.size());
+  const int64_t outer = dims_product(first.dims, 0, a), inner = dims_product(first.dims, a, first.dims.size());
   if (!whole_bytes(first.dtype, inner))
     return unsupported("{}: stacking {} scan output {} splits bytes", where(node), dtype_name(first.dtype), out);
   const size_t inner_bytes = dtype_storage_bytes(first.dtype, inner), n = parts.size();

@@ -20,8 +20,6 @@ size_t PlannedValue::nbytes() const {
 
 namespace {
 
-std::string where(const Node& n) { return fmt::format("node '{}' ({})", n.name, n.op_type); }
-
 bool is_identity(const Node& n) { return n.domain.empty() && n.op_type == "Identity"; }
 
 // A sequence or optional: on the device, or only the host has it.
@@ -521,6 +519,14 @@ Expected<Segment> Planner::run(size_t start) {
 }
 
 }  // namespace
+
+std::string where(const Node& n) { return fmt::format("node '{}' ({})", n.name, n.op_type); }
+
+int64_t dims_product(const std::vector<int64_t>& dims, size_t from, size_t to) {
+  int64_t n = 1;
+  for (size_t d = from; d < to; ++d) n *= dims[d];
+  return n;
+}
 
 Expected<PlannedValue*> planned_value(PlanState& state, const Value* v) {
   auto it = state.values.find(v);

@@ -152,6 +152,11 @@ Expected<Segment> plan_segment(const Graph& graph, size_t start, PlanState& stat
 // `state`, in the weights when they hold it). Error for a value not planned yet.
 Expected<PlannedValue*> planned_value(PlanState& state, const Value* v);
 
+// "node 'NAME' (OP)", how the CUDA executor names a node in its errors.
+std::string where(const Node& n);
+// The product of dims[from, to) (1 when empty).
+int64_t dims_product(const std::vector<int64_t>& dims, size_t from, size_t to);
+
 // The ops whose bodies the CUDA executor runs on the device (If, Loop, Scan,
 // SequenceMap).
 bool is_device_control_flow(std::string_view domain, std::string_view op);

@@ -11,14 +11,6 @@
 namespace kiln::cuda {
 namespace {
 
-std::string where(const Node& n) { return fmt::format("node '{}' ({})", n.name, n.op_type); }
-
-int64_t product(const std::vector<int64_t>& dims, size_t from, size_t to) {
-  int64_t n = 1;
-  for (size_t d = from; d < to; ++d) n *= dims[d];
-  return n;
-}
-
 // Whether `count` elements of `dtype` take whole bytes (4-bit types split a
 // byte when the count is odd).
 bool whole_bytes(DType dtype, int64_t count) {
@@ -204,7 +196,7 @@ Expected<OuterValue> split_to_sequence(const Node& node, ControlFlowRun& run) {
   const auto a = static_cast<size_t>(axis);
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> lengths, split_lengths(node, x.dims[a], run));
   const bool squeeze = !node.input(1) && node.attr_int("keepdims", 1) == 0;
-  const int64_t outer = product(x.dims, 0, a), inner = product(x.dims, a + 1, x.dims.size());
+  const int64_t outer = dims_product(x.dims, 0, a), inner = dims_product(x.dims, a + 1, x.dims.size());
   if (!whole_bytes(x.dtype, inner))
     return unsupported("{}: splitting {} along axis {} splits bytes", where(node), dtype_name(x.dtype), axis);
   const size_t inner_bytes = dtype_storage_bytes(x.dtype, inner);
@@ -257,15 +249,15 @@ Expected<OuterValue> concat_from_sequence(const Node& node, ControlFlowRun& run)
   std::vector<int64_t> out_dims = dims[0];
   out_dims[a] = 0;
   for (const auto& d : dims) out_dims[a] += d[a];
-  const int64_t outer = product(out_dims, 0, a);
-  const int64_t out_inner = product(out_dims, a, out_dims.size());
-  if (!whole_bytes(first.dtype, product(out_dims, a + 1, out_dims.size())))
+  const int64_t outer = dims_product(out_dims, 0, a);
+  const int64_t out_inner = dims_product(out_dims, a, out_dims.size());
+  if (!whole_bytes(first.dtype, dims_product(out_dims, a + 1, out_dims.size())))
     return unsupported("{}: concatenating {} along axis {} splits bytes", where(node), dtype_name(first.dtype), axis);
   const size_t out_row = dtype_storage_bytes(first.dtype, out_inner);
   KILN_ASSIGN_OR_RETURN(void* out, allocate(run, out_row * static_cast<size_t>(outer)));
   size_t offset = 0;
   for (size_t e = 0; e < seq->elements.size(); ++e) {
-    const size_t row = dtype_storage_bytes(first.dtype, product(dims[e], a, dims[e].size()));
+    const size_t row = dtype_storage_bytes(first.dtype, dims_product(dims[e], a, dims[e].size()));
     KILN_RETURN_IF_ERROR(copy_rows(static_cast<char*>(out) + offset, out_row, seq->elements[e].data, row, row,
                                    static_cast<size_t>(outer), run.stream()));
     offset += row;

@@ -15,6 +15,7 @@
 
 #include "backends/cuda/cuda_kernel.h"
 #include "backends/cuda/device.h"
+#include "backends/cuda/ops/device_tables.h"
 #include "backends/cuda/ops/norm_op_util.h"
 
 namespace kiln::cuda {
@@ -69,14 +70,6 @@ Expected<HostPool> read_pool(const Node& n) {
     }
   }
   return p;
-}
-
-template <typename T>
-size_t add_array(std::vector<char>& bytes, const std::vector<T>& v) {
-  const size_t at = (bytes.size() + 255) / 256 * 256;
-  bytes.resize(at + v.size() * sizeof(T));
-  if (!v.empty()) std::memcpy(bytes.data() + at, v.data(), v.size() * sizeof(T));
-  return at;
 }
 
 // The pool and weights on the device, kept for the plan: `params` holds

@@ -21,6 +21,7 @@
 
 #include "backends/cuda/cuda_kernel.h"
 #include "backends/cuda/device.h"
+#include "backends/cuda/ops/device_tables.h"
 #include "backends/cuda/ops/norm_op_util.h"
 
 namespace kiln::cuda {
@@ -298,14 +299,6 @@ struct DeviceForest {
   DeviceBuffer buffer;
   TreeEnsembleParams params;
 };
-
-template <typename T>
-size_t add_array(std::vector<char>& bytes, const std::vector<T>& v) {
-  const size_t at = (bytes.size() + 255) / 256 * 256;
-  bytes.resize(at + v.size() * sizeof(T));
-  if (!v.empty()) std::memcpy(bytes.data() + at, v.data(), v.size() * sizeof(T));
-  return at;
-}
 
 Expected<std::shared_ptr<DeviceForest>> upload(const HostForest& f, cudaStream_t stream) {
   std::vector<char> bytes;
