@@ -18,15 +18,23 @@
 #include <cudnn_frontend.h>
 
 #include <exception>
+#include <mutex>
 #include <unordered_map>
 #endif
 
 namespace kiln::cuda {
 
-std::string CudnnMatmulSpec::key() const {
-  return fmt::format("{}|{},{},{},{}|b{}|bias{}|act{}|w{}|e{}", dtype_name(dtype), batch, m, n, k, b_batched, has_bias,
-                     static_cast<int>(activation), workspace_limit, engine_index);
+namespace {
+
+// The spec less its engine index: the product whose engine configs are numbered.
+std::string product_key(const CudnnMatmulSpec& s) {
+  return fmt::format("{}|{},{},{},{}|b{}|bias{}|act{}|w{}", dtype_name(s.dtype), s.batch, s.m, s.n, s.k, s.b_batched,
+                     s.has_bias, static_cast<int>(s.activation), s.workspace_limit);
 }
+
+}  // namespace
+
+std::string CudnnMatmulSpec::key() const { return product_key(*this) + fmt::format("|e{}", engine_index); }
 
 std::optional<CudnnMatmulSpec> cudnn_matmul_spec(DType dtype, const std::vector<int64_t>& a,
                                                  const std::vector<int64_t>& b, bool has_bias,
@@ -86,10 +94,53 @@ namespace fe = cudnn_frontend;
 // Tensor unique ids in the graph and the variant pack.
 constexpr int64_t kUidA = 1, kUidB = 2, kUidBias = 3, kUidY = 4;
 
+// Every engine config of one product (a spec less its engine index) on one
+// device: one frontend graph whose configs are built in the heuristics' order
+// only as far as the tactics asked for reach, so listing n tactics builds each
+// config once. Configs that fail to build or exceed the workspace limit are
+// passed over. Building one config while another runs is safe: a run reads
+// only its own built plan and the variant pack template, made once.
+class CudnnMatmulEngines {
+ public:
+  struct Usable {
+    int64_t plan_index = 0;  // of the graph's engine configs
+    int64_t workspace = 0;
+  };
+
+  CudnnMatmulEngines(std::shared_ptr<fe::graph::Graph> graph, size_t workspace_limit)
+      : graph(std::move(graph)), workspace_limit_(workspace_limit) {}
+
+  // The usable config number `index`, building configs up to it; nullopt
+  // past the last.
+  std::optional<Usable> usable(int index) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    while (static_cast<int64_t>(usable_.size()) <= index && next_ < graph->get_execution_plan_count()) {
+      const int64_t i = next_++;
+      Usable u{i, 0};
+      if (graph->build_plan_at_index(i).is_bad() || graph->get_workspace_size_plan_at_index(i, u.workspace).is_bad() ||
+          u.workspace < 0 || static_cast<size_t>(u.workspace) > workspace_limit_)
+        continue;
+      // Made here, not on the first execute (which may be under graph capture).
+      if (graph->prepare_variant_pack_template().is_bad()) continue;
+      usable_.push_back(u);
+    }
+    if (index < 0 || static_cast<size_t>(index) >= usable_.size()) return std::nullopt;
+    return usable_[static_cast<size_t>(index)];
+  }
+
+  const std::shared_ptr<fe::graph::Graph> graph;
+
+ private:
+  const size_t workspace_limit_;
+  mutable std::mutex mu_;
+  mutable int64_t next_ = 0;
+  mutable std::vector<Usable> usable_;
+};
+
 class CudnnMatmulPlan {
  public:
-  std::shared_ptr<fe::graph::Graph> graph;
-  int64_t plan_index = 0;  // of the graph's engine configs
+  std::shared_ptr<const CudnnMatmulEngines> engines;
+  int64_t plan_index = 0;
   int64_t workspace = 0;
   bool has_bias = false;
 };
@@ -150,11 +201,11 @@ std::shared_ptr<fe::graph::Graph> make_graph(const CudnnMatmulSpec& s) {
   return graph;
 }
 
-// The plan of engine config number spec.engine_index among those that build:
-// configs from heuristics mode A then the fallback list, less those over the
-// workspace limit and those that reduce in reduced precision (f16/bf16
-// accumulate in float, as everywhere in kiln).
-Expected<std::shared_ptr<CudnnMatmulPlan>> build_plan(cudnnHandle_t handle, const CudnnMatmulSpec& s) {
+// The product's graph with its engine configs listed, none built yet:
+// heuristics mode A then the fallback list, less those over the workspace
+// limit and those that reduce in reduced precision (f16/bf16 accumulate in
+// float, as everywhere in kiln).
+Expected<std::shared_ptr<CudnnMatmulEngines>> list_engines(cudnnHandle_t handle, const CudnnMatmulSpec& s) {
   std::shared_ptr<fe::graph::Graph> graph = make_graph(s);
   KILN_RETURN_IF_ERROR(fe_status(graph->validate(), "validate"));
   KILN_RETURN_IF_ERROR(fe_status(graph->build_operation_graph(handle), "build_operation_graph"));
@@ -162,22 +213,35 @@ Expected<std::shared_ptr<CudnnMatmulPlan>> build_plan(cudnnHandle_t handle, cons
                                  "create_execution_plans"));
   graph->deselect_workspace_greater_than(static_cast<int64_t>(std::min<size_t>(s.workspace_limit, INT64_MAX)))
       .deselect_numeric_notes({fe::NumericalNote_t::REDUCED_PRECISION_REDUCTION});
-  int skip = s.engine_index;
-  for (int64_t i = 0; i < graph->get_execution_plan_count(); ++i) {
-    if (graph->build_plan_at_index(i).is_bad() || skip-- > 0) continue;
-    auto plan = std::make_shared<CudnnMatmulPlan>();
-    KILN_RETURN_IF_ERROR(fe_status(graph->get_workspace_size_plan_at_index(i, plan->workspace), "workspace size"));
-    if (plan->workspace < 0 || static_cast<size_t>(plan->workspace) > s.workspace_limit)
-      return unsupported("cuDNN matmul: workspace of {} bytes over the limit of {}", plan->workspace,
-                         s.workspace_limit);
-    // Done here, not on the first execute (which may be under graph capture).
-    KILN_RETURN_IF_ERROR(fe_status(graph->prepare_variant_pack_template(), "variant pack"));
-    plan->graph = std::move(graph);
-    plan->plan_index = i;
-    plan->has_bias = s.has_bias;
-    return plan;
+  return std::make_shared<CudnnMatmulEngines>(std::move(graph), s.workspace_limit);
+}
+
+// The plan of engine config spec.engine_index among the usable ones.
+std::shared_ptr<const CudnnMatmulPlan> build_plan(const CudnnMatmulSpec& s) {
+  std::shared_ptr<const CudnnMatmulEngines> engines = CudnnPlanCache<CudnnMatmulEngines>::instance().get(
+      product_key(s), [&](cudnnHandle_t handle) -> std::shared_ptr<const CudnnMatmulEngines> {
+        Expected<std::shared_ptr<CudnnMatmulEngines>> listed = list_engines(handle, s);
+        return listed.is_ok() ? std::move(listed).value() : nullptr;
+      });
+  if (!engines) return nullptr;
+  const std::optional<CudnnMatmulEngines::Usable> usable = engines->usable(s.engine_index);
+  if (!usable) return nullptr;
+  auto plan = std::make_shared<CudnnMatmulPlan>();
+  plan->engines = std::move(engines);
+  plan->plan_index = usable->plan_index;
+  plan->workspace = usable->workspace;
+  plan->has_bias = s.has_bias;
+  return plan;
+}
+
+// build_plan, with the frontend's exceptions (a missing symbol, a bad
+// allocation) declining the spec too.
+std::shared_ptr<const CudnnMatmulPlan> try_build_plan(const CudnnMatmulSpec& s) {
+  try {
+    return build_plan(s);
+  } catch (const std::exception&) {
+    return nullptr;
   }
-  return unsupported("cuDNN matmul: no usable engine config number {}", s.engine_index);
 }
 
 }  // namespace
@@ -185,16 +249,8 @@ Expected<std::shared_ptr<CudnnMatmulPlan>> build_plan(cudnnHandle_t handle, cons
 bool cudnn_matmul_compiled() { return true; }
 
 std::shared_ptr<const CudnnMatmulPlan> cudnn_matmul_plan(const CudnnMatmulSpec& spec) {
-  return CudnnPlanCache<CudnnMatmulPlan>::instance().get(
-      spec.key(), [&](cudnnHandle_t handle) -> std::shared_ptr<const CudnnMatmulPlan> {
-        // The frontend's exceptions (a missing symbol, a bad allocation) decline the spec too.
-        try {
-          Expected<std::shared_ptr<CudnnMatmulPlan>> plan = build_plan(handle, spec);
-          return plan.is_ok() ? std::move(plan).value() : nullptr;
-        } catch (const std::exception&) {
-          return nullptr;
-        }
-      });
+  return CudnnPlanCache<CudnnMatmulPlan>::instance().get(spec.key(),
+                                                         [&](cudnnHandle_t) { return try_build_plan(spec); });
 }
 
 size_t workspace_size(const CudnnMatmulPlan& plan) { return static_cast<size_t>(plan.workspace); }
@@ -206,7 +262,7 @@ Status execute_cudnn_matmul(cudnnHandle_t handle, cudaStream_t stream, const Cud
   KILN_CUDA_RETURN_IF_ERROR(cudnnSetStream(handle, stream));
   std::unordered_map<int64_t, void*> pack = {{kUidA, const_cast<void*>(a)}, {kUidB, const_cast<void*>(b)}, {kUidY, y}};
   if (bias) pack.emplace(kUidBias, const_cast<void*>(bias));
-  fe::error_t e = plan.graph->execute_plan_at_index(handle, pack, workspace, plan.plan_index);
+  fe::error_t e = plan.engines->graph->execute_plan_at_index(handle, pack, workspace, plan.plan_index);
   if (e.is_bad()) return internal_error("cuDNN matmul execute: {}", e.get_message());
   return Status::ok();
 }

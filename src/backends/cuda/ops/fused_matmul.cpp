@@ -119,7 +119,7 @@ Expected<bool> run_cudnn_matmul(KernelContext& ctx, const void* bias) {
   if (!engine) return false;
   const DeviceTensor &a = ctx.input(0), &b = ctx.input(1), &y = ctx.output(0);
   std::optional<CudnnMatmulSpec> spec =
-      cudnn_spec_of(ctx.node(), a.dtype, a.dims, b.dims, bias != nullptr, ctx.workspace_limit());
+      cudnn_spec_of(ctx.node(), a.dtype, a.dims, b.dims, ctx.has_input(2), ctx.workspace_limit());
   if (!spec) return false;
   spec->engine_index = *engine;
   const std::shared_ptr<const CudnnMatmulPlan> plan = cudnn_matmul_plan(*spec);
