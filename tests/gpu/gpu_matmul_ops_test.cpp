@@ -296,6 +296,30 @@ TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnGeluIsTheErfForm) {
     }
 }
 
+// A cudnn tactic cuDNN cannot honour (an engine number past its list, f32,
+// K = 0, a batching it declines) runs cuBLASLt's path instead, with the same
+// result as the CPU: an engine built with another cuDNN still runs.
+TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnTacticWithoutAPlanFallsBackToCublasLt) {
+  const Attrs gelu = {{"activation", Attribute::of_string("Gelu")}};
+  const FusedOperands h = fused_operands(DType::kF16, {2, 64, 128}, {128, 256}, 1);
+  const std::vector<Tensor> past_the_list = {h.a, h.b, h.bias};
+  EXPECT_LT(cudnn_engines(past_the_list, "Gelu", 1000), 999);
+  expect_close(run_fused_tactic(past_the_list, gelu, "cudnn:999"), run_cpu("kiln.FusedMatMul", past_the_list, gelu),
+               matmul_tolerance(DType::kF16), "f16 tactic cudnn:999");
+  const FusedOperands f = fused_operands(DType::kF32, {2, 64, 128}, {128, 256}, 2);
+  expect_close(run_fused_tactic({f.a, f.b, f.bias}, gelu, "cudnn:0"),
+               run_cpu("kiln.FusedMatMul", {f.a, f.b, f.bias}, gelu), matmul_tolerance(DType::kF32),
+               "f32 tactic cudnn:0");
+  const FusedOperands empty_k = fused_operands(DType::kF16, {3, 0}, {0, 8}, 3);
+  expect_close(run_fused_tactic({empty_k.a, empty_k.b, empty_k.bias}, gelu, "cudnn:0"),
+               run_cpu("kiln.FusedMatMul", {empty_k.a, empty_k.b, empty_k.bias}, gelu), tolerance_for(DType::kF16),
+               "K=0 tactic cudnn:0");
+  const FusedOperands shared_a = fused_operands(DType::kF16, {16, 40}, {3, 40, 24}, 4);
+  expect_close(run_fused_tactic({shared_a.a, shared_a.b, shared_a.bias}, gelu, "cudnn:0"),
+               run_cpu("kiln.FusedMatMul", {shared_a.a, shared_a.b, shared_a.bias}, gelu),
+               matmul_tolerance(DType::kF16), "one A for every B tactic cudnn:0");
+}
+
 // A cudnn tactic captured in a CUDA graph and replayed with new inputs: the
 // plan is built while planning, and its execution neither allocates nor syncs.
 TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnTacticReplaysInACudaGraph) {
