@@ -88,9 +88,12 @@ std::optional<MatmulShape> fused_shape(const BatchedProduct& bp, DType t, bool t
 
 // cuBLASLt's candidates for the product with its epilogue (the heuristic is
 // asked with the epilogue set, so "cublaslt:i" names the same algorithm here
-// and in run), then cuDNN's usable engine configs (f16/bf16). The builder
-// keeps the first `limit`, so cuBLASLt takes at most the larger half of them
-// and cuDNN what is left: at limit 1 cuBLASLt's first alone (the default).
+// and in run), then, where cuBLASLt needs a separate pass for the activation
+// (the exact Gelu), cuDNN's usable engine configs (f16/bf16), which fuse it.
+// The builder keeps the first `limit`, so there cuBLASLt takes at most the
+// larger half of them and cuDNN what is left: at limit 1 cuBLASLt's first
+// alone (the default). Elsewhere cuBLASLt's epilogue already fuses the layer
+// and keeps every slot.
 std::vector<std::string> fused_tactics(const KernelQuery& q, size_t limit) {
   const auto *a = q.input_dims(0), *b = q.input_dims(1);
   auto e = epilogue_of(q.node(), q.input_dtype(0));
@@ -98,10 +101,11 @@ std::vector<std::string> fused_tactics(const KernelQuery& q, size_t limit) {
   auto bp = plan_product(*a, *b, "FusedMatMul");
   if (!bp) return {};
   auto s = fused_shape(*bp, q.input_dtype(0), q.allow_tf32(), q.has_input(2), *e);
+  const bool unfused = e->after != BiasActivation::kNone;
   std::vector<std::string> out;
-  if (s) out = cublaslt_tactics(*s, limit - limit / 2, cublaslt_workspace_bytes(q.workspace_limit()));
+  if (s) out = cublaslt_tactics(*s, unfused ? limit - limit / 2 : limit, cublaslt_workspace_bytes(q.workspace_limit()));
   const std::optional<CudnnMatmulSpec> spec =
-      cudnn_spec_of(q.node(), q.input_dtype(0), *a, *b, q.has_input(2), q.workspace_limit());
+      unfused ? cudnn_spec_of(q.node(), q.input_dtype(0), *a, *b, q.has_input(2), q.workspace_limit()) : std::nullopt;
   if (spec && out.size() < limit) {
     const int n = cudnn_matmul_engine_count(*spec, static_cast<int>(std::min<size_t>(limit - out.size(), 64)));
     for (int i = 0; i < n; ++i) out.push_back(cudnn_matmul_tactic(i));
