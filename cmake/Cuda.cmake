@@ -58,14 +58,17 @@ if(KILN_HAVE_CUDA)
   endif()
   # The cuDNN frontend (header-only; scripts/install_deps.sh unpacks its
   # include/ into .deps/cudnn_frontend/include) gives Attention its "cudnn"
-  # tactic, cuDNN's fused attention. Only ops/cudnn_attention.cpp includes it.
+  # tactic, cuDNN's fused attention, and kiln.FusedMatMul its "cudnn:<i>"
+  # ones (the product with the exact Gelu fused). Only ops/cudnn_attention.cpp
+  # and ops/cudnn_matmul.cpp include it.
   find_path(KILN_CUDNN_FRONTEND_INCLUDE cudnn_frontend.h HINTS ${PROJECT_SOURCE_DIR}/.deps/cudnn_frontend/include)
   if(KILN_CUDNN_FRONTEND_INCLUDE)
-    message(STATUS "kiln: cuDNN frontend in ${KILN_CUDNN_FRONTEND_INCLUDE}: Attention's cudnn tactic is built")
-    set_source_files_properties(${PROJECT_SOURCE_DIR}/src/backends/cuda/ops/cudnn_attention.cpp PROPERTIES
+    message(STATUS "kiln: cuDNN frontend in ${KILN_CUDNN_FRONTEND_INCLUDE}: the cudnn tactics of Attention and FusedMatMul are built")
+    set_source_files_properties(${PROJECT_SOURCE_DIR}/src/backends/cuda/ops/cudnn_attention.cpp
+      ${PROJECT_SOURCE_DIR}/src/backends/cuda/ops/cudnn_matmul.cpp PROPERTIES
       COMPILE_DEFINITIONS "KILN_HAVE_CUDNN_FRONTEND=1;CUDNN_FRONTEND_SKIP_JSON_LIB"
       INCLUDE_DIRECTORIES "${KILN_CUDNN_FRONTEND_INCLUDE}")
   else()
-    message(STATUS "kiln: no cuDNN frontend (run scripts/install_deps.sh); building without Attention's cudnn tactic")
+    message(STATUS "kiln: no cuDNN frontend (run scripts/install_deps.sh); building without the cudnn tactics of Attention and FusedMatMul")
   endif()
 endif()

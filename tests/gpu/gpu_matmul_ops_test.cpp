@@ -1,6 +1,10 @@
 // The CUDA matmul family (MatMul, Gemm, kiln.FusedMatMul, MatMulInteger,
 // QLinearMatMul, Q/DQ, DynamicQuantizeLinear, Einsum, Det) against the CPU oracle. Attention and
 // RotaryEmbedding are in gpu_attention_ops_test.cpp.
+#include <cstdio>
+
+#include "backends/cuda/cuda_runner.h"
+#include "backends/cuda/ops/cudnn_matmul.h"
 #include "gpu_test_util.h"
 #include "ir/element_cast.h"
 #include "ir/quantize.h"
@@ -175,6 +179,179 @@ TEST_F(GpuMatmulOpsTest, FusedMatMulWithTf32StaysWithinTf32Tolerance) {
     expect_close(run_cuda("kiln.FusedMatMul", {x.a, x.b, x.bias}, attrs, 0, 1, 28, /*allow_tf32=*/true),
                  run_cpu("kiln.FusedMatMul", {x.a, x.b, x.bias}, attrs), tolerance_for(DType::kF32, true) * 3,
                  std::string("FusedMatMul tf32 ") + act);
+  }
+}
+
+// FusedMatMul's cuDNN tactics (cudnn_matmul.h): "cudnn:<i>" is cuDNN's i-th
+// usable engine config for the layer.
+constexpr int kCudnnTacticsTried = 4;
+
+cuda::BiasActivation activation_of(const std::string& act) {
+  if (act == "Relu") return cuda::BiasActivation::kRelu;
+  if (act == "Gelu") return cuda::BiasActivation::kGelu;
+  if (act == "GeluTanh") return cuda::BiasActivation::kGeluTanh;
+  return cuda::BiasActivation::kNone;
+}
+
+// How many cudnn tactics the layer has (at most `limit`), under
+// run_graph_on_cuda's unlimited workspace; `ins` is A, B and maybe the bias.
+int cudnn_engines(const std::vector<Tensor>& ins, const std::string& act, int limit = kCudnnTacticsTried) {
+  const std::optional<cuda::CudnnMatmulSpec> spec = cuda::cudnn_matmul_spec(
+      ins[0].dtype(), ins[0].dims(), ins[1].dims(), ins.size() > 2, activation_of(act), SIZE_MAX);
+  return spec ? cuda::cudnn_matmul_engine_count(*spec, limit) : 0;
+}
+
+Tensor run_fused_tactic(const std::vector<Tensor>& ins, const Attrs& attrs, const std::string& tactic) {
+  std::vector<RunValue> values;
+  auto g = one_node_graph("kiln.FusedMatMul", ins, attrs, 1, 28, values);
+  g->nodes()[0]->metadata["kiln.tactic"] = tactic;
+  auto out = cuda::run_graph_on_cuda(*g, std::move(values), {});
+  EXPECT_TRUE(out.is_ok()) << tactic << ": " << out.status().to_string();
+  return out.is_ok() ? (*out)[0].tensor : Tensor();
+}
+
+// Every cudnn tactic of the layer against the CPU; `must_take`: cuDNN has to
+// offer one (else the layer would silently keep cuBLASLt).
+void check_cudnn_tactics(const std::vector<Tensor>& ins, const std::string& act, const std::string& what,
+                         bool must_take = true) {
+  const int n = cudnn_engines(ins, act);
+  if (must_take) {
+    EXPECT_GT(n, 0) << what << ": cuDNN offers no engine config";
+  }
+  std::printf("[   INFO   ] %s: %d cuDNN engine config(s) tried\n", what.c_str(), n);
+  const Attrs attrs = {{"activation", Attribute::of_string(act)}};
+  const Tensor want = run_cpu("kiln.FusedMatMul", ins, attrs);
+  for (int i = 0; i < n; ++i) {
+    const std::string tactic = cuda::cudnn_matmul_tactic(i);
+    expect_close(run_fused_tactic(ins, attrs, tactic), want, matmul_tolerance(ins[0].dtype()),
+                 what + " tactic " + tactic);
+  }
+}
+
+// ViT-B/16's first MLP product (the batch folded into rows), a 3-D A with an
+// odd row count, a 2-D A, and a batched B (which cuDNN may decline) in f16
+// and bf16, for every activation, with and without the bias.
+TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnTacticsMatchCpu) {
+  if (!cuda::cudnn_matmul_compiled()) GTEST_SKIP() << "built without the cuDNN frontend (scripts/install_deps.sh)";
+  struct Case {
+    Dims a, b;
+    bool must_take;
+  };
+  const std::vector<Case> cases = {
+      {{3, 197, 256}, {256, 512}, true},
+      {{96, 128}, {128, 64}, true},
+      {{2, 33, 64}, {2, 64, 40}, false},
+  };
+  for (DType t : {DType::kF16, DType::kBF16}) {
+    for (const char* act : {"", "Relu", "Gelu", "GeluTanh"})
+      for (const Case& c : cases) {
+        const FusedOperands x = fused_operands(t, c.a, c.b, 1);
+        const std::string what = std::string("FusedMatMul ") + type_name(t) + " " + shape_str(c.a) + "x" +
+                                 shape_str(c.b) + " activation \"" + act + "\"";
+        check_cudnn_tactics({x.a, x.b, x.bias}, act, what + " bias", c.must_take);
+        check_cudnn_tactics({x.a, x.b}, act, what + " no bias", c.must_take);
+      }
+    const FusedOperands vit = fused_operands(t, {3, 197, 768}, {768, 3072}, 2);
+    check_cudnn_tactics({vit.a, vit.b, vit.bias}, "Gelu", "ViT-B/16 MLP " + type_name(t) + " Gelu bias");
+    check_cudnn_tactics({vit.a, vit.b}, "Gelu", "ViT-B/16 MLP " + type_name(t) + " Gelu no bias");
+  }
+}
+
+// CUDNN_POINTWISE_GELU_FWD is the erf Gelu, not the tanh one: on exact
+// pre-activations x from -3.5 to 3.375 (A all ones, each column j of B x_j /
+// 16, or x_j / 32 plus a bias of x_j / 2), every output is within 1% of the
+// CPU's, with no absolute slack. The tanh form is 2.8% off at x = -2.5 and
+// 24% at x = -3.5 (further out, float cancellation in 1 + erf blurs both).
+TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnGeluIsTheErfForm) {
+  if (!cuda::cudnn_matmul_compiled()) GTEST_SKIP() << "built without the cuDNN frontend (scripts/install_deps.sh)";
+  const int64_t m = 32, k = 16, n = 56;
+  const Attrs attrs = {{"activation", Attribute::of_string("Gelu")}};
+  for (DType t : {DType::kF16, DType::kBF16})
+    for (bool bias : {false, true}) {
+      Tensor a(DType::kF32, {m, k}), b(DType::kF32, {k, n}), c(DType::kF32, {n});
+      for (int64_t i = 0; i < a.numel(); ++i) a.mutable_data<float>()[i] = 1.f;
+      for (int64_t j = 0; j < n; ++j) {
+        const float x = -3.5f + static_cast<float>(j) / 8.f;
+        for (int64_t p = 0; p < k; ++p) b.mutable_data<float>()[p * n + j] = bias ? x / 32.f : x / 16.f;
+        c.mutable_data<float>()[j] = x / 2.f;
+      }
+      std::vector<Tensor> ins = {cast_tensor(a, t).value(), cast_tensor(b, t).value()};
+      if (bias) ins.push_back(cast_tensor(c, t).value());
+      const std::string what = std::string("Gelu ") + type_name(t) + (bias ? " bias" : " no bias");
+      const int engines = cudnn_engines(ins, "Gelu");
+      EXPECT_GT(engines, 0) << what << ": cuDNN offers no engine config";
+      const Tensor want = run_cpu("kiln.FusedMatMul", ins, attrs);
+      for (int e = 0; e < engines; ++e) {
+        const std::string tactic = cuda::cudnn_matmul_tactic(e);
+        const Tensor got = run_fused_tactic(ins, attrs, tactic);
+        ASSERT_EQ(got.numel(), want.numel()) << what << " tactic " << tactic;
+        int reported = 0;
+        for (int64_t i = 0; i < want.numel(); ++i) {
+          const double g = got.element_as_double(i), w = want.element_as_double(i);
+          if (std::fabs(g - w) <= 1e-2 * std::fabs(w) || reported++ >= 5) continue;
+          ADD_FAILURE() << what << " tactic " << tactic << ": x = " << -3.5 + static_cast<double>(i % n) / 8 << " gpu "
+                        << g << " cpu " << w;
+        }
+      }
+    }
+}
+
+// A cudnn tactic cuDNN cannot honour (an engine number past its list, f32,
+// K = 0, a batching it declines) runs cuBLASLt's path instead, with the same
+// result as the CPU: an engine built with another cuDNN still runs.
+TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnTacticWithoutAPlanFallsBackToCublasLt) {
+  const Attrs gelu = {{"activation", Attribute::of_string("Gelu")}};
+  const FusedOperands h = fused_operands(DType::kF16, {2, 64, 128}, {128, 256}, 1);
+  const std::vector<Tensor> past_the_list = {h.a, h.b, h.bias};
+  EXPECT_LT(cudnn_engines(past_the_list, "Gelu", 1000), 999);
+  expect_close(run_fused_tactic(past_the_list, gelu, "cudnn:999"), run_cpu("kiln.FusedMatMul", past_the_list, gelu),
+               matmul_tolerance(DType::kF16), "f16 tactic cudnn:999");
+  const FusedOperands f = fused_operands(DType::kF32, {2, 64, 128}, {128, 256}, 2);
+  expect_close(run_fused_tactic({f.a, f.b, f.bias}, gelu, "cudnn:0"),
+               run_cpu("kiln.FusedMatMul", {f.a, f.b, f.bias}, gelu), matmul_tolerance(DType::kF32),
+               "f32 tactic cudnn:0");
+  const FusedOperands empty_k = fused_operands(DType::kF16, {3, 0}, {0, 8}, 3);
+  expect_close(run_fused_tactic({empty_k.a, empty_k.b, empty_k.bias}, gelu, "cudnn:0"),
+               run_cpu("kiln.FusedMatMul", {empty_k.a, empty_k.b, empty_k.bias}, gelu), tolerance_for(DType::kF16),
+               "K=0 tactic cudnn:0");
+  const FusedOperands shared_a = fused_operands(DType::kF16, {16, 40}, {3, 40, 24}, 4);
+  expect_close(run_fused_tactic({shared_a.a, shared_a.b, shared_a.bias}, gelu, "cudnn:0"),
+               run_cpu("kiln.FusedMatMul", {shared_a.a, shared_a.b, shared_a.bias}, gelu),
+               matmul_tolerance(DType::kF16), "one A for every B tactic cudnn:0");
+}
+
+// A cudnn tactic captured in a CUDA graph and replayed with new inputs: the
+// plan is built while planning, and its execution neither allocates nor syncs.
+TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnTacticReplaysInACudaGraph) {
+  if (!cuda::cudnn_matmul_compiled()) GTEST_SKIP() << "built without the cuDNN frontend (scripts/install_deps.sh)";
+  const DType t = DType::kF16;
+  const Dims da = {2, 64, 128}, db = {128, 256}, dbias = {256}, dy = {2, 64, 256};
+  const Attrs attrs = {{"activation", Attribute::of_string("Gelu")}};
+  const FusedOperands first = fused_operands(t, da, db, 1);
+  std::vector<Tensor> ins = {first.a, first.b, first.bias};
+  ASSERT_GT(cudnn_engines(ins, "Gelu", 1), 0) << "cuDNN offers no engine config";
+  std::vector<RunValue> values;
+  auto g = one_node_graph("kiln.FusedMatMul", ins, attrs, 1, 28, values);
+  g->nodes()[0]->metadata["kiln.tactic"] = cuda::cudnn_matmul_tactic(0);
+  auto weights = cuda::upload_weights(*g);
+  ASSERT_TRUE(weights.is_ok()) << weights.status().to_string();
+  cuda::RunnerOptions options;
+  options.use_cuda_graph = true;
+  cuda::Runner runner(*g, *weights, options);
+  auto stream = cuda::Stream::create();
+  ASSERT_TRUE(stream.is_ok());
+  cuda::DeviceBindings bindings(1);
+  for (const Tensor& in : ins) bindings.inputs.push_back(device_zeros(in.nbytes()));
+  for (uint32_t run = 1; run <= 3; ++run) {
+    const FusedOperands x = fused_operands(t, da, db, 10 * run);
+    ins = {x.a, x.b, x.bias};
+    for (size_t i = 0; i < ins.size(); ++i)
+      ASSERT_TRUE(bindings.inputs[i].copy_from_host(ins[i].raw(), ins[i].nbytes(), stream->get()).is_ok());
+    const Status st = runner.run({da, db, dbias}, {nullptr, nullptr, nullptr}, bindings, stream->get());
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+    ASSERT_TRUE(stream->synchronize().is_ok());
+    expect_close(download(bindings.outputs[0].data(), t, dy), run_cpu("kiln.FusedMatMul", ins, attrs),
+                 matmul_tolerance(t), "tactic cudnn:0 in a CUDA graph, run " + std::to_string(run));
   }
 }
 

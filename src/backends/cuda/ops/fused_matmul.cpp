@@ -6,8 +6,16 @@
 // there the product takes the bias and one elementwise pass applies the Gelu.
 // Where cuBLASLt has no algorithm with the epilogue, or the batching needs
 // several calls, a plain product is followed by one bias + activation pass:
-// the layer never fails for want of an epilogue.
+// the layer never fails for want of an epilogue. For f16/bf16, tactics
+// "cudnn:<i>" run the whole layer as one cuDNN graph with the epilogue fused
+// (cudnn_matmul.h), the exact Gelu included; the tuner times them against
+// cuBLASLt's, which stays the default.
+#include <algorithm>
+#include <cstdint>
+
+#include "backends/cuda/cudnn_handle.h"
 #include "backends/cuda/kernels/bias_activation.cuh"
+#include "backends/cuda/ops/cudnn_matmul.h"
 #include "backends/cuda/ops/matmul_plan.h"
 
 namespace kiln::cuda {
@@ -38,7 +46,35 @@ Status supports_fused_matmul(const Node& node) {
   return epilogue_of(node, t).status();
 }
 
-size_t fused_workspace(const KernelQuery& q) { return cublaslt_workspace_bytes(q.workspace_limit()); }
+// The cuDNN spec of the layer for these operands (engine 0), or nullopt
+// where the cudnn tactics do not apply.
+std::optional<CudnnMatmulSpec> cudnn_spec_of(const Node& node, DType t, const std::vector<int64_t>& a,
+                                             const std::vector<int64_t>& b, bool has_bias, size_t workspace_limit) {
+  auto e = epilogue_of(node, t);
+  if (!e) return std::nullopt;
+  return cudnn_matmul_spec(t, a, b, has_bias, e->full, workspace_limit);
+}
+
+// The cuDNN plan a "cudnn:<i>" tactic runs, for the planned dims; null for
+// other tactics and where cuDNN has none.
+std::shared_ptr<const CudnnMatmulPlan> planned_cudnn_matmul(const KernelQuery& q) {
+  const std::optional<int> engine = cudnn_matmul_tactic_index(q.tactic());
+  const auto *a = q.input_dims(0), *b = q.input_dims(1);
+  if (!engine || !a || !b) return nullptr;
+  std::optional<CudnnMatmulSpec> spec =
+      cudnn_spec_of(q.node(), q.input_dtype(0), *a, *b, q.has_input(2), q.workspace_limit());
+  if (!spec) return nullptr;
+  spec->engine_index = *engine;
+  return cudnn_matmul_plan(*spec);
+}
+
+// cuBLASLt's scratch, and for a cudnn tactic at least its plan's (the run
+// falls back to cuBLASLt where the plan cannot take the buffers).
+size_t fused_workspace(const KernelQuery& q) {
+  const size_t cublaslt = cublaslt_workspace_bytes(q.workspace_limit());
+  const std::shared_ptr<const CudnnMatmulPlan> plan = planned_cudnn_matmul(q);
+  return plan ? std::max(cublaslt, workspace_size(*plan)) : cublaslt;
+}
 
 // The product as one cuBLASLt call with the epilogue, when one expresses it.
 std::optional<MatmulShape> fused_shape(const BatchedProduct& bp, DType t, bool tf32, bool has_bias, const Epilogue& e) {
@@ -50,9 +86,14 @@ std::optional<MatmulShape> fused_shape(const BatchedProduct& bp, DType t, bool t
   return s;
 }
 
-// cuBLASLt's candidates for the product with its epilogue: the heuristic is
+// cuBLASLt's candidates for the product with its epilogue (the heuristic is
 // asked with the epilogue set, so "cublaslt:i" names the same algorithm here
-// and in run.
+// and in run), then, where cuBLASLt needs a separate pass for the activation
+// (the exact Gelu), cuDNN's usable engine configs (f16/bf16), which fuse it.
+// The builder keeps the first `limit`, so there cuBLASLt takes at most the
+// larger half of them and cuDNN what is left: at limit 1 cuBLASLt's first
+// alone (the default). Elsewhere cuBLASLt's epilogue already fuses the layer
+// and keeps every slot.
 std::vector<std::string> fused_tactics(const KernelQuery& q, size_t limit) {
   const auto *a = q.input_dims(0), *b = q.input_dims(1);
   auto e = epilogue_of(q.node(), q.input_dtype(0));
@@ -60,7 +101,40 @@ std::vector<std::string> fused_tactics(const KernelQuery& q, size_t limit) {
   auto bp = plan_product(*a, *b, "FusedMatMul");
   if (!bp) return {};
   auto s = fused_shape(*bp, q.input_dtype(0), q.allow_tf32(), q.has_input(2), *e);
-  return s ? cublaslt_tactics(*s, limit, cublaslt_workspace_bytes(q.workspace_limit())) : std::vector<std::string>{};
+  const bool unfused = e->after != BiasActivation::kNone;
+  std::vector<std::string> out;
+  if (s) out = cublaslt_tactics(*s, unfused ? limit - limit / 2 : limit, cublaslt_workspace_bytes(q.workspace_limit()));
+  const std::optional<CudnnMatmulSpec> spec =
+      unfused ? cudnn_spec_of(q.node(), q.input_dtype(0), *a, *b, q.has_input(2), q.workspace_limit()) : std::nullopt;
+  if (spec && out.size() < limit) {
+    const int n = cudnn_matmul_engine_count(*spec, static_cast<int>(std::min<size_t>(limit - out.size(), 64)));
+    for (int i = 0; i < n; ++i) out.push_back(cudnn_matmul_tactic(i));
+  }
+  return out;
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// A "cudnn:<i>" tactic: the plan the workspace was sized for, looked up in
+// the process-wide cache. Returns false, having run nothing, where there is
+// none or the buffers do not fit it: cuBLASLt's path then runs.
+Expected<bool> run_cudnn_matmul(KernelContext& ctx, const void* bias) {
+  const std::optional<int> engine = cudnn_matmul_tactic_index(ctx.tactic());
+  if (!engine) return false;
+  const DeviceTensor &a = ctx.input(0), &b = ctx.input(1), &y = ctx.output(0);
+  std::optional<CudnnMatmulSpec> spec =
+      cudnn_spec_of(ctx.node(), a.dtype, a.dims, b.dims, ctx.has_input(2), ctx.workspace_limit());
+  if (!spec) return false;
+  spec->engine_index = *engine;
+  const std::shared_ptr<const CudnnMatmulPlan> plan = cudnn_matmul_plan(*spec);
+  if (!plan || ctx.workspace_bytes() < workspace_size(*plan)) return false;
+  const std::initializer_list<const void*> buffers = {a.data, b.data, bias, y.data, ctx.workspace()};
+  for (const void* p : buffers)
+    if (!aligned16(p)) return false;
+  KILN_ASSIGN_OR_RETURN(const Cudnn* cudnn, ctx.cudnn());
+  KILN_RETURN_IF_ERROR(
+      execute_cudnn_matmul(cudnn->get(), ctx.stream(), *plan, a.data, b.data, bias, y.data, ctx.workspace()));
+  return true;
 }
 
 Status run_fused_matmul(KernelContext& ctx) {
@@ -78,6 +152,8 @@ Status run_fused_matmul(KernelContext& ctx) {
   if (!cublaslt_dtype(a.dtype))
     return unsupported("FusedMatMul: dtype {} (the CUDA kernel takes f32, f16, bf16)", dtype_name(a.dtype));
   if (y.numel() == 0) return Status::ok();
+  KILN_ASSIGN_OR_RETURN(const bool ran_cudnn, run_cudnn_matmul(ctx, bias));
+  if (ran_cudnn) return Status::ok();
   BiasActivationParams post{a.dtype, y.data, nullptr, y.numel() / bp.n, bp.n, e.after};
   const MatmulArgs args{a.data, b.data, nullptr, bias, y.data};
   const std::optional<MatmulShape> s = fused_shape(bp, a.dtype, ctx.allow_tf32(), has_bias, e);
