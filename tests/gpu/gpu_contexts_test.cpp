@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <barrier>
 #include <thread>
 
 #include "backends/cpu/cpu_executor.h"
@@ -76,19 +77,33 @@ Tensor cpu_reference(const char* text, const Tensor& x) {
   return out.is_ok() ? (*out)[0].tensor : Tensor();
 }
 
-// One run of the MLP at `batch` on `stream` through `ctx`, checked against the CPU.
-void run_and_check(ExecutionContext& ctx, cudaStream_t stream, int64_t batch, uint32_t seed, const std::string& what) {
+// One run of the MLP at `batch` on `stream` through `ctx` with its input in
+// `dx` and its output in `dy` (room for the batch), checked against the CPU.
+// Every copy is ordered on `stream` and only `stream` is waited for: a
+// device-wide synchronization (cudaDeviceSynchronize, a copy on the legacy
+// stream) while another thread captures a CUDA graph invalidates that capture.
+void run_on(ExecutionContext& ctx, cudaStream_t stream, void* dx, void* dy, int64_t batch, uint32_t seed,
+            const std::string& what) {
   Tensor x = random_tensor(DType::kF32, {batch, 64}, -1.f, 1.f, seed);
-  auto dx = gpu_test::upload(x);
-  auto dy = gpu_test::device_zeros(static_cast<size_t>(batch) * 16 * 4);
+  Tensor y(DType::kF32, {batch, 16});
+  ASSERT_EQ(cudaMemcpyAsync(dx, x.raw(), x.nbytes(), cudaMemcpyHostToDevice, stream), cudaSuccess) << what;
+  ASSERT_EQ(cudaMemsetAsync(dy, 0, y.nbytes(), stream), cudaSuccess) << what;
   ASSERT_TRUE(ctx.set_input_shape("x", {batch, 64}).is_ok()) << what;
-  ASSERT_TRUE(ctx.set_tensor_address("x", dx.data()).is_ok()) << what;
-  ASSERT_TRUE(ctx.set_tensor_address("y", dy.data()).is_ok()) << what;
+  ASSERT_TRUE(ctx.set_tensor_address("x", dx).is_ok()) << what;
+  ASSERT_TRUE(ctx.set_tensor_address("y", dy).is_ok()) << what;
   Status st = ctx.enqueue(stream);
   ASSERT_TRUE(st.is_ok()) << what << ": " << st.to_string();
+  ASSERT_EQ(cudaMemcpyAsync(y.mutable_raw(), dy, y.nbytes(), cudaMemcpyDeviceToHost, stream), cudaSuccess) << what;
   ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess) << what;
-  gpu_test::expect_close(gpu_test::download(dy.data(), DType::kF32, {batch, 16}), cpu_reference(kMlp, x), 1e-4,
-                         what);  // fp32, summed in another order than the CPU's
+  gpu_test::expect_close(y, cpu_reference(kMlp, x), 1e-4, what);  // fp32, summed in another order than the CPU's
+}
+
+// run_on with input and output buffers of their own.
+void run_and_check(ExecutionContext& ctx, cudaStream_t stream, int64_t batch, uint32_t seed, const std::string& what) {
+  auto dx = cuda::DeviceBuffer::allocate(static_cast<size_t>(batch) * 64 * 4);
+  auto dy = cuda::DeviceBuffer::allocate(static_cast<size_t>(batch) * 16 * 4);
+  ASSERT_TRUE(dx.is_ok() && dy.is_ok()) << what;
+  run_on(ctx, stream, dx->data(), dy->data(), batch, seed, what);
 }
 
 class ContextsOnStreams : public GpuTest, public ::testing::WithParamInterface<bool> {};
@@ -97,19 +112,30 @@ TEST_P(ContextsOnStreams, FourContextsOfOneEngineRunAtOnceOnTheirOwnStreams) {
   const bool graphs = GetParam();
   auto engine = build(kMlp, batch_profiles({{1, 8, 32}}));
   ASSERT_TRUE(engine.is_ok()) << engine.status().to_string();
+  constexpr int kThreads = 4;
+  // Contexts, streams and buffers are made and freed only while no thread
+  // runs (cudaFree and a library handle's destruction may synchronize the device,
+  // which invalidates a capture in progress on any other thread): each
+  // thread makes its own, all wait, all run, all wait, then each frees its own.
+  std::barrier sync(kThreads);
   std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t)
+  for (int t = 0; t < kThreads; ++t)
     threads.emplace_back([&, t] {
       auto ctx = (*engine)->create_execution_context();
       ctx->set_use_cuda_graph(graphs);
       auto stream = cuda::Stream::create();
-      ASSERT_TRUE(stream.is_ok());
+      auto dx = cuda::DeviceBuffer::allocate(32 * 64 * 4);
+      auto dy = cuda::DeviceBuffer::allocate(32 * 16 * 4);
+      const bool ready = stream.is_ok() && dx.is_ok() && dy.is_ok();
+      EXPECT_TRUE(ready) << "context " << t;
+      sync.arrive_and_wait();
       // The same shapes three times (a CUDA graph is captured, then replayed
       // with new data), then another batch.
       const int64_t batches[] = {5 + t, 5 + t, 5 + t, 32 - t};
-      for (int run = 0; run < 4; ++run)
-        run_and_check(*ctx, stream->get(), batches[run], static_cast<uint32_t>(10 * t + run),
-                      fmt::format("context {} run {} (graphs {})", t, run, graphs));
+      for (int run = 0; ready && run < 4; ++run)
+        run_on(*ctx, stream->get(), dx->data(), dy->data(), batches[run], static_cast<uint32_t>(10 * t + run),
+               fmt::format("context {} run {} (graphs {})", t, run, graphs));
+      sync.arrive_and_wait();
     });
   for (auto& th : threads) th.join();
 }

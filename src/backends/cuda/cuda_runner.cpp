@@ -278,6 +278,11 @@ struct Runner::Impl {
         char* ws = step.workspace_bytes ? buffers.arena.back() + step.workspace_offset : nullptr;
         auto* dims = step.dims_bytes ? reinterpret_cast<int64_t*>(buffers.arena.back() + step.dims_offset) : nullptr;
         StepContext ctx(step, ws, dims, stream, res, options.run.allow_tf32);
+        // cudaGetLastError also returns a failure of any earlier runtime call
+        // on this thread (another thread's capture made the caller's
+        // cudaDeviceSynchronize fail, an invalidated capture): cleared here,
+        // so last_launch_status names this step's launches only.
+        (void)cudaGetLastError();
         Status st = step.def->run(ctx);
         if (!st.is_ok()) return st.with_context(where(step));
         st = last_launch_status(step.node->op_type.c_str());
@@ -529,8 +534,12 @@ Status Runner::Impl::run_cached(CachedPlan& plan, RunBindings& bindings, cudaStr
   buffers.outputs.assign(graph.outputs.size(), nullptr);
   const bool graphable = options.use_cuda_graph && !times;
   if (!graphable || plan.runs == 0) {
-    ++plan.runs;
-    return execute(plan.segment, buffers, bindings, stream, times);
+    // Only a run that completed counts as the warm-up: a capture must find
+    // every step's state made (cuBLASLt's algorithm, library handles), as
+    // the heuristics and handle creation are not legal while capturing.
+    Status st = execute(plan.segment, buffers, bindings, stream, times);
+    if (st.is_ok()) ++plan.runs;
+    return st;
   }
   // Replay when the addresses are those captured; capture (again) otherwise.
   std::vector<const void*> addresses{base};
@@ -546,11 +555,16 @@ Status Runner::Impl::run_cached(CachedPlan& plan, RunBindings& bindings, cudaStr
     Status st = execute(plan.segment, buffers, bindings, stream, nullptr);
     cudaGraph_t g = nullptr;
     cudaError_t end = cudaStreamEndCapture(stream, &g);
-    KILN_RETURN_IF_ERROR(st.with_context("while capturing a CUDA graph"));
-    KILN_CUDA_RETURN_IF_ERROR(end);
-    cudaError_t inst = cudaGraphInstantiate(&plan.graph, g, 0);
+    if (!st.is_ok() || end != cudaSuccess) {
+      if (g) cudaGraphDestroy(g);  // a partial graph: a step failed after the capture began
+      KILN_RETURN_IF_ERROR(st.with_context("while capturing a CUDA graph"));
+      KILN_CUDA_RETURN_IF_ERROR(end);
+    }
+    cudaGraphExec_t exec = nullptr;
+    cudaError_t inst = cudaGraphInstantiate(&exec, g, 0);
     cudaGraphDestroy(g);
     KILN_CUDA_RETURN_IF_ERROR(inst);
+    plan.graph = exec;
     plan.graph_addresses = std::move(addresses);
   }
   ++plan.runs;
