@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <any>
-#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -195,16 +194,12 @@ std::optional<AttentionSizes> attention_sizes(const KernelQuery& q) {
   return s;
 }
 
-// cudnn_sdpa_spec for the view: a packed QKV's Q, K and V are [B, H, S, D]
-// with token stride `row` (the 3-D form's dims give the rest).
+// cudnn_sdpa_spec for the view (a packed QKV's rows as Q, K and V's strides).
 std::optional<CudnnSdpaSpec> sdpa_spec(const Node& node, DType dtype, const QkvView& view, DType mask_dtype,
                                        const std::vector<int64_t>* mask, size_t workspace_limit) {
   std::optional<CudnnSdpaSpec> spec =
       cudnn_sdpa_spec(node, dtype, view.q, view.k, view.v, mask_dtype, mask, workspace_limit);
-  if (spec && view.row) {
-    for (std::array<int64_t, 4>* s : {&spec->q_strides, &spec->k_strides, &spec->v_strides})
-      *s = {spec->q_len * view.row, spec->head, view.row, 1};
-  }
+  if (spec && view.row) use_packed_qkv_rows(*spec, view.row);
   return spec;
 }
 
