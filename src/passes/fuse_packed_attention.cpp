@@ -39,7 +39,9 @@ int64_t fixed_last(const Value* v) {
 }
 
 bool plain_attention(const Node& a) {
-  if (!a.domain.empty() || a.op_type != "Attention" || a.inputs.size() < 3 || a.inputs.size() > 4) return false;
+  if (!a.domain.empty() || a.op_type != "Attention" || a.inputs.size() < 3) return false;
+  for (size_t i = 4; i < a.inputs.size(); ++i)
+    if (a.inputs[i]) return false;
   for (size_t i = 1; i < a.outputs.size(); ++i)
     if (a.outputs[i]) return false;
   for (const auto& [key, attr] : a.attrs)

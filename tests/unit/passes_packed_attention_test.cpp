@@ -205,6 +205,9 @@ TEST(FusePackedAttention, LeavesNearMissesAlone) {
       "}\n");
   // An attribute PackedAttention does not carry (a window).
   unchanged(with(kGpt2Split, "kv_num_heads=2, q_num_heads=2", "kv_num_heads=2, left_window_size=1, q_num_heads=2"));
+  // A KV cache (past_key, past_value).
+  unchanged(with(with(kGpt2Split, "%m: f16[3,3]) {", "%m: f16[3,3], %pk: f16[2,2,1,2], %pv: f16[2,2,1,2]) {"),
+                 "Attention(%q, %k, %v, %m)", "Attention(%q, %k, %v, %m, %pk, %pv)"));
   // An optional output (present_key).
   unchanged(with(kGpt2Split, "  %y: f16[2,3,4] = Attention(", "  %y: f16[2,3,4], %pk: f16[2,2,3,2] = Attention("));
 }
