@@ -130,7 +130,7 @@ TEST_F(GpuPackedAttentionTest, TransformerLayersMatchCpuOnEveryTactic) {
     check_tactics(gpt2, true);
     gpt2.what = "GPT-2 causal with a float mask";
     gpt2.mask = random_tensor(t, {1, 1, 128, 128}, -3.f, 1.f, 5);
-    check_tactics(gpt2, true);
+    check_tactics(gpt2, false);
   }
 }
 
