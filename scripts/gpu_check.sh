@@ -145,7 +145,7 @@ if want profile; then
     row "profile $tag" "exit $? (profile_$tag.txt)"
     # The layers as built: tactics, precisions, layouts (the attention's tactic first).
     "$kiln" inspect "$engine" >>"$OUT/profile_$tag.txt" 2>&1
-    grep -E "^  [^ ]+ +(Attention|FusedConv|FusedMatMul) " "$OUT/profile_$tag.txt" | sort -u -k2,2 | cut -c1-140 |
+    grep -E "^  [^ ]+ +(Attention|PackedAttention|FusedConv|FusedMatMul) " "$OUT/profile_$tag.txt" | sort -u -k2,2 | cut -c1-140 |
       sed "s/^/  $tag: /"
   done
 fi

@@ -75,6 +75,9 @@ const ShapeRange* OptimizationProfile::find(const std::string& input) const {
 
 Status rewrite_for_cuda(Graph& graph, const BuildConfig& config) {
   PassContext passes;
+  // Before assign_precision: the concatenated weights are lowered with the others.
+  KILN_RETURN_IF_ERROR(
+      in_phase(config, "packing QKV projections", [&] { return pack_qkv_projections(graph, passes); }));
   if (config.fp16 || config.bf16) {
     KILN_RETURN_IF_ERROR(in_phase(config, "assigning precisions",
                                   [&] { return assign_precision(graph, config.fp16 ? DType::kF16 : DType::kBF16); }));
@@ -86,6 +89,9 @@ Status rewrite_for_cuda(Graph& graph, const BuildConfig& config) {
     return assign_pool_layout(graph, passes);
   }));
   graph.erase_nodes_if([](const Node&) { return false; });  // drops the NCHW weights now unread
+  // After assign_precision, which lowers the Split and the Attention together.
+  KILN_RETURN_IF_ERROR(
+      in_phase(config, "fusing packed attention", [&] { return fuse_packed_attention(graph, passes); }));
   // Before fuse_elementwise, which would take the residual Adds into its programs.
   KILN_RETURN_IF_ERROR(
       in_phase(config, "fusing residual adds into layer norms", [&] { return fuse_skip_layer_norm(graph, passes); }));

@@ -29,6 +29,8 @@ std::vector<bool> sliced_inputs(const Node& n, const std::vector<std::vector<int
     for (size_t i : {3, 4, 5}) slice_if_batched(i, 4);
     slice_if_batched(6, 1);
   }
+  // QKV is batch-major; attn_mask is sliced as Attention's is.
+  if (n.domain == "kiln" && n.op_type == "PackedAttention") slice_if_batched(1, 4);
   if (is_batched_product(n) && dims.size() > 1 && dims[0].size() >= 3 && dims[1].size() >= 3)
     slice[1] = dims[1][0] == dims[0][0];
   if (is_batched_product(n) && dims.size() > 1 && dims[1].size() >= 3 && dims[0].size() < 3) slice[0] = false;

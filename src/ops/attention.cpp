@@ -1,4 +1,4 @@
-// Attention-family ops: Attention (opset 23-25), FlexAttention (ai.onnx.preview),
+// Attention-family ops: Attention (opset 23-25), kiln.PackedAttention, FlexAttention (ai.onnx.preview),
 // LinearAttention, RotaryEmbedding and SwiGLU. Each row is the op's whole
 // definition in kiln; the CPU kernels live in src/backends/cpu/kernels/.
 #include <fmt/format.h>
@@ -152,6 +152,33 @@ Status infer_attention(InferContext& ctx) {
   return Status::ok();
 }
 
+// ---- kiln.PackedAttention -------------------------------------------------------
+
+// kiln.PackedAttention(QKV, attn_mask?): the 3-D Attention(Q, K, V, attn_mask)
+// whose Q, K and V are consecutive column ranges of one [B, S, (Hq + 2 Hkv) * D]
+// tensor (a QKV projection's output), read in place (fuse_packed_attention).
+// Attributes: q_num_heads, kv_num_heads, and Attention's scale, is_causal and
+// softcap. Y is [B, S, Hq * D].
+Status infer_packed_attention(InferContext& ctx) {
+  constexpr const char* op = "PackedAttention";
+  KILN_RETURN_IF_ERROR(require_float_input(ctx, 0, op, "QKV"));
+  KILN_RETURN_IF_ERROR(require_input_rank(ctx, 0, {3}, op, "QKV"));
+  if (ctx.has_input(1)) KILN_RETURN_IF_ERROR(require_input_rank(ctx, 1, {1, 2, 3, 4}, op, "attn_mask"));
+  const int64_t hq = ctx.attr_int("q_num_heads", 0), hkv = ctx.attr_int("kv_num_heads", 0);
+  if (hq <= 0 || hkv <= 0 || hq % hkv != 0)
+    return invalid_model("{}: q_num_heads {} must be a positive multiple of kv_num_heads {}", op, hq, hkv);
+  const int64_t causal = ctx.attr_int("is_causal", 0);
+  if (causal != 0 && causal != 1) return invalid_model("{}: is_causal {} is not 0 or 1", op, causal);
+  const DType t = ctx.input_dtype(0);
+  if (!ctx.input_shape(0).has_rank()) {
+    ctx.set_output(0, t, Shape());
+    return Status::ok();
+  }
+  KILN_ASSIGN_OR_RETURN(Dim head, per_head(input_dim(ctx, 0, 2), hq + 2 * hkv, op, "QKV hidden"));
+  ctx.set_output(0, t, Dims{input_dim(ctx, 0, 0), input_dim(ctx, 0, 1), dim_mul(head, Dim(hq))});
+  return Status::ok();
+}
+
 // ---- FlexAttention (ai.onnx.preview) -------------------------------------------
 
 Status infer_flex_attention(InferContext& ctx) {
@@ -274,6 +301,14 @@ Status infer_swiglu(InferContext& ctx) {
                           .max_outputs = 4,
                           .infer = infer_attention,
                           .summary = "scaled dot-product attention (MHA/GQA/MQA, masks, KV cache, windows)"});
+  OpRegistration(OpSchema{.domain = "kiln",
+                          .name = "PackedAttention",
+                          .since_opset = 1,
+                          .min_inputs = 1,
+                          .max_inputs = 2,
+                          .infer = infer_packed_attention,
+                          .summary = "3-D Attention over Q, K, V packed in one [B, S, (Hq + 2 Hkv) * D] tensor, "
+                                     "read in place"});
   OpRegistration(OpSchema{.domain = "ai.onnx.preview",
                           .name = "FlexAttention",
                           .since_opset = 1,

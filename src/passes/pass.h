@@ -61,6 +61,15 @@ Status assign_conv_layout(Graph& graph, PassContext& ctx);
 // Transpose to NCHW pool channels-last, and that Transpose goes.
 Status assign_pool_layout(Graph& graph, PassContext& ctx);
 
+// On the CUDA backend before assign_precision: two or more projections of one
+// activation that feed one Attention's Q, K, V become one projection (weights
+// concatenated along N) and a Split.
+Status pack_qkv_projections(Graph& graph, PassContext& ctx);
+// On the CUDA backend after assign_precision: a last-axis Split whose three
+// outputs are only a 3-D Attention's Q, K, V becomes kiln.PackedAttention,
+// which reads them in place.
+Status fuse_packed_attention(Graph& graph, PassContext& ctx);
+
 // On the CUDA backend after assign_precision, before fuse_elementwise: a
 // residual Add read by a last-axis LayerNormalization becomes one
 // kiln::SkipLayerNormalization (the sum an output only where it is read).

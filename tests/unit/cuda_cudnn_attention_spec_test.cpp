@@ -58,6 +58,25 @@ TEST(CudnnAttentionSpec, PackedLayoutStridesHeadsInsideTheRow) {
   EXPECT_FLOAT_EQ(s->scale, 0.5f);
 }
 
+// kiln.PackedAttention: Q, K and V are column ranges of one QKV row of
+// (8 + 2 * 2) * 32 elements; every token stride is that row, O stays dense.
+TEST(CudnnAttentionSpec, PackedQkvRowsStrideQKAndVByTheWholeRow) {
+  Graph g;
+  Node* n = g.add_node("PackedAttention", "kiln");
+  n->inputs.push_back(g.add_value("qkv"));
+  n->outputs.push_back(g.add_value("y"));
+  n->attrs["q_num_heads"] = Attribute::of_int(8);
+  n->attrs["kv_num_heads"] = Attribute::of_int(2);
+  auto s = spec(*n, {3, 197, 8 * 32}, {3, 197, 2 * 32}, {3, 197, 2 * 32});
+  ASSERT_TRUE(s.has_value());
+  const int64_t row = (8 + 2 * 2) * 32;
+  use_packed_qkv_rows(*s, row);
+  EXPECT_EQ(s->q_strides, (Array{197 * row, 32, row, 1}));
+  EXPECT_EQ(s->k_strides, s->q_strides);
+  EXPECT_EQ(s->v_strides, s->q_strides);
+  EXPECT_EQ(s->o_strides, (Array{197 * 8 * 32, 32, 8 * 32, 1}));
+}
+
 TEST(CudnnAttentionSpec, FloatMaskBecomesABroadcastBias) {
   AttentionNode a(1);
   const Dims q = {2, 4, 16, 64}, kv = {2, 4, 16, 64};

@@ -103,6 +103,16 @@ TEST(ReferenceSlice, AttentionKeepsASharedMask) {
         {true, true, true, false});
 }
 
+// kiln.PackedAttention: QKV [B, S, (Hq + 2 Hkv) * D] is batch-major; its mask
+// (input 1) is cut as Attention's is.
+TEST(ReferenceSlice, PackedAttentionCutsQkvAndABatchedMaskOnly) {
+  const std::map<std::string, Attribute> heads = {{"q_num_heads", Attribute::of_int(2)},
+                                                  {"kv_num_heads", Attribute::of_int(1)}};
+  check({"kiln", "PackedAttention", heads, {random_f32({3, 4, 16}, 1), random_f32({3, 1, 4, 4}, 2)}}, {true, true});
+  check({"kiln", "PackedAttention", heads, {random_f32({3, 4, 16}, 1), random_f32({1, 1, 4, 4}, 2)}}, {true, false});
+  check({"kiln", "PackedAttention", heads, {random_f32({3, 4, 16}, 1)}}, {true});
+}
+
 // Products: 8 rows of a matrix, 8 of a batch, and a shared weight kept.
 TEST(ReferenceSlice, ProductsCutRowsOrTheBatch) {
   check({"", "MatMul", {}, {random_f32({20, 7}, 1), random_f32({7, 6}, 2)}}, {true, false});

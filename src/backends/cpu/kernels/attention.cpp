@@ -1,4 +1,5 @@
-// Attention (opset 23-25): scaled dot-product attention with GQA, masks,
+// Attention (opset 23-25) and kiln.PackedAttention (Attention over Q, K, V
+// sliced from one packed tensor): scaled dot-product attention with GQA, masks,
 // causal and sliding-window limits, and an internal or external KV cache.
 // This is the oracle for fused GPU attention, so it follows the ONNX function
 // body step by step, one query row at a time:
@@ -14,6 +15,8 @@
 // to the op's dtype where the function body materializes a tensor, so 16-bit
 // results match the reference; sums accumulate in float (double for f64).
 #include <cmath>
+#include <cstddef>
+#include <cstring>
 #include <limits>
 #include <optional>
 
@@ -52,13 +55,24 @@ Status check_dims(const Tensor& t, const std::vector<int64_t>& want, const char*
   return Status::ok();
 }
 
-Expected<AttentionParams> attention_params(const CpuKernelContext& ctx) {
+// Attention's tensors: Q, K, V and the optional ones (null where omitted).
+// kiln.PackedAttention gives Q, K, V sliced from its packed input.
+struct AttentionInputs {
+  const Tensor *q = nullptr, *k = nullptr, *v = nullptr;
+  const Tensor *mask = nullptr, *past_k = nullptr, *past_v = nullptr, *nonpad = nullptr;
+};
+
+AttentionInputs attention_inputs(const CpuKernelContext& ctx) {
+  auto opt = [&](size_t i) { return ctx.has_input(i) ? &ctx.input(i) : nullptr; };
+  return {&ctx.input(0), &ctx.input(1), &ctx.input(2), opt(3), opt(4), opt(5), opt(6)};
+}
+
+Expected<AttentionParams> attention_params(const Node& n, const AttentionInputs& in) {
   AttentionParams p;
-  const Tensor &q = ctx.input(0), &k = ctx.input(1), &v = ctx.input(2);
+  const Tensor &q = *in.q, &k = *in.k, &v = *in.v;
   if (q.rank() != k.rank() || q.rank() != v.rank() || (q.rank() != 3 && q.rank() != 4))
     return invalid_model("Attention: Q, K, V must all be 3-D or all 4-D, got ranks {}, {}, {}", q.rank(), k.rank(),
                          v.rank());
-  const Node& n = ctx.node();
   p.packed = q.rank() == 3;
   p.batch = q.dim(0);
   if (p.packed) {
@@ -88,11 +102,11 @@ Expected<AttentionParams> attention_params(const CpuKernelContext& ctx) {
   p.q = {p.q_heads, p.q_len, p.head, p.packed};
   p.k = {p.kv_heads, p.kv_len, p.head, p.packed};
   p.v = {p.kv_heads, p.kv_len, p.v_head, p.packed};
-  p.has_past = ctx.has_input(4) && ctx.has_input(5);
+  p.has_past = in.past_k && in.past_v;
   if (p.has_past) {
-    p.past_len = ctx.input(4).rank() == 4 ? ctx.input(4).dim(2) : -1;
-    KILN_RETURN_IF_ERROR(check_dims(ctx.input(4), {p.batch, p.kv_heads, p.past_len, p.head}, "past_key"));
-    KILN_RETURN_IF_ERROR(check_dims(ctx.input(5), {p.batch, p.kv_heads, p.past_len, p.v_head}, "past_value"));
+    p.past_len = in.past_k->rank() == 4 ? in.past_k->dim(2) : -1;
+    KILN_RETURN_IF_ERROR(check_dims(*in.past_k, {p.batch, p.kv_heads, p.past_len, p.head}, "past_key"));
+    KILN_RETURN_IF_ERROR(check_dims(*in.past_v, {p.batch, p.kv_heads, p.past_len, p.v_head}, "past_value"));
   }
   p.total_len = p.past_len + p.kv_len;
   p.scale = n.has_attr("scale") ? n.attr_float("scale", 1.0f) : 1.0 / std::sqrt(static_cast<double>(p.head));
@@ -262,15 +276,15 @@ struct AttentionRun {
 };
 
 template <typename Acc>
-Status run_attention_as(CpuKernelContext& ctx, const AttentionParams& p) {
+Status run_attention_as(CpuKernelContext& ctx, const AttentionInputs& in, const AttentionParams& p) {
   AttentionRun<Acc> run{p};
-  KILN_ASSIGN_OR_RETURN(run.q, read_floats<Acc>(ctx.input(0)));
-  KILN_ASSIGN_OR_RETURN(std::vector<Acc> k, read_floats<Acc>(ctx.input(1)));
-  KILN_ASSIGN_OR_RETURN(std::vector<Acc> v, read_floats<Acc>(ctx.input(2)));
+  KILN_ASSIGN_OR_RETURN(run.q, read_floats<Acc>(*in.q));
+  KILN_ASSIGN_OR_RETURN(std::vector<Acc> k, read_floats<Acc>(*in.k));
+  KILN_ASSIGN_OR_RETURN(std::vector<Acc> v, read_floats<Acc>(*in.v));
   std::vector<Acc> past_k, past_v;
   if (p.has_past) {
-    KILN_ASSIGN_OR_RETURN(past_k, read_floats<Acc>(ctx.input(4)));
-    KILN_ASSIGN_OR_RETURN(past_v, read_floats<Acc>(ctx.input(5)));
+    KILN_ASSIGN_OR_RETURN(past_k, read_floats<Acc>(*in.past_k));
+    KILN_ASSIGN_OR_RETURN(past_v, read_floats<Acc>(*in.past_v));
   }
   run.keys = concat_cache(past_k, k, p.k, p.batch, p.past_len);
   run.values = concat_cache(past_v, v, p.v, p.batch, p.past_len);
@@ -279,11 +293,11 @@ Status run_attention_as(CpuKernelContext& ctx, const AttentionParams& p) {
   for (Acc& x : run.q) x = run.r1(x * root);
   run.scaled_keys = run.keys;
   for (Acc& x : run.scaled_keys) x = run.r1(x * root);
-  if (ctx.has_input(3)) {
-    KILN_ASSIGN_OR_RETURN(run.mask, mask_view<Acc>(ctx.input(3), p));
+  if (in.mask) {
+    KILN_ASSIGN_OR_RETURN(run.mask, mask_view<Acc>(*in.mask, p));
   }
-  if (ctx.has_input(6)) {
-    KILN_ASSIGN_OR_RETURN(run.nonpad, ctx.input(6).to_i64_vector());
+  if (in.nonpad) {
+    KILN_ASSIGN_OR_RETURN(run.nonpad, in.nonpad->to_i64_vector());
     if (static_cast<int64_t>(run.nonpad->size()) != p.batch)
       return invalid_model("Attention: nonpad_kv_seqlen has {} entries for batch {}", run.nonpad->size(), p.batch);
   }
@@ -305,14 +319,48 @@ Status run_attention_as(CpuKernelContext& ctx, const AttentionParams& p) {
   return Status::ok();
 }
 
-Status run_attention(CpuKernelContext& ctx) {
-  KILN_ASSIGN_OR_RETURN(AttentionParams p, attention_params(ctx));
-  bool wide = p.t1 == DType::kF64 || ctx.input(2).dtype() == DType::kF64 || p.softmax_type == DType::kF64;
-  return wide ? run_attention_as<double>(ctx, p) : run_attention_as<float>(ctx, p);
+Status run_attention_on(CpuKernelContext& ctx, const AttentionInputs& in) {
+  KILN_ASSIGN_OR_RETURN(AttentionParams p, attention_params(ctx.node(), in));
+  bool wide = p.t1 == DType::kF64 || in.v->dtype() == DType::kF64 || p.softmax_type == DType::kF64;
+  return wide ? run_attention_as<double>(ctx, in, p) : run_attention_as<float>(ctx, in, p);
+}
+
+Status run_attention(CpuKernelContext& ctx) { return run_attention_on(ctx, attention_inputs(ctx)); }
+
+// Columns [begin, begin + width) of every row of a [B, S, W] tensor, as a
+// [B, S, width] tensor.
+Tensor column_slice(const Tensor& t, int64_t begin, int64_t width) {
+  const int64_t rows = t.dim(0) * t.dim(1), row_width = t.dim(2);
+  const size_t elem = t.nbytes() / static_cast<size_t>(std::max<int64_t>(t.numel(), 1));
+  Tensor out(t.dtype(), {t.dim(0), t.dim(1), width});
+  const auto* src = static_cast<const std::byte*>(t.raw());
+  auto* dst = static_cast<std::byte*>(out.mutable_raw());
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(dst + static_cast<size_t>(r * width) * elem, src + static_cast<size_t>(r * row_width + begin) * elem,
+                static_cast<size_t>(width) * elem);
+  return out;
+}
+
+// kiln.PackedAttention: Q, K and V are column ranges of QKV [B, S, (Hq + 2 Hkv) * D];
+// sliced, they run through Attention's reference above (the node's attributes
+// are Attention's names).
+Status run_packed_attention(CpuKernelContext& ctx) {
+  const Tensor& qkv = ctx.input(0);
+  const int64_t hq = ctx.node().attr_int("q_num_heads", 0), hkv = ctx.node().attr_int("kv_num_heads", 0);
+  if (qkv.rank() != 3 || hq <= 0 || hkv <= 0 || qkv.dim(2) % (hq + 2 * hkv) != 0)
+    return invalid_model("PackedAttention: QKV of shape {} does not split into {} + 2 * {} heads",
+                         Shape::of(qkv.dims()).to_string(), hq, hkv);
+  const int64_t head = qkv.dim(2) / (hq + 2 * hkv);
+  const Tensor q = column_slice(qkv, 0, hq * head), k = column_slice(qkv, hq * head, hkv * head),
+               v = column_slice(qkv, (hq + hkv) * head, hkv * head);
+  AttentionInputs in{&q, &k, &v};
+  if (ctx.has_input(1)) in.mask = &ctx.input(1);
+  return run_attention_on(ctx, in);
 }
 
 }  // namespace
 
 KILN_CPU_KERNEL("", "Attention", run_attention);
+KILN_CPU_KERNEL("kiln", "PackedAttention", run_packed_attention);
 
 }  // namespace kiln

@@ -71,12 +71,11 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(AttentionPara
     __syncthreads();  // the previous iteration's reads of qs are done
     for (int64_t idx = threadIdx.x; idx < kRows * D; idx += kThreads) {
       const int64_t r = idx / D, d = idx % D;
-      qs[r * ld + d] =
-          i0 + r < p.q_len
-              ? round_to<T, Acc>(load<T, Acc>(static_cast<const T*>(p.q),
-                                              layout_at(p.packed, b, h, i0 + r, d, p.q_heads, p.q_len, D)) *
-                                 root)
-              : Acc(0);
+      qs[r * ld + d] = i0 + r < p.q_len ? round_to<T, Acc>(load<T, Acc>(static_cast<const T*>(p.q),
+                                                                        layout_at(p.packed, b, h, i0 + r, d, p.q_heads,
+                                                                                  p.q_len, D, p.q_stride())) *
+                                                           root)
+                                        : Acc(0);
     }
     const int64_t offset = query_offset(p, b), visible = visible_keys(p, b), pos = i + offset;
     const int64_t last = (i0 + kRows < p.q_len ? i0 + kRows : p.q_len) - 1 + offset;
@@ -92,12 +91,13 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(AttentionPara
       __syncthreads();  // qs is written; the previous tile's ks, vs, ps are read
       for (int64_t idx = threadIdx.x; idx < kCols * D; idx += kThreads) {
         const int64_t c = idx / D, d = idx % D, j = j0 + c;
-        ks[c * ld + d] =
-            j < kv_end ? round_to<T, Acc>(cached<T, Acc>(p, p.past_k, p.k, D, b, kh, j, d) * root) : Acc(0);
+        ks[c * ld + d] = j < kv_end
+                             ? round_to<T, Acc>(cached<T, Acc>(p, p.past_k, p.k, D, p.k_stride(), b, kh, j, d) * root)
+                             : Acc(0);
       }
       for (int64_t idx = threadIdx.x; idx < kCols * Dv; idx += kThreads) {
         const int64_t c = idx / Dv, d = idx % Dv, j = j0 + c;
-        vs[c * Dv + d] = j < kv_end ? cached<T, Acc>(p, p.past_v, p.v, Dv, b, kh, j, d) : Acc(0);
+        vs[c * Dv + d] = j < kv_end ? cached<T, Acc>(p, p.past_v, p.v, Dv, p.v_stride(), b, kh, j, d) : Acc(0);
       }
       __syncthreads();
       Acc s[kScoresPerThread];
@@ -153,7 +153,8 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(AttentionPara
       for (int t = 0; t < kMaxDv / kLanes; ++t) {
         const int64_t d = sub + kLanes * t;
         if (d < Dv)
-          y[layout_at(p.packed, b, h, i, d, p.q_heads, p.q_len, Dv)] = store<T, Acc>(l > 0 ? o[t] / l : Acc(0));
+          y[layout_at(p.packed, b, h, i, d, p.q_heads, p.q_len, Dv, p.q_heads * Dv)] =
+              store<T, Acc>(l > 0 ? o[t] / l : Acc(0));
       }
     }
   }
@@ -172,9 +173,11 @@ __global__ void scores_kernel(AttentionParams p, int stage, S* out, int64_t n) {
     const int64_t h = bh % p.q_heads, b = bh / p.q_heads, kh = h / group;
     Acc dot = 0;
     for (int64_t d = 0; d < p.head; ++d) {
-      const Acc qv = round_to<T, Acc>(
-          load<T, Acc>(static_cast<const T*>(p.q), layout_at(p.packed, b, h, i, d, p.q_heads, p.q_len, p.head)) * root);
-      dot += qv * round_to<T, Acc>(cached<T, Acc>(p, p.past_k, p.k, p.head, b, kh, j, d) * root);
+      const Acc qv =
+          round_to<T, Acc>(load<T, Acc>(static_cast<const T*>(p.q),
+                                        layout_at(p.packed, b, h, i, d, p.q_heads, p.q_len, p.head, p.q_stride())) *
+                           root);
+      dot += qv * round_to<T, Acc>(cached<T, Acc>(p, p.past_k, p.k, p.head, p.k_stride(), b, kh, j, d) * root);
     }
     Acc early = 0;
     const Acc bias = score_bias<T, Acc>(p, b, h, i, j, i + query_offset(p, b), visible_keys(p, b));
@@ -240,8 +243,10 @@ __global__ void probs_values_kernel(AttentionParams p, const Acc* __restrict__ p
     const int64_t h = bh % p.q_heads, b = bh / p.q_heads, kh = h / group;
     const Acc* row = probs + rest * total;
     Acc acc = 0;
-    for (int64_t j = 0; j < total; ++j) acc += row[j] * cached<T, Acc>(p, p.past_v, p.v, p.v_head, b, kh, j, d);
-    static_cast<T*>(p.y)[layout_at(p.packed, b, h, i, d, p.q_heads, p.q_len, p.v_head)] = store<T, Acc>(acc);
+    for (int64_t j = 0; j < total; ++j)
+      acc += row[j] * cached<T, Acc>(p, p.past_v, p.v, p.v_head, p.v_stride(), b, kh, j, d);
+    static_cast<T*>(p.y)[layout_at(p.packed, b, h, i, d, p.q_heads, p.q_len, p.v_head, p.q_heads * p.v_head)] =
+        store<T, Acc>(acc);
   }
 }
 
@@ -277,24 +282,25 @@ Status run_unfused(const AttentionParams& p, cudaStream_t stream) {
 // present_key / present_value: past then new entries, (B, H, total, size).
 template <typename E>
 __global__ void present_kernel(const E* __restrict__ past, const E* __restrict__ cur, E* __restrict__ out,
-                               int64_t heads, int64_t past_len, int64_t cur_len, int64_t size, bool packed, int64_t n) {
+                               int64_t heads, int64_t past_len, int64_t cur_len, int64_t size, bool packed, int64_t row,
+                               int64_t n) {
   const int64_t total = past_len + cur_len, stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += stride) {
     const int64_t d = e % size, rest = e / size, t = rest % total, bh = rest / total;
     out[e] = t < past_len ? past[(bh * past_len + t) * size + d]
-                          : cur[layout_at(packed, bh / heads, bh % heads, t - past_len, d, heads, cur_len, size)];
+                          : cur[layout_at(packed, bh / heads, bh % heads, t - past_len, d, heads, cur_len, size, row)];
   }
 }
 
 template <typename E>
-Status launch_present(const AttentionParams& p, const void* past, const void* cur, void* out, int64_t size,
+Status launch_present(const AttentionParams& p, const void* past, const void* cur, void* out, int64_t size, int64_t row,
                       cudaStream_t stream) {
   const int64_t n = p.batch * p.kv_heads * (p.past_len + p.kv_len) * size;
   if (!out || n == 0) return Status::ok();
   constexpr int kBlock = 256;
   present_kernel<E><<<grid_for(n, kBlock), kBlock, 0, stream>>>(static_cast<const E*>(past), static_cast<const E*>(cur),
                                                                 static_cast<E*>(out), p.kv_heads, p.past_len, p.kv_len,
-                                                                size, p.packed, n);
+                                                                size, p.packed, row, n);
   return last_launch_status("present_kernel");
 }
 
@@ -316,8 +322,8 @@ Status launch_flash(const AttentionParams& p, cudaStream_t stream) {
 template <typename T>
 Status run_attention(const AttentionParams& p, cudaStream_t stream) {
   using E = std::conditional_t<sizeof(T) == 2, uint16_t, std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>;
-  KILN_RETURN_IF_ERROR(launch_present<E>(p, p.past_k, p.k, p.present_k, p.head, stream));
-  KILN_RETURN_IF_ERROR(launch_present<E>(p, p.past_v, p.v, p.present_v, p.v_head, stream));
+  KILN_RETURN_IF_ERROR(launch_present<E>(p, p.past_k, p.k, p.present_k, p.head, p.k_stride(), stream));
+  KILN_RETURN_IF_ERROR(launch_present<E>(p, p.past_v, p.v, p.present_v, p.v_head, p.v_stride(), stream));
   if (p.head > kMaxAttentionHead || p.v_head > kMaxAttentionHead) {
     KILN_RETURN_IF_ERROR(run_unfused<T>(p, stream));
   } else if (p.v_head <= 64) {

@@ -47,6 +47,10 @@ struct AttentionParams {
   int64_t batch = 0, q_heads = 0, kv_heads = 0, q_len = 0, kv_len = 0, past_len = 0;
   int64_t head = 0, v_head = 0;  // D and Dv
   bool packed = false;           // 3-D Q/K/V/Y: (B, S, H * D)
+  // Packed only: elements between consecutive tokens of Q, of K, of V (0:
+  // dense, H * D). kiln.PackedAttention reads Q, K and V as column ranges of
+  // one [B, S, (Hq + 2 Hkv) * D] tensor; Y stays dense.
+  int64_t q_row = 0, k_row = 0, v_row = 0;
   double scale = 1.0, softcap = 0.0;
   bool causal = false;
   int64_t left_window = -1, right_window = -1;
@@ -55,6 +59,9 @@ struct AttentionParams {
   void* scratch = nullptr;
 
   int64_t total_len() const { return past_len + kv_len; }
+  __host__ __device__ int64_t q_stride() const { return q_row ? q_row : q_heads * head; }
+  __host__ __device__ int64_t k_stride() const { return k_row ? k_row : kv_heads * head; }
+  __host__ __device__ int64_t v_stride() const { return v_row ? v_row : kv_heads * v_head; }
 };
 
 // Largest head size (D and Dv) the fused kernel takes; larger heads take an

@@ -43,20 +43,32 @@ __device__ __forceinline__ double acc_exp(double x) { return exp(x); }
 __device__ __forceinline__ float acc_tanh(float x) { return tanhf(x); }
 __device__ __forceinline__ double acc_tanh(double x) { return tanh(x); }
 
-// Offset of (b, h, s, d) in a (B, H, S, D) tensor, or packed (B, S, H * D).
+// Offset of (b, h, s, d) in a (B, H, S, D) tensor, or packed (B, S, H * D)
+// with `row` elements between consecutive tokens (H * D when dense).
 __device__ __forceinline__ int64_t layout_at(bool packed, int64_t b, int64_t h, int64_t s, int64_t d, int64_t heads,
-                                             int64_t len, int64_t size) {
-  return packed ? ((b * len + s) * heads + h) * size + d : ((b * heads + h) * len + s) * size + d;
+                                             int64_t len, int64_t size, int64_t row) {
+  return packed ? (b * len + s) * row + h * size + d : ((b * heads + h) * len + s) * size + d;
+}
+
+// Whether the tensor-core kernels may stage Q, K and V with 16-byte loads:
+// every pointer 16-byte aligned, and in the packed layout every row stride a
+// multiple of 16 bytes (the column offsets of K and V in a packed QKV are
+// then multiples of D, so of 16 bytes, since D is 32, 64 or 128).
+inline bool vector_loads(const AttentionParams& p) {
+  const int64_t elem = 2;  // f16, bf16
+  const bool rows = !p.packed || ((p.q_stride() * elem) % 16 == 0 && (p.k_stride() * elem) % 16 == 0 &&
+                                  (p.v_stride() * elem) % 16 == 0);
+  return rows && aligned16(p.q) && aligned16(p.k) && aligned16(p.v);
 }
 
 // Key (or value) j of kv head kh: from the past cache, then the new ones.
 template <typename T, typename Acc>
 __device__ __forceinline__ Acc cached(const AttentionParams& p, const void* past, const void* cur, int64_t size,
-                                      int64_t b, int64_t kh, int64_t j, int64_t d) {
+                                      int64_t row, int64_t b, int64_t kh, int64_t j, int64_t d) {
   if (j < p.past_len)
     return load<T, Acc>(static_cast<const T*>(past), ((b * p.kv_heads + kh) * p.past_len + j) * size + d);
   return load<T, Acc>(static_cast<const T*>(cur),
-                      layout_at(p.packed, b, kh, j - p.past_len, d, p.kv_heads, p.kv_len, size));
+                      layout_at(p.packed, b, kh, j - p.past_len, d, p.kv_heads, p.kv_len, size, row));
 }
 
 // Keys before the query block: where the causal and window frontiers start.
@@ -92,22 +104,25 @@ __device__ Acc score_bias(const AttentionParams& p, int64_t b, int64_t h, int64_
 }
 
 // Rows [r0, r0 + rows) of one (batch, head) of `src` into shared memory
-// (row stride ld), times `mul` and rounded to T as the oracle does; rows at
-// or past `end` are 0; a block of kThreads threads shares the work. With
-// kVec (every input 16-byte aligned, which the launch checks) a thread moves
+// (row stride ld), times `mul` and rounded to T as the oracle does (`stride`:
+// the source's elements between tokens when packed); rows at or past `end`
+// are 0; a block of kThreads threads shares the work. With kVec (every input
+// and packed row stride 16-byte aligned: vector_loads) a thread moves
 // 8 elements with one 16-byte load: a row of either layout is contiguous
 // over D, and D is a multiple of 8. The scalar path loads an element at a
 // time.
 template <typename T, int kD, int kThreads, bool kVec>
 __device__ __forceinline__ void stage_rows(T* dst, int ld, const T* src, bool packed, int64_t b, int64_t head,
-                                           int64_t heads, int64_t len, int64_t r0, int rows, int64_t end, float mul) {
+                                           int64_t heads, int64_t len, int64_t stride, int64_t r0, int rows,
+                                           int64_t end, float mul) {
   if constexpr (kVec) {
     constexpr int kChunks = kD / 8;
     for (int idx = threadIdx.x; idx < rows * kChunks; idx += kThreads) {
       const int r = idx / kChunks, d0 = (idx % kChunks) * 8;
       const int64_t s = r0 + r;
       uint4 raw = make_uint4(0, 0, 0, 0);
-      if (s < end) raw = *reinterpret_cast<const uint4*>(src + layout_at(packed, b, head, s, d0, heads, len, kD));
+      if (s < end)
+        raw = *reinterpret_cast<const uint4*>(src + layout_at(packed, b, head, s, d0, heads, len, kD, stride));
       const T* in = reinterpret_cast<const T*>(&raw);
       uint4 packed_out;
       T* out = reinterpret_cast<T*>(&packed_out);
@@ -119,7 +134,8 @@ __device__ __forceinline__ void stage_rows(T* dst, int ld, const T* src, bool pa
     for (int idx = threadIdx.x; idx < rows * kD; idx += kThreads) {
       const int r = idx / kD, d = idx % kD;
       const int64_t s = r0 + r;
-      const float x = s < end ? load<T, float>(src, layout_at(packed, b, head, s, d, heads, len, kD)) * mul : 0.f;
+      const float x =
+          s < end ? load<T, float>(src, layout_at(packed, b, head, s, d, heads, len, kD, stride)) * mul : 0.f;
       dst[r * ld + d] = from_float<T>(x);
     }
   }

@@ -95,12 +95,14 @@ __device__ __forceinline__ void stage_v_transposed(T* vt, const AttentionParams&
     if constexpr (kVec) {
       uint4 raw = make_uint4(0, 0, 0, 0);
       if (j < end)
-        raw = *reinterpret_cast<const uint4*>(v + layout_at(p.packed, b, kh, j, d0, p.kv_heads, p.kv_len, kD));
+        raw = *reinterpret_cast<const uint4*>(
+            v + layout_at(p.packed, b, kh, j, d0, p.kv_heads, p.kv_len, kD, p.v_stride()));
       memcpy(x, &raw, sizeof(raw));
     } else {
 #pragma unroll
       for (int e = 0; e < 8; ++e)
-        x[e] = j < end ? v[layout_at(p.packed, b, kh, j, d0 + e, p.kv_heads, p.kv_len, kD)] : from_float<T>(0.f);
+        x[e] = j < end ? v[layout_at(p.packed, b, kh, j, d0 + e, p.kv_heads, p.kv_len, kD, p.v_stride())]
+                       : from_float<T>(0.f);
     }
 #pragma unroll
     for (int e = 0; e < 8; ++e) vt[(d0 + e) * kLd + c] = x[e];
@@ -124,8 +126,8 @@ __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionParams
   const float root = round_to<T, float>(static_cast<float>(sqrt(p.scale)));
   const float neg_inf = -INFINITY;
 
-  stage_rows<T, kD, kThreads, kVec>(qs, L::ldq, static_cast<const T*>(p.q), p.packed, b, h, p.q_heads, p.q_len, i0,
-                                    kBlockRows, p.q_len, root);
+  stage_rows<T, kD, kThreads, kVec>(qs, L::ldq, static_cast<const T*>(p.q), p.packed, b, h, p.q_heads, p.q_len,
+                                    p.q_stride(), i0, kBlockRows, p.q_len, root);
 
   // This thread's two rows (g and g + 8 of its warp's 16).
   int64_t row[2], pos[2];
@@ -157,8 +159,8 @@ __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionParams
 
   for (int64_t j0 = kv_begin; j0 < kv_end; j0 += kKeys) {
     __syncthreads();  // every warp is done with the previous tile
-    stage_rows<T, kD, kThreads, kVec>(ks, L::ldq, static_cast<const T*>(p.k), p.packed, b, kh, p.kv_heads, p.kv_len, j0,
-                                      kKeys, kv_end, root);
+    stage_rows<T, kD, kThreads, kVec>(ks, L::ldq, static_cast<const T*>(p.k), p.packed, b, kh, p.kv_heads, p.kv_len,
+                                      p.k_stride(), j0, kKeys, kv_end, root);
     stage_v_transposed<T, kD, kKeys, L::ldv, kVec>(vt, p, b, kh, j0, kv_end);
     __syncthreads();
 
@@ -243,7 +245,7 @@ __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionParams
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const int64_t d = n * 8 + 2 * t + e;
-        y[layout_at(p.packed, b, h, row[r], d, p.q_heads, p.q_len, kD)] =
+        y[layout_at(p.packed, b, h, row[r], d, p.q_heads, p.q_len, kD, p.q_heads * kD)] =
             from_float<T>(l[r] > 0.f ? o[n][2 * r + e] / l[r] : 0.f);
       }
   }
@@ -251,7 +253,7 @@ __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionParams
 
 template <typename T, int kD>
 Status launch_mma(const AttentionParams& p, cudaStream_t stream) {
-  const bool vec = aligned16(p.q) && aligned16(p.k) && aligned16(p.v);
+  const bool vec = vector_loads(p);
   auto kernel = vec ? attention_mma_kernel<T, kD, true> : attention_mma_kernel<T, kD, false>;
   KILN_ASSIGN_OR_RETURN(const int64_t blocks, query_blocks(p, kBlockRows, "mma"));
   if (blocks <= 0) return Status::ok();

@@ -67,8 +67,8 @@ __global__ void __launch_bounds__(kThreads) attention_tc_kernel(AttentionParams 
   const float neg_inf = -INFINITY;
 
   // Q (times sqrt(scale), rounded as the oracle does); rows past q_len are 0.
-  stage_rows<T, kD, kThreads, kVec>(qs, L::ldq, static_cast<const T*>(p.q), p.packed, b, h, p.q_heads, p.q_len, i0,
-                                    kBlockRows, p.q_len, root);
+  stage_rows<T, kD, kThreads, kVec>(qs, L::ldq, static_cast<const T*>(p.q), p.packed, b, h, p.q_heads, p.q_len,
+                                    p.q_stride(), i0, kBlockRows, p.q_len, root);
   // This lane's row of the warp and its half of the keys / output columns.
   const int row = lane / 2, half = lane % 2;
   for (int d = half * (kD / 2); d < (half + 1) * (kD / 2); ++d) os[row * L::ldo + d] = 0.f;
@@ -81,10 +81,10 @@ __global__ void __launch_bounds__(kThreads) attention_tc_kernel(AttentionParams 
   for (int64_t j0 = kv_begin; j0 < kv_end; j0 += kKeys) {
     __syncthreads();  // Q is written; the previous tile's K and V are read
     // K (times sqrt(scale)) and V; keys past kv_end are 0.
-    stage_rows<T, kD, kThreads, kVec>(ks, L::ldq, static_cast<const T*>(p.k), p.packed, b, kh, p.kv_heads, p.kv_len, j0,
-                                      kKeys, kv_end, root);
-    stage_rows<T, kD, kThreads, kVec>(vs, L::ldq, static_cast<const T*>(p.v), p.packed, b, kh, p.kv_heads, p.kv_len, j0,
-                                      kKeys, kv_end, 1.f);
+    stage_rows<T, kD, kThreads, kVec>(ks, L::ldq, static_cast<const T*>(p.k), p.packed, b, kh, p.kv_heads, p.kv_len,
+                                      p.k_stride(), j0, kKeys, kv_end, root);
+    stage_rows<T, kD, kThreads, kVec>(vs, L::ldq, static_cast<const T*>(p.v), p.packed, b, kh, p.kv_heads, p.kv_len,
+                                      p.v_stride(), j0, kKeys, kv_end, 1.f);
     __syncthreads();
 
     // Scores: this warp's 16 rows against the tile's 32 keys.
@@ -159,14 +159,14 @@ __global__ void __launch_bounds__(kThreads) attention_tc_kernel(AttentionParams 
   if (!row_valid) return;
   T* y = static_cast<T*>(p.y);
   for (int d = half * (kD / 2); d < (half + 1) * (kD / 2); ++d)
-    y[layout_at(p.packed, b, h, i, d, p.q_heads, p.q_len, kD)] =
+    y[layout_at(p.packed, b, h, i, d, p.q_heads, p.q_len, kD, p.q_heads * kD)] =
         from_float<T>(l > 0.f ? os[row * L::ldo + d] / l : 0.f);
 }
 
 template <typename T, int kD>
 Status launch_tc(const AttentionParams& p, cudaStream_t stream) {
   using L = TcLayout<kD>;
-  const bool vec = aligned16(p.q) && aligned16(p.k) && aligned16(p.v);
+  const bool vec = vector_loads(p);
   auto kernel = vec ? attention_tc_kernel<T, kD, true> : attention_tc_kernel<T, kD, false>;
   // Over 48 KiB of shared memory needs the opt-in (once per instantiation).
   static const cudaError_t opt_in = [] {

@@ -1,10 +1,13 @@
 // Attention (ONNX opset 23+: 3-D and 4-D, GQA, masks, causal and window
-// limits, softcap, KV cache in or out, qk_matmul_output) and RotaryEmbedding.
+// limits, softcap, KV cache in or out, qk_matmul_output), kiln.PackedAttention
+// (3-D Attention reading Q, K and V in place from one packed QKV tensor: the
+// same kernels and tactics, with row strides) and RotaryEmbedding.
 #include "backends/cuda/kernels/attention.cuh"
 
 #include <algorithm>
 #include <any>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -13,6 +16,7 @@
 #include "backends/cuda/cuda_kernel.h"
 #include "backends/cuda/cudnn_handle.h"
 #include "backends/cuda/ops/cudnn_attention.h"
+#include "ir/dtype.h"
 
 namespace kiln::cuda {
 namespace {
@@ -93,6 +97,55 @@ Status read_geometry(const KernelContext& ctx, AttentionParams& p) {
   return Status::ok();
 }
 
+bool is_packed_attention(const Node& n) { return n.domain == "kiln" && n.op_type == "PackedAttention"; }
+
+// Q, K and V as 3-D Attention sees them: for kiln.PackedAttention, the column
+// ranges [0, Hq*D), [Hq*D, (Hq+Hkv)*D) and [(Hq+Hkv)*D, (Hq+2Hkv)*D) of QKV
+// [B, S, (Hq + 2 Hkv) * D], whose rows are `row` elements long; for
+// Attention, its inputs (row 0). attn_mask is input `mask`.
+struct QkvView {
+  std::vector<int64_t> q, k, v;
+  int64_t row = 0;
+  size_t mask = 3;
+};
+
+std::optional<QkvView> qkv_view(const Node& n, const std::vector<int64_t>* q, const std::vector<int64_t>* k,
+                                const std::vector<int64_t>* v) {
+  if (!is_packed_attention(n)) {
+    if (!q || !k || !v) return std::nullopt;
+    return QkvView{*q, *k, *v};
+  }
+  const int64_t hq = n.attr_int("q_num_heads", 0), hkv = n.attr_int("kv_num_heads", 0);
+  if (!q || q->size() != 3 || hq <= 0 || hkv <= 0 || (*q)[2] % (hq + 2 * hkv) != 0) return std::nullopt;
+  const int64_t b = (*q)[0], s = (*q)[1], d = (*q)[2] / (hq + 2 * hkv);
+  return QkvView{{b, s, hq * d}, {b, s, hkv * d}, {b, s, hkv * d}, (*q)[2], 1};
+}
+
+std::optional<QkvView> planned_view(const KernelQuery& q) {
+  return qkv_view(q.node(), q.input_dims(0), q.has_input(1) ? q.input_dims(1) : nullptr,
+                  q.has_input(2) ? q.input_dims(2) : nullptr);
+}
+
+// kiln.PackedAttention's geometry: Attention's 3-D form over QKV's column ranges.
+Status read_packed_geometry(const KernelContext& ctx, AttentionParams& p) {
+  const DeviceTensor& qkv = ctx.input(0);
+  const Node& n = ctx.node();
+  const std::optional<QkvView> view = qkv_view(n, &qkv.dims, nullptr, nullptr);
+  if (!view || n.attr_int("q_num_heads", 0) % n.attr_int("kv_num_heads", 0) != 0)
+    return invalid_model("PackedAttention: QKV of shape {} does not split into {} + 2 * {} heads",
+                         Shape::of(qkv.dims).to_string(), n.attr_int("q_num_heads", 0), n.attr_int("kv_num_heads", 0));
+  p.packed = true;
+  p.batch = qkv.dims[0], p.q_len = p.kv_len = qkv.dims[1];
+  p.q_heads = n.attr_int("q_num_heads", 0), p.kv_heads = n.attr_int("kv_num_heads", 0);
+  p.head = p.v_head = view->q[2] / p.q_heads;
+  p.q_row = p.k_row = p.v_row = view->row;
+  const auto* base = static_cast<const std::byte*>(qkv.data);
+  p.q = base;
+  p.k = base + dtype_storage_bytes(qkv.dtype, p.q_heads * p.head);
+  p.v = base + dtype_storage_bytes(qkv.dtype, (p.q_heads + p.kv_heads) * p.head);
+  return Status::ok();
+}
+
 // attn_mask broadcast (right-aligned) to (B, Hq, Sq, mask_len).
 Status read_mask(const DeviceTensor& m, AttentionParams& p) {
   if (m.rank() < 1 || m.rank() > 4)
@@ -123,9 +176,10 @@ struct AttentionSizes {
   int64_t batch = 0, heads = 0, q_len = 0, kv_len = 0, head = 0, v_head = 0;
 };
 std::optional<AttentionSizes> attention_sizes(const KernelQuery& q) {
-  const std::vector<int64_t>*qd = q.input_dims(0), *kd = q.input_dims(1), *vd = q.input_dims(2);
-  if (!qd || !kd || !vd || qd->size() != kd->size() || qd->size() != vd->size() || (qd->size() != 3 && qd->size() != 4))
-    return std::nullopt;
+  const std::optional<QkvView> view = planned_view(q);
+  if (!view) return std::nullopt;
+  const std::vector<int64_t>*qd = &view->q, *kd = &view->k, *vd = &view->v;
+  if (qd->size() != kd->size() || qd->size() != vd->size() || (qd->size() != 3 && qd->size() != 4)) return std::nullopt;
   const Node& n = q.node();
   AttentionSizes s;
   s.batch = (*qd)[0];
@@ -140,16 +194,26 @@ std::optional<AttentionSizes> attention_sizes(const KernelQuery& q) {
   return s;
 }
 
+// cudnn_sdpa_spec for the view (a packed QKV's rows as Q, K and V's strides).
+std::optional<CudnnSdpaSpec> sdpa_spec(const Node& node, DType dtype, const QkvView& view, DType mask_dtype,
+                                       const std::vector<int64_t>* mask, size_t workspace_limit) {
+  std::optional<CudnnSdpaSpec> spec =
+      cudnn_sdpa_spec(node, dtype, view.q, view.k, view.v, mask_dtype, mask, workspace_limit);
+  if (spec && view.row) use_packed_qkv_rows(*spec, view.row);
+  return spec;
+}
+
 // The cuDNN plan for the planned dims (tactic "cudnn"), or null where the
 // tactic does not apply or cuDNN declines it.
 std::shared_ptr<const CudnnSdpaPlan> planned_cudnn_attention(const KernelQuery& q) {
-  const std::vector<int64_t>*qd = q.input_dims(0), *kd = q.input_dims(1), *vd = q.input_dims(2);
-  if (!qd || !kd || !vd || q.input_dtype(1) != q.input_dtype(0) || q.input_dtype(2) != q.input_dtype(0)) return nullptr;
-  const std::vector<int64_t>* mask = q.has_input(3) ? q.input_dims(3) : nullptr;
-  if (q.has_input(3) && !mask) return nullptr;
+  const std::optional<QkvView> view = planned_view(q);
+  if (!view) return nullptr;
+  if (!view->row && (q.input_dtype(1) != q.input_dtype(0) || q.input_dtype(2) != q.input_dtype(0))) return nullptr;
+  const std::vector<int64_t>* mask = q.has_input(view->mask) ? q.input_dims(view->mask) : nullptr;
+  if (q.has_input(view->mask) && !mask) return nullptr;
   const std::optional<CudnnSdpaSpec> spec =
-      cudnn_sdpa_spec(q.node(), q.input_dtype(0), *qd, *kd, *vd, mask ? q.input_dtype(3) : DType::kUndefined, mask,
-                      q.workspace_limit());
+      sdpa_spec(q.node(), q.input_dtype(0), *view, mask ? q.input_dtype(view->mask) : DType::kUndefined, mask,
+                q.workspace_limit());
   return spec ? cudnn_sdpa_plan(*spec) : nullptr;
 }
 
@@ -170,53 +234,63 @@ size_t attention_workspace(const KernelQuery& q) {
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 // Tactic "cudnn": runs the plan the workspace was sized for (looked up once per
-// plan of the executor, then kept in the node's state). Returns false, having
-// run nothing, where there is none or the buffers do not fit it: the SIMT
-// kernel then runs.
-Expected<bool> run_cudnn_attention(KernelContext& ctx) {
+// plan of the executor, then kept in the node's state) on the Q, K, V of `p`.
+// Returns false, having run nothing, where there is none or the buffers do
+// not fit it: the SIMT kernel then runs.
+Expected<bool> run_cudnn_attention(KernelContext& ctx, const AttentionParams& p) {
+  const bool packed_qkv = is_packed_attention(ctx.node());
+  const size_t mask_input = packed_qkv ? 1 : 3;
   std::any& state = ctx.state();
   if (!state.has_value()) {
-    const DeviceTensor &q = ctx.input(0), &k = ctx.input(1), &v = ctx.input(2);
+    const DeviceTensor& q = ctx.input(0);
     std::shared_ptr<const CudnnSdpaPlan> plan;
-    if (k.dtype == q.dtype && v.dtype == q.dtype) {
-      const DeviceTensor* mask = ctx.has_input(3) ? &ctx.input(3) : nullptr;
+    const std::optional<QkvView> view = packed_qkv
+                                            ? qkv_view(ctx.node(), &q.dims, nullptr, nullptr)
+                                            : qkv_view(ctx.node(), &q.dims, &ctx.input(1).dims, &ctx.input(2).dims);
+    if (view && (packed_qkv || (ctx.input(1).dtype == q.dtype && ctx.input(2).dtype == q.dtype))) {
+      const DeviceTensor* mask = ctx.has_input(mask_input) ? &ctx.input(mask_input) : nullptr;
       const std::optional<CudnnSdpaSpec> spec =
-          cudnn_sdpa_spec(ctx.node(), q.dtype, q.dims, k.dims, v.dims, mask ? mask->dtype : DType::kUndefined,
-                          mask ? &mask->dims : nullptr, ctx.workspace_limit());
+          sdpa_spec(ctx.node(), q.dtype, *view, mask ? mask->dtype : DType::kUndefined, mask ? &mask->dims : nullptr,
+                    ctx.workspace_limit());
       if (spec) plan = cudnn_sdpa_plan(*spec);
     }
     state = plan;
   }
   const auto& plan = std::any_cast<const std::shared_ptr<const CudnnSdpaPlan>&>(state);
   if (!plan || ctx.workspace_bytes() < workspace_size(*plan)) return false;
-  const void* bias = ctx.has_input(3) ? ctx.input(3).data : nullptr;
+  const void* bias = ctx.has_input(mask_input) ? ctx.input(mask_input).data : nullptr;
   void* y = ctx.output(0).data;
-  const std::initializer_list<const void*> buffers = {ctx.input(0).data, ctx.input(1).data, ctx.input(2).data, bias, y,
-                                                      ctx.workspace()};
-  for (const void* p : buffers)
-    if (!aligned16(p)) return false;
+  const std::initializer_list<const void*> buffers = {p.q, p.k, p.v, bias, y, ctx.workspace()};
+  for (const void* b : buffers)
+    if (!aligned16(b)) return false;
   KILN_ASSIGN_OR_RETURN(const Cudnn* cudnn, ctx.cudnn());
-  KILN_RETURN_IF_ERROR(execute_cudnn_sdpa(cudnn->get(), ctx.stream(), *plan, ctx.input(0).data, ctx.input(1).data,
-                                          ctx.input(2).data, bias, y, ctx.workspace()));
+  KILN_RETURN_IF_ERROR(execute_cudnn_sdpa(cudnn->get(), ctx.stream(), *plan, p.q, p.k, p.v, bias, y, ctx.workspace()));
   return true;
 }
 
+// Attention, and kiln.PackedAttention (Q, K, V in place in input 0, the mask input 1).
 Status run_attention(KernelContext& ctx) {
-  KILN_RETURN_IF_ERROR(check_one_dtype(ctx, {1, 2, 4, 5}, "Attention"));
+  const bool packed_qkv = is_packed_attention(ctx.node());
   AttentionParams p;
-  KILN_RETURN_IF_ERROR(read_geometry(ctx, p));
+  if (packed_qkv) {
+    KILN_RETURN_IF_ERROR(read_packed_geometry(ctx, p));
+  } else {
+    KILN_RETURN_IF_ERROR(check_one_dtype(ctx, {1, 2, 4, 5}, "Attention"));
+    KILN_RETURN_IF_ERROR(read_geometry(ctx, p));
+    p.q = ctx.input(0).data, p.k = ctx.input(1).data, p.v = ctx.input(2).data;
+  }
   const Node& n = ctx.node();
   p.dtype = ctx.input(0).dtype;
-  p.q = ctx.input(0).data, p.k = ctx.input(1).data, p.v = ctx.input(2).data;
-  if (ctx.has_input(4) && ctx.has_input(5)) {
+  if (!packed_qkv && ctx.has_input(4) && ctx.has_input(5)) {
     const DeviceTensor &pk = ctx.input(4), &pv = ctx.input(5);
     p.past_len = pk.rank() == 4 ? pk.dims[2] : -1;
     KILN_RETURN_IF_ERROR(check_dims(pk, {p.batch, p.kv_heads, p.past_len, p.head}, "past_key"));
     KILN_RETURN_IF_ERROR(check_dims(pv, {p.batch, p.kv_heads, p.past_len, p.v_head}, "past_value"));
     p.past_k = pk.data, p.past_v = pv.data;
   }
-  if (ctx.has_input(3)) KILN_RETURN_IF_ERROR(read_mask(ctx.input(3), p));
-  if (ctx.has_input(6)) {
+  const size_t mask_input = packed_qkv ? 1 : 3;
+  if (ctx.has_input(mask_input)) KILN_RETURN_IF_ERROR(read_mask(ctx.input(mask_input), p));
+  if (!packed_qkv && ctx.has_input(6)) {
     const DeviceTensor& np = ctx.input(6);
     if (np.dtype != DType::kI64 || np.numel() != p.batch)
       return invalid_model("Attention: nonpad_kv_seqlen must be {} int64 values", p.batch);
@@ -239,7 +313,7 @@ Status run_attention(KernelContext& ctx) {
     return internal_error("Attention: workspace of {} bytes, {} needed", ctx.workspace_bytes(), scratch);
   p.scratch = ctx.workspace();
   if (ctx.tactic() == kCudnnTactic) {
-    KILN_ASSIGN_OR_RETURN(const bool ran, run_cudnn_attention(ctx));
+    KILN_ASSIGN_OR_RETURN(const bool ran, run_cudnn_attention(ctx, p));
     if (ran) return Status::ok();
   }
   if (ctx.tactic() == kTensorCoreTactic) return launch_attention_tc(p, ctx.stream());
@@ -256,7 +330,8 @@ bool tensor_core_takes(const KernelQuery& q) {
   if ((t != DType::kF16 && t != DType::kBF16) || !s) return false;
   for (size_t i = 1; i < n.outputs.size(); ++i)
     if (n.outputs[i]) return false;
-  if (q.has_input(4) || q.has_input(5) || n.attr_float("softcap", 0.0f) != 0.0f) return false;
+  if ((!is_packed_attention(n) && (q.has_input(4) || q.has_input(5))) || n.attr_float("softcap", 0.0f) != 0.0f)
+    return false;
   return s->head == s->v_head && (s->head == 32 || s->head == 64 || s->head == 128);
 }
 
@@ -271,6 +346,20 @@ std::vector<std::string> attention_tactics(const KernelQuery& q, size_t /*limit*
     out.push_back(std::string(kCudnnTactic));
   }
   return out;
+}
+
+// kiln.PackedAttention: QKV of a float dtype, attn_mask (input 1) as Attention's.
+Status supports_packed_attention(const Node& node) {
+  const DType t = value_type(node.input(0));
+  if (!attention_dtype(t))
+    return unsupported("PackedAttention: dtype {} (the CUDA kernel takes f32, f16, bf16, f64)", dtype_name(t));
+  if (node.input(1)) {
+    const DType m = value_type(node.input(1));
+    if (m != DType::kBool && !attention_dtype(m))
+      return unsupported("PackedAttention: attn_mask dtype {} (the CUDA kernel takes bool or a float type)",
+                         dtype_name(m));
+  }
+  return Status::ok();
 }
 
 // FlexAttention without score_mod / prob_mod is plain 4-D attention with GQA.
@@ -427,6 +516,11 @@ KILN_CUDA_KERNEL("", "Attention",
                  {.run = run_attention,
                   .workspace = attention_workspace,
                   .supports = supports_attention,
+                  .tactics = attention_tactics});
+KILN_CUDA_KERNEL("kiln", "PackedAttention",
+                 {.run = run_attention,
+                  .workspace = attention_workspace,
+                  .supports = supports_packed_attention,
                   .tactics = attention_tactics});
 KILN_CUDA_KERNEL("ai.onnx.preview", "FlexAttention", {.run = run_flex_attention, .supports = supports_flex_attention});
 KILN_CUDA_KERNEL("", "LinearAttention", {.run = run_linear_attention, .supports = supports_linear_attention});

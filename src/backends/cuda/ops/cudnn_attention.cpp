@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 
 #include <cmath>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -116,6 +117,11 @@ std::optional<CudnnSdpaSpec> cudnn_sdpa_spec(const Node& node, DType dtype, cons
     s.bias_strides = dense_strides(s.bias_dims);
   }
   return s;
+}
+
+void use_packed_qkv_rows(CudnnSdpaSpec& spec, int64_t row) {
+  for (std::array<int64_t, 4>* s : {&spec.q_strides, &spec.k_strides, &spec.v_strides})
+    *s = {spec.q_len * row, spec.head, row, 1};
 }
 
 #if KILN_HAVE_CUDNN_FRONTEND

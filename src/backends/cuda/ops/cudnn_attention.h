@@ -53,6 +53,11 @@ std::optional<CudnnSdpaSpec> cudnn_sdpa_spec(const Node& node, DType dtype, cons
                                              DType mask_dtype, const std::vector<int64_t>* mask,
                                              size_t workspace_limit);
 
+// `spec` (of the 3-D form) for Q, K and V that are column ranges of one packed
+// QKV tensor with `row` elements per token (kiln.PackedAttention): their
+// strides become the packed rows'; O stays dense.
+void use_packed_qkv_rows(CudnnSdpaSpec& spec, int64_t row);
+
 // Whether this build compiled the cuDNN frontend in (the tactic can exist).
 bool cudnn_sdpa_compiled();
 
