@@ -143,6 +143,9 @@ if want profile; then
     "$kiln" bench --loadEngine "$engine" --shapes "$shape" --dumpProfile --iterations 50 --noDataTransfers \
       --exportProfile "$OUT/profile_$tag.json" >"$OUT/profile_$tag.txt" 2>&1
     row "profile $tag" "exit $? (profile_$tag.txt)"
+    # Where the time goes, by op type (the largest ten).
+    sed -n '/=== Profile by op ===/,/^kiln-bench/p' "$OUT/profile_$tag.txt" | grep -v '^kiln-bench' | head -12 |
+      sed "s/^/  $tag: /"
     # The layers as built: tactics, precisions, layouts (the attention's tactic first).
     "$kiln" inspect "$engine" >>"$OUT/profile_$tag.txt" 2>&1
     grep -E "^  [^ ]+ +(Attention|PackedAttention|FusedConv|FusedMatMul) " "$OUT/profile_$tag.txt" | sort -u -k2,2 | cut -c1-140 |

@@ -21,6 +21,7 @@ expect 0 "^kiln-bench: model=tiny.kiln backend=cpu iterations=[0-9]+ qps=[0-9.e+
 expect 0 "Device: CPU backend" -- "$KILN" bench --loadEngine tiny.kiln "${short[@]}"
 expect 0 "no copies to leave out" -- "$KILN" bench tiny.kiln "${short[@]}" --noDataTransfers
 expect 0 "id_x +Identity" -- "$KILN" bench tiny.kiln "${short[@]}" --dumpProfile --separateProfileRun
+expect 0 "^Identity +[1-9][0-9]* +[0-9.]+ +[0-9.]+%" -- "$KILN" bench tiny.kiln "${short[@]}" --dumpProfile
 expect 0 "percentile\(50%\)" -- "$KILN" bench tiny.kiln "${short[@]}" --percentile 50
 expect 0 "iterations=25 " -- "$KILN" bench tiny.kiln --warmUp 0 --duration 0 --iterations 25
 expect 2 "--percentile '200'" -- "$KILN" bench tiny.kiln --percentile 200

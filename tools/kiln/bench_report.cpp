@@ -109,6 +109,20 @@ void print_layer_profile(const LayerTimeTable& table, const Engine& engine) {
                total > 0 ? 100 * sum / total : 0.0);
   }
   fmt::print("{:<{}}  {:<18} {:>12.4f} {:>12} {:>7.2f}%\n", "Total", width, "", per_run_total, "", 100.0);
+
+  // The same time by op type, largest first: where a model's time goes.
+  std::map<std::string, std::pair<int, double>> by_op;  // op -> layers, mean ms per run
+  for (const auto& l : table.layers()) {
+    auto& [layers, ms] = by_op[ops[l.name]];
+    ++layers;
+    ms += std::accumulate(l.ms.begin(), l.ms.end(), 0.0) / static_cast<double>(std::max<size_t>(1, l.ms.size()));
+  }
+  std::vector<std::pair<std::string, std::pair<int, double>>> rows(by_op.begin(), by_op.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.second > b.second.second; });
+  fmt::print("=== Profile by op ===\n{:<28} {:>7} {:>12} {:>8}\n", "Op", "Layers", "Time/run ms", "Percent");
+  for (const auto& [op, v] : rows)
+    fmt::print("{:<28} {:>7} {:>12.4f} {:>7.2f}%\n", op, v.first, v.second,
+               per_run_total > 0 ? 100 * v.second / per_run_total : 0.0);
 }
 
 std::string summary_line(const BenchRun& run) {
