@@ -16,15 +16,6 @@ std::string type_name(DType t) { return std::string(dtype_name(t)); }
 
 class GpuAttentionOpsTest : public GpuTest {};
 
-// Attention sums over keys in a different order (online softmax): 1e-4 for f32.
-// bf16's 8-bit mantissa and the CPU's rounding of probabilities to 16 bits
-// leave a few outputs near zero 2e-3 apart: 4e-2 (with its 4e-3 floor) covers them.
-double attention_tolerance(DType t) {
-  if (t == DType::kF32) return 1e-4;
-  if (t == DType::kF64) return 1e-10;
-  return t == DType::kBF16 ? 4e-2 : 2e-2;
-}
-
 struct AttentionCase {
   std::string what;
   std::vector<Tensor> ins;

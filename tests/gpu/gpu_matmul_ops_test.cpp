@@ -205,7 +205,9 @@ Tensor run_fused_tactic(const std::vector<Tensor>& ins, const Attrs& attrs, cons
   std::vector<RunValue> values;
   auto g = one_node_graph("kiln.FusedMatMul", ins, attrs, 1, 28, values);
   g->nodes()[0]->metadata["kiln.tactic"] = tactic;
-  auto out = cuda::run_graph_on_cuda(*g, std::move(values), {});
+  cuda::RunOptions options;
+  options.allow_tf32 = false;  // f32 cases are checked at f32's tolerance
+  auto out = cuda::run_graph_on_cuda(*g, std::move(values), options);
   EXPECT_TRUE(out.is_ok()) << tactic << ": " << out.status().to_string();
   return out.is_ok() ? (*out)[0].tensor : Tensor();
 }
@@ -257,12 +259,16 @@ TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnTacticsMatchCpu) {
   }
 }
 
-// CUDNN_POINTWISE_GELU_FWD is the erf Gelu, not the tanh one: on exact
-// pre-activations x from -3.5 to 3.375 (A all ones, each column j of B x_j /
-// 16, or x_j / 32 plus a bias of x_j / 2), every output is within 1% of the
-// CPU's, with no absolute slack. The tanh form is 2.8% off at x = -2.5 and
-// 24% at x = -3.5 (further out, float cancellation in 1 + erf blurs both).
-TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnGeluIsTheErfForm) {
+// An exact (erf) Gelu layer on a cudnn tactic stays within the tanh form's
+// distance of the erf: cuDNN's CUDNN_POINTWISE_GELU_FWD measured as the tanh
+// approximation on an H200 (x = -3.5: gpu -0.000613, tanh form -0.000616,
+// erf -0.000814), whose largest difference from the erf is 4.73e-4 (at
+// x = -2.70). The tuner may pick it only for f16/bf16 layers, where that is
+// below the output's own rounding for |y| >= 0.5 (docs/ops.md says so). On
+// exact pre-activations x from -3.5 to 3.375 (A all ones, each column j of B
+// x_j / 16, or x_j / 32 plus a bias of x_j / 2), every output is within
+// 5e-4 plus half an ulp of the dtype of the CPU's erf Gelu.
+TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnGeluIsWithinTheTanhFormOfTheErf) {
   if (!cuda::cudnn_matmul_compiled()) GTEST_SKIP() << "built without the cuDNN frontend (scripts/install_deps.sh)";
   const int64_t m = 32, k = 16, n = 56;
   const Attrs attrs = {{"activation", Attribute::of_string("Gelu")}};
@@ -281,6 +287,7 @@ TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnGeluIsTheErfForm) {
       const int engines = cudnn_engines(ins, "Gelu");
       EXPECT_GT(engines, 0) << what << ": cuDNN offers no engine config";
       const Tensor want = run_cpu("kiln.FusedMatMul", ins, attrs);
+      const double half_ulp = t == DType::kF16 ? 0x1p-11 : 0x1p-8;  // relative
       for (int e = 0; e < engines; ++e) {
         const std::string tactic = cuda::cudnn_matmul_tactic(e);
         const Tensor got = run_fused_tactic(ins, attrs, tactic);
@@ -288,7 +295,7 @@ TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnGeluIsTheErfForm) {
         int reported = 0;
         for (int64_t i = 0; i < want.numel(); ++i) {
           const double g = got.element_as_double(i), w = want.element_as_double(i);
-          if (std::fabs(g - w) <= 1e-2 * std::fabs(w) || reported++ >= 5) continue;
+          if (std::fabs(g - w) <= 5e-4 + half_ulp * std::fabs(w) || reported++ >= 5) continue;
           ADD_FAILURE() << what << " tactic " << tactic << ": x = " << -3.5 + static_cast<double>(i % n) / 8 << " gpu "
                         << g << " cpu " << w;
         }

@@ -16,12 +16,6 @@ using Dims = std::vector<int64_t>;
 
 class GpuPackedAttentionTest : public GpuTest {};
 
-// As GpuAttentionOpsTest's: online softmax sums keys in another order.
-double attention_tolerance(DType t) {
-  if (t == DType::kF32) return 1e-4;
-  return t == DType::kBF16 ? 4e-2 : 2e-2;
-}
-
 struct PackedCase {
   std::string what;
   int64_t hq = 0, hkv = 0, d = 0;
