@@ -78,6 +78,7 @@ std::optional<Patches> patches_of(const Node& n) {
       p.h == 0 || p.w == 0)
     return std::nullopt;
   if (p.k < kMinGemmDim || p.c * p.kh * p.kw < kMinGemmDim) return std::nullopt;
+  if (w->constant->dims() != std::vector<int64_t>{p.k, p.c, p.kh, p.kw}) return std::nullopt;
   if (b) {  // added over the output's last axis after the MatMul: [K] only
     const Dims* bd = pass_util::dims_of(b);
     if (!bd || bd->size() != 1 || !(*bd)[0].is_fixed() || (*bd)[0].value != p.k || b->type.dtype != x->type.dtype)
@@ -100,7 +101,13 @@ Value* add_op(Graph& g, const char* op, std::vector<Value*> inputs, const Dim& b
   return out;
 }
 
-void rewrite(Graph& g, Node& conv, const Patches& p) {
+// W [K, C, kh, kw] read as [K, C*kh*kw] (row k: one filter in the patch's
+// (c, i, j) order), transposed so each column is a filter.
+Tensor weight_rows(const Tensor& w, const Patches& p) {
+  return w.reshaped({p.k, p.c * p.kh * p.kw}).transposed({1, 0});
+}
+
+void rewrite(Graph& g, Node& conv, const Patches& p, Tensor w_rows) {
   Value *x = conv.inputs[0], *w = conv.inputs[1], *b = conv.input(2), *y = conv.outputs[0];
   const Dim batch = (*pass_util::dims_of(x))[0];
   const int64_t hp = p.h / p.kh, wp = p.w / p.kw, depth = p.c * p.kh * p.kw;
@@ -113,9 +120,7 @@ void rewrite(Graph& g, Node& conv, const Patches& p) {
   v = pass_util::add_transpose(g, v, {0, 2, 4, 1, 3, 5}, "_t");
   v->producer->name = conv.name.empty() ? "" : conv.name + "/patches";
   v = add_op(g, "Reshape", {v, shape(base + "_shape4", {0, hp, wp, depth})}, batch, {hp, wp, depth}, base + "_rows");
-  // W [K, C, kh, kw] read as [K, C*kh*kw] (row k: one filter in the patch's
-  // (c, i, j) order), transposed so each column is a filter.
-  Value* rows = pass_util::add_constant(g, w->name + "_rows", w->constant->reshaped({p.k, depth}).transposed({1, 0}));
+  Value* rows = pass_util::add_constant(g, w->name + "_rows", std::move(w_rows));
   v = add_op(g, "MatMul", {v, rows}, batch, {hp, wp, p.k}, base + (b ? "_mm" : "_nhwc"));
   v->producer->name = conv.name;
   if (b) v = add_op(g, "Add", {v, b}, batch, {hp, wp, p.k}, base + "_nhwc");
@@ -133,8 +138,14 @@ Status patchify_conv_to_matmul(Graph& graph, PassContext& /*ctx*/) {
   std::vector<std::pair<Node*, Patches>> layers;
   for (const auto& n : graph.nodes())
     if (auto p = patches_of(*n)) layers.emplace_back(n.get(), *p);
-  for (auto& [n, p] : layers) rewrite(graph, *n, p);
-  if (!layers.empty()) pass_util::sort_topologically(graph);
+  bool changed = false;
+  for (auto& [n, p] : layers) {
+    Tensor rows = weight_rows(*n->inputs[1]->constant, p);
+    if (!rows.is_valid()) continue;
+    rewrite(graph, *n, p, std::move(rows));
+    changed = true;
+  }
+  if (changed) pass_util::sort_topologically(graph);
   return Status::ok();
 }
 
