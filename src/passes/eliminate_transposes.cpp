@@ -69,7 +69,7 @@ std::optional<Commuted> commute_merge(const Shape& x, const std::vector<int64_t>
     runs.emplace_back(first, a);
   }
   if (a != yd.size()) return std::nullopt;
-  // x' holds the runs in x's order; z's axis i is x' axis rank[i].
+  // x' holds the runs in x's order; z's axis i is x' axis c.perm[i].
   std::vector<size_t> order(runs.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](size_t l, size_t r) { return p[runs[l].first] < p[runs[r].first]; });

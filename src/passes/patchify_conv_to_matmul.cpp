@@ -28,12 +28,16 @@
 // never see the layer; a Relu after it meets the MatMul once sink_transposes
 // has moved the Transpose below the Relu.
 //
-// Left alone: 1x1 layers (kernel == stride == 1 is already a GEMM over NHWC
-// pixels, which assign_conv_layout gives cuDNN without a gather copy), GEMMs
-// with fewer than 16 output channels or a reduction under 16 deep (too small
-// for the gather to pay for itself; tensor cores want both dims at 16 or
-// more), a non-constant weight, an input whose C, H, W are not fixed, and any
-// padding, dilation, group, or H, W not multiples of the kernel.
+// Left alone: inputs of 8 or more channels (cuDNN's channels-last
+// convolution is then an implicit GEMM reading the input in place, where the
+// gather would add a copy; ConvNeXt's 2x2 stride-2 downsampling layers over
+// 96-384 channels, inside a channels-last region, would gain two Transposes
+// each), 1x1 layers (kernel == stride == 1 is already a GEMM over NHWC
+// pixels), GEMMs with fewer than 16 output channels or a reduction under 16
+// deep (too small for the gather to pay for itself; tensor cores want both
+// dims at 16 or more), a non-constant weight, an input whose C, H, W are not
+// fixed, and any padding, dilation, group, or H, W not multiples of the
+// kernel.
 #include <cstdint>
 #include <optional>
 
@@ -44,6 +48,9 @@ namespace kiln {
 namespace {
 
 constexpr int64_t kMinGemmDim = 16;
+// The channels cuDNN's tensor-core convolutions want (16 bytes of f16): below
+// it they pad the input and run slow kernels, which is what the GEMM avoids.
+constexpr int64_t kFewChannels = 8;
 
 struct Patches {
   int64_t c = 0, h = 0, w = 0;    // X [N, c, h, w]
@@ -77,7 +84,7 @@ std::optional<Patches> patches_of(const Node& n) {
   if ((*wd)[1].value != p.c || p.kh < 1 || p.kw < 1 || p.kh * p.kw == 1 || p.h % p.kh != 0 || p.w % p.kw != 0 ||
       p.h == 0 || p.w == 0)
     return std::nullopt;
-  if (p.k < kMinGemmDim || p.c * p.kh * p.kw < kMinGemmDim) return std::nullopt;
+  if (p.c >= kFewChannels || p.k < kMinGemmDim || p.c * p.kh * p.kw < kMinGemmDim) return std::nullopt;
   if (w->constant->dims() != std::vector<int64_t>{p.k, p.c, p.kh, p.kw}) return std::nullopt;
   if (b) {  // added over the output's last axis after the MatMul: [K] only
     const Dims* bd = pass_util::dims_of(b);
