@@ -198,6 +198,8 @@ Status PrecisionAssigner::run() {
     for (const Value* v : n->inputs) has_f32 |= is_f32_tensor(v) || lowered_.count(const_cast<Value*>(v));
     for (const Value* v : n->outputs) has_f32 |= is_f32_tensor(v);
     if (!has_f32 || is_shape_arithmetic(*n)) continue;
+    // Shape and Size read only the dims: a lowered input needs no Cast back.
+    if (n->domain.empty() && (n->op_type == "Shape" || n->op_type == "Size")) continue;
     if (entry == ops.end()) {
       n->metadata["kiln.precision"] = "f32: not on the 16-bit list";
       // Values lowered by its producers come back to f32 for it.

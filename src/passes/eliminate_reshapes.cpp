@@ -27,27 +27,6 @@ bool is_reshape_like(const Node* n) {
   return op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze";
 }
 
-// The constant Reshape shape producing `out` from `in`, or nullopt.
-std::optional<std::vector<int64_t>> shape_tensor(const Shape& in, const Shape& out) {
-  if (!pass_util::fully_named(out) || !in.has_rank()) return std::nullopt;
-  std::vector<int64_t> s;
-  bool inferred = false;
-  for (size_t i = 0; i < out.dims->size(); ++i) {
-    const Dim& d = (*out.dims)[i];
-    if (d.is_fixed() && d.value > 0) {
-      s.push_back(d.value);
-    } else if (d.is_symbolic() && i < in.dims->size() && (*in.dims)[i] == d) {
-      s.push_back(0);  // copy the input's dim: the same symbol
-    } else if (!inferred && !d.is_fixed()) {
-      s.push_back(-1);  // left for the runtime to infer from the element count
-      inferred = true;
-    } else {
-      return std::nullopt;  // a zero dim, or a second dim to infer
-    }
-  }
-  return s;
-}
-
 bool same_shape(const Shape& a, const Shape& b) { return pass_util::fully_named(a) && a == b; }
 
 }  // namespace
@@ -74,7 +53,7 @@ Status eliminate_reshapes(Graph& graph, PassContext&) {
     }
     if (src == n.inputs[0]) continue;  // not a chain
     if (same_shape(src->type.shape, out->type.shape) && pass_util::forward(graph, out, src, removed, &n)) continue;
-    auto s = shape_tensor(src->type.shape, out->type.shape);
+    auto s = pass_util::reshape_target(src->type.shape, out->type.shape);
     if (!s) continue;
     Value* shape = pass_util::add_constant(graph, out->name + "_shape", Tensor::vector_i64(*s));
     n.op_type = "Reshape";

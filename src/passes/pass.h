@@ -33,6 +33,7 @@ Status eliminate_dead_nodes(Graph& graph, PassContext& ctx);
 Status simplify_shape_arithmetic(Graph& graph, PassContext& ctx);
 Status fold_shape_where(Graph& graph, PassContext& ctx);
 Status fold_batch_norm_into_conv(Graph& graph, PassContext& ctx);
+Status patchify_conv_to_matmul(Graph& graph, PassContext& ctx);
 Status fuse_conv_activation(Graph& graph, PassContext& ctx);
 Status eliminate_transposes(Graph& graph, PassContext& ctx);
 Status sink_transposes(Graph& graph, PassContext& ctx);

@@ -53,6 +53,26 @@ bool fully_named(const Shape& s) {
   return true;
 }
 
+std::optional<std::vector<int64_t>> reshape_target(const Shape& in, const Shape& out) {
+  if (!fully_named(out) || !in.has_rank()) return std::nullopt;
+  std::vector<int64_t> s;
+  bool inferred = false;
+  for (size_t i = 0; i < out.dims->size(); ++i) {
+    const Dim& d = (*out.dims)[i];
+    if (d.is_fixed() && d.value > 0) {
+      s.push_back(d.value);
+    } else if (d.is_symbolic() && i < in.dims->size() && (*in.dims)[i] == d) {
+      s.push_back(0);  // copy the input's dim: the same symbol
+    } else if (!inferred && !d.is_fixed()) {
+      s.push_back(-1);  // left for the runtime to infer from the element count
+      inferred = true;
+    } else {
+      return std::nullopt;  // a zero dim, or a second dim to infer
+    }
+  }
+  return s;
+}
+
 Value* add_constant(Graph& g, const std::string& base, Tensor t) {
   Value* v = g.add_value(g.unique_name(base), Type::tensor(t.dtype(), Shape::of(t.dims())));
   v->constant = std::make_shared<const Tensor>(std::move(t));

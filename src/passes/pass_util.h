@@ -31,6 +31,11 @@ std::optional<float> clip_bound(const Value* v, float absent);
 // Whether every dim is fixed or symbolic (no unknown dims, rank known).
 bool fully_named(const Shape& s);
 
+// The shape tensor of a Reshape from `in` to `out` (allowzero 0): each dim of
+// `out` fixed, or 0 where it is the same symbol as `in`'s dim at that index,
+// or -1 for one other symbolic dim; nullopt where `out` cannot be written so.
+std::optional<std::vector<int64_t>> reshape_target(const Shape& in, const Shape& out);
+
 // A new constant value (no producer) holding `t`, named after `base`.
 Value* add_constant(Graph& g, const std::string& base, Tensor t);
 

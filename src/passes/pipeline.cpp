@@ -15,6 +15,10 @@ const std::vector<PassInfo>& default_pipeline() {
       // Before the fusions: attention masks built by Expand get their shapes.
       {"fold_shape_where", fold_shape_where},
       {"fold_batch_norm_into_conv", fold_batch_norm_into_conv},
+      // After the BN fold (its scale and shift are in W and B by then); before
+      // fuse_conv_activation and the transpose clean-up, which cancels the
+      // layer's NCHW Transpose against the readers' Reshape and Transpose.
+      {"patchify_conv_to_matmul", patchify_conv_to_matmul},
       // After the BN fold: Conv -> BN -> Relu is Conv -> Relu by then.
       {"fuse_conv_activation", fuse_conv_activation},
       {"eliminate_transposes", eliminate_transposes},

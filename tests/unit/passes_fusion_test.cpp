@@ -532,7 +532,8 @@ TEST(FuseAttention, DistilbertLegacyAttentionFusesOnceTheMaskHasAShape) {
 }
 
 // torchvision's ViT (nn.MultiheadAttention, sequence-first): every Transpose
-// but the patch embedding's goes, one Split per layer.
+// but the patch embedding's gather (patchify_conv_to_matmul) goes, one Split
+// per layer.
 TEST(FuseMultiheadAttention, VitRunsBatchFirst) {
   auto ops = optimize_shared_model("tiny_vit");
   if (ops.empty()) GTEST_SKIP() << "no tiny_vit";

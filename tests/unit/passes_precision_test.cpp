@@ -62,6 +62,27 @@ TEST(AssignPrecision, BodyReadsOfLoweredValuesComeBackToF32) {
             "}\n");
 }
 
+// ViT reads the patch tokens' Shape for the class token's Expand: Shape and
+// Size read only the dims, so no f32 copy of the 16-bit tokens is made for them.
+TEST(AssignPrecision, ShapeAndSizeReadA16BitValueWithoutACast) {
+  EXPECT_EQ(lowered("graph main(%x: f32[b,2]) {\n"
+                    "  %w: f32[2,2] = const f32[2,2]{1,2,3,4}\n"
+                    "  %y: f32[b,2] = MatMul(%x, %w)\n"
+                    "  %s: i64[2] = Shape(%y)\n"
+                    "  %n: i64[] = Size(%y)\n"
+                    "  return %y, %s, %n\n"
+                    "}\n"),
+            "graph main(%x: f32[b,2]) {\n"
+            "  %w_lp: f16[2,2] = const f16[2,2]{1,2,3,4}\n"
+            "  %x_lp: f16[b,2] = Cast(%x) {to=10}\n"
+            "  %y_lp: f16[b,2] = MatMul(%x_lp, %w_lp)\n"
+            "  %y: f32[b,2] = Cast(%y_lp) {to=1}\n"
+            "  %s: i64[2] = Shape(%y_lp)\n"
+            "  %n: i64[] = Size(%y_lp)\n"
+            "  return %y, %s, %n\n"
+            "}\n");
+}
+
 TEST(AssignPrecision, MatMulGoesTo16BitsExpStaysF32AndOutputsKeepTheirType) {
   EXPECT_EQ(lowered("graph main(%x: f32[2,2]) {\n"
                     "  %w: f32[2,2] = const f32[2,2]{1,2,3,4}\n"

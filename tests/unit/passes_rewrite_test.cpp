@@ -222,6 +222,99 @@ TEST(EliminateTransposes, AnIdentityTransposeNamingAGraphOutputBecomesIdentity) 
             "}\n");
 }
 
+// ViT's patch embedding: NHWC -> NCHW, [N,8,2,3] -> [N,8,6] (2 and 3 were
+// adjacent in %x), then tokens [N,6,8]: one Reshape of %x, no Transpose.
+TEST(EliminateTransposes, CancelsAPairAcrossAReshapeThatMergesAdjacentAxes) {
+  EXPECT_EQ(run_pass(eliminate_transposes,
+                     "graph main(%x: f32[N,2,3,8]) {\n"
+                     "  %s: i64[3] = const i64[3]{0,8,6}\n"
+                     "  %a: f32[N,8,2,3] = Transpose(%x) {perm=[0,3,1,2]}\n"
+                     "  %r: f32[N,8,6] = Reshape(%a, %s)\n"
+                     "  %b: f32[N,6,8] = Transpose(%r) {perm=[0,2,1]}\n"
+                     "  %c: f32[N,6,8] = Relu(%b)\n"
+                     "  return %c\n"
+                     "}\n"),
+            "graph main(%x: f32[N,2,3,8]) {\n"
+            "  %s: i64[3] = const i64[3]{0,8,6}\n"
+            "  %x_merged_shape: i64[3] = const i64[3]{0,6,8}\n"
+            "  %a: f32[N,8,2,3] = Transpose(%x) {perm=[0,3,1,2]}\n"
+            "  %r: f32[N,8,6] = Reshape(%a, %s)\n"
+            "  %x_merged: f32[N,6,8] = Reshape(%x, %x_merged_shape)\n"
+            "  %c: f32[N,6,8] = Relu(%x_merged)\n"
+            "  return %c\n"
+            "}\n");
+}
+
+// x [2,3,4,5] -> [2,4,5,3] -> [2,20,3] -> [20,2,3]: the Reshape of x merges
+// its axes 2 and 3 into [2,3,20], and [0,2,1] then [1,0,2] is [2,0,1].
+const char* kThroughReshape =
+    "graph main(%x: f32[2,3,4,5]) {\n"
+    "  %s: i64[3] = const i64[3]{2,20,3}\n"
+    "  %a: f32[2,4,5,3] = Transpose(%x) {perm=[0,2,3,1]}\n"
+    "  %r: f32[2,20,3] = Reshape(%a, %s)\n"
+    "  %b: f32[20,2,3] = Transpose(%r) {perm=[1,0,2]}\n"
+    "  return %b\n"
+    "}\n";
+
+TEST(EliminateTransposes, ComposesPermutationsAcrossAMergingReshape) {
+  EXPECT_EQ(run_pass(eliminate_transposes, kThroughReshape),
+            "graph main(%x: f32[2,3,4,5]) {\n"
+            "  %s: i64[3] = const i64[3]{2,20,3}\n"
+            "  %x_merged_shape: i64[3] = const i64[3]{2,3,20}\n"
+            "  %a: f32[2,4,5,3] = Transpose(%x) {perm=[0,2,3,1]}\n"
+            "  %r: f32[2,20,3] = Reshape(%a, %s)\n"
+            "  %x_merged: f32[2,3,20] = Reshape(%x, %x_merged_shape)\n"
+            "  %b: f32[20,2,3] = Transpose(%x_merged) {perm=[2,0,1]}\n"
+            "  return %b\n"
+            "}\n");
+}
+
+TEST(EliminateTransposes, ComposingAcrossAReshapeKeepsTheCpuResult) {
+  auto g = parse_graph(kThroughReshape);
+  ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+  Tensor x(DType::kF32, {2, 3, 4, 5});
+  for (int64_t i = 0; i < x.numel(); ++i) x.mutable_data<float>()[i] = static_cast<float>(i);
+  auto before = run_graph_on_cpu(**g, {RunValue::of(x)});
+  ASSERT_TRUE(before.is_ok()) << before.status().to_string();
+  PassContext ctx;
+  ASSERT_TRUE(eliminate_transposes(**g, ctx).is_ok());
+  auto after = run_graph_on_cpu(**g, {RunValue::of(x)});
+  ASSERT_TRUE(after.is_ok()) << after.status().to_string();
+  const Tensor &a = (*after)[0].tensor, &b = (*before)[0].tensor;
+  ASSERT_EQ(a.dims(), b.dims());
+  for (int64_t i = 0; i < a.numel(); ++i) ASSERT_EQ(a.data<float>()[i], b.data<float>()[i]) << i;
+}
+
+// Merged axes that were not adjacent, or not in order, in the first
+// Transpose's input: no Reshape of that input gives the same elements.
+TEST(EliminateTransposes, LeavesAReshapeThatMergesAxesApartInTheInput) {
+  for (const char* text : {"graph main(%x: f32[2,3,4]) {\n"  // merges x's axes 1 and 0: out of order
+                           "  %s: i64[2] = const i64[2]{6,4}\n"
+                           "  %a: f32[3,2,4] = Transpose(%x) {perm=[1,0,2]}\n"
+                           "  %r: f32[6,4] = Reshape(%a, %s)\n"
+                           "  %b: f32[4,6] = Transpose(%r) {perm=[1,0]}\n"
+                           "  return %b\n"
+                           "}\n",
+                           "graph main(%x: f32[2,3,4]) {\n"  // merges x's axes 0 and 2: not adjacent
+                           "  %s: i64[2] = const i64[2]{8,3}\n"
+                           "  %a: f32[2,4,3] = Transpose(%x) {perm=[0,2,1]}\n"
+                           "  %r: f32[8,3] = Reshape(%a, %s)\n"
+                           "  %b: f32[3,8] = Transpose(%r) {perm=[1,0]}\n"
+                           "  return %b\n"
+                           "}\n",
+                           "graph main(%x: f32[2,12]) {\n"  // splits an axis
+                           "  %s: i64[3] = const i64[3]{3,4,2}\n"
+                           "  %a: f32[12,2] = Transpose(%x) {perm=[1,0]}\n"
+                           "  %r: f32[3,4,2] = Reshape(%a, %s)\n"
+                           "  %b: f32[2,3,4] = Transpose(%r) {perm=[2,0,1]}\n"
+                           "  return %b\n"
+                           "}\n"}) {
+    auto g = parse_graph(text);
+    ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+    EXPECT_EQ(run_pass(eliminate_transposes, text), print_graph(**g)) << text;
+  }
+}
+
 // ---- eliminate_reshapes ----
 
 TEST(EliminateReshapes, CollapsesAStaticChainIntoOneReshape) {
