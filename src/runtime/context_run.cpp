@@ -91,6 +91,15 @@ Profiler* ExecutionContext::profiler() const { return state_->profiler; }
 
 Status ExecutionContext::infer_shapes() {
   const EngineState& es = engine_->state();
+  ContextState::ShapeKey key{state_->profile, {}};
+  for (size_t i = 0; i < es.io.size(); ++i)
+    if (es.io[i].mode == TensorIOMode::kInput) key.second.push_back(state_->shapes[i]);
+  if (auto hit = state_->inferred_shapes.find(key); hit != state_->inferred_shapes.end()) {
+    for (size_t i = 0, o = 0; i < es.io.size(); ++i)
+      if (es.io[i].mode == TensorIOMode::kOutput) state_->shapes[i] = hit->second[o++];
+    state_->inferred = true;
+    return Status::ok();
+  }
   KILN_ASSIGN_OR_RETURN(Symbols sym, bind_symbols(es, *state_));
   // Inference runs on a copy: the engine's graph is shared by every context.
   KILN_ASSIGN_OR_RETURN(auto g, clone_graph(es.contents.graph));
@@ -112,6 +121,10 @@ Status ExecutionContext::infer_shapes() {
     state_->shapes[i] = std::move(dims);
   }
   state_->inferred = true;
+  if (state_->inferred_shapes.size() >= ContextState::kInferredShapesKept) state_->inferred_shapes.clear();
+  auto& outputs = state_->inferred_shapes[std::move(key)];
+  for (size_t i = 0; i < es.io.size(); ++i)
+    if (es.io[i].mode == TensorIOMode::kOutput) outputs.push_back(state_->shapes[i]);
   return Status::ok();
 }
 

@@ -3,6 +3,7 @@
 // number of contexts may read it at once.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -52,6 +53,12 @@ struct ContextState {
   std::vector<const void*> addresses;
   std::vector<OutputAllocator*> allocators;
   bool inferred = false;  // output shapes follow the current input shapes
+  // Output shapes inferred before, by profile and input dims (at most
+  // kInferredShapesKept): a server's batches repeat a few shapes, and
+  // inference clones and walks the whole graph.
+  using ShapeKey = std::pair<int, std::vector<std::optional<std::vector<int64_t>>>>;
+  static constexpr size_t kInferredShapesKept = 64;
+  std::map<ShapeKey, std::vector<std::optional<std::vector<int64_t>>>> inferred_shapes;
   Profiler* profiler = nullptr;
   std::shared_ptr<cuda::Runner> runner;  // cuda: plans and launches runs
   bool use_cuda_graph = false;

@@ -84,7 +84,9 @@ Status ExecutionContext::set_input_shape(const std::string& name, const std::vec
       return make_error(ErrorCode::kOutOfRange, "input '{}' {} is {}, outside optimization profile {}'s range [{}, {}]",
                         name, dim_label(t, d), dims[d], state_->profile, range->min[d], range->max[d]);
   }
-  state_->shapes[static_cast<size_t>(i)] = dims;
+  auto& shape = state_->shapes[static_cast<size_t>(i)];
+  if (shape && *shape == dims) return Status::ok();  // the outputs' shapes still hold
+  shape = dims;
   state_->inferred = false;
   return Status::ok();
 }

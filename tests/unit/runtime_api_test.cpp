@@ -76,6 +76,22 @@ TEST(RuntimeApi, ExecuteCopiesThroughTheGraph) {
   EXPECT_EQ(ctx->tensor_shape("y").value(), (std::vector<int64_t>{2, 4}));
 }
 
+// Output shapes follow the input shapes when a context goes back to shapes
+// it has run before (they come from its cache of inferred shapes then), and
+// when the same shape is set again.
+TEST(RuntimeApi, OutputShapesFollowInputShapesSeenBefore) {
+  auto e = make_engine();
+  auto ctx = e->create_execution_context();
+  for (int64_t batch : {2, 3, 2, 2, 5, 3}) {
+    std::vector<float> x(static_cast<size_t>(batch) * 4);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i) + 0.5f * static_cast<float>(batch);
+    auto y = run_identity(*ctx, x);
+    ASSERT_TRUE(y.is_ok()) << y.status().to_string();
+    EXPECT_EQ(*y, x) << "batch " << batch;
+    EXPECT_EQ(ctx->tensor_shape("y").value(), (std::vector<int64_t>{batch, 4})) << "batch " << batch;
+  }
+}
+
 TEST(RuntimeApi, NanAndInfPassThrough) {
   auto e = make_engine();
   auto ctx = e->create_execution_context();
