@@ -61,23 +61,44 @@ __global__ void transpose_narrow_kernel(const E* __restrict__ x, E* __restrict__
   }
 }
 
+// The general kernel's index math is in I: uint32_t when the tensor has
+// fewer than 2^31 elements (a 64-bit division costs several 32-bit ones, and
+// this kernel does one per dim per element), int64_t otherwise.
+template <typename I>
 struct PermGeometry {
   int rank;
-  int64_t out_dims[kMaxRank];
-  int64_t in_strides[kMaxRank];  // x stride of output dim d
+  I out_dims[kMaxRank];
+  I in_strides[kMaxRank];  // x stride of output dim d
 };
 
-template <typename E>
-__global__ void transpose_general_kernel(const E* __restrict__ x, E* __restrict__ y, int64_t n, PermGeometry g) {
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    int64_t rest = i, off = 0;
-    for (int d = g.rank - 1; d >= 0; --d) {
-      off += rest % g.out_dims[d] * g.in_strides[d];
-      rest /= g.out_dims[d];
+template <typename E, typename I>
+__global__ void transpose_general_kernel(const E* __restrict__ x, E* __restrict__ y, I n, PermGeometry<I> g) {
+  const I stride = I(gridDim.x) * I(blockDim.x);
+  for (I i = I(blockIdx.x) * I(blockDim.x) + I(threadIdx.x); i < n; i += stride) {
+    I rest = i, off = 0;
+    for (int d = g.rank - 1; d > 0; --d) {
+      const I q = rest / g.out_dims[d];
+      off += (rest - q * g.out_dims[d]) * g.in_strides[d];
+      rest = q;
     }
-    y[i] = x[off];
+    y[i] = x[off + rest * g.in_strides[0]];  // rest < out_dims[0]: no division
   }
+}
+
+template <typename E, typename I>
+void launch_transpose_general(const E* x, E* y, int64_t n, const std::vector<int64_t>& dims,
+                              const std::vector<int64_t>& perm, cudaStream_t stream) {
+  PermGeometry<I> g{};
+  g.rank = static_cast<int>(dims.size());
+  std::vector<int64_t> strides(dims.size());
+  int64_t s = 1;
+  for (size_t d = dims.size(); d-- > 0;) strides[d] = s, s *= dims[d];
+  for (size_t d = 0; d < dims.size(); ++d) {
+    g.out_dims[d] = static_cast<I>(dims[static_cast<size_t>(perm[d])]);
+    g.in_strides[d] = static_cast<I>(strides[static_cast<size_t>(perm[d])]);
+  }
+  constexpr int kBlock = 256;
+  transpose_general_kernel<E, I><<<grid_for(n, kBlock), kBlock, 0, stream>>>(x, y, static_cast<I>(n), g);
 }
 
 // Drops size-1 dims and merges x dims a, a+1 that are also adjacent in perm.
@@ -140,17 +161,10 @@ Status run_transpose(const TransposeParams& p, const std::vector<int64_t>& dims,
     transpose_tiled_kernel<E><<<grid, dim3(kTile, kTileRows), 0, stream>>>(x, y, rows, cols);
     return last_launch_status("transpose_tiled_kernel");
   }
-  PermGeometry g{};
-  g.rank = static_cast<int>(r);
-  std::vector<int64_t> strides(r);
-  int64_t s = 1;
-  for (size_t d = r; d-- > 0;) strides[d] = s, s *= dims[d];
-  for (size_t d = 0; d < r; ++d) {
-    g.out_dims[d] = dims[static_cast<size_t>(perm[d])];
-    g.in_strides[d] = strides[static_cast<size_t>(perm[d])];
-  }
-  constexpr int kBlock = 256;
-  transpose_general_kernel<E><<<grid_for(n, kBlock), kBlock, 0, stream>>>(x, y, n, g);
+  if (n < (int64_t(1) << 31))
+    launch_transpose_general<E, uint32_t>(x, y, n, dims, perm, stream);
+  else
+    launch_transpose_general<E, int64_t>(x, y, n, dims, perm, stream);
   return last_launch_status("transpose_general_kernel");
 }
 
