@@ -78,6 +78,14 @@ TEST_F(GpuTest, TransposeConcatSplitMatchCpu) {
   }
 }
 
+TEST_F(GpuTest, TransposeLargerThanOneGridMatchesCpu) {
+  // [96,3,130*130] swapping the first two dims takes the general kernel; 4.9M
+  // f32 elements are over a million 16-byte vectors, more than the grid has
+  // threads, so threads loop.
+  same("Transpose", {data(DType::kF32, {96, 3, 130, 130})}, {{"perm", Attribute::of_ints({1, 0, 2, 3})}},
+       "Transpose f32 larger than one grid");
+}
+
 TEST_F(GpuTest, SliceMatchesCpuWithNegativeStepsAndClamping) {
   for (DType t : kTypes) {
     const Tensor x = data(t, {6, 9, 5});
