@@ -138,9 +138,10 @@ void bench_gather(cudaStream_t s) {
 }
 
 // ResNet-50's space-to-depth stem at batch 128 (7x7, stride 2, pad 3): the
-// pads (NCHW spatial, then channels-last 12 -> 16) and the transpose between
-// them; ViT's channel pad; f16. The spatial pad also in reflect mode, which
-// takes the per-element index map.
+// pads (NCHW spatial, then channels-last 12 -> 16, or the one spatial and
+// channel pad 3 -> 4 that space_to_depth_stem now makes) and the transpose;
+// ViT's channel pad; f16. The spatial pad also in reflect mode, which takes
+// the per-element index map.
 void bench_pad(cudaStream_t s) {
   struct Case {
     const char* name;
@@ -150,6 +151,11 @@ void bench_pad(cudaStream_t s) {
   const Case cases[] = {
       {"Pad f16 [128,3,224,224] -> 230x230", {128, 3, 224, 224}, {128, 3, 230, 230}, {0, 0, 4, 4}, PadMode::kConstant},
       {"Pad f16 [128,115,115,12] -> 16 ch", {128, 115, 115, 12}, {128, 115, 115, 16}, {0, 0, 0, 0}, PadMode::kConstant},
+      {"Pad f16 [128,3,224,224] -> [128,4,230,230]",
+       {128, 3, 224, 224},
+       {128, 4, 230, 230},
+       {0, 0, 4, 4},
+       PadMode::kConstant},
       {"Pad f16 [64,224,224,3] -> 8 ch", {64, 224, 224, 3}, {64, 224, 224, 8}, {0, 0, 0, 0}, PadMode::kConstant},
       {"Pad reflect f16 [128,3,224,224] -> 230x230",
        {128, 3, 224, 224},
@@ -157,12 +163,12 @@ void bench_pad(cudaStream_t s) {
        {0, 0, 4, 4},
        PadMode::kReflect},
   };
-  {
-    const int64_t n = int64_t(128) * 3 * 230 * 230;  // the stem's space-to-depth between its two pads
+  for (int64_t c : {3, 4}) {  // the stem's space-to-depth: 3 channels, or 4 with the channel pad folded in front
+    const int64_t n = int64_t(128) * c * 230 * 230;
     DeviceBuffer x = filled(n * 2), y = filled(n * 2);
-    TransposeParams tr{2, x.data(), y.data(), {128, 3, 115, 2, 115, 2}, {0, 2, 4, 3, 5, 1}};
-    report_bw("Transpose stem f16 [128,3,115,2,115,2] 024351", median_ms([&] { return launch_transpose(tr, s); }, s),
-              2.0 * n * 2);
+    TransposeParams tr{2, x.data(), y.data(), {128, c, 115, 2, 115, 2}, {0, 2, 4, 3, 5, 1}};
+    report_bw("Transpose stem f16 [128," + std::to_string(c) + ",115,2,115,2] 024351",
+              median_ms([&] { return launch_transpose(tr, s); }, s), 2.0 * n * 2);
   }
   for (const Case& c : cases) {
     int64_t in_n = 1, out_n = 1;
