@@ -1,7 +1,7 @@
 // A benchmark, not a test: times kiln's CUDA kernels with CUDA events (warm-up,
 // then the median of many runs) and prints achieved bandwidth or throughput
 // against the H100 SXM's peaks (~3.35 TB/s HBM3, ~990 TFLOP/s dense fp16).
-// Usage: kiln_cuda_bench [--runs N]
+// Usage: kiln_cuda_bench [--runs N] [--only memory|gather|pad|matmul]
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +14,7 @@
 #include "backends/cuda/device.h"
 #include "backends/cuda/kernels/data_movement.cuh"
 #include "backends/cuda/kernels/elementwise.cuh"
+#include "backends/cuda/kernels/layout.cuh"
 #include "backends/cuda/kernels/normalization.cuh"
 #include "backends/cuda/kernels/reduce.cuh"
 #include "backends/cuda/kernels/softmax.cuh"
@@ -136,6 +137,49 @@ void bench_gather(cudaStream_t s) {
             2.0 * tokens * hidden * 2);
 }
 
+// ResNet-50's space-to-depth stem at batch 128 (7x7, stride 2, pad 3): the
+// pads (NCHW spatial, then channels-last 12 -> 16, or the one spatial and
+// channel pad 3 -> 4 that space_to_depth_stem now makes) and the transpose;
+// ViT's channel pad; f16. The spatial pad also in reflect mode, which takes
+// the per-element index map.
+void bench_pad(cudaStream_t s) {
+  struct Case {
+    const char* name;
+    std::vector<int64_t> in, out, before;
+    PadMode mode;
+  };
+  const Case cases[] = {
+      {"Pad f16 [128,3,224,224] -> 230x230", {128, 3, 224, 224}, {128, 3, 230, 230}, {0, 0, 4, 4}, PadMode::kConstant},
+      {"Pad f16 [128,115,115,12] -> 16 ch", {128, 115, 115, 12}, {128, 115, 115, 16}, {0, 0, 0, 0}, PadMode::kConstant},
+      {"Pad f16 [128,3,224,224] -> [128,4,230,230]",
+       {128, 3, 224, 224},
+       {128, 4, 230, 230},
+       {0, 0, 4, 4},
+       PadMode::kConstant},
+      {"Pad f16 [64,224,224,3] -> 8 ch", {64, 224, 224, 3}, {64, 224, 224, 8}, {0, 0, 0, 0}, PadMode::kConstant},
+      {"Pad reflect f16 [128,3,224,224] -> 230x230",
+       {128, 3, 224, 224},
+       {128, 3, 230, 230},
+       {0, 0, 4, 4},
+       PadMode::kReflect},
+  };
+  for (int64_t c : {3, 4}) {  // the stem's space-to-depth: 3 channels, or 4 with the channel pad folded in front
+    const int64_t n = int64_t(128) * c * 230 * 230;
+    DeviceBuffer x = filled(n * 2), y = filled(n * 2);
+    TransposeParams tr{2, x.data(), y.data(), {128, c, 115, 2, 115, 2}, {0, 2, 4, 3, 5, 1}};
+    report_bw("Transpose stem f16 [128," + std::to_string(c) + ",115,2,115,2] 024351",
+              median_ms([&] { return launch_transpose(tr, s); }, s), 2.0 * n * 2);
+  }
+  for (const Case& c : cases) {
+    int64_t in_n = 1, out_n = 1;
+    for (int64_t d : c.in) in_n *= d;
+    for (int64_t d : c.out) out_n *= d;
+    DeviceBuffer x = filled(in_n * 2), y = filled(out_n * 2);
+    PadParams p{2, x.data(), y.data(), c.in, c.out, c.before, c.mode, {}};
+    report_bw(c.name, median_ms([&] { return launch_pad(p, s); }, s), 2.0 * (in_n + out_n));
+  }
+}
+
 void bench_matmul(cudaStream_t s) {
   auto lt = CublasLt::create();
   const size_t ws = 32 << 20;
@@ -174,8 +218,12 @@ void bench_matmul(cudaStream_t s) {
 
 int main(int argc, char** argv) {
   using namespace kiln::cuda;
-  for (int i = 1; i + 1 < argc; ++i)
+  const char* only = nullptr;
+  for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--runs") == 0) g_runs = std::max(1, std::atoi(argv[i + 1]));
+    if (std::strcmp(argv[i], "--only") == 0) only = argv[i + 1];
+  }
+  auto wanted = [&](const char* section) { return only == nullptr || std::strcmp(only, section) == 0; };
   if (device_count() == 0) {
     std::printf("no CUDA device; nothing to benchmark\n");
     return 0;
@@ -183,8 +231,9 @@ int main(int argc, char** argv) {
   auto info = device_info(0);
   std::printf("kiln CUDA kernel benchmark (not a test) on %s; median of %d runs\n", info->to_string().c_str(), g_runs);
   auto stream = Stream::create();
-  bench_memory_bound(stream->get());
-  bench_gather(stream->get());
-  bench_matmul(stream->get());
+  if (wanted("memory")) bench_memory_bound(stream->get());
+  if (wanted("gather")) bench_gather(stream->get());
+  if (wanted("pad")) bench_pad(stream->get());
+  if (wanted("matmul")) bench_matmul(stream->get());
   return 0;
 }

@@ -12,16 +12,18 @@
 // i.e. block row o + j / 2 at phase j % 2: a (k' / 2)-tap convolution with
 // stride 1 over blocks, whose weight is the old one shifted by p' - p and
 // zero-filled to k' (even) taps, each tap's (phase_h, phase_w, c) as channels.
+// The channels are padded to an even count cc in the same Pad, so the 4 * cc
+// block channels are a multiple of 8 with no second Pad after the Transpose
+// (the weight is zero in the padding channels).
 //
 //   %y: f16[N,64,112,112] = kiln.FusedConv(%x: f16[N,3,224,224], %w: [64,3,7,7], %b)
 //                             {strides=[2,2], pads=[3,3,3,3], activation="Relu"}
 // becomes
-//   %xp: [N,3,230,230] = Pad(%x, [0,0,4,4,0,0,2,2])
-//   %x6: [N,3,115,2,115,2] = Reshape(%xp, [0,3,115,2,115,2])
-//   %xt: [N,115,115,2,2,3] = Transpose(%x6) {perm=[0,2,4,3,5,1]}
-//   %xs: [N,115,115,12] = Reshape(%xt, [0,115,115,12])
-//   %xc: [N,115,115,16] = Pad(%xs, [0,0,0,0,0,0,0,4])
-//   %yn: [N,112,112,64] = kiln.FusedConv(%xc, %ws: [64,4,4,16], %b)
+//   %xp: [N,4,230,230] = Pad(%x, [0,0,4,4,0,1,2,2])
+//   %x6: [N,4,115,2,115,2] = Reshape(%xp, [0,4,115,2,115,2])
+//   %xt: [N,115,115,2,2,4] = Transpose(%x6) {perm=[0,2,4,3,5,1]}
+//   %xs: [N,115,115,16] = Reshape(%xt, [0,115,115,16])
+//   %yn: [N,112,112,64] = kiln.FusedConv(%xs, %ws: [64,4,4,16], %b)
 //                           {strides=[1,1], pads=[0,0,0,0], channels_last=1, activation="Relu"}
 //   %y: [N,64,112,112] = Transpose(%yn) {perm=[0,3,1,2]}
 // Runs before assign_conv_layout, whose transpose clean-up then joins %y's
@@ -98,11 +100,11 @@ Axis axis_of(int64_t len, int64_t k, int64_t p) {
   return a;
 }
 
-// W [k, c, r, s] as the blocks' weight [k, taps_h, taps_w, cp]: channel
-// (phase_h * 2 + phase_w) * c + ci, zero where the shifted tap is outside W
-// and in the padding channels up to cp.
-Tensor block_weight(const Tensor& w, const Stem& s, const Axis& ah, const Axis& aw, int64_t cp) {
-  Tensor out(w.dtype(), {s.k, ah.taps, aw.taps, cp});  // zero-filled
+// W [k, c, r, s] as the blocks' weight [k, taps_h, taps_w, 4 * cc]: channel
+// (phase_h * 2 + phase_w) * cc + ci, zero where the shifted tap is outside W
+// and in the padding channels ci >= c.
+Tensor block_weight(const Tensor& w, const Stem& s, const Axis& ah, const Axis& aw, int64_t cc) {
+  Tensor out(w.dtype(), {s.k, ah.taps, aw.taps, 4 * cc});  // zero-filled
   const size_t elem = dtype_storage_bytes(w.dtype(), 1);
   const char* src = static_cast<const char*>(w.raw());
   char* dst = static_cast<char*>(out.mutable_raw());
@@ -111,8 +113,8 @@ Tensor block_weight(const Tensor& w, const Stem& s, const Axis& ah, const Axis& 
       for (int64_t r = 0; r < s.r; ++r)
         for (int64_t q = 0; q < s.s; ++q) {
           const int64_t jh = r + ah.shift, jw = q + aw.shift;
-          const int64_t channel = ((jh % 2) * 2 + jw % 2) * s.c + ci;
-          const int64_t to = ((ko * ah.taps + jh / 2) * aw.taps + jw / 2) * cp + channel;
+          const int64_t channel = ((jh % 2) * 2 + jw % 2) * cc + ci;
+          const int64_t to = ((ko * ah.taps + jh / 2) * aw.taps + jw / 2) * 4 * cc + channel;
           const int64_t from = ((ko * s.c + ci) * s.r + r) * s.s + q;
           std::memcpy(dst + static_cast<size_t>(to) * elem, src + static_cast<size_t>(from) * elem, elem);
         }
@@ -140,26 +142,26 @@ Value* i64s(Graph& g, const std::string& name, std::vector<int64_t> v) {
 void rewrite(Graph& g, Node& n, const Stem& s, const Axis& ah, const Axis& aw) {
   Value* x = n.inputs[0];
   const Dim batch = (*pass_util::dims_of(x))[0];
-  const int64_t hb = ah.blocks, wb = aw.blocks, c4 = 4 * s.c, cp = round_up(c4, kMinChannels);
+  // 4 * cc = round_up(4 * c, kMinChannels): the block channels need no pad of their own.
+  static_assert(kMinChannels == 8, "cc = round_up(c, 2) makes 4 * cc a multiple of 8");
+  const int64_t hb = ah.blocks, wb = aw.blocks, cc = round_up(s.c, 2), c4 = 4 * cc;
   const std::string base = x->name + "_s2d";
-  Value* v = add_op(g, "Pad", {x, i64s(g, base + "_pads", {0, 0, ah.before, aw.before, 0, 0, ah.after, aw.after})},
-                    batch, {s.c, 2 * hb, 2 * wb}, base + "_padded");
-  v = add_op(g, "Reshape", {v, i64s(g, base + "_shape6", {0, s.c, hb, 2, wb, 2})}, batch, {s.c, hb, 2, wb, 2},
+  Value* v =
+      add_op(g, "Pad", {x, i64s(g, base + "_pads", {0, 0, ah.before, aw.before, 0, cc - s.c, ah.after, aw.after})},
+             batch, {cc, 2 * hb, 2 * wb}, base + "_padded");
+  v = add_op(g, "Reshape", {v, i64s(g, base + "_shape6", {0, cc, hb, 2, wb, 2})}, batch, {cc, hb, 2, wb, 2},
              base + "_6d");
   Node* t = g.add_node("Transpose");
   t->attrs["perm"] = Attribute::of_ints({0, 2, 4, 3, 5, 1});
   t->inputs = {v};
   v = g.add_value(g.unique_name(base + "_blocks6"),
-                  Type::tensor(x->type.dtype, Shape(Dims{batch, Dim(hb), Dim(wb), Dim(2), Dim(2), Dim(s.c)})));
+                  Type::tensor(x->type.dtype, Shape(Dims{batch, Dim(hb), Dim(wb), Dim(2), Dim(2), Dim(cc)})));
   t->outputs = {v};
   v->producer = t;
   v = add_op(g, "Reshape", {v, i64s(g, base + "_shape4", {0, hb, wb, c4})}, batch, {hb, wb, c4}, base + "_blocks");
-  if (cp != c4)
-    v = add_op(g, "Pad", {v, i64s(g, base + "_cpads", {0, 0, 0, 0, 0, 0, 0, cp - c4})}, batch, {hb, wb, cp},
-               base + "_c" + std::to_string(cp));
   n.inputs[0] = v;
   n.inputs[1] =
-      pass_util::add_constant(g, n.inputs[1]->name + "_s2d", block_weight(*n.inputs[1]->constant, s, ah, aw, cp));
+      pass_util::add_constant(g, n.inputs[1]->name + "_s2d", block_weight(*n.inputs[1]->constant, s, ah, aw, cc));
   if (n.domain.empty()) {
     n.op_type = "FusedConv";
     n.domain = "kiln";

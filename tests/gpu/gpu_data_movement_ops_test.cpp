@@ -67,6 +67,8 @@ TEST_F(GpuTest, TransposeConcatSplitMatchCpu) {
     same("Transpose", {x}, {}, name("Transpose", t, "default perm"));
     same("Transpose", {x}, {{"perm", Attribute::of_ints({0, 2, 1, 3})}}, name("Transpose", t));
     same("Transpose", {data(t, {37, 65})}, {{"perm", Attribute::of_ints({1, 0})}}, name("Transpose", t, "2-D"));
+    same("Transpose", {data(t, {2, 3, 7, 2, 5, 2})}, {{"perm", Attribute::of_ints({0, 2, 4, 3, 5, 1})}},
+         name("Transpose", t, "space-to-depth stem perm"));
     same("Concat", {data(t, {3, 2, 5}, 1), data(t, {3, 0, 5}, 2), data(t, {3, 7, 5}, 3)},
          {{"axis", Attribute::of_int(-2)}}, name("Concat", t, "with an empty input"));
     same("Concat", {data(t, {4}, 1), data(t, {9}, 2)}, {{"axis", Attribute::of_int(0)}}, name("Concat", t, "1-D"));
@@ -74,6 +76,14 @@ TEST_F(GpuTest, TransposeConcatSplitMatchCpu) {
     same("Split", {data(t, {7, 3})}, {{"num_outputs", Attribute::of_int(3)}}, name("Split", t, "uneven chunks"), 3);
     same("Split", {data(t, {2, 9})}, {{"axis", Attribute::of_int(-1)}}, name("Split", t, "two halves"), 2);
   }
+}
+
+TEST_F(GpuTest, TransposeLargerThanOneGridMatchesCpu) {
+  // [96,3,130*130] swapping the first two dims takes the general kernel; 4.9M
+  // f32 elements are over a million 16-byte vectors, more than the grid has
+  // threads, so threads loop.
+  same("Transpose", {data(DType::kF32, {96, 3, 130, 130})}, {{"perm", Attribute::of_ints({1, 0, 2, 3})}},
+       "Transpose f32 larger than one grid");
 }
 
 TEST_F(GpuTest, SliceMatchesCpuWithNegativeStepsAndClamping) {

@@ -52,13 +52,15 @@ TEST(SpaceToDepthStem, RunsAStride2StemAsAStride1LayerOverBlocksWithTheSameBytes
   PassContext ctx;
   ASSERT_TRUE(space_to_depth_stem(**g, ctx).is_ok());
   const std::string out = print_graph(**g);
-  // Output 6 x 7: 6 - 1 + 4 = 9 blocks high (11 + 4 before + 3 after), 10 wide (14 + 4 + 2).
-  EXPECT_NE(out.find("%x_s2d_padded: f16[2,3,18,20] = Pad(%x, %x_s2d_pads)"), std::string::npos) << out;
-  EXPECT_NE(out.find("%x_s2d_pads: i64[8] = const i64[8]{0,0,4,4,0,0,3,2}"), std::string::npos) << out;
-  EXPECT_NE(out.find("f16[2,9,10,2,2,3] = Transpose(%x_s2d_6d) {perm=[0,2,4,3,5,1]}"), std::string::npos) << out;
-  EXPECT_NE(out.find("%x_s2d_c16: f16[2,9,10,16] = Pad(%x_s2d_blocks, %x_s2d_cpads)"), std::string::npos) << out;
+  // Output 6 x 7: 6 - 1 + 4 = 9 blocks high (11 + 4 before + 3 after), 10 wide (14 + 4 + 2); the 3
+  // channels padded to 4 in the same Pad, so the blocks have 16 channels and no second Pad.
+  EXPECT_NE(out.find("%x_s2d_padded: f16[2,4,18,20] = Pad(%x, %x_s2d_pads)"), std::string::npos) << out;
+  EXPECT_NE(out.find("%x_s2d_pads: i64[8] = const i64[8]{0,0,4,4,0,1,3,2}"), std::string::npos) << out;
+  EXPECT_NE(out.find("f16[2,9,10,2,2,4] = Transpose(%x_s2d_6d) {perm=[0,2,4,3,5,1]}"), std::string::npos) << out;
+  EXPECT_NE(out.find("%x_s2d_blocks: f16[2,9,10,16] = Reshape("), std::string::npos) << out;
+  EXPECT_EQ(out.find("= Pad("), out.rfind("= Pad(")) << "one Pad\n" << out;
   EXPECT_NE(out.find("%w_s2d: f16[32,4,4,16]"), std::string::npos) << out;
-  EXPECT_NE(out.find("%y_nhwc: f16[2,6,7,32] = kiln.FusedConv(%x_s2d_c16, %w_s2d, %b) {activation=\"Relu\", "
+  EXPECT_NE(out.find("%y_nhwc: f16[2,6,7,32] = kiln.FusedConv(%x_s2d_blocks, %w_s2d, %b) {activation=\"Relu\", "
                      "channels_last=1, dilations=[1,1], kernel_shape=[4,4], pads=[0,0,0,0], strides=[1,1]}"),
             std::string::npos)
       << out;
@@ -68,6 +70,27 @@ TEST(SpaceToDepthStem, RunsAStride2StemAsAStride1LayerOverBlocksWithTheSameBytes
   const Tensor &b = (*before)[0].tensor, &a = (*after)[0].tensor;
   ASSERT_EQ(a.dims(), b.dims());
   EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << out;
+}
+
+TEST(SpaceToDepthStem, PadsOddChannelCountsToEvenInTheOnePadWithTheSameBytes) {
+  for (const auto& [c, blocks] : {std::pair<int64_t, int64_t>{1, 8}, {2, 8}, {5, 24}, {6, 24}}) {
+    auto g = parse_graph(stem("f16", c, 2));
+    ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+    const Tensor x = eighths_f16({2, c, 11, 14});
+    auto before = run_graph_on_cpu(**g, {RunValue::of(x)});
+    ASSERT_TRUE(before.is_ok()) << before.status().to_string();
+    PassContext ctx;
+    ASSERT_TRUE(space_to_depth_stem(**g, ctx).is_ok());
+    const std::string out = print_graph(**g);
+    EXPECT_NE(out.find(fmt::format("%x_s2d_padded: f16[2,{},18,20] = Pad(", blocks / 4)), std::string::npos) << out;
+    EXPECT_EQ(out.find("= Pad("), out.rfind("= Pad(")) << "one Pad\n" << out;
+    EXPECT_NE(out.find(fmt::format("%w_s2d: f16[32,4,4,{}]", blocks)), std::string::npos) << out;
+    auto after = run_graph_on_cpu(**g, {RunValue::of(x)});
+    ASSERT_TRUE(after.is_ok()) << after.status().to_string() << "\n" << out;
+    const Tensor &b = (*before)[0].tensor, &a = (*after)[0].tensor;
+    ASSERT_EQ(a.dims(), b.dims());
+    EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << "c " << c << "\n" << out;
+  }
 }
 
 TEST(SpaceToDepthStem, LeavesStride1WideInputsAndF32) {

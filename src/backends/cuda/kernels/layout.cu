@@ -1,6 +1,6 @@
-// Expand/Tile, Pad, DepthToSpace/SpaceToDepth, Trilu, ReverseSequence,
-// EyeLike and fills as index maps (index_map.cuh): one thread per output
-// element computes the input element it copies, or a fill.
+// Expand/Tile, DepthToSpace/SpaceToDepth, Trilu, ReverseSequence, EyeLike
+// and fills as index maps (index_map.cuh): one thread per output element
+// computes the input element it copies, or a fill. Pad is in pad.cu.
 #include <algorithm>
 
 #include "backends/cuda/kernels/index_map.cuh"
@@ -28,38 +28,6 @@ struct TileMap {
       const int64_t c = i % out_dims[d];
       i /= out_dims[d];
       off += (in_dims[d] == out_dims[d] ? c : c % in_dims[d]) * in_strides[d];
-    }
-    return off;
-  }
-};
-
-__device__ __forceinline__ int64_t pad_source(int64_t c, int64_t n, PadMode mode) {
-  if (c >= 0 && c < n) return c;
-  if (n <= 0) return -1;  // an empty axis has nothing to reflect, repeat or wrap
-  switch (mode) {
-    case PadMode::kConstant: return -1;
-    case PadMode::kEdge: return c < 0 ? 0 : n - 1;
-    case PadMode::kWrap: return ((c % n) + n) % n;
-    case PadMode::kReflect: {
-      if (n == 1) return 0;
-      const int64_t period = 2 * (n - 1), m = ((c % period) + period) % period;
-      return m < n ? m : period - m;
-    }
-  }
-  return -1;
-}
-
-struct PadMap {
-  int rank;
-  PadMode mode;
-  int64_t out_dims[kMaxRank], in_dims[kMaxRank], in_strides[kMaxRank], before[kMaxRank];
-  __device__ int64_t operator()(int64_t i) const {
-    int64_t off = 0;
-    for (int d = rank - 1; d >= 0; --d) {
-      const int64_t c = pad_source(i % out_dims[d] - before[d], in_dims[d], mode);
-      if (c < 0) return kFill;
-      i /= out_dims[d];
-      off += c * in_strides[d];
     }
     return off;
   }
@@ -148,25 +116,6 @@ Status launch_tile(const TileParams& p, cudaStream_t stream) {
     m.in_dims[d] = p.in_dims[d];
   }
   return launch_map_copy(p.elem_size, p.x, p.y, n, m, "tile_kernel", {}, {}, stream);
-}
-
-Status launch_pad(const PadParams& p, cudaStream_t stream) {
-  const size_t rank = p.out_dims.size();
-  if (p.in_dims.size() != rank || p.before.size() != rank)
-    return invalid_argument("pad: in_dims, out_dims and before need one entry per dim ({})", rank);
-  KILN_RETURN_IF_ERROR(check_rank("pad", rank));
-  const int64_t n = product(p.out_dims, 0, rank);
-  if (n == 0) return Status::ok();
-  PadMap m{};
-  m.rank = static_cast<int>(rank);
-  m.mode = p.mode;
-  row_major_strides(p.in_dims, m.in_strides);
-  for (size_t d = 0; d < rank; ++d) {
-    m.out_dims[d] = p.out_dims[d];
-    m.in_dims[d] = p.in_dims[d];
-    m.before[d] = p.before[d];
-  }
-  return launch_map_copy(p.elem_size, p.x, p.y, n, m, "pad_kernel", p.fill, {}, stream);
 }
 
 Status launch_depth_space(const DepthSpaceParams& p, cudaStream_t stream) {

@@ -7,7 +7,7 @@
 // the 3 channels of an image going NCHW -> NHWC): a 32x32 tile would then
 // idle all but a few of its rows, so each thread moves one whole narrow line
 // instead. Any other permutation takes the general strided kernel (one
-// thread per output element).
+// thread per 16 bytes of output, stepping its input offset per element).
 #include <algorithm>
 
 #include "backends/cuda/kernels/common.cuh"
@@ -61,23 +61,96 @@ __global__ void transpose_narrow_kernel(const E* __restrict__ x, E* __restrict__
   }
 }
 
+// The general kernel's index math is in I: uint32_t when the tensor has
+// fewer than 2^31 elements (a 64-bit division costs several 32-bit ones),
+// int64_t otherwise.
+template <typename I>
 struct PermGeometry {
   int rank;
-  int64_t out_dims[kMaxRank];
-  int64_t in_strides[kMaxRank];  // x stride of output dim d
+  I out_dims[kMaxRank];
+  I in_strides[kMaxRank];  // x stride of output dim d
+  I wrap[kMaxRank];        // out_dims[d] * in_strides[d]: what a carry out of dim d takes back
 };
 
-template <typename E>
-__global__ void transpose_general_kernel(const E* __restrict__ x, E* __restrict__ y, int64_t n, PermGeometry g) {
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    int64_t rest = i, off = 0;
-    for (int d = g.rank - 1; d >= 0; --d) {
-      off += rest % g.out_dims[d] * g.in_strides[d];
-      rest /= g.out_dims[d];
+template <typename E, int V>
+struct alignas(sizeof(E) * V) OutVec {
+  E e[V];
+};
+
+// Thread t writes output elements [t*V, t*V + V) with one store (y is
+// aligned to sizeof(E)*V): it divides its first index into coordinates once,
+// then steps them like an odometer (a carry per wrapped dim) instead of
+// dividing again for every element. The coordinates are indexed by unrolled
+// loops only, so they stay in registers.
+template <typename E, int V, typename I>
+__global__ void transpose_general_kernel(const E* __restrict__ x, E* __restrict__ y, I n, PermGeometry<I> g) {
+  const I vectors = (n + V - 1) / V, stride = I(gridDim.x) * I(blockDim.x);
+  for (I t = I(blockIdx.x) * I(blockDim.x) + I(threadIdx.x); t < vectors; t += stride) {
+    const I i0 = t * V;
+    I c[kMaxRank] = {};
+    I rest = i0, off = 0;
+#pragma unroll
+    for (int d = kMaxRank - 1; d > 0; --d) {
+      if (d < g.rank) {
+        const I q = rest / g.out_dims[d];
+        c[d] = rest - q * g.out_dims[d];
+        off += c[d] * g.in_strides[d];
+        rest = q;
+      }
     }
-    y[i] = x[off];
+    off += rest * g.in_strides[0];  // rest < out_dims[0]: no division
+    OutVec<E, V> v;
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      v.e[k] = i0 + I(k) < n ? x[off] : E{};
+      if (k + 1 == V) break;
+#pragma unroll
+      for (int d = kMaxRank - 1; d >= 0; --d) {
+        if (d >= g.rank) continue;
+        off += g.in_strides[d];
+        if (d == 0 || ++c[d] < g.out_dims[d]) break;  // past the last element only at the tail, never read
+        c[d] = 0;
+        off -= g.wrap[d];
+      }
+    }
+    if (i0 + I(V) <= n) {
+      *reinterpret_cast<OutVec<E, V>*>(y + i0) = v;
+    } else {
+      for (int k = 0; k < V && i0 + I(k) < n; ++k) y[i0 + k] = v.e[k];
+    }
   }
+}
+
+template <typename E, int V, typename I>
+void launch_transpose_general_as(const E* x, E* y, int64_t n, const std::vector<int64_t>& dims,
+                                 const std::vector<int64_t>& perm, cudaStream_t stream) {
+  PermGeometry<I> g{};
+  g.rank = static_cast<int>(dims.size());
+  std::vector<int64_t> strides(dims.size());
+  int64_t s = 1;
+  for (size_t d = dims.size(); d-- > 0;) strides[d] = s, s *= dims[d];
+  for (size_t d = 0; d < dims.size(); ++d) {
+    const int64_t out = dims[static_cast<size_t>(perm[d])], in_stride = strides[static_cast<size_t>(perm[d])];
+    g.out_dims[d] = static_cast<I>(out);
+    g.in_strides[d] = static_cast<I>(in_stride);
+    g.wrap[d] = static_cast<I>(out * in_stride);
+  }
+  constexpr int kBlock = 256;
+  transpose_general_kernel<E, V, I>
+      <<<grid_for((n + V - 1) / V, kBlock), kBlock, 0, stream>>>(x, y, static_cast<I>(n), g);
+}
+
+template <typename E>
+void launch_transpose_general(const E* x, E* y, int64_t n, const std::vector<int64_t>& dims,
+                              const std::vector<int64_t>& perm, cudaStream_t stream) {
+  constexpr int kVec = 16 / static_cast<int>(sizeof(E));
+  const bool small = n < (int64_t(1) << 31);
+  if (aligned16(y))
+    small ? launch_transpose_general_as<E, kVec, uint32_t>(x, y, n, dims, perm, stream)
+          : launch_transpose_general_as<E, kVec, int64_t>(x, y, n, dims, perm, stream);
+  else
+    small ? launch_transpose_general_as<E, 1, uint32_t>(x, y, n, dims, perm, stream)
+          : launch_transpose_general_as<E, 1, int64_t>(x, y, n, dims, perm, stream);
 }
 
 // Drops size-1 dims and merges x dims a, a+1 that are also adjacent in perm.
@@ -140,17 +213,7 @@ Status run_transpose(const TransposeParams& p, const std::vector<int64_t>& dims,
     transpose_tiled_kernel<E><<<grid, dim3(kTile, kTileRows), 0, stream>>>(x, y, rows, cols);
     return last_launch_status("transpose_tiled_kernel");
   }
-  PermGeometry g{};
-  g.rank = static_cast<int>(r);
-  std::vector<int64_t> strides(r);
-  int64_t s = 1;
-  for (size_t d = r; d-- > 0;) strides[d] = s, s *= dims[d];
-  for (size_t d = 0; d < r; ++d) {
-    g.out_dims[d] = dims[static_cast<size_t>(perm[d])];
-    g.in_strides[d] = strides[static_cast<size_t>(perm[d])];
-  }
-  constexpr int kBlock = 256;
-  transpose_general_kernel<E><<<grid_for(n, kBlock), kBlock, 0, stream>>>(x, y, n, g);
+  launch_transpose_general<E>(x, y, n, dims, perm, stream);
   return last_launch_status("transpose_general_kernel");
 }
 
