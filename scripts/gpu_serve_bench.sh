@@ -9,12 +9,22 @@
 # overhead at the median: client p50 - the server's compute time), ResNet-50
 # at concurrency 64, and `kiln bench` of the server's ResNet-50 engine at the
 # batch size the batcher formed. Prints "serve ..." lines for the summary.
-#   SERVE_INTERVAL_MS  kiln perf's measurement interval (default 5000)
+# kiln perf measures windows until the last 3 agree within 10% (else its
+# lines say "unstable after N windows"); ResNet-50 first gets warm-up
+# requests, as each new batch size the batcher forms costs the GPU runner
+# new plans, and more windows.
+#   SERVE_INTERVAL_MS       kiln perf's measurement interval (default 5000)
+#   SERVE_MAX_TRIALS        its windows per level at most (default 10)
+#   SERVE_RESNET_MAX_TRIALS the same for ResNet-50 (default 20)
+#   SERVE_RESNET_WARMUP     ResNet-50's warm-up requests (default 640: 10 per client)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 kiln=$(realpath "$1")
 out=$2
 interval=${SERVE_INTERVAL_MS:-5000}
+trials=${SERVE_MAX_TRIALS:-10}
+resnet_trials=${SERVE_RESNET_MAX_TRIALS:-20}
+resnet_warmup=${SERVE_RESNET_WARMUP:-640}
 work=/tmp/kiln-serve
 rm -rf "$work"
 mkdir -p "$work/models/tiny_cnn/1" "$work/models/resnet50/1"
@@ -91,34 +101,40 @@ diff = float(np.abs(have - want).max())
 print(f"serve tiny_cnn gpu check   max abs diff {diff:.2e} vs onnxruntime: {'ok' if diff < 1e-3 else 'FAILED'}")
 EOF
 
-perf() {  # tag, args...
+perf() {  # tag, args...; PERF_TRIALS=N perf ... for other than $trials windows at most
   local tag=$1
   shift
-  "$kiln" perf --measurement-interval "$interval" "$@" >"$out/perf_$tag.txt" 2>&1
+  "$kiln" perf --measurement-interval "$interval" --max-trials "${PERF_TRIALS:-$trials}" "$@" >"$out/perf_$tag.txt" 2>&1
   local rc=$?
-  grep -E "client|server|Concurrency:|first error" "$out/perf_$tag.txt" | sed "s/^/  [$tag] /"
+  grep -E "client|server|Concurrency:|first error|stable after|warm-up" "$out/perf_$tag.txt" | sed "s/^/  [$tag] /"
   return $rc
 }
 field() { grep -oE -- "$2" "$out/perf_$1.txt" | head -1 | grep -oE -- '-?[0-9.]+' | tail -1; }
+# "", or " (unstable after N windows)" when the windows never agreed.
+unstable() { grep -oE "unstable after [0-9]+ windows" "$out/perf_$1.txt" | head -1 | sed 's/.*/ (&)/'; }
 
 for proto in http grpc; do
   url=$http
   [[ $proto == grpc ]] && url=$grpc
   [[ -n $url ]] || { echo "serve tiny_cnn c1 $proto       SKIPPED (no gRPC)"; continue; }
   perf "tiny_$proto" -m tiny_cnn -u "$url" -i "$proto" --concurrency-range 1 ${metrics:+--metrics-url "$metrics"}
-  printf 'serve tiny_cnn c1 %-9s p50 %s us, server overhead %s us at the median (compute %s us); kiln timestamps p50 %s us\n' \
+  printf 'serve tiny_cnn c1 %-9s p50 %s us, server overhead %s us at the median (compute %s us); kiln timestamps p50 %s us%s\n' \
     "$proto" "$(field "tiny_$proto" 'p50 [0-9]+ us')" "$(field "tiny_$proto" '[-0-9]+ us at the median')" \
-    "$(field "tiny_$proto" 'compute [0-9]+\)')" "$(field "tiny_$proto" 'engine run\): p50 [0-9.]+')"
+    "$(field "tiny_$proto" 'compute [0-9]+\)')" "$(field "tiny_$proto" 'engine run\): p50 [0-9.]+')" \
+    "$(unstable "tiny_$proto")"
 done
 
 for proto in http grpc; do
   url=$http
   [[ $proto == grpc ]] && url=$grpc
   [[ -n $url ]] || continue
-  perf "resnet50_$proto" -m resnet50 -u "$url" -i "$proto" --concurrency-range 64
+  PERF_TRIALS=$resnet_trials perf "resnet50_$proto" -m resnet50 -u "$url" -i "$proto" --concurrency-range 64 \
+    --warmup-request-count "$resnet_warmup"
   thr=$(field "resnet50_$proto" 'throughput: [0-9.]+ infer/sec')
   batch=$(field "resnet50_$proto" 'avg batch [0-9.]+')
-  printf 'serve resnet50 fp16 c64 %-4s %s infer/s, avg batch %s\n' "$proto" "${thr:-FAILED}" "${batch:-?}"
+  warm=$(field "resnet50_$proto" 'warm-up: [0-9]+ requests in [0-9.]+')
+  printf 'serve resnet50 fp16 c64 %-4s %s infer/s, avg batch %s (warm-up %s s)%s\n' "$proto" "${thr:-FAILED}" \
+    "${batch:-?}" "${warm:-?}" "$(unstable "resnet50_$proto")"
   eval "thr_$proto=${thr:-0} batch_$proto=${batch:-0}"
 done
 

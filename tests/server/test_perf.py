@@ -1,6 +1,7 @@
 """kiln perf, the load generator, briefly against a served model over HTTP and
-gRPC: non-zero throughput, zero errors, the server's breakdown, and precise
-errors for what it cannot send."""
+gRPC: non-zero throughput, zero errors, the server's breakdown, measurement
+windows until stable (perf_analyzer's rule), and precise errors for what it
+cannot send."""
 import re
 import subprocess
 
@@ -13,13 +14,19 @@ def perf(*args):
     return subprocess.run([KILN, "perf", *args], capture_output=True, text=True, timeout=120)
 
 
+# The windows of a busy test machine differ by more than perf_analyzer's 10%:
+# tests of the report accept any spread (the stability rule has unit tests in
+# tests/unit/perf_windows_test.cpp and the tests below).
+ANY_SPREAD = ("--stability-percentage", "1000")
+
+
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_reports_throughput_latency_and_server_breakdown(server, protocol):
     url = server.url if protocol == "http" else server.grpc_url
     if url is None:
         pytest.skip("this kiln was built without gRPC")
     run = perf("-m", "add_sub", "-u", url, "-i", protocol, "-b", "2", "--concurrency-range", "1:2",
-               "--measurement-interval", "500", "--percentile", "95")
+               "--measurement-interval", "500", "--percentile", "95", *ANY_SPREAD)
     assert run.returncode == 0, run.stdout + run.stderr
     out = run.stdout
     assert "inputs (random): INPUT0 FP32 [2,4], INPUT1 FP32 [2,4]" in out
@@ -37,12 +44,13 @@ def test_server_overhead_from_its_metrics(server):
     if server.metrics_port is None:
         pytest.skip("no metrics port")
     run = perf("-m", "add_sub", "-u", server.url, "--measurement-interval", "500",
-               "--metrics-url", f"127.0.0.1:{server.metrics_port}")
+               "--metrics-url", f"127.0.0.1:{server.metrics_port}", *ANY_SPREAD)
     assert run.returncode == 0, run.stdout + run.stderr
     m = re.search(r"server overhead \(kiln's timestamps: queue and copies, without the engine run\): "
                   r"p50 ([0-9.]+) us, p99 ([0-9.]+) us", run.stdout)
     assert m and 0 < float(m.group(1)) <= float(m.group(2)), run.stdout
-    run = perf("-m", "add_sub", "-u", server.url, "--measurement-interval", "200", "--metrics-url", "127.0.0.1:1")
+    run = perf("-m", "add_sub", "-u", server.url, "--measurement-interval", "200", "--metrics-url", "127.0.0.1:1",
+               *ANY_SPREAD)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "server overhead: GET 127.0.0.1:1/metrics: Connection refused" in run.stdout
 
@@ -51,7 +59,8 @@ def test_dynamic_dims_need_shape(server):
     run = perf("-m", "identity_i64", "-u", server.url, "--measurement-interval", "200")
     assert run.returncode == 2
     assert run.stderr == ("kiln perf: input 'ids' has dynamic dims [-1]: give them with --shape ids:D1,D2,...\n")
-    run = perf("-m", "identity_i64", "-u", server.url, "--measurement-interval", "200", "--shape", "ids:7")
+    run = perf("-m", "identity_i64", "-u", server.url, "--measurement-interval", "200", "--shape", "ids:7",
+               *ANY_SPREAD)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "inputs (random): ids INT64 [1,7]" in run.stdout
 
@@ -63,3 +72,61 @@ def test_unknown_model_and_bad_range(server):
     run = perf("-m", "add_sub", "-u", server.url, "--concurrency-range", "4:2")
     assert run.returncode == 2
     assert run.stderr == "kiln perf: --concurrency-range '4:2': the end is below the start\n"
+
+
+def window_requests(out):
+    return [int(n) for n in re.findall(r"^  window [0-9]+: ([0-9]+) requests in ", out, re.M)]
+
+
+def test_windows_repeat_until_the_last_three_agree(server):
+    run = perf("-m", "add_sub", "-u", server.url, "--measurement-interval", "200", "--max-trials", "6", *ANY_SPREAD)
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = run.stdout
+    counts = window_requests(out)
+    assert len(counts) == 3 and min(counts) > 0, out
+    assert "  stable after 3 windows; the figures of windows 1-3:\n" in out
+    m = re.search(r"client: ([0-9]+) requests in ([0-9.]+) s, 0 errors", out)
+    assert m and int(m.group(1)) == sum(counts), out
+    assert 0.59 < float(m.group(2)) < 1.0, out
+
+
+def test_unstable_windows_still_report_and_fail(server):
+    """--stability-percentage 0 needs three equal windows, which time never gives."""
+    run = perf("-m", "add_sub", "-u", server.url, "--measurement-interval", "200", "--max-trials", "4",
+               "--stability-percentage", "0")
+    assert run.returncode == 1, run.stdout + run.stderr
+    out = run.stdout
+    counts = window_requests(out)
+    assert len(counts) == 4, out
+    assert ("  unstable after 4 windows (the last 3 not within 0% in throughput and p50 latency; a longer "
+            "--measurement-interval or more --max-trials may help); the figures of windows 2-4:\n") in out
+    m = re.search(r"client: ([0-9]+) requests in", out)
+    assert m and int(m.group(1)) == sum(counts[1:]), out
+    assert re.search(r"^Concurrency: 1, throughput: [0-9.]+ infer/sec, latency [0-9]+ usec$", out, re.M), out
+    assert run.stderr == "kiln perf: concurrency 1: no stable measurement within 4 windows of 200 ms\n"
+
+
+def test_a_window_without_completions_is_never_stable(server):
+    """batcher holds a lone request 200 ms: one client completes at most one
+    request per 200 ms, so some 100 ms windows are empty, however wide the
+    stability percentage; a request counts in the window where it completes."""
+    run = perf("-m", "batcher", "-u", server.url, "--measurement-interval", "100", "--max-trials", "4", *ANY_SPREAD)
+    assert run.returncode == 1, run.stdout + run.stderr
+    counts = window_requests(run.stdout)
+    assert len(counts) == 4 and 0 in counts and 1 <= sum(counts) <= 3, run.stdout
+    assert "  unstable after 4 windows" in run.stdout
+
+
+def test_warmup_requests_come_first(server):
+    run = perf("-m", "add_sub", "-u", server.url, "--measurement-interval", "200", "--concurrency-range", "4",
+               "--warmup-request-count", "40", *ANY_SPREAD)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.search(r"^Concurrency 4:\n  warm-up: 40 requests in [0-9.]+ s\n  window 1: ", run.stdout, re.M), run.stdout
+
+
+def test_bad_window_options(server):
+    for args in (("--max-trials", "0"), ("--stability-percentage", "-1"), ("--warmup-request-count", "-5")):
+        run = perf("-m", "add_sub", "-u", server.url, *args)
+        assert run.returncode == 2, args
+        assert run.stderr == ("kiln perf: --max-trials must be positive, --stability-percentage and "
+                              "--warmup-request-count not negative\n"), args

@@ -1,32 +1,30 @@
 // kiln perf -m MODEL: a load generator for a KServe v2 server (kiln serve or
 // Triton) with perf_analyzer's flag names: -u URL, -i http|grpc, -b BATCH,
 // --concurrency-range N[:M[:STEP]], --shape NAME:D1,D2, --measurement-interval
-// MS, --percentile P. Each concurrent client sends one request at a time with
+// MS, --stability-percentage P, --max-trials N, --warmup-request-count N,
+// --percentile P. Each concurrent client sends one request at a time with
 // random inputs (HTTP/1.1 keep-alive with binary tensor data, or gRPC with raw
-// contents, one connection per client); after a warmup it counts the requests
-// that finish within the measurement interval. It prints the throughput, the
-// client latency percentiles and the server's own breakdown from the
-// statistics endpoint (queue, compute input/infer/output per request), and
-// "server overhead = client latency - compute time".
+// contents, one connection per client). Per concurrency level, after the
+// warm-up requests and a fifth of an interval unmeasured, it measures windows
+// of the interval (a request counts in the window where it completes) until
+// the last 3 agree within the stability percentage in throughput and latency,
+// or --max-trials windows, as perf_analyzer does. It prints the throughput,
+// the client latency percentiles and the server's own breakdown from the
+// statistics endpoint (queue, compute input/infer/output per request) over
+// those 3 windows, and "server overhead = client latency - compute time".
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <atomic>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
-#include <map>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,53 +32,20 @@
 #include "bench_stats.h"
 #include "commands.h"
 #include "kiln/status.h"
-
-#ifdef KILN_WITH_GRPC
-#include <grpcpp/grpcpp.h>
-
-#include "grpc_service.grpc.pb.h"
-#endif
+#include "perf_client.h"
+#include "perf_windows.h"
 
 namespace kiln::cli {
 namespace {
 
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
-using json = nlohmann::json;
+using kserve::Client;
+using kserve::make_client;
+using kserve::ModelInfo;
+using kserve::overhead_buckets;
+using kserve::PerfOptions;
+using kserve::ServerStats;
+using kserve::TensorInfo;
 using Clock = std::chrono::steady_clock;
-
-struct PerfOptions {
-  std::string model;
-  std::string version;
-  std::string url;
-  std::string protocol = "http";
-  int64_t batch = 1;
-  std::string concurrency = "1";
-  std::vector<std::string> shapes;
-  int interval_ms = 5000;
-  int percentile = 0;       // 0: the summary line gives the average latency
-  std::string metrics_url;  // HOST:PORT of /metrics: the server's overhead quantiles
-};
-
-struct TensorInfo {
-  std::string name;
-  std::string datatype;
-  std::vector<int64_t> shape;
-};
-
-struct ModelInfo {
-  std::vector<TensorInfo> inputs, outputs;
-  int64_t max_batch_size = 0;
-};
-
-// The server's cumulative statistics of the model (StatisticDuration ns).
-struct ServerStats {
-  uint64_t success = 0, fail = 0;
-  uint64_t success_ns = 0, queue_ns = 0, input_ns = 0, infer_ns = 0, output_ns = 0;
-  uint64_t inference_count = 0, execution_count = 0;
-};
 
 Status fail(std::string m) { return Status(ErrorCode::kInvalidArgument, std::move(m)); }
 
@@ -130,276 +95,6 @@ std::string dims_text(const std::vector<int64_t>& d) {
   std::string s;
   for (size_t i = 0; i < d.size(); ++i) s += (i ? "," : "") + std::to_string(d[i]);
   return "[" + s + "]";
-}
-
-// One connection to the server. Made and used by one thread.
-class Client {
- public:
-  virtual ~Client() = default;
-  virtual Status connect() = 0;
-  virtual Expected<ModelInfo> model_info() = 0;
-  virtual Expected<ServerStats> stats() = 0;
-  // The request every infer() sends: these inputs (shape with the batch dim)
-  // and every output.
-  virtual void prepare(const ModelInfo& info, const std::vector<TensorInfo>& inputs,
-                       const std::vector<std::vector<uint8_t>>& data) = 0;
-  virtual Status infer() = 0;
-};
-
-// ---- HTTP/1.1 with keep-alive (Boost.Beast, synchronous)
-
-class HttpClient final : public Client {
- public:
-  HttpClient(std::string host, std::string port, const PerfOptions& o)
-      : host_(std::move(host)), port_(std::move(port)), stream_(ioc_) {
-    base_ = "/v2/models/" + o.model + (o.version.empty() ? "" : "/versions/" + o.version);
-  }
-
-  Status connect() override {
-    beast::error_code ec;
-    tcp::resolver resolver(ioc_);
-    auto results = resolver.resolve(host_, port_, ec);
-    if (ec) return fail("cannot resolve " + host_ + ":" + port_ + ": " + ec.message());
-    stream_.connect(results, ec);
-    if (ec) return fail("cannot connect to " + host_ + ":" + port_ + ": " + ec.message());
-    stream_.socket().set_option(tcp::no_delay(true), ec);
-    return Status::ok();
-  }
-
-  Expected<ModelInfo> model_info() override {
-    auto meta = get_json(base_);
-    if (!meta) return meta.status();
-    auto config = get_json(base_ + "/config");
-    if (!config) return config.status();
-    ModelInfo info;
-    try {
-      for (const char* kind : {"inputs", "outputs"})
-        for (const auto& t : (*meta)[kind]) {
-          TensorInfo ti{t.at("name").get<std::string>(), t.at("datatype").get<std::string>(),
-                        t.at("shape").get<std::vector<int64_t>>()};
-          (std::string(kind) == "inputs" ? info.inputs : info.outputs).push_back(ti);
-        }
-      if (config->contains("max_batch_size")) info.max_batch_size = config->at("max_batch_size").get<int64_t>();
-    } catch (const json::exception& e) {
-      return fail(std::string("model metadata: ") + e.what());
-    }
-    return info;
-  }
-
-  Expected<ServerStats> stats() override {
-    auto j = get_json(base_ + "/stats");
-    if (!j) return j.status();
-    ServerStats s;
-    try {
-      for (const auto& m : j->at("model_stats")) {
-        const auto& is = m.at("inference_stats");
-        auto ns = [&](const char* k) { return is.at(k).at("ns").get<uint64_t>(); };
-        s.success += is.at("success").at("count").get<uint64_t>();
-        s.fail += is.at("fail").at("count").get<uint64_t>();
-        s.success_ns += ns("success");
-        s.queue_ns += ns("queue");
-        s.input_ns += ns("compute_input");
-        s.infer_ns += ns("compute_infer");
-        s.output_ns += ns("compute_output");
-        s.inference_count += m.at("inference_count").get<uint64_t>();
-        s.execution_count += m.at("execution_count").get<uint64_t>();
-      }
-    } catch (const json::exception& e) {
-      return fail(std::string("statistics: ") + e.what());
-    }
-    return s;
-  }
-
-  void prepare(const ModelInfo& info, const std::vector<TensorInfo>& inputs,
-               const std::vector<std::vector<uint8_t>>& data) override {
-    json header = {{"inputs", json::array()}, {"outputs", json::array()}};
-    for (size_t i = 0; i < inputs.size(); ++i)
-      header["inputs"].push_back({{"name", inputs[i].name},
-                                  {"shape", inputs[i].shape},
-                                  {"datatype", inputs[i].datatype},
-                                  {"parameters", {{"binary_data_size", data[i].size()}}}});
-    for (const auto& o : info.outputs)
-      header["outputs"].push_back({{"name", o.name}, {"parameters", {{"binary_data", true}}}});
-    std::string body = header.dump();
-    header_length_ = std::to_string(body.size());
-    for (const auto& d : data) body.append(reinterpret_cast<const char*>(d.data()), d.size());
-    infer_ = http::request<http::string_body>(http::verb::post, base_ + "/infer", 11);
-    infer_.set(http::field::host, host_);
-    infer_.set(http::field::content_type, "application/octet-stream");
-    infer_.set("Inference-Header-Content-Length", header_length_);
-    infer_.keep_alive(true);
-    infer_.body() = std::move(body);
-    infer_.prepare_payload();
-  }
-
-  Status infer() override {
-    auto r = exchange(infer_);
-    if (!r) return r.status();
-    if (r->result_int() != 200) return fail("HTTP " + std::to_string(r->result_int()) + ": " + r->body());
-    return Status::ok();
-  }
-
- private:
-  Expected<http::response<http::string_body>> exchange(const http::request<http::string_body>& req) {
-    beast::error_code ec;
-    // A connection the server closed (idle timeout) is opened again once.
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      http::write(stream_, req, ec);
-      http::response<http::string_body> res;
-      if (!ec) {
-        buffer_.clear();
-        http::response_parser<http::string_body> parser;
-        parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-        http::read(stream_, buffer_, parser, ec);
-        if (!ec) return parser.release();
-      }
-      if (attempt == 0) {
-        stream_.socket().close(ec);
-        Status st = connect();
-        if (!st.is_ok()) return st;
-      }
-    }
-    return fail("HTTP request failed: " + ec.message());
-  }
-
-  Expected<json> get_json(const std::string& target) {
-    http::request<http::string_body> req(http::verb::get, target, 11);
-    req.set(http::field::host, host_);
-    req.keep_alive(true);
-    auto r = exchange(req);
-    if (!r) return r.status();
-    json j = json::parse(r->body(), nullptr, false);
-    if (r->result_int() != 200) {
-      std::string m = j.is_object() && j.contains("error") ? j["error"].dump() : r->body();
-      return fail("GET " + target + ": HTTP " + std::to_string(r->result_int()) + ": " + m);
-    }
-    if (j.is_discarded()) return fail("GET " + target + ": the answer is not JSON");
-    return j;
-  }
-
-  std::string host_, port_, base_, header_length_;
-  net::io_context ioc_;
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-  http::request<http::string_body> infer_;
-};
-
-// ---- gRPC (inference.GRPCInferenceService)
-
-#ifdef KILN_WITH_GRPC
-class GrpcClient final : public Client {
- public:
-  GrpcClient(std::string url, const PerfOptions& o, int index) : url_(std::move(url)), o_(o), index_(index) {}
-
-  Status connect() override {
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(-1);
-    args.SetMaxSendMessageSize(-1);
-    // A distinct argument per client: its own connection, not a shared one.
-    args.SetInt("kiln.perf.client", index_);
-    channel_ = grpc::CreateCustomChannel(url_, grpc::InsecureChannelCredentials(), args);
-    stub_ = inference::GRPCInferenceService::NewStub(channel_);
-    if (!channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10)))
-      return fail("cannot connect to " + url_ + " (gRPC)");
-    return Status::ok();
-  }
-
-  Expected<ModelInfo> model_info() override {
-    inference::ModelMetadataRequest req;
-    req.set_name(o_.model);
-    req.set_version(o_.version);
-    inference::ModelMetadataResponse meta;
-    grpc::ClientContext c1;
-    grpc::Status st = stub_->ModelMetadata(&c1, req, &meta);
-    if (!st.ok()) return fail("ModelMetadata: " + st.error_message());
-    ModelInfo info;
-    for (const auto& t : meta.inputs())
-      info.inputs.push_back({t.name(), t.datatype(), {t.shape().begin(), t.shape().end()}});
-    for (const auto& t : meta.outputs())
-      info.outputs.push_back({t.name(), t.datatype(), {t.shape().begin(), t.shape().end()}});
-    inference::ModelConfigRequest creq;
-    creq.set_name(o_.model);
-    creq.set_version(o_.version);
-    inference::ModelConfigResponse config;
-    grpc::ClientContext c2;
-    st = stub_->ModelConfig(&c2, creq, &config);
-    if (!st.ok()) return fail("ModelConfig: " + st.error_message());
-    info.max_batch_size = config.config().max_batch_size();
-    return info;
-  }
-
-  Expected<ServerStats> stats() override {
-    inference::ModelStatisticsRequest req;
-    req.set_name(o_.model);
-    req.set_version(o_.version);
-    inference::ModelStatisticsResponse res;
-    grpc::ClientContext c;
-    grpc::Status st = stub_->ModelStatistics(&c, req, &res);
-    if (!st.ok()) return fail("ModelStatistics: " + st.error_message());
-    ServerStats s;
-    for (const auto& m : res.model_stats()) {
-      const auto& is = m.inference_stats();
-      s.success += is.success().count();
-      s.fail += is.fail().count();
-      s.success_ns += is.success().ns();
-      s.queue_ns += is.queue().ns();
-      s.input_ns += is.compute_input().ns();
-      s.infer_ns += is.compute_infer().ns();
-      s.output_ns += is.compute_output().ns();
-      s.inference_count += m.inference_count();
-      s.execution_count += m.execution_count();
-    }
-    return s;
-  }
-
-  void prepare(const ModelInfo& info, const std::vector<TensorInfo>& inputs,
-               const std::vector<std::vector<uint8_t>>& data) override {
-    request_.Clear();
-    request_.set_model_name(o_.model);
-    request_.set_model_version(o_.version);
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      auto* t = request_.add_inputs();
-      t->set_name(inputs[i].name);
-      t->set_datatype(inputs[i].datatype);
-      for (int64_t d : inputs[i].shape) t->add_shape(d);
-      request_.add_raw_input_contents(reinterpret_cast<const char*>(data[i].data()), data[i].size());
-    }
-    for (const auto& o : info.outputs) request_.add_outputs()->set_name(o.name);
-  }
-
-  Status infer() override {
-    inference::ModelInferResponse res;
-    grpc::ClientContext c;
-    grpc::Status st = stub_->ModelInfer(&c, request_, &res);
-    if (!st.ok()) return fail("gRPC " + std::to_string(st.error_code()) + ": " + st.error_message());
-    return Status::ok();
-  }
-
- private:
-  std::string url_;
-  const PerfOptions& o_;
-  int index_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<inference::GRPCInferenceService::Stub> stub_;
-  inference::ModelInferRequest request_;
-};
-#endif
-
-Expected<std::unique_ptr<Client>> make_client(const PerfOptions& o, int index) {
-  std::string url = o.url;
-  for (const char* scheme : {"http://", "grpc://"})
-    if (url.rfind(scheme, 0) == 0) url = url.substr(std::strlen(scheme));
-  if (o.protocol == "grpc") {
-#ifdef KILN_WITH_GRPC
-    return std::unique_ptr<Client>(std::make_unique<GrpcClient>(url.empty() ? "localhost:8001" : url, o, index));
-#else
-    return fail("-i grpc: this kiln was built without gRPC (needs libgrpc++-dev at build time)");
-#endif
-  }
-  if (url.empty()) url = "localhost:8000";
-  auto colon = url.rfind(':');
-  if (colon == std::string::npos) return fail("-u '" + o.url + "': expected HOST:PORT");
-  return std::unique_ptr<Client>(std::make_unique<HttpClient>(url.substr(0, colon), url.substr(colon + 1), o));
 }
 
 // The concurrency levels of N[:M[:STEP]].
@@ -481,56 +176,22 @@ Expected<std::vector<TensorInfo>> request_inputs(const ModelInfo& info, const Pe
 
 struct LevelResult {
   int concurrency = 0;
+  // The reported windows (the stable ones, else the last ones).
   uint64_t requests = 0, errors = 0;
   double seconds = 0;
   std::vector<double> latencies_us;  // sorted
-  std::string first_error;
-  ServerStats server;  // the interval's difference
+  ServerStats server;                // their difference
   bool have_server = false;
-  // The server's overhead quantiles over the interval (--metrics-url), us.
+  // The server's overhead quantiles over them (--metrics-url), us.
   bool have_overhead = false;
   double overhead_p50 = 0, overhead_p99 = 0;
   std::string overhead_error;
+  // Every window of the level.
+  size_t windows = 0;
+  bool stable = false;
+  uint64_t all_errors = 0;
+  std::string first_error;
 };
-
-// kiln_inference_overhead_us of the model (every version, or -x's): the
-// cumulative bucket counts by upper bound (+Inf as infinity), read from
-// /metrics at HOST:PORT.
-Expected<std::vector<std::pair<double, uint64_t>>> overhead_buckets(const PerfOptions& o) {
-  std::string url = o.metrics_url;
-  if (url.rfind("http://", 0) == 0) url = url.substr(7);
-  const auto colon = url.rfind(':');
-  if (colon == std::string::npos) return fail("--metrics-url '" + o.metrics_url + "': expected HOST:PORT");
-  net::io_context ioc;
-  beast::tcp_stream stream(ioc);
-  beast::error_code ec;
-  tcp::resolver resolver(ioc);
-  auto results = resolver.resolve(url.substr(0, colon), url.substr(colon + 1), ec);
-  if (!ec) stream.connect(results, ec);
-  http::request<http::empty_body> req(http::verb::get, "/metrics", 11);
-  req.set(http::field::host, url.substr(0, colon));
-  if (!ec) http::write(stream, req, ec);
-  beast::flat_buffer buffer;
-  http::response<http::string_body> res;
-  if (!ec) http::read(stream, buffer, res, ec);
-  if (ec) return fail("GET " + url + "/metrics: " + ec.message());
-  if (res.result_int() != 200) return fail("GET " + url + "/metrics: HTTP " + std::to_string(res.result_int()));
-  const std::string prefix = "kiln_inference_overhead_us_bucket{model=\"" + o.model + "\",version=\"";
-  std::map<double, uint64_t> by_bound;
-  std::istringstream lines(res.body());
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind(prefix, 0) != 0) continue;
-    const auto version_end = line.find('"', prefix.size());
-    const auto le = line.find("le=\"", prefix.size()), le_end = line.find('"', le + 4);
-    if (version_end == std::string::npos || le == std::string::npos || le_end == std::string::npos) continue;
-    if (!o.version.empty() && line.substr(prefix.size(), version_end - prefix.size()) != o.version) continue;
-    const std::string bound = line.substr(le + 4, le_end - le - 4);
-    const double b = bound == "+Inf" ? std::numeric_limits<double>::infinity() : std::stod(bound);
-    by_bound[b] += std::stoull(line.substr(line.rfind(' ') + 1));
-  }
-  if (by_bound.empty()) return fail("/metrics at " + url + " has no kiln_inference_overhead_us of '" + o.model + "'");
-  return std::vector<std::pair<double, uint64_t>>(by_bound.begin(), by_bound.end());
-}
 
 // The q-quantile (0..1) of the requests between two snapshots, interpolated
 // linearly within its bucket; the last finite bound for the +Inf bucket.
@@ -555,85 +216,250 @@ double bucket_quantile(const std::vector<std::pair<double, uint64_t>>& before,
 // bench's nearest-rank percentile; 0 without latencies.
 double percentile_of(const std::vector<double>& sorted, double p) { return sorted.empty() ? 0 : percentile(sorted, p); }
 
-Expected<LevelResult> run_level(const PerfOptions& o, int concurrency, Client& control, const ModelInfo& info,
-                                const std::vector<TensorInfo>& inputs, const std::vector<std::vector<uint8_t>>& data) {
-  enum Phase { kWarmup, kMeasure, kStop };
-  std::atomic<int> phase{kWarmup};
-  std::mutex mutex;
-  LevelResult r;
-  r.concurrency = concurrency;
-  std::string connect_error;
-  std::vector<std::thread> threads;
-  std::atomic<int> connected{0};
-  for (int c = 0; c < concurrency; ++c)
-    threads.emplace_back([&, c] {
-      auto client = make_client(o, c);
-      Status st = client ? (*client)->connect() : client.status();
-      std::vector<double> mine;
-      uint64_t errors = 0;
-      std::string first;
-      if (st.is_ok()) {
-        (*client)->prepare(info, inputs, data);
-      } else {
-        std::lock_guard<std::mutex> lock(mutex);
-        connect_error = st.message();
-      }
-      connected.fetch_add(1);
-      while (st.is_ok() && phase.load() != kStop) {
-        auto t0 = Clock::now();
-        Status s = (*client)->infer();
-        auto t1 = Clock::now();
-        if (phase.load() != kMeasure) continue;
-        if (s.is_ok()) {
-          mine.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
-        } else {
-          if (errors++ == 0) first = s.message();
-        }
-      }
-      std::lock_guard<std::mutex> lock(mutex);
-      r.latencies_us.insert(r.latencies_us.end(), mine.begin(), mine.end());
-      r.errors += errors;
-      if (r.first_error.empty()) r.first_error = first;
-    });
-  while (connected.load() < concurrency) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(std::max(100, o.interval_ms / 5)));
-  auto before = control.stats();
-  std::optional<Expected<std::vector<std::pair<double, uint64_t>>>> buckets_before;
-  if (!o.metrics_url.empty()) buckets_before = overhead_buckets(o);
-  auto start = Clock::now();
-  phase.store(kMeasure);
-  std::this_thread::sleep_for(std::chrono::milliseconds(o.interval_ms));
-  phase.store(kStop);
-  auto end = Clock::now();
-  auto after = control.stats();
-  if (buckets_before) {
-    auto buckets_after = overhead_buckets(o);
-    if (!*buckets_before || !buckets_after) {
-      r.overhead_error = (!*buckets_before ? buckets_before->status() : buckets_after.status()).message();
+// One finished request: when it finished, its latency, and its error if it
+// failed.
+struct Completion {
+  Clock::time_point end;
+  double latency_us = 0;
+  std::string error;
+};
+
+// The clients of one concurrency level, each on its own thread with its own
+// connection, sending one request at a time. Recorded completions carry the
+// time they finished, so a request in flight across a window boundary counts
+// in the window where it completes.
+class ClientPool {
+ public:
+  ClientPool(const PerfOptions& o, const ModelInfo& info, const std::vector<TensorInfo>& inputs,
+             const std::vector<std::vector<uint8_t>>& data)
+      : o_(o), info_(info), inputs_(inputs), data_(data) {}
+  ClientPool(const ClientPool&) = delete;
+  ClientPool& operator=(const ClientPool&) = delete;
+  ~ClientPool() { stop(); }
+
+  // Connects `concurrency` clients, which then wait; the first connection
+  // error, if any.
+  Status start(int concurrency) {
+    for (int c = 0; c < concurrency; ++c) threads_.emplace_back([this, c] { run_client(c); });
+    while (connected_.load() < concurrency) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::lock_guard<std::mutex> lock(mutex_);
+    return connect_error_.empty() ? Status::ok() : fail(connect_error_);
+  }
+  // Sends `count` requests over the clients and waits until all finished
+  // (failed ones too); none is recorded.
+  void warm_up(int64_t count) {
+    if (count <= 0) return;
+    warmup_left_.store(count);
+    phase_.store(kWarmup);
+    while (warmup_done_.load() < count) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // Every client sends; completions are not recorded.
+  void load() { phase_.store(kLoad); }
+  // Every client sends; completions are recorded.
+  void record() { phase_.store(kRecord); }
+  // The completions recorded since the last call.
+  std::vector<Completion> take() {
+    std::vector<Completion> out;
+    std::lock_guard<std::mutex> lock(mutex_);
+    out.swap(completions_);
+    return out;
+  }
+  void stop() {
+    phase_.store(kStop);
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
+ private:
+  enum Phase { kHold, kWarmup, kLoad, kRecord, kStop };
+
+  void run_client(int index) {
+    auto client = make_client(o_, index);
+    Status st = client ? (*client)->connect() : client.status();
+    if (st.is_ok()) {
+      (*client)->prepare(info_, inputs_, data_);
     } else {
-      r.have_overhead = true;
-      r.overhead_p50 = bucket_quantile(**buckets_before, *buckets_after, 0.5);
-      r.overhead_p99 = bucket_quantile(**buckets_before, *buckets_after, 0.99);
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (connect_error_.empty()) connect_error_ = st.message();
+    }
+    connected_.fetch_add(1);
+    while (st.is_ok()) {
+      const int phase = phase_.load();
+      if (phase == kStop) break;
+      if (phase == kHold || (phase == kWarmup && warmup_left_.fetch_sub(1) <= 0)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        continue;
+      }
+      const auto t0 = Clock::now();
+      Status s = (*client)->infer();
+      const auto t1 = Clock::now();
+      if (phase == kWarmup) {
+        warmup_done_.fetch_add(1);
+        continue;
+      }
+      if (phase_.load() != kRecord) continue;
+      Completion c{t1, std::chrono::duration<double, std::micro>(t1 - t0).count(), s.is_ok() ? "" : s.message()};
+      std::lock_guard<std::mutex> lock(mutex_);
+      completions_.push_back(std::move(c));
     }
   }
-  for (auto& t : threads) t.join();
-  if (!connect_error.empty()) return fail(connect_error);
-  r.seconds = std::chrono::duration<double>(end - start).count();
-  r.requests = r.latencies_us.size();
-  std::sort(r.latencies_us.begin(), r.latencies_us.end());
-  if (before && after) {
-    r.have_server = true;
-    auto d = [](uint64_t a, uint64_t b) { return b >= a ? b - a : 0; };
-    r.server = {d(before->success, after->success),
-                d(before->fail, after->fail),
-                d(before->success_ns, after->success_ns),
-                d(before->queue_ns, after->queue_ns),
-                d(before->input_ns, after->input_ns),
-                d(before->infer_ns, after->infer_ns),
-                d(before->output_ns, after->output_ns),
-                d(before->inference_count, after->inference_count),
-                d(before->execution_count, after->execution_count)};
+
+  const PerfOptions& o_;
+  const ModelInfo& info_;
+  const std::vector<TensorInfo>& inputs_;
+  const std::vector<std::vector<uint8_t>>& data_;
+  std::atomic<int> phase_{kHold};
+  std::atomic<int64_t> warmup_left_{0}, warmup_done_{0};
+  std::atomic<int> connected_{0};
+  std::mutex mutex_;
+  std::vector<Completion> completions_;
+  std::string connect_error_;
+  std::vector<std::thread> threads_;
+};
+
+// The server's cumulative figures at a window boundary.
+struct Snapshot {
+  std::optional<ServerStats> stats;
+  std::optional<std::vector<std::pair<double, uint64_t>>> buckets;  // with --metrics-url
+  std::string buckets_error;
+};
+
+Snapshot take_snapshot(const PerfOptions& o, Client& control) {
+  Snapshot s;
+  auto stats = control.stats();
+  if (stats) s.stats = *stats;
+  if (!o.metrics_url.empty()) {
+    auto b = overhead_buckets(o);
+    if (b) {
+      s.buckets = std::move(*b);
+    } else {
+      s.buckets_error = b.status().message();
+    }
   }
+  return s;
+}
+
+ServerStats stats_difference(const ServerStats& before, const ServerStats& after) {
+  auto d = [](uint64_t a, uint64_t b) { return b >= a ? b - a : 0; };
+  return {d(before.success, after.success),
+          d(before.fail, after.fail),
+          d(before.success_ns, after.success_ns),
+          d(before.queue_ns, after.queue_ns),
+          d(before.input_ns, after.input_ns),
+          d(before.infer_ns, after.infer_ns),
+          d(before.output_ns, after.output_ns),
+          d(before.inference_count, after.inference_count),
+          d(before.execution_count, after.execution_count)};
+}
+
+// The latency percentile the windows must agree on: --percentile's, else the
+// median (perf_analyzer's default is the average; the median ignores the
+// few requests that waited for a plan build).
+double stabilizing_percentile(const PerfOptions& o) { return o.percentile ? o.percentile : 50; }
+
+// The level's figures over windows [first, first + count): the client's
+// requests, the server's counters between the boundary snapshots.
+LevelResult merge_windows(const PerfOptions& o, const std::vector<std::vector<Completion>>& windows,
+                          const std::vector<Clock::time_point>& bounds, const std::vector<Snapshot>& snapshots,
+                          size_t first, size_t count) {
+  LevelResult r;
+  r.windows = windows.size();
+  for (size_t i = 0; i < windows.size(); ++i)
+    for (const auto& c : windows[i]) {
+      const bool reported = i >= first && i < first + count;
+      if (c.error.empty()) {
+        if (reported) r.latencies_us.push_back(c.latency_us);
+        continue;
+      }
+      r.all_errors++;
+      if (reported) r.errors++;
+      if (r.first_error.empty()) r.first_error = c.error;
+    }
+  std::sort(r.latencies_us.begin(), r.latencies_us.end());
+  r.requests = r.latencies_us.size();
+  r.seconds = std::chrono::duration<double>(bounds[first + count] - bounds[first]).count();
+  const Snapshot &before = snapshots[first], &after = snapshots[first + count];
+  if (before.stats && after.stats) {
+    r.have_server = true;
+    r.server = stats_difference(*before.stats, *after.stats);
+  }
+  if (!o.metrics_url.empty()) {
+    if (!before.buckets || !after.buckets) {
+      r.overhead_error = !before.buckets ? before.buckets_error : after.buckets_error;
+    } else {
+      r.have_overhead = true;
+      r.overhead_p50 = bucket_quantile(*before.buckets, *after.buckets, 0.5);
+      r.overhead_p99 = bucket_quantile(*before.buckets, *after.buckets, 0.99);
+    }
+  }
+  return r;
+}
+
+// perf_analyzer's measurement: windows of --measurement-interval ms until
+// the last three agree within --stability-percentage in throughput and
+// latency, or --max-trials windows; each window is printed as it ends.
+Expected<LevelResult> run_level(const PerfOptions& o, int concurrency, Client& control, const ModelInfo& info,
+                                const std::vector<TensorInfo>& inputs, const std::vector<std::vector<uint8_t>>& data) {
+  ClientPool pool(o, info, inputs, data);
+  Status started = pool.start(concurrency);
+  if (!started.is_ok()) return started;
+  if (o.warmup_requests > 0) {
+    const auto t0 = Clock::now();
+    pool.warm_up(o.warmup_requests);
+    fmt::print("  warm-up: {} requests in {:.2f} s\n", o.warmup_requests,
+               std::chrono::duration<double>(Clock::now() - t0).count());
+    std::fflush(stdout);
+  }
+  pool.load();
+  std::this_thread::sleep_for(std::chrono::milliseconds(std::max(100, o.interval_ms / 5)));
+  std::vector<Snapshot> snapshots{take_snapshot(o, control)};
+  std::vector<Clock::time_point> bounds{Clock::now()};
+  pool.record();
+  std::vector<std::vector<Completion>> windows;
+  std::vector<Completion> pending;  // finished after the last boundary
+  std::vector<WindowFigures> figures;
+  StabilityVerdict verdict;
+  for (int trial = 0; trial < o.max_trials && !verdict.stable; ++trial) {
+    std::this_thread::sleep_until(bounds.back() + std::chrono::milliseconds(o.interval_ms));
+    const auto end = Clock::now();
+    // The snapshot's round trip gives the requests that finished just before
+    // `end` time to be handed over; a later one counts in the next window.
+    snapshots.push_back(take_snapshot(o, control));
+    for (auto& c : pool.take()) pending.push_back(std::move(c));
+    std::vector<Completion> window, later;
+    for (auto& c : pending) {
+      if (c.end >= end) {
+        later.push_back(std::move(c));
+      } else if (c.end >= bounds.front()) {
+        window.push_back(std::move(c));
+      }
+    }
+    pending.swap(later);
+    const double seconds = std::chrono::duration<double>(end - bounds.back()).count();
+    bounds.push_back(end);
+    std::vector<double> latencies;
+    uint64_t errors = 0;
+    for (const auto& c : window) {
+      if (c.error.empty()) {
+        latencies.push_back(c.latency_us);
+      } else {
+        errors++;
+      }
+    }
+    std::sort(latencies.begin(), latencies.end());
+    figures.push_back(window_figures(latencies, seconds, o.batch, stabilizing_percentile(o)));
+    windows.push_back(std::move(window));
+    fmt::print(
+        "  window {}: {} requests in {:.2f} s, {} errors, throughput {:.1f} infer/sec, p{:.0f} latency {:.0f} usec\n",
+        windows.size(), figures.back().requests, seconds, errors, figures.back().throughput, stabilizing_percentile(o),
+        figures.back().latency_us);
+    std::fflush(stdout);
+    verdict = judge_windows(figures, o.stability_percentage);
+  }
+  pool.stop();
+  LevelResult r = merge_windows(o, windows, bounds, snapshots, verdict.first, verdict.count);
+  r.concurrency = concurrency;
+  r.stable = verdict.stable;
   return r;
 }
 
@@ -643,7 +469,17 @@ void print_level(const PerfOptions& o, const LevelResult& r) {
   for (double v : l) avg += v;
   avg = l.empty() ? 0 : avg / static_cast<double>(l.size());
   double throughput = r.seconds > 0 ? static_cast<double>(r.requests * static_cast<uint64_t>(o.batch)) / r.seconds : 0;
-  fmt::print("Concurrency {}:\n", r.concurrency);
+  const size_t shown = std::min<size_t>(r.windows, 3);
+  const std::string which =
+      shown == 1 ? fmt::format("window {}", r.windows) : fmt::format("windows {}-{}", r.windows - shown + 1, r.windows);
+  if (r.stable) {
+    fmt::print("  stable after {} windows; the figures of {}:\n", r.windows, which);
+  } else {
+    fmt::print(
+        "  unstable after {} windows (the last 3 not within {}% in throughput and p{:.0f} latency; a longer "
+        "--measurement-interval or more --max-trials may help); the figures of {}:\n",
+        r.windows, o.stability_percentage, stabilizing_percentile(o), which);
+  }
   fmt::print("  client: {} requests in {:.2f} s, {} errors, throughput {:.1f} infer/sec\n", r.requests, r.seconds,
              r.errors, throughput);
   fmt::print("  client latency: avg {:.0f} us, p50 {:.0f} us, p90 {:.0f} us, p95 {:.0f} us, p99 {:.0f} us\n", avg,
@@ -686,6 +522,12 @@ int perf(const PerfOptions& o) {
     fmt::print(stderr, "kiln perf: -b, --measurement-interval must be positive and --percentile 1..100\n");
     return kExitUsageError;
   }
+  if (o.max_trials < 1 || !(o.stability_percentage >= 0) || o.warmup_requests < 0) {
+    fmt::print(stderr,
+               "kiln perf: --max-trials must be positive, --stability-percentage and --warmup-request-count not "
+               "negative\n");
+    return kExitUsageError;
+  }
   auto control = make_client(o, -1);
   Status st = control ? (*control)->connect() : control.status();
   auto info = st.is_ok() ? (*control)->model_info() : Expected<ModelInfo>(st);
@@ -711,16 +553,24 @@ int perf(const PerfOptions& o) {
              o.model, o.protocol == "grpc" ? "gRPC" : "HTTP",
              o.url.empty() ? (o.protocol == "grpc" ? "localhost:8001" : "localhost:8000") : o.url, o.batch,
              o.interval_ms, shown);
+  fmt::print(
+      "  windows of {} ms until the last 3 are within {}% in throughput and p{:.0f} latency, at most {}; {} warm-up "
+      "requests per level\n",
+      o.interval_ms, o.stability_percentage, stabilizing_percentile(o), o.max_trials, o.warmup_requests);
   std::vector<LevelResult> results;
   uint64_t errors = 0;
+  std::vector<int> unstable;
   for (int c : *levels) {
+    fmt::print("Concurrency {}:\n", c);
+    std::fflush(stdout);
     auto r = run_level(o, c, **control, *info, *inputs, data);
     if (!r) {
       fmt::print(stderr, "kiln perf: {}\n", r.status().message());
       return kExitModelError;
     }
     print_level(o, *r);
-    errors += r->errors;
+    errors += r->all_errors;
+    if (!r->stable) unstable.push_back(c);
     results.push_back(std::move(*r));
   }
   // perf_analyzer's closing lines: the latency is the average, or the
@@ -736,7 +586,12 @@ int perf(const PerfOptions& o) {
         r.seconds > 0 ? static_cast<double>(r.requests * static_cast<uint64_t>(o.batch)) / r.seconds : 0;
     fmt::print("Concurrency: {}, throughput: {:.1f} infer/sec, latency {:.0f} usec\n", r.concurrency, throughput, lat);
   }
-  return errors ? kExitModelError : kExitOk;
+  // Like perf_analyzer, an unstable level fails the run; its figures are
+  // printed all the same.
+  for (int c : unstable)
+    fmt::print(stderr, "kiln perf: concurrency {}: no stable measurement within {} windows of {} ms\n", c, o.max_trials,
+               o.interval_ms);
+  return errors || !unstable.empty() ? kExitModelError : kExitOk;
 }
 
 }  // namespace
@@ -752,8 +607,18 @@ void add_perf_command(CLI::App& app, int& exit_code) {
   cmd->add_option("-b,--batch-size", o->batch, "Batch size of each request (models with max_batch_size > 0)");
   cmd->add_option("--concurrency-range", o->concurrency, "Concurrent clients: N[:M[:STEP]] (default 1)");
   cmd->add_option("--shape", o->shapes, "NAME:D1,D2,... for an input's dynamic dims (without the batch dim)");
-  cmd->add_option("-p,--measurement-interval", o->interval_ms, "Milliseconds measured per concurrency level");
-  cmd->add_option("--percentile", o->percentile, "Report this latency percentile in the summary (default: average)");
+  cmd->add_option("-p,--measurement-interval", o->interval_ms,
+                  "Milliseconds of each measurement window (default 5000)");
+  cmd->add_option("-s,--stability-percentage", o->stability_percentage,
+                  "The last 3 windows are stable when max/min of throughput and of latency are within this percent "
+                  "(default 10)");
+  cmd->add_option("-r,--max-trials", o->max_trials,
+                  "Windows per concurrency level before giving up on stability (default 10)");
+  cmd->add_option("--warmup-request-count", o->warmup_requests,
+                  "Requests sent and not measured before each concurrency level's windows (default 0)");
+  cmd->add_option("--percentile", o->percentile,
+                  "Report this latency percentile in the summary and judge stability by it (default: average in the "
+                  "summary, p50 for stability)");
   cmd->add_option("--metrics-url", o->metrics_url,
                   "HOST:PORT of the server's /metrics: print its own overhead per request (p50, p99)");
   cmd->callback([o, &exit_code] { exit_code = perf(*o); });

@@ -1,0 +1,325 @@
+#include "perf_client.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#ifdef KILN_WITH_GRPC
+#include <grpcpp/grpcpp.h>
+
+#include "grpc_service.grpc.pb.h"
+#endif
+
+namespace kiln::cli::kserve {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using json = nlohmann::json;
+
+Status fail(std::string m) { return Status(ErrorCode::kInvalidArgument, std::move(m)); }
+
+// ---- HTTP/1.1 with keep-alive (Boost.Beast, synchronous)
+
+class HttpClient final : public Client {
+ public:
+  HttpClient(std::string host, std::string port, const PerfOptions& o)
+      : host_(std::move(host)), port_(std::move(port)), stream_(ioc_) {
+    base_ = "/v2/models/" + o.model + (o.version.empty() ? "" : "/versions/" + o.version);
+  }
+
+  Status connect() override {
+    beast::error_code ec;
+    tcp::resolver resolver(ioc_);
+    auto results = resolver.resolve(host_, port_, ec);
+    if (ec) return fail("cannot resolve " + host_ + ":" + port_ + ": " + ec.message());
+    stream_.connect(results, ec);
+    if (ec) return fail("cannot connect to " + host_ + ":" + port_ + ": " + ec.message());
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+    return Status::ok();
+  }
+
+  Expected<ModelInfo> model_info() override {
+    auto meta = get_json(base_);
+    if (!meta) return meta.status();
+    auto config = get_json(base_ + "/config");
+    if (!config) return config.status();
+    ModelInfo info;
+    try {
+      for (const char* kind : {"inputs", "outputs"})
+        for (const auto& t : (*meta)[kind]) {
+          TensorInfo ti{t.at("name").get<std::string>(), t.at("datatype").get<std::string>(),
+                        t.at("shape").get<std::vector<int64_t>>()};
+          (std::string(kind) == "inputs" ? info.inputs : info.outputs).push_back(ti);
+        }
+      if (config->contains("max_batch_size")) info.max_batch_size = config->at("max_batch_size").get<int64_t>();
+    } catch (const json::exception& e) {
+      return fail(std::string("model metadata: ") + e.what());
+    }
+    return info;
+  }
+
+  Expected<ServerStats> stats() override {
+    auto j = get_json(base_ + "/stats");
+    if (!j) return j.status();
+    ServerStats s;
+    try {
+      for (const auto& m : j->at("model_stats")) {
+        const auto& is = m.at("inference_stats");
+        auto ns = [&](const char* k) { return is.at(k).at("ns").get<uint64_t>(); };
+        s.success += is.at("success").at("count").get<uint64_t>();
+        s.fail += is.at("fail").at("count").get<uint64_t>();
+        s.success_ns += ns("success");
+        s.queue_ns += ns("queue");
+        s.input_ns += ns("compute_input");
+        s.infer_ns += ns("compute_infer");
+        s.output_ns += ns("compute_output");
+        s.inference_count += m.at("inference_count").get<uint64_t>();
+        s.execution_count += m.at("execution_count").get<uint64_t>();
+      }
+    } catch (const json::exception& e) {
+      return fail(std::string("statistics: ") + e.what());
+    }
+    return s;
+  }
+
+  void prepare(const ModelInfo& info, const std::vector<TensorInfo>& inputs,
+               const std::vector<std::vector<uint8_t>>& data) override {
+    json header = {{"inputs", json::array()}, {"outputs", json::array()}};
+    for (size_t i = 0; i < inputs.size(); ++i)
+      header["inputs"].push_back({{"name", inputs[i].name},
+                                  {"shape", inputs[i].shape},
+                                  {"datatype", inputs[i].datatype},
+                                  {"parameters", {{"binary_data_size", data[i].size()}}}});
+    for (const auto& o : info.outputs)
+      header["outputs"].push_back({{"name", o.name}, {"parameters", {{"binary_data", true}}}});
+    std::string body = header.dump();
+    header_length_ = std::to_string(body.size());
+    for (const auto& d : data) body.append(reinterpret_cast<const char*>(d.data()), d.size());
+    infer_ = http::request<http::string_body>(http::verb::post, base_ + "/infer", 11);
+    infer_.set(http::field::host, host_);
+    infer_.set(http::field::content_type, "application/octet-stream");
+    infer_.set("Inference-Header-Content-Length", header_length_);
+    infer_.keep_alive(true);
+    infer_.body() = std::move(body);
+    infer_.prepare_payload();
+  }
+
+  Status infer() override {
+    auto r = exchange(infer_);
+    if (!r) return r.status();
+    if (r->result_int() != 200) return fail("HTTP " + std::to_string(r->result_int()) + ": " + r->body());
+    return Status::ok();
+  }
+
+ private:
+  Expected<http::response<http::string_body>> exchange(const http::request<http::string_body>& req) {
+    beast::error_code ec;
+    // A connection the server closed (idle timeout) is opened again once.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      http::write(stream_, req, ec);
+      http::response<http::string_body> res;
+      if (!ec) {
+        buffer_.clear();
+        http::response_parser<http::string_body> parser;
+        parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+        http::read(stream_, buffer_, parser, ec);
+        if (!ec) return parser.release();
+      }
+      if (attempt == 0) {
+        stream_.socket().close(ec);
+        Status st = connect();
+        if (!st.is_ok()) return st;
+      }
+    }
+    return fail("HTTP request failed: " + ec.message());
+  }
+
+  Expected<json> get_json(const std::string& target) {
+    http::request<http::string_body> req(http::verb::get, target, 11);
+    req.set(http::field::host, host_);
+    req.keep_alive(true);
+    auto r = exchange(req);
+    if (!r) return r.status();
+    json j = json::parse(r->body(), nullptr, false);
+    if (r->result_int() != 200) {
+      std::string m = j.is_object() && j.contains("error") ? j["error"].dump() : r->body();
+      return fail("GET " + target + ": HTTP " + std::to_string(r->result_int()) + ": " + m);
+    }
+    if (j.is_discarded()) return fail("GET " + target + ": the answer is not JSON");
+    return j;
+  }
+
+  std::string host_, port_, base_, header_length_;
+  net::io_context ioc_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  http::request<http::string_body> infer_;
+};
+
+// ---- gRPC (inference.GRPCInferenceService)
+
+#ifdef KILN_WITH_GRPC
+class GrpcClient final : public Client {
+ public:
+  GrpcClient(std::string url, const PerfOptions& o, int index) : url_(std::move(url)), o_(o), index_(index) {}
+
+  Status connect() override {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(-1);
+    args.SetMaxSendMessageSize(-1);
+    // A distinct argument per client: its own connection, not a shared one.
+    args.SetInt("kiln.perf.client", index_);
+    channel_ = grpc::CreateCustomChannel(url_, grpc::InsecureChannelCredentials(), args);
+    stub_ = inference::GRPCInferenceService::NewStub(channel_);
+    if (!channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10)))
+      return fail("cannot connect to " + url_ + " (gRPC)");
+    return Status::ok();
+  }
+
+  Expected<ModelInfo> model_info() override {
+    inference::ModelMetadataRequest req;
+    req.set_name(o_.model);
+    req.set_version(o_.version);
+    inference::ModelMetadataResponse meta;
+    grpc::ClientContext c1;
+    grpc::Status st = stub_->ModelMetadata(&c1, req, &meta);
+    if (!st.ok()) return fail("ModelMetadata: " + st.error_message());
+    ModelInfo info;
+    for (const auto& t : meta.inputs())
+      info.inputs.push_back({t.name(), t.datatype(), {t.shape().begin(), t.shape().end()}});
+    for (const auto& t : meta.outputs())
+      info.outputs.push_back({t.name(), t.datatype(), {t.shape().begin(), t.shape().end()}});
+    inference::ModelConfigRequest creq;
+    creq.set_name(o_.model);
+    creq.set_version(o_.version);
+    inference::ModelConfigResponse config;
+    grpc::ClientContext c2;
+    st = stub_->ModelConfig(&c2, creq, &config);
+    if (!st.ok()) return fail("ModelConfig: " + st.error_message());
+    info.max_batch_size = config.config().max_batch_size();
+    return info;
+  }
+
+  Expected<ServerStats> stats() override {
+    inference::ModelStatisticsRequest req;
+    req.set_name(o_.model);
+    req.set_version(o_.version);
+    inference::ModelStatisticsResponse res;
+    grpc::ClientContext c;
+    grpc::Status st = stub_->ModelStatistics(&c, req, &res);
+    if (!st.ok()) return fail("ModelStatistics: " + st.error_message());
+    ServerStats s;
+    for (const auto& m : res.model_stats()) {
+      const auto& is = m.inference_stats();
+      s.success += is.success().count();
+      s.fail += is.fail().count();
+      s.success_ns += is.success().ns();
+      s.queue_ns += is.queue().ns();
+      s.input_ns += is.compute_input().ns();
+      s.infer_ns += is.compute_infer().ns();
+      s.output_ns += is.compute_output().ns();
+      s.inference_count += m.inference_count();
+      s.execution_count += m.execution_count();
+    }
+    return s;
+  }
+
+  void prepare(const ModelInfo& info, const std::vector<TensorInfo>& inputs,
+               const std::vector<std::vector<uint8_t>>& data) override {
+    request_.Clear();
+    request_.set_model_name(o_.model);
+    request_.set_model_version(o_.version);
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      auto* t = request_.add_inputs();
+      t->set_name(inputs[i].name);
+      t->set_datatype(inputs[i].datatype);
+      for (int64_t d : inputs[i].shape) t->add_shape(d);
+      request_.add_raw_input_contents(reinterpret_cast<const char*>(data[i].data()), data[i].size());
+    }
+    for (const auto& o : info.outputs) request_.add_outputs()->set_name(o.name);
+  }
+
+  Status infer() override {
+    inference::ModelInferResponse res;
+    grpc::ClientContext c;
+    grpc::Status st = stub_->ModelInfer(&c, request_, &res);
+    if (!st.ok()) return fail("gRPC " + std::to_string(st.error_code()) + ": " + st.error_message());
+    return Status::ok();
+  }
+
+ private:
+  std::string url_;
+  const PerfOptions& o_;
+  int index_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<inference::GRPCInferenceService::Stub> stub_;
+  inference::ModelInferRequest request_;
+};
+#endif
+
+}  // namespace
+
+Expected<std::unique_ptr<Client>> make_client(const PerfOptions& o, int index) {
+  std::string url = o.url;
+  for (const char* scheme : {"http://", "grpc://"})
+    if (url.rfind(scheme, 0) == 0) url = url.substr(std::strlen(scheme));
+  if (o.protocol == "grpc") {
+#ifdef KILN_WITH_GRPC
+    return std::unique_ptr<Client>(std::make_unique<GrpcClient>(url.empty() ? "localhost:8001" : url, o, index));
+#else
+    return fail("-i grpc: this kiln was built without gRPC (needs libgrpc++-dev at build time)");
+#endif
+  }
+  if (url.empty()) url = "localhost:8000";
+  auto colon = url.rfind(':');
+  if (colon == std::string::npos) return fail("-u '" + o.url + "': expected HOST:PORT");
+  return std::unique_ptr<Client>(std::make_unique<HttpClient>(url.substr(0, colon), url.substr(colon + 1), o));
+}
+
+Expected<std::vector<std::pair<double, uint64_t>>> overhead_buckets(const PerfOptions& o) {
+  std::string url = o.metrics_url;
+  if (url.rfind("http://", 0) == 0) url = url.substr(7);
+  const auto colon = url.rfind(':');
+  if (colon == std::string::npos) return fail("--metrics-url '" + o.metrics_url + "': expected HOST:PORT");
+  net::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  beast::error_code ec;
+  tcp::resolver resolver(ioc);
+  auto results = resolver.resolve(url.substr(0, colon), url.substr(colon + 1), ec);
+  if (!ec) stream.connect(results, ec);
+  http::request<http::empty_body> req(http::verb::get, "/metrics", 11);
+  req.set(http::field::host, url.substr(0, colon));
+  if (!ec) http::write(stream, req, ec);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  if (!ec) http::read(stream, buffer, res, ec);
+  if (ec) return fail("GET " + url + "/metrics: " + ec.message());
+  if (res.result_int() != 200) return fail("GET " + url + "/metrics: HTTP " + std::to_string(res.result_int()));
+  const std::string prefix = "kiln_inference_overhead_us_bucket{model=\"" + o.model + "\",version=\"";
+  std::map<double, uint64_t> by_bound;
+  std::istringstream lines(res.body());
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(prefix, 0) != 0) continue;
+    const auto version_end = line.find('"', prefix.size());
+    const auto le = line.find("le=\"", prefix.size()), le_end = line.find('"', le + 4);
+    if (version_end == std::string::npos || le == std::string::npos || le_end == std::string::npos) continue;
+    if (!o.version.empty() && line.substr(prefix.size(), version_end - prefix.size()) != o.version) continue;
+    const std::string bound = line.substr(le + 4, le_end - le - 4);
+    const double b = bound == "+Inf" ? std::numeric_limits<double>::infinity() : std::stod(bound);
+    by_bound[b] += std::stoull(line.substr(line.rfind(' ') + 1));
+  }
+  if (by_bound.empty()) return fail("/metrics at " + url + " has no kiln_inference_overhead_us of '" + o.model + "'");
+  return std::vector<std::pair<double, uint64_t>>(by_bound.begin(), by_bound.end());
+}
+
+}  // namespace kiln::cli::kserve

@@ -1,0 +1,76 @@
+// kiln perf's side of a KServe v2 server (kiln serve or Triton): the
+// options, what the model's metadata and statistics say, one Client per load
+// thread (HTTP/1.1 keep-alive with Boost.Beast, or gRPC), and the server's
+// /metrics histogram. Built with the server, as it needs Boost (and gRPC C++
+// for -i grpc).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kiln/status.h"
+
+// Names of their own: kiln perf is linked with the rest of the CLI.
+namespace kiln::cli::kserve {
+
+struct PerfOptions {
+  std::string model;
+  std::string version;
+  std::string url;
+  std::string protocol = "http";
+  int64_t batch = 1;
+  std::string concurrency = "1";
+  std::vector<std::string> shapes;
+  int interval_ms = 5000;
+  int percentile = 0;  // 0: the summary line gives the average latency
+  double stability_percentage = 10;
+  int max_trials = 10;
+  int64_t warmup_requests = 0;
+  std::string metrics_url;  // HOST:PORT of /metrics: the server's overhead quantiles
+};
+
+struct TensorInfo {
+  std::string name;
+  std::string datatype;
+  std::vector<int64_t> shape;
+};
+
+struct ModelInfo {
+  std::vector<TensorInfo> inputs, outputs;
+  int64_t max_batch_size = 0;
+};
+
+// The server's cumulative statistics of the model (StatisticDuration ns).
+struct ServerStats {
+  uint64_t success = 0, fail = 0;
+  uint64_t success_ns = 0, queue_ns = 0, input_ns = 0, infer_ns = 0, output_ns = 0;
+  uint64_t inference_count = 0, execution_count = 0;
+};
+
+// One connection to the server. Made and used by one thread.
+class Client {
+ public:
+  virtual ~Client() = default;
+  virtual Status connect() = 0;
+  virtual Expected<ModelInfo> model_info() = 0;
+  virtual Expected<ServerStats> stats() = 0;
+  // The request every infer() sends: these inputs (shape with the batch dim)
+  // and every output.
+  virtual void prepare(const ModelInfo& info, const std::vector<TensorInfo>& inputs,
+                       const std::vector<std::vector<uint8_t>>& data) = 0;
+  virtual Status infer() = 0;
+};
+
+// A client of `o`'s server and protocol; `index` tells the load threads'
+// connections apart (gRPC would share one otherwise).
+Expected<std::unique_ptr<Client>> make_client(const PerfOptions& o, int index);
+
+// kiln_inference_overhead_us of the model (every version, or -x's): the
+// cumulative bucket counts by upper bound (+Inf as infinity), read from
+// /metrics at HOST:PORT.
+Expected<std::vector<std::pair<double, uint64_t>>> overhead_buckets(const PerfOptions& o);
+
+}  // namespace kiln::cli::kserve
