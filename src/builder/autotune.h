@@ -6,8 +6,9 @@
 // before each run, median of several runs, CUDA events) and records the
 // fastest in the node (metadata "kiln.tactic"). The timing cache
 // (engine/timing_cache.h) remembers each choice per device and layer
-// signature, so a rebuild with a warm cache times nothing and writes a
-// byte-identical engine. Optimization level 0 times nothing (the libraries'
+// signature, so a rebuild with a warm cache times nothing, lists no
+// candidates (no cuDNN plan is built for them) and writes a byte-identical
+// engine. Optimization level 0 times nothing (the libraries'
 // heuristics); levels 1..5 try 2, 4, 8, 16, 64 candidates. Candidates whose
 // workspace exceeds BuildConfig::workspace_limit_bytes are not timed (the
 // libraries are asked only for those that fit; any other is dropped here).

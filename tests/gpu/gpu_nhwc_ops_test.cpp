@@ -1,11 +1,15 @@
 // Channels-last (NHWC) layers through the CUDA executor against the CPU
 // reference: kiln::FusedConv with channels_last=1 (group 1, grouped and
-// depthwise; cuDNN's tactics and kiln's direct kernel) and the NHWC pools
+// depthwise; cuDNN's tactics and kiln's direct kernel; MobileNetV2's fp16
+// layers with ReLU6 on every cuDNN engine) and the NHWC pools
 // (MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool; the 8-channel
 // vector path and the one-channel one). f16/bf16 within 1e-2; f32 within
 // 1e-5 (pools) or 1e-4 (convolutions, summed in another order).
 #include <fmt/format.h>
 
+#include <cstdio>
+
+#include "backends/cuda/ops/cudnn_conv.h"
 #include "gpu_test_util.h"
 
 namespace kiln::gpu_test {
@@ -77,6 +81,121 @@ TEST_F(GpuTest, ChannelsLastFusedConvMatchesCpuForGroupedAndDepthwise) {
   for (const NhwcConvCase& c : nhwc_conv_cases())
     for (DType t : kFloatTypes)
       for (const char* tactic : {"", "cudnn:0", "cudnn:1000000"}) check_nhwc_conv(c, t, tactic);
+}
+
+// MobileNetV2's layers as its fp16 CUDA graph has them (channels-last, ReLU6
+// as activation "Clip" [0, 6]): the space-to-depth stem, depthwise 3x3 at
+// stride 1 and 2, the 1x1 expansion with ReLU6 and the 1x1 projection with the
+// residual and no activation; at batch 1 and at a large batch (the peer's 128
+// for the cheapest layer), on every cuDNN engine the kernel offers (fused
+// graph and plain convolution + epilogue) and kiln's direct kernel.
+struct MobileNetLayer {
+  const char* what;
+  std::vector<int64_t> x, w;  // [N, H, W, C] (N replaced per run) and [K, R, S, C/group]
+  Attrs attrs;
+  bool clip = true, residual = false;
+  int64_t large_batch = 16;
+};
+
+std::vector<MobileNetLayer> mobilenet_layers() {
+  const Attrs dw_s1 = {{"group", i(32)}, {"pads", ints({1, 1, 1, 1})}};
+  const Attrs dw_s2 = {{"group", i(96)}, {"pads", ints({1, 1, 1, 1})}, {"strides", ints({2, 2})}};
+  return {
+      {"stem 2x2 on space-to-depth", {0, 113, 113, 16}, {32, 2, 2, 16}, {}},
+      {"depthwise 3x3 stride 1", {0, 112, 112, 32}, {32, 3, 3, 1}, dw_s1},
+      {"depthwise 3x3 stride 2", {0, 112, 112, 96}, {96, 3, 3, 1}, dw_s2, true, false, 128},
+      {"1x1 expand", {0, 56, 56, 24}, {144, 1, 1, 24}, {}},
+      {"1x1 project + residual", {0, 56, 56, 144}, {24, 1, 1, 144}, {}, false, true},
+  };
+}
+
+// The cuDNN spec FusedConv builds for the layer (channels-last, f16, no
+// staging), under run_graph_on_cuda's workspace (cuDNN's share capped at 256 MiB).
+cuda::CudnnConvSpec mobilenet_spec(const MobileNetLayer& c, const std::vector<int64_t>& x,
+                                   const std::vector<int64_t>& y, bool fused) {
+  cuda::CudnnConvSpec spec;
+  spec.dtype = DType::kF16;
+  spec.channels_last = true;
+  spec.workspace_limit = size_t(256) << 20;
+  cuda::WindowGeometry& g = spec.g;
+  g.batch = x[0], g.in_channels = x[3], g.out_channels = c.w[0];
+  g.group = c.attrs.count("group") ? c.attrs.at("group").i : 1;
+  g.in[1] = x[1], g.in[2] = x[2], g.out[1] = y[1], g.out[2] = y[2];
+  g.kernel[1] = c.w[1], g.kernel[2] = c.w[2];
+  if (c.attrs.count("strides"))
+    g.stride[1] = c.attrs.at("strides").ints[0], g.stride[2] = c.attrs.at("strides").ints[1];
+  if (c.attrs.count("pads")) {
+    const std::vector<int64_t>& p = c.attrs.at("pads").ints;
+    g.pad_begin[1] = p[0], g.pad_begin[2] = p[1], g.pad_end[1] = p[2], g.pad_end[2] = p[3];
+  }
+  if (fused) {
+    spec.fused = spec.fused_bias = true;
+    spec.fused_residual = c.residual;
+    spec.activation = c.clip ? cuda::EpilogueActivation::kClip : cuda::EpilogueActivation::kNone;
+    spec.clip_hi = c.clip ? 6.f : 0.f;
+  }
+  return spec;
+}
+
+// X in [0, 2] and W in [-0.5, 1.5] * 9 / taps: the convolution has mean 4.5
+// and spreads a few units either side, the bias in [-2, 2], so ReLU6 clips at
+// both ends (checked on the CPU's result, so a lost bound cannot pass).
+void check_mobilenet_layer(const MobileNetLayer& c, int64_t batch) {
+  std::vector<int64_t> xd = c.x;
+  xd[0] = batch;
+  const float taps = static_cast<float>(c.w[1] * c.w[2] * c.w[3]);
+  const Tensor x = random_tensor(DType::kF16, xd, 0.f, 2.f, 11);
+  const Tensor w = random_tensor(DType::kF16, c.w, -0.5f * 9 / taps, 1.5f * 9 / taps, 12);
+  const Tensor b = random_tensor(DType::kF16, {c.w[0]}, -2.f, 2.f, 13);
+  Attrs attrs = c.attrs;
+  if (c.clip) {
+    attrs["activation"] = s("Clip");
+    attrs["activation_params"] = Attribute::of_floats({0.f, 6.f});
+  }
+  std::vector<Tensor> ins{x, w, b};
+  if (c.residual) {
+    const Tensor plain = run_nhwc_conv(false, {x, w}, c.attrs, "");
+    ASSERT_TRUE(plain.is_valid()) << c.what;
+    ins.push_back(random_tensor(DType::kF16, plain.dims(), -3.f, 3.f, 14));
+  }
+  const Tensor cpu = run_nhwc_conv(false, ins, attrs, "");
+  ASSERT_TRUE(cpu.is_valid()) << c.what;
+  if (c.clip) {
+    int64_t at_zero = 0, at_six = 0;
+    for (int64_t e = 0; e < cpu.numel(); ++e) {
+      const double v = cpu.element_as_double(e);
+      at_zero += v == 0.0;
+      at_six += v == 6.0;
+    }
+    ASSERT_GT(at_zero, 0) << c.what << ": the lower bound never bites";
+    ASSERT_GT(at_six, 0) << c.what << ": the upper bound never bites";
+  }
+  const std::vector<int64_t> yd = cpu.dims();
+  const int fused = cuda::cudnn_conv_engine_count(mobilenet_spec(c, xd, yd, true), 16);
+  const int plain = cuda::cudnn_conv_engine_count(mobilenet_spec(c, xd, yd, false), 16);
+  std::printf("[   INFO   ] MobileNetV2 %s batch %lld: %d fused and %d plain cuDNN engines\n", c.what,
+              static_cast<long long>(batch), fused, plain);
+  std::vector<std::string> tactics{"", "cudnn:1000000"};  // the default, and the direct kernel
+  for (int e = 0; e < fused; ++e) tactics.push_back("cudnn_fused:" + std::to_string(e));
+  for (int e = 0; e < plain; ++e) tactics.push_back("cudnn:" + std::to_string(e));
+  for (const std::string& tactic : tactics) {
+    const std::string what = fmt::format("MobileNetV2 {} batch {} tactic '{}'", c.what, batch, tactic);
+    const Tensor gpu = run_nhwc_conv(true, ins, attrs, tactic);
+    ASSERT_TRUE(gpu.is_valid()) << what;
+    ASSERT_EQ(gpu.dims(), cpu.dims()) << what;
+    int64_t bad = 0;
+    for (int64_t e = 0; e < cpu.numel(); ++e) {
+      const double g = gpu.element_as_double(e), r = cpu.element_as_double(e);
+      if (!std::isnan(g) && std::fabs(g - r) <= 1e-2 * (std::fabs(r) + 1)) continue;
+      if (bad++ < 5) ADD_FAILURE() << what << ": element " << e << " gpu " << g << " cpu " << r;
+    }
+    EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << cpu.numel() << " elements differ";
+  }
+}
+
+TEST_F(GpuTest, MobileNetV2Fp16ChannelsLastLayersMatchCpuOnEveryTactic) {
+  for (const MobileNetLayer& c : mobilenet_layers())
+    for (int64_t batch : {int64_t(1), c.large_batch}) check_mobilenet_layer(c, batch);
 }
 
 // The NHWC pool against the CPU's NHWC reference (which the unit tests hold
