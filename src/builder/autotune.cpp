@@ -14,7 +14,7 @@
 #include "backends/cpu/cpu_executor.h"
 #include "backends/cuda/cuda_runner.h"
 #include "backends/cuda/cuda_status.h"
-#include "backends/cuda/ops/cudnn_conv.h"
+#include "backends/cuda/cudnn_handle.h"
 #include "builder/workspace_filter.h"
 #include "engine/timing_cache.h"
 
@@ -37,7 +37,7 @@ Expected<std::string> device_key() {
   KILN_ASSIGN_OR_RETURN(auto info, cuda::device_info(index));
   return fmt::format("sm_{}{}|{}|{} SMs|cuBLASLt {}|cuDNN {}{}|kiln {}", info.cc_major, info.cc_minor, info.name,
                      info.sm_count, cublasLtGetVersion(), cudnnGetVersion(),
-                     cuda::cudnn_conv_dynamic_shapes() ? " dynamic-shape" : "", KILN_VERSION);
+                     cuda::cudnn_dynamic_shapes() ? " dynamic-shape" : "", KILN_VERSION);
 }
 
 std::string attribute_text(const Attribute& a) {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "backends/cuda/cudnn_handle.h"
 #include "backends/cuda/ops/cudnn_conv.h"
 #include "gpu_test_util.h"
 
@@ -91,7 +92,7 @@ TEST_F(GpuTest, ChannelsLastFusedConvMatchesCpuForGroupedAndDepthwise) {
 // test's own, so the cache is cold at N = 8.
 TEST_F(GpuTest, ChannelsLastFusedConvPlansNewBatchSizesAndMatchesCpu) {
   std::printf("cuDNN %zu, dynamic-shape conv graphs %s\n", cudnnGetVersion(),
-              cuda::cudnn_conv_dynamic_shapes() ? "on" : "off");
+              cuda::cudnn_dynamic_shapes() ? "on" : "off");
   for (int64_t n : {8, 5, 13, 32}) {
     cuda::CudnnConvSpec spec;
     spec.dtype = DType::kF16;

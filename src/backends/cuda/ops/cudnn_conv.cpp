@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
-#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -200,14 +199,6 @@ class CudnnConvPlan {
 size_t workspace_size(const CudnnConvPlan& plan) { return static_cast<size_t>(plan.workspace); }
 
 bool is_dynamic_shape(const CudnnConvPlan& plan) { return plan.dynamic_shape; }
-
-bool cudnn_conv_dynamic_shapes() {
-  static const bool enabled = [] {
-    const char* env = std::getenv("KILN_CUDNN_DYNAMIC_SHAPES");
-    return cudnnGetVersion() >= 90500 && CUDNN_VERSION >= 90500 && !(env && std::string_view(env) == "0");
-  }();
-  return enabled;
-}
 
 std::string CudnnConvSpec::topology_key() const {
   return fmt::format("{}|{}|{}|{}|{}|{},{},{}|{}|{}|{}|{}|{}", dtype_name(dtype), transpose, allow_tf32, accumulate,
@@ -493,7 +484,7 @@ Expected<std::shared_ptr<CudnnConvPlan>> build_graph_plan(cudnnHandle_t handle, 
 // fewer usable engines than engine_index has no plan for it.
 Expected<std::shared_ptr<CudnnConvPlan>> build_plan(cudnnHandle_t handle, const CudnnConvSpec& s) {
   int usable = 0;
-  if (KernelCache* cache = cudnn_conv_dynamic_shapes() ? kernel_cache_for(handle, s) : nullptr) {
+  if (KernelCache* cache = cudnn_dynamic_shapes() ? kernel_cache_for(handle, s) : nullptr) {
     Expected<std::shared_ptr<CudnnConvPlan>> plan = build_graph_plan(handle, s, cache, usable);
     if (plan.is_ok() && (*plan || usable > 0)) return plan;
   }

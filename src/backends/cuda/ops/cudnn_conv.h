@@ -5,9 +5,9 @@
 // virtual float tensors, so a runtime fusion engine writes Y once. Engines from heuristics (mode A, then the fallback
 // list), the first that finalizes within the workspace limit and whose numerical notes the precision rules allow. Plans
 // are cached process-wide by their full signature and device, so the plan built at plan time (to size the workspace) is
-// the one a kernel's first run finds. From cuDNN 9.5 the graphs are dynamic-shape and every plan finalizes through the
-// kernel cache of its topology (the signature less the batch and spatial sizes), so a plan for a new batch size takes
-// the kernels compiled for the sizes before it instead of compiling its own.
+// the one a kernel's first run finds. From cuDNN 9.5 (cudnn_dynamic_shapes()) the graphs are dynamic-shape and every
+// plan finalizes through the kernel cache of its topology (the signature less the batch and spatial sizes), so a plan
+// for a new batch size takes the kernels compiled for the sizes before it instead of compiling its own.
 #pragma once
 
 #include <cudnn.h>
@@ -48,12 +48,6 @@ struct CudnnConvSpec {
   // compiled kernels: the batch and spatial sizes, the engine and the workspace limit.
   std::string topology_key() const;
 };
-
-// Whether plans come from dynamic-shape graphs with kernel caches: cuDNN 9.5
-// or later (headers and library), unless KILN_CUDNN_DYNAMIC_SHAPES=0. Engines
-// are listed (and tactics numbered) per graph, so this is part of what a
-// timed tactic depends on.
-bool cudnn_conv_dynamic_shapes();
 
 // How many usable engine configs cuDNN offers for `spec` (at most `limit`);
 // each is built (and cached) on the way.
