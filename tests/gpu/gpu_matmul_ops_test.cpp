@@ -1,9 +1,11 @@
 // The CUDA matmul family (MatMul, Gemm, kiln.FusedMatMul, MatMulInteger,
 // QLinearMatMul, Q/DQ, DynamicQuantizeLinear, Einsum, Det) against the CPU oracle. Attention and
 // RotaryEmbedding are in gpu_attention_ops_test.cpp.
+#include <chrono>
 #include <cstdio>
 
 #include "backends/cuda/cuda_runner.h"
+#include "backends/cuda/cudnn_handle.h"
 #include "backends/cuda/ops/cudnn_matmul.h"
 #include "gpu_test_util.h"
 #include "ir/element_cast.h"
@@ -256,6 +258,32 @@ TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnTacticsMatchCpu) {
     const FusedOperands vit = fused_operands(t, {3, 197, 768}, {768, 3072}, 2);
     check_cudnn_tactics({vit.a, vit.b, vit.bias}, "Gelu", "ViT-B/16 MLP " + type_name(t) + " Gelu bias");
     check_cudnn_tactics({vit.a, vit.b}, "Gelu", "ViT-B/16 MLP " + type_name(t) + " Gelu no bias");
+  }
+}
+
+// A row count the product has not run at: the plan of cudnn:0 at batch 8 of
+// 197 rows, then at 5, 13 and 32, each matching the CPU. With dynamic-shape
+// graphs (cuDNN 9.5+) the later plans take the kernels batch 8 compiled from
+// the topology's kernel cache; the printed plan times show it (not asserted).
+// N = 384, K = 256 with Gelu and a bias is this test's own topology.
+TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnPlansNewRowCountsAndMatchesCpu) {
+  if (!cuda::cudnn_matmul_compiled()) GTEST_SKIP() << "built without the cuDNN frontend (scripts/install_deps.sh)";
+  std::printf("[   INFO   ] cuDNN %zu, dynamic-shape graphs %s\n", cudnnGetVersion(),
+              cuda::cudnn_dynamic_shapes() ? "on" : "off");
+  const Attrs attrs = {{"activation", Attribute::of_string("Gelu")}};
+  for (int64_t batch : {8, 5, 13, 32}) {
+    const FusedOperands x = fused_operands(DType::kF16, {batch, 197, 256}, {256, 384}, 3);
+    const std::optional<cuda::CudnnMatmulSpec> spec =
+        cuda::cudnn_matmul_spec(DType::kF16, x.a.dims(), x.b.dims(), true, cuda::BiasActivation::kGelu, SIZE_MAX);
+    ASSERT_TRUE(spec.has_value());
+    const auto start = std::chrono::steady_clock::now();
+    const bool planned = cuda::cudnn_matmul_plan(*spec) != nullptr;
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    std::printf("[   INFO   ] FusedMatMul f16 [%lld,197,256]x[256,384] Gelu: cudnn:0 plan %.1f ms%s\n",
+                static_cast<long long>(batch), ms, planned ? "" : " (no engine)");
+    expect_close(run_fused_tactic({x.a, x.b, x.bias}, attrs, "cudnn:0"),
+                 run_cpu("kiln.FusedMatMul", {x.a, x.b, x.bias}, attrs), matmul_tolerance(DType::kF16),
+                 "FusedMatMul batch " + std::to_string(batch));
   }
 }
 

@@ -7,8 +7,10 @@
 // 1e-5 (pools) or 1e-4 (convolutions, summed in another order).
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cstdio>
 
+#include "backends/cuda/cudnn_handle.h"
 #include "backends/cuda/ops/cudnn_conv.h"
 #include "gpu_test_util.h"
 
@@ -196,6 +198,38 @@ void check_mobilenet_layer(const MobileNetLayer& c, int64_t batch) {
 TEST_F(GpuTest, MobileNetV2Fp16ChannelsLastLayersMatchCpuOnEveryTactic) {
   for (const MobileNetLayer& c : mobilenet_layers())
     for (int64_t batch : {int64_t(1), c.large_batch}) check_mobilenet_layer(c, batch);
+}
+
+// A batch size the layer has not run at: the plan at N = 8, then at 5, 13 and
+// 32, each layer matching the CPU. With dynamic-shape graphs (cuDNN 9.5+) the
+// later plans take the kernels N = 8 compiled from the topology's kernel
+// cache; the printed plan times show it (not asserted: they depend on the GPU
+// and the engines cuDNN lists). The topology (48 -> 80 channels) is this
+// test's own, so the cache is cold at N = 8.
+TEST_F(GpuTest, ChannelsLastFusedConvPlansNewBatchSizesAndMatchesCpu) {
+  std::printf("cuDNN %zu, dynamic-shape conv graphs %s\n", cudnnGetVersion(),
+              cuda::cudnn_dynamic_shapes() ? "on" : "off");
+  for (int64_t n : {8, 5, 13, 32}) {
+    cuda::CudnnConvSpec spec;
+    spec.dtype = DType::kF16;
+    spec.g.batch = n, spec.g.in_channels = 48, spec.g.out_channels = 80;
+    for (int a = 1; a < 3; ++a) {
+      spec.g.in[a] = spec.g.out[a] = 20;
+      spec.g.kernel[a] = 3;
+      spec.g.pad_begin[a] = spec.g.pad_end[a] = 1;
+    }
+    spec.workspace_limit = size_t(256) << 20;
+    spec.fused = spec.fused_bias = spec.fused_residual = true;
+    spec.activation = cuda::EpilogueActivation::kRelu;
+    spec.channels_last = true;
+    const auto start = std::chrono::steady_clock::now();
+    std::shared_ptr<const cuda::CudnnConvPlan> plan = cuda::cudnn_conv_plan(spec);
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    std::printf("N=%lld fused f16 NHWC plan: %.1f ms, %s\n", static_cast<long long>(n), ms,
+                !plan ? "no engine" : (cuda::is_dynamic_shape(*plan) ? "dynamic-shape graph" : "static graph"));
+    const NhwcConvCase c{"new batch size", {n, 20, 20, 48}, {80, 3, 3, 48}, {{"pads", ints({1, 1, 1, 1})}}};
+    for (const char* tactic : {"", "cudnn_fused:1"}) check_nhwc_conv(c, DType::kF16, tactic);
+  }
 }
 
 // The NHWC pool against the CPU's NHWC reference (which the unit tests hold

@@ -4,11 +4,13 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "support/status.h"
 
@@ -28,6 +30,20 @@ class Cudnn {
  private:
   cudnnHandle_t handle_ = nullptr;
 };
+
+// Whether cuDNN graphs (convolutions, kiln.FusedMatMul's products) are built
+// dynamic-shape, their plans finalizing through a kernel cache per topology so
+// a plan for another batch size takes the kernels compiled before: cuDNN 9.5
+// or later (headers and library), unless KILN_CUDNN_DYNAMIC_SHAPES=0. Engines
+// are listed (and tactics numbered) per graph, so this is part of what a timed
+// tactic depends on.
+inline bool cudnn_dynamic_shapes() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("KILN_CUDNN_DYNAMIC_SHAPES");
+    return CUDNN_VERSION >= 90500 && cudnnGetVersion() >= 90500 && !(env && std::string_view(env) == "0");
+  }();
+  return enabled;
+}
 
 // Plans built once per key and device, process-wide, each with the device's
 // own handle (made on first use). A failed build is cached too (null), so a

@@ -5,7 +5,9 @@
 // virtual float tensors, so a runtime fusion engine writes Y once. Engines from heuristics (mode A, then the fallback
 // list), the first that finalizes within the workspace limit and whose numerical notes the precision rules allow. Plans
 // are cached process-wide by their full signature and device, so the plan built at plan time (to size the workspace) is
-// the one a kernel's first run finds.
+// the one a kernel's first run finds. From cuDNN 9.5 (cudnn_dynamic_shapes()) the graphs are dynamic-shape and every
+// plan finalizes through the kernel cache of its topology (the signature less the batch and spatial sizes), so a plan
+// for a new batch size takes the kernels compiled for the sizes before it instead of compiling its own.
 #pragma once
 
 #include <cudnn.h>
@@ -42,6 +44,9 @@ struct CudnnConvSpec {
   bool channels_last = false;
 
   std::string key() const;
+  // key() less what a dynamic-shape graph may vary between plans that share
+  // compiled kernels: the batch and spatial sizes, the engine and the workspace limit.
+  std::string topology_key() const;
 };
 
 // How many usable engine configs cuDNN offers for `spec` (at most `limit`);
@@ -63,6 +68,10 @@ class CudnnConvPlan;
 std::shared_ptr<const CudnnConvPlan> cudnn_conv_plan(const CudnnConvSpec& spec);
 
 size_t workspace_size(const CudnnConvPlan& plan);
+
+// Whether the plan was built from a dynamic-shape graph with a kernel cache
+// (else from a static graph: an older cuDNN, or no dynamic-shape engine).
+bool is_dynamic_shape(const CudnnConvPlan& plan);
 
 // Runs the plan on `stream`: y = conv(x, w) (ConvTranspose: y = conv^T(x, w));
 // a fused plan also reads `bias` and `z` (given exactly when its spec has them).
