@@ -232,4 +232,17 @@ Value* transpose_output(Graph& g, Node& node, const std::vector<int64_t>& perm, 
   return inner;
 }
 
+Value* add_batched_op(Graph& g, const char* op, std::vector<Value*> inputs, const Dim& batch,
+                      const std::vector<int64_t>& dims, const std::string& name) {
+  Node* n = g.add_node(op);
+  n->inputs = std::move(inputs);
+  Dims d{batch};
+  for (int64_t x : dims) d.push_back(Dim(x));
+  Value* out = g.add_value(g.unique_name(name), Type::tensor(n->inputs[0]->type.dtype, Shape(d)));
+  n->outputs = {out};
+  out->producer = n;
+  out->producer_output = 0;
+  return out;
+}
+
 }  // namespace kiln::pass_util

@@ -76,6 +76,11 @@ Value* add_transpose(Graph& g, Value* v, const std::vector<int64_t>& perm, const
 // produces the old output, whose name and readers stay. Returns the new value.
 Value* transpose_output(Graph& g, Node& node, const std::vector<int64_t>& perm, const std::string& suffix);
 
+// A new node `op`(inputs) with one output, named after `name`, of
+// [batch, dims...] in its first input's dtype.
+Value* add_batched_op(Graph& g, const char* op, std::vector<Value*> inputs, const Dim& batch,
+                      const std::vector<int64_t>& dims, const std::string& name);
+
 // Reorders the nodes so each comes after the producers of its inputs,
 // keeping the current order where it already is one (passes append new nodes
 // at the end and call this once).

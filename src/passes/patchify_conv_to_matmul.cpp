@@ -94,20 +94,6 @@ std::optional<Patches> patches_of(const Node& n) {
   return p;
 }
 
-// A new node `op`(inputs) with one output of `dims` (dim 0 from `batch`), named `name`.
-Value* add_op(Graph& g, const char* op, std::vector<Value*> inputs, const Dim& batch, const std::vector<int64_t>& dims,
-              const std::string& name) {
-  Node* n = g.add_node(op);
-  n->inputs = std::move(inputs);
-  Dims d{batch};
-  for (int64_t x : dims) d.push_back(Dim(x));
-  Value* out = g.add_value(g.unique_name(name), Type::tensor(n->inputs[0]->type.dtype, Shape(d)));
-  n->outputs = {out};
-  out->producer = n;
-  out->producer_output = 0;
-  return out;
-}
-
 // W [K, C, kh, kw] read as [K, C*kh*kw] (row k: one filter in the patch's
 // (c, i, j) order), transposed so each column is a filter.
 Tensor weight_rows(const Tensor& w, const Patches& p) {
@@ -122,15 +108,16 @@ void rewrite(Graph& g, Node& conv, const Patches& p, Tensor w_rows) {
   auto shape = [&](const std::string& name, std::vector<int64_t> v) {
     return pass_util::add_constant(g, name, Tensor::vector_i64(v));
   };
-  Value* v = add_op(g, "Reshape", {x, shape(base + "_shape6", {0, p.c, hp, p.kh, wp, p.kw})}, batch,
-                    {p.c, hp, p.kh, wp, p.kw}, base + "_6d");
+  Value* v = pass_util::add_batched_op(g, "Reshape", {x, shape(base + "_shape6", {0, p.c, hp, p.kh, wp, p.kw})}, batch,
+                                       {p.c, hp, p.kh, wp, p.kw}, base + "_6d");
   v = pass_util::add_transpose(g, v, {0, 2, 4, 1, 3, 5}, "_t");
   v->producer->name = conv.name.empty() ? "" : conv.name + "/patches";
-  v = add_op(g, "Reshape", {v, shape(base + "_shape4", {0, hp, wp, depth})}, batch, {hp, wp, depth}, base + "_rows");
+  v = pass_util::add_batched_op(g, "Reshape", {v, shape(base + "_shape4", {0, hp, wp, depth})}, batch, {hp, wp, depth},
+                                base + "_rows");
   Value* rows = pass_util::add_constant(g, w->name + "_rows", std::move(w_rows));
-  v = add_op(g, "MatMul", {v, rows}, batch, {hp, wp, p.k}, base + (b ? "_mm" : "_nhwc"));
+  v = pass_util::add_batched_op(g, "MatMul", {v, rows}, batch, {hp, wp, p.k}, base + (b ? "_mm" : "_nhwc"));
   v->producer->name = conv.name;
-  if (b) v = add_op(g, "Add", {v, b}, batch, {hp, wp, p.k}, base + "_nhwc");
+  if (b) v = pass_util::add_batched_op(g, "Add", {v, b}, batch, {hp, wp, p.k}, base + "_nhwc");
   conv.op_type = "Transpose";
   conv.opset = 0;
   conv.attrs.clear();

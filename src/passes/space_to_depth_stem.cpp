@@ -121,20 +121,6 @@ Tensor block_weight(const Tensor& w, const Stem& s, const Axis& ah, const Axis& 
   return out;
 }
 
-// A new node `op`(inputs) with one output of `dims` (dim 0 from `batch`).
-Value* add_op(Graph& g, const char* op, std::vector<Value*> inputs, const Dim& batch, std::vector<int64_t> dims,
-              const std::string& name) {
-  Node* n = g.add_node(op);
-  n->inputs = std::move(inputs);
-  Dims d{batch};
-  for (int64_t x : dims) d.push_back(Dim(x));
-  Value* out = g.add_value(g.unique_name(name), Type::tensor(n->inputs[0]->type.dtype, Shape(d)));
-  n->outputs = {out};
-  out->producer = n;
-  out->producer_output = 0;
-  return out;
-}
-
 Value* i64s(Graph& g, const std::string& name, std::vector<int64_t> v) {
   return pass_util::add_constant(g, name, Tensor::vector_i64(v));
 }
@@ -146,11 +132,11 @@ void rewrite(Graph& g, Node& n, const Stem& s, const Axis& ah, const Axis& aw) {
   static_assert(kMinChannels == 8, "cc = round_up(c, 2) makes 4 * cc a multiple of 8");
   const int64_t hb = ah.blocks, wb = aw.blocks, cc = round_up(s.c, 2), c4 = 4 * cc;
   const std::string base = x->name + "_s2d";
-  Value* v =
-      add_op(g, "Pad", {x, i64s(g, base + "_pads", {0, 0, ah.before, aw.before, 0, cc - s.c, ah.after, aw.after})},
-             batch, {cc, 2 * hb, 2 * wb}, base + "_padded");
-  v = add_op(g, "Reshape", {v, i64s(g, base + "_shape6", {0, cc, hb, 2, wb, 2})}, batch, {cc, hb, 2, wb, 2},
-             base + "_6d");
+  Value* v = pass_util::add_batched_op(
+      g, "Pad", {x, i64s(g, base + "_pads", {0, 0, ah.before, aw.before, 0, cc - s.c, ah.after, aw.after})}, batch,
+      {cc, 2 * hb, 2 * wb}, base + "_padded");
+  v = pass_util::add_batched_op(g, "Reshape", {v, i64s(g, base + "_shape6", {0, cc, hb, 2, wb, 2})}, batch,
+                                {cc, hb, 2, wb, 2}, base + "_6d");
   Node* t = g.add_node("Transpose");
   t->attrs["perm"] = Attribute::of_ints({0, 2, 4, 3, 5, 1});
   t->inputs = {v};
@@ -158,7 +144,8 @@ void rewrite(Graph& g, Node& n, const Stem& s, const Axis& ah, const Axis& aw) {
                   Type::tensor(x->type.dtype, Shape(Dims{batch, Dim(hb), Dim(wb), Dim(2), Dim(2), Dim(cc)})));
   t->outputs = {v};
   v->producer = t;
-  v = add_op(g, "Reshape", {v, i64s(g, base + "_shape4", {0, hb, wb, c4})}, batch, {hb, wb, c4}, base + "_blocks");
+  v = pass_util::add_batched_op(g, "Reshape", {v, i64s(g, base + "_shape4", {0, hb, wb, c4})}, batch, {hb, wb, c4},
+                                base + "_blocks");
   n.inputs[0] = v;
   n.inputs[1] =
       pass_util::add_constant(g, n.inputs[1]->name + "_s2d", block_weight(*n.inputs[1]->constant, s, ah, aw, cc));
