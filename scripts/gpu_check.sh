@@ -45,6 +45,13 @@ row() { summary+=("$(printf '%-28s %s  [t=%ss]' "$1" "$2" "$(( $(date +%s) - t0 
 } >"$OUT/env.txt" 2>&1
 row "gpu" "$(nvidia-smi --query-gpu=name,compute_cap --format=csv,noheader 2>/dev/null | head -1)"
 
+# A kiln that an earlier call's `serve` stage linked against the gRPC in
+# build-gpu/debroot (a warm machine keeps it) loads it from there.
+multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+if [[ -d build-gpu/debroot/usr/lib/$multiarch ]]; then
+  export LD_LIBRARY_PATH="$PWD/build-gpu/debroot/usr/lib/$multiarch${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+
 start=$(date +%s)
 if cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
      -DPython3_EXECUTABLE="$(command -v python3)" >"$OUT/configure.log" 2>&1 &&
