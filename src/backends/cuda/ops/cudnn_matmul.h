@@ -1,10 +1,11 @@
 // kiln.FusedMatMul through cuDNN's graph API: one matmul with its bias add
 // and activation as pointwise ops on virtual float intermediates, which cuDNN
-// runs as one runtime-fused kernel (on Hopper), so Y is written once. Its
-// point is the exact (erf) Gelu, for which cuBLASLt needs a separate pass:
-// here it is CUDNN_POINTWISE_GELU_FWD, which measured as the tanh form on an
-// H200 (within 4.7e-4 of the erf; f16/bf16 only, so under the outputs' own
-// rounding from 0.5 up; GELU_APPROX_TANH_FWD is GeluTanh). The layer's
+// runs as one runtime-fused kernel (on Hopper), so Y is written once: a
+// tactic the tuner times against cuBLASLt's for the exact (erf) Gelu of
+// f16/bf16 layers. It is CUDNN_POINTWISE_GELU_FWD, which measured as the tanh
+// form on an H200, as cuBLASLt's GELU epilogue is (within 4.7e-4 of the erf,
+// under the outputs' own rounding from 0.5 up; GELU_APPROX_TANH_FWD is
+// GeluTanh). The layer's
 // tactics "cudnn:<i>" name the i-th usable engine config (heuristics mode A,
 // then the fallback list, within the workspace limit), as convolutions' do.
 // Built with the cuDNN frontend, which is header-only and optional: without it

@@ -1,14 +1,18 @@
 // kiln.FusedMatMul: act(MatMul(A, B) + bias) in one cuBLASLt call where its
-// epilogue can do it (BIAS, RELU_BIAS, and GELU_BIAS for the tanh Gelu of
-// 16-bit outputs), timed over the heuristic's candidates like MatMul. The
-// exact (erf) Gelu is not a cuBLASLt epilogue, and cuBLASLt does not document
-// the accuracy of its tanh for f32 (f32 must match the CPU to about 1e-5):
-// there the product takes the bias and one elementwise pass applies the Gelu.
-// Where cuBLASLt has no algorithm with the epilogue, or the batching needs
-// several calls, a plain product is followed by one bias + activation pass:
-// the layer never fails for want of an epilogue. For f16/bf16, tactics
-// "cudnn:<i>" run the whole layer as one cuDNN graph with the epilogue fused
-// (cudnn_matmul.h; its Gelu is within 4.7e-4 of the erf); the tuner times them against
+// epilogue can do it (BIAS, RELU_BIAS, and GELU_BIAS for 16-bit outputs),
+// timed over the heuristic's candidates like MatMul. GELU_BIAS is the tanh
+// form; for 16-bit outputs it also runs the exact (erf) Gelu: the two differ
+// by at most 4.7e-4 (at x = -2.70), under the rounding of 16-bit outputs of
+// magnitude 0.5 and up, and a separate Gelu pass costs a whole read and write
+// of the output (ViT-B/16's MLP ran at 363 TFLOP/s with it, its other GEMMs at
+// 660-690 on an H200). f32 must match the CPU to about 1e-5, and cuBLASLt
+// does not document its tanh's accuracy: there the product takes the bias and
+// one elementwise pass applies the Gelu. Where cuBLASLt has no algorithm with
+// the epilogue, or the batching needs several calls, a plain product is
+// followed by one bias + activation pass with the exact activation: the layer
+// never fails for want of an epilogue. For 16-bit layers with the exact Gelu,
+// tactics "cudnn:<i>" run the whole layer as one cuDNN graph (cudnn_matmul.h;
+// its GELU_FWD is the tanh form too); the tuner times them against
 // cuBLASLt's, which stays the default.
 #include <algorithm>
 #include <cstdint>
@@ -34,6 +38,8 @@ Expected<Epilogue> epilogue_of(const Node& node, DType dtype) {
   if (act == "GeluTanh" && dtype != DType::kF32)
     return Epilogue{MatmulActivation::kGeluTanh, BiasActivation::kNone, BiasActivation::kGeluTanh};
   if (act == "GeluTanh") return Epilogue{MatmulActivation::kNone, BiasActivation::kGeluTanh, BiasActivation::kGeluTanh};
+  if (act == "Gelu" && dtype != DType::kF32)
+    return Epilogue{MatmulActivation::kGeluTanh, BiasActivation::kNone, BiasActivation::kGelu};
   if (act == "Gelu") return Epilogue{MatmulActivation::kNone, BiasActivation::kGelu, BiasActivation::kGelu};
   return invalid_model("FusedMatMul: activation \"{}\" is not one of \"\", Relu, Gelu, GeluTanh", act);
 }
@@ -88,12 +94,11 @@ std::optional<MatmulShape> fused_shape(const BatchedProduct& bp, DType t, bool t
 
 // cuBLASLt's candidates for the product with its epilogue (the heuristic is
 // asked with the epilogue set, so "cublaslt:i" names the same algorithm here
-// and in run), then, where cuBLASLt needs a separate pass for the activation
-// (the exact Gelu), cuDNN's usable engine configs (f16/bf16), which fuse it.
-// The builder keeps the first `limit`, so there cuBLASLt takes at most the
-// larger half of them and cuDNN what is left: at limit 1 cuBLASLt's first
-// alone (the default). Elsewhere cuBLASLt's epilogue already fuses the layer
-// and keeps every slot.
+// and in run), then, for the exact Gelu of 16-bit layers, cuDNN's usable
+// engine configs (f16/bf16). The builder keeps the first `limit`, so there
+// cuBLASLt takes at most the larger half of them and cuDNN what is left: at
+// limit 1 cuBLASLt's first alone (the default). Other layers give cuBLASLt
+// every slot.
 std::vector<std::string> fused_tactics(const KernelQuery& q, size_t limit) {
   const auto *a = q.input_dims(0), *b = q.input_dims(1);
   auto e = epilogue_of(q.node(), q.input_dtype(0));
@@ -101,11 +106,13 @@ std::vector<std::string> fused_tactics(const KernelQuery& q, size_t limit) {
   auto bp = plan_product(*a, *b, "FusedMatMul");
   if (!bp) return {};
   auto s = fused_shape(*bp, q.input_dtype(0), q.allow_tf32(), q.has_input(2), *e);
-  const bool unfused = e->after != BiasActivation::kNone;
+  const bool with_cudnn = e->full == BiasActivation::kGelu;
   std::vector<std::string> out;
-  if (s) out = cublaslt_tactics(*s, unfused ? limit - limit / 2 : limit, cublaslt_workspace_bytes(q.workspace_limit()));
+  if (s)
+    out = cublaslt_tactics(*s, with_cudnn ? limit - limit / 2 : limit, cublaslt_workspace_bytes(q.workspace_limit()));
   const std::optional<CudnnMatmulSpec> spec =
-      unfused ? cudnn_spec_of(q.node(), q.input_dtype(0), *a, *b, q.has_input(2), q.workspace_limit()) : std::nullopt;
+      with_cudnn ? cudnn_spec_of(q.node(), q.input_dtype(0), *a, *b, q.has_input(2), q.workspace_limit())
+                 : std::nullopt;
   if (spec && out.size() < limit) {
     const int n = cudnn_matmul_engine_count(*spec, static_cast<int>(std::min<size_t>(limit - out.size(), 64)));
     for (int i = 0; i < n; ++i) out.push_back(cudnn_matmul_tactic(i));
