@@ -179,7 +179,6 @@ if want serve; then
     prefix=$PWD/build-gpu/debroot
     rm -rf "$prefix"
     for deb in .debs/*.deb; do dpkg -x "$deb" "$prefix"; done
-    multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
     # Development links to runtimes left out as stock (libssl.so ->
     # libssl.so.3) point at the system's copy.
     while IFS= read -r link; do

@@ -214,14 +214,6 @@ TEST(FusePackedAttention, LeavesNearMissesAlone) {
 
 // ---- kiln.PackedAttention ------------------------------------------------------
 
-std::string first_diagnostic(const std::string& text) {
-  auto g = parse_graph(text);
-  if (!g) return g.status().to_string();
-  std::vector<Diagnostic> diags;
-  infer_shapes(**g, diags);
-  return diags.empty() ? "none" : diags[0].message;
-}
-
 TEST(PackedAttentionOp, InfersYFromTheHeadsAndRejectsWhatDoesNotSplit) {
   auto g = parse_graph(
       "graph main(%qkv: bf16[batch,seq,16]) {\n"

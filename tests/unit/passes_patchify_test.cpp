@@ -13,15 +13,6 @@
 namespace kiln {
 namespace {
 
-// Multiples of 1/8 in [-2, 2]: every product is a multiple of 1/64 and a
-// 48-deep sum stays far below 2^24 / 64, so the f32 result is exact in any
-// order and the pass must keep the bytes.
-std::string eighths(int64_t n, int mul) {
-  std::string s;
-  for (int64_t i = 0; i < n; ++i) s += fmt::format("{}{}", i ? "," : "", ((i * mul) % 33 - 16) * 0.125);
-  return s;
-}
-
 Tensor eighths_f32(std::vector<int64_t> dims) {
   Tensor t(DType::kF32, std::move(dims));
   auto* p = t.mutable_data<float>();

@@ -144,14 +144,6 @@ TEST(FuseSkipLayerNorm, SymbolicDimsFuse) {
                   "kiln.SkipLayerNormalization(%x, %r, %g)"));
 }
 
-std::string first_diagnostic(const std::string& text) {
-  auto g = parse_graph(text);
-  if (!g) return g.status().to_string();
-  std::vector<Diagnostic> diags;
-  infer_shapes(**g, diags);
-  return diags.empty() ? "none" : diags[0].message;
-}
-
 TEST(SkipLayerNormalizationOp, InfersXsTypeForBothOutputsAndRejectsWhatItCannotRun) {
   auto g = parse_graph(
       "graph main(%x: f16[batch,7,8], %r: f16[batch,7,8], %g: f16[8]) {\n"

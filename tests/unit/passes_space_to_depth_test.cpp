@@ -12,14 +12,6 @@
 namespace kiln {
 namespace {
 
-// Multiples of 1/8 in [-2, 2]: every product and sum of a small stem is exact
-// in f32, whatever the order, so the pass must keep the bytes.
-std::string eighths(int64_t n, int mul) {
-  std::string s;
-  for (int64_t i = 0; i < n; ++i) s += fmt::format("{}{}", i ? "," : "", ((i * mul) % 33 - 16) * 0.125);
-  return s;
-}
-
 Tensor eighths_f16(std::vector<int64_t> dims) {
   Tensor t(DType::kF16, std::move(dims));
   auto* p = t.mutable_data<uint16_t>();

@@ -253,6 +253,11 @@ struct Runner::Impl {
   // run only resolves addresses (no lookups, no allocation).
   Status execute(Segment& seg, RunBuffers& buffers, RunBindings& bindings, cudaStream_t stream, StepTimes* times) {
     std::vector<std::pair<Event, Event>> events;
+    // cudaGetLastError also returns a failure of any earlier runtime call on
+    // this thread (a caller's sync that another thread's capture made fail):
+    // cleared once here, so each step's last_launch_status names its own
+    // launches (a step that fails returns before the next one runs).
+    (void)cudaGetLastError();
     for (Step& step : seg.steps) {
       for (size_t i = 0; i < step.inputs.size(); ++i) {
         if (!step.inputs[i]) continue;
@@ -278,11 +283,6 @@ struct Runner::Impl {
         char* ws = step.workspace_bytes ? buffers.arena.back() + step.workspace_offset : nullptr;
         auto* dims = step.dims_bytes ? reinterpret_cast<int64_t*>(buffers.arena.back() + step.dims_offset) : nullptr;
         StepContext ctx(step, ws, dims, stream, res, options.run.allow_tf32);
-        // cudaGetLastError also returns a failure of any earlier runtime call
-        // on this thread (another thread's capture made the caller's
-        // cudaDeviceSynchronize fail, an invalidated capture): cleared here,
-        // so last_launch_status names this step's launches only.
-        (void)cudaGetLastError();
         Status st = step.def->run(ctx);
         if (!st.is_ok()) return st.with_context(where(step));
         st = last_launch_status(step.node->op_type.c_str());

@@ -373,8 +373,9 @@ Expected<Descriptor> make_graph(cudnnHandle_t handle, const CudnnConvSpec& s, st
 // kernel into the cache, and a plan of that config for another batch or
 // spatial size may take the compiled kernel instead of compiling again
 // (runtime fusion engines compile at finalize, ~0.1-0.3 s a plan).
+// Plans finalize with it only inside CudnnPlanCache::get, which builds one
+// plan at a time, so the cache needs no lock of its own.
 struct KernelCache {
-  std::mutex mu;                  // held while a plan finalizes with the cache
   std::vector<Descriptor> parts;  // the operation graph it was finalized with
   Descriptor cache;
 };
@@ -422,15 +423,10 @@ Expected<std::shared_ptr<CudnnConvPlan>> try_config(cudnnHandle_t handle, const 
   KILN_ASSIGN_OR_RETURN(Descriptor plan, create(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR));
   KILN_RETURN_IF_ERROR(set(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle));
   KILN_RETURN_IF_ERROR(set_descriptor(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, config));
-  std::unique_lock<std::mutex> lock;
-  if (cache) {
 #if CUDNN_VERSION >= 90500
-    KILN_RETURN_IF_ERROR(set_descriptor(plan, CUDNN_ATTR_EXECUTION_PLAN_KERNEL_CACHE, cache->cache));
+  if (cache) KILN_RETURN_IF_ERROR(set_descriptor(plan, CUDNN_ATTR_EXECUTION_PLAN_KERNEL_CACHE, cache->cache));
 #endif
-    lock = std::unique_lock<std::mutex>(cache->mu);
-  }
   if (cudnnBackendFinalize(plan.get()) != CUDNN_STATUS_SUCCESS) return std::shared_ptr<CudnnConvPlan>();
-  if (lock.owns_lock()) lock.unlock();
   int64_t workspace = 0, count = 0;
   KILN_CUDA_RETURN_IF_ERROR(cudnnBackendGetAttribute(plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
                                                      CUDNN_TYPE_INT64, 1, &count, &workspace));
