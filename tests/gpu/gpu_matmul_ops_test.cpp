@@ -263,7 +263,7 @@ TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnTacticsMatchCpu) {
 
 // A row count the product has not run at: the plan of cudnn:0 at batch 8 of
 // 197 rows, then at 5, 13 and 32, each matching the CPU. With dynamic-shape
-// graphs (cuDNN 9.5+) the later plans take the kernels batch 8 compiled from
+// graphs (KILN_CUDNN_DYNAMIC_SHAPES=1, cuDNN 9.5+) the later plans take the kernels batch 8 compiled from
 // the topology's kernel cache; the printed plan times show it (not asserted).
 // N = 384, K = 256 with Gelu and a bias is this test's own topology.
 TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnPlansNewRowCountsAndMatchesCpu) {

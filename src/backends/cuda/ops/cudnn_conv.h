@@ -5,9 +5,10 @@
 // virtual float tensors, so a runtime fusion engine writes Y once. Engines from heuristics (mode A, then the fallback
 // list), the first that finalizes within the workspace limit and whose numerical notes the precision rules allow. Plans
 // are cached process-wide by their full signature and device, so the plan built at plan time (to size the workspace) is
-// the one a kernel's first run finds. From cuDNN 9.5 (cudnn_dynamic_shapes()) the graphs are dynamic-shape and every
-// plan finalizes through the kernel cache of its topology (the signature less the batch and spatial sizes), so a plan
-// for a new batch size takes the kernels compiled for the sizes before it instead of compiling its own.
+// the one a kernel's first run finds. With KILN_CUDNN_DYNAMIC_SHAPES=1 and cuDNN 9.5+ (cudnn_dynamic_shapes(), off by
+// default: slower and wrong on some geometries) the graphs are dynamic-shape and every plan finalizes through the
+// kernel cache of its topology (the signature less the batch and spatial sizes), so a plan for a new batch size takes
+// the kernels compiled for the sizes before it instead of compiling its own.
 #pragma once
 
 #include <cudnn.h>
