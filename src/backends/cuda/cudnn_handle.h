@@ -64,15 +64,27 @@ class CudnnPlanCache {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = plans_.find(at);
     if (it != plans_.end()) return it->second;
-    auto handle = handles_.find(device);
-    if (handle == handles_.end()) {
-      Expected<Cudnn> created = Cudnn::create();
-      if (!created.is_ok()) return nullptr;
-      handle = handles_.emplace(device, std::move(created).value()).first;
-    }
-    std::shared_ptr<const Plan> plan = build(handle->second.get());
+    cudnnHandle_t handle = handle_locked(device);
+    if (!handle) return nullptr;
+    std::shared_ptr<const Plan> plan = build(handle);
     plans_.emplace(at, plan);
     return plan;
+  }
+  // For builders that make several plans in one pass: runs fill(handle, put)
+  // under the cache's lock with the current device's handle, where
+  // put(key, plan) caches a plan under `key` unless one is there already.
+  // False when there is no device or handle.
+  using Put = std::function<void(const std::string&, std::shared_ptr<const Plan>)>;
+  bool fill(const std::function<void(cudnnHandle_t, const Put&)>& fill) {
+    int device = 0;
+    if (cudaGetDevice(&device) != cudaSuccess) return false;
+    std::lock_guard<std::mutex> lock(mu_);
+    cudnnHandle_t handle = handle_locked(device);
+    if (!handle) return false;
+    fill(handle, [&](const std::string& key, std::shared_ptr<const Plan> plan) {
+      plans_.emplace(key + "@" + std::to_string(device), std::move(plan));
+    });
+    return true;
   }
   static CudnnPlanCache& instance() {
     static auto* cache = new CudnnPlanCache;
@@ -80,6 +92,17 @@ class CudnnPlanCache {
   }
 
  private:
+  // The device's handle, made on first use; null when cuDNN cannot make one.
+  cudnnHandle_t handle_locked(int device) {
+    auto handle = handles_.find(device);
+    if (handle == handles_.end()) {
+      Expected<Cudnn> created = Cudnn::create();
+      if (!created.is_ok()) return nullptr;
+      handle = handles_.emplace(device, std::move(created).value()).first;
+    }
+    return handle->second.get();
+  }
+
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<const Plan>> plans_;
   std::map<int, Cudnn> handles_;

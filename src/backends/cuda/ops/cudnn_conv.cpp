@@ -189,8 +189,10 @@ Expected<std::vector<Descriptor>> engine_configs(const Descriptor& graph, cudnnB
 
 class CudnnConvPlan {
  public:
-  // Descriptors the plan was built from, kept alive as long as the plan.
+  // Descriptors the plan was built from, kept alive as long as the plan: its
+  // own, and the graph's, which the plans of one enumeration share.
   std::vector<Descriptor> parts;
+  std::shared_ptr<const std::vector<Descriptor>> graph_parts;
   Descriptor plan;
   int64_t workspace = 0;
   bool dynamic_shape = false;  // built from a dynamic-shape graph with a kernel cache
@@ -487,6 +489,41 @@ Expected<std::shared_ptr<CudnnConvPlan>> build_plan(cudnnHandle_t handle, const 
   return build_graph_plan(handle, s, nullptr, usable);
 }
 
+// Every usable plan of the spec's graph (dynamic-shape with `cache`), in
+// tactic order, at most `limit`: the numbering build_graph_plan counts, mode
+// A's list then the fallback's, from one graph and one pass where asking for
+// each index in turn would finalize every config before it again.
+std::vector<std::shared_ptr<CudnnConvPlan>> usable_plans(cudnnHandle_t handle, const CudnnConvSpec& s,
+                                                         KernelCache* cache, size_t limit) {
+  std::vector<std::shared_ptr<CudnnConvPlan>> plans;
+  auto parts = std::make_shared<std::vector<Descriptor>>();
+  Expected<Descriptor> graph = make_graph(handle, s, *parts, cache != nullptr);
+  if (!graph.is_ok()) return plans;
+  for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
+    if (plans.size() >= limit) break;
+    Expected<std::vector<Descriptor>> configs = engine_configs(*graph, mode);
+    if (!configs.is_ok()) continue;
+    for (Descriptor& config : *configs) {
+      if (plans.size() >= limit) break;
+      Expected<std::shared_ptr<CudnnConvPlan>> plan = try_config(handle, s, config, cache);
+      if (plan.is_ok() && *plan) plans.push_back(std::move(plan).value());
+    }
+  }
+  parts->push_back(std::move(graph).value());
+  for (const std::shared_ptr<CudnnConvPlan>& plan : plans) plan->graph_parts = parts;
+  return plans;
+}
+
+// usable_plans of the graph build_plan would take: the dynamic-shape one when
+// it has a usable engine, else the static one.
+std::vector<std::shared_ptr<CudnnConvPlan>> every_plan(cudnnHandle_t handle, const CudnnConvSpec& s, size_t limit) {
+  if (KernelCache* cache = cudnn_dynamic_shapes() ? kernel_cache_for(handle, s) : nullptr) {
+    std::vector<std::shared_ptr<CudnnConvPlan>> plans = usable_plans(handle, s, cache, limit);
+    if (!plans.empty()) return plans;
+  }
+  return usable_plans(handle, s, nullptr, limit);
+}
+
 }  // namespace
 
 std::shared_ptr<const CudnnConvPlan> cudnn_conv_plan(const CudnnConvSpec& spec) {
@@ -497,11 +534,20 @@ std::shared_ptr<const CudnnConvPlan> cudnn_conv_plan(const CudnnConvSpec& spec) 
 }
 
 int cudnn_conv_engine_count(CudnnConvSpec spec, int limit) {
+  if (limit <= 0) return 0;
   int n = 0;
-  for (; n < limit; ++n) {
-    spec.engine_index = n;
-    if (!cudnn_conv_plan(spec)) break;
-  }
+  CudnnPlanCache<CudnnConvPlan>::instance().fill([&](cudnnHandle_t handle, const auto& put) {
+    std::vector<std::shared_ptr<CudnnConvPlan>> plans = every_plan(handle, spec, static_cast<size_t>(limit));
+    n = static_cast<int>(plans.size());
+    for (int i = 0; i < n; ++i) {
+      spec.engine_index = i;
+      put(spec.key(), std::move(plans[static_cast<size_t>(i)]));
+    }
+    if (n < limit) {  // the first index with no plan, as cudnn_conv_plan would cache it
+      spec.engine_index = n;
+      put(spec.key(), nullptr);
+    }
+  });
   return n;
 }
 

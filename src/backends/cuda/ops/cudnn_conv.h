@@ -51,7 +51,7 @@ struct CudnnConvSpec {
 };
 
 // How many usable engine configs cuDNN offers for `spec` (at most `limit`);
-// each is built (and cached) on the way.
+// each is built (and cached) on the way, in one pass over cuDNN's engine lists.
 int cudnn_conv_engine_count(CudnnConvSpec spec, int limit);
 
 // The engine index a "cudnn:<i>" tactic names; 0 (the heuristic's first
