@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <thread>
 
 #include "grpc_service.h"
 
@@ -26,6 +27,14 @@ Status GrpcServer::start() {
   // Without SO_REUSEPORT a port already in use is an error, as for HTTP.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(impl_->service.get());
+  // The sync server reads every connection's frames on its pollers, by
+  // default one completion queue with at most 2: too few to take ResNet-50's
+  // 600 KB inputs from 64 clients at once (on the H100, gRPC ran 3810 infer/s
+  // where HTTP ran 6431, with 12 ms per request spent outside the server's
+  // timestamps). One queue per two cores, up to 8, with up to 4 pollers each.
+  const int queues = static_cast<int>(std::clamp(std::thread::hardware_concurrency() / 2, 1u, 8u));
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, queues);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 4);
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<size_t>(options_.max_request_bytes, INT32_MAX)));
   builder.SetMaxSendMessageSize(-1);
   impl_->server = builder.BuildAndStart();
