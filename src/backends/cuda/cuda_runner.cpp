@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <list>
 #include <set>
 
 #include "backends/cpu/cpu_executor.h"
@@ -200,13 +201,27 @@ struct Runner::Impl {
   std::shared_ptr<const DeviceWeights> weights;
   RunnerOptions options;
   Resources res;
-  std::unique_ptr<CachedPlan> cached;
+  // The plans of the input shapes run last, most recent first: a server's
+  // batcher cycles through a few batch sizes, and each plan (with its CUDA
+  // graph) stays ready instead of being planned again at every change.
+  static constexpr size_t kCachedPlans = 8;
+  std::list<std::unique_ptr<CachedPlan>> cached;
   DeviceBuffer arena;
   // The caller's arena (set_arena), used instead of `arena` when set.
   char* external = nullptr;
   size_t external_bytes = 0;
   // A runner per If/Loop/Scan body, keeping its plan across runs.
   std::map<const Graph*, std::unique_ptr<Runner>> bodies;
+
+  // The cached plan of these input dims (moved to the front), or null.
+  CachedPlan* find_cached(const std::vector<std::vector<int64_t>>& input_dims, const std::string& key) {
+    for (auto it = cached.begin(); it != cached.end(); ++it) {
+      if ((*it)->input_dims != input_dims || (*it)->subgraph_key != key) continue;
+      cached.splice(cached.begin(), cached, it);
+      return cached.front().get();
+    }
+    return nullptr;
+  }
 
   PlanOptions plan_options() const {
     return {options.run.allow_cpu_fallback, options.run.allow_tf32, plan_workspace_limit(options.run.workspace_limit)};
@@ -582,8 +597,7 @@ Status Runner::Impl::run(const std::vector<std::vector<int64_t>>& input_dims,
     res.device = std::move(info);
   }
   std::string key = subgraph_key(sub);
-  if (cached && cached->input_dims == input_dims && cached->subgraph_key == key)
-    return run_cached(*cached, bindings, stream, times);
+  if (CachedPlan* hit = find_cached(input_dims, key)) return run_cached(*hit, bindings, stream, times);
   const PlanOptions popts = plan_options();
   PlanState state = initial_state(input_dims, input_host, sub);
   KILN_ASSIGN_OR_RETURN(Segment first, plan_segment(graph, 0, state, popts));
@@ -597,8 +611,9 @@ Status Runner::Impl::run(const std::vector<std::vector<int64_t>>& input_dims,
       KILN_ASSIGN_OR_RETURN(plan->consts, DeviceBuffer::allocate(plan->segment.const_bytes));
       KILN_RETURN_IF_ERROR(upload_consts(plan->segment, static_cast<char*>(plan->consts.data()), stream));
     }
-    cached = std::move(plan);
-    return run_cached(*cached, bindings, stream, times);
+    cached.push_front(std::move(plan));
+    if (cached.size() > kCachedPlans) cached.pop_back();
+    return run_cached(*cached.front(), bindings, stream, times);
   }
   // A plan with breaks: run it segment by segment, planning as values arrive.
   RunBuffers buffers;
@@ -635,7 +650,7 @@ Status Runner::Impl::run(const std::vector<std::vector<int64_t>>& input_dims,
 }
 
 Runner::Runner(const Graph& graph, std::shared_ptr<const DeviceWeights> weights, RunnerOptions options)
-    : impl_(std::make_unique<Impl>(Impl{graph, std::move(weights), options, {}, nullptr, {}})) {}
+    : impl_(std::make_unique<Impl>(Impl{graph, std::move(weights), options, {}, {}, {}})) {}
 
 Runner::~Runner() = default;
 
@@ -647,7 +662,7 @@ Status Runner::run(const std::vector<std::vector<int64_t>>& input_dims, const st
   return impl_->run(input_dims, input_host, bindings, stream, times, sub);
 }
 
-size_t Runner::arena_bytes() const { return impl_->cached ? impl_->cached->segment.arena_bytes : 0; }
+size_t Runner::arena_bytes() const { return impl_->cached.empty() ? 0 : impl_->cached.front()->segment.arena_bytes; }
 
 void Runner::set_arena(void* data, size_t bytes) {
   impl_->external = static_cast<char*>(data);
@@ -659,7 +674,8 @@ Expected<size_t> Runner::plan_arena_bytes(const std::vector<std::vector<int64_t>
   if (input_dims.size() != impl_->graph.inputs.size())
     return internal_error("the graph takes {} inputs, dims were given for {}", impl_->graph.inputs.size(),
                           input_dims.size());
-  if (impl_->cached && impl_->cached->input_dims == input_dims) return impl_->cached->segment.arena_bytes;
+  for (const std::unique_ptr<CachedPlan>& plan : impl_->cached)
+    if (plan->input_dims == input_dims) return plan->segment.arena_bytes;
   PlanState state = impl_->initial_state(input_dims, {}, nullptr);
   KILN_ASSIGN_OR_RETURN(Segment first, plan_segment(impl_->graph, 0, state, impl_->plan_options()));
   return first.arena_bytes;

@@ -122,7 +122,7 @@ class Runner {
              RunBindings& bindings, cudaStream_t stream, StepTimes* times = nullptr,
              const SubgraphValues* sub = nullptr);
 
-  // Activation arena and workspace bytes of the current plan (0 before a run).
+  // Activation arena and workspace bytes of the plan run last (0 before a run).
   size_t arena_bytes() const;
 
   // Runs use [data, data + bytes) as their arena instead of memory the runner
