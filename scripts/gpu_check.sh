@@ -6,16 +6,19 @@
 # print a short summary table last. Logs go to $OUT (or /tmp/kiln-gpu; over 8
 # files, one archive $OUT/logs.tgz). The machine has no network: nothing is
 # installed here.
-#   GPU_CHECK_STAGES  which stages run (default: "tests conformance models bench peer profile
-#                     kernels"; "cpu-tests" adds the non-GPU suite, which CI runs anyway)
-#   GPU_CHECK_TARGETS what ninja builds (default: everything); "kiln kiln_gpu_tests" is
-#                     enough for the tests, models, peer and profile stages, and builds faster
+#   GPU_CHECK_STAGES  which stages run (default: "tests conformance models bench peer", which
+#                     fits one 10-minute call on an H100 or H200 from a fresh clone; "profile"
+#                     and "kernels" add per-layer times and the kernel benchmark, "cpu-tests"
+#                     the non-GPU suite, which CI runs anyway)
+#   GPU_CHECK_TARGETS what ninja builds (default: kiln, kiln_gpu_tests and kiln_cuda_bench,
+#                     or everything when the stages include cpu-tests)
 #   GPU_CHECK_BUDGET  seconds the whole call may take (default 570, inside the device tool's
 #                     10 minutes): a stage that would not fit in what is left is skipped, and
 #                     says so in the summary
 #   KILN_TESTDATA     folder with node/ (Debian's libonnx-testdata node cases) and
 #                     models/ (../shared/models), carried to the machine (default .testdata)
-#   PEER_MODELS       the torch_peer.py model list (default resnet50:128,resnet50:1,bert:32,bert:1)
+#   PEER_MODELS       the torch_peer.py model list (default resnet50:128,bert:32; issue #5's
+#                     whole table: GPU_CHECK_STAGES=peer with the models of docs/performance.md)
 #   PEER_FLAGS        more torch_peer.py flags, e.g. --max-autotune (the issue's third peer; slow)
 # Stage `serve` (not in the default list: it needs .debs/, made here by
 # scripts/fetch_server_debs.sh and carried): unpacks Boost and gRPC C++ from
@@ -52,10 +55,13 @@ if [[ -d build-gpu/debroot/usr/lib/$multiarch ]]; then
   export LD_LIBRARY_PATH="$PWD/build-gpu/debroot/usr/lib/$multiarch${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 
+stages=" ${GPU_CHECK_STAGES:-tests conformance models bench peer} "
+targets=${GPU_CHECK_TARGETS:-kiln kiln_gpu_tests kiln_cuda_bench}
+[[ $stages == *" cpu-tests "* && -z ${GPU_CHECK_TARGETS:-} ]] && targets=""  # everything
 start=$(date +%s)
 if cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
      -DPython3_EXECUTABLE="$(command -v python3)" >"$OUT/configure.log" 2>&1 &&
-   ninja -C build-gpu -j"$jobs" ${GPU_CHECK_TARGETS:-} >"$OUT/build.log" 2>&1; then
+   ninja -C build-gpu -j"$jobs" $targets >"$OUT/build.log" 2>&1; then
   row "build" "ok in $(( $(date +%s) - start )) s"
 else
   row "build" "FAILED (see build.log)"
@@ -64,7 +70,6 @@ else
   exit 1
 fi
 
-stages=" ${GPU_CHECK_STAGES:-tests conformance models bench peer profile kernels} "
 budget=${GPU_CHECK_BUDGET:-570}
 left() { echo $((budget - ($(date +%s) - t0))); }
 # About how long each stage takes on an H100/H200 (s; tests: 137 s on the H200 in session 7): one that would not fit is skipped.
@@ -120,7 +125,7 @@ if want bench; then
     [[ -f $model ]] || continue
     m=$(basename "$(dirname "$model")")
     for prec in fp32 fp16; do
-      flags=(--backend cuda --useCudaGraph --noDataTransfers --duration 1)
+      flags=(--backend cuda --useCudaGraph --noDataTransfers --duration 1 --timingCacheFile /tmp/kiln-gpu-check.timing)
       [[ $prec == fp16 ]] && flags+=(--fp16)
       "$kiln" bench "$model" "${flags[@]}" >"$OUT/bench_${m}_$prec.txt" 2>&1
       ms=$(grep -oE 'compute_ms: median=[0-9.e+-]+' "$OUT/bench_${m}_$prec.txt" | cut -d= -f2)
@@ -133,7 +138,7 @@ if want peer; then
   peer_timeout=${PEER_TIMEOUT:-420}
   (($(left) - 60 < peer_timeout)) && peer_timeout=$(($(left) - 60))  # leave time for the profile and summary
   timeout "$peer_timeout" python3 bench/torch_peer.py --kiln "$kiln" --out /tmp/kiln-peer \
-    --models "${PEER_MODELS:-resnet50:128,resnet50:1,bert:32,bert:1}" ${PEER_FLAGS:-} 2>&1 | tee "$OUT/peer.txt" | grep -v -i -E "warning|torch.onnx.export\(|^ *$"
+    --models "${PEER_MODELS:-resnet50:128,bert:32}" ${PEER_FLAGS:-} 2>&1 | tee "$OUT/peer.txt" | grep -v -i -E "warning|torch.onnx.export\(|^ *$"
   row "torch peer" "exit $? (peer.txt)"
 fi
 
