@@ -114,6 +114,8 @@ Scheduler::Scheduler(std::shared_ptr<Engine> engine, inference::ModelConfig conf
     auto param = batch_buckets_from_parameters(config_);  // checked when the config was read
     auto [lo, hi] = profile_batch_range(*engine_, max_batch_);
     if (param) buckets_ = batch_buckets(*param, engine_gpu_ >= 0, max_batch_, preferred_, lo, hi);
+    InferRequest probe;
+    if (!buckets_.empty()) zero_request(buckets_[0], probe, no_warm_);  // no_warm_: why it cannot be warmed
   }
   for (size_t i = 0; i < instance_gpus_.size(); ++i)
     instances_.emplace_back([this, i] { run_instance(static_cast<int>(i)); });
@@ -309,8 +311,8 @@ int64_t Scheduler::bucket_for(int64_t rows) const {
   return it == buckets_.end() ? rows : *it;
 }
 
-InferRequest Scheduler::zero_request(int64_t rows) const {
-  InferRequest r;
+bool Scheduler::zero_request(int64_t rows, InferRequest& r, std::string& why) const {
+  r = InferRequest();
   r.model = config_.name();
   for (const auto& ci : config_.input()) {
     InferTensor t;
@@ -318,13 +320,20 @@ InferRequest Scheduler::zero_request(int64_t rows) const {
     t.dtype = dtype_from_config(ci.data_type());
     std::vector<int64_t> dims(ci.dims().begin(), ci.dims().end());
     // A dynamic dim: the profile's opt size where the config's dims are the
-    // engine's (no reshape), else 1.
+    // engine's (no reshape). Without one, any size would be a guess that a
+    // model may refuse (an image too small for its convolutions).
     std::vector<int64_t> opt;
     if (!ci.has_reshape() && engine_->num_optimization_profiles() > 0)
       if (auto range = engine_->profile_shape(ci.name(), 0)) opt = range->opt;
     const size_t skip = max_batch_ > 0 ? 1 : 0;
-    for (size_t i = 0; i < dims.size(); ++i)
-      if (dims[i] < 0) dims[i] = opt.size() == dims.size() + skip ? opt[i + skip] : 1;
+    for (size_t i = 0; i < dims.size(); ++i) {
+      if (dims[i] >= 0) continue;
+      if (opt.size() != dims.size() + skip || opt[i + skip] < 0) {
+        why = "input '" + ci.name() + "' has a dynamic dim besides the batch dim, without a profile's opt size";
+        return false;
+      }
+      dims[i] = opt[i + skip];
+    }
     if (max_batch_ > 0) dims.insert(dims.begin(), rows);
     t.shape = dims;
     const auto n = static_cast<size_t>(numel(dims));
@@ -334,13 +343,16 @@ InferRequest Scheduler::zero_request(int64_t rows) const {
       t.data.assign(n * dtype_bytes(t.dtype), 0);
     r.inputs.push_back(std::move(t));
   }
-  return r;
+  return true;
 }
 
 Status Scheduler::warm_buckets(ExecutionContext& ctx, GpuIo* io) {
   for (int64_t b : buckets_) {
     std::vector<Pending> batch(1);
-    InferRequest r = zero_request(b);
+    InferRequest r;
+    std::string why;
+    if (!zero_request(b, r, why))
+      return Status(ErrorCode::kInternal, "warming batch bucket " + std::to_string(b) + ": " + why);
     ServeStatus st = check(r, batch[0]);
     if (st.ok) {
       batch[0].request = std::move(r);
@@ -447,7 +459,7 @@ void Scheduler::run_instance(int index) {
   std::unique_ptr<GpuIo> io;
   Status init = init_instance(gpu, ctx, io);
   const auto warm_start = Clock::now();
-  if (init.is_ok() && !buckets_.empty()) init = warm_buckets(*ctx, io.get());
+  if (init.is_ok() && !buckets_.empty() && no_warm_.empty()) init = warm_buckets(*ctx, io.get());
   const uint64_t warm_ms = ns_between(warm_start, Clock::now()) / 1'000'000;
   {
     std::lock_guard<std::mutex> lock(init_mutex_);
@@ -460,8 +472,12 @@ void Scheduler::run_instance(int index) {
     if (initialized_ == static_cast<int>(instances_.size()) && init_status_.is_ok() && !buckets_.empty()) {
       std::string list;
       for (int64_t b : buckets_) list += (list.empty() ? "" : ",") + std::to_string(b);
-      std::fprintf(stderr, "kiln serve: model '%s': warmed batch buckets %s in %llu ms\n", config_.name().c_str(),
-                   list.c_str(), static_cast<unsigned long long>(warm_ms_));
+      if (no_warm_.empty())
+        std::fprintf(stderr, "kiln serve: model '%s': warmed batch buckets %s in %llu ms\n", config_.name().c_str(),
+                     list.c_str(), static_cast<unsigned long long>(warm_ms_));
+      else
+        std::fprintf(stderr, "kiln serve: model '%s': batch buckets %s, not warmed: %s\n", config_.name().c_str(),
+                     list.c_str(), no_warm_.c_str());
     }
   }
   init_cv_.notify_all();

@@ -7,7 +7,9 @@
 // context, and the inputs and outputs are copied through pinned host memory.
 // Batch buckets: a batch of n rows runs at the smallest bucket >= n, padded,
 // so that an instance sees a few batch sizes only (a GPU engine builds its
-// plans per shape); each instance runs every bucket once before ready().
+// plans per shape); each instance runs every bucket once before ready()
+// (unless an input has a dynamic dim besides the batch dim without a
+// profile's opt size to warm it at).
 #pragma once
 
 #include <atomic>
@@ -130,8 +132,9 @@ class Scheduler {
   // else rows.
   int64_t bucket_for(int64_t rows) const;
   // A request of `rows` rows of zeros (BYTES: empty strings), dynamic dims
-  // at the engine profile's opt size (else 1).
-  InferRequest zero_request(int64_t rows) const;
+  // other than the batch at the engine profile's opt size; false, with why,
+  // when a dynamic dim has none.
+  bool zero_request(int64_t rows, InferRequest& r, std::string& why) const;
   // Runs every bucket once on the instance's context (plans built, memory sized).
   Status warm_buckets(ExecutionContext& ctx, GpuIo* io);
 
@@ -143,6 +146,7 @@ class Scheduler {
   bool dynamic_;
   std::vector<int64_t> preferred_;
   std::vector<int64_t> buckets_;
+  std::string no_warm_;  // why the buckets are not warmed (empty: they are)
   uint64_t delay_us_ = 0;
   uint32_t default_level_ = 1;
   std::vector<Policy> policies_;  // per priority level, 0-based
