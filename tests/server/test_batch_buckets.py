@@ -147,6 +147,18 @@ def test_concurrent_small_batches_run_padded_and_get_their_own_rows(bucket_serve
     assert padded_rows(bucket_server, "bucketed") - pad0 == sum((4 - b) * n for b, n in formed.items())
 
 
+def test_many_concurrent_requests_each_get_their_own_rows(bucket_server, client):
+    sizes = [1 + k % 3 for k in range(48)]
+    xs = [rows(n, 100 + k) for k, n in enumerate(sizes)]
+    count0, _, _ = stats(client, "bucketed")
+    pending = [client.async_infer("bucketed", request(x)) for x in xs]
+    for x, p in zip(xs, pending):
+        r = p.get_result()
+        np.testing.assert_allclose(r.as_numpy("y"), 3 * x + 1, rtol=1e-6)
+        assert r.as_numpy("ran")[0, 0] in (4, 8)
+    assert stats(client, "bucketed")[0] - count0 == sum(sizes)
+
+
 @pytest.mark.parametrize("n,bucket", [(3, 4), (4, 4), (5, 8), (8, 8)])
 def test_a_batch_runs_at_the_smallest_bucket_it_fits(bucket_server, client, n, bucket):
     x = rows(n, 10 + n)
