@@ -68,8 +68,6 @@ class Scheduler {
   ServeStatus warmup(const InferRequest& request);
 
   const inference::ModelConfig& config() const { return config_; }
-  // The batch sizes batches run at (see batch_buckets); empty: no padding.
-  const std::vector<int64_t>& buckets() const { return buckets_; }
 
  private:
   struct Pending {
