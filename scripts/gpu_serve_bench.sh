@@ -89,6 +89,8 @@ fi
 grep -E "failed to load|is ready|warmed batch buckets" "$out/serve_server.log"
 # resnet50's batch buckets as the server warmed them ("1,2,4,...,64").
 buckets=$(sed -nE "s/.*model 'resnet50': warmed batch buckets ([0-9,]+) in .*/\1/p" "$out/serve_server.log" | head -1)
+warmed_ms=$(sed -nE "s/.*model 'resnet50': warmed batch buckets [0-9,]+ in ([0-9]+) ms.*/\1/p" "$out/serve_server.log" | head -1)
+printf 'serve resnet50 buckets    %s warmed in %s ms before ready\n' "${buckets:-?}" "${warmed_ms:-?}"
 
 # Correctness on the GPU: tiny_cnn over HTTP/JSON against onnxruntime on the CPU.
 python3 - "http://$http" examples/tiny_cnn.onnx <<'EOF' 2>&1 | tail -1
