@@ -43,6 +43,8 @@ std::string render_metrics(InferenceServer& server) {
   family(
       {"nv_inference_exec_count", "Number of model executions performed (does not include cached requests)", "counter"},
       [](ModelStats& s) { return s.execution_count.load(); });
+  family({"kiln_inference_padded_rows_total", "Rows of padding added to batches to reach a batch bucket", "counter"},
+         [](ModelStats& s) { return s.padded_rows.load(); });
   family({"nv_inference_request_duration_us", "Cumulative inference request duration in microseconds", "counter"},
          [](ModelStats& s) { return s.success.ns.load() / 1000; });
   family({"nv_inference_queue_duration_us", "Cumulative inference queuing duration in microseconds", "counter"},

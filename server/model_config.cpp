@@ -5,6 +5,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -132,8 +133,46 @@ Status check_model_config(const ModelConfig& c) {
   }
   if (c.version_policy().has_latest() && c.version_policy().latest().num_versions() == 0)
     return bad("version_policy: latest num_versions must be at least 1");
+  auto buckets = batch_buckets_from_parameters(c);
+  if (!buckets) return buckets.status();
   auto bc = build_config_from_parameters(c);
   return bc.status();
+}
+
+Expected<BatchBucketsParameter> batch_buckets_from_parameters(const ModelConfig& c) {
+  BatchBucketsParameter out;
+  auto it = c.parameters().find("batch_buckets");
+  if (it == c.parameters().end()) return out;
+  const std::string& text = it->second.string_value();
+  if (text == "auto") return out;
+  if (text == "none") {
+    out.mode = BatchBucketsParameter::Mode::kNone;
+    return out;
+  }
+  const std::string what = "parameter 'batch_buckets': ";
+  if (text.empty()) return bad(what + "the value is empty (a comma list of batch sizes, \"auto\" or \"none\")");
+  out.mode = BatchBucketsParameter::Mode::kList;
+  std::stringstream items(text);
+  std::string item;
+  // getline drops a trailing empty item: "4,8," is caught here.
+  if (text.back() == ',') return bad(what + "'" + text + "' ends with a comma");
+  while (std::getline(items, item, ',')) {
+    size_t b = item.find_first_not_of(' '), e = item.find_last_not_of(' ');
+    std::string v = b == std::string::npos ? "" : item.substr(b, e - b + 1);
+    char* end = nullptr;
+    errno = 0;
+    long long n = std::strtoll(v.c_str(), &end, 10);
+    if (v.empty() || *end || errno == ERANGE)
+      return bad(what + "'" + v + "' in '" + text + "' is not a batch size (a comma list of batch sizes, \"auto\" or " +
+                 "\"none\")");
+    if (n <= 0 || n > c.max_batch_size())
+      return bad(what + "batch size " + v + " is outside 1..max_batch_size (" + std::to_string(c.max_batch_size()) +
+                 ")");
+    out.sizes.push_back(n);
+  }
+  std::sort(out.sizes.begin(), out.sizes.end());
+  out.sizes.erase(std::unique(out.sizes.begin(), out.sizes.end()), out.sizes.end());
+  return out;
 }
 
 Expected<BuildConfig> build_config_from_parameters(const ModelConfig& c) {

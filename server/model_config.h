@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "kiln/builder.h"
 #include "kiln/runtime.h"
@@ -29,6 +30,18 @@ Status check_model_config(const inference::ModelConfig& config);
 // tf32; a comma list), "min_shapes"/"opt_shapes"/"max_shapes" (one profile,
 // "name:1x4,other:1x8"), "optimization_level". The batch dim is included.
 Expected<BuildConfig> build_config_from_parameters(const inference::ModelConfig& config);
+// The "batch_buckets" parameter: the batch sizes a model's batches run at
+// (a batch of n rows runs at the smallest bucket >= n, padded). "auto" (also
+// when absent): the scheduler's default (powers of two up to max_batch_size,
+// max_batch_size and the preferred sizes, on GPU instances only); "none": no
+// padding; else a comma list of sizes in 1..max_batch_size, kept sorted and
+// unique. Errors name the parameter and the value.
+struct BatchBucketsParameter {
+  enum class Mode { kAuto, kNone, kList };
+  Mode mode = Mode::kAuto;
+  std::vector<int64_t> sizes;  // kList: sorted, unique
+};
+Expected<BatchBucketsParameter> batch_buckets_from_parameters(const inference::ModelConfig& config);
 // A stable text form of the build options and the device the engine is built
 // for (current_device), part of the engine cache key.
 std::string build_config_key(const inference::ModelConfig& config, const std::string& device);

@@ -75,6 +75,7 @@ struct ModelStats {
   DurationHistogram overhead;
   std::atomic<uint64_t> inference_count{0};  // batch rows served
   std::atomic<uint64_t> execution_count{0};  // engine runs
+  std::atomic<uint64_t> padded_rows{0};      // rows added to reach a batch bucket
   std::atomic<uint64_t> last_inference_ms{0};
 
   std::mutex batch_mutex;

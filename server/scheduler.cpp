@@ -1,6 +1,7 @@
 #include "scheduler.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <set>
 #include <thread>
@@ -32,7 +33,60 @@ int64_t numel(const std::vector<int64_t>& d) {
 
 ServeStatus invalid(std::string m) { return ServeStatus::error(ServeError::kInvalidArgument, std::move(m)); }
 
+// The batch range of the engine's profile 0 (the one a context selects) over
+// its inputs: [1, max_batch] when the engine has no profile.
+std::pair<int64_t, int64_t> profile_batch_range(const Engine& e, int64_t max_batch) {
+  int64_t lo = 1, hi = max_batch;
+  if (e.num_optimization_profiles() == 0) return {lo, hi};
+  for (int i = 0; i < e.num_io_tensors(); ++i) {
+    const std::string name = e.io_tensor_name(i);
+    if (e.tensor_io_mode(name) != TensorIOMode::kInput) continue;
+    auto r = e.profile_shape(name, 0);
+    if (!r || r->min.empty() || r->max.empty()) continue;
+    lo = std::max(lo, r->min[0]);
+    hi = std::min(hi, r->max[0]);
+  }
+  return {lo, std::max(lo, hi)};
+}
+
+// Whether every input of the engine has a dynamic first dim.
+bool batch_dim_is_dynamic(const Engine& e) {
+  bool any = false;
+  for (int i = 0; i < e.num_io_tensors(); ++i) {
+    const std::string name = e.io_tensor_name(i);
+    if (e.tensor_io_mode(name) != TensorIOMode::kInput) continue;
+    auto s = e.tensor_shape(name);
+    if (!s || s->empty() || (*s)[0] != -1) return false;
+    any = true;
+  }
+  return any;
+}
+
+const InferTensor* find_input(const InferRequest& r, const std::string& name) {
+  for (const auto& t : r.inputs)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
 }  // namespace
+
+std::vector<int64_t> batch_buckets(const BatchBucketsParameter& param, bool gpu, int64_t max_batch,
+                                   const std::vector<int64_t>& preferred, int64_t profile_min, int64_t profile_max) {
+  using Mode = BatchBucketsParameter::Mode;
+  std::vector<int64_t> out;
+  if (max_batch <= 0 || param.mode == Mode::kNone || (param.mode == Mode::kAuto && !gpu)) return out;
+  if (param.mode == Mode::kList) {
+    out = param.sizes;
+  } else {
+    for (int64_t b = 1; b < max_batch; b *= 2) out.push_back(b);
+    out.push_back(max_batch);
+    out.insert(out.end(), preferred.begin(), preferred.end());
+  }
+  for (int64_t& b : out) b = std::clamp(b, profile_min, std::max(profile_min, profile_max));
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
 
 Scheduler::Scheduler(std::shared_ptr<Engine> engine, inference::ModelConfig config, std::shared_ptr<ModelStats> stats,
                      int64_t version)
@@ -56,6 +110,13 @@ Scheduler::Scheduler(std::shared_ptr<Engine> engine, inference::ModelConfig conf
   instance_gpus_ = instance_gpus(config_);
   if (instance_gpus_.empty()) instance_gpus_.push_back(-1);
   engine_gpu_ = instance_gpus_[0];
+  if (max_batch_ > 0 && batch_dim_is_dynamic(*engine_)) {
+    auto param = batch_buckets_from_parameters(config_);  // checked when the config was read
+    auto [lo, hi] = profile_batch_range(*engine_, max_batch_);
+    if (param) buckets_ = batch_buckets(*param, engine_gpu_ >= 0, max_batch_, preferred_, lo, hi);
+    InferRequest probe;
+    if (!buckets_.empty()) zero_request(buckets_[0], probe, no_warm_);  // no_warm_: why it cannot be warmed
+  }
   for (size_t i = 0; i < instance_gpus_.size(); ++i)
     instances_.emplace_back([this, i] { run_instance(static_cast<int>(i)); });
 }
@@ -245,6 +306,66 @@ bool Scheduler::compatible(const Pending& a, const Pending& b) const {
   return true;
 }
 
+int64_t Scheduler::bucket_for(int64_t rows) const {
+  auto it = std::lower_bound(buckets_.begin(), buckets_.end(), rows);
+  return it == buckets_.end() ? rows : *it;
+}
+
+bool Scheduler::zero_request(int64_t rows, InferRequest& r, std::string& why) const {
+  r = InferRequest();
+  r.model = config_.name();
+  for (const auto& ci : config_.input()) {
+    InferTensor t;
+    t.name = ci.name();
+    t.dtype = dtype_from_config(ci.data_type());
+    std::vector<int64_t> dims(ci.dims().begin(), ci.dims().end());
+    // A dynamic dim: the profile's opt size where the config's dims are the
+    // engine's (no reshape). Without one, any size would be a guess that a
+    // model may refuse (an image too small for its convolutions).
+    std::vector<int64_t> opt;
+    if (!ci.has_reshape() && engine_->num_optimization_profiles() > 0)
+      if (auto range = engine_->profile_shape(ci.name(), 0)) opt = range->opt;
+    const size_t skip = max_batch_ > 0 ? 1 : 0;
+    for (size_t i = 0; i < dims.size(); ++i) {
+      if (dims[i] >= 0) continue;
+      if (opt.size() != dims.size() + skip || opt[i + skip] < 0) {
+        why = "input '" + ci.name() + "' has a dynamic dim besides the batch dim, without a profile's opt size";
+        return false;
+      }
+      dims[i] = opt[i + skip];
+    }
+    if (max_batch_ > 0) dims.insert(dims.begin(), rows);
+    t.shape = dims;
+    const auto n = static_cast<size_t>(numel(dims));
+    if (t.dtype == DType::kString)
+      t.strings.assign(n, std::string());
+    else
+      t.data.assign(n * dtype_bytes(t.dtype), 0);
+    r.inputs.push_back(std::move(t));
+  }
+  return true;
+}
+
+Status Scheduler::warm_buckets(ExecutionContext& ctx, GpuIo* io) {
+  for (int64_t b : buckets_) {
+    std::vector<Pending> batch(1);
+    InferRequest r;
+    std::string why;
+    if (!zero_request(b, r, why))
+      return Status(ErrorCode::kInternal, "warming batch bucket " + std::to_string(b) + ": " + why);
+    ServeStatus st = check(r, batch[0]);
+    if (st.ok) {
+      batch[0].request = std::move(r);
+      std::vector<InferResponse> out;
+      uint64_t times[3];
+      st = execute(ctx, io, batch, out, times);
+    }
+    if (!st.ok)
+      return Status(ErrorCode::kInvalidArgument, "warming batch bucket " + std::to_string(b) + ": " + st.message);
+  }
+  return Status::ok();
+}
+
 // How many of the gathered requests (prefix_rows: running row totals) to run.
 size_t Scheduler::take_count(const std::vector<int64_t>& prefix, bool delay_passed) const {
   int64_t total = prefix.back();
@@ -337,13 +458,27 @@ void Scheduler::run_instance(int index) {
   std::unique_ptr<ExecutionContext> ctx;
   std::unique_ptr<GpuIo> io;
   Status init = init_instance(gpu, ctx, io);
+  const auto warm_start = Clock::now();
+  if (init.is_ok() && !buckets_.empty() && no_warm_.empty()) init = warm_buckets(*ctx, io.get());
+  const uint64_t warm_ms = ns_between(warm_start, Clock::now()) / 1'000'000;
   {
     std::lock_guard<std::mutex> lock(init_mutex_);
     if (!init.is_ok() && init_status_.is_ok())
       init_status_ = Status(init.code(), "instance " + std::to_string(index) +
                                              (gpu >= 0 ? " on GPU " + std::to_string(gpu) : std::string()) + ": " +
                                              init.message());
+    warm_ms_ = std::max(warm_ms_, warm_ms);
     ++initialized_;
+    if (initialized_ == static_cast<int>(instances_.size()) && init_status_.is_ok() && !buckets_.empty()) {
+      std::string list;
+      for (int64_t b : buckets_) list += (list.empty() ? "" : ",") + std::to_string(b);
+      if (no_warm_.empty())
+        std::fprintf(stderr, "kiln serve: model '%s': warmed batch buckets %s in %llu ms\n", config_.name().c_str(),
+                     list.c_str(), static_cast<unsigned long long>(warm_ms_));
+      else
+        std::fprintf(stderr, "kiln serve: model '%s': batch buckets %s, not warmed: %s\n", config_.name().c_str(),
+                     list.c_str(), no_warm_.c_str());
+    }
   }
   init_cv_.notify_all();
   if (!init.is_ok()) return;
@@ -376,7 +511,8 @@ void Scheduler::run_batch(ExecutionContext& ctx, GpuIo* io, std::vector<Pending>
   for (const auto& p : batch) rows += p.rows;
   if (st.ok) {
     stats_->execution_count.fetch_add(1);
-    stats_->inference_count.fetch_add(static_cast<uint64_t>(rows));
+    stats_->inference_count.fetch_add(static_cast<uint64_t>(rows));  // real rows, not the padding
+    stats_->padded_rows.fetch_add(static_cast<uint64_t>((max_batch_ > 0 ? bucket_for(rows) : rows) - rows));
     stats_->add_batch(static_cast<uint64_t>(rows), times[0], times[1], times[2]);
     stats_->last_inference_ms.store(static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -435,7 +571,8 @@ ServeStatus Scheduler::bind_outputs(ExecutionContext& ctx, GpuIo* io, std::vecto
 }
 
 // Cuts each output into the requests' row ranges (the batch dim), keeping
-// the outputs each request asked for.
+// the outputs each request asked for. `rows`: the batch size the engine ran,
+// padding included (the rows past the requests' are dropped).
 ServeStatus Scheduler::split_outputs(const std::vector<Pending>& batch, int64_t rows, std::vector<BoundOutput>& outs,
                                      std::vector<InferResponse>& out) {
   out.assign(batch.size(), {});
@@ -498,11 +635,20 @@ ServeStatus Scheduler::split_outputs(const std::vector<Pending>& batch, int64_t 
 // splits each output back into per-request slices. A GPU instance (`io`)
 // joins the inputs straight into pinned memory and copies them up, and
 // copies the outputs back into pinned memory before they are split.
+// With batch buckets the batch runs at bucket_for(rows): the rows past the
+// requests' repeat the batch's last row. A copy rather than zeros: it is a
+// row the model has just been given, so it is valid input whatever the input
+// means (an index or token id that must be in range, a value a Log or a
+// division must not see as zero) and whatever its dtype (BYTES too). Rows are
+// independent in a batched model, so the padding never changes the real
+// rows' outputs, which split_outputs cuts out; the padded rows' are dropped.
 ServeStatus Scheduler::execute(ExecutionContext& ctx, GpuIo* io, std::vector<Pending>& batch,
                                std::vector<InferResponse>& out, uint64_t times[3]) {
   auto t0 = Clock::now();
   int64_t rows = 0;
   for (const auto& p : batch) rows += p.rows;
+  const int64_t run_rows = max_batch_ > 0 ? bucket_for(rows) : rows;
+  const auto pad = static_cast<size_t>(run_rows - rows);
   if (io) {
     Status s = io->begin();
     if (!s.is_ok()) return ServeStatus::error(ServeError::kInternal, s.to_string());
@@ -512,7 +658,12 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, GpuIo* io, std::vector<Pen
   for (int k = 0; k < config_.input_size(); ++k) {
     const std::string& name = config_.input(k).name();
     std::vector<int64_t> dims = batch[0].engine_dims[k];
-    if (max_batch_ > 0) dims[0] = rows;
+    if (max_batch_ > 0) dims[0] = run_rows;
+    // The last row of the batch, which the padding repeats (check() made
+    // sure every request has the input, with `rows` rows).
+    const InferTensor* last = find_input(batch.back().request, name);
+    if (!last) return invalid("input '" + name + "' is missing");
+    const auto last_rows = static_cast<size_t>(batch.back().rows);
     if (io) {
       if (dtype_from_config(config_.input(k).data_type()) == DType::kString)
         return invalid("input '" + name + "': BYTES tensors need a CPU instance");
@@ -520,7 +671,8 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, GpuIo* io, std::vector<Pen
       for (const auto& p : batch)
         for (const auto& t : p.request.inputs)
           if (t.name == name) bytes += t.data.size();
-      auto host = io->input_host(static_cast<size_t>(k), bytes);
+      const size_t row_bytes = pad ? last->data.size() / last_rows : 0;
+      auto host = io->input_host(static_cast<size_t>(k), bytes + pad * row_bytes);
       if (!host) return ServeStatus::error(ServeError::kInternal, host.status().to_string());
       auto* at = static_cast<uint8_t*>(*host);
       for (const auto& p : batch)
@@ -529,6 +681,11 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, GpuIo* io, std::vector<Pen
             std::memcpy(at, t.data.data(), t.data.size());
             at += t.data.size();
           }
+      for (size_t j = 0; j < pad && row_bytes > 0; ++j) {
+        std::memcpy(at, last->data.data() + last->data.size() - row_bytes, row_bytes);
+        at += row_bytes;
+      }
+      bytes += pad * row_bytes;
       Status s = ctx.set_input_shape(name, dims);
       if (s.is_ok()) s = io->upload_input(ctx, static_cast<size_t>(k), name, bytes);
       if (!s.is_ok()) return invalid("input '" + name + "': " + s.message());
@@ -537,23 +694,28 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, GpuIo* io, std::vector<Pen
     const void* addr = nullptr;
     if (dtype_from_config(config_.input(k).data_type()) == DType::kString) {
       // Parsed at the front end; a batch's elements follow one another.
-      for (const auto& p : batch)
-        for (const auto& t : p.request.inputs)
-          if (t.name == name) {
-            if (batch.size() == 1)
-              addr = t.strings.data();
-            else
-              strings[k].insert(strings[k].end(), t.strings.begin(), t.strings.end());
-          }
-      if (batch.size() > 1) addr = strings[k].data();
-    } else if (batch.size() == 1) {
-      for (const auto& t : batch[0].request.inputs)
-        if (t.name == name) addr = t.data.data();
+      if (batch.size() == 1 && pad == 0) {
+        addr = last->strings.data();
+      } else {
+        auto& all = strings[k];
+        for (const auto& p : batch)
+          for (const auto& t : p.request.inputs)
+            if (t.name == name) all.insert(all.end(), t.strings.begin(), t.strings.end());
+        const size_t row = pad ? last->strings.size() / last_rows : 0;
+        for (size_t j = 0; j < pad; ++j) all.insert(all.end(), last->strings.end() - row, last->strings.end());
+        addr = all.data();
+      }
+    } else if (batch.size() == 1 && pad == 0) {
+      addr = last->data.data();
     } else {
+      auto& all = joined[k];
       for (const auto& p : batch)
         for (const auto& t : p.request.inputs)
-          if (t.name == name) joined[k].insert(joined[k].end(), t.data.begin(), t.data.end());
-      addr = joined[k].data();
+          if (t.name == name) all.insert(all.end(), t.data.begin(), t.data.end());
+      const size_t row = pad ? last->data.size() / last_rows : 0;
+      all.reserve(all.size() + pad * row);
+      for (size_t j = 0; j < pad; ++j) all.insert(all.end(), last->data.end() - row, last->data.end());
+      addr = all.data();
     }
     Status s = ctx.set_input_shape(name, dims);
     if (s.is_ok()) s = ctx.set_input_tensor_address(name, addr);
@@ -573,7 +735,7 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, GpuIo* io, std::vector<Pen
       outs[k].host_bytes = io->output_bytes(k);
       if (outs[k].dynamic) outs[k].alloc.dims = io->output_dims(k);
     }
-  ServeStatus split = split_outputs(batch, rows, outs, out);
+  ServeStatus split = split_outputs(batch, run_rows, outs, out);
   if (!split.ok) return split;
   auto t3 = Clock::now();
   if (io) {

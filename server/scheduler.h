@@ -5,6 +5,11 @@
 // A GPU instance (instance_group KIND_GPU) runs on its GPU: the thread selects
 // it, the GPU's engine (one per GPU, shared by its instances) gives the
 // context, and the inputs and outputs are copied through pinned host memory.
+// Batch buckets: a batch of n rows runs at the smallest bucket >= n, padded,
+// so that an instance sees a few batch sizes only (a GPU engine builds its
+// plans per shape); each instance runs every bucket once before ready()
+// (unless an input has a dynamic dim besides the batch dim without a
+// profile's opt size to warm it at).
 #pragma once
 
 #include <atomic>
@@ -20,10 +25,20 @@
 #include "gpu_io.h"
 #include "inference.h"
 #include "kiln/runtime.h"
+#include "model_config.h"
 #include "model_config.pb.h"
 #include "model_stats.h"
 
 namespace kiln::server {
+
+// The batch sizes a model's batches run at, sorted and unique; empty: each
+// batch runs at its own size. `param` "auto" gives, for GPU instances only,
+// the powers of two below max_batch, max_batch itself and the preferred batch
+// sizes; an explicit list applies to any instance. Every size is clamped to
+// the engine profile's batch range [profile_min, profile_max]. None without
+// batching (max_batch 0).
+std::vector<int64_t> batch_buckets(const BatchBucketsParameter& param, bool gpu, int64_t max_batch,
+                                   const std::vector<int64_t>& preferred, int64_t profile_min, int64_t profile_max);
 
 class Scheduler {
  public:
@@ -111,6 +126,15 @@ class Scheduler {
   ServeStatus execute(ExecutionContext& ctx, GpuIo* io, std::vector<Pending>& batch, std::vector<InferResponse>& out,
                       uint64_t times_ns[3]);
   bool compatible(const Pending& a, const Pending& b) const;
+  // The batch size a batch of `rows` runs at: the smallest bucket >= rows,
+  // else rows.
+  int64_t bucket_for(int64_t rows) const;
+  // A request of `rows` rows of zeros (BYTES: empty strings), dynamic dims
+  // other than the batch at the engine profile's opt size; false, with why,
+  // when a dynamic dim has none.
+  bool zero_request(int64_t rows, InferRequest& r, std::string& why) const;
+  // Runs every bucket once on the instance's context (plans built, memory sized).
+  Status warm_buckets(ExecutionContext& ctx, GpuIo* io);
 
   std::shared_ptr<Engine> engine_;
   inference::ModelConfig config_;
@@ -119,6 +143,8 @@ class Scheduler {
   int64_t max_batch_;
   bool dynamic_;
   std::vector<int64_t> preferred_;
+  std::vector<int64_t> buckets_;
+  std::string no_warm_;  // why the buckets are not warmed (empty: they are)
   uint64_t delay_us_ = 0;
   uint32_t default_level_ = 1;
   std::vector<Policy> policies_;  // per priority level, 0-based
@@ -138,6 +164,7 @@ class Scheduler {
   std::condition_variable init_cv_;
   int initialized_ = 0;
   Status init_status_;
+  uint64_t warm_ms_ = 0;  // the slowest instance's warm_buckets
 };
 
 }  // namespace kiln::server

@@ -103,7 +103,8 @@ class KilnServer:
             ready.set()
 
         threading.Thread(target=reader, daemon=True).start()
-        if not ready.wait(120) or self.http_port is None:
+        # Loading builds engines and, on a GPU, warms each batch bucket first.
+        if not ready.wait(300) or self.http_port is None:
             self.stop()
             raise RuntimeError("kiln serve did not start:\n" + "".join(self.log))
         self.url = f"127.0.0.1:{self.http_port}"

@@ -8,6 +8,7 @@
 #include "http/kserve_http.h"
 #include "model_config.h"
 #include "model_stats.h"
+#include "scheduler.h"
 
 namespace kiln::server {
 namespace {
@@ -118,6 +119,77 @@ parameters { key: "max_shapes" value { string_value: "x:8x4" } })",
   EXPECT_EQ(bc->profiles[0].find("x")->max, (std::vector<int64_t>{8, 4}));
   auto bad = parse_model_config(R"(parameters { key: "precision" value { string_value: "fp7" } })", "c");
   EXPECT_NE(build_config_from_parameters(*bad).status().message().find("'fp7'"), std::string::npos);
+}
+
+Expected<BatchBucketsParameter> buckets_param(int max_batch, const std::string& value) {
+  inference::ModelConfig c;
+  c.set_max_batch_size(max_batch);
+  (*c.mutable_parameters())["batch_buckets"].set_string_value(value);
+  return batch_buckets_from_parameters(c);
+}
+
+TEST(ServerBatchBuckets, ParameterAutoNoneAndList) {
+  using Mode = BatchBucketsParameter::Mode;
+  auto absent = batch_buckets_from_parameters(inference::ModelConfig());
+  ASSERT_TRUE(absent.is_ok());
+  EXPECT_EQ(absent->mode, Mode::kAuto);
+  EXPECT_EQ(buckets_param(8, "auto")->mode, Mode::kAuto);
+  EXPECT_EQ(buckets_param(8, "none")->mode, Mode::kNone);
+  auto list = buckets_param(8, "8, 4,4");
+  ASSERT_TRUE(list.is_ok()) << list.status().message();
+  EXPECT_EQ(list->mode, Mode::kList);
+  EXPECT_EQ(list->sizes, (std::vector<int64_t>{4, 8}));
+}
+
+TEST(ServerBatchBuckets, BadParameterNamesTheFieldAndValue) {
+  EXPECT_EQ(buckets_param(8, "").status().message(),
+            "parameter 'batch_buckets': the value is empty (a comma list of batch sizes, \"auto\" or \"none\")");
+  EXPECT_EQ(buckets_param(8, "4,x").status().message(),
+            "parameter 'batch_buckets': 'x' in '4,x' is not a batch size (a comma list of batch sizes, \"auto\" or "
+            "\"none\")");
+  EXPECT_EQ(buckets_param(8, "4,,8").status().message(),
+            "parameter 'batch_buckets': '' in '4,,8' is not a batch size (a comma list of batch sizes, \"auto\" or "
+            "\"none\")");
+  EXPECT_EQ(buckets_param(8, "4,8,").status().message(), "parameter 'batch_buckets': '4,8,' ends with a comma");
+  EXPECT_EQ(buckets_param(8, "0").status().message(),
+            "parameter 'batch_buckets': batch size 0 is outside 1..max_batch_size (8)");
+  EXPECT_EQ(buckets_param(8, "9").status().message(),
+            "parameter 'batch_buckets': batch size 9 is outside 1..max_batch_size (8)");
+  EXPECT_EQ(buckets_param(0, "1").status().message(),
+            "parameter 'batch_buckets': batch size 1 is outside 1..max_batch_size (0)");
+  // check_model_config rejects it too (the loader adds the file).
+  auto c = parse_model_config(
+      "max_batch_size: 4 parameters { key: \"batch_buckets\" value { string_value: \"2,-1\" } }", "c");
+  ASSERT_TRUE(c.is_ok());
+  EXPECT_EQ(check_model_config(*c).message(),
+            "parameter 'batch_buckets': batch size -1 is outside 1..max_batch_size (4)");
+}
+
+TEST(ServerBatchBuckets, AutoListFromMaxBatchAndPreferredSizes) {
+  const BatchBucketsParameter automatic;
+  EXPECT_EQ(batch_buckets(automatic, true, 1, {}, 1, 1), (std::vector<int64_t>{1}));
+  EXPECT_EQ(batch_buckets(automatic, true, 8, {}, 1, 8), (std::vector<int64_t>{1, 2, 4, 8}));
+  // max_batch_size itself and the preferred sizes join the powers of two.
+  EXPECT_EQ(batch_buckets(automatic, true, 6, {3, 4}, 1, 6), (std::vector<int64_t>{1, 2, 3, 4, 6}));
+  // CPU instances: none unless listed; no batching: none.
+  EXPECT_TRUE(batch_buckets(automatic, false, 8, {}, 1, 8).empty());
+  EXPECT_TRUE(batch_buckets(automatic, true, 0, {}, 1, 1).empty());
+  BatchBucketsParameter none;
+  none.mode = BatchBucketsParameter::Mode::kNone;
+  EXPECT_TRUE(batch_buckets(none, true, 8, {}, 1, 8).empty());
+  BatchBucketsParameter list;
+  list.mode = BatchBucketsParameter::Mode::kList;
+  list.sizes = {4, 8};
+  EXPECT_EQ(batch_buckets(list, false, 8, {2}, 1, 8), (std::vector<int64_t>{4, 8}));
+}
+
+TEST(ServerBatchBuckets, ClampedToTheProfileBatchRange) {
+  // Profile batch 2..4 of an engine with max_batch_size 8: 1 -> 2, 8 -> 4.
+  EXPECT_EQ(batch_buckets(BatchBucketsParameter(), true, 8, {}, 2, 4), (std::vector<int64_t>{2, 4}));
+  BatchBucketsParameter list;
+  list.mode = BatchBucketsParameter::Mode::kList;
+  list.sizes = {1, 3, 8};
+  EXPECT_EQ(batch_buckets(list, false, 8, {}, 2, 6), (std::vector<int64_t>{2, 3, 6}));
 }
 
 TEST(ServerJsonTensor, NestedDataAndRangeChecks) {

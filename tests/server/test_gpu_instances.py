@@ -4,8 +4,10 @@ fails to load with its reason in the repository index and the other models
 serve; with one (the GPU machine) KIND_GPU instances run on it and answer
 what the CPU reference computes."""
 import os
+import re
 import shutil
 import subprocess
+import urllib.request
 
 import numpy as np
 import pytest
@@ -65,6 +67,13 @@ def index(server):
         c.close()
 
 
+def padded_rows(server, model):
+    body = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).read().decode()
+    m = re.search(r'^kiln_inference_padded_rows_total\{model="' + model + r'",version="1"\} (\d+)$', body, re.M)
+    assert m, body
+    return int(m.group(1))
+
+
 def infer_check(module, url, name):
     c = module.InferenceServerClient(url=url)
     x = np.linspace(-2, 2, 15, dtype=np.float32).reshape(3, 5)
@@ -99,16 +108,31 @@ def test_kind_gpu_without_a_gpu_fails_with_its_reason(gpu_server, gpu_repo):
     groups = c.get_model_config("auto")["instance_group"]
     assert [(g["kind"], g["count"], g.get("gpus", [])) for g in groups] == [("KIND_CPU", 2, [])]
     c.close()
+    # CPU instances have no batch buckets by default: nothing warmed, nothing padded.
+    assert "warmed batch buckets" not in "".join(gpu_server.log)
+    assert padded_rows(gpu_server, "auto") == 0
 
 
 @pytest.mark.skipif(not HAVE_GPU, reason="no GPU visible")
 def test_kind_gpu_instances_run_on_the_gpu(gpu_server, gpu_repo):
     models = index(gpu_server)
+    # KIND_GPU instances warm the batch buckets (max_batch_size 8: 1,2,4,8)
+    # before the model is ready; KIND_CPU ones have none by default.
+    log = "".join(gpu_server.log)
+    for name in ("on_gpu", "on_gpu0", "auto"):
+        assert re.search(rf"model '{name}': warmed batch buckets 1,2,4,8 in \d+ ms", log), log
+    assert "model 'on_cpu': warmed" not in log
     for name in ("on_gpu", "on_gpu0", "auto", "on_cpu"):
         assert models[name]["state"] == "READY", models[name]
+        padded = padded_rows(gpu_server, name)
         infer_check(httpclient, gpu_server.url, name)
+        calls = 1
         if gpu_server.grpc_url:
             infer_check(grpcclient, gpu_server.grpc_url, name)
+            calls = 2
+        # One request at a time, each a batch of 3 rows: bucket 4 on the GPU,
+        # as formed on the CPU.
+        assert padded_rows(gpu_server, name) - padded == (0 if name == "on_cpu" else calls)
     assert models["on_gpu7"]["state"] == "UNAVAILABLE"
     assert "KIND_GPU names GPU 7, which does not exist" in models["on_gpu7"]["reason"]
     c = httpclient.InferenceServerClient(url=gpu_server.url)
