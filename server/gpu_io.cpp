@@ -76,6 +76,7 @@ struct Output {
 
 class CudaGpuIo final : public GpuIo {
  public:
+  explicit CudaGpuIo(bool busy_wait) : busy_wait_(busy_wait) {}
   ~CudaGpuIo() override {
     for (cudaEvent_t e : events_)
       if (e) (void)cudaEventDestroy(e);
@@ -153,7 +154,14 @@ class CudaGpuIo final : public GpuIo {
       }
     }
     KILN_SERVER_CUDA(cudaEventRecord(events_[3], stream_));
-    KILN_SERVER_CUDA(cudaEventSynchronize(events_[3]));
+    if (busy_wait_) {
+      cudaError_t polled;
+      while ((polled = cudaEventQuery(events_[3])) == cudaErrorNotReady) {
+      }
+      if (polled != cudaSuccess) return cuda_error(polled, "cudaEventQuery(the run's last event)");
+    } else {
+      KILN_SERVER_CUDA(cudaEventSynchronize(events_[3]));
+    }
     for (int i = 0; i < 3; ++i) {
       times_ms[i] = 0;
       KILN_SERVER_CUDA(cudaEventElapsedTime(&times_ms[i], events_[i], events_[i + 1]));
@@ -179,18 +187,19 @@ class CudaGpuIo final : public GpuIo {
   // Held by pointer: allocators point into their output's device buffer.
   std::vector<std::unique_ptr<Input>> inputs_;
   std::vector<std::unique_ptr<Output>> outputs_;
+  bool busy_wait_ = false;
 };
 
 }  // namespace
 
-Expected<std::unique_ptr<GpuIo>> GpuIo::create() {
-  auto io = std::make_unique<CudaGpuIo>();
+Expected<std::unique_ptr<GpuIo>> GpuIo::create(bool busy_wait) {
+  auto io = std::make_unique<CudaGpuIo>(busy_wait);
   Status st = io->init();
   if (!st.is_ok()) return st;
   return std::unique_ptr<GpuIo>(std::move(io));
 }
 #else
-Expected<std::unique_ptr<GpuIo>> GpuIo::create() {
+Expected<std::unique_ptr<GpuIo>> GpuIo::create(bool) {
   return Status(ErrorCode::kUnsupported, "GPU instances: this kiln was built without the CUDA backend");
 }
 #endif

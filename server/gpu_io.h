@@ -17,7 +17,10 @@ namespace kiln::server {
 
 class GpuIo {
  public:
-  static Expected<std::unique_ptr<GpuIo>> create();
+  // `busy_wait`: run() polls the run's last event instead of blocking on it
+  // (Triton's optimization.cuda.busy_wait_events): the instance thread sees
+  // the end sooner, at the cost of a core while the GPU runs.
+  static Expected<std::unique_ptr<GpuIo>> create(bool busy_wait = false);
   virtual ~GpuIo() = default;
 
   // Starts a run's timing; call before the first upload_input.

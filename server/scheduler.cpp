@@ -151,10 +151,14 @@ Status Scheduler::init_instance(int gpu, std::unique_ptr<ExecutionContext>& ctx,
   if (!st.is_ok()) return st;
   auto engine = engine_for(gpu);
   if (!engine) return engine.status();
-  auto made = GpuIo::create();
+  // Triton's optimization.cuda settings apply to GPU instances only, as in
+  // Triton's TensorRT backend.
+  const auto& cuda = config_.optimization().cuda();
+  auto made = GpuIo::create(cuda.busy_wait_events());
   if (!made) return made.status();
   io = std::move(*made);
   ctx = (*engine)->create_execution_context();
+  ctx->set_use_cuda_graph(cuda.graphs());
   return Status::ok();
 }
 
@@ -347,21 +351,27 @@ bool Scheduler::zero_request(int64_t rows, InferRequest& r, std::string& why) co
 }
 
 Status Scheduler::warm_buckets(ExecutionContext& ctx, GpuIo* io) {
-  for (int64_t b : buckets_) {
-    std::vector<Pending> batch(1);
-    InferRequest r;
-    std::string why;
-    if (!zero_request(b, r, why))
-      return Status(ErrorCode::kInternal, "warming batch bucket " + std::to_string(b) + ": " + why);
-    ServeStatus st = check(r, batch[0]);
-    if (st.ok) {
-      batch[0].request = std::move(r);
-      std::vector<InferResponse> out;
-      uint64_t times[3];
-      st = execute(ctx, io, batch, out, times);
+  // Largest first: the instance's buffers and the engine's arena take their
+  // final size at once, so what later buckets capture (CUDA graphs record
+  // addresses) stays valid. With graphs a second run captures each bucket.
+  const int runs = io && config_.optimization().cuda().graphs() ? 2 : 1;
+  for (auto b = buckets_.rbegin(); b != buckets_.rend(); ++b) {
+    for (int run = 0; run < runs; ++run) {
+      std::vector<Pending> batch(1);
+      InferRequest r;
+      std::string why;
+      if (!zero_request(*b, r, why))
+        return Status(ErrorCode::kInternal, "warming batch bucket " + std::to_string(*b) + ": " + why);
+      ServeStatus st = check(r, batch[0]);
+      if (st.ok) {
+        batch[0].request = std::move(r);
+        std::vector<InferResponse> out;
+        uint64_t times[3];
+        st = execute(ctx, io, batch, out, times);
+      }
+      if (!st.ok)
+        return Status(ErrorCode::kInvalidArgument, "warming batch bucket " + std::to_string(*b) + ": " + st.message);
     }
-    if (!st.ok)
-      return Status(ErrorCode::kInvalidArgument, "warming batch bucket " + std::to_string(b) + ": " + st.message);
   }
   return Status::ok();
 }
@@ -469,7 +479,9 @@ void Scheduler::run_instance(int index) {
                                              init.message());
     warm_ms_ = std::max(warm_ms_, warm_ms);
     ++initialized_;
-    if (initialized_ == static_cast<int>(instances_.size()) && init_status_.is_ok() && !buckets_.empty()) {
+    // instance_gpus_, not instances_: the constructor may still be adding
+    // this very thread to instances_.
+    if (initialized_ == static_cast<int>(instance_gpus_.size()) && init_status_.is_ok() && !buckets_.empty()) {
       std::string list;
       for (int64_t b : buckets_) list += (list.empty() ? "" : ",") + std::to_string(b);
       if (no_warm_.empty())

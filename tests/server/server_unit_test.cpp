@@ -100,6 +100,20 @@ TEST(ServerConfig, UnknownFieldNamesFileLineAndField) {
   EXPECT_NE(c.status().message().find("max_batch"), std::string::npos);
 }
 
+// Triton's optimization.cuda graphs and busy_wait_events are read; the
+// optimization settings kiln does not implement are rejected by name.
+TEST(ServerConfig, OptimizationCudaGraphsAndBusyWaitOnly) {
+  auto c = parse_model_config("name: \"m\"\noptimization { cuda { graphs: true busy_wait_events: true } }\n",
+                              "config.pbtxt");
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  EXPECT_TRUE(c->optimization().cuda().graphs());
+  EXPECT_TRUE(c->optimization().cuda().busy_wait_events());
+  auto other = parse_model_config("name: \"m\"\noptimization { graph { level: 1 } }\n", "repo/m/config.pbtxt");
+  ASSERT_FALSE(other.is_ok());
+  EXPECT_NE(other.status().message().find("repo/m/config.pbtxt:2:"), std::string::npos) << other.status().message();
+  EXPECT_NE(other.status().message().find("graph"), std::string::npos) << other.status().message();
+}
+
 TEST(ServerConfig, PreferredBatchSizeAboveMaxIsRejected) {
   auto c = parse_model_config("max_batch_size: 4 dynamic_batching { preferred_batch_size: 8 }", "c");
   ASSERT_TRUE(c.is_ok());

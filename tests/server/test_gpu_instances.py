@@ -35,6 +35,8 @@ CONFIGS = {
     "on_gpu7": 'max_batch_size: 8\ninstance_group [ { count: 1 kind: KIND_GPU gpus: [ 7 ] } ]\n',
     "auto": 'max_batch_size: 8\ninstance_group [ { count: 2 kind: KIND_AUTO } ]\n',
     "on_cpu": 'max_batch_size: 8\ninstance_group [ { count: 1 kind: KIND_CPU } ]\n',
+    "graphs": 'max_batch_size: 8\ninstance_group [ { count: 1 kind: KIND_GPU } ]\n'
+              'optimization { cuda { graphs: true busy_wait_events: true } }\n',
 }
 
 
@@ -147,4 +149,21 @@ def test_kind_gpu_instances_run_on_the_gpu(gpu_server, gpu_repo):
         pending.append(c.async_infer("on_gpu", [t]))
     for p in pending:
         np.testing.assert_allclose(p.get_result().as_numpy("y"), x * x + x, rtol=1e-6, atol=1e-6)
+    c.close()
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="no GPU visible")
+def test_cuda_graphs_replay_each_bucket_on_fresh_data(gpu_server):
+    # optimization.cuda.graphs: each bucket (1,2,4,8) is captured while the
+    # model warms; every later request, whatever bucket ran before it, gets
+    # its own data's answer from the replay.
+    assert re.search(r"model 'graphs': warmed batch buckets 1,2,4,8 in \d+ ms", "".join(gpu_server.log))
+    c = httpclient.InferenceServerClient(url=gpu_server.url)
+    rng = np.random.default_rng(3)
+    for rows in (3, 8, 1, 5, 2, 8, 3):
+        x = rng.standard_normal((rows, 5)).astype(np.float32)
+        t = httpclient.InferInput("x", [rows, 5], "FP32")
+        t.set_data_from_numpy(x)
+        y = c.infer("graphs", [t]).as_numpy("y")
+        np.testing.assert_allclose(y, x * x + x, rtol=1e-6, atol=1e-6, err_msg=f"{rows} rows")
     c.close()
