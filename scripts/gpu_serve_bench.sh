@@ -31,12 +31,20 @@ resnet_trials=${SERVE_RESNET_MAX_TRIALS:-20}
 resnet_warmup=${SERVE_RESNET_WARMUP:-640}
 work=/tmp/kiln-serve
 rm -rf "$work"
-mkdir -p "$work/models/tiny_cnn/1" "$work/models/resnet50/1"
+mkdir -p "$work/models/tiny_cnn/1" "$work/models/tiny_cnn_graphs/1" "$work/models/resnet50/1"
 
 cp examples/tiny_cnn.onnx "$work/models/tiny_cnn/1/model.onnx"
 cat >"$work/models/tiny_cnn/config.pbtxt" <<'EOF'
 max_batch_size: 8
 instance_group [ { count: 1 kind: KIND_GPU } ]
+EOF
+# The same model with Triton's CUDA optimizations: a CUDA graph per bucket,
+# and the instance polling for the end of a run.
+cp examples/tiny_cnn.onnx "$work/models/tiny_cnn_graphs/1/model.onnx"
+cat >"$work/models/tiny_cnn_graphs/config.pbtxt" <<'EOF'
+max_batch_size: 8
+instance_group [ { count: 1 kind: KIND_GPU } ]
+optimization { cuda { graphs: true busy_wait_events: true } }
 EOF
 
 python3 - "$work/models/resnet50/1/model.onnx" <<'EOF' >"$out/serve_export.log" 2>&1
@@ -121,15 +129,17 @@ field() { grep -oE -- "$2" "$out/perf_$1.txt" | head -1 | grep -oE -- '-?[0-9.]+
 # "", or " (unstable after N windows)" when the windows never agreed.
 unstable() { grep -oE "unstable after [0-9]+ windows" "$out/perf_$1.txt" | head -1 | sed 's/.*/ (&)/'; }
 
-for proto in http grpc; do
+for run in "tiny_cnn http" "tiny_cnn grpc" "tiny_cnn_graphs http"; do
+  read -r model proto <<<"$run"
   url=$http
   [[ $proto == grpc ]] && url=$grpc
-  [[ -n $url ]] || { echo "serve tiny_cnn c1 $proto       SKIPPED (no gRPC)"; continue; }
-  perf "tiny_$proto" -m tiny_cnn -u "$url" -i "$proto" --concurrency-range 1 ${metrics:+--metrics-url "$metrics"}
-  printf 'serve tiny_cnn c1 %-9s p50 %s us, server overhead %s us at the median (compute %s us); kiln timestamps p50 %s us%s\n' \
-    "$proto" "$(field "tiny_$proto" 'p50 [0-9]+ us')" "$(field "tiny_$proto" '[-0-9]+ us at the median')" \
-    "$(field "tiny_$proto" 'compute [0-9]+\)')" "$(field "tiny_$proto" 'engine run\): p50 [0-9.]+')" \
-    "$(unstable "tiny_$proto")"
+  tag=tiny${model#tiny_cnn}_$proto
+  [[ -n $url ]] || { echo "serve $model c1 $proto       SKIPPED (no gRPC)"; continue; }
+  perf "$tag" -m "$model" -u "$url" -i "$proto" --concurrency-range 1 ${metrics:+--metrics-url "$metrics"}
+  printf 'serve %s c1 %-9s p50 %s us, server overhead %s us at the median (compute %s us); kiln timestamps p50 %s us%s\n' \
+    "$model" "$proto" "$(field "$tag" 'p50 [0-9]+ us')" "$(field "$tag" '[-0-9]+ us at the median')" \
+    "$(field "$tag" 'compute [0-9]+\)')" "$(field "$tag" 'engine run\): p50 [0-9.]+')" \
+    "$(unstable "$tag")"
 done
 
 # resnet50's batch_stats (real batch size -> executions) as JSON into FILE.
