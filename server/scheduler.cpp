@@ -62,6 +62,32 @@ bool batch_dim_is_dynamic(const Engine& e) {
   return any;
 }
 
+// One request's input bound for its place in the batch's pinned buffer.
+struct CopyPiece {
+  uint8_t* to;
+  const uint8_t* from;
+  size_t bytes;
+};
+
+// Copies the pieces, over up to 4 threads when there are megabytes of them:
+// on the H100, one thread gathering 21 ResNet-50 images (600 KB each) into
+// pinned memory took most of the batch's 3.3 ms of "compute input", with the
+// GPU waiting. Below 2 MiB a thread costs more to start than it saves.
+void copy_pieces(const std::vector<CopyPiece>& pieces) {
+  size_t total = 0;
+  for (const CopyPiece& p : pieces) total += p.bytes;
+  constexpr size_t kPerThread = size_t{2} << 20;
+  const size_t threads = std::min<size_t>({pieces.size(), total / kPerThread, 4});
+  auto copy_share = [&pieces, threads](size_t first) {
+    for (size_t i = first; i < pieces.size(); i += std::max<size_t>(threads, 1))
+      std::memcpy(pieces[i].to, pieces[i].from, pieces[i].bytes);
+  };
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(copy_share, t);
+  copy_share(0);
+  for (std::thread& h : helpers) h.join();
+}
+
 const InferTensor* find_input(const InferRequest& r, const std::string& name) {
   for (const auto& t : r.inputs)
     if (t.name == name) return &t;
@@ -687,16 +713,18 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, GpuIo* io, std::vector<Pen
       auto host = io->input_host(static_cast<size_t>(k), bytes + pad * row_bytes);
       if (!host) return ServeStatus::error(ServeError::kInternal, host.status().to_string());
       auto* at = static_cast<uint8_t*>(*host);
+      std::vector<CopyPiece> pieces;
       for (const auto& p : batch)
         for (const auto& t : p.request.inputs)
           if (t.name == name && !t.data.empty()) {
-            std::memcpy(at, t.data.data(), t.data.size());
+            pieces.push_back({at, t.data.data(), t.data.size()});
             at += t.data.size();
           }
       for (size_t j = 0; j < pad && row_bytes > 0; ++j) {
-        std::memcpy(at, last->data.data() + last->data.size() - row_bytes, row_bytes);
+        pieces.push_back({at, last->data.data() + last->data.size() - row_bytes, row_bytes});
         at += row_bytes;
       }
+      copy_pieces(pieces);
       bytes += pad * row_bytes;
       Status s = ctx.set_input_shape(name, dims);
       if (s.is_ok()) s = io->upload_input(ctx, static_cast<size_t>(k), name, bytes);

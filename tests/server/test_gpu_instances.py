@@ -27,6 +27,7 @@ def gpu_visible():
 
 
 HAVE_GPU = gpu_visible()
+WIDE = 262144  # float32 elements per row of the "wide" model: 1 MiB
 NO_GPU_REASONS = ("no CUDA GPU is visible to this process", "this kiln was built without the CUDA backend")
 
 CONFIGS = {
@@ -51,6 +52,12 @@ def gpu_repo(workdir):
                    [vi("x", f32, ["batch", 5])], [vi("y", f32, ["batch", 5])])
         with open(os.path.join(root, name, "config.pbtxt"), "w") as f:
             f.write(config)
+    # Rows of 1 MiB: a batch of several gathers its inputs on several threads.
+    save_model(os.path.join(root, "wide", "1", "model.onnx"), [helper.make_node("Add", ["x", "x"], ["y"])],
+               [vi("x", f32, ["batch", WIDE])], [vi("y", f32, ["batch", WIDE])])
+    with open(os.path.join(root, "wide", "config.pbtxt"), "w") as f:
+        f.write("max_batch_size: 8\ninstance_group [ { count: 1 kind: KIND_GPU } ]\n"
+                "dynamic_batching { max_queue_delay_microseconds: 50000 }\n")
     return root
 
 
@@ -166,4 +173,23 @@ def test_cuda_graphs_replay_each_bucket_on_fresh_data(gpu_server):
         t.set_data_from_numpy(x)
         y = c.infer("graphs", [t]).as_numpy("y")
         np.testing.assert_allclose(y, x * x + x, rtol=1e-6, atol=1e-6, err_msg=f"{rows} rows")
+    c.close()
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="no GPU visible")
+def test_large_inputs_gathered_on_several_threads_keep_their_rows(gpu_server):
+    # 8 concurrent 1-row requests of 1 MiB each batch together (8 MiB: the
+    # gather into pinned memory runs on 4 threads); each gets its own row back.
+    c = httpclient.InferenceServerClient(url=gpu_server.url, concurrency=8)
+    rng = np.random.default_rng(5)
+    xs = [rng.standard_normal((1, WIDE)).astype(np.float32) for _ in range(8)]
+    pending = []
+    for x in xs:
+        t = httpclient.InferInput("x", [1, WIDE], "FP32")
+        t.set_data_from_numpy(x, binary_data=True)
+        pending.append(c.async_infer("wide", [t]))
+    for x, p in zip(xs, pending):
+        np.testing.assert_array_equal(p.get_result().as_numpy("y"), x + x)
+    stats = c.get_inference_statistics("wide")["model_stats"][0]
+    assert int(stats["execution_count"]) < 8, stats  # batched
     c.close()
