@@ -7,6 +7,7 @@
 #include <climits>
 
 #include "backends/cuda/kernels/common.cuh"
+#include "backends/cuda/kernels/conv_activation.cuh"
 #include "backends/cuda/kernels/depthwise_conv.cuh"
 
 namespace kiln::cuda {
@@ -19,21 +20,6 @@ struct DwShape {
   int c, h, w, oh, ow, kh, kw, sh, sw, ph, pw;
   int groups;  // c / V
 };
-
-// FusedConv's activation in float, as conv_epilogue.cu computes it (Clip:
-// min(max(v, lo), hi); hi wins when lo > hi, as on the CPU).
-__device__ __forceinline__ float dw_activate(float v, EpilogueActivation act, float lo, float hi) {
-  switch (act) {
-    case EpilogueActivation::kRelu: return v > 0.f ? v : 0.f;
-    case EpilogueActivation::kClip: {
-      const float m = v < lo ? lo : v;
-      return m > hi ? hi : m;
-    }
-    case EpilogueActivation::kSigmoid: return 1.f / (1.f + expf(-v));
-    case EpilogueActivation::kSilu: return v / (1.f + expf(-v));
-    default: return v;
-  }
-}
 
 // w [C, taps] -> wt [taps, C].
 template <typename T>
@@ -91,7 +77,7 @@ __global__ void __launch_bounds__(kBlock)
   }
   P out;
 #pragma unroll
-  for (int v = 0; v < V; ++v) out.v[v] = from_float<T>(dw_activate(acc[v], act, lo, hi));
+  for (int v = 0; v < V; ++v) out.v[v] = from_float<T>(conv_activate(acc[v], act, lo, hi));
   *reinterpret_cast<P*>(y + static_cast<size_t>(i) * V) = out;
 }
 
