@@ -4,26 +4,13 @@
 #include <cmath>
 
 #include "backends/cuda/kernels/conv.cuh"
+#include "backends/cuda/kernels/conv_activation.cuh"
 #include "backends/cuda/kernels/window_common.cuh"
 
 namespace kiln::cuda {
 namespace {
 
 constexpr int kBlock = 256;
-
-template <typename A>
-__device__ __forceinline__ A activate(A v, EpilogueActivation act, float lo, float hi) {
-  switch (act) {
-    case EpilogueActivation::kRelu: return v > A(0) ? v : A(0);
-    case EpilogueActivation::kClip: {  // min(max(v, lo), hi), as the CPU: hi wins when lo > hi
-      const A m = v < A(lo) ? A(lo) : v;
-      return m > A(hi) ? A(hi) : m;
-    }
-    case EpilogueActivation::kSigmoid: return A(1) / (A(1) + exp(-v));
-    case EpilogueActivation::kSilu: return v / (A(1) + exp(-v));
-    default: return v;
-  }
-}
 
 template <typename T>
 __global__ void conv_epilogue_kernel(ConvEpilogueParams p, int64_t n) {
@@ -35,7 +22,7 @@ __global__ void conv_epilogue_kernel(ConvEpilogueParams p, int64_t n) {
     A v = load_as<A>(y[i]);
     if (bias) v += load_as<A>(bias[i / p.inner % p.channels]);
     if (z) v += load_as<A>(z[i]);
-    y[i] = store_as<T>(activate(v, p.act, p.lo, p.hi));
+    y[i] = store_as<T>(conv_activate(v, p.act, p.lo, p.hi));
   }
 }
 

@@ -16,6 +16,7 @@
 
 #include "backends/cuda/cuda_kernel.h"
 #include "backends/cuda/cudnn_handle.h"
+#include "backends/cuda/kernels/depthwise_conv.cuh"
 #include "backends/cuda/ops/cudnn_conv.h"
 #include "backends/cuda/ops/window_ops.h"
 #include "ops/fused_activation.h"
@@ -282,8 +283,22 @@ std::vector<int64_t> nchw_dims(const std::vector<int64_t>& d, bool from_channels
 // plain convolution then kiln's one-pass epilogue kernel. "" takes the first
 // fused engine, else the first plain one; the direct kernel plus the
 // epilogue backs up both, so the layer never fails for want of an engine.
+// "kiln_dw" runs kiln's own depthwise kernel (depthwise_conv.cuh), epilogue
+// included, where the layer qualifies (kiln_depthwise_workspace); where it
+// does not at run time, the layer runs as under "".
 
 constexpr std::string_view kFusedPrefix = "cudnn_fused:";
+constexpr std::string_view kDepthwiseTactic = "kiln_dw";
+
+// The workspace of the "kiln_dw" tactic (the transposed weights) where the
+// layer qualifies: channels-last, 2-D, one channel per group (multiplier 1),
+// dilation 1, f32/f16/bf16, 32-bit indexable, the workspace within `limit`.
+std::optional<size_t> kiln_depthwise_workspace(const Node& node, const ConvShape& s, DType dtype, size_t limit) {
+  if (!channels_last(node) || s.spatial != 2 || !depthwise_conv_fits(dtype, s.g)) return std::nullopt;
+  const size_t bytes = depthwise_conv_workspace(dtype, s.g);
+  if (bytes > limit) return std::nullopt;
+  return bytes;
+}
 
 EpilogueActivation epilogue_activation(const FusedActivation& a) {
   switch (a.kind) {
@@ -321,7 +336,7 @@ struct FusedTactic {
 
 FusedTactic parse_fused_tactic(const std::string& tactic) {
   if (tactic.rfind(kFusedPrefix, 0) == 0) return {true, std::max(0, std::atoi(tactic.c_str() + kFusedPrefix.size()))};
-  if (tactic.empty()) return {};
+  if (tactic.empty() || tactic == kDepthwiseTactic) return {};
   return {false, cudnn_tactic_index(tactic)};
 }
 
@@ -369,6 +384,9 @@ size_t fused_conv_workspace(const KernelQuery& q) {
   Expected<ConvShape> s = conv_shape(q.node(), nchw_dims(*x, nhwc), nchw_dims(*w, nhwc), false);
   Expected<FusedInputs> in = fused_inputs(q.node(), q.has_input(2), q.has_input(3));
   if (!s.is_ok() || !in.is_ok()) return 0;
+  if (q.tactic() == kDepthwiseTactic) {
+    if (auto bytes = kiln_depthwise_workspace(q.node(), *s, q.input_dtype(0), q.workspace_limit())) return *bytes;
+  }
   std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), false, false);
   const std::optional<size_t> limit = r ? cudnn_limit(q.workspace_limit(), r->staging_bytes) : std::nullopt;
   if (!limit) return 0;
@@ -384,24 +402,32 @@ std::vector<std::string> fused_conv_tactics(const KernelQuery& q, size_t limit) 
   Expected<ConvShape> s = conv_shape(q.node(), nchw_dims(*x, nhwc), nchw_dims(*w, nhwc), false);
   Expected<FusedInputs> in = fused_inputs(q.node(), q.has_input(2), q.has_input(3));
   if (!s.is_ok() || !in.is_ok()) return {};
+  std::vector<std::string> out;
+  // kiln's depthwise kernel first, so even a two-candidate build times it
+  // against cuDNN's best guess.
+  if (limit > 0 && kiln_depthwise_workspace(q.node(), *s, q.input_dtype(0), q.workspace_limit()))
+    out.emplace_back(kDepthwiseTactic);
+  const size_t cudnn_candidates = limit - out.size();
   std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), false, false);
-  if (nhwc && r && r->staging != CudnnRoute::Staging::kNone) return {};
+  if (cudnn_candidates == 0 || (nhwc && r && r->staging != CudnnRoute::Staging::kNone)) return out;
   const std::optional<size_t> ws_limit = r ? cudnn_limit(q.workspace_limit(), r->staging_bytes) : std::nullopt;
-  if (!ws_limit) return {};
+  if (!ws_limit) return out;
   r->spec.allow_tf32 = q.allow_tf32();
   r->spec.channels_last = nhwc;
   r->spec.workspace_limit = *ws_limit;
-  std::vector<std::string> out;
+  const size_t own = out.size();
   const CudnnConvSpec fused = fused_spec(r->spec, in->act, in->bias, in->residual);
   if (fused.fused && cudnn_expresses(in->act)) {
-    // At most half the candidates (one at least): runtime fusion engines
+    // At most half cuDNN's candidates (one at least): runtime fusion engines
     // compile at plan time, and the plain convolution's best stay in the race.
-    const int n = cudnn_conv_engine_count(fused, static_cast<int>(std::max<size_t>(1, limit / 2)));
+    const int n = cudnn_conv_engine_count(fused, static_cast<int>(std::max<size_t>(1, cudnn_candidates / 2)));
     for (int i = 0; i < n; ++i) out.push_back(std::string(kFusedPrefix) + std::to_string(i));
   }
   CudnnConvSpec plain = r->spec;
   plain.accumulate = false;
-  const int n = cudnn_conv_engine_count(plain, static_cast<int>(limit - std::min(limit, out.size())));
+  const size_t fused_count = out.size() - own;
+  const int n =
+      cudnn_conv_engine_count(plain, static_cast<int>(cudnn_candidates - std::min(cudnn_candidates, fused_count)));
   for (int i = 0; i < n; ++i) out.push_back("cudnn:" + std::to_string(i));
   return out;
 }
@@ -421,6 +447,19 @@ Status run_fused_conv(KernelContext& ctx) {
     z = zt.data;
   }
   if (y.numel() == 0) return Status::ok();
+  if (ctx.tactic() == kDepthwiseTactic) {
+    const std::optional<size_t> bytes = kiln_depthwise_workspace(ctx.node(), s, x.dtype, ctx.workspace_limit());
+    if (bytes && ctx.workspace() && ctx.workspace_bytes() >= *bytes) {
+      DepthwiseConvParams p;
+      p.dtype = x.dtype;
+      p.g = s.g;
+      p.x = x.data, p.w = w.data, p.bias = bias, p.z = z, p.y = y.data;
+      p.workspace = ctx.workspace();
+      p.act = epilogue_activation(in.act);
+      p.lo = in.act.lo, p.hi = in.act.hi;
+      return launch_depthwise_conv(p, ctx.stream());
+    }
+  }
   std::any& state = ctx.state();
   if (!state.has_value()) {
     ConvState st;

@@ -1,0 +1,171 @@
+// kiln::FusedConv's channels-last depthwise convolution (tactic "kiln_dw"):
+// a thread per (output pixel, group of V consecutive channels), consecutive
+// threads on consecutive groups of the same pixel, so a warp's loads and
+// stores are contiguous; V = 16 bytes of channels where C and every pointer
+// allow it, else 4 channels, else 1. The weights are first transposed to
+// [KH * KW, C] in the workspace so a tap's V weights are contiguous too.
+#include <climits>
+
+#include "backends/cuda/kernels/common.cuh"
+#include "backends/cuda/kernels/conv_activation.cuh"
+#include "backends/cuda/kernels/depthwise_conv.cuh"
+
+namespace kiln::cuda {
+namespace {
+
+constexpr int kBlock = 256;
+
+// The geometry in 32-bit ints (depthwise_conv_fits bounds every index).
+struct DwShape {
+  int c, h, w, oh, ow, kh, kw, sh, sw, ph, pw;
+  int groups;  // c / V
+};
+
+// w [C, taps] -> wt [taps, C].
+template <typename T>
+__global__ void transpose_dw_weights_kernel(const T* __restrict__ w, T* __restrict__ wt, int c, int taps) {
+  const int i = blockIdx.x * kBlock + threadIdx.x;
+  if (i >= c * taps) return;
+  const int tap = i / c, ch = i - tap * c;
+  wt[i] = w[ch * taps + tap];
+}
+
+// K > 0: a K x K kernel known at compile time (unrolled); 0: s.kh x s.kw.
+// n = N * OH * OW * (C / V) threads.
+template <typename T, int V, int K>
+__global__ void __launch_bounds__(kBlock)
+    depthwise_nhwc_kernel(const T* __restrict__ x, const T* __restrict__ wt, const T* __restrict__ bias,
+                          const T* __restrict__ z, T* __restrict__ y, DwShape s, int n, EpilogueActivation act,
+                          float lo, float hi) {
+  using P = Pack<T, V>;
+  const int i = blockIdx.x * kBlock + threadIdx.x;
+  if (i >= n) return;
+  const int pix = i / s.groups;
+  const int c = (i - pix * s.groups) * V;
+  const int ow = pix % s.ow, t = pix / s.ow;
+  const int oh = t % s.oh, b = t / s.oh;
+  const int kh_n = K > 0 ? K : s.kh, kw_n = K > 0 ? K : s.kw;
+  const int ih0 = oh * s.sh - s.ph, iw0 = ow * s.sw - s.pw;
+  const T* xb = x + b * s.h * s.w * s.c + c;
+  const T* wc = wt + c;
+  float acc[V];
+#pragma unroll
+  for (int v = 0; v < V; ++v) acc[v] = 0.f;
+#pragma unroll
+  for (int kh = 0; kh < kh_n; ++kh) {
+    const int ih = ih0 + kh;
+    if (ih < 0 || ih >= s.h) continue;
+#pragma unroll
+    for (int kw = 0; kw < kw_n; ++kw) {
+      const int iw = iw0 + kw;
+      if (iw < 0 || iw >= s.w) continue;
+      const P xv = *reinterpret_cast<const P*>(xb + (ih * s.w + iw) * s.c);
+      const P wv = *reinterpret_cast<const P*>(wc + (kh * kw_n + kw) * s.c);
+#pragma unroll
+      for (int v = 0; v < V; ++v) acc[v] += to_float(xv.v[v]) * to_float(wv.v[v]);
+    }
+  }
+  if (bias) {
+    const P bv = *reinterpret_cast<const P*>(bias + c);
+#pragma unroll
+    for (int v = 0; v < V; ++v) acc[v] += to_float(bv.v[v]);
+  }
+  if (z) {
+    const P zv = *reinterpret_cast<const P*>(z + static_cast<size_t>(i) * V);
+#pragma unroll
+    for (int v = 0; v < V; ++v) acc[v] += to_float(zv.v[v]);
+  }
+  P out;
+#pragma unroll
+  for (int v = 0; v < V; ++v) out.v[v] = from_float<T>(conv_activate(acc[v], act, lo, hi));
+  *reinterpret_cast<P*>(y + static_cast<size_t>(i) * V) = out;
+}
+
+bool aligned_to(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+template <typename T, int V>
+Status launch_vectorized(const DepthwiseConvParams& p, DwShape s, cudaStream_t stream) {
+  s.groups = s.c / V;
+  const int64_t n = p.g.batch * s.oh * s.ow * s.groups;
+  const unsigned blocks = static_cast<unsigned>((n + kBlock - 1) / kBlock);
+  const T* x = static_cast<const T*>(p.x);
+  const T* wt = static_cast<const T*>(p.workspace);
+  const T* bias = static_cast<const T*>(p.bias);
+  const T* z = static_cast<const T*>(p.z);
+  T* y = static_cast<T*>(p.y);
+  const int k = s.kh == s.kw && (s.kh == 3 || s.kh == 5) ? s.kh : 0;
+  const int ni = static_cast<int>(n);
+  if (k == 3) {
+    depthwise_nhwc_kernel<T, V, 3><<<blocks, kBlock, 0, stream>>>(x, wt, bias, z, y, s, ni, p.act, p.lo, p.hi);
+  } else if (k == 5) {
+    depthwise_nhwc_kernel<T, V, 5><<<blocks, kBlock, 0, stream>>>(x, wt, bias, z, y, s, ni, p.act, p.lo, p.hi);
+  } else {
+    depthwise_nhwc_kernel<T, V, 0><<<blocks, kBlock, 0, stream>>>(x, wt, bias, z, y, s, ni, p.act, p.lo, p.hi);
+  }
+  return last_launch_status("depthwise_nhwc_kernel");
+}
+
+template <typename T>
+Status launch_typed(const DepthwiseConvParams& p, cudaStream_t stream) {
+  const WindowGeometry& g = p.g;
+  DwShape s;
+  s.c = static_cast<int>(g.in_channels);
+  s.h = static_cast<int>(g.in[1]), s.w = static_cast<int>(g.in[2]);
+  s.oh = static_cast<int>(g.out[1]), s.ow = static_cast<int>(g.out[2]);
+  s.kh = static_cast<int>(g.kernel[1]), s.kw = static_cast<int>(g.kernel[2]);
+  s.sh = static_cast<int>(g.stride[1]), s.sw = static_cast<int>(g.stride[2]);
+  s.ph = static_cast<int>(g.pad_begin[1]), s.pw = static_cast<int>(g.pad_begin[2]);
+  s.groups = s.c;
+  const int taps = s.kh * s.kw;
+  transpose_dw_weights_kernel<T><<<grid_for(int64_t(taps) * s.c, kBlock, INT_MAX), kBlock, 0, stream>>>(
+      static_cast<const T*>(p.w), static_cast<T*>(p.workspace), s.c, taps);
+  KILN_RETURN_IF_ERROR(last_launch_status("transpose_dw_weights_kernel"));
+  // The widest vector whose channel groups and pointers line up.
+  auto fits = [&](int v) {
+    const size_t bytes = sizeof(T) * static_cast<size_t>(v);
+    return s.c % v == 0 && aligned_to(p.x, bytes) && aligned_to(p.workspace, bytes) && aligned_to(p.y, bytes) &&
+           (!p.bias || aligned_to(p.bias, bytes)) && (!p.z || aligned_to(p.z, bytes));
+  };
+  constexpr int kWide = 16 / static_cast<int>(sizeof(T));  // 8 for the 16-bit types, 4 for f32
+  if (fits(kWide)) return launch_vectorized<T, kWide>(p, s, stream);
+  if constexpr (kWide > 4) {
+    if (fits(4)) return launch_vectorized<T, 4>(p, s, stream);
+  }
+  return launch_vectorized<T, 1>(p, s, stream);
+}
+
+}  // namespace
+
+bool depthwise_conv_fits(DType dtype, const WindowGeometry& g) {
+  if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16) return false;
+  if (g.in_channels < 1 || g.group != g.in_channels || g.out_channels != g.in_channels) return false;
+  if (g.in[0] != 1 || g.out[0] != 1 || g.kernel[0] != 1) return false;  // 2-D
+  for (int a = 0; a < 3; ++a) {
+    if (g.dilation[a] != 1 || g.stride[a] < 1 || g.kernel[a] < 1 || g.pad_begin[a] < 0 || g.pad_end[a] < 0)
+      return false;
+  }
+  // Every element index of x, y and the weights, and every pad-shifted
+  // coordinate, within int.
+  const int64_t limit = INT_MAX;
+  const int64_t xs = g.batch * g.in_channels * g.in_size(), ys = g.batch * g.out_channels * g.out_size();
+  const int64_t reach = (g.out[1] + g.out[2]) * (g.stride[1] + g.stride[2]) + g.pad_begin[1] + g.pad_begin[2];
+  return g.batch >= 0 && xs < limit && ys < limit && g.in_channels * g.kernel_size() < limit && reach < limit;
+}
+
+size_t depthwise_conv_workspace(DType dtype, const WindowGeometry& g) {
+  const size_t element = dtype == DType::kF32 ? 4 : 2;  // f16, bf16
+  const size_t bytes = element * static_cast<size_t>(g.in_channels * g.kernel_size());
+  return (bytes + 255) / 256 * 256;
+}
+
+Status launch_depthwise_conv(const DepthwiseConvParams& p, cudaStream_t stream) {
+  if (!depthwise_conv_fits(p.dtype, p.g))
+    return unsupported("depthwise conv: dtype {} or geometry outside the kernel (multiplier 1, 2-D, no dilation)",
+                       dtype_name(p.dtype));
+  if (p.g.batch * p.g.out_size() == 0) return Status::ok();
+  if (!p.workspace) return invalid_argument("depthwise conv: no workspace for the transposed weights");
+  KILN_CUDA_DISPATCH_FLOAT(p.dtype, "depthwise conv", return launch_typed<T>(p, stream));
+  return Status::ok();
+}
+
+}  // namespace kiln::cuda

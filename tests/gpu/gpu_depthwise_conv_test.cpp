@@ -1,0 +1,158 @@
+// kiln's own channels-last depthwise convolution (kiln.FusedConv's tactic
+// "kiln_dw", kernels/depthwise_conv.cu) against the CPU reference: 3x3 and
+// 5x5, strides 1 and 2, symmetric and asymmetric pads; channel counts that
+// take the 16-byte vector path (8, 24, 144), the 4-channel one (12) and the
+// scalar one (7); with and without bias and residual, every activation; f16
+// and bf16 within 1e-2, f32 within 1e-5 (both relative to |cpu| + the
+// convolution's size). Also the kernel on its own with misaligned pointers
+// (each vector width on one layer). Which layers are offered the tactic is
+// tests/unit/cuda_depthwise_conv_tactic_test.cpp's.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "backends/cuda/kernels/depthwise_conv.cuh"
+#include "gpu_test_util.h"
+
+namespace kiln::gpu_test {
+namespace {
+
+// Runs kiln::FusedConv {channels_last=1} with `tactic` on the CPU or the GPU.
+Tensor run_nhwc_fused(bool gpu, const std::vector<Tensor>& ins, Attrs attrs, const std::string& tactic) {
+  attrs["channels_last"] = i(1);
+  std::vector<RunValue> values;
+  auto g = one_node_graph("kiln.FusedConv", ins, attrs, 1, 0, values);
+  if (!tactic.empty()) g->nodes()[0]->metadata["kiln.tactic"] = tactic;
+  cuda::RunOptions fp32;
+  fp32.allow_tf32 = false;
+  auto out = gpu ? cuda::run_graph_on_cuda(*g, std::move(values), fp32) : run_graph_on_cpu(*g, std::move(values));
+  EXPECT_TRUE(out.is_ok()) << (gpu ? "cuda: " : "cpu: ") << out.status().to_string();
+  return out.is_ok() ? (*out)[0].tensor : Tensor();
+}
+
+// |gpu - cpu| <= rtol * (|cpu| + scale), scale about the convolution's size,
+// so results near zero (where bias and residual cancel it) carry its rounding.
+void expect_close_at_scale(const Tensor& gpu, const Tensor& cpu, DType t, double scale, const std::string& what) {
+  ASSERT_TRUE(cpu.is_valid() && gpu.is_valid()) << what;
+  ASSERT_EQ(gpu.dtype(), cpu.dtype()) << what;
+  ASSERT_EQ(gpu.dims(), cpu.dims()) << what;
+  const double rtol = t == DType::kF32 ? 1e-5 : 1e-2;
+  int bad = 0;
+  for (int64_t e = 0; e < cpu.numel(); ++e) {
+    const double g = gpu.element_as_double(e), c = cpu.element_as_double(e);
+    if (!std::isnan(g) && std::fabs(g - c) <= rtol * (std::fabs(c) + scale)) continue;
+    if (bad++ < 5) ADD_FAILURE() << what << ": element " << e << " gpu " << g << " cpu " << c;
+  }
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << cpu.numel() << " elements differ";
+}
+
+struct DwCase {
+  const char* what;
+  int64_t h, w, k;  // input height and width, a k x k kernel
+  Attrs attrs;      // strides and pads
+};
+
+std::vector<DwCase> dw_cases() {
+  return {
+      {"3x3 stride 1 pad 1", 10, 11, 3, {{"pads", ints({1, 1, 1, 1})}}},
+      {"3x3 stride 2 pads (0,0,1,1)", 11, 10, 3, {{"strides", ints({2, 2})}, {"pads", ints({0, 0, 1, 1})}}},
+      {"5x5 stride 2 pad 2", 13, 12, 5, {{"strides", ints({2, 2})}, {"pads", ints({2, 2, 2, 2})}}},
+  };
+}
+
+// 8, 24, 144: 16-byte vectors (f32: 4 channels); 12: f16/bf16 take 4
+// channels; 7: one channel a thread.
+constexpr int64_t kChannels[] = {8, 24, 144, 12, 7};
+
+struct Activation {
+  const char* name;
+  std::vector<float> params;
+};
+
+const Activation kActivations[] = {{"", {}},        {"Relu", {}}, {"Clip", {0.f, 6.f}}, {"Clip", {-1.f, 2.f}},
+                                   {"Sigmoid", {}}, {"Silu", {}}};
+
+// X and W positive (0.1 to 1); bias and Z in [-s, 0] with s about the
+// convolution's mean, so the sum straddles zero and every activation bites.
+void check_dw(const DwCase& c, int64_t channels, DType t, const Activation& act, bool bias, bool residual) {
+  const float s = 0.3f * static_cast<float>(c.k * c.k);
+  Attrs attrs = c.attrs;
+  attrs["group"] = i(channels);
+  const Tensor x = random_tensor(t, {2, c.h, c.w, channels}, 0.1f, 1.f, 1);
+  const Tensor w = random_tensor(t, {channels, c.k, c.k, 1}, 0.1f, 1.f, 2);
+  const Tensor plain = run_nhwc_fused(false, {x, w}, attrs, "");
+  ASSERT_TRUE(plain.is_valid()) << c.what;
+  attrs["activation"] = Attribute::of_string(act.name);
+  if (!act.params.empty()) attrs["activation_params"] = Attribute::of_floats(act.params);
+  std::vector<Tensor> ins{x, w, bias ? random_tensor(t, {channels}, -s / 2, 0.f, 3) : Tensor()};
+  if (residual) ins.push_back(random_tensor(t, plain.dims(), -s, 0.f, 4));
+  if (!bias && !residual) ins.pop_back();
+  const std::string what = fmt::format("kiln_dw {} C={} {} act '{}'{}{}{}", c.what, channels, dtype_name(t), act.name,
+                                       act.params.empty() ? "" : fmt::format(" {}", fmt::join(act.params, ",")),
+                                       bias ? " bias" : "", residual ? " residual" : "");
+  expect_close_at_scale(run_nhwc_fused(true, ins, attrs, "kiln_dw"), run_nhwc_fused(false, ins, attrs, ""), t, s, what);
+}
+
+TEST_F(GpuTest, DepthwiseConvKilnDwMatchesCpuForEveryActivation) {
+  for (const DwCase& c : dw_cases())
+    for (int64_t channels : kChannels)
+      for (DType t : kFloatTypes)
+        for (const Activation& act : kActivations) check_dw(c, channels, t, act, true, true);
+}
+
+TEST_F(GpuTest, DepthwiseConvKilnDwMatchesCpuWithAndWithoutBiasAndResidual) {
+  const Activation relu{"Relu", {}};
+  for (const DwCase& c : dw_cases())
+    for (int64_t channels : kChannels)
+      for (DType t : kFloatTypes) {
+        check_dw(c, channels, t, relu, false, false);
+        check_dw(c, channels, t, relu, true, false);
+        check_dw(c, channels, t, relu, false, true);
+      }
+}
+
+// The kernel on its own, x, y and z shifted by `shift` elements from their
+// allocation: 0 keeps 16-byte alignment, 4 (f16: 8 bytes) the 4-channel
+// vectors, 1 one channel a thread; every width must give the CPU's result.
+TEST_F(GpuTest, DepthwiseConvKernelMatchesCpuAtEveryAlignment) {
+  for (DType t : kFloatTypes) {
+    for (int64_t shift : {0, 1, 4}) {
+      const int64_t channels = 24;
+      const Attrs attrs{{"group", i(channels)}, {"pads", ints({1, 0, 2, 1})}, {"strides", ints({1, 2})}};
+      const Tensor x = random_tensor(t, {2, 9, 10, channels}, 0.1f, 1.f, 1);
+      const Tensor w = random_tensor(t, {channels, 3, 3, 1}, 0.1f, 1.f, 2);
+      const Tensor b = random_tensor(t, {channels}, -1.f, 0.f, 3);
+      const Tensor plain = run_nhwc_fused(false, {x, w}, attrs, "");
+      ASSERT_TRUE(plain.is_valid());
+      ASSERT_EQ(plain.dims(), (std::vector<int64_t>{2, 10, 5, channels}));
+      const Tensor z = random_tensor(t, plain.dims(), -2.f, 0.f, 4);
+      Attrs fused = attrs;
+      fused["activation"] = s("Relu");
+      const Tensor ref = run_nhwc_fused(false, {x, w, b, z}, fused, "");
+      const size_t esize = x.nbytes() / static_cast<size_t>(x.numel()), off = esize * static_cast<size_t>(shift);
+      cuda::DeviceBuffer dx = device_zeros(x.nbytes() + off), dz = device_zeros(z.nbytes() + off);
+      cuda::DeviceBuffer dy = device_zeros(ref.nbytes() + off), dw = upload(w), db = upload(b);
+      cuda::DeviceBuffer ws = device_zeros(4096);
+      char* xp = static_cast<char*>(dx.data()) + off;
+      char* zp = static_cast<char*>(dz.data()) + off;
+      char* yp = static_cast<char*>(dy.data()) + off;
+      ASSERT_EQ(cudaMemcpy(xp, x.raw(), x.nbytes(), cudaMemcpyHostToDevice), cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(zp, z.raw(), z.nbytes(), cudaMemcpyHostToDevice), cudaSuccess);
+      cuda::DepthwiseConvParams p;
+      p.dtype = t;
+      p.g.batch = 2, p.g.in_channels = p.g.out_channels = p.g.group = channels;
+      p.g.in[1] = 9, p.g.in[2] = 10, p.g.out[1] = 10, p.g.out[2] = 5;
+      p.g.kernel[1] = p.g.kernel[2] = 3;
+      p.g.stride[1] = 1, p.g.stride[2] = 2;
+      p.g.pad_begin[1] = 1, p.g.pad_begin[2] = 0, p.g.pad_end[1] = 2, p.g.pad_end[2] = 1;
+      ASSERT_LE(cuda::depthwise_conv_workspace(t, p.g), size_t(4096));
+      p.x = xp, p.w = dw.data(), p.bias = db.data(), p.z = zp, p.y = yp, p.workspace = ws.data();
+      p.act = cuda::EpilogueActivation::kRelu;
+      ASSERT_TRUE(cuda::launch_depthwise_conv(p, nullptr).is_ok());
+      expect_close_at_scale(download(yp, t, ref.dims()), ref, t, 3.0,
+                            fmt::format("depthwise kernel {} shift {}", dtype_name(t), shift));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kiln::gpu_test

@@ -1,0 +1,159 @@
+// kiln.FusedConv's "kiln_dw" tactic (kiln's own channels-last depthwise
+// kernel), on the host only: which layers are offered it (first in the
+// list), which are not, and the workspace it asks for. The kernel's results
+// are tests/gpu/gpu_depthwise_conv_test.cpp's.
+#ifdef KILN_WITH_CUDA
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "backends/cuda/cuda_kernel.h"
+#include "backends/cuda/kernels/depthwise_conv.cuh"
+
+namespace kiln::cuda {
+namespace {
+
+using Dims = std::vector<int64_t>;
+
+// What the builder and the planner ask a kernel definition, for one node.
+class FakeQuery : public KernelQuery {
+ public:
+  FakeQuery(const Node& n, DType t, std::vector<Dims> dims, std::string tactic, size_t limit = SIZE_MAX)
+      : node_(n), dtype_(t), dims_(std::move(dims)), tactic_(std::move(tactic)), limit_(limit) {}
+  const Node& node() const override { return node_; }
+  DType input_dtype(size_t) const override { return dtype_; }
+  const Dims* input_dims(size_t i) const override { return i < dims_.size() ? &dims_[i] : nullptr; }
+  const Tensor* host_input(size_t) const override { return nullptr; }
+  const std::string& tactic() const override { return tactic_; }
+  bool allow_tf32() const override { return false; }
+  size_t workspace_limit() const override { return limit_; }
+
+ private:
+  const Node& node_;
+  DType dtype_;
+  std::vector<Dims> dims_;
+  std::string tactic_;
+  size_t limit_;
+};
+
+// kiln.FusedConv {channels_last=1} with x, w and a bias, MobileNetV2's
+// depthwise layer's attributes unless a test changes them.
+struct DepthwiseNode {
+  Graph g;
+  Node* n = nullptr;
+  explicit DepthwiseNode(int64_t group) {
+    n = g.add_node("FusedConv", "kiln");
+    for (const char* name : {"x", "w", "b"}) n->inputs.push_back(g.add_value(name));
+    n->outputs.push_back(g.add_value("y"));
+    n->attrs["channels_last"] = Attribute::of_int(1);
+    n->attrs["group"] = Attribute::of_int(group);
+    n->attrs["pads"] = Attribute::of_ints({1, 1, 1, 1});
+    n->attrs["activation"] = Attribute::of_string("Clip");
+    n->attrs["activation_params"] = Attribute::of_floats({0.f, 6.f});
+  }
+};
+
+const KernelDef& fused_conv() {
+  const KernelDef* def = KernelRegistry::instance().find("kiln", "FusedConv");
+  EXPECT_NE(def, nullptr);
+  EXPECT_TRUE(def->tactics && def->workspace);
+  return *def;
+}
+
+bool offers_kiln_dw(const std::vector<std::string>& tactics) {
+  return std::find(tactics.begin(), tactics.end(), "kiln_dw") != tactics.end();
+}
+
+// MobileNetV2's features.3 conv.1: 3x3, 144 channels, 56x56, f16.
+const std::vector<Dims> kMobileNetDims = {{2, 56, 56, 144}, {144, 3, 3, 1}, {144}};
+
+TEST(DepthwiseConvTactic, OfferedFirstForAChannelsLastDepthwiseLayer) {
+  const KernelDef& def = fused_conv();
+  DepthwiseNode d(144);
+  for (DType t : {DType::kF16, DType::kBF16, DType::kF32}) {
+    for (size_t limit : {size_t(1), size_t(2), size_t(8)}) {
+      const std::vector<std::string> tactics = def.tactics(FakeQuery(*d.n, t, kMobileNetDims, ""), limit);
+      ASSERT_FALSE(tactics.empty()) << dtype_name(t) << " limit " << limit;
+      EXPECT_EQ(tactics[0], "kiln_dw") << dtype_name(t);
+      EXPECT_LE(tactics.size(), limit);
+    }
+  }
+  // Stride 2 with asymmetric pads (which channels-last cuDNN declines) and 5x5.
+  d.n->attrs["strides"] = Attribute::of_ints({2, 2});
+  d.n->attrs["pads"] = Attribute::of_ints({0, 0, 1, 1});
+  std::vector<std::string> tactics = def.tactics(FakeQuery(*d.n, DType::kF16, kMobileNetDims, ""), 4);
+  ASSERT_FALSE(tactics.empty());
+  EXPECT_EQ(tactics[0], "kiln_dw");
+  d.n->attrs["pads"] = Attribute::of_ints({2, 2, 2, 2});
+  d.n->attrs["group"] = Attribute::of_int(12);
+  tactics = def.tactics(FakeQuery(*d.n, DType::kF16, {{2, 28, 28, 12}, {12, 5, 5, 1}}, ""), 4);
+  ASSERT_FALSE(tactics.empty());
+  EXPECT_EQ(tactics[0], "kiln_dw");
+}
+
+TEST(DepthwiseConvTactic, NotOfferedWhereTheKernelDoesNotApply) {
+  const KernelDef& def = fused_conv();
+  {  // dilation 2
+    DepthwiseNode d(144);
+    d.n->attrs["dilations"] = Attribute::of_ints({2, 2});
+    d.n->attrs["pads"] = Attribute::of_ints({2, 2, 2, 2});
+    EXPECT_FALSE(offers_kiln_dw(def.tactics(FakeQuery(*d.n, DType::kF16, kMobileNetDims, ""), 8)));
+  }
+  {  // channel multiplier 2: 288 output channels from 144 groups
+    DepthwiseNode d(144);
+    EXPECT_FALSE(
+        offers_kiln_dw(def.tactics(FakeQuery(*d.n, DType::kF16, {{2, 56, 56, 144}, {288, 3, 3, 1}, {288}}, ""), 8)));
+  }
+  {  // grouped, not depthwise
+    DepthwiseNode d(36);
+    EXPECT_FALSE(
+        offers_kiln_dw(def.tactics(FakeQuery(*d.n, DType::kF16, {{2, 56, 56, 144}, {144, 3, 3, 4}, {144}}, ""), 8)));
+  }
+  {  // NCHW
+    DepthwiseNode d(144);
+    d.n->attrs.erase("channels_last");
+    EXPECT_FALSE(
+        offers_kiln_dw(def.tactics(FakeQuery(*d.n, DType::kF16, {{2, 144, 56, 56}, {144, 1, 3, 3}, {144}}, ""), 8)));
+  }
+  {  // f64
+    DepthwiseNode d(144);
+    EXPECT_FALSE(offers_kiln_dw(def.tactics(FakeQuery(*d.n, DType::kF64, kMobileNetDims, ""), 8)));
+  }
+  {  // the transposed weights over the workspace limit
+    DepthwiseNode d(144);
+    EXPECT_FALSE(offers_kiln_dw(def.tactics(FakeQuery(*d.n, DType::kF16, kMobileNetDims, "", 1024), 8)));
+  }
+  {  // no candidates asked for
+    DepthwiseNode d(144);
+    EXPECT_TRUE(def.tactics(FakeQuery(*d.n, DType::kF16, kMobileNetDims, ""), 0).empty());
+  }
+}
+
+// The transposed weights, rounded up to 256 bytes: 3 * 3 * 144 f16 = 2592 bytes.
+TEST(DepthwiseConvTactic, WorkspaceHoldsTheTransposedWeights) {
+  const KernelDef& def = fused_conv();
+  DepthwiseNode d(144);
+  EXPECT_EQ(def.workspace(FakeQuery(*d.n, DType::kF16, kMobileNetDims, "kiln_dw")), size_t(2816));
+  EXPECT_EQ(def.workspace(FakeQuery(*d.n, DType::kF32, kMobileNetDims, "kiln_dw")), size_t(5376));
+}
+
+TEST(DepthwiseConvTactic, KernelGeometryLimits) {
+  WindowGeometry g;
+  g.batch = 2, g.in_channels = g.out_channels = g.group = 8;
+  g.in[1] = g.in[2] = 9, g.out[1] = g.out[2] = 9, g.kernel[1] = g.kernel[2] = 3;
+  g.pad_begin[1] = g.pad_begin[2] = g.pad_end[1] = g.pad_end[2] = 1;
+  EXPECT_TRUE(depthwise_conv_fits(DType::kF16, g));
+  EXPECT_FALSE(depthwise_conv_fits(DType::kF64, g));
+  WindowGeometry big = g;  // x of 2^31 elements: past 32-bit indexing
+  big.batch = 1, big.in_channels = big.out_channels = big.group = 2;
+  big.in[1] = big.in[2] = big.out[1] = big.out[2] = 32768;
+  EXPECT_FALSE(depthwise_conv_fits(DType::kF16, big));
+  WindowGeometry three_d = g;
+  three_d.in[0] = three_d.out[0] = 4;
+  EXPECT_FALSE(depthwise_conv_fits(DType::kF16, three_d));
+  EXPECT_EQ(depthwise_conv_workspace(DType::kF32, g), size_t(512));  // 3 * 3 * 8 * 4 = 288 bytes
+}
+
+}  // namespace
+}  // namespace kiln::cuda
+#endif  // KILN_WITH_CUDA
