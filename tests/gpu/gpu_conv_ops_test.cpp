@@ -126,38 +126,6 @@ struct FusedCase {
   bool bias = true, residual = true;
 };
 
-// Runs kiln::FusedConv with `tactic` (metadata "kiln.tactic") on the CPU or the GPU.
-Tensor run_fused(bool gpu, const std::vector<Tensor>& ins, const Attrs& attrs, const std::string& tactic,
-                 bool allow_tf32 = false) {
-  std::vector<RunValue> values;
-  auto g = one_node_graph("FusedConv", ins, attrs, 1, 1, values);
-  Node& n = *g->nodes()[0];
-  n.domain = "kiln";
-  n.opset = 0;
-  if (!tactic.empty()) n.metadata["kiln.tactic"] = tactic;
-  cuda::RunOptions options;
-  options.allow_tf32 = allow_tf32;
-  auto out = gpu ? cuda::run_graph_on_cuda(*g, std::move(values), options) : run_graph_on_cpu(*g, std::move(values));
-  EXPECT_TRUE(out.is_ok()) << (gpu ? "cuda: " : "cpu: ") << out.status().to_string();
-  return out.is_ok() ? (*out)[0].tensor : Tensor();
-}
-
-// |gpu - cpu| <= rtol * (|cpu| + scale): the plain-conv tactic rounds the
-// convolution (magnitude `scale`) to the dtype before the epilogue adds the
-// residual, so results near zero carry the convolution's rounding.
-void expect_close_at_scale(const Tensor& gpu, const Tensor& cpu, double rtol, double scale, const std::string& what) {
-  ASSERT_TRUE(cpu.is_valid() && gpu.is_valid()) << what;
-  ASSERT_EQ(gpu.dtype(), cpu.dtype()) << what;
-  ASSERT_EQ(gpu.numel(), cpu.numel()) << what;
-  int bad = 0;
-  for (int64_t e = 0; e < cpu.numel(); ++e) {
-    const double g = gpu.element_as_double(e), c = cpu.element_as_double(e);
-    if (!std::isnan(g) && std::fabs(g - c) <= rtol * (std::fabs(c) + scale)) continue;
-    if (bad++ < 5) ADD_FAILURE() << what << ": element " << e << " gpu " << g << " cpu " << c;
-  }
-  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << cpu.numel() << " elements differ";
-}
-
 struct Activation {
   const char* name;
   std::vector<float> params;
@@ -185,7 +153,7 @@ void check_fused(const FusedCase& c, DType t, const Activation& act, const std::
       fmt::format("FusedConv {} {} act '{}'{} tactic '{}'", c.what, dtype_name(t), act.name,
                   act.params.empty() ? "" : fmt::format(" {}", fmt::join(act.params, ",")), tactic);
   const double rtol = t == DType::kF32 ? 1e-5 : (t == DType::kF64 ? 1e-12 : 1e-2);
-  expect_close_at_scale(run_fused(true, ins, attrs, tactic), run_fused(false, ins, attrs, ""), rtol, s, what);
+  expect_close_at_scale(run_fused_conv(true, ins, attrs, tactic), run_fused_conv(false, ins, attrs, ""), rtol, s, what);
 }
 
 std::vector<FusedCase> fused_cases() {

@@ -19,31 +19,11 @@ namespace {
 // Runs kiln::FusedConv {channels_last=1} with `tactic` on the CPU or the GPU.
 Tensor run_nhwc_fused(bool gpu, const std::vector<Tensor>& ins, Attrs attrs, const std::string& tactic) {
   attrs["channels_last"] = i(1);
-  std::vector<RunValue> values;
-  auto g = one_node_graph("kiln.FusedConv", ins, attrs, 1, 0, values);
-  if (!tactic.empty()) g->nodes()[0]->metadata["kiln.tactic"] = tactic;
-  cuda::RunOptions fp32;
-  fp32.allow_tf32 = false;
-  auto out = gpu ? cuda::run_graph_on_cuda(*g, std::move(values), fp32) : run_graph_on_cpu(*g, std::move(values));
-  EXPECT_TRUE(out.is_ok()) << (gpu ? "cuda: " : "cpu: ") << out.status().to_string();
-  return out.is_ok() ? (*out)[0].tensor : Tensor();
+  return run_fused_conv(gpu, ins, attrs, tactic);
 }
 
-// |gpu - cpu| <= rtol * (|cpu| + scale), scale about the convolution's size,
-// so results near zero (where bias and residual cancel it) carry its rounding.
-void expect_close_at_scale(const Tensor& gpu, const Tensor& cpu, DType t, double scale, const std::string& what) {
-  ASSERT_TRUE(cpu.is_valid() && gpu.is_valid()) << what;
-  ASSERT_EQ(gpu.dtype(), cpu.dtype()) << what;
-  ASSERT_EQ(gpu.dims(), cpu.dims()) << what;
-  const double rtol = t == DType::kF32 ? 1e-5 : 1e-2;
-  int bad = 0;
-  for (int64_t e = 0; e < cpu.numel(); ++e) {
-    const double g = gpu.element_as_double(e), c = cpu.element_as_double(e);
-    if (!std::isnan(g) && std::fabs(g - c) <= rtol * (std::fabs(c) + scale)) continue;
-    if (bad++ < 5) ADD_FAILURE() << what << ": element " << e << " gpu " << g << " cpu " << c;
-  }
-  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << cpu.numel() << " elements differ";
-}
+// f32 within 1e-5, f16/bf16 within 1e-2, relative to |cpu| + the convolution's size.
+double dw_rtol(DType t) { return t == DType::kF32 ? 1e-5 : 1e-2; }
 
 struct DwCase {
   const char* what;
@@ -89,7 +69,8 @@ void check_dw(const DwCase& c, int64_t channels, DType t, const Activation& act,
   const std::string what = fmt::format("kiln_dw {} C={} {} act '{}'{}{}{}", c.what, channels, dtype_name(t), act.name,
                                        act.params.empty() ? "" : fmt::format(" {}", fmt::join(act.params, ",")),
                                        bias ? " bias" : "", residual ? " residual" : "");
-  expect_close_at_scale(run_nhwc_fused(true, ins, attrs, "kiln_dw"), run_nhwc_fused(false, ins, attrs, ""), t, s, what);
+  expect_close_at_scale(run_nhwc_fused(true, ins, attrs, "kiln_dw"), run_nhwc_fused(false, ins, attrs, ""), dw_rtol(t),
+                        s, what);
 }
 
 TEST_F(GpuTest, DepthwiseConvKilnDwMatchesCpuForEveryActivation) {
@@ -148,7 +129,7 @@ TEST_F(GpuTest, DepthwiseConvKernelMatchesCpuAtEveryAlignment) {
       p.x = xp, p.w = dw.data(), p.bias = db.data(), p.z = zp, p.y = yp, p.workspace = ws.data();
       p.act = cuda::EpilogueActivation::kRelu;
       ASSERT_TRUE(cuda::launch_depthwise_conv(p, nullptr).is_ok());
-      expect_close_at_scale(download(yp, t, ref.dims()), ref, t, 3.0,
+      expect_close_at_scale(download(yp, t, ref.dims()), ref, dw_rtol(t), 3.0,
                             fmt::format("depthwise kernel {} shift {}", dtype_name(t), shift));
     }
   }

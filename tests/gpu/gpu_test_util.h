@@ -185,6 +185,41 @@ inline void expect_close(const Tensor& gpu, const Tensor& cpu, double rtol, cons
   EXPECT_EQ(reported, 0) << what << ": " << reported << " of " << cpu.numel() << " elements differ";
 }
 
+// |gpu - cpu| <= rtol * (|cpu| + scale), `scale` about the magnitude of a
+// convolution's sum: a tactic that rounds the convolution to the dtype before
+// its epilogue adds a residual or a bias leaves that rounding on results near
+// zero. NaN never passes.
+inline void expect_close_at_scale(const Tensor& gpu, const Tensor& cpu, double rtol, double scale,
+                                  const std::string& what) {
+  ASSERT_TRUE(cpu.is_valid() && gpu.is_valid()) << what;
+  ASSERT_EQ(gpu.dtype(), cpu.dtype()) << what;
+  ASSERT_EQ(gpu.numel(), cpu.numel()) << what;
+  int bad = 0;
+  for (int64_t e = 0; e < cpu.numel(); ++e) {
+    const double g = gpu.element_as_double(e), c = cpu.element_as_double(e);
+    if (!std::isnan(g) && std::fabs(g - c) <= rtol * (std::fabs(c) + scale)) continue;
+    if (bad++ < 5) ADD_FAILURE() << what << ": element " << e << " gpu " << g << " cpu " << c;
+  }
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << cpu.numel() << " elements differ";
+}
+
+// kiln.FusedConv with `attrs`, pinned to `tactic` ("" is the default), on the
+// GPU or the CPU reference; TF32 off unless asked for.
+inline Tensor run_fused_conv(bool gpu, const std::vector<Tensor>& ins, const std::map<std::string, Attribute>& attrs,
+                             const std::string& tactic, bool allow_tf32 = false) {
+  std::vector<RunValue> values;
+  auto g = one_node_graph("FusedConv", ins, attrs, 1, 1, values);
+  Node& n = *g->nodes()[0];
+  n.domain = "kiln";
+  n.opset = 0;
+  if (!tactic.empty()) n.metadata["kiln.tactic"] = tactic;
+  cuda::RunOptions options;
+  options.allow_tf32 = allow_tf32;
+  auto out = gpu ? cuda::run_graph_on_cuda(*g, std::move(values), options) : run_graph_on_cpu(*g, std::move(values));
+  EXPECT_TRUE(out.is_ok()) << (gpu ? "cuda: " : "cpu: ") << out.status().to_string();
+  return out.is_ok() ? (*out)[0].tensor : Tensor();
+}
+
 inline void expect_equal(const Tensor& gpu, const Tensor& cpu, const std::string& what) {
   ASSERT_TRUE(cpu.is_valid()) << what << ": no CPU result";
   ASSERT_EQ(gpu.dtype(), cpu.dtype()) << what;

@@ -9,6 +9,7 @@
 #include "backends/cuda/device.h"
 #include "backends/cuda/ops/cudnn_matmul.h"
 #include "backends/cuda/ops/matmul_plan.h"
+#include "fake_kernel_query.h"
 
 namespace kiln::cuda {
 namespace {
@@ -94,26 +95,6 @@ TEST(CudnnMatmulSpec, TacticNamesParseStrictly) {
                             "cudnn_fused:0", "cudnn:99999999999"})
     EXPECT_FALSE(cudnn_matmul_tactic_index(other).has_value()) << other;
 }
-
-// What the builder and the planner ask a kernel definition, for one node.
-class FakeQuery : public KernelQuery {
- public:
-  FakeQuery(const Node& n, DType t, std::vector<Dims> dims, std::string tactic)
-      : node_(n), dtype_(t), dims_(std::move(dims)), tactic_(std::move(tactic)) {}
-  const Node& node() const override { return node_; }
-  DType input_dtype(size_t) const override { return dtype_; }
-  const Dims* input_dims(size_t i) const override { return i < dims_.size() ? &dims_[i] : nullptr; }
-  const Tensor* host_input(size_t) const override { return nullptr; }
-  const std::string& tactic() const override { return tactic_; }
-  bool allow_tf32() const override { return false; }
-  size_t workspace_limit() const override { return SIZE_MAX; }
-
- private:
-  const Node& node_;
-  DType dtype_;
-  std::vector<Dims> dims_;
-  std::string tactic_;
-};
 
 struct FusedMatMulNode {
   Graph g;
