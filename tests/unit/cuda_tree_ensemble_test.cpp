@@ -7,6 +7,7 @@
 
 #include "backends/cuda/cuda_kernel.h"
 #include "backends/cuda/run_plan.h"
+#include "fake_kernel_query.h"
 
 namespace kiln::cuda {
 namespace {
@@ -77,24 +78,10 @@ TEST(CudaTreeEnsemble, LegacyOpsTakeXOfRankTwoAtMost) {
       << st.to_string();
 }
 
-class DimsQuery final : public KernelQuery {
- public:
-  DimsQuery(const Node& node, std::vector<int64_t> dims, size_t limit = SIZE_MAX)
-      : node_(node), dims_(std::move(dims)), limit_(limit) {}
-  const Node& node() const override { return node_; }
-  DType input_dtype(size_t) const override { return DType::kF32; }
-  const std::vector<int64_t>* input_dims(size_t i) const override { return i == 0 ? &dims_ : nullptr; }
-  const Tensor* host_input(size_t) const override { return nullptr; }
-  const std::string& tactic() const override { return tactic_; }
-  bool allow_tf32() const override { return false; }
-  size_t workspace_limit() const override { return limit_; }
-
- private:
-  const Node& node_;
-  std::vector<int64_t> dims_;
-  size_t limit_;
-  std::string tactic_;
-};
+// The query of one node whose X has `dims` (f32), within `limit`.
+FakeQuery DimsQuery(const Node& node, std::vector<int64_t> dims, size_t limit = SIZE_MAX) {
+  return FakeQuery(node, DType::kF32, {std::move(dims)}, "", limit);
+}
 
 // Double scores per row and column, (regressor only) a byte per row and
 // target, then the leaves (i32 per row and tree) when the limit has room for
