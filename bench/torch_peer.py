@@ -184,9 +184,10 @@ def run(cmd, log):
     return rc, open(log).read()
 
 
-def bench_kiln(args, onnx_path, kind, batch, tag):
+def bench_kiln(args, onnx_path, kind, batch, tag, extra=()):
     """Builds cold (empty timing cache), again warm (must be byte-identical),
-    then benchmarks the engine. Returns (GPU ms, cold s, warm s, identical, error)."""
+    then benchmarks the engine; `extra`: more `kiln build` flags. Returns
+    (GPU ms, cold s, warm s, identical, error)."""
     name = "input" if kind == "image" else "input_ids"
     shape = f"{name}:{batch}x3x224x224" if kind == "image" else f"{name}:{batch}x{SEQ}"
     cache = os.path.join(args.out, f"{tag}.timing")
@@ -197,7 +198,7 @@ def bench_kiln(args, onnx_path, kind, batch, tag):
         engine = os.path.join(args.out, f"{tag}.{build}.kiln")
         t0 = time.time()
         rc, out = run([args.kiln, "build", onnx_path, "--backend", "cuda", "--fp16", "--optShapes", shape,
-                       "--timingCacheFile", cache, "-o", engine], os.path.join(args.out, f"{tag}.{build}.log"))
+                       "--timingCacheFile", cache, "-o", engine, *extra], os.path.join(args.out, f"{tag}.{build}.log"))
         if rc != 0:
             return None, None, None, None, out[-800:]
         times.append(time.time() - t0)
@@ -233,6 +234,9 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--models", default="resnet50:128,resnet50:1,bert:32,bert:1")
     ap.add_argument("--max-autotune", action="store_true", help="also time torch.compile max-autotune (slow)")
+    ap.add_argument("--kiln-variant", action="append", default=[], metavar="NAME=FLAGS",
+                    help="also build and bench kiln with these extra build flags, e.g. "
+                         "'o5=--builderOptimizationLevel 5' (repeatable; the table keeps the default build)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     dev = torch.device("cuda")
@@ -269,6 +273,12 @@ def main():
         row["kiln_ms"], row["build_cold_s"], row["build_warm_s"], row["warm_identical"] = kiln_ms, cold, warm, same
         if err:
             print(f"  kiln bench failed:\n{err}", flush=True)
+        for variant in args.kiln_variant:
+            vname, _, flags = variant.partition("=")
+            ms, vcold, _, _, verr = bench_kiln(args, onnx_path, kind, batch, f"{tag}_{vname}", flags.split())
+            row[f"kiln_ms_{vname}"], row[f"build_cold_s_{vname}"] = ms, vcold
+            print(f"  kiln variant {vname} ({flags}): {ms if ms is not None else verr} ms, cold build {vcold} s",
+                  flush=True)
         rel, err = kiln_accuracy(args, onnx_path, kind, x32, ref, tag)
         row["kiln_rel_err"] = rel
         if err:

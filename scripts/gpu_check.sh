@@ -19,7 +19,8 @@
 #                     models/ (../shared/models), carried to the machine (default .testdata)
 #   PEER_MODELS       the torch_peer.py model list (default resnet50:128,bert:32; issue #5's
 #                     whole table: GPU_CHECK_STAGES=peer with the models of docs/performance.md)
-#   PEER_FLAGS        more torch_peer.py flags, e.g. --max-autotune (the issue's third peer; slow)
+#   PEER_FLAGS        more torch_peer.py flags, e.g. --max-autotune (the issue's third peer; slow),
+#                     --kiln-variant=o5=--builderOptimizationLevel=5 (kiln also built with those flags)
 # Stage `serve` (not in the default list: it needs .debs/, made here by
 # scripts/fetch_server_debs.sh and carried): unpacks Boost and gRPC C++ from
 # .debs/ with dpkg -x, rebuilds kiln with `kiln serve` and `kiln perf`, and
