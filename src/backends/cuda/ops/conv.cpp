@@ -285,7 +285,8 @@ std::vector<int64_t> nchw_dims(const std::vector<int64_t>& d, bool from_channels
 // epilogue backs up both, so the layer never fails for want of an engine.
 // "kiln_dw" runs kiln's own depthwise kernel (depthwise_conv.cuh), epilogue
 // included, where the layer qualifies (kiln_depthwise_workspace); where it
-// does not at run time, the layer runs as under "".
+// does not at run time, the layer runs as under "". A qualifying layer that
+// cuDNN has no plan for runs that kernel in place of the direct one.
 
 constexpr std::string_view kFusedPrefix = "cudnn_fused:";
 constexpr std::string_view kDepthwiseTactic = "kiln_dw";
@@ -384,15 +385,15 @@ size_t fused_conv_workspace(const KernelQuery& q) {
   Expected<ConvShape> s = conv_shape(q.node(), nchw_dims(*x, nhwc), nchw_dims(*w, nhwc), false);
   Expected<FusedInputs> in = fused_inputs(q.node(), q.has_input(2), q.has_input(3));
   if (!s.is_ok() || !in.is_ok()) return 0;
-  if (q.tactic() == kDepthwiseTactic) {
-    if (auto bytes = kiln_depthwise_workspace(q.node(), *s, q.input_dtype(0), q.workspace_limit())) return *bytes;
-  }
+  const std::optional<size_t> depthwise = kiln_depthwise_workspace(q.node(), *s, q.input_dtype(0), q.workspace_limit());
+  if (q.tactic() == kDepthwiseTactic && depthwise) return *depthwise;
   std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), false, false);
   const std::optional<size_t> limit = r ? cudnn_limit(q.workspace_limit(), r->staging_bytes) : std::nullopt;
-  if (!limit) return 0;
-  ConvState st =
-      fused_route(*s, q.input_dtype(0), in->act, in->bias, in->residual, q.allow_tf32(), nhwc, q.tactic(), *limit);
-  return st.plan ? st.route.staging_bytes + workspace_size(*st.plan) : 0;
+  ConvState st;
+  if (limit)
+    st = fused_route(*s, q.input_dtype(0), in->act, in->bias, in->residual, q.allow_tf32(), nhwc, q.tactic(), *limit);
+  if (st.plan) return st.route.staging_bytes + workspace_size(*st.plan);
+  return depthwise.value_or(0);  // without a cuDNN plan a depthwise layer runs kiln_dw's kernel
 }
 
 std::vector<std::string> fused_conv_tactics(const KernelQuery& q, size_t limit) {
@@ -447,19 +448,21 @@ Status run_fused_conv(KernelContext& ctx) {
     z = zt.data;
   }
   if (y.numel() == 0) return Status::ok();
-  if (ctx.tactic() == kDepthwiseTactic) {
-    const std::optional<size_t> bytes = kiln_depthwise_workspace(ctx.node(), s, x.dtype, ctx.workspace_limit());
-    if (bytes && ctx.workspace() && ctx.workspace_bytes() >= *bytes) {
-      DepthwiseConvParams p;
-      p.dtype = x.dtype;
-      p.g = s.g;
-      p.x = x.data, p.w = w.data, p.bias = bias, p.z = z, p.y = y.data;
-      p.workspace = ctx.workspace();
-      p.act = epilogue_activation(in.act);
-      p.lo = in.act.lo, p.hi = in.act.hi;
-      return launch_depthwise_conv(p, ctx.stream());
-    }
-  }
+  // kiln's depthwise kernel, epilogue included, where the layer qualifies and
+  // the workspace holds its transposed weights.
+  const std::optional<size_t> dw_bytes = kiln_depthwise_workspace(ctx.node(), s, x.dtype, ctx.workspace_limit());
+  const bool dw_ok = dw_bytes && ctx.workspace() && ctx.workspace_bytes() >= *dw_bytes;
+  auto run_depthwise = [&] {
+    DepthwiseConvParams p;
+    p.dtype = x.dtype;
+    p.g = s.g;
+    p.x = x.data, p.w = w.data, p.bias = bias, p.z = z, p.y = y.data;
+    p.workspace = ctx.workspace();
+    p.act = epilogue_activation(in.act);
+    p.lo = in.act.lo, p.hi = in.act.hi;
+    return launch_depthwise_conv(p, ctx.stream());
+  };
+  if (ctx.tactic() == kDepthwiseTactic && dw_ok) return run_depthwise();
   std::any& state = ctx.state();
   if (!state.has_value()) {
     ConvState st;
@@ -489,6 +492,9 @@ Status run_fused_conv(KernelContext& ctx) {
     KILN_RETURN_IF_ERROR(run_cudnn_conv(ctx, decided, s.g, nullptr));
     e.bias = bias;
   } else {
+    // No cuDNN plan (channels-last with asymmetric pads has none): a depthwise
+    // layer takes kiln's kernel rather than the generic direct one.
+    if (dw_ok) return run_depthwise();
     if (nhwc && s.spatial != 2)
       return unsupported("FusedConv {}: channels_last takes 2-D convolutions", ctx.node().label());
     DirectConvParams p;
