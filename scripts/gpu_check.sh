@@ -29,6 +29,9 @@
 # (server overhead at the median), ResNet-50 fp16 with dynamic batching and
 # batch buckets at concurrency 64 against `kiln bench` of the same engine at
 # the bucket the server ran most. GPU_CHECK_STAGES=serve runs it alone.
+# Stage `server-tests` (not in the default list either): the same server
+# build, then tests/server's pytest suite with tritonclient from .debs/wheels
+# (scripts/fetch_gpu_wheels.sh), whose KIND_GPU tests run only on a GPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/kiln-gpu}
@@ -76,7 +79,7 @@ budget=${GPU_CHECK_BUDGET:-570}
 left() { echo $((budget - ($(date +%s) - t0))); }
 # About how long each stage takes on an H100/H200 (s; tests: 137 s on the H200 in session 7): one that would not fit is skipped.
 declare -A need=([tests]=150 [cpu-tests]=150 [conformance]=90 [models]=40 [bench]=120 [peer]=150 [profile]=40
-  [kernels]=40 [serve]=360)
+  [kernels]=40 [serve]=360 [server-tests]=120)
 want() {
   [[ $stages == *" $1 "* ]] || return 1
   if (($(left) < ${need[$1]:-60})); then
@@ -172,42 +175,68 @@ if [[ -x build-gpu/kiln_cuda_bench ]] && want kernels; then
   row "cuda kernel bench" "exit $? (cuda_bench.txt)"
 fi
 
-if want serve; then
-  # Boost and gRPC C++ from .debs/ (scripts/fetch_server_debs.sh), unpacked
-  # into a prefix that CMake and pkg-config search; the libraries load from
-  # it through LD_LIBRARY_PATH.
+# Boost and gRPC C++ from .debs/ (scripts/fetch_server_debs.sh), unpacked
+# into a prefix that CMake and pkg-config search, and kiln rebuilt with `kiln
+# serve` and `kiln perf`; the libraries load from the prefix through
+# LD_LIBRARY_PATH. Once per call (the serve and server-tests stages).
+serve_built=""
+serve_build() {
+  [[ -n $serve_built ]] && { [[ $serve_built == ok ]]; return; }
+  serve_built=failed
   if [[ ! -f .debs/distro.txt ]]; then
-    row "serve" "SKIPPED: no .debs/ (run scripts/fetch_server_debs.sh and carry .debs)"
+    row "serve build" "SKIPPED: no .debs/ (run scripts/fetch_server_debs.sh and carry .debs)"
+    return 1
+  fi
+  . /etc/os-release
+  here="${ID:-unknown} ${VERSION_CODENAME:-${VERSION_ID:-unknown}} $(dpkg --print-architecture)"
+  [[ $(cat .debs/distro.txt) == "$here" ]] ||
+    echo "serve: .debs/ is for $(cat .debs/distro.txt), this machine is $here: the build may fail"
+  prefix=$PWD/build-gpu/debroot
+  rm -rf "$prefix"
+  for deb in .debs/*.deb; do dpkg -x "$deb" "$prefix"; done
+  # Development links to runtimes left out as stock (libssl.so ->
+  # libssl.so.3) point at the system's copy.
+  while IFS= read -r link; do
+    target=/usr/lib/$multiarch/$(readlink "$link")
+    [[ -e $target ]] && ln -sf "$target" "$link"
+  done < <(find "$prefix" -xtype l)
+  export LD_LIBRARY_PATH="$prefix/usr/lib/$multiarch${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export PKG_CONFIG_SYSROOT_DIR="$prefix"
+  export PKG_CONFIG_PATH="$prefix/usr/lib/$multiarch/pkgconfig:$prefix/usr/share/pkgconfig"
+  pkgconf=$(command -v pkg-config || echo "$prefix/usr/bin/pkgconf")
+  # The system's .pc files stay visible (protobuf, zlib, openssl's runtime).
+  if cmake -S . -B build-gpu -DCMAKE_PREFIX_PATH="$prefix/usr" -DPKG_CONFIG_EXECUTABLE="$pkgconf" \
+       >"$OUT/serve_configure.log" 2>&1 && ninja -C build-gpu -j"$jobs" kiln >"$OUT/serve_build.log" 2>&1 &&
+     "$kiln" perf --help >/dev/null 2>&1; then
+    grep -E "gRPC|Boost" "$OUT/serve_configure.log" | head -3
+    row "serve build" "ok ($(grep -c . <(ls .debs/*.deb)) debs, $(du -csh .debs/*.deb | tail -1 | cut -f1))"
+    serve_built=ok
+    return 0
+  fi
+  row "serve build" "FAILED (serve_configure.log, serve_build.log)"
+  tail -20 "$OUT/serve_configure.log" "$OUT/serve_build.log"
+  return 1
+}
+
+if want serve && serve_build; then
+  bash scripts/gpu_serve_bench.sh "$kiln" "$OUT" | tee "$OUT/serve.txt"
+  while IFS= read -r line; do summary+=("$line"); done < <(grep '^serve ' "$OUT/serve.txt")
+fi
+
+# The server's pytest suite (tritonclient over HTTP and gRPC) against the GPU
+# build, which runs its KIND_GPU tests: batch buckets, CUDA graphs, the
+# threaded input gather. tritonclient comes from .debs/wheels
+# (scripts/fetch_gpu_wheels.sh), installed here without the network.
+if want server-tests && serve_build; then
+  if ls .debs/wheels/*.whl >/dev/null 2>&1 &&
+     python3 -m pip install -q --no-index --no-deps --target build-gpu/pylib .debs/wheels/*.whl \
+       >"$OUT/server_wheels.log" 2>&1; then
+    (cd build-gpu && PYTHONPATH="$PWD/pylib${PYTHONPATH:+:$PYTHONPATH}" ctest -R "server_kserve|server_readme" \
+       --output-on-failure --timeout 600 >"$OUT/ctest_server_gpu.log" 2>&1)
+    row "server tests (GPU build)" "$(grep -E 'tests passed' "$OUT/ctest_server_gpu.log" | tail -1)"
+    grep -E "^(FAILED|ERROR) |passed|failed" "$OUT/ctest_server_gpu.log" | head -20
   else
-    . /etc/os-release
-    here="${ID:-unknown} ${VERSION_CODENAME:-${VERSION_ID:-unknown}} $(dpkg --print-architecture)"
-    [[ $(cat .debs/distro.txt) == "$here" ]] ||
-      echo "serve: .debs/ is for $(cat .debs/distro.txt), this machine is $here: the build may fail"
-    prefix=$PWD/build-gpu/debroot
-    rm -rf "$prefix"
-    for deb in .debs/*.deb; do dpkg -x "$deb" "$prefix"; done
-    # Development links to runtimes left out as stock (libssl.so ->
-    # libssl.so.3) point at the system's copy.
-    while IFS= read -r link; do
-      target=/usr/lib/$multiarch/$(readlink "$link")
-      [[ -e $target ]] && ln -sf "$target" "$link"
-    done < <(find "$prefix" -xtype l)
-    export LD_LIBRARY_PATH="$prefix/usr/lib/$multiarch${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    export PKG_CONFIG_SYSROOT_DIR="$prefix"
-    export PKG_CONFIG_PATH="$prefix/usr/lib/$multiarch/pkgconfig:$prefix/usr/share/pkgconfig"
-    pkgconf=$(command -v pkg-config || echo "$prefix/usr/bin/pkgconf")
-    # The system's .pc files stay visible (protobuf, zlib, openssl's runtime).
-    if cmake -S . -B build-gpu -DCMAKE_PREFIX_PATH="$prefix/usr" -DPKG_CONFIG_EXECUTABLE="$pkgconf" \
-         >"$OUT/serve_configure.log" 2>&1 && ninja -C build-gpu -j"$jobs" kiln >"$OUT/serve_build.log" 2>&1 &&
-       "$kiln" perf --help >/dev/null 2>&1; then
-      grep -E "gRPC|Boost" "$OUT/serve_configure.log" | head -3
-      row "serve build" "ok ($(grep -c . <(ls .debs/*.deb)) debs, $(du -csh .debs/*.deb | tail -1 | cut -f1))"
-      bash scripts/gpu_serve_bench.sh "$kiln" "$OUT" | tee "$OUT/serve.txt"
-      while IFS= read -r line; do summary+=("$line"); done < <(grep '^serve ' "$OUT/serve.txt")
-    else
-      row "serve build" "FAILED (serve_configure.log, serve_build.log)"
-      tail -20 "$OUT/serve_configure.log" "$OUT/serve_build.log"
-    fi
+    row "server tests (GPU build)" "SKIPPED: no .debs/wheels (scripts/fetch_gpu_wheels.sh) or pip failed (server_wheels.log)"
   fi
 fi
 
