@@ -17,6 +17,7 @@
 #include "backends/cuda/cuda_kernel.h"
 #include "backends/cuda/cudnn_handle.h"
 #include "backends/cuda/kernels/depthwise_conv.cuh"
+#include "backends/cuda/kernels/stem_conv.cuh"
 #include "backends/cuda/ops/cudnn_conv.h"
 #include "backends/cuda/ops/window_ops.h"
 #include "ops/fused_activation.h"
@@ -287,9 +288,14 @@ std::vector<int64_t> nchw_dims(const std::vector<int64_t>& d, bool from_channels
 // included, where the layer qualifies (kiln_depthwise_workspace); where it
 // does not at run time, the layer runs as under "". A qualifying layer that
 // cuDNN has no plan for runs that kernel in place of the direct one.
+// "kiln_igemm" runs kiln's implicit-GEMM tensor-core kernel (stem_conv.cuh),
+// epilogue included, for small-channel layers such as the stems that
+// space_to_depth_stem leaves (kiln_igemm_fits); it needs no workspace, and
+// where the layer does not qualify at run time it runs as under "".
 
 constexpr std::string_view kFusedPrefix = "cudnn_fused:";
 constexpr std::string_view kDepthwiseTactic = "kiln_dw";
+constexpr std::string_view kIgemmTactic = "kiln_igemm";
 
 // The workspace of the "kiln_dw" tactic (the transposed weights) where the
 // layer qualifies: channels-last, 2-D, one channel per group (multiplier 1),
@@ -299,6 +305,13 @@ std::optional<size_t> kiln_depthwise_workspace(const Node& node, const ConvShape
   const size_t bytes = depthwise_conv_workspace(dtype, s.g);
   if (bytes > limit) return std::nullopt;
   return bytes;
+}
+
+// Whether the "kiln_igemm" tactic takes the layer: channels-last, 2-D, and
+// what stem_conv_fits admits (f16/bf16, group 1, stride 1, dilation 1,
+// Cin % 16 == 0 with Cin * KH * KW <= 1024, Cout % 16 == 0 up to 128).
+bool kiln_igemm_fits(const Node& node, const ConvShape& s, DType dtype) {
+  return channels_last(node) && s.spatial == 2 && stem_conv_fits(dtype, s.g);
 }
 
 EpilogueActivation epilogue_activation(const FusedActivation& a) {
@@ -337,7 +350,7 @@ struct FusedTactic {
 
 FusedTactic parse_fused_tactic(const std::string& tactic) {
   if (tactic.rfind(kFusedPrefix, 0) == 0) return {true, std::max(0, std::atoi(tactic.c_str() + kFusedPrefix.size()))};
-  if (tactic.empty() || tactic == kDepthwiseTactic) return {};
+  if (tactic.empty() || tactic == kDepthwiseTactic || tactic == kIgemmTactic) return {};
   return {false, cudnn_tactic_index(tactic)};
 }
 
@@ -387,6 +400,7 @@ size_t fused_conv_workspace(const KernelQuery& q) {
   if (!s.is_ok() || !in.is_ok()) return 0;
   const std::optional<size_t> depthwise = kiln_depthwise_workspace(q.node(), *s, q.input_dtype(0), q.workspace_limit());
   if (q.tactic() == kDepthwiseTactic && depthwise) return *depthwise;
+  if (q.tactic() == kIgemmTactic && kiln_igemm_fits(q.node(), *s, q.input_dtype(0))) return 0;
   std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), false, false);
   const std::optional<size_t> limit = r ? cudnn_limit(q.workspace_limit(), r->staging_bytes) : std::nullopt;
   ConvState st;
@@ -408,6 +422,8 @@ std::vector<std::string> fused_conv_tactics(const KernelQuery& q, size_t limit) 
   // against cuDNN's best guess.
   if (limit > 0 && kiln_depthwise_workspace(q.node(), *s, q.input_dtype(0), q.workspace_limit()))
     out.emplace_back(kDepthwiseTactic);
+  // Then kiln's implicit GEMM (never with kiln_dw: that one needs group == Cin).
+  if (limit > out.size() && kiln_igemm_fits(q.node(), *s, q.input_dtype(0))) out.emplace_back(kIgemmTactic);
   const size_t cudnn_candidates = limit - out.size();
   std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), false, false);
   if (cudnn_candidates == 0 || (nhwc && r && r->staging != CudnnRoute::Staging::kNone)) return out;
@@ -463,6 +479,18 @@ Status run_fused_conv(KernelContext& ctx) {
     return launch_depthwise_conv(p, ctx.stream());
   };
   if (ctx.tactic() == kDepthwiseTactic && dw_ok) return run_depthwise();
+  // kiln's implicit GEMM, epilogue included, where the layer qualifies and
+  // x and w are 16-byte aligned.
+  if (ctx.tactic() == kIgemmTactic && kiln_igemm_fits(ctx.node(), s, x.dtype) && aligned16(x.data) &&
+      aligned16(w.data)) {
+    StemConvParams p;
+    p.dtype = x.dtype;
+    p.g = s.g;
+    p.x = x.data, p.w = w.data, p.bias = bias, p.z = z, p.y = y.data;
+    p.act = epilogue_activation(in.act);
+    p.lo = in.act.lo, p.hi = in.act.hi;
+    return launch_stem_conv(p, ctx.stream());
+  }
   std::any& state = ctx.state();
   if (!state.has_value()) {
     ConvState st;
