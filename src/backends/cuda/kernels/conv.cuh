@@ -94,6 +94,23 @@ struct ConvEpilogueParams {
 };
 Status launch_conv_epilogue(const ConvEpilogueParams& p, cudaStream_t stream);
 
+// A whole kiln::FusedConv for kiln's own channels-last kernels (depthwise_conv.cuh,
+// stem_conv.cuh): x [N, H, W, Cin], w in FusedConv's channels-last layout,
+// y [N, OH, OW, Cout] = act(conv(x, w) + bias[co] + z), summed in float and
+// rounded once. g is the convolution's geometry (NCHW order, 2-D: spatial
+// dims 1 and 2); bias ([Cout]) and z (y's shape) may be null.
+struct FusedConvOperands {
+  DType dtype = DType::kF16;
+  WindowGeometry g;
+  const void* x = nullptr;
+  const void* w = nullptr;
+  const void* bias = nullptr;
+  const void* z = nullptr;
+  void* y = nullptr;
+  EpilogueActivation act = EpilogueActivation::kNone;
+  float lo = 0, hi = 0;  // kClip's bounds
+};
+
 // Copies x [N, C, in...] into y [N, C, in + pad_begin + pad_end ...] with
 // zeros around it (asymmetric pads, which cuDNN does not take).
 Status launch_zero_pad(DType dtype, const void* x, void* y, const WindowGeometry& g, cudaStream_t stream);

@@ -23,17 +23,8 @@ namespace kiln::cuda {
 // (y's shape) may be null. `workspace` holds depthwise_conv_workspace(...)
 // bytes: the weights transposed to [KH * KW, C], written on every launch so
 // each tap reads consecutive channels.
-struct DepthwiseConvParams {
-  DType dtype = DType::kF32;  // f32, f16 or bf16
-  WindowGeometry g;
-  const void* x = nullptr;
-  const void* w = nullptr;
-  const void* bias = nullptr;
-  const void* z = nullptr;
-  void* y = nullptr;
+struct DepthwiseConvParams : FusedConvOperands {
   void* workspace = nullptr;
-  EpilogueActivation act = EpilogueActivation::kNone;
-  float lo = 0, hi = 0;  // kClip's bounds
 };
 
 // Whether the kernel takes the geometry and dtype: the conditions above, and

@@ -20,17 +20,7 @@ namespace kiln::cuda {
 // (NCHW order, 2-D: spatial dims 1 and 2). bias ([Cout]) and z (y's shape) may
 // be null. x and w must be 16-byte aligned; y, bias and z are written and read
 // 16 bytes at a time where they are, else one element at a time.
-struct StemConvParams {
-  DType dtype = DType::kF16;  // f16 or bf16
-  WindowGeometry g;
-  const void* x = nullptr;
-  const void* w = nullptr;
-  const void* bias = nullptr;
-  const void* z = nullptr;
-  void* y = nullptr;
-  EpilogueActivation act = EpilogueActivation::kNone;
-  float lo = 0, hi = 0;  // kClip's bounds
-};
+using StemConvParams = FusedConvOperands;  // f16 or bf16
 
 // Whether the kernel takes the geometry and dtype: f16 or bf16, 2-D, group 1,
 // stride 1, dilation 1, pads >= 0, Cin a multiple of 16 with

@@ -468,29 +468,24 @@ Status run_fused_conv(KernelContext& ctx) {
   // the workspace holds its transposed weights.
   const std::optional<size_t> dw_bytes = kiln_depthwise_workspace(ctx.node(), s, x.dtype, ctx.workspace_limit());
   const bool dw_ok = dw_bytes && ctx.workspace() && ctx.workspace_bytes() >= *dw_bytes;
+  // The layer's operands for kiln's own kernels.
+  FusedConvOperands operands;
+  operands.dtype = x.dtype;
+  operands.g = s.g;
+  operands.x = x.data, operands.w = w.data, operands.bias = bias, operands.z = z, operands.y = y.data;
+  operands.act = epilogue_activation(in.act);
+  operands.lo = in.act.lo, operands.hi = in.act.hi;
   auto run_depthwise = [&] {
     DepthwiseConvParams p;
-    p.dtype = x.dtype;
-    p.g = s.g;
-    p.x = x.data, p.w = w.data, p.bias = bias, p.z = z, p.y = y.data;
+    static_cast<FusedConvOperands&>(p) = operands;
     p.workspace = ctx.workspace();
-    p.act = epilogue_activation(in.act);
-    p.lo = in.act.lo, p.hi = in.act.hi;
     return launch_depthwise_conv(p, ctx.stream());
   };
   if (ctx.tactic() == kDepthwiseTactic && dw_ok) return run_depthwise();
   // kiln's implicit GEMM, epilogue included, where the layer qualifies and
   // x and w are 16-byte aligned.
-  if (ctx.tactic() == kIgemmTactic && kiln_igemm_fits(ctx.node(), s, x.dtype) && aligned16(x.data) &&
-      aligned16(w.data)) {
-    StemConvParams p;
-    p.dtype = x.dtype;
-    p.g = s.g;
-    p.x = x.data, p.w = w.data, p.bias = bias, p.z = z, p.y = y.data;
-    p.act = epilogue_activation(in.act);
-    p.lo = in.act.lo, p.hi = in.act.hi;
-    return launch_stem_conv(p, ctx.stream());
-  }
+  if (ctx.tactic() == kIgemmTactic && kiln_igemm_fits(ctx.node(), s, x.dtype) && aligned16(x.data) && aligned16(w.data))
+    return launch_stem_conv(operands, ctx.stream());
   std::any& state = ctx.state();
   if (!state.has_value()) {
     ConvState st;
