@@ -18,6 +18,7 @@
 #include "ops/elementwise_program.h"
 #include "pass_test_util.h"
 #include "passes/pass.h"
+#include "shared_model_util.h"
 
 namespace kiln {
 namespace {
@@ -245,20 +246,14 @@ TEST(FusedElementwiseCpu, EveryOpMatchesUnfusedF16) { expect_bit_identical(every
 // assign_precision for fp16), then fused: node counts, the fused groups, and
 // the CPU's outputs before and after fusion compared byte for byte.
 void check_shared_model(const std::string& name, bool fp16, size_t want_fused, const std::string& want_groups) {
-  const std::string dir = std::string(KILN_SHARED_MODELS) + "/" + name + "/";
-  if (!std::filesystem::exists(dir + "model.onnx")) GTEST_SKIP() << "no " << dir;
-  auto imported = import_onnx_file(dir + "model.onnx");
-  ASSERT_TRUE(imported.is_ok()) << imported.status().to_string();
-  Graph& g = *imported->model.graph;
+  auto model = load_shared_model(name);
+  ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+  if (!*model) GTEST_SKIP() << "no " << name;
+  Graph& g = (*model)->graph();
+  const std::vector<RunValue>& feeds = (*model)->inputs;
   PassContext ctx;
   ASSERT_TRUE(run_passes(g, ctx, default_pipeline()).is_ok());
   if (fp16) ASSERT_TRUE(assign_precision(g, DType::kF16).is_ok());
-  std::vector<RunValue> feeds;
-  for (size_t i = 0; i < g.inputs.size(); ++i) {
-    auto v = read_value_file(dir + "test_data_set_0/input_" + std::to_string(i) + ".pb", g.inputs[i]->type);
-    ASSERT_TRUE(v.is_ok()) << v.status().to_string();
-    feeds.push_back(std::move(*v));
-  }
   auto unfused = run_graph_on_cpu(g, feeds);
   ASSERT_TRUE(unfused.is_ok()) << unfused.status().to_string();
   const size_t nodes_before = g.nodes().size();

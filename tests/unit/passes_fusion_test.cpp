@@ -15,6 +15,7 @@
 #include "onnx/value_file.h"
 #include "pass_test_util.h"
 #include "passes/pass.h"
+#include "shared_model_util.h"
 
 namespace kiln {
 namespace {
@@ -496,21 +497,18 @@ TEST(FuseAttention, LeavesNearMissesAlone) {
 // A shared model before and after the default pipeline: the number of each
 // op type afterwards, and outputs within 1e-4 of the unoptimized graph's.
 std::map<std::string, int> optimize_shared_model(const std::string& name) {
-  const std::string dir = std::string(KILN_SHARED_MODELS) + "/" + name + "/";
   std::map<std::string, int> ops;
-  if (!std::filesystem::exists(dir + "model.onnx")) return ops;
-  auto imported = import_onnx_file(dir + "model.onnx");
-  EXPECT_TRUE(imported.is_ok()) << imported.status().to_string();
-  if (!imported.is_ok()) return ops;
-  Graph& g = *imported->model.graph;
-  auto x = read_value_file(dir + "test_data_set_0/input_0.pb", g.inputs[0]->type);
-  EXPECT_TRUE(x.is_ok()) << x.status().to_string();
-  auto before = run_graph_on_cpu(g, {*x});
+  auto model = load_shared_model(name);
+  EXPECT_TRUE(model.is_ok()) << model.status().to_string();
+  if (!model.is_ok() || !*model) return ops;
+  Graph& g = (*model)->graph();
+  const std::vector<RunValue>& x = (*model)->inputs;
+  auto before = run_graph_on_cpu(g, x);
   EXPECT_TRUE(before.is_ok()) << before.status().to_string();
   PassContext ctx;
   EXPECT_TRUE(run_passes(g, ctx, default_pipeline()).is_ok());
   for (const auto& n : g.nodes()) ops[n->op_type]++;
-  auto after = run_graph_on_cpu(g, {*x});
+  auto after = run_graph_on_cpu(g, x);
   EXPECT_TRUE(after.is_ok()) << after.status().to_string();
   if (!before.is_ok() || !after.is_ok()) return ops;
   const Tensor &a = (*after)[0].tensor, &b = (*before)[0].tensor;

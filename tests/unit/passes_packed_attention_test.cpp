@@ -15,6 +15,7 @@
 #include "onnx/importer.h"
 #include "onnx/value_file.h"
 #include "pass_test_util.h"
+#include "shared_model_util.h"
 
 namespace kiln {
 namespace {
@@ -349,21 +350,19 @@ TEST(PackedAttentionOp, RewriteForCudaPacksAndFusesInF16) {
 // reads its packed projection in place, and the CPU output keeps its bits.
 TEST(PackedAttentionOp, SharedTransformersPackEveryLayerAndKeepTheirOutputs) {
   for (const char* name : {"tiny_bert", "tiny_gpt2", "tiny_vit"}) {
-    const std::string dir = std::string(KILN_SHARED_MODELS) + "/" + name + "/";
-    if (!std::filesystem::exists(dir + "model.onnx")) GTEST_SKIP() << "no " << name;
-    auto imported = import_onnx_file(dir + "model.onnx");
-    ASSERT_TRUE(imported.is_ok()) << imported.status().to_string();
-    Graph& g = *imported->model.graph;
-    auto x = read_value_file(dir + "test_data_set_0/input_0.pb", g.inputs[0]->type);
-    ASSERT_TRUE(x.is_ok()) << x.status().to_string();
+    auto model = load_shared_model(name);
+    ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+    if (!*model) GTEST_SKIP() << "no " << name;
+    Graph& g = (*model)->graph();
+    const std::vector<RunValue>& x = (*model)->inputs;
     PassContext ctx;
     ASSERT_TRUE(run_passes(g, ctx, default_pipeline()).is_ok());
     int attention = 0;
     for (const auto& n : g.nodes()) attention += n->op_type == "Attention";
-    auto before = run_graph_on_cpu(g, {*x});
+    auto before = run_graph_on_cpu(g, x);
     ASSERT_TRUE(pack_qkv_projections(g, ctx).is_ok());
     ASSERT_TRUE(fuse_packed_attention(g, ctx).is_ok());
-    auto after = run_graph_on_cpu(g, {*x});
+    auto after = run_graph_on_cpu(g, x);
     ASSERT_TRUE(before.is_ok() && after.is_ok()) << name;
     int packed = 0, left = 0;
     for (const auto& n : g.nodes()) {
@@ -373,9 +372,7 @@ TEST(PackedAttentionOp, SharedTransformersPackEveryLayerAndKeepTheirOutputs) {
     EXPECT_GT(attention, 0) << name;
     EXPECT_EQ(packed, attention) << name;
     EXPECT_EQ(left, 0) << name;
-    const Tensor &a = (*before)[0].tensor, &b = (*after)[0].tensor;
-    ASSERT_EQ(a.nbytes(), b.nbytes()) << name;
-    EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << name;
+    expect_same_bytes((*before)[0].tensor, (*after)[0].tensor, name);
   }
 }
 

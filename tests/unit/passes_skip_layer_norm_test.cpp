@@ -14,6 +14,7 @@
 #include "onnx/importer.h"
 #include "onnx/value_file.h"
 #include "pass_test_util.h"
+#include "shared_model_util.h"
 
 namespace kiln {
 namespace {
@@ -295,18 +296,16 @@ TEST(FuseSkipLayerNorm, RewriteForCudaFusesTheAddBeforeTheElementwiseFusion) {
 // have one shape (the embeddings' broadcast Add stays), and give the same bits.
 TEST(FuseSkipLayerNorm, SharedTransformersFuseTheirResidualAddsAndKeepTheirOutputs) {
   for (const char* name : {"tiny_bert", "tiny_gpt2", "tiny_vit"}) {
-    const std::string dir = std::string(KILN_SHARED_MODELS) + "/" + name + "/";
-    if (!std::filesystem::exists(dir + "model.onnx")) GTEST_SKIP() << "no " << name;
-    auto imported = import_onnx_file(dir + "model.onnx");
-    ASSERT_TRUE(imported.is_ok()) << imported.status().to_string();
-    Graph& g = *imported->model.graph;
-    auto x = read_value_file(dir + "test_data_set_0/input_0.pb", g.inputs[0]->type);
-    ASSERT_TRUE(x.is_ok()) << x.status().to_string();
+    auto model = load_shared_model(name);
+    ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+    if (!*model) GTEST_SKIP() << "no " << name;
+    Graph& g = (*model)->graph();
+    const std::vector<RunValue>& x = (*model)->inputs;
     PassContext ctx;
     ASSERT_TRUE(run_passes(g, ctx, default_pipeline()).is_ok());
-    auto before = run_graph_on_cpu(g, {*x});
+    auto before = run_graph_on_cpu(g, x);
     ASSERT_TRUE(fuse_skip_layer_norm(g, ctx).is_ok());
-    auto after = run_graph_on_cpu(g, {*x});
+    auto after = run_graph_on_cpu(g, x);
     ASSERT_TRUE(before.is_ok() && after.is_ok()) << name;
     int fused = 0, plain = 0, sums = 0;
     for (const auto& n : g.nodes()) {
@@ -317,9 +316,7 @@ TEST(FuseSkipLayerNorm, SharedTransformersFuseTheirResidualAddsAndKeepTheirOutpu
     EXPECT_EQ(fused, 4) << name;
     EXPECT_EQ(plain, 1) << name;
     EXPECT_EQ(sums, std::string(name) == "tiny_bert" ? 0 : 3) << name;
-    const Tensor &a = (*before)[0].tensor, &b = (*after)[0].tensor;
-    ASSERT_EQ(a.nbytes(), b.nbytes()) << name;
-    EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << name;
+    expect_same_bytes((*before)[0].tensor, (*after)[0].tensor, name);
   }
 }
 
