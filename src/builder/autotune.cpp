@@ -28,16 +28,14 @@ size_t candidate_limit(int level) {
   return limits[std::clamp(level, 0, 5)];
 }
 
-// What can change a tactic's speed or result besides the layer itself. A
-// "cudnn:<i>" tactic is the i-th engine of cuDNN's list for the graph, and
-// dynamic-shape graphs may list other engines than static ones.
+// What can change a tactic's speed or result besides the layer itself (a
+// "cudnn:<i>" tactic is the i-th engine of cuDNN's list for the graph).
 Expected<std::string> device_key() {
   int index = 0;
   KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&index));
   KILN_ASSIGN_OR_RETURN(auto info, cuda::device_info(index));
-  return fmt::format("sm_{}{}|{}|{} SMs|cuBLASLt {}|cuDNN {}{}|kiln {}", info.cc_major, info.cc_minor, info.name,
-                     info.sm_count, cublasLtGetVersion(), cudnnGetVersion(),
-                     cuda::cudnn_dynamic_shapes() ? " dynamic-shape" : "", KILN_VERSION);
+  return fmt::format("sm_{}{}|{}|{} SMs|cuBLASLt {}|cuDNN {}|kiln {}", info.cc_major, info.cc_minor, info.name,
+                     info.sm_count, cublasLtGetVersion(), cudnnGetVersion(), KILN_VERSION);
 }
 
 std::string attribute_text(const Attribute& a) {

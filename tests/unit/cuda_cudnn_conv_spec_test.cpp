@@ -1,7 +1,7 @@
-// The cuDNN convolution's keys, on the host only: a plan is cached by its full
-// signature, a kernel cache by the topology (backends/cuda/ops/cudnn_conv.h),
-// which plans for another batch or spatial size share. The GPU side is
-// tests/gpu/gpu_nhwc_ops_test.cpp (ChannelsLastFusedConvPlansNewBatchSizes*).
+// The cuDNN convolution's plan key, on the host only: a plan is cached
+// process-wide by its full signature (backends/cuda/ops/cudnn_conv.h), so
+// every field that changes the graph, the engine or the workspace limit must
+// change the key. The GPU side is tests/gpu/gpu_nhwc_ops_test.cpp.
 #ifdef KILN_WITH_CUDA
 #include <gtest/gtest.h>
 
@@ -27,22 +27,9 @@ CudnnConvSpec resnet_block_conv() {
   return s;
 }
 
-TEST(CudnnConvSpec, TopologyKeyLeavesOutBatchSpatialSizesEngineAndWorkspace) {
-  const CudnnConvSpec a = resnet_block_conv();
-  CudnnConvSpec b = a;
-  b.g.batch = 13;
-  b.g.in[1] = b.g.out[1] = 28;
-  b.g.in[2] = b.g.out[2] = 30;
-  b.engine_index = 2;
-  b.workspace_limit = 0;
-  EXPECT_NE(a.key(), b.key());
-  EXPECT_EQ(a.topology_key(), b.topology_key());
-}
-
-// Everything else is the graph's topology: each change makes another kernel cache.
-TEST(CudnnConvSpec, TopologyKeyKeepsEveryOtherField) {
+TEST(CudnnConvSpec, KeyKeepsEveryField) {
   const CudnnConvSpec base = resnet_block_conv();
-  std::vector<CudnnConvSpec> changed(14, base);
+  std::vector<CudnnConvSpec> changed(19, base);
   changed[0].dtype = DType::kBF16;
   changed[1].transpose = true;
   changed[2].allow_tf32 = true;
@@ -57,16 +44,19 @@ TEST(CudnnConvSpec, TopologyKeyKeepsEveryOtherField) {
   changed[11].g.pad_end[1] = 0;
   changed[12].activation = EpilogueActivation::kSilu;
   changed[13].channels_last = false;
-  for (size_t i = 0; i < changed.size(); ++i)
-    EXPECT_NE(changed[i].topology_key(), base.topology_key()) << "field " << i;
+  changed[14].g.batch = 13;
+  changed[15].g.in[1] = changed[15].g.out[1] = 28;
+  changed[16].g.in[2] = changed[16].g.out[2] = 30;
+  changed[17].engine_index = 2;
+  changed[18].workspace_limit = 0;
+  for (size_t i = 0; i < changed.size(); ++i) EXPECT_NE(changed[i].key(), base.key()) << "field " << i;
   CudnnConvSpec no_residual = base, no_bias = base, clip = base, unfused = base;
   no_residual.fused_residual = false;
   no_bias.fused_bias = false;
   clip.activation = EpilogueActivation::kClip;
   clip.clip_hi = 6;
   unfused.fused = false;
-  for (const CudnnConvSpec* s : {&no_residual, &no_bias, &clip, &unfused})
-    EXPECT_NE(s->topology_key(), base.topology_key());
+  for (const CudnnConvSpec* s : {&no_residual, &no_bias, &clip, &unfused}) EXPECT_NE(s->key(), base.key());
 }
 
 }  // namespace

@@ -4,13 +4,11 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
-#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <string_view>
 
 #include "support/status.h"
 
@@ -30,24 +28,6 @@ class Cudnn {
  private:
   cudnnHandle_t handle_ = nullptr;
 };
-
-// Whether cuDNN graphs (convolutions, kiln.FusedMatMul's products) are built
-// dynamic-shape, their plans finalizing through a kernel cache per topology so
-// a plan for another batch size takes the kernels compiled before. Off unless
-// KILN_CUDNN_DYNAMIC_SHAPES=1 (and cuDNN 9.5 or later, headers and library):
-// on the H100 with cuDNN 9.14 (session 8) the dynamic-shape engines ran
-// ResNet-50 batch 1 at 0.83 ms against 0.31 ms static, and the fp16/bf16 conv
-// GPU tests (SAME_LOWER, dilated 1-D and 3-D, 3x3 pad 1) got wrong results
-// from them. The server bounds the shapes it runs instead (batch buckets).
-// Engines are listed (and tactics numbered) per graph, so this is part of
-// what a timed tactic depends on.
-inline bool cudnn_dynamic_shapes() {
-  static const bool enabled = [] {
-    const char* env = std::getenv("KILN_CUDNN_DYNAMIC_SHAPES");
-    return CUDNN_VERSION >= 90500 && cudnnGetVersion() >= 90500 && env && std::string_view(env) == "1";
-  }();
-  return enabled;
-}
 
 // Plans built once per key and device, process-wide, each with the device's
 // own handle (made on first use). A failed build is cached too (null), so a

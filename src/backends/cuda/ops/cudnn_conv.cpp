@@ -195,21 +195,9 @@ class CudnnConvPlan {
   std::shared_ptr<const std::vector<Descriptor>> graph_parts;
   Descriptor plan;
   int64_t workspace = 0;
-  bool dynamic_shape = false;  // built from a dynamic-shape graph with a kernel cache
 };
 
 size_t workspace_size(const CudnnConvPlan& plan) { return static_cast<size_t>(plan.workspace); }
-
-bool is_dynamic_shape(const CudnnConvPlan& plan) { return plan.dynamic_shape; }
-
-std::string CudnnConvSpec::topology_key() const {
-  return fmt::format("{}|{}|{}|{}|{}|{},{},{}|{}|{}|{}|{}|{}", dtype_name(dtype), transpose, allow_tf32, accumulate,
-                     spatial, g.in_channels, g.out_channels, g.group, fmt::join(g.kernel, ","),
-                     fmt::join(g.stride, ","), fmt::join(g.dilation, ","), fmt::join(g.pad_begin, ","),
-                     fmt::join(g.pad_end, ",")) +
-         fmt::format("|f{}{}{}{}:{}|nhwc{}", fused, fused_bias, fused_residual, static_cast<int>(activation), clip_hi,
-                     channels_last);
-}
 
 std::string CudnnConvSpec::key() const {
   return fmt::format("{}|{}|{}|{}|{}|{},{},{},{}|{}|{}|{}|{}|{}|{}|{}|{}", dtype_name(dtype), transpose, allow_tf32,
@@ -307,10 +295,7 @@ Status add_epilogue(const CudnnConvSpec& s, const Descriptor& conv_out, const st
 
 // The operation graph of one convolution: X [N, C, in], W, Y [N, M, out];
 // ConvTranspose is the backward data of the forward convolution from Y to X.
-// `dynamic`: a dynamic-shape graph, whose plans may take a kernel compiled for
-// another graph of the same topology from a kernel cache.
-Expected<Descriptor> make_graph(cudnnHandle_t handle, const CudnnConvSpec& s, std::vector<Descriptor>& parts,
-                                bool dynamic) {
+Expected<Descriptor> make_graph(cudnnHandle_t handle, const CudnnConvSpec& s, std::vector<Descriptor>& parts) {
   const cudnnDataType_t type = cudnn_type(s.dtype);
   const WindowGeometry& g = s.g;
   const std::vector<int64_t> w_head = s.transpose ? std::vector<int64_t>{g.in_channels, g.out_channels / g.group}
@@ -356,78 +341,20 @@ Expected<Descriptor> make_graph(cudnnHandle_t handle, const CudnnConvSpec& s, st
   KILN_RETURN_IF_ERROR(set(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
                            static_cast<int64_t>(raw.size()), raw.data()));
   KILN_RETURN_IF_ERROR(set(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle));
-  if (dynamic) {
-#if CUDNN_VERSION >= 90500
-    KILN_RETURN_IF_ERROR(
-        set(graph, CUDNN_ATTR_OPERATIONGRAPH_IS_DYNAMIC_SHAPE_ENABLED, CUDNN_TYPE_BOOLEAN, 1, &dynamic));
-#else
-    return unsupported("dynamic-shape cuDNN graphs need cuDNN 9.5 headers");
-#endif
-  }
   KILN_RETURN_IF_ERROR(finalize(graph));
   for (Descriptor* d : {&x, &w, &y, &conv}) parts.push_back(std::move(*d));
   for (Descriptor& o : ops) parts.push_back(std::move(o));
   return graph;
 }
 
-// A cuDNN kernel cache (cuDNN 9.5+) shared by the dynamic-shape graphs of one
-// topology on one device: the first plan of an engine config compiles its
-// kernel into the cache, and a plan of that config for another batch or
-// spatial size may take the compiled kernel instead of compiling again
-// (runtime fusion engines compile at finalize, ~0.1-0.3 s a plan).
-// Plans finalize with it only inside CudnnPlanCache::get, which builds one
-// plan at a time, so the cache needs no lock of its own.
-struct KernelCache {
-  std::vector<Descriptor> parts;  // the operation graph it was finalized with
-  Descriptor cache;
-};
-
-Expected<std::unique_ptr<KernelCache>> make_kernel_cache(cudnnHandle_t handle, const CudnnConvSpec& s) {
-#if CUDNN_VERSION >= 90500
-  auto kc = std::make_unique<KernelCache>();
-  KILN_ASSIGN_OR_RETURN(Descriptor graph, make_graph(handle, s, kc->parts, true));
-  KILN_ASSIGN_OR_RETURN(kc->cache, create(CUDNN_BACKEND_KERNEL_CACHE_DESCRIPTOR));
-  KILN_RETURN_IF_ERROR(set_descriptor(kc->cache, CUDNN_ATTR_KERNEL_CACHE_OPERATION_GRAPH, graph));
-  KILN_RETURN_IF_ERROR(finalize(kc->cache));
-  kc->parts.push_back(std::move(graph));
-  return kc;
-#else
-  (void)handle, (void)s;
-  return unsupported("cuDNN kernel caches need cuDNN 9.5 headers");
-#endif
-}
-
-// The kernel cache of the spec's topology on the current device, made on
-// first use and kept for the process; null when cuDNN declines to make one
-// (asked once per topology).
-KernelCache* kernel_cache_for(cudnnHandle_t handle, const CudnnConvSpec& s) {
-  static auto* mu = new std::mutex;
-  static auto* caches = new std::map<std::string, std::unique_ptr<KernelCache>>;
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) return nullptr;
-  const std::string key = s.topology_key() + "@" + std::to_string(device);
-  std::lock_guard<std::mutex> lock(*mu);
-  auto it = caches->find(key);
-  if (it == caches->end()) {
-    Expected<std::unique_ptr<KernelCache>> made = make_kernel_cache(handle, s);
-    it = caches->emplace(key, made.is_ok() ? std::move(made).value() : nullptr).first;
-  }
-  return it->second.get();
-}
-
 // The plan of one engine config, or null when the numerics rules or the
-// workspace limit rule it out or the engine declines the problem. With
-// `cache` (the graph is dynamic-shape) the plan finalizes through it.
-Expected<std::shared_ptr<CudnnConvPlan>> try_config(cudnnHandle_t handle, const CudnnConvSpec& s, Descriptor& config,
-                                                    KernelCache* cache) {
+// workspace limit rule it out or the engine declines the problem.
+Expected<std::shared_ptr<CudnnConvPlan>> try_config(cudnnHandle_t handle, const CudnnConvSpec& s, Descriptor& config) {
   KILN_ASSIGN_OR_RETURN(bool allowed, engine_allowed(config, s));
   if (!allowed) return std::shared_ptr<CudnnConvPlan>();
   KILN_ASSIGN_OR_RETURN(Descriptor plan, create(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR));
   KILN_RETURN_IF_ERROR(set(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle));
   KILN_RETURN_IF_ERROR(set_descriptor(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, config));
-#if CUDNN_VERSION >= 90500
-  if (cache) KILN_RETURN_IF_ERROR(set_descriptor(plan, CUDNN_ATTR_EXECUTION_PLAN_KERNEL_CACHE, cache->cache));
-#endif
   if (cudnnBackendFinalize(plan.get()) != CUDNN_STATUS_SUCCESS) return std::shared_ptr<CudnnConvPlan>();
   int64_t workspace = 0, count = 0;
   KILN_CUDA_RETURN_IF_ERROR(cudnnBackendGetAttribute(plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
@@ -436,76 +363,26 @@ Expected<std::shared_ptr<CudnnConvPlan>> try_config(cudnnHandle_t handle, const 
   auto result = std::make_shared<CudnnConvPlan>();
   result->plan = std::move(plan);
   result->workspace = workspace;
-  result->dynamic_shape = cache != nullptr;
   result->parts.push_back(std::move(config));
   return result;
 }
 
-// The usable engine number `skip` of the list, in the heuristics' order,
-// counting down `skip` past the usable ones before it; null when there are
-// not enough. A config whose queries fail is passed over like one that declines.
-std::shared_ptr<CudnnConvPlan> nth_usable(cudnnHandle_t handle, const CudnnConvSpec& s,
-                                          std::vector<Descriptor>& configs, KernelCache* cache, int& skip) {
-  for (Descriptor& config : configs) {
-    Expected<std::shared_ptr<CudnnConvPlan>> plan = try_config(handle, s, config, cache);
-    if (!plan.is_ok() || !*plan) continue;
-    if (skip-- == 0) return std::move(plan).value();
-  }
-  return nullptr;
-}
-
-// The plan of engine s.engine_index on the spec's graph (dynamic-shape with
-// `cache`); `usable` counts the usable engine configs met on the way.
-Expected<std::shared_ptr<CudnnConvPlan>> build_graph_plan(cudnnHandle_t handle, const CudnnConvSpec& s,
-                                                          KernelCache* cache, int& usable) {
-  usable = 0;
-  std::vector<Descriptor> parts;
-  KILN_ASSIGN_OR_RETURN(Descriptor graph, make_graph(handle, s, parts, cache != nullptr));
-  std::shared_ptr<CudnnConvPlan> plan;
-  int skip = s.engine_index;
-  for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
-    Expected<std::vector<Descriptor>> configs = engine_configs(graph, mode);
-    if (!configs.is_ok()) continue;  // mode A may not know the problem; the fallback list may
-    plan = nth_usable(handle, s, *configs, cache, skip);
-    if (plan) break;
-  }
-  usable = s.engine_index - skip;
-  if (!plan) return plan;
-  parts.push_back(std::move(graph));
-  for (Descriptor& d : parts) plan->parts.push_back(std::move(d));
-  return plan;
-}
-
-// The dynamic-shape graph with its topology's kernel cache when cuDNN makes
-// them and has an engine for it; the static graph (as before cuDNN 9.5) when
-// not. Engines are numbered within one graph: a dynamic-shape graph with
-// fewer usable engines than engine_index has no plan for it.
-Expected<std::shared_ptr<CudnnConvPlan>> build_plan(cudnnHandle_t handle, const CudnnConvSpec& s) {
-  int usable = 0;
-  if (KernelCache* cache = cudnn_dynamic_shapes() ? kernel_cache_for(handle, s) : nullptr) {
-    Expected<std::shared_ptr<CudnnConvPlan>> plan = build_graph_plan(handle, s, cache, usable);
-    if (plan.is_ok() && (*plan || usable > 0)) return plan;
-  }
-  return build_graph_plan(handle, s, nullptr, usable);
-}
-
-// Every usable plan of the spec's graph (dynamic-shape with `cache`), in
-// tactic order, at most `limit`: the numbering build_graph_plan counts, mode
-// A's list then the fallback's, from one graph and one pass where asking for
-// each index in turn would finalize every config before it again.
-std::vector<std::shared_ptr<CudnnConvPlan>> usable_plans(cudnnHandle_t handle, const CudnnConvSpec& s,
-                                                         KernelCache* cache, size_t limit) {
+// The usable plans of the spec's graph in tactic order (mode A's list, then
+// the fallback's; a config whose queries fail is passed over like one that
+// declines), at most `limit`: one graph and one pass over the lists, so
+// cudnn_conv_engine_count finalizes each config once.
+std::vector<std::shared_ptr<CudnnConvPlan>> usable_plans(cudnnHandle_t handle, const CudnnConvSpec& s, size_t limit) {
   std::vector<std::shared_ptr<CudnnConvPlan>> plans;
   auto parts = std::make_shared<std::vector<Descriptor>>();
-  Expected<Descriptor> graph = make_graph(handle, s, *parts, cache != nullptr);
+  Expected<Descriptor> graph = make_graph(handle, s, *parts);
   if (!graph.is_ok()) return plans;
   for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
     if (plans.size() >= limit) break;
     Expected<std::vector<Descriptor>> configs = engine_configs(*graph, mode);
-    if (!configs.is_ok()) continue;
+    if (!configs.is_ok()) continue;  // mode A may not know the problem; the fallback list may
     for (Descriptor& config : *configs) {
       if (plans.size() >= limit) break;
-      Expected<std::shared_ptr<CudnnConvPlan>> plan = try_config(handle, s, config, cache);
+      Expected<std::shared_ptr<CudnnConvPlan>> plan = try_config(handle, s, config);
       if (plan.is_ok() && *plan) plans.push_back(std::move(plan).value());
     }
   }
@@ -514,22 +391,14 @@ std::vector<std::shared_ptr<CudnnConvPlan>> usable_plans(cudnnHandle_t handle, c
   return plans;
 }
 
-// usable_plans of the graph build_plan would take: the dynamic-shape one when
-// it has a usable engine, else the static one.
-std::vector<std::shared_ptr<CudnnConvPlan>> every_plan(cudnnHandle_t handle, const CudnnConvSpec& s, size_t limit) {
-  if (KernelCache* cache = cudnn_dynamic_shapes() ? kernel_cache_for(handle, s) : nullptr) {
-    std::vector<std::shared_ptr<CudnnConvPlan>> plans = usable_plans(handle, s, cache, limit);
-    if (!plans.empty()) return plans;
-  }
-  return usable_plans(handle, s, nullptr, limit);
-}
-
 }  // namespace
 
 std::shared_ptr<const CudnnConvPlan> cudnn_conv_plan(const CudnnConvSpec& spec) {
   return CudnnPlanCache<CudnnConvPlan>::instance().get(spec.key(), [&](cudnnHandle_t handle) {
-    Expected<std::shared_ptr<CudnnConvPlan>> built = build_plan(handle, spec);
-    return built.is_ok() ? std::shared_ptr<const CudnnConvPlan>(std::move(built).value()) : nullptr;
+    // Engine i is the last of the first i + 1 usable ones.
+    const auto index = static_cast<size_t>(std::max(0, spec.engine_index));
+    std::vector<std::shared_ptr<CudnnConvPlan>> plans = usable_plans(handle, spec, index + 1);
+    return plans.size() > index ? std::shared_ptr<const CudnnConvPlan>(plans.back()) : nullptr;
   });
 }
 
@@ -537,7 +406,7 @@ int cudnn_conv_engine_count(CudnnConvSpec spec, int limit) {
   if (limit <= 0) return 0;
   int n = 0;
   CudnnPlanCache<CudnnConvPlan>::instance().fill([&](cudnnHandle_t handle, const auto& put) {
-    std::vector<std::shared_ptr<CudnnConvPlan>> plans = every_plan(handle, spec, static_cast<size_t>(limit));
+    std::vector<std::shared_ptr<CudnnConvPlan>> plans = usable_plans(handle, spec, static_cast<size_t>(limit));
     n = static_cast<int>(plans.size());
     for (int i = 0; i < n; ++i) {
       spec.engine_index = i;

@@ -5,10 +5,8 @@
 // virtual float tensors, so a runtime fusion engine writes Y once. Engines from heuristics (mode A, then the fallback
 // list), the first that finalizes within the workspace limit and whose numerical notes the precision rules allow. Plans
 // are cached process-wide by their full signature and device, so the plan built at plan time (to size the workspace) is
-// the one a kernel's first run finds. With KILN_CUDNN_DYNAMIC_SHAPES=1 and cuDNN 9.5+ (cudnn_dynamic_shapes(), off by
-// default: slower and wrong on some geometries) the graphs are dynamic-shape and every plan finalizes through the
-// kernel cache of its topology (the signature less the batch and spatial sizes), so a plan for a new batch size takes
-// the kernels compiled for the sizes before it instead of compiling its own.
+// the one a kernel's first run finds. (cuDNN 9.5's dynamic-shape graphs with kernel caches were tried and dropped: on
+// the H100 their engines ran ResNet-50 b1 2.7x slower and got f16/bf16 convolutions wrong.)
 #pragma once
 
 #include <cudnn.h>
@@ -45,9 +43,6 @@ struct CudnnConvSpec {
   bool channels_last = false;
 
   std::string key() const;
-  // key() less what a dynamic-shape graph may vary between plans that share
-  // compiled kernels: the batch and spatial sizes, the engine and the workspace limit.
-  std::string topology_key() const;
 };
 
 // How many usable engine configs cuDNN offers for `spec` (at most `limit`);
@@ -69,10 +64,6 @@ class CudnnConvPlan;
 std::shared_ptr<const CudnnConvPlan> cudnn_conv_plan(const CudnnConvSpec& spec);
 
 size_t workspace_size(const CudnnConvPlan& plan);
-
-// Whether the plan was built from a dynamic-shape graph with a kernel cache
-// (else from a static graph: an older cuDNN, or no dynamic-shape engine).
-bool is_dynamic_shape(const CudnnConvPlan& plan);
 
 // Runs the plan on `stream`: y = conv(x, w) (ConvTranspose: y = conv^T(x, w));
 // a fused plan also reads `bias` and `z` (given exactly when its spec has them).

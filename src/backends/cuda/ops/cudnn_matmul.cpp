@@ -36,11 +36,6 @@ std::string product_key(const CudnnMatmulSpec& s) {
 
 std::string CudnnMatmulSpec::key() const { return product_key(*this) + fmt::format("|e{}", engine_index); }
 
-std::string CudnnMatmulSpec::topology_key() const {
-  return fmt::format("{}|{},{}|b{}|bias{}|act{}", dtype_name(dtype), n, k, b_batched, has_bias,
-                     static_cast<int>(activation));
-}
-
 std::optional<CudnnMatmulSpec> cudnn_matmul_spec(DType dtype, const std::vector<int64_t>& a,
                                                  const std::vector<int64_t>& b, bool has_bias,
                                                  BiasActivation activation, size_t workspace_limit) {
@@ -161,15 +156,11 @@ Status fe_status(fe::error_t e, const char* step) {
 
 // The operation graph: the product into a virtual float C, then the bias
 // add and the activation (each present or not), the last writing Y.
-// With `kernel_cache` the graph is dynamic-shape and its plans finalize
-// through the cache.
-std::shared_ptr<fe::graph::Graph> make_graph(const CudnnMatmulSpec& s,
-                                             const std::shared_ptr<fe::KernelCache>& kernel_cache) {
+std::shared_ptr<fe::graph::Graph> make_graph(const CudnnMatmulSpec& s) {
   auto graph = std::make_shared<fe::graph::Graph>();
   graph->set_io_data_type(fe_type(s.dtype))
       .set_intermediate_data_type(fe::DataType_t::FLOAT)
       .set_compute_data_type(fe::DataType_t::FLOAT);
-  if (kernel_cache) graph->set_dynamic_shape_enabled(true).set_kernel_cache(kernel_cache);
   auto tensor = [&](const char* name, int64_t uid, std::vector<int64_t> dims) {
     const std::vector<int64_t> strides = {dims[1] * dims[2], dims[2], 1};
     return graph->tensor(fe::graph::Tensor_attributes()
@@ -210,27 +201,12 @@ std::shared_ptr<fe::graph::Graph> make_graph(const CudnnMatmulSpec& s,
   return graph;
 }
 
-// The frontend kernel cache of the spec's topology on the current device,
-// made on first use and kept for the process (the first graph built with it
-// finalizes it); null without a device.
-std::shared_ptr<fe::KernelCache> kernel_cache_for(const CudnnMatmulSpec& s) {
-  static auto* mu = new std::mutex;
-  static auto* caches = new std::unordered_map<std::string, std::shared_ptr<fe::KernelCache>>;
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) return nullptr;
-  std::lock_guard<std::mutex> lock(*mu);
-  std::shared_ptr<fe::KernelCache>& cache = (*caches)[s.topology_key() + "@" + std::to_string(device)];
-  if (!cache) cache = std::make_shared<fe::KernelCache>();
-  return cache;
-}
-
 // The product's graph with its engine configs listed, none built yet:
 // heuristics mode A then the fallback list, less those over the workspace
 // limit and those that reduce in reduced precision (f16/bf16 accumulate in
 // float, as everywhere in kiln).
-Expected<std::shared_ptr<CudnnMatmulEngines>> list_graph_engines(cudnnHandle_t handle, const CudnnMatmulSpec& s,
-                                                                 const std::shared_ptr<fe::KernelCache>& cache) {
-  std::shared_ptr<fe::graph::Graph> graph = make_graph(s, cache);
+Expected<std::shared_ptr<CudnnMatmulEngines>> list_engines(cudnnHandle_t handle, const CudnnMatmulSpec& s) {
+  std::shared_ptr<fe::graph::Graph> graph = make_graph(s);
   KILN_RETURN_IF_ERROR(fe_status(graph->validate(), "validate"));
   KILN_RETURN_IF_ERROR(fe_status(graph->build_operation_graph(handle), "build_operation_graph"));
   KILN_RETURN_IF_ERROR(fe_status(graph->create_execution_plans({fe::HeurMode_t::A, fe::HeurMode_t::FALLBACK}),
@@ -238,16 +214,6 @@ Expected<std::shared_ptr<CudnnMatmulEngines>> list_graph_engines(cudnnHandle_t h
   graph->deselect_workspace_greater_than(static_cast<int64_t>(std::min<size_t>(s.workspace_limit, INT64_MAX)))
       .deselect_numeric_notes({fe::NumericalNote_t::REDUCED_PRECISION_REDUCTION});
   return std::make_shared<CudnnMatmulEngines>(std::move(graph), s.workspace_limit);
-}
-
-// The dynamic-shape graph with its topology's kernel cache where cuDNN makes
-// them and builds a config of it; the static graph (as before cuDNN 9.5) where not.
-Expected<std::shared_ptr<CudnnMatmulEngines>> list_engines(cudnnHandle_t handle, const CudnnMatmulSpec& s) {
-  if (std::shared_ptr<fe::KernelCache> cache = cudnn_dynamic_shapes() ? kernel_cache_for(s) : nullptr) {
-    Expected<std::shared_ptr<CudnnMatmulEngines>> dynamic = list_graph_engines(handle, s, cache);
-    if (dynamic.is_ok() && (*dynamic)->usable(0)) return dynamic;
-  }
-  return list_graph_engines(handle, s, nullptr);
 }
 
 // The plan of engine config spec.engine_index among the usable ones.

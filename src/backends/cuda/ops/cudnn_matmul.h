@@ -44,10 +44,6 @@ struct CudnnMatmulSpec {
   int engine_index = 0;  // the n-th usable engine config, in the heuristics' order (a tactic)
 
   std::string key() const;
-  // What the graphs sharing a kernel cache have in common (with
-  // cudnn_dynamic_shapes()): the spec less the batch, M, the engine and the
-  // workspace limit.
-  std::string topology_key() const;
 };
 
 // The spec of A (dims `a`) @ B (dims `b`, numpy batching and 1-D promotion
