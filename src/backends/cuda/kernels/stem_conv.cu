@@ -196,9 +196,15 @@ Status launch_stem_conv(const StemConvParams& p, cudaStream_t stream) {
         dtype_name(p.dtype));
   if (!aligned16(p.x) || !aligned16(p.w)) return invalid_argument("implicit-GEMM conv: x or w not 16-byte aligned");
   if (p.g.batch * p.g.out_size() == 0) return Status::ok();
-  int device = 0, major = 0;
-  KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
-  KILN_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  // Asked once per process, not on every launch (engines are built for one
+  // compute capability, so every device a process runs them on has it).
+  static const int major = [] {
+    int device = 0, cc = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess)
+      return 0;
+    return cc;
+  }();
   if (major < 8) return unsupported("implicit-GEMM conv: compute capability {}.x (bf16 tensor cores need 8.0)", major);
   if (p.dtype == DType::kF16) return launch_typed<__half>(p, stream);
   return launch_typed<__nv_bfloat16>(p, stream);
