@@ -23,7 +23,8 @@ class GpuIo {
   static Expected<std::unique_ptr<GpuIo>> create(bool busy_wait = false);
   virtual ~GpuIo() = default;
 
-  // Starts a run's timing; call before the first upload_input.
+  // Starts a run; call before the first input_host. Its device timing
+  // starts at the first upload_input (the host's gathering is not in it).
   virtual Status begin() = 0;
   // Pinned host memory of at least `bytes` for input `k` (kept across runs).
   virtual Expected<void*> input_host(size_t k, size_t bytes) = 0;

@@ -292,7 +292,9 @@ TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnPlansNewRowCountsAndMatchesCpu) {
 // below the output's own rounding for |y| >= 0.5 (docs/ops.md says so). On
 // exact pre-activations x from -3.5 to 3.375 (A all ones, each column j of B
 // x_j / 16, or x_j / 32 plus a bias of x_j / 2), every output is within
-// 5e-4 plus half an ulp of the dtype of the CPU's erf Gelu.
+// 5e-4 plus one ulp of the dtype of the CPU's erf Gelu: half an ulp for the
+// rounding of each side, which may round the two forms to neighbours (f16
+// x = 2.375: tanh form 2.35459 -> 2.35547, erf 2.35417 -> 2.35352; H100).
 TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnGeluIsWithinTheTanhFormOfTheErf) {
   if (!cuda::cudnn_matmul_compiled()) GTEST_SKIP() << "built without the cuDNN frontend (scripts/install_deps.sh)";
   const int64_t m = 32, k = 16, n = 56;
@@ -312,7 +314,7 @@ TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnGeluIsWithinTheTanhFormOfTheErf) {
       const int engines = cudnn_engines(ins, "Gelu");
       EXPECT_GT(engines, 0) << what << ": cuDNN offers no engine config";
       const Tensor want = run_cpu("kiln.FusedMatMul", ins, attrs);
-      const double half_ulp = t == DType::kF16 ? 0x1p-11 : 0x1p-8;  // relative
+      const double ulp = t == DType::kF16 ? 0x1p-10 : 0x1p-7;  // relative, at least one ulp
       for (int e = 0; e < engines; ++e) {
         const std::string tactic = cuda::cudnn_matmul_tactic(e);
         const Tensor got = run_fused_tactic(ins, attrs, tactic);
@@ -320,7 +322,7 @@ TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnGeluIsWithinTheTanhFormOfTheErf) {
         int reported = 0;
         for (int64_t i = 0; i < want.numel(); ++i) {
           const double g = got.element_as_double(i), w = want.element_as_double(i);
-          if (std::fabs(g - w) <= 5e-4 + half_ulp * std::fabs(w) || reported++ >= 5) continue;
+          if (std::fabs(g - w) <= 5e-4 + ulp * std::fabs(w) || reported++ >= 5) continue;
           ADD_FAILURE() << what << " tactic " << tactic << ": x = " << -3.5 + static_cast<double>(i % n) / 8 << " gpu "
                         << g << " cpu " << w;
         }

@@ -140,15 +140,16 @@ cuda::CudnnConvSpec mobilenet_spec(const MobileNetLayer& c, const std::vector<in
 }
 
 // X in [0, 2] and W in [-0.5, 1.5] * 9 / taps: the convolution has mean 4.5
-// and spreads a few units either side, the bias in [-2, 2], so ReLU6 clips at
-// both ends (checked on the CPU's result, so a lost bound cannot pass).
+// and spreads a unit or more either side (less the more taps: the stem's 64),
+// the bias in [-5, 2], so ReLU6 clips at both ends (checked on the CPU's
+// result, so a lost bound cannot pass).
 void check_mobilenet_layer(const MobileNetLayer& c, int64_t batch) {
   std::vector<int64_t> xd = c.x;
   xd[0] = batch;
   const float taps = static_cast<float>(c.w[1] * c.w[2] * c.w[3]);
   const Tensor x = random_tensor(DType::kF16, xd, 0.f, 2.f, 11);
   const Tensor w = random_tensor(DType::kF16, c.w, -0.5f * 9 / taps, 1.5f * 9 / taps, 12);
-  const Tensor b = random_tensor(DType::kF16, {c.w[0]}, -2.f, 2.f, 13);
+  const Tensor b = random_tensor(DType::kF16, {c.w[0]}, -5.f, 2.f, 13);
   Attrs attrs = c.attrs;
   if (c.clip) {
     attrs["activation"] = s("Clip");
