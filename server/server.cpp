@@ -10,35 +10,12 @@
 
 #include "http/http_server.h"
 #include "http/kserve_http.h"
+#include "spin_wait.h"
 #ifdef KILN_WITH_GRPC
 #include "grpc/grpc_server.h"
 #endif
 
 namespace kiln::server {
-
-namespace {
-
-// Polls `future` for up to `kSpinFor` before the caller blocks on it, when
-// few other threads are polling: waking a thread that sleeps on a futex
-// costs tens of microseconds on an idle many-core machine (it may sit in a
-// deep C-state), which a request of a small model pays on its way back.
-// Bounded so that under load (64 clients) the waiting threads sleep and
-// leave the cores to the instances.
-template <typename Future>
-void spin_until_ready(const Future& future) {
-  constexpr auto kSpinFor = std::chrono::microseconds(200);
-  static std::atomic<int> spinning{0};
-  static const int most = static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / 4));
-  if (spinning.fetch_add(1, std::memory_order_relaxed) < most) {
-    const auto until = std::chrono::steady_clock::now() + kSpinFor;
-    while (future.wait_for(std::chrono::seconds(0)) != std::future_status::ready &&
-           std::chrono::steady_clock::now() < until)
-      std::this_thread::yield();
-  }
-  spinning.fetch_sub(1, std::memory_order_relaxed);
-}
-
-}  // namespace
 
 void InferenceServer::infer(InferRequest request, InferCallback done) {
   std::shared_ptr<const LoadedModel> model;
@@ -67,7 +44,9 @@ ServeStatus InferenceServer::infer_sync(InferRequest request, InferResponse& res
   version->scheduler->submit(std::move(request), [&promise](ServeStatus s, InferResponse r) {
     promise.set_value({std::move(s), std::move(r)});
   });
-  spin_until_ready(future);
+  // The answer of a small model comes back within microseconds: catch it awake.
+  spin_until([&future] { return future.wait_for(std::chrono::seconds(0)) == std::future_status::ready; },
+             std::chrono::microseconds(200));
   if (client_gone) {
     while (future.wait_for(std::chrono::milliseconds(10)) != std::future_status::ready) {
       if (cancelled->load() || !client_gone()) continue;
