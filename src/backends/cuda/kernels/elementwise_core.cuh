@@ -320,10 +320,14 @@ Status launch_map2(F f, const void* a, const std::vector<int64_t>& a_dims, const
     g.packed = g.inner % N == 0 && aligned_to(a, sizeof(A) * N) && aligned_to(b, sizeof(B) * N) &&
                aligned_to(y, sizeof(Y) * N);
     if (g.packed) g.slice /= N, g.inner /= N;
-    const int block = static_cast<int>(std::min<uint32_t>(kEwBlock, (g.slice + 31) / 32 * 32));
-    const dim3 grid((g.slice + block - 1) / block, static_cast<unsigned>(std::min<int64_t>(g.outer, 65535)));
-    map2_mid_kernel<F, A, B, Y><<<grid, block, 0, stream>>>(f, pa, pb, py, g);
-    return last_launch_status("map2_mid_kernel");
+    // A slice of fewer units than a warp would leave most of each block idle
+    // (at most 65535 blocks walk the outer index): the strided walk then.
+    if (g.slice >= 32) {
+      const int block = static_cast<int>(std::min<uint32_t>(kEwBlock, (g.slice + 31) / 32 * 32));
+      const dim3 grid((g.slice + block - 1) / block, static_cast<unsigned>(std::min<int64_t>(g.outer, 65535)));
+      map2_mid_kernel<F, A, B, Y><<<grid, block, 0, stream>>>(f, pa, pb, py, g);
+      return last_launch_status("map2_mid_kernel");
+    }
   }
   return launch_broadcast_op<2>(Map2Op<F, A, B, Y>{f, pa, pb, py}, c, n, stream);
 }
