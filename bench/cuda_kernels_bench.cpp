@@ -1,7 +1,7 @@
 // A benchmark, not a test: times kiln's CUDA kernels with CUDA events (warm-up,
 // then the median of many runs) and prints achieved bandwidth or throughput
 // against the H100 SXM's peaks (~3.35 TB/s HBM3, ~990 TFLOP/s dense fp16).
-// Usage: kiln_cuda_bench [--runs N] [--only memory|gather|pad|matmul]
+// Usage: kiln_cuda_bench [--runs N] [--only memory|gather|pad|se|matmul]
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +16,7 @@
 #include "backends/cuda/kernels/elementwise.cuh"
 #include "backends/cuda/kernels/layout.cuh"
 #include "backends/cuda/kernels/normalization.cuh"
+#include "backends/cuda/kernels/pool.cuh"
 #include "backends/cuda/kernels/reduce.cuh"
 #include "backends/cuda/kernels/softmax.cuh"
 #include "ir/tensor.h"
@@ -180,6 +181,49 @@ void bench_pad(cudaStream_t s) {
   }
 }
 
+// EfficientNet-B0's squeeze-excitation at batch 128 in f16, channels-last:
+// each block's GlobalAveragePool of x [128,H,W,C] and its scale Mul
+// s [128,1,1,C] * x (16 blocks; the head's pool over [128,7,7,1280] too),
+// then the sums over the model, to set beside the per-op profile of kiln bench.
+void bench_squeeze_excitation(cudaStream_t s) {
+  struct Layer {
+    int64_t hw, c;
+    int count;
+  };
+  const Layer layers[] = {{112, 32, 1}, {56, 96, 1},  {56, 144, 1}, {28, 144, 1}, {28, 240, 1},
+                          {14, 240, 1}, {14, 480, 3}, {14, 672, 2}, {7, 672, 1},  {7, 1152, 4}};
+  const int64_t n = 128;
+  double mul_total = 0, gap_total = 0, bytes_total = 0;
+  for (const Layer& l : layers) {
+    const int64_t elems = n * l.hw * l.hw * l.c;
+    DeviceBuffer x = filled(elems * 2), y = filled(elems * 2), scale = filled(n * l.c * 2);
+    fill_random(x, DType::kF16, elems);
+    fill_random(scale, DType::kF16, n * l.c);
+    const std::string shape =
+        "[128," + std::to_string(l.hw) + "," + std::to_string(l.hw) + "," + std::to_string(l.c) + "]";
+    BinaryParams mul{BinaryOp::kMul, DType::kF16,    scale.data(),        x.data(),
+                     y.data(),       {n, 1, 1, l.c}, {n, l.hw, l.hw, l.c}};
+    const double mul_ms = median_ms([&] { return launch_binary(mul, s); }, s);
+    report_bw("SE Mul f16 [128,1,1,C] * " + shape, mul_ms, 2.0 * elems * 2);
+    GlobalPoolParams gap;
+    gap.kind = PoolKind::kAverage, gap.dtype = DType::kF16, gap.x = x.data(), gap.y = scale.data();
+    gap.planes = n * l.c, gap.size = l.hw * l.hw, gap.channels_last = true, gap.channels = l.c;
+    const double gap_ms = median_ms([&] { return launch_global_pool(gap, s); }, s);
+    report_bw("NHWC GlobalAveragePool f16 " + shape, gap_ms, elems * 2.0);
+    mul_total += l.count * mul_ms, gap_total += l.count * gap_ms, bytes_total += l.count * elems * 2.0;
+  }
+  const int64_t head = n * 7 * 7 * 1280;
+  DeviceBuffer x = filled(head * 2), y = filled(n * 1280 * 2);
+  fill_random(x, DType::kF16, head);
+  GlobalPoolParams gap;
+  gap.kind = PoolKind::kAverage, gap.dtype = DType::kF16, gap.x = x.data(), gap.y = y.data();
+  gap.planes = n * 1280, gap.size = 49, gap.channels_last = true, gap.channels = 1280;
+  const double head_ms = median_ms([&] { return launch_global_pool(gap, s); }, s);
+  report_bw("NHWC GlobalAveragePool f16 [128,7,7,1280]", head_ms, head * 2.0);
+  report_bw("EfficientNet-B0 b128: 16 SE Muls", mul_total, 2 * bytes_total);
+  report_bw("EfficientNet-B0 b128: 17 GlobalAveragePools", gap_total + head_ms, bytes_total + head * 2.0);
+}
+
 void bench_matmul(cudaStream_t s) {
   auto lt = CublasLt::create();
   const size_t ws = 32 << 20;
@@ -234,6 +278,7 @@ int main(int argc, char** argv) {
   if (wanted("memory")) bench_memory_bound(stream->get());
   if (wanted("gather")) bench_gather(stream->get());
   if (wanted("pad")) bench_pad(stream->get());
+  if (wanted("se")) bench_squeeze_excitation(stream->get());
   if (wanted("matmul")) bench_matmul(stream->get());
   return 0;
 }

@@ -1,8 +1,9 @@
 // The registered elementwise ops (src/backends/cuda/ops/elementwise*.cpp)
 // through the CUDA executor, against the CPU backend: every op in f32, the
 // float ops in f16, bf16 and f64 too, the integer and bool ops in each width
-// they allow, broadcasting (row, column, scalar, rank 0, both sides, rank 8),
-// Where's three-way broadcast and Cast over every pair of dtypes.
+// they allow, broadcasting (row, column, scalar, middle dim, rank 0, both
+// sides, rank 8), Where's three-way broadcast and Cast over every pair of
+// dtypes.
 #include "gpu_test_util.h"
 #include "ir/element_cast.h"
 
@@ -173,6 +174,9 @@ const std::vector<std::pair<Dims, Dims>>& broadcast_shapes() {
       {{7, 3}, {7, 1}},                                      // column, odd
       {{64}, {3, 5, 64}},                                    // row on the left
       {{2, 3, 4, 5}, {3, 1, 5}},                             // inner broadcast
+      {{4, 6, 64}, {4, 1, 64}},                              // middle broadcast, whole packs
+      {{4, 1, 1, 24}, {4, 3, 7, 24}},                        // middle broadcast on the left (NHWC scale)
+      {{3, 5, 7}, {3, 1, 7}},                                // middle broadcast, odd inner
       {{2, 1, 3, 1, 2, 1, 2, 3}, {1, 2, 1, 3, 1, 2, 1, 3}},  // rank 8, alternating
       {{300, 1001}, {1001}},                                 // many blocks
       {{0, 3}, {3}},                                         // empty
@@ -201,6 +205,8 @@ TEST_F(GpuTest, IntegerArithmeticWrapsAndDividesLikeTheCpu) {
     check("Mod", {a, b});
     check("Mod", {a, b}, {{"fmod", Attribute::of_int(1)}});
     check("Mul", {a, a});  // wraps in i8 and u8
+    // The middle broadcast in 128-bit packs of every width (16 x i8 .. 2 x i64), broadcast operand first.
+    check("Sub", {random_tensor(t, {3, 1, 128}, -120, 120, 5), random_tensor(t, {3, 4, 128}, -120, 120, 6)});
   }
   for (DType t : kSignedInts) {  // negative divisors: truncation toward zero and the sign rules of Mod
     const Tensor a = random_tensor(t, {3, 17}, -60, 60, 3);

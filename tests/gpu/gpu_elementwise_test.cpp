@@ -123,6 +123,62 @@ TEST_F(GpuTest, BinaryOpsMatchCpuWithBroadcasting) {
       for (const auto& [a, b] : shapes) check_binary(c, t, a, b);
 }
 
+// a [outer, mid, inner] against s [outer, 1, inner] (s first when s_first),
+// every tensor `offset` elements past a 16-byte boundary: 0 takes the packed
+// middle-broadcast kernel where inner is whole packs, 1 its one-element path.
+void check_mid_broadcast(BinaryCase c, DType t, const std::vector<int64_t>& x_dims, const std::vector<int64_t>& s_dims,
+                         bool s_first, int offset) {
+  const Tensor x = random_tensor(t, x_dims, -2.f, 2.f, 1), s = random_tensor(t, s_dims, 0.5f, 2.f, 2);
+  const Tensor ref = s_first ? run_cpu(c.onnx, {s, x}) : run_cpu(c.onnx, {x, s});
+  ASSERT_TRUE(ref.is_valid());
+  const size_t es = dtype_bits(t) / 8;
+  auto at_offset = [&](const Tensor& h) {
+    Tensor shifted(t, {h.numel() + offset});
+    std::memcpy(static_cast<char*>(shifted.mutable_raw()) + offset * es, h.raw(), h.nbytes());
+    return upload(shifted);
+  };
+  cuda::DeviceBuffer dx = at_offset(x), ds = at_offset(s), dy = device_zeros(ref.nbytes() + offset * es);
+  const void* px = dx.as<char>() + offset * es;
+  const void* ps = ds.as<char>() + offset * es;
+  cuda::BinaryParams p;
+  p.op = c.op;
+  p.dtype = t;
+  p.a = s_first ? ps : px;
+  p.b = s_first ? px : ps;
+  p.a_dims = s_first ? s_dims : x_dims;
+  p.b_dims = s_first ? x_dims : s_dims;
+  p.y = dy.as<char>() + offset * es;
+  const Status st = cuda::launch_binary(p, nullptr);
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+  expect_close(download(p.y, t, ref.dims()), ref, tolerance_for(t),
+               std::string(c.onnx) + " " + std::string(dtype_name(t)) + shape_str(p.a_dims) + shape_str(p.b_dims) +
+                   " offset " + std::to_string(offset));
+}
+
+// The squeeze-excitation scale: channels-last x [N,H,W,C] and s [N,1,1,C]
+// collapse to [N, H*W, C] and [N, 1, C]. Sub and Div tell the operand order
+// apart; C = 24 and 64 are whole packs of every float type, C = 12 of f32
+// only, C = 7 of none (every slice holds a warp's units at least, so the
+// kernel takes it); N = 1 collapses to a row broadcast (the rank-2 kernel);
+// 66000 outer slices pass the grid's 65535 rows (offset 1: 32 elements a
+// slice; aligned, the 4 packs a slice take the strided walk).
+TEST_F(GpuTest, BinaryOpsBroadcastOverTheMiddleDimInBothOrders) {
+  const std::vector<BinaryCase> ops = {{BinaryOp::kMul, "Mul"}, {BinaryOp::kSub, "Sub"}, {BinaryOp::kDiv, "Div"}};
+  const std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> shapes = {{{2, 3, 5, 24}, {2, 1, 1, 24}},
+                                                                                     {{3, 17, 64}, {3, 1, 64}},
+                                                                                     {{2, 4, 4, 12}, {2, 1, 1, 12}},
+                                                                                     {{4, 9, 7}, {4, 1, 7}},
+                                                                                     {{1, 2, 2, 8}, {1, 1, 1, 8}}};
+  for (const auto& c : ops)
+    for (DType t : kFloatTypes)
+      for (const auto& [x, s] : shapes)
+        for (bool s_first : {true, false})
+          for (int offset : {0, 1}) check_mid_broadcast(c, t, x, s, s_first, offset);
+  for (bool s_first : {true, false})
+    for (int offset : {0, 1})
+      check_mid_broadcast({BinaryOp::kSub, "Sub"}, DType::kF16, {66000, 4, 8}, {66000, 1, 8}, s_first, offset);
+}
+
 TEST_F(GpuTest, BinaryRejectsShapesThatDoNotBroadcast) {
   cuda::BinaryParams p;
   p.a_dims = {3, 4};

@@ -269,15 +269,27 @@ TEST_F(GpuTest, ChannelsLastAveragePoolMatchesCpu) {
 }
 
 // Shapes for every block layout: one lane group (C = 24: 3 vectors), full
-// warps over 2048 channels, long spatial runs, and C = 3 (scalar).
+// warps over 2048 channels, long spatial runs (the unrolled loads and their
+// tail), C = 3 (scalar), C = 12 (packs for f32 and f64 only), C = 10 (f64
+// packs only), 144 and 1152 channels (18 and 24 lanes of f16 packs), 37
+// (no lane count divides it: idle lanes), H*W = 1, and more batches than the
+// grid's 65535 rows.
 TEST_F(GpuTest, ChannelsLastGlobalPoolsMatchCpu) {
   for (const char* op : {"GlobalAveragePool", "GlobalMaxPool"})
     for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64}) {
       check_nhwc_pool(op, t, {2, 7, 9, 16}, {}, "small");
       check_nhwc_pool(op, t, {3, 7, 7, 2048}, {}, "ResNet head");
       check_nhwc_pool(op, t, {1, 56, 56, 24}, {}, "long planes");
+      check_nhwc_pool(op, t, {2, 112, 112, 32}, {}, "EfficientNet features.1");
       check_nhwc_pool(op, t, {5, 4, 4, 3}, {}, "three channels");
+      check_nhwc_pool(op, t, {3, 5, 5, 12}, {}, "twelve channels");
+      check_nhwc_pool(op, t, {2, 6, 6, 10}, {}, "ten channels");
+      check_nhwc_pool(op, t, {2, 11, 11, 144}, {}, "EfficientNet 144 channels");
+      check_nhwc_pool(op, t, {2, 7, 7, 1152}, {}, "EfficientNet 1152 channels");
+      check_nhwc_pool(op, t, {2, 13, 3, 37}, {}, "37 channels");
+      check_nhwc_pool(op, t, {3, 1, 1, 40}, {}, "HW = 1");
     }
+  check_nhwc_pool("GlobalAveragePool", DType::kF16, {70000, 1, 2, 8}, {}, "70000 batches");
 }
 
 }  // namespace

@@ -8,6 +8,10 @@
 //     the result is rank <= 2, every operand is full, a scalar, a row
 //     (repeating with a period) or a column (one value per row), and a
 //     kernel without per-dim division runs, in 128-bit packs when aligned.
+//     A rank-3 result [outer, mid, inner] where one operand is full and the
+//     other is [outer, 1, inner] (a squeeze-excitation scale [N,1,1,C]
+//     against channels-last [N,H,W,C]) runs a kernel with one division per
+//     thread, in packs when inner is whole packs and the pointers aligned.
 //     Anything else finds each operand's element through per-dim strides
 //     computed on the host (0 where broadcast);
 //   - broadcast_kernel: the strided walk for any number of operands, with the
@@ -145,6 +149,40 @@ __global__ void map2_fast_kernel(F f, const A* __restrict__ a, Side sa, const B*
     y[i] = narrow<Y>(f(widen(a[side_index(sa, i)]), widen(b[side_index(sb, i)])));
 }
 
+// [outer, mid, inner] with one operand full and the other [outer, 1, inner],
+// in units of packs (packed) or elements: a thread owns one unit q of an
+// outer slice (slice = mid * inner units) and walks the outer index by
+// blockIdx.y, so the broadcast operand's unit q % inner is divided out once.
+struct MidBroadcast {
+  int64_t outer = 1;
+  uint32_t slice = 1, inner = 1;
+  bool a_is_mid = false;  // which operand is [outer, 1, inner]
+  bool packed = false;
+};
+
+template <typename F, typename A, typename B, typename Y>
+__global__ void map2_mid_kernel(F f, const A* __restrict__ a, const B* __restrict__ b, Y* __restrict__ y,
+                                MidBroadcast g) {
+  constexpr int N = pack_width<A, B, Y>();
+  const uint32_t q = blockIdx.x * blockDim.x + threadIdx.x;
+  if (q >= g.slice) return;
+  const uint32_t r = q % g.inner;
+  for (int64_t o = blockIdx.y; o < g.outer; o += gridDim.y) {
+    const int64_t full = o * g.slice + q, mid = o * g.inner + r;
+    const int64_t ia = g.a_is_mid ? mid : full, ib = g.a_is_mid ? full : mid;
+    if (g.packed) {
+      const Pack<A, N> pa = reinterpret_cast<const Pack<A, N>*>(a)[ia];
+      const Pack<B, N> pb = reinterpret_cast<const Pack<B, N>*>(b)[ib];
+      Pack<Y, N> py;
+#pragma unroll
+      for (int k = 0; k < N; ++k) py.v[k] = narrow<Y>(f(widen(pa.v[k]), widen(pb.v[k])));
+      reinterpret_cast<Pack<Y, N>*>(y)[full] = py;
+    } else {
+      y[full] = narrow<Y>(f(widen(a[ia]), widen(b[ib])));
+    }
+  }
+}
+
 // Collapsed broadcast geometry of K operands, right-aligned: dims[kMaxRank-1]
 // is the fastest and dims before `first` are unused. Fixed positions let the
 // index loop unroll with constant subscripts, so the arrays stay in the
@@ -215,6 +253,10 @@ Expected<CollapsedShape> collapse_shapes(const std::vector<int64_t>& out,
 // The Side of operand k when the collapse is rank <= 2; false otherwise.
 bool side_of(const CollapsedShape& c, size_t k, Side& side);
 
+// Whether a two-operand collapse is [outer, mid, inner] with one operand
+// full and the other [outer, 1, inner]; fills g in elements (not packed).
+bool mid_broadcast_of(const CollapsedShape& c, MidBroadcast& g);
+
 template <int K, typename I>
 Geometry<K, I> make_geometry(const CollapsedShape& c) {
   Geometry<K, I> g{};
@@ -272,6 +314,20 @@ Status launch_map2(F f, const void* a, const std::vector<int64_t>& a_dims, const
     map2_fast_kernel<F, A, B, Y>
         <<<grid_for(packed ? n / N + 1 : n, kEwBlock), kEwBlock, 0, stream>>>(f, pa, sa, pb, sb, py, n, packed);
     return last_launch_status("map2_fast_kernel");
+  }
+  if (MidBroadcast g; mid_broadcast_of(c, g)) {
+    constexpr int N = pack_width<A, B, Y>();
+    g.packed = g.inner % N == 0 && aligned_to(a, sizeof(A) * N) && aligned_to(b, sizeof(B) * N) &&
+               aligned_to(y, sizeof(Y) * N);
+    if (g.packed) g.slice /= N, g.inner /= N;
+    // A slice of fewer units than a warp would leave most of each block idle
+    // (at most 65535 blocks walk the outer index): the strided walk then.
+    if (g.slice >= 32) {
+      const int block = static_cast<int>(std::min<uint32_t>(kEwBlock, (g.slice + 31) / 32 * 32));
+      const dim3 grid((g.slice + block - 1) / block, static_cast<unsigned>(std::min<int64_t>(g.outer, 65535)));
+      map2_mid_kernel<F, A, B, Y><<<grid, block, 0, stream>>>(f, pa, pb, py, g);
+      return last_launch_status("map2_mid_kernel");
+    }
   }
   return launch_broadcast_op<2>(Map2Op<F, A, B, Y>{f, pa, pb, py}, c, n, stream);
 }

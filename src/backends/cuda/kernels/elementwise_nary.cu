@@ -80,6 +80,27 @@ bool side_of(const CollapsedShape& c, size_t k, Side& side) {
   return true;
 }
 
+bool mid_broadcast_of(const CollapsedShape& c, MidBroadcast& g) {
+  if (c.dims.size() != 3 || c.strides.size() != 2) return false;
+  const int64_t mid = c.dims[1], inner = c.dims[2];
+  auto is_full = [&](const std::vector<int64_t>& s) { return s[0] == mid * inner && s[1] == inner && s[2] == 1; };
+  auto is_mid = [&](const std::vector<int64_t>& s) { return s[0] == inner && s[1] == 0 && s[2] == 1; };
+  // The kernel counts units within an outer slice in 32 bits.
+  if (mid * inner >= (int64_t(1) << 31)) return false;
+  if (is_mid(c.strides[0]) && is_full(c.strides[1])) {
+    g.a_is_mid = true;
+  } else if (is_full(c.strides[0]) && is_mid(c.strides[1])) {
+    g.a_is_mid = false;
+  } else {
+    return false;
+  }
+  g.outer = c.dims[0];
+  g.slice = static_cast<uint32_t>(mid * inner);
+  g.inner = static_cast<uint32_t>(inner);
+  g.packed = false;
+  return true;
+}
+
 namespace {
 
 // ---- Where -------------------------------------------------------------------

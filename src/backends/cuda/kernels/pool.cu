@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -208,62 +209,104 @@ __global__ void global_pool_kernel(const T* __restrict__ x, T* __restrict__ y, i
 }
 
 // Channels-last GlobalAveragePool / GlobalMaxPool over x [batches, size,
-// channels]: a block's threadIdx.x lanes own V adjacent channels each (a
-// warp's loads of one row are consecutive), its threadIdx.y rows split the
-// size positions; row 0 then combines the rows' partials in order.
+// channels]. A block owns `lanes` groups of V adjacent channels (threadIdx.x)
+// of one batch at a time (blockIdx.y); its rows (threadIdx.y) stride over the
+// size positions with kGlobalUnroll 16-byte loads in flight per thread, as a
+// batch of 128 EfficientNet-B0 images gives one block per SM and only the
+// loads in flight set the bandwidth. A tree over the rows then combines the
+// partials in shared memory (laid out [V][rows][lanes]: no bank conflicts),
+// always in the same order.
+constexpr int kGlobalThreads = 1024;
+constexpr int kGlobalUnroll = 4;
+
+template <typename Acc>
+__device__ __forceinline__ Acc global_combine(PoolKind kind, Acc acc, Acc a) {
+  return kind == PoolKind::kMax ? (a > acc ? a : acc) : acc + a;
+}
+
+// (Without the minimum of 1 block per SM, ptxas 13 held the bf16 and f32
+// forms to 32 registers and spilled.)
 template <typename T, typename Acc, int V>
-__global__ void global_pool_nhwc_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t batches, int64_t size,
-                                        int64_t channels, PoolKind kind) {
+__global__ void __launch_bounds__(kGlobalThreads, 1)
+    global_pool_nhwc_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t batches, int64_t size, int64_t channels,
+                            PoolKind kind) {
   using P = Pack<T, V>;
   extern __shared__ __align__(16) unsigned char smem[];
-  Acc* part = reinterpret_cast<Acc*>(smem);  // [blockDim.y][blockDim.x][V]
-  const int64_t groups = channels / V, group = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  Acc* part = reinterpret_cast<Acc*>(smem);
+  const unsigned lanes = blockDim.x, rows = blockDim.y, row = threadIdx.y;
+  const int64_t groups = channels / V, group = int64_t(blockIdx.x) * lanes + threadIdx.x;
+  const bool active = group < groups;
+  auto slot = [&](int v, unsigned r) -> Acc& { return part[(v * rows + r) * lanes + threadIdx.x]; };
   const Acc init = kind == PoolKind::kMax ? -std::numeric_limits<Acc>::infinity() : Acc(0);
-  Acc* mine = part + (int64_t(threadIdx.y) * blockDim.x + threadIdx.x) * V;
-  // The batch loop's bounds are the same for the whole block, so every thread reaches both barriers.
+  unsigned top = 1;  // the tree's width: rows rounded up to a power of two
+  while (top < rows) top *= 2;
+  // The batch loop's bounds are the same for the whole block, so every thread reaches every barrier.
   for (int64_t batch = blockIdx.y; batch < batches; batch += gridDim.y) {
     Acc acc[V];
 #pragma unroll
     for (int v = 0; v < V; ++v) acc[v] = init;
-    if (group < groups) {
+    if (active) {
       const T* xb = x + batch * size * channels + group * V;
-      for (int64_t s = threadIdx.y; s < size; s += blockDim.y) {
+      int64_t s = row;
+      for (; s + (kGlobalUnroll - 1) * int64_t(rows) < size; s += kGlobalUnroll * int64_t(rows)) {
+        P in[kGlobalUnroll];
+#pragma unroll
+        for (int u = 0; u < kGlobalUnroll; ++u) in[u] = *reinterpret_cast<const P*>(xb + (s + u * rows) * channels);
+#pragma unroll
+        for (int u = 0; u < kGlobalUnroll; ++u)
+#pragma unroll
+          for (int v = 0; v < V; ++v) acc[v] = global_combine(kind, acc[v], load_as<Acc>(in[u].v[v]));
+      }
+      for (; s < size; s += rows) {
         const P in = *reinterpret_cast<const P*>(xb + s * channels);
 #pragma unroll
-        for (int v = 0; v < V; ++v) {
-          const Acc a = load_as<Acc>(in.v[v]);
-          acc[v] = kind == PoolKind::kMax ? (a > acc[v] ? a : acc[v]) : acc[v] + a;
-        }
+        for (int v = 0; v < V; ++v) acc[v] = global_combine(kind, acc[v], load_as<Acc>(in.v[v]));
       }
     }
 #pragma unroll
-    for (int v = 0; v < V; ++v) mine[v] = acc[v];
+    for (int v = 0; v < V; ++v) slot(v, row) = acc[v];
     __syncthreads();
-    if (threadIdx.y == 0 && group < groups) {
-      for (unsigned r = 1; r < blockDim.y; ++r) {
-        const Acc* other = part + (int64_t(r) * blockDim.x + threadIdx.x) * V;
+    for (unsigned half = top / 2; half > 0; half /= 2) {
+      if (row < half && row + half < rows) {
 #pragma unroll
-        for (int v = 0; v < V; ++v)
-          acc[v] = kind == PoolKind::kMax ? (other[v] > acc[v] ? other[v] : acc[v]) : acc[v] + other[v];
+        for (int v = 0; v < V; ++v) slot(v, row) = global_combine(kind, slot(v, row), slot(v, row + half));
       }
+      __syncthreads();
+    }
+    if (row == 0 && active) {
       P out;
 #pragma unroll
-      for (int v = 0; v < V; ++v) out.v[v] = store_as<T>(kind == PoolKind::kAverage ? acc[v] / Acc(size) : acc[v]);
+      for (int v = 0; v < V; ++v) {
+        const Acc r = slot(v, 0);
+        out.v[v] = store_as<T>(kind == PoolKind::kAverage ? r / Acc(size) : r);
+      }
       *reinterpret_cast<P*>(y + batch * channels + group * V) = out;
     }
-    __syncthreads();
+    __syncthreads();  // the partials are rewritten for the next batch
   }
+}
+
+// Lanes per block: every channel group when they fit a warp (a block's loads
+// are then one contiguous run), else the widest divisor of the groups from 16
+// to 32 (no idle lanes in the last block), else 32.
+int64_t global_lanes(int64_t groups) {
+  if (groups <= 32) return groups;
+  for (int64_t l = 32; l >= 16; --l)
+    if (groups % l == 0) return l;
+  return 32;
 }
 
 template <typename T, typename Acc, int V>
 Status launch_global_nhwc_v(const GlobalPoolParams& p, cudaStream_t stream) {
   const int64_t groups = p.channels / V, batches = p.planes / p.channels;
-  unsigned lanes = 1;
-  while (lanes < 32 && lanes < groups) lanes *= 2;
-  const dim3 block(lanes, kBlock / lanes);
+  const int64_t lanes = global_lanes(groups);
+  // Rows enough for a full unroll each, up to the block's threads: short
+  // planes (EfficientNet's 7x7) get small blocks, several to an SM.
+  const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(kGlobalThreads / lanes, p.size / kGlobalUnroll));
+  const dim3 block(static_cast<unsigned>(lanes), static_cast<unsigned>(rows));
   const dim3 grid(static_cast<unsigned>((groups + lanes - 1) / lanes),
                   static_cast<unsigned>(batches < 65535 ? batches : 65535));
-  const size_t smem = sizeof(Acc) * V * kBlock;
+  const size_t smem = sizeof(Acc) * V * lanes * rows;
   global_pool_nhwc_kernel<T, Acc, V><<<grid, block, smem, stream>>>(static_cast<const T*>(p.x), static_cast<T*>(p.y),
                                                                     batches, p.size, p.channels, p.kind);
   return last_launch_status("global_pool_nhwc_kernel");
@@ -273,9 +316,8 @@ template <typename T>
 Status launch_global_typed(const GlobalPoolParams& p, cudaStream_t stream) {
   using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
   if (p.channels_last) {
-    if constexpr (kIs16BitFloat<T>) {
-      if (p.channels % 8 == 0 && aligned16(p.x) && aligned16(p.y)) return launch_global_nhwc_v<T, Acc, 8>(p, stream);
-    }
+    constexpr int V = static_cast<int>(16 / sizeof(T));  // one 16-byte load
+    if (p.channels % V == 0 && aligned16(p.x) && aligned16(p.y)) return launch_global_nhwc_v<T, Acc, V>(p, stream);
     return launch_global_nhwc_v<T, Acc, 1>(p, stream);
   }
   global_pool_kernel<T, Acc><<<grid_for(p.planes * 32, kBlock), kBlock, 0, stream>>>(

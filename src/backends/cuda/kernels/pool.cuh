@@ -4,11 +4,14 @@
 // AveragePool's count_include_pad counts the explicit pads but not the room
 // ceil_mode adds, as the CPU kernel does.
 //
-// channels_last (MaxPool without Indices, AveragePool and the global average
-// and max pools, 2-D): x and y are [N, H, W, C] and a thread owns V adjacent
-// channels of one output position, so a warp's loads of each window tap are
-// consecutive in C (V = 8, one 16-byte load per tap, for 16-bit types with
-// C % 8 == 0 and 16-byte aligned tensors; else V = 1).
+// channels_last (MaxPool without Indices, AveragePool, 2-D): x and y are
+// [N, H, W, C] and a thread owns V adjacent channels of one output position,
+// so a warp's loads of each window tap are consecutive in C (V = 8, one
+// 16-byte load per tap, for 16-bit types with C % 8 == 0 and 16-byte aligned
+// tensors; else V = 1). The channels-last global average and max pools read
+// 16-byte packs of every dtype (V = 16 / element size where C % V == 0 and
+// both tensors are 16-byte aligned; else V = 1), a block per batch and
+// channel chunk, with fp32 sums (f64 for f64).
 #pragma once
 
 #include <cuda_runtime.h>
