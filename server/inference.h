@@ -38,6 +38,9 @@ struct InferTensor {
   }
   // Makes the bytes a read-only view of `size` bytes at `at`, which `owner`
   // keeps alive (a shared memory region) for as long as the tensor lives.
+  // No owner: the request's maker keeps the bytes alive until the request's
+  // callback has run (the HTTP body and the unary gRPC message, whose
+  // front ends wait for the response in infer_sync).
   void set_view(const uint8_t* at, size_t size, std::shared_ptr<const void> owner) {
     data.clear();
     view_ = at;

@@ -9,7 +9,8 @@ grpc::Status KServeGrpcService::ModelInfer(grpc::ServerContext* context, const i
                                            inference::ModelInferResponse* out) {
   InferRequest request;
   std::vector<SharedMemoryOutput> shm_outputs;
-  ServeStatus st = request_from_grpc(*in, request, &server_.shared_memory(), &shm_outputs);
+  // `in` outlives the request (infer_sync waits for it): its raw contents are not copied.
+  ServeStatus st = request_from_grpc(*in, request, &server_.shared_memory(), &shm_outputs, true);
   if (!st.ok) return grpc_status(st);
   InferResponse response;
   // A cancelled call (or one past its deadline) drops its request from the queue.

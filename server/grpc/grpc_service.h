@@ -22,11 +22,12 @@ bool parse_model_version(const std::string& text, int64_t& version);
 // ModelInferRequest -> InferRequest: raw_input_contents, typed contents or
 // a window of a shared memory region of `shm`, parameters (timeout,
 // priority), requested outputs (those to be written to shared memory go to
-// `shm_outputs`). Errors are kInvalidArgument (or kUnsupported) naming the
-// input and the problem.
+// `shm_outputs`). With `view_raw`, raw_input_contents are not copied: the
+// inputs are views of `in`, which must outlive the request. Errors are
+// kInvalidArgument (or kUnsupported) naming the input and the problem.
 ServeStatus request_from_grpc(const inference::ModelInferRequest& in, InferRequest& out,
                               const SharedMemoryRegistry* shm = nullptr,
-                              std::vector<SharedMemoryOutput>* shm_outputs = nullptr);
+                              std::vector<SharedMemoryOutput>* shm_outputs = nullptr, bool view_raw = false);
 // InferResponse -> ModelInferResponse, the outputs' data as
 // raw_output_contents, or written to their shared memory windows.
 ServeStatus response_to_grpc(InferResponse&& in, inference::ModelInferResponse& out,

@@ -109,7 +109,7 @@ ServeStatus shm_params(const Params& p, const std::string& where, std::string& r
 // `raw_index`: the next of raw_input_contents, which only the inputs not in
 // shared memory have (in order).
 ServeStatus parse_input(const ModelInferRequest& req, int index, int& raw_index, const SharedMemoryRegistry* shm,
-                        InferTensor& t) {
+                        bool view_raw, InferTensor& t) {
   const auto& in = req.inputs(index);
   t.name = in.name();
   std::string where = "input '" + t.name.substr(0, 100) + "'";
@@ -155,7 +155,10 @@ ServeStatus parse_input(const ModelInferRequest& req, int index, int& raw_index,
     if (raw.size() != bytes)
       return invalid(where + ": raw_input_contents holds " + std::to_string(raw.size()) +
                      " bytes but the shape and datatype need " + std::to_string(bytes));
-    t.data.assign(raw.begin(), raw.end());
+    if (view_raw)
+      t.set_view(reinterpret_cast<const uint8_t*>(raw.data()), raw.size(), nullptr);
+    else
+      t.data.assign(raw.begin(), raw.end());
     return ServeStatus::success();
   }
   int n = typed_count(in.contents(), t.dtype);
@@ -192,7 +195,7 @@ ServeStatus parse_parameters(const ModelInferRequest& req, InferRequest& r) {
 }  // namespace
 
 ServeStatus request_from_grpc(const ModelInferRequest& in, InferRequest& r, const SharedMemoryRegistry* shm,
-                              std::vector<SharedMemoryOutput>* shm_outputs) {
+                              std::vector<SharedMemoryOutput>* shm_outputs, bool view_raw) {
   r.model = in.model_name();
   if (!parse_model_version(in.model_version(), r.version))
     return invalid("'" + in.model_version().substr(0, 40) + "' is not a model version");
@@ -208,7 +211,7 @@ ServeStatus request_from_grpc(const ModelInferRequest& in, InferRequest& r, cons
   int raw_index = 0;
   for (int i = 0; i < in.inputs_size(); ++i) {
     InferTensor t;
-    st = parse_input(in, i, raw_index, shm, t);
+    st = parse_input(in, i, raw_index, shm, view_raw, t);
     if (!st.ok) return st;
     r.inputs.push_back(std::move(t));
   }

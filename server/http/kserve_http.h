@@ -17,7 +17,8 @@ int http_status(ServeError e);
 HttpResponse handle_infer(InferenceServer& server, const HttpRequest& r, const std::string& model, int64_t version);
 
 // Parses a KServe infer request body (JSON, or JSON followed by binary tensor
-// data when `header_length` is set). Inputs in shared memory are views of
+// data when `header_length` is set). Binary inputs are views of `body`,
+// which must outlive the request. Inputs in shared memory are views of
 // their regions in `shm`; outputs to be written to shared memory go to
 // `shm_outputs` (without `shm`, shared memory parameters are an error). On
 // error returns false with `error`.

@@ -108,8 +108,8 @@ std::string parse_input(const json& in, size_t index, std::string_view binary, s
     if (size != count * elem)
       return where + ": binary_data_size " + std::to_string(size) + " but the shape and datatype need " +
              std::to_string(count * elem) + " bytes";
-    t.data.assign(binary.begin() + static_cast<ptrdiff_t>(offset),
-                  binary.begin() + static_cast<ptrdiff_t>(offset + size));
+    // No copy: the body outlives the request (handle_infer waits for it).
+    t.set_view(reinterpret_cast<const uint8_t*>(binary.data() + offset), size, nullptr);
     offset += size;
     return "";
   }
