@@ -2,6 +2,7 @@
 with the regions made by tritonclient.utils.shared_memory."""
 import json
 import os
+import queue
 import threading
 import time
 import urllib.error
@@ -256,3 +257,33 @@ def test_unregister_while_a_request_uses_the_region(server, regions):
     assert status == 200, text
     outputs = {o["name"]: o["data"] for o in json.loads(text)["outputs"]}
     assert outputs == {"OUTPUT0": (a + b).ravel().tolist(), "OUTPUT1": (a - b).ravel().tolist()}
+
+
+def test_grpc_stream_with_shared_memory(server, regions):
+    api = Api(server, "grpc")
+    a = np.arange(4, dtype=np.float32).reshape(1, 4)
+    b = np.full((1, 4), 3, dtype=np.float32)
+    h_in = regions("sin", 32)
+    h_out = regions("sout", 64)
+    shm.set_shared_memory_region(h_in, [a, b])
+    api.client.register_system_shared_memory("sin", key_of("sin"), 32)
+    api.client.register_system_shared_memory("sout", key_of("sout"), 64)
+    results = queue.Queue()
+    api.client.start_stream(callback=lambda result, error: results.put((result, error)), stream_timeout=60)
+    try:
+        api.client.async_stream_infer(
+            "add_sub", [api.input("INPUT0", a.shape, "sin", 16), api.input("INPUT1", b.shape, "sin", 16, offset=16)],
+            outputs=[api.output("OUTPUT0", "sout", 16), api.output("OUTPUT1", "sout", 16, offset=32)])
+        # Too small an output window: an error for this request only.
+        api.client.async_stream_infer(
+            "add_sub", [api.input("INPUT0", a.shape, "sin", 16), api.input("INPUT1", b.shape, "sin", 16, offset=16)],
+            outputs=[api.output("OUTPUT0", "sout", 8)], request_id="small")
+        got = [results.get(timeout=30) for _ in range(2)]
+    finally:
+        api.client.stop_stream()
+        api.client.unregister_system_shared_memory()
+        api.client.close()
+    errors = [e for r, e in got if e is not None]
+    assert len(errors) == 1 and "shared_memory_byte_size 8 is too small for its 16 bytes" in errors[0].message()
+    np.testing.assert_array_equal(shm.get_contents_as_numpy(h_out, np.float32, [1, 4]), a + b)
+    np.testing.assert_array_equal(shm.get_contents_as_numpy(h_out, np.float32, [1, 4], offset=32), a - b)
