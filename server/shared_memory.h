@@ -64,7 +64,8 @@ class SharedMemoryRegistry {
   // is taken (kAlreadyExists), the key names no object, the window is empty
   // or runs past the object's end (kInvalidArgument), mmap fails (kInternal).
   ServeStatus register_region(const std::string& name, const std::string& key, uint64_t offset, uint64_t byte_size);
-  // "" unregisters every region; an unknown name is kNotFound.
+  // "" unregisters every region. An unknown name is no error: Triton's
+  // unregister does nothing then (tritonclient's users unregister freely).
   ServeStatus unregister(const std::string& name);
   // "" lists every region (by name); an unknown name is kNotFound.
   ServeStatus status(const std::string& name, std::vector<SharedMemoryInfo>& out) const;

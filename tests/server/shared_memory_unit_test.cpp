@@ -83,7 +83,7 @@ TEST(ServerSharedMemory, NamesUnknownKeysAndRegions) {
   st = r.status("b", out);
   EXPECT_EQ(st.code, ServeError::kNotFound);
   EXPECT_EQ(st.message, "unable to find shared memory region 'b'");
-  EXPECT_EQ(r.unregister("b").code, ServeError::kNotFound);
+  EXPECT_TRUE(r.unregister("b").ok);  // as Triton: nothing to do
   ASSERT_TRUE(r.status("a", out).ok);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].key, obj.key());
