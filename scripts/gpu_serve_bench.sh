@@ -7,10 +7,11 @@
 # here with torch) in fp16 with dynamic batching on two KIND_GPU instances.
 # Then `kiln perf`: tiny_cnn at concurrency 1 over HTTP and gRPC (the server
 # overhead at the median: client p50 - the server's compute time), ResNet-50
-# at concurrency 64 over HTTP and gRPC, and `kiln bench` of the server's
-# ResNet-50 engine at the batch size the server ran (the batch bucket most of
-# its executions ran at) over the protocol with the higher throughput, which
-# it compares with. Prints "serve ..." lines for the summary.
+# at concurrency 64 over HTTP and gRPC, then again with system shared memory
+# (http+shm, grpc+shm), and `kiln bench` of the server's ResNet-50 engine at
+# the batch size the server ran (the batch bucket most of its executions ran
+# at) over the protocol with the higher throughput, which it compares with;
+# the same for the better shared memory run. Prints "serve ..." lines for the summary.
 # The server runs every batch at a batch bucket (1, 2, 4, ..., 64 and the
 # preferred sizes here) and builds each bucket's plans before the model is
 # ready ("warmed batch buckets ... in N ms" in serve_server.log, printed
@@ -170,22 +171,29 @@ if runs:
 EOF
 }
 
-for proto in http grpc; do
+# Over the network (the tensors in each request), then with Triton's system
+# shared memory (kiln perf --shared-memory system: each client's tensors in a
+# region registered with the server; the requests only name it).
+for run in http grpc http_shm grpc_shm; do
+  proto=${run%_shm}
+  shm=()
+  [[ $run == *_shm ]] && shm=(--shared-memory system)
   url=$http
   [[ $proto == grpc ]] && url=$grpc
   [[ -n $url ]] || continue
-  batch_stats "$out/serve_stats_before_$proto.json"
-  PERF_TRIALS=$resnet_trials perf "resnet50_$proto" -m resnet50 -u "$url" -i "$proto" --concurrency-range 64 \
-    --warmup-request-count "$resnet_warmup"
-  batch_stats "$out/serve_stats_after_$proto.json"
-  thr=$(field "resnet50_$proto" 'throughput: [0-9.]+ infer/sec')
-  batch=$(field "resnet50_$proto" 'avg batch [0-9.]+')
-  warm=$(field "resnet50_$proto" 'warm-up: [0-9]+ requests in [0-9.]+')
+  batch_stats "$out/serve_stats_before_$run.json"
+  PERF_TRIALS=$resnet_trials perf "resnet50_$run" -m resnet50 -u "$url" -i "$proto" --concurrency-range 64 \
+    --warmup-request-count "$resnet_warmup" "${shm[@]}"
+  batch_stats "$out/serve_stats_after_$run.json"
+  thr=$(field "resnet50_$run" 'throughput: [0-9.]+ infer/sec')
+  batch=$(field "resnet50_$run" 'avg batch [0-9.]+')
+  warm=$(field "resnet50_$run" 'warm-up: [0-9]+ requests in [0-9.]+')
   ran="" share=""
-  read -r ran share < <(bucket_ran "$out/serve_stats_before_$proto.json" "$out/serve_stats_after_$proto.json")
+  read -r ran share < <(bucket_ran "$out/serve_stats_before_$run.json" "$out/serve_stats_after_$run.json")
   printf 'serve resnet50 fp16 c64 %-4s %s infer/s, avg batch %s, ran at bucket %s (%s%% of executions) (warm-up %s s)%s\n' \
-    "$proto" "${thr:-FAILED}" "${batch:-?}" "${ran:-?}" "${share:-?}" "${warm:-?}" "$(unstable "resnet50_$proto")"
-  eval "thr_$proto=${thr:-0} ran_$proto=${ran:-0}"
+    "${run/_shm/+shm}" "${thr:-FAILED}" "${batch:-?}" "${ran:-?}" "${share:-?}" "${warm:-?}" \
+    "$(unstable "resnet50_$run")"
+  eval "thr_$run=${thr:-0} ran_$run=${ran:-0}"
 done
 
 # kiln bench of the server's ResNet-50 engine (the largest in its cache) at
@@ -203,4 +211,20 @@ if [[ -n $engine && $b -gt 0 ]]; then
     "$b" "${items:-FAILED}" "$best" "$best_thr" "$b" "$ratio"
 else
   echo "serve bench resnet50      SKIPPED (no engine in the cache or no batch ran)"
+fi
+# The same for the shared memory run with the higher throughput, against
+# kiln bench at the bucket that run formed.
+best=http_shm
+awk -v g="${thr_grpc_shm:-0}" -v h="${thr_http_shm:-0}" 'BEGIN { exit !(g > h) }' && best=grpc_shm
+eval "best_thr=\${thr_$best:-0} b_shm=\${ran_$best:-0}"
+if [[ -n $engine && $b_shm -gt 0 ]]; then
+  if [[ $b_shm != "$b" || -z ${items:-} ]]; then
+    "$kiln" bench --loadEngine "$engine" --shapes "input:${b_shm}x3x224x224" --duration 5 >"$out/serve_bench_shm.txt" 2>&1
+    items=$(grep -oE '[0-9.e+]+ items/s' "$out/serve_bench_shm.txt" | head -1 | cut -d' ' -f1)
+  fi
+  ratio=$(awk -v s="$best_thr" -v k="${items:-0}" 'BEGIN { if (k > 0) printf "%.0f", 100 * s / k; else print "?" }')
+  printf 'serve bench resnet50 b%-3s %s infer/s (kiln bench, copies included); served (%s, %s infer/s at bucket %s) / bench = %s%%\n' \
+    "$b_shm" "${items:-FAILED}" "${best/_shm/+shm}" "$best_thr" "$b_shm" "$ratio"
+else
+  echo "serve bench resnet50 shm  SKIPPED (no engine in the cache or no shared memory batch ran)"
 fi

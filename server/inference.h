@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -24,10 +25,33 @@ struct InferTensor {
   std::vector<int64_t> shape;
   // Row-major, little-endian. BYTES (kString) outputs hold Triton's
   // serialized form: per element a 4-byte little-endian length, then the bytes.
+  // An input's bytes may instead be a view (set_view); read them with bytes().
   std::vector<uint8_t> data;
   // BYTES (kString) inputs: the elements, parsed and checked once by whoever
   // made the request (the front end, the warmup); `data` stays empty.
   std::vector<std::string> strings;
+
+  // The tensor's bytes: the view when there is one, `data` otherwise. The
+  // one accessor for readers (the scheduler's gather, the CPU path).
+  std::span<const uint8_t> bytes() const {
+    return view_ ? std::span<const uint8_t>(view_, view_size_) : std::span<const uint8_t>(data);
+  }
+  // Makes the bytes a read-only view of `size` bytes at `at`, which `owner`
+  // keeps alive (a shared memory region) for as long as the tensor lives.
+  // No owner: the request's maker keeps the bytes alive until the request's
+  // callback has run (the HTTP body and the unary gRPC message, whose
+  // front ends wait for the response in infer_sync).
+  void set_view(const uint8_t* at, size_t size, std::shared_ptr<const void> owner) {
+    data.clear();
+    view_ = at;
+    view_size_ = size;
+    owner_ = std::move(owner);
+  }
+
+ private:
+  const uint8_t* view_ = nullptr;
+  size_t view_size_ = 0;
+  std::shared_ptr<const void> owner_;
 };
 
 struct InferRequest {
@@ -52,7 +76,15 @@ struct InferResponse {
 };
 
 // Errors carry the status code a front end maps onto its protocol.
-enum class ServeError { kInvalidArgument, kNotFound, kUnavailable, kInternal, kUnsupported, kCancelled };
+enum class ServeError {
+  kInvalidArgument,
+  kNotFound,
+  kUnavailable,
+  kInternal,
+  kUnsupported,
+  kCancelled,
+  kAlreadyExists
+};
 
 struct ServeStatus {
   bool ok = true;

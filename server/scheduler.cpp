@@ -245,9 +245,9 @@ ServeStatus Scheduler::check(const InferRequest& r, Pending& p) const {
       if (in->strings.size() != static_cast<uint64_t>(n))
         return invalid("input '" + ci.name() + "': shape " + dims_text(in->shape) + " has " + std::to_string(n) +
                        " elements but " + std::to_string(in->strings.size()) + " BYTES elements were given");
-    } else if (static_cast<uint64_t>(n) * dtype_bytes(want) != in->data.size())
+    } else if (static_cast<uint64_t>(n) * dtype_bytes(want) != in->bytes().size())
       return invalid("input '" + ci.name() + "': shape " + dims_text(in->shape) + " needs " +
-                     std::to_string(n * dtype_bytes(want)) + " bytes but " + std::to_string(in->data.size()) +
+                     std::to_string(n * dtype_bytes(want)) + " bytes but " + std::to_string(in->bytes().size()) +
                      " were given");
     if (ci.has_reshape()) {
       std::vector<int64_t> to(ci.reshape().shape().begin(), ci.reshape().shape().end());
@@ -708,20 +708,21 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, GpuIo* io, std::vector<Pen
       size_t bytes = 0;
       for (const auto& p : batch)
         for (const auto& t : p.request.inputs)
-          if (t.name == name) bytes += t.data.size();
-      const size_t row_bytes = pad ? last->data.size() / last_rows : 0;
+          if (t.name == name) bytes += t.bytes().size();
+      const auto last_bytes = last->bytes();
+      const size_t row_bytes = pad ? last_bytes.size() / last_rows : 0;
       auto host = io->input_host(static_cast<size_t>(k), bytes + pad * row_bytes);
       if (!host) return ServeStatus::error(ServeError::kInternal, host.status().to_string());
       auto* at = static_cast<uint8_t*>(*host);
       std::vector<CopyPiece> pieces;
       for (const auto& p : batch)
         for (const auto& t : p.request.inputs)
-          if (t.name == name && !t.data.empty()) {
-            pieces.push_back({at, t.data.data(), t.data.size()});
-            at += t.data.size();
+          if (t.name == name && !t.bytes().empty()) {
+            pieces.push_back({at, t.bytes().data(), t.bytes().size()});
+            at += t.bytes().size();
           }
       for (size_t j = 0; j < pad && row_bytes > 0; ++j) {
-        pieces.push_back({at, last->data.data() + last->data.size() - row_bytes, row_bytes});
+        pieces.push_back({at, last_bytes.data() + last_bytes.size() - row_bytes, row_bytes});
         at += row_bytes;
       }
       copy_pieces(pieces);
@@ -745,16 +746,19 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, GpuIo* io, std::vector<Pen
         for (size_t j = 0; j < pad; ++j) all.insert(all.end(), last->strings.end() - row, last->strings.end());
         addr = all.data();
       }
-    } else if (batch.size() == 1 && pad == 0) {
-      addr = last->data.data();
+    } else if (batch.size() == 1 && pad == 0 && reinterpret_cast<uintptr_t>(last->bytes().data()) % 16 == 0) {
+      // A view (shared memory at the client's offset) may be unaligned for
+      // the CPU kernels: such an input is copied like a batch's.
+      addr = last->bytes().data();
     } else {
       auto& all = joined[k];
       for (const auto& p : batch)
         for (const auto& t : p.request.inputs)
-          if (t.name == name) all.insert(all.end(), t.data.begin(), t.data.end());
-      const size_t row = pad ? last->data.size() / last_rows : 0;
+          if (t.name == name) all.insert(all.end(), t.bytes().begin(), t.bytes().end());
+      const auto last_bytes = last->bytes();
+      const size_t row = pad ? last_bytes.size() / last_rows : 0;
       all.reserve(all.size() + pad * row);
-      for (size_t j = 0; j < pad; ++j) all.insert(all.end(), last->data.end() - row, last->data.end());
+      for (size_t j = 0; j < pad; ++j) all.insert(all.end(), last_bytes.end() - row, last_bytes.end());
       addr = all.data();
     }
     Status s = ctx.set_input_shape(name, dims);

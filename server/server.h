@@ -10,6 +10,7 @@
 
 #include "inference.h"
 #include "model_repository.h"
+#include "shared_memory.h"
 
 // True when kiln was built with the gRPC front end.
 #ifdef KILN_WITH_GRPC
@@ -37,6 +38,8 @@ class InferenceServer {
  public:
   explicit InferenceServer(RepositoryOptions options) : repository_(std::move(options)) {}
   ModelRepository& repository() { return repository_; }
+  // The system shared memory regions clients registered (every front end's).
+  SharedMemoryRegistry& shared_memory() { return shared_memory_; }
   // Finds the model version and queues the request; `done` is called once.
   void infer(InferRequest request, InferCallback done);
   // Blocking form for thread-per-connection front ends. While the request
@@ -48,6 +51,7 @@ class InferenceServer {
 
  private:
   ModelRepository repository_;
+  SharedMemoryRegistry shared_memory_;
 };
 
 // Prometheus text exposition of the server's counters (Triton's names).

@@ -8,14 +8,15 @@ namespace kiln::server {
 grpc::Status KServeGrpcService::ModelInfer(grpc::ServerContext* context, const inference::ModelInferRequest* in,
                                            inference::ModelInferResponse* out) {
   InferRequest request;
-  ServeStatus st = request_from_grpc(*in, request);
+  std::vector<SharedMemoryOutput> shm_outputs;
+  // `in` outlives the request (infer_sync waits for it): its raw contents are not copied.
+  ServeStatus st = request_from_grpc(*in, request, &server_.shared_memory(), &shm_outputs, true);
   if (!st.ok) return grpc_status(st);
   InferResponse response;
   // A cancelled call (or one past its deadline) drops its request from the queue.
   st = server_.infer_sync(std::move(request), response, [context] { return context->IsCancelled(); });
   if (!st.ok) return grpc_status(st);
-  response_to_grpc(std::move(response), *out);
-  return grpc::Status::OK;
+  return grpc_status(response_to_grpc(std::move(response), *out, &shm_outputs));
 }
 
 }  // namespace kiln::server

@@ -19,6 +19,7 @@ Status grpc_status(const ServeStatus& s) {
     case ServeError::kUnavailable: return Status(StatusCode::UNAVAILABLE, s.message);
     case ServeError::kUnsupported: return Status(StatusCode::UNIMPLEMENTED, s.message);
     case ServeError::kCancelled: return Status(StatusCode::CANCELLED, s.message);
+    case ServeError::kAlreadyExists: return Status(StatusCode::ALREADY_EXISTS, s.message);
     default: return Status(StatusCode::INTERNAL, s.message);
   }
 }
@@ -70,7 +71,8 @@ Status KServeGrpcService::ServerMetadata(ServerContext*, const inference::Server
                                          inference::ServerMetadataResponse* out) {
   out->set_name("kiln");
   out->set_version(KILN_VERSION);
-  for (const char* e : {"model_configuration", "statistics", "model_repository", "schedule_policy"})
+  for (const char* e :
+       {"model_configuration", "statistics", "model_repository", "schedule_policy", "system_shared_memory"})
     out->add_extensions(e);
   return Status::OK;
 }

@@ -1,6 +1,7 @@
 // The gRPC service: one method per RPC of grpc_service.proto. Health,
 // metadata, configuration, statistics and repository RPCs are in
-// grpc_service.cpp; ModelInfer in grpc_infer.cpp; ModelStreamInfer in
+// grpc_service.cpp; the shared memory RPCs in grpc_shared_memory.cpp;
+// ModelInfer in grpc_infer.cpp; ModelStreamInfer in
 // grpc_stream.cpp; the tensor conversions in grpc_tensor.cpp.
 #pragma once
 
@@ -18,12 +19,19 @@ grpc::Status grpc_status(const ServeStatus& s);
 // "" is -1 (the server chooses); otherwise a non-negative decimal.
 bool parse_model_version(const std::string& text, int64_t& version);
 
-// ModelInferRequest -> InferRequest: raw_input_contents or typed contents,
-// parameters (timeout, priority), requested outputs. Errors are
+// ModelInferRequest -> InferRequest: raw_input_contents, typed contents or
+// a window of a shared memory region of `shm`, parameters (timeout,
+// priority), requested outputs (those to be written to shared memory go to
+// `shm_outputs`). With `view_raw`, raw_input_contents are not copied: the
+// inputs are views of `in`, which must outlive the request. Errors are
 // kInvalidArgument (or kUnsupported) naming the input and the problem.
-ServeStatus request_from_grpc(const inference::ModelInferRequest& in, InferRequest& out);
-// InferResponse -> ModelInferResponse, the outputs' data as raw_output_contents.
-void response_to_grpc(InferResponse&& in, inference::ModelInferResponse& out);
+ServeStatus request_from_grpc(const inference::ModelInferRequest& in, InferRequest& out,
+                              const SharedMemoryRegistry* shm = nullptr,
+                              std::vector<SharedMemoryOutput>* shm_outputs = nullptr, bool view_raw = false);
+// InferResponse -> ModelInferResponse, the outputs' data as
+// raw_output_contents, or written to their shared memory windows.
+ServeStatus response_to_grpc(InferResponse&& in, inference::ModelInferResponse& out,
+                             const std::vector<SharedMemoryOutput>* shm_outputs = nullptr);
 
 class KServeGrpcService final : public inference::GRPCInferenceService::Service {
  public:
@@ -54,6 +62,18 @@ class KServeGrpcService final : public inference::GRPCInferenceService::Service 
                                    inference::RepositoryModelLoadResponse*) override;
   grpc::Status RepositoryModelUnload(grpc::ServerContext*, const inference::RepositoryModelUnloadRequest*,
                                      inference::RepositoryModelUnloadResponse*) override;
+  grpc::Status SystemSharedMemoryStatus(grpc::ServerContext*, const inference::SystemSharedMemoryStatusRequest*,
+                                        inference::SystemSharedMemoryStatusResponse*) override;
+  grpc::Status SystemSharedMemoryRegister(grpc::ServerContext*, const inference::SystemSharedMemoryRegisterRequest*,
+                                          inference::SystemSharedMemoryRegisterResponse*) override;
+  grpc::Status SystemSharedMemoryUnregister(grpc::ServerContext*, const inference::SystemSharedMemoryUnregisterRequest*,
+                                            inference::SystemSharedMemoryUnregisterResponse*) override;
+  grpc::Status CudaSharedMemoryStatus(grpc::ServerContext*, const inference::CudaSharedMemoryStatusRequest*,
+                                      inference::CudaSharedMemoryStatusResponse*) override;
+  grpc::Status CudaSharedMemoryRegister(grpc::ServerContext*, const inference::CudaSharedMemoryRegisterRequest*,
+                                        inference::CudaSharedMemoryRegisterResponse*) override;
+  grpc::Status CudaSharedMemoryUnregister(grpc::ServerContext*, const inference::CudaSharedMemoryUnregisterRequest*,
+                                          inference::CudaSharedMemoryUnregisterResponse*) override;
 
  private:
   // Finds the model for a (name, version text) pair of a request.

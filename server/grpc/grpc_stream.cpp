@@ -88,7 +88,8 @@ grpc::Status KServeGrpcService::ModelStreamInfer(grpc::ServerContext* context, S
     InferRequest request;
     std::shared_ptr<const LoadedModel> model;
     std::shared_ptr<ModelVersion> version;
-    ServeStatus st = request_from_grpc(in, request);
+    std::vector<SharedMemoryOutput> shm_outputs;
+    ServeStatus st = request_from_grpc(in, request, &server_.shared_memory(), &shm_outputs);
     if (st.ok) st = server_.repository().find(request.model, request.version, model, version);
     if (!st.ok) {
       state->push(seq, error_message(st, name));
@@ -101,15 +102,14 @@ grpc::Status KServeGrpcService::ModelStreamInfer(grpc::ServerContext* context, S
     request.cancelled = cancelled;
     if (std::none_of(used.begin(), used.end(), [&](const auto& w) { return w.lock() == version; }))
       used.push_back(version);
-    version->scheduler->submit(std::move(request),
-                               [state, seq, name = std::move(name)](ServeStatus s, InferResponse r) {
-                                 inference::ModelStreamInferResponse msg;
-                                 if (s.ok)
-                                   response_to_grpc(std::move(r), *msg.mutable_infer_response());
-                                 else
-                                   msg = error_message(s, name);
-                                 state->push(seq, std::move(msg));
-                               });
+    version->scheduler->submit(
+        std::move(request),
+        [state, seq, name = std::move(name), shm_outputs = std::move(shm_outputs)](ServeStatus s, InferResponse r) {
+          inference::ModelStreamInferResponse msg;
+          if (s.ok) s = response_to_grpc(std::move(r), *msg.mutable_infer_response(), &shm_outputs);
+          if (!s.ok) msg = error_message(s, name);
+          state->push(seq, std::move(msg));
+        });
   }
   if (context->IsCancelled()) {
     cancelled->store(true);

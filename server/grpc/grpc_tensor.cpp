@@ -67,7 +67,49 @@ void typed_bytes(const InferTensorContents& c, DType t, std::vector<uint8_t>& ou
   }
 }
 
-ServeStatus parse_input(const ModelInferRequest& req, int index, InferTensor& t) {
+// A non-negative integer parameter, as int64_param or uint64_param.
+bool param_u64(const InferParameter& p, uint64_t& v) {
+  if (p.parameter_choice_case() == InferParameter::kUint64Param) {
+    v = p.uint64_param();
+    return true;
+  }
+  if (p.parameter_choice_case() == InferParameter::kInt64Param && p.int64_param() >= 0) {
+    v = static_cast<uint64_t>(p.int64_param());
+    return true;
+  }
+  return false;
+}
+
+using Params = google::protobuf::Map<std::string, InferParameter>;
+
+bool has_shm_params(const Params& p) {
+  return p.count("shared_memory_region") || p.count("shared_memory_byte_size") || p.count("shared_memory_offset");
+}
+
+// A tensor's shared memory parameters (Triton's: region and byte size
+// required, offset optional).
+ServeStatus shm_params(const Params& p, const std::string& where, std::string& region, uint64_t& offset,
+                       uint64_t& byte_size) {
+  auto r = p.find("shared_memory_region");
+  auto b = p.find("shared_memory_byte_size");
+  if (r == p.end() || b == p.end())
+    return invalid(where + ": shared memory needs both 'shared_memory_region' and 'shared_memory_byte_size'");
+  if (r->second.parameter_choice_case() != InferParameter::kStringParam)
+    return invalid(where + ": 'shared_memory_region' must be a string");
+  region = r->second.string_param();
+  if (!param_u64(b->second, byte_size))
+    return invalid(where + ": 'shared_memory_byte_size' must be a non-negative integer");
+  offset = 0;
+  auto o = p.find("shared_memory_offset");
+  if (o != p.end() && !param_u64(o->second, offset))
+    return invalid(where + ": 'shared_memory_offset' must be a non-negative integer");
+  return ServeStatus::success();
+}
+
+// `raw_index`: the next of raw_input_contents, which only the inputs not in
+// shared memory have (in order).
+ServeStatus parse_input(const ModelInferRequest& req, int index, int& raw_index, const SharedMemoryRegistry* shm,
+                        bool view_raw, InferTensor& t) {
   const auto& in = req.inputs(index);
   t.name = in.name();
   std::string where = "input '" + t.name.substr(0, 100) + "'";
@@ -87,10 +129,23 @@ ServeStatus parse_input(const ModelInferRequest& req, int index, InferTensor& t)
     t.shape.push_back(d);
   }
   uint64_t bytes = count * elem;
+  if (has_shm_params(in.parameters())) {
+    std::string region;
+    uint64_t offset = 0, size = 0;
+    ServeStatus st = shm_params(in.parameters(), where, region, offset, size);
+    if (!st.ok) return st;
+    if (in.has_contents() && contents_count(in.contents()) > 0)
+      return invalid(where + ": has both contents and shared memory parameters");
+    if (!shm) return invalid(where + ": shared memory is not available here");
+    return input_from_shared_memory(*shm, region, offset, size, count, t);
+  }
   if (req.raw_input_contents_size() > 0) {
     if (in.has_contents() && contents_count(in.contents()) > 0)
       return invalid("contents field must not be specified when using raw_input_contents for " + where);
-    const std::string& raw = req.raw_input_contents(index);
+    if (raw_index >= req.raw_input_contents_size())
+      return invalid(where + ": no raw_input_contents left for it (" + std::to_string(req.raw_input_contents_size()) +
+                     " given, one per input not in shared memory)");
+    const std::string& raw = req.raw_input_contents(raw_index++);
     std::string error;
     if (strings) {
       if (!deserialize_strings(reinterpret_cast<const uint8_t*>(raw.data()), raw.size(), count, &t.strings, error))
@@ -100,7 +155,10 @@ ServeStatus parse_input(const ModelInferRequest& req, int index, InferTensor& t)
     if (raw.size() != bytes)
       return invalid(where + ": raw_input_contents holds " + std::to_string(raw.size()) +
                      " bytes but the shape and datatype need " + std::to_string(bytes));
-    t.data.assign(raw.begin(), raw.end());
+    if (view_raw)
+      t.set_view(reinterpret_cast<const uint8_t*>(raw.data()), raw.size(), nullptr);
+    else
+      t.data.assign(raw.begin(), raw.end());
     return ServeStatus::success();
   }
   int n = typed_count(in.contents(), t.dtype);
@@ -115,19 +173,6 @@ ServeStatus parse_input(const ModelInferRequest& req, int index, InferTensor& t)
   else
     typed_bytes(in.contents(), t.dtype, t.data);
   return ServeStatus::success();
-}
-
-// A non-negative integer parameter, as int64_param or uint64_param.
-bool param_u64(const InferParameter& p, uint64_t& v) {
-  if (p.parameter_choice_case() == InferParameter::kUint64Param) {
-    v = p.uint64_param();
-    return true;
-  }
-  if (p.parameter_choice_case() == InferParameter::kInt64Param && p.int64_param() >= 0) {
-    v = static_cast<uint64_t>(p.int64_param());
-    return true;
-  }
-  return false;
 }
 
 ServeStatus parse_parameters(const ModelInferRequest& req, InferRequest& r) {
@@ -149,19 +194,24 @@ ServeStatus parse_parameters(const ModelInferRequest& req, InferRequest& r) {
 
 }  // namespace
 
-ServeStatus request_from_grpc(const ModelInferRequest& in, InferRequest& r) {
+ServeStatus request_from_grpc(const ModelInferRequest& in, InferRequest& r, const SharedMemoryRegistry* shm,
+                              std::vector<SharedMemoryOutput>* shm_outputs, bool view_raw) {
   r.model = in.model_name();
   if (!parse_model_version(in.model_version(), r.version))
     return invalid("'" + in.model_version().substr(0, 40) + "' is not a model version");
   r.id = in.id();
   ServeStatus st = parse_parameters(in, r);
   if (!st.ok) return st;
-  if (in.raw_input_contents_size() > 0 && in.raw_input_contents_size() != in.inputs_size())
-    return invalid("expected " + std::to_string(in.inputs_size()) + " raw_input_contents (one per input), got " +
+  int raw_inputs = 0;
+  for (const auto& i : in.inputs()) raw_inputs += has_shm_params(i.parameters()) ? 0 : 1;
+  if (in.raw_input_contents_size() > 0 && in.raw_input_contents_size() != raw_inputs)
+    return invalid("expected " + std::to_string(raw_inputs) +
+                   " raw_input_contents (one per input not in shared memory), got " +
                    std::to_string(in.raw_input_contents_size()));
+  int raw_index = 0;
   for (int i = 0; i < in.inputs_size(); ++i) {
     InferTensor t;
-    st = parse_input(in, i, t);
+    st = parse_input(in, i, raw_index, shm, view_raw, t);
     if (!st.ok) return st;
     r.inputs.push_back(std::move(t));
   }
@@ -170,11 +220,22 @@ ServeStatus request_from_grpc(const ModelInferRequest& in, InferRequest& r) {
       return ServeStatus::error(ServeError::kUnsupported,
                                 "output '" + o.name() + "': the classification extension is not supported");
     r.outputs.push_back(o.name());
+    if (!has_shm_params(o.parameters())) continue;
+    const std::string where = "output '" + o.name().substr(0, 100) + "'";
+    SharedMemoryOutput target;
+    std::string region;
+    st = shm_params(o.parameters(), where, region, target.offset, target.byte_size);
+    if (!st.ok) return st;
+    if (!shm || !shm_outputs) return invalid(where + ": shared memory is not available here");
+    st = output_target(*shm, o.name(), region, target.offset, target.byte_size, target);
+    if (!st.ok) return st;
+    shm_outputs->push_back(std::move(target));
   }
   return ServeStatus::success();
 }
 
-void response_to_grpc(InferResponse&& in, inference::ModelInferResponse& out) {
+ServeStatus response_to_grpc(InferResponse&& in, inference::ModelInferResponse& out,
+                             const std::vector<SharedMemoryOutput>* shm_outputs) {
   out.set_model_name(in.model);
   out.set_model_version(std::to_string(in.version));
   out.set_id(in.id);
@@ -183,8 +244,25 @@ void response_to_grpc(InferResponse&& in, inference::ModelInferResponse& out) {
     o->set_name(t.name);
     o->set_datatype(triton_dtype_name(t.dtype));
     for (int64_t d : t.shape) o->add_shape(d);
+    const SharedMemoryOutput* target = nullptr;
+    if (shm_outputs)
+      for (const auto& s : *shm_outputs)
+        if (s.name == t.name) target = &s;
+    if (target) {
+      // Like Triton: the region named in the output's parameters, and an
+      // empty raw_output_contents so that the others keep their indices.
+      ServeStatus st = output_to_shared_memory(*target, t);
+      if (!st.ok) return st;
+      auto& p = *o->mutable_parameters();
+      p["shared_memory_region"].set_string_param(target->region);
+      p["shared_memory_byte_size"].set_int64_param(static_cast<int64_t>(t.bytes().size()));
+      if (target->offset != 0) p["shared_memory_offset"].set_int64_param(static_cast<int64_t>(target->offset));
+      out.add_raw_output_contents();
+      continue;
+    }
     out.add_raw_output_contents(reinterpret_cast<const char*>(t.data.data()), t.data.size());
   }
+  return ServeStatus::success();
 }
 
 }  // namespace kiln::server

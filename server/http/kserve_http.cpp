@@ -15,7 +15,8 @@ int http_status(ServeError e) {
     case ServeError::kNotFound: return 404;
     case ServeError::kUnavailable: return 503;
     case ServeError::kUnsupported: return 400;
-    case ServeError::kCancelled: return 499;  // nginx's "client closed request": nobody reads it
+    case ServeError::kCancelled: return 499;      // nginx's "client closed request": nobody reads it
+    case ServeError::kAlreadyExists: return 400;  // Triton's for ALREADY_EXISTS
     default: return 500;
   }
 }
@@ -131,6 +132,7 @@ class KServeRoutes {
   HttpResponse models(const HttpRequest& r, const std::vector<std::string>& p);
   HttpResponse repository(const HttpRequest& r, const std::vector<std::string>& p);
   HttpResponse stats(const std::string& name, int64_t version);
+  HttpResponse shared_memory(const HttpRequest& r, const std::vector<std::string>& p);
 
   InferenceServer& server_;
   ModelRepository& repo_;
@@ -142,11 +144,11 @@ HttpResponse KServeRoutes::operator()(const HttpRequest& r) {
   bool get = r.method == "GET";
   if (p.size() == 1) {
     if (!get) return http_error(405, "Method Not Allowed: use GET");
-    return ok_json(
-        {{"name", "kiln"},
-         {"version", KILN_VERSION},
-         {"extensions",
-          {"binary_tensor_data", "model_configuration", "statistics", "model_repository", "schedule_policy"}}});
+    return ok_json({{"name", "kiln"},
+                    {"version", KILN_VERSION},
+                    {"extensions",
+                     {"binary_tensor_data", "model_configuration", "statistics", "model_repository", "schedule_policy",
+                      "system_shared_memory"}}});
   }
   if (p[1] == "health" && p.size() == 3 && (p[2] == "live" || p[2] == "ready")) {
     if (!get) return http_error(405, "Method Not Allowed: use GET");
@@ -155,6 +157,7 @@ HttpResponse KServeRoutes::operator()(const HttpRequest& r) {
   }
   if (p[1] == "models") return models(r, p);
   if (p[1] == "repository") return repository(r, p);
+  if (p[1] == "systemsharedmemory" || p[1] == "cudasharedmemory") return shared_memory(r, p);
   return http_error(404, "Not Found: " + r.target.substr(0, 200));
 }
 
@@ -213,6 +216,59 @@ HttpResponse KServeRoutes::stats(const std::string& name, int64_t version) {
     for (const auto& [key, s] : repo_.all_stats()) list.push_back(model_stats_json(key.first, key.second, *s));
   }
   return ok_json({{"model_stats", list}});
+}
+
+// /v2/systemsharedmemory[/region/NAME]/{status,register,unregister}; the
+// CUDA shared memory routes answer that kiln does not support them.
+HttpResponse KServeRoutes::shared_memory(const HttpRequest& r, const std::vector<std::string>& p) {
+  std::string name;
+  std::string action;
+  if (p.size() == 3) {
+    action = p[2];
+  } else if (p.size() == 5 && p[2] == "region") {
+    name = p[3];
+    action = p[4];
+  }
+  if (action != "status" && action != "register" && action != "unregister")
+    return http_error(404, "Not Found: " + r.target.substr(0, 200));
+  if (action == "register" && name.empty()) return http_error(404, "Not Found: " + r.target.substr(0, 200));
+  const char* method = action == "status" ? "GET" : "POST";
+  if (r.method != method) return http_error(405, std::string("Method Not Allowed: use ") + method);
+  if (p[1] == "cudasharedmemory") return http_error(501, "CUDA shared memory is not supported by kiln serve");
+  SharedMemoryRegistry& shm = server_.shared_memory();
+  if (action == "status") {
+    std::vector<SharedMemoryInfo> regions;
+    ServeStatus st = shm.status(name, regions);
+    if (!st.ok) return error_of(st);
+    json list = json::array();
+    for (const auto& g : regions)
+      list.push_back({{"name", g.name}, {"key", g.key}, {"offset", g.offset}, {"byte_size", g.byte_size}});
+    return ok_json(list);
+  }
+  if (action == "unregister") {
+    ServeStatus st = shm.unregister(name);
+    if (!st.ok) return error_of(st);
+    return HttpResponse{200, "application/json", {}, ""};
+  }
+  json body = json::parse(r.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object())
+    return http_error(400, "the register request body is not a JSON object");
+  if (!body.contains("key") || !body["key"].is_string()) return http_error(400, "'key' must be a string");
+  uint64_t offset = 0, byte_size = 0;
+  auto u64 = [](const json& j, uint64_t& v) {
+    if (j.is_number_unsigned()) {
+      v = j.get<uint64_t>();
+      return true;
+    }
+    return false;
+  };
+  if (body.contains("offset") && !u64(body["offset"], offset))
+    return http_error(400, "'offset' must be a non-negative integer");
+  if (!body.contains("byte_size") || !u64(body["byte_size"], byte_size))
+    return http_error(400, "'byte_size' must be a non-negative integer");
+  ServeStatus st = shm.register_region(name, body["key"].get<std::string>(), offset, byte_size);
+  if (!st.ok) return error_of(st);
+  return HttpResponse{200, "application/json", {}, ""};
 }
 
 HttpResponse KServeRoutes::repository(const HttpRequest& r, const std::vector<std::string>& p) {

@@ -1,6 +1,7 @@
 // The KServe v2 infer request and response bodies, JSON and with Triton's
 // binary tensor data extension (a JSON header of Inference-Header-Content-Length
 // bytes, then the tensors' raw bytes in the order the header lists them).
+#include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
 
@@ -30,7 +31,29 @@ bool get_u64(const json& j, uint64_t& v) {
   return true;
 }
 
-std::string parse_input(const json& in, size_t index, std::string_view binary, size_t& offset, InferTensor& t) {
+bool has_shm_params(const json& p) {
+  return p.contains("shared_memory_region") || p.contains("shared_memory_byte_size") ||
+         p.contains("shared_memory_offset");
+}
+
+// The shared memory parameters of a tensor's `parameters` (Triton's: region
+// and byte size required, offset optional); "" or what is wrong.
+std::string shm_params(const json& p, const std::string& where, std::string& region, uint64_t& offset,
+                       uint64_t& byte_size) {
+  if (!p.contains("shared_memory_region") || !p.contains("shared_memory_byte_size"))
+    return where + ": shared memory needs both 'shared_memory_region' and 'shared_memory_byte_size'";
+  if (!p["shared_memory_region"].is_string()) return where + ": 'shared_memory_region' must be a string";
+  region = p["shared_memory_region"].get<std::string>();
+  if (!get_u64(p["shared_memory_byte_size"], byte_size))
+    return where + ": 'shared_memory_byte_size' must be a non-negative integer";
+  offset = 0;
+  if (p.contains("shared_memory_offset") && !get_u64(p["shared_memory_offset"], offset))
+    return where + ": 'shared_memory_offset' must be a non-negative integer";
+  return "";
+}
+
+std::string parse_input(const json& in, size_t index, std::string_view binary, size_t& offset, InferTensor& t,
+                        const SharedMemoryRegistry* shm) {
   std::string where = "input " + std::to_string(index);
   if (!in.is_object()) return where + " is not a JSON object";
   if (!in.contains("name") || !in["name"].is_string()) return where + ": 'name' must be a string";
@@ -55,6 +78,17 @@ std::string parse_input(const json& in, size_t index, std::string_view binary, s
   if (t.shape.size() > 16) return where + ": shape has more than 16 dims";
   const json* params = in.contains("parameters") ? &in["parameters"] : nullptr;
   if (params && !params->is_object()) return where + ": 'parameters' must be an object";
+  if (params && has_shm_params(*params)) {
+    std::string region;
+    uint64_t shm_offset = 0, shm_size = 0;
+    std::string err = shm_params(*params, where, region, shm_offset, shm_size);
+    if (!err.empty()) return err;
+    if (in.contains("data")) return where + ": has both 'data' and shared memory parameters";
+    if (params->contains("binary_data_size")) return where + ": has both binary_data_size and shared memory parameters";
+    if (!shm) return where + ": shared memory is not available here";
+    ServeStatus st = input_from_shared_memory(*shm, region, shm_offset, shm_size, count, t);
+    return st.ok ? "" : st.message;
+  }
   if (params && params->contains("binary_data_size")) {
     uint64_t size;
     if (!get_u64((*params)["binary_data_size"], size))
@@ -74,8 +108,8 @@ std::string parse_input(const json& in, size_t index, std::string_view binary, s
     if (size != count * elem)
       return where + ": binary_data_size " + std::to_string(size) + " but the shape and datatype need " +
              std::to_string(count * elem) + " bytes";
-    t.data.assign(binary.begin() + static_cast<ptrdiff_t>(offset),
-                  binary.begin() + static_cast<ptrdiff_t>(offset + size));
+    // No copy: the body outlives the request (handle_infer waits for it).
+    t.set_view(reinterpret_cast<const uint8_t*>(binary.data() + offset), size, nullptr);
     offset += size;
     return "";
   }
@@ -115,7 +149,8 @@ std::string parse_parameters(const json& j, InferRequest& r, bool& binary_defaul
 }  // namespace
 
 bool parse_infer_request(const std::string& body, const std::string* header_length, InferRequest& r,
-                         std::vector<std::string>& binary_outputs, bool& binary_default, std::string& error) {
+                         std::vector<std::string>& binary_outputs, bool& binary_default, std::string& error,
+                         const SharedMemoryRegistry* shm, std::vector<SharedMemoryOutput>* shm_outputs) {
   size_t json_size = body.size();
   if (header_length) {
     uint64_t n;
@@ -158,7 +193,7 @@ bool parse_infer_request(const std::string& body, const std::string* header_leng
   size_t offset = 0;
   for (size_t i = 0; i < j["inputs"].size(); ++i) {
     InferTensor t;
-    error = parse_input(j["inputs"][i], i, binary, offset, t);
+    error = parse_input(j["inputs"][i], i, binary, offset, t, shm);
     if (!error.empty()) return false;
     r.inputs.push_back(std::move(t));
   }
@@ -189,6 +224,23 @@ bool parse_infer_request(const std::string& body, const std::string* header_leng
           error = "output '" + name + "': the classification extension is not supported";
           return false;
         }
+        if (has_shm_params(p)) {
+          const std::string where = "output '" + name.substr(0, 100) + "'";
+          SharedMemoryOutput target;
+          std::string region;
+          error = shm_params(p, where, region, target.offset, target.byte_size);
+          if (!error.empty()) return false;
+          if (!shm || !shm_outputs) {
+            error = where + ": shared memory is not available here";
+            return false;
+          }
+          ServeStatus st = output_target(*shm, name, region, target.offset, target.byte_size, target);
+          if (!st.ok) {
+            error = st.message;
+            return false;
+          }
+          shm_outputs->push_back(std::move(target));
+        }
         if (p.contains("binary_data")) {
           if (!p["binary_data"].is_boolean()) {
             error = "output '" + name + "': binary_data must be true or false";
@@ -212,9 +264,10 @@ HttpResponse handle_infer(InferenceServer& server, const HttpRequest& http, cons
   std::vector<std::string> binary_outputs;
   bool binary_default = false;
   std::string error;
+  std::vector<SharedMemoryOutput> shm_outputs;
   auto hl = http.headers.find("inference-header-content-length");
   if (!parse_infer_request(http.body, hl == http.headers.end() ? nullptr : &hl->second, r, binary_outputs,
-                           binary_default, error))
+                           binary_default, error, &server.shared_memory(), &shm_outputs))
     return http_error(400, error);
   InferResponse resp;
   ServeStatus st = server.infer_sync(std::move(r), resp, http.client_gone);
@@ -228,7 +281,15 @@ HttpResponse handle_infer(InferenceServer& server, const HttpRequest& http, cons
       if (b == "!" + t.name) as_binary = false;
     }
     json o = {{"name", t.name}, {"datatype", triton_dtype_name(t.dtype)}, {"shape", t.shape}};
-    if (as_binary) {
+    auto target = std::find_if(shm_outputs.begin(), shm_outputs.end(),
+                               [&](const SharedMemoryOutput& s) { return s.name == t.name; });
+    if (target != shm_outputs.end()) {
+      // Like Triton: no data, the region named in the output's parameters.
+      st = output_to_shared_memory(*target, t);
+      if (!st.ok) return http_error(http_status(st.code), st.message);
+      o["parameters"] = {{"shared_memory_region", target->region}, {"shared_memory_byte_size", t.bytes().size()}};
+      if (target->offset != 0) o["parameters"]["shared_memory_offset"] = target->offset;
+    } else if (as_binary) {
       o["parameters"] = {{"binary_data_size", t.data.size()}};
       binary.append(reinterpret_cast<const char*>(t.data.data()), t.data.size());
     } else {

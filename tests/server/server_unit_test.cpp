@@ -232,7 +232,10 @@ TEST(ServerInferRequest, BinaryDataAfterTheHeader) {
   std::string err;
   ASSERT_TRUE(parse_infer_request(body, &hl, r, bin, def, err)) << err;
   ASSERT_EQ(r.inputs.size(), 1u);
-  EXPECT_EQ(r.inputs[0].data.size(), 8u);
+  // A view of the body, not a copy.
+  ASSERT_EQ(r.inputs[0].bytes().size(), 8u);
+  EXPECT_EQ(r.inputs[0].bytes().data(), reinterpret_cast<const uint8_t*>(body.data() + header.size()));
+  EXPECT_TRUE(r.inputs[0].data.empty());
   EXPECT_EQ(bin, std::vector<std::string>{"y"});
   std::string extra = body + "zz";
   InferRequest r2;

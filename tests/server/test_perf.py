@@ -2,8 +2,11 @@
 gRPC: non-zero throughput, zero errors, the server's breakdown, measurement
 windows until stable (perf_analyzer's rule), and precise errors for what it
 cannot send."""
+import json
+import os
 import re
 import subprocess
+import urllib.request
 
 import pytest
 
@@ -130,3 +133,28 @@ def test_bad_window_options(server):
         assert run.returncode == 2, args
         assert run.stderr == ("kiln perf: --max-trials must be positive, --stability-percentage and "
                               "--warmup-request-count not negative\n"), args
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_system_shared_memory(server, protocol):
+    url = server.url if protocol == "http" else server.grpc_url
+    if url is None:
+        pytest.skip("this kiln was built without gRPC")
+    p = subprocess.Popen([KILN, "perf", "-m", "add_sub", "-u", url, "-i", protocol, "-b", "2", "--concurrency-range",
+                          "2", "--measurement-interval", "300", "--shared-memory", "system", *ANY_SPREAD],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, out + err
+    assert f"{'HTTP' if protocol == 'http' else 'gRPC'} {url} with system shared memory, batch size 2" in out
+    assert re.search(r"client: [1-9][0-9]* requests in [0-9.]+ s, 0 errors", out), out
+    # Each client's region (kiln_perf_PID_CLIENT) is unregistered and removed at the end.
+    with urllib.request.urlopen(f"http://{server.url}/v2/systemsharedmemory/status") as r:
+        assert json.loads(r.read()) == []
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith(f"kiln_perf_{p.pid}_")]
+
+
+def test_output_shared_memory_too_small_is_an_error(server):
+    run = perf("-m", "add_sub", "-u", server.url, "-b", "2", "--measurement-interval", "200", "--max-trials", "3",
+               "--shared-memory", "system", "--output-shared-memory-size", "4", *ANY_SPREAD)
+    assert run.returncode != 0
+    assert "output 'OUTPUT0': shared_memory_byte_size 4 is too small for its 32 bytes" in run.stdout + run.stderr

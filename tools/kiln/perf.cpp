@@ -2,9 +2,11 @@
 // Triton) with perf_analyzer's flag names: -u URL, -i http|grpc, -b BATCH,
 // --concurrency-range N[:M[:STEP]], --shape NAME:D1,D2, --measurement-interval
 // MS, --stability-percentage P, --max-trials N, --warmup-request-count N,
-// --percentile P. Each concurrent client sends one request at a time with
-// random inputs (HTTP/1.1 keep-alive with binary tensor data, or gRPC with raw
-// contents, one connection per client). Per concurrency level, after the
+// --percentile P, --shared-memory none|system, --output-shared-memory-size B.
+// Each concurrent client sends one request at a time with random inputs
+// (HTTP/1.1 keep-alive with binary tensor data, or gRPC with raw contents,
+// one connection per client; with --shared-memory system the tensors are in
+// a shared memory region per client and the requests only name it). Per concurrency level, after the
 // warm-up requests and a fifth of an interval unmeasured, it measures windows
 // of the interval (a request counts in the window where it completes) until
 // the last 3 agree within the stability percentage in throughput and latency,
@@ -276,9 +278,8 @@ class ClientPool {
   void run_client(int index) {
     auto client = make_client(o_, index);
     Status st = client ? (*client)->connect() : client.status();
-    if (st.is_ok()) {
-      (*client)->prepare(info_, inputs_, data_);
-    } else {
+    if (st.is_ok()) st = (*client)->prepare(info_, inputs_, data_);
+    if (!st.is_ok()) {
       std::lock_guard<std::mutex> lock(mutex_);
       if (connect_error_.empty()) connect_error_ = st.message();
     }
@@ -549,10 +550,10 @@ int perf(const PerfOptions& o) {
     data.push_back(random_data(t.datatype, n, rng));
     shown += fmt::format("{}{} {} {}", shown.empty() ? "" : ", ", t.name, t.datatype, dims_text(t.shape));
   }
-  fmt::print("kiln perf: model '{}', {} {}, batch size {}, measurement interval {} ms\n  inputs (random): {}\n",
+  fmt::print("kiln perf: model '{}', {} {}{}, batch size {}, measurement interval {} ms\n  inputs (random): {}\n",
              o.model, o.protocol == "grpc" ? "gRPC" : "HTTP",
-             o.url.empty() ? (o.protocol == "grpc" ? "localhost:8001" : "localhost:8000") : o.url, o.batch,
-             o.interval_ms, shown);
+             o.url.empty() ? (o.protocol == "grpc" ? "localhost:8001" : "localhost:8000") : o.url,
+             o.shared_memory == "system" ? " with system shared memory" : "", o.batch, o.interval_ms, shown);
   fmt::print(
       "  windows of {} ms until the last 3 are within {}% in throughput and p{:.0f} latency, at most {}; {} warm-up "
       "requests per level\n",
@@ -621,6 +622,12 @@ void add_perf_command(CLI::App& app, int& exit_code) {
                   "summary, p50 for stability)");
   cmd->add_option("--metrics-url", o->metrics_url,
                   "HOST:PORT of the server's /metrics: print its own overhead per request (p50, p99)");
+  cmd->add_option("--shared-memory", o->shared_memory,
+                  "none, or system: each client's tensors in a POSIX shared memory region registered with the server "
+                  "(default none)")
+      ->check(CLI::IsMember({"none", "system"}));
+  cmd->add_option("--output-shared-memory-size", o->output_shared_memory_size,
+                  "Bytes of shared memory per output with --shared-memory system (default 102400)");
   cmd->callback([o, &exit_code] { exit_code = perf(*o); });
 }
 

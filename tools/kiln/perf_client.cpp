@@ -1,9 +1,15 @@
 #include "perf_client.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <limits>
@@ -28,13 +34,71 @@ using json = nlohmann::json;
 
 Status fail(std::string m) { return Status(ErrorCode::kInvalidArgument, std::move(m)); }
 
+// A client's POSIX shared memory region (--shared-memory system): its
+// inputs, one after another, then --output-shared-memory-size bytes per
+// output. Removed (unmapped and unlinked) with the client.
+class ShmRegion {
+ public:
+  struct Window {
+    uint64_t offset, size;
+  };
+  ~ShmRegion() {
+    if (map_) munmap(map_, size_);
+    if (!key_.empty()) shm_unlink(key_.c_str());
+  }
+  // Makes the region of `index`'s client and copies the inputs into it.
+  Status create(int index, const std::vector<std::vector<uint8_t>>& data, size_t outputs, uint64_t output_size) {
+    name_ = "kiln_perf_" + std::to_string(getpid()) + "_" + std::to_string(index);
+    uint64_t at = 0;
+    for (const auto& d : data) {
+      inputs_.push_back({at, d.size()});
+      at += (d.size() + 63) / 64 * 64;  // each tensor at a 64-byte boundary
+    }
+    for (size_t i = 0; i < outputs; ++i) {
+      outputs_.push_back({at, output_size});
+      at += (output_size + 63) / 64 * 64;
+    }
+    size_ = std::max<uint64_t>(at, 1);
+    const std::string key = "/" + name_;
+    int fd = shm_open(key.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) return fail("shm_open " + key + ": " + std::strerror(errno));
+    key_ = key;
+    if (ftruncate(fd, static_cast<off_t>(size_)) != 0) {
+      close(fd);
+      return fail("ftruncate " + key + ": " + std::strerror(errno));
+    }
+    void* map = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) return fail("mmap " + key + ": " + std::strerror(errno));
+    map_ = map;
+    for (size_t i = 0; i < data.size(); ++i)
+      if (!data[i].empty())
+        std::memcpy(static_cast<uint8_t*>(map_) + inputs_[i].offset, data[i].data(), data[i].size());
+    return Status::ok();
+  }
+  const std::string& name() const { return name_; }
+  const std::string& key() const { return key_; }
+  uint64_t size() const { return size_; }
+  const std::vector<Window>& inputs() const { return inputs_; }
+  const std::vector<Window>& outputs() const { return outputs_; }
+
+ private:
+  std::string name_, key_;
+  void* map_ = nullptr;
+  uint64_t size_ = 0;
+  std::vector<Window> inputs_, outputs_;
+};
+
 // ---- HTTP/1.1 with keep-alive (Boost.Beast, synchronous)
 
 class HttpClient final : public Client {
  public:
-  HttpClient(std::string host, std::string port, const PerfOptions& o)
-      : host_(std::move(host)), port_(std::move(port)), stream_(ioc_) {
+  HttpClient(std::string host, std::string port, const PerfOptions& o, int index)
+      : host_(std::move(host)), port_(std::move(port)), o_(o), index_(index), stream_(ioc_) {
     base_ = "/v2/models/" + o.model + (o.version.empty() ? "" : "/versions/" + o.version);
+  }
+  ~HttpClient() override {
+    if (registered_) static_cast<void>(post("/v2/systemsharedmemory/region/" + shm_->name() + "/unregister", ""));
   }
 
   Status connect() override {
@@ -92,19 +156,41 @@ class HttpClient final : public Client {
     return s;
   }
 
-  void prepare(const ModelInfo& info, const std::vector<TensorInfo>& inputs,
-               const std::vector<std::vector<uint8_t>>& data) override {
+  Status prepare(const ModelInfo& info, const std::vector<TensorInfo>& inputs,
+                 const std::vector<std::vector<uint8_t>>& data) override {
+    if (o_.shared_memory == "system") {
+      shm_ = std::make_unique<ShmRegion>();
+      Status st = shm_->create(index_, data, info.outputs.size(), o_.output_shared_memory_size);
+      if (!st.is_ok()) return st;
+      json reg = {{"key", shm_->key()}, {"offset", 0}, {"byte_size", shm_->size()}};
+      st = post("/v2/systemsharedmemory/region/" + shm_->name() + "/register", reg.dump());
+      if (!st.is_ok()) return st;
+      registered_ = true;
+    }
     json header = {{"inputs", json::array()}, {"outputs", json::array()}};
-    for (size_t i = 0; i < inputs.size(); ++i)
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      json params = {{"binary_data_size", data[i].size()}};
+      if (shm_)
+        params = {{"shared_memory_region", shm_->name()},
+                  {"shared_memory_offset", shm_->inputs()[i].offset},
+                  {"shared_memory_byte_size", shm_->inputs()[i].size}};
       header["inputs"].push_back({{"name", inputs[i].name},
                                   {"shape", inputs[i].shape},
                                   {"datatype", inputs[i].datatype},
-                                  {"parameters", {{"binary_data_size", data[i].size()}}}});
-    for (const auto& o : info.outputs)
-      header["outputs"].push_back({{"name", o.name}, {"parameters", {{"binary_data", true}}}});
+                                  {"parameters", params}});
+    }
+    for (size_t i = 0; i < info.outputs.size(); ++i) {
+      json params = {{"binary_data", true}};
+      if (shm_)
+        params = {{"shared_memory_region", shm_->name()},
+                  {"shared_memory_offset", shm_->outputs()[i].offset},
+                  {"shared_memory_byte_size", shm_->outputs()[i].size}};
+      header["outputs"].push_back({{"name", info.outputs[i].name}, {"parameters", params}});
+    }
     std::string body = header.dump();
     header_length_ = std::to_string(body.size());
-    for (const auto& d : data) body.append(reinterpret_cast<const char*>(d.data()), d.size());
+    if (!shm_)
+      for (const auto& d : data) body.append(reinterpret_cast<const char*>(d.data()), d.size());
     infer_ = http::request<http::string_body>(http::verb::post, base_ + "/infer", 11);
     infer_.set(http::field::host, host_);
     infer_.set(http::field::content_type, "application/octet-stream");
@@ -112,6 +198,7 @@ class HttpClient final : public Client {
     infer_.keep_alive(true);
     infer_.body() = std::move(body);
     infer_.prepare_payload();
+    return Status::ok();
   }
 
   Status infer() override {
@@ -144,6 +231,21 @@ class HttpClient final : public Client {
     return fail("HTTP request failed: " + ec.message());
   }
 
+  // POST `body` (JSON) to `target`; an error unless HTTP 200.
+  Status post(const std::string& target, const std::string& body) {
+    http::request<http::string_body> req(http::verb::post, target, 11);
+    req.set(http::field::host, host_);
+    req.set(http::field::content_type, "application/json");
+    req.keep_alive(true);
+    req.body() = body;
+    req.prepare_payload();
+    auto r = exchange(req);
+    if (!r) return r.status();
+    if (r->result_int() != 200)
+      return fail("POST " + target + ": HTTP " + std::to_string(r->result_int()) + ": " + r->body());
+    return Status::ok();
+  }
+
   Expected<json> get_json(const std::string& target) {
     http::request<http::string_body> req(http::verb::get, target, 11);
     req.set(http::field::host, host_);
@@ -160,6 +262,10 @@ class HttpClient final : public Client {
   }
 
   std::string host_, port_, base_, header_length_;
+  const PerfOptions& o_;
+  int index_;
+  std::unique_ptr<ShmRegion> shm_;
+  bool registered_ = false;
   net::io_context ioc_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
@@ -172,6 +278,14 @@ class HttpClient final : public Client {
 class GrpcClient final : public Client {
  public:
   GrpcClient(std::string url, const PerfOptions& o, int index) : url_(std::move(url)), o_(o), index_(index) {}
+  ~GrpcClient() override {
+    if (!registered_) return;
+    inference::SystemSharedMemoryUnregisterRequest req;
+    req.set_name(shm_->name());
+    inference::SystemSharedMemoryUnregisterResponse res;
+    grpc::ClientContext c;
+    stub_->SystemSharedMemoryUnregister(&c, req, &res);
+  }
 
   Status connect() override {
     grpc::ChannelArguments args;
@@ -234,8 +348,30 @@ class GrpcClient final : public Client {
     return s;
   }
 
-  void prepare(const ModelInfo& info, const std::vector<TensorInfo>& inputs,
-               const std::vector<std::vector<uint8_t>>& data) override {
+  Status prepare(const ModelInfo& info, const std::vector<TensorInfo>& inputs,
+                 const std::vector<std::vector<uint8_t>>& data) override {
+    if (o_.shared_memory == "system") {
+      shm_ = std::make_unique<ShmRegion>();
+      Status st = shm_->create(index_, data, info.outputs.size(), o_.output_shared_memory_size);
+      if (!st.is_ok()) return st;
+      inference::SystemSharedMemoryRegisterRequest req;
+      req.set_name(shm_->name());
+      req.set_key(shm_->key());
+      req.set_offset(0);
+      req.set_byte_size(shm_->size());
+      inference::SystemSharedMemoryRegisterResponse res;
+      grpc::ClientContext c;
+      grpc::Status gs = stub_->SystemSharedMemoryRegister(&c, req, &res);
+      if (!gs.ok()) return fail("SystemSharedMemoryRegister: " + gs.error_message());
+      registered_ = true;
+    }
+    // Shared memory parameters of window `w`, as tritonclient sets them.
+    auto shm_params = [&](google::protobuf::Map<std::string, inference::InferParameter>& p,
+                          const ShmRegion::Window& w) {
+      p["shared_memory_region"].set_string_param(shm_->name());
+      p["shared_memory_offset"].set_int64_param(static_cast<int64_t>(w.offset));
+      p["shared_memory_byte_size"].set_int64_param(static_cast<int64_t>(w.size));
+    };
     request_.Clear();
     request_.set_model_name(o_.model);
     request_.set_model_version(o_.version);
@@ -244,9 +380,17 @@ class GrpcClient final : public Client {
       t->set_name(inputs[i].name);
       t->set_datatype(inputs[i].datatype);
       for (int64_t d : inputs[i].shape) t->add_shape(d);
-      request_.add_raw_input_contents(reinterpret_cast<const char*>(data[i].data()), data[i].size());
+      if (shm_)
+        shm_params(*t->mutable_parameters(), shm_->inputs()[i]);
+      else
+        request_.add_raw_input_contents(reinterpret_cast<const char*>(data[i].data()), data[i].size());
     }
-    for (const auto& o : info.outputs) request_.add_outputs()->set_name(o.name);
+    for (size_t i = 0; i < info.outputs.size(); ++i) {
+      auto* out = request_.add_outputs();
+      out->set_name(info.outputs[i].name);
+      if (shm_) shm_params(*out->mutable_parameters(), shm_->outputs()[i]);
+    }
+    return Status::ok();
   }
 
   Status infer() override {
@@ -264,6 +408,8 @@ class GrpcClient final : public Client {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<inference::GRPCInferenceService::Stub> stub_;
   inference::ModelInferRequest request_;
+  std::unique_ptr<ShmRegion> shm_;
+  bool registered_ = false;
 };
 #endif
 
@@ -283,7 +429,7 @@ Expected<std::unique_ptr<Client>> make_client(const PerfOptions& o, int index) {
   if (url.empty()) url = "localhost:8000";
   auto colon = url.rfind(':');
   if (colon == std::string::npos) return fail("-u '" + o.url + "': expected HOST:PORT");
-  return std::unique_ptr<Client>(std::make_unique<HttpClient>(url.substr(0, colon), url.substr(colon + 1), o));
+  return std::unique_ptr<Client>(std::make_unique<HttpClient>(url.substr(0, colon), url.substr(colon + 1), o, index));
 }
 
 Expected<std::vector<std::pair<double, uint64_t>>> overhead_buckets(const PerfOptions& o) {

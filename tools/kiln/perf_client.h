@@ -30,6 +30,10 @@ struct PerfOptions {
   int max_trials = 10;
   int64_t warmup_requests = 0;
   std::string metrics_url;  // HOST:PORT of /metrics: the server's overhead quantiles
+  // "system": each client's inputs and outputs live in a POSIX shared memory
+  // region of its own, registered with the server (Triton's extension).
+  std::string shared_memory = "none";
+  uint64_t output_shared_memory_size = 102400;  // bytes per output, as perf_analyzer
 };
 
 struct TensorInfo {
@@ -58,9 +62,11 @@ class Client {
   virtual Expected<ModelInfo> model_info() = 0;
   virtual Expected<ServerStats> stats() = 0;
   // The request every infer() sends: these inputs (shape with the batch dim)
-  // and every output.
-  virtual void prepare(const ModelInfo& info, const std::vector<TensorInfo>& inputs,
-                       const std::vector<std::vector<uint8_t>>& data) = 0;
+  // and every output. With --shared-memory system: makes this client's
+  // region, fills the inputs and registers it (unregistered and removed when
+  // the client goes).
+  virtual Status prepare(const ModelInfo& info, const std::vector<TensorInfo>& inputs,
+                         const std::vector<std::vector<uint8_t>>& data) = 0;
   virtual Status infer() = 0;
 };
 
