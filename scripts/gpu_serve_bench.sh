@@ -129,6 +129,11 @@ perf() {  # tag, args...; PERF_TRIALS=N perf ... for other than $trials windows 
 field() { grep -oE -- "$2" "$out/perf_$1.txt" | head -1 | grep -oE -- '-?[0-9.]+' | tail -1; }
 # "", or " (unstable after N windows)" when the windows never agreed.
 unstable() { grep -oE "unstable after [0-9]+ windows" "$out/perf_$1.txt" | head -1 | sed 's/.*/ (&)/'; }
+# "", or perf_analyzer's view of the overhead (HTTP: the client's own sending and reading left out).
+wait_overhead() {
+  grep -oE "response wait - compute time: -?[0-9]+" "$out/perf_$1.txt" | head -1 | grep -oE -- '-?[0-9]+$' |
+    sed 's/.*/, without the client'"'"'s send and receive & us/'
+}
 
 for run in "tiny_cnn http" "tiny_cnn grpc" "tiny_cnn_graphs http"; do
   read -r model proto <<<"$run"
@@ -137,9 +142,9 @@ for run in "tiny_cnn http" "tiny_cnn grpc" "tiny_cnn_graphs http"; do
   tag=tiny${model#tiny_cnn}_$proto
   [[ -n $url ]] || { echo "serve $model c1 $proto       SKIPPED (no gRPC)"; continue; }
   perf "$tag" -m "$model" -u "$url" -i "$proto" --concurrency-range 1 ${metrics:+--metrics-url "$metrics"}
-  printf 'serve %s c1 %-9s p50 %s us, server overhead %s us at the median (compute %s us); kiln timestamps p50 %s us%s\n' \
+  printf 'serve %s c1 %-9s p50 %s us, server overhead %s us at the median (compute %s us%s); kiln timestamps p50 %s us%s\n' \
     "$model" "$proto" "$(field "$tag" 'p50 [0-9]+ us')" "$(field "$tag" '[-0-9]+ us at the median')" \
-    "$(field "$tag" 'compute [0-9]+\)')" "$(field "$tag" 'engine run\): p50 [0-9.]+')" \
+    "$(field "$tag" 'compute [0-9]+\)')" "$(wait_overhead "$tag")" "$(field "$tag" 'engine run\): p50 [0-9.]+')" \
     "$(unstable "$tag")"
 done
 

@@ -40,6 +40,16 @@ def test_reports_throughput_latency_and_server_breakdown(server, protocol):
     assert len(re.findall(r"server: [1-9][0-9]* requests, [1-9][0-9]* executions", out)) == 2, out
     assert "server overhead = client latency - compute time:" in out
     assert "Inferences/Second vs. Client p95 Batch Latency" in out
+    # HTTP splits each request's time as perf_analyzer does; gRPC's synchronous call cannot.
+    split = re.findall(r"client time \(medians\): send ([0-9]+) us \+ response wait ([0-9]+) us \+ receive ([0-9]+) us",
+                       out)
+    waits = re.findall(r"server overhead = response wait - compute time: -?[0-9]+ us at the median "
+                       r"\(wait p50 ([0-9]+) - compute [0-9]+\)", out)
+    if protocol == "http":
+        assert len(split) == 2 and all(int(w) > 0 for _, w, _ in split), out
+        assert [w for _, w, _ in split] == waits, out
+    else:
+        assert split == [] and waits == [], out
 
 
 def test_server_overhead_from_its_metrics(server):

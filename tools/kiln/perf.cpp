@@ -41,6 +41,7 @@ namespace kiln::cli {
 namespace {
 
 using kserve::Client;
+using kserve::InferTiming;
 using kserve::make_client;
 using kserve::ModelInfo;
 using kserve::overhead_buckets;
@@ -182,7 +183,9 @@ struct LevelResult {
   uint64_t requests = 0, errors = 0;
   double seconds = 0;
   std::vector<double> latencies_us;  // sorted
-  ServerStats server;                // their difference
+  // The client's split of them (sorted each; empty where not measured).
+  std::vector<double> send_us, wait_us, recv_us;
+  ServerStats server;  // their difference
   bool have_server = false;
   // The server's overhead quantiles over them (--metrics-url), us.
   bool have_overhead = false;
@@ -224,6 +227,7 @@ struct Completion {
   Clock::time_point end;
   double latency_us = 0;
   std::string error;
+  InferTiming timing;
 };
 
 // The clients of one concurrency level, each on its own thread with its own
@@ -291,15 +295,17 @@ class ClientPool {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
         continue;
       }
+      InferTiming timing;
       const auto t0 = Clock::now();
-      Status s = (*client)->infer();
+      Status s = (*client)->infer(timing);
       const auto t1 = Clock::now();
       if (phase == kWarmup) {
         warmup_done_.fetch_add(1);
         continue;
       }
       if (phase_.load() != kRecord) continue;
-      Completion c{t1, std::chrono::duration<double, std::micro>(t1 - t0).count(), s.is_ok() ? "" : s.message()};
+      Completion c{t1, std::chrono::duration<double, std::micro>(t1 - t0).count(), s.is_ok() ? "" : s.message(),
+                   timing};
       std::lock_guard<std::mutex> lock(mutex_);
       completions_.push_back(std::move(c));
     }
@@ -369,14 +375,20 @@ LevelResult merge_windows(const PerfOptions& o, const std::vector<std::vector<Co
     for (const auto& c : windows[i]) {
       const bool reported = i >= first && i < first + count;
       if (c.error.empty()) {
-        if (reported) r.latencies_us.push_back(c.latency_us);
+        if (!reported) continue;
+        r.latencies_us.push_back(c.latency_us);
+        if (c.timing.wait_us >= 0) {
+          r.send_us.push_back(c.timing.send_us);
+          r.wait_us.push_back(c.timing.wait_us);
+          r.recv_us.push_back(c.timing.recv_us);
+        }
         continue;
       }
       r.all_errors++;
       if (reported) r.errors++;
       if (r.first_error.empty()) r.first_error = c.error;
     }
-  std::sort(r.latencies_us.begin(), r.latencies_us.end());
+  for (auto* v : {&r.latencies_us, &r.send_us, &r.wait_us, &r.recv_us}) std::sort(v->begin(), v->end());
   r.requests = r.latencies_us.size();
   r.seconds = std::chrono::duration<double>(bounds[first + count] - bounds[first]).count();
   const Snapshot &before = snapshots[first], &after = snapshots[first + count];
@@ -485,6 +497,9 @@ void print_level(const PerfOptions& o, const LevelResult& r) {
              r.errors, throughput);
   fmt::print("  client latency: avg {:.0f} us, p50 {:.0f} us, p90 {:.0f} us, p95 {:.0f} us, p99 {:.0f} us\n", avg,
              percentile_of(l, 50), percentile_of(l, 90), percentile_of(l, 95), percentile_of(l, 99));
+  if (!r.wait_us.empty())
+    fmt::print("  client time (medians): send {:.0f} us + response wait {:.0f} us + receive {:.0f} us\n",
+               percentile_of(r.send_us, 50), percentile_of(r.wait_us, 50), percentile_of(r.recv_us, 50));
   if (!r.first_error.empty()) fmt::print("  first error: {}\n", r.first_error);
   if (r.have_server && r.server.success > 0) {
     const ServerStats& s = r.server;
@@ -501,6 +516,12 @@ void print_level(const PerfOptions& o, const LevelResult& r) {
         "  server overhead = client latency - compute time: {:.0f} us at the median (p50 {:.0f} - compute {:.0f}), "
         "{:.0f} us on average\n",
         percentile_of(l, 50) - compute, percentile_of(l, 50), compute, avg - compute);
+    // perf_analyzer's view: the client's own sending and reading left out.
+    if (!r.wait_us.empty())
+      fmt::print(
+          "  server overhead = response wait - compute time: {:.0f} us at the median (wait p50 {:.0f} - compute "
+          "{:.0f})\n",
+          percentile_of(r.wait_us, 50) - compute, percentile_of(r.wait_us, 50), compute);
   } else if (!r.have_server) {
     fmt::print("  server: the statistics endpoint did not answer\n");
   }

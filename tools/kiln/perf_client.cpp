@@ -201,26 +201,38 @@ class HttpClient final : public Client {
     return Status::ok();
   }
 
-  Status infer() override {
-    auto r = exchange(infer_);
+  Status infer(InferTiming& timing) override {
+    auto r = exchange(infer_, &timing);
     if (!r) return r.status();
     if (r->result_int() != 200) return fail("HTTP " + std::to_string(r->result_int()) + ": " + r->body());
     return Status::ok();
   }
 
  private:
-  Expected<http::response<http::string_body>> exchange(const http::request<http::string_body>& req) {
+  // `timing`: where the request's time went (the socket is waited on for
+  // the answer's first byte apart from reading it).
+  Expected<http::response<http::string_body>> exchange(const http::request<http::string_body>& req,
+                                                       InferTiming* timing = nullptr) {
+    using Clock = std::chrono::steady_clock;
+    const auto us = [](Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); };
     beast::error_code ec;
     // A connection the server closed (idle timeout) is opened again once.
     for (int attempt = 0; attempt < 2; ++attempt) {
+      const auto t0 = Clock::now();
       http::write(stream_, req, ec);
+      const auto t1 = Clock::now();
       http::response<http::string_body> res;
       if (!ec) {
         buffer_.clear();
+        if (timing) stream_.socket().wait(tcp::socket::wait_read, ec);
+        const auto t2 = Clock::now();
         http::response_parser<http::string_body> parser;
         parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-        http::read(stream_, buffer_, parser, ec);
-        if (!ec) return parser.release();
+        if (!ec) http::read(stream_, buffer_, parser, ec);
+        if (!ec) {
+          if (timing) *timing = {us(t1 - t0), us(t2 - t1), us(Clock::now() - t2)};
+          return parser.release();
+        }
       }
       if (attempt == 0) {
         stream_.socket().close(ec);
@@ -393,7 +405,7 @@ class GrpcClient final : public Client {
     return Status::ok();
   }
 
-  Status infer() override {
+  Status infer(InferTiming&) override {
     inference::ModelInferResponse res;
     grpc::ClientContext c;
     grpc::Status st = stub_->ModelInfer(&c, request_, &res);

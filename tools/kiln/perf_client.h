@@ -54,6 +54,14 @@ struct ServerStats {
   uint64_t inference_count = 0, execution_count = 0;
 };
 
+// Where one request's time went on the client, perf_analyzer's split:
+// sending it, waiting for the answer's first byte (the server's whole
+// handling plus the loopback), reading the answer. Negative: not measured
+// (gRPC's synchronous call does not split).
+struct InferTiming {
+  double send_us = -1, wait_us = -1, recv_us = -1;
+};
+
 // One connection to the server. Made and used by one thread.
 class Client {
  public:
@@ -67,7 +75,7 @@ class Client {
   // the client goes).
   virtual Status prepare(const ModelInfo& info, const std::vector<TensorInfo>& inputs,
                          const std::vector<std::vector<uint8_t>>& data) = 0;
-  virtual Status infer() = 0;
+  virtual Status infer(InferTiming& timing) = 0;
 };
 
 // A client of `o`'s server and protocol; `index` tells the load threads'
