@@ -205,15 +205,25 @@ done
 # the bucket the server ran most over the protocol with the higher
 # throughput, copies included, against that protocol's throughput.
 engine=$(ls -S "$work"/cache/*.kiln 2>/dev/null | head -1)
+# kiln bench of the engine at batch B (once per B; sets $items), and the line
+# that compares a served throughput with it: bench_line LABEL THROUGHPUT B.
+declare -A bench_items
+bench_line() {
+  local label=$1 thr=$2 b=$3
+  if [[ -z ${bench_items[$b]:-} ]]; then
+    "$kiln" bench --loadEngine "$engine" --shapes "input:${b}x3x224x224" --duration 5 >"$out/serve_bench_b$b.txt" 2>&1
+    bench_items[$b]=$(grep -oE '[0-9.e+]+ items/s' "$out/serve_bench_b$b.txt" | head -1 | cut -d' ' -f1)
+  fi
+  items=${bench_items[$b]}
+  ratio=$(awk -v s="$thr" -v k="${items:-0}" 'BEGIN { if (k > 0) printf "%.0f", 100 * s / k; else print "?" }')
+  printf 'serve bench resnet50 b%-3s %s infer/s (kiln bench, copies included); served (%s, %s infer/s at bucket %s) / bench = %s%%\n' \
+    "$b" "${items:-FAILED}" "$label" "$thr" "$b" "$ratio"
+}
 best=http
 awk -v g="${thr_grpc:-0}" -v h="${thr_http:-0}" 'BEGIN { exit !(g > h) }' && best=grpc
 eval "best_thr=\${thr_$best:-0} b=\${ran_$best:-0}"
 if [[ -n $engine && $b -gt 0 ]]; then
-  "$kiln" bench --loadEngine "$engine" --shapes "input:${b}x3x224x224" --duration 5 >"$out/serve_bench.txt" 2>&1
-  items=$(grep -oE '[0-9.e+]+ items/s' "$out/serve_bench.txt" | head -1 | cut -d' ' -f1)
-  ratio=$(awk -v s="$best_thr" -v k="${items:-0}" 'BEGIN { if (k > 0) printf "%.0f", 100 * s / k; else print "?" }')
-  printf 'serve bench resnet50 b%-3s %s infer/s (kiln bench, copies included); served (%s, %s infer/s at bucket %s) / bench = %s%%\n' \
-    "$b" "${items:-FAILED}" "$best" "$best_thr" "$b" "$ratio"
+  bench_line "$best" "$best_thr" "$b"
 else
   echo "serve bench resnet50      SKIPPED (no engine in the cache or no batch ran)"
 fi
@@ -221,15 +231,9 @@ fi
 # kiln bench at the bucket that run formed.
 best=http_shm
 awk -v g="${thr_grpc_shm:-0}" -v h="${thr_http_shm:-0}" 'BEGIN { exit !(g > h) }' && best=grpc_shm
-eval "best_thr=\${thr_$best:-0} b_shm=\${ran_$best:-0}"
-if [[ -n $engine && $b_shm -gt 0 ]]; then
-  if [[ $b_shm != "$b" || -z ${items:-} ]]; then
-    "$kiln" bench --loadEngine "$engine" --shapes "input:${b_shm}x3x224x224" --duration 5 >"$out/serve_bench_shm.txt" 2>&1
-    items=$(grep -oE '[0-9.e+]+ items/s' "$out/serve_bench_shm.txt" | head -1 | cut -d' ' -f1)
-  fi
-  ratio=$(awk -v s="$best_thr" -v k="${items:-0}" 'BEGIN { if (k > 0) printf "%.0f", 100 * s / k; else print "?" }')
-  printf 'serve bench resnet50 b%-3s %s infer/s (kiln bench, copies included); served (%s, %s infer/s at bucket %s) / bench = %s%%\n' \
-    "$b_shm" "${items:-FAILED}" "${best/_shm/+shm}" "$best_thr" "$b_shm" "$ratio"
+eval "best_thr=\${thr_$best:-0} b=\${ran_$best:-0}"
+if [[ -n $engine && $b -gt 0 ]]; then
+  bench_line "${best/_shm/+shm}" "$best_thr" "$b"
 else
   echo "serve bench resnet50 shm  SKIPPED (no engine in the cache or no shared memory batch ran)"
 fi
