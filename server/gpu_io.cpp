@@ -127,6 +127,23 @@ class CudaGpuIo final : public GpuIo {
     return ctx.set_input_tensor_address(name, in.device.p);
   }
 
+  Status upload_input_pieces(ExecutionContext& ctx, size_t k, const std::string& name,
+                             const std::vector<HostPiece>& pieces) override {
+    while (k >= inputs_.size()) inputs_.push_back(std::make_unique<Input>());
+    Input& in = *inputs_[k];
+    size_t bytes = 0;
+    for (const HostPiece& p : pieces) bytes += p.bytes;
+    Status st = in.device.reserve(bytes > 0 ? bytes : 1);
+    if (st.is_ok()) st = start_copies();
+    if (!st.is_ok()) return st;
+    auto* to = static_cast<uint8_t*>(in.device.p);
+    for (const HostPiece& p : pieces) {
+      KILN_SERVER_CUDA(cudaMemcpyAsync(to, p.from, p.bytes, cudaMemcpyHostToDevice, stream_));
+      to += p.bytes;
+    }
+    return ctx.set_input_tensor_address(name, in.device.p);
+  }
+
   Status bind_output(ExecutionContext& ctx, size_t k, const std::string& name, size_t bytes, bool dynamic) override {
     while (k >= outputs_.size()) outputs_.push_back(std::make_unique<Output>());
     Output& o = *outputs_[k];
@@ -181,6 +198,8 @@ class CudaGpuIo final : public GpuIo {
     return Status::ok();
   }
 
+  void settle() override { (void)cudaStreamSynchronize(stream_); }
+
   const void* output_host(size_t k) const override { return outputs_.at(k)->host.p; }
   size_t output_bytes(size_t k) const override { return outputs_.at(k)->bytes; }
   const std::vector<int64_t>& output_dims(size_t k) const override {
@@ -205,6 +224,18 @@ class CudaGpuIo final : public GpuIo {
 
 }  // namespace
 
+bool pin_host_memory(void* p, size_t bytes, bool read_only) {
+  // Portable: every device's instances may copy from it.
+  unsigned flags = cudaHostRegisterPortable | (read_only ? cudaHostRegisterReadOnly : 0u);
+  if (cudaHostRegister(p, bytes, flags) == cudaSuccess) return true;
+  (void)cudaGetLastError();
+  return false;
+}
+
+void unpin_host_memory(void* p) {
+  if (cudaHostUnregister(p) != cudaSuccess) (void)cudaGetLastError();
+}
+
 Expected<std::unique_ptr<GpuIo>> GpuIo::create(bool busy_wait) {
   auto io = std::make_unique<CudaGpuIo>(busy_wait);
   Status st = io->init();
@@ -212,6 +243,9 @@ Expected<std::unique_ptr<GpuIo>> GpuIo::create(bool busy_wait) {
   return std::unique_ptr<GpuIo>(std::move(io));
 }
 #else
+bool pin_host_memory(void*, size_t, bool) { return false; }
+void unpin_host_memory(void*) {}
+
 Expected<std::unique_ptr<GpuIo>> GpuIo::create(bool) {
   return Status(ErrorCode::kUnsupported, "GPU instances: this kiln was built without the CUDA backend");
 }

@@ -41,17 +41,22 @@ struct InferTensor {
   // No owner: the request's maker keeps the bytes alive until the request's
   // callback has run (the HTTP body and the unary gRPC message, whose
   // front ends wait for the response in infer_sync).
-  void set_view(const uint8_t* at, size_t size, std::shared_ptr<const void> owner) {
+  // `pinned`: the bytes are page-locked (a shared memory region registered
+  // with CUDA), so a GPU instance may copy them straight to the device.
+  void set_view(const uint8_t* at, size_t size, std::shared_ptr<const void> owner, bool pinned = false) {
     data.clear();
     view_ = at;
     view_size_ = size;
     owner_ = std::move(owner);
+    pinned_ = pinned;
   }
+  bool bytes_pinned() const { return view_ && pinned_; }
 
  private:
   const uint8_t* view_ = nullptr;
   size_t view_size_ = 0;
   std::shared_ptr<const void> owner_;
+  bool pinned_ = false;
 };
 
 struct InferRequest {

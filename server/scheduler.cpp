@@ -691,6 +691,14 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, GpuIo* io, std::vector<Pen
     Status s = io->begin();
     if (!s.is_ok()) return ServeStatus::error(ServeError::kInternal, s.to_string());
   }
+  // Inputs may be copied straight from the requests' shared memory: however
+  // this returns, no copy may still read it once the requests are answered.
+  struct Settle {
+    GpuIo* io;
+    ~Settle() {
+      if (io) io->settle();
+    }
+  } settle{io};
   std::vector<std::vector<uint8_t>> joined(config_.input_size());
   std::vector<std::vector<std::string>> strings(config_.input_size());
   for (int k = 0; k < config_.input_size(); ++k) {
@@ -705,30 +713,38 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, GpuIo* io, std::vector<Pen
     if (io) {
       if (dtype_from_config(config_.input(k).data_type()) == DType::kString)
         return invalid("input '" + name + "': BYTES tensors need a CPU instance");
-      size_t bytes = 0;
-      for (const auto& p : batch)
-        for (const auto& t : p.request.inputs)
-          if (t.name == name) bytes += t.bytes().size();
-      const auto last_bytes = last->bytes();
-      const size_t row_bytes = pad ? last_bytes.size() / last_rows : 0;
-      auto host = io->input_host(static_cast<size_t>(k), bytes + pad * row_bytes);
-      if (!host) return ServeStatus::error(ServeError::kInternal, host.status().to_string());
-      auto* at = static_cast<uint8_t*>(*host);
-      std::vector<CopyPiece> pieces;
+      // The input's bytes in batch order, then the padding rows (copies of
+      // the last row).
+      std::vector<HostPiece> sources;
+      bool pinned = true;
       for (const auto& p : batch)
         for (const auto& t : p.request.inputs)
           if (t.name == name && !t.bytes().empty()) {
-            pieces.push_back({at, t.bytes().data(), t.bytes().size()});
-            at += t.bytes().size();
+            sources.push_back({t.bytes().data(), t.bytes().size()});
+            pinned = pinned && t.bytes_pinned();
           }
-      for (size_t j = 0; j < pad && row_bytes > 0; ++j) {
-        pieces.push_back({at, last_bytes.data() + last_bytes.size() - row_bytes, row_bytes});
-        at += row_bytes;
-      }
-      copy_pieces(pieces);
-      bytes += pad * row_bytes;
+      const auto last_bytes = last->bytes();
+      const size_t row_bytes = pad ? last_bytes.size() / last_rows : 0;
+      for (size_t j = 0; j < pad && row_bytes > 0; ++j)
+        sources.push_back({last_bytes.data() + last_bytes.size() - row_bytes, row_bytes});
       Status s = ctx.set_input_shape(name, dims);
-      if (s.is_ok()) s = io->upload_input(ctx, static_cast<size_t>(k), name, bytes);
+      if (s.is_ok() && pinned) {
+        // All in page-locked shared memory: straight to the device.
+        s = io->upload_input_pieces(ctx, static_cast<size_t>(k), name, sources);
+      } else if (s.is_ok()) {
+        size_t bytes = 0;
+        for (const HostPiece& src : sources) bytes += src.bytes;
+        auto host = io->input_host(static_cast<size_t>(k), bytes);
+        if (!host) return ServeStatus::error(ServeError::kInternal, host.status().to_string());
+        auto* at = static_cast<uint8_t*>(*host);
+        std::vector<CopyPiece> pieces;
+        for (const HostPiece& src : sources) {
+          pieces.push_back({at, static_cast<const uint8_t*>(src.from), src.bytes});
+          at += src.bytes;
+        }
+        copy_pieces(pieces);
+        s = io->upload_input(ctx, static_cast<size_t>(k), name, bytes);
+      }
       if (!s.is_ok()) return invalid("input '" + name + "': " + s.message());
       continue;
     }

@@ -8,6 +8,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "gpu_io.h"
+#include "kiln/device.h"
+
 namespace kiln::server {
 namespace {
 
@@ -18,7 +21,7 @@ std::string quoted(const std::string& s) { return "'" + s.substr(0, 200) + "'"; 
 }  // namespace
 
 SharedMemoryRegion::SharedMemoryRegion(std::string name, std::string key, uint64_t offset, uint64_t byte_size,
-                                       void* map, size_t map_size, uint8_t* base, bool writable)
+                                       void* map, size_t map_size, uint8_t* base, bool writable, bool pinned)
     : name_(std::move(name)),
       key_(std::move(key)),
       offset_(offset),
@@ -26,9 +29,13 @@ SharedMemoryRegion::SharedMemoryRegion(std::string name, std::string key, uint64
       map_(map),
       map_size_(map_size),
       base_(base),
-      writable_(writable) {}
+      writable_(writable),
+      pinned_(pinned) {}
 
-SharedMemoryRegion::~SharedMemoryRegion() { munmap(map_, map_size_); }
+SharedMemoryRegion::~SharedMemoryRegion() {
+  if (pinned_) unpin_host_memory(map_);
+  munmap(map_, map_size_);
+}
 
 ServeStatus SharedMemoryRegistry::register_region(const std::string& name, const std::string& key, uint64_t offset,
                                                   uint64_t byte_size) {
@@ -73,8 +80,12 @@ ServeStatus SharedMemoryRegistry::register_region(const std::string& name, const
   close(fd);  // the mapping keeps the object
   if (map == MAP_FAILED)
     return ServeStatus::error(ServeError::kInternal, what + "mmap of " + quoted(key) + ": " + std::strerror(e));
+  // Page-locked, the region is what a GPU instance copies from, with no
+  // staging copy into its own pinned buffer (tens of MB a second for
+  // image models); without a GPU, or when the driver declines, it is not.
+  const bool pinned = cuda_device_count() > 0 && pin_host_memory(map, map_size, !writable);
   auto region = std::make_shared<SharedMemoryRegion>(name, key, offset, byte_size, map, map_size,
-                                                     static_cast<uint8_t*>(map) + (offset - start), writable);
+                                                     static_cast<uint8_t*>(map) + (offset - start), writable, pinned);
   std::lock_guard<std::mutex> lock(mutex_);
   // Another registration of the name may have won while this one mapped.
   if (!regions_.emplace(name, std::move(region)).second)
@@ -138,7 +149,8 @@ ServeStatus input_from_shared_memory(const SharedMemoryRegistry& registry, const
   if (byte_size != need)
     return invalid(where + ": shared_memory_byte_size " + std::to_string(byte_size) +
                    " but the shape and datatype need " + std::to_string(need) + " bytes");
-  t.set_view(at, static_cast<size_t>(byte_size), std::move(mem));
+  const bool pinned = mem->pinned();
+  t.set_view(at, static_cast<size_t>(byte_size), std::move(mem), pinned);
   return ServeStatus::success();
 }
 

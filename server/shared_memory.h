@@ -22,7 +22,7 @@ namespace kiln::server {
 class SharedMemoryRegion {
  public:
   SharedMemoryRegion(std::string name, std::string key, uint64_t offset, uint64_t byte_size, void* map, size_t map_size,
-                     uint8_t* base, bool writable);
+                     uint8_t* base, bool writable, bool pinned);
   ~SharedMemoryRegion();
   SharedMemoryRegion(const SharedMemoryRegion&) = delete;
   SharedMemoryRegion& operator=(const SharedMemoryRegion&) = delete;
@@ -32,6 +32,8 @@ class SharedMemoryRegion {
   uint64_t offset() const { return offset_; }
   uint64_t byte_size() const { return byte_size_; }
   bool writable() const { return writable_; }
+  // Page-locked for the GPU (registered with CUDA while mapped).
+  bool pinned() const { return pinned_; }
   // The region's first byte (the object's byte `offset`).
   uint8_t* base() const { return base_; }
 
@@ -42,6 +44,7 @@ class SharedMemoryRegion {
   size_t map_size_;
   uint8_t* base_;
   bool writable_;
+  bool pinned_;
 };
 
 // What status reports of a region.
