@@ -1,31 +1,31 @@
 // kiln::FusedConv's channels-last implicit GEMM on tensor cores (tactic
 // "kiln_igemm"). The GEMM: M = N * OH * OW output pixels, N = Cout,
-// K = KH * KW * Cin ordered (kh, kw, cin) as w [Cout, KH, KW, Cin] is: A's row
+// K = KH * KW * Cin ordered (kh, kw, cin) as in w [Cout, KH, KW, Cin]: A's row
 // for pixel (n, oh, ow) is x[n, oh + kh - pt, ow + kw - pl, :] per tap (zeros
-// in the padding), B is w's rows.
+// in the padding), B's columns are w's rows.
 //
-// Why the first kernel (stem_conv_simple_kernel below, kept for layers whose
-// weights and tiles do not fit in shared memory) ran at ~1/5 of memory speed
-// on the stems (H100, batch 128): a block of 4 warps took 64 pixels x Cout
-// and walked K one tap (16 channels) at a time: load a 64 x 16 slice of x
-// and a 16 x Cout slice of w with plain loads, __syncthreads, one WMMA per
-// 16 x 16 output fragment, __syncthreads. So (1) every K step is a full
+// Why the first kernel (stem_conv_kernel below, kept for layers whose weights
+// and tiles do not fit in shared memory) ran at ~1/5 of memory speed on the
+// stems (H100, batch 128): a block of 4 warps took 64 pixels x Cout and
+// walked K one tap (16 channels) at a time: load a 64 x 16 slice of x and a
+// 16 x Cout slice of w with plain loads, __syncthreads, one WMMA per 16 x 16
+// output fragment, __syncthreads. So (1) every K step is a full
 // global-memory round trip with nothing else in flight (no prefetch; 2 KB of
 // x per block per step, and 40 KB of static shared memory and 120-126
 // registers (cuobjdump) allow 4 blocks per SM: ~1 MB in flight on the GPU,
-// where HBM needs ~3 MB); (2) each input pixel is loaded once per tap (4x for MobileNetV2's
-// 2x2, 16x for ResNet-50's 4x4 through L1/L2) and the whole weight matrix
-// once per 64 pixels (ResNet-50: 32 KB per block, 25088 blocks, 0.8 GB of L2
-// traffic); (3) 4 to 16 tiny K steps of 64 pixels leave the tensor cores and
-// the LSU idle between barriers. The loads were 16-byte and coalesced and the
-// epilogue's 16-byte stores along Cout were fine; only the ~34 KB float
-// epilogue tile cost occupancy.
+// where HBM needs ~3 MB); (2) each input pixel is loaded once per tap (4x
+// for MobileNetV2's 2x2, 16x for ResNet-50's 4x4, through L1/L2) and the
+// whole weight matrix once per 64 pixels (ResNet-50: 32 KB per block, 25088
+// blocks, 0.8 GB of L2 traffic); (3) 4 to 16 tiny K steps of 64 pixels leave
+// the tensor cores and the LSU idle between barriers. The loads were 16-byte
+// and coalesced and the epilogue's 16-byte stores along Cout were fine; the
+// ~34 KB float epilogue tile only cost occupancy.
 //
 // The kernel now (stem_igemm_kernel): persistent blocks of 4 warps (a grid of
 // SMs x resident blocks) each stage the whole weight matrix [Cout][K] in
 // shared memory ONCE, then loop over output tiles of TH rows x TW = 16 * TWS
-// columns (TH * TWS = 4 warps x MA fragments of 16 pixels, MA = 128 / Cout so
-// a warp holds 64 float accumulators): the tile's input halo
+// columns (TH * TWS = 4 warps x MA fragments of 16 pixels, MA = 8 / (Cout /
+// 16), so a warp holds at most 64 float accumulators): the tile's input halo
 // (TH + KH - 1) x (TW + KW - 1) x Cin is fetched ONCE with 16-byte cp.async
 // (zero fill in the padding), double-buffered so the next tile's halo loads
 // while this one computes and stores. Each warp runs mma.sync m16n8k16 over K
@@ -34,7 +34,9 @@
 // Cin + 8 and K + 8 halves keep ldmatrix free of bank conflicts. The epilogue
 // (bias, residual, activation, one rounding) goes through a 16-pixel x Cout
 // staging tile per warp, so y is written 16 bytes at a time as whole
-// contiguous rows of Cout pixels.
+// contiguous rows of Cout pixels. MobileNetV2's stem: 16 x 16-pixel tiles,
+// 37 KB of shared memory and 128 registers, 4 blocks per SM; ResNet-50's:
+// 8 x 16 tiles, 63 KB, 3 blocks per SM.
 #include <mma.h>
 
 #include <algorithm>
