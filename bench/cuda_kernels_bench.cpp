@@ -1,7 +1,7 @@
 // A benchmark, not a test: times kiln's CUDA kernels with CUDA events (warm-up,
 // then the median of many runs) and prints achieved bandwidth or throughput
 // against the H100 SXM's peaks (~3.35 TB/s HBM3, ~990 TFLOP/s dense fp16).
-// Usage: kiln_cuda_bench [--runs N] [--only memory|gather|pad|se|matmul]
+// Usage: kiln_cuda_bench [--runs N] [--only memory|gather|pad|se|stem|matmul]
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +19,7 @@
 #include "backends/cuda/kernels/pool.cuh"
 #include "backends/cuda/kernels/reduce.cuh"
 #include "backends/cuda/kernels/softmax.cuh"
+#include "backends/cuda/kernels/stem_conv.cuh"
 #include "ir/tensor.h"
 
 namespace kiln::cuda {
@@ -224,6 +225,47 @@ void bench_squeeze_excitation(cudaStream_t s) {
   report_bw("EfficientNet-B0 b128: 17 GlobalAveragePools", gap_total + head_ms, bytes_total + head * 2.0);
 }
 
+// The three stems space_to_depth_stem leaves at batch 128 f16 (channels
+// last, pads 0), through kiln_igemm (launch_stem_conv): its persistent kernel
+// and, for comparison, the simple one it replaced (StemConvTestHooks). GB/s
+// counts x, w and y once; TFLOP/s the 2 * M * K * Cout of the convolution.
+void bench_stem(cudaStream_t s) {
+  struct Stem {
+    const char* name;
+    int64_t in, k, cout;
+    EpilogueActivation act;
+  };
+  const Stem stems[] = {{"MobileNetV2 2x2x16->32 Clip", 113, 2, 32, EpilogueActivation::kClip},
+                        {"EfficientNet-B0 2x2x16->32 Silu", 113, 2, 32, EpilogueActivation::kSilu},
+                        {"ResNet-50 4x4x16->64 Relu", 115, 4, 64, EpilogueActivation::kRelu}};
+  const int64_t n = 128, cin = 16;
+  for (const Stem& st : stems) {
+    const int64_t out = st.in - st.k + 1;
+    const int64_t xs = n * st.in * st.in * cin, ws = st.cout * st.k * st.k * cin, ys = n * out * out * st.cout;
+    DeviceBuffer x = filled(xs * 2), w = filled(ws * 2), b = filled(st.cout * 2), y = filled(ys * 2);
+    fill_random(x, DType::kF16, xs);
+    fill_random(w, DType::kF16, ws);
+    fill_random(b, DType::kF16, st.cout);
+    StemConvParams p;
+    p.dtype = DType::kF16;
+    p.g.batch = n, p.g.in_channels = cin, p.g.out_channels = st.cout;
+    p.g.in[1] = p.g.in[2] = st.in, p.g.out[1] = p.g.out[2] = out, p.g.kernel[1] = p.g.kernel[2] = st.k;
+    p.x = x.data(), p.w = w.data(), p.bias = b.data(), p.y = y.data();
+    p.act = st.act, p.lo = 0.f, p.hi = 6.f;
+    const double bytes = 2.0 * (xs + ws + ys), flops = 2.0 * n * out * out * st.cout * st.k * st.k * cin;
+    for (bool simple : {true, false}) {
+      StemConvTestHooks hooks;
+      hooks.simple_only = simple;
+      set_stem_conv_test_hooks(hooks);
+      const double ms = median_ms([&] { return launch_stem_conv(p, s); }, s);
+      const std::string name = std::string(simple ? "simple " : "kiln_igemm ") + st.name;
+      report_bw(name, ms, bytes);
+      report_flops(name, ms, flops);
+    }
+    set_stem_conv_test_hooks({});
+  }
+}
+
 void bench_matmul(cudaStream_t s) {
   auto lt = CublasLt::create();
   const size_t ws = 32 << 20;
@@ -279,6 +321,7 @@ int main(int argc, char** argv) {
   if (wanted("gather")) bench_gather(stream->get());
   if (wanted("pad")) bench_pad(stream->get());
   if (wanted("se")) bench_squeeze_excitation(stream->get());
+  if (wanted("stem")) bench_stem(stream->get());
   if (wanted("matmul")) bench_matmul(stream->get());
   return 0;
 }

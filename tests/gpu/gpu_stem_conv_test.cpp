@@ -5,11 +5,15 @@
 // 3x3 pad 1 with Cin 32, Cout 48 whose 63 pixels are not a multiple of the
 // 64-pixel tile; with and without bias and residual; activations none, Relu,
 // Clip 0..6, Silu; f16 and bf16 within 1e-2 relative to |cpu| + the
-// convolution's magnitude. Also the kernel on its own (so a tactic that fell
-// back to cuDNN cannot hide it): asymmetric pads, y, bias and z 16-byte
-// aligned (vector epilogue) or not (one element at a time), and a misaligned
-// x declined. Which layers are offered the tactic is
-// tests/unit/cuda_stem_conv_tactic_test.cpp's.
+// convolution's magnitude. More cases cover the persistent kernel's paths:
+// Cout 16 to 128, Cin 16 and 32, 1 to 16 taps, pads on each side, outputs
+// that end inside a tile, and a layer too large for it (the simple kernel);
+// a capped grid makes every block loop over many tiles (double-buffered
+// halos), and the simple kernel is checked on its own too. Also the kernel
+// on its own (so a tactic that fell back to cuDNN cannot hide it):
+// asymmetric pads, y, bias and z 16-byte aligned (vector epilogue) or not
+// (one element at a time), and a misaligned x declined. Which layers are
+// offered the tactic is tests/unit/cuda_stem_conv_tactic_test.cpp's.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -41,6 +45,24 @@ std::vector<StemCase> stem_cases() {
       {"ResNet stem 4x4 Cin 16 Cout 64", {2, 19, 19, 16}, {64, 4, 4, 16}, {2, 16, 16, 64}, {}},
       {"2x2 Cin 16 Cout 32", {2, 9, 10, 16}, {32, 2, 2, 16}, {2, 8, 9, 32}, {}},
       {"3x3 pad 1 Cin 32 Cout 48", {1, 7, 9, 32}, {48, 3, 3, 32}, {1, 7, 9, 48}, {{"pads", ints({1, 1, 1, 1})}}},
+      // 37 columns in 64-column tiles: 16-pixel fragments full, partial (5) and empty.
+      {"1x1 Cin 16 Cout 16", {2, 5, 37, 16}, {16, 1, 1, 16}, {2, 5, 37, 16}, {}},
+      // Pads on each side, 3 taps in one dimension only.
+      {"3x1 pads (1,0,2,0) Cin 16 Cout 64",
+       {1, 20, 17, 16},
+       {64, 3, 1, 16},
+       {1, 21, 17, 64},
+       {{"pads", ints({1, 0, 2, 0})}}},
+      {"4x4 pads (2,1,0,3) Cin 32 Cout 128",
+       {1, 11, 13, 32},
+       {128, 4, 4, 32},
+       {1, 10, 14, 128},
+       {{"pads", ints({2, 1, 0, 3})}}},
+      // 9 output rows of a 16-row tile: halo rows past the image are zeros.
+      {"4x4 pad 3 Cin 16 Cout 16", {1, 6, 40, 16}, {16, 4, 4, 16}, {1, 9, 43, 16}, {{"pads", ints({3, 3, 3, 3})}}},
+      {"2x2 Cin 32 Cout 96", {2, 6, 19, 32}, {96, 2, 2, 32}, {2, 5, 18, 96}, {}},
+      // Weights of 128 x 1024 halves do not fit in shared memory: the simple kernel.
+      {"1x1 Cin 1024 Cout 128", {1, 3, 5, 1024}, {128, 1, 1, 1024}, {1, 3, 5, 128}, {}},
   };
 }
 
@@ -96,8 +118,34 @@ TEST_F(GpuTest, StemConvKilnIgemmMatchesCpuWithAndWithoutBiasAndResidual) {
     }
 }
 
+// Every case with the persistent grid capped at 1 and at 3 blocks (so each
+// block takes many tiles, alternating its two halo buffers, and the last
+// round is partial), then with the simple kernel only.
+TEST_F(GpuTest, StemConvKilnIgemmMatchesCpuWithFewBlocksAndWithTheSimpleKernel) {
+  const Activation clip{"Clip", {0.f, 6.f}};
+  for (const cuda::StemConvTestHooks& hooks :
+       {cuda::StemConvTestHooks{1, false}, cuda::StemConvTestHooks{3, false}, cuda::StemConvTestHooks{0, true}}) {
+    cuda::set_stem_conv_test_hooks(hooks);
+    for (const StemCase& c : stem_cases())
+      for (DType t : kHalfTypes) check_stem(c, t, clip, true, true);
+  }
+  cuda::set_stem_conv_test_hooks({});
+}
+
+// A batch of many tiles on the full grid: [6, 35, 50, 16] 4x4 -> 64
+// ([6, 32, 47, 64]: 4 x 3 tiles of 8 x 16 per image, the last column tile
+// partial) and 2x2 -> 32.
+TEST_F(GpuTest, StemConvKilnIgemmMatchesCpuOnManyTiles) {
+  const StemCase cases[] = {
+      {"4x4 Cin 16 Cout 64 batch 6", {6, 35, 50, 16}, {64, 4, 4, 16}, {6, 32, 47, 64}, {}},
+      {"2x2 Cin 16 Cout 32 batch 6", {6, 35, 50, 16}, {32, 2, 2, 16}, {6, 34, 49, 32}, {}},
+  };
+  for (const StemCase& c : cases)
+    for (DType t : kHalfTypes) check_stem(c, t, {"Silu", {}}, true, false);
+}
+
 // The kernel on its own: x [1, 7, 9, 32], w [48, 3, 3, 32], pads (1, 0, 2, 1)
-// -> y [1, 8, 8, 48] (64 pixels: one full tile), Relu with bias and z;
+// -> y [1, 8, 8, 48] (one tile of the persistent kernel), Relu with bias and z;
 // y, bias and z shifted by `shift` elements from their allocation (0: the
 // 16-byte epilogue, 1: one element at a time). Both must give the CPU's result.
 TEST_F(GpuTest, StemConvKernelMatchesCpuAlignedAndNot) {

@@ -1,19 +1,50 @@
 // kiln::FusedConv's channels-last implicit GEMM on tensor cores (tactic
 // "kiln_igemm"). The GEMM: M = N * OH * OW output pixels, N = Cout,
-// K = KH * KW * Cin ordered (kh, kw, cin), so one K step of 16 is one tap and
-// 16 consecutive input channels: A's row for pixel (n, oh, ow) is
-// x[n, oh + kh - pt, ow + kw - pl, c0:c0 + 16] (zeros where the tap falls in
-// the padding) and B is w[co, kh, kw, c0:c0 + 16], a column-major 16 x Cout
-// matrix. A block of 4 warps takes 64 consecutive pixels (flattened over
-// N * OH * OW, so a tile may span rows and images) and every output channel:
-// per K step it stages A (64 x 16) and B (16 x Cout) in shared memory and each
-// warp multiplies its 16 pixels into Cout / 16 float accumulator fragments
-// (WMMA 16x16x16). The epilogue goes through shared memory (float) and adds
-// bias and residual, activates, rounds once and writes 8 channels at a time.
+// K = KH * KW * Cin ordered (kh, kw, cin) as in w [Cout, KH, KW, Cin]: A's row
+// for pixel (n, oh, ow) is x[n, oh + kh - pt, ow + kw - pl, :] per tap (zeros
+// in the padding), B's columns are w's rows.
+//
+// Why the first kernel (stem_conv_kernel below, kept for layers whose weights
+// and tiles do not fit in shared memory) ran at ~1/5 of memory speed on the
+// stems (H100, batch 128): a block of 4 warps took 64 pixels x Cout and
+// walked K one tap (16 channels) at a time: load a 64 x 16 slice of x and a
+// 16 x Cout slice of w with plain loads, __syncthreads, one WMMA per 16 x 16
+// output fragment, __syncthreads. So (1) every K step is a full
+// global-memory round trip with nothing else in flight (no prefetch; 2 KB of
+// x per block per step, and 40 KB of static shared memory and 120-126
+// registers (cuobjdump) allow 4 blocks per SM: ~1 MB in flight on the GPU,
+// where HBM needs ~3 MB); (2) each input pixel is loaded once per tap (4x
+// for MobileNetV2's 2x2, 16x for ResNet-50's 4x4, through L1/L2) and the
+// whole weight matrix once per 64 pixels (ResNet-50: 32 KB per block, 25088
+// blocks, 0.8 GB of L2 traffic); (3) 4 to 16 tiny K steps of 64 pixels leave
+// the tensor cores and the LSU idle between barriers. The loads were 16-byte
+// and coalesced and the epilogue's 16-byte stores along Cout were fine; the
+// ~34 KB float epilogue tile only cost occupancy.
+//
+// The kernel now (stem_igemm_kernel): persistent blocks of 4 warps (a grid of
+// SMs x resident blocks) each stage the whole weight matrix [Cout][K] in
+// shared memory ONCE, then loop over output tiles of TH rows x TW = 16 * TWS
+// columns (TH * TWS = 4 warps x MA fragments of 16 pixels, MA = 8 / (Cout /
+// 16), so a warp holds at most 64 float accumulators): the tile's input halo
+// (TH + KH - 1) x (TW + KW - 1) x Cin is fetched ONCE with 16-byte cp.async
+// (zero fill in the padding), double-buffered so the next tile's halo loads
+// while this one computes and stores. Each warp runs mma.sync m16n8k16 over K
+// with A read by ldmatrix straight from the halo (implicit im2col: a tap is
+// an offset into the halo) and B by ldmatrix from the staged weights; rows of
+// Cin + 8 and K + 8 halves keep ldmatrix free of bank conflicts. The epilogue
+// (bias, residual, activation, one rounding) goes through a 16-pixel x Cout
+// staging tile per warp, so y is written 16 bytes at a time as whole
+// contiguous rows of Cout pixels. MobileNetV2's stem: 16 x 16-pixel tiles,
+// 37 KB of shared memory and 128 registers, 4 blocks per SM; ResNet-50's:
+// 8 x 16 tiles, 63 KB, 3 blocks per SM.
 #include <mma.h>
 
+#include <algorithm>
 #include <climits>
+#include <cstdint>
+#include <type_traits>
 
+#include "backends/cuda/cuda_status.h"
 #include "backends/cuda/kernels/common.cuh"
 #include "backends/cuda/kernels/conv_activation.cuh"
 #include "backends/cuda/kernels/stem_conv.cuh"
@@ -38,6 +69,8 @@ struct StemShape {
   int m;  // N * OH * OW output pixels
   int k;  // KH * KW * Cin: one output channel's weights
 };
+
+// ---- stem_conv_kernel (the simple one) -----------------------------------
 
 // A block per 64 output pixels; `vec_out`: y, bias and z are 16-byte aligned.
 template <typename T>
@@ -150,8 +183,226 @@ __global__ void __launch_bounds__(kThreads)
 #endif
 }
 
+// ---- stem_igemm_kernel ----------------------------------------------------
+
+constexpr int kIgemmWarps = 4;
+constexpr int kIgemmThreads = kIgemmWarps * 32;
+constexpr int kPad = 8;  // halves added to every shared row: ldmatrix without bank conflicts
+
+// The persistent kernel's geometry (stem_conv_fits bounds every index).
+struct IgemmShape {
+  int h, w, cin, oh, ow, kh, kw, ph, pw;
+  int k;        // KH * KW * Cin
+  int ks;       // K + kPad: a weight row's stride in shared memory
+  int cins;     // Cin + kPad: a halo pixel's stride
+  int th, tws;  // the tile: th output rows x tws * 16 columns
+  int hr, hc;   // its halo: th + KH - 1 rows x tws * 16 + KW - 1 columns
+  int halo;     // hr * hc * cins elements
+  int tiles_w, tiles_h, tiles;
+};
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16 bytes global -> shared, asynchronously; zeros when !valid (src unread).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+
+// Four 8x8 b16 matrices; lane l gives the address of row l % 8 of matrix l / 8.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_u32(p)));
+}
+
+// c += a (16x16, row) * b (16x8, col) in float.
 template <typename T>
-Status launch_typed(const StemConvParams& p, cudaStream_t stream) {
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, __half>) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+// Tile t's image and first output row and column (tiles run along W, then H,
+// then N).
+__device__ __forceinline__ void tile_origin(const IgemmShape& s, int t, int& n, int& oh0, int& ow0) {
+  const int tw = t % s.tiles_w, r = t / s.tiles_w;
+  oh0 = (r % s.tiles_h) * s.th;
+  n = r / s.tiles_h;
+  ow0 = tw * s.tws * 16;
+}
+
+// Issues tile t's halo into `dst` ([hr][hc][cins]): a thread per 16 bytes,
+// consecutive threads along a halo row, which is contiguous in x.
+template <typename T>
+__device__ __forceinline__ void load_halo(const T* __restrict__ x, const IgemmShape& s, int t, T* dst) {
+  int n, oh0, ow0;
+  tile_origin(s, t, n, oh0, ow0);
+  const int chunks = s.cin / 8, ih0 = oh0 - s.ph, iw0 = ow0 - s.pw;
+  const int total = s.hr * s.hc * chunks;
+  const T* xn = x + static_cast<size_t>(n) * s.h * s.w * s.cin;
+  for (int i = threadIdx.x; i < total; i += kIgemmThreads) {
+    const int pix = i / chunks, q = i - pix * chunks;
+    const int r = pix / s.hc, c = pix - r * s.hc;
+    const int ih = ih0 + r, iw = iw0 + c;
+    const bool inside = ih >= 0 && ih < s.h && iw >= 0 && iw < s.w;
+    const T* src = inside ? xn + (static_cast<size_t>(ih) * s.w + iw) * s.cin + q * 8 : x;
+    cp_async16(dst + pix * s.cins + q * 8, src, inside);
+  }
+}
+
+// Shared memory: w [Cout][ks], bias [Cout] float, 2 halos, a staging tile
+// [16][Cout + kPad] per warp.
+template <typename T>
+size_t igemm_smem_bytes(const IgemmShape& s, int cout) {
+  return sizeof(T) * (static_cast<size_t>(cout) * s.ks + 2 * static_cast<size_t>(s.halo) +
+                      static_cast<size_t>(kIgemmWarps) * 16 * (cout + kPad)) +
+         sizeof(float) * cout;
+}
+
+// NB = Cout / 16; MA = 8 / NB fragments of 16 pixels per warp. `vec_out`: y is
+// 16-byte aligned. Each block: gridDim.x-strided tiles from blockIdx.x.
+template <typename T, int NB>
+__global__ void __launch_bounds__(kIgemmThreads)
+    stem_igemm_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
+                      const T* __restrict__ z, T* __restrict__ y, IgemmShape s, bool vec_out, EpilogueActivation act,
+                      float lo, float hi) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();  // bf16 mma and cp.async need sm_80: launch_stem_conv declines older devices
+#else
+  constexpr int kMa = 8 / NB;
+  constexpr int kCout = NB * 16;
+  constexpr int kCs = kCout + kPad;   // a staging row's stride
+  constexpr int kChunks = kCout / 8;  // 16-byte pieces of an output pixel
+  using P = Pack<T, 8>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* sw = reinterpret_cast<T*>(smem);
+  float* sbias = reinterpret_cast<float*>(sw + kCout * s.ks);
+  T* halos = reinterpret_cast<T*>(sbias + kCout);
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  T* stage = halos + 2 * s.halo + warp * 16 * kCs;
+
+  // The weights once (in the first cp.async group, with the first halo).
+  const int wchunks = s.k / 8;
+  for (int i = tid; i < kCout * wchunks; i += kIgemmThreads) {
+    const int co = i / wchunks, q = i - co * wchunks;
+    cp_async16(sw + co * s.ks + q * 8, w + static_cast<size_t>(co) * s.k + q * 8, true);
+  }
+  for (int i = tid; i < kCout; i += kIgemmThreads) sbias[i] = bias ? to_float(bias[i]) : 0.f;
+
+  // The lane's ldmatrix rows: A (fragment i: tile row fr, columns
+  // fc .. + 15; lane l gives pixel l % 16, channels (l / 16) * 8 ..) and B
+  // (output channel (l % 8) + (l / 16) * 8 of a 16-channel group, K offset
+  // ((l / 8) % 2) * 8).
+  int a_off[kMa];
+#pragma unroll
+  for (int i = 0; i < kMa; ++i) {
+    const int f = warp * kMa + i, fr = f / s.tws, fc = (f - fr * s.tws) * 16;
+    a_off[i] = (fr * s.hc + fc + lane % 16) * s.cins + (lane / 16) * 8;
+  }
+  const int b_off = (lane % 8 + (lane / 16) * 8) * s.ks + ((lane / 8) % 2) * 8;
+
+  int t = blockIdx.x, buf = 0;
+  if (t < s.tiles) load_halo(x, s, t, halos);
+  cp_async_commit();
+  for (; t < s.tiles; t += gridDim.x, buf ^= 1) {
+    const int next = t + gridDim.x;
+    if (next < s.tiles) load_halo(x, s, next, halos + (buf ^ 1) * s.halo);
+    cp_async_commit();  // possibly empty: the wait below is the same every iteration
+    cp_async_wait_all_but_one();
+    __syncthreads();  // this tile's halo (and the weights, bias) visible to every warp
+
+    const T* hb = halos + buf * s.halo;
+    float acc[kMa][2 * NB][4];
+#pragma unroll
+    for (int i = 0; i < kMa; ++i)
+#pragma unroll
+      for (int j = 0; j < 2 * NB; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+    int kk = 0;  // (kh, kw, c0)'s offset in a weight row
+    for (int kh = 0; kh < s.kh; ++kh) {
+      for (int kw = 0; kw < s.kw; ++kw) {
+        const T* tap = hb + (kh * s.hc + kw) * s.cins;
+        for (int c0 = 0; c0 < s.cin; c0 += 16, kk += 16) {
+          uint32_t a[kMa][4];
+#pragma unroll
+          for (int i = 0; i < kMa; ++i) ldmatrix_x4(a[i], tap + a_off[i] + c0);
+#pragma unroll
+          for (int j = 0; j < NB; ++j) {
+            uint32_t b[4];
+            ldmatrix_x4(b, sw + b_off + j * 16 * s.ks + kk);
+#pragma unroll
+            for (int i = 0; i < kMa; ++i) {
+              mma16816<T>(acc[i][2 * j], a[i], b[0], b[1]);
+              mma16816<T>(acc[i][2 * j + 1], a[i], b[2], b[3]);
+            }
+          }
+        }
+      }
+    }
+
+    // The epilogue, a fragment (16 pixels of one output row) at a time: the
+    // lane holds rows lane / 4 and + 8, channels 8 * j + 2 * (lane % 4) + 0, 1.
+    int n, oh0, ow0;
+    tile_origin(s, t, n, oh0, ow0);
+#pragma unroll
+    for (int i = 0; i < kMa; ++i) {
+      const int f = warp * kMa + i, fr = f / s.tws, fc = (f - fr * s.tws) * 16;
+      const int oh = oh0 + fr, owb = ow0 + fc;
+      const int live = oh < s.oh ? min(16, max(0, s.ow - owb)) : 0;  // pixels of the fragment inside y
+      const size_t pix0 = (static_cast<size_t>(n) * s.oh + oh) * s.ow + owb;
+#pragma unroll
+      for (int j = 0; j < 2 * NB; ++j) {
+        const int c = j * 8 + (lane % 4) * 2;
+#pragma unroll
+        for (int hlf = 0; hlf < 2; ++hlf) {
+          const int row = lane / 4 + hlf * 8;
+          float v0 = acc[i][j][2 * hlf] + sbias[c], v1 = acc[i][j][2 * hlf + 1] + sbias[c + 1];
+          if (z && row < live) {
+            const T* zp = z + (pix0 + row) * kCout + c;
+            v0 += to_float(zp[0]), v1 += to_float(zp[1]);
+          }
+          stage[row * kCs + c] = from_float<T>(conv_activate(v0, act, lo, hi));
+          stage[row * kCs + c + 1] = from_float<T>(conv_activate(v1, act, lo, hi));
+        }
+      }
+      __syncwarp();
+      // The fragment's live pixels are contiguous in y: 16 bytes per lane.
+      for (int q = lane; q < live * kChunks; q += 32) {
+        const int row = q / kChunks, piece = q % kChunks;
+        const T* sp = stage + row * kCs + piece * 8;
+        T* yp = y + (pix0 + row) * kCout + piece * 8;
+        if (vec_out) {
+          *reinterpret_cast<P*>(yp) = *reinterpret_cast<const P*>(sp);
+        } else {
+#pragma unroll
+          for (int e = 0; e < 8; ++e) yp[e] = sp[e];
+        }
+      }
+      __syncwarp();  // the staging tile is rewritten by the next fragment
+    }
+    __syncthreads();  // every warp is done with halo `buf`, refilled next iteration
+  }
+#endif
+}
+
+template <typename T>
+Status launch_simple(const StemConvParams& p, cudaStream_t stream) {
   const WindowGeometry& g = p.g;
   StemShape s;
   s.h = static_cast<int>(g.in[1]), s.w = static_cast<int>(g.in[2]);
@@ -168,6 +419,101 @@ Status launch_typed(const StemConvParams& p, cudaStream_t stream) {
                                                        static_cast<const T*>(p.bias), static_cast<const T*>(p.z),
                                                        static_cast<T*>(p.y), s, vec_out, p.act, p.lo, p.hi);
   return last_launch_status("stem_conv_kernel");
+}
+
+// The persistent kernel's tile for g: 4 warps x (8 / NB) fragments of 16
+// pixels as th rows x tws * 16 columns, tws the power of two that pads the
+// output plane least (the narrower on a tie: a squarer halo).
+IgemmShape igemm_shape(const WindowGeometry& g) {
+  IgemmShape s;
+  s.h = static_cast<int>(g.in[1]), s.w = static_cast<int>(g.in[2]);
+  s.cin = static_cast<int>(g.in_channels);
+  s.oh = static_cast<int>(g.out[1]), s.ow = static_cast<int>(g.out[2]);
+  s.kh = static_cast<int>(g.kernel[1]), s.kw = static_cast<int>(g.kernel[2]);
+  s.ph = static_cast<int>(g.pad_begin[1]), s.pw = static_cast<int>(g.pad_begin[2]);
+  s.k = s.kh * s.kw * s.cin;
+  s.ks = s.k + kPad, s.cins = s.cin + kPad;
+  const int frags = kIgemmWarps * (8 / static_cast<int>(g.out_channels / 16));
+  int64_t best = -1;
+  for (int tws = 1; tws <= frags; tws *= 2) {
+    const int64_t th = frags / tws, tw = 16 * tws;
+    const int64_t padded = (s.oh + th - 1) / th * th * ((s.ow + tw - 1) / tw * tw);
+    if (best < 0 || padded < best) best = padded, s.tws = tws;
+  }
+  s.th = frags / s.tws;
+  s.hr = s.th + s.kh - 1, s.hc = 16 * s.tws + s.kw - 1;
+  s.halo = s.hr * s.hc * s.cins;
+  s.tiles_w = (s.ow + 16 * s.tws - 1) / (16 * s.tws);
+  s.tiles_h = (s.oh + s.th - 1) / s.th;
+  s.tiles = static_cast<int>(g.batch) * s.tiles_w * s.tiles_h;
+  return s;
+}
+
+StemConvTestHooks g_test_hooks;
+
+struct DeviceLimits {
+  int major = 0, sms = 0, smem_optin = 0;
+};
+
+// Asked once per process, not on every launch (engines are built for one
+// compute capability, so every device a process runs them on has it).
+const DeviceLimits& device_limits() {
+  static const DeviceLimits limits = [] {
+    DeviceLimits l;
+    int device = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&l.major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&l.sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&l.smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess)
+      return DeviceLimits{};
+    return l;
+  }();
+  return limits;
+}
+
+// Launches stem_igemm_kernel<T, NB> on a grid of resident blocks; `launched`
+// false (and ok) where its shared memory does not fit, for the simple kernel.
+template <typename T, int NB>
+Status launch_igemm(const StemConvParams& p, const IgemmShape& s, cudaStream_t stream, bool& launched) {
+  launched = false;
+  const DeviceLimits& d = device_limits();
+  const size_t smem = igemm_smem_bytes<T>(s, NB * 16);
+  if (smem > static_cast<size_t>(d.smem_optin)) return Status::ok();
+  auto kernel = stem_igemm_kernel<T, NB>;
+  if (smem > 48 * 1024) {
+    KILN_CUDA_RETURN_IF_ERROR(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  }
+  int per_sm = 0;
+  KILN_CUDA_RETURN_IF_ERROR(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kIgemmThreads, smem));
+  if (per_sm < 1) return Status::ok();
+  int64_t resident = static_cast<int64_t>(per_sm) * d.sms;
+  if (g_test_hooks.max_blocks > 0) resident = std::min<int64_t>(resident, g_test_hooks.max_blocks);
+  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(s.tiles, resident));
+  kernel<<<grid, kIgemmThreads, smem, stream>>>(static_cast<const T*>(p.x), static_cast<const T*>(p.w),
+                                                static_cast<const T*>(p.bias), static_cast<const T*>(p.z),
+                                                static_cast<T*>(p.y), s, aligned16(p.y), p.act, p.lo, p.hi);
+  launched = true;
+  return last_launch_status("stem_igemm_kernel");
+}
+
+template <typename T>
+Status launch_typed(const StemConvParams& p, cudaStream_t stream) {
+  if (g_test_hooks.simple_only) return launch_simple<T>(p, stream);
+  const IgemmShape s = igemm_shape(p.g);
+  bool launched = false;
+  switch (p.g.out_channels / 16) {
+    case 1: KILN_RETURN_IF_ERROR((launch_igemm<T, 1>(p, s, stream, launched))); break;
+    case 2: KILN_RETURN_IF_ERROR((launch_igemm<T, 2>(p, s, stream, launched))); break;
+    case 3: KILN_RETURN_IF_ERROR((launch_igemm<T, 3>(p, s, stream, launched))); break;
+    case 4: KILN_RETURN_IF_ERROR((launch_igemm<T, 4>(p, s, stream, launched))); break;
+    case 5: KILN_RETURN_IF_ERROR((launch_igemm<T, 5>(p, s, stream, launched))); break;
+    case 6: KILN_RETURN_IF_ERROR((launch_igemm<T, 6>(p, s, stream, launched))); break;
+    case 7: KILN_RETURN_IF_ERROR((launch_igemm<T, 7>(p, s, stream, launched))); break;
+    default: KILN_RETURN_IF_ERROR((launch_igemm<T, 8>(p, s, stream, launched))); break;
+  }
+  if (launched) return Status::ok();
+  return launch_simple<T>(p, stream);
 }
 
 }  // namespace
@@ -188,6 +534,8 @@ bool stem_conv_fits(DType dtype, const WindowGeometry& g) {
          g.batch * g.out_size() * g.out_channels < limit;
 }
 
+void set_stem_conv_test_hooks(const StemConvTestHooks& hooks) { g_test_hooks = hooks; }
+
 Status launch_stem_conv(const StemConvParams& p, cudaStream_t stream) {
   if (!stem_conv_fits(p.dtype, p.g))
     return unsupported(
@@ -196,15 +544,7 @@ Status launch_stem_conv(const StemConvParams& p, cudaStream_t stream) {
         dtype_name(p.dtype));
   if (!aligned16(p.x) || !aligned16(p.w)) return invalid_argument("implicit-GEMM conv: x or w not 16-byte aligned");
   if (p.g.batch * p.g.out_size() == 0) return Status::ok();
-  // Asked once per process, not on every launch (engines are built for one
-  // compute capability, so every device a process runs them on has it).
-  static const int major = [] {
-    int device = 0, cc = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess)
-      return 0;
-    return cc;
-  }();
+  const int major = device_limits().major;
   if (major < 8) return unsupported("implicit-GEMM conv: compute capability {}.x (bf16 tensor cores need 8.0)", major);
   if (p.dtype == DType::kF16) return launch_typed<__half>(p, stream);
   return launch_typed<__nv_bfloat16>(p, stream);

@@ -28,7 +28,19 @@ using StemConvParams = FusedConvOperands;  // f16 or bf16
 // enough for 32-bit pixel indexing.
 bool stem_conv_fits(DType dtype, const WindowGeometry& g);
 
-// Needs no workspace.
+// Needs no workspace. Runs the persistent kernel (stem_conv.cu's header says
+// how it works) where its weights and tiles fit in shared memory, else the
+// simple one.
 Status launch_stem_conv(const StemConvParams& p, cudaStream_t stream);
+
+// For tests and kiln_cuda_bench only (process-wide, not thread-safe; the
+// defaults restore normal launches): `max_blocks` > 0 caps the persistent
+// kernel's grid, so each block loops over many tiles; `simple_only` makes
+// every launch take the simple kernel.
+struct StemConvTestHooks {
+  int max_blocks = 0;
+  bool simple_only = false;
+};
+void set_stem_conv_test_hooks(const StemConvTestHooks& hooks);
 
 }  // namespace kiln::cuda
