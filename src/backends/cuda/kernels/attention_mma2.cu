@@ -16,8 +16,8 @@
 //     fragments, ldmatrix those of Q and K (4 8 x 8 matrices an instruction
 //     rather than 2 32-bit loads per fragment); rows are kD + 8 elements apart,
 //     so the 8 rows of a matrix fall in distinct banks;
-//   - the last key tile computes only the 16-key chunks that hold keys (197 =
-//     3 x 64 + 5: 16 keys rather than 64);
+//   - the last key tile computes (scores, softmax, P . V) only the 16-key
+//     chunks that hold keys (197 = 3 x 64 + 5: 16 keys rather than 64);
 //   - exp(x - m) as exp2(x log2(e) - m log2(e)): one FMA and one ex2;
 //   - without a mask, causality, windows or padding ("plain"), no per-score
 //     bias: only the last key tile masks the keys past the end.
@@ -221,16 +221,19 @@ __global__ void __launch_bounds__(kMaxThreads, kD <= 64 ? 2 : 1)
         }
       }
 
-      // Roundings and bias, then the online softmax per row (e / 2 is the row).
+      // Roundings and bias, then the online softmax per row (e / 2 is the
+      // row). The n-tiles of chunks past the keys are left out here and below
+      // (P . V skips them too).
       float tile_max[2] = {neg_inf, neg_inf};
 #pragma unroll
       for (int n = 0; n < kKeyTiles; ++n)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
+          if (n / 2 >= chunks) continue;
           const int r = e / 2, key = n * 8 + 2 * t + (e % 2);
           float v = neg_inf;
           if constexpr (kPlain) {
-            if (key < keys) v = round_to<T, float>(s[n][e]);
+            if (keys == kKeys || key < keys) v = round_to<T, float>(s[n][e]);
           } else {
             const int64_t j = j0 + key;
             if (valid[r] && j < kv_end) {
@@ -258,6 +261,7 @@ __global__ void __launch_bounds__(kMaxThreads, kD <= 64 ? 2 : 1)
       for (int n = 0; n < kKeyTiles; ++n)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
+          if (n / 2 >= chunks) continue;
           const int r = e / 2;
           s[n][e] = exp2_approx(fmaf(s[n][e], kLog2e, -m_log2[r]));
           psum[r] += s[n][e];
