@@ -1,7 +1,7 @@
 // A benchmark, not a test: times kiln's CUDA kernels with CUDA events (warm-up,
 // then the median of many runs) and prints achieved bandwidth or throughput
 // against the H100 SXM's peaks (~3.35 TB/s HBM3, ~990 TFLOP/s dense fp16).
-// Usage: kiln_cuda_bench [--runs N] [--only memory|gather|pad|se|stem|matmul]
+// Usage: kiln_cuda_bench [--runs N] [--only memory|gather|pad|se|stem|matmul|attention]
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "backends/cuda/cublaslt_matmul.h"
+#include "backends/cuda/cudnn_handle.h"
 #include "backends/cuda/device.h"
+#include "backends/cuda/kernels/attention.cuh"
 #include "backends/cuda/kernels/data_movement.cuh"
 #include "backends/cuda/kernels/elementwise.cuh"
 #include "backends/cuda/kernels/layout.cuh"
@@ -20,6 +22,7 @@
 #include "backends/cuda/kernels/reduce.cuh"
 #include "backends/cuda/kernels/softmax.cuh"
 #include "backends/cuda/kernels/stem_conv.cuh"
+#include "backends/cuda/ops/cudnn_attention.h"
 #include "ir/tensor.h"
 
 namespace kiln::cuda {
@@ -299,6 +302,46 @@ void bench_matmul(cudaStream_t s) {
   }
 }
 
+// ViT-B/16's attention at batch 64 (kiln.PackedAttention: 12 heads of 64,
+// 197 tokens, Q, K and V read in place from one packed [64, 197, 3 * 768]
+// QKV, no mask, f16) on the tactics the tuner picks from: "cudnn" (cuDNN's
+// fused attention), "mma" and "mma2" (kiln's mma.sync kernels). A layer is
+// 4 B H S^2 D flops (Q . K^T and P . V).
+void bench_attention(cudaStream_t s) {
+  const int64_t batch = 64, heads = 12, len = 197, head = 64, row = 3 * heads * head;
+  const DType t = DType::kF16;
+  DeviceBuffer qkv = filled(batch * len * row * 2), y = filled(batch * len * heads * head * 2);
+  fill_random(qkv, t, batch * len * row);
+  const auto* base = static_cast<const uint16_t*>(qkv.data());
+  AttentionParams p;
+  p.dtype = t, p.q = base, p.k = base + heads * head, p.v = base + 2 * heads * head, p.y = y.data();
+  p.batch = batch, p.q_heads = p.kv_heads = heads, p.q_len = p.kv_len = len, p.head = p.v_head = head;
+  p.packed = true, p.q_row = p.k_row = p.v_row = row, p.scale = 1.0 / 8;
+  const double flops = 4.0 * batch * heads * len * len * head;
+  const std::string shape = "[64 x 12 x 197 x 64] f16 packed";
+
+  CudnnSdpaSpec spec;
+  spec.dtype = t, spec.batch = batch, spec.q_heads = spec.kv_heads = heads, spec.q_len = spec.kv_len = len;
+  spec.head = head, spec.scale = 1.f / 8, spec.workspace_limit = size_t(256) << 20;
+  spec.o_strides = {len * heads * head, head, heads * head, 1};
+  use_packed_qkv_rows(spec, row);
+  const std::shared_ptr<const CudnnSdpaPlan> plan = cudnn_sdpa_plan(spec);
+  auto handle = Cudnn::create();
+  if (!plan || !handle.is_ok()) {
+    std::printf("Attention cudnn %s: no cuDNN plan (frontend not compiled in, or cuDNN declined)\n", shape.c_str());
+  } else {
+    DeviceBuffer ws = filled(std::max<size_t>(workspace_size(*plan), 16));
+    report_flops(
+        "Attention cudnn " + shape,
+        median_ms(
+            [&] { return execute_cudnn_sdpa(handle->get(), s, *plan, p.q, p.k, p.v, nullptr, y.data(), ws.data()); },
+            s),
+        flops);
+  }
+  report_flops("Attention mma " + shape, median_ms([&] { return launch_attention_mma(p, s); }, s), flops);
+  report_flops("Attention mma2 " + shape, median_ms([&] { return launch_attention_mma2(p, s); }, s), flops);
+}
+
 }  // namespace
 }  // namespace kiln::cuda
 
@@ -323,5 +366,6 @@ int main(int argc, char** argv) {
   if (wanted("se")) bench_squeeze_excitation(stream->get());
   if (wanted("stem")) bench_stem(stream->get());
   if (wanted("matmul")) bench_matmul(stream->get());
+  if (wanted("attention")) bench_attention(stream->get());
   return 0;
 }

@@ -1,6 +1,7 @@
 // Device helpers shared by the attention kernels (attention.cu's SIMT flash
-// kernel and attention_tc.cu's tensor-core one): element loads and the CPU
-// oracle's roundings, the layouts, and which keys a query sees with what bias.
+// kernel and the tensor-core ones: attention_tc.cu, attention_mma.cu,
+// attention_mma2.cu): element loads and the CPU oracle's roundings, the
+// layouts, which keys a query sees with what bias, and the mma.sync fragments.
 #pragma once
 
 #include <type_traits>
@@ -166,6 +167,43 @@ __device__ __forceinline__ KeyRange block_keys(const AttentionParams& p, int64_t
   if (p.right_window >= 0 && last + p.right_window + 1 < k.end) k.end = last + p.right_window + 1;
   if (p.left_window >= 0 && i0 + offset - p.left_window > 0) k.begin = i0 + offset - p.left_window;
   return k;
+}
+
+// mma.sync helpers of the "mma" and "mma2" kernels (m16n8k16 fragments,
+// whose element layout PTX documents).
+
+// D += A . B for one m16n8k16 tile, f32 accumulation.
+template <typename T>
+__device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, __half>) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+// Two 16-bit elements at p (an even element offset) as one register; the
+// first in the low half, as the fragments want.
+template <typename T>
+__device__ __forceinline__ uint32_t pair_at(const T* p) {
+  return *reinterpret_cast<const uint32_t*>(p);
+}
+
+__device__ __forceinline__ uint32_t bits(__half x) { return __half_as_ushort(x); }
+__device__ __forceinline__ uint32_t bits(__nv_bfloat16 x) { return __bfloat16_as_ushort(x); }
+
+// Two floats rounded to T, as one register (lo in the low half).
+template <typename T>
+__device__ __forceinline__ uint32_t pack(float lo, float hi) {
+  return bits(from_float<T>(lo)) | (bits(from_float<T>(hi)) << 16);
 }
 
 // The tensor-core kernels' launch ("tc", "mma"): Launch<T, kD>::run for the

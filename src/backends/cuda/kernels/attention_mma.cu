@@ -45,40 +45,6 @@ struct MmaLayout {
 static_assert(size_t(MmaLayout<128>::q + MmaLayout<128>::k + MmaLayout<128>::v) * 2 <= 48 * 1024,
               "static shared memory is at most 48 KiB");
 
-// D += A . B for one m16n8k16 tile, f32 accumulation.
-template <typename T>
-__device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  if constexpr (std::is_same_v<T, __half>) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-}
-
-// Two 16-bit elements at p (an even element offset) as one register; the
-// first in the low half, as the fragments want.
-template <typename T>
-__device__ __forceinline__ uint32_t pair_at(const T* p) {
-  return *reinterpret_cast<const uint32_t*>(p);
-}
-
-__device__ __forceinline__ uint32_t bits(__half x) { return __half_as_ushort(x); }
-__device__ __forceinline__ uint32_t bits(__nv_bfloat16 x) { return __bfloat16_as_ushort(x); }
-
-// Two floats rounded to T, as one register (lo in the low half).
-template <typename T>
-__device__ __forceinline__ uint32_t pack(float lo, float hi) {
-  return bits(from_float<T>(lo)) | (bits(from_float<T>(hi)) << 16);
-}
-
 // V rows [j0, j0 + keys) of one (batch, kv head) into vt as V^T: vt[d * ldv + c]
 // = V[j0 + c][d]; keys at or past `end` are 0. Neighbouring threads take
 // neighbouring keys, so their 16-bit stores into a row of V^T share banks two
