@@ -8,6 +8,7 @@
 
 #include "backends/cuda/kernels/attention.cuh"
 #include "backends/cuda/kernels/common.cuh"
+#include "backends/cuda/kernels/mma_sm80.cuh"
 
 namespace kiln::cuda::attn {
 
@@ -170,25 +171,7 @@ __device__ __forceinline__ KeyRange block_keys(const AttentionParams& p, int64_t
 }
 
 // mma.sync helpers of the "mma" and "mma2" kernels (m16n8k16 fragments,
-// whose element layout PTX documents).
-
-// D += A . B for one m16n8k16 tile, f32 accumulation.
-template <typename T>
-__device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  if constexpr (std::is_same_v<T, __half>) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-}
+// whose element layout PTX documents; mma_16816 itself is in mma_sm80.cuh).
 
 // Two 16-bit elements at p (an even element offset) as one register; the
 // first in the low half, as the fragments want.

@@ -49,34 +49,11 @@ struct Mma2Layout {
 template <bool kVec, typename T>
 __device__ __forceinline__ void copy16(T* dst, const T* src, bool in) {
   if constexpr (kVec) {
-    const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(in ? 16 : 0));
+    cp_async16(dst, src, in);
   } else {
 #pragma unroll
     for (int e = 0; e < 8; ++e) dst[e] = in ? src[e] : from_float<T>(0.f);
   }
-}
-
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
-}
-
-// Four 8 x 8 matrices of 16-bit elements: lane l gives the address of row
-// l % 8 of matrix l / 8, and receives of each matrix the pair at row l / 4,
-// columns 2 (l % 4) and 2 (l % 4) + 1 (with .trans: of the transposed matrix).
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* row) {
-  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* row) {
-  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
 }
 
 // 2^x (ex2.approx: relative error about 2^-22; 2^-inf = 0).

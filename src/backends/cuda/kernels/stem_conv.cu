@@ -47,6 +47,7 @@
 #include "backends/cuda/cuda_status.h"
 #include "backends/cuda/kernels/common.cuh"
 #include "backends/cuda/kernels/conv_activation.cuh"
+#include "backends/cuda/kernels/mma_sm80.cuh"
 #include "backends/cuda/kernels/stem_conv.cuh"
 
 namespace kiln::cuda {
@@ -201,42 +202,6 @@ struct IgemmShape {
   int tiles_w, tiles_h, tiles;
 };
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global -> shared, asynchronously; zeros when !valid (src unread).
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
-
-// Four 8x8 b16 matrices; lane l gives the address of row l % 8 of matrix l / 8.
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_u32(p)));
-}
-
-// c += a (16x16, row) * b (16x8, col) in float.
-template <typename T>
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  if constexpr (std::is_same_v<T, __half>) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-}
-
 // Tile t's image and first output row and column (tiles run along W, then H,
 // then N).
 __device__ __forceinline__ void tile_origin(const IgemmShape& s, int t, int& n, int& oh0, int& ow0) {
@@ -323,7 +288,7 @@ __global__ void __launch_bounds__(kIgemmThreads)
     const int next = t + gridDim.x;
     if (next < s.tiles) load_halo(x, s, next, halos + (buf ^ 1) * s.halo);
     cp_async_commit();  // possibly empty: the wait below is the same every iteration
-    cp_async_wait_all_but_one();
+    cp_async_wait<1>();
     __syncthreads();  // this tile's halo (and the weights, bias) visible to every warp
 
     const T* hb = halos + buf * s.halo;
@@ -348,8 +313,8 @@ __global__ void __launch_bounds__(kIgemmThreads)
             ldmatrix_x4(b, sw + b_off + j * 16 * s.ks + kk);
 #pragma unroll
             for (int i = 0; i < kMa; ++i) {
-              mma16816<T>(acc[i][2 * j], a[i], b[0], b[1]);
-              mma16816<T>(acc[i][2 * j + 1], a[i], b[2], b[3]);
+              mma_16816<T>(acc[i][2 * j], a[i], b[0], b[1]);
+              mma_16816<T>(acc[i][2 * j + 1], a[i], b[2], b[3]);
             }
           }
         }
