@@ -173,6 +173,19 @@ __device__ __forceinline__ KeyRange block_keys(const AttentionParams& p, int64_t
 // mma.sync helpers of the "mma" and "mma2" kernels (m16n8k16 fragments,
 // whose element layout PTX documents; mma_16816 itself is in mma_sm80.cuh).
 
+// The max and the sum over the 4 lanes of a quad (lane / 4 equal: the
+// threads that hold one row of an m16n8 fragment).
+__device__ __forceinline__ float quad_max(float v) {
+  float other = __shfl_xor_sync(0xffffffffu, v, 1);
+  v = other > v ? other : v;
+  other = __shfl_xor_sync(0xffffffffu, v, 2);
+  return other > v ? other : v;
+}
+__device__ __forceinline__ float quad_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
 // Two 16-bit elements at p (an even element offset) as one register; the
 // first in the low half, as the fragments want.
 template <typename T>

@@ -160,10 +160,7 @@ __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionParams
     float m_new[2], alpha[2], psum[2] = {0.f, 0.f};
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      float other = __shfl_xor_sync(0xffffffffu, tile_max[r], 1);
-      tile_max[r] = other > tile_max[r] ? other : tile_max[r];
-      other = __shfl_xor_sync(0xffffffffu, tile_max[r], 2);
-      tile_max[r] = other > tile_max[r] ? other : tile_max[r];
+      tile_max[r] = quad_max(tile_max[r]);
       m_new[r] = tile_max[r] > m[r] ? tile_max[r] : m[r];
       alpha[r] = m_new[r] == neg_inf ? 1.f : expf(m[r] - m_new[r]);
     }
@@ -177,8 +174,7 @@ __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionParams
       }
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      psum[r] += __shfl_xor_sync(0xffffffffu, psum[r], 1);
-      psum[r] += __shfl_xor_sync(0xffffffffu, psum[r], 2);
+      psum[r] = quad_sum(psum[r]);
       l[r] = l[r] * alpha[r] + psum[r];
       m[r] = m_new[r];
     }

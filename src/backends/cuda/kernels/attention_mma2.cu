@@ -224,10 +224,7 @@ __global__ void __launch_bounds__(kMaxThreads, kD <= 64 ? 2 : 1)
       float m_log2[2], alpha[2], psum[2] = {0.f, 0.f};
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        float other = __shfl_xor_sync(0xffffffffu, tile_max[r], 1);
-        tile_max[r] = other > tile_max[r] ? other : tile_max[r];
-        other = __shfl_xor_sync(0xffffffffu, tile_max[r], 2);
-        tile_max[r] = other > tile_max[r] ? other : tile_max[r];
+        tile_max[r] = quad_max(tile_max[r]);
         const float m_new = tile_max[r] > m[r] ? tile_max[r] : m[r];
         // m_new = -inf: every score so far is -inf; p = 0 and nothing rescales.
         m_log2[r] = m_new == neg_inf ? 0.f : m_new * kLog2e;
@@ -245,8 +242,7 @@ __global__ void __launch_bounds__(kMaxThreads, kD <= 64 ? 2 : 1)
         }
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        psum[r] += __shfl_xor_sync(0xffffffffu, psum[r], 1);
-        psum[r] += __shfl_xor_sync(0xffffffffu, psum[r], 2);
+        psum[r] = quad_sum(psum[r]);
         l[r] = l[r] * alpha[r] + psum[r];
       }
 #pragma unroll
