@@ -237,16 +237,34 @@ def main():
     ap.add_argument("--kiln-variant", action="append", default=[], metavar="NAME=FLAGS",
                     help="also build and bench kiln with these extra build flags, e.g. "
                          "'o5=--builderOptimizationLevel 5' (repeatable; the table keeps the default build)")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse the rows of OUT/peer.json that an earlier run with the same flags measured (each "
+                         "row's kiln and PyTorch figures come from one run), run only the missing models, and print "
+                         "the table of them all: the whole table over several calls of a warm machine")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     dev = torch.device("cuda")
-    print(f"GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}", flush=True)
+    gpu = torch.cuda.get_device_name(0)
+    print(f"GPU: {gpu}, torch {torch.__version__}", flush=True)
+    # What a row was measured with: rows of other flags or another GPU are not reused.
+    flags = {"gpu": gpu, "torch": torch.__version__, "max_autotune": args.max_autotune,
+             "kiln_variants": sorted(args.kiln_variant)}
+    path = os.path.join(args.out, "peer.json")
+    known = {}  # (model, batch) -> row, written after every model
+    if args.resume and os.path.exists(path):
+        for r in json.load(open(path)):
+            if r.get("flags") == flags:
+                known[(r["model"], r["batch"])] = r
     rows = []
     exported = {}
     for spec in args.models.split(","):
         name, batch = spec.split(":")
         batch = int(batch)
         tag = f"{name}_b{batch}"
+        if (name, batch) in known:
+            print(f"== {tag}: measured by an earlier run (--resume)", flush=True)
+            rows.append(known[(name, batch)])
+            continue
         print(f"== {tag}", flush=True)
         model, kind = make_model(name)
         # eval(): the legacy exporter keeps the wrapper's mode, and a training-mode
@@ -267,7 +285,7 @@ def main():
         x32 = feeds[0].cpu().numpy()
         half = Wrapped(model, kind).to(dev).half().eval()
         feeds16 = [f.half() if f.is_floating_point() else f for f in feeds]
-        row = {"model": name, "batch": batch}
+        row = {"model": name, "batch": batch, "flags": flags}
         # kiln first: its figures come back even if torch.compile runs long.
         kiln_ms, cold, warm, same, err = bench_kiln(args, onnx_path, kind, batch, tag)
         row["kiln_ms"], row["build_cold_s"], row["build_warm_s"], row["warm_identical"] = kiln_ms, cold, warm, same
@@ -313,9 +331,13 @@ def main():
                 print(f"  max-autotune failed: {e}", flush=True)
         print("  " + json.dumps(row), flush=True)
         rows.append(row)
+        # After every model: a run cut short (a device call's time limit)
+        # keeps what it measured, for --resume.
+        known[(name, batch)] = row
+        with open(path, "w") as f:
+            json.dump(list(known.values()), f, indent=1)
         del half, wrapped, model
         torch.cuda.empty_cache()
-    json.dump(rows, open(os.path.join(args.out, "peer.json"), "w"), indent=1)
     print("\nmodel           batch  eager ms  compile ms  autotune ms  kiln ms  kiln/best-torch  kiln items/s"
           "  target        fp16 rel err (torch's)  build cold/warm s  kiln TFLOP/s (of 761)")
     for r in rows:

@@ -20,7 +20,10 @@
 #   PEER_MODELS       the torch_peer.py model list (default resnet50:128,bert:32; issue #5's
 #                     whole table: GPU_CHECK_STAGES=peer with the models of docs/performance.md)
 #   PEER_FLAGS        more torch_peer.py flags, e.g. --max-autotune (the issue's third peer; slow),
-#                     --kiln-variant=o5=--builderOptimizationLevel=5 (kiln also built with those flags)
+#                     --kiln-variant=o5=--builderOptimizationLevel=5 (kiln also built with those flags),
+#                     --resume (keep the models an earlier call on this warm machine measured with
+#                     the same flags, run the rest, print the table of all: the whole table of
+#                     docs/performance.md over several calls, each cut short with its rows kept)
 # Stage `serve` (not in the default list: it needs .debs/, made here by
 # scripts/fetch_server_debs.sh and carried): unpacks Boost and gRPC C++ from
 # .debs/ with dpkg -x, rebuilds kiln with `kiln serve` and `kiln perf`, and
