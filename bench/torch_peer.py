@@ -20,6 +20,8 @@ with --max-autotune, max-autotune with freezing (+ channels_last for CNNs)
 is the peer; the table marks issue #5's targets met or missed.
 """
 import argparse
+import glob
+import hashlib
 import json
 import os
 import re
@@ -228,6 +230,18 @@ def kiln_accuracy(args, onnx_path, kind, x32, ref, tag):
     return err, ""
 
 
+def kiln_build_digest(kiln):
+    """A digest of the kiln executable and the shared libraries beside it (its
+    own libraries live there): which build measured a row."""
+    h = hashlib.sha256()
+    folder = os.path.dirname(os.path.abspath(kiln))
+    for path in [kiln] + sorted(glob.glob(os.path.join(folder, "*.so"))):
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kiln", required=True)
@@ -246,9 +260,10 @@ def main():
     dev = torch.device("cuda")
     gpu = torch.cuda.get_device_name(0)
     print(f"GPU: {gpu}, torch {torch.__version__}", flush=True)
-    # What a row was measured with: rows of other flags or another GPU are not reused.
-    flags = {"gpu": gpu, "torch": torch.__version__, "max_autotune": args.max_autotune,
-             "kiln_variants": sorted(args.kiln_variant)}
+    # What a row was measured with: rows of another kiln build, other flags or
+    # another GPU are not reused.
+    flags = {"kiln": kiln_build_digest(args.kiln), "gpu": gpu, "torch": torch.__version__,
+             "max_autotune": args.max_autotune, "kiln_variants": sorted(args.kiln_variant)}
     path = os.path.join(args.out, "peer.json")
     known = {}  # (model, batch) -> row, written after every model
     if args.resume and os.path.exists(path):
