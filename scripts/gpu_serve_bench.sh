@@ -4,7 +4,7 @@
 #   gpu_serve_bench.sh KILN OUT
 # Serves a repository of two GPU models: tiny_cnn (examples/, one KIND_GPU
 # instance, no batching) and ResNet-50 (torchvision, random weights, exported
-# here with torch) in fp16 with dynamic batching on two KIND_GPU instances.
+# here with torch) in fp16 with dynamic batching on KIND_GPU instances (two by default).
 # Then `kiln perf`: tiny_cnn at concurrency 1 over HTTP and gRPC (the server
 # overhead at the median: client p50 - the server's compute time), ResNet-50
 # at concurrency 64 over HTTP and gRPC, then again with system shared memory
@@ -22,6 +22,8 @@
 #   SERVE_MAX_TRIALS        its windows per level at most (default 10)
 #   SERVE_RESNET_MAX_TRIALS the same for ResNet-50 (default 20)
 #   SERVE_RESNET_WARMUP     ResNet-50's warm-up requests (default 640: 10 per client)
+#   SERVE_RESNET_INSTANCES  ResNet-50's KIND_GPU instance count (default 2): more overlap
+#                           more host work (the gather, the answers) with the GPU's
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 kiln=$(realpath "$1")
@@ -30,6 +32,7 @@ interval=${SERVE_INTERVAL_MS:-5000}
 trials=${SERVE_MAX_TRIALS:-10}
 resnet_trials=${SERVE_RESNET_MAX_TRIALS:-20}
 resnet_warmup=${SERVE_RESNET_WARMUP:-640}
+resnet_instances=${SERVE_RESNET_INSTANCES:-2}
 work=/tmp/kiln-serve
 rm -rf "$work"
 mkdir -p "$work/models/tiny_cnn/1" "$work/models/tiny_cnn_graphs/1" "$work/models/resnet50/1"
@@ -64,9 +67,9 @@ except Exception as e:  # the legacy exporter may be gone
                       dynamic_shapes={"x": {0: torch.export.Dim("batch", max=64)}}, dynamo=True)
 EOF
 [[ -f $work/models/resnet50/1/model.onnx ]] || { echo "serve resnet50 export     FAILED (serve_export.log)"; exit 1; }
-cat >"$work/models/resnet50/config.pbtxt" <<'EOF'
+cat >"$work/models/resnet50/config.pbtxt" <<EOF
 max_batch_size: 64
-instance_group [ { count: 2 kind: KIND_GPU } ]
+instance_group [ { count: $resnet_instances kind: KIND_GPU } ]
 dynamic_batching { preferred_batch_size: [ 32, 64 ] max_queue_delay_microseconds: 2000 }
 parameters { key: "precision" value { string_value: "fp16" } }
 parameters { key: "min_shapes" value { string_value: "input:1x3x224x224" } }
@@ -195,8 +198,8 @@ for run in http grpc http_shm grpc_shm; do
   warm=$(field "resnet50_$run" 'warm-up: [0-9]+ requests in [0-9.]+')
   ran="" share=""
   read -r ran share < <(bucket_ran "$out/serve_stats_before_$run.json" "$out/serve_stats_after_$run.json")
-  printf 'serve resnet50 fp16 c64 %-4s %s infer/s, avg batch %s, ran at bucket %s (%s%% of executions) (warm-up %s s)%s\n' \
-    "${run/_shm/+shm}" "${thr:-FAILED}" "${batch:-?}" "${ran:-?}" "${share:-?}" "${warm:-?}" \
+  printf 'serve resnet50 fp16 c64 %-4s %s infer/s, avg batch %s, ran at bucket %s (%s%% of executions), %s instances (warm-up %s s)%s\n' \
+    "${run/_shm/+shm}" "${thr:-FAILED}" "${batch:-?}" "${ran:-?}" "${share:-?}" "$resnet_instances" "${warm:-?}" \
     "$(unstable "resnet50_$run")"
   eval "thr_$run=${thr:-0} ran_$run=${ran:-0}"
 done
