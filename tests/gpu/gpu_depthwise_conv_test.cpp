@@ -1,12 +1,14 @@
-// kiln's own channels-last depthwise convolution (kiln.FusedConv's tactic
-// "kiln_dw", kernels/depthwise_conv.cu) against the CPU reference: 3x3 and
-// 5x5, strides 1 and 2, symmetric and asymmetric pads; channel counts that
-// take the 16-byte vector path (8, 24, 144), the 4-channel one (12) and the
-// scalar one (7); with and without bias and residual, every activation; f16
-// and bf16 within 1e-2, f32 within 1e-5 (both relative to |cpu| + the
-// convolution's size). Also the kernel on its own with misaligned pointers
-// (each vector width on one layer). Which layers are offered the tactic is
-// tests/unit/cuda_depthwise_conv_tactic_test.cpp's.
+// kiln's own channels-last depthwise convolution (kiln.FusedConv's tactics
+// "kiln_dw" and "kiln_dw_strip", kernels/depthwise_conv.cu) against the CPU
+// reference: 3x3 and 5x5, strides 1 and 2, symmetric and asymmetric pads,
+// output widths that leave the strip kernel a short strip at the right edge
+// (OW 11, 5 and 7 for R = 4, 2 and 4); channel counts that take the 16-byte
+// vector path (8, 24, 144), the 4-channel one (12) and the scalar one (7);
+// with and without bias and residual, every activation; f16 and bf16 within
+// 1e-2, f32 within 1e-5 (both relative to |cpu| + the convolution's size).
+// Also the kernel on its own with misaligned pointers (each vector width on
+// one layer, with and without strips). Which layers are offered the tactics
+// is tests/unit/cuda_depthwise_conv_tactic_test.cpp's.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -36,6 +38,7 @@ std::vector<DwCase> dw_cases() {
       {"3x3 stride 1 pad 1", 10, 11, 3, {{"pads", ints({1, 1, 1, 1})}}},
       {"3x3 stride 2 pads (0,0,1,1)", 11, 10, 3, {{"strides", ints({2, 2})}, {"pads", ints({0, 0, 1, 1})}}},
       {"5x5 stride 2 pad 2", 13, 12, 5, {{"strides", ints({2, 2})}, {"pads", ints({2, 2, 2, 2})}}},
+      {"5x5 stride 1 pads (2,1,2,3)", 9, 7, 5, {{"pads", ints({2, 1, 2, 3})}}},
   };
 }
 
@@ -71,6 +74,8 @@ void check_dw(const DwCase& c, int64_t channels, DType t, const Activation& act,
                                        bias ? " bias" : "", residual ? " residual" : "");
   const Tensor cpu = run_nhwc_fused(false, ins, attrs, "");
   expect_close_at_scale(run_nhwc_fused(true, ins, attrs, "kiln_dw"), cpu, dw_rtol(t), s, what);
+  expect_close_at_scale(run_nhwc_fused(true, ins, attrs, "kiln_dw_strip"), cpu, dw_rtol(t), s,
+                        what + " (tactic \"kiln_dw_strip\")");
   // The default tactic too: cuDNN's plan, or (asymmetric pads, which
   // channels-last cuDNN routes lack) the same depthwise kernel.
   expect_close_at_scale(run_nhwc_fused(true, ins, attrs, ""), cpu, dw_rtol(t), s, what + " (tactic \"\")");
@@ -94,46 +99,58 @@ TEST_F(GpuTest, DepthwiseConvKilnDwMatchesCpuWithAndWithoutBiasAndResidual) {
       }
 }
 
-// The kernel on its own, x, y and z shifted by `shift` elements from their
-// allocation: 0 keeps 16-byte alignment, 4 (f16: 8 bytes) the 4-channel
-// vectors, 1 one channel a thread; every width must give the CPU's result.
+// The kernel on its own (launch_depthwise_conv, `strip` as given) on x, y
+// and z shifted by `shift` elements from their allocation: 3x3, H stride 1,
+// W stride `sw`, pads (1,0,2,1), bias, residual and Relu.
+void check_dw_kernel(DType t, int64_t shift, int64_t sw, bool strip) {
+  const int64_t channels = 24, ow = sw == 1 ? 9 : 5;
+  const Attrs attrs{{"group", i(channels)}, {"pads", ints({1, 0, 2, 1})}, {"strides", ints({1, sw})}};
+  const Tensor x = random_tensor(t, {2, 9, 10, channels}, 0.1f, 1.f, 1);
+  const Tensor w = random_tensor(t, {channels, 3, 3, 1}, 0.1f, 1.f, 2);
+  const Tensor b = random_tensor(t, {channels}, -1.f, 0.f, 3);
+  const Tensor plain = run_nhwc_fused(false, {x, w}, attrs, "");
+  ASSERT_TRUE(plain.is_valid());
+  ASSERT_EQ(plain.dims(), (std::vector<int64_t>{2, 10, ow, channels}));
+  const Tensor z = random_tensor(t, plain.dims(), -2.f, 0.f, 4);
+  Attrs fused = attrs;
+  fused["activation"] = s("Relu");
+  const Tensor ref = run_nhwc_fused(false, {x, w, b, z}, fused, "");
+  const size_t esize = x.nbytes() / static_cast<size_t>(x.numel()), off = esize * static_cast<size_t>(shift);
+  cuda::DeviceBuffer dx = device_zeros(x.nbytes() + off), dz = device_zeros(z.nbytes() + off);
+  cuda::DeviceBuffer dy = device_zeros(ref.nbytes() + off), dw = upload(w), db = upload(b);
+  cuda::DeviceBuffer ws = device_zeros(4096);
+  char* xp = static_cast<char*>(dx.data()) + off;
+  char* zp = static_cast<char*>(dz.data()) + off;
+  char* yp = static_cast<char*>(dy.data()) + off;
+  ASSERT_EQ(cudaMemcpy(xp, x.raw(), x.nbytes(), cudaMemcpyHostToDevice), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(zp, z.raw(), z.nbytes(), cudaMemcpyHostToDevice), cudaSuccess);
+  cuda::DepthwiseConvParams p;
+  p.dtype = t;
+  p.g.batch = 2, p.g.in_channels = p.g.out_channels = p.g.group = channels;
+  p.g.in[1] = 9, p.g.in[2] = 10, p.g.out[1] = 10, p.g.out[2] = ow;
+  p.g.kernel[1] = p.g.kernel[2] = 3;
+  p.g.stride[1] = 1, p.g.stride[2] = sw;
+  p.g.pad_begin[1] = 1, p.g.pad_begin[2] = 0, p.g.pad_end[1] = 2, p.g.pad_end[2] = 1;
+  ASSERT_LE(cuda::depthwise_conv_workspace(t, p.g), size_t(4096));
+  ASSERT_TRUE(cuda::depthwise_conv_strip_applies(p.g));
+  p.x = xp, p.w = dw.data(), p.bias = db.data(), p.z = zp, p.y = yp, p.workspace = ws.data();
+  p.act = cuda::EpilogueActivation::kRelu;
+  p.strip = strip;
+  ASSERT_TRUE(cuda::launch_depthwise_conv(p, nullptr).is_ok());
+  expect_close_at_scale(
+      download(yp, t, ref.dims()), ref, dw_rtol(t), 3.0,
+      fmt::format("depthwise kernel {} shift {} W stride {}{}", dtype_name(t), shift, sw, strip ? " strip" : ""));
+}
+
+// Every vector width: shift 0 keeps 16-byte alignment, 4 (f16: 8 bytes) the
+// 4-channel vectors, 1 one channel a thread; with and without strips, at W
+// stride 2 (OW 5, R = 2) and 1 (OW 9, R = 4), each must give the CPU's result.
 TEST_F(GpuTest, DepthwiseConvKernelMatchesCpuAtEveryAlignment) {
   for (DType t : kFloatTypes) {
     for (int64_t shift : {0, 1, 4}) {
-      const int64_t channels = 24;
-      const Attrs attrs{{"group", i(channels)}, {"pads", ints({1, 0, 2, 1})}, {"strides", ints({1, 2})}};
-      const Tensor x = random_tensor(t, {2, 9, 10, channels}, 0.1f, 1.f, 1);
-      const Tensor w = random_tensor(t, {channels, 3, 3, 1}, 0.1f, 1.f, 2);
-      const Tensor b = random_tensor(t, {channels}, -1.f, 0.f, 3);
-      const Tensor plain = run_nhwc_fused(false, {x, w}, attrs, "");
-      ASSERT_TRUE(plain.is_valid());
-      ASSERT_EQ(plain.dims(), (std::vector<int64_t>{2, 10, 5, channels}));
-      const Tensor z = random_tensor(t, plain.dims(), -2.f, 0.f, 4);
-      Attrs fused = attrs;
-      fused["activation"] = s("Relu");
-      const Tensor ref = run_nhwc_fused(false, {x, w, b, z}, fused, "");
-      const size_t esize = x.nbytes() / static_cast<size_t>(x.numel()), off = esize * static_cast<size_t>(shift);
-      cuda::DeviceBuffer dx = device_zeros(x.nbytes() + off), dz = device_zeros(z.nbytes() + off);
-      cuda::DeviceBuffer dy = device_zeros(ref.nbytes() + off), dw = upload(w), db = upload(b);
-      cuda::DeviceBuffer ws = device_zeros(4096);
-      char* xp = static_cast<char*>(dx.data()) + off;
-      char* zp = static_cast<char*>(dz.data()) + off;
-      char* yp = static_cast<char*>(dy.data()) + off;
-      ASSERT_EQ(cudaMemcpy(xp, x.raw(), x.nbytes(), cudaMemcpyHostToDevice), cudaSuccess);
-      ASSERT_EQ(cudaMemcpy(zp, z.raw(), z.nbytes(), cudaMemcpyHostToDevice), cudaSuccess);
-      cuda::DepthwiseConvParams p;
-      p.dtype = t;
-      p.g.batch = 2, p.g.in_channels = p.g.out_channels = p.g.group = channels;
-      p.g.in[1] = 9, p.g.in[2] = 10, p.g.out[1] = 10, p.g.out[2] = 5;
-      p.g.kernel[1] = p.g.kernel[2] = 3;
-      p.g.stride[1] = 1, p.g.stride[2] = 2;
-      p.g.pad_begin[1] = 1, p.g.pad_begin[2] = 0, p.g.pad_end[1] = 2, p.g.pad_end[2] = 1;
-      ASSERT_LE(cuda::depthwise_conv_workspace(t, p.g), size_t(4096));
-      p.x = xp, p.w = dw.data(), p.bias = db.data(), p.z = zp, p.y = yp, p.workspace = ws.data();
-      p.act = cuda::EpilogueActivation::kRelu;
-      ASSERT_TRUE(cuda::launch_depthwise_conv(p, nullptr).is_ok());
-      expect_close_at_scale(download(yp, t, ref.dims()), ref, dw_rtol(t), 3.0,
-                            fmt::format("depthwise kernel {} shift {}", dtype_name(t), shift));
+      for (int64_t sw : {2, 1}) {
+        for (bool strip : {false, true}) check_dw_kernel(t, shift, sw, strip);
+      }
     }
   }
 }

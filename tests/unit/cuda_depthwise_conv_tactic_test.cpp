@@ -1,7 +1,9 @@
-// kiln.FusedConv's "kiln_dw" tactic (kiln's own channels-last depthwise
-// kernel), on the host only: which layers are offered it (first in the
-// list), which are not, and the workspace it asks for. The kernel's results
-// are tests/gpu/gpu_depthwise_conv_test.cpp's.
+// kiln.FusedConv's "kiln_dw" and "kiln_dw_strip" tactics (kiln's own
+// channels-last depthwise kernel and its strip variant), on the host only:
+// which layers are offered them ("kiln_dw" first in the list, the strip
+// second where more than two candidates are asked for and the kernel is 3x3
+// or 5x5 at W stride 1 or 2), which are not, and the workspace they ask for.
+// The kernel's results are tests/gpu/gpu_depthwise_conv_test.cpp's.
 #ifdef KILN_WITH_CUDA
 #include <gtest/gtest.h>
 
@@ -40,8 +42,12 @@ const KernelDef& fused_conv() {
   return *def;
 }
 
+bool offers(const std::vector<std::string>& tactics, const char* tactic) {
+  return std::find(tactics.begin(), tactics.end(), tactic) != tactics.end();
+}
+
 bool offers_kiln_dw(const std::vector<std::string>& tactics) {
-  return std::find(tactics.begin(), tactics.end(), "kiln_dw") != tactics.end();
+  return offers(tactics, "kiln_dw") || offers(tactics, "kiln_dw_strip");
 }
 
 // MobileNetV2's features.3 conv.1: 3x3, 144 channels, 56x56, f16.
@@ -56,19 +62,47 @@ TEST(DepthwiseConvTactic, OfferedFirstForAChannelsLastDepthwiseLayer) {
       ASSERT_FALSE(tactics.empty()) << dtype_name(t) << " limit " << limit;
       EXPECT_EQ(tactics[0], "kiln_dw") << dtype_name(t);
       EXPECT_LE(tactics.size(), limit);
+      // The strip variant second, once cuDNN's best guess has its place.
+      if (limit > 2) {
+        ASSERT_GE(tactics.size(), size_t(2));
+        EXPECT_EQ(tactics[1], "kiln_dw_strip") << dtype_name(t);
+      } else {
+        EXPECT_FALSE(offers(tactics, "kiln_dw_strip")) << dtype_name(t) << " limit " << limit;
+      }
     }
   }
   // Stride 2 with asymmetric pads (which channels-last cuDNN declines) and 5x5.
   d.n->attrs["strides"] = Attribute::of_ints({2, 2});
   d.n->attrs["pads"] = Attribute::of_ints({0, 0, 1, 1});
   std::vector<std::string> tactics = def.tactics(FakeQuery(*d.n, DType::kF16, kMobileNetDims, ""), 4);
-  ASSERT_FALSE(tactics.empty());
+  ASSERT_GE(tactics.size(), size_t(2));
   EXPECT_EQ(tactics[0], "kiln_dw");
+  EXPECT_EQ(tactics[1], "kiln_dw_strip");
   d.n->attrs["pads"] = Attribute::of_ints({2, 2, 2, 2});
   d.n->attrs["group"] = Attribute::of_int(12);
   tactics = def.tactics(FakeQuery(*d.n, DType::kF16, {{2, 28, 28, 12}, {12, 5, 5, 1}}, ""), 4);
-  ASSERT_FALSE(tactics.empty());
+  ASSERT_GE(tactics.size(), size_t(2));
   EXPECT_EQ(tactics[0], "kiln_dw");
+  EXPECT_EQ(tactics[1], "kiln_dw_strip");
+}
+
+// A kernel the strip variant does not specialise (7x7, or W stride 3) keeps
+// "kiln_dw" without the strip, which would only run the same kernel again.
+TEST(DepthwiseConvTactic, StripOfferedOnlyWhereItDiffers) {
+  const KernelDef& def = fused_conv();
+  DepthwiseNode d(144);
+  d.n->attrs["pads"] = Attribute::of_ints({3, 3, 3, 3});
+  std::vector<std::string> tactics =
+      def.tactics(FakeQuery(*d.n, DType::kF16, {{2, 56, 56, 144}, {144, 7, 7, 1}, {144}}, ""), 8);
+  EXPECT_TRUE(offers(tactics, "kiln_dw"));
+  EXPECT_FALSE(offers(tactics, "kiln_dw_strip"));
+  d.n->attrs["pads"] = Attribute::of_ints({1, 1, 1, 1});
+  d.n->attrs["strides"] = Attribute::of_ints({1, 3});
+  tactics = def.tactics(FakeQuery(*d.n, DType::kF16, kMobileNetDims, ""), 8);
+  EXPECT_TRUE(offers(tactics, "kiln_dw"));
+  EXPECT_FALSE(offers(tactics, "kiln_dw_strip"));
+  d.n->attrs["strides"] = Attribute::of_ints({3, 2});  // H stride is free
+  EXPECT_TRUE(offers(def.tactics(FakeQuery(*d.n, DType::kF16, kMobileNetDims, ""), 8), "kiln_dw_strip"));
 }
 
 TEST(DepthwiseConvTactic, NotOfferedWhereTheKernelDoesNotApply) {
@@ -113,8 +147,10 @@ TEST(DepthwiseConvTactic, NotOfferedWhereTheKernelDoesNotApply) {
 TEST(DepthwiseConvTactic, WorkspaceHoldsTheTransposedWeights) {
   const KernelDef& def = fused_conv();
   DepthwiseNode d(144);
-  EXPECT_EQ(def.workspace(FakeQuery(*d.n, DType::kF16, kMobileNetDims, "kiln_dw")), size_t(2816));
-  EXPECT_EQ(def.workspace(FakeQuery(*d.n, DType::kF32, kMobileNetDims, "kiln_dw")), size_t(5376));
+  for (const char* tactic : {"kiln_dw", "kiln_dw_strip"}) {
+    EXPECT_EQ(def.workspace(FakeQuery(*d.n, DType::kF16, kMobileNetDims, tactic)), size_t(2816)) << tactic;
+    EXPECT_EQ(def.workspace(FakeQuery(*d.n, DType::kF32, kMobileNetDims, tactic)), size_t(5376)) << tactic;
+  }
 }
 
 TEST(DepthwiseConvTactic, KernelGeometryLimits) {
@@ -132,6 +168,17 @@ TEST(DepthwiseConvTactic, KernelGeometryLimits) {
   three_d.in[0] = three_d.out[0] = 4;
   EXPECT_FALSE(depthwise_conv_fits(DType::kF16, three_d));
   EXPECT_EQ(depthwise_conv_workspace(DType::kF32, g), size_t(512));  // 3 * 3 * 8 * 4 = 288 bytes
+  // The strip kernel: 3x3 or 5x5 (square), W stride 1 or 2, any H stride.
+  EXPECT_TRUE(depthwise_conv_strip_applies(g));
+  WindowGeometry strip = g;
+  strip.kernel[1] = strip.kernel[2] = 5, strip.stride[1] = 3, strip.stride[2] = 2;
+  EXPECT_TRUE(depthwise_conv_strip_applies(strip));
+  strip.stride[2] = 3;
+  EXPECT_FALSE(depthwise_conv_strip_applies(strip));
+  strip.stride[2] = 1, strip.kernel[2] = 3;  // 5x3
+  EXPECT_FALSE(depthwise_conv_strip_applies(strip));
+  strip.kernel[1] = strip.kernel[2] = 7;
+  EXPECT_FALSE(depthwise_conv_strip_applies(strip));
 }
 
 }  // namespace

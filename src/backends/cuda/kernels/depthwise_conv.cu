@@ -4,6 +4,16 @@
 // stores are contiguous; V = 16 bytes of channels where C and every pointer
 // allow it, else 4 channels, else 1. The weights are first transposed to
 // [KH * KW, C] in the workspace so a tap's V weights are contiguous too.
+//
+// The strip variant (tactic "kiln_dw_strip", 3x3 and 5x5 with a W stride of
+// 1 or 2): a thread per (strip of R consecutive output pixels along W, group
+// of V channels), R = 4 at stride 1 and 2 at stride 2, consecutive threads on
+// consecutive groups of the same strip. For each kernel row it loads the
+// strip's (R - 1) * S + K input vectors and that row's K weight vectors once
+// into registers and slides the window over them, so an input vector is read
+// about (R + K - 1) / R times per kernel row instead of K, and a weight
+// vector once per R outputs. Same taps in the same order, same float
+// accumulation and epilogue as the one-pixel kernel, so the same results.
 #include <climits>
 
 #include "backends/cuda/kernels/common.cuh"
@@ -81,7 +91,119 @@ __global__ void __launch_bounds__(kBlock)
   *reinterpret_cast<P*>(y + static_cast<size_t>(i) * V) = out;
 }
 
+// R outputs a thread along W for a K x K kernel at W stride S; n = N * OH *
+// ceil(OW / R) * (C / V) threads. The strip's window starts at input column
+// ow0 * S - pw; output r reads its columns r * S .. r * S + K - 1.
+template <typename T, int V, int K, int S>
+__global__ void __launch_bounds__(kBlock)
+    depthwise_nhwc_strip_kernel(const T* __restrict__ x, const T* __restrict__ wt, const T* __restrict__ bias,
+                                const T* __restrict__ z, T* __restrict__ y, DwShape s, int strips, int n,
+                                EpilogueActivation act, float lo, float hi) {
+  constexpr int R = S == 1 ? 4 : 2;
+  constexpr int kWin = (R - 1) * S + K;
+  using P = Pack<T, V>;
+  const int i = blockIdx.x * kBlock + threadIdx.x;
+  if (i >= n) return;
+  const int strip = i / s.groups;
+  const int c = (i - strip * s.groups) * V;
+  const int st = strip % strips, t = strip / strips;
+  const int oh = t % s.oh, b = t / s.oh;
+  const int ow0 = st * R;
+  const int outs = min(R, s.ow - ow0);  // the right edge's strip may be shorter
+  const int ih0 = oh * s.sh - s.ph, iw0 = ow0 * S - s.pw;
+  // The window's columns inside the input and read by one of the strip's outputs.
+  bool col_ok[kWin];
+#pragma unroll
+  for (int j = 0; j < kWin; ++j) col_ok[j] = iw0 + j >= 0 && iw0 + j < s.w && j < (outs - 1) * S + K;
+  const T* xb = x + b * s.h * s.w * s.c + c;
+  const T* wc = wt + c;
+  float acc[R][V];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int v = 0; v < V; ++v) acc[r][v] = 0.f;
+  }
+#pragma unroll
+  for (int kh = 0; kh < K; ++kh) {
+    const int ih = ih0 + kh;
+    if (ih < 0 || ih >= s.h) continue;
+    P wv[K];
+#pragma unroll
+    for (int kw = 0; kw < K; ++kw) wv[kw] = *reinterpret_cast<const P*>(wc + (kh * K + kw) * s.c);
+    P xv[kWin];
+#pragma unroll
+    for (int j = 0; j < kWin; ++j) {
+      if (col_ok[j]) xv[j] = *reinterpret_cast<const P*>(xb + (ih * s.w + iw0 + j) * s.c);
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+      for (int kw = 0; kw < K; ++kw) {
+        if (r >= outs || !col_ok[r * S + kw]) continue;
+#pragma unroll
+        for (int v = 0; v < V; ++v) acc[r][v] += to_float(xv[r * S + kw].v[v]) * to_float(wv[kw].v[v]);
+      }
+    }
+  }
+  float bf[V];
+#pragma unroll
+  for (int v = 0; v < V; ++v) bf[v] = 0.f;
+  if (bias) {
+    const P bv = *reinterpret_cast<const P*>(bias + c);
+#pragma unroll
+    for (int v = 0; v < V; ++v) bf[v] = to_float(bv.v[v]);
+  }
+  const int base = ((b * s.oh + oh) * s.ow + ow0) * s.c + c;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    if (r >= outs) break;
+    const int at = base + r * s.c;
+    if (bias) {
+#pragma unroll
+      for (int v = 0; v < V; ++v) acc[r][v] += bf[v];
+    }
+    if (z) {
+      const P zv = *reinterpret_cast<const P*>(z + at);
+#pragma unroll
+      for (int v = 0; v < V; ++v) acc[r][v] += to_float(zv.v[v]);
+    }
+    P out;
+#pragma unroll
+    for (int v = 0; v < V; ++v) out.v[v] = from_float<T>(conv_activate(acc[r][v], act, lo, hi));
+    *reinterpret_cast<P*>(y + at) = out;
+  }
+}
+
 bool aligned_to(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+// The strip kernel for a k x k kernel (3 or 5) at W stride s.sw (1 or 2).
+template <typename T, int V>
+Status launch_strip(const DepthwiseConvParams& p, const DwShape& s, int k, cudaStream_t stream) {
+  const int r = s.sw == 1 ? 4 : 2;
+  const int strips = (s.ow + r - 1) / r;
+  const int64_t n = p.g.batch * s.oh * strips * s.groups;
+  const unsigned blocks = static_cast<unsigned>((n + kBlock - 1) / kBlock);
+  const T* x = static_cast<const T*>(p.x);
+  const T* wt = static_cast<const T*>(p.workspace);
+  const T* bias = static_cast<const T*>(p.bias);
+  const T* z = static_cast<const T*>(p.z);
+  T* y = static_cast<T*>(p.y);
+  const int ni = static_cast<int>(n);
+  if (k == 3 && s.sw == 1) {
+    depthwise_nhwc_strip_kernel<T, V, 3, 1>
+        <<<blocks, kBlock, 0, stream>>>(x, wt, bias, z, y, s, strips, ni, p.act, p.lo, p.hi);
+  } else if (k == 3) {
+    depthwise_nhwc_strip_kernel<T, V, 3, 2>
+        <<<blocks, kBlock, 0, stream>>>(x, wt, bias, z, y, s, strips, ni, p.act, p.lo, p.hi);
+  } else if (s.sw == 1) {
+    depthwise_nhwc_strip_kernel<T, V, 5, 1>
+        <<<blocks, kBlock, 0, stream>>>(x, wt, bias, z, y, s, strips, ni, p.act, p.lo, p.hi);
+  } else {
+    depthwise_nhwc_strip_kernel<T, V, 5, 2>
+        <<<blocks, kBlock, 0, stream>>>(x, wt, bias, z, y, s, strips, ni, p.act, p.lo, p.hi);
+  }
+  return last_launch_status("depthwise_nhwc_strip_kernel");
+}
 
 template <typename T, int V>
 Status launch_vectorized(const DepthwiseConvParams& p, DwShape s, cudaStream_t stream) {
@@ -94,6 +216,7 @@ Status launch_vectorized(const DepthwiseConvParams& p, DwShape s, cudaStream_t s
   const T* z = static_cast<const T*>(p.z);
   T* y = static_cast<T*>(p.y);
   const int k = s.kh == s.kw && (s.kh == 3 || s.kh == 5) ? s.kh : 0;
+  if (p.strip && depthwise_conv_strip_applies(p.g)) return launch_strip<T, V>(p, s, k, stream);
   const int ni = static_cast<int>(n);
   if (k == 3) {
     depthwise_nhwc_kernel<T, V, 3><<<blocks, kBlock, 0, stream>>>(x, wt, bias, z, y, s, ni, p.act, p.lo, p.hi);
@@ -150,6 +273,10 @@ bool depthwise_conv_fits(DType dtype, const WindowGeometry& g) {
   const int64_t xs = g.batch * g.in_channels * g.in_size(), ys = g.batch * g.out_channels * g.out_size();
   const int64_t reach = (g.out[1] + g.out[2]) * (g.stride[1] + g.stride[2]) + g.pad_begin[1] + g.pad_begin[2];
   return g.batch >= 0 && xs < limit && ys < limit && g.in_channels * g.kernel_size() < limit && reach < limit;
+}
+
+bool depthwise_conv_strip_applies(const WindowGeometry& g) {
+  return g.kernel[1] == g.kernel[2] && (g.kernel[1] == 3 || g.kernel[1] == 5) && (g.stride[2] == 1 || g.stride[2] == 2);
 }
 
 size_t depthwise_conv_workspace(DType dtype, const WindowGeometry& g) {

@@ -1,9 +1,10 @@
 // kiln's own depthwise convolution for kiln::FusedConv's channels-last
-// layers (tactic "kiln_dw"): one channel per group (multiplier 1), 2-D, no
-// dilation, any kernel size, stride and pads, with the FusedConv epilogue
-// (bias, residual, activation) in the same pass. Memory-bound, so it reads
-// each input vector once per tap and writes y once, 16 bytes at a time where
-// the channels and pointers allow.
+// layers (tactics "kiln_dw" and "kiln_dw_strip"): one channel per group
+// (multiplier 1), 2-D, no dilation, any kernel size, stride and pads, with
+// the FusedConv epilogue (bias, residual, activation) in the same pass.
+// Memory-bound, so it reads each input vector once per tap (the strip
+// variant: about once per kernel row) and writes y once, 16 bytes at a time
+// where the channels and pointers allow.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -25,11 +26,19 @@ namespace kiln::cuda {
 // each tap reads consecutive channels.
 struct DepthwiseConvParams : FusedConvOperands {
   void* workspace = nullptr;
+  // Tactic "kiln_dw_strip": each thread computes R consecutive outputs along
+  // W (R = 4 at W stride 1, 2 at stride 2) from one register window per
+  // kernel row, for 3x3 and 5x5 kernels at W stride 1 or 2; any other
+  // geometry runs the one-pixel kernel. Same results either way.
+  bool strip = false;
 };
 
 // Whether the kernel takes the geometry and dtype: the conditions above, and
 // x and y small enough for 32-bit indexing.
 bool depthwise_conv_fits(DType dtype, const WindowGeometry& g);
+
+// Whether `strip` changes the kernel for g: 3x3 or 5x5 at W stride 1 or 2.
+bool depthwise_conv_strip_applies(const WindowGeometry& g);
 
 // Scratch bytes of the transposed weights (a multiple of 256).
 size_t depthwise_conv_workspace(DType dtype, const WindowGeometry& g);

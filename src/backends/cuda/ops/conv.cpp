@@ -288,6 +288,11 @@ std::vector<int64_t> nchw_dims(const std::vector<int64_t>& d, bool from_channels
 // included, where the layer qualifies (kiln_depthwise_workspace); where it
 // does not at run time, the layer runs as under "". A qualifying layer that
 // cuDNN has no plan for runs that kernel in place of the direct one.
+// "kiln_dw_strip" is the same kernel with R outputs a thread along W: same
+// workspace and results, offered after "kiln_dw" where more than two
+// candidates are asked for and the strip kernel applies
+// (depthwise_conv_strip_applies: 3x3 or 5x5 at W stride 1 or 2); elsewhere
+// it runs as "kiln_dw".
 // "kiln_igemm" runs kiln's implicit-GEMM tensor-core kernel (stem_conv.cuh),
 // epilogue included, for small-channel layers such as the stems that
 // space_to_depth_stem leaves (kiln_igemm_fits); it needs no workspace, and
@@ -295,10 +300,11 @@ std::vector<int64_t> nchw_dims(const std::vector<int64_t>& d, bool from_channels
 
 constexpr std::string_view kFusedPrefix = "cudnn_fused:";
 constexpr std::string_view kDepthwiseTactic = "kiln_dw";
+constexpr std::string_view kDepthwiseStripTactic = "kiln_dw_strip";
 constexpr std::string_view kIgemmTactic = "kiln_igemm";
 
-// The workspace of the "kiln_dw" tactic (the transposed weights) where the
-// layer qualifies: channels-last, 2-D, one channel per group (multiplier 1),
+// The workspace of the "kiln_dw" and "kiln_dw_strip" tactics (the
+// transposed weights) where the layer qualifies: channels-last, 2-D, one channel per group (multiplier 1),
 // dilation 1, f32/f16/bf16, 32-bit indexable, the workspace within `limit`.
 std::optional<size_t> kiln_depthwise_workspace(const Node& node, const ConvShape& s, DType dtype, size_t limit) {
   if (!channels_last(node) || s.spatial != 2 || !depthwise_conv_fits(dtype, s.g)) return std::nullopt;
@@ -350,7 +356,8 @@ struct FusedTactic {
 
 FusedTactic parse_fused_tactic(const std::string& tactic) {
   if (tactic.rfind(kFusedPrefix, 0) == 0) return {true, std::max(0, std::atoi(tactic.c_str() + kFusedPrefix.size()))};
-  if (tactic.empty() || tactic == kDepthwiseTactic || tactic == kIgemmTactic) return {};
+  if (tactic.empty() || tactic == kDepthwiseTactic || tactic == kDepthwiseStripTactic || tactic == kIgemmTactic)
+    return {};
   return {false, cudnn_tactic_index(tactic)};
 }
 
@@ -399,7 +406,7 @@ size_t fused_conv_workspace(const KernelQuery& q) {
   Expected<FusedInputs> in = fused_inputs(q.node(), q.has_input(2), q.has_input(3));
   if (!s.is_ok() || !in.is_ok()) return 0;
   const std::optional<size_t> depthwise = kiln_depthwise_workspace(q.node(), *s, q.input_dtype(0), q.workspace_limit());
-  if (q.tactic() == kDepthwiseTactic && depthwise) return *depthwise;
+  if ((q.tactic() == kDepthwiseTactic || q.tactic() == kDepthwiseStripTactic) && depthwise) return *depthwise;
   if (q.tactic() == kIgemmTactic && kiln_igemm_fits(q.node(), *s, q.input_dtype(0))) return 0;
   std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), false, false);
   const std::optional<size_t> limit = r ? cudnn_limit(q.workspace_limit(), r->staging_bytes) : std::nullopt;
@@ -419,9 +426,11 @@ std::vector<std::string> fused_conv_tactics(const KernelQuery& q, size_t limit) 
   if (!s.is_ok() || !in.is_ok()) return {};
   std::vector<std::string> out;
   // kiln's depthwise kernel first, so even a two-candidate build times it
-  // against cuDNN's best guess.
-  if (limit > 0 && kiln_depthwise_workspace(q.node(), *s, q.input_dtype(0), q.workspace_limit()))
+  // against cuDNN's best guess; its strip variant second where more are asked for.
+  if (limit > 0 && kiln_depthwise_workspace(q.node(), *s, q.input_dtype(0), q.workspace_limit())) {
     out.emplace_back(kDepthwiseTactic);
+    if (limit > 2 && depthwise_conv_strip_applies(s->g)) out.emplace_back(kDepthwiseStripTactic);
+  }
   // Then kiln's implicit GEMM (never with kiln_dw: that one needs group == Cin).
   if (limit > out.size() && kiln_igemm_fits(q.node(), *s, q.input_dtype(0))) out.emplace_back(kIgemmTactic);
   const size_t cudnn_candidates = limit - out.size();
@@ -475,13 +484,15 @@ Status run_fused_conv(KernelContext& ctx) {
   operands.x = x.data, operands.w = w.data, operands.bias = bias, operands.z = z, operands.y = y.data;
   operands.act = epilogue_activation(in.act);
   operands.lo = in.act.lo, operands.hi = in.act.hi;
-  auto run_depthwise = [&] {
+  auto run_depthwise = [&](bool strip) {
     DepthwiseConvParams p;
     static_cast<FusedConvOperands&>(p) = operands;
     p.workspace = ctx.workspace();
+    p.strip = strip;
     return launch_depthwise_conv(p, ctx.stream());
   };
-  if (ctx.tactic() == kDepthwiseTactic && dw_ok) return run_depthwise();
+  if (ctx.tactic() == kDepthwiseTactic && dw_ok) return run_depthwise(false);
+  if (ctx.tactic() == kDepthwiseStripTactic && dw_ok) return run_depthwise(true);
   // kiln's implicit GEMM, epilogue included, where the layer qualifies and
   // x and w are 16-byte aligned.
   if (ctx.tactic() == kIgemmTactic && kiln_igemm_fits(ctx.node(), s, x.dtype) && aligned16(x.data) && aligned16(w.data))
@@ -517,7 +528,7 @@ Status run_fused_conv(KernelContext& ctx) {
   } else {
     // No cuDNN plan (channels-last with asymmetric pads has none): a depthwise
     // layer takes kiln's kernel rather than the generic direct one.
-    if (dw_ok) return run_depthwise();
+    if (dw_ok) return run_depthwise(false);
     if (nhwc && s.spatial != 2)
       return unsupported("FusedConv {}: channels_last takes 2-D convolutions", ctx.node().label());
     DirectConvParams p;
