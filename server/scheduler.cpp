@@ -692,7 +692,8 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, GpuIo* io, std::vector<Pen
     if (!s.is_ok()) return ServeStatus::error(ServeError::kInternal, s.to_string());
   }
   // Inputs may be copied straight from the requests' shared memory: however
-  // this returns, no copy may still read it once the requests are answered.
+  // this fails, no copy may still read it once the requests are answered (a
+  // run that succeeded has waited for its copies already).
   struct Settle {
     GpuIo* io;
     ~Settle() {
@@ -806,6 +807,7 @@ ServeStatus Scheduler::execute(ExecutionContext& ctx, GpuIo* io, std::vector<Pen
     times[0] = std::min(total, ns_between(t0, t1) + ns(device_ms[0]));
     times[1] = std::min(total - times[0], ns(device_ms[1]));
     times[2] = total - times[0] - times[1];
+    settle.io = nullptr;
     return ServeStatus::success();
   }
   times[0] = ns_between(t0, t1);
