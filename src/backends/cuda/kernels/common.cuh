@@ -130,6 +130,7 @@ inline unsigned grid_for(int64_t n, int block, int64_t max_blocks = 132 * 32) {
 }
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+inline bool aligned_to(const void* p, size_t bytes) { return (reinterpret_cast<uintptr_t>(p) % bytes) == 0; }
 
 inline int64_t product(const std::vector<int64_t>& d, size_t begin, size_t end) {
   int64_t p = 1;

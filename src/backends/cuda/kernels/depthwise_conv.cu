@@ -174,7 +174,20 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
-bool aligned_to(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+// The operands typed, as both kernels take them.
+template <typename T>
+struct DwPointers {
+  const T* x;
+  const T* wt;  // the transposed weights (the workspace)
+  const T* bias;
+  const T* z;
+  T* y;
+};
+template <typename T>
+DwPointers<T> dw_pointers(const DepthwiseConvParams& p) {
+  return {static_cast<const T*>(p.x), static_cast<const T*>(p.workspace), static_cast<const T*>(p.bias),
+          static_cast<const T*>(p.z), static_cast<T*>(p.y)};
+}
 
 // The strip kernel for a k x k kernel (3 or 5) at W stride s.sw (1 or 2).
 template <typename T, int V>
@@ -183,11 +196,7 @@ Status launch_strip(const DepthwiseConvParams& p, const DwShape& s, int k, cudaS
   const int strips = (s.ow + r - 1) / r;
   const int64_t n = p.g.batch * s.oh * strips * s.groups;
   const unsigned blocks = static_cast<unsigned>((n + kBlock - 1) / kBlock);
-  const T* x = static_cast<const T*>(p.x);
-  const T* wt = static_cast<const T*>(p.workspace);
-  const T* bias = static_cast<const T*>(p.bias);
-  const T* z = static_cast<const T*>(p.z);
-  T* y = static_cast<T*>(p.y);
+  const auto [x, wt, bias, z, y] = dw_pointers<T>(p);
   const int ni = static_cast<int>(n);
   if (k == 3 && s.sw == 1) {
     depthwise_nhwc_strip_kernel<T, V, 3, 1>
@@ -208,15 +217,11 @@ Status launch_strip(const DepthwiseConvParams& p, const DwShape& s, int k, cudaS
 template <typename T, int V>
 Status launch_vectorized(const DepthwiseConvParams& p, DwShape s, cudaStream_t stream) {
   s.groups = s.c / V;
-  const int64_t n = p.g.batch * s.oh * s.ow * s.groups;
-  const unsigned blocks = static_cast<unsigned>((n + kBlock - 1) / kBlock);
-  const T* x = static_cast<const T*>(p.x);
-  const T* wt = static_cast<const T*>(p.workspace);
-  const T* bias = static_cast<const T*>(p.bias);
-  const T* z = static_cast<const T*>(p.z);
-  T* y = static_cast<T*>(p.y);
   const int k = s.kh == s.kw && (s.kh == 3 || s.kh == 5) ? s.kh : 0;
   if (p.strip && depthwise_conv_strip_applies(p.g)) return launch_strip<T, V>(p, s, k, stream);
+  const int64_t n = p.g.batch * s.oh * s.ow * s.groups;
+  const unsigned blocks = static_cast<unsigned>((n + kBlock - 1) / kBlock);
+  const auto [x, wt, bias, z, y] = dw_pointers<T>(p);
   const int ni = static_cast<int>(n);
   if (k == 3) {
     depthwise_nhwc_kernel<T, V, 3><<<blocks, kBlock, 0, stream>>>(x, wt, bias, z, y, s, ni, p.act, p.lo, p.hi);

@@ -70,8 +70,6 @@ constexpr int pack_width() {
   return static_cast<int>(16 / widest);
 }
 
-inline bool aligned_to(const void* p, size_t bytes) { return (reinterpret_cast<uintptr_t>(p) % bytes) == 0; }
-
 // How one operand of a rank <= 2 collapsed broadcast is read at output index i.
 enum class SideMode : uint8_t {
   kFull,    // element i

@@ -42,7 +42,10 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <type_traits>
+#include <utility>
 
 #include "backends/cuda/cuda_status.h"
 #include "backends/cuda/kernels/common.cuh"
@@ -445,12 +448,30 @@ Status launch_igemm(const StemConvParams& p, const IgemmShape& s, cudaStream_t s
   const size_t smem = igemm_smem_bytes<T>(s, NB * 16);
   if (smem > static_cast<size_t>(d.smem_optin)) return Status::ok();
   auto kernel = stem_igemm_kernel<T, NB>;
-  if (smem > 48 * 1024) {
-    KILN_CUDA_RETURN_IF_ERROR(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  }
+  // The shared memory opt-in and the blocks per SM, per device (the opt-in
+  // is the device's) and shared memory size: asked of the driver once, not on
+  // every launch (a layer launches its one size on every run).
+  static std::mutex mutex;
+  static std::map<std::pair<int, size_t>, int> blocks_per_sm;
+  int device = 0;
+  KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  const std::pair<int, size_t> key{device, smem};
   int per_sm = 0;
-  KILN_CUDA_RETURN_IF_ERROR(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kIgemmThreads, smem));
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto known = blocks_per_sm.find(key);
+    if (known != blocks_per_sm.end()) {
+      per_sm = known->second;
+    } else {
+      // The opt-in is the kernel's maximum, so it covers every size asked for.
+      if (smem > 48 * 1024) {
+        KILN_CUDA_RETURN_IF_ERROR(
+            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, d.smem_optin));
+      }
+      KILN_CUDA_RETURN_IF_ERROR(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kIgemmThreads, smem));
+      blocks_per_sm.emplace(key, per_sm);
+    }
+  }
   if (per_sm < 1) return Status::ok();
   int64_t resident = static_cast<int64_t>(per_sm) * d.sms;
   if (g_test_hooks.max_blocks > 0) resident = std::min<int64_t>(resident, g_test_hooks.max_blocks);
