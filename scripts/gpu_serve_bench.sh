@@ -222,21 +222,19 @@ bench_line() {
   printf 'serve bench resnet50 b%-3s %s infer/s (kiln bench, copies included); served (%s, %s infer/s at bucket %s) / bench = %s%%\n' \
     "$b" "${items:-FAILED}" "$label" "$thr" "$b" "$ratio"
 }
-best=http
-awk -v g="${thr_grpc:-0}" -v h="${thr_http:-0}" 'BEGIN { exit !(g > h) }' && best=grpc
-eval "best_thr=\${thr_$best:-0} b=\${ran_$best:-0}"
-if [[ -n $engine && $b -gt 0 ]]; then
-  bench_line "$best" "$best_thr" "$b"
-else
-  echo "serve bench resnet50      SKIPPED (no engine in the cache or no batch ran)"
-fi
-# The same for the shared memory run with the higher throughput, against
-# kiln bench at the bucket that run formed.
-best=http_shm
-awk -v g="${thr_grpc_shm:-0}" -v h="${thr_http_shm:-0}" 'BEGIN { exit !(g > h) }' && best=grpc_shm
-eval "best_thr=\${thr_$best:-0} b=\${ran_$best:-0}"
-if [[ -n $engine && $b -gt 0 ]]; then
-  bench_line "${best/_shm/+shm}" "$best_thr" "$b"
-else
-  echo "serve bench resnet50 shm  SKIPPED (no engine in the cache or no shared memory batch ran)"
-fi
+# The faster of the HTTP and gRPC runs named http$1 and grpc$1 against kiln
+# bench at the bucket that run formed: bench_best "" (over the network) and
+# bench_best _shm (with system shared memory).
+bench_best() {
+  local suffix=$1 best=http$1 thr b
+  eval "local g=\${thr_grpc$suffix:-0} h=\${thr_http$suffix:-0}"
+  awk -v g="$g" -v h="$h" 'BEGIN { exit !(g > h) }' && best=grpc$suffix
+  eval "thr=\${thr_$best:-0} b=\${ran_$best:-0}"
+  if [[ -n $engine && $b -gt 0 ]]; then
+    bench_line "${best/_shm/+shm}" "$thr" "$b"
+  else
+    printf 'serve bench resnet50%-5s SKIPPED (no engine in the cache or no batch ran)\n' "${suffix/_/ }"
+  fi
+}
+bench_best ""
+bench_best _shm

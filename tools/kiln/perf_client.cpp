@@ -89,6 +89,17 @@ class ShmRegion {
   std::vector<Window> inputs_, outputs_;
 };
 
+// The region of client `index` under --shared-memory system (inputs copied
+// in), or null without it.
+Expected<std::unique_ptr<ShmRegion>> make_region(const PerfOptions& o, int index, const ModelInfo& info,
+                                                 const std::vector<std::vector<uint8_t>>& data) {
+  if (o.shared_memory != "system") return std::unique_ptr<ShmRegion>();
+  auto region = std::make_unique<ShmRegion>();
+  Status st = region->create(index, data, info.outputs.size(), o.output_shared_memory_size);
+  if (!st.is_ok()) return st;
+  return region;
+}
+
 // ---- HTTP/1.1 with keep-alive (Boost.Beast, synchronous)
 
 class HttpClient final : public Client {
@@ -158,12 +169,12 @@ class HttpClient final : public Client {
 
   Status prepare(const ModelInfo& info, const std::vector<TensorInfo>& inputs,
                  const std::vector<std::vector<uint8_t>>& data) override {
-    if (o_.shared_memory == "system") {
-      shm_ = std::make_unique<ShmRegion>();
-      Status st = shm_->create(index_, data, info.outputs.size(), o_.output_shared_memory_size);
-      if (!st.is_ok()) return st;
+    auto region = make_region(o_, index_, info, data);
+    if (!region) return region.status();
+    shm_ = std::move(*region);
+    if (shm_) {
       json reg = {{"key", shm_->key()}, {"offset", 0}, {"byte_size", shm_->size()}};
-      st = post("/v2/systemsharedmemory/region/" + shm_->name() + "/register", reg.dump());
+      Status st = post("/v2/systemsharedmemory/region/" + shm_->name() + "/register", reg.dump());
       if (!st.is_ok()) return st;
       registered_ = true;
     }
@@ -362,10 +373,10 @@ class GrpcClient final : public Client {
 
   Status prepare(const ModelInfo& info, const std::vector<TensorInfo>& inputs,
                  const std::vector<std::vector<uint8_t>>& data) override {
-    if (o_.shared_memory == "system") {
-      shm_ = std::make_unique<ShmRegion>();
-      Status st = shm_->create(index_, data, info.outputs.size(), o_.output_shared_memory_size);
-      if (!st.is_ok()) return st;
+    auto region = make_region(o_, index_, info, data);
+    if (!region) return region.status();
+    shm_ = std::move(*region);
+    if (shm_) {
       inference::SystemSharedMemoryRegisterRequest req;
       req.set_name(shm_->name());
       req.set_key(shm_->key());
