@@ -199,9 +199,9 @@ def test_large_inputs_gathered_on_several_threads_keep_their_rows(gpu_server):
 def test_shared_memory_inputs_go_straight_to_the_gpu_and_keep_their_rows(gpu_server):
     # 8 concurrent 1-row requests whose 1 MiB inputs sit in one registered
     # (and so page-locked) region at different offsets, plus one whose input
-    # travels in the body: the batch of shared memory rows is copied to the
-    # device piece by piece with no staging, the mixed batch is gathered;
-    # every request gets its own row back.
+    # travels in the body. However the batcher groups them (a batch all in
+    # shared memory goes to the device piece by piece, a mixed one through
+    # the gather), every request gets its own row back.
     import tritonclient.utils.shared_memory as shm
     row = WIDE * 4
     key = f"/kiln_gpu_test_{os.getpid()}"
