@@ -3,11 +3,15 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "backends/cpu/cpu_executor.h"
+#include "builder/builder.h"
 #include "ir/dtype.h"
 #include "pass_test_util.h"
+#include "shared_model_util.h"
 
 namespace kiln {
 namespace {
@@ -147,6 +151,59 @@ TEST(SpaceToDepthStem, KeepsACastWithOtherReaders) {
   EXPECT_NE(out.find("%x_s2d: f16[2,9,10,16] = kiln.SpaceToDepthPad(%x) {channels=4, pads=[4,4,3,2]}\n"),
             std::string::npos)
       << out;
+}
+
+// SqueezeNet 1.1 (a 3x3 stride-2 stem over RGB, pads 0) through the builder's
+// CUDA rewrites in f16, run on the CPU: the stem reads the f32 input through
+// one SpaceToDepthPad (the input Cast folded in: nothing else reads the
+// input, and no Pad is left), and the logits match those of the f16 graph before
+// the layout rewrites within f16 rounding (the stem sums in another order).
+TEST(SpaceToDepthStem, SqueezenetThroughTheCudaRewritesReadsTheF32InputOnce) {
+  auto model = load_shared_model("squeezenet1_1");
+  ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+  if (!*model) GTEST_SKIP() << "no squeezenet1_1";
+  Graph& g = (*model)->graph();
+  const std::vector<RunValue>& feeds = (*model)->inputs;
+  PassContext ctx;
+  ASSERT_TRUE(run_passes(g, ctx, default_pipeline()).is_ok());
+  auto f16_graph = [&]() -> Expected<std::vector<RunValue>> {  // the f16 graph before the layout rewrites
+    auto copy = load_shared_model("squeezenet1_1");
+    KILN_RETURN_IF_ERROR(copy.status());
+    Graph& c = (**copy).graph();
+    PassContext cc;
+    KILN_RETURN_IF_ERROR(run_passes(c, cc, default_pipeline()));
+    KILN_RETURN_IF_ERROR(assign_precision(c, DType::kF16));
+    return run_graph_on_cpu(c, feeds);
+  };
+  auto before = f16_graph();
+  ASSERT_TRUE(before.is_ok()) << before.status().to_string();
+  BuildConfig config;
+  config.backend = "cuda";
+  config.fp16 = true;
+  ASSERT_TRUE(rewrite_for_cuda(g, config).is_ok());
+  int blocks = 0;
+  for (const auto& n : g.nodes()) {
+    if (n->op_type == "SpaceToDepthPad") {
+      ++blocks;
+      EXPECT_EQ(n->inputs[0], g.inputs[0]);
+      EXPECT_EQ(n->attr_ints("pads"), (std::vector<int64_t>{0, 0, 0, 0}));
+      EXPECT_EQ(n->attr_int("to", 0), static_cast<int64_t>(DType::kF16));
+    }
+    for (const Value* in : n->inputs)
+      if (in == g.inputs[0]) EXPECT_EQ(n->op_type, "SpaceToDepthPad") << "the input is read once";
+    EXPECT_NE(n->op_type, "Pad");
+  }
+  EXPECT_EQ(blocks, 1);
+  auto after = run_graph_on_cpu(g, feeds);
+  ASSERT_TRUE(after.is_ok()) << after.status().to_string();
+  const Tensor &b = (*before)[0].tensor, &a = (*after)[0].tensor;
+  ASSERT_EQ(a.dims(), b.dims());
+  double largest = 0, worst = 0;
+  for (int64_t i = 0; i < b.numel(); ++i) {
+    largest = std::max(largest, std::fabs(b.element_as_double(i)));
+    worst = std::max(worst, std::fabs(a.element_as_double(i) - b.element_as_double(i)));
+  }
+  EXPECT_LE(worst, 1e-2 * largest) << "largest logit " << largest;
 }
 
 TEST(SpaceToDepthStem, LeavesStride1WideInputsAndF32) {
