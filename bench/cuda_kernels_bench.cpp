@@ -143,10 +143,11 @@ void bench_gather(cudaStream_t s) {
             2.0 * tokens * hidden * 2);
 }
 
-// ResNet-50's space-to-depth stem at batch 128 (7x7, stride 2, pad 3): the
-// pads (NCHW spatial, then channels-last 12 -> 16, or the one spatial and
-// channel pad 3 -> 4 that space_to_depth_stem now makes) and the transpose;
-// ViT's channel pad; f16. The spatial pad also in reflect mode, which takes
+// ResNet-50's space-to-depth stem at batch 128 (7x7, stride 2, pad 3) as
+// earlier space_to_depth_stem made it, before kiln.SpaceToDepthPad (--only
+// s2d) did it in one pass: the pads (NCHW spatial, then channels-last 12 ->
+// 16, or one spatial and channel pad 3 -> 4) and the transpose; ViT's
+// channel pad; f16. The spatial pad also in reflect mode, which takes
 // the per-element index map.
 void bench_pad(cudaStream_t s) {
   struct Case {
