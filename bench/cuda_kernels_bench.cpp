@@ -1,7 +1,7 @@
 // A benchmark, not a test: times kiln's CUDA kernels with CUDA events (warm-up,
 // then the median of many runs) and prints achieved bandwidth or throughput
 // against the H100 SXM's peaks (~3.35 TB/s HBM3, ~990 TFLOP/s dense fp16).
-// Usage: kiln_cuda_bench [--runs N] [--only memory|gather|pad|se|stem|matmul|attention]
+// Usage: kiln_cuda_bench [--runs N] [--only memory|gather|pad|s2d|se|stem|matmul|attention]
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +21,7 @@
 #include "backends/cuda/kernels/pool.cuh"
 #include "backends/cuda/kernels/reduce.cuh"
 #include "backends/cuda/kernels/softmax.cuh"
+#include "backends/cuda/kernels/space_to_depth_pad.cuh"
 #include "backends/cuda/kernels/stem_conv.cuh"
 #include "backends/cuda/ops/cudnn_attention.h"
 #include "ir/tensor.h"
@@ -142,10 +143,11 @@ void bench_gather(cudaStream_t s) {
             2.0 * tokens * hidden * 2);
 }
 
-// ResNet-50's space-to-depth stem at batch 128 (7x7, stride 2, pad 3): the
-// pads (NCHW spatial, then channels-last 12 -> 16, or the one spatial and
-// channel pad 3 -> 4 that space_to_depth_stem now makes) and the transpose;
-// ViT's channel pad; f16. The spatial pad also in reflect mode, which takes
+// ResNet-50's space-to-depth stem at batch 128 (7x7, stride 2, pad 3) as
+// earlier space_to_depth_stem made it, before kiln.SpaceToDepthPad (--only
+// s2d) did it in one pass: the pads (NCHW spatial, then channels-last 12 ->
+// 16, or one spatial and channel pad 3 -> 4) and the transpose; ViT's
+// channel pad; f16. The spatial pad also in reflect mode, which takes
 // the per-element index map.
 void bench_pad(cudaStream_t s) {
   struct Case {
@@ -183,6 +185,47 @@ void bench_pad(cudaStream_t s) {
     PadParams p{2, x.data(), y.data(), c.in, c.out, c.before, c.mode, {}};
     report_bw(c.name, median_ms([&] { return launch_pad(p, s); }, s), 2.0 * (in_n + out_n));
   }
+}
+
+// kiln.SpaceToDepthPad at batch 128 over [128,3,224,224]: the stems' input
+// read once and written once as 2x2 blocks of 4 * 4 channels, with ResNet's
+// pads (7x7 pad 3: [4,4,2,2] -> [128,115,115,16]) and MobileNetV2's (3x3 pad
+// 1: [2,2,0,0] -> [128,113,113,16]); f32 -> f16 is what `kiln build --fp16`
+// runs. Then, for ResNet's pads, the chain it replaces (Cast f32 -> f16, Pad
+// to [128,4,230,230], the 6-D Transpose) and its sum. GB/s counts X and Y once.
+void bench_space_to_depth_pad(cudaStream_t s) {
+  struct Case {
+    const char* name;
+    int64_t top, left, hb;  // Hb = Wb
+  };
+  const Case cases[] = {{"ResNet-50 pads [4,4,2,2]", 4, 4, 115}, {"MobileNetV2 pads [2,2,0,0]", 2, 2, 113}};
+  const int64_t n = 128, xs = n * 3 * 224 * 224;
+  DeviceBuffer x = filled(xs * 4), y = filled(n * 115 * 115 * 16 * 4);
+  fill_random(x, DType::kF32, xs);
+  const std::pair<DType, DType> pairs[] = {
+      {DType::kF32, DType::kF16}, {DType::kF32, DType::kBF16}, {DType::kF16, DType::kF16}, {DType::kF32, DType::kF32}};
+  for (const Case& c : cases)
+    for (const auto& [from, to] : pairs) {
+      SpaceToDepthPadParams p;
+      p.x_dtype = from, p.y_dtype = to, p.x = x.data(), p.y = y.data();
+      p.n = n, p.c = 3, p.h = p.w = 224, p.channels = 4, p.top = c.top, p.left = c.left, p.hb = p.wb = c.hb;
+      const int64_t ys = n * c.hb * c.hb * 16;
+      const double bytes = static_cast<double>(xs) * (from == DType::kF32 ? 4 : 2) + ys * (to == DType::kF32 ? 4 : 2);
+      report_bw("SpaceToDepthPad " + std::string(dtype_name(from)) + "->" + std::string(dtype_name(to)) + " " + c.name,
+                median_ms([&] { return launch_space_to_depth_pad(p, s); }, s), bytes);
+    }
+  const int64_t padded = n * 4 * 230 * 230;
+  DeviceBuffer h = filled(xs * 2), hp = filled(padded * 2), blocks = filled(padded * 2);
+  CastParams cast{DType::kF32, DType::kF16, x.data(), h.data(), xs};
+  PadParams pad{2, h.data(), hp.data(), {n, 3, 224, 224}, {n, 4, 230, 230}, {0, 0, 4, 4}, PadMode::kConstant, {}};
+  TransposeParams tr{2, hp.data(), blocks.data(), {n, 4, 115, 2, 115, 2}, {0, 2, 4, 3, 5, 1}};
+  const double cast_ms = median_ms([&] { return launch_cast(cast, s); }, s);
+  const double pad_ms = median_ms([&] { return launch_pad(pad, s); }, s);
+  const double tr_ms = median_ms([&] { return launch_transpose(tr, s); }, s);
+  report_bw("  replaced: Cast f32->f16 [128,3,224,224]", cast_ms, xs * 6.0);
+  report_bw("  replaced: Pad f16 -> [128,4,230,230]", pad_ms, 2.0 * (xs + padded));
+  report_bw("  replaced: Transpose f16 [128,4,115,2,115,2]", tr_ms, 4.0 * padded);
+  report_bw("  replaced: the three together", cast_ms + pad_ms + tr_ms, xs * 6.0 + 2.0 * (xs + padded) + 4.0 * padded);
 }
 
 // EfficientNet-B0's squeeze-excitation at batch 128 in f16, channels-last:
@@ -363,6 +406,7 @@ int main(int argc, char** argv) {
   if (wanted("memory")) bench_memory_bound(stream->get());
   if (wanted("gather")) bench_gather(stream->get());
   if (wanted("pad")) bench_pad(stream->get());
+  if (wanted("s2d")) bench_space_to_depth_pad(stream->get());
   if (wanted("se")) bench_squeeze_excitation(stream->get());
   if (wanted("stem")) bench_stem(stream->get());
   if (wanted("matmul")) bench_matmul(stream->get());

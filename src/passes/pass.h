@@ -52,7 +52,9 @@ Status assign_precision(Graph& graph, DType target);
 
 // On the CUDA backend after assign_precision, before assign_conv_layout: a
 // 16-bit stride-2 stem over fewer than 8 channels becomes a stride-1
-// channels-last convolution over the input's 2x2 blocks (space-to-depth).
+// channels-last convolution over the input's 2x2 blocks (space-to-depth),
+// which one kiln.SpaceToDepthPad makes, reading the input Cast's f32 input
+// when the stem is the Cast's only reader (the Cast is erased).
 Status space_to_depth_stem(Graph& graph, PassContext& ctx);
 
 // On the CUDA backend after assign_precision: 2-D 16-bit kiln::FusedConv

@@ -12,23 +12,27 @@
 // i.e. block row o + j / 2 at phase j % 2: a (k' / 2)-tap convolution with
 // stride 1 over blocks, whose weight is the old one shifted by p' - p and
 // zero-filled to k' (even) taps, each tap's (phase_h, phase_w, c) as channels.
-// The channels are padded to an even count cc in the same Pad, so the 4 * cc
-// block channels are a multiple of 8 with no second Pad after the Transpose
-// (the weight is zero in the padding channels).
+// The channels are padded to an even count cc, so the 4 * cc block channels
+// are a multiple of 8 (the weight is zero in the padding channels).
 //
-//   %y: f16[N,64,112,112] = kiln.FusedConv(%x: f16[N,3,224,224], %w: [64,3,7,7], %b)
+// One kiln.SpaceToDepthPad (ops/space_to_depth_pad.h) pads, cuts the blocks
+// and lays them out channels-last in one pass over the input. When the input
+// is a Cast (assign_precision's f32 -> f16 input_cast) read only by the stem,
+// it reads the Cast's input and casts as it goes, and the Cast is erased:
+//
+//   %x: f16[N,3,224,224] = Cast(%in: f32[N,3,224,224]) {to=10}
+//   %y: f16[N,64,112,112] = kiln.FusedConv(%x, %w: [64,3,7,7], %b)
 //                             {strides=[2,2], pads=[3,3,3,3], activation="Relu"}
 // becomes
-//   %xp: [N,4,230,230] = Pad(%x, [0,0,4,4,0,1,2,2])
-//   %x6: [N,4,115,2,115,2] = Reshape(%xp, [0,4,115,2,115,2])
-//   %xt: [N,115,115,2,2,4] = Transpose(%x6) {perm=[0,2,4,3,5,1]}
-//   %xs: [N,115,115,16] = Reshape(%xt, [0,115,115,16])
-//   %yn: [N,112,112,64] = kiln.FusedConv(%xs, %ws: [64,4,4,16], %b)
+//   %x_s2d: f16[N,115,115,16] = kiln.SpaceToDepthPad(%in) {channels=4, pads=[4,4,2,2], to=10}
+//   %yn: [N,112,112,64] = kiln.FusedConv(%x_s2d, %ws: [64,4,4,16], %b)
 //                           {strides=[1,1], pads=[0,0,0,0], channels_last=1, activation="Relu"}
 //   %y: [N,64,112,112] = Transpose(%yn) {perm=[0,3,1,2]}
+// (pads: 4 = 3 rounded up to even before; 2 after, so 224 + 4 + 2 = 2 * 115.)
 // Runs before assign_conv_layout, whose transpose clean-up then joins %y's
 // Transpose with the next layer's.
 #include <cstring>
+#include <set>
 
 #include "passes/pass.h"
 #include "passes/pass_util.h"
@@ -121,31 +125,37 @@ Tensor block_weight(const Tensor& w, const Stem& s, const Axis& ah, const Axis& 
   return out;
 }
 
-Value* i64s(Graph& g, const std::string& name, std::vector<int64_t> v) {
-  return pass_util::add_constant(g, name, Tensor::vector_i64(v));
+// The Cast that x comes from when the stem is its only reader and the CUDA
+// kernel reads its input (f32, or a 16-bit float of the other kind): then
+// SpaceToDepthPad casts as it goes and the Cast is left dead. Null if none.
+Node* foldable_cast(const Graph& g, const Node& conv) {
+  Node* cast = pass_util::producer_of(conv.inputs[0], "Cast");
+  if (!cast || !cast->input(0) || !pass_util::only_reader_is(g, conv.inputs[0], &conv)) return nullptr;
+  const DType from = cast->input(0)->type.dtype;
+  return from == DType::kF32 || from == DType::kF16 || from == DType::kBF16 ? cast : nullptr;
 }
 
-void rewrite(Graph& g, Node& n, const Stem& s, const Axis& ah, const Axis& aw) {
+// Rewrites the stem; returns the Cast its input came from when
+// SpaceToDepthPad now reads that Cast's input instead (the Cast is dead).
+Node* rewrite(Graph& g, Node& n, const Stem& s, const Axis& ah, const Axis& aw) {
   Value* x = n.inputs[0];
   const Dim batch = (*pass_util::dims_of(x))[0];
   // 4 * cc = round_up(4 * c, kMinChannels): the block channels need no pad of their own.
   static_assert(kMinChannels == 8, "cc = round_up(c, 2) makes 4 * cc a multiple of 8");
   const int64_t hb = ah.blocks, wb = aw.blocks, cc = round_up(s.c, 2), c4 = 4 * cc;
-  const std::string base = x->name + "_s2d";
-  Value* v = pass_util::add_batched_op(
-      g, "Pad", {x, i64s(g, base + "_pads", {0, 0, ah.before, aw.before, 0, cc - s.c, ah.after, aw.after})}, batch,
-      {cc, 2 * hb, 2 * wb}, base + "_padded");
-  v = pass_util::add_batched_op(g, "Reshape", {v, i64s(g, base + "_shape6", {0, cc, hb, 2, wb, 2})}, batch,
-                                {cc, hb, 2, wb, 2}, base + "_6d");
-  Node* t = g.add_node("Transpose");
-  t->attrs["perm"] = Attribute::of_ints({0, 2, 4, 3, 5, 1});
-  t->inputs = {v};
-  v = g.add_value(g.unique_name(base + "_blocks6"),
-                  Type::tensor(x->type.dtype, Shape(Dims{batch, Dim(hb), Dim(wb), Dim(2), Dim(2), Dim(cc)})));
-  t->outputs = {v};
-  v->producer = t;
-  v = pass_util::add_batched_op(g, "Reshape", {v, i64s(g, base + "_shape4", {0, hb, wb, c4})}, batch, {hb, wb, c4},
-                                base + "_blocks");
+  Node* cast = foldable_cast(g, n);
+  Node* blocks = g.add_node("SpaceToDepthPad");
+  blocks->domain = "kiln";
+  blocks->opset = 0;
+  blocks->inputs = {cast ? cast->inputs[0] : x};
+  blocks->attrs["pads"] = Attribute::of_ints({ah.before, aw.before, ah.after, aw.after});
+  blocks->attrs["channels"] = Attribute::of_int(cc);
+  if (cast) blocks->attrs["to"] = Attribute::of_int(static_cast<int64_t>(x->type.dtype));
+  Value* v = g.add_value(g.unique_name(x->name + "_s2d"),
+                         Type::tensor(x->type.dtype, Shape(Dims{batch, Dim(hb), Dim(wb), Dim(c4)})));
+  blocks->outputs = {v};
+  v->producer = blocks;
+  v->producer_output = 0;
   n.inputs[0] = v;
   n.inputs[1] =
       pass_util::add_constant(g, n.inputs[1]->name + "_s2d", block_weight(*n.inputs[1]->constant, s, ah, aw, cc));
@@ -164,6 +174,7 @@ void rewrite(Graph& g, Node& n, const Stem& s, const Axis& ah, const Axis& aw) {
   n.metadata["kiln.layout"] = "NHWC";
   n.metadata["kiln.space_to_depth"] = "2";
   pass_util::transpose_output(g, n, {0, 3, 1, 2}, "_nhwc");
+  return cast;
 }
 
 }  // namespace
@@ -172,10 +183,14 @@ Status space_to_depth_stem(Graph& graph, PassContext& /*ctx*/) {
   std::vector<std::pair<Node*, Stem>> stems;
   for (const auto& n : graph.nodes())
     if (auto s = stem_of(*n)) stems.emplace_back(n.get(), *s);
+  std::set<const Node*> dead_casts;
   for (auto& [n, s] : stems) {
     const Axis ah = axis_of(s.h, s.r, s.pad_h), aw = axis_of(s.w, s.s, s.pad_w);
-    if (ah.possible && aw.possible) rewrite(graph, *n, s, ah, aw);
+    if (!ah.possible || !aw.possible) continue;
+    if (const Node* cast = rewrite(graph, *n, s, ah, aw)) dead_casts.insert(cast);
   }
+  // The builder's erase_nodes_if(false) drops only unread values, never a node: erase the Casts here.
+  if (!dead_casts.empty()) graph.erase_nodes_if([&](const Node& m) { return dead_casts.count(&m) > 0; });
   if (!stems.empty()) pass_util::sort_topologically(graph);
   return Status::ok();
 }

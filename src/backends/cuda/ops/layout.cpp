@@ -1,11 +1,15 @@
 // Transpose, Concat, Split, Slice, Expand, Tile, Pad, CenterCropPad,
 // DepthToSpace, SpaceToDepth, Trilu and ReverseSequence: element moves by
 // element size (every dtype of 1, 2, 4 or 8 bytes; 16 where the kernel is an
-// index map), parameters resolved on the host as the CPU kernels do.
+// index map), parameters resolved on the host as the CPU kernels do. And
+// kiln.SpaceToDepthPad, the stems' cast, pad and 2x2 blocks in one pass
+// (f32, f16 and bf16).
 #include <algorithm>
 
 #include "backends/cuda/kernels/data_movement.cuh"
+#include "backends/cuda/kernels/space_to_depth_pad.cuh"
 #include "backends/cuda/ops/data_movement_support.h"
+#include "ops/space_to_depth_pad.h"
 
 namespace kiln::cuda {
 namespace {
@@ -172,6 +176,29 @@ Status run_depth_space(KernelContext& ctx, bool to_space) {
   return launch_depth_space(p, ctx.stream());
 }
 
+Status run_space_to_depth_pad(KernelContext& ctx) {
+  const DeviceTensor &x = ctx.input(0), &y = ctx.output(0);
+  KILN_ASSIGN_OR_RETURN(SpaceToDepthPadAttrs a, space_to_depth_pad_attrs(ctx.node(), x.dtype));
+  KILN_ASSIGN_OR_RETURN(auto dims, space_to_depth_pad_dims(a, x.dims));
+  if (y.dims != std::vector<int64_t>(dims.begin(), dims.end()))
+    return internal_error("kiln.SpaceToDepthPad: output dims differ from shape inference");
+  SpaceToDepthPadParams p;
+  p.x_dtype = x.dtype, p.y_dtype = y.dtype, p.x = x.data, p.y = y.data;
+  p.n = x.dims[0], p.c = x.dims[1], p.h = x.dims[2], p.w = x.dims[3];
+  p.channels = a.channels, p.top = a.top, p.left = a.left, p.hb = dims[1], p.wb = dims[2];
+  return launch_space_to_depth_pad(p, ctx.stream());
+}
+
+Status supports_space_to_depth_pad(const Node& n) {
+  const DType x = n.input(0) ? n.input(0)->type.dtype : DType::kUndefined;
+  KILN_ASSIGN_OR_RETURN(SpaceToDepthPadAttrs a, space_to_depth_pad_attrs(n, x));
+  const DType y = a.to != DType::kUndefined ? a.to : x;
+  if (!space_to_depth_pad_takes(x, y))
+    return unsupported("kiln.SpaceToDepthPad: {} to {} (the CUDA kernel takes f32, f16 and bf16)", dtype_name(x),
+                       dtype_name(y));
+  return Status::ok();
+}
+
 Status run_trilu(KernelContext& ctx) {
   const DeviceTensor& x = ctx.input(0);
   KILN_ASSIGN_OR_RETURN(auto k, dm::host_ints(ctx, 1));
@@ -216,6 +243,7 @@ KILN_CUDA_KERNEL("", "DepthToSpace",
                  {.run = [](KernelContext& c) { return run_depth_space(c, true); }, .supports = supports_any});
 KILN_CUDA_KERNEL("", "SpaceToDepth",
                  {.run = [](KernelContext& c) { return run_depth_space(c, false); }, .supports = supports_any});
+KILN_CUDA_KERNEL("kiln", "SpaceToDepthPad", {.run = run_space_to_depth_pad, .supports = supports_space_to_depth_pad});
 KILN_CUDA_KERNEL("", "Trilu", {.run = run_trilu, .host_inputs = {1}, .supports = supports_any});
 KILN_CUDA_KERNEL("", "ReverseSequence", {.run = run_reverse_sequence, .supports = supports_reverse_sequence});
 
