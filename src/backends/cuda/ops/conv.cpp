@@ -1,5 +1,6 @@
 // Conv, ConvTranspose and kiln::FusedConv (cuDNN's graph API for
-// f32/f16/bf16, the direct kernel for f64 and for whatever cuDNN declines),
+// f32/f16/bf16, the direct kernel for f64 and for whatever cuDNN declines;
+// FusedConv also kiln's own kernels and, for 1x1 layers, cuBLASLt as tactics),
 // ConvInteger and
 // QLinearConv (the direct integer kernel). Geometry comes from the CPU
 // backend's window plan, so both backends agree on every padding rule.
