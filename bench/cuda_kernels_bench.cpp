@@ -1,7 +1,7 @@
 // A benchmark, not a test: times kiln's CUDA kernels with CUDA events (warm-up,
 // then the median of many runs) and prints achieved bandwidth or throughput
 // against the H100 SXM's peaks (~3.35 TB/s HBM3, ~990 TFLOP/s dense fp16).
-// Usage: kiln_cuda_bench [--runs N] [--only memory|gather|pad|s2d|se|stem|matmul|attention]
+// Usage: kiln_cuda_bench [--runs N] [--only memory|gather|pad|s2d|se|stem|conv1x1|matmul|attention]
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +24,7 @@
 #include "backends/cuda/kernels/space_to_depth_pad.cuh"
 #include "backends/cuda/kernels/stem_conv.cuh"
 #include "backends/cuda/ops/cudnn_attention.h"
+#include "backends/cuda/ops/cudnn_conv.h"
 #include "ir/tensor.h"
 
 namespace kiln::cuda {
@@ -312,6 +313,84 @@ void bench_stem(cudaStream_t s) {
   }
 }
 
+// 1x1 channels-last kiln.FusedConv layers at batch 128 f16 on the tactics the
+// tuner picks from: cuDNN's fused graph ("cudnn_fused:<i>", the best of its
+// first 4 engines) and cuBLASLt's GEMM with the epilogue ("cublaslt:<i>": the
+// heuristic's first, and the best of its first 4). GB/s counts x, w, bias, z
+// and y once.
+void bench_conv1x1(cudaStream_t s) {
+  struct Layer {
+    const char* name;
+    int64_t hw, cin, cout;
+    bool residual, relu;
+  };
+  const Layer layers[] = {{"ResNet-50 layer1 conv3 56x56 64->256 +z Relu", 56, 64, 256, true, true},
+                          {"ResNet-50 layer1 downsample 56x56 64->256", 56, 64, 256, false, false},
+                          {"ResNet-50 layer2 conv3 28x28 128->512 +z Relu", 28, 128, 512, true, true},
+                          {"MobileNetV2 project 28x28 192->32 +z", 28, 192, 32, true, false}};
+  const int64_t n = 128;
+  const DType t = DType::kF16;
+  auto lt = CublasLt::create();
+  auto cudnn = Cudnn::create();
+  if (!lt.is_ok() || !cudnn.is_ok()) {
+    std::printf("conv1x1: no cuBLASLt or cuDNN handle\n");
+    return;
+  }
+  const size_t ws_bytes = size_t(256) << 20;
+  DeviceBuffer ws = filled(ws_bytes);
+  for (const Layer& l : layers) {
+    const int64_t m = n * l.hw * l.hw, xs = m * l.cin, wsz = l.cout * l.cin, ys = m * l.cout;
+    DeviceBuffer x = filled(xs * 2), w = filled(wsz * 2), b = filled(l.cout * 2), y = filled(ys * 2);
+    DeviceBuffer z = filled(l.residual ? ys * 2 : 2);
+    fill_random(x, t, xs);
+    fill_random(w, t, wsz);
+    fill_random(b, t, l.cout);
+    if (l.residual) fill_random(z, t, ys);
+    const void* zp = l.residual ? z.data() : nullptr;
+    const double bytes = 2.0 * (xs + wsz + l.cout + ys * (l.residual ? 2 : 1));
+    CudnnConvSpec spec;
+    spec.dtype = t, spec.spatial = 2, spec.channels_last = true, spec.workspace_limit = ws_bytes;
+    spec.g.batch = n, spec.g.in_channels = l.cin, spec.g.out_channels = l.cout, spec.g.group = 1;
+    spec.g.in[1] = spec.g.in[2] = spec.g.out[1] = spec.g.out[2] = l.hw;
+    spec.fused = true, spec.fused_bias = true, spec.fused_residual = l.residual;
+    spec.activation = l.relu ? EpilogueActivation::kRelu : EpilogueActivation::kNone;
+    double cudnn_best = 1e30;
+    int cudnn_i = -1;
+    for (int i = 0; i < 4; ++i) {
+      spec.engine_index = i;
+      const std::shared_ptr<const CudnnConvPlan> plan = cudnn_conv_plan(spec);
+      if (!plan) break;
+      const double ms = median_ms(
+          [&] {
+            return execute_cudnn_conv(cudnn->get(), s, *plan, x.data(), w.data(), y.data(), ws.data(), b.data(), zp);
+          },
+          s);
+      if (ms < cudnn_best) cudnn_best = ms, cudnn_i = i;
+    }
+    if (cudnn_i >= 0) report_bw("cudnn_fused:" + std::to_string(cudnn_i) + " (best) " + l.name, cudnn_best, bytes);
+    MatmulShape shape;
+    shape.dtype = t, shape.m = m, shape.n = l.cout, shape.k = l.cin, shape.trans_b = true;
+    shape.has_c = l.residual, shape.has_bias = true;
+    shape.activation = l.relu ? MatmulActivation::kRelu : MatmulActivation::kNone;
+    const size_t lt_ws = size_t(32) << 20;
+    auto algos = matmul_algos(*lt, shape, 4, lt_ws);
+    if (!algos.is_ok()) {
+      std::printf("cublaslt %s: %s\n", l.name, algos.status().to_string().c_str());
+      continue;
+    }
+    MatmulArgs args{x.data(), w.data(), zp, b.data(), y.data(), 1.f, l.residual ? 1.f : 0.f, ws.data(), lt_ws};
+    double best = 1e30;
+    size_t best_i = 0;
+    for (size_t i = 0; i < algos->size(); ++i) {
+      const double ms = median_ms([&] { return launch_matmul(*lt, shape, args, &(*algos)[i], s); }, s);
+      if (i == 0) report_bw(std::string("cublaslt:0 ") + l.name, ms, bytes);
+      if (ms < best) best = ms, best_i = i;
+    }
+    report_bw("cublaslt:" + std::to_string(best_i) + " (best of " + std::to_string(algos->size()) + ") " + l.name, best,
+              bytes);
+  }
+}
+
 void bench_matmul(cudaStream_t s) {
   auto lt = CublasLt::create();
   const size_t ws = 32 << 20;
@@ -409,6 +488,7 @@ int main(int argc, char** argv) {
   if (wanted("s2d")) bench_space_to_depth_pad(stream->get());
   if (wanted("se")) bench_squeeze_excitation(stream->get());
   if (wanted("stem")) bench_stem(stream->get());
+  if (wanted("conv1x1")) bench_conv1x1(stream->get());
   if (wanted("matmul")) bench_matmul(stream->get());
   if (wanted("attention")) bench_attention(stream->get());
   return 0;

@@ -1,5 +1,6 @@
 // Conv, ConvTranspose and kiln::FusedConv (cuDNN's graph API for
-// f32/f16/bf16, the direct kernel for f64 and for whatever cuDNN declines),
+// f32/f16/bf16, the direct kernel for f64 and for whatever cuDNN declines;
+// FusedConv also kiln's own kernels and, for 1x1 layers, cuBLASLt as tactics),
 // ConvInteger and
 // QLinearConv (the direct integer kernel). Geometry comes from the CPU
 // backend's window plan, so both backends agree on every padding rule.
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 #include <any>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -19,6 +21,7 @@
 #include "backends/cuda/kernels/depthwise_conv.cuh"
 #include "backends/cuda/kernels/stem_conv.cuh"
 #include "backends/cuda/ops/cudnn_conv.h"
+#include "backends/cuda/ops/matmul_plan.h"
 #include "backends/cuda/ops/window_ops.h"
 #include "ops/fused_activation.h"
 
@@ -297,11 +300,27 @@ std::vector<int64_t> nchw_dims(const std::vector<int64_t>& d, bool from_channels
 // epilogue included, for small-channel layers such as the stems that
 // space_to_depth_stem leaves (kiln_igemm_fits); it needs no workspace, and
 // where the layer does not qualify at run time it runs as under "".
+// "cublaslt:<i>" runs a 1x1 layer as one cuBLASLt GEMM with the whole
+// epilogue (conv_gemm_shape): channels-last, x [N, H, W, Cin] is A [N*H*W,
+// Cin], w [Cout, 1, 1, Cin] is B stored [Cout, Cin] (trans_b), y is D and z
+// is C (beta 1), the bias and Relu are cuBLASLt's epilogue, all applied to
+// the f32 accumulator before the one rounding to y's type; i is the i-th
+// algorithm of cuBLASLt's heuristic for that GEMM, as matmul.cpp numbers
+// them. Offered after kiln's own kernels and before cuDNN's, about a third of
+// the candidates (1 to 4, none where a single one is asked for). Its
+// workspace is cuBLASLt's scratch or, if larger, what "" asks for; where the
+// layer does not qualify at run time (an operand off 256-byte alignment,
+// cuBLASLt declining the GEMM or having no algorithm i) it runs as under "".
+// The algorithm and the "" route's state are kept apart in ctx.state()
+// (CublasLtConvState).
 
 constexpr std::string_view kFusedPrefix = "cudnn_fused:";
 constexpr std::string_view kDepthwiseTactic = "kiln_dw";
 constexpr std::string_view kDepthwiseStripTactic = "kiln_dw_strip";
 constexpr std::string_view kIgemmTactic = "kiln_igemm";
+constexpr std::string_view kCublasLtPrefix = "cublaslt:";
+
+bool is_cublaslt_tactic(const std::string& tactic) { return tactic.rfind(kCublasLtPrefix, 0) == 0; }
 
 // The workspace of the "kiln_dw" and "kiln_dw_strip" tactics (the
 // transposed weights) where the layer qualifies: channels-last, 2-D, one channel per group (multiplier 1),
@@ -356,7 +375,8 @@ struct FusedTactic {
 
 FusedTactic parse_fused_tactic(const std::string& tactic) {
   if (tactic.rfind(kFusedPrefix, 0) == 0) return {true, std::max(0, std::atoi(tactic.c_str() + kFusedPrefix.size()))};
-  if (tactic.empty() || tactic == kDepthwiseTactic || tactic == kDepthwiseStripTactic || tactic == kIgemmTactic)
+  if (tactic.empty() || tactic == kDepthwiseTactic || tactic == kDepthwiseStripTactic || tactic == kIgemmTactic ||
+      is_cublaslt_tactic(tactic))
     return {};
   return {false, cudnn_tactic_index(tactic)};
 }
@@ -398,6 +418,55 @@ Expected<FusedInputs> fused_inputs(const Node& node, bool bias, bool residual) {
   return FusedInputs{act, bias, residual};
 }
 
+// The "cublaslt:<i>" tactics' GEMM where the layer is one: channels-last, 2-D,
+// a 1x1 kernel at stride 1, dilation 1, pads 0 and group 1, f32 (TF32 as the
+// build allows, as MatMul), f16 or bf16, and an activation cuBLASLt's
+// epilogue applies exactly: none or Relu (a Clip to [0, +inf) is Relu).
+std::optional<MatmulShape> conv_gemm_shape(const Node& node, const ConvShape& s, DType dtype, const FusedInputs& in,
+                                           bool allow_tf32) {
+  if (!channels_last(node) || s.spatial != 2 || !cublaslt_dtype(dtype)) return std::nullopt;
+  const WindowGeometry& g = s.g;
+  if (g.group != 1) return std::nullopt;
+  for (int a = 0; a < 3; ++a)
+    if (g.kernel[a] != 1 || g.stride[a] != 1 || g.dilation[a] != 1 || g.pad_begin[a] != 0 || g.pad_end[a] != 0)
+      return std::nullopt;
+  MatmulShape m;
+  switch (in.act.kind) {
+    case FusedActivation::Kind::kNone: break;
+    case FusedActivation::Kind::kRelu: m.activation = MatmulActivation::kRelu; break;
+    case FusedActivation::Kind::kClip:
+      if (in.act.lo != 0.f || !(std::isinf(in.act.hi) && in.act.hi > 0)) return std::nullopt;
+      m.activation = MatmulActivation::kRelu;
+      break;
+    default: return std::nullopt;
+  }
+  m.dtype = dtype;
+  m.m = g.batch * g.out_size(), m.n = g.out_channels, m.k = g.in_channels;
+  if (m.m <= 0 || m.n <= 0 || m.k <= 0 || g.in_size() != g.out_size()) return std::nullopt;
+  m.trans_b = true;  // w [Cout, 1, 1, Cin] is B stored [n, k]
+  m.has_c = in.residual;
+  m.has_bias = in.bias;
+  m.allow_tf32 = allow_tf32;
+  return m;
+}
+
+// How many "cublaslt:<i>" candidates a layer gets when `remaining` of the
+// builder's are left after kiln's own kernels: about a third, 1 to 4, and
+// none where only one is left (cuDNN's first stays the single guess).
+size_t cublaslt_candidates(size_t remaining) {
+  if (remaining < 2) return 0;
+  return std::clamp<size_t>(remaining / 3, 1, 4);
+}
+
+// A "cublaslt:<i>" layer's ctx.state(): cuBLASLt's algorithm (try_run_cublaslt's)
+// and, for runs it does not take, the "" route's ConvState, never one in place of the other.
+struct CublasLtConvState {
+  std::any algo;
+  std::any route;
+};
+
+bool aligned256(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 255u) == 0; }
+
 size_t fused_conv_workspace(const KernelQuery& q) {
   const std::vector<int64_t>*x = q.input_dims(0), *w = q.input_dims(1);
   if (!x || !w) return 0;
@@ -413,8 +482,12 @@ size_t fused_conv_workspace(const KernelQuery& q) {
   ConvState st;
   if (limit)
     st = fused_route(*s, q.input_dtype(0), in->act, in->bias, in->residual, q.allow_tf32(), nhwc, q.tactic(), *limit);
-  if (st.plan) return st.route.staging_bytes + workspace_size(*st.plan);
-  return depthwise.value_or(0);  // without a cuDNN plan a depthwise layer runs kiln_dw's kernel
+  // What "" needs (a cublaslt tactic parses as "" there); without a cuDNN
+  // plan a depthwise layer runs kiln_dw's kernel.
+  const size_t route_bytes = st.plan ? st.route.staging_bytes + workspace_size(*st.plan) : depthwise.value_or(0);
+  if (is_cublaslt_tactic(q.tactic()) && conv_gemm_shape(q.node(), *s, q.input_dtype(0), *in, q.allow_tf32()))
+    return std::max(cublaslt_workspace_bytes(q.workspace_limit()), route_bytes);
+  return route_bytes;
 }
 
 std::vector<std::string> fused_conv_tactics(const KernelQuery& q, size_t limit) {
@@ -433,6 +506,13 @@ std::vector<std::string> fused_conv_tactics(const KernelQuery& q, size_t limit) 
   }
   // Then kiln's implicit GEMM (never with kiln_dw: that one needs group == Cin).
   if (limit > out.size() && kiln_igemm_fits(q.node(), *s, q.input_dtype(0))) out.emplace_back(kIgemmTactic);
+  // Then cuBLASLt's algorithms for a 1x1 layer's GEMM, before cuDNN's.
+  if (const size_t n = cublaslt_candidates(limit - out.size()); n > 0) {
+    if (auto gemm = conv_gemm_shape(q.node(), *s, q.input_dtype(0), *in, q.allow_tf32())) {
+      for (std::string& t : cublaslt_tactics(*gemm, n, cublaslt_workspace_bytes(q.workspace_limit())))
+        out.push_back(std::move(t));
+    }
+  }
   const size_t cudnn_candidates = limit - out.size();
   std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), false, false);
   if (cudnn_candidates == 0 || (nhwc && r && r->staging != CudnnRoute::Staging::kNone)) return out;
@@ -497,7 +577,30 @@ Status run_fused_conv(KernelContext& ctx) {
   // x and w are 16-byte aligned.
   if (ctx.tactic() == kIgemmTactic && kiln_igemm_fits(ctx.node(), s, x.dtype) && aligned16(x.data) && aligned16(w.data))
     return launch_stem_conv(operands, ctx.stream());
-  std::any& state = ctx.state();
+  // cuBLASLt's GEMM, epilogue included, where the layer is one and every
+  // operand has the 256-byte alignment its heuristic assumed; the "" route's
+  // state then lives beside the algorithm.
+  std::any* route_state = &ctx.state();
+  if (is_cublaslt_tactic(ctx.tactic())) {
+    std::any& held = ctx.state();
+    if (!held.has_value()) held = CublasLtConvState{};
+    auto* lt = std::any_cast<CublasLtConvState>(&held);
+    if (!lt) return internal_error("FusedConv {}: kernel state is not the cublaslt tactic's", ctx.node().label());
+    const std::optional<MatmulShape> gemm = conv_gemm_shape(ctx.node(), s, x.dtype, in, ctx.allow_tf32());
+    const size_t lt_bytes = cublaslt_workspace_bytes(ctx.workspace_limit());
+    const bool aligned = aligned256(x.data) && aligned256(w.data) && aligned256(y.data) &&
+                         (!bias || aligned256(bias)) && (!z || aligned256(z)) &&
+                         (lt_bytes == 0 || aligned256(ctx.workspace()));
+    if (gemm && aligned && ctx.workspace_bytes() >= lt_bytes) {
+      MatmulArgs args;
+      args.a = x.data, args.b = w.data, args.c = z, args.bias = bias, args.d = y.data;
+      args.beta = z ? 1.f : 0.f;
+      KILN_ASSIGN_OR_RETURN(const bool ran, try_run_cublaslt(ctx, *gemm, args, 0, &lt->algo));
+      if (ran) return Status::ok();
+    }
+    route_state = &lt->route;
+  }
+  std::any& state = *route_state;
   if (!state.has_value()) {
     ConvState st;
     std::optional<CudnnRoute> r = cudnn_route(s, x.dtype, false, false);

@@ -121,11 +121,12 @@ std::optional<MatmulShape> single_call_shape(const BatchedProduct& bp, DType t, 
 
 namespace {
 
-// The algorithm kept in ctx.state() for `s`, chosen on the plan's first run
-// (ctx.tactic()'s, or the heuristic's first, among those fitting `ws` bytes
-// of workspace); null when the heuristic has none.
-Expected<const MatmulAlgo*> chosen_algo(KernelContext& ctx, const CublasLt& lt, const MatmulShape& s, size_t ws) {
-  std::any& state = ctx.state();
+// The algorithm kept in `state` (ctx.state() unless the caller gives a slot)
+// for `s`, chosen on the plan's first run (ctx.tactic()'s, or the heuristic's
+// first, among those fitting `ws` bytes of workspace); null when the heuristic
+// has none.
+Expected<const MatmulAlgo*> chosen_algo(KernelContext& ctx, const CublasLt& lt, const MatmulShape& s, size_t ws,
+                                        std::any& state) {
   if (!state.has_value()) {
     CublasLtState chosen;
     const int index = tactic_index(ctx.tactic());
@@ -166,15 +167,16 @@ Status run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, b
   set_workspace(ctx, args, workspace_offset, ws);
   const MatmulAlgo* algo = nullptr;
   if (cache) {
-    KILN_ASSIGN_OR_RETURN(algo, chosen_algo(ctx, *lt, s, ws));
+    KILN_ASSIGN_OR_RETURN(algo, chosen_algo(ctx, *lt, s, ws, ctx.state()));
   }
   return launch_matmul(*lt, s, args, algo, ctx.stream());
 }
 
-Expected<bool> try_run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, size_t workspace_offset) {
+Expected<bool> try_run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, size_t workspace_offset,
+                                std::any* state) {
   const size_t ws = cublaslt_workspace_bytes(ctx.workspace_limit());
   KILN_ASSIGN_OR_RETURN(const CublasLt* lt, checked_handle(ctx, workspace_offset, ws));
-  auto chosen = chosen_algo(ctx, *lt, s, ws);
+  auto chosen = chosen_algo(ctx, *lt, s, ws, state ? *state : ctx.state());
   if (!chosen.is_ok() && chosen.status().code() == ErrorCode::kUnsupported) return false;  // no such tactic here
   KILN_RETURN_IF_ERROR(chosen.status());
   const MatmulAlgo* algo = *chosen;

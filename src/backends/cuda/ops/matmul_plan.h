@@ -3,6 +3,7 @@
 // product through cuBLASLt with the algorithm chosen on the plan's first run.
 #pragma once
 
+#include <any>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -65,6 +66,9 @@ Status run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, b
 // As run_cublaslt with the cached algorithm, but returns false, having run
 // nothing, when cuBLASLt has no algorithm for `s` or refuses it as
 // unsupported (an epilogue it cannot fuse here): the caller takes another path.
-Expected<bool> try_run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, size_t workspace_offset = 0);
+// The algorithm is kept in `*state` where given (a kernel that keeps other
+// state of its own in ctx.state() passes a slot of it), else in ctx.state().
+Expected<bool> try_run_cublaslt(KernelContext& ctx, const MatmulShape& s, MatmulArgs args, size_t workspace_offset = 0,
+                                std::any* state = nullptr);
 
 }  // namespace kiln::cuda
