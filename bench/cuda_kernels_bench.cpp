@@ -427,7 +427,7 @@ void bench_matmul(cudaStream_t s) {
 // ViT-B/16's attention at batch 64 (kiln.PackedAttention: 12 heads of 64,
 // 197 tokens, Q, K and V read in place from one packed [64, 197, 3 * 768]
 // QKV, no mask, f16) on the tactics the tuner picks from: "cudnn" (cuDNN's
-// fused attention), "mma" and "mma2" (kiln's mma.sync kernels). A layer is
+// fused attention) and "mma" (kiln's mma.sync kernel). A layer is
 // 4 B H S^2 D flops (Q . K^T and P . V).
 void bench_attention(cudaStream_t s) {
   const int64_t batch = 64, heads = 12, len = 197, head = 64, row = 3 * heads * head;
@@ -461,7 +461,6 @@ void bench_attention(cudaStream_t s) {
         flops);
   }
   report_flops("Attention mma " + shape, median_ms([&] { return launch_attention_mma(p, s); }, s), flops);
-  report_flops("Attention mma2 " + shape, median_ms([&] { return launch_attention_mma2(p, s); }, s), flops);
 }
 
 }  // namespace

@@ -110,9 +110,9 @@ Tensor run_attention_tactic(const std::vector<Tensor>& ins, const Attrs& attrs, 
   return out.is_ok() ? (*out)[0].tensor : Tensor();
 }
 
-// The tensor-core kernels: "tc" (WMMA), "mma" and "mma2" (mma.sync, in registers).
+// The tensor-core kernels: "tc" (WMMA) and "mma" (mma.sync, in registers).
 void check_tensor_core(const AttentionCase& c, DType t) {
-  for (const char* tactic : {"tc", "mma", "mma2"}) {
+  for (const char* tactic : {"tc", "mma"}) {
     const std::string what = c.what + " " + type_name(t) + " tactic " + tactic;
     expect_close(run_attention_tactic(c.ins, c.attrs, tactic), run_cpu("Attention", c.ins, c.attrs, 0, 1),
                  attention_tolerance(t), what);
@@ -148,48 +148,6 @@ TEST_F(GpuAttentionOpsTest, TensorCoreTacticMatchesCpu) {
                  vv = qkv(t, {1, 197, 4 * 64}, 14);
     const Attrs four = {{"q_num_heads", Attribute::of_int(4)}, {"kv_num_heads", Attribute::of_int(4)}};
     check_tensor_core({"3-D ViT tokens", {qv, kv, vv}, four}, t);
-  }
-}
-
-// "mma2" sizes its query blocks to the sequence (up to 8 warps of 16 rows,
-// spread evenly: 1 token is one warp, 65 one block of 5 warps, 197 two of 7,
-// 300 three of 7 whose last has 2 warps past the end), double-buffers 64-key
-// tiles (32 for D = 128) and computes only the 16-key chunks of the last one
-// that hold keys. Lengths on both sides of those edges, 1 x 1 and 8 x 12
-// (batch x heads), with and without masks, causality and windows.
-TEST_F(GpuAttentionOpsTest, Mma2TacticMatchesCpuAcrossLengths) {
-  const auto check = [](const AttentionCase& c, DType t) {
-    const std::string what = c.what + " " + type_name(t) + " tactic mma2";
-    expect_close(run_attention_tactic(c.ins, c.attrs, "mma2"), run_cpu("Attention", c.ins, c.attrs, 0, 1),
-                 attention_tolerance(t), what);
-  };
-  for (DType t : {DType::kF16, DType::kBF16}) {
-    for (int64_t s : {1, 64, 65, 197, 300}) {
-      const std::string len = " S=" + std::to_string(s);
-      const Tensor q = qkv(t, {2, 3, s, 64}, 21), k = qkv(t, {2, 3, s, 64}, 22), v = qkv(t, {2, 3, s, 64}, 23);
-      check({"plain" + len, {q, k, v}, {}}, t);
-      check({"causal" + len, {q, k, v}, {{"is_causal", Attribute::of_int(1)}}}, t);
-      check({"float mask" + len, {q, k, v, random_tensor(t, {2, 1, s, s}, -3.f, 1.f, 24)}, {}}, t);
-      check({"window" + len,
-             {q, k, v},
-             {{"left_window_size", Attribute::of_int(70)}, {"right_window_size", Attribute::of_int(5)}}},
-            t);
-    }
-    // More queries than keys and the reverse: the last key tile and the last query block differ.
-    const Tensor q = qkv(t, {1, 2, 197, 64}, 25), k = qkv(t, {1, 2, 37, 64}, 26), v = qkv(t, {1, 2, 37, 64}, 27);
-    check({"197 queries over 37 keys", {q, k, v}, {}}, t);
-    check({"37 queries over 197 keys", {k, q, q}, {}}, t);
-    for (int64_t d : {32, 128}) {
-      const Tensor qd = qkv(t, {1, 2, 197, d}, 28), kd = qkv(t, {1, 2, 197, d}, 29), vd = qkv(t, {1, 2, 197, d}, 30);
-      check({"D=" + std::to_string(d) + " S=197", {qd, kd, vd}, {}}, t);
-    }
-    Tensor rows = random_tensor(DType::kBool, {197, 197}, 0.f, 1.f, 31);
-    for (int64_t j = 0; j < 197; ++j) rows.mutable_data<uint8_t>()[100 * 197 + j] = 0;  // row 100 sees nothing
-    const Tensor q1 = qkv(t, {1, 1, 197, 64}, 32), k1 = qkv(t, {1, 1, 197, 64}, 33), v1 = qkv(t, {1, 1, 197, 64}, 34);
-    check({"1 x 1 bool mask with a hidden row", {q1, k1, v1, rows}, {}}, t);
-    const Tensor q8 = qkv(t, {8, 12, 197, 64}, 35), k8 = qkv(t, {8, 12, 197, 64}, 36),
-                 v8 = qkv(t, {8, 12, 197, 64}, 37);
-    check({"8 x 12 ViT heads", {q8, k8, v8}, {}}, t);
   }
 }
 

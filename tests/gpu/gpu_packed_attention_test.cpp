@@ -67,7 +67,7 @@ bool cudnn_takes(const PackedCase& c) {
   return cuda::cudnn_sdpa_plan(*spec) != nullptr;
 }
 
-// Every tactic that applies: "simt" always; "tc", "mma" and "mma2" for f16/bf16 with
+// Every tactic that applies: "simt" always; "tc" and "mma" for f16/bf16 with
 // D in {32, 64, 128} and no softcap; "cudnn" where compiled (no softcap) (its oracle is
 // the CPU in f32 on the widened inputs, rounded to T, as for Attention: cuDNN
 // keeps scores and softmax in f32). `cudnn_must_take`: cuDNN has to build a
@@ -80,7 +80,7 @@ void check_tactics(const PackedCase& c, bool cudnn_must_take) {
   const bool half = t == DType::kF16 || t == DType::kBF16;
   const bool tensor_core = half && (c.d == 32 || c.d == 64 || c.d == 128) && !c.extra.count("softcap");
   if (tensor_core) {
-    for (const char* tactic : {"tc", "mma", "mma2"})
+    for (const char* tactic : {"tc", "mma"})
       expect_close(run_tactic(c, tactic), cpu, attention_tolerance(t), name + " " + tactic);
   }
   if (!half || c.extra.count("softcap") || !cuda::cudnn_sdpa_compiled()) return;
@@ -135,26 +135,6 @@ TEST_F(GpuPackedAttentionTest, GroupedQueriesAndHeadSizesMatchCpuOnEveryTactic) 
     check_tactics(make_case("GQA 8/2 causal", t, 2, 70, 8, 2, 64, 6, {{"is_causal", Attribute::of_int(1)}}), true);
     check_tactics(make_case("D=32", t, 1, 77, 4, 4, 32, 7, {{"scale", Attribute::of_float(0.2f)}}), true);
     check_tactics(make_case("D=128 GQA 4/1", t, 1, 45, 4, 1, 128, 8), true);
-  }
-}
-
-// ViT-B/16's layer as "mma2" meets it (packed QKV rows of 3 x 12 x 64, 197
-// tokens), at 1 x 1 and 8 x 12 (batch x heads), and with the key padding mask
-// it takes; 300 tokens run three query blocks per head.
-TEST_F(GpuPackedAttentionTest, Mma2TakesVitLayersAtEveryBatch) {
-  for (DType t : {DType::kF16, DType::kBF16}) {
-    for (const PackedCase& c :
-         {make_case("ViT 1 x 1", t, 1, 197, 1, 1, 64, 41), make_case("ViT 8 x 12", t, 8, 197, 12, 12, 64, 42),
-          make_case("300 tokens", t, 2, 300, 4, 4, 64, 43)}) {
-      const std::string name = c.what + " " + std::string(dtype_name(t)) + " mma2";
-      expect_close(run_tactic(c, "mma2"), run_cpu("kiln.PackedAttention", inputs_of(c), attrs_of(c), 0, 1, 1),
-                   attention_tolerance(t), name);
-    }
-    PackedCase masked = make_case("ViT with a key padding mask", t, 2, 197, 12, 12, 64, 44);
-    masked.mask = key_padding(t, 2, 197, 60, 45);
-    expect_close(run_tactic(masked, "mma2"),
-                 run_cpu("kiln.PackedAttention", inputs_of(masked), attrs_of(masked), 0, 1, 1), attention_tolerance(t),
-                 masked.what + " " + std::string(dtype_name(t)) + " mma2");
   }
 }
 

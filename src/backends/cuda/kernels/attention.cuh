@@ -86,11 +86,6 @@ Status launch_attention_tc(const AttentionParams& p, cudaStream_t stream);
 // the scores, probabilities and output in registers.
 Status launch_attention_mma(const AttentionParams& p, cudaStream_t stream);
 
-// The second mma.sync kernel (tactic "mma2", attention_mma2.cu): what "mma"
-// takes, with K and V double-buffered through cp.async, ldmatrix fragment
-// loads, and query blocks sized to the sequence.
-Status launch_attention_mma2(const AttentionParams& p, cudaStream_t stream);
-
 // LinearAttention's recurrence (the CPU kernel's order of operations, in
 // float): a block per (batch, kv head) keeps the (d_k, d_v) state in shared
 // memory and walks the tokens. All tensors share `dtype`.

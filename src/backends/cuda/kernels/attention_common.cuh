@@ -1,6 +1,6 @@
 // Device helpers shared by the attention kernels (attention.cu's SIMT flash
-// kernel and the tensor-core ones: attention_tc.cu, attention_mma.cu,
-// attention_mma2.cu): element loads and the CPU oracle's roundings, the
+// kernel and the tensor-core ones: attention_tc.cu, attention_mma.cu):
+// element loads and the CPU oracle's roundings, the
 // layouts, which keys a query sees with what bias, and the mma.sync fragments.
 #pragma once
 
@@ -170,7 +170,7 @@ __device__ __forceinline__ KeyRange block_keys(const AttentionParams& p, int64_t
   return k;
 }
 
-// mma.sync helpers of the "mma" and "mma2" kernels (m16n8k16 fragments,
+// mma.sync helpers of the "mma" kernel (m16n8k16 fragments,
 // whose element layout PTX documents; mma_16816 itself is in mma_sm80.cuh).
 
 // The max and the sum over the 4 lanes of a quad (lane / 4 equal: the

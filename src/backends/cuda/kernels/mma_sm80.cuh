@@ -1,5 +1,5 @@
 // Warp-level tensor-core and asynchronous-copy primitives (sm_80 and later)
-// shared by kiln's mma.sync kernels (attention "mma" and "mma2", the stem
+// shared by kiln's mma.sync kernels (attention "mma", the stem
 // convolution "kiln_igemm"); included by .cu files only. The fragment layouts
 // are PTX's for m16n8k16 and ldmatrix.
 #pragma once
@@ -29,14 +29,9 @@ __device__ __forceinline__ void cp_async_wait() {
 
 // Four 8 x 8 matrices of 16-bit elements: lane l gives the address of row
 // l % 8 of matrix l / 8, and receives of each matrix the pair at row l / 4,
-// columns 2 (l % 4) and 2 (l % 4) + 1 (with .trans: of the transposed matrix).
+// columns 2 (l % 4) and 2 (l % 4) + 1.
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* row) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_u32(row)));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* row) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(smem_u32(row)));
 }
