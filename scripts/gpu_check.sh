@@ -238,10 +238,12 @@ if want server-tests && serve_build; then
      python3 -m pip install -q --no-index --no-deps --target build-gpu/pylib .debs/wheels/*.whl \
        >"$OUT/server_wheels.log" 2>&1; then
     (cd build-gpu && PYTHONPATH="$PWD/pylib${PYTHONPATH:+:$PYTHONPATH}" ctest -R "server_kserve|server_readme" \
-       --output-on-failure --timeout 600 >"$OUT/ctest_server_gpu.log" 2>&1)
+       -V --timeout 600 >"$OUT/ctest_server_gpu.log" 2>&1)
     # ctest counts a skipped test (exit 77: tritonclient missing) as passed: say so.
     skipped=$(grep -c '\*\*\*Skipped' "$OUT/ctest_server_gpu.log")
-    row "server tests (GPU build)" "$(grep -E 'tests passed' "$OUT/ctest_server_gpu.log" | tail -1)$( ((skipped)) && echo ", $skipped SKIPPED")"
+    # pytest's own summaries ("N passed, M skipped in S s"), so a KIND_GPU test skipped inside shows.
+    pytest_lines=$(grep -oE '[0-9]+ passed[^=]* in [0-9.]+s' "$OUT/ctest_server_gpu.log" | paste -sd ';' -)
+    row "server tests (GPU build)" "$(grep -E 'tests passed' "$OUT/ctest_server_gpu.log" | tail -1)$( ((skipped)) && echo ", $skipped SKIPPED")${pytest_lines:+ (pytest: $pytest_lines)}"
     grep -E "^(FAILED|ERROR) |passed|failed" "$OUT/ctest_server_gpu.log" | head -20
   else
     row "server tests (GPU build)" "SKIPPED: no .debs/wheels (scripts/fetch_gpu_wheels.sh) or pip failed (server_wheels.log)"

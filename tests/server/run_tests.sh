@@ -12,4 +12,4 @@ if ! "$python" -c "import tritonclient.http, tritonclient.grpc, pytest, onnx, nu
 fi
 cd "$(dirname "$0")"
 [ $# -gt 0 ] || set -- .
-KILN=$kiln exec "$python" -m pytest -q -p no:cacheprovider "$@"
+KILN=$kiln exec "$python" -m pytest -q -rs -p no:cacheprovider "$@"
