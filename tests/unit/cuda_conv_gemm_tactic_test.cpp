@@ -21,24 +21,9 @@ using Dims = std::vector<int64_t>;
 
 // kiln.FusedConv {channels_last=1} with x, w, a bias and a residual z:
 // ResNet-50's layer1 conv3 (1x1, 64 -> 256, Relu) unless a test changes it.
-struct GemmNode {
-  Graph g;
-  Node* n = nullptr;
-  GemmNode() {
-    n = g.add_node("FusedConv", "kiln");
-    for (const char* name : {"x", "w", "b", "z"}) n->inputs.push_back(g.add_value(name));
-    n->outputs.push_back(g.add_value("y"));
-    n->attrs["channels_last"] = Attribute::of_int(1);
-    n->attrs["activation"] = Attribute::of_string("Relu");
-  }
+struct GemmNode : ChannelsLastConvNode {
+  GemmNode() : ChannelsLastConvNode({"x", "w", "b", "z"}, "Relu") {}
 };
-
-const KernelDef& fused_conv() {
-  const KernelDef* def = KernelRegistry::instance().find("kiln", "FusedConv");
-  EXPECT_NE(def, nullptr);
-  EXPECT_TRUE(def->tactics && def->workspace);
-  return *def;
-}
 
 bool offers_cublaslt(const std::vector<std::string>& tactics) {
   return std::any_of(tactics.begin(), tactics.end(), [](const std::string& t) { return t.rfind("cublaslt:", 0) == 0; });
@@ -47,7 +32,7 @@ bool offers_cublaslt(const std::vector<std::string>& tactics) {
 const std::vector<Dims> kLayer1Dims = {{2, 56, 56, 64}, {256, 1, 1, 64}, {256}, {2, 56, 56, 256}};
 
 TEST(ConvGemmTactic, WorkspaceIsCuBlasLtsScratchWithinTheLimit) {
-  const KernelDef& def = fused_conv();
+  const KernelDef& def = fused_conv_def();
   GemmNode d;
   for (DType t : {DType::kF16, DType::kBF16, DType::kF32}) {
     for (const char* tactic : {"cublaslt:0", "cublaslt:3"}) {
@@ -60,7 +45,7 @@ TEST(ConvGemmTactic, WorkspaceIsCuBlasLtsScratchWithinTheLimit) {
 
 // A 3x3 layer under "cublaslt:0" runs as under "": it asks for what "" does.
 TEST(ConvGemmTactic, WorkspaceOfALayerThatIsNoGemmIsTheDefaults) {
-  const KernelDef& def = fused_conv();
+  const KernelDef& def = fused_conv_def();
   GemmNode d;
   d.n->attrs["pads"] = Attribute::of_ints({1, 1, 1, 1});
   const std::vector<Dims> dims = {{2, 14, 14, 64}, {64, 3, 3, 64}, {64}, {2, 14, 14, 64}};
@@ -69,7 +54,7 @@ TEST(ConvGemmTactic, WorkspaceOfALayerThatIsNoGemmIsTheDefaults) {
 }
 
 TEST(ConvGemmTactic, NotOfferedWhereTheLayerIsNoGemm) {
-  const KernelDef& def = fused_conv();
+  const KernelDef& def = fused_conv_def();
   {  // 3x3
     GemmNode d;
     d.n->attrs["pads"] = Attribute::of_ints({1, 1, 1, 1});

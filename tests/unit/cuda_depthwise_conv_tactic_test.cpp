@@ -20,31 +20,13 @@ using Dims = std::vector<int64_t>;
 
 // kiln.FusedConv {channels_last=1} with x, w and a bias, MobileNetV2's
 // depthwise layer's attributes unless a test changes them.
-struct DepthwiseNode {
-  Graph g;
-  Node* n = nullptr;
-  explicit DepthwiseNode(int64_t group) {
-    n = g.add_node("FusedConv", "kiln");
-    for (const char* name : {"x", "w", "b"}) n->inputs.push_back(g.add_value(name));
-    n->outputs.push_back(g.add_value("y"));
-    n->attrs["channels_last"] = Attribute::of_int(1);
+struct DepthwiseNode : ChannelsLastConvNode {
+  explicit DepthwiseNode(int64_t group) : ChannelsLastConvNode({"x", "w", "b"}, "Clip") {
     n->attrs["group"] = Attribute::of_int(group);
     n->attrs["pads"] = Attribute::of_ints({1, 1, 1, 1});
-    n->attrs["activation"] = Attribute::of_string("Clip");
     n->attrs["activation_params"] = Attribute::of_floats({0.f, 6.f});
   }
 };
-
-const KernelDef& fused_conv() {
-  const KernelDef* def = KernelRegistry::instance().find("kiln", "FusedConv");
-  EXPECT_NE(def, nullptr);
-  EXPECT_TRUE(def->tactics && def->workspace);
-  return *def;
-}
-
-bool offers(const std::vector<std::string>& tactics, const char* tactic) {
-  return std::find(tactics.begin(), tactics.end(), tactic) != tactics.end();
-}
 
 bool offers_kiln_dw(const std::vector<std::string>& tactics) {
   return offers(tactics, "kiln_dw") || offers(tactics, "kiln_dw_strip");
@@ -54,7 +36,7 @@ bool offers_kiln_dw(const std::vector<std::string>& tactics) {
 const std::vector<Dims> kMobileNetDims = {{2, 56, 56, 144}, {144, 3, 3, 1}, {144}};
 
 TEST(DepthwiseConvTactic, OfferedFirstForAChannelsLastDepthwiseLayer) {
-  const KernelDef& def = fused_conv();
+  const KernelDef& def = fused_conv_def();
   DepthwiseNode d(144);
   for (DType t : {DType::kF16, DType::kBF16, DType::kF32}) {
     for (size_t limit : {size_t(1), size_t(2), size_t(8)}) {
@@ -89,7 +71,7 @@ TEST(DepthwiseConvTactic, OfferedFirstForAChannelsLastDepthwiseLayer) {
 // A kernel the strip variant does not specialise (7x7, or W stride 3) keeps
 // "kiln_dw" without the strip, which would only run the same kernel again.
 TEST(DepthwiseConvTactic, StripOfferedOnlyWhereItDiffers) {
-  const KernelDef& def = fused_conv();
+  const KernelDef& def = fused_conv_def();
   DepthwiseNode d(144);
   d.n->attrs["pads"] = Attribute::of_ints({3, 3, 3, 3});
   std::vector<std::string> tactics =
@@ -106,7 +88,7 @@ TEST(DepthwiseConvTactic, StripOfferedOnlyWhereItDiffers) {
 }
 
 TEST(DepthwiseConvTactic, NotOfferedWhereTheKernelDoesNotApply) {
-  const KernelDef& def = fused_conv();
+  const KernelDef& def = fused_conv_def();
   {  // dilation 2
     DepthwiseNode d(144);
     d.n->attrs["dilations"] = Attribute::of_ints({2, 2});
@@ -145,7 +127,7 @@ TEST(DepthwiseConvTactic, NotOfferedWhereTheKernelDoesNotApply) {
 
 // The transposed weights, rounded up to 256 bytes: 3 * 3 * 144 f16 = 2592 bytes.
 TEST(DepthwiseConvTactic, WorkspaceHoldsTheTransposedWeights) {
-  const KernelDef& def = fused_conv();
+  const KernelDef& def = fused_conv_def();
   DepthwiseNode d(144);
   for (const char* tactic : {"kiln_dw", "kiln_dw_strip"}) {
     EXPECT_EQ(def.workspace(FakeQuery(*d.n, DType::kF16, kMobileNetDims, tactic)), size_t(2816)) << tactic;

@@ -19,35 +19,17 @@ using Dims = std::vector<int64_t>;
 // kiln.FusedConv {channels_last=1} with x, w and a bias: ResNet-50's stem
 // after space_to_depth_stem (4x4, stride 1, pads 0, Relu) unless a test
 // changes its attributes.
-struct StemNode {
-  Graph g;
-  Node* n = nullptr;
-  StemNode() {
-    n = g.add_node("FusedConv", "kiln");
-    for (const char* name : {"x", "w", "b"}) n->inputs.push_back(g.add_value(name));
-    n->outputs.push_back(g.add_value("y"));
-    n->attrs["channels_last"] = Attribute::of_int(1);
-    n->attrs["pads"] = Attribute::of_ints({0, 0, 0, 0});
-    n->attrs["activation"] = Attribute::of_string("Relu");
-  }
+struct StemNode : ChannelsLastConvNode {
+  StemNode() : ChannelsLastConvNode({"x", "w", "b"}, "Relu") { n->attrs["pads"] = Attribute::of_ints({0, 0, 0, 0}); }
 };
 
-const KernelDef& fused_conv() {
-  const KernelDef* def = KernelRegistry::instance().find("kiln", "FusedConv");
-  EXPECT_NE(def, nullptr);
-  EXPECT_TRUE(def->tactics && def->workspace);
-  return *def;
-}
-
-bool offers_kiln_igemm(const std::vector<std::string>& tactics) {
-  return std::find(tactics.begin(), tactics.end(), "kiln_igemm") != tactics.end();
-}
+bool offers_kiln_igemm(const std::vector<std::string>& tactics) { return offers(tactics, "kiln_igemm"); }
 
 // x [N, 115, 115, 16] (3 channels padded to 4, 2x2 space-to-depth), w [64, 4, 4, 16].
 const std::vector<Dims> kStemDims = {{2, 115, 115, 16}, {64, 4, 4, 16}, {64}};
 
 TEST(StemConvTactic, OfferedForTheResNetStem) {
-  const KernelDef& def = fused_conv();
+  const KernelDef& def = fused_conv_def();
   StemNode d;
   for (DType t : {DType::kF16, DType::kBF16}) {
     for (size_t limit : {size_t(1), size_t(2), size_t(8)}) {
@@ -69,7 +51,7 @@ TEST(StemConvTactic, OfferedForTheResNetStem) {
 }
 
 TEST(StemConvTactic, NotOfferedWhereTheKernelDoesNotApply) {
-  const KernelDef& def = fused_conv();
+  const KernelDef& def = fused_conv_def();
   {  // f32
     StemNode d;
     EXPECT_FALSE(offers_kiln_igemm(def.tactics(FakeQuery(*d.n, DType::kF32, kStemDims, ""), 8)));
@@ -113,7 +95,7 @@ TEST(StemConvTactic, NotOfferedWhereTheKernelDoesNotApply) {
 }
 
 TEST(StemConvTactic, NeedsNoWorkspace) {
-  const KernelDef& def = fused_conv();
+  const KernelDef& def = fused_conv_def();
   StemNode d;
   EXPECT_EQ(def.workspace(FakeQuery(*d.n, DType::kF16, kStemDims, "kiln_igemm")), size_t(0));
   EXPECT_EQ(def.workspace(FakeQuery(*d.n, DType::kBF16, kStemDims, "kiln_igemm")), size_t(0));

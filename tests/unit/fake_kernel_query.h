@@ -3,8 +3,12 @@
 // sizes (no GPU, no planned graph).
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,5 +37,32 @@ class FakeQuery : public KernelQuery {
   std::string tactic_;
   size_t limit_;
 };
+
+// A kiln.FusedConv {channels_last=1, activation} node reading the named
+// inputs (x, w, then the bias b and the residual z where given), for the
+// FusedConv tactic tests; a test sets the rest of its attributes.
+struct ChannelsLastConvNode {
+  Graph g;
+  Node* n = nullptr;
+  ChannelsLastConvNode(std::initializer_list<const char*> inputs, const char* activation) {
+    n = g.add_node("FusedConv", "kiln");
+    for (const char* name : inputs) n->inputs.push_back(g.add_value(name));
+    n->outputs.push_back(g.add_value("y"));
+    n->attrs["channels_last"] = Attribute::of_int(1);
+    n->attrs["activation"] = Attribute::of_string(activation);
+  }
+};
+
+// kiln.FusedConv's CUDA kernel definition (which has tactics and a workspace).
+inline const KernelDef& fused_conv_def() {
+  const KernelDef* def = KernelRegistry::instance().find("kiln", "FusedConv");
+  EXPECT_NE(def, nullptr);
+  EXPECT_TRUE(def->tactics && def->workspace);
+  return *def;
+}
+
+inline bool offers(const std::vector<std::string>& tactics, const char* tactic) {
+  return std::find(tactics.begin(), tactics.end(), tactic) != tactics.end();
+}
 
 }  // namespace kiln::cuda
