@@ -28,14 +28,20 @@ size_t candidate_limit(int level) {
   return limits[std::clamp(level, 0, 5)];
 }
 
+#ifndef KILN_SOURCE_ID
+#define KILN_SOURCE_ID "unknown"
+#endif
+
 // What can change a tactic's speed or result besides the layer itself (a
-// "cudnn:<i>" tactic is the i-th engine of cuDNN's list for the graph).
+// "cudnn:<i>" tactic is the i-th engine of cuDNN's list for the graph), and
+// which tactics exist: kiln's version and the commit it was configured from
+// (CMakeLists.txt), since commits add and remove tactics.
 Expected<std::string> device_key() {
   int index = 0;
   KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&index));
   KILN_ASSIGN_OR_RETURN(auto info, cuda::device_info(index));
-  return fmt::format("sm_{}{}|{}|{} SMs|cuBLASLt {}|cuDNN {}|kiln {}", info.cc_major, info.cc_minor, info.name,
-                     info.sm_count, cublasLtGetVersion(), cudnnGetVersion(), KILN_VERSION);
+  return fmt::format("sm_{}{}|{}|{} SMs|cuBLASLt {}|cuDNN {}|kiln {} ({})", info.cc_major, info.cc_minor, info.name,
+                     info.sm_count, cublasLtGetVersion(), cudnnGetVersion(), KILN_VERSION, KILN_SOURCE_ID);
 }
 
 std::string attribute_text(const Attribute& a) {
