@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #ifdef KILN_WITH_GRPC
 #include <grpcpp/grpcpp.h>
@@ -235,7 +237,10 @@ class HttpClient final : public Client {
       http::response<http::string_body> res;
       if (!ec) {
         buffer_.clear();
-        if (timing) stream_.socket().wait(tcp::socket::wait_read, ec);
+        if (timing) {
+          poll_for_answer();
+          stream_.socket().wait(tcp::socket::wait_read, ec);
+        }
         const auto t2 = Clock::now();
         http::response_parser<http::string_body> parser;
         parser.body_limit(std::numeric_limits<std::uint64_t>::max());
@@ -252,6 +257,20 @@ class HttpClient final : public Client {
       }
     }
     return fail("HTTP request failed: " + ec.message());
+  }
+
+  // Up to --busy-wait-us: polls the socket until the answer's first byte is
+  // there (or the peer closed it), so the wait that follows returns at once.
+  void poll_for_answer() {
+    if (o_.busy_wait_us <= 0) return;
+    const int fd = stream_.socket().native_handle();
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(o_.busy_wait_us);
+    char c;
+    do {
+      const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return;
+      std::this_thread::yield();  // the server's threads may need this core
+    } while (std::chrono::steady_clock::now() < until);
   }
 
   // POST `body` (JSON) to `target`; an error unless HTTP 200.
