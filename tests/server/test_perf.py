@@ -137,6 +137,17 @@ def test_warmup_requests_come_first(server):
     assert re.search(r"^Concurrency 4:\n  warm-up: 40 requests in [0-9.]+ s\n  window 1: ", run.stdout, re.M), run.stdout
 
 
+def test_busy_wait_client(server):
+    """--busy-wait-us: the clients poll for each answer first; the run says so and measures as before."""
+    run = perf("-m", "add_sub", "-u", server.url, "--measurement-interval", "300", "--busy-wait-us", "200",
+               *ANY_SPREAD)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "  each client polls its socket for the answer up to 200 us before it blocks (--busy-wait-us)\n" in run.stdout
+    assert re.search(r"client: [1-9][0-9]* requests in [0-9.]+ s, 0 errors", run.stdout), run.stdout
+    bad = perf("-m", "add_sub", "-u", server.url, "--busy-wait-us", "-1")
+    assert bad.returncode != 0 and "--busy-wait-us: Value -1 not in range 0 to 1000000" in bad.stderr, bad.stderr
+
+
 def test_bad_window_options(server):
     for args in (("--max-trials", "0"), ("--stability-percentage", "-1"), ("--warmup-request-count", "-5")):
         run = perf("-m", "add_sub", "-u", server.url, *args)
