@@ -1,6 +1,7 @@
 // Host <-> device staging for `kiln run` and `kiln bench` on engines whose
-// backend is "cuda": device copies of the inputs and outputs, one stream, and
-// CUDA events that time the copies and the compute apart. Without the CUDA
+// backend is "cuda": device copies of the inputs and outputs, page-locked
+// host staging for them (as trtexec's host buffers), one stream, and CUDA
+// events that time the copies and the compute apart. Without the CUDA
 // backend in this build, create() is an error.
 #pragma once
 
@@ -29,7 +30,8 @@ class DeviceIo {
   virtual ~DeviceIo() = default;
 
   virtual void* stream() const = 0;
-  // Binds a device copy of input `name` (uploaded now) to the context.
+  // Binds a device copy of input `name` (uploaded now) to the context; each
+  // run uploads the bytes `host` held at this call, kept in pinned memory.
   virtual Status bind_input(ExecutionContext& ctx, const std::string& name, const Tensor& host) = 0;
   // Binds a device buffer for output `name` (the host tensor gets its data
   // back with download_outputs); outputs of unknown size use an allocator.
