@@ -24,7 +24,7 @@ GrpcServer::~GrpcServer() { stop(); }
 Status GrpcServer::start() {
   // Debian builds Abseil without NDEBUG, so every absl::Mutex that gRPC
   // takes also runs Abseil's deadlock detector (a global graph of lock
-  // orders, under a global lock): about 4 us of a 75 us ModelInfer of a tiny
+  // orders, under a global lock): 2 to 4 us of a 75 us ModelInfer of a tiny
   // model at concurrency 1. Release builds of Abseil have it off.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   impl_->service = std::make_unique<KServeGrpcService>(core_);
