@@ -11,7 +11,10 @@
 # (http+shm, grpc+shm), and `kiln bench` of the server's ResNet-50 engine at
 # the batch size the server ran (the batch bucket most of its executions ran
 # at) over the protocol with the higher throughput, which it compares with;
-# the same for the better shared memory run. Prints "serve ..." lines for the summary.
+# the same for the better shared memory run; then the same engine served as
+# resnet50_b32x3 (three instances, batches of 32 after 500 us, so that two
+# batches are in flight) over HTTP with shared memory, against bench at its
+# bucket. Prints "serve ..." lines for the summary.
 # The server runs every batch at a batch bucket (1, 2, 4, ..., 64 and the
 # preferred sizes here) and builds each bucket's plans before the model is
 # ready ("warmed batch buckets ... in N ms" in serve_server.log, printed
@@ -35,7 +38,8 @@ resnet_warmup=${SERVE_RESNET_WARMUP:-640}
 resnet_instances=${SERVE_RESNET_INSTANCES:-2}
 work=/tmp/kiln-serve
 rm -rf "$work"
-mkdir -p "$work/models/tiny_cnn/1" "$work/models/tiny_cnn_graphs/1" "$work/models/resnet50/1"
+mkdir -p "$work/models/tiny_cnn/1" "$work/models/tiny_cnn_graphs/1" "$work/models/resnet50/1" \
+  "$work/models/resnet50_b32x3/1"
 
 cp examples/tiny_cnn.onnx "$work/models/tiny_cnn/1/model.onnx"
 cat >"$work/models/tiny_cnn/config.pbtxt" <<'EOF'
@@ -76,6 +80,15 @@ parameters { key: "min_shapes" value { string_value: "input:1x3x224x224" } }
 parameters { key: "opt_shapes" value { string_value: "input:32x3x224x224" } }
 parameters { key: "max_shapes" value { string_value: "input:64x3x224x224" } }
 EOF
+
+# The same engine (one cache entry) as resnet50_b32x3: three instances and
+# batches of 32 after at most 500 us, so that at concurrency 64 two batches
+# are in flight and one's upload overlaps another's compute (with one batch
+# of 64 in flight the GPU waits for every upload and answer).
+cp "$work/models/resnet50/1/model.onnx" "$work/models/resnet50_b32x3/1/model.onnx"
+sed -e 's/count: [0-9]* kind/count: 3 kind/' \
+  -e 's/dynamic_batching {.*}/dynamic_batching { preferred_batch_size: [ 32 ] max_queue_delay_microseconds: 500 }/' \
+  "$work/models/resnet50/config.pbtxt" >"$work/models/resnet50_b32x3/config.pbtxt"
 
 "$kiln" serve --model-repository "$work/models" --http-port 0 --grpc-port 0 --metrics-port 0 \
   --engine-cache-dir "$work/cache" 2>"$out/serve_server.log" &
@@ -157,9 +170,10 @@ for run in "tiny_cnn http" "tiny_cnn grpc" "tiny_cnn_graphs http" "tiny_cnn http
     "$(unstable "$tag")"
 done
 
-# resnet50's batch_stats (real batch size -> executions) as JSON into FILE.
+# A model's batch_stats (real batch size -> executions) as JSON into FILE:
+# batch_stats FILE [MODEL] (default resnet50).
 batch_stats() {
-  python3 - "http://$http/v2/models/resnet50/stats" >"$1" 2>/dev/null <<'EOF'
+  python3 - "http://$http/v2/models/${2:-resnet50}/stats" >"$1" 2>/dev/null <<'EOF'
 import json, sys, urllib.request
 s = json.load(urllib.request.urlopen(sys.argv[1], timeout=30))["model_stats"][0]
 print(json.dumps({str(b["batch_size"]): b["compute_infer"]["count"] for b in s["batch_stats"]}))
@@ -244,3 +258,18 @@ bench_best() {
 }
 bench_best ""
 bench_best _shm
+
+# resnet50_b32x3 over HTTP with system shared memory, against kiln bench at its bucket.
+batch_stats "$out/serve_stats_before_b32x3.json" resnet50_b32x3
+PERF_TRIALS=$resnet_trials perf resnet50_b32x3_http_shm -m resnet50_b32x3 -u "$http" -i http --concurrency-range 64 \
+  --warmup-request-count "$resnet_warmup" --shared-memory system
+batch_stats "$out/serve_stats_after_b32x3.json" resnet50_b32x3
+thr=$(field resnet50_b32x3_http_shm 'throughput: [0-9.]+ infer/sec')
+ran="" share=""
+read -r ran share < <(bucket_ran "$out/serve_stats_before_b32x3.json" "$out/serve_stats_after_b32x3.json")
+printf 'serve resnet50_b32x3 fp16 c64 http+shm %s infer/s, avg batch %s, ran at bucket %s (%s%% of executions), 3 instances%s\n' \
+  "${thr:-FAILED}" "$(field resnet50_b32x3_http_shm 'avg batch [0-9.]+')" "${ran:-?}" "${share:-?}" \
+  "$(unstable resnet50_b32x3_http_shm)"
+if [[ -n $engine && ${ran:-0} -gt 0 && -n $thr ]]; then
+  bench_line "b32x3 http+shm" "$thr" "$ran"
+fi
