@@ -86,7 +86,9 @@ Status rewrite_for_cuda(Graph& graph, const BuildConfig& config) {
   KILN_RETURN_IF_ERROR(in_phase(config, "assigning layouts", [&]() -> Status {
     KILN_RETURN_IF_ERROR(space_to_depth_stem(graph, passes));
     KILN_RETURN_IF_ERROR(assign_conv_layout(graph, passes));
-    return assign_pool_layout(graph, passes);
+    KILN_RETURN_IF_ERROR(assign_pool_layout(graph, passes));
+    // The input Casts space_to_depth_stem folded into its SpaceToDepthPad.
+    return eliminate_dead_nodes(graph, passes);
   }));
   graph.erase_nodes_if([](const Node&) { return false; });  // drops the NCHW weights now unread
   // After assign_precision, which lowers the Split and the Attention together.

@@ -18,7 +18,8 @@
 // One kiln.SpaceToDepthPad (ops/space_to_depth_pad.h) pads, cuts the blocks
 // and lays them out channels-last in one pass over the input. When the input
 // is a Cast (assign_precision's f32 -> f16 input_cast) read only by the stem,
-// it reads the Cast's input and casts as it goes, and the Cast is erased:
+// it reads the Cast's input and casts as it goes, and the Cast is left dead
+// (rewrite_for_cuda's eliminate_dead_nodes drops it):
 //
 //   %x: f16[N,3,224,224] = Cast(%in: f32[N,3,224,224]) {to=10}
 //   %y: f16[N,64,112,112] = kiln.FusedConv(%x, %w: [64,3,7,7], %b)
@@ -32,7 +33,6 @@
 // Runs before assign_conv_layout, whose transpose clean-up then joins %y's
 // Transpose with the next layer's.
 #include <cstring>
-#include <set>
 
 #include "passes/pass.h"
 #include "passes/pass_util.h"
@@ -135,9 +135,8 @@ Node* foldable_cast(const Graph& g, const Node& conv) {
   return from == DType::kF32 || from == DType::kF16 || from == DType::kBF16 ? cast : nullptr;
 }
 
-// Rewrites the stem; returns the Cast its input came from when
-// SpaceToDepthPad now reads that Cast's input instead (the Cast is dead).
-Node* rewrite(Graph& g, Node& n, const Stem& s, const Axis& ah, const Axis& aw) {
+// Rewrites the stem.
+void rewrite(Graph& g, Node& n, const Stem& s, const Axis& ah, const Axis& aw) {
   Value* x = n.inputs[0];
   const Dim batch = (*pass_util::dims_of(x))[0];
   // 4 * cc = round_up(4 * c, kMinChannels): the block channels need no pad of their own.
@@ -174,7 +173,6 @@ Node* rewrite(Graph& g, Node& n, const Stem& s, const Axis& ah, const Axis& aw) 
   n.metadata["kiln.layout"] = "NHWC";
   n.metadata["kiln.space_to_depth"] = "2";
   pass_util::transpose_output(g, n, {0, 3, 1, 2}, "_nhwc");
-  return cast;
 }
 
 }  // namespace
@@ -183,14 +181,10 @@ Status space_to_depth_stem(Graph& graph, PassContext& /*ctx*/) {
   std::vector<std::pair<Node*, Stem>> stems;
   for (const auto& n : graph.nodes())
     if (auto s = stem_of(*n)) stems.emplace_back(n.get(), *s);
-  std::set<const Node*> dead_casts;
   for (auto& [n, s] : stems) {
     const Axis ah = axis_of(s.h, s.r, s.pad_h), aw = axis_of(s.w, s.s, s.pad_w);
-    if (!ah.possible || !aw.possible) continue;
-    if (const Node* cast = rewrite(graph, *n, s, ah, aw)) dead_casts.insert(cast);
+    if (ah.possible && aw.possible) rewrite(graph, *n, s, ah, aw);
   }
-  // The builder's erase_nodes_if(false) drops only unread values, never a node: erase the Casts here.
-  if (!dead_casts.empty()) graph.erase_nodes_if([&](const Node& m) { return dead_casts.count(&m) > 0; });
   if (!stems.empty()) pass_util::sort_topologically(graph);
   return Status::ok();
 }

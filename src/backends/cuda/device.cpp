@@ -74,34 +74,6 @@ void DeviceBuffer::reset() {
   bytes_ = 0;
 }
 
-Expected<PinnedHostBuffer> PinnedHostBuffer::allocate(size_t bytes) {
-  PinnedHostBuffer b;
-  if (bytes == 0) return b;
-  KILN_CUDA_RETURN_IF_ERROR(cudaMallocHost(&b.ptr_, bytes));
-  b.bytes_ = bytes;
-  return b;
-}
-
-PinnedHostBuffer::~PinnedHostBuffer() { reset(); }
-
-PinnedHostBuffer::PinnedHostBuffer(PinnedHostBuffer&& other) noexcept
-    : ptr_(std::exchange(other.ptr_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
-
-PinnedHostBuffer& PinnedHostBuffer::operator=(PinnedHostBuffer&& other) noexcept {
-  if (this != &other) {
-    reset();
-    ptr_ = std::exchange(other.ptr_, nullptr);
-    bytes_ = std::exchange(other.bytes_, 0);
-  }
-  return *this;
-}
-
-void PinnedHostBuffer::reset() {
-  if (ptr_) (void)cudaFreeHost(ptr_);
-  ptr_ = nullptr;
-  bytes_ = 0;
-}
-
 Status DeviceBuffer::copy_from_host(const void* src, size_t bytes, cudaStream_t stream) {
   if (bytes > bytes_) return invalid_argument("copy of {} bytes into a device buffer of {}", bytes, bytes_);
   if (bytes == 0) return Status::ok();

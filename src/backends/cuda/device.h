@@ -62,28 +62,6 @@ class DeviceBuffer {
   size_t bytes_ = 0;
 };
 
-// Page-locked host memory (cudaMallocHost): copies between it and the device
-// run at the bus's speed and asynchronously, where pageable memory goes
-// through the driver's staging. Freed on destruction. Move-only.
-class PinnedHostBuffer {
- public:
-  PinnedHostBuffer() = default;
-  static Expected<PinnedHostBuffer> allocate(size_t bytes);
-  ~PinnedHostBuffer();
-  PinnedHostBuffer(PinnedHostBuffer&& other) noexcept;
-  PinnedHostBuffer& operator=(PinnedHostBuffer&& other) noexcept;
-  PinnedHostBuffer(const PinnedHostBuffer&) = delete;
-  PinnedHostBuffer& operator=(const PinnedHostBuffer&) = delete;
-
-  void* data() const { return ptr_; }
-  size_t size() const { return bytes_; }
-
- private:
-  void reset();
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
-
 // A non-blocking stream, destroyed on destruction. Move-only.
 class Stream {
  public:
