@@ -14,6 +14,18 @@ namespace kiln::cli {
 #ifdef KILN_WITH_CUDA
 namespace {
 
+// Page-locked host memory (cudaMallocHost), freed with cudaFreeHost.
+struct FreeHost {
+  void operator()(void* p) const { (void)cudaFreeHost(p); }
+};
+using PinnedBytes = std::unique_ptr<void, FreeHost>;
+
+Expected<PinnedBytes> allocate_pinned(size_t bytes) {
+  void* p = nullptr;
+  if (bytes > 0) KILN_CUDA_RETURN_IF_ERROR(cudaMallocHost(&p, bytes));
+  return PinnedBytes(p);
+}
+
 // Device memory for an output whose size is known only while running; keeps
 // the largest buffer across runs and remembers the last dims.
 class DeviceOutput final : public OutputAllocator {
@@ -42,14 +54,14 @@ class CudaIo final : public DeviceIo {
   struct Input {
     const Tensor* host;
     cuda::DeviceBuffer device;
-    cuda::PinnedHostBuffer staging;  // the host tensor's bytes, copied at bind
+    PinnedBytes staging;  // the host tensor's bytes, copied at bind
   };
   struct Output {
     Tensor* host;
     DType dtype;
     cuda::DeviceBuffer device;
     std::unique_ptr<DeviceOutput> allocator;
-    cuda::PinnedHostBuffer staging;  // where each run's copy lands (known sizes)
+    PinnedBytes staging;  // where each run's copy lands (known sizes)
   };
   std::vector<Input> inputs_;
   std::vector<Output> outputs_;
@@ -58,10 +70,10 @@ class CudaIo final : public DeviceIo {
 
   Status bind_input(ExecutionContext& ctx, const std::string& name, const Tensor& host) override {
     KILN_ASSIGN_OR_RETURN(auto buf, cuda::DeviceBuffer::allocate(host.nbytes()));
-    KILN_ASSIGN_OR_RETURN(auto staging, cuda::PinnedHostBuffer::allocate(host.nbytes()));
+    KILN_ASSIGN_OR_RETURN(PinnedBytes staging, allocate_pinned(host.nbytes()));
     if (host.nbytes()) {
-      std::memcpy(staging.data(), host.raw(), host.nbytes());
-      KILN_RETURN_IF_ERROR(buf.copy_from_host(staging.data(), host.nbytes(), stream_.get()));
+      std::memcpy(staging.get(), host.raw(), host.nbytes());
+      KILN_RETURN_IF_ERROR(buf.copy_from_host(staging.get(), host.nbytes(), stream_.get()));
     }
     KILN_RETURN_IF_ERROR(ctx.set_input_tensor_address(name, buf.data()));
     inputs_.push_back({&host, std::move(buf), std::move(staging)});
@@ -72,7 +84,7 @@ class CudaIo final : public DeviceIo {
     Output o{host, ctx.engine().tensor_dtype(name), {}, nullptr, {}};
     if (host->is_valid()) {
       KILN_ASSIGN_OR_RETURN(o.device, cuda::DeviceBuffer::allocate(host->nbytes()));
-      KILN_ASSIGN_OR_RETURN(o.staging, cuda::PinnedHostBuffer::allocate(host->nbytes()));
+      KILN_ASSIGN_OR_RETURN(o.staging, allocate_pinned(host->nbytes()));
       KILN_RETURN_IF_ERROR(ctx.set_tensor_address(name, o.device.data()));
     } else {
       o.allocator = std::make_unique<DeviceOutput>();
@@ -86,8 +98,8 @@ class CudaIo final : public DeviceIo {
     for (Output& o : outputs_) {
       if (o.allocator) continue;  // sized per run: download_outputs fetches it
       if (o.host->nbytes())
-        KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(o.staging.data(), o.device.data(), o.host->nbytes(),
-                                                  cudaMemcpyDeviceToHost, stream_.get()));
+        KILN_CUDA_RETURN_IF_ERROR(
+            cudaMemcpyAsync(o.staging.get(), o.device.data(), o.host->nbytes(), cudaMemcpyDeviceToHost, stream_.get()));
     }
     return Status::ok();
   }
@@ -99,7 +111,7 @@ class CudaIo final : public DeviceIo {
       for (Input& in : inputs_)
         if (in.host->nbytes())
           KILN_CUDA_RETURN_IF_ERROR(
-              cudaMemcpyAsync(in.device.data(), in.staging.data(), in.host->nbytes(), cudaMemcpyHostToDevice, s));
+              cudaMemcpyAsync(in.device.data(), in.staging.get(), in.host->nbytes(), cudaMemcpyHostToDevice, s));
     KILN_RETURN_IF_ERROR(marks_[1].record(s));
     const auto enqueue_start = std::chrono::steady_clock::now();
     KILN_RETURN_IF_ERROR(ctx.enqueue(s));
@@ -124,7 +136,7 @@ class CudaIo final : public DeviceIo {
     KILN_RETURN_IF_ERROR(stream_.synchronize());
     for (Output& o : outputs_) {
       if (!o.allocator) {
-        if (o.host->nbytes()) std::memcpy(o.host->mutable_raw(), o.staging.data(), o.host->nbytes());
+        if (o.host->nbytes()) std::memcpy(o.host->mutable_raw(), o.staging.get(), o.host->nbytes());
         continue;
       }
       *o.host = Tensor(o.dtype, o.allocator->dims);
