@@ -6,8 +6,11 @@
 // and leave the cores to the instances.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <thread>
 
@@ -27,6 +30,18 @@ bool spin_until(Ready&& ready, std::chrono::microseconds limit) {
   }
   g_spinning_threads.fetch_sub(1, std::memory_order_relaxed);
   return got;
+}
+
+// Spins until socket `fd` has a byte to read or is closed (or `limit`
+// passes), so that the read that follows finds it awake; true when it did.
+inline bool spin_until_readable(int fd, std::chrono::microseconds limit) {
+  return spin_until(
+      [fd] {
+        char c;
+        const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+      },
+      limit);
 }
 
 }  // namespace kiln::server

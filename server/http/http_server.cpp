@@ -7,7 +7,6 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -39,19 +38,6 @@ namespace {
 bool peer_closed(int fd) {
   pollfd p{fd, POLLRDHUP, 0};
   return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
-}
-
-// Spins briefly until the connection's next request arrives (or the peer
-// closes), so that a client sending request after request has it read by a
-// thread that is awake (spin_wait.h says why).
-void spin_until_readable(int fd) {
-  spin_until(
-      [fd] {
-        char c;
-        const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-        return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
-      },
-      std::chrono::microseconds(100));
 }
 
 }  // namespace
@@ -136,7 +122,9 @@ void HttpServer::serve_connection(int fd) {
     http::request_parser<http::string_body> parser;
     parser.body_limit(options_.max_body_bytes);
     parser.header_limit(64 * 1024);
-    if (buffer.size() == 0) spin_until_readable(fd);
+    // A client sending request after request has its next one read by a
+    // thread that is awake (spin_wait.h says why).
+    if (buffer.size() == 0) spin_until_readable(fd, std::chrono::microseconds(100));
     http::read_header(socket, buffer, parser, ec);
     // curl and others wait (a second) for this before sending a large body.
     if (!ec && beast::iequals(parser.get()[http::field::expect], "100-continue")) {

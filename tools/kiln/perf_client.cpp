@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,7 +16,6 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <thread>
 
 #ifdef KILN_WITH_GRPC
 #include <absl/synchronization/mutex.h>
@@ -25,6 +23,7 @@
 
 #include "grpc_service.grpc.pb.h"
 #endif
+#include "spin_wait.h"
 
 namespace kiln::cli::kserve {
 namespace {
@@ -239,7 +238,9 @@ class HttpClient final : public Client {
       if (!ec) {
         buffer_.clear();
         if (timing) {
-          poll_for_answer();
+          // --busy-wait-us: the answer's first byte is caught awake (spin_wait.h).
+          if (o_.busy_wait_us > 0)
+            server::spin_until_readable(stream_.socket().native_handle(), std::chrono::microseconds(o_.busy_wait_us));
           stream_.socket().wait(tcp::socket::wait_read, ec);
         }
         const auto t2 = Clock::now();
@@ -258,20 +259,6 @@ class HttpClient final : public Client {
       }
     }
     return fail("HTTP request failed: " + ec.message());
-  }
-
-  // Up to --busy-wait-us: polls the socket until the answer's first byte is
-  // there (or the peer closed it), so the wait that follows returns at once.
-  void poll_for_answer() {
-    if (o_.busy_wait_us <= 0) return;
-    const int fd = stream_.socket().native_handle();
-    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(o_.busy_wait_us);
-    char c;
-    do {
-      const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return;
-      std::this_thread::yield();  // the server's threads may need this core
-    } while (std::chrono::steady_clock::now() < until);
   }
 
   // POST `body` (JSON) to `target`; an error unless HTTP 200.
