@@ -202,25 +202,30 @@ EOF
 # Over the network (the tensors in each request), then with Triton's system
 # shared memory (kiln perf --shared-memory system: each client's tensors in a
 # region registered with the server; the requests only name it).
-for run in http grpc http_shm grpc_shm; do
-  proto=${run%_shm}
-  shm=()
+# MODEL at concurrency 64 over RUN (http, grpc, http_shm or grpc_shm), with
+# INSTANCES GPU instances: its "serve ..." line; sets thr and ran (the
+# throughput and the batch bucket most executions ran at; empty on failure).
+serve_c64() {
+  local model=$1 run=$2 instances=$3 proto=${2%_shm} url=$http shm=() tag=$1_$2
   [[ $run == *_shm ]] && shm=(--shared-memory system)
-  url=$http
   [[ $proto == grpc ]] && url=$grpc
-  [[ -n $url ]] || continue
-  batch_stats "$out/serve_stats_before_$run.json"
-  PERF_TRIALS=$resnet_trials perf "resnet50_$run" -m resnet50 -u "$url" -i "$proto" --concurrency-range 64 \
+  thr="" ran=""
+  [[ -n $url ]] || return 0
+  batch_stats "$out/serve_stats_before_$tag.json" "$model"
+  PERF_TRIALS=$resnet_trials perf "$tag" -m "$model" -u "$url" -i "$proto" --concurrency-range 64 \
     --warmup-request-count "$resnet_warmup" "${shm[@]}"
-  batch_stats "$out/serve_stats_after_$run.json"
-  thr=$(field "resnet50_$run" 'throughput: [0-9.]+ infer/sec')
-  batch=$(field "resnet50_$run" 'avg batch [0-9.]+')
-  warm=$(field "resnet50_$run" 'warm-up: [0-9]+ requests in [0-9.]+')
-  ran="" share=""
-  read -r ran share < <(bucket_ran "$out/serve_stats_before_$run.json" "$out/serve_stats_after_$run.json")
-  printf 'serve resnet50 fp16 c64 %-4s %s infer/s, avg batch %s, ran at bucket %s (%s%% of executions), %s instances (warm-up %s s)%s\n' \
-    "${run/_shm/+shm}" "${thr:-FAILED}" "${batch:-?}" "${ran:-?}" "${share:-?}" "$resnet_instances" "${warm:-?}" \
-    "$(unstable "resnet50_$run")"
+  batch_stats "$out/serve_stats_after_$tag.json" "$model"
+  thr=$(field "$tag" 'throughput: [0-9.]+ infer/sec')
+  local share="" batch warm
+  batch=$(field "$tag" 'avg batch [0-9.]+')
+  warm=$(field "$tag" 'warm-up: [0-9]+ requests in [0-9.]+')
+  read -r ran share < <(bucket_ran "$out/serve_stats_before_$tag.json" "$out/serve_stats_after_$tag.json")
+  printf 'serve %s fp16 c64 %-4s %s infer/s, avg batch %s, ran at bucket %s (%s%% of executions), %s instances (warm-up %s s)%s\n' \
+    "$model" "${run/_shm/+shm}" "${thr:-FAILED}" "${batch:-?}" "${ran:-?}" "${share:-?}" "$instances" "${warm:-?}" \
+    "$(unstable "$tag")"
+}
+for run in http grpc http_shm grpc_shm; do
+  serve_c64 resnet50 "$run" "$resnet_instances"
   eval "thr_$run=${thr:-0} ran_$run=${ran:-0}"
 done
 
@@ -260,16 +265,7 @@ bench_best ""
 bench_best _shm
 
 # resnet50_b32x3 over HTTP with system shared memory, against kiln bench at its bucket.
-batch_stats "$out/serve_stats_before_b32x3.json" resnet50_b32x3
-PERF_TRIALS=$resnet_trials perf resnet50_b32x3_http_shm -m resnet50_b32x3 -u "$http" -i http --concurrency-range 64 \
-  --warmup-request-count "$resnet_warmup" --shared-memory system
-batch_stats "$out/serve_stats_after_b32x3.json" resnet50_b32x3
-thr=$(field resnet50_b32x3_http_shm 'throughput: [0-9.]+ infer/sec')
-ran="" share=""
-read -r ran share < <(bucket_ran "$out/serve_stats_before_b32x3.json" "$out/serve_stats_after_b32x3.json")
-printf 'serve resnet50_b32x3 fp16 c64 http+shm %s infer/s, avg batch %s, ran at bucket %s (%s%% of executions), 3 instances%s\n' \
-  "${thr:-FAILED}" "$(field resnet50_b32x3_http_shm 'avg batch [0-9.]+')" "${ran:-?}" "${share:-?}" \
-  "$(unstable resnet50_b32x3_http_shm)"
+serve_c64 resnet50_b32x3 http_shm 3
 if [[ -n $engine && ${ran:-0} -gt 0 && -n $thr ]]; then
   bench_line "b32x3 http+shm" "$thr" "$ran"
 fi
