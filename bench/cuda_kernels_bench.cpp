@@ -1,7 +1,7 @@
 // A benchmark, not a test: times kiln's CUDA kernels with CUDA events (warm-up,
 // then the median of many runs) and prints achieved bandwidth or throughput
 // against the H100 SXM's peaks (~3.35 TB/s HBM3, ~990 TFLOP/s dense fp16).
-// Usage: kiln_cuda_bench [--runs N] [--only memory|gather|pad|s2d|se|stem|conv1x1|matmul|attention]
+// Usage: kiln_cuda_bench [--runs N] [--only memory|gather|pad|s2d|se|pool|stem|conv1x1|matmul|attention]
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -272,6 +272,24 @@ void bench_squeeze_excitation(cudaStream_t s) {
   report_bw("EfficientNet-B0 b128: 17 GlobalAveragePools", gap_total + head_ms, bytes_total + head * 2.0);
 }
 
+// ResNet-50's MaxPool at batch 128 in f16, channels-last: 3x3, stride 2,
+// pads 1, [128,112,112,64] -> [128,56,56,64] (pool2d_nhwc_rows_kernel). GB/s
+// counts x and y once.
+void bench_max_pool(cudaStream_t s) {
+  const int64_t n = 128, c = 64, in = 112, out = 56;
+  DeviceBuffer x = filled(n * in * in * c * 2), y = filled(n * out * out * c * 2);
+  fill_random(x, DType::kF16, n * in * in * c);
+  PoolParams p;
+  p.kind = PoolKind::kMax, p.dtype = DType::kF16, p.channels_last = true, p.x = x.data(), p.y = y.data();
+  p.g.batch = n, p.g.in_channels = p.g.out_channels = c;
+  for (int a = 1; a < 3; ++a) {
+    p.g.in[a] = in, p.g.out[a] = out, p.g.kernel[a] = 3, p.g.stride[a] = 2;
+    p.g.pad_begin[a] = p.g.pad_end[a] = 1;
+  }
+  report_bw("MaxPool f16 NHWC 3x3/2 [128,112,112,64]", median_ms([&] { return launch_pool(p, s); }, s),
+            2.0 * n * c * (in * in + out * out));
+}
+
 // The three stems space_to_depth_stem leaves at batch 128 f16 (channels
 // last, pads 0), through kiln_igemm (launch_stem_conv): its persistent kernel
 // and, for comparison, the simple one it replaced (StemConvTestHooks). GB/s
@@ -486,6 +504,7 @@ int main(int argc, char** argv) {
   if (wanted("pad")) bench_pad(stream->get());
   if (wanted("s2d")) bench_space_to_depth_pad(stream->get());
   if (wanted("se")) bench_squeeze_excitation(stream->get());
+  if (wanted("pool")) bench_max_pool(stream->get());
   if (wanted("stem")) bench_stem(stream->get());
   if (wanted("conv1x1")) bench_conv1x1(stream->get());
   if (wanted("matmul")) bench_matmul(stream->get());

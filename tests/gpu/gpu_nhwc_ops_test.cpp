@@ -255,6 +255,9 @@ TEST_F(GpuTest, ChannelsLastMaxPoolMatchesCpu) {
   check_nhwc_pool("MaxPool", DType::kF16, {4, 56, 56, 64},
                   {{"kernel_shape", ints({3, 3})}, {"strides", ints({2, 2})}, {"pads", ints({1, 1, 1, 1})}},
                   "ResNet stem pool");
+  // pool2d_nhwc_rows_kernel's grid walks its rows in strides of 65535.
+  check_nhwc_pool("MaxPool", DType::kF16, {33000, 4, 2, 8}, {{"kernel_shape", ints({2, 2})}, {"strides", ints({2, 2})}},
+                  "66000 output rows");
 }
 
 TEST_F(GpuTest, ChannelsLastAveragePoolMatchesCpu) {
