@@ -231,11 +231,15 @@ def kiln_accuracy(args, onnx_path, kind, x32, ref, tag):
 
 
 def kiln_build_digest(kiln):
-    """A digest of the kiln executable and the shared libraries beside it (its
-    own libraries live there): which build measured a row."""
+    """A digest of the shared libraries beside the kiln executable
+    (libkiln_core, libkiln_runtime, libkiln_builder: everything that builds an
+    engine and runs it): which build measured a row. The executable itself is
+    left out: gpu_check's serve stage relinks it against another gRPC, which
+    changes no engine and must not void the rows an earlier call kept. A
+    build without those libraries (static) is digested whole."""
     h = hashlib.sha256()
     folder = os.path.dirname(os.path.abspath(kiln))
-    for path in [kiln] + sorted(glob.glob(os.path.join(folder, "*.so"))):
+    for path in sorted(glob.glob(os.path.join(folder, "libkiln*.so"))) or [kiln]:
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
