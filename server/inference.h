@@ -78,6 +78,11 @@ struct InferResponse {
   int64_t version = 0;
   std::string id;
   std::vector<InferTensor> outputs;
+  // Set by the scheduler on success. The front end calls it once the answer
+  // is sent, with its own wall time for the request (the HTTP server: from
+  // the request's header read to the answer's last byte written); the part
+  // of that outside the scheduler goes to kiln_inference_frontend_us.
+  std::function<void(uint64_t front_end_ns)> front_end_done;
 };
 
 // Errors carry the status code a front end maps onto its protocol.

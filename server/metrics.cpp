@@ -56,20 +56,33 @@ std::string render_metrics(InferenceServer& server) {
   family({"nv_inference_compute_output_duration_us", "Cumulative inference compute output duration in microseconds",
           "counter"},
          [](ModelStats& s) { return s.compute_output.ns.load() / 1000; });
-  out << "# HELP kiln_inference_overhead_us Per request, the time in the server besides the engine run (queue, "
-         "input and output copies), in microseconds\n# TYPE kiln_inference_overhead_us histogram\n";
-  for (const auto& [key, s] : stats) {
-    const std::string labels = fmt::format("model=\"{}\",version=\"{}\"", escape_label(key.first), key.second);
-    uint64_t cumulative = 0;
-    for (int i = 0; i <= DurationHistogram::kBuckets; ++i) {
-      cumulative += s->overhead.counts[i].load();
-      const std::string le =
-          i == DurationHistogram::kBuckets ? "+Inf" : fmt::format("{:.4g}", DurationHistogram::upper_bound_us(i));
-      out << "kiln_inference_overhead_us_bucket{" << labels << ",le=\"" << le << "\"} " << cumulative << '\n';
+  // A DurationHistogram of every model version as a Prometheus histogram.
+  auto histogram = [&](const Family& f, DurationHistogram ModelStats::*member) {
+    out << "# HELP " << f.name << ' ' << f.help << "\n# TYPE " << f.name << ' ' << f.type << '\n';
+    for (const auto& [key, s] : stats) {
+      const DurationHistogram& h = (*s).*member;
+      const std::string labels = fmt::format("model=\"{}\",version=\"{}\"", escape_label(key.first), key.second);
+      uint64_t cumulative = 0;
+      for (int i = 0; i <= DurationHistogram::kBuckets; ++i) {
+        cumulative += h.counts[i].load();
+        const std::string le =
+            i == DurationHistogram::kBuckets ? "+Inf" : fmt::format("{:.4g}", DurationHistogram::upper_bound_us(i));
+        out << f.name << "_bucket{" << labels << ",le=\"" << le << "\"} " << cumulative << '\n';
+      }
+      out << f.name << "_sum{" << labels << "} " << h.sum_ns.load() / 1000 << '\n'
+          << f.name << "_count{" << labels << "} " << cumulative << '\n';
     }
-    out << "kiln_inference_overhead_us_sum{" << labels << "} " << s->overhead.sum_ns.load() / 1000 << '\n'
-        << "kiln_inference_overhead_us_count{" << labels << "} " << cumulative << '\n';
-  }
+  };
+  histogram({"kiln_inference_overhead_us",
+             "Per request, the time in the server besides the engine run (queue, input and output copies), in "
+             "microseconds",
+             "histogram"},
+            &ModelStats::overhead);
+  histogram({"kiln_inference_frontend_us",
+             "Per HTTP request, the HTTP front end's time besides the scheduler's (from the request's header read to "
+             "the answer's last byte written, less queue, copies and run), in microseconds",
+             "histogram"},
+            &ModelStats::frontend);
   const EngineCacheStats& c = server.repository().cache_stats();
   out << "# HELP kiln_engine_build_count Engines built from ONNX models\n# TYPE kiln_engine_build_count counter\n"
       << "kiln_engine_build_count " << c.builds.load() << '\n';

@@ -73,6 +73,10 @@ struct ModelStats {
   // Per successful request, its time in the scheduler besides the engine run
   // (queue and the input and output copies): kiln_inference_overhead_us.
   DurationHistogram overhead;
+  // Per successful HTTP request, the front end's wall time for it less its
+  // time in the scheduler (reading and parsing the request, the hand-offs,
+  // writing the answer): kiln_inference_frontend_us.
+  DurationHistogram frontend;
   std::atomic<uint64_t> inference_count{0};  // batch rows served
   std::atomic<uint64_t> execution_count{0};  // engine runs
   std::atomic<uint64_t> padded_rows{0};      // rows added to reach a batch bucket

@@ -567,6 +567,9 @@ void Scheduler::run_batch(ExecutionContext& ctx, GpuIo* io, std::vector<Pending>
       stats_->compute_infer.add(times[1]);
       stats_->compute_output.add(times[2]);
       stats_->overhead.add(total > times[1] ? total - times[1] : 0);
+      responses[i].front_end_done = [stats = stats_, total](uint64_t front_end_ns) {
+        stats->frontend.add(front_end_ns > total ? front_end_ns - total : 0);
+      };
       p.done(st, std::move(responses[i]));
     } else {
       stats_->add_failure(FailReason::kBackend, total);

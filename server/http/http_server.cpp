@@ -126,6 +126,9 @@ void HttpServer::serve_connection(int fd) {
     // thread that is awake (spin_wait.h says why).
     if (buffer.size() == 0) spin_until_readable(fd, std::chrono::microseconds(100));
     http::read_header(socket, buffer, parser, ec);
+    // From here, not before the read: a client that pauses between requests
+    // must not count as the server's time.
+    const auto header_read = std::chrono::steady_clock::now();
     // curl and others wait (a second) for this before sending a large body.
     if (!ec && beast::iequals(parser.get()[http::field::expect], "100-continue")) {
       http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
@@ -166,6 +169,10 @@ void HttpServer::serve_connection(int fd) {
     res.prepare_payload();
     beast::error_code wec;
     http::write(socket, res, wec);
+    if (!wec && out.on_sent)
+      out.on_sent(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - header_read)
+              .count()));
     if (wec || !keep_alive || ec) break;
     ec = {};
   }

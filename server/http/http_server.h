@@ -34,6 +34,9 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // Called once the response is written, with the ns from the request's
+  // header read to the response's last byte (InferResponse::front_end_done).
+  std::function<void(uint64_t ns)> on_sent;
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;

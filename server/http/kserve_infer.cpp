@@ -300,6 +300,7 @@ HttpResponse handle_infer(InferenceServer& server, const HttpRequest& http, cons
   json j = {{"model_name", resp.model}, {"model_version", std::to_string(resp.version)}, {"outputs", outputs}};
   if (!resp.id.empty()) j["id"] = resp.id;
   HttpResponse out;
+  out.on_sent = std::move(resp.front_end_done);
   out.body = j.dump(-1, ' ', false, json::error_handler_t::replace);
   // Any binary output makes the body a JSON header followed by the data (even when empty).
   bool any_binary = binary_default;

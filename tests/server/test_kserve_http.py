@@ -1,5 +1,6 @@
 """kiln serve over KServe v2 HTTP, driven by the official tritonclient."""
 import os
+import time
 import urllib.request
 
 import numpy as np
@@ -161,6 +162,43 @@ def test_metrics_use_triton_names(server, client):
                  "kiln_engine_cache_hits"):
         assert f"# TYPE {name} counter" in body
     assert 'nv_inference_count{model="batcher",version="1"} 16' in body
+
+
+def metric_value(server, series):
+    body = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).read().decode()
+    for line in body.splitlines():
+        if line.startswith(series + " "):
+            return int(line.split()[-1])
+    raise AssertionError(f"{series} is not in /metrics")
+
+
+def test_frontend_histogram_counts_each_http_request_once(server, client):
+    """kiln_inference_frontend_us: one observation per successful HTTP infer,
+    none for gRPC's (its front end does not report one)."""
+    labels = '{model="add_sub",version="1"}'
+    frontend, success = "kiln_inference_frontend_us_count" + labels, "nv_inference_request_success" + labels
+    before = metric_value(server, frontend), metric_value(server, success)
+    a = np.ones((1, 4), np.float32)
+    for _ in range(3):
+        client.infer("add_sub", add_sub_inputs(a, a, True))
+    grpc_calls = 0
+    if server.grpc_url:
+        import tritonclient.grpc as grpcclient
+        g = grpcclient.InferenceServerClient(url=server.grpc_url)
+        for _ in range(2):
+            inputs = [grpcclient.InferInput(n, [1, 4], "FP32") for n in ("INPUT0", "INPUT1")]
+            for i in inputs:
+                i.set_data_from_numpy(a)
+            g.infer("add_sub", inputs)
+            grpc_calls += 1
+        g.close()
+    # The server records a request after its answer's last byte, so the
+    # client may see the answer first: wait for the count, then check it.
+    deadline = time.monotonic() + 5
+    while metric_value(server, frontend) < before[0] + 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert metric_value(server, frontend) == before[0] + 3
+    assert metric_value(server, success) == before[1] + 3 + grpc_calls
 
 
 def test_engine_cache_makes_a_restart_skip_the_build(repo, workdir):

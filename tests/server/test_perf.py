@@ -53,7 +53,8 @@ def test_reports_throughput_latency_and_server_breakdown(server, protocol):
 
 
 def test_server_overhead_from_its_metrics(server):
-    """--metrics-url: the quantiles of the server's kiln_inference_overhead_us over the interval."""
+    """--metrics-url: the quantiles of the server's kiln_inference_overhead_us and, over HTTP,
+    kiln_inference_frontend_us over the interval."""
     if server.metrics_port is None:
         pytest.skip("no metrics port")
     run = perf("-m", "add_sub", "-u", server.url, "--measurement-interval", "500",
@@ -62,6 +63,14 @@ def test_server_overhead_from_its_metrics(server):
     m = re.search(r"server overhead \(kiln's timestamps: queue and copies, without the engine run\): "
                   r"p50 ([0-9.]+) us, p99 ([0-9.]+) us", run.stdout)
     assert m and 0 < float(m.group(1)) <= float(m.group(2)), run.stdout
+    m = re.search(r"HTTP front end \(kiln's timestamps: the request's header read to the answer's last byte written, "
+                  r"less its time in the scheduler\): p50 ([0-9.]+) us, p99 ([0-9.]+) us", run.stdout)
+    assert m and 0 < float(m.group(1)) <= float(m.group(2)), run.stdout
+    if server.grpc_url:  # gRPC's front end reports no time of its own: no such line
+        run = perf("-m", "add_sub", "-u", server.grpc_url, "-i", "grpc", "--measurement-interval", "300",
+                   "--metrics-url", f"127.0.0.1:{server.metrics_port}", *ANY_SPREAD)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "server overhead (kiln's timestamps" in run.stdout and "HTTP front end" not in run.stdout
     run = perf("-m", "add_sub", "-u", server.url, "--measurement-interval", "200", "--metrics-url", "127.0.0.1:1",
                *ANY_SPREAD)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -13,7 +13,9 @@
 // or --max-trials windows, as perf_analyzer does. It prints the throughput,
 // the client latency percentiles and the server's own breakdown from the
 // statistics endpoint (queue, compute input/infer/output per request) over
-// those 3 windows, and "server overhead = client latency - compute time".
+// those 3 windows, and "server overhead = client latency - compute time";
+// with --metrics-url, kiln's own overhead histograms over them (the
+// scheduler's, and the HTTP front end's).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -41,11 +43,13 @@ namespace kiln::cli {
 namespace {
 
 using kserve::Client;
+using kserve::HistogramBuckets;
 using kserve::InferTiming;
 using kserve::make_client;
 using kserve::ModelInfo;
-using kserve::overhead_buckets;
 using kserve::PerfOptions;
+using kserve::server_histograms;
+using kserve::ServerHistograms;
 using kserve::ServerStats;
 using kserve::TensorInfo;
 using Clock = std::chrono::steady_clock;
@@ -187,9 +191,10 @@ struct LevelResult {
   std::vector<double> send_us, wait_us, recv_us;
   ServerStats server;  // their difference
   bool have_server = false;
-  // The server's overhead quantiles over them (--metrics-url), us.
-  bool have_overhead = false;
-  double overhead_p50 = 0, overhead_p99 = 0;
+  // The server's overhead quantiles over them (--metrics-url), us; and its
+  // HTTP front end's, where HTTP requests ran.
+  bool have_overhead = false, have_frontend = false;
+  double overhead_p50 = 0, overhead_p99 = 0, frontend_p50 = 0, frontend_p99 = 0;
   std::string overhead_error;
   // Every window of the level.
   size_t windows = 0;
@@ -200,8 +205,13 @@ struct LevelResult {
 
 // The q-quantile (0..1) of the requests between two snapshots, interpolated
 // linearly within its bucket; the last finite bound for the +Inf bucket.
-double bucket_quantile(const std::vector<std::pair<double, uint64_t>>& before,
-                       const std::vector<std::pair<double, uint64_t>>& after, double q) {
+// How many observations a histogram gained from `before` to `after`.
+uint64_t bucket_count(const HistogramBuckets& before, const HistogramBuckets& after) {
+  if (before.size() != after.size() || after.empty()) return 0;
+  return after.back().second - std::min(after.back().second, before.back().second);
+}
+
+double bucket_quantile(const HistogramBuckets& before, const HistogramBuckets& after, double q) {
   if (before.size() != after.size() || after.empty()) return 0;
   auto count = [&](size_t i) { return after[i].second - std::min(after[i].second, before[i].second); };
   const double total = static_cast<double>(count(after.size() - 1)), want = q * total;
@@ -327,8 +337,8 @@ class ClientPool {
 // The server's cumulative figures at a window boundary.
 struct Snapshot {
   std::optional<ServerStats> stats;
-  std::optional<std::vector<std::pair<double, uint64_t>>> buckets;  // with --metrics-url
-  std::string buckets_error;
+  std::optional<ServerHistograms> histograms;  // with --metrics-url
+  std::string histograms_error;
 };
 
 Snapshot take_snapshot(const PerfOptions& o, Client& control) {
@@ -336,11 +346,11 @@ Snapshot take_snapshot(const PerfOptions& o, Client& control) {
   auto stats = control.stats();
   if (stats) s.stats = *stats;
   if (!o.metrics_url.empty()) {
-    auto b = overhead_buckets(o);
-    if (b) {
-      s.buckets = std::move(*b);
+    auto h = server_histograms(o);
+    if (h) {
+      s.histograms = std::move(*h);
     } else {
-      s.buckets_error = b.status().message();
+      s.histograms_error = h.status().message();
     }
   }
   return s;
@@ -397,12 +407,16 @@ LevelResult merge_windows(const PerfOptions& o, const std::vector<std::vector<Co
     r.server = stats_difference(*before.stats, *after.stats);
   }
   if (!o.metrics_url.empty()) {
-    if (!before.buckets || !after.buckets) {
-      r.overhead_error = !before.buckets ? before.buckets_error : after.buckets_error;
+    if (!before.histograms || !after.histograms) {
+      r.overhead_error = !before.histograms ? before.histograms_error : after.histograms_error;
     } else {
+      const ServerHistograms &b = *before.histograms, &a = *after.histograms;
       r.have_overhead = true;
-      r.overhead_p50 = bucket_quantile(*before.buckets, *after.buckets, 0.5);
-      r.overhead_p99 = bucket_quantile(*before.buckets, *after.buckets, 0.99);
+      r.overhead_p50 = bucket_quantile(b.overhead, a.overhead, 0.5);
+      r.overhead_p99 = bucket_quantile(b.overhead, a.overhead, 0.99);
+      r.have_frontend = bucket_count(b.frontend, a.frontend) > 0;
+      r.frontend_p50 = bucket_quantile(b.frontend, a.frontend, 0.5);
+      r.frontend_p99 = bucket_quantile(b.frontend, a.frontend, 0.99);
     }
   }
   return r;
@@ -532,6 +546,11 @@ void print_level(const PerfOptions& o, const LevelResult& r) {
         r.overhead_p50, r.overhead_p99);
   else if (!r.overhead_error.empty())
     fmt::print("  server overhead: {}\n", r.overhead_error);
+  if (r.have_frontend)
+    fmt::print(
+        "  HTTP front end (kiln's timestamps: the request's header read to the answer's last byte written, less its "
+        "time in the scheduler): p50 {:.1f} us, p99 {:.1f} us\n",
+        r.frontend_p50, r.frontend_p99);
 }
 
 int perf(const PerfOptions& o) {
@@ -645,7 +664,8 @@ void add_perf_command(CLI::App& app, int& exit_code) {
                   "Report this latency percentile in the summary and judge stability by it (default: average in the "
                   "summary, p50 for stability)");
   cmd->add_option("--metrics-url", o->metrics_url,
-                  "HOST:PORT of the server's /metrics: print its own overhead per request (p50, p99)");
+                  "HOST:PORT of the server's /metrics: print its own overhead per request (p50, p99), the "
+                  "scheduler's and the HTTP front end's");
   cmd->add_option("--shared-memory", o->shared_memory,
                   "none, or system: each client's tensors in a POSIX shared memory region registered with the server "
                   "(default none)")

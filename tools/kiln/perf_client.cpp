@@ -469,7 +469,29 @@ Expected<std::unique_ptr<Client>> make_client(const PerfOptions& o, int index) {
   return std::unique_ptr<Client>(std::make_unique<HttpClient>(url.substr(0, colon), url.substr(colon + 1), o, index));
 }
 
-Expected<std::vector<std::pair<double, uint64_t>>> overhead_buckets(const PerfOptions& o) {
+namespace {
+
+// Histogram `metric` of o's model in the /metrics text `body`.
+HistogramBuckets model_histogram(const std::string& body, const std::string& metric, const PerfOptions& o) {
+  const std::string prefix = metric + "_bucket{model=\"" + o.model + "\",version=\"";
+  std::map<double, uint64_t> by_bound;
+  std::istringstream lines(body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(prefix, 0) != 0) continue;
+    const auto version_end = line.find('"', prefix.size());
+    const auto le = line.find("le=\"", prefix.size()), le_end = line.find('"', le + 4);
+    if (version_end == std::string::npos || le == std::string::npos || le_end == std::string::npos) continue;
+    if (!o.version.empty() && line.substr(prefix.size(), version_end - prefix.size()) != o.version) continue;
+    const std::string bound = line.substr(le + 4, le_end - le - 4);
+    const double b = bound == "+Inf" ? std::numeric_limits<double>::infinity() : std::stod(bound);
+    by_bound[b] += std::stoull(line.substr(line.rfind(' ') + 1));
+  }
+  return HistogramBuckets(by_bound.begin(), by_bound.end());
+}
+
+}  // namespace
+
+Expected<ServerHistograms> server_histograms(const PerfOptions& o) {
   std::string url = o.metrics_url;
   if (url.rfind("http://", 0) == 0) url = url.substr(7);
   const auto colon = url.rfind(':');
@@ -488,21 +510,10 @@ Expected<std::vector<std::pair<double, uint64_t>>> overhead_buckets(const PerfOp
   if (!ec) http::read(stream, buffer, res, ec);
   if (ec) return fail("GET " + url + "/metrics: " + ec.message());
   if (res.result_int() != 200) return fail("GET " + url + "/metrics: HTTP " + std::to_string(res.result_int()));
-  const std::string prefix = "kiln_inference_overhead_us_bucket{model=\"" + o.model + "\",version=\"";
-  std::map<double, uint64_t> by_bound;
-  std::istringstream lines(res.body());
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind(prefix, 0) != 0) continue;
-    const auto version_end = line.find('"', prefix.size());
-    const auto le = line.find("le=\"", prefix.size()), le_end = line.find('"', le + 4);
-    if (version_end == std::string::npos || le == std::string::npos || le_end == std::string::npos) continue;
-    if (!o.version.empty() && line.substr(prefix.size(), version_end - prefix.size()) != o.version) continue;
-    const std::string bound = line.substr(le + 4, le_end - le - 4);
-    const double b = bound == "+Inf" ? std::numeric_limits<double>::infinity() : std::stod(bound);
-    by_bound[b] += std::stoull(line.substr(line.rfind(' ') + 1));
-  }
-  if (by_bound.empty()) return fail("/metrics at " + url + " has no kiln_inference_overhead_us of '" + o.model + "'");
-  return std::vector<std::pair<double, uint64_t>>(by_bound.begin(), by_bound.end());
+  ServerHistograms h{model_histogram(res.body(), "kiln_inference_overhead_us", o),
+                     model_histogram(res.body(), "kiln_inference_frontend_us", o)};
+  if (h.overhead.empty()) return fail("/metrics at " + url + " has no kiln_inference_overhead_us of '" + o.model + "'");
+  return h;
 }
 
 }  // namespace kiln::cli::kserve

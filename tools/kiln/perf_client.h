@@ -87,9 +87,16 @@ class Client {
 // connections apart (gRPC would share one otherwise).
 Expected<std::unique_ptr<Client>> make_client(const PerfOptions& o, int index);
 
-// kiln_inference_overhead_us of the model (every version, or -x's): the
-// cumulative bucket counts by upper bound (+Inf as infinity), read from
-// /metrics at HOST:PORT.
-Expected<std::vector<std::pair<double, uint64_t>>> overhead_buckets(const PerfOptions& o);
+// Cumulative bucket counts of a Prometheus histogram by upper bound (+Inf as
+// infinity).
+using HistogramBuckets = std::vector<std::pair<double, uint64_t>>;
+
+// The model's (every version, or -x's) kiln_inference_overhead_us and
+// kiln_inference_frontend_us, read from /metrics at --metrics-url. A server
+// without the front end's histogram leaves `frontend` empty.
+struct ServerHistograms {
+  HistogramBuckets overhead, frontend;
+};
+Expected<ServerHistograms> server_histograms(const PerfOptions& o);
 
 }  // namespace kiln::cli::kserve
