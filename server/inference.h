@@ -39,8 +39,8 @@ struct InferTensor {
   // Makes the bytes a read-only view of `size` bytes at `at`, which `owner`
   // keeps alive (a shared memory region) for as long as the tensor lives.
   // No owner: the request's maker keeps the bytes alive until the request's
-  // callback has run (the HTTP body and the unary gRPC message, whose
-  // front ends wait for the response in infer_sync).
+  // callback has run (the HTTP body, whose connection thread waits in
+  // infer_sync, and the unary gRPC message, kept until the call finishes).
   // `pinned`: the bytes are page-locked (a shared memory region registered
   // with CUDA), so a GPU instance may copy them straight to the device.
   void set_view(const uint8_t* at, size_t size, std::shared_ptr<const void> owner, bool pinned = false) {

@@ -17,42 +17,42 @@
 
 namespace kiln::server {
 
-void InferenceServer::infer(InferRequest request, InferCallback done) {
-  std::shared_ptr<const LoadedModel> model;
-  std::shared_ptr<ModelVersion> version;
-  ServeStatus st = repository_.find(request.model, request.version, model, version);
+void InferHold::cancel() {
+  if (!cancelled_ || cancelled_->exchange(true)) return;
+  version_->scheduler->wake();
+}
+
+void InferenceServer::infer(InferRequest request, InferCallback done, InferHold& hold) {
+  ServeStatus st = repository_.find(request.model, request.version, hold.model_, hold.version_);
   if (!st.ok) {
     done(st, {});
     return;
   }
-  // The callback must not own the model: it runs on the model's own threads.
+  request.cancelled = hold.cancelled_ = std::make_shared<std::atomic<bool>>(false);
+  // `hold`, not the callback, owns the model: the callback runs on the
+  // model's own threads. `hold` may be gone before submit returns (see
+  // server.h), so the scheduler is kept alive here until then.
+  const std::shared_ptr<ModelVersion> version = hold.version_;
   version->scheduler->submit(std::move(request), std::move(done));
 }
 
 ServeStatus InferenceServer::infer_sync(InferRequest request, InferResponse& response,
                                         const std::function<bool()>& client_gone) {
-  // Holding the model here (not in the callback) keeps a reload from ending
-  // it under this request, and its last release off the scheduler's threads.
-  std::shared_ptr<const LoadedModel> model;
-  std::shared_ptr<ModelVersion> version;
-  ServeStatus st = repository_.find(request.model, request.version, model, version);
-  if (!st.ok) return st;
   std::promise<std::pair<ServeStatus, InferResponse>> promise;
   auto future = promise.get_future();
-  std::shared_ptr<std::atomic<bool>> cancelled;
-  if (client_gone) request.cancelled = cancelled = std::make_shared<std::atomic<bool>>(false);
-  version->scheduler->submit(std::move(request), [&promise](ServeStatus s, InferResponse r) {
-    promise.set_value({std::move(s), std::move(r)});
-  });
+  InferHold hold;
+  infer(
+      std::move(request),
+      [&promise](ServeStatus s, InferResponse r) {
+        promise.set_value({std::move(s), std::move(r)});
+      },
+      hold);
   // The answer of a small model comes back within microseconds: catch it awake.
   spin_until([&future] { return future.wait_for(std::chrono::seconds(0)) == std::future_status::ready; },
              std::chrono::microseconds(200));
   if (client_gone) {
-    while (future.wait_for(std::chrono::milliseconds(10)) != std::future_status::ready) {
-      if (cancelled->load() || !client_gone()) continue;
-      cancelled->store(true);
-      version->scheduler->wake();
-    }
+    while (future.wait_for(std::chrono::milliseconds(10)) != std::future_status::ready)
+      if (client_gone()) hold.cancel();
   }
   auto result = future.get();
   response = std::move(result.second);

@@ -3,6 +3,7 @@
 // end only calls InferenceServer.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -33,6 +34,26 @@ struct ServerOptions {
   int poll_seconds = 15;
 };
 
+// What the caller of InferenceServer::infer keeps until the request's
+// callback has run: the model the request runs on (a reload cannot end it
+// under the request) and the request's cancel flag. Release it off the
+// model's scheduler threads, which run the callback: the last release of a
+// model joins them.
+class InferHold {
+ public:
+  // Drops the request from its model's queue if it is still there, and has
+  // it answered kCancelled; a run already under way finishes. Safe from any
+  // thread once infer() has returned and while the hold lives; a no-op for
+  // a request refused at once.
+  void cancel();
+
+ private:
+  friend class InferenceServer;
+  std::shared_ptr<const LoadedModel> model_;
+  std::shared_ptr<ModelVersion> version_;
+  std::shared_ptr<std::atomic<bool>> cancelled_;
+};
+
 // Protocol-neutral server core: what every front end calls.
 class InferenceServer {
  public:
@@ -40,12 +61,16 @@ class InferenceServer {
   ModelRepository& repository() { return repository_; }
   // The system shared memory regions clients registered (every front end's).
   SharedMemoryRegistry& shared_memory() { return shared_memory_; }
-  // Finds the model version and queues the request; `done` is called once.
-  void infer(InferRequest request, InferCallback done);
+  // Finds the model version and queues the request. `done` is called exactly
+  // once: on a scheduler thread, or on this one for a request refused at
+  // once (unknown model, invalid request, full queue). `hold` is filled
+  // before the request is queued and must outlive `done`. Once the request
+  // is queued infer() touches nothing of the caller's: `done` may hand its
+  // answer to a thread that releases `hold` before infer() has returned.
+  void infer(InferRequest request, InferCallback done, InferHold& hold);
   // Blocking form for thread-per-connection front ends. While the request
   // waits, `client_gone` (when set) is asked every few milliseconds; once it
-  // says true the request is cancelled: dropped from the queue unrun, and
-  // answered with kCancelled (a run already under way finishes).
+  // says true the request is cancelled (InferHold::cancel).
   ServeStatus infer_sync(InferRequest request, InferResponse& response,
                          const std::function<bool()>& client_gone = nullptr);
 
