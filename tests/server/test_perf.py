@@ -146,14 +146,18 @@ def test_warmup_requests_come_first(server):
     assert re.search(r"^Concurrency 4:\n  warm-up: 40 requests in [0-9.]+ s\n  window 1: ", run.stdout, re.M), run.stdout
 
 
-def test_busy_wait_client(server):
+@pytest.mark.parametrize("protocol,polled", [("http", "socket"), ("grpc", "completion queue")])
+def test_busy_wait_client(server, protocol, polled):
     """--busy-wait-us: the clients poll for each answer first; the run says so and measures as before."""
-    run = perf("-m", "add_sub", "-u", server.url, "--measurement-interval", "300", "--busy-wait-us", "200",
-               *ANY_SPREAD)
+    url = server.url if protocol == "http" else server.grpc_url
+    if url is None:
+        pytest.skip("this kiln was built without gRPC")
+    run = perf("-m", "add_sub", "-u", url, "-i", protocol, "--measurement-interval", "300", "--concurrency-range",
+               "1:2", "--busy-wait-us", "200", *ANY_SPREAD)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "  each client polls its socket for the answer up to 200 us before it blocks (--busy-wait-us)\n" in run.stdout
-    assert re.search(r"client: [1-9][0-9]* requests in [0-9.]+ s, 0 errors", run.stdout), run.stdout
-    bad = perf("-m", "add_sub", "-u", server.url, "--busy-wait-us", "-1")
+    assert f"  each client polls its {polled} for the answer up to 200 us before it blocks (--busy-wait-us)\n" in run.stdout
+    assert len(re.findall(r"client: [1-9][0-9]* requests in [0-9.]+ s, 0 errors", run.stdout)) == 2, run.stdout
+    bad = perf("-m", "add_sub", "-u", url, "-i", protocol, "--busy-wait-us", "-1")
     assert bad.returncode != 0 and "--busy-wait-us: Value -1 not in range 0 to 1000000" in bad.stderr, bad.stderr
 
 

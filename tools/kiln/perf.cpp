@@ -594,9 +594,9 @@ int perf(const PerfOptions& o) {
              o.model, o.protocol == "grpc" ? "gRPC" : "HTTP",
              o.url.empty() ? (o.protocol == "grpc" ? "localhost:8001" : "localhost:8000") : o.url,
              o.shared_memory == "system" ? " with system shared memory" : "", o.batch, o.interval_ms, shown);
-  if (o.busy_wait_us > 0 && o.protocol == "http")
-    fmt::print("  each client polls its socket for the answer up to {} us before it blocks (--busy-wait-us)\n",
-               o.busy_wait_us);
+  if (o.busy_wait_us > 0)
+    fmt::print("  each client polls its {} for the answer up to {} us before it blocks (--busy-wait-us)\n",
+               o.protocol == "grpc" ? "completion queue" : "socket", o.busy_wait_us);
   fmt::print(
       "  windows of {} ms until the last 3 are within {}% in throughput and p{:.0f} latency, at most {}; {} warm-up "
       "requests per level\n",
@@ -673,9 +673,9 @@ void add_perf_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--output-shared-memory-size", o->output_shared_memory_size,
                   "Bytes of shared memory per output with --shared-memory system (default 102400)");
   cmd->add_option("--busy-wait-us", o->busy_wait_us,
-                  "HTTP: each client polls its socket for the answer up to this many microseconds before it blocks, "
-                  "keeping its own wake-up out of the latency (kiln's own option; default 0: block at once, as "
-                  "perf_analyzer)")
+                  "Each client polls for the answer (HTTP: its socket, gRPC: its completion queue) up to this many "
+                  "microseconds before it blocks, keeping its own wake-up out of the latency (kiln's own option; "
+                  "default 0: block at once, as perf_analyzer)")
       ->check(CLI::Range(0, 1000000));
   cmd->callback([o, &exit_code] { exit_code = perf(*o); });
 }

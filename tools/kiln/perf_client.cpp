@@ -309,6 +309,12 @@ class GrpcClient final : public Client {
  public:
   GrpcClient(std::string url, const PerfOptions& o, int index) : url_(std::move(url)), o_(o), index_(index) {}
   ~GrpcClient() override {
+    // Every call on the queue has completed (infer waits for its own).
+    completions_.Shutdown();
+    void* tag = nullptr;
+    bool ok = false;
+    while (completions_.Next(&tag, &ok)) {
+    }
     if (!registered_) return;
     inference::SystemSharedMemoryUnregisterRequest req;
     req.set_name(shm_->name());
@@ -433,18 +439,39 @@ class GrpcClient final : public Client {
   Status infer(InferTiming&) override {
     inference::ModelInferResponse res;
     grpc::ClientContext c;
-    grpc::Status st = stub_->ModelInfer(&c, request_, &res);
+    grpc::Status st = o_.busy_wait_us > 0 ? infer_polling(c, res) : stub_->ModelInfer(&c, request_, &res);
     if (!st.ok()) return fail("gRPC " + std::to_string(st.error_code()) + ": " + st.error_message());
     return Status::ok();
   }
 
  private:
+  // --busy-wait-us: the call goes through this client's completion queue,
+  // which the thread polls without blocking (a zero deadline: gRPC reads
+  // whatever the socket holds, then returns) before it blocks in Next, so
+  // that the answer is read by a thread that is awake (spin_wait.h).
+  grpc::Status infer_polling(grpc::ClientContext& c, inference::ModelInferResponse& res) {
+    grpc::Status st;
+    auto call = stub_->AsyncModelInfer(&c, request_, &completions_);
+    call->Finish(&res, &st, &completions_);
+    void* tag = nullptr;
+    bool ok = false;
+    const bool got = server::spin_until(
+        [&] {
+          return completions_.AsyncNext(&tag, &ok, gpr_time_0(GPR_CLOCK_MONOTONIC)) == grpc::CompletionQueue::GOT_EVENT;
+        },
+        std::chrono::microseconds(o_.busy_wait_us));
+    if (!got && !completions_.Next(&tag, &ok))
+      return grpc::Status(grpc::StatusCode::INTERNAL, "the completion queue was shut down");
+    return st;
+  }
+
   std::string url_;
   const PerfOptions& o_;
   int index_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<inference::GRPCInferenceService::Stub> stub_;
   inference::ModelInferRequest request_;
+  grpc::CompletionQueue completions_;  // --busy-wait-us's calls
   std::unique_ptr<ShmRegion> shm_;
   bool registered_ = false;
 };

@@ -34,10 +34,11 @@ struct PerfOptions {
   // region of its own, registered with the server (Triton's extension).
   std::string shared_memory = "none";
   uint64_t output_shared_memory_size = 102400;  // bytes per output, as perf_analyzer
-  // kiln's own (HTTP): each client polls its socket for the answer up to this
-  // long before it blocks, so the client's own wake-up from a sleep (tens of
-  // microseconds on an idle many-core machine) stays out of the latency.
-  // 0, perf_analyzer's way: it blocks at once.
+  // kiln's own: each client polls for the answer (HTTP: its socket; gRPC:
+  // its completion queue) up to this long before it blocks, so the client's
+  // own wake-up from a sleep (tens of microseconds on an idle many-core
+  // machine) stays out of the latency. 0, perf_analyzer's way: it blocks at
+  // once.
   int busy_wait_us = 0;
 };
 
