@@ -8,8 +8,11 @@
 # installed here.
 #   GPU_CHECK_STAGES  which stages run (default: "tests conformance models bench peer", which
 #                     fits one 10-minute call on an H100 or H200 from a fresh clone; "profile"
-#                     and "kernels" add per-layer times and the kernel benchmark, "cpu-tests"
-#                     the non-GPU suite, which CI runs anyway)
+#                     and "kernels" add per-layer times and the kernel benchmark, "ncu" Nsight
+#                     Compute's sections for one kernel of it (NCU_KERNEL, a regex over the
+#                     demangled name, default "stem_igemm_kernel<__half, 4>": ResNet-50's stem
+#                     on kiln_igemm; NCU_BENCH, the kiln_cuda_bench --only section, default stem;
+#                     NCU_LAUNCHES, default 2), "cpu-tests" the non-GPU suite, which CI runs anyway)
 #   GPU_CHECK_TARGETS what ninja builds (default: kiln, kiln_gpu_tests and kiln_cuda_bench,
 #                     or everything when the stages include cpu-tests)
 #   GPU_CHECK_BUDGET  seconds the whole call may take (default 570, inside the device tool's
@@ -82,7 +85,7 @@ budget=${GPU_CHECK_BUDGET:-570}
 left() { echo $((budget - ($(date +%s) - t0))); }
 # About how long each stage takes on an H100/H200 (s; tests: 137 s on the H200 in session 7): one that would not fit is skipped.
 declare -A need=([tests]=150 [cpu-tests]=150 [conformance]=90 [models]=40 [bench]=120 [peer]=150 [profile]=40
-  [kernels]=40 [serve]=360 [server-tests]=120)
+  [kernels]=40 [ncu]=60 [serve]=360 [server-tests]=120)
 # The serve stage's windows are 5 s by default; at SERVE_INTERVAL_MS=2000 it took 196 s (session 9, H100),
 # before the two busy-wait client runs and the resnet50_b32x3 one.
 ((${SERVE_INTERVAL_MS:-5000} <= 2000)) && need[serve]=300
@@ -179,6 +182,27 @@ fi
 if [[ -x build-gpu/kiln_cuda_bench ]] && want kernels; then
   build-gpu/kiln_cuda_bench --runs 50 >"$OUT/cuda_bench.txt" 2>&1
   row "cuda kernel bench" "exit $? (cuda_bench.txt)"
+fi
+
+# Nsight Compute on one section of the kernel benchmark: where a kiln
+# kernel's cycles go (throughput against the SM's and memory's peaks,
+# occupancy, the warps' stall reasons), which CUDA events cannot say. The
+# clocks stay as they are (--clock-control none; METHOD.md); one launch of
+# each matching kernel is profiled.
+if [[ -x build-gpu/kiln_cuda_bench ]] && want ncu; then
+  ncu_bin=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  if [[ -z $ncu_bin ]]; then
+    row "ncu" "SKIPPED: no ncu on this machine"
+  else
+    "$ncu_bin" --clock-control none --launch-count "${NCU_LAUNCHES:-2}" --kernel-name-base demangled \
+      -k "regex:${NCU_KERNEL:-stem_igemm_kernel<__half, 4>}" \
+      --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+      --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section SchedulerStats \
+      build-gpu/kiln_cuda_bench --runs 3 --only "${NCU_BENCH:-stem}" >"$OUT/ncu.txt" 2>&1
+    row "ncu ${NCU_KERNEL:-stem_igemm_kernel<__half, 4>}" "exit $? (ncu.txt)"
+    grep -E "^  [a-zA-Z_].*\(|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Theoretical Occupancy|Stall|Issued Warp|No Eligible|Registers Per" \
+      "$OUT/ncu.txt" | head -40
+  fi
 fi
 
 # Boost and gRPC C++ from .debs/ (scripts/fetch_server_debs.sh), unpacked
