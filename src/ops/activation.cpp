@@ -5,18 +5,10 @@
 #include <limits>
 
 #include "ops/infer_util.h"
+#include "ops/op_rows.h"
 
 namespace kiln {
 namespace {
-
-void activation(const char* name, int since = 1, InferFn fn = infer_same_as_input0) {
-  OpRegistration(OpSchema{.name = name,
-                          .since_opset = since,
-                          .min_inputs = 1,
-                          .max_inputs = 1,
-                          .infer = std::move(fn),
-                          .upgrades = {{6, drop_consumed_inputs}}});
-}
 
 Status infer_gelu(InferContext& ctx) {
   std::string approximate = ctx.attr_string("approximate", "none");
@@ -119,14 +111,14 @@ void softmax_like(const char* name) {
 }
 
 [[maybe_unused]] const bool registered = [] {
-  for (const char* op : {"LeakyRelu", "Elu", "Selu", "HardSigmoid"}) activation(op);
-  activation("Celu", 12);
-  activation("HardSwish", 14);
-  activation("Mish", 18);
-  activation("Gelu", 20, infer_gelu);
-  activation("ThresholdedRelu", 10);
-  activation("Shrink", 9);
-  activation("Swish", 24);
+  for (const char* op : {"LeakyRelu", "Elu", "Selu", "HardSigmoid"}) add_unary_op(op);
+  add_unary_op("Celu", 12);
+  add_unary_op("HardSwish", 14);
+  add_unary_op("Mish", 18);
+  add_unary_op("Gelu", 20, infer_gelu);
+  add_unary_op("ThresholdedRelu", 10);
+  add_unary_op("Shrink", 9);
+  add_unary_op("Swish", 24);
   OpRegistration(OpSchema{
       .name = "Clip", .min_inputs = 1, .max_inputs = 3, .infer = infer_clip, .upgrades = {{11, upgrade_clip_attrs}}});
   // The slope broadcasts to X (unidirectionally), so the output is X's shape.

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "ops/infer_util.h"
+#include "ops/op_rows.h"
 
 namespace kiln {
 namespace {
@@ -80,15 +81,6 @@ Status upgrade_legacy_broadcast(UpgradeContext& ctx) {
   return Status::ok();
 }
 
-void unary(const char* name, int since = 1, InferFn fn = infer_same_as_input0) {
-  OpRegistration(OpSchema{.name = name,
-                          .since_opset = since,
-                          .min_inputs = 1,
-                          .max_inputs = 1,
-                          .infer = std::move(fn),
-                          .upgrades = {{6, drop_consumed_inputs}}});
-}
-
 void binary(const char* name, InferFn fn = infer_binary, int since = 1) {
   OpRegistration(OpSchema{.name = name,
                           .since_opset = since,
@@ -122,9 +114,9 @@ Status infer_bitshift(InferContext& ctx) {
        {"Abs",     "Neg",   "Reciprocal", "Floor", "Ceil",  "Sqrt",     "Relu",     "Exp",      "Log",       "Tanh",
         "Sigmoid", "Sin",   "Cos",        "Tan",   "Asin",  "Acos",     "Atan",     "Sinh",     "Cosh",      "Asinh",
         "Acosh",   "Atanh", "Erf",        "Sign",  "Round", "Softsign", "Softplus", "Identity", "BitwiseNot"})
-    unary(op);
-  unary("IsNaN", 9, infer_unary_bool);
-  unary("IsInf", 10, infer_unary_bool);
+    add_unary_op(op);
+  add_unary_op("IsNaN", 9, infer_unary_bool);
+  add_unary_op("IsInf", 10, infer_unary_bool);
   binary("Add", [](InferContext& c) { return infer_arith(c, dim_add); });
   binary("Sub", [](InferContext& c) { return infer_arith(c, dim_sub); });
   binary("Mul", [](InferContext& c) { return infer_arith(c, dim_mul); });

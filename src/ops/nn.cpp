@@ -7,6 +7,7 @@
 
 #include "ops/fused_activation.h"
 #include "ops/infer_util.h"
+#include "ops/op_rows.h"
 #include "ops/window_geometry.h"
 
 namespace kiln {
@@ -304,21 +305,9 @@ Status upgrade_float_p(UpgradeContext& ctx) {
   return Status::ok();
 }
 
-void add(const char* name, int min_in, int max_in, InferFn fn, int max_out = 1, std::vector<OpUpgrade> up = {},
-         int since = 1) {
-  OpRegistration(OpSchema{.name = name,
-                          .since_opset = since,
-                          .min_inputs = min_in,
-                          .max_inputs = max_in,
-                          .min_outputs = 1,
-                          .max_outputs = max_out,
-                          .infer = std::move(fn),
-                          .upgrades = std::move(up)});
-}
-
 [[maybe_unused]] const bool registered = [] {
-  add("Conv", 2, 3, infer_conv);
-  add("ConvTranspose", 2, 3, infer_conv_transpose);
+  add_op("Conv", 2, 3, infer_conv);
+  add_op("ConvTranspose", 2, 3, infer_conv_transpose);
   OpRegistration(OpSchema{.domain = "kiln",
                           .name = "FusedConv",
                           .min_inputs = 2,
@@ -326,16 +315,16 @@ void add(const char* name, int min_in, int max_in, InferFn fn, int max_out = 1, 
                           .min_outputs = 1,
                           .max_outputs = 1,
                           .infer = infer_fused_conv});
-  add("ConvInteger", 2, 4, infer_conv_integer, 1, {}, 10);
-  add("DeformConv", 3, 5, infer_deform_conv, 1, {}, 19);
-  add("QLinearConv", 8, 9, infer_qlinear_conv, 1, {}, 10);
-  add("MaxPool", 1, 1, infer_pool, 2);
-  add("AveragePool", 1, 1, infer_pool);
-  add("LpPool", 1, 1, infer_pool, 1, {{2, upgrade_float_p}});
-  add("GlobalAveragePool", 1, 1, infer_global_pool);
-  add("GlobalMaxPool", 1, 1, infer_global_pool);
-  add("GlobalLpPool", 1, 1, infer_global_pool, 1, {{2, upgrade_float_p}});
-  add("MaxUnpool", 2, 3, infer_max_unpool, 1, {}, 9);
+  add_op("ConvInteger", 2, 4, infer_conv_integer, 1, {}, 10);
+  add_op("DeformConv", 3, 5, infer_deform_conv, 1, {}, 19);
+  add_op("QLinearConv", 8, 9, infer_qlinear_conv, 1, {}, 10);
+  add_op("MaxPool", 1, 1, infer_pool, 2);
+  add_op("AveragePool", 1, 1, infer_pool);
+  add_op("LpPool", 1, 1, infer_pool, 1, {{2, upgrade_float_p}});
+  add_op("GlobalAveragePool", 1, 1, infer_global_pool);
+  add_op("GlobalMaxPool", 1, 1, infer_global_pool);
+  add_op("GlobalLpPool", 1, 1, infer_global_pool, 1, {{2, upgrade_float_p}});
+  add_op("MaxUnpool", 2, 3, infer_max_unpool, 1, {}, 9);
   return true;
 }();
 

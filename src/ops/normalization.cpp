@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "ops/infer_util.h"
+#include "ops/op_rows.h"
 
 namespace kiln {
 namespace {
@@ -133,29 +134,17 @@ Status infer_lrn(InferContext& ctx) {
   return infer_same_as_input0(ctx);
 }
 
-void add(const char* name, int min_in, int max_in, InferFn fn, int max_out = 1, std::vector<OpUpgrade> up = {},
-         int since = 1) {
-  OpRegistration(OpSchema{.name = name,
-                          .since_opset = since,
-                          .min_inputs = min_in,
-                          .max_inputs = max_in,
-                          .min_outputs = 1,
-                          .max_outputs = max_out,
-                          .infer = std::move(fn),
-                          .upgrades = std::move(up)});
-}
-
 [[maybe_unused]] const bool registered = [] {
-  add("BatchNormalization", 5, 5, infer_batch_norm, 5, {{14, upgrade_batch_norm_before_14}});
-  add("InstanceNormalization", 3, 3, infer_same_as_input0);
-  add("LayerNormalization", 2, 3, infer_layer_norm, 3, {}, 17);
+  add_op("BatchNormalization", 5, 5, infer_batch_norm, 5, {{14, upgrade_batch_norm_before_14}});
+  add_op("InstanceNormalization", 3, 3, infer_same_as_input0);
+  add_op("LayerNormalization", 2, 3, infer_layer_norm, 3, {}, 17);
   // Opset 18's per-group scale/bias is read as such by the kernel (its size is num_groups, not C).
-  add("GroupNormalization", 3, 3, infer_group_norm, 1, {}, 18);
-  add(
+  add_op("GroupNormalization", 3, 3, infer_group_norm, 1, {}, 18);
+  add_op(
       "RMSNormalization", 2, 2, [](InferContext& c) { return infer_axis_checked(c, "RMSNormalization"); }, 1, {}, 23);
-  add("LpNormalization", 1, 1, [](InferContext& c) { return infer_axis_checked(c, "LpNormalization"); });
-  add("MeanVarianceNormalization", 1, 1, infer_same_as_input0, 1, {}, 9);
-  add("LRN", 1, 1, infer_lrn);
+  add_op("LpNormalization", 1, 1, [](InferContext& c) { return infer_axis_checked(c, "LpNormalization"); });
+  add_op("MeanVarianceNormalization", 1, 1, infer_same_as_input0, 1, {}, 9);
+  add_op("LRN", 1, 1, infer_lrn);
   OpRegistration(OpSchema{.domain = "kiln",
                           .name = "SkipLayerNormalization",
                           .min_inputs = 3,

@@ -32,28 +32,21 @@ Status infer_optimizer(InferContext& ctx, size_t groups) {
   return Status::ok();
 }
 
+// R, T and one tensor per group at the least; one output per group but G.
+void optimizer(const char* name, size_t groups) {
+  OpRegistration(OpSchema{.domain = kTraining,
+                          .name = name,
+                          .min_inputs = 2 + static_cast<int>(groups),
+                          .max_inputs = -1,
+                          .min_outputs = static_cast<int>(groups) - 1,
+                          .max_outputs = -1,
+                          .infer = [groups](InferContext& c) { return infer_optimizer(c, groups); }});
+}
+
 [[maybe_unused]] const bool registered = [] {
-  OpRegistration(OpSchema{.domain = kTraining,
-                          .name = "Adagrad",
-                          .min_inputs = 5,
-                          .max_inputs = -1,
-                          .min_outputs = 2,
-                          .max_outputs = -1,
-                          .infer = [](InferContext& c) { return infer_optimizer(c, 3); }});
-  OpRegistration(OpSchema{.domain = kTraining,
-                          .name = "Momentum",
-                          .min_inputs = 5,
-                          .max_inputs = -1,
-                          .min_outputs = 2,
-                          .max_outputs = -1,
-                          .infer = [](InferContext& c) { return infer_optimizer(c, 3); }});
-  OpRegistration(OpSchema{.domain = kTraining,
-                          .name = "Adam",
-                          .min_inputs = 6,
-                          .max_inputs = -1,
-                          .min_outputs = 3,
-                          .max_outputs = -1,
-                          .infer = [](InferContext& c) { return infer_optimizer(c, 4); }});
+  optimizer("Adagrad", 3);   // X, G, H
+  optimizer("Momentum", 3);  // X, G, V
+  optimizer("Adam", 4);      // X, G, V, H
   return true;
 }();
 

@@ -577,6 +577,23 @@ TEST(TrainingInfer, OptimizerOutputsMatchUpdatedTensors) {
   EXPECT_EQ(out(adam, 2), "f32[n]");
 }
 
+// R, T and one tensor per group at the least; an output for every group but G.
+TEST(TrainingSchema, CountsFollowTheInputGroups) {
+  const char* d = "ai.onnx.preview.training";
+  struct Row {
+    const char* op;
+    int min_inputs, min_outputs;
+  };
+  for (Row r : {Row{"Adagrad", 5, 2}, Row{"Momentum", 5, 2}, Row{"Adam", 6, 3}}) {
+    const OpSchema* s = OpRegistry::instance().find(d, r.op);
+    ASSERT_NE(s, nullptr) << r.op;
+    EXPECT_EQ(s->min_inputs, r.min_inputs) << r.op;
+    EXPECT_EQ(s->max_inputs, -1) << r.op;
+    EXPECT_EQ(s->min_outputs, r.min_outputs) << r.op;
+    EXPECT_EQ(s->max_outputs, -1) << r.op;
+  }
+}
+
 TEST(TrainingKernel, AdagradStep) {
   Net net;
   const char* d = "ai.onnx.preview.training";

@@ -169,15 +169,7 @@ Expected<Bindings> bind(ExecutionContext& ctx, const BenchOptions& o, DeviceIo* 
     warn_unset_dynamic_dims(e, spec);
   }
   for (const auto& [name, t] : b.inputs) {
-    if (t.dtype() != e.tensor_dtype(name))
-      return invalid_argument("input '{}': the data is {}, the engine expects {}", name, dtype_name(t.dtype()),
-                              dtype_name(e.tensor_dtype(name)));
-    KILN_RETURN_IF_ERROR(ctx.set_input_shape(name, t.dims()));
-    if (io)
-      KILN_RETURN_IF_ERROR(io->bind_input(ctx, name, t));
-    else
-      KILN_RETURN_IF_ERROR(ctx.set_input_tensor_address(
-          name, t.dtype() == DType::kString ? static_cast<const void*>(t.strings().data()) : t.raw()));
+    KILN_RETURN_IF_ERROR(bind_input(ctx, name, t, io));
     fmt::print("Input {}: {}{}\n", name, dtype_name(t.dtype()), Shape::of(t.dims()).to_string());
   }
   // The batch is the first input's leading dim when the engine leaves it dynamic.
@@ -196,9 +188,7 @@ Expected<Bindings> bind(ExecutionContext& ctx, const BenchOptions& o, DeviceIo* 
       KILN_RETURN_IF_ERROR(io->bind_output(ctx, name, &b.outputs.back()));
     } else if (known) {
       b.outputs.emplace_back(e.tensor_dtype(name), *dims);
-      Tensor& out = b.outputs.back();  // string outputs bind their array of std::string
-      KILN_RETURN_IF_ERROR(ctx.set_tensor_address(
-          name, out.dtype() == DType::kString ? static_cast<void*>(out.strings().data()) : out.mutable_raw()));
+      KILN_RETURN_IF_ERROR(ctx.set_tensor_address(name, host_address(b.outputs.back())));
     } else {
       b.allocators.push_back(std::make_unique<GrowingBuffer>());
       KILN_RETURN_IF_ERROR(ctx.set_output_allocator(name, b.allocators.back().get()));

@@ -167,4 +167,21 @@ Expected<std::unique_ptr<DeviceIo>> DeviceIo::create() {
 
 #endif
 
+void* host_address(Tensor& t) {
+  return t.dtype() == DType::kString ? static_cast<void*>(t.strings().data()) : t.mutable_raw();
+}
+const void* host_address(const Tensor& t) {
+  return t.dtype() == DType::kString ? static_cast<const void*>(t.strings().data()) : t.raw();
+}
+
+Status bind_input(ExecutionContext& ctx, const std::string& name, const Tensor& host, DeviceIo* io) {
+  const Engine& e = ctx.engine();
+  if (host.dtype() != e.tensor_dtype(name))
+    return invalid_argument("input '{}': the data is {}, the engine expects {}", name, dtype_name(host.dtype()),
+                            dtype_name(e.tensor_dtype(name)));
+  KILN_RETURN_IF_ERROR(ctx.set_input_shape(name, host.dims()));
+  if (io) return io->bind_input(ctx, name, host);
+  return ctx.set_input_tensor_address(name, host_address(host));
+}
+
 }  // namespace kiln::cli

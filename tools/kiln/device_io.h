@@ -43,4 +43,13 @@ class DeviceIo {
   virtual Status download_outputs() = 0;
 };
 
+// What the runtime binds for a host tensor: its bytes, or its array of
+// std::string for a string tensor.
+void* host_address(Tensor& t);
+const void* host_address(const Tensor& t);
+
+// Binds input `name` to `host` (whose dtype must be the engine's) and sets its
+// shape: host memory, or a device copy through `io` when it is given.
+Status bind_input(ExecutionContext& ctx, const std::string& name, const Tensor& host, DeviceIo* io);
+
 }  // namespace kiln::cli

@@ -73,28 +73,9 @@ std::string preview(const Tensor& t) {
   return fmt::format("[{}{}]", s, t.numel() > n ? ", ..." : "");
 }
 
-// What the runtime binds for a host tensor: its bytes, or its array of
-// std::string for a string tensor.
-void* host_address(Tensor& t) {
-  return t.dtype() == DType::kString ? static_cast<void*>(t.strings().data()) : t.mutable_raw();
-}
-const void* host_address(const Tensor& t) {
-  return t.dtype() == DType::kString ? static_cast<const void*>(t.strings().data()) : t.raw();
-}
-
 // Binds the inputs: host memory, or device copies through `io` (cuda).
 Status bind_inputs(ExecutionContext& ctx, const std::vector<NamedTensor>& inputs, DeviceIo* io) {
-  const Engine& e = ctx.engine();
-  for (const auto& [name, t] : inputs) {
-    if (t.dtype() != e.tensor_dtype(name))
-      return invalid_argument("input '{}': the data is {}, the engine expects {}", name, dtype_name(t.dtype()),
-                              dtype_name(e.tensor_dtype(name)));
-    KILN_RETURN_IF_ERROR(ctx.set_input_shape(name, t.dims()));
-    if (io)
-      KILN_RETURN_IF_ERROR(io->bind_input(ctx, name, t));
-    else
-      KILN_RETURN_IF_ERROR(ctx.set_input_tensor_address(name, host_address(t)));
-  }
+  for (const auto& [name, t] : inputs) KILN_RETURN_IF_ERROR(bind_input(ctx, name, t, io));
   return Status::ok();
 }
 

@@ -48,20 +48,11 @@ void conv_loops(const WindowPlan& p, int64_t out_channels, int64_t group, XAt x_
             for (int64_t c = 0; c < cg; ++c) {
               int64_t x_base = (n * p.channels + g * cg + c) * isize;
               int64_t w_base = (m * cg + c) * ksize;
-              for (int64_t kd = 0; kd < p.kernel[0]; ++kd) {
-                int64_t id = od * p.stride[0] - p.pad_begin[0] + kd * p.dilation[0];
-                if (id < 0 || id >= p.in[0]) continue;
-                for (int64_t kh = 0; kh < p.kernel[1]; ++kh) {
-                  int64_t ih = oh * p.stride[1] - p.pad_begin[1] + kh * p.dilation[1];
-                  if (ih < 0 || ih >= p.in[1]) continue;
-                  for (int64_t kw = 0; kw < p.kernel[2]; ++kw) {
-                    int64_t iw = ow * p.stride[2] - p.pad_begin[2] + kw * p.dilation[2];
-                    if (iw < 0 || iw >= p.in[2]) continue;
-                    acc += static_cast<Acc>(x_at(x_base + (id * p.in[1] + ih) * p.in[2] + iw)) *
-                           static_cast<Acc>(w_at(w_base + (kd * p.kernel[1] + kh) * p.kernel[2] + kw));
-                  }
-                }
-              }
+              // Captured by value: with [&], GCC's loop ran tiny_cnn's convs
+              // about 15% slower (kiln bench --dumpProfile, RelWithDebInfo).
+              for_window(p, od, oh, ow, [&acc, x_at, w_at, x_base, w_base](const WindowTap& t) {
+                acc += static_cast<Acc>(x_at(x_base + t.input)) * static_cast<Acc>(w_at(w_base + t.kernel));
+              });
             }
             body(n, m, o, acc);
           }

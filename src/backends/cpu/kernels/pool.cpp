@@ -17,25 +17,6 @@
 namespace kiln {
 namespace {
 
-// Calls visit(flat_input_index, d, h, w) for every window position of output
-// (od, oh, ow) that lies inside the input.
-template <typename Visit>
-void for_window(const WindowPlan& p, int64_t od, int64_t oh, int64_t ow, Visit visit) {
-  for (int64_t kd = 0; kd < p.kernel[0]; ++kd) {
-    int64_t id = od * p.stride[0] - p.pad_begin[0] + kd * p.dilation[0];
-    if (id < 0 || id >= p.in[0]) continue;
-    for (int64_t kh = 0; kh < p.kernel[1]; ++kh) {
-      int64_t ih = oh * p.stride[1] - p.pad_begin[1] + kh * p.dilation[1];
-      if (ih < 0 || ih >= p.in[1]) continue;
-      for (int64_t kw = 0; kw < p.kernel[2]; ++kw) {
-        int64_t iw = ow * p.stride[2] - p.pad_begin[2] + kw * p.dilation[2];
-        if (iw < 0 || iw >= p.in[2]) continue;
-        visit((id * p.in[1] + ih) * p.in[2] + iw, id, ih, iw);
-      }
-    }
-  }
-}
-
 // Window positions inside the explicitly padded input along one dim (the
 // extra room ceil_mode adds is not counted).
 int64_t padded_count(const WindowPlan& p, int a, int64_t o) {
@@ -106,12 +87,12 @@ Status run_max_pool(CpuKernelContext& ctx) {
     for_outputs(p, [&](int64_t nc, int64_t od, int64_t oh, int64_t ow, int64_t o) {
       C best = std::numeric_limits<C>::lowest();
       int64_t best_at = -1, bd = 0, bh = 0, bw = 0;
-      for_window(p, od, oh, ow, [&](int64_t i, int64_t d, int64_t h, int64_t w) {
-        C v = static_cast<C>(xd[layout.at(nc, i, isize)]);
+      for_window(p, od, oh, ow, [&](const WindowTap& t) {
+        C v = static_cast<C>(xd[layout.at(nc, t.input, isize)]);
         if (best_at < 0 || v > best) {
           best = v;
-          best_at = i;
-          bd = d, bh = h, bw = w;
+          best_at = t.input;
+          bd = t.d, bh = t.h, bw = t.w;
         }
       });
       yd[layout.at(nc, o, osize)] = T(best);
@@ -139,8 +120,8 @@ Status run_mean_pool(CpuKernelContext& ctx, int64_t lp) {
     for_outputs(p, [&](int64_t nc, int64_t od, int64_t oh, int64_t ow, int64_t o) {
       double sum = 0;
       int64_t count = 0;
-      for_window(p, od, oh, ow, [&](int64_t i, int64_t, int64_t, int64_t) {
-        double v = static_cast<compute_t<T>>(xd[layout.at(nc, i, isize)]);
+      for_window(p, od, oh, ow, [&](const WindowTap& t) {
+        double v = static_cast<compute_t<T>>(xd[layout.at(nc, t.input, isize)]);
         sum += lp == 0 ? v : std::pow(std::fabs(v), static_cast<double>(lp));
         ++count;
       });

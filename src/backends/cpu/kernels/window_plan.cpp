@@ -18,21 +18,27 @@ Expected<WindowPlan> plan_base(const Node& node, const std::vector<int64_t>& x_d
   return p;
 }
 
+// Fills spatial dim i of the input (of size `in`), placed after the leading
+// size-1 dims that pad the plan to 3-D.
+void set_spatial_dim(WindowPlan& p, size_t i, int64_t in, const WindowAttrs& a, const WindowDim& d) {
+  size_t at = 3 - p.spatial + i;
+  p.in[at] = in;
+  p.out[at] = d.out;
+  p.kernel[at] = a.kernel[i];
+  p.stride[at] = a.strides[i];
+  p.dilation[at] = a.dilations[i];
+  p.pad_begin[at] = d.pad_begin;
+  p.pad_end[at] = d.pad_end;
+}
+
 }  // namespace
 
 Expected<WindowPlan> plan_window(const Node& node, const std::vector<int64_t>& x_dims, std::vector<int64_t> kernel) {
   KILN_ASSIGN_OR_RETURN(WindowPlan p, plan_base(node, x_dims));
   KILN_ASSIGN_OR_RETURN(WindowAttrs a, read_window_attrs(node, p.spatial, std::move(kernel)));
-  size_t off = 3 - p.spatial;
   for (size_t i = 0; i < p.spatial; ++i) {
     KILN_ASSIGN_OR_RETURN(WindowDim d, window_dim(a, i, x_dims[i + 2]));
-    p.in[off + i] = x_dims[i + 2];
-    p.out[off + i] = d.out;
-    p.kernel[off + i] = a.kernel[i];
-    p.stride[off + i] = a.strides[i];
-    p.dilation[off + i] = a.dilations[i];
-    p.pad_begin[off + i] = d.pad_begin;
-    p.pad_end[off + i] = d.pad_end;
+    set_spatial_dim(p, i, x_dims[i + 2], a, d);
   }
   return p;
 }
@@ -47,16 +53,9 @@ Expected<WindowPlan> plan_transpose_window(const Node& node, const std::vector<i
   if ((!output_shape.empty() && output_shape.size() != p.spatial) ||
       (!output_padding.empty() && output_padding.size() != p.spatial))
     return invalid_model("ConvTranspose: output_shape/output_padding do not match {} spatial dims", p.spatial);
-  size_t off = 3 - p.spatial;
   for (size_t i = 0; i < p.spatial; ++i) {
     KILN_ASSIGN_OR_RETURN(WindowDim d, transpose_window_dim(a, i, x_dims[i + 2], output_padding, output_shape));
-    p.in[off + i] = x_dims[i + 2];
-    p.out[off + i] = d.out;
-    p.kernel[off + i] = a.kernel[i];
-    p.stride[off + i] = a.strides[i];
-    p.dilation[off + i] = a.dilations[i];
-    p.pad_begin[off + i] = d.pad_begin;
-    p.pad_end[off + i] = d.pad_end;
+    set_spatial_dim(p, i, x_dims[i + 2], a, d);
   }
   return p;
 }

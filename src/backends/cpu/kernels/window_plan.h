@@ -31,6 +31,32 @@ struct WindowPlan {
   std::vector<int64_t> out_dims() const;
 };
 
+// A kernel position of one output's window that lies inside the input.
+struct WindowTap {
+  int64_t input;    // flat index into the input's spatial volume
+  int64_t kernel;   // flat index into the kernel's spatial volume
+  int64_t d, h, w;  // the input position
+};
+
+// Calls visit(WindowTap) for every kernel position of output (od, oh, ow) that
+// lies inside the input, in kernel order; positions in the padding are skipped.
+template <typename Visit>
+void for_window(const WindowPlan& p, int64_t od, int64_t oh, int64_t ow, Visit visit) {
+  for (int64_t kd = 0; kd < p.kernel[0]; ++kd) {
+    int64_t id = od * p.stride[0] - p.pad_begin[0] + kd * p.dilation[0];
+    if (id < 0 || id >= p.in[0]) continue;
+    for (int64_t kh = 0; kh < p.kernel[1]; ++kh) {
+      int64_t ih = oh * p.stride[1] - p.pad_begin[1] + kh * p.dilation[1];
+      if (ih < 0 || ih >= p.in[1]) continue;
+      for (int64_t kw = 0; kw < p.kernel[2]; ++kw) {
+        int64_t iw = ow * p.stride[2] - p.pad_begin[2] + kw * p.dilation[2];
+        if (iw < 0 || iw >= p.in[2]) continue;
+        visit(WindowTap{(id * p.in[1] + ih) * p.in[2] + iw, (kd * p.kernel[1] + kh) * p.kernel[2] + kw, id, ih, iw});
+      }
+    }
+  }
+}
+
 // Plans a forward window op (Conv, pools) on input dims [N, C, spatial...].
 // `kernel` overrides kernel_shape (Conv's weight dims); empty to read it.
 Expected<WindowPlan> plan_window(const Node& node, const std::vector<int64_t>& x_dims,
