@@ -10,7 +10,8 @@
 #                     fits one 10-minute call on an H100 or H200 from a fresh clone; "profile"
 #                     and "kernels" add per-layer times and the kernel benchmark, "ncu" Nsight
 #                     Compute's sections for one kernel of it (NCU_KERNEL, a regex over the
-#                     demangled name, default "stem_igemm_kernel<__half, 4>": ResNet-50's stem
+#                     demangled name, default "stem_igemm_kernel<__half, [^>]*4>" (the 4 may
+#                     print as "(int)4"): ResNet-50's stem
 #                     on kiln_igemm; NCU_BENCH, the kiln_cuda_bench --only section, default stem;
 #                     NCU_LAUNCHES, default 2), "cpu-tests" the non-GPU suite, which CI runs anyway)
 #   GPU_CHECK_TARGETS what ninja builds (default: kiln, kiln_gpu_tests and kiln_cuda_bench,
@@ -195,11 +196,11 @@ if [[ -x build-gpu/kiln_cuda_bench ]] && want ncu; then
     row "ncu" "SKIPPED: no ncu on this machine"
   else
     "$ncu_bin" --clock-control none --launch-count "${NCU_LAUNCHES:-2}" --kernel-name-base demangled \
-      -k "regex:${NCU_KERNEL:-stem_igemm_kernel<__half, 4>}" \
+      -k "regex:${NCU_KERNEL:-stem_igemm_kernel<__half, [^>]*4>}" \
       --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
       --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section SchedulerStats \
       build-gpu/kiln_cuda_bench --runs 3 --only "${NCU_BENCH:-stem}" >"$OUT/ncu.txt" 2>&1
-    row "ncu ${NCU_KERNEL:-stem_igemm_kernel<__half, 4>}" "exit $? (ncu.txt)"
+    row "ncu ${NCU_KERNEL:-stem_igemm_kernel<__half, [^>]*4>}" "exit $? (ncu.txt)"
     grep -E "^  [a-zA-Z_].*\(|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Theoretical Occupancy|Stall|Issued Warp|No Eligible|Registers Per" \
       "$OUT/ncu.txt" | head -40
   fi
