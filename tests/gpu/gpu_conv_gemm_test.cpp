@@ -24,14 +24,6 @@
 namespace kiln::gpu_test {
 namespace {
 
-// Runs kiln::FusedConv {channels_last=1} with `tactic` on the CPU or the GPU.
-Tensor run_nhwc_fused(bool gpu, const std::vector<Tensor>& ins, Attrs attrs, const std::string& tactic) {
-  attrs["channels_last"] = i(1);
-  return run_fused_conv(gpu, ins, attrs, tactic);
-}
-
-double rtol_of(DType t) { return t == DType::kF32 ? 1e-5 : 1e-2; }
-
 // The convolution's magnitude: X and W uniform in [-1, 1] (products of
 // variance 1/9), so a sum of K products has deviation sqrt(K) / 3.
 float conv_scale(int64_t k) { return std::sqrt(static_cast<float>(k)) / 3.f; }
@@ -91,11 +83,11 @@ void check_case(const GemmCase& c, DType t, const Activation& act, bool bias, bo
                                        bias ? " bias" : "", residual ? " residual" : "");
   if (residual) {
     Attrs plain = c.attrs;
-    const Tensor y = run_nhwc_fused(false, {x, w}, plain, "");
+    const Tensor y = run_nhwc_fused_conv(false, {x, w}, plain, "");
     ASSERT_TRUE(y.is_valid()) << what;
     ins.push_back(random_tensor(t, y.dims(), -scale, scale, 4));
   }
-  const Tensor cpu = run_nhwc_fused(false, ins, attrs, "");
+  const Tensor cpu = run_nhwc_fused_conv(false, ins, attrs, "");
   ASSERT_TRUE(cpu.is_valid()) << what;
   const std::vector<std::string> all = tactics_of(ins, attrs, 16);
   std::vector<std::string> tactics = cublaslt_only(all);
@@ -117,7 +109,8 @@ void check_case(const GemmCase& c, DType t, const Activation& act, bool bias, bo
   if (std::find(tactics.begin(), tactics.end(), "cublaslt:0") == tactics.end())
     tactics.insert(tactics.begin(), "cublaslt:0");
   for (const std::string& tactic : tactics)
-    expect_close_at_scale(run_nhwc_fused(true, ins, attrs, tactic), cpu, rtol_of(t), scale, what + " " + tactic);
+    expect_close_at_scale(run_nhwc_fused_conv(true, ins, attrs, tactic), cpu, tolerance_for(t), scale,
+                          what + " " + tactic);
 }
 
 const std::vector<GemmCase>& gemm_cases() {

@@ -18,15 +18,6 @@
 namespace kiln::gpu_test {
 namespace {
 
-// Runs kiln::FusedConv {channels_last=1} with `tactic` on the CPU or the GPU.
-Tensor run_nhwc_fused(bool gpu, const std::vector<Tensor>& ins, Attrs attrs, const std::string& tactic) {
-  attrs["channels_last"] = i(1);
-  return run_fused_conv(gpu, ins, attrs, tactic);
-}
-
-// f32 within 1e-5, f16/bf16 within 1e-2, relative to |cpu| + the convolution's size.
-double dw_rtol(DType t) { return t == DType::kF32 ? 1e-5 : 1e-2; }
-
 struct DwCase {
   const char* what;
   int64_t h, w, k;  // input height and width, a k x k kernel
@@ -62,7 +53,7 @@ void check_dw(const DwCase& c, int64_t channels, DType t, const Activation& act,
   attrs["group"] = i(channels);
   const Tensor x = random_tensor(t, {2, c.h, c.w, channels}, 0.1f, 1.f, 1);
   const Tensor w = random_tensor(t, {channels, c.k, c.k, 1}, 0.1f, 1.f, 2);
-  const Tensor plain = run_nhwc_fused(false, {x, w}, attrs, "");
+  const Tensor plain = run_nhwc_fused_conv(false, {x, w}, attrs, "");
   ASSERT_TRUE(plain.is_valid()) << c.what;
   attrs["activation"] = Attribute::of_string(act.name);
   if (!act.params.empty()) attrs["activation_params"] = Attribute::of_floats(act.params);
@@ -72,13 +63,13 @@ void check_dw(const DwCase& c, int64_t channels, DType t, const Activation& act,
   const std::string what = fmt::format("kiln_dw {} C={} {} act '{}'{}{}{}", c.what, channels, dtype_name(t), act.name,
                                        act.params.empty() ? "" : fmt::format(" {}", fmt::join(act.params, ",")),
                                        bias ? " bias" : "", residual ? " residual" : "");
-  const Tensor cpu = run_nhwc_fused(false, ins, attrs, "");
-  expect_close_at_scale(run_nhwc_fused(true, ins, attrs, "kiln_dw"), cpu, dw_rtol(t), s, what);
-  expect_close_at_scale(run_nhwc_fused(true, ins, attrs, "kiln_dw_strip"), cpu, dw_rtol(t), s,
+  const Tensor cpu = run_nhwc_fused_conv(false, ins, attrs, "");
+  expect_close_at_scale(run_nhwc_fused_conv(true, ins, attrs, "kiln_dw"), cpu, tolerance_for(t), s, what);
+  expect_close_at_scale(run_nhwc_fused_conv(true, ins, attrs, "kiln_dw_strip"), cpu, tolerance_for(t), s,
                         what + " (tactic \"kiln_dw_strip\")");
   // The default tactic too: cuDNN's plan, or (asymmetric pads, which
   // channels-last cuDNN routes lack) the same depthwise kernel.
-  expect_close_at_scale(run_nhwc_fused(true, ins, attrs, ""), cpu, dw_rtol(t), s, what + " (tactic \"\")");
+  expect_close_at_scale(run_nhwc_fused_conv(true, ins, attrs, ""), cpu, tolerance_for(t), s, what + " (tactic \"\")");
 }
 
 TEST_F(GpuTest, DepthwiseConvKilnDwMatchesCpuForEveryActivation) {
@@ -108,13 +99,13 @@ void check_dw_kernel(DType t, int64_t shift, int64_t sw, bool strip) {
   const Tensor x = random_tensor(t, {2, 9, 10, channels}, 0.1f, 1.f, 1);
   const Tensor w = random_tensor(t, {channels, 3, 3, 1}, 0.1f, 1.f, 2);
   const Tensor b = random_tensor(t, {channels}, -1.f, 0.f, 3);
-  const Tensor plain = run_nhwc_fused(false, {x, w}, attrs, "");
+  const Tensor plain = run_nhwc_fused_conv(false, {x, w}, attrs, "");
   ASSERT_TRUE(plain.is_valid());
   ASSERT_EQ(plain.dims(), (std::vector<int64_t>{2, 10, ow, channels}));
   const Tensor z = random_tensor(t, plain.dims(), -2.f, 0.f, 4);
   Attrs fused = attrs;
   fused["activation"] = s("Relu");
-  const Tensor ref = run_nhwc_fused(false, {x, w, b, z}, fused, "");
+  const Tensor ref = run_nhwc_fused_conv(false, {x, w, b, z}, fused, "");
   const size_t esize = x.nbytes() / static_cast<size_t>(x.numel()), off = esize * static_cast<size_t>(shift);
   cuda::DeviceBuffer dx = device_zeros(x.nbytes() + off), dz = device_zeros(z.nbytes() + off);
   cuda::DeviceBuffer dy = device_zeros(ref.nbytes() + off), dw = upload(w), db = upload(b);
@@ -138,7 +129,7 @@ void check_dw_kernel(DType t, int64_t shift, int64_t sw, bool strip) {
   p.strip = strip;
   ASSERT_TRUE(cuda::launch_depthwise_conv(p, nullptr).is_ok());
   expect_close_at_scale(
-      download(yp, t, ref.dims()), ref, dw_rtol(t), 3.0,
+      download(yp, t, ref.dims()), ref, tolerance_for(t), 3.0,
       fmt::format("depthwise kernel {} shift {} W stride {}{}", dtype_name(t), shift, sw, strip ? " strip" : ""));
 }
 

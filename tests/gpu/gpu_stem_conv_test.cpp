@@ -25,12 +25,6 @@
 namespace kiln::gpu_test {
 namespace {
 
-// Runs kiln::FusedConv {channels_last=1} with `tactic` on the CPU or the GPU.
-Tensor run_nhwc_fused(bool gpu, const std::vector<Tensor>& ins, Attrs attrs, const std::string& tactic) {
-  attrs["channels_last"] = i(1);
-  return run_fused_conv(gpu, ins, attrs, tactic);
-}
-
 constexpr double kRtol = 1e-2;  // f16 and bf16
 
 struct StemCase {
@@ -94,10 +88,10 @@ void check_stem(const StemCase& c, DType t, const Activation& act, bool bias, bo
   const std::string what = fmt::format("kiln_igemm {} {} act '{}'{}{}{}", c.what, dtype_name(t), act.name,
                                        act.params.empty() ? "" : fmt::format(" {}", fmt::join(act.params, ",")),
                                        bias ? " bias" : "", residual ? " residual" : "");
-  const Tensor cpu = run_nhwc_fused(false, ins, attrs, "");
+  const Tensor cpu = run_nhwc_fused_conv(false, ins, attrs, "");
   ASSERT_TRUE(cpu.is_valid()) << what;
   ASSERT_EQ(cpu.dims(), c.y) << what;
-  expect_close_at_scale(run_nhwc_fused(true, ins, attrs, "kiln_igemm"), cpu, kRtol, scale, what);
+  expect_close_at_scale(run_nhwc_fused_conv(true, ins, attrs, "kiln_igemm"), cpu, kRtol, scale, what);
 }
 
 const DType kHalfTypes[] = {DType::kF16, DType::kBF16};
@@ -156,13 +150,13 @@ TEST_F(GpuTest, StemConvKernelMatchesCpuAlignedAndNot) {
       const Tensor x = random_tensor(t, {1, 7, 9, 32}, -1.f, 1.f, 1);
       const Tensor w = random_tensor(t, {48, 3, 3, 32}, -1.f, 1.f, 2);
       const Tensor b = random_tensor(t, {48}, -scale / 2, scale / 2, 3);
-      const Tensor plain = run_nhwc_fused(false, {x, w}, attrs, "");
+      const Tensor plain = run_nhwc_fused_conv(false, {x, w}, attrs, "");
       ASSERT_TRUE(plain.is_valid());
       ASSERT_EQ(plain.dims(), (std::vector<int64_t>{1, 8, 8, 48}));
       const Tensor z = random_tensor(t, plain.dims(), -scale, scale, 4);
       Attrs fused = attrs;
       fused["activation"] = s("Relu");
-      const Tensor ref = run_nhwc_fused(false, {x, w, b, z}, fused, "");
+      const Tensor ref = run_nhwc_fused_conv(false, {x, w, b, z}, fused, "");
       const size_t off = 2 * static_cast<size_t>(shift);  // 2-byte elements
       cuda::DeviceBuffer dx = upload(x), dw = upload(w);
       cuda::DeviceBuffer db = device_zeros(b.nbytes() + off), dz = device_zeros(z.nbytes() + off);

@@ -220,6 +220,12 @@ inline Tensor run_fused_conv(bool gpu, const std::vector<Tensor>& ins, const std
   return out.is_ok() ? (*out)[0].tensor : Tensor();
 }
 
+// run_fused_conv with {channels_last=1}: X [N, H, W, C], W [M, KH, KW, C / group].
+inline Tensor run_nhwc_fused_conv(bool gpu, const std::vector<Tensor>& ins, Attrs attrs, const std::string& tactic) {
+  attrs["channels_last"] = i(1);
+  return run_fused_conv(gpu, ins, attrs, tactic);
+}
+
 inline void expect_equal(const Tensor& gpu, const Tensor& cpu, const std::string& what) {
   ASSERT_TRUE(cpu.is_valid()) << what << ": no CPU result";
   ASSERT_EQ(gpu.dtype(), cpu.dtype()) << what;
