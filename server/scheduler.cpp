@@ -567,7 +567,10 @@ void Scheduler::run_batch(ExecutionContext& ctx, GpuIo* io, std::vector<Pending>
       stats_->compute_infer.add(times[1]);
       stats_->compute_output.add(times[2]);
       stats_->overhead.add(total > times[1] ? total - times[1] : 0);
-      responses[i].front_end_done = [stats = stats_, total](uint64_t front_end_ns) {
+      // A raw pointer and a count: small enough for std::function's own
+      // storage (no allocation per request); the repository keeps every
+      // version's stats for its whole life (stats_for), past any request.
+      responses[i].front_end_done = [stats = stats_.get(), total](uint64_t front_end_ns) {
         stats->frontend.add(front_end_ns > total ? front_end_ns - total : 0);
       };
       p.done(st, std::move(responses[i]));
