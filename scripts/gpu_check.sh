@@ -13,7 +13,10 @@
 #                     demangled name, default "stem_igemm_kernel<__half, [^>]*4>" (the 4 may
 #                     print as "(int)4"): ResNet-50's stem
 #                     on kiln_igemm; NCU_BENCH, the kiln_cuda_bench --only section, default stem;
-#                     NCU_LAUNCHES, default 2), "cpu-tests" the non-GPU suite, which CI runs anyway)
+#                     NCU_LAUNCHES, default 2; then the stall reasons of one launch), "cpu-tests"
+#                     the non-GPU suite, which CI runs anyway)
+#   GPU_TEST_REGEX    only the GPU tests whose names match (ctest -R), e.g. StemConv
+#   KERNELS_ONLY      the kernel benchmark's sections (kiln_cuda_bench --only), e.g. stem
 #   GPU_CHECK_TARGETS what ninja builds (default: kiln, kiln_gpu_tests and kiln_cuda_bench,
 #                     or everything when the stages include cpu-tests)
 #   GPU_CHECK_BUDGET  seconds the whole call may take (default 570, inside the device tool's
@@ -101,7 +104,8 @@ data=${KILN_TESTDATA:-.testdata}
 kiln=build-gpu/kiln
 
 if want tests; then
-  (cd build-gpu && ctest -L gpu -j"${GPU_TEST_JOBS:-8}" --timeout 240 --output-on-failure >"$OUT/ctest_gpu.log" 2>&1)
+  (cd build-gpu && ctest -L gpu ${GPU_TEST_REGEX:+-R "$GPU_TEST_REGEX"} -j"${GPU_TEST_JOBS:-8}" --timeout 240 \
+    --output-on-failure >"$OUT/ctest_gpu.log" 2>&1)
   row "ctest -L gpu" "$(grep -E 'tests passed|No tests were found' "$OUT/ctest_gpu.log" | tail -1)"
   grep -E '\(Failed\)|\(Timeout\)|Failure|Expected|Which is' "$OUT/ctest_gpu.log" | head -30
 fi
@@ -181,7 +185,7 @@ if want profile; then
 fi
 
 if [[ -x build-gpu/kiln_cuda_bench ]] && want kernels; then
-  build-gpu/kiln_cuda_bench --runs 50 >"$OUT/cuda_bench.txt" 2>&1
+  build-gpu/kiln_cuda_bench --runs 50 ${KERNELS_ONLY:+--only "$KERNELS_ONLY"} >"$OUT/cuda_bench.txt" 2>&1
   row "cuda kernel bench" "exit $? (cuda_bench.txt)"
 fi
 
@@ -201,6 +205,16 @@ if [[ -x build-gpu/kiln_cuda_bench ]] && want ncu; then
       --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section SchedulerStats \
       build-gpu/kiln_cuda_bench --runs 3 --only "${NCU_BENCH:-stem}" >"$OUT/ncu.txt" 2>&1
     row "ncu ${NCU_KERNEL:-stem_igemm_kernel<__half, [^>]*4>}" "exit $? (ncu.txt)"
+    # The warps' stall reasons, cycles per issued instruction each (the
+    # sections above print only their sum), and the instructions issued.
+    stalls=$(printf 'smsp__average_warps_issue_stalled_%s_per_issue_active.ratio,' barrier long_scoreboard \
+      short_scoreboard mio_throttle math_pipe_throttle wait not_selected selected lg_throttle dispatch_stall \
+      no_instruction branch_resolving membar)
+    "$ncu_bin" --clock-control none --launch-count 1 --kernel-name-base demangled \
+      -k "regex:${NCU_KERNEL:-stem_igemm_kernel<__half, [^>]*4>}" --metrics "${stalls}smsp__inst_executed.sum" \
+      build-gpu/kiln_cuda_bench --runs 3 --only "${NCU_BENCH:-stem}" >"$OUT/ncu_stalls.txt" 2>&1
+    row "ncu stall reasons" "exit $? (ncu_stalls.txt)"
+    grep -E "stalled|inst_executed" "$OUT/ncu_stalls.txt" | sed 's/smsp__average_warps_issue_stalled_//; s/_per_issue_active.ratio//'
     grep -E "^  [a-zA-Z_].*\(|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Theoretical Occupancy|Stall|Issued Warp|No Eligible|Registers Per" \
       "$OUT/ncu.txt" | head -40
   fi

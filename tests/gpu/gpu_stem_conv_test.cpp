@@ -4,7 +4,7 @@
 // 2x2 kernel to 32 channels (MobileNetV2's and EfficientNet's stems) and a
 // 3x3 pad 1 with Cin 32, Cout 48 whose 63 pixels are not a multiple of the
 // 64-pixel tile; with and without bias and residual; activations none, Relu,
-// Clip 0..6, Silu; f16 and bf16 within 1e-2 relative to |cpu| + the
+// Clip 0..6, Sigmoid, Silu; f16 and bf16 within 1e-2 relative to |cpu| + the
 // convolution's magnitude. More cases cover the persistent kernel's paths:
 // Cout 16 to 128, Cin 16 and 32, 1 to 16 taps, pads on each side, outputs
 // that end inside a tile, and a layer too large for it (the simple kernel);
@@ -65,7 +65,7 @@ struct Activation {
   std::vector<float> params;
 };
 
-const Activation kActivations[] = {{"", {}}, {"Relu", {}}, {"Clip", {0.f, 6.f}}, {"Silu", {}}};
+const Activation kActivations[] = {{"", {}}, {"Relu", {}}, {"Clip", {0.f, 6.f}}, {"Sigmoid", {}}, {"Silu", {}}};
 
 // The convolution's magnitude: X and W uniform in [-1, 1] (products of
 // variance 1/9), so a sum of K = KH * KW * Cin has deviation sqrt(K) / 3.

@@ -193,15 +193,6 @@ __device__ __forceinline__ uint32_t pair_at(const T* p) {
   return *reinterpret_cast<const uint32_t*>(p);
 }
 
-__device__ __forceinline__ uint32_t bits(__half x) { return __half_as_ushort(x); }
-__device__ __forceinline__ uint32_t bits(__nv_bfloat16 x) { return __bfloat16_as_ushort(x); }
-
-// Two floats rounded to T, as one register (lo in the low half).
-template <typename T>
-__device__ __forceinline__ uint32_t pack(float lo, float hi) {
-  return bits(from_float<T>(lo)) | (bits(from_float<T>(hi)) << 16);
-}
-
 // The tensor-core kernels' launch ("tc", "mma"): Launch<T, kD>::run for the
 // dtype and head size of a layer attention_tc_takes.
 template <template <typename, int> class Launch>

@@ -36,6 +36,16 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* row) {
                : "r"(smem_u32(row)));
 }
 
+__device__ __forceinline__ uint32_t bits(__half x) { return __half_as_ushort(x); }
+__device__ __forceinline__ uint32_t bits(__nv_bfloat16 x) { return __bfloat16_as_ushort(x); }
+
+// Two floats rounded to T, as one register (lo in the low half): an mma
+// fragment's pair, or two adjacent elements stored with one 32-bit write.
+template <typename T>
+__device__ __forceinline__ uint32_t pack(float lo, float hi) {
+  return bits(from_float<T>(lo)) | (bits(from_float<T>(hi)) << 16);
+}
+
 // D += A . B for one m16n8k16 tile (A 16 x 16 row-major, B 16 x 8
 // column-major), T = __half or __nv_bfloat16, f32 accumulation.
 template <typename T>

@@ -50,6 +50,7 @@
 #include "backends/cuda/cuda_status.h"
 #include "backends/cuda/kernels/common.cuh"
 #include "backends/cuda/kernels/conv_activation.cuh"
+#include "backends/cuda/kernels/fast_div.h"
 #include "backends/cuda/kernels/mma_sm80.cuh"
 #include "backends/cuda/kernels/stem_conv.cuh"
 
@@ -203,15 +204,18 @@ struct IgemmShape {
   int hr, hc;   // its halo: th + KH - 1 rows x tws * 16 + KW - 1 columns
   int halo;     // hr * hc * cins elements
   int tiles_w, tiles_h, tiles;
+  FastDiv by_chunks, by_hc;        // Cin / 8 and hc: the halo loader's index splits
+  FastDiv by_tiles_w, by_tiles_h;  // a tile's index into its column, row and image
 };
 
 // Tile t's image and first output row and column (tiles run along W, then H,
 // then N).
 __device__ __forceinline__ void tile_origin(const IgemmShape& s, int t, int& n, int& oh0, int& ow0) {
-  const int tw = t % s.tiles_w, r = t / s.tiles_w;
-  oh0 = (r % s.tiles_h) * s.th;
-  n = r / s.tiles_h;
-  ow0 = tw * s.tws * 16;
+  uint32_t tw, th;
+  const uint32_t r = s.by_tiles_w.divmod(t, tw);
+  n = static_cast<int>(s.by_tiles_h.divmod(r, th));
+  oh0 = static_cast<int>(th) * s.th;
+  ow0 = static_cast<int>(tw) * s.tws * 16;
 }
 
 // Issues tile t's halo into `dst` ([hr][hc][cins]): a thread per 16 bytes,
@@ -220,13 +224,13 @@ template <typename T>
 __device__ __forceinline__ void load_halo(const T* __restrict__ x, const IgemmShape& s, int t, T* dst) {
   int n, oh0, ow0;
   tile_origin(s, t, n, oh0, ow0);
-  const int chunks = s.cin / 8, ih0 = oh0 - s.ph, iw0 = ow0 - s.pw;
-  const int total = s.hr * s.hc * chunks;
+  const int ih0 = oh0 - s.ph, iw0 = ow0 - s.pw;
+  const int total = s.hr * s.hc * (s.cin / 8);
   const T* xn = x + static_cast<size_t>(n) * s.h * s.w * s.cin;
   for (int i = threadIdx.x; i < total; i += kIgemmThreads) {
-    const int pix = i / chunks, q = i - pix * chunks;
-    const int r = pix / s.hc, c = pix - r * s.hc;
-    const int ih = ih0 + r, iw = iw0 + c;
+    uint32_t q, c;
+    const uint32_t pix = s.by_chunks.divmod(i, q), r = s.by_hc.divmod(pix, c);
+    const int ih = ih0 + static_cast<int>(r), iw = iw0 + static_cast<int>(c);
     const bool inside = ih >= 0 && ih < s.h && iw >= 0 && iw < s.w;
     const T* src = inside ? xn + (static_cast<size_t>(ih) * s.w + iw) * s.cin + q * 8 : x;
     cp_async16(dst + pix * s.cins + q * 8, src, inside);
@@ -242,6 +246,62 @@ size_t igemm_smem_bytes(const IgemmShape& s, int cout) {
          sizeof(float) * cout;
 }
 
+// Tile t's epilogue (bias, residual z, the activation kAct, one rounding), a
+// fragment (16 pixels of one output row) at a time: the lane holds rows
+// lane / 4 and + 8, channels 8 * j + 2 * (lane % 4) + 0, 1, written as one
+// packed pair into the warp's staging tile, which then goes to y as whole
+// 16-byte pieces of contiguous pixels.
+template <typename T, int NB, EpilogueActivation kAct>
+__device__ __forceinline__ void store_tile(const float (&acc)[8 / NB][2 * NB][4], const float* sbias,
+                                           const T* __restrict__ z, T* __restrict__ y, T* stage, const IgemmShape& s,
+                                           int t, bool vec_out, float lo, float hi) {
+  constexpr int kMa = 8 / NB;
+  constexpr int kCout = NB * 16;
+  constexpr int kCs = kCout + kPad;   // a staging row's stride
+  constexpr int kChunks = kCout / 8;  // 16-byte pieces of an output pixel
+  using P = Pack<T, 8>;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  int n, oh0, ow0;
+  tile_origin(s, t, n, oh0, ow0);
+#pragma unroll
+  for (int i = 0; i < kMa; ++i) {
+    const int f = warp * kMa + i, fr = f / s.tws, fc = (f - fr * s.tws) * 16;
+    const int oh = oh0 + fr, owb = ow0 + fc;
+    const int live = oh < s.oh ? min(16, max(0, s.ow - owb)) : 0;  // pixels of the fragment inside y
+    const size_t pix0 = (static_cast<size_t>(n) * s.oh + oh) * s.ow + owb;
+#pragma unroll
+    for (int j = 0; j < 2 * NB; ++j) {
+      const int c = j * 8 + (lane % 4) * 2;
+      const float2 b = *reinterpret_cast<const float2*>(sbias + c);
+#pragma unroll
+      for (int hlf = 0; hlf < 2; ++hlf) {
+        const int row = lane / 4 + hlf * 8;
+        float v0 = acc[i][j][2 * hlf] + b.x, v1 = acc[i][j][2 * hlf + 1] + b.y;
+        if (z && row < live) {
+          const T* zp = z + (pix0 + row) * kCout + c;
+          v0 += to_float(zp[0]), v1 += to_float(zp[1]);
+        }
+        *reinterpret_cast<uint32_t*>(stage + row * kCs + c) =
+            pack<T>(conv_activate(v0, kAct, lo, hi), conv_activate(v1, kAct, lo, hi));
+      }
+    }
+    __syncwarp();
+    // The fragment's live pixels are contiguous in y: 16 bytes per lane.
+    for (int q = lane; q < live * kChunks; q += 32) {
+      const int row = q / kChunks, piece = q % kChunks;
+      const T* sp = stage + row * kCs + piece * 8;
+      T* yp = y + (pix0 + row) * kCout + piece * 8;
+      if (vec_out) {
+        *reinterpret_cast<P*>(yp) = *reinterpret_cast<const P*>(sp);
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) yp[e] = sp[e];
+      }
+    }
+    __syncwarp();  // the staging tile is rewritten by the next fragment
+  }
+}
+
 // NB = Cout / 16; MA = 8 / NB fragments of 16 pixels per warp. `vec_out`: y is
 // 16-byte aligned. Each block: gridDim.x-strided tiles from blockIdx.x.
 template <typename T, int NB>
@@ -254,9 +314,7 @@ __global__ void __launch_bounds__(kIgemmThreads)
 #else
   constexpr int kMa = 8 / NB;
   constexpr int kCout = NB * 16;
-  constexpr int kCs = kCout + kPad;   // a staging row's stride
-  constexpr int kChunks = kCout / 8;  // 16-byte pieces of an output pixel
-  using P = Pack<T, 8>;
+  constexpr int kCs = kCout + kPad;  // a staging row's stride
   extern __shared__ __align__(16) unsigned char smem[];
   T* sw = reinterpret_cast<T*>(smem);
   float* sbias = reinterpret_cast<float*>(sw + kCout * s.ks);
@@ -324,45 +382,23 @@ __global__ void __launch_bounds__(kIgemmThreads)
       }
     }
 
-    // The epilogue, a fragment (16 pixels of one output row) at a time: the
-    // lane holds rows lane / 4 and + 8, channels 8 * j + 2 * (lane % 4) + 0, 1.
-    int n, oh0, ow0;
-    tile_origin(s, t, n, oh0, ow0);
-#pragma unroll
-    for (int i = 0; i < kMa; ++i) {
-      const int f = warp * kMa + i, fr = f / s.tws, fc = (f - fr * s.tws) * 16;
-      const int oh = oh0 + fr, owb = ow0 + fc;
-      const int live = oh < s.oh ? min(16, max(0, s.ow - owb)) : 0;  // pixels of the fragment inside y
-      const size_t pix0 = (static_cast<size_t>(n) * s.oh + oh) * s.ow + owb;
-#pragma unroll
-      for (int j = 0; j < 2 * NB; ++j) {
-        const int c = j * 8 + (lane % 4) * 2;
-#pragma unroll
-        for (int hlf = 0; hlf < 2; ++hlf) {
-          const int row = lane / 4 + hlf * 8;
-          float v0 = acc[i][j][2 * hlf] + sbias[c], v1 = acc[i][j][2 * hlf + 1] + sbias[c + 1];
-          if (z && row < live) {
-            const T* zp = z + (pix0 + row) * kCout + c;
-            v0 += to_float(zp[0]), v1 += to_float(zp[1]);
-          }
-          stage[row * kCs + c] = from_float<T>(conv_activate(v0, act, lo, hi));
-          stage[row * kCs + c + 1] = from_float<T>(conv_activate(v1, act, lo, hi));
-        }
-      }
-      __syncwarp();
-      // The fragment's live pixels are contiguous in y: 16 bytes per lane.
-      for (int q = lane; q < live * kChunks; q += 32) {
-        const int row = q / kChunks, piece = q % kChunks;
-        const T* sp = stage + row * kCs + piece * 8;
-        T* yp = y + (pix0 + row) * kCout + piece * 8;
-        if (vec_out) {
-          *reinterpret_cast<P*>(yp) = *reinterpret_cast<const P*>(sp);
-        } else {
-#pragma unroll
-          for (int e = 0; e < 8; ++e) yp[e] = sp[e];
-        }
-      }
-      __syncwarp();  // the staging tile is rewritten by the next fragment
+    // The activation is a constant in each copy of the epilogue: a switch
+    // per element (64 of them per lane and tile) issued more instructions
+    // than the tile's mma loop.
+    switch (act) {
+      case EpilogueActivation::kRelu:
+        store_tile<T, NB, EpilogueActivation::kRelu>(acc, sbias, z, y, stage, s, t, vec_out, lo, hi);
+        break;
+      case EpilogueActivation::kClip:
+        store_tile<T, NB, EpilogueActivation::kClip>(acc, sbias, z, y, stage, s, t, vec_out, lo, hi);
+        break;
+      case EpilogueActivation::kSigmoid:
+        store_tile<T, NB, EpilogueActivation::kSigmoid>(acc, sbias, z, y, stage, s, t, vec_out, lo, hi);
+        break;
+      case EpilogueActivation::kSilu:
+        store_tile<T, NB, EpilogueActivation::kSilu>(acc, sbias, z, y, stage, s, t, vec_out, lo, hi);
+        break;
+      default: store_tile<T, NB, EpilogueActivation::kNone>(acc, sbias, z, y, stage, s, t, vec_out, lo, hi); break;
     }
     __syncthreads();  // every warp is done with halo `buf`, refilled next iteration
   }
@@ -414,6 +450,10 @@ IgemmShape igemm_shape(const WindowGeometry& g) {
   s.tiles_w = (s.ow + 16 * s.tws - 1) / (16 * s.tws);
   s.tiles_h = (s.oh + s.th - 1) / s.th;
   s.tiles = static_cast<int>(g.batch) * s.tiles_w * s.tiles_h;
+  s.by_chunks = FastDiv(static_cast<uint32_t>(s.cin / 8));
+  s.by_hc = FastDiv(static_cast<uint32_t>(s.hc));
+  s.by_tiles_w = FastDiv(static_cast<uint32_t>(s.tiles_w));
+  s.by_tiles_h = FastDiv(static_cast<uint32_t>(s.tiles_h));
   return s;
 }
 
