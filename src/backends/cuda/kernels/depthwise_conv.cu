@@ -19,6 +19,7 @@
 #include "backends/cuda/kernels/common.cuh"
 #include "backends/cuda/kernels/conv_activation.cuh"
 #include "backends/cuda/kernels/depthwise_conv.cuh"
+#include "backends/cuda/kernels/fast_div.h"
 
 namespace kiln::cuda {
 namespace {
@@ -29,7 +30,33 @@ constexpr int kBlock = 256;
 struct DwShape {
   int c, h, w, oh, ow, kh, kw, sh, sw, ph, pw;
   int groups;  // c / V
+  // A thread's index split into (image, row, column or strip, channel group)
+  // by multiply and shift: three integer divisions were a third of the
+  // one-pixel kernel's instructions.
+  FastDiv by_groups, by_ow, by_oh, by_strips;
 };
+
+// V outputs: + bias + z, the activation, one rounding (the epilogue of both
+// kernels, so both round alike), kAct a constant (with_activation).
+template <typename T, int V, EpilogueActivation kAct>
+__device__ __forceinline__ Pack<T, V> dw_finish(float (&acc)[V], const Pack<T, V>* bias, const T* z, float lo,
+                                                float hi) {
+  using P = Pack<T, V>;
+  if (bias) {
+    const P bv = *bias;
+#pragma unroll
+    for (int v = 0; v < V; ++v) acc[v] += to_float(bv.v[v]);
+  }
+  if (z) {
+    const P zv = *reinterpret_cast<const P*>(z);
+#pragma unroll
+    for (int v = 0; v < V; ++v) acc[v] += to_float(zv.v[v]);
+  }
+  P out;
+#pragma unroll
+  for (int v = 0; v < V; ++v) out.v[v] = from_float<T>(conv_activate(acc[v], kAct, lo, hi));
+  return out;
+}
 
 // w [C, taps] -> wt [taps, C].
 template <typename T>
@@ -50,45 +77,57 @@ __global__ void __launch_bounds__(kBlock)
   using P = Pack<T, V>;
   const int i = blockIdx.x * kBlock + threadIdx.x;
   if (i >= n) return;
-  const int pix = i / s.groups;
-  const int c = (i - pix * s.groups) * V;
-  const int ow = pix % s.ow, t = pix / s.ow;
-  const int oh = t % s.oh, b = t / s.oh;
-  const int kh_n = K > 0 ? K : s.kh, kw_n = K > 0 ? K : s.kw;
-  const int ih0 = oh * s.sh - s.ph, iw0 = ow * s.sw - s.pw;
+  uint32_t cg, ow, oh;
+  const uint32_t pix = s.by_groups.divmod(i, cg);
+  const int b = static_cast<int>(s.by_oh.divmod(s.by_ow.divmod(pix, ow), oh));
+  const int c = static_cast<int>(cg) * V;
+  const int ih0 = static_cast<int>(oh) * s.sh - s.ph, iw0 = static_cast<int>(ow) * s.sw - s.pw;
   const T* xb = x + b * s.h * s.w * s.c + c;
   const T* wc = wt + c;
   float acc[V];
 #pragma unroll
   for (int v = 0; v < V; ++v) acc[v] = 0.f;
+  if constexpr (K > 0) {
+    // Every tap's load first (those in the padding skipped, and their
+    // products too), then the products: the K * K loads are in flight at
+    // once instead of one round trip per tap.
+    P xv[K * K];
+    bool ok[K * K];
 #pragma unroll
-  for (int kh = 0; kh < kh_n; ++kh) {
-    const int ih = ih0 + kh;
-    if (ih < 0 || ih >= s.h) continue;
+    for (int kh = 0; kh < K; ++kh) {
+      const int ih = ih0 + kh;
 #pragma unroll
-    for (int kw = 0; kw < kw_n; ++kw) {
-      const int iw = iw0 + kw;
-      if (iw < 0 || iw >= s.w) continue;
-      const P xv = *reinterpret_cast<const P*>(xb + (ih * s.w + iw) * s.c);
-      const P wv = *reinterpret_cast<const P*>(wc + (kh * kw_n + kw) * s.c);
+      for (int kw = 0; kw < K; ++kw) {
+        const int iw = iw0 + kw, tap = kh * K + kw;
+        ok[tap] = ih >= 0 && ih < s.h && iw >= 0 && iw < s.w;
+        if (ok[tap]) xv[tap] = *reinterpret_cast<const P*>(xb + (ih * s.w + iw) * s.c);
+      }
+    }
 #pragma unroll
-      for (int v = 0; v < V; ++v) acc[v] += to_float(xv.v[v]) * to_float(wv.v[v]);
+    for (int tap = 0; tap < K * K; ++tap) {
+      if (!ok[tap]) continue;
+      const P wv = *reinterpret_cast<const P*>(wc + tap * s.c);
+#pragma unroll
+      for (int v = 0; v < V; ++v) acc[v] += to_float(xv[tap].v[v]) * to_float(wv.v[v]);
+    }
+  } else {
+    for (int kh = 0; kh < s.kh; ++kh) {
+      const int ih = ih0 + kh;
+      if (ih < 0 || ih >= s.h) continue;
+      for (int kw = 0; kw < s.kw; ++kw) {
+        const int iw = iw0 + kw;
+        if (iw < 0 || iw >= s.w) continue;
+        const P xv = *reinterpret_cast<const P*>(xb + (ih * s.w + iw) * s.c);
+        const P wv = *reinterpret_cast<const P*>(wc + (kh * s.kw + kw) * s.c);
+#pragma unroll
+        for (int v = 0; v < V; ++v) acc[v] += to_float(xv.v[v]) * to_float(wv.v[v]);
+      }
     }
   }
-  if (bias) {
-    const P bv = *reinterpret_cast<const P*>(bias + c);
-#pragma unroll
-    for (int v = 0; v < V; ++v) acc[v] += to_float(bv.v[v]);
-  }
-  if (z) {
-    const P zv = *reinterpret_cast<const P*>(z + static_cast<size_t>(i) * V);
-#pragma unroll
-    for (int v = 0; v < V; ++v) acc[v] += to_float(zv.v[v]);
-  }
-  P out;
-#pragma unroll
-  for (int v = 0; v < V; ++v) out.v[v] = from_float<T>(conv_activate(acc[v], act, lo, hi));
-  *reinterpret_cast<P*>(y + static_cast<size_t>(i) * V) = out;
+  const P* bp = bias ? reinterpret_cast<const P*>(bias + c) : nullptr;
+  const T* zp = z ? z + static_cast<size_t>(i) * V : nullptr;
+  P* yp = reinterpret_cast<P*>(y + static_cast<size_t>(i) * V);
+  with_activation(act, [&](auto a) { *yp = dw_finish<T, V, decltype(a)::value>(acc, bp, zp, lo, hi); });
 }
 
 // R outputs a thread along W for a K x K kernel at W stride S; n = N * OH *
@@ -97,18 +136,18 @@ __global__ void __launch_bounds__(kBlock)
 template <typename T, int V, int K, int S>
 __global__ void __launch_bounds__(kBlock)
     depthwise_nhwc_strip_kernel(const T* __restrict__ x, const T* __restrict__ wt, const T* __restrict__ bias,
-                                const T* __restrict__ z, T* __restrict__ y, DwShape s, int strips, int n,
-                                EpilogueActivation act, float lo, float hi) {
+                                const T* __restrict__ z, T* __restrict__ y, DwShape s, int n, EpilogueActivation act,
+                                float lo, float hi) {
   constexpr int R = S == 1 ? 4 : 2;
   constexpr int kWin = (R - 1) * S + K;
   using P = Pack<T, V>;
   const int i = blockIdx.x * kBlock + threadIdx.x;
   if (i >= n) return;
-  const int strip = i / s.groups;
-  const int c = (i - strip * s.groups) * V;
-  const int st = strip % strips, t = strip / strips;
-  const int oh = t % s.oh, b = t / s.oh;
-  const int ow0 = st * R;
+  uint32_t cg, st, ohu;
+  const uint32_t strip = s.by_groups.divmod(i, cg);
+  const int b = static_cast<int>(s.by_oh.divmod(s.by_strips.divmod(strip, st), ohu));
+  const int c = static_cast<int>(cg) * V, oh = static_cast<int>(ohu);
+  const int ow0 = static_cast<int>(st) * R;
   const int outs = min(R, s.ow - ow0);  // the right edge's strip may be shorter
   const int ih0 = oh * s.sh - s.ph, iw0 = ow0 * S - s.pw;
   // The window's columns inside the input and read by one of the strip's outputs.
@@ -145,33 +184,16 @@ __global__ void __launch_bounds__(kBlock)
       }
     }
   }
-  float bf[V];
-#pragma unroll
-  for (int v = 0; v < V; ++v) bf[v] = 0.f;
-  if (bias) {
-    const P bv = *reinterpret_cast<const P*>(bias + c);
-#pragma unroll
-    for (int v = 0; v < V; ++v) bf[v] = to_float(bv.v[v]);
-  }
+  const P* bp = bias ? reinterpret_cast<const P*>(bias + c) : nullptr;
   const int base = ((b * s.oh + oh) * s.ow + ow0) * s.c + c;
+  with_activation(act, [&](auto a) {
 #pragma unroll
-  for (int r = 0; r < R; ++r) {
-    if (r >= outs) break;
-    const int at = base + r * s.c;
-    if (bias) {
-#pragma unroll
-      for (int v = 0; v < V; ++v) acc[r][v] += bf[v];
+    for (int r = 0; r < R; ++r) {
+      if (r >= outs) break;
+      const int at = base + r * s.c;
+      *reinterpret_cast<P*>(y + at) = dw_finish<T, V, decltype(a)::value>(acc[r], bp, z ? z + at : nullptr, lo, hi);
     }
-    if (z) {
-      const P zv = *reinterpret_cast<const P*>(z + at);
-#pragma unroll
-      for (int v = 0; v < V; ++v) acc[r][v] += to_float(zv.v[v]);
-    }
-    P out;
-#pragma unroll
-    for (int v = 0; v < V; ++v) out.v[v] = from_float<T>(conv_activate(acc[r][v], act, lo, hi));
-    *reinterpret_cast<P*>(y + at) = out;
-  }
+  });
 }
 
 // The operands typed, as both kernels take them.
@@ -191,25 +213,22 @@ DwPointers<T> dw_pointers(const DepthwiseConvParams& p) {
 
 // The strip kernel for a k x k kernel (3 or 5) at W stride s.sw (1 or 2).
 template <typename T, int V>
-Status launch_strip(const DepthwiseConvParams& p, const DwShape& s, int k, cudaStream_t stream) {
+Status launch_strip(const DepthwiseConvParams& p, DwShape s, int k, cudaStream_t stream) {
   const int r = s.sw == 1 ? 4 : 2;
   const int strips = (s.ow + r - 1) / r;
+  s.by_strips = FastDiv(static_cast<uint32_t>(strips));
   const int64_t n = p.g.batch * s.oh * strips * s.groups;
   const unsigned blocks = static_cast<unsigned>((n + kBlock - 1) / kBlock);
   const auto [x, wt, bias, z, y] = dw_pointers<T>(p);
   const int ni = static_cast<int>(n);
   if (k == 3 && s.sw == 1) {
-    depthwise_nhwc_strip_kernel<T, V, 3, 1>
-        <<<blocks, kBlock, 0, stream>>>(x, wt, bias, z, y, s, strips, ni, p.act, p.lo, p.hi);
+    depthwise_nhwc_strip_kernel<T, V, 3, 1><<<blocks, kBlock, 0, stream>>>(x, wt, bias, z, y, s, ni, p.act, p.lo, p.hi);
   } else if (k == 3) {
-    depthwise_nhwc_strip_kernel<T, V, 3, 2>
-        <<<blocks, kBlock, 0, stream>>>(x, wt, bias, z, y, s, strips, ni, p.act, p.lo, p.hi);
+    depthwise_nhwc_strip_kernel<T, V, 3, 2><<<blocks, kBlock, 0, stream>>>(x, wt, bias, z, y, s, ni, p.act, p.lo, p.hi);
   } else if (s.sw == 1) {
-    depthwise_nhwc_strip_kernel<T, V, 5, 1>
-        <<<blocks, kBlock, 0, stream>>>(x, wt, bias, z, y, s, strips, ni, p.act, p.lo, p.hi);
+    depthwise_nhwc_strip_kernel<T, V, 5, 1><<<blocks, kBlock, 0, stream>>>(x, wt, bias, z, y, s, ni, p.act, p.lo, p.hi);
   } else {
-    depthwise_nhwc_strip_kernel<T, V, 5, 2>
-        <<<blocks, kBlock, 0, stream>>>(x, wt, bias, z, y, s, strips, ni, p.act, p.lo, p.hi);
+    depthwise_nhwc_strip_kernel<T, V, 5, 2><<<blocks, kBlock, 0, stream>>>(x, wt, bias, z, y, s, ni, p.act, p.lo, p.hi);
   }
   return last_launch_status("depthwise_nhwc_strip_kernel");
 }
@@ -217,6 +236,9 @@ Status launch_strip(const DepthwiseConvParams& p, const DwShape& s, int k, cudaS
 template <typename T, int V>
 Status launch_vectorized(const DepthwiseConvParams& p, DwShape s, cudaStream_t stream) {
   s.groups = s.c / V;
+  s.by_groups = FastDiv(static_cast<uint32_t>(s.groups));
+  s.by_ow = FastDiv(static_cast<uint32_t>(s.ow));
+  s.by_oh = FastDiv(static_cast<uint32_t>(s.oh));
   const int k = s.kh == s.kw && (s.kh == 3 || s.kh == 5) ? s.kh : 0;
   if (p.strip && depthwise_conv_strip_applies(p.g)) return launch_strip<T, V>(p, s, k, stream);
   const int64_t n = p.g.batch * s.oh * s.ow * s.groups;

@@ -382,24 +382,11 @@ __global__ void __launch_bounds__(kIgemmThreads)
       }
     }
 
-    // The activation is a constant in each copy of the epilogue: a switch
-    // per element (64 of them per lane and tile) issued more instructions
-    // than the tile's mma loop.
-    switch (act) {
-      case EpilogueActivation::kRelu:
-        store_tile<T, NB, EpilogueActivation::kRelu>(acc, sbias, z, y, stage, s, t, vec_out, lo, hi);
-        break;
-      case EpilogueActivation::kClip:
-        store_tile<T, NB, EpilogueActivation::kClip>(acc, sbias, z, y, stage, s, t, vec_out, lo, hi);
-        break;
-      case EpilogueActivation::kSigmoid:
-        store_tile<T, NB, EpilogueActivation::kSigmoid>(acc, sbias, z, y, stage, s, t, vec_out, lo, hi);
-        break;
-      case EpilogueActivation::kSilu:
-        store_tile<T, NB, EpilogueActivation::kSilu>(acc, sbias, z, y, stage, s, t, vec_out, lo, hi);
-        break;
-      default: store_tile<T, NB, EpilogueActivation::kNone>(acc, sbias, z, y, stage, s, t, vec_out, lo, hi); break;
-    }
+    // The activation is a constant in each copy of the epilogue (a switch
+    // per element, 64 of them per lane and tile, issued more instructions
+    // than the tile's mma loop).
+    with_activation(
+        act, [&](auto a) { store_tile<T, NB, decltype(a)::value>(acc, sbias, z, y, stage, s, t, vec_out, lo, hi); });
     __syncthreads();  // every warp is done with halo `buf`, refilled next iteration
   }
 #endif
