@@ -202,7 +202,7 @@ if [[ -x build-gpu/kiln_cuda_bench ]] && want ncu; then
     "$ncu_bin" --clock-control none --launch-count "${NCU_LAUNCHES:-2}" --kernel-name-base demangled \
       -k "regex:${NCU_KERNEL:-stem_igemm_kernel<__half, [^>]*4>}" \
       --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
-      --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section SchedulerStats \
+      --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section SchedulerStats --section SourceCounters \
       build-gpu/kiln_cuda_bench --runs 3 --only "${NCU_BENCH:-stem}" >"$OUT/ncu.txt" 2>&1
     row "ncu ${NCU_KERNEL:-stem_igemm_kernel<__half, [^>]*4>}" "exit $? (ncu.txt)"
     # The warps' stall reasons, cycles per issued instruction each (the
