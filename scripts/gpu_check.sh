@@ -31,6 +31,10 @@
 #                     --resume (keep the models an earlier call on this warm machine measured with
 #                     the same flags, run the rest, print the table of all: the whole table of
 #                     docs/performance.md over several calls, each cut short with its rows kept)
+#   PEER_SAVE_CACHE   1: after the peer, archive torch.compile's caches (inductor's graphs and
+#                     autotune choices, Triton's kernels) as $OUT/inductor.tgz; copied here to
+#                     .peer-cache/inductor.tgz and carried, a fresh machine's peer starts from them
+#                     (max-autotune spends minutes a CNN choosing kernels otherwise)
 # Stage `serve` (not in the default list: it needs .debs/, made here by
 # scripts/fetch_server_debs.sh and carried): unpacks Boost and gRPC C++ from
 # .debs/ with dpkg -x, rebuilds kiln with `kiln serve` and `kiln perf`, and
@@ -156,9 +160,24 @@ fi
 if want peer; then
   peer_timeout=${PEER_TIMEOUT:-420}
   (($(left) - 60 < peer_timeout)) && peer_timeout=$(($(left) - 60))  # leave time for the profile and summary
+  export TORCHINDUCTOR_CACHE_DIR=/tmp/kiln-inductor
+  if [[ -f .peer-cache/inductor.tgz && ! -d $TORCHINDUCTOR_CACHE_DIR ]]; then
+    mkdir -p "$TORCHINDUCTOR_CACHE_DIR" && tar xzf .peer-cache/inductor.tgz -C "$TORCHINDUCTOR_CACHE_DIR"
+    row "peer cache" "torch.compile's caches from .peer-cache/inductor.tgz ($(du -sh "$TORCHINDUCTOR_CACHE_DIR" | cut -f1))"
+  fi
   timeout "$peer_timeout" python3 bench/torch_peer.py --kiln "$kiln" --out /tmp/kiln-peer \
     --models "${PEER_MODELS:-resnet50:128,bert:32}" ${PEER_FLAGS:-} 2>&1 | tee "$OUT/peer.txt" | grep -v -i -E "warning|torch.onnx.export\(|^ *$"
   row "torch peer" "exit $? (peer.txt)"
+  if [[ ${PEER_SAVE_CACHE:-} == 1 && -d $TORCHINDUCTOR_CACHE_DIR ]]; then
+    tar czf /tmp/kiln-inductor.tgz -C "$TORCHINDUCTOR_CACHE_DIR" .
+    size=$(stat -c %s /tmp/kiln-inductor.tgz)
+    if ((size < 15 * 1024 * 1024)); then  # the device tool returns files up to 16 MiB
+      mv /tmp/kiln-inductor.tgz "$OUT/inductor.tgz"
+      row "peer cache saved" "inductor.tgz, $((size / 1024)) KiB (copy it to .peer-cache/ and carry it)"
+    else
+      row "peer cache" "NOT saved: $((size / 1024 / 1024)) MiB compressed, over the 16 MiB a returned file may have"
+    fi
+  fi
 fi
 
 if want profile; then
@@ -298,7 +317,8 @@ echo "summary"
 printf '%s\n' "${summary[@]}"
 
 # The device tool brings back at most 8 files: with more, every log goes
-# into one archive (tar xzf logs.tgz to read them).
+# into one archive (tar xzf logs.tgz to read them); inductor.tgz stays apart.
 if (($(find "$OUT" -type f | wc -l) > 8)); then
-  tar czf /tmp/kiln-gpu-logs.tgz -C "$OUT" . && find "$OUT" -mindepth 1 -delete && mv /tmp/kiln-gpu-logs.tgz "$OUT/logs.tgz"
+  tar czf /tmp/kiln-gpu-logs.tgz -C "$OUT" --exclude ./inductor.tgz . &&
+    find "$OUT" -mindepth 1 ! -name inductor.tgz -delete && mv /tmp/kiln-gpu-logs.tgz "$OUT/logs.tgz"
 fi
