@@ -85,6 +85,7 @@ Status Server::start() {
   h.host = options_.host;
   h.port = options_.http_port;
   h.max_body_bytes = options_.max_request_bytes;
+  h.idle_timeout_s = options_.http_idle_timeout_s;
   impl_->http = std::make_unique<HttpServer>(h, make_kserve_handler(*core_));
   st = impl_->http->start();
   if (!st.is_ok()) return st.with_context("HTTP service");

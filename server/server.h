@@ -31,6 +31,9 @@ struct ServerOptions {
   int metrics_port = 8002;
   bool allow_metrics = true;
   size_t max_request_bytes = 64 << 20;
+  // An HTTP connection with no byte to read or room to write for this long
+  // is closed (halfway through a request: answered 408 first).
+  int http_idle_timeout_s = 60;
   int poll_seconds = 15;
 };
 

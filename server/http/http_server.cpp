@@ -2,11 +2,11 @@
 
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -33,6 +33,76 @@ HttpResponse http_error(int status, const std::string& message) {
 }
 
 namespace {
+
+// A connection's socket whose every read and write fails with
+// beast::error::timeout once the peer lets `timeout` pass without a byte to
+// read or room to write. SO_RCVTIMEO and SO_SNDTIMEO bound nothing here:
+// asio's blocking calls wait again, without a limit, when recv or send gives
+// up, and a blocking send of a large answer waits for all of it to fit. So
+// the socket is non-blocking and each read or write first polls, with the
+// timeout. An idle keep-alive connection, a client that stops halfway through
+// its request, and one that stops reading its answer each free their thread
+// and socket after `timeout` (--http-idle-timeout-secs).
+class InactivityStream {
+ public:
+  InactivityStream(tcp::socket& socket, std::chrono::milliseconds timeout) : socket_(socket), timeout_(timeout) {
+    beast::error_code ec;
+    socket_.non_blocking(true, ec);
+  }
+
+  template <typename Buffers>
+  size_t read_some(const Buffers& b, beast::error_code& ec) {
+    return transfer(POLLIN, ec, [&] { return socket_.read_some(b, ec); });
+  }
+  template <typename Buffers>
+  size_t read_some(const Buffers& b) {
+    beast::error_code ec;
+    const size_t n = read_some(b, ec);
+    if (ec) throw beast::system_error(ec);
+    return n;
+  }
+  template <typename Buffers>
+  size_t write_some(const Buffers& b, beast::error_code& ec) {
+    return transfer(POLLOUT, ec, [&] { return socket_.write_some(b, ec); });
+  }
+  template <typename Buffers>
+  size_t write_some(const Buffers& b) {
+    beast::error_code ec;
+    const size_t n = write_some(b, ec);
+    if (ec) throw beast::system_error(ec);
+    return n;
+  }
+
+ private:
+  // Runs `op` (a read or a write of what is there or what fits) and, while
+  // the socket is not ready for it, polls for `events` and runs it again:
+  // the poll is only paid when the op would have blocked.
+  template <typename Op>
+  size_t transfer(short events, beast::error_code& ec, Op&& op) {
+    for (;;) {
+      const size_t n = op();
+      if (ec != net::error::would_block && ec != net::error::try_again) return n;
+      ec = {};
+      if (!wait(events, ec)) return 0;
+    }
+  }
+
+  // True when the socket is ready (or closed or failed, which the read or
+  // write that follows reports).
+  bool wait(short events, beast::error_code& ec) {
+    pollfd p{socket_.native_handle(), events, 0};
+    int ready;
+    do {
+      ready = ::poll(&p, 1, static_cast<int>(timeout_.count()));
+    } while (ready < 0 && errno == EINTR);
+    if (ready == 0) ec = beast::error::timeout;
+    if (ready < 0) ec = beast::error_code(errno, boost::system::system_category());
+    return ready > 0;
+  }
+
+  tcp::socket& socket_;
+  std::chrono::milliseconds timeout_;
+};
 
 // The peer closed or reset the connection: it can no longer read an answer.
 bool peer_closed(int fd) {
@@ -108,15 +178,11 @@ HttpResponse HttpServer::handle(const HttpRequest& request) {
 }
 
 void HttpServer::serve_connection(int fd) {
-  {
-    timeval tv{options_.idle_timeout_s, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  }
   net::io_context ioc;
   tcp::socket socket(ioc);
   beast::error_code ec;
   socket.assign(tcp::v4(), fd, ec);
+  InactivityStream stream(socket, std::chrono::seconds(options_.idle_timeout_s));
   beast::flat_buffer buffer;
   while (!ec && !stopping_) {
     http::request_parser<http::string_body> parser;
@@ -125,21 +191,24 @@ void HttpServer::serve_connection(int fd) {
     // A client sending request after request has its next one read by a
     // thread that is awake (spin_wait.h says why).
     if (buffer.size() == 0) spin_until_readable(fd, std::chrono::microseconds(100));
-    http::read_header(socket, buffer, parser, ec);
+    http::read_header(stream, buffer, parser, ec);
     // From here, not before the read: a client that pauses between requests
     // must not count as the server's time.
     const auto header_read = std::chrono::steady_clock::now();
     // curl and others wait (a second) for this before sending a large body.
     if (!ec && beast::iequals(parser.get()[http::field::expect], "100-continue")) {
       http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
-      http::write(socket, cont, ec);
+      http::write(stream, cont, ec);
     }
-    if (!ec && !parser.is_done()) http::read(socket, buffer, parser, ec);
+    if (!ec && !parser.is_done()) http::read(stream, buffer, parser, ec);
     if (ec == http::error::end_of_stream || (ec && !parser.got_some())) break;
     HttpResponse out;
     bool keep_alive = false;
     unsigned version = 11;
-    if (ec == http::error::body_limit) {
+    if (ec == beast::error::timeout) {  // some of a request came, then nothing for the timeout
+      out = http_error(408, "the request stopped arriving: no byte for " + std::to_string(options_.idle_timeout_s) +
+                                " s (--http-idle-timeout-secs)");
+    } else if (ec == http::error::body_limit) {
       out = http_error(413, "the request body exceeds the limit of " + std::to_string(options_.max_body_bytes) +
                                 " bytes (--max-request-bytes)");
     } else if (ec) {
@@ -168,7 +237,7 @@ void HttpServer::serve_connection(int fd) {
     res.keep_alive(keep_alive);
     res.prepare_payload();
     beast::error_code wec;
-    http::write(socket, res, wec);
+    http::write(stream, res, wec);
     if (!wec && out.on_sent)
       out.on_sent(static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - header_read)

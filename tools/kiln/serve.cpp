@@ -23,6 +23,7 @@ struct ServeOptions {
   std::vector<std::string> load_models;
   int poll_secs = 15;
   size_t max_request_bytes = 64 << 20;
+  int http_idle_timeout_s = 60;
   std::string cache_dir;
   bool no_cache = false;
 };
@@ -54,6 +55,7 @@ int serve(const ServeOptions& o) {
   if (!KILN_SERVER_HAS_GRPC && o.grpc_port_given && o.allow_grpc)
     fmt::print(stderr, "kiln serve: --grpc-port: gRPC is not built in (needs libgrpc++-dev at build time)\n");
   so.max_request_bytes = o.max_request_bytes;
+  so.http_idle_timeout_s = o.http_idle_timeout_s;
   so.poll_seconds = o.poll_secs;
 
   // Signals are taken by sigwait below, never by the server's threads.
@@ -104,6 +106,10 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--load-model", o->load_models, "Model to load at startup in explicit mode ('*': all)");
   cmd->add_option("--repository-poll-secs", o->poll_secs, "Poll interval in poll mode")->capture_default_str();
   cmd->add_option("--max-request-bytes", o->max_request_bytes, "Largest accepted request body")->capture_default_str();
+  cmd->add_option("--http-idle-timeout-secs", o->http_idle_timeout_s,
+                  "Close an HTTP connection that sends or takes no byte for this long (a request cut short: 408)")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
   cmd->add_option("--engine-cache-dir", o->cache_dir, "Engine cache folder (default ~/.cache/kiln/engines)");
   cmd->add_flag("--no-engine-cache", o->no_cache, "Build ONNX models at every load");
   cmd->callback([o, grpc_port, &exit_code] {
