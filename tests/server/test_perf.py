@@ -19,8 +19,10 @@ def perf(*args):
 
 # The windows of a busy test machine differ by more than perf_analyzer's 10%:
 # tests of the report accept any spread (the stability rule has unit tests in
-# tests/unit/perf_windows_test.cpp and the tests below).
-ANY_SPREAD = ("--stability-percentage", "1000")
+# tests/unit/perf_windows_test.cpp and the tests below). Any: on 2 cores busy
+# with other tests, a window's p50 latency was once 56 times the next one's
+# (3214 against 57 us), past the 1000% this used to allow.
+ANY_SPREAD = ("--stability-percentage", "1000000")
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
