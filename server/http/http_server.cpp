@@ -39,8 +39,8 @@ namespace {
 // read or room to write. SO_RCVTIMEO and SO_SNDTIMEO bound nothing here:
 // asio's blocking calls wait again, without a limit, when recv or send gives
 // up, and a blocking send of a large answer waits for all of it to fit. So
-// the socket is non-blocking and each read or write first polls, with the
-// timeout. An idle keep-alive connection, a client that stops halfway through
+// the socket is non-blocking, and a read or write that would block polls,
+// with the timeout, and tries again. An idle keep-alive connection, a client that stops halfway through
 // its request, and one that stops reading its answer each free their thread
 // and socket after `timeout` (--http-idle-timeout-secs).
 class InactivityStream {
@@ -55,25 +55,28 @@ class InactivityStream {
     return transfer(POLLIN, ec, [&] { return socket_.read_some(b, ec); });
   }
   template <typename Buffers>
-  size_t read_some(const Buffers& b) {
-    beast::error_code ec;
-    const size_t n = read_some(b, ec);
-    if (ec) throw beast::system_error(ec);
-    return n;
-  }
-  template <typename Buffers>
   size_t write_some(const Buffers& b, beast::error_code& ec) {
     return transfer(POLLOUT, ec, [&] { return socket_.write_some(b, ec); });
   }
+  // The throwing forms, which Beast's stream concepts also ask for.
+  template <typename Buffers>
+  size_t read_some(const Buffers& b) {
+    return or_throw([&](beast::error_code& ec) { return read_some(b, ec); });
+  }
   template <typename Buffers>
   size_t write_some(const Buffers& b) {
+    return or_throw([&](beast::error_code& ec) { return write_some(b, ec); });
+  }
+
+ private:
+  template <typename Op>
+  static size_t or_throw(Op&& op) {
     beast::error_code ec;
-    const size_t n = write_some(b, ec);
+    const size_t n = op(ec);
     if (ec) throw beast::system_error(ec);
     return n;
   }
 
- private:
   // Runs `op` (a read or a write of what is there or what fits) and, while
   // the socket is not ready for it, polls for `events` and runs it again:
   // the poll is only paid when the op would have blocked.
