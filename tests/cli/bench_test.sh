@@ -27,8 +27,10 @@ expect 0 "iterations=25 " -- "$KILN" bench tiny.kiln --warmUp 0 --duration 0 --i
 expect 2 "--percentile '200'" -- "$KILN" bench tiny.kiln --percentile 200
 expect 2 "exactly one of" -- "$KILN" bench tiny.kiln --loadEngine tiny.kiln
 expect 1 "outside optimization profile 0's range \[3, 3\]" -- "$KILN" bench tiny.kiln --shapes x:5x4,ids:5x2
-expect 2 "input 'ids': the data is i32, the engine expects i64" -- \
+# The data against the engine: 1, as kiln run; a file that cannot be read: 2.
+expect 1 "input 'ids': the data is i32, the engine expects i64" -- \
   "$KILN" bench tiny.onnx "${short[@]}" --shapes x:2x4,ids:2x3 --load-inputs x:x.npy,ids:ids32.npy
+expect 2 "cannot open 'missing.npy'" -- "$KILN" bench tiny.kiln "${short[@]}" --load-inputs x:missing.npy,ids:ids.npy
 
 expect 0 "" -- "$PYTHON" - <<'PY'
 import json

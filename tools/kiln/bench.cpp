@@ -154,20 +154,26 @@ void warn_unset_dynamic_dims(const Engine& e, const ShapeSpec& spec) {
   }
 }
 
-// Binds host memory, or device copies through `io` (cuda).
-Expected<Bindings> bind(ExecutionContext& ctx, const BenchOptions& o, DeviceIo* io) {
+// The inputs to time: --load-inputs' files, or random ones (--shapes). What
+// fails here is the command line or a file (exit 2, as kiln run).
+Expected<std::vector<NamedTensor>> bench_inputs(const Engine& e, const BenchOptions& o) {
+  if (!o.load_inputs.empty()) return load_inputs(e, o.load_inputs);
+  ShapeSpec spec;
+  if (!o.shapes.empty()) {
+    KILN_ASSIGN_OR_RETURN(spec, parse_shape_spec(o.shapes, "--shapes"));
+  }
+  auto inputs = random_inputs(e, spec, o.profile, o.seed);
+  if (inputs) warn_unset_dynamic_dims(e, spec);
+  return inputs;
+}
+
+// Binds `inputs` and the outputs: host memory, or device copies through `io`
+// (cuda). What fails here is the data against the engine (exit 1, as kiln
+// run: a dtype or shape the engine does not take).
+Expected<Bindings> bind(ExecutionContext& ctx, std::vector<NamedTensor> inputs, DeviceIo* io) {
   const Engine& e = ctx.engine();
   Bindings b;
-  if (!o.load_inputs.empty()) {
-    KILN_ASSIGN_OR_RETURN(b.inputs, load_inputs(e, o.load_inputs));
-  } else {
-    ShapeSpec spec;
-    if (!o.shapes.empty()) {
-      KILN_ASSIGN_OR_RETURN(spec, parse_shape_spec(o.shapes, "--shapes"));
-    }
-    KILN_ASSIGN_OR_RETURN(b.inputs, random_inputs(e, spec, o.profile, o.seed));
-    warn_unset_dynamic_dims(e, spec);
-  }
+  b.inputs = std::move(inputs);
   for (const auto& [name, t] : b.inputs) {
     KILN_RETURN_IF_ERROR(bind_input(ctx, name, t, io));
     fmt::print("Input {}: {}{}\n", name, dtype_name(t.dtype()), Shape::of(t.dims()).to_string());
@@ -282,13 +288,14 @@ struct StreamRunner {
   Expected<std::vector<Iteration>> result = std::vector<Iteration>{};
 };
 
-Expected<std::unique_ptr<StreamRunner>> make_stream_runner(Engine& engine, const BenchOptions& o) {
+Expected<std::unique_ptr<StreamRunner>> make_stream_runner(Engine& engine, const BenchOptions& o,
+                                                           const std::vector<NamedTensor>& inputs) {
   auto r = std::make_unique<StreamRunner>();
   KILN_ASSIGN_OR_RETURN(r->io, DeviceIo::create());
   r->ctx = engine.create_execution_context();
   r->ctx->set_use_cuda_graph(o.use_cuda_graph);
   KILN_RETURN_IF_ERROR(r->ctx->set_optimization_profile(o.profile));
-  KILN_ASSIGN_OR_RETURN(r->bindings, bind(*r->ctx, o, r->io.get()));
+  KILN_ASSIGN_OR_RETURN(r->bindings, bind(*r->ctx, inputs, r->io.get()));
   return r;
 }
 
@@ -349,8 +356,10 @@ int run_bench(const BenchOptions& o) {
     ctx->set_use_cuda_graph(true);
   }
   if (Status st = ctx->set_optimization_profile(o.profile); !st.is_ok()) return fail(kExitUsageError, st);
-  auto bindings = bind(*ctx, o, io.get());
-  if (!bindings) return fail(code_for(bindings.status()), bindings.status());
+  auto inputs = bench_inputs(**engine, o);
+  if (!inputs) return fail(kExitUsageError, inputs.status());
+  auto bindings = bind(*ctx, *inputs, io.get());
+  if (!bindings) return fail(kExitModelError, bindings.status());
   if (!o.export_layer_info.empty())
     if (Status st = export_layer_info(o.export_layer_info, **engine); !st.is_ok()) return fail(kExitUsageError, st);
   if (Status st = warm_up(*ctx, io.get(), copies, o.warmup_ms); !st.is_ok()) return fail(kExitModelError, st);
@@ -358,7 +367,7 @@ int run_bench(const BenchOptions& o) {
   if (o.streams > 1 && backend != "cuda")
     fmt::print("--streams: the {} backend runs one context at a time here; timing one\n", backend);
   for (int k = 1; k < o.streams && backend == "cuda"; ++k) {
-    auto r = make_stream_runner(**engine, o);
+    auto r = make_stream_runner(**engine, o, *inputs);
     if (!r) return fail(code_for(r.status()), r.status());
     if (Status st = warm_up(*(*r)->ctx, (*r)->io.get(), copies, o.warmup_ms); !st.is_ok())
       return fail(kExitModelError, st);
