@@ -11,8 +11,8 @@
 #                     and "kernels" add per-layer times and the kernel benchmark, "ncu" Nsight
 #                     Compute's sections for one kernel of it (NCU_KERNEL, a regex over the
 #                     demangled name, default "stem_igemm_kernel<__half, [^>]*4>" (the 4 may
-#                     print as "(int)4"): ResNet-50's stem
-#                     on kiln_igemm; NCU_BENCH, the kiln_cuda_bench --only section, default stem;
+#                     print as "(int)4"): ResNet-50's stem on kiln_igemm; NCU_BENCH, the
+#                     kiln_cuda_bench --only section, default stem;
 #                     NCU_LAUNCHES, default 2; then the stall reasons of one launch), "cpu-tests"
 #                     the non-GPU suite, which CI runs anyway)
 #   GPU_TEST_REGEX    only the GPU tests whose names match (ctest -R), e.g. StemConv
@@ -218,20 +218,21 @@ if [[ -x build-gpu/kiln_cuda_bench ]] && want ncu; then
   if [[ -z $ncu_bin ]]; then
     row "ncu" "SKIPPED: no ncu on this machine"
   else
+    ncu_kernel=${NCU_KERNEL:-stem_igemm_kernel<__half, [^>]*4>}
+    ncu_run=(build-gpu/kiln_cuda_bench --runs 3 --only "${NCU_BENCH:-stem}")
     "$ncu_bin" --clock-control none --launch-count "${NCU_LAUNCHES:-2}" --kernel-name-base demangled \
-      -k "regex:${NCU_KERNEL:-stem_igemm_kernel<__half, [^>]*4>}" \
+      -k "regex:$ncu_kernel" \
       --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
       --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section SchedulerStats --section SourceCounters \
-      build-gpu/kiln_cuda_bench --runs 3 --only "${NCU_BENCH:-stem}" >"$OUT/ncu.txt" 2>&1
-    row "ncu ${NCU_KERNEL:-stem_igemm_kernel<__half, [^>]*4>}" "exit $? (ncu.txt)"
+      "${ncu_run[@]}" >"$OUT/ncu.txt" 2>&1
+    row "ncu $ncu_kernel" "exit $? (ncu.txt)"
     # The warps' stall reasons, cycles per issued instruction each (the
     # sections above print only their sum), and the instructions issued.
     stalls=$(printf 'smsp__average_warps_issue_stalled_%s_per_issue_active.ratio,' barrier long_scoreboard \
       short_scoreboard mio_throttle math_pipe_throttle wait not_selected selected lg_throttle dispatch_stall \
       no_instruction branch_resolving membar)
     "$ncu_bin" --clock-control none --launch-count 1 --kernel-name-base demangled \
-      -k "regex:${NCU_KERNEL:-stem_igemm_kernel<__half, [^>]*4>}" --metrics "${stalls}smsp__inst_executed.sum" \
-      build-gpu/kiln_cuda_bench --runs 3 --only "${NCU_BENCH:-stem}" >"$OUT/ncu_stalls.txt" 2>&1
+      -k "regex:$ncu_kernel" --metrics "${stalls}smsp__inst_executed.sum" "${ncu_run[@]}" >"$OUT/ncu_stalls.txt" 2>&1
     row "ncu stall reasons" "exit $? (ncu_stalls.txt)"
     grep -E "stalled|inst_executed" "$OUT/ncu_stalls.txt" | sed 's/smsp__average_warps_issue_stalled_//; s/_per_issue_active.ratio//'
     grep -E "^  [a-zA-Z_].*\(|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Theoretical Occupancy|Stall|Issued Warp|No Eligible|Registers Per" \

@@ -40,9 +40,10 @@ namespace {
 // asio's blocking calls wait again, without a limit, when recv or send gives
 // up, and a blocking send of a large answer waits for all of it to fit. So
 // the socket is non-blocking, and a read or write that would block polls,
-// with the timeout, and tries again. An idle keep-alive connection, a client that stops halfway through
-// its request, and one that stops reading its answer each free their thread
-// and socket after `timeout` (--http-idle-timeout-secs).
+// with the timeout, and tries again. An idle keep-alive connection, a client
+// that stops halfway through its request, and one that stops reading its
+// answer each free their thread and socket after `timeout`
+// (--http-idle-timeout-secs).
 class InactivityStream {
  public:
   InactivityStream(tcp::socket& socket, std::chrono::milliseconds timeout) : socket_(socket), timeout_(timeout) {

@@ -82,18 +82,10 @@ Status upgrade_legacy_broadcast(UpgradeContext& ctx) {
 }
 
 void binary(const char* name, InferFn fn = infer_binary, int since = 1) {
-  OpRegistration(OpSchema{.name = name,
-                          .since_opset = since,
-                          .min_inputs = 2,
-                          .max_inputs = 2,
-                          .infer = std::move(fn),
-                          .upgrades = {{7, upgrade_legacy_broadcast}}});
+  add_op(name, 2, 2, std::move(fn), 1, {{7, upgrade_legacy_broadcast}}, since);
 }
 
-void variadic(const char* name) {
-  OpRegistration(OpSchema{
-      .name = name, .min_inputs = 1, .max_inputs = -1, .infer = infer_binary, .upgrades = {{6, drop_consumed_inputs}}});
-}
+void variadic(const char* name) { add_op(name, 1, -1, infer_binary, 1, {{6, drop_consumed_inputs}}); }
 
 // Floats with fmod=0 (numpy's mod) are allowed from opset 28 and read the same way before.
 Status infer_mod(InferContext& ctx) {

@@ -15,12 +15,7 @@ void add_op(const char* name, int min_inputs, int max_inputs, InferFn infer, int
 }
 
 void add_unary_op(const char* name, int since_opset, InferFn infer) {
-  OpRegistration(OpSchema{.name = name,
-                          .since_opset = since_opset,
-                          .min_inputs = 1,
-                          .max_inputs = 1,
-                          .infer = std::move(infer),
-                          .upgrades = {{6, drop_consumed_inputs}}});
+  add_op(name, 1, 1, std::move(infer), 1, {{6, drop_consumed_inputs}}, since_opset);
 }
 
 }  // namespace kiln

@@ -203,18 +203,18 @@ struct LevelResult {
   std::string first_error;
 };
 
-// The q-quantile (0..1) of the requests between two snapshots, interpolated
-// linearly within its bucket; the last finite bound for the +Inf bucket.
 // How many observations a histogram gained from `before` to `after`.
 uint64_t bucket_count(const HistogramBuckets& before, const HistogramBuckets& after) {
   if (before.size() != after.size() || after.empty()) return 0;
   return after.back().second - std::min(after.back().second, before.back().second);
 }
 
+// The q-quantile (0..1) of the requests between two snapshots, interpolated
+// linearly within its bucket; the last finite bound for the +Inf bucket.
 double bucket_quantile(const HistogramBuckets& before, const HistogramBuckets& after, double q) {
   if (before.size() != after.size() || after.empty()) return 0;
   auto count = [&](size_t i) { return after[i].second - std::min(after[i].second, before[i].second); };
-  const double total = static_cast<double>(count(after.size() - 1)), want = q * total;
+  const double total = static_cast<double>(bucket_count(before, after)), want = q * total;
   double lower = 0;
   for (size_t i = 0; i < after.size(); ++i) {
     const double c = static_cast<double>(count(i)), prev = i ? static_cast<double>(count(i - 1)) : 0;

@@ -10,10 +10,10 @@
 // 16-byte load per tap, for 16-bit types with C % 8 == 0 and 16-byte aligned
 // tensors; else V = 1; where one image's offsets fit in 32 bits, the 16-bit
 // 8-channel case runs a kernel with a block row per output row and the
-// window clipped before its loads). The channels-last global average and max pools read
-// 16-byte packs of every dtype (V = 16 / element size where C % V == 0 and
-// both tensors are 16-byte aligned; else V = 1), a block per batch and
-// channel chunk, with fp32 sums (f64 for f64).
+// window clipped before its loads). The channels-last global average and max
+// pools read 16-byte packs of every dtype (V = 16 / element size where
+// C % V == 0 and both tensors are 16-byte aligned; else V = 1), a block per
+// batch and channel chunk, with fp32 sums (f64 for f64).
 #pragma once
 
 #include <cuda_runtime.h>
