@@ -1,7 +1,7 @@
 // A benchmark, not a test: times kiln's CUDA kernels with CUDA events (warm-up,
 // then the median of many runs) and prints achieved bandwidth or throughput
 // against the H100 SXM's peaks (~3.35 TB/s HBM3, ~990 TFLOP/s dense fp16).
-// Usage: kiln_cuda_bench [--runs N] [--only memory|gather|pad|s2d|se|pool|stem|conv1x1|matmul|attention]
+// Usage: kiln_cuda_bench [--runs N] [--only memory|gather|pad|s2d|se|pool|stem|conv1x1|matmul|attention[,...]]
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -486,12 +486,15 @@ void bench_attention(cudaStream_t s) {
 
 int main(int argc, char** argv) {
   using namespace kiln::cuda;
-  const char* only = nullptr;
+  std::string only;  // sections separated by commas or spaces ("dw,stem"); empty: all
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--runs") == 0) g_runs = std::max(1, std::atoi(argv[i + 1]));
-    if (std::strcmp(argv[i], "--only") == 0) only = argv[i + 1];
+    if (std::strcmp(argv[i], "--only") == 0) only = std::string(",") + argv[i + 1] + ",";
   }
-  auto wanted = [&](const char* section) { return only == nullptr || std::strcmp(only, section) == 0; };
+  for (char& c : only) c = c == ' ' ? ',' : c;
+  auto wanted = [&](const char* section) {
+    return only.empty() || only.find(std::string(",") + section + ",") != std::string::npos;
+  };
   if (device_count() == 0) {
     std::printf("no CUDA device; nothing to benchmark\n");
     return 0;
