@@ -82,6 +82,8 @@ if cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCH
      -DPython3_EXECUTABLE="$(command -v python3)" >"$OUT/configure.log" 2>&1 &&
    ninja -C build-gpu -j"$jobs" $targets >"$OUT/build.log" 2>&1; then
   row "build" "ok in $(( $(date +%s) - start )) s"
+  # Each step's start and end (ms): where a fresh machine's build time goes.
+  cp build-gpu/.ninja_log "$OUT/ninja_log.txt" 2>/dev/null
 else
   row "build" "FAILED (see build.log)"
   tail -30 "$OUT/build.log" "$OUT/configure.log"
