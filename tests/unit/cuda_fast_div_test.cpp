@@ -25,9 +25,10 @@ TEST(FastDiv, MatchesIntegerDivision) {
   for (uint32_t d = 1; d <= 300; ++d) {
     for (uint32_t n = 0; n < 5000; ++n) expect_exact(d, n);
     for (uint32_t n = top; n > top - 5000; --n) expect_exact(d, n);
-    for (uint32_t n = d; n < top - d; n += 7919u * d + 1) {  // around multiples of d
-      expect_exact(d, n - 1);
-      expect_exact(d, n);
+    // Either side of a multiple of d, where the quotient steps (every 7919th).
+    for (uint64_t m = d; m <= top; m += 7919ull * d) {
+      expect_exact(d, static_cast<uint32_t>(m - 1));
+      expect_exact(d, static_cast<uint32_t>(m));
     }
   }
   for (uint32_t d : {1u << 20, (1u << 20) + 1, 1000003u, top}) {

@@ -203,17 +203,23 @@ struct LevelResult {
   std::string first_error;
 };
 
+// How many observations bucket i (cumulative, as Prometheus counts) gained
+// from `before` to `after`; the snapshots have the same buckets.
+uint64_t bucket_gain(const HistogramBuckets& before, const HistogramBuckets& after, size_t i) {
+  return after[i].second - std::min(after[i].second, before[i].second);
+}
+
 // How many observations a histogram gained from `before` to `after`.
 uint64_t bucket_count(const HistogramBuckets& before, const HistogramBuckets& after) {
   if (before.size() != after.size() || after.empty()) return 0;
-  return after.back().second - std::min(after.back().second, before.back().second);
+  return bucket_gain(before, after, after.size() - 1);
 }
 
 // The q-quantile (0..1) of the requests between two snapshots, interpolated
 // linearly within its bucket; the last finite bound for the +Inf bucket.
 double bucket_quantile(const HistogramBuckets& before, const HistogramBuckets& after, double q) {
   if (before.size() != after.size() || after.empty()) return 0;
-  auto count = [&](size_t i) { return after[i].second - std::min(after[i].second, before[i].second); };
+  auto count = [&](size_t i) { return bucket_gain(before, after, i); };
   const double total = static_cast<double>(bucket_count(before, after)), want = q * total;
   double lower = 0;
   for (size_t i = 0; i < after.size(); ++i) {

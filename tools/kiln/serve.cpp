@@ -13,17 +13,12 @@
 namespace kiln::cli {
 namespace {
 
+// The server's own options, which the flags set directly (their defaults
+// are ServerOptions'), and what the command line says otherwise.
 struct ServeOptions {
-  std::vector<std::string> repositories;
-  std::string host = "127.0.0.1";
-  int http_port = 8000, grpc_port = 8001, metrics_port = 8002;
-  bool allow_metrics = true, allow_grpc = true;
+  server::ServerOptions server;
   bool grpc_port_given = false;
   std::string control_mode = "none";
-  std::vector<std::string> load_models;
-  int poll_secs = 15;
-  size_t max_request_bytes = 64 << 20;
-  int http_idle_timeout_s = 60;
   std::string cache_dir;
   bool no_cache = false;
 };
@@ -35,28 +30,17 @@ std::string default_cache_dir() {
 }
 
 int serve(const ServeOptions& o) {
-  server::ServerOptions so;
-  so.repository.roots = o.repositories;
-  so.repository.startup_models = o.load_models;
+  server::ServerOptions so = o.server;
   so.repository.mode = o.control_mode == "poll"       ? server::ControlMode::kPoll
                        : o.control_mode == "explicit" ? server::ControlMode::kExplicit
                                                       : server::ControlMode::kNone;
-  if (!o.load_models.empty() && so.repository.mode != server::ControlMode::kExplicit) {
+  if (!so.repository.startup_models.empty() && so.repository.mode != server::ControlMode::kExplicit) {
     fmt::print(stderr, "kiln serve: --load-model needs --model-control-mode=explicit\n");
     return kExitUsageError;
   }
   so.repository.cache_dir = o.no_cache ? "" : (o.cache_dir.empty() ? default_cache_dir() : o.cache_dir);
-  so.host = o.host;
-  so.http_port = o.http_port;
-  so.grpc_port = o.grpc_port;
-  so.metrics_port = o.metrics_port;
-  so.allow_metrics = o.allow_metrics;
-  so.allow_grpc = o.allow_grpc;
-  if (!KILN_SERVER_HAS_GRPC && o.grpc_port_given && o.allow_grpc)
+  if (!KILN_SERVER_HAS_GRPC && o.grpc_port_given && so.allow_grpc)
     fmt::print(stderr, "kiln serve: --grpc-port: gRPC is not built in (needs libgrpc++-dev at build time)\n");
-  so.max_request_bytes = o.max_request_bytes;
-  so.http_idle_timeout_s = o.http_idle_timeout_s;
-  so.poll_seconds = o.poll_secs;
 
   // Signals are taken by sigwait below, never by the server's threads.
   sigset_t signals;
@@ -72,10 +56,10 @@ int serve(const ServeOptions& o) {
     fmt::print(stderr, "kiln serve: {}\n", st.to_string());
     return kExitUsageError;
   }
-  fmt::print(stderr, "kiln serve: HTTP on {}:{}", o.host, srv.http_port());
-  if (o.allow_metrics) fmt::print(stderr, ", metrics on {}:{}/metrics", o.host, srv.metrics_port());
+  fmt::print(stderr, "kiln serve: HTTP on {}:{}", so.host, srv.http_port());
+  if (so.allow_metrics) fmt::print(stderr, ", metrics on {}:{}/metrics", so.host, srv.metrics_port());
   if (srv.grpc_port() > 0)
-    fmt::print(stderr, ", gRPC on {}:{}\n", o.host, srv.grpc_port());
+    fmt::print(stderr, ", gRPC on {}:{}\n", so.host, srv.grpc_port());
   else
     fmt::print(stderr, " (gRPC {})\n", KILN_SERVER_HAS_GRPC ? "off" : "is not built in");
   int sig = 0;
@@ -90,23 +74,26 @@ int serve(const ServeOptions& o) {
 void add_serve_command(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<ServeOptions>();
   auto* cmd = app.add_subcommand("serve", "Serve models over KServe v2 HTTP and gRPC (Triton-compatible)");
-  cmd->add_option("--model-repository", o->repositories, "Model repository folder (repeatable)")->required();
-  cmd->add_option("--host", o->host, "Address to listen on")->capture_default_str();
-  cmd->add_option("--http-port", o->http_port, "HTTP port (0: any free port)")->capture_default_str();
+  cmd->add_option("--model-repository", o->server.repository.roots, "Model repository folder (repeatable)")->required();
+  cmd->add_option("--host", o->server.host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--http-port", o->server.http_port, "HTTP port (0: any free port)")->capture_default_str();
   auto* grpc_port = cmd->add_option(
-      "--grpc-port", o->grpc_port,
+      "--grpc-port", o->server.grpc_port,
       KILN_SERVER_HAS_GRPC ? "gRPC port (0: any free port)" : "gRPC port (gRPC is not built in: ignored)");
   grpc_port->capture_default_str();
-  cmd->add_option("--allow-grpc", o->allow_grpc, "Serve KServe v2 over gRPC")->capture_default_str();
-  cmd->add_option("--metrics-port", o->metrics_port, "Prometheus metrics port")->capture_default_str();
-  cmd->add_option("--allow-metrics", o->allow_metrics, "Serve /metrics")->capture_default_str();
+  cmd->add_option("--allow-grpc", o->server.allow_grpc, "Serve KServe v2 over gRPC")->capture_default_str();
+  cmd->add_option("--metrics-port", o->server.metrics_port, "Prometheus metrics port")->capture_default_str();
+  cmd->add_option("--allow-metrics", o->server.allow_metrics, "Serve /metrics")->capture_default_str();
   cmd->add_option("--model-control-mode", o->control_mode, "none, poll or explicit")
       ->check(CLI::IsMember({"none", "poll", "explicit"}))
       ->capture_default_str();
-  cmd->add_option("--load-model", o->load_models, "Model to load at startup in explicit mode ('*': all)");
-  cmd->add_option("--repository-poll-secs", o->poll_secs, "Poll interval in poll mode")->capture_default_str();
-  cmd->add_option("--max-request-bytes", o->max_request_bytes, "Largest accepted request body")->capture_default_str();
-  cmd->add_option("--http-idle-timeout-secs", o->http_idle_timeout_s,
+  cmd->add_option("--load-model", o->server.repository.startup_models,
+                  "Model to load at startup in explicit mode ('*': all)");
+  cmd->add_option("--repository-poll-secs", o->server.poll_seconds, "Poll interval in poll mode")
+      ->capture_default_str();
+  cmd->add_option("--max-request-bytes", o->server.max_request_bytes, "Largest accepted request body")
+      ->capture_default_str();
+  cmd->add_option("--http-idle-timeout-secs", o->server.http_idle_timeout_s,
                   "Close an HTTP connection that sends or takes no byte for this long (a request cut short: 408)")
       ->check(CLI::Range(1, 86400))
       ->capture_default_str();
