@@ -2,6 +2,7 @@
 // then the median of many runs) and prints achieved bandwidth or throughput
 // against the H100 SXM's peaks (~3.35 TB/s HBM3, ~990 TFLOP/s dense fp16).
 // Usage: kiln_cuda_bench [--runs N] [--only memory|gather|pad|s2d|se|pool|stem|conv1x1|matmul|attention[,...]]
+// (and the sections of bench/cuda_bench_*.cpp, which register themselves).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -25,73 +26,11 @@
 #include "backends/cuda/kernels/stem_conv.cuh"
 #include "backends/cuda/ops/cudnn_attention.h"
 #include "backends/cuda/ops/cudnn_conv.h"
+#include "cuda_bench_util.h"
 #include "ir/tensor.h"
 
 namespace kiln::cuda {
 namespace {
-
-constexpr double kPeakBytesPerS = 3.35e12;
-constexpr double kPeakFp16Flops = 990e12;
-int g_runs = 50;
-
-// Median milliseconds of `fn` over g_runs timed runs after 5 warm-ups.
-double median_ms(const std::function<Status()>& fn, cudaStream_t stream) {
-  for (int i = 0; i < 5; ++i)
-    if (Status st = fn(); !st.is_ok()) {
-      std::fprintf(stderr, "error: %s\n", st.to_string().c_str());
-      std::exit(1);
-    }
-  auto start = Event::create(), stop = Event::create();
-  std::vector<float> times;
-  for (int i = 0; i < g_runs; ++i) {
-    (void)start->record(stream);
-    (void)fn();
-    (void)stop->record(stream);
-    (void)stop->synchronize();
-    times.push_back(*stop->elapsed_ms_since(*start));
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-
-void report_bw(const std::string& name, double ms, double bytes) {
-  const double bps = bytes / (ms * 1e-3);
-  std::printf("%-44s %9.3f ms %9.1f GB/s  %5.1f%% of peak\n", name.c_str(), ms, bps / 1e9, 100 * bps / kPeakBytesPerS);
-}
-
-void report_flops(const std::string& name, double ms, double flops) {
-  const double fps = flops / (ms * 1e-3);
-  std::printf("%-44s %9.3f ms %9.1f TFLOP/s %5.1f%% of fp16 peak\n", name.c_str(), ms, fps / 1e12,
-              100 * fps / kPeakFp16Flops);
-}
-
-DeviceBuffer filled(size_t bytes) {
-  auto b = DeviceBuffer::allocate(bytes);
-  if (!b.is_ok()) {
-    std::fprintf(stderr, "error: %s\n", b.status().to_string().c_str());
-    std::exit(1);
-  }
-  (void)cudaMemset(b->data(), 0x3c, bytes);  // 0x3c3c: ~1.06 in f16, small positive in f32/bf16
-  return std::move(b).value();
-}
-
-// Random values (products of random data draw more power, so run slower,
-// than constants); f16/bf16 bit patterns are made from floats in [-1, 1].
-void fill_random(DeviceBuffer& b, DType t, int64_t count) {
-  std::vector<float> f(static_cast<size_t>(count));
-  uint32_t state = 12345;
-  for (float& v : f) {
-    state = state * 1664525u + 1013904223u;
-    v = static_cast<float>(state >> 8) / 8388608.f - 1.f;
-  }
-  if (t == DType::kF32) {
-    (void)b.copy_from_host(f.data(), f.size() * 4);
-    return;
-  }
-  std::vector<uint16_t> h(f.size());
-  for (size_t i = 0; i < f.size(); ++i) h[i] = t == DType::kF16 ? f32_to_f16(f[i]) : f32_to_bf16(f[i]);
-  (void)b.copy_from_host(h.data(), h.size() * 2);
-}
 
 void bench_memory_bound(cudaStream_t s) {
   const int64_t n = int64_t(1) << 28;  // 256 Mi elements
@@ -512,5 +451,7 @@ int main(int argc, char** argv) {
   if (wanted("conv1x1")) bench_conv1x1(stream->get());
   if (wanted("matmul")) bench_matmul(stream->get());
   if (wanted("attention")) bench_attention(stream->get());
+  for (const BenchSection& section : bench_sections())
+    if (wanted(section.name)) section.run(stream->get());
   return 0;
 }
