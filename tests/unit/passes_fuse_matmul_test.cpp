@@ -98,6 +98,24 @@ TEST(FuseMatMulBiasActivation, GemmTransBWithBiasAndReluBecomesFusedMatMulOverTr
             "}\n");
 }
 
+// A Linear without activation (ViT's attention output projection): FusedMatMul's
+// algorithms are timed by the builder, Gemm's are not.
+TEST(FuseMatMulBiasActivation, GemmWithBiasAloneBecomesFusedMatMulWithoutActivation) {
+  EXPECT_EQ(fused("graph main(%x: f32[4,2]) {\n"
+                  "  %w: f32[3,2] = const f32[3,2]{1,2,3,4,5,6}\n"
+                  "  %c: f32[3] = const f32[3]{1,2,3}\n"
+                  "  %y: f32[4,3] = Gemm(%x, %w, %c) {transB=1}\n"
+                  "  return %y\n"
+                  "}\n"),
+            "graph main(%x: f32[4,2]) {\n"
+            "  %w: f32[3,2] = const f32[3,2]{1,2,3,4,5,6}\n"  // dead: eliminate_dead_nodes runs next
+            "  %c: f32[3] = const f32[3]{1,2,3}\n"
+            "  %w_t: f32[2,3] = const f32[2,3]{1,3,5,2,4,6}\n"
+            "  %y: f32[4,3] = kiln.FusedMatMul(%x, %w_t, %c) {activation=\"\"}\n"
+            "  return %y\n"
+            "}\n");
+}
+
 // ---- near misses ----
 
 void expect_unchanged(const std::string& text) { EXPECT_EQ(fused(text), text); }
@@ -185,7 +203,7 @@ TEST(FuseMatMulBiasActivation, StopsBeforeAnActivationWhoseInputIsAGraphOutput) 
             "}\n");
 }
 
-// Gemm fuses only as bias + activation with alpha = beta = 1 and no transA (its bias alone is already an epilogue).
+// Gemm fuses only as a product plus a 1-D bias: alpha = beta = 1 and no transA.
 TEST(FuseMatMulBiasActivation, LeavesGemmsThatAreNotAPlainProductPlusBias) {
   const char* body =
       "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
@@ -198,10 +216,14 @@ TEST(FuseMatMulBiasActivation, LeavesGemmsThatAreNotAPlainProductPlusBias) {
                      "  return %y\n"
                      "}\n");
   }
-  expect_unchanged(std::string("graph main(%x: f32[4,2]) {\n") + body +
-                   "  %y: f32[4,3] = Gemm(%x, %w, %c)\n"
-                   "  return %y\n"
-                   "}\n");
+  // A matrix C is no bias.
+  expect_unchanged(
+      "graph main(%x: f32[2,2]) {\n"
+      "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+      "  %c: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+      "  %y: f32[2,3] = Gemm(%x, %w, %c)\n"
+      "  return %y\n"
+      "}\n");
 }
 
 // ---- the op ----
@@ -333,6 +355,11 @@ TEST(FusedMatMulOp, FusedGraphsGiveTheUnfusedResultsOnTheCpu) {
                            "}\n";
   ASSERT_NE(fused(gemm).find("kiln.FusedMatMul"), std::string::npos);
   expect_fused_matches_unfused(gemm, {9, 16});
+  std::string linear = gemm;
+  linear.replace(linear.find("%g: f32[9,24] = Gemm"), 3, "%y:");
+  linear.erase(linear.find("  %y: f32[9,24] = Relu(%g)\n"), std::string("  %y: f32[9,24] = Relu(%g)\n").size());
+  ASSERT_NE(fused(linear).find("kiln.FusedMatMul"), std::string::npos) << linear;
+  expect_fused_matches_unfused(linear, {9, 16});
 }
 
 }  // namespace
