@@ -9,6 +9,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backends/cuda/cublaslt_matmul.h"
@@ -386,38 +387,45 @@ void bench_matmul(cudaStream_t s) {
 // QKV, no mask, f16) on the tactics the tuner picks from: "cudnn" (cuDNN's
 // fused attention) and "mma" (kiln's mma.sync kernel). A layer is
 // 4 B H S^2 D flops (Q . K^T and P . V).
+// ViT-B/16's attention at batch 64 (197 tokens) and BERT-base's at batch 32
+// (128 tokens): 12 heads of 64 read in place from one packed QKV tensor.
 void bench_attention(cudaStream_t s) {
-  const int64_t batch = 64, heads = 12, len = 197, head = 64, row = 3 * heads * head;
-  const DType t = DType::kF16;
-  DeviceBuffer qkv = filled(batch * len * row * 2), y = filled(batch * len * heads * head * 2);
-  fill_random(qkv, t, batch * len * row);
-  const auto* base = static_cast<const uint16_t*>(qkv.data());
-  AttentionParams p;
-  p.dtype = t, p.q = base, p.k = base + heads * head, p.v = base + 2 * heads * head, p.y = y.data();
-  p.batch = batch, p.q_heads = p.kv_heads = heads, p.q_len = p.kv_len = len, p.head = p.v_head = head;
-  p.packed = true, p.q_row = p.k_row = p.v_row = row, p.scale = 1.0 / 8;
-  const double flops = 4.0 * batch * heads * len * len * head;
-  const std::string shape = "[64 x 12 x 197 x 64] f16 packed";
+  for (const auto [batch, len] : {std::pair<int64_t, int64_t>{64, 197}, {32, 128}}) {
+    const int64_t heads = 12, head = 64, row = 3 * heads * head;
+    const DType t = DType::kF16;
+    DeviceBuffer qkv = filled(batch * len * row * 2), y = filled(batch * len * heads * head * 2);
+    fill_random(qkv, t, batch * len * row);
+    const auto* base = static_cast<const uint16_t*>(qkv.data());
+    AttentionParams p;
+    p.dtype = t, p.q = base, p.k = base + heads * head, p.v = base + 2 * heads * head, p.y = y.data();
+    p.batch = batch, p.q_heads = p.kv_heads = heads, p.q_len = p.kv_len = len, p.head = p.v_head = head;
+    p.packed = true, p.q_row = p.k_row = p.v_row = row, p.scale = 1.0 / 8;
+    const double flops = 4.0 * batch * heads * len * len * head;
+    const std::string shape = "[" + std::to_string(batch) + " x 12 x " + std::to_string(len) + " x 64] f16 packed";
 
-  CudnnSdpaSpec spec;
-  spec.dtype = t, spec.batch = batch, spec.q_heads = spec.kv_heads = heads, spec.q_len = spec.kv_len = len;
-  spec.head = head, spec.scale = 1.f / 8, spec.workspace_limit = size_t(256) << 20;
-  spec.o_strides = {len * heads * head, head, heads * head, 1};
-  use_packed_qkv_rows(spec, row);
-  const std::shared_ptr<const CudnnSdpaPlan> plan = cudnn_sdpa_plan(spec);
-  auto handle = Cudnn::create();
-  if (!plan || !handle.is_ok()) {
-    std::printf("Attention cudnn %s: no cuDNN plan (frontend not compiled in, or cuDNN declined)\n", shape.c_str());
-  } else {
-    DeviceBuffer ws = filled(std::max<size_t>(workspace_size(*plan), 16));
-    report_flops(
-        "Attention cudnn " + shape,
-        median_ms(
-            [&] { return execute_cudnn_sdpa(handle->get(), s, *plan, p.q, p.k, p.v, nullptr, y.data(), ws.data()); },
-            s),
-        flops);
+    CudnnSdpaSpec spec;
+    spec.dtype = t, spec.batch = batch, spec.q_heads = spec.kv_heads = heads, spec.q_len = spec.kv_len = len;
+    spec.head = head, spec.scale = 1.f / 8, spec.workspace_limit = size_t(256) << 20;
+    spec.o_strides = {len * heads * head, head, heads * head, 1};
+    use_packed_qkv_rows(spec, row);
+    const std::shared_ptr<const CudnnSdpaPlan> plan = cudnn_sdpa_plan(spec);
+    auto handle = Cudnn::create();
+    if (!plan || !handle.is_ok()) {
+      std::printf("Attention cudnn %s: no cuDNN plan (frontend not compiled in, or cuDNN declined)\n", shape.c_str());
+    } else {
+      DeviceBuffer ws = filled(std::max<size_t>(workspace_size(*plan), 16));
+      report_flops(
+          "Attention cudnn " + shape,
+          median_ms(
+              [&] { return execute_cudnn_sdpa(handle->get(), s, *plan, p.q, p.k, p.v, nullptr, y.data(), ws.data()); },
+              s),
+          flops);
+    }
+    report_flops("Attention mma " + shape, median_ms([&] { return launch_attention_mma(p, s); }, s), flops);
+    report_flops("Attention flash " + shape, median_ms([&] { return launch_attention_flash(p, s); }, s), flops);
+    const double bytes = double(batch) * len * (row + heads * head) * 2;  // QKV read once, Y written
+    std::printf("%-44s %9.3f ms at 3.35 TB/s\n", ("  (memory floor " + shape + ")").c_str(), bytes / 3.35e12 * 1e3);
   }
-  report_flops("Attention mma " + shape, median_ms([&] { return launch_attention_mma(p, s); }, s), flops);
 }
 
 }  // namespace

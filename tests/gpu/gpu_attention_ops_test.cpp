@@ -110,9 +110,9 @@ Tensor run_attention_tactic(const std::vector<Tensor>& ins, const Attrs& attrs, 
   return out.is_ok() ? (*out)[0].tensor : Tensor();
 }
 
-// The tensor-core kernels: "tc" (WMMA) and "mma" (mma.sync, in registers).
+// The tensor-core kernels: "tc" (WMMA), "mma" and "flash" (mma.sync, in registers).
 void check_tensor_core(const AttentionCase& c, DType t) {
-  for (const char* tactic : {"tc", "mma"}) {
+  for (const char* tactic : {"tc", "mma", "flash"}) {
     const std::string what = c.what + " " + type_name(t) + " tactic " + tactic;
     expect_close(run_attention_tactic(c.ins, c.attrs, tactic), run_cpu("Attention", c.ins, c.attrs, 0, 1),
                  attention_tolerance(t), what);

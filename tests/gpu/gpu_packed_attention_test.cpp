@@ -67,7 +67,7 @@ bool cudnn_takes(const PackedCase& c) {
   return cuda::cudnn_sdpa_plan(*spec) != nullptr;
 }
 
-// Every tactic that applies: "simt" always; "tc" and "mma" for f16/bf16 with
+// Every tactic that applies: "simt" always; "tc", "mma" and "flash" for f16/bf16 with
 // D in {32, 64, 128} and no softcap; "cudnn" where compiled (no softcap) (its oracle is
 // the CPU in f32 on the widened inputs, rounded to T, as for Attention: cuDNN
 // keeps scores and softmax in f32). `cudnn_must_take`: cuDNN has to build a
@@ -80,7 +80,7 @@ void check_tactics(const PackedCase& c, bool cudnn_must_take) {
   const bool half = t == DType::kF16 || t == DType::kBF16;
   const bool tensor_core = half && (c.d == 32 || c.d == 64 || c.d == 128) && !c.extra.count("softcap");
   if (tensor_core) {
-    for (const char* tactic : {"tc", "mma"})
+    for (const char* tactic : {"tc", "mma", "flash"})
       expect_close(run_tactic(c, tactic), cpu, attention_tolerance(t), name + " " + tactic);
   }
   if (!half || c.extra.count("softcap") || !cuda::cudnn_sdpa_compiled()) return;

@@ -86,6 +86,12 @@ Status launch_attention_tc(const AttentionParams& p, cudaStream_t stream);
 // the scores, probabilities and output in registers.
 Status launch_attention_mma(const AttentionParams& p, cudaStream_t stream);
 
+// The FlashAttention-2-style kernel (tactic "flash", attention_flash.cu): what
+// "mma" takes, with cp.async double-buffered key tiles, ldmatrix fragments,
+// float scores (not the oracle's roundings) and a base-2 online softmax; runs
+// "mma" where a row is not 16-byte aligned.
+Status launch_attention_flash(const AttentionParams& p, cudaStream_t stream);
+
 // LinearAttention's recurrence (the CPU kernel's order of operations, in
 // float): a block per (batch, kv head) keeps the (d_k, d_v) state in shared
 // memory and walks the tokens. All tensors share `dtype`.

@@ -1,5 +1,5 @@
 // Warp-level tensor-core and asynchronous-copy primitives (sm_80 and later)
-// shared by kiln's mma.sync kernels (attention "mma", the stem
+// shared by kiln's mma.sync kernels (attention "mma" and "flash", the stem
 // convolution "kiln_igemm"); included by .cu files only. The fragment layouts
 // are PTX's for m16n8k16 and ldmatrix.
 #pragma once
@@ -32,6 +32,15 @@ __device__ __forceinline__ void cp_async_wait() {
 // columns 2 (l % 4) and 2 (l % 4) + 1.
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* row) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_u32(row)));
+}
+
+// The same four matrices transposed: lane l receives, of matrix l / 8, the
+// elements at rows 2 (l % 4) and 2 (l % 4) + 1 of column l / 4 (a B fragment
+// of m16n8k16 from a row-major [k][n] tile, e.g. V's [key][d]).
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* row) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(smem_u32(row)));
 }

@@ -24,10 +24,12 @@ namespace {
 DType value_type(const Value* v) { return v ? v->type.dtype : DType::kUndefined; }
 
 // Attention's tactics: "simt" (the default kernel), the tensor-core ones,
-// WMMA (attention_tc.cu) and mma.sync (attention_mma.cu), and cuDNN's fused
-// attention (cudnn_attention.h, where the cuDNN frontend is compiled in).
+// WMMA (attention_tc.cu) and mma.sync (attention_mma.cu, attention_flash.cu),
+// and cuDNN's fused attention (cudnn_attention.h, where the cuDNN frontend is
+// compiled in).
 constexpr std::string_view kTensorCoreTactic = "tc";
 constexpr std::string_view kMmaTactic = "mma";
+constexpr std::string_view kFlashTactic = "flash";
 constexpr std::string_view kCudnnTactic = "cudnn";
 
 bool attention_dtype(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF64; }
@@ -318,6 +320,7 @@ Status run_attention(KernelContext& ctx) {
   }
   if (ctx.tactic() == kTensorCoreTactic) return launch_attention_tc(p, ctx.stream());
   if (ctx.tactic() == kMmaTactic) return launch_attention_mma(p, ctx.stream());
+  if (ctx.tactic() == kFlashTactic) return launch_attention_flash(p, ctx.stream());
   return launch_attention(p, ctx.stream());
 }
 
@@ -340,7 +343,8 @@ bool tensor_core_takes(const KernelQuery& q) {
 // the SIMT kernel is the default.
 std::vector<std::string> attention_tactics(const KernelQuery& q, size_t /*limit*/) {
   std::vector<std::string> out;
-  if (tensor_core_takes(q)) out = {"simt", std::string(kTensorCoreTactic), std::string(kMmaTactic)};
+  if (tensor_core_takes(q))
+    out = {"simt", std::string(kTensorCoreTactic), std::string(kMmaTactic), std::string(kFlashTactic)};
   if (planned_cudnn_attention(q)) {
     if (out.empty()) out.push_back("simt");
     out.push_back(std::string(kCudnnTactic));
