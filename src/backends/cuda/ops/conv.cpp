@@ -296,6 +296,11 @@ std::vector<int64_t> nchw_dims(const std::vector<int64_t>& d, bool from_channels
 // candidates are asked for and the strip kernel applies
 // (depthwise_conv_strip_applies: 3x3 or 5x5 at W stride 1 or 2); elsewhere
 // it runs as "kiln_dw".
+// "kiln_dw_tile" is the same kernel reading each input halo once through
+// shared memory (depthwise_conv_tile_applies: f16/bf16, C % 8 == 0, 3x3,
+// 5x5 or 7x7 at equal strides 1 or 2): same workspace and results, offered
+// after the others where a candidate is still left for cuDNN's; elsewhere
+// (or off 16-byte alignment) it runs as "kiln_dw".
 // "kiln_igemm" runs kiln's implicit-GEMM tensor-core kernel (stem_conv.cuh),
 // epilogue included, for small-channel layers such as the stems that
 // space_to_depth_stem leaves (kiln_igemm_fits); it needs no workspace, and
@@ -317,12 +322,17 @@ std::vector<int64_t> nchw_dims(const std::vector<int64_t>& d, bool from_channels
 constexpr std::string_view kFusedPrefix = "cudnn_fused:";
 constexpr std::string_view kDepthwiseTactic = "kiln_dw";
 constexpr std::string_view kDepthwiseStripTactic = "kiln_dw_strip";
+constexpr std::string_view kDepthwiseTileTactic = "kiln_dw_tile";
 constexpr std::string_view kIgemmTactic = "kiln_igemm";
 constexpr std::string_view kCublasLtPrefix = "cublaslt:";
 
 bool is_cublaslt_tactic(const std::string& tactic) { return tactic.rfind(kCublasLtPrefix, 0) == 0; }
 
-// The workspace of the "kiln_dw" and "kiln_dw_strip" tactics (the
+bool is_depthwise_tactic(const std::string& tactic) {
+  return tactic == kDepthwiseTactic || tactic == kDepthwiseStripTactic || tactic == kDepthwiseTileTactic;
+}
+
+// The workspace of the "kiln_dw", "kiln_dw_strip" and "kiln_dw_tile" tactics (the
 // transposed weights) where the layer qualifies: channels-last, 2-D, one channel per group (multiplier 1),
 // dilation 1, f32/f16/bf16, 32-bit indexable, the workspace within `limit`.
 std::optional<size_t> kiln_depthwise_workspace(const Node& node, const ConvShape& s, DType dtype, size_t limit) {
@@ -375,9 +385,7 @@ struct FusedTactic {
 
 FusedTactic parse_fused_tactic(const std::string& tactic) {
   if (tactic.rfind(kFusedPrefix, 0) == 0) return {true, std::max(0, std::atoi(tactic.c_str() + kFusedPrefix.size()))};
-  if (tactic.empty() || tactic == kDepthwiseTactic || tactic == kDepthwiseStripTactic || tactic == kIgemmTactic ||
-      is_cublaslt_tactic(tactic))
-    return {};
+  if (tactic.empty() || is_depthwise_tactic(tactic) || tactic == kIgemmTactic || is_cublaslt_tactic(tactic)) return {};
   return {false, cudnn_tactic_index(tactic)};
 }
 
@@ -475,7 +483,7 @@ size_t fused_conv_workspace(const KernelQuery& q) {
   Expected<FusedInputs> in = fused_inputs(q.node(), q.has_input(2), q.has_input(3));
   if (!s.is_ok() || !in.is_ok()) return 0;
   const std::optional<size_t> depthwise = kiln_depthwise_workspace(q.node(), *s, q.input_dtype(0), q.workspace_limit());
-  if ((q.tactic() == kDepthwiseTactic || q.tactic() == kDepthwiseStripTactic) && depthwise) return *depthwise;
+  if (is_depthwise_tactic(q.tactic()) && depthwise) return *depthwise;
   if (q.tactic() == kIgemmTactic && kiln_igemm_fits(q.node(), *s, q.input_dtype(0))) return 0;
   std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), false, false);
   const std::optional<size_t> limit = r ? cudnn_limit(q.workspace_limit(), r->staging_bytes) : std::nullopt;
@@ -503,6 +511,8 @@ std::vector<std::string> fused_conv_tactics(const KernelQuery& q, size_t limit) 
   if (limit > 0 && kiln_depthwise_workspace(q.node(), *s, q.input_dtype(0), q.workspace_limit())) {
     out.emplace_back(kDepthwiseTactic);
     if (limit > 2 && depthwise_conv_strip_applies(s->g)) out.emplace_back(kDepthwiseStripTactic);
+    if (out.size() + 1 < limit && depthwise_conv_tile_applies(q.input_dtype(0), s->g))
+      out.emplace_back(kDepthwiseTileTactic);
   }
   // Then kiln's implicit GEMM (never with kiln_dw: that one needs group == Cin).
   if (limit > out.size() && kiln_igemm_fits(q.node(), *s, q.input_dtype(0))) out.emplace_back(kIgemmTactic);
@@ -564,15 +574,16 @@ Status run_fused_conv(KernelContext& ctx) {
   operands.x = x.data, operands.w = w.data, operands.bias = bias, operands.z = z, operands.y = y.data;
   operands.act = epilogue_activation(in.act);
   operands.lo = in.act.lo, operands.hi = in.act.hi;
-  auto run_depthwise = [&](bool strip) {
+  auto run_depthwise = [&](bool strip, bool tile) {
     DepthwiseConvParams p;
     static_cast<FusedConvOperands&>(p) = operands;
     p.workspace = ctx.workspace();
     p.strip = strip;
+    p.tile = tile;
     return launch_depthwise_conv(p, ctx.stream());
   };
-  if (ctx.tactic() == kDepthwiseTactic && dw_ok) return run_depthwise(false);
-  if (ctx.tactic() == kDepthwiseStripTactic && dw_ok) return run_depthwise(true);
+  if (is_depthwise_tactic(ctx.tactic()) && dw_ok)
+    return run_depthwise(ctx.tactic() == kDepthwiseStripTactic, ctx.tactic() == kDepthwiseTileTactic);
   // kiln's implicit GEMM, epilogue included, where the layer qualifies and
   // x and w are 16-byte aligned.
   if (ctx.tactic() == kIgemmTactic && kiln_igemm_fits(ctx.node(), s, x.dtype) && aligned16(x.data) && aligned16(w.data))
@@ -631,7 +642,7 @@ Status run_fused_conv(KernelContext& ctx) {
   } else {
     // No cuDNN plan (channels-last with asymmetric pads has none): a depthwise
     // layer takes kiln's kernel rather than the generic direct one.
-    if (dw_ok) return run_depthwise(false);
+    if (dw_ok) return run_depthwise(false, false);
     if (nhwc && s.spatial != 2)
       return unsupported("FusedConv {}: channels_last takes 2-D convolutions", ctx.node().label());
     DirectConvParams p;
