@@ -20,6 +20,7 @@
 #include "backends/cuda/cudnn_handle.h"
 #include "backends/cuda/kernels/depthwise_conv.cuh"
 #include "backends/cuda/kernels/stem_conv.cuh"
+#include "backends/cuda/ops/conv_pool.h"
 #include "backends/cuda/ops/cudnn_conv.h"
 #include "backends/cuda/ops/matmul_plan.h"
 #include "backends/cuda/ops/window_ops.h"
@@ -318,6 +319,9 @@ std::vector<int64_t> nchw_dims(const std::vector<int64_t>& d, bool from_channels
 // cuBLASLt declining the GEMM or having no algorithm i) it runs as under "".
 // The algorithm and the "" route's state are kept apart in ctx.state()
 // (CublasLtConvState).
+// A FusedConv with pool attributes (fuse_conv_max_pool) runs conv_pool.cpp's
+// routes: "kiln_igemm_pool" (the fused kernel) or the convolution into the
+// workspace and the MaxPool kernel.
 
 constexpr std::string_view kFusedPrefix = "cudnn_fused:";
 constexpr std::string_view kDepthwiseTactic = "kiln_dw";
@@ -476,6 +480,7 @@ struct CublasLtConvState {
 bool aligned256(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 255u) == 0; }
 
 size_t fused_conv_workspace(const KernelQuery& q) {
+  if (has_fused_pool(q.node())) return pooled_conv_workspace(q);
   const std::vector<int64_t>*x = q.input_dims(0), *w = q.input_dims(1);
   if (!x || !w) return 0;
   const bool nhwc = channels_last(q.node());
@@ -499,6 +504,7 @@ size_t fused_conv_workspace(const KernelQuery& q) {
 }
 
 std::vector<std::string> fused_conv_tactics(const KernelQuery& q, size_t limit) {
+  if (has_fused_pool(q.node())) return pooled_conv_tactics(q, limit);
   const std::vector<int64_t>*x = q.input_dims(0), *w = q.input_dims(1);
   if (!x || !w) return {};
   const bool nhwc = channels_last(q.node());
@@ -549,6 +555,7 @@ std::vector<std::string> fused_conv_tactics(const KernelQuery& q, size_t limit) 
 }
 
 Status run_fused_conv(KernelContext& ctx) {
+  if (has_fused_pool(ctx.node())) return run_pooled_conv(ctx);
   const DeviceTensor &x = ctx.input(0), &w = ctx.input(1), &y = ctx.output(0);
   const bool nhwc = channels_last(ctx.node());
   KILN_ASSIGN_OR_RETURN(ConvShape s, conv_shape(ctx.node(), nchw_dims(x.dims, nhwc), nchw_dims(w.dims, nhwc), false));
