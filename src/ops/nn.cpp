@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "ops/fused_activation.h"
+#include "ops/fused_pool.h"
 #include "ops/infer_util.h"
 #include "ops/op_rows.h"
 #include "ops/window_geometry.h"
@@ -94,7 +95,9 @@ Status infer_conv(InferContext& ctx) {
 }
 
 // kiln::FusedConv(X, W, B?, Z?): Y = act(Conv(X, W, B) + Z), Z of Y's shape
-// and dtype (see fused_activation.h for the activations).
+// and dtype (see fused_activation.h for the activations). With pool
+// attributes (fused_pool.h), Y = MaxPool(act(Conv(X, W, B))): the pooled
+// shape, and no Z.
 // channels_last=1 (set by the CUDA build's layout pass): X [N, H, W, C],
 // W [K, R, S, C/group], Y and Z [N, H', W', K]; 2-D only.
 Status infer_channels_last_conv(InferContext& ctx) {
@@ -117,13 +120,33 @@ Status infer_channels_last_conv(InferContext& ctx) {
   return Status::ok();
 }
 
+// The pooled output: the pool's window over the convolution's spatial dims
+// (1 and 2 channels-last, 2 and 3 NCHW).
+Status apply_fused_pool(InferContext& ctx, const WindowAttrs& pool) {
+  if (ctx.has_input(3)) return invalid_model("FusedConv: a pooled convolution takes no residual Z");
+  const Type& y = ctx.output_types()[0];
+  if (!y.shape.has_rank()) return Status::ok();
+  if (y.shape.rank() != 4)
+    return invalid_model("FusedConv: pool attributes need a 2-D convolution, the output is {}", y.shape.to_string());
+  Dims dims = *y.shape.dims;
+  const size_t first = ctx.attr_int("channels_last", 0) != 0 ? 1 : 2;
+  for (size_t i = 0; i < 2; ++i) {
+    KILN_ASSIGN_OR_RETURN(Dim d, window_dim_symbolic(pool, i, dims[first + i]));
+    dims[first + i] = d;
+  }
+  ctx.set_output(0, y.dtype, Shape(std::move(dims)));
+  return Status::ok();
+}
+
 Status infer_fused_conv(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(read_fused_activation(ctx.node()).status());
+  KILN_ASSIGN_OR_RETURN(std::optional<WindowAttrs> pool, read_fused_pool(ctx.node()));
   if (ctx.attr_int("channels_last", 0) != 0) {
     KILN_RETURN_IF_ERROR(infer_channels_last_conv(ctx));
   } else {
     KILN_RETURN_IF_ERROR(infer_conv(ctx));
   }
+  if (pool) return apply_fused_pool(ctx, *pool);
   if (!ctx.has_input(3)) return Status::ok();
   const Type& z = ctx.input_type(3);
   if (z.dtype != DType::kUndefined && ctx.input_dtype(0) != DType::kUndefined && z.dtype != ctx.input_dtype(0))

@@ -63,6 +63,10 @@ Status assign_conv_layout(Graph& graph, PassContext& ctx);
 // After assign_conv_layout: pools reading a channels-last region through a
 // Transpose to NCHW pool channels-last, and that Transpose goes.
 Status assign_pool_layout(Graph& graph, PassContext& ctx);
+// After assign_pool_layout: a channels-last FusedConv read only by a
+// channels-last MaxPool that kiln's fused kernel takes becomes one FusedConv
+// with pool attributes (the convolution's output is never written).
+Status fuse_conv_max_pool(Graph& graph, PassContext& ctx);
 
 // On the CUDA backend before assign_precision: two or more projections of one
 // activation that feed one Attention's Q, K, V become one projection (weights

@@ -1,10 +1,14 @@
-// kiln.FusedConv's "kiln_dw" and "kiln_dw_strip" tactics (kiln's own
-// channels-last depthwise kernel and its strip variant), on the host only:
-// which layers are offered them ("kiln_dw" first in the list, the strip
-// second where more than two candidates are asked for and the kernel is 3x3
-// or 5x5 at W stride 1 or 2), which are not, and the workspace they ask for.
+// kiln.FusedConv's "kiln_dw", "kiln_dw_strip" and "kiln_dw_tile" tactics
+// (kiln's own channels-last depthwise kernel and its strip and tile
+// variants), on the host only: which layers are offered them ("kiln_dw"
+// first in the list, the strip second where more than two candidates are
+// asked for and the kernel is 3x3 or 5x5 at W stride 1 or 2, the tile next
+// where a candidate is left for cuDNN and the layer is f16/bf16 with C % 8
+// == 0 and a 3x3, 5x5 or 7x7 kernel at equal strides 1 or 2), which are not,
+// the workspace they ask for and the tile kernel's blocking.
 // The kernel's results are tests/gpu/gpu_depthwise_conv_test.cpp's.
 #ifdef KILN_WITH_CUDA
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -129,7 +133,7 @@ TEST(DepthwiseConvTactic, NotOfferedWhereTheKernelDoesNotApply) {
 TEST(DepthwiseConvTactic, WorkspaceHoldsTheTransposedWeights) {
   const KernelDef& def = fused_conv_def();
   DepthwiseNode d(144);
-  for (const char* tactic : {"kiln_dw", "kiln_dw_strip"}) {
+  for (const char* tactic : {"kiln_dw", "kiln_dw_strip", "kiln_dw_tile"}) {
     EXPECT_EQ(def.workspace(FakeQuery(*d.n, DType::kF16, kMobileNetDims, tactic)), size_t(2816)) << tactic;
     EXPECT_EQ(def.workspace(FakeQuery(*d.n, DType::kF32, kMobileNetDims, tactic)), size_t(5376)) << tactic;
   }
@@ -161,6 +165,76 @@ TEST(DepthwiseConvTactic, KernelGeometryLimits) {
   EXPECT_FALSE(depthwise_conv_strip_applies(strip));
   strip.kernel[1] = strip.kernel[2] = 7;
   EXPECT_FALSE(depthwise_conv_strip_applies(strip));
+}
+
+// The tile variant after kiln_dw and the strip, one place left for cuDNN.
+TEST(DepthwiseConvTactic, TileOfferedAfterTheOthersWhereACandidateIsLeft) {
+  const KernelDef& def = fused_conv_def();
+  DepthwiseNode d(144);
+  for (DType t : {DType::kF16, DType::kBF16}) {
+    EXPECT_FALSE(offers(def.tactics(FakeQuery(*d.n, t, kMobileNetDims, ""), 3), "kiln_dw_tile")) << dtype_name(t);
+    const std::vector<std::string> tactics = def.tactics(FakeQuery(*d.n, t, kMobileNetDims, ""), 4);
+    ASSERT_GE(tactics.size(), size_t(3)) << dtype_name(t);
+    EXPECT_EQ(tactics[2], "kiln_dw_tile") << dtype_name(t);
+  }
+  // 7x7 (no strip): second, with room for cuDNN at 3.
+  d.n->attrs["pads"] = Attribute::of_ints({3, 3, 3, 3});
+  std::vector<std::string> tactics =
+      def.tactics(FakeQuery(*d.n, DType::kF16, {{2, 56, 56, 144}, {144, 7, 7, 1}, {144}}, ""), 3);
+  ASSERT_GE(tactics.size(), size_t(2));
+  EXPECT_EQ(tactics[1], "kiln_dw_tile");
+  // Not for f32, C % 8 != 0, unequal strides or stride 3.
+  d.n->attrs["pads"] = Attribute::of_ints({1, 1, 1, 1});
+  EXPECT_FALSE(offers(def.tactics(FakeQuery(*d.n, DType::kF32, kMobileNetDims, ""), 8), "kiln_dw_tile"));
+  DepthwiseNode twelve(12);
+  EXPECT_FALSE(offers(def.tactics(FakeQuery(*twelve.n, DType::kF16, {{2, 28, 28, 12}, {12, 3, 3, 1}, {12}}, ""), 8),
+                      "kiln_dw_tile"));
+  d.n->attrs["strides"] = Attribute::of_ints({1, 2});
+  EXPECT_FALSE(offers(def.tactics(FakeQuery(*d.n, DType::kF16, kMobileNetDims, ""), 8), "kiln_dw_tile"));
+  d.n->attrs["strides"] = Attribute::of_ints({3, 3});
+  EXPECT_FALSE(offers(def.tactics(FakeQuery(*d.n, DType::kF16, kMobileNetDims, ""), 8), "kiln_dw_tile"));
+}
+
+WindowGeometry depthwise_geometry(int64_t batch, int64_t hw, int64_t c, int64_t k, int64_t stride) {
+  WindowGeometry g;
+  g.batch = batch, g.in_channels = g.out_channels = g.group = c;
+  g.in[1] = g.in[2] = hw;
+  g.out[1] = g.out[2] = (hw + 2 * (k / 2) - k) / stride + 1;
+  g.kernel[1] = g.kernel[2] = k, g.stride[1] = g.stride[2] = stride;
+  g.pad_begin[1] = g.pad_begin[2] = g.pad_end[1] = g.pad_end[2] = k / 2;
+  return g;
+}
+
+// Every blocking fits the kernel's limits (256 threads, 48 KB, a warp at
+// least unless the tile is the whole image), its halo covers the tile, and
+// MobileNetV2's and EfficientNet-B0's layers give at least two blocks per
+// SM of an H100 (264) at batch 128, and at batch 1 down to 14x14 images.
+TEST(DepthwiseConvTactic, TilePlanFitsAndFillsTheGpu) {
+  struct Layer {
+    int64_t hw, c, k, stride;
+  };
+  const Layer layers[] = {{112, 32, 3, 1}, {112, 96, 3, 2}, {56, 144, 3, 1}, {56, 144, 3, 2}, {28, 192, 3, 1},
+                          {28, 192, 3, 2}, {14, 384, 3, 1}, {14, 576, 3, 1}, {14, 576, 3, 2}, {7, 960, 3, 1},
+                          {56, 144, 5, 2}, {28, 240, 5, 1}, {14, 480, 5, 1}, {14, 672, 5, 2}, {7, 1152, 5, 1},
+                          {9, 8, 7, 1},    {9, 8, 7, 2},    {1, 8, 3, 1}};
+  for (const Layer& l : layers) {
+    for (int64_t batch : {1, 128}) {
+      const WindowGeometry g = depthwise_geometry(batch, l.hw, l.c, l.k, l.stride);
+      ASSERT_TRUE(depthwise_conv_tile_applies(DType::kF16, g));
+      const DwTilePlan p = depthwise_conv_tile_plan(g);
+      const std::string what = fmt::format("{}x{}x{} k{} s{} batch {}", l.hw, l.hw, l.c, l.k, l.stride, batch);
+      ASSERT_GT(p.threads, 0) << what;
+      EXPECT_EQ(p.threads, p.g * p.th * p.strips) << what;
+      EXPECT_LE(p.threads, 256) << what;
+      EXPECT_EQ((l.c / 8) % p.g, 0) << what;
+      EXPECT_LE(p.smem_bytes, size_t(48 * 1024)) << what;
+      EXPECT_EQ(p.halo_rows, (p.th - 1) * l.stride + l.k) << what;
+      EXPECT_EQ(p.halo_cols, (p.strips * p.r - 1) * l.stride + l.k) << what;
+      EXPECT_GE(p.pitch, p.halo_cols * p.g) << what;
+      if (p.th < g.out[1] || p.strips * p.r < g.out[2]) EXPECT_GE(p.threads, 32) << what;
+      if (batch == 128 || l.hw >= 14) EXPECT_GE(p.blocks, 264) << what;
+    }
+  }
 }
 
 }  // namespace

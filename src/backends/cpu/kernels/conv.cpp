@@ -9,9 +9,11 @@
 
 #include "backends/cpu/cpu_kernel.h"
 #include "backends/cpu/dtype_dispatch.h"
+#include "backends/cpu/kernels/pool.h"
 #include "backends/cpu/kernels/window_plan.h"
 #include "ir/quantize.h"
 #include "ops/fused_activation.h"
+#include "ops/fused_pool.h"
 #include "support/parallel.h"
 
 namespace kiln {
@@ -105,14 +107,15 @@ Status run_conv(CpuKernelContext& ctx) {
 }
 
 // channels_last=1: X, Z and Y are [N,H,W,C], W [K,R,S,C/group]; the
-// reference transposes them to NCHW around the same loops.
-Status run_fused_conv(CpuKernelContext& ctx) {
+// reference transposes them to NCHW around the same loops. `alloc` gives Y
+// (of the node's layout).
+template <typename Alloc>
+Status fused_conv(CpuKernelContext& ctx, Alloc alloc) {
   KILN_ASSIGN_OR_RETURN(FusedActivation act, read_fused_activation(ctx.node()));
   const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
   const Tensor* z = ctx.has_input(3) ? &ctx.input(3) : nullptr;
   if (ctx.node().attr_int("channels_last", 0) == 0)
-    return conv_with_epilogue(ctx.node(), "FusedConv", ctx.input(0), ctx.input(1), b, z, act,
-                              [&](std::vector<int64_t> dims) -> Tensor& { return ctx.allocate_output(0, dims); });
+    return conv_with_epilogue(ctx.node(), "FusedConv", ctx.input(0), ctx.input(1), b, z, act, alloc);
   const std::vector<int64_t> to_nchw = {0, 3, 1, 2}, to_nhwc = {0, 2, 3, 1};
   for (size_t i : {size_t(0), size_t(1), size_t(3)})
     if (ctx.has_input(i) && ctx.input(i).rank() != 4)
@@ -127,6 +130,28 @@ Status run_fused_conv(CpuKernelContext& ctx) {
                                             return y_nchw;
                                           }));
   Tensor y = y_nchw.transposed(to_nhwc);
+  Tensor& out = alloc(y.dims());
+  std::memcpy(out.mutable_raw(), y.raw(), y.nbytes());
+  return Status::ok();
+}
+
+// With pool attributes (ops/fused_pool.h): the convolution, then the MaxPool
+// kernel's loops over it.
+Status run_fused_conv(CpuKernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(std::optional<WindowAttrs> pool, read_fused_pool(ctx.node()));
+  if (!pool) return fused_conv(ctx, [&](std::vector<int64_t> dims) -> Tensor& { return ctx.allocate_output(0, dims); });
+  if (ctx.has_input(3)) return invalid_model("FusedConv: a pooled convolution takes no residual Z");
+  Tensor conv;
+  KILN_RETURN_IF_ERROR(fused_conv(ctx, [&](std::vector<int64_t> dims) -> Tensor& {
+    conv = Tensor(ctx.input(0).dtype(), std::move(dims));
+    return conv;
+  }));
+  if (conv.rank() != 4) return invalid_model("FusedConv: pool attributes need a 2-D convolution");
+  Node max_pool_node;
+  max_pool_node.op_type = "MaxPool";
+  set_max_pool_attrs(*pool, max_pool_node);
+  max_pool_node.attrs["channels_last"] = Attribute::of_int(ctx.node().attr_int("channels_last", 0));
+  KILN_ASSIGN_OR_RETURN(Tensor y, max_pool(max_pool_node, conv));
   Tensor& out = ctx.allocate_output(0, y.dims());
   std::memcpy(out.mutable_raw(), y.raw(), y.nbytes());
   return Status::ok();

@@ -4,8 +4,11 @@
 // (MaxPool without Indices, AveragePool, GlobalAveragePool, GlobalMaxPool):
 // X and Y are [N, H, W, C]; the same loops run over NCHW planes and a
 // PlaneLayout places each element, so both layouts give the same bits.
+#include "backends/cpu/kernels/pool.h"
+
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "backends/cpu/cpu_kernel.h"
@@ -71,14 +74,16 @@ std::vector<int64_t> output_dims(const WindowPlan& p, bool last = false) {
   return dims;
 }
 
-Status run_max_pool(CpuKernelContext& ctx) {
-  const Tensor& x = ctx.input(0);
-  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> dims, nchw_dims(ctx, x));
-  KILN_ASSIGN_OR_RETURN(WindowPlan p, plan_window(ctx.node(), dims));
-  const PlaneLayout layout{p.channels, channels_last(ctx)};
-  Tensor& y = ctx.allocate_output(0, output_dims(p, layout.last));
-  int64_t* idx = ctx.has_output(1) ? ctx.allocate_output(1, output_dims(p)).mutable_data<int64_t>() : nullptr;
-  bool column_major = ctx.node().attr_int("storage_order", 0) != 0;
+// MaxPool of x under `node`'s attributes: y from alloc_y(dims), the flat
+// argmax into alloc_idx(dims) where given.
+Status max_pool_loops(const Node& node, const Tensor& x, const std::vector<int64_t>& dims,
+                      const std::function<Tensor&(const std::vector<int64_t>&)>& alloc_y,
+                      const std::function<int64_t*(const std::vector<int64_t>&)>& alloc_idx) {
+  KILN_ASSIGN_OR_RETURN(WindowPlan p, plan_window(node, dims));
+  const PlaneLayout layout{p.channels, node.attr_int("channels_last", 0) != 0};
+  Tensor& y = alloc_y(output_dims(p, layout.last));
+  int64_t* idx = alloc_idx ? alloc_idx(output_dims(p)) : nullptr;
+  bool column_major = node.attr_int("storage_order", 0) != 0;
   return visit_dtype(x.dtype(), kNumericTypes, [&]<typename T>() {
     using C = compute_t<T>;
     const T* xd = x.data<T>();
@@ -104,6 +109,37 @@ Status run_max_pool(CpuKernelContext& ctx) {
     return Status::ok();
   });
 }
+
+Status run_max_pool(CpuKernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> dims, nchw_dims(ctx, x));
+  std::function<int64_t*(const std::vector<int64_t>&)> alloc_idx;
+  if (ctx.has_output(1))
+    alloc_idx = [&](const std::vector<int64_t>& d) { return ctx.allocate_output(1, d).mutable_data<int64_t>(); };
+  return max_pool_loops(
+      ctx.node(), x, dims, [&](const std::vector<int64_t>& d) -> Tensor& { return ctx.allocate_output(0, d); },
+      alloc_idx);
+}
+
+}  // namespace
+
+Expected<Tensor> max_pool(const Node& pool, const Tensor& x) {
+  const bool last = pool.attr_int("channels_last", 0) != 0;
+  if (x.rank() < 3 || (last && x.rank() != 4))
+    return invalid_model("max pool: input of rank {} (channels_last {})", x.rank(), last ? 1 : 0);
+  const std::vector<int64_t> dims = last ? std::vector<int64_t>{x.dim(0), x.dim(3), x.dim(1), x.dim(2)} : x.dims();
+  Tensor y;
+  KILN_RETURN_IF_ERROR(max_pool_loops(
+      pool, x, dims,
+      [&](const std::vector<int64_t>& d) -> Tensor& {
+        y = Tensor(x.dtype(), d);
+        return y;
+      },
+      nullptr));
+  return y;
+}
+
+namespace {
 
 // AveragePool (p = 0) and LpPool (p >= 1).
 Status run_mean_pool(CpuKernelContext& ctx, int64_t lp) {

@@ -16,9 +16,8 @@
 // accumulation and epilogue as the one-pixel kernel, so the same results.
 #include <climits>
 
-#include "backends/cuda/kernels/common.cuh"
-#include "backends/cuda/kernels/conv_activation.cuh"
 #include "backends/cuda/kernels/depthwise_conv.cuh"
+#include "backends/cuda/kernels/depthwise_conv_common.cuh"
 #include "backends/cuda/kernels/fast_div.h"
 
 namespace kiln::cuda {
@@ -35,28 +34,6 @@ struct DwShape {
   // one-pixel kernel's instructions.
   FastDiv by_groups, by_ow, by_oh, by_strips;
 };
-
-// V outputs: + bias + z, the activation, one rounding (the epilogue of both
-// kernels, so both round alike), kAct a constant (with_activation).
-template <typename T, int V, EpilogueActivation kAct>
-__device__ __forceinline__ Pack<T, V> dw_finish(float (&acc)[V], const Pack<T, V>* bias, const T* z, float lo,
-                                                float hi) {
-  using P = Pack<T, V>;
-  if (bias) {
-    const P bv = *bias;
-#pragma unroll
-    for (int v = 0; v < V; ++v) acc[v] += to_float(bv.v[v]);
-  }
-  if (z) {
-    const P zv = *reinterpret_cast<const P*>(z);
-#pragma unroll
-    for (int v = 0; v < V; ++v) acc[v] += to_float(zv.v[v]);
-  }
-  P out;
-#pragma unroll
-  for (int v = 0; v < V; ++v) out.v[v] = from_float<T>(conv_activate(acc[v], kAct, lo, hi));
-  return out;
-}
 
 // w [C, taps] -> wt [taps, C].
 template <typename T>
@@ -277,6 +254,8 @@ Status launch_typed(const DepthwiseConvParams& p, cudaStream_t stream) {
            (!p.bias || aligned_to(p.bias, bytes)) && (!p.z || aligned_to(p.z, bytes));
   };
   constexpr int kWide = 16 / static_cast<int>(sizeof(T));  // 8 for the 16-bit types, 4 for f32
+  if (p.tile && depthwise_conv_tile_applies(p.dtype, g) && fits(8) && depthwise_conv_tile_device_ok())
+    return launch_depthwise_conv_tile(p, stream);
   if (fits(kWide)) return launch_vectorized<T, kWide>(p, s, stream);
   if constexpr (kWide > 4) {
     if (fits(4)) return launch_vectorized<T, 4>(p, s, stream);

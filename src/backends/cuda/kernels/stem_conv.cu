@@ -53,6 +53,7 @@
 #include "backends/cuda/kernels/fast_div.h"
 #include "backends/cuda/kernels/mma_sm80.cuh"
 #include "backends/cuda/kernels/stem_conv.cuh"
+#include "backends/cuda/kernels/stem_igemm.cuh"
 
 namespace kiln::cuda {
 namespace {
@@ -192,19 +193,14 @@ __global__ void __launch_bounds__(kThreads)
 
 constexpr int kIgemmWarps = 4;
 constexpr int kIgemmThreads = kIgemmWarps * 32;
-constexpr int kPad = 8;  // halves added to every shared row: ldmatrix without bank conflicts
+constexpr int kPad = kIgemmPad;
 
 // The persistent kernel's geometry (stem_conv_fits bounds every index).
 struct IgemmShape {
-  int h, w, cin, oh, ow, kh, kw, ph, pw;
-  int k;        // KH * KW * Cin
-  int ks;       // K + kPad: a weight row's stride in shared memory
-  int cins;     // Cin + kPad: a halo pixel's stride
+  IgemmConv conv;  // the convolution and the tile's halo
+  int oh, ow;
   int th, tws;  // the tile: th output rows x tws * 16 columns
-  int hr, hc;   // its halo: th + KH - 1 rows x tws * 16 + KW - 1 columns
-  int halo;     // hr * hc * cins elements
   int tiles_w, tiles_h, tiles;
-  FastDiv by_chunks, by_hc;        // Cin / 8 and hc: the halo loader's index splits
   FastDiv by_tiles_w, by_tiles_h;  // a tile's index into its column, row and image
 };
 
@@ -218,30 +214,19 @@ __device__ __forceinline__ void tile_origin(const IgemmShape& s, int t, int& n, 
   ow0 = static_cast<int>(tw) * s.tws * 16;
 }
 
-// Issues tile t's halo into `dst` ([hr][hc][cins]): a thread per 16 bytes,
-// consecutive threads along a halo row, which is contiguous in x.
+// Issues tile t's halo into `dst`.
 template <typename T>
 __device__ __forceinline__ void load_halo(const T* __restrict__ x, const IgemmShape& s, int t, T* dst) {
   int n, oh0, ow0;
   tile_origin(s, t, n, oh0, ow0);
-  const int ih0 = oh0 - s.ph, iw0 = ow0 - s.pw;
-  const int total = s.hr * s.hc * (s.cin / 8);
-  const T* xn = x + static_cast<size_t>(n) * s.h * s.w * s.cin;
-  for (int i = threadIdx.x; i < total; i += kIgemmThreads) {
-    uint32_t q, c;
-    const uint32_t pix = s.by_chunks.divmod(i, q), r = s.by_hc.divmod(pix, c);
-    const int ih = ih0 + static_cast<int>(r), iw = iw0 + static_cast<int>(c);
-    const bool inside = ih >= 0 && ih < s.h && iw >= 0 && iw < s.w;
-    const T* src = inside ? xn + (static_cast<size_t>(ih) * s.w + iw) * s.cin + q * 8 : x;
-    cp_async16(dst + pix * s.cins + q * 8, src, inside);
-  }
+  igemm_load_halo<T, kIgemmThreads>(x, s.conv, n, oh0 - s.conv.ph, ow0 - s.conv.pw, dst);
 }
 
 // Shared memory: w [Cout][ks], bias [Cout] float, 2 halos, a staging tile
 // [16][Cout + kPad] per warp.
 template <typename T>
 size_t igemm_smem_bytes(const IgemmShape& s, int cout) {
-  return sizeof(T) * (static_cast<size_t>(cout) * s.ks + 2 * static_cast<size_t>(s.halo) +
+  return sizeof(T) * (static_cast<size_t>(cout) * s.conv.ks + 2 * static_cast<size_t>(s.conv.halo) +
                       static_cast<size_t>(kIgemmWarps) * 16 * (cout + kPad)) +
          sizeof(float) * cout;
 }
@@ -316,71 +301,35 @@ __global__ void __launch_bounds__(kIgemmThreads)
   constexpr int kCout = NB * 16;
   constexpr int kCs = kCout + kPad;  // a staging row's stride
   extern __shared__ __align__(16) unsigned char smem[];
+  const IgemmConv& cv = s.conv;
   T* sw = reinterpret_cast<T*>(smem);
-  float* sbias = reinterpret_cast<float*>(sw + kCout * s.ks);
+  float* sbias = reinterpret_cast<float*>(sw + kCout * cv.ks);
   T* halos = reinterpret_cast<T*>(sbias + kCout);
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  T* stage = halos + 2 * s.halo + warp * 16 * kCs;
+  T* stage = halos + 2 * cv.halo + warp * 16 * kCs;
 
   // The weights once (in the first cp.async group, with the first halo).
-  const int wchunks = s.k / 8;
-  for (int i = tid; i < kCout * wchunks; i += kIgemmThreads) {
-    const int co = i / wchunks, q = i - co * wchunks;
-    cp_async16(sw + co * s.ks + q * 8, w + static_cast<size_t>(co) * s.k + q * 8, true);
-  }
-  for (int i = tid; i < kCout; i += kIgemmThreads) sbias[i] = bias ? to_float(bias[i]) : 0.f;
-
-  // The lane's ldmatrix rows: A (fragment i: tile row fr, columns
-  // fc .. + 15; lane l gives pixel l % 16, channels (l / 16) * 8 ..) and B
-  // (output channel (l % 8) + (l / 16) * 8 of a 16-channel group, K offset
-  // ((l / 8) % 2) * 8).
+  igemm_stage_weights<T, kCout, kIgemmThreads>(w, bias, cv, sw, sbias);
   int a_off[kMa];
 #pragma unroll
   for (int i = 0; i < kMa; ++i) {
     const int f = warp * kMa + i, fr = f / s.tws, fc = (f - fr * s.tws) * 16;
-    a_off[i] = (fr * s.hc + fc + lane % 16) * s.cins + (lane / 16) * 8;
+    a_off[i] = igemm_a_offset(cv, fr, fc, lane);
   }
-  const int b_off = (lane % 8 + (lane / 16) * 8) * s.ks + ((lane / 8) % 2) * 8;
+  const int b_off = igemm_b_offset(cv, lane);
 
   int t = blockIdx.x, buf = 0;
   if (t < s.tiles) load_halo(x, s, t, halos);
   cp_async_commit();
   for (; t < s.tiles; t += gridDim.x, buf ^= 1) {
     const int next = t + gridDim.x;
-    if (next < s.tiles) load_halo(x, s, next, halos + (buf ^ 1) * s.halo);
+    if (next < s.tiles) load_halo(x, s, next, halos + (buf ^ 1) * cv.halo);
     cp_async_commit();  // possibly empty: the wait below is the same every iteration
     cp_async_wait<1>();
     __syncthreads();  // this tile's halo (and the weights, bias) visible to every warp
 
-    const T* hb = halos + buf * s.halo;
     float acc[kMa][2 * NB][4];
-#pragma unroll
-    for (int i = 0; i < kMa; ++i)
-#pragma unroll
-      for (int j = 0; j < 2 * NB; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
-    int kk = 0;  // (kh, kw, c0)'s offset in a weight row
-    for (int kh = 0; kh < s.kh; ++kh) {
-      for (int kw = 0; kw < s.kw; ++kw) {
-        const T* tap = hb + (kh * s.hc + kw) * s.cins;
-        for (int c0 = 0; c0 < s.cin; c0 += 16, kk += 16) {
-          uint32_t a[kMa][4];
-#pragma unroll
-          for (int i = 0; i < kMa; ++i) ldmatrix_x4(a[i], tap + a_off[i] + c0);
-#pragma unroll
-          for (int j = 0; j < NB; ++j) {
-            uint32_t b[4];
-            ldmatrix_x4(b, sw + b_off + j * 16 * s.ks + kk);
-#pragma unroll
-            for (int i = 0; i < kMa; ++i) {
-              mma_16816<T>(acc[i][2 * j], a[i], b[0], b[1]);
-              mma_16816<T>(acc[i][2 * j + 1], a[i], b[2], b[3]);
-            }
-          }
-        }
-      }
-    }
+    igemm_mma<T, NB, kMa>(halos + buf * cv.halo, sw, a_off, b_off, cv, acc);
 
     // The activation is a constant in each copy of the epilogue (a switch
     // per element, 64 of them per lane and tile, issued more instructions
@@ -417,13 +366,12 @@ Status launch_simple(const StemConvParams& p, cudaStream_t stream) {
 // output plane least (the narrower on a tie: a squarer halo).
 IgemmShape igemm_shape(const WindowGeometry& g) {
   IgemmShape s;
-  s.h = static_cast<int>(g.in[1]), s.w = static_cast<int>(g.in[2]);
-  s.cin = static_cast<int>(g.in_channels);
+  IgemmConv& c = s.conv;
+  c.h = static_cast<int>(g.in[1]), c.w = static_cast<int>(g.in[2]);
+  c.cin = static_cast<int>(g.in_channels);
+  c.kh = static_cast<int>(g.kernel[1]), c.kw = static_cast<int>(g.kernel[2]);
+  c.ph = static_cast<int>(g.pad_begin[1]), c.pw = static_cast<int>(g.pad_begin[2]);
   s.oh = static_cast<int>(g.out[1]), s.ow = static_cast<int>(g.out[2]);
-  s.kh = static_cast<int>(g.kernel[1]), s.kw = static_cast<int>(g.kernel[2]);
-  s.ph = static_cast<int>(g.pad_begin[1]), s.pw = static_cast<int>(g.pad_begin[2]);
-  s.k = s.kh * s.kw * s.cin;
-  s.ks = s.k + kPad, s.cins = s.cin + kPad;
   const int frags = kIgemmWarps * (8 / static_cast<int>(g.out_channels / 16));
   int64_t best = -1;
   for (int tws = 1; tws <= frags; tws *= 2) {
@@ -432,13 +380,10 @@ IgemmShape igemm_shape(const WindowGeometry& g) {
     if (best < 0 || padded < best) best = padded, s.tws = tws;
   }
   s.th = frags / s.tws;
-  s.hr = s.th + s.kh - 1, s.hc = 16 * s.tws + s.kw - 1;
-  s.halo = s.hr * s.hc * s.cins;
+  set_igemm_halo(c, s.th, 16 * s.tws);
   s.tiles_w = (s.ow + 16 * s.tws - 1) / (16 * s.tws);
   s.tiles_h = (s.oh + s.th - 1) / s.th;
   s.tiles = static_cast<int>(g.batch) * s.tiles_w * s.tiles_h;
-  s.by_chunks = FastDiv(static_cast<uint32_t>(s.cin / 8));
-  s.by_hc = FastDiv(static_cast<uint32_t>(s.hc));
   s.by_tiles_w = FastDiv(static_cast<uint32_t>(s.tiles_w));
   s.by_tiles_h = FastDiv(static_cast<uint32_t>(s.tiles_h));
   return s;
@@ -446,32 +391,14 @@ IgemmShape igemm_shape(const WindowGeometry& g) {
 
 StemConvTestHooks g_test_hooks;
 
-struct DeviceLimits {
-  int major = 0, sms = 0, smem_optin = 0;
-};
-
-// Asked once per process, not on every launch (engines are built for one
-// compute capability, so every device a process runs them on has it).
-const DeviceLimits& device_limits() {
-  static const DeviceLimits limits = [] {
-    DeviceLimits l;
-    int device = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&l.major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&l.sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&l.smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess)
-      return DeviceLimits{};
-    return l;
-  }();
-  return limits;
-}
+const IgemmDeviceLimits& device_limits() { return igemm_device_limits(); }
 
 // Launches stem_igemm_kernel<T, NB> on a grid of resident blocks; `launched`
 // false (and ok) where its shared memory does not fit, for the simple kernel.
 template <typename T, int NB>
 Status launch_igemm(const StemConvParams& p, const IgemmShape& s, cudaStream_t stream, bool& launched) {
   launched = false;
-  const DeviceLimits& d = device_limits();
+  const IgemmDeviceLimits& d = device_limits();
   const size_t smem = igemm_smem_bytes<T>(s, NB * 16);
   if (smem > static_cast<size_t>(d.smem_optin)) return Status::ok();
   auto kernel = stem_igemm_kernel<T, NB>;
@@ -548,6 +475,24 @@ bool stem_conv_fits(DType dtype, const WindowGeometry& g) {
 }
 
 void set_stem_conv_test_hooks(const StemConvTestHooks& hooks) { g_test_hooks = hooks; }
+
+const StemConvTestHooks& stem_conv_test_hooks() { return g_test_hooks; }
+
+// Asked once per process, not on every launch (engines are built for one
+// compute capability, so every device a process runs them on has it).
+const IgemmDeviceLimits& igemm_device_limits() {
+  static const IgemmDeviceLimits limits = [] {
+    IgemmDeviceLimits l;
+    int device = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&l.major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&l.sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&l.smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess)
+      return IgemmDeviceLimits{};
+    return l;
+  }();
+  return limits;
+}
 
 Status launch_stem_conv(const StemConvParams& p, cudaStream_t stream) {
   if (!stem_conv_fits(p.dtype, p.g))

@@ -20,6 +20,7 @@
 #include "backends/cuda/cudnn_handle.h"
 #include "backends/cuda/kernels/depthwise_conv.cuh"
 #include "backends/cuda/kernels/stem_conv.cuh"
+#include "backends/cuda/ops/conv_pool.h"
 #include "backends/cuda/ops/cudnn_conv.h"
 #include "backends/cuda/ops/matmul_plan.h"
 #include "backends/cuda/ops/window_ops.h"
@@ -296,6 +297,11 @@ std::vector<int64_t> nchw_dims(const std::vector<int64_t>& d, bool from_channels
 // candidates are asked for and the strip kernel applies
 // (depthwise_conv_strip_applies: 3x3 or 5x5 at W stride 1 or 2); elsewhere
 // it runs as "kiln_dw".
+// "kiln_dw_tile" is the same kernel reading each input halo once through
+// shared memory (depthwise_conv_tile_applies: f16/bf16, C % 8 == 0, 3x3,
+// 5x5 or 7x7 at equal strides 1 or 2): same workspace and results, offered
+// after the others where a candidate is still left for cuDNN's; elsewhere
+// (or off 16-byte alignment) it runs as "kiln_dw".
 // "kiln_igemm" runs kiln's implicit-GEMM tensor-core kernel (stem_conv.cuh),
 // epilogue included, for small-channel layers such as the stems that
 // space_to_depth_stem leaves (kiln_igemm_fits); it needs no workspace, and
@@ -313,16 +319,24 @@ std::vector<int64_t> nchw_dims(const std::vector<int64_t>& d, bool from_channels
 // cuBLASLt declining the GEMM or having no algorithm i) it runs as under "".
 // The algorithm and the "" route's state are kept apart in ctx.state()
 // (CublasLtConvState).
+// A FusedConv with pool attributes (fuse_conv_max_pool) runs conv_pool.cpp's
+// routes: "kiln_igemm_pool" (the fused kernel) or the convolution into the
+// workspace and the MaxPool kernel.
 
 constexpr std::string_view kFusedPrefix = "cudnn_fused:";
 constexpr std::string_view kDepthwiseTactic = "kiln_dw";
 constexpr std::string_view kDepthwiseStripTactic = "kiln_dw_strip";
+constexpr std::string_view kDepthwiseTileTactic = "kiln_dw_tile";
 constexpr std::string_view kIgemmTactic = "kiln_igemm";
 constexpr std::string_view kCublasLtPrefix = "cublaslt:";
 
 bool is_cublaslt_tactic(const std::string& tactic) { return tactic.rfind(kCublasLtPrefix, 0) == 0; }
 
-// The workspace of the "kiln_dw" and "kiln_dw_strip" tactics (the
+bool is_depthwise_tactic(const std::string& tactic) {
+  return tactic == kDepthwiseTactic || tactic == kDepthwiseStripTactic || tactic == kDepthwiseTileTactic;
+}
+
+// The workspace of the "kiln_dw", "kiln_dw_strip" and "kiln_dw_tile" tactics (the
 // transposed weights) where the layer qualifies: channels-last, 2-D, one channel per group (multiplier 1),
 // dilation 1, f32/f16/bf16, 32-bit indexable, the workspace within `limit`.
 std::optional<size_t> kiln_depthwise_workspace(const Node& node, const ConvShape& s, DType dtype, size_t limit) {
@@ -375,9 +389,7 @@ struct FusedTactic {
 
 FusedTactic parse_fused_tactic(const std::string& tactic) {
   if (tactic.rfind(kFusedPrefix, 0) == 0) return {true, std::max(0, std::atoi(tactic.c_str() + kFusedPrefix.size()))};
-  if (tactic.empty() || tactic == kDepthwiseTactic || tactic == kDepthwiseStripTactic || tactic == kIgemmTactic ||
-      is_cublaslt_tactic(tactic))
-    return {};
+  if (tactic.empty() || is_depthwise_tactic(tactic) || tactic == kIgemmTactic || is_cublaslt_tactic(tactic)) return {};
   return {false, cudnn_tactic_index(tactic)};
 }
 
@@ -468,6 +480,7 @@ struct CublasLtConvState {
 bool aligned256(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 255u) == 0; }
 
 size_t fused_conv_workspace(const KernelQuery& q) {
+  if (has_fused_pool(q.node())) return pooled_conv_workspace(q);
   const std::vector<int64_t>*x = q.input_dims(0), *w = q.input_dims(1);
   if (!x || !w) return 0;
   const bool nhwc = channels_last(q.node());
@@ -475,7 +488,7 @@ size_t fused_conv_workspace(const KernelQuery& q) {
   Expected<FusedInputs> in = fused_inputs(q.node(), q.has_input(2), q.has_input(3));
   if (!s.is_ok() || !in.is_ok()) return 0;
   const std::optional<size_t> depthwise = kiln_depthwise_workspace(q.node(), *s, q.input_dtype(0), q.workspace_limit());
-  if ((q.tactic() == kDepthwiseTactic || q.tactic() == kDepthwiseStripTactic) && depthwise) return *depthwise;
+  if (is_depthwise_tactic(q.tactic()) && depthwise) return *depthwise;
   if (q.tactic() == kIgemmTactic && kiln_igemm_fits(q.node(), *s, q.input_dtype(0))) return 0;
   std::optional<CudnnRoute> r = cudnn_route(*s, q.input_dtype(0), false, false);
   const std::optional<size_t> limit = r ? cudnn_limit(q.workspace_limit(), r->staging_bytes) : std::nullopt;
@@ -491,6 +504,7 @@ size_t fused_conv_workspace(const KernelQuery& q) {
 }
 
 std::vector<std::string> fused_conv_tactics(const KernelQuery& q, size_t limit) {
+  if (has_fused_pool(q.node())) return pooled_conv_tactics(q, limit);
   const std::vector<int64_t>*x = q.input_dims(0), *w = q.input_dims(1);
   if (!x || !w) return {};
   const bool nhwc = channels_last(q.node());
@@ -503,6 +517,8 @@ std::vector<std::string> fused_conv_tactics(const KernelQuery& q, size_t limit) 
   if (limit > 0 && kiln_depthwise_workspace(q.node(), *s, q.input_dtype(0), q.workspace_limit())) {
     out.emplace_back(kDepthwiseTactic);
     if (limit > 2 && depthwise_conv_strip_applies(s->g)) out.emplace_back(kDepthwiseStripTactic);
+    if (out.size() + 1 < limit && depthwise_conv_tile_applies(q.input_dtype(0), s->g))
+      out.emplace_back(kDepthwiseTileTactic);
   }
   // Then kiln's implicit GEMM (never with kiln_dw: that one needs group == Cin).
   if (limit > out.size() && kiln_igemm_fits(q.node(), *s, q.input_dtype(0))) out.emplace_back(kIgemmTactic);
@@ -539,6 +555,7 @@ std::vector<std::string> fused_conv_tactics(const KernelQuery& q, size_t limit) 
 }
 
 Status run_fused_conv(KernelContext& ctx) {
+  if (has_fused_pool(ctx.node())) return run_pooled_conv(ctx);
   const DeviceTensor &x = ctx.input(0), &w = ctx.input(1), &y = ctx.output(0);
   const bool nhwc = channels_last(ctx.node());
   KILN_ASSIGN_OR_RETURN(ConvShape s, conv_shape(ctx.node(), nchw_dims(x.dims, nhwc), nchw_dims(w.dims, nhwc), false));
@@ -564,15 +581,16 @@ Status run_fused_conv(KernelContext& ctx) {
   operands.x = x.data, operands.w = w.data, operands.bias = bias, operands.z = z, operands.y = y.data;
   operands.act = epilogue_activation(in.act);
   operands.lo = in.act.lo, operands.hi = in.act.hi;
-  auto run_depthwise = [&](bool strip) {
+  auto run_depthwise = [&](bool strip, bool tile) {
     DepthwiseConvParams p;
     static_cast<FusedConvOperands&>(p) = operands;
     p.workspace = ctx.workspace();
     p.strip = strip;
+    p.tile = tile;
     return launch_depthwise_conv(p, ctx.stream());
   };
-  if (ctx.tactic() == kDepthwiseTactic && dw_ok) return run_depthwise(false);
-  if (ctx.tactic() == kDepthwiseStripTactic && dw_ok) return run_depthwise(true);
+  if (is_depthwise_tactic(ctx.tactic()) && dw_ok)
+    return run_depthwise(ctx.tactic() == kDepthwiseStripTactic, ctx.tactic() == kDepthwiseTileTactic);
   // kiln's implicit GEMM, epilogue included, where the layer qualifies and
   // x and w are 16-byte aligned.
   if (ctx.tactic() == kIgemmTactic && kiln_igemm_fits(ctx.node(), s, x.dtype) && aligned16(x.data) && aligned16(w.data))
@@ -631,7 +649,7 @@ Status run_fused_conv(KernelContext& ctx) {
   } else {
     // No cuDNN plan (channels-last with asymmetric pads has none): a depthwise
     // layer takes kiln's kernel rather than the generic direct one.
-    if (dw_ok) return run_depthwise(false);
+    if (dw_ok) return run_depthwise(false, false);
     if (nhwc && s.spatial != 2)
       return unsupported("FusedConv {}: channels_last takes 2-D convolutions", ctx.node().label());
     DirectConvParams p;
