@@ -87,6 +87,8 @@ Status rewrite_for_cuda(Graph& graph, const BuildConfig& config) {
     KILN_RETURN_IF_ERROR(space_to_depth_stem(graph, passes));
     KILN_RETURN_IF_ERROR(assign_conv_layout(graph, passes));
     KILN_RETURN_IF_ERROR(assign_pool_layout(graph, passes));
+    // On the channels-last layers the two passes above made.
+    KILN_RETURN_IF_ERROR(fuse_expand_depthwise(graph, passes));
     // The input Casts space_to_depth_stem folded into its SpaceToDepthPad.
     return eliminate_dead_nodes(graph, passes);
   }));
