@@ -32,8 +32,8 @@ struct Block {
   int out(int in, int stride, int pad) const { return (in + 2 * pad - k) / stride + 1; }
   std::string text() const {
     const int s = strides == "[1,1]" ? 1 : 2, pad = (k - 1) / 2;
-    const int oh = strides == "[1,2]" ? out(h, 1, pad) : out(h, s, pad), ow = out(w, s, pad);
     const int eh = expand_strides.empty() ? h : (h - 1) / 2 + 1, ew = expand_strides.empty() ? w : (w - 1) / 2 + 1;
+    const int oh = strides == "[1,2]" ? out(eh, 1, pad) : out(eh, s, pad), ow = out(ew, s, pad);
     auto t = [&](std::vector<int> d) {
       if (!channels_last && d.size() == 4 && d[0] == n) d = {d[0], d[3], d[1], d[2]};
       std::string s = dtype + "[";
@@ -317,9 +317,9 @@ TEST(ExpandDepthwisePlan, DeclinesWhatTheKernelCannotRun) {
 TEST(FuseExpandDepthwise, MobileNetV2BlocksThroughTheCudaRewrites) {
   auto conv = [](const std::string& y, const std::string& x, const std::string& w, int cout, int h, const char* attrs) {
     return fmt::format(
-        "  %{0}_c: f32[1,{2},{3},{3}] = Conv(%{1}, %{4}, %{4}_b) {{{5}}}\n"
+        "  %{0}_c: f32[1,{2},{3},{3}] = Conv(%{1}, %{4}, %{4}_b){5}\n"
         "  %{0}: f32[1,{2},{3},{3}] = Clip(%{0}_c, %lo, %hi)\n",
-        y, x, cout, h, w, attrs);
+        y, x, cout, h, w, *attrs ? fmt::format(" {{{}}}", attrs) : "");
   };
   auto weight = [](const std::string& name, std::vector<int> d, int mul) {
     int64_t n = 1;

@@ -36,8 +36,9 @@
 // slice j + 1 refills) and (C) between the GEMM's stores to `e` and the
 // depthwise's reads; plus (A) at a unit's start (the previous unit's
 // depthwise is done with `e` before it is zeroed and the halo refilled).
-// W2's slice (transposed to [tap][CB] for 16-byte reads) and both biases (as
-// floats) are loaded into registers before slice j's GEMM and stored into
+// W2's slice (transposed to [tap][CB] and widened to float, so the
+// depthwise converts only its expanded values) and both biases (as floats)
+// are loaded into registers before slice j's GEMM and stored into
 // the other buffer after it, hiding the loads behind the GEMM.
 #include <algorithm>
 #include <map>
@@ -79,7 +80,7 @@ template <typename T, int CB, int K>
 struct SliceStage {
   static constexpr int kTaps = K * K;
   static constexpr int kPer = (kTaps * CB + kThreads - 1) / kThreads;
-  T w2[kPer];
+  float w2[kPer];
   float b1 = 0.f, b2 = 0.f;
 
   // Element i = tid + r * kThreads of [tap][CB] is w2[(e0 + i % CB) * taps + i / CB].
@@ -88,14 +89,14 @@ struct SliceStage {
 #pragma unroll
     for (int r = 0; r < kPer; ++r) {
       const int i = threadIdx.x + r * kThreads;
-      if (i < kTaps * CB) w2[r] = w2g[static_cast<size_t>(e0 + i % CB) * kTaps + i / CB];
+      if (i < kTaps * CB) w2[r] = to_float(w2g[static_cast<size_t>(e0 + i % CB) * kTaps + i / CB]);
     }
     if (threadIdx.x < CB) {
       b1 = b1g ? to_float(b1g[e0 + threadIdx.x]) : 0.f;
       b2 = b2g ? to_float(b2g[e0 + threadIdx.x]) : 0.f;
     }
   }
-  __device__ __forceinline__ void store(T* w2s, float* bias) const {
+  __device__ __forceinline__ void store(float* w2s, float* bias) const {
 #pragma unroll
     for (int r = 0; r < kPer; ++r) {
       const int i = threadIdx.x + r * kThreads;
@@ -133,7 +134,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   T* halo = reinterpret_cast<T*>(smem);
   T* w1s = reinterpret_cast<T*>(smem + s.off_w1);
   T* es = reinterpret_cast<T*>(smem + s.off_e);
-  T* w2s = reinterpret_cast<T*>(smem + s.off_w2);
+  float* w2s = reinterpret_cast<float*>(smem + s.off_w2);
   float* bs = reinterpret_cast<float*>(smem + s.off_bias);
   int16_t* pix = reinterpret_cast<int16_t*>(smem + s.off_pix);
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
@@ -246,7 +247,7 @@ __global__ void __launch_bounds__(kThreads, 2)
       __syncthreads();  // (C)
 
       // The depthwise: a thread per (output pixel of the tile, 8 channels).
-      const T* w2b = w2s + buf * kTaps * CB;
+      const float* w2b = w2s + buf * kTaps * CB;
       const float* b2s = bs + buf * 2 * CB + CB;
       for (int it = tid; it < s.th * s.tw * kNv; it += kThreads) {
         const int p = it / kNv, v = it - p * kNv;
@@ -254,7 +255,7 @@ __global__ void __launch_bounds__(kThreads, 2)
         const int oy = static_cast<int>(s.by_tw.divmod(p, ox));
         if (oy >= th_live || static_cast<int>(ox) >= tw_live) continue;
         const T* eb = es + (oy * s.s * s.hc + static_cast<int>(ox) * s.s) * s.cbs + v * 8;
-        const T* wv8 = w2b + v * 8;
+        const float* wv8 = w2b + v * 8;
         float acc[8];
 #pragma unroll
         for (int i = 0; i < 8; ++i) acc[i] = 0.f;
@@ -263,9 +264,11 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
           for (int kx = 0; kx < K; ++kx) {
             const P ev = *reinterpret_cast<const P*>(eb + (ky * s.hc + kx) * s.cbs);
-            const P wv = *reinterpret_cast<const P*>(wv8 + (ky * K + kx) * CB);
+            const float4* wp = reinterpret_cast<const float4*>(wv8 + (ky * K + kx) * CB);
+            const float4 wa = wp[0], wb4 = wp[1];
+            const float wv[8] = {wa.x, wa.y, wa.z, wa.w, wb4.x, wb4.y, wb4.z, wb4.w};
 #pragma unroll
-            for (int i = 0; i < 8; ++i) acc[i] += to_float(ev.v[i]) * to_float(wv.v[i]);
+            for (int i = 0; i < 8; ++i) acc[i] += to_float(ev.v[i]) * wv[i];
           }
         }
         P out;

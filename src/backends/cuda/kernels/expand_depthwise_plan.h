@@ -28,7 +28,7 @@ struct ExpandDwLayer {
 //   halo  [rows][cks]          X's pixels of the tile's halo that lie inside the image
 //   w1    [2][cb][cks]         W1's rows of the slice, double-buffered
 //   e     [hr * hc][cbs]       the expanded slice over the whole halo (0 outside the image)
-//   w2    [2][k * k][cb]       W2 of the slice transposed, double-buffered
+//   w2    [2][k * k][cb] float W2 of the slice transposed, double-buffered
 //   bias  [2][2][cb] float     B1 and B2 of the slice, double-buffered
 //   pix   [rows] int16         each halo row's pixel in `e`
 struct ExpandDwPlan {
@@ -69,7 +69,7 @@ inline ExpandDwPlan expand_dw_layout(const ExpandDwLayer& l, int cb, int th, int
   p.off_e = at;
   at += expand_dw_align16(size_t(2) * p.hr * p.hc * p.cbs);
   p.off_w2 = at;
-  at += expand_dw_align16(size_t(2) * 2 * l.k * l.k * cb);
+  at += expand_dw_align16(sizeof(float) * 2 * l.k * l.k * cb);
   p.off_bias = at;
   at += expand_dw_align16(sizeof(float) * 2 * 2 * cb);
   p.off_pix = at;
