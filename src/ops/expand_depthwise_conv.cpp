@@ -18,7 +18,8 @@ void copy_attr(const Node& src, const char* from, Node& dst, const char* to) {
 Status check_rank4(const InferContext& ctx, size_t i, const char* what, const char* layout) {
   const Shape& s = ctx.input_shape(i);
   if (s.has_rank() && s.rank() != 4)
-    return invalid_model("kiln.ExpandDepthwiseConv: {} must be {}, got {}", what, layout, s.to_string());
+    return invalid_model("kiln.ExpandDepthwiseConv: {} must be {}, got {}", what, layout,
+                         ctx.input_type(i).to_string());
   return Status::ok();
 }
 
@@ -31,7 +32,7 @@ Status check_bias(const InferContext& ctx, size_t i, const char* what, const Dim
   if (!s.has_rank()) return Status::ok();
   if (s.rank() != 1 || known_differ(s[0], e))
     return invalid_model("kiln.ExpandDepthwiseConv: {} must be [E] with E = {}, got {}", what, e.to_string(),
-                         s.to_string());
+                         ctx.input_type(i).to_string());
   return Status::ok();
 }
 
@@ -53,24 +54,25 @@ Status infer_expand_depthwise(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(check_rank4(ctx, kEdW1, "W1", "[E, 1, 1, C]"));
   KILN_RETURN_IF_ERROR(check_rank4(ctx, kEdW2, "W2", "[E, KH, KW, 1]"));
   const Shape &xs = ctx.input_shape(kEdX), &w1 = ctx.input_shape(kEdW1), &w2 = ctx.input_shape(kEdW2);
+  const std::string xt = ctx.input_type(kEdX).to_string(), w1t = ctx.input_type(kEdW1).to_string(),
+                    w2t = ctx.input_type(kEdW2).to_string();
   Dim e = Dim::unknown();
   if (w1.has_rank()) {
     if (known_differ(w1[1], Dim(1)) || known_differ(w1[2], Dim(1)))
-      return invalid_model("kiln.ExpandDepthwiseConv: W1 must be a 1x1 kernel [E, 1, 1, C], got {}", w1.to_string());
+      return invalid_model("kiln.ExpandDepthwiseConv: W1 must be a 1x1 kernel [E, 1, 1, C], got {}", w1t);
     if (xs.has_rank() && known_differ(w1[3], xs[3]))
-      return invalid_model("kiln.ExpandDepthwiseConv: W1 {} reads {} channels, X {} has {}", w1.to_string(),
-                           w1[3].to_string(), xs.to_string(), xs[3].to_string());
+      return invalid_model("kiln.ExpandDepthwiseConv: W1 {} reads {} channels, X {} has {}", w1t, w1[3].to_string(), xt,
+                           xs[3].to_string());
     e = w1[0];
   }
   std::vector<int64_t> kernel;
   if (w2.has_rank()) {
     if (known_differ(w2[3], Dim(1)))
       return invalid_model(
-          "kiln.ExpandDepthwiseConv: W2 must be depthwise [E, KH, KW, 1] (group = E, one channel each), got {}",
-          w2.to_string());
+          "kiln.ExpandDepthwiseConv: W2 must be depthwise [E, KH, KW, 1] (group = E, one channel each), got {}", w2t);
     if (known_differ(w2[0], e))
-      return invalid_model("kiln.ExpandDepthwiseConv: W2 {} has {} channels, W1 {} expands to {}", w2.to_string(),
-                           w2[0].to_string(), w1.to_string(), e.to_string());
+      return invalid_model("kiln.ExpandDepthwiseConv: W2 {} has {} channels, W1 {} expands to {}", w2t,
+                           w2[0].to_string(), w1t, e.to_string());
     if (!e.is_fixed()) e = w2[0];
     if (w2[1].is_fixed() && w2[2].is_fixed()) kernel = {w2[1].value, w2[2].value};
   }
@@ -97,7 +99,7 @@ Status infer_expand_depthwise(InferContext& ctx) {
 [[maybe_unused]] const bool registered = [] {
   OpRegistration(OpSchema{.domain = "kiln",
                           .name = "ExpandDepthwiseConv",
-                          .min_inputs = 4,
+                          .min_inputs = 2,  // B1 may be omitted before W2; W2 is checked by name
                           .max_inputs = 5,
                           .min_outputs = 1,
                           .max_outputs = 1,
