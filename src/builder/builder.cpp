@@ -87,8 +87,10 @@ Status rewrite_for_cuda(Graph& graph, const BuildConfig& config) {
     KILN_RETURN_IF_ERROR(space_to_depth_stem(graph, passes));
     KILN_RETURN_IF_ERROR(assign_conv_layout(graph, passes));
     KILN_RETURN_IF_ERROR(assign_pool_layout(graph, passes));
-    // Where the stem is channels-last and its MaxPool too.
+    // On the channels-last layers the passes above made: the stem with its
+    // MaxPool, the MBConv expansions with their depthwise convs.
     KILN_RETURN_IF_ERROR(fuse_conv_max_pool(graph, passes));
+    KILN_RETURN_IF_ERROR(fuse_expand_depthwise(graph, passes));
     // The input Casts space_to_depth_stem folded into its SpaceToDepthPad.
     return eliminate_dead_nodes(graph, passes);
   }));

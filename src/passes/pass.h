@@ -72,6 +72,11 @@ Status fuse_conv_max_pool(Graph& graph, PassContext& ctx);
 // activation that feed one Attention's Q, K, V become one projection (weights
 // concatenated along N) and a Split.
 Status pack_qkv_projections(Graph& graph, PassContext& ctx);
+// On the CUDA backend after assign_pool_layout: a channels-last 1x1
+// expansion read only by a depthwise kiln::FusedConv becomes one
+// kiln.ExpandDepthwiseConv where the fused kernel's plan takes the geometry.
+Status fuse_expand_depthwise(Graph& graph, PassContext& ctx);
+
 // On the CUDA backend after assign_precision: a last-axis Split whose three
 // outputs are only a 3-D Attention's Q, K, V becomes kiln.PackedAttention,
 // which reads them in place.

@@ -1,6 +1,8 @@
 // Conv, kiln::FusedConv, ConvInteger, QLinearConv and ConvTranspose: direct loops (no im2col),
 // accumulating floats in double and integers in int64, so the result is the
 // exactly rounded sum the GPU kernels are checked against.
+#include "backends/cpu/kernels/conv.h"
+
 #include <fmt/ranges.h>
 
 #include <algorithm>
@@ -100,58 +102,70 @@ Status conv_with_epilogue(const Node& node, const char* op, const Tensor& x, con
   });
 }
 
+}  // namespace
+
+Expected<Tensor> channels_last_fused_conv(const Node& node, const Tensor& x_nhwc, const Tensor& w, const Tensor* b,
+                                          const Tensor* z) {
+  KILN_ASSIGN_OR_RETURN(FusedActivation act, read_fused_activation(node));
+  const std::vector<int64_t> to_nchw = {0, 3, 1, 2}, to_nhwc = {0, 2, 3, 1};
+  const Tensor* four_d[] = {&x_nhwc, &w, z};
+  for (size_t i = 0; i < 3; ++i)
+    if (four_d[i] && four_d[i]->rank() != 4)
+      return invalid_model("FusedConv: channels_last takes 4-D tensors, input {} is {}-D", i == 2 ? 3 : i,
+                           four_d[i]->rank());
+  const Tensor x = x_nhwc.transposed(to_nchw), w_nchw = w.transposed(to_nchw);
+  Tensor z_nchw;
+  if (z) z_nchw = z->transposed(to_nchw);
+  Tensor y_nchw;
+  KILN_RETURN_IF_ERROR(conv_with_epilogue(node, "FusedConv", x, w_nchw, b, z ? &z_nchw : nullptr, act,
+                                          [&](std::vector<int64_t> dims) -> Tensor& {
+                                            y_nchw = Tensor(x.dtype(), std::move(dims));
+                                            return y_nchw;
+                                          }));
+  return y_nchw.transposed(to_nhwc);
+}
+
+namespace {
+
 Status run_conv(CpuKernelContext& ctx) {
   return conv_with_epilogue(ctx.node(), "Conv", ctx.input(0), ctx.input(1), ctx.has_input(2) ? &ctx.input(2) : nullptr,
                             nullptr, FusedActivation{},
                             [&](std::vector<int64_t> dims) -> Tensor& { return ctx.allocate_output(0, dims); });
 }
 
-// channels_last=1: X, Z and Y are [N,H,W,C], W [K,R,S,C/group]; the
-// reference transposes them to NCHW around the same loops. `alloc` gives Y
-// (of the node's layout).
-template <typename Alloc>
-Status fused_conv(CpuKernelContext& ctx, Alloc alloc) {
+// FusedConv's convolution and epilogue as a tensor of the node's layout
+// (channels_last=1: X, Z and Y [N,H,W,C], W [K,R,S,C/group], which
+// channels_last_fused_conv transposes to NCHW around the same loops).
+Expected<Tensor> fused_conv(CpuKernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(FusedActivation act, read_fused_activation(ctx.node()));
   const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
   const Tensor* z = ctx.has_input(3) ? &ctx.input(3) : nullptr;
-  if (ctx.node().attr_int("channels_last", 0) == 0)
-    return conv_with_epilogue(ctx.node(), "FusedConv", ctx.input(0), ctx.input(1), b, z, act, alloc);
-  const std::vector<int64_t> to_nchw = {0, 3, 1, 2}, to_nhwc = {0, 2, 3, 1};
-  for (size_t i : {size_t(0), size_t(1), size_t(3)})
-    if (ctx.has_input(i) && ctx.input(i).rank() != 4)
-      return invalid_model("FusedConv: channels_last takes 4-D tensors, input {} is {}-D", i, ctx.input(i).rank());
-  const Tensor x = ctx.input(0).transposed(to_nchw), w = ctx.input(1).transposed(to_nchw);
-  Tensor z_nchw;
-  if (z) z_nchw = z->transposed(to_nchw);
-  Tensor y_nchw;
-  KILN_RETURN_IF_ERROR(conv_with_epilogue(ctx.node(), "FusedConv", x, w, b, z ? &z_nchw : nullptr, act,
+  if (ctx.node().attr_int("channels_last", 0) != 0)
+    return channels_last_fused_conv(ctx.node(), ctx.input(0), ctx.input(1), b, z);
+  Tensor y;
+  KILN_RETURN_IF_ERROR(conv_with_epilogue(ctx.node(), "FusedConv", ctx.input(0), ctx.input(1), b, z, act,
                                           [&](std::vector<int64_t> dims) -> Tensor& {
-                                            y_nchw = Tensor(x.dtype(), std::move(dims));
-                                            return y_nchw;
+                                            y = Tensor(ctx.input(0).dtype(), std::move(dims));
+                                            return y;
                                           }));
-  Tensor y = y_nchw.transposed(to_nhwc);
-  Tensor& out = alloc(y.dims());
-  std::memcpy(out.mutable_raw(), y.raw(), y.nbytes());
-  return Status::ok();
+  return y;
 }
 
 // With pool attributes (ops/fused_pool.h): the convolution, then the MaxPool
 // kernel's loops over it.
 Status run_fused_conv(CpuKernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(std::optional<WindowAttrs> pool, read_fused_pool(ctx.node()));
-  if (!pool) return fused_conv(ctx, [&](std::vector<int64_t> dims) -> Tensor& { return ctx.allocate_output(0, dims); });
-  if (ctx.has_input(3)) return invalid_model("FusedConv: a pooled convolution takes no residual Z");
-  Tensor conv;
-  KILN_RETURN_IF_ERROR(fused_conv(ctx, [&](std::vector<int64_t> dims) -> Tensor& {
-    conv = Tensor(ctx.input(0).dtype(), std::move(dims));
-    return conv;
-  }));
-  if (conv.rank() != 4) return invalid_model("FusedConv: pool attributes need a 2-D convolution");
-  Node max_pool_node;
-  max_pool_node.op_type = "MaxPool";
-  set_max_pool_attrs(*pool, max_pool_node);
-  max_pool_node.attrs["channels_last"] = Attribute::of_int(ctx.node().attr_int("channels_last", 0));
-  KILN_ASSIGN_OR_RETURN(Tensor y, max_pool(max_pool_node, conv));
+  if (pool && ctx.has_input(3)) return invalid_model("FusedConv: a pooled convolution takes no residual Z");
+  KILN_ASSIGN_OR_RETURN(Tensor y, fused_conv(ctx));
+  if (pool) {
+    if (y.rank() != 4) return invalid_model("FusedConv: pool attributes need a 2-D convolution");
+    Node max_pool_node;
+    max_pool_node.op_type = "MaxPool";
+    set_max_pool_attrs(*pool, max_pool_node);
+    max_pool_node.attrs["channels_last"] = Attribute::of_int(ctx.node().attr_int("channels_last", 0));
+    KILN_ASSIGN_OR_RETURN(Tensor pooled, max_pool(max_pool_node, y));
+    y = std::move(pooled);
+  }
   Tensor& out = ctx.allocate_output(0, y.dims());
   std::memcpy(out.mutable_raw(), y.raw(), y.nbytes());
   return Status::ok();
