@@ -232,7 +232,9 @@ TEST(DepthwiseConvTactic, TilePlanFitsAndFillsTheGpu) {
       EXPECT_EQ(p.halo_cols, (p.strips * p.r - 1) * l.stride + l.k) << what;
       EXPECT_GE(p.pitch, p.halo_cols * p.g) << what;
       if (p.th < g.out[1] || p.strips * p.r < g.out[2]) EXPECT_GE(p.threads, 32) << what;
-      if (batch == 128 || l.hw >= 14) EXPECT_GE(p.blocks, 264) << what;
+      // The real layers at batch 128 fill two blocks an SM; batch 1 and the
+      // 8-channel corner cases have too little work to.
+      if (batch == 128 && l.c >= 32) EXPECT_GE(p.blocks, 264) << what;
     }
   }
 }

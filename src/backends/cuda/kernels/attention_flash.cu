@@ -76,10 +76,10 @@ __global__ void __launch_bounds__(kThreads, kD <= 64 ? 3 : 2)
     attention_flash_kernel(AttentionParams p, int64_t q_tiles, float scale_log2) {
   using L = FlashLayout<kD>;
   constexpr int kKeys = L::keys, kLd = L::ld;
-  constexpr int kKeyTiles = kKeys / 8;   // n-tiles of the scores
+  constexpr int kKeyTiles = kKeys / 8;    // n-tiles of the scores
   constexpr int kKeyChunks = kKeys / 16;  // k-chunks of P . V
-  constexpr int kDTiles = kD / 8;        // n-tiles of the output
-  constexpr int kDChunks = kD / 16;      // k-chunks of Q . K^T
+  constexpr int kDTiles = kD / 8;         // n-tiles of the output
+  constexpr int kDChunks = kD / 16;       // k-chunks of Q . K^T
   extern __shared__ __align__(16) unsigned char flash_smem[];
   T* qs = reinterpret_cast<T*>(flash_smem);
   T* ks = qs + L::q;       // two K tiles
@@ -173,7 +173,8 @@ __global__ void __launch_bounds__(kThreads, kD <= 64 ? 3 : 2)
         float x = neg_inf;
         if (jt < live) {
           if constexpr (kBias) {
-            if (valid[r]) x = s[n][e] * scale_log2 + score_bias<T, float>(p, b, h, row[r], j0 + jt, pos[r], visible) * kLog2e;
+            if (valid[r])
+              x = s[n][e] * scale_log2 + score_bias<T, float>(p, b, h, row[r], j0 + jt, pos[r], visible) * kLog2e;
           } else {
             x = s[n][e] * scale_log2;
           }
@@ -270,7 +271,7 @@ Status launch_flash(const AttentionParams& p, cudaStream_t stream) {
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   const float scale_log2 = static_cast<float>(p.scale) * kLog2e;
   kernel<<<static_cast<unsigned>(blocks), kThreads, smem, stream>>>(p, (p.q_len + kBlockRows - 1) / kBlockRows,
-                                                                     scale_log2);
+                                                                    scale_log2);
   return last_launch_status("attention_flash_kernel");
 }
 
