@@ -384,15 +384,6 @@ bool kiln_igemm_fits(const Node& node, const ConvShape& s, DType dtype) {
   return channels_last(node) && s.spatial == 2 && stem_conv_fits(dtype, s.g);
 }
 
-EpilogueActivation epilogue_activation(const FusedActivation& a) {
-  switch (a.kind) {
-    case FusedActivation::Kind::kRelu: return EpilogueActivation::kRelu;
-    case FusedActivation::Kind::kClip: return EpilogueActivation::kClip;
-    case FusedActivation::Kind::kSigmoid: return EpilogueActivation::kSigmoid;
-    case FusedActivation::Kind::kSilu: return EpilogueActivation::kSilu;
-    default: return EpilogueActivation::kNone;
-  }
-}
 
 // Whether cuDNN's pointwise ops express the activation (RELU_FWD clips to [0, hi]).
 bool cudnn_expresses(const FusedActivation& a) {

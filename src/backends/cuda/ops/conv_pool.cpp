@@ -66,15 +66,6 @@ bool fused_fits(const Node& node, const PooledShape& s, DType t) {
   return s.nhwc && !node.input(3) && stem_conv_pool_fits(t, s.conv, s.pool);
 }
 
-EpilogueActivation epilogue_of(const FusedActivation& a) {
-  switch (a.kind) {
-    case FusedActivation::Kind::kRelu: return EpilogueActivation::kRelu;
-    case FusedActivation::Kind::kClip: return EpilogueActivation::kClip;
-    case FusedActivation::Kind::kSigmoid: return EpilogueActivation::kSigmoid;
-    case FusedActivation::Kind::kSilu: return EpilogueActivation::kSilu;
-    default: return EpilogueActivation::kNone;
-  }
-}
 
 }  // namespace
 
@@ -115,7 +106,7 @@ Status run_pooled_conv(KernelContext& ctx) {
   conv.dtype = x.dtype;
   conv.g = s.conv;
   conv.x = x.data, conv.w = w.data, conv.bias = bias;
-  conv.act = epilogue_of(act);
+  conv.act = epilogue_activation(act);
   conv.lo = act.lo, conv.hi = act.hi;
   if (ctx.tactic() == kPoolTactic && fused_fits(ctx.node(), s, x.dtype) && aligned16(x.data) && aligned16(w.data)) {
     StemConvPoolParams p;

@@ -228,15 +228,6 @@ std::vector<std::string> expand_depthwise_tactics(const KernelQuery& q, size_t l
   return out;
 }
 
-EpilogueActivation epilogue_of(const FusedActivation& a) {
-  switch (a.kind) {
-    case FusedActivation::Kind::kRelu: return EpilogueActivation::kRelu;
-    case FusedActivation::Kind::kClip: return EpilogueActivation::kClip;
-    case FusedActivation::Kind::kSigmoid: return EpilogueActivation::kSigmoid;
-    case FusedActivation::Kind::kSilu: return EpilogueActivation::kSilu;
-    default: return EpilogueActivation::kNone;
-  }
-}
 
 // The parts' FusedConv states across runs (one each, as their own layers keep).
 struct UnfusedState {
@@ -281,8 +272,8 @@ Status run_expand_depthwise(KernelContext& ctx) {
   const ExpandDepthwiseParts parts = expand_depthwise_parts(ctx.node(), w1.dims[0], nullptr);
   KILN_ASSIGN_OR_RETURN(FusedActivation a1, read_fused_activation(parts.expand));
   KILN_ASSIGN_OR_RETURN(FusedActivation a2, read_fused_activation(parts.depthwise));
-  p.act1 = epilogue_of(a1), p.lo1 = a1.lo, p.hi1 = a1.hi;
-  p.act2 = epilogue_of(a2), p.lo2 = a2.lo, p.hi2 = a2.hi;
+  p.act1 = epilogue_activation(a1), p.lo1 = a1.lo, p.hi1 = a1.hi;
+  p.act2 = epilogue_activation(a2), p.lo2 = a2.lo, p.hi2 = a2.hi;
   if (expand_depthwise_conv_runs(p)) return launch_expand_depthwise_conv(p, ctx.stream());
   if (unfused_fits) return run_unfused(ctx, {}, e_bytes);
   return unsupported(

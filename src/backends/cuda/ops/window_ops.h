@@ -7,6 +7,7 @@
 #include "backends/cpu/kernels/window_plan.h"
 #include "backends/cuda/kernels/conv.cuh"
 #include "ir/graph.h"
+#include "ops/fused_activation.h"
 #include "support/status.h"
 
 namespace kiln::cuda {
@@ -38,6 +39,18 @@ inline WindowGeometry geometry_of(const WindowPlan& p) {
     g.dilation[a] = p.dilation[a], g.pad_begin[a] = p.pad_begin[a], g.pad_end[a] = p.pad_end[a];
   }
   return g;
+}
+
+// A FusedConv activation as the CUDA convolution kernels' epilogue constant
+// (conv_activation.cuh; Clip's bounds travel beside it).
+inline EpilogueActivation epilogue_activation(const FusedActivation& a) {
+  switch (a.kind) {
+    case FusedActivation::Kind::kRelu: return EpilogueActivation::kRelu;
+    case FusedActivation::Kind::kClip: return EpilogueActivation::kClip;
+    case FusedActivation::Kind::kSigmoid: return EpilogueActivation::kSigmoid;
+    case FusedActivation::Kind::kSilu: return EpilogueActivation::kSilu;
+    default: return EpilogueActivation::kNone;
+  }
 }
 
 }  // namespace kiln::cuda
