@@ -228,7 +228,6 @@ std::vector<std::string> expand_depthwise_tactics(const KernelQuery& q, size_t l
   return out;
 }
 
-
 // The parts' FusedConv states across runs (one each, as their own layers keep).
 struct UnfusedState {
   std::shared_ptr<Parts> parts;
