@@ -384,7 +384,6 @@ bool kiln_igemm_fits(const Node& node, const ConvShape& s, DType dtype) {
   return channels_last(node) && s.spatial == 2 && stem_conv_fits(dtype, s.g);
 }
 
-
 // Whether cuDNN's pointwise ops express the activation (RELU_FWD clips to [0, hi]).
 bool cudnn_expresses(const FusedActivation& a) {
   return a.kind != FusedActivation::Kind::kClip || (a.lo == 0 && a.hi >= 0);

@@ -66,7 +66,6 @@ bool fused_fits(const Node& node, const PooledShape& s, DType t) {
   return s.nhwc && !node.input(3) && stem_conv_pool_fits(t, s.conv, s.pool);
 }
 
-
 }  // namespace
 
 bool has_fused_pool(const Node& node) { return node.has_attr("pool_kernel"); }
