@@ -170,7 +170,7 @@ __device__ __forceinline__ KeyRange block_keys(const AttentionParams& p, int64_t
   return k;
 }
 
-// mma.sync helpers of the "mma" kernel (m16n8k16 fragments,
+// mma.sync helpers of the "mma" and "flash" kernels (m16n8k16 fragments,
 // whose element layout PTX documents; mma_16816 itself is in mma_sm80.cuh).
 
 // The max and the sum over the 4 lanes of a quad (lane / 4 equal: the
@@ -184,6 +184,47 @@ __device__ __forceinline__ float quad_max(float v) {
 __device__ __forceinline__ float quad_sum(float v) {
   v += __shfl_xor_sync(0xffffffffu, v, 1);
   return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+// One key tile's step of FlashAttention's online softmax for a warp's 16
+// rows of m16n8 fragments ("mma", "flash"): s holds the tile's scores (-inf
+// where hidden; e / 2 is the thread's row, g or g + 8) and becomes the
+// probabilities exp(s - m); m and l, each row's running max and sum, and the
+// output accumulators o are rescaled to the new max. `exp` is expf for
+// natural-log scores, exp2f for base-2 ones. A row with nothing visible so
+// far keeps m = -inf and gets probabilities 0.
+template <int kKeyTiles, int kDTiles, typename Exp>
+__device__ __forceinline__ void online_softmax_step(float (&s)[kKeyTiles][4], float (&m)[2], float (&l)[2],
+                                                    float (&o)[kDTiles][4], Exp exp) {
+  const float neg_inf = -INFINITY;
+  float m_new[2] = {m[0], m[1]}, alpha[2], psum[2] = {0.f, 0.f};
+#pragma unroll
+  for (int n = 0; n < kKeyTiles; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) m_new[e / 2] = s[n][e] > m_new[e / 2] ? s[n][e] : m_new[e / 2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    m_new[r] = quad_max(m_new[r]);
+    alpha[r] = m_new[r] == neg_inf ? 1.f : exp(m[r] - m_new[r]);
+  }
+#pragma unroll
+  for (int n = 0; n < kKeyTiles; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int r = e / 2;
+      s[n][e] = m_new[r] == neg_inf ? 0.f : exp(s[n][e] - m_new[r]);
+      psum[r] += s[n][e];
+    }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l[r] = l[r] * alpha[r] + quad_sum(psum[r]);
+    m[r] = m_new[r];
+  }
+#pragma unroll
+  for (int n = 0; n < kDTiles; ++n) {
+    o[n][0] *= alpha[0], o[n][1] *= alpha[0];
+    o[n][2] *= alpha[1], o[n][3] *= alpha[1];
+  }
 }
 
 // Two 16-bit elements at p (an even element offset) as one register; the

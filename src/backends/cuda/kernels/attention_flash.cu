@@ -163,7 +163,6 @@ __global__ void __launch_bounds__(kThreads, kD <= 64 ? 3 : 2)
 
     // Scores in base 2 (times scale * log2 e), -inf past the last key or
     // where the mask, causality or a window hides them; the online softmax.
-    float tile_max[2] = {neg_inf, neg_inf};
 #pragma unroll
     for (int n = 0; n < kKeyTiles; ++n)
 #pragma unroll
@@ -180,33 +179,8 @@ __global__ void __launch_bounds__(kThreads, kD <= 64 ? 3 : 2)
           }
         }
         s[n][e] = x;
-        tile_max[r] = x > tile_max[r] ? x : tile_max[r];
       }
-    float m_new[2], alpha[2], psum[2] = {0.f, 0.f};
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      tile_max[r] = quad_max(tile_max[r]);
-      m_new[r] = tile_max[r] > m[r] ? tile_max[r] : m[r];
-      alpha[r] = m_new[r] == neg_inf ? 1.f : exp2f(m[r] - m_new[r]);
-    }
-#pragma unroll
-    for (int n = 0; n < kKeyTiles; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int r = e / 2;
-        s[n][e] = m_new[r] == neg_inf ? 0.f : exp2f(s[n][e] - m_new[r]);
-        psum[r] += s[n][e];
-      }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      l[r] = l[r] * alpha[r] + quad_sum(psum[r]);
-      m[r] = m_new[r];
-    }
-#pragma unroll
-    for (int n = 0; n < kDTiles; ++n) {
-      o[n][0] *= alpha[0], o[n][1] *= alpha[0];
-      o[n][2] *= alpha[1], o[n][3] *= alpha[1];
-    }
+    online_softmax_step(s, m, l, o, [](float x) { return exp2f(x); });
 
     // O += P . V: the probabilities of key tiles 2c and 2c + 1 are P's A
     // fragment for keys [16c, 16c + 16); V's B fragment (k = key, n = d) by

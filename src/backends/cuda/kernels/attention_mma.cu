@@ -142,7 +142,6 @@ __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionParams
     }
 
     // Roundings and bias, then the online softmax per row (e / 2 is the row).
-    float tile_max[2] = {neg_inf, neg_inf};
 #pragma unroll
     for (int n = 0; n < kKeyTiles; ++n)
 #pragma unroll
@@ -155,34 +154,8 @@ __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionParams
           v = round_to<T, float>(round_to<T, float>(s[n][e]) + bias);
         }
         s[n][e] = v;
-        tile_max[r] = v > tile_max[r] ? v : tile_max[r];
       }
-    float m_new[2], alpha[2], psum[2] = {0.f, 0.f};
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      tile_max[r] = quad_max(tile_max[r]);
-      m_new[r] = tile_max[r] > m[r] ? tile_max[r] : m[r];
-      alpha[r] = m_new[r] == neg_inf ? 1.f : expf(m[r] - m_new[r]);
-    }
-#pragma unroll
-    for (int n = 0; n < kKeyTiles; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int r = e / 2;
-        s[n][e] = m_new[r] == neg_inf ? 0.f : expf(s[n][e] - m_new[r]);
-        psum[r] += s[n][e];
-      }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      psum[r] = quad_sum(psum[r]);
-      l[r] = l[r] * alpha[r] + psum[r];
-      m[r] = m_new[r];
-    }
-#pragma unroll
-    for (int n = 0; n < kDTiles; ++n) {
-      o[n][0] *= alpha[0], o[n][1] *= alpha[0];
-      o[n][2] *= alpha[1], o[n][3] *= alpha[1];
-    }
+    online_softmax_step(s, m, l, o, [](float x) { return expf(x); });
 
     // O += P . V: the scores of key tiles 2c and 2c + 1 are P's A fragment
     // for keys [16c, 16c + 16); V's B fragment (k = key, n = d) is V^T[d][key].
