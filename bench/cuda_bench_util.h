@@ -1,8 +1,9 @@
 // What kiln_cuda_bench's sections share: CUDA-event timing (warm-up, then the
 // median of g_runs runs), bandwidth and throughput lines against the H100
-// SXM's peaks, device buffers of constants or random values, and the
-// registry through which a section in a file of its own (bench/cuda_bench_*.cpp,
-// built into kiln_cuda_bench by CMake's glob) joins `--only`.
+// SXM's peaks, device buffers of constants or random values, the fastest of
+// several alternatives, and the registry of sections `--only` picks from (a
+// section in a file of its own, bench/cuda_bench_*.cpp, is built into
+// kiln_cuda_bench by CMake's glob).
 #pragma once
 
 #include <algorithm>
@@ -81,7 +82,23 @@ inline void fill_random(DeviceBuffer& b, DType t, int64_t count) {
   (void)b.copy_from_host(h.data(), h.size() * 2);
 }
 
-// A section of its own file: `--only name` runs it (and a run without --only).
+// The fastest of n alternatives (cuBLASLt's algorithms, say): time_ms(i) is
+// alternative i's median milliseconds.
+struct Fastest {
+  double ms = 1e30;
+  size_t index = 0;
+};
+template <typename TimeMs>
+Fastest fastest_of(size_t n, TimeMs time_ms) {
+  Fastest best;
+  for (size_t i = 0; i < n; ++i)
+    if (const double ms = time_ms(i); ms < best.ms) best = {ms, i};
+  return best;
+}
+
+// A section of kiln_cuda_bench (`--only name`; every section without
+// --only), in the order registered: cuda_kernels_bench.cpp's own, then each
+// bench/cuda_bench_*.cpp's.
 struct BenchSection {
   const char* name;
   void (*run)(cudaStream_t);
@@ -93,7 +110,7 @@ inline std::vector<BenchSection>& bench_sections() {
 struct RegisterBenchSection {
   RegisterBenchSection(const char* name, void (*run)(cudaStream_t)) { bench_sections().push_back({name, run}); }
 };
-// At namespace scope in a bench/cuda_bench_*.cpp: KILN_BENCH_SECTION("dw", bench_dw);
+// At namespace scope: KILN_BENCH_SECTION("dw", bench_dw);
 #define KILN_BENCH_SECTION(name, fn) static const ::kiln::cuda::RegisterBenchSection kiln_bench_section_##fn(name, fn)
 
 }  // namespace kiln::cuda

@@ -64,13 +64,10 @@ void bench_vit_gemm(cudaStream_t s) {
       MatmulArgs args{a.data(), b.data(), v.residual ? c.data() : nullptr, bias.data(),
                       d.data(), 1.f,      v.residual ? 1.f : 0.f,          workspace.data(),
                       ws};
-      double best = 1e30;
-      size_t best_i = 0;
-      for (size_t i = 0; i < algos->size(); ++i) {
-        const double ms = median_ms([&] { return launch_matmul(*lt, shape, args, &(*algos)[i], s); }, s);
-        if (ms < best) best = ms, best_i = i;
-      }
-      report_flops(name + " (#" + std::to_string(best_i) + " of " + std::to_string(algos->size()) + ")", best,
+      const Fastest best = fastest_of(algos->size(), [&](size_t i) {
+        return median_ms([&] { return launch_matmul(*lt, shape, args, &(*algos)[i], s); }, s);
+      });
+      report_flops(name + " (#" + std::to_string(best.index) + " of " + std::to_string(algos->size()) + ")", best.ms,
                    2.0 * m * g.n * g.k);
     }
   }

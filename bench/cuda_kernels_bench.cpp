@@ -1,8 +1,9 @@
 // A benchmark, not a test: times kiln's CUDA kernels with CUDA events (warm-up,
 // then the median of many runs) and prints achieved bandwidth or throughput
 // against the H100 SXM's peaks (~3.35 TB/s HBM3, ~990 TFLOP/s dense fp16).
-// Usage: kiln_cuda_bench [--runs N] [--only memory|gather|pad|s2d|se|pool|stem|conv1x1|matmul|attention[,...]]
-// (and the sections of bench/cuda_bench_*.cpp, which register themselves).
+// Usage: kiln_cuda_bench [--runs N] [--only SECTION[,SECTION...]]: the
+// sections are this file's KILN_BENCH_SECTIONs and those of
+// bench/cuda_bench_*.cpp; a name none has is an error that lists them.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -337,15 +338,13 @@ void bench_conv1x1(cudaStream_t s) {
       continue;
     }
     MatmulArgs args{x.data(), w.data(), zp, b.data(), y.data(), 1.f, l.residual ? 1.f : 0.f, ws.data(), lt_ws};
-    double best = 1e30;
-    size_t best_i = 0;
-    for (size_t i = 0; i < algos->size(); ++i) {
+    const Fastest best = fastest_of(algos->size(), [&](size_t i) {
       const double ms = median_ms([&] { return launch_matmul(*lt, shape, args, &(*algos)[i], s); }, s);
       if (i == 0) report_bw(std::string("cublaslt:0 ") + l.name, ms, bytes);
-      if (ms < best) best = ms, best_i = i;
-    }
-    report_bw("cublaslt:" + std::to_string(best_i) + " (best of " + std::to_string(algos->size()) + ") " + l.name, best,
-              bytes);
+      return ms;
+    });
+    report_bw("cublaslt:" + std::to_string(best.index) + " (best of " + std::to_string(algos->size()) + ") " + l.name,
+              best.ms, bytes);
   }
 }
 
@@ -368,16 +367,13 @@ void bench_matmul(cudaStream_t s) {
         continue;
       }
       MatmulArgs args{a.data(), b.data(), nullptr, nullptr, d.data(), 1.f, 0.f, workspace.data(), ws};
-      double best = 1e30;
-      size_t best_i = 0;
-      for (size_t i = 0; i < algos->size(); ++i) {
-        const double ms = median_ms([&] { return launch_matmul(*lt, shape, args, &(*algos)[i], s); }, s);
-        if (ms < best) best = ms, best_i = i;
-      }
+      const Fastest best = fastest_of(algos->size(), [&](size_t i) {
+        return median_ms([&] { return launch_matmul(*lt, shape, args, &(*algos)[i], s); }, s);
+      });
       const std::string name = "MatMul " + std::string(dtype_name(t)) + (t == DType::kF32 ? " (tf32) " : " ") +
                                std::to_string(size) + "^3 best of " + std::to_string(algos->size()) + " (#" +
-                               std::to_string(best_i) + ")";
-      report_flops(name, best, 2.0 * size * size * size);
+                               std::to_string(best.index) + ")";
+      report_flops(name, best.ms, 2.0 * size * size * size);
     }
   }
 }
@@ -428,20 +424,51 @@ void bench_attention(cudaStream_t s) {
   }
 }
 
+KILN_BENCH_SECTION("memory", bench_memory_bound);
+KILN_BENCH_SECTION("gather", bench_gather);
+KILN_BENCH_SECTION("pad", bench_pad);
+KILN_BENCH_SECTION("s2d", bench_space_to_depth_pad);
+KILN_BENCH_SECTION("se", bench_squeeze_excitation);
+KILN_BENCH_SECTION("pool", bench_max_pool);
+KILN_BENCH_SECTION("stem", bench_stem);
+KILN_BENCH_SECTION("conv1x1", bench_conv1x1);
+KILN_BENCH_SECTION("matmul", bench_matmul);
+KILN_BENCH_SECTION("attention", bench_attention);
+
 }  // namespace
 }  // namespace kiln::cuda
 
 int main(int argc, char** argv) {
   using namespace kiln::cuda;
-  std::string only;  // sections separated by commas or spaces ("dw,stem"); empty: all
+  std::string only;  // --only: section names separated by commas or spaces ("dw,stem")
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--runs") == 0) g_runs = std::max(1, std::atoi(argv[i + 1]));
-    if (std::strcmp(argv[i], "--only") == 0) only = std::string(",") + argv[i + 1] + ",";
+    if (std::strcmp(argv[i], "--only") == 0) only = argv[i + 1];
   }
+  // The sections asked for, in the order asked; every one without --only. A
+  // name no section has is an error (it used to run nothing, silently).
+  std::vector<const BenchSection*> run;
+  std::string unknown, known;
+  for (const BenchSection& section : bench_sections()) known += std::string(known.empty() ? "" : ", ") + section.name;
   for (char& c : only) c = c == ' ' ? ',' : c;
-  auto wanted = [&](const char* section) {
-    return only.empty() || only.find(std::string(",") + section + ",") != std::string::npos;
-  };
+  for (size_t at = 0; at < only.size();) {
+    const size_t end = std::min(only.find(',', at), only.size());
+    const std::string name = only.substr(at, end - at);
+    at = end + 1;
+    if (name.empty()) continue;
+    auto it = std::find_if(bench_sections().begin(), bench_sections().end(),
+                           [&](const BenchSection& section) { return name == section.name; });
+    if (it == bench_sections().end())
+      unknown += std::string(unknown.empty() ? "" : ", ") + name;
+    else
+      run.push_back(&*it);
+  }
+  if (!unknown.empty()) {
+    std::fprintf(stderr, "kiln_cuda_bench: --only: no section %s (the sections: %s)\n", unknown.c_str(), known.c_str());
+    return 2;
+  }
+  if (only.empty())
+    for (const BenchSection& section : bench_sections()) run.push_back(&section);
   if (device_count() == 0) {
     std::printf("no CUDA device; nothing to benchmark\n");
     return 0;
@@ -449,17 +476,6 @@ int main(int argc, char** argv) {
   auto info = device_info(0);
   std::printf("kiln CUDA kernel benchmark (not a test) on %s; median of %d runs\n", info->to_string().c_str(), g_runs);
   auto stream = Stream::create();
-  if (wanted("memory")) bench_memory_bound(stream->get());
-  if (wanted("gather")) bench_gather(stream->get());
-  if (wanted("pad")) bench_pad(stream->get());
-  if (wanted("s2d")) bench_space_to_depth_pad(stream->get());
-  if (wanted("se")) bench_squeeze_excitation(stream->get());
-  if (wanted("pool")) bench_max_pool(stream->get());
-  if (wanted("stem")) bench_stem(stream->get());
-  if (wanted("conv1x1")) bench_conv1x1(stream->get());
-  if (wanted("matmul")) bench_matmul(stream->get());
-  if (wanted("attention")) bench_attention(stream->get());
-  for (const BenchSection& section : bench_sections())
-    if (wanted(section.name)) section.run(stream->get());
+  for (const BenchSection* section : run) section->run(stream->get());
   return 0;
 }

@@ -219,11 +219,11 @@ uint64_t bucket_count(const HistogramBuckets& before, const HistogramBuckets& af
 // linearly within its bucket; the last finite bound for the +Inf bucket.
 double bucket_quantile(const HistogramBuckets& before, const HistogramBuckets& after, double q) {
   if (before.size() != after.size() || after.empty()) return 0;
-  auto count = [&](size_t i) { return bucket_gain(before, after, i); };
   const double total = static_cast<double>(bucket_count(before, after)), want = q * total;
   double lower = 0;
   for (size_t i = 0; i < after.size(); ++i) {
-    const double c = static_cast<double>(count(i)), prev = i ? static_cast<double>(count(i - 1)) : 0;
+    const double c = static_cast<double>(bucket_gain(before, after, i)),
+                 prev = i ? static_cast<double>(bucket_gain(before, after, i - 1)) : 0;
     const double upper = after[i].first;
     if (c >= want && c > prev) {
       if (std::isinf(upper)) return lower;
