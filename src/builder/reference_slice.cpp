@@ -35,6 +35,10 @@ std::vector<bool> sliced_inputs(const Node& n, const std::vector<std::vector<int
     slice[1] = dims[1][0] == dims[0][0];
   if (is_batched_product(n) && dims.size() > 1 && dims[1].size() >= 3 && dims[0].size() < 3) slice[0] = false;
   if (is_batched_product(n) && dims[0].size() < 2) slice[0] = false;  // a 1-D A's only dim is K
+  // FusedMatMul's residual has the output's shape: its rows are A's where A's are cut.
+  if (n.domain == "kiln" && n.op_type == "FusedMatMul" && slice[0] && dims.size() > 3 &&
+      dims[3].size() == dims[0].size() && dims[3][0] == batch)
+    slice[3] = true;
   return slice;
 }
 

@@ -15,9 +15,9 @@ namespace kiln {
 
 // For each input (by its dims; empty for an absent one), whether the
 // reference takes only its first rows: input 0, and every other input that
-// has the same batch: for a batched product input 1; for kiln.FusedConv its
-// residual Z; for Attention K, V, a 4-D mask, the past K/V and the per-batch
-// KV lengths.
+// has the same batch: for a batched product input 1 (and kiln.FusedMatMul's
+// residual where A is cut); for kiln.FusedConv its residual Z; for Attention K, V, a 4-D mask, the past K/V and the
+// per-batch KV lengths.
 std::vector<bool> sliced_inputs(const Node& n, const std::vector<std::vector<int64_t>>& dims);
 
 // How many rows: 8 for products (rows of a matrix), 1 elsewhere (a batch).

@@ -1,6 +1,6 @@
 // Linear algebra: MatMul (numpy batching and 1-D promotion), Gemm,
-// MatMulInteger, Einsum, Det, and kiln.FusedMatMul (MatMul + bias +
-// activation, made by the fuse_matmul_bias_activation pass). Each row is the
+// MatMulInteger, Einsum, Det, and kiln.FusedMatMul (MatMul + bias + residual
+// + activation, made by the fuse_matmul_bias_activation pass). Each row is the
 // op's whole definition in kiln.
 #include <fmt/format.h>
 
@@ -51,9 +51,11 @@ bool is_float_or_unknown(DType t) {
   return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF64 || t == DType::kUndefined;
 }
 
-// kiln.FusedMatMul(A, B, bias?) {activation}: act(MatMul(A, B) + bias), with
-// bias [N] over the last axis and act one of "" (none), Relu, Gelu (erf) or
-// GeluTanh (Gelu's tanh approximation).
+// kiln.FusedMatMul(A, B, bias?, residual?) {activation}:
+// act(MatMul(A, B) + bias + residual), with bias [N] over the last axis,
+// residual of exactly the product's shape and dtype (no broadcasting: on
+// cuda it is cuBLASLt's C, read in D's layout), and act one of "" (none),
+// Relu, Gelu (erf) or GeluTanh (Gelu's tanh approximation), applied last.
 Status infer_fused_matmul(InferContext& ctx) {
   const std::string act = ctx.attr_string("activation", "");
   if (act != "" && act != "Relu" && act != "Gelu" && act != "GeluTanh")
@@ -74,6 +76,21 @@ Status infer_fused_matmul(InferContext& ctx) {
     const Shape& bs = ctx.input_shape(1);
     if (bias.has_rank() && bs.has_rank() && bs.rank() >= 2 && dims_clash(bias[0], bs[bs.rank() - 1]))
       return invalid_model("FusedMatMul: bias {} does not match N of B {}", bias.to_string(), bs.to_string());
+  }
+  if (ctx.has_input(3)) {
+    const DType rt = ctx.input_dtype(3);
+    if (rt != t && rt != DType::kUndefined && t != DType::kUndefined)
+      return invalid_model("FusedMatMul: residual is {} but A is {}", dtype_name(rt), dtype_name(t));
+    const Shape& r = ctx.input_shape(3);
+    if (r.has_rank() && s.has_rank()) {
+      if (r.rank() != s.rank())
+        return invalid_model("FusedMatMul: residual has rank {} ({}), the product {} ({})", r.rank(), r.to_string(),
+                             s.rank(), s.to_string());
+      for (int64_t d = 0; d < s.rank(); ++d)
+        if (dims_clash(r[d], s[d]))
+          return invalid_model("FusedMatMul: residual {} differs from the product {} in dim {}", r.to_string(),
+                               s.to_string(), d);
+    }
   }
   ctx.set_output(0, t, std::move(s));
   return Status::ok();
@@ -158,9 +175,9 @@ Status infer_einsum(InferContext& ctx) {
                           .name = "FusedMatMul",
                           .since_opset = 1,
                           .min_inputs = 2,
-                          .max_inputs = 3,
+                          .max_inputs = 4,
                           .infer = infer_fused_matmul,
-                          .summary = "act(MatMul(A, B) + bias): Relu, Gelu, GeluTanh; cuBLASLt epilogues"});
+                          .summary = "act(MatMul(A, B) + bias + residual): Relu, Gelu, GeluTanh; cuBLASLt epilogues"});
   OpRegistration(OpSchema{.name = "Det", .since_opset = 11, .min_inputs = 1, .max_inputs = 1, .infer = infer_det});
   OpRegistration(
       OpSchema{.name = "Einsum", .since_opset = 12, .min_inputs = 1, .max_inputs = -1, .infer = infer_einsum});

@@ -275,6 +275,30 @@ TEST(FusedMatMulOp, InfersTheProductShapeAndRejectsBadBiasesAndActivations) {
             std::string::npos);
 }
 
+// The residual has exactly the product's rank, dims and dtype; symbols stand for any size.
+TEST(FusedMatMulOp, InfersWithAResidualAndRejectsOneOfAnotherShapeOrDtype) {
+  EXPECT_EQ(first_diagnostic("graph main(%x: f32[batch,5,2], %w: f32[2,3], %r: f32[n,5,3]) {\n"
+                             "  %y: undefined[*] = kiln.FusedMatMul(%x, %w, _, %r) {activation=\"Relu\"}\n"
+                             "  return %y\n"
+                             "}\n"),
+            "none");
+  EXPECT_EQ(first_diagnostic("graph main(%x: f32[4,2], %w: f32[2,3], %r: f32[1,4,3]) {\n"
+                             "  %y: undefined[*] = kiln.FusedMatMul(%x, %w, _, %r)\n"
+                             "  return %y\n"
+                             "}\n"),
+            "FusedMatMul: residual has rank 3 ([1,4,3]), the product 2 ([4,3])");
+  EXPECT_EQ(first_diagnostic("graph main(%x: f32[4,2], %w: f32[2,3], %b: f32[3], %r: f32[4,1]) {\n"
+                             "  %y: undefined[*] = kiln.FusedMatMul(%x, %w, %b, %r)\n"
+                             "  return %y\n"
+                             "}\n"),
+            "FusedMatMul: residual [4,1] differs from the product [4,3] in dim 1");
+  EXPECT_EQ(first_diagnostic("graph main(%x: f32[4,2], %w: f32[2,3], %r: f16[4,3]) {\n"
+                             "  %y: undefined[*] = kiln.FusedMatMul(%x, %w, _, %r)\n"
+                             "  return %y\n"
+                             "}\n"),
+            "FusedMatMul: residual is f16 but A is f32");
+}
+
 Expected<std::vector<RunValue>> run_text(const std::string& text, std::vector<Tensor> inputs, bool fuse) {
   auto g = parse_graph(text);
   if (!g) return g.status();
@@ -303,6 +327,43 @@ TEST(FusedMatMulOp, CpuKernelAddsTheBiasThenActivates) {
   EXPECT_EQ(y.data<float>()[0], 0.f);
   EXPECT_EQ(y.data<float>()[1], 0.5f);
   EXPECT_EQ(y.data<float>()[2], 0.f);
+}
+
+// [[1, -2]] @ [[1, 2, 3], [1, 1, 1]] + [0.5, 0.5, -2] = [-0.5, 0.5, -1]; + the
+// residual [1, -1, 0.5] = [0.5, -0.5, -0.5]; Relu: [0.5, 0, 0] (the residual
+// added after the Relu would give [1, -0.5, 0.5]).
+TEST(FusedMatMulOp, CpuKernelAddsTheResidualBeforeTheActivation) {
+  auto out = run_text(
+      "graph main(%x: f32[1,2], %r: f32[1,3]) {\n"
+      "  %w: f32[2,3] = const f32[2,3]{1,2,3,1,1,1}\n"
+      "  %b: f32[3] = const f32[3]{0.5,0.5,-2}\n"
+      "  %y: f32[1,3] = kiln.FusedMatMul(%x, %w, %b, %r) {activation=\"Relu\"}\n"
+      "  return %y\n"
+      "}\n",
+      {Tensor::from_vector<float>(DType::kF32, {1, 2}, {1.f, -2.f}),
+       Tensor::from_vector<float>(DType::kF32, {1, 3}, {1.f, -1.f, 0.5f})},
+      false);
+  ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+  const Tensor& y = (*out)[0].tensor;
+  ASSERT_EQ(y.dims(), (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(y.data<float>()[0], 0.5f);
+  EXPECT_EQ(y.data<float>()[1], 0.f);
+  EXPECT_EQ(y.data<float>()[2], 0.f);
+}
+
+// Symbols bound apart at run time: the residual's dims are checked against the product's.
+TEST(FusedMatMulOp, ARunTimeResidualOfOtherDimsIsRejected) {
+  auto out = run_text(
+      "graph main(%x: f32[n,2], %r: f32[m,3]) {\n"
+      "  %w: f32[2,3] = const f32[2,3]{1,2,3,1,1,1}\n"
+      "  %y: f32[n,3] = kiln.FusedMatMul(%x, %w, _, %r)\n"
+      "  return %y\n"
+      "}\n",
+      {Tensor(DType::kF32, {2, 2}), Tensor(DType::kF32, {3, 3})}, false);
+  ASSERT_FALSE(out.is_ok());
+  EXPECT_NE(out.status().message().find("FusedMatMul: residual [3,3] differs from the product [2,3] in dim 0"),
+            std::string::npos)
+      << out.status().to_string();
 }
 
 // A literal of `count` random floats in [-1, 1] (4 significant digits, exact in the text).

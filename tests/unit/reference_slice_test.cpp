@@ -34,6 +34,10 @@ Tensor run_layer(const Layer& l, const std::vector<Tensor>& inputs) {
   n->attrs = l.attrs;
   std::vector<RunValue> values;
   for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].is_valid()) {  // an omitted optional input
+      n->inputs.push_back(nullptr);
+      continue;
+    }
     Value* v = g.add_value("in" + std::to_string(i), Type::tensor(inputs[i].dtype(), Shape::of(inputs[i].dims())));
     g.inputs.push_back(v);
     n->inputs.push_back(v);
@@ -119,6 +123,26 @@ TEST(ReferenceSlice, ProductsCutRowsOrTheBatch) {
   check({"", "MatMul", {}, {random_f32({10, 2, 7}, 1), random_f32({10, 7, 3}, 2)}}, {true, true});
   check({"", "MatMul", {}, {random_f32({10, 2, 7}, 1), random_f32({7, 3}, 2)}}, {true, false});
   check({"", "MatMul", {}, {random_f32({7, 9}, 1), random_f32({3, 9, 5}, 2)}}, {false, false});
+}
+
+// kiln.FusedMatMul's residual has the output's rows: cut with A, kept whole where A is.
+TEST(ReferenceSlice, FusedMatMulCutsItsResidualWithA) {
+  const std::map<std::string, Attribute> relu = {{"activation", Attribute::of_string("Relu")}};
+  check({"kiln",
+         "FusedMatMul",
+         relu,
+         {random_f32({20, 7}, 1), random_f32({7, 6}, 2), random_f32({6}, 3), random_f32({20, 6}, 4)}},
+        {true, false, false, true});
+  check({"kiln",
+         "FusedMatMul",
+         relu,
+         {random_f32({10, 2, 7}, 1), random_f32({7, 3}, 2), Tensor(), random_f32({10, 2, 3}, 4)}},
+        {true, false, false, true});
+  check({"kiln",
+         "FusedMatMul",
+         relu,
+         {random_f32({7, 9}, 1), random_f32({3, 9, 5}, 2), Tensor(), random_f32({3, 7, 5}, 4)}},
+        {false, false, false, false});
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // MatMul (numpy batching, 1-D promotion), Gemm, MatMulInteger and
-// kiln.FusedMatMul (MatMul + bias + activation, applied to the accumulator
-// before the one rounding to the output dtype). One plain
+// kiln.FusedMatMul (MatMul + bias + residual, then the activation, applied
+// to the accumulator before the one rounding to the output dtype). One plain
 // row-by-row product: for each row of A, acc[j] += A[i,k] * B[k,j] over k, so
 // the inner loop runs along B's contiguous rows. Accumulates in float for
 // 16-bit floats and f32, double for f64, 64-bit integers for integers.
@@ -121,16 +121,22 @@ Status run_fused_matmul(CpuKernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(Activation act, activation_of(ctx.node()));
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0));
   const Tensor* bias = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+  const Tensor* residual = ctx.has_input(3) ? &ctx.input(3) : nullptr;
   const int64_t n = b.rank() == 1 ? 1 : b.dims().back();
   if (bias && (bias->dtype() != a.dtype() || bias->rank() != 1 || bias->dim(0) != n))
     return invalid_model("FusedMatMul: bias must be {}[{}], got {}[{}]", dtype_name(a.dtype()), n,
                          dtype_name(bias->dtype()), fmt::join(bias->dims(), ","));
+  if (residual && (residual->dtype() != a.dtype() || residual->dims() != y->dims()))
+    return invalid_model("FusedMatMul: residual must be {}[{}] (the product's), got {}[{}]", dtype_name(a.dtype()),
+                         fmt::join(y->dims(), ","), dtype_name(residual->dtype()), fmt::join(residual->dims(), ","));
   return visit_dtype_in<kFloatTypes>(a.dtype(), [&]<typename T>() {
     const T *pa = a.data<T>(), *pb = b.data<T>(), *pbias = bias ? bias->data<T>() : nullptr;
+    const T* pres = residual ? residual->data<T>() : nullptr;
     T* py = y->mutable_data<T>();
     return for_each_batch(ctx, a, b, *y, [&](int64_t oa, int64_t ob, int64_t oy, int64_t m, int64_t k, int64_t nn) {
-      matrix_product<T>({pa + oa, k, 1}, {pb + ob, nn, 1}, m, k, nn, py + oy, [&](int64_t, int64_t j, acc_t<T> v) {
+      matrix_product<T>({pa + oa, k, 1}, {pb + ob, nn, 1}, m, k, nn, py + oy, [&](int64_t i, int64_t j, acc_t<T> v) {
         if (pbias) v += static_cast<acc_t<T>>(convert_to<compute_t<T>>(pbias[j]));
+        if (pres) v += static_cast<acc_t<T>>(convert_to<compute_t<T>>(pres[oy + i * nn + j]));
         return convert_to<T>(activate(act, v));
       });
     });
