@@ -144,6 +144,16 @@ FusedOperands fused_operands(DType t, const Dims& da, const Dims& db, uint32_t s
   return {in(a), in(b), in(bias)};
 }
 
+// A residual for an output of `dims` with the sign of the bias's column
+// (alternating), so bias, product and residual never cancel: 0.05 to 0.5.
+Tensor fused_residual(DType t, const Dims& dims, uint32_t seed) {
+  Tensor r = random_tensor(DType::kF32, dims, 0.05f, 0.5f, seed);
+  const int64_t n = dims.empty() ? 1 : dims.back();
+  for (int64_t i = 0; i < r.numel(); ++i)
+    if ((i % n) % 2) r.mutable_data<float>()[i] *= -1.f;
+  return t == DType::kF32 ? r : cast_tensor(r, t).value();
+}
+
 TEST_F(GpuMatmulOpsTest, FusedMatMulMatchesCpuForEveryActivationDtypeAndBatchingForm) {
   const std::vector<std::pair<Dims, Dims>> cases = {
       {{2, 5, 40}, {40, 24}},        // batch x shared B: one call, m = batch * rows
@@ -162,6 +172,10 @@ TEST_F(GpuMatmulOpsTest, FusedMatMulMatchesCpuForEveryActivationDtypeAndBatching
                                  shape_str(db) + " activation \"" + act + "\"";
         check_op("kiln.FusedMatMul", {x.a, x.b, x.bias}, attrs, matmul_tolerance(t), what + " bias");
         check_op("kiln.FusedMatMul", {x.a, x.b}, attrs, matmul_tolerance(t), what + " no bias");
+        // The residual (cuBLASLt's C; on the broadcast case the C of each call of the outer loop).
+        const Tensor r = fused_residual(t, run_cpu("kiln.FusedMatMul", {x.a, x.b}, attrs).dims(), 4);
+        check_op("kiln.FusedMatMul", {x.a, x.b, x.bias, r}, attrs, matmul_tolerance(t), what + " bias residual");
+        check_op("kiln.FusedMatMul", {x.a, x.b, Tensor(), r}, attrs, matmul_tolerance(t), what + " residual");
       }
 }
 
@@ -171,6 +185,10 @@ TEST_F(GpuMatmulOpsTest, FusedMatMulWithEmptyKIsTheActivationOfTheBias) {
       const FusedOperands x = fused_operands(t, {3, 0}, {0, 4}, 1);
       check_op("kiln.FusedMatMul", {x.a, x.b, x.bias}, {{"activation", Attribute::of_string(act)}}, tolerance_for(t),
                std::string("FusedMatMul K=0 ") + type_name(t) + " " + act);
+      // With a residual: the activation of bias + residual.
+      check_op("kiln.FusedMatMul", {x.a, x.b, x.bias, fused_residual(t, {3, 4}, 4)},
+               {{"activation", Attribute::of_string(act)}}, tolerance_for(t),
+               std::string("FusedMatMul K=0 residual ") + type_name(t) + " " + act);
     }
 }
 
@@ -258,6 +276,19 @@ TEST_F(GpuMatmulOpsTest, FusedMatMulCudnnTacticsMatchCpu) {
     const FusedOperands vit = fused_operands(t, {3, 197, 768}, {768, 3072}, 2);
     check_cudnn_tactics({vit.a, vit.b, vit.bias}, "Gelu", "ViT-B/16 MLP " + type_name(t) + " Gelu bias");
     check_cudnn_tactics({vit.a, vit.b}, "Gelu", "ViT-B/16 MLP " + type_name(t) + " Gelu no bias");
+  }
+}
+
+// cuDNN's graph has no residual: a layer with one is never offered a cudnn
+// tactic, and one pinned to it anyway (a stale engine) runs on cuBLASLt with
+// the residual, not cuDNN without it.
+TEST_F(GpuMatmulOpsTest, FusedMatMulWithAResidualRunsCudnnTacticsOnCublasLt) {
+  for (DType t : {DType::kF16, DType::kBF16}) {
+    const FusedOperands x = fused_operands(t, {3, 197, 256}, {256, 512}, 1);
+    const std::vector<Tensor> ins = {x.a, x.b, x.bias, fused_residual(t, {3, 197, 512}, 4)};
+    const Attrs attrs = {{"activation", Attribute::of_string("Gelu")}};
+    expect_close(run_fused_tactic(ins, attrs, "cudnn:0"), run_cpu("kiln.FusedMatMul", ins, attrs), matmul_tolerance(t),
+                 "FusedMatMul residual cudnn:0 " + type_name(t));
   }
 }
 

@@ -1,6 +1,8 @@
-// kiln.FusedMatMul: act(MatMul(A, B) + bias) in one cuBLASLt call where its
-// epilogue can do it (BIAS, RELU_BIAS, and GELU_BIAS for 16-bit outputs),
-// timed over the heuristic's candidates like MatMul. GELU_BIAS is the tanh
+// kiln.FusedMatMul: act(MatMul(A, B) + bias + residual) in one cuBLASLt call
+// where its epilogue can do it (BIAS, RELU_BIAS, and GELU_BIAS for 16-bit
+// outputs), timed over the heuristic's candidates like MatMul. The residual
+// is cuBLASLt's C (beta = 1, laid out as D), which it adds to the product
+// before the epilogue's bias and activation. GELU_BIAS is the tanh
 // form; for 16-bit outputs it also runs the exact (erf) Gelu: the two differ
 // by at most 4.7e-4 (at x = -2.70), under the rounding of 16-bit outputs of
 // magnitude 0.5 and up, and a separate Gelu pass costs a whole read and write
@@ -8,15 +10,19 @@
 // 660-690 on an H200). f32 must match the CPU to about 1e-5, and cuBLASLt
 // does not document its tanh's accuracy: there the product takes the bias and
 // one elementwise pass applies the Gelu. Where cuBLASLt has no algorithm with
-// the epilogue, or the batching needs several calls, a plain product is
+// the epilogue, or the batching needs several calls, a plain product (plus
+// the residual as C, sliced with D where the batch takes several calls) is
 // followed by one bias + activation pass with the exact activation: the layer
-// never fails for want of an epilogue. For 16-bit layers with the exact Gelu,
-// tactics "cudnn:<i>" run the whole layer as one cuDNN graph (cudnn_matmul.h;
-// its GELU_FWD is the tanh form too); the tuner times them against
-// cuBLASLt's, which stays the default.
+// never fails for want of an epilogue. For 16-bit layers with the exact Gelu
+// and no residual, tactics "cudnn:<i>" run the whole layer as one cuDNN graph
+// (cudnn_matmul.h; its GELU_FWD is the tanh form too); the tuner times them
+// against cuBLASLt's, which stays the default.
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cstdint>
 
+#include "backends/cuda/cuda_status.h"
 #include "backends/cuda/cudnn_handle.h"
 #include "backends/cuda/kernels/bias_activation.cuh"
 #include "backends/cuda/ops/cudnn_matmul.h"
@@ -53,11 +59,12 @@ Status supports_fused_matmul(const Node& node) {
 }
 
 // The cuDNN spec of the layer for these operands (engine 0), or nullopt
-// where the cudnn tactics do not apply.
+// where the cudnn tactics do not apply (among others, a layer with a residual).
 std::optional<CudnnMatmulSpec> cudnn_spec_of(const Node& node, DType t, const std::vector<int64_t>& a,
-                                             const std::vector<int64_t>& b, bool has_bias, size_t workspace_limit) {
+                                             const std::vector<int64_t>& b, bool has_bias, bool has_residual,
+                                             size_t workspace_limit) {
   auto e = epilogue_of(node, t);
-  if (!e) return std::nullopt;
+  if (!e || has_residual) return std::nullopt;
   return cudnn_matmul_spec(t, a, b, has_bias, e->full, workspace_limit);
 }
 
@@ -68,7 +75,7 @@ std::shared_ptr<const CudnnMatmulPlan> planned_cudnn_matmul(const KernelQuery& q
   const auto *a = q.input_dims(0), *b = q.input_dims(1);
   if (!engine || !a || !b) return nullptr;
   std::optional<CudnnMatmulSpec> spec =
-      cudnn_spec_of(q.node(), q.input_dtype(0), *a, *b, q.has_input(2), q.workspace_limit());
+      cudnn_spec_of(q.node(), q.input_dtype(0), *a, *b, q.has_input(2), q.has_input(3), q.workspace_limit());
   if (!spec) return nullptr;
   spec->engine_index = *engine;
   return cudnn_matmul_plan(*spec);
@@ -82,12 +89,16 @@ size_t fused_workspace(const KernelQuery& q) {
   return plan ? std::max(cublaslt, workspace_size(*plan)) : cublaslt;
 }
 
-// The product as one cuBLASLt call with the epilogue, when one expresses it.
-std::optional<MatmulShape> fused_shape(const BatchedProduct& bp, DType t, bool tf32, bool has_bias, const Epilogue& e) {
+// The product as one cuBLASLt call with the epilogue, when one expresses it;
+// a residual is C, laid out as D.
+std::optional<MatmulShape> fused_shape(const BatchedProduct& bp, DType t, bool tf32, bool has_bias, bool has_residual,
+                                       const Epilogue& e) {
   if (bp.k == 0) return std::nullopt;
   auto s = single_call_shape(bp, t, tf32);
   if (!s) return std::nullopt;
   s->has_bias = has_bias;
+  s->has_c = has_residual;
+  s->stride_c = has_residual ? bp.m * bp.n : 0;
   s->activation = e.cublaslt;
   return s;
 }
@@ -95,7 +106,7 @@ std::optional<MatmulShape> fused_shape(const BatchedProduct& bp, DType t, bool t
 // cuBLASLt's candidates for the product with its epilogue (the heuristic is
 // asked with the epilogue set, so "cublaslt:i" names the same algorithm here
 // and in run), then, for the exact Gelu of 16-bit layers, cuDNN's usable
-// engine configs (f16/bf16). The builder keeps the first `limit`, so there
+// engine configs (f16/bf16, no residual). The builder keeps the first `limit`, so there
 // cuBLASLt takes at most the larger half of them and cuDNN what is left: at
 // limit 1 cuBLASLt's first alone (the default). Other layers give cuBLASLt
 // every slot.
@@ -105,13 +116,13 @@ std::vector<std::string> fused_tactics(const KernelQuery& q, size_t limit) {
   if (!a || !b || !e) return {};
   auto bp = plan_product(*a, *b, "FusedMatMul");
   if (!bp) return {};
-  auto s = fused_shape(*bp, q.input_dtype(0), q.allow_tf32(), q.has_input(2), *e);
-  const bool with_cudnn = e->full == BiasActivation::kGelu;
+  auto s = fused_shape(*bp, q.input_dtype(0), q.allow_tf32(), q.has_input(2), q.has_input(3), *e);
+  const bool with_cudnn = e->full == BiasActivation::kGelu && !q.has_input(3);
   std::vector<std::string> out;
   if (s)
     out = cublaslt_tactics(*s, with_cudnn ? limit - limit / 2 : limit, cublaslt_workspace_bytes(q.workspace_limit()));
   const std::optional<CudnnMatmulSpec> spec =
-      with_cudnn ? cudnn_spec_of(q.node(), q.input_dtype(0), *a, *b, q.has_input(2), q.workspace_limit())
+      with_cudnn ? cudnn_spec_of(q.node(), q.input_dtype(0), *a, *b, q.has_input(2), false, q.workspace_limit())
                  : std::nullopt;
   if (spec && out.size() < limit) {
     const int n = cudnn_matmul_engine_count(*spec, static_cast<int>(std::min<size_t>(limit - out.size(), 64)));
@@ -130,7 +141,7 @@ Expected<bool> run_cudnn_matmul(KernelContext& ctx, const void* bias) {
   if (!engine) return false;
   const DeviceTensor &a = ctx.input(0), &b = ctx.input(1), &y = ctx.output(0);
   std::optional<CudnnMatmulSpec> spec =
-      cudnn_spec_of(ctx.node(), a.dtype, a.dims, b.dims, ctx.has_input(2), ctx.workspace_limit());
+      cudnn_spec_of(ctx.node(), a.dtype, a.dims, b.dims, ctx.has_input(2), ctx.has_input(3), ctx.workspace_limit());
   if (!spec) return false;
   spec->engine_index = *engine;
   const std::shared_ptr<const CudnnMatmulPlan> plan = cudnn_matmul_plan(*spec);
@@ -142,6 +153,16 @@ Expected<bool> run_cudnn_matmul(KernelContext& ctx, const void* bias) {
   KILN_RETURN_IF_ERROR(
       execute_cudnn_matmul(cudnn->get(), ctx.stream(), *plan, a.data, b.data, bias, y.data, ctx.workspace()));
   return true;
+}
+
+// The residual's data after checking it is exactly y's dtype and dims; null without one.
+Expected<const void*> checked_residual(const KernelContext& ctx, const DeviceTensor& y) {
+  if (!ctx.has_input(3)) return nullptr;
+  const DeviceTensor& r = ctx.input(3);
+  if (r.dtype != y.dtype || r.dims != y.dims)
+    return invalid_model("FusedMatMul: residual must be {}[{}] (the product's), got {}[{}]", dtype_name(y.dtype),
+                         fmt::join(y.dims, ","), dtype_name(r.dtype), fmt::join(r.dims, ","));
+  return r.data;
 }
 
 Status run_fused_matmul(KernelContext& ctx) {
@@ -156,27 +177,32 @@ Status run_fused_matmul(KernelContext& ctx) {
       return invalid_model("FusedMatMul: bias must be {}[{}], got {} of {} elements", dtype_name(a.dtype), bp.n,
                            dtype_name(c.dtype), c.numel());
   }
+  KILN_ASSIGN_OR_RETURN(const void* residual, checked_residual(ctx, y));
   if (!cublaslt_dtype(a.dtype))
     return unsupported("FusedMatMul: dtype {} (the CUDA kernel takes f32, f16, bf16)", dtype_name(a.dtype));
   if (y.numel() == 0) return Status::ok();
   KILN_ASSIGN_OR_RETURN(const bool ran_cudnn, run_cudnn_matmul(ctx, bias));
   if (ran_cudnn) return Status::ok();
   BiasActivationParams post{a.dtype, y.data, nullptr, y.numel() / bp.n, bp.n, e.after};
-  const MatmulArgs args{a.data, b.data, nullptr, bias, y.data};
-  const std::optional<MatmulShape> s = fused_shape(bp, a.dtype, ctx.allow_tf32(), has_bias, e);
+  MatmulArgs args{a.data, b.data, residual, bias, y.data};
+  args.beta = residual ? 1.f : 0.f;
+  const std::optional<MatmulShape> s = fused_shape(bp, a.dtype, ctx.allow_tf32(), has_bias, residual != nullptr, e);
   if (s) {
     KILN_ASSIGN_OR_RETURN(bool fused, try_run_cublaslt(ctx, *s, args));
     if (fused) return launch_bias_activation(post, ctx.stream());
   }
-  // The fallback: the plain product (cuBLASLt choosing per call, as the
-  // cached algorithm is the epilogue's), then bias and activation.
+  // The fallback: the plain product plus the residual (cuBLASLt choosing per
+  // call, as the cached algorithm is the epilogue's), then bias and activation.
   if (s) {
     MatmulShape plain = *s;
     plain.has_bias = false;
     plain.activation = MatmulActivation::kNone;
-    KILN_RETURN_IF_ERROR(run_cublaslt(ctx, plain, {a.data, b.data, nullptr, nullptr, y.data}, /*cache=*/false));
+    args.bias = nullptr;
+    KILN_RETURN_IF_ERROR(run_cublaslt(ctx, plain, args, /*cache=*/false));
   } else if (bp.k > 0) {
-    KILN_RETURN_IF_ERROR(run_cublaslt_product(ctx, bp, a.dtype, a.data, b.data, y.data));
+    KILN_RETURN_IF_ERROR(run_cublaslt_product(ctx, bp, a.dtype, a.data, b.data, y.data, 0, residual));
+  } else if (residual) {  // an empty K: the product is zeros, y the residual
+    KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(y.data, residual, y.nbytes(), cudaMemcpyDeviceToDevice, ctx.stream()));
   } else {
     KILN_RETURN_IF_ERROR(
         launch_simple_matmul(simple_params(bp, a.dtype, a.dtype, a.dtype, a.data, b.data, y.data), ctx.stream()));

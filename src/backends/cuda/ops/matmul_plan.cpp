@@ -189,7 +189,7 @@ Expected<bool> try_run_cublaslt(KernelContext& ctx, const MatmulShape& s, Matmul
 }
 
 Status run_cublaslt_product(KernelContext& ctx, const BatchedProduct& bp, DType t, const void* a, const void* b,
-                            void* y, size_t workspace_offset) {
+                            void* y, size_t workspace_offset, const void* c) {
   // The fewest outer dims that leave an inner batch cuBLASLt can stride.
   size_t split = 0;
   int64_t stride_a = 0, stride_b = 0;
@@ -204,11 +204,15 @@ Status run_cublaslt_product(KernelContext& ctx, const BatchedProduct& bp, DType 
   s.batch = 1;
   for (size_t d = split; d < bp.batch.size(); ++d) s.batch *= bp.batch[d];
   s.stride_a = stride_a, s.stride_b = stride_b;
+  s.has_c = c != nullptr;
+  s.stride_c = c ? bp.m * bp.n : 0;  // y's layout
   s.allow_tf32 = ctx.allow_tf32();
   const size_t elem = dtype_storage_bytes(t, 1);
   int64_t outer = 1;
   for (size_t d = 0; d < split; ++d) outer *= bp.batch[d];
-  if (outer == 1) return run_cublaslt(ctx, s, {a, b, nullptr, nullptr, y}, true, workspace_offset);
+  MatmulArgs args{a, b, c, nullptr, y};
+  args.beta = c ? 1.f : 0.f;
+  if (outer == 1) return run_cublaslt(ctx, s, args, true, workspace_offset);
   // Offset operands may be less aligned than the cached algorithm assumed, so
   // cuBLASLt chooses per call here.
   for (int64_t o = 0; o < outer; ++o) {
@@ -220,8 +224,10 @@ Status run_cublaslt_product(KernelContext& ctx, const BatchedProduct& bp, DType 
       off_b += idx * bp.b_strides[d];
     }
     const int64_t off_y = o * s.batch * bp.m * bp.n;
-    MatmulArgs args{static_cast<const char*>(a) + off_a * elem, static_cast<const char*>(b) + off_b * elem, nullptr,
-                    nullptr, static_cast<char*>(y) + off_y * elem};
+    args.a = static_cast<const char*>(a) + off_a * elem;
+    args.b = static_cast<const char*>(b) + off_b * elem;
+    args.c = c ? static_cast<const char*>(c) + off_y * elem : nullptr;
+    args.d = static_cast<char*>(y) + off_y * elem;
     KILN_RETURN_IF_ERROR(run_cublaslt(ctx, s, args, false, workspace_offset));
   }
   return Status::ok();

@@ -44,10 +44,11 @@ bool cublaslt_dtype(DType t);
 
 // Runs the batched product (row-major, contiguous y) through cuBLASLt,
 // splitting the batch into an outer loop where one strided batch cannot
-// express the broadcast. Needs cublaslt_workspace_bytes(ctx.workspace_limit())
-// of ctx.workspace() from `workspace_offset` on.
+// express the broadcast. With `c` (laid out as y, of y's dtype), y = A B + c.
+// Needs cublaslt_workspace_bytes(ctx.workspace_limit()) of ctx.workspace()
+// from `workspace_offset` on.
 Status run_cublaslt_product(KernelContext& ctx, const BatchedProduct& bp, DType t, const void* a, const void* b,
-                            void* y, size_t workspace_offset = 0);
+                            void* y, size_t workspace_offset = 0, const void* c = nullptr);
 
 // The product as one strided-batched cuBLASLt call, when one expresses it.
 std::optional<MatmulShape> single_call_shape(const BatchedProduct& bp, DType t, bool tf32);
