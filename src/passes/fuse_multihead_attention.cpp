@@ -59,12 +59,13 @@ Node* single_use_producer(const Graph& g, const Value* v, const char* op, const 
 
 bool is_perm(const Node* t, const std::vector<int64_t>& perm) { return t && transpose_perm(*t) == perm; }
 
-// A row-wise projection: MatMul or kiln.FusedMatMul with a 2-D B, or Gemm.
+// A row-wise projection: MatMul or kiln.FusedMatMul with a 2-D B (and no
+// residual, whose rows the rewrite would not reorder), or Gemm.
 bool is_projection(const Node* n) {
   if (!n || !n->input(1)) return false;
   const Dims* w = dims_of(n->input(1));
   if (!w || w->size() != 2) return false;
-  if (n->domain == "kiln") return n->op_type == "FusedMatMul";
+  if (n->domain == "kiln") return n->op_type == "FusedMatMul" && !n->input(3);
   return n->domain.empty() && (n->op_type == "MatMul" || n->op_type == "Gemm");
 }
 

@@ -19,8 +19,8 @@
 //   %y: f32[2,3,4] = Attention(%q, %k, %v) {q_num_heads=2, kv_num_heads=2}
 //
 // The projections must be of one kind (MatMul, or kiln.FusedMatMul with one
-// activation), with constant 2-D weights of one K and dtype, all with a
-// constant 1-D bias or none, and each output read only by the Attention, in
+// activation and no residual), with constant 2-D weights of one K and dtype,
+// all with a constant 1-D bias or none, and each output read only by the Attention, in
 // one of Q, K, V (the packed order follows Attention's inputs). Each output
 // column is computed exactly as before (same row of A, same weight column),
 // so the values are unchanged. The builder runs it for cuda before
@@ -40,9 +40,10 @@ using pass_util::dims_of;
 using pass_util::only_reader_is;
 using pass_util::same_dim;
 
+// A FusedMatMul with a residual (input 3) adds more than X's projection: it stays.
 bool is_projection(const Node* n) {
   if (!n) return false;
-  if (n->domain == "kiln") return n->op_type == "FusedMatMul";
+  if (n->domain == "kiln") return n->op_type == "FusedMatMul" && !n->input(3);
   return n->domain.empty() && n->op_type == "MatMul";
 }
 

@@ -547,57 +547,61 @@ std::string ir_const(const std::string& dims, int n, int seed) {
   return s + "}";
 }
 
+// nn.MultiheadAttention exported with a dynamic batch (E=4, H=2, S=3), as IR text.
+std::string dynamic_batch_mha() {
+  return "graph main(%x: f32[b,3,4]) {\n"
+         "  %w: f32[4,12] = " +
+         ir_const("4,12", 48, 1) +
+         "\n"
+         "  %bias: f32[12] = " +
+         ir_const("12", 12, 2) +
+         "\n"
+         "  %wo: f32[4,4] = " +
+         ir_const("4,4", 16, 3) +
+         "\n"
+         "  %s5: i64[5] = const i64[5]{1,3,-1,3,4}\n"
+         "  %ax: i64[1] = const i64[1]{3}\n"
+         "  %s3: i64[3] = const i64[3]{3,-1,2}\n"
+         "  %s4: i64[4] = const i64[4]{-1,2,3,2}\n"
+         "  %sm: i64[2] = const i64[2]{-1,4}\n"
+         "  %su: i64[3] = const i64[3]{3,-1,4}\n"
+         "  %i0: i64[] = const i64[]{0}\n"
+         "  %i1: i64[] = const i64[]{1}\n"
+         "  %i2: i64[] = const i64[]{2}\n"
+         "  %xt: f32[3,b,4] = Transpose(%x) {perm=[1,0,2]}\n"
+         "  %xs: i64[3] = Shape(%xt)\n"
+         "  %p: f32[3,b,12] = kiln.FusedMatMul(%xt, %w, %bias)\n"
+         "  %u: f32[1,3,b,3,4] = Reshape(%p, %s5)\n"
+         "  %t: f32[3,3,b,1,4] = Transpose(%u) {perm=[3,1,2,0,4]}\n"
+         "  %q3: f32[3,3,b,4] = Squeeze(%t, %ax)\n"
+         "  %qi: f32[3,b,4] = Gather(%q3, %i0) {axis=0}\n"
+         "  %ki: f32[3,b,4] = Gather(%q3, %i1) {axis=0}\n"
+         "  %vi: f32[3,b,4] = Gather(%q3, %i2) {axis=0}\n"
+         "  %qr: f32[3,2*b,2] = Reshape(%qi, %s3)\n"
+         "  %kr: f32[3,2*b,2] = Reshape(%ki, %s3)\n"
+         "  %vr: f32[3,2*b,2] = Reshape(%vi, %s3)\n"
+         "  %qt: f32[2*b,3,2] = Transpose(%qr) {perm=[1,0,2]}\n"
+         "  %kt: f32[2*b,3,2] = Transpose(%kr) {perm=[1,0,2]}\n"
+         "  %vt: f32[2*b,3,2] = Transpose(%vr) {perm=[1,0,2]}\n"
+         "  %q4: f32[b,2,3,2] = Reshape(%qt, %s4)\n"
+         "  %k4: f32[b,2,3,2] = Reshape(%kt, %s4)\n"
+         "  %v4: f32[b,2,3,2] = Reshape(%vt, %s4)\n"
+         "  %y: f32[b,2,3,2] = Attention(%q4, %k4, %v4)\n"
+         "  %yt: f32[3,b,2,2] = Transpose(%y) {perm=[2,0,1,3]}\n"
+         "  %m: f32[3*b,4] = Reshape(%yt, %sm)\n"
+         "  %o: f32[3*b,4] = MatMul(%m, %wo)\n"
+         "  %n: f32[3,b,4] = Reshape(%o, %su)\n"
+         "  %f: f32[b,3,4] = Transpose(%n) {perm=[1,0,2]}\n"
+         "  return %f\n"
+         "}\n";
+}
+
 // nn.MultiheadAttention exported with a dynamic batch (E=4, H=2, S=3): the
 // exporter also reads X^T's Shape for the Reshapes' shape inputs (here that
 // Shape reads nothing further). The pattern fuses all the same, and the CPU
 // gives the same outputs before and after, at two batch sizes.
 TEST(FuseMultiheadAttention, FusesWithADynamicBatchWhoseShapeIsReadOffXt) {
-  const std::string text =
-      "graph main(%x: f32[b,3,4]) {\n"
-      "  %w: f32[4,12] = " +
-      ir_const("4,12", 48, 1) +
-      "\n"
-      "  %bias: f32[12] = " +
-      ir_const("12", 12, 2) +
-      "\n"
-      "  %wo: f32[4,4] = " +
-      ir_const("4,4", 16, 3) +
-      "\n"
-      "  %s5: i64[5] = const i64[5]{1,3,-1,3,4}\n"
-      "  %ax: i64[1] = const i64[1]{3}\n"
-      "  %s3: i64[3] = const i64[3]{3,-1,2}\n"
-      "  %s4: i64[4] = const i64[4]{-1,2,3,2}\n"
-      "  %sm: i64[2] = const i64[2]{-1,4}\n"
-      "  %su: i64[3] = const i64[3]{3,-1,4}\n"
-      "  %i0: i64[] = const i64[]{0}\n"
-      "  %i1: i64[] = const i64[]{1}\n"
-      "  %i2: i64[] = const i64[]{2}\n"
-      "  %xt: f32[3,b,4] = Transpose(%x) {perm=[1,0,2]}\n"
-      "  %xs: i64[3] = Shape(%xt)\n"
-      "  %p: f32[3,b,12] = kiln.FusedMatMul(%xt, %w, %bias)\n"
-      "  %u: f32[1,3,b,3,4] = Reshape(%p, %s5)\n"
-      "  %t: f32[3,3,b,1,4] = Transpose(%u) {perm=[3,1,2,0,4]}\n"
-      "  %q3: f32[3,3,b,4] = Squeeze(%t, %ax)\n"
-      "  %qi: f32[3,b,4] = Gather(%q3, %i0) {axis=0}\n"
-      "  %ki: f32[3,b,4] = Gather(%q3, %i1) {axis=0}\n"
-      "  %vi: f32[3,b,4] = Gather(%q3, %i2) {axis=0}\n"
-      "  %qr: f32[3,2*b,2] = Reshape(%qi, %s3)\n"
-      "  %kr: f32[3,2*b,2] = Reshape(%ki, %s3)\n"
-      "  %vr: f32[3,2*b,2] = Reshape(%vi, %s3)\n"
-      "  %qt: f32[2*b,3,2] = Transpose(%qr) {perm=[1,0,2]}\n"
-      "  %kt: f32[2*b,3,2] = Transpose(%kr) {perm=[1,0,2]}\n"
-      "  %vt: f32[2*b,3,2] = Transpose(%vr) {perm=[1,0,2]}\n"
-      "  %q4: f32[b,2,3,2] = Reshape(%qt, %s4)\n"
-      "  %k4: f32[b,2,3,2] = Reshape(%kt, %s4)\n"
-      "  %v4: f32[b,2,3,2] = Reshape(%vt, %s4)\n"
-      "  %y: f32[b,2,3,2] = Attention(%q4, %k4, %v4)\n"
-      "  %yt: f32[3,b,2,2] = Transpose(%y) {perm=[2,0,1,3]}\n"
-      "  %m: f32[3*b,4] = Reshape(%yt, %sm)\n"
-      "  %o: f32[3*b,4] = MatMul(%m, %wo)\n"
-      "  %n: f32[3,b,4] = Reshape(%o, %su)\n"
-      "  %f: f32[b,3,4] = Transpose(%n) {perm=[1,0,2]}\n"
-      "  return %f\n"
-      "}\n";
+  const std::string text = dynamic_batch_mha();
   auto before = parse_graph(text);
   auto after = parse_graph(text);
   ASSERT_TRUE(before.is_ok() && after.is_ok()) << before.status().to_string();
@@ -622,6 +626,21 @@ TEST(FuseMultiheadAttention, FusesWithADynamicBatchWhoseShapeIsReadOffXt) {
     for (int64_t i = 0; i < ya.numel(); ++i)
       EXPECT_NEAR(yb.element_as_double(i), ya.element_as_double(i), 1e-6) << "batch " << batch << " element " << i;
   }
+}
+
+// A projection with a residual (kiln.FusedMatMul's input 4) is left alone:
+// the rewrite reorders the rows of what it computes, not of the residual.
+TEST(FuseMultiheadAttention, LeavesProjectionsWithAResidual) {
+  auto unchanged = [](const std::string& text) {
+    EXPECT_EQ(run_pass(fuse_multihead_attention, text),
+              run_pass([](Graph&, PassContext&) { return Status::ok(); }, text));
+  };
+  unchanged(replaced(
+      replaced(dynamic_batch_mha(), "graph main(%x: f32[b,3,4]) {", "graph main(%x: f32[b,3,4], %r: f32[3*b,4]) {"),
+      "%o: f32[3*b,4] = MatMul(%m, %wo)", "%o: f32[3*b,4] = kiln.FusedMatMul(%m, %wo, _, %r)"));
+  unchanged(replaced(
+      replaced(dynamic_batch_mha(), "graph main(%x: f32[b,3,4]) {", "graph main(%x: f32[b,3,4], %r: f32[3,b,12]) {"),
+      "kiln.FusedMatMul(%xt, %w, %bias)", "kiln.FusedMatMul(%xt, %w, %bias, %r)"));
 }
 
 // BERT and GPT-2 keep no head Transposes; GPT-2's Gelu is in its Gemm.

@@ -143,6 +143,13 @@ TEST(PackQkvProjections, LeavesNearMissesAlone) {
   // One projection read as both K and V: only Q and that one could pack, but
   // it is read twice by the Attention, so it stays; Q alone does not pack.
   unchanged(with(kBertProjections, "Attention(%q, %k, %v)", "Attention(%q, %k, %k)"));
+  // V adds a residual (input 4), which packing would drop: Q and K pack, V stays.
+  const std::string residual = run_pass(
+      pack_qkv_projections,
+      with(with(kBertProjections, "graph main(%x: f32[2,3,2]) {", "graph main(%x: f32[2,3,2], %r: f32[2,3,2]) {"),
+           "kiln.FusedMatMul(%x, %wv, %bv)", "kiln.FusedMatMul(%x, %wv, %bv, %r)"));
+  EXPECT_TRUE(has(residual, "%q: f32[2,3,2], %k: f32[2,3,2] = Split(")) << residual;
+  EXPECT_TRUE(has(residual, "%v: f32[2,3,2] = kiln.FusedMatMul(%x, %wv, %bv, %r)")) << residual;
 }
 
 // ---- fuse_packed_attention -----------------------------------------------------

@@ -155,5 +155,22 @@ TEST(AssignPrecision, FusedMatMulAndItsBiasGoTo16Bits) {
             "}\n");
 }
 
+// Its residual (input 4, after an omitted bias) is lowered like A: the product reads it as its 16-bit C.
+TEST(AssignPrecision, FusedMatMulResidualGoesTo16BitsLikeA) {
+  EXPECT_EQ(lowered("graph main(%x: f32[2,2], %r: f32[2,2]) {\n"
+                    "  %w: f32[2,2] = const f32[2,2]{1,2,3,4}\n"
+                    "  %y: f32[2,2] = kiln.FusedMatMul(%x, %w, _, %r) {activation=\"\"}\n"
+                    "  return %y\n"
+                    "}\n"),
+            "graph main(%x: f32[2,2], %r: f32[2,2]) {\n"
+            "  %w_lp: f16[2,2] = const f16[2,2]{1,2,3,4}\n"
+            "  %x_lp: f16[2,2] = Cast(%x) {to=10}\n"
+            "  %r_lp: f16[2,2] = Cast(%r) {to=10}\n"
+            "  %y_lp: f16[2,2] = kiln.FusedMatMul(%x_lp, %w_lp, _, %r_lp) {activation=\"\"}\n"
+            "  %y: f32[2,2] = Cast(%y_lp) {to=1}\n"
+            "  return %y\n"
+            "}\n");
+}
+
 }  // namespace
 }  // namespace kiln
