@@ -8,9 +8,12 @@
 //        %s, %g, %b) {axis=-1}                        {axis=-1, epsilon=1e-05}
 //   %z: f16[2,8,4] = MatMul(%s, %w)               %z: f16[2,8,4] = MatMul(%s, %w)
 //
-// BERT's post-LN blocks read only the LayerNorm, so the sum is not written
-// there; GPT-2 and ViT (pre-LN) read the sum too (the residual stream), so it
-// is output 1. The Add's addends must have one dtype and one shape, known at
+// A post-LN block (BERT's) reads only the LayerNorm, so the sum is not
+// written there; a pre-LN one (GPT-2's, ViT's) reads the sum too (the
+// residual stream), so it is output 1. The residual Adds of those three
+// models follow a projection and are its kiln.FusedMatMul's residual by the
+// time this runs (fuse_matmul_bias_activation), which leaves the Adds of
+// other producers here. The Add's addends must have one dtype and one shape, known at
 // build time (fixed or symbolic dims): a broadcasting Add does not fuse. The
 // LayerNorm must read the Add's output as X, normalize its last axis (axis -1
 // or rank - 1), have constant [C] Scale and B of X's dtype (C the last dim),

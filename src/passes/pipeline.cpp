@@ -45,6 +45,9 @@ const std::vector<PassInfo>& default_pipeline() {
       // After the epilogue fusion: the packed projection is one FusedMatMul.
       {"fuse_multihead_attention", fuse_multihead_attention},
       {"eliminate_dead_nodes", eliminate_dead_nodes},
+      // Again: the output projection it leaves is one Reshape from its residual Add (ViT's).
+      {"fuse_matmul_bias_activation", fuse_matmul_bias_activation},
+      {"eliminate_dead_nodes", eliminate_dead_nodes},
   };
   return passes;
 }

@@ -1,17 +1,20 @@
 // fuse_matmul_bias_activation before and after as IR text, the near misses it
 // must leave alone, kiln.FusedMatMul's definition (inference, CPU kernel), and
-// the CPU result of fused graphs against the unfused ones on random inputs.
+// the CPU result of fused graphs against the unfused ones on random inputs
+// (and on the shared transformers, whose residual Adds it takes).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 
 #include "backends/cpu/cpu_executor.h"
+#include "builder/builder.h"
 #include "ir/parser.h"
 #include "ir/printer.h"
 #include "ops/shape_inference.h"
 #include "pass_test_util.h"
 #include "passes/pass.h"
+#include "shared_model_util.h"
 
 namespace kiln {
 namespace {
@@ -116,6 +119,162 @@ TEST(FuseMatMulBiasActivation, GemmWithBiasAloneBecomesFusedMatMulWithoutActivat
             "}\n");
 }
 
+// ViT's MLP down-projection: the residual Add after the bias is cuBLASLt's C;
+// the FusedMatMul takes the Add's place and its output's name.
+TEST(FuseMatMulBiasActivation, ResidualAddAfterTheBiasBecomesTheFourthInput) {
+  EXPECT_EQ(fused("graph main(%x: f32[batch,5,2], %r: f32[batch,5,3]) {\n"
+                  "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+                  "  %b: f32[3] = const f32[3]{1,2,3}\n"
+                  "  %m: f32[batch,5,3] = MatMul(%x, %w)\n"
+                  "  %p: f32[batch,5,3] = Add(%m, %b)\n"
+                  "  %s: f32[batch,5,3] = Add(%r, %p)\n"
+                  "  return %s\n"
+                  "}\n"),
+            "graph main(%x: f32[batch,5,2], %r: f32[batch,5,3]) {\n"
+            "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+            "  %b: f32[3] = const f32[3]{1,2,3}\n"
+            "  %s: f32[batch,5,3] = kiln.FusedMatMul(%x, %w, %b, %r) {activation=\"\"}\n"
+            "  return %s\n"
+            "}\n");
+}
+
+// An activation after the residual Add is act(A B + bias + residual), one layer.
+TEST(FuseMatMulBiasActivation, ActivationAfterTheResidualAddFusesToo) {
+  EXPECT_EQ(fused("graph main(%x: f16[4,2], %r: f16[4,3]) {\n"
+                  "  %w: f16[2,3] = const f16[2,3]{1,2,3,4,5,6}\n"
+                  "  %b: f16[1,3] = const f16[1,3]{1,2,3}\n"
+                  "  %m: f16[4,3] = MatMul(%x, %w)\n"
+                  "  %p: f16[4,3] = Add(%b, %m)\n"
+                  "  %s: f16[4,3] = Add(%p, %r)\n"
+                  "  %y: f16[4,3] = Gelu(%s)\n"
+                  "  return %y\n"
+                  "}\n"),
+            "graph main(%x: f16[4,2], %r: f16[4,3]) {\n"
+            "  %w: f16[2,3] = const f16[2,3]{1,2,3,4,5,6}\n"
+            "  %b_1d: f16[3] = const f16[3]{1,2,3}\n"
+            "  %y: f16[4,3] = kiln.FusedMatMul(%x, %w, %b_1d, %r) {activation=\"Gelu\"}\n"
+            "  return %y\n"
+            "}\n");
+}
+
+// Without a bias the residual is the fourth input all the same; a constant of
+// the product's very shape is a residual too.
+TEST(FuseMatMulBiasActivation, ResidualWithoutBiasLeavesTheBiasSlotEmpty) {
+  EXPECT_EQ(fused("graph main(%x: f32[2,2]) {\n"
+                  "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+                  "  %c: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+                  "  %m: f32[2,3] = MatMul(%x, %w)\n"
+                  "  %s: f32[2,3] = Add(%m, %c)\n"
+                  "  %y: f32[2,3] = Relu(%s)\n"
+                  "  return %y\n"
+                  "}\n"),
+            "graph main(%x: f32[2,2]) {\n"
+            "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+            "  %c: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+            "  %y: f32[2,3] = kiln.FusedMatMul(%x, %w, _, %c) {activation=\"Relu\"}\n"
+            "  return %y\n"
+            "}\n");
+}
+
+// A Linear exported as Gemm, its bias in C, then the residual Add.
+TEST(FuseMatMulBiasActivation, GemmWithBiasThenResidualAddFuses) {
+  EXPECT_EQ(fused("graph main(%x: f32[4,2], %r: f32[4,3]) {\n"
+                  "  %w: f32[3,2] = const f32[3,2]{1,2,3,4,5,6}\n"
+                  "  %c: f32[3] = const f32[3]{1,2,3}\n"
+                  "  %g: f32[4,3] = Gemm(%x, %w, %c) {transB=1}\n"
+                  "  %s: f32[4,3] = Add(%g, %r)\n"
+                  "  return %s\n"
+                  "}\n"),
+            "graph main(%x: f32[4,2], %r: f32[4,3]) {\n"
+            "  %c: f32[3] = const f32[3]{1,2,3}\n"
+            "  %w_t: f32[2,3] = const f32[2,3]{1,3,5,2,4,6}\n"
+            "  %s: f32[4,3] = kiln.FusedMatMul(%x, %w_t, %c, %r) {activation=\"\"}\n"
+            "  return %s\n"
+            "}\n");
+}
+
+// A residual computed after the product: the FusedMatMul runs where the Add did.
+TEST(FuseMatMulBiasActivation, ResidualComputedAfterTheProductKeepsTheOrderTopological) {
+  EXPECT_EQ(fused("graph main(%x: f32[4,2], %z: f32[4,3]) {\n"
+                  "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+                  "  %m: f32[4,3] = MatMul(%x, %w)\n"
+                  "  %r: f32[4,3] = Relu(%z)\n"
+                  "  %s: f32[4,3] = Add(%m, %r)\n"
+                  "  return %s\n"
+                  "}\n"),
+            "graph main(%x: f32[4,2], %z: f32[4,3]) {\n"
+            "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+            "  %r: f32[4,3] = Relu(%z)\n"
+            "  %s: f32[4,3] = kiln.FusedMatMul(%x, %w, _, %r) {activation=\"\"}\n"
+            "  return %s\n"
+            "}\n");
+}
+
+// GPT-2's projections run on [B*S, E] rows and are read back as [B, S, E]:
+// the residual is viewed as rows, the sum is the same Reshape of the layer's output.
+TEST(FuseMatMulBiasActivation, ReshapeBeforeTheResidualAddMovesAfterTheFusedMatMul) {
+  EXPECT_EQ(fused("graph main(%x: f32[6,2], %r: f32[2,3,3], %shape: i64[3]) {\n"
+                  "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+                  "  %b: f32[3] = const f32[3]{1,2,3}\n"
+                  "  %m: f32[6,3] = MatMul(%x, %w)\n"
+                  "  %p: f32[6,3] = Add(%m, %b)\n"
+                  "  %v: f32[2,3,3] = Reshape(%p, %shape) {allowzero=1}\n"
+                  "  %s: f32[2,3,3] = Add(%v, %r)\n"
+                  "  %y: f32[2,3,3] = Relu(%s)\n"
+                  "  return %y\n"
+                  "}\n"),
+            "graph main(%x: f32[6,2], %r: f32[2,3,3], %shape: i64[3]) {\n"
+            "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+            "  %b: f32[3] = const f32[3]{1,2,3}\n"
+            "  %r_shape: i64[2] = const i64[2]{6,3}\n"
+            "  %r_rows: f32[6,3] = Reshape(%r, %r_shape)\n"
+            "  %p: f32[6,3] = kiln.FusedMatMul(%x, %w, %b, %r_rows) {activation=\"Relu\"}\n"
+            "  %y: f32[2,3,3] = Reshape(%p, %shape) {allowzero=1}\n"
+            "  return %y\n"
+            "}\n");
+}
+
+// The pass's own FusedMatMul without activation takes a residual on a later
+// run (after fuse_multihead_attention); the symbolic rows are inferred (-1).
+TEST(FuseMatMulBiasActivation, FusedMatMulWithoutActivationTakesAResidualLater) {
+  EXPECT_EQ(fused("graph main(%x: f32[3*n,2], %r: f32[n,3,3]) {\n"
+                  "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+                  "  %b: f32[3] = const f32[3]{1,2,3}\n"
+                  "  %shape: i64[3] = const i64[3]{-1,3,3}\n"
+                  "  %p: f32[3*n,3] = kiln.FusedMatMul(%x, %w, %b) {activation=\"\"}\n"
+                  "  %v: f32[n,3,3] = Reshape(%p, %shape)\n"
+                  "  %s: f32[n,3,3] = Add(%r, %v)\n"
+                  "  return %s\n"
+                  "}\n"),
+            "graph main(%x: f32[3*n,2], %r: f32[n,3,3]) {\n"
+            "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+            "  %b: f32[3] = const f32[3]{1,2,3}\n"
+            "  %shape: i64[3] = const i64[3]{-1,3,3}\n"
+            "  %r_shape: i64[2] = const i64[2]{-1,3}\n"
+            "  %r_rows: f32[3*n,3] = Reshape(%r, %r_shape)\n"
+            "  %p: f32[3*n,3] = kiln.FusedMatMul(%x, %w, %b, %r_rows) {activation=\"\"}\n"
+            "  %s: f32[n,3,3] = Reshape(%p, %shape)\n"
+            "  return %s\n"
+            "}\n");
+}
+
+// Two products summed: the first takes the other's output as its residual.
+TEST(FuseMatMulBiasActivation, SumOfTwoProductsFusesOneAsTheOthersResidual) {
+  EXPECT_EQ(fused("graph main(%x: f32[4,2], %z: f32[4,2]) {\n"
+                  "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+                  "  %m: f32[4,3] = MatMul(%x, %w)\n"
+                  "  %n: f32[4,3] = MatMul(%z, %w)\n"
+                  "  %s: f32[4,3] = Add(%m, %n)\n"
+                  "  return %s\n"
+                  "}\n"),
+            "graph main(%x: f32[4,2], %z: f32[4,2]) {\n"
+            "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+            "  %n: f32[4,3] = MatMul(%z, %w)\n"
+            "  %s: f32[4,3] = kiln.FusedMatMul(%x, %w, _, %n) {activation=\"\"}\n"
+            "  return %s\n"
+            "}\n");
+}
+
 // ---- near misses ----
 
 void expect_unchanged(const std::string& text) { EXPECT_EQ(fused(text), text); }
@@ -142,21 +301,14 @@ TEST(FuseMatMulBiasActivation, LeavesAProductThatIsAGraphOutput) {
       "}\n");
 }
 
-// A computed bias, a full [m, n] addend, and a bias that would raise the rank are not epilogue biases.
+// A computed bias (broadcast over the rows: no residual either) and a bias
+// that would raise the rank are not epilogue biases.
 TEST(FuseMatMulBiasActivation, LeavesAddsThatAreNotARowBias) {
   expect_unchanged(
       "graph main(%x: f32[4,2], %b: f32[3]) {\n"
       "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
       "  %m: f32[4,3] = MatMul(%x, %w)\n"
       "  %s: f32[4,3] = Add(%m, %b)\n"
-      "  return %s\n"
-      "}\n");
-  expect_unchanged(
-      "graph main(%x: f32[2,2]) {\n"
-      "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
-      "  %c: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
-      "  %m: f32[2,3] = MatMul(%x, %w)\n"
-      "  %s: f32[2,3] = Add(%m, %c)\n"
       "  return %s\n"
       "}\n");
   expect_unchanged(
@@ -223,6 +375,111 @@ TEST(FuseMatMulBiasActivation, LeavesGemmsThatAreNotAPlainProductPlusBias) {
       "  %c: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
       "  %y: f32[2,3] = Gemm(%x, %w, %c)\n"
       "  return %y\n"
+      "}\n");
+}
+
+// Relu(A B + bias) + r is not act(A B + bias + r): the activation fuses, the Add stays.
+TEST(FuseMatMulBiasActivation, AddAfterTheActivationStaysAnAdd) {
+  for (const char* act : {"Relu(%p)", "Gelu(%p)"}) {
+    const std::string out = fused(std::string("graph main(%x: f32[4,2], %r: f32[4,3]) {\n"
+                                              "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+                                              "  %b: f32[3] = const f32[3]{1,2,3}\n"
+                                              "  %m: f32[4,3] = MatMul(%x, %w)\n"
+                                              "  %p: f32[4,3] = Add(%m, %b)\n"
+                                              "  %a: f32[4,3] = ") +
+                                  act +
+                                  "\n"
+                                  "  %s: f32[4,3] = Add(%a, %r)\n"
+                                  "  return %s\n"
+                                  "}\n");
+    EXPECT_NE(out.find("%a: f32[4,3] = kiln.FusedMatMul(%x, %w, %b) {activation="), std::string::npos) << out;
+    EXPECT_NE(out.find("%s: f32[4,3] = Add(%a, %r)\n"), std::string::npos) << out;
+  }
+  // Nor does a FusedMatMul with an activation take one on a later run.
+  expect_unchanged(
+      "graph main(%x: f32[4,2], %r: f32[4,3]) {\n"
+      "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+      "  %a: f32[4,3] = kiln.FusedMatMul(%x, %w) {activation=\"Relu\"}\n"
+      "  %s: f32[4,3] = Add(%a, %r)\n"
+      "  return %s\n"
+      "}\n");
+}
+
+// The residual has the product's shape exactly: no broadcasting, whether the
+// other operand is computed, a graph input or a constant; one symbol is not another.
+TEST(FuseMatMulBiasActivation, LeavesBroadcastingAdds) {
+  expect_unchanged(
+      "graph main(%x: f32[2,4,2], %r: f32[1,4,3]) {\n"
+      "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+      "  %m: f32[2,4,3] = MatMul(%x, %w)\n"
+      "  %s: f32[2,4,3] = Add(%m, %r)\n"
+      "  return %s\n"
+      "}\n");
+  expect_unchanged(
+      "graph main(%x: f32[4,2]) {\n"
+      "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+      "  %c: f32[4,1] = const f32[4,1]{1,2,3,4}\n"
+      "  %m: f32[4,3] = MatMul(%x, %w)\n"
+      "  %s: f32[4,3] = Add(%m, %c)\n"
+      "  return %s\n"
+      "}\n");
+  expect_unchanged(
+      "graph main(%x: f32[2,2,2]) {\n"
+      "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+      "  %c: f32[1,2,3] = const f32[1,2,3]{1,2,3,4,5,6}\n"
+      "  %m: f32[2,2,3] = MatMul(%x, %w)\n"
+      "  %s: f32[2,2,3] = Add(%m, %c)\n"
+      "  return %s\n"
+      "}\n");
+  expect_unchanged(
+      "graph main(%x: f32[n,2], %r: f32[m,3]) {\n"
+      "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+      "  %m: f32[n,3] = MatMul(%x, %w)\n"
+      "  %s: f32[n,3] = Add(%m, %r)\n"
+      "  return %s\n"
+      "}\n");
+  // An unknown dim proves nothing either.
+  expect_unchanged(
+      "graph main(%x: f32[?,2], %r: f32[?,3]) {\n"
+      "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+      "  %m: f32[?,3] = MatMul(%x, %w)\n"
+      "  %s: f32[?,3] = Add(%m, %r)\n"
+      "  return %s\n"
+      "}\n");
+}
+
+// A bias sum others see stays: the bias fuses, the residual Add stays; a
+// residual that is the product itself (Add(m, m)) is no residual.
+TEST(FuseMatMulBiasActivation, LeavesAResidualAddWhoseInputIsAGraphOutputOrTheProduct) {
+  EXPECT_EQ(fused("graph main(%x: f32[4,2], %r: f32[4,3]) {\n"
+                  "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+                  "  %b: f32[3] = const f32[3]{1,2,3}\n"
+                  "  %m: f32[4,3] = MatMul(%x, %w)\n"
+                  "  %p: f32[4,3] = Add(%m, %b)\n"
+                  "  %s: f32[4,3] = Add(%p, %r)\n"
+                  "  return %p, %s\n"
+                  "}\n"),
+            "graph main(%x: f32[4,2], %r: f32[4,3]) {\n"
+            "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+            "  %b: f32[3] = const f32[3]{1,2,3}\n"
+            "  %p: f32[4,3] = kiln.FusedMatMul(%x, %w, %b) {activation=\"\"}\n"
+            "  %s: f32[4,3] = Add(%p, %r)\n"
+            "  return %p, %s\n"
+            "}\n");
+  expect_unchanged(
+      "graph main(%x: f32[4,2], %shape: i64[2]) {\n"
+      "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+      "  %m: f32[4,3] = MatMul(%x, %w)\n"
+      "  %v: f32[4,3] = Reshape(%m, %shape)\n"
+      "  %s: f32[4,3] = Add(%v, %v)\n"
+      "  return %s\n"
+      "}\n");
+  expect_unchanged(
+      "graph main(%x: f32[4,2]) {\n"
+      "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+      "  %m: f32[4,3] = MatMul(%x, %w)\n"
+      "  %s: f32[4,3] = Add(%m, %m)\n"
+      "  return %s\n"
       "}\n");
 }
 
@@ -374,13 +631,18 @@ std::string random_literal(int64_t count, std::mt19937& rng) {
   return s;
 }
 
-void expect_fused_matches_unfused(const std::string& text, const std::vector<int64_t>& x_dims) {
+// Runs `text` with random inputs of `dims`, unfused and fused, on the CPU.
+void expect_fused_matches_unfused(const std::string& text, const std::vector<std::vector<int64_t>>& dims) {
   std::mt19937 rng(7);
-  Tensor x(DType::kF32, x_dims);
   std::uniform_real_distribution<float> dist(-2.f, 2.f);
-  for (int64_t i = 0; i < x.numel(); ++i) x.mutable_data<float>()[i] = dist(rng);
-  auto plain = run_text(text, {x}, false);
-  auto fusedrun = run_text(text, {x}, true);
+  std::vector<Tensor> inputs;
+  for (const std::vector<int64_t>& d : dims) {
+    Tensor x(DType::kF32, d);
+    for (int64_t i = 0; i < x.numel(); ++i) x.mutable_data<float>()[i] = dist(rng);
+    inputs.push_back(std::move(x));
+  }
+  auto plain = run_text(text, inputs, false);
+  auto fusedrun = run_text(text, inputs, true);
   ASSERT_TRUE(plain.is_ok()) << plain.status().to_string();
   ASSERT_TRUE(fusedrun.is_ok()) << fusedrun.status().to_string();
   const Tensor &a = (*plain)[0].tensor, &b = (*fusedrun)[0].tensor;
@@ -404,7 +666,7 @@ TEST(FusedMatMulOp, FusedGraphsGiveTheUnfusedResultsOnTheCpu) {
                              "  return %y\n"
                              "}\n";
     ASSERT_NE(fused(text).find("kiln.FusedMatMul"), std::string::npos) << act;
-    expect_fused_matches_unfused(text, {2, 7, 16});
+    expect_fused_matches_unfused(text, {{2, 7, 16}});
   }
   const std::string gemm = "graph main(%x: f32[9,16]) {\n  %w: f32[24,16] = const f32[24,16]{" +
                            random_literal(24 * 16, rng) + "}\n  %c: f32[24] = const f32[24]{" +
@@ -415,12 +677,95 @@ TEST(FusedMatMulOp, FusedGraphsGiveTheUnfusedResultsOnTheCpu) {
                            "  return %y\n"
                            "}\n";
   ASSERT_NE(fused(gemm).find("kiln.FusedMatMul"), std::string::npos);
-  expect_fused_matches_unfused(gemm, {9, 16});
+  expect_fused_matches_unfused(gemm, {{9, 16}});
   std::string linear = gemm;
   linear.replace(linear.find("%g: f32[9,24] = Gemm"), 3, "%y:");
   linear.erase(linear.find("  %y: f32[9,24] = Relu(%g)\n"), std::string("  %y: f32[9,24] = Relu(%g)\n").size());
   ASSERT_NE(fused(linear).find("kiln.FusedMatMul"), std::string::npos) << linear;
-  expect_fused_matches_unfused(linear, {9, 16});
+  expect_fused_matches_unfused(linear, {{9, 16}});
+}
+
+// The residual chains: MatMul + bias + residual + each activation, Gemm + bias
+// + residual, and GPT-2's Reshape between the product and the residual Add.
+TEST(FusedMatMulOp, FusedResidualGraphsGiveTheUnfusedResultsOnTheCpu) {
+  std::mt19937 rng(5);
+  const std::string weights = "  %w: f32[16,24] = const f32[16,24]{" + random_literal(16 * 24, rng) +
+                              "}\n  %b: f32[24] = const f32[24]{" + random_literal(24, rng) + "}\n";
+  for (const char* act : {"", "Relu(%s)", "Gelu(%s)", "Gelu(%s) {approximate=\"tanh\"}"}) {
+    const std::string text =
+        "graph main(%x: f32[2,7,16], %r: f32[2,7,24]) {\n" + weights +
+        "  %m: f32[2,7,24] = MatMul(%x, %w)\n"
+        "  %p: f32[2,7,24] = Add(%m, %b)\n"
+        "  %s: f32[2,7,24] = Add(%r, %p)\n" +
+        (*act ? std::string("  %y: f32[2,7,24] = ") + act + "\n  return %y\n}\n" : std::string("  return %s\n}\n"));
+    ASSERT_NE(fused(text).find("kiln.FusedMatMul(%x, %w, %b, %r)"), std::string::npos) << act << fused(text);
+    expect_fused_matches_unfused(text, {{2, 7, 16}, {2, 7, 24}});
+  }
+  const std::string gemm = "graph main(%x: f32[9,16], %r: f32[9,24]) {\n  %w: f32[24,16] = const f32[24,16]{" +
+                           random_literal(24 * 16, rng) + "}\n  %c: f32[24] = const f32[24]{" +
+                           random_literal(24, rng) +
+                           "}\n"
+                           "  %g: f32[9,24] = Gemm(%x, %w, %c) {transB=1}\n"
+                           "  %s: f32[9,24] = Add(%g, %r)\n"
+                           "  %y: f32[9,24] = Relu(%s)\n"
+                           "  return %y\n"
+                           "}\n";
+  ASSERT_NE(fused(gemm).find("kiln.FusedMatMul(%x, %w_t, %c, %r) {activation=\"Relu\"}"), std::string::npos)
+      << fused(gemm);
+  expect_fused_matches_unfused(gemm, {{9, 16}, {9, 24}});
+  const std::string rows = "graph main(%x: f32[14,16], %r: f32[2,7,24]) {\n" + weights +
+                           "  %shape: i64[3] = const i64[3]{2,7,24}\n"
+                           "  %m: f32[14,24] = MatMul(%x, %w)\n"
+                           "  %p: f32[14,24] = Add(%m, %b)\n"
+                           "  %v: f32[2,7,24] = Reshape(%p, %shape)\n"
+                           "  %y: f32[2,7,24] = Add(%v, %r)\n"
+                           "  return %y\n"
+                           "}\n";
+  ASSERT_NE(fused(rows).find("kiln.FusedMatMul(%x, %w, %b, %r_rows)"), std::string::npos) << fused(rows);
+  expect_fused_matches_unfused(rows, {{14, 16}, {2, 7, 24}});
+}
+
+// The shared transformers: every residual Add of a projection (BERT's four
+// post-LN ones, ViT's and GPT-2's pre-LN residual stream; GPT-2's and ViT's
+// attention outputs through a Reshape, ViT's after fuse_multihead_attention)
+// becomes a FusedMatMul residual, so the cuda rewrites leave each
+// LayerNormalization plain; the CPU output stays that of the unoptimized graph.
+TEST(FusedMatMulOp, SharedTransformersAddTheirResidualsInTheProjections) {
+  for (const char* name : {"tiny_bert", "tiny_gpt2", "tiny_vit"}) {
+    auto model = load_shared_model(name);
+    ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+    if (!*model) GTEST_SKIP() << "no " << name;
+    Graph& g = (*model)->graph();
+    const std::vector<RunValue>& x = (*model)->inputs;
+    auto unoptimized = run_graph_on_cpu(g, x);
+    PassContext ctx;
+    ASSERT_TRUE(run_passes(g, ctx, default_pipeline()).is_ok());
+    int residuals = 0, adds = 0;
+    for (const auto& n : g.nodes()) {
+      residuals += n->op_type == "FusedMatMul" && n->input(3);
+      adds += n->op_type == "Add" && n->outputs[0]->type.dtype == DType::kF32;
+    }
+    BuildConfig config;
+    config.backend = "cuda";
+    ASSERT_TRUE(rewrite_for_cuda(g, config).is_ok());
+    auto optimized = run_graph_on_cpu(g, x);
+    ASSERT_TRUE(unoptimized.is_ok() && optimized.is_ok()) << name;
+    int skip = 0, plain = 0;
+    for (const auto& n : g.nodes()) {
+      skip += n->op_type == "SkipLayerNormalization";
+      plain += n->op_type == "LayerNormalization";
+    }
+    EXPECT_EQ(residuals, 4) << name;
+    EXPECT_EQ(adds, std::string(name) == "tiny_bert" ? 2 : 1) << name;  // the embeddings' sums
+    EXPECT_EQ(skip, 0) << name;
+    EXPECT_EQ(plain, 5) << name;
+    const Tensor &want = (*unoptimized)[0].tensor, &got = (*optimized)[0].tensor;
+    ASSERT_EQ(want.dims(), got.dims()) << name;
+    for (int64_t i = 0; i < want.numel(); ++i)
+      ASSERT_NEAR(got.element_as_double(i), want.element_as_double(i),
+                  1e-4 * (1 + std::fabs(want.element_as_double(i))))
+          << name << " element " << i;
+  }
 }
 
 }  // namespace
