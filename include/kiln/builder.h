@@ -67,6 +67,9 @@ struct BuildConfig {
   // Use timing-cache entries measured on another GPU of the same compute capability.
   bool ignore_timing_cache_mismatch = false;
   int optimization_level = 3;  // 0 (fastest build) .. 5 (most tuning)
+  // Optimization-pipeline passes not to run, by the names `kiln build
+  // --verbose` prints (to compare an engine without one, or to get round one).
+  std::vector<std::string> disabled_passes;
   // cuda: nodes without a GPU kernel run on the host (CPU backend) with copies
   // around them, instead of failing the build; the build lists them.
   bool allow_cpu_fallback = false;

@@ -1,43 +1,45 @@
+// fuse_matmul_bias_activation and fuse_matmul_residual, two passes over one
+// chain matcher: a product, the elementwise ops after it, one
+// kiln.FusedMatMul that cuBLASLt runs with them in its epilogue instead of
+// re-reading and re-writing the whole product once per elementwise op.
+//
 // fuse_matmul_bias_activation: a MatMul with a 2-D B, followed by an Add of a
-// constant bias over the last axis, an Add of a residual and/or a Relu or
-// Gelu, becomes one kiln.FusedMatMul: on the GPU the bias, the residual (as
-// cuBLASLt's C, beta = 1) and the activation run in cuBLASLt's epilogue
-// instead of re-reading and re-writing the whole product once per
-// elementwise op. Gemm(A, B, C?) with alpha = beta = 1, no transA and a 1-D
-// constant C (or none), with or without a residual Add and a Relu or Gelu
-// after it, becomes the same node (a transB constant B is transposed once
-// here): its bias was an epilogue already, but FusedMatMul's cuBLASLt
-// algorithms are timed by the builder where Gemm runs the heuristic's first
-// (ViT-B/16's attention output projection, a Linear without activation:
-// 0.0315 ms a layer on the H100).
+// constant bias over the last axis and/or a Relu or Gelu, becomes one
+// kiln.FusedMatMul. Gemm(A, B, C?) with alpha = beta = 1, no transA and a 1-D
+// constant C (or none), with or without a Relu or Gelu after it, becomes the
+// same node (a transB constant B is transposed once here): its bias was an
+// epilogue already, but FusedMatMul's cuBLASLt algorithms are timed by the
+// builder where Gemm runs the heuristic's first (ViT-B/16's attention output
+// projection, a Linear without activation: 0.0315 ms a layer on the H100).
 //
 //   %w: f32[4,3] = const ...                     %w: f32[4,3] = const ...
 //   %b: f32[1,3] = const ...                     %b_1d: f32[3] = const ...
-//   %m: f32[2,5,3] = MatMul(%x, %w)       ->     %y: f32[2,5,3] = kiln.FusedMatMul(%x, %w, %b_1d, %r)
-//   %p: f32[2,5,3] = Add(%m, %b)                      {activation="Gelu"}
-//   %s: f32[2,5,3] = Add(%p, %r)                 return %y
-//   %y: f32[2,5,3] = Gelu(%s)
+//   %m: f32[2,5,3] = MatMul(%x, %w)       ->     %y: f32[2,5,3] = kiln.FusedMatMul(%x, %w, %b_1d)
+//   %s: f32[2,5,3] = Add(%m, %b)                      {activation="Gelu"}
+//   %y: f32[2,5,3] = Gelu(%s)                    return %y
 //   return %y
 //
-// The chain is product -> [Add(bias)] -> [[Reshape] -> Add(residual)] ->
-// [Relu | Gelu]: act(A B + bias + residual). Each step is taken only when the
-// previous value has that node as its only reader and is no graph output, so
-// no intermediate anyone sees disappears. The residual has exactly the dtype
+// fuse_matmul_residual (later: after fuse_multihead_attention, whose one
+// Reshape replaces the attention output's Transposes): a kiln.FusedMatMul
+// without activation or residual (or a MatMul with a 2-D B), followed by an
+// Add of a residual, becomes one with the residual (cuBLASLt's C, beta = 1), and a Relu or Gelu after the
+// Add fuses too: act(A B + bias + residual). Pre-LN transformers' projections
+// then write the residual stream's sum, and the LayerNormalization after it
+// reads it alone, where a SkipLayerNormalization read the product and the
+// residual and wrote the sum and the norm. The residual has exactly the dtype
 // and the fixed or symbolic shape of the value it is added to (no
-// broadcasting). An activation before the residual Add (act(A B) + r) is
-// another function and stays unfused. A Reshape between the product and the
-// residual Add (GPT-2's [B*S, E] projections read back as [B, S, E]) is
-// carried across the Add, which is elementwise and so commutes with it: the
-// residual is reshaped to the product's shape (a view on cuda) and the
-// FusedMatMul's output reshaped as before:
+// broadcasting). An activation before the Add (act(A B) + r) is another
+// function and stays unfused. A Reshape between the product and the Add
+// (GPT-2's [B*S, E] projections read back as [B, S, E]) is carried across the
+// Add, which is elementwise and so commutes with it: the residual is reshaped
+// to the product's shape (a view on cuda) and the output reshaped as before:
 //
-//   %m: f32[6,3] = MatMul(%x, %w)                %r_rows: f32[6,3] = Reshape(%r, [-1,3])
+//   %m: f32[6,3] = kiln.FusedMatMul(%x, %w)      %r_rows: f32[6,3] = Reshape(%r, [-1,3])
 //   %v: f32[2,3,3] = Reshape(%m, %shape)   ->    %m: f32[6,3] = kiln.FusedMatMul(%x, %w, _, %r_rows)
 //   %s: f32[2,3,3] = Add(%v, %r)                 %s: f32[2,3,3] = Reshape(%m, %shape)
 //
-// A kiln.FusedMatMul without residual or activation (this pass's own, on its
-// second run after fuse_multihead_attention has turned the attention's output
-// Transposes into one Reshape) takes the same residual and activation steps.
+// Each step is taken only when the previous value has that node as its only
+// reader and is no graph output, so no intermediate anyone sees disappears.
 // Only f32, f16 and bf16 are fused (the dtypes of the CUDA kernel); the last
 // value of the chain keeps its name. Without a residual the product's node
 // becomes the FusedMatMul, in its place; with one, the chain's last node does
@@ -168,16 +170,7 @@ void match_activation(const Graph& g, Chain& c, const std::set<const Node*>& tak
   if (c.activation) take(c, act, act->op_type.c_str());
 }
 
-// The residual and activation steps, after the product and its bias; nullopt
-// where the chain has no link.
-std::optional<Chain> finish(const Graph& g, Chain c, const std::set<const Node*>& taken) {
-  match_residual(g, c, taken);
-  match_activation(g, c, taken);
-  if (c.links.empty()) return std::nullopt;
-  return c;
-}
-
-// MatMul(A, B 2-D) [-> Add(bias)] [-> [Reshape ->] Add(residual)] [-> Relu | Gelu].
+// MatMul(A, B 2-D) [-> Add(bias)] [-> Relu | Gelu].
 std::optional<Chain> match_matmul(Graph& g, Node& mm, const std::set<const Node*>& taken) {
   Value *a = mm.input(0), *b = mm.input(1), *y = mm.output(0);
   if (!a || !b || !y || !b->type.shape.has_rank() || b->type.shape.rank() != 2 || !y->type.shape.has_rank() ||
@@ -185,10 +178,12 @@ std::optional<Chain> match_matmul(Graph& g, Node& mm, const std::set<const Node*
     return std::nullopt;
   Chain c{.product = &mm, .a = a, .b = b, .value = y, .fused = "MatMul"};
   match_bias(g, c, taken);
-  return finish(g, std::move(c), taken);
+  match_activation(g, c, taken);
+  if (c.links.empty()) return std::nullopt;
+  return c;
 }
 
-// Gemm(A, B, C 1-D?) {alpha=1, beta=1, transA=0} [-> Add(residual)] [-> Relu | Gelu].
+// Gemm(A, B, C 1-D?) {alpha=1, beta=1, transA=0} [-> Relu | Gelu].
 std::optional<Chain> match_gemm(Graph& g, Node& gemm, const std::set<const Node*>& taken) {
   Value *a = gemm.input(0), *b = gemm.input(1), *y = gemm.output(0);
   if (!a || !b || !y || !fusable_dtype(y->type.dtype) || gemm.attr_int("transA", 0) != 0 ||
@@ -205,12 +200,29 @@ std::optional<Chain> match_gemm(Graph& g, Node& gemm, const std::set<const Node*
   }
   if (trans_b) c.b = pass_util::add_constant(g, b->name + "_t", b->constant->transposed({1, 0}));
   // A Gemm becomes a FusedMatMul even alone: its algorithms are then timed.
-  match_residual(g, c, taken);
   match_activation(g, c, taken);
   return c;
 }
 
-// kiln.FusedMatMul(A, B, bias?) {activation=""} [-> [Reshape ->] Add(residual)] [-> Relu | Gelu].
+// The residual and activation steps after a product; nullopt without a residual.
+std::optional<Chain> with_residual(const Graph& g, Chain c, const std::set<const Node*>& taken) {
+  match_residual(g, c, taken);
+  if (!c.residual) return std::nullopt;
+  match_activation(g, c, taken);
+  return c;
+}
+
+// MatMul(A, B 2-D) -> [Reshape ->] Add(residual) [-> Relu | Gelu]: a product
+// without bias, which fuse_matmul_bias_activation left alone.
+std::optional<Chain> match_matmul_residual(const Graph& g, Node& mm, const std::set<const Node*>& taken) {
+  Value *a = mm.input(0), *b = mm.input(1), *y = mm.output(0);
+  if (!a || !b || !y || !b->type.shape.has_rank() || b->type.shape.rank() != 2 || !y->type.shape.has_rank() ||
+      !fusable_dtype(y->type.dtype))
+    return std::nullopt;
+  return with_residual(g, Chain{.product = &mm, .a = a, .b = b, .value = y, .fused = "MatMul"}, taken);
+}
+
+// kiln.FusedMatMul(A, B, bias?) {activation=""} -> [Reshape ->] Add(residual) [-> Relu | Gelu].
 std::optional<Chain> match_fused(const Graph& g, Node& f, const std::set<const Node*>& taken) {
   Value* y = f.output(0);
   if (f.input(3) || f.attr_string("activation", "") != "" || !f.input(0) || !f.input(1) || !y ||
@@ -223,7 +235,7 @@ std::optional<Chain> match_fused(const Graph& g, Node& f, const std::set<const N
           .bias = f.input(2),
           .value = y,
           .fused = fused != f.metadata.end() ? fused->second : "MatMul"};
-  return finish(g, std::move(c), taken);
+  return with_residual(g, std::move(c), taken);
 }
 
 // Makes `n` kiln.FusedMatMul(a, b, bias?, residual?) {activation} producing `out`.
@@ -280,22 +292,15 @@ std::vector<Node*> rewrite(Graph& g, Chain& c) {
   return gone;
 }
 
-}  // namespace
-
-Status fuse_matmul_bias_activation(Graph& graph, PassContext&) {
+// Every chain `match` finds (one per product), rewritten.
+template <typename Match>
+Status fuse_chains(Graph& graph, Match&& match) {
   std::set<const Node*> taken;  // nodes a chain already uses
   std::vector<Chain> chains;
   for (const auto& np : graph.nodes()) {
     Node& n = *np;
     if (taken.count(&n) || n.outputs.size() != 1) continue;
-    std::optional<Chain> c;
-    if (is_op(&n, "MatMul")) {
-      c = match_matmul(graph, n, taken);
-    } else if (is_op(&n, "Gemm")) {
-      c = match_gemm(graph, n, taken);
-    } else if (n.domain == "kiln" && n.op_type == "FusedMatMul") {
-      c = match_fused(graph, n, taken);
-    }
+    std::optional<Chain> c = match(n, taken);
     if (!c) continue;
     taken.insert(c->product);
     for (Node* link : c->links) taken.insert(link);
@@ -306,6 +311,24 @@ Status fuse_matmul_bias_activation(Graph& graph, PassContext&) {
     for (Node* n : rewrite(graph, c)) removed.insert(n);
   if (!removed.empty()) graph.erase_nodes_if([&](const Node& n) { return removed.count(&n) != 0; });
   return Status::ok();
+}
+
+}  // namespace
+
+Status fuse_matmul_bias_activation(Graph& graph, PassContext&) {
+  return fuse_chains(graph, [&](Node& n, const std::set<const Node*>& taken) -> std::optional<Chain> {
+    if (is_op(&n, "MatMul")) return match_matmul(graph, n, taken);
+    if (is_op(&n, "Gemm")) return match_gemm(graph, n, taken);
+    return std::nullopt;
+  });
+}
+
+Status fuse_matmul_residual(Graph& graph, PassContext&) {
+  return fuse_chains(graph, [&](Node& n, const std::set<const Node*>& taken) -> std::optional<Chain> {
+    if (n.domain == "kiln" && n.op_type == "FusedMatMul") return match_fused(graph, n, taken);
+    if (is_op(&n, "MatMul")) return match_matmul_residual(graph, n, taken);
+    return std::nullopt;
+  });
 }
 
 }  // namespace kiln

@@ -3,6 +3,7 @@
 // (pipeline.cpp) is one visible, ordered list.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,8 @@ struct PassContext {
   size_t max_folded_bytes = size_t(64) << 20;
   // Names of passes that changed the graph, in order (for `kiln build --verbose`).
   std::vector<std::string> changed;
+  // Pipeline passes run_passes skips, by name (`kiln build --disablePasses`).
+  std::set<std::string> disabled;
 };
 
 using PassFn = Status (*)(Graph&, PassContext&);
@@ -45,6 +48,7 @@ Status fuse_attention(Graph& graph, PassContext& ctx);
 Status fuse_attention_heads(Graph& graph, PassContext& ctx);
 Status fuse_multihead_attention(Graph& graph, PassContext& ctx);
 Status fuse_matmul_bias_activation(Graph& graph, PassContext& ctx);
+Status fuse_matmul_residual(Graph& graph, PassContext& ctx);
 
 // Lowers the ops that are safe in 16 bits to `target` (f16 or bf16), with
 // Casts at the borders; run by the builder for --fp16 / --bf16 on cuda.

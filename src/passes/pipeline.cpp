@@ -45,8 +45,9 @@ const std::vector<PassInfo>& default_pipeline() {
       // After the epilogue fusion: the packed projection is one FusedMatMul.
       {"fuse_multihead_attention", fuse_multihead_attention},
       {"eliminate_dead_nodes", eliminate_dead_nodes},
-      // Again: the output projection it leaves is one Reshape from its residual Add (ViT's).
-      {"fuse_matmul_bias_activation", fuse_matmul_bias_activation},
+      // After fuse_multihead_attention: the output projection it leaves is one
+      // Reshape from its residual Add (ViT's).
+      {"fuse_matmul_residual", fuse_matmul_residual},
       {"eliminate_dead_nodes", eliminate_dead_nodes},
   };
   return passes;
@@ -54,6 +55,7 @@ const std::vector<PassInfo>& default_pipeline() {
 
 Status run_passes(Graph& graph, PassContext& ctx, const std::vector<PassInfo>& passes) {
   for (const PassInfo& p : passes) {
+    if (ctx.disabled.count(p.name)) continue;
     size_t nodes_before = graph.nodes().size();
     size_t changed_before = ctx.changed.size();
     Status st = p.run(graph, ctx);

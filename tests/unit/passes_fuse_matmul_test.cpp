@@ -1,4 +1,4 @@
-// fuse_matmul_bias_activation before and after as IR text, the near misses it
+// fuse_matmul_bias_activation and fuse_matmul_residual before and after as IR text, the near misses it
 // must leave alone, kiln.FusedMatMul's definition (inference, CPU kernel), and
 // the CPU result of fused graphs against the unfused ones on random inputs
 // (and on the shared transformers, whose residual Adds it takes).
@@ -19,7 +19,13 @@
 namespace kiln {
 namespace {
 
-std::string fused(const std::string& text) { return run_pass(fuse_matmul_bias_activation, text); }
+// Both passes over the chain, in the pipeline's order.
+Status fuse_matmul_chains(Graph& g, PassContext& ctx) {
+  KILN_RETURN_IF_ERROR(fuse_matmul_bias_activation(g, ctx));
+  return fuse_matmul_residual(g, ctx);
+}
+
+std::string fused(const std::string& text) { return run_pass(fuse_matmul_chains, text); }
 
 // ---- the rewrite ----
 
@@ -561,7 +567,7 @@ Expected<std::vector<RunValue>> run_text(const std::string& text, std::vector<Te
   if (!g) return g.status();
   if (fuse) {
     PassContext ctx;
-    KILN_RETURN_IF_ERROR(fuse_matmul_bias_activation(**g, ctx));
+    KILN_RETURN_IF_ERROR(fuse_matmul_chains(**g, ctx));
   }
   std::vector<RunValue> values;
   for (Tensor& t : inputs) values.push_back(RunValue::of(std::move(t)));
@@ -766,6 +772,25 @@ TEST(FusedMatMulOp, SharedTransformersAddTheirResidualsInTheProjections) {
                   1e-4 * (1 + std::fabs(want.element_as_double(i))))
           << name << " element " << i;
   }
+}
+
+// With fuse_matmul_residual disabled (`--disablePasses fuse_matmul_residual`)
+// the pipeline leaves tiny_vit's four residual Adds as Adds.
+TEST(FusedMatMulOp, DisabledResidualPassLeavesTheAdds) {
+  auto model = load_shared_model("tiny_vit");
+  ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+  if (!*model) GTEST_SKIP() << "no tiny_vit";
+  Graph& g = (*model)->graph();
+  PassContext ctx;
+  ctx.disabled = {"fuse_matmul_residual"};
+  ASSERT_TRUE(run_passes(g, ctx, default_pipeline()).is_ok());
+  int residuals = 0, adds = 0;
+  for (const auto& n : g.nodes()) {
+    residuals += n->op_type == "FusedMatMul" && n->input(3);
+    adds += n->op_type == "Add";
+  }
+  EXPECT_EQ(residuals, 0);
+  EXPECT_EQ(adds, 5);  // the embeddings' sum and the four residuals
 }
 
 }  // namespace

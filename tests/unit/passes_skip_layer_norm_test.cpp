@@ -291,12 +291,12 @@ TEST(FuseSkipLayerNorm, RewriteForCudaFusesTheAddBeforeTheElementwiseFusion) {
   EXPECT_FALSE(has(text, "LayerNormalization(%s")) << text;
 }
 
-// The default pipeline without fuse_matmul_bias_activation, which would make
+// The default pipeline without fuse_matmul_residual, which would make
 // the shared transformers' residual Adds its FusedMatMuls' residuals.
 std::vector<PassInfo> pipeline_keeping_residual_adds() {
   std::vector<PassInfo> passes;
   for (const PassInfo& p : default_pipeline())
-    if (std::string(p.name) != "fuse_matmul_bias_activation") passes.push_back(p);
+    if (std::string(p.name) != "fuse_matmul_residual") passes.push_back(p);
   return passes;
 }
 
