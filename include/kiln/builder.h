@@ -66,7 +66,9 @@ struct BuildConfig {
   std::string timing_cache_path;     // read and updated when tuning (cuda); may be empty
   // Use timing-cache entries measured on another GPU of the same compute capability.
   bool ignore_timing_cache_mismatch = false;
-  int optimization_level = 3;  // 0 (fastest build) .. 5 (most tuning)
+  // 0 (fastest build) .. 5 (most tuning); 5 also times every cuDNN
+  // convolution engine config its heuristics do not rank (slow cold builds).
+  int optimization_level = 3;
   // cuda: nodes without a GPU kernel run on the host (CPU backend) with copies
   // around them, instead of failing the build; the build lists them.
   bool allow_cpu_fallback = false;
