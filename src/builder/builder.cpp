@@ -1,6 +1,9 @@
 #include "builder/builder.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <set>
 
 #include "builder/memory_plan.h"
 #include "engine/engine_file.h"
@@ -21,6 +24,14 @@ Status check_config(const BuildConfig& c) {
     return invalid_argument("optimization level {} is outside 0..5", c.optimization_level);
   if (c.strongly_typed && (c.fp16 || c.bf16))
     return invalid_argument("strongly typed mode keeps the model's types; it excludes --fp16 and --bf16");
+  std::set<std::string> known;
+  for (const PassInfo& p : default_pipeline()) known.insert(p.name);
+  std::vector<std::string> unknown;
+  for (const std::string& name : c.disabled_passes)
+    if (!known.count(name)) unknown.push_back(name);
+  if (!unknown.empty())
+    return invalid_argument("no pass named {} to disable; the pipeline's passes are {}", fmt::join(unknown, ", "),
+                            fmt::join(known, ", "));
   return current_device(c.backend).status();
 }
 
@@ -109,6 +120,7 @@ Expected<std::vector<uint8_t>> build_engine(const Model& model, const BuildConfi
   c.backend = config.backend;
   KILN_ASSIGN_OR_RETURN(c.device, current_device(config.backend));
   PassContext passes;
+  passes.disabled.insert(config.disabled_passes.begin(), config.disabled_passes.end());
   KILN_RETURN_IF_ERROR(
       in_phase(config, "optimizing", [&] { return run_passes(*model.graph, passes, default_pipeline()); }));
   if (config.backend == "cuda") {

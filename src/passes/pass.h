@@ -3,6 +3,7 @@
 // (pipeline.cpp) is one visible, ordered list.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,8 @@ struct PassContext {
   size_t max_folded_bytes = size_t(64) << 20;
   // Names of passes that changed the graph, in order (for `kiln build --verbose`).
   std::vector<std::string> changed;
+  // Pipeline passes run_passes skips, by name (`kiln build --disablePasses`).
+  std::set<std::string> disabled;
 };
 
 using PassFn = Status (*)(Graph&, PassContext&);

@@ -51,6 +51,7 @@ const std::vector<PassInfo>& default_pipeline() {
 
 Status run_passes(Graph& graph, PassContext& ctx, const std::vector<PassInfo>& passes) {
   for (const PassInfo& p : passes) {
+    if (ctx.disabled.count(p.name)) continue;
     size_t nodes_before = graph.nodes().size();
     size_t changed_before = ctx.changed.size();
     Status st = p.run(graph, ctx);

@@ -317,6 +317,12 @@ TEST(Builder, RejectsBadProfilesAndConfigs) {
   c.optimization_level = 6;
   EXPECT_EQ(build_engine(testing::identity_model(), c).status().message(), "optimization level 6 is outside 0..5");
   c = {};
+  c.disabled_passes = {"fold_constants", "fuse_everything", "cse"};
+  const std::string disabled = build_engine(testing::identity_model(), c).status().message();
+  EXPECT_EQ(disabled.rfind("no pass named fuse_everything, cse to disable; the pipeline's passes are ", 0), 0)
+      << disabled;
+  EXPECT_NE(disabled.find("fuse_matmul_bias_activation"), std::string::npos) << disabled;
+  c = {};
   c.strongly_typed = true;
   c.fp16 = true;
   EXPECT_EQ(build_engine(testing::identity_model(), c).status().code(), ErrorCode::kInvalidArgument);

@@ -85,6 +85,9 @@ void add_builder_flags(CLI::App& cmd, BuilderFlags& flags) {
                  "every cuDNN convolution engine its heuristics do not rank (a much slower cold build; the "
                  "timing cache keeps level 5's choices apart)")
       ->capture_default_str();
+  cmd.add_option("--disablePasses", flags.disabled_passes,
+                 "Optimization passes not to run, by the names --verbose prints (comma-separated)")
+      ->delimiter(',');
   cmd.add_flag("--heuristic", flags.heuristic, "Time no tactics: the libraries' heuristics choose (level 0)");
   cmd.add_flag("--ignoreTimingCacheMismatch", flags.ignore_timing_cache_mismatch,
                "Use timing-cache entries from another GPU of the same compute capability");
@@ -103,6 +106,7 @@ Expected<BuildConfig> build_config_from_flags(const BuilderFlags& f) {
   config.timing_cache_path = f.timing_cache;
   config.optimization_level = f.heuristic ? 0 : f.optimization_level;
   config.ignore_timing_cache_mismatch = f.ignore_timing_cache_mismatch;
+  config.disabled_passes = f.disabled_passes;
   config.workspace_limit_bytes = static_cast<size_t>(f.workspace_mib * (1 << 20));
   if (!f.mem_pool_size.empty()) {
     KILN_ASSIGN_OR_RETURN(config.workspace_limit_bytes, parse_mem_pool(f.mem_pool_size));

@@ -22,6 +22,7 @@ struct BuilderFlags {
   std::string mem_pool_size;
   std::string timing_cache;
   int optimization_level = 3;
+  std::vector<std::string> disabled_passes;
 
   bool has_profiles() const { return !min_shapes.empty() || !opt_shapes.empty() || !max_shapes.empty(); }
 };
