@@ -252,6 +252,9 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--models", default="resnet50:128,resnet50:1,bert:32,bert:1")
     ap.add_argument("--max-autotune", action="store_true", help="also time torch.compile max-autotune (slow)")
+    ap.add_argument("--no-compile", action="store_true",
+                    help="time PyTorch eager only, not torch.compile (a quick A/B of kiln variants; the ratio is then "
+                         "to eager, not to the issue's best peer)")
     ap.add_argument("--kiln-variant", action="append", default=[], metavar="NAME=FLAGS",
                     help="also build and bench kiln with these extra build flags, e.g. "
                          "'o5=--builderOptimizationLevel 5' (repeatable; the table keeps the default build)")
@@ -267,7 +270,7 @@ def main():
     # What a row was measured with: rows of another kiln build, other flags or
     # another GPU are not reused.
     flags = {"kiln": kiln_build_digest(args.kiln), "gpu": gpu, "torch": torch.__version__,
-             "max_autotune": args.max_autotune, "kiln_variants": sorted(args.kiln_variant)}
+             "max_autotune": args.max_autotune, "no_compile": args.no_compile, "kiln_variants": sorted(args.kiln_variant)}
     path = os.path.join(args.out, "peer.json")
     known = {}  # (model, batch) -> row, written after every model
     if args.resume and os.path.exists(path):
@@ -334,6 +337,8 @@ def main():
         row["eager_ms"] = time_torch(half, feeds16)
         print(f"  torch eager {row['eager_ms']:.3f} ms", flush=True)
         try:
+            if args.no_compile:
+                raise RuntimeError("not timed (--no-compile)")
             # Every model's Wrapped.forward is one code object: without a reset,
             # dynamo recompiles it per model and soon marks dims dynamic, which
             # made a later model's compiled time worse than its own.

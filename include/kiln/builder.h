@@ -66,7 +66,9 @@ struct BuildConfig {
   std::string timing_cache_path;     // read and updated when tuning (cuda); may be empty
   // Use timing-cache entries measured on another GPU of the same compute capability.
   bool ignore_timing_cache_mismatch = false;
-  int optimization_level = 3;  // 0 (fastest build) .. 5 (most tuning)
+  // 0 (fastest build) .. 5 (most tuning); 5 also times every cuDNN
+  // convolution engine config its heuristics do not rank (slow cold builds).
+  int optimization_level = 3;
   // Optimization-pipeline passes not to run, by the names `kiln build
   // --verbose` prints (to compare an engine without one, or to get round one).
   std::vector<std::string> disabled_passes;

@@ -1,6 +1,7 @@
 #include "builder/autotune.h"
 
 #include "builder/reference_slice.h"
+#include "builder/tuning_level.h"
 
 #ifdef KILN_WITH_CUDA
 
@@ -22,11 +23,6 @@ namespace kiln {
 namespace {
 
 using cuda::DeviceBuffer;
-
-size_t candidate_limit(int level) {
-  static const size_t limits[] = {1, 2, 4, 8, 16, 64};
-  return limits[std::clamp(level, 0, 5)];
-}
 
 #ifndef KILN_SOURCE_ID
 #define KILN_SOURCE_ID "unknown"
@@ -57,9 +53,10 @@ std::string attribute_text(const Attribute& a) {
 }
 
 // The layer's signature: op, attributes, input dtypes and dims, and which
-// inputs are constants (weights may be laid out differently), plus TF32 and
-// the workspace limit (tactics are numbered among those that fit it).
-std::string signature(const cuda::Step& step, const cuda::PlanState& state, bool tf32) {
+// inputs are constants (weights may be laid out differently), plus TF32, the
+// workspace limit (tactics are numbered among those that fit it) and the
+// exhaustive search (tuning_signature_suffix).
+std::string signature(const cuda::Step& step, const cuda::PlanState& state, bool tf32, const TuningLevel& level) {
   const Node& n = *step.node;
   std::string s = fmt::format("{}:{}", n.domain, n.op_type);
   for (const auto& [k, a] : n.attrs) s += fmt::format(" {}={}", k, attribute_text(a));
@@ -73,7 +70,7 @@ std::string signature(const cuda::Step& step, const cuda::PlanState& state, bool
   }
   s += tf32 ? " tf32" : "";
   if (step.workspace_limit != SIZE_MAX) s += fmt::format(" workspace<={}", step.workspace_limit);
-  return s;
+  return s + tuning_signature_suffix(level);
 }
 
 Tensor random_input(DType dtype, const std::vector<int64_t>& dims, std::mt19937& rng) {
@@ -224,7 +221,7 @@ class Tuner {
         return internal_error("tactic {} disagrees with the CPU reference (relative error {:.3g})", tactic, err);
     }
     std::vector<float> times;
-    const int runs = 3 + 2 * std::clamp(config_.optimization_level, 1, 5);
+    const int runs = tuning_level(config_.optimization_level).runs;
     for (int r = 0; r < runs; ++r) {
       KILN_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(flush_.data(), r & 0xff, flush_.size(), stream_));
       KILN_RETURN_IF_ERROR(start_.record(stream_));
@@ -267,7 +264,8 @@ std::optional<std::vector<std::vector<int64_t>>> tuning_dims(const Graph& g,
 
 Expected<AutotuneStats> autotune(Graph& graph, const BuildConfig& config, const std::vector<EngineProfile>& profiles) {
   AutotuneStats stats;
-  const size_t limit = candidate_limit(config.optimization_level);
+  const TuningLevel level = tuning_level(config.optimization_level);
+  const size_t limit = level.candidates;
   auto dims = tuning_dims(graph, profiles);
   if (!dims) {
     stats.skipped = "dynamic inputs without a profile: the libraries' heuristics choose (give --optShapes to tune)";
@@ -297,7 +295,7 @@ Expected<AutotuneStats> autotune(Graph& graph, const BuildConfig& config, const 
   for (const cuda::Step& step : seg.steps) {
     if (!step.node || !step.def || !step.def->tactics) continue;
     Node* node = const_cast<Node*>(step.node);
-    const std::string sig = signature(step, state, config.tf32);
+    const std::string sig = signature(step, state, config.tf32, level);
     // The cache answers before the candidates are listed: listing builds a
     // cuDNN plan per engine (runtime fusion engines compile a kernel each),
     // which made a warm build of MobileNetV2 take 17 s. Only layers that had
@@ -309,8 +307,8 @@ Expected<AutotuneStats> autotune(Graph& graph, const BuildConfig& config, const 
       ++stats.cached;
       continue;
     }
-    std::vector<std::string> candidates = step.def->tactics(*cuda::query_of(step), limit);
-    if (candidates.size() > limit) candidates.resize(limit);
+    std::vector<std::string> candidates = step.def->tactics(*cuda::query_of(step, level.exhaustive), limit);
+    if (!level.exhaustive && candidates.size() > limit) candidates.resize(limit);
     WorkspaceFilter fits = filter_by_workspace(
         candidates, [&](const std::string& t) { return cuda::workspace_for_tactic(step, t); }, workspace_limit);
     for (const std::string& why : fits.rejected)
@@ -328,6 +326,10 @@ Expected<AutotuneStats> autotune(Graph& graph, const BuildConfig& config, const 
     for (const std::string& c : candidates) {
       auto ms = tuner.time(*bench, c);
       if (!ms) {
+        // A candidate that fails to run (a cuDNN engine whose launch fails on
+        // this GPU) is dropped like one that disagrees; its launch error, if
+        // it is not sticky, must not fail the next candidate's launch check.
+        (void)cudaGetLastError();
         ++stats.rejected;
         continue;
       }

@@ -9,7 +9,8 @@
 // signature, so a rebuild with a warm cache times nothing, lists no
 // candidates (no cuDNN plan is built for them) and writes a byte-identical
 // engine. Optimization level 0 times nothing (the libraries'
-// heuristics); levels 1..5 try 2, 4, 8, 16, 64 candidates. Candidates whose
+// heuristics); levels 1..5 try 2, 4, 8, 16, 64 candidates, and level 5 also
+// every further one the kernels know (tuning_level.h). Candidates whose
 // workspace exceeds BuildConfig::workspace_limit_bytes are not timed (the
 // libraries are asked only for those that fit; any other is dropped here).
 #pragma once

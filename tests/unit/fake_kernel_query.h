@@ -29,6 +29,9 @@ class FakeQuery : public KernelQuery {
   const std::string& tactic() const override { return tactic_; }
   bool allow_tf32() const override { return false; }
   size_t workspace_limit() const override { return limit_; }
+  bool exhaustive() const override { return exhaustive_search; }
+
+  bool exhaustive_search = false;  // what exhaustive() answers (--builderOptimizationLevel 5)
 
  private:
   const Node& node_;

@@ -4,6 +4,7 @@
 // (and on the shared transformers, whose residual Adds it takes).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -28,6 +29,31 @@ Status fuse_matmul_chains(Graph& g, PassContext& ctx) {
 std::string fused(const std::string& text) { return run_pass(fuse_matmul_chains, text); }
 
 // ---- the rewrite ----
+
+// run_passes skips a pass PassContext::disabled names (`kiln build
+// --disablePasses`): the default pipeline then leaves the MatMul, its bias Add
+// and its Relu apart, and says which passes changed the graph.
+TEST(FuseMatMulBiasActivation, DisabledInThePipelineLeavesTheChain) {
+  const std::string text =
+      "graph main(%x: f32[2,2]) {\n"
+      "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+      "  %b: f32[3] = const f32[3]{1,2,3}\n"
+      "  %m: f32[2,3] = MatMul(%x, %w)\n"
+      "  %s: f32[2,3] = Add(%m, %b)\n"
+      "  %y: f32[2,3] = Relu(%s)\n"
+      "  return %y\n"
+      "}\n";
+  for (bool disable : {false, true}) {
+    auto g = parse_graph(text);
+    ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+    PassContext ctx;
+    if (disable) ctx.disabled = {"fuse_matmul_bias_activation"};
+    ASSERT_TRUE(run_passes(**g, ctx, default_pipeline()).is_ok());
+    const std::string out = print_graph(**g);
+    EXPECT_EQ(out.find("kiln.FusedMatMul") == std::string::npos, disable) << out;
+    EXPECT_EQ(std::count(ctx.changed.begin(), ctx.changed.end(), "fuse_matmul_bias_activation"), disable ? 0 : 1);
+  }
+}
 
 // The BERT/ViT MLP: a [1, n] bias becomes a 1-D constant; the Gelu's output keeps its name.
 TEST(FuseMatMulBiasActivation, MatMulAddGeluBecomesOneFusedMatMul) {

@@ -120,6 +120,10 @@ class KernelQuery {
   // Kernels with a choice (cuBLASLt algorithms, cuDNN engine configs) offer
   // and pick only what fits; a `workspace` above it fails the plan.
   virtual size_t workspace_limit() const = 0;
+  // Whether the build asks for the widest search (--builderOptimizationLevel
+  // 5): `tactics` may then list, after its first `limit`, every further
+  // candidate it knows (cuDNN's engine configs its heuristics do not rank).
+  virtual bool exhaustive() const { return false; }
 };
 
 struct KernelDef {
@@ -139,7 +143,8 @@ struct KernelDef {
   // differ (a view that is a graph output gets the caller's buffer).
   int alias_input = -1;
   // Candidate implementations for these input dims, best guess first, at most
-  // `limit` (names stable across processes, e.g. "cublaslt:3"): the builder
+  // `limit` (more with q.exhaustive(), the extras after those `limit`; names
+  // stable across processes, e.g. "cublaslt:3"): the builder
   // times each on the GPU, checks it against the CPU reference, and stores
   // the fastest in the node; `run` reads it from ctx.tactic(). Absent: one
   // implementation, nothing to tune.

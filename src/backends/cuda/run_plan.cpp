@@ -113,8 +113,8 @@ bool bodies_run_on_device(const Node& node) {
 // The query a kernel's `workspace` function sees while planning.
 class PlanQuery final : public KernelQuery {
  public:
-  explicit PlanQuery(const Step& step, const std::string* tactic = nullptr)
-      : step_(step), tactic_(tactic ? *tactic : step.tactic) {}
+  explicit PlanQuery(const Step& step, const std::string* tactic = nullptr, bool exhaustive = false)
+      : step_(step), tactic_(tactic ? *tactic : step.tactic), exhaustive_(exhaustive) {}
   const Node& node() const override { return *step_.node; }
   DType input_dtype(size_t i) const override { return i < step_.in.size() ? step_.in[i].dtype : DType::kUndefined; }
   const std::vector<int64_t>* input_dims(size_t i) const override {
@@ -124,10 +124,12 @@ class PlanQuery final : public KernelQuery {
   const std::string& tactic() const override { return tactic_; }
   bool allow_tf32() const override { return step_.allow_tf32; }
   size_t workspace_limit() const override { return step_.workspace_limit; }
+  bool exhaustive() const override { return exhaustive_; }
 
  private:
   const Step& step_;
   const std::string& tactic_;
+  bool exhaustive_;
 };
 
 // The error for a step whose kernel needs more workspace than the limit
@@ -556,7 +558,9 @@ bool is_device_sequence_op(std::string_view domain, std::string_view op) {
   return domain.empty() && kOps.count(op) != 0;
 }
 
-std::unique_ptr<KernelQuery> query_of(const Step& step) { return std::make_unique<PlanQuery>(step); }
+std::unique_ptr<KernelQuery> query_of(const Step& step, bool exhaustive) {
+  return std::make_unique<PlanQuery>(step, nullptr, exhaustive);
+}
 
 size_t workspace_for_tactic(const Step& step, const std::string& tactic) {
   return step.def && step.def->workspace ? step.def->workspace(PlanQuery(step, &tactic)) : 0;

@@ -167,8 +167,9 @@ bool is_device_control_flow(std::string_view domain, std::string_view op);
 // OptionalGetElement.
 bool is_device_sequence_op(std::string_view domain, std::string_view op);
 
-// The query a kernel's `workspace` and `tactics` functions see for a step.
-std::unique_ptr<KernelQuery> query_of(const Step& step);
+// The query a kernel's `workspace` and `tactics` functions see for a step;
+// `exhaustive` is what KernelQuery::exhaustive answers.
+std::unique_ptr<KernelQuery> query_of(const Step& step, bool exhaustive = false);
 
 // The step's workspace with `tactic` instead of its own (0 without a
 // `workspace` function).

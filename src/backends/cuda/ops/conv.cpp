@@ -42,6 +42,12 @@ std::optional<size_t> cudnn_limit(size_t workspace_limit, size_t staging_bytes) 
 
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
+// The tactic families of cuDNN's engine configs (parse_cudnn_tactic): the
+// plain convolution's ("cudnn:<i>", "cudnn_all:<id>") and FusedConv's fused
+// graph's ("cudnn_fused:<i>", "cudnn_fused_all:<id>").
+constexpr std::string_view kPlainFamily = "cudnn";
+constexpr std::string_view kFusedFamily = "cudnn_fused";
+
 struct ConvShape {
   WindowGeometry g;
   int spatial = 2;
@@ -144,13 +150,34 @@ size_t conv_workspace(const KernelQuery& q, bool transpose) {
   const std::optional<size_t> limit = r ? cudnn_limit(q.workspace_limit(), r->staging_bytes) : std::nullopt;
   if (!limit) return 0;
   r->spec.allow_tf32 = q.allow_tf32();
-  r->spec.engine_index = cudnn_tactic_index(q.tactic());
+  select_cudnn_engine(q.tactic(), kPlainFamily, r->spec);
   r->spec.workspace_limit = *limit;
   std::shared_ptr<const CudnnConvPlan> plan = cudnn_conv_plan(r->spec);
   return plan ? r->staging_bytes + workspace_size(*plan) : 0;
 }
 
-// cuDNN's usable engine configs for this convolution, as "cudnn:<i>".
+// cuDNN's engine configs for `spec` as tactics of `family`: "<family>:<i>"
+// for the first `limit` of the heuristic list, and with `exhaustive`
+// (--builderOptimizationLevel 5) "<family>_all:<id>" for every other usable
+// config, kept apart so a caller can list them after its whole default list.
+struct CudnnTactics {
+  std::vector<std::string> listed, extra;
+};
+
+CudnnTactics cudnn_tactics(const CudnnConvSpec& spec, std::string_view family, size_t limit, bool exhaustive) {
+  CudnnTactics out;
+  for (const CudnnEngineCandidate& c : cudnn_conv_engine_candidates(spec, limit, exhaustive)) {
+    if (c.heuristic_index >= 0) {
+      out.listed.push_back(fmt::format("{}:{}", family, c.heuristic_index));
+    } else {
+      out.extra.push_back(cudnn_config_tactic(family, c.id));
+    }
+  }
+  return out;
+}
+
+// cuDNN's usable engine configs for this convolution, as "cudnn:<i>" (then,
+// exhaustive, "cudnn_all:<id>").
 std::vector<std::string> conv_tactics(const KernelQuery& q, bool transpose, size_t limit) {
   const std::vector<int64_t>*x = q.input_dims(0), *w = q.input_dims(1);
   if (!x || !w) return {};
@@ -161,10 +188,9 @@ std::vector<std::string> conv_tactics(const KernelQuery& q, bool transpose, size
   if (!ws_limit) return {};
   r->spec.allow_tf32 = q.allow_tf32();
   r->spec.workspace_limit = *ws_limit;
-  std::vector<std::string> out;
-  const int n = cudnn_conv_engine_count(r->spec, static_cast<int>(limit));
-  for (int i = 0; i < n; ++i) out.push_back("cudnn:" + std::to_string(i));
-  return out;
+  CudnnTactics t = cudnn_tactics(r->spec, kPlainFamily, limit, q.exhaustive());
+  t.listed.insert(t.listed.end(), t.extra.begin(), t.extra.end());
+  return t.listed;
 }
 
 // What a convolution node's first run decided: a cuDNN plan and its route,
@@ -182,7 +208,7 @@ ConvState choose_route(KernelContext& ctx, const ConvShape& s, bool transpose) {
   if (!limit) return {};
   const size_t available = ctx.workspace_bytes() - r->staging_bytes;
   r->spec.allow_tf32 = ctx.allow_tf32();
-  r->spec.engine_index = cudnn_tactic_index(ctx.tactic());
+  select_cudnn_engine(ctx.tactic(), kPlainFamily, r->spec);
   r->spec.workspace_limit = *limit;  // the plan `workspace` built
   std::shared_ptr<const CudnnConvPlan> plan = cudnn_conv_plan(r->spec);
   if (plan && workspace_size(*plan) > available) {
@@ -287,6 +313,12 @@ std::vector<int64_t> nchw_dims(const std::vector<int64_t>& d, bool from_channels
 // plain convolution then kiln's one-pass epilogue kernel. "" takes the first
 // fused engine, else the first plain one; the direct kernel plus the
 // epilogue backs up both, so the layer never fails for want of an engine.
+// "cudnn_fused_all:<id>" and "cudnn_all:<id>" (--builderOptimizationLevel 5
+// only) name an engine config by its id (cudnn_engine_config.h) instead of
+// its place in the heuristic list; they are listed after every other
+// tactic, and where the config has no plan they run as "cudnn_fused:<i>" and
+// "cudnn:<i>" past the list's end do (the plain convolution's first engine,
+// and the direct kernel).
 // "kiln_dw" runs kiln's own depthwise kernel (depthwise_conv.cuh), epilogue
 // included, where the layer qualifies (kiln_depthwise_workspace); where it
 // does not at run time, the layer runs as under "". A qualifying layer that
@@ -314,7 +346,6 @@ std::vector<int64_t> nchw_dims(const std::vector<int64_t>& d, bool from_channels
 // The algorithm and the "" route's state are kept apart in ctx.state()
 // (CublasLtConvState).
 
-constexpr std::string_view kFusedPrefix = "cudnn_fused:";
 constexpr std::string_view kDepthwiseTactic = "kiln_dw";
 constexpr std::string_view kDepthwiseStripTactic = "kiln_dw_strip";
 constexpr std::string_view kIgemmTactic = "kiln_igemm";
@@ -365,20 +396,20 @@ CudnnConvSpec fused_spec(CudnnConvSpec spec, const FusedActivation& act, bool bi
   return spec;
 }
 
-// What a tactic asks for: whether to try the fused graph first ("" and
-// "cudnn_fused:<i>"), and the engine index. Whatever it names, a missing
-// engine falls back to the plain convolution's first.
+// What a tactic asks for: whether to try the fused graph first ("",
+// "cudnn_fused:<i>" and "cudnn_fused_all:<id>"), and which engine. Whatever
+// it names, a missing engine falls back to the plain convolution's first.
 struct FusedTactic {
   bool fused_first = true;
-  int index = 0;
+  CudnnEngineChoice engine;
 };
 
 FusedTactic parse_fused_tactic(const std::string& tactic) {
-  if (tactic.rfind(kFusedPrefix, 0) == 0) return {true, std::max(0, std::atoi(tactic.c_str() + kFusedPrefix.size()))};
+  if (std::optional<CudnnEngineChoice> fused = parse_cudnn_tactic(tactic, kFusedFamily)) return {true, *fused};
   if (tactic.empty() || tactic == kDepthwiseTactic || tactic == kDepthwiseStripTactic || tactic == kIgemmTactic ||
       is_cublaslt_tactic(tactic))
     return {};
-  return {false, cudnn_tactic_index(tactic)};
+  return {false, parse_cudnn_tactic(tactic, kPlainFamily).value_or(CudnnEngineChoice{})};
 }
 
 // The cuDNN route and plan of a FusedConv for `tactic`: engine i is the i-th
@@ -399,12 +430,16 @@ ConvState fused_route(const ConvShape& s, DType dtype, const FusedActivation& ac
   const CudnnConvSpec fused = fused_spec(r->spec, act, bias, residual);
   if (t.fused_first && fused.fused && cudnn_expresses(act)) {
     CudnnConvSpec spec = fused;
-    spec.engine_index = t.index;
+    spec.engine_index = t.engine.index;
+    spec.config = t.engine.config;
     if (auto plan = plan_within(spec)) return {std::move(plan), *r, true};
   }
   CudnnConvSpec plain = r->spec;
   plain.accumulate = false;
-  plain.engine_index = t.fused_first ? 0 : t.index;
+  if (!t.fused_first) {
+    plain.engine_index = t.engine.index;
+    plain.config = t.engine.config;
+  }
   return {plan_within(plain), *r, false};
 }
 
@@ -521,20 +556,22 @@ std::vector<std::string> fused_conv_tactics(const KernelQuery& q, size_t limit) 
   r->spec.allow_tf32 = q.allow_tf32();
   r->spec.channels_last = nhwc;
   r->spec.workspace_limit = *ws_limit;
-  const size_t own = out.size();
   const CudnnConvSpec fused = fused_spec(r->spec, in->act, in->bias, in->residual);
+  CudnnTactics fused_tactics;
   if (fused.fused && cudnn_expresses(in->act)) {
     // At most half cuDNN's candidates (one at least): runtime fusion engines
     // compile at plan time, and the plain convolution's best stay in the race.
-    const int n = cudnn_conv_engine_count(fused, static_cast<int>(std::max<size_t>(1, cudnn_candidates / 2)));
-    for (int i = 0; i < n; ++i) out.push_back(std::string(kFusedPrefix) + std::to_string(i));
+    fused_tactics = cudnn_tactics(fused, kFusedFamily, std::max<size_t>(1, cudnn_candidates / 2), q.exhaustive());
   }
   CudnnConvSpec plain = r->spec;
   plain.accumulate = false;
-  const size_t fused_count = out.size() - own;
-  const int n =
-      cudnn_conv_engine_count(plain, static_cast<int>(cudnn_candidates - std::min(cudnn_candidates, fused_count)));
-  for (int i = 0; i < n; ++i) out.push_back("cudnn:" + std::to_string(i));
+  const size_t fused_count = fused_tactics.listed.size();
+  CudnnTactics plain_tactics =
+      cudnn_tactics(plain, kPlainFamily, cudnn_candidates - std::min(cudnn_candidates, fused_count), q.exhaustive());
+  // The exhaustive search's extras last, so the default list stays a prefix.
+  for (std::vector<std::string>* part :
+       {&fused_tactics.listed, &plain_tactics.listed, &fused_tactics.extra, &plain_tactics.extra})
+    out.insert(out.end(), part->begin(), part->end());
   return out;
 }
 

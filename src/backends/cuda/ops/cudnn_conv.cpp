@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -26,45 +27,11 @@ constexpr int64_t kByteAlignment = 16;
 
 namespace {
 
-// An owned backend descriptor.
-class Descriptor {
- public:
-  Descriptor() = default;
-  explicit Descriptor(cudnnBackendDescriptor_t d) : d_(d) {}
-  ~Descriptor() {
-    if (d_) cudnnBackendDestroyDescriptor(d_);
-  }
-  Descriptor(Descriptor&& o) noexcept : d_(std::exchange(o.d_, nullptr)) {}
-  Descriptor& operator=(Descriptor&& o) noexcept {
-    std::swap(d_, o.d_);
-    return *this;
-  }
-  Descriptor(const Descriptor&) = delete;
-  Descriptor& operator=(const Descriptor&) = delete;
-  cudnnBackendDescriptor_t get() const { return d_; }
-
- private:
-  cudnnBackendDescriptor_t d_ = nullptr;
-};
-
-Expected<Descriptor> create(cudnnBackendDescriptorType_t type) {
-  cudnnBackendDescriptor_t d = nullptr;
-  KILN_CUDA_RETURN_IF_ERROR(cudnnBackendCreateDescriptor(type, &d));
-  return Descriptor(d);
-}
-
-Status set(const Descriptor& d, cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, int64_t count,
-           const void* values) {
-  const std::string call = fmt::format("cudnnBackendSetAttribute(attribute {})", static_cast<int>(name));
-  return to_status(cudnnBackendSetAttribute(d.get(), name, type, count, values), call.c_str());
-}
-
-Status set_descriptor(const Descriptor& d, cudnnBackendAttributeName_t name, const Descriptor& value) {
-  cudnnBackendDescriptor_t v = value.get();
-  return set(d, name, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &v);
-}
-
-Status finalize(const Descriptor& d) { return to_status(cudnnBackendFinalize(d.get()), "cudnnBackendFinalize"); }
+using cudnn_backend::create;
+using cudnn_backend::Descriptor;
+using cudnn_backend::finalize;
+using cudnn_backend::set;
+using cudnn_backend::set_descriptor;
 
 cudnnDataType_t cudnn_type(DType t) {
   switch (t) {
@@ -142,47 +109,14 @@ Expected<Descriptor> make_convolution(const CudnnConvSpec& s) {
 // f32 stays full fp32 (no TF32 tensor cores, no down-converted inputs) unless
 // the build allowed TF32; FFT engines are left out everywhere (their rounding
 // error scales with the whole plane, not with one output's sum).
-Expected<bool> engine_allowed(const Descriptor& config, const CudnnConvSpec& s) {
-  KILN_ASSIGN_OR_RETURN(Descriptor engine, create(CUDNN_BACKEND_ENGINE_DESCRIPTOR));
-  cudnnBackendDescriptor_t e = engine.get();
-  int64_t count = 0;
-  KILN_CUDA_RETURN_IF_ERROR(cudnnBackendGetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_ENGINE,
-                                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &count, &e));
-  cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
-  KILN_CUDA_RETURN_IF_ERROR(cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_NUMERICAL_NOTE,
-                                                     CUDNN_TYPE_NUMERICAL_NOTE, CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &count,
-                                                     notes));
+bool engine_allowed(const CudnnEngineTraits& traits, const CudnnConvSpec& s) {
   const bool strict_f32 = s.dtype == DType::kF32 && !s.allow_tf32;
-  for (int64_t i = 0; i < count && i < CUDNN_NUMERICAL_NOTE_TYPE_COUNT; ++i) {
-    const cudnnBackendNumericalNote_t n = notes[i];
+  for (const cudnnBackendNumericalNote_t n : traits.numerical) {
     if (n == CUDNN_NUMERICAL_NOTE_FFT || n == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION) return false;
     if (strict_f32 && (n == CUDNN_NUMERICAL_NOTE_TENSOR_CORE || n == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS))
       return false;
   }
-  return true;
-}
-
-Expected<std::vector<Descriptor>> engine_configs(const Descriptor& graph, cudnnBackendHeurMode_t mode) {
-  KILN_ASSIGN_OR_RETURN(Descriptor heur, create(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR));
-  KILN_RETURN_IF_ERROR(set_descriptor(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, graph));
-  KILN_RETURN_IF_ERROR(set(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode));
-  KILN_RETURN_IF_ERROR(finalize(heur));
-  int64_t count = 0;
-  KILN_CUDA_RETURN_IF_ERROR(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, nullptr));
-  std::vector<Descriptor> configs;
-  std::vector<cudnnBackendDescriptor_t> raw;
-  for (int64_t i = 0; i < count; ++i) {
-    KILN_ASSIGN_OR_RETURN(Descriptor c, create(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR));
-    raw.push_back(c.get());
-    configs.push_back(std::move(c));
-  }
-  int64_t got = 0;
-  if (count > 0)
-    KILN_CUDA_RETURN_IF_ERROR(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                                       CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &got, raw.data()));
-  configs.resize(static_cast<size_t>(std::min(got, count)));
-  return configs;
+  return cudnn_engine_runs_as_is(traits);
 }
 
 }  // namespace
@@ -205,8 +139,8 @@ std::string CudnnConvSpec::key() const {
                      fmt::join(g.out, ","), fmt::join(g.kernel, ","), fmt::join(g.stride, ","),
                      fmt::join(g.dilation, ","), fmt::join(g.pad_begin, ","), fmt::join(g.pad_end, ","),
                      workspace_limit) +
-         fmt::format("|e{}|f{}{}{}{}:{}|nhwc{}", engine_index, fused, fused_bias, fused_residual,
-                     static_cast<int>(activation), clip_hi, channels_last);
+         fmt::format("|e{}|cfg{}|f{}{}{}{}:{}|nhwc{}", engine_index, config ? config->to_string() : "-", fused,
+                     fused_bias, fused_residual, static_cast<int>(activation), clip_hi, channels_last);
 }
 
 namespace {
@@ -348,10 +282,12 @@ Expected<Descriptor> make_graph(cudnnHandle_t handle, const CudnnConvSpec& s, st
 }
 
 // The plan of one engine config, or null when the numerics rules or the
-// workspace limit rule it out or the engine declines the problem.
-Expected<std::shared_ptr<CudnnConvPlan>> try_config(cudnnHandle_t handle, const CudnnConvSpec& s, Descriptor& config) {
-  KILN_ASSIGN_OR_RETURN(bool allowed, engine_allowed(config, s));
-  if (!allowed) return std::shared_ptr<CudnnConvPlan>();
+// workspace limit rule it out or the engine declines the problem. The plan
+// keeps the config and `keep` (descriptors the config refers to).
+Expected<std::shared_ptr<CudnnConvPlan>> try_config(cudnnHandle_t handle, const CudnnConvSpec& s, Descriptor& config,
+                                                    const CudnnEngineTraits& traits,
+                                                    std::vector<Descriptor> keep = {}) {
+  if (!engine_allowed(traits, s)) return std::shared_ptr<CudnnConvPlan>();
   KILN_ASSIGN_OR_RETURN(Descriptor plan, create(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR));
   KILN_RETURN_IF_ERROR(set(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle));
   KILN_RETURN_IF_ERROR(set_descriptor(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, config));
@@ -364,67 +300,156 @@ Expected<std::shared_ptr<CudnnConvPlan>> try_config(cudnnHandle_t handle, const 
   result->plan = std::move(plan);
   result->workspace = workspace;
   result->parts.push_back(std::move(config));
+  for (Descriptor& d : keep) result->parts.push_back(std::move(d));
   return result;
 }
 
-// The usable plans of the spec's graph in tactic order (mode A's list, then
-// the fallback's; a config whose queries fail is passed over like one that
-// declines), at most `limit`: one graph and one pass over the lists, so
-// cudnn_conv_engine_count finalizes each config once.
-std::vector<std::shared_ptr<CudnnConvPlan>> usable_plans(cudnnHandle_t handle, const CudnnConvSpec& s, size_t limit) {
-  std::vector<std::shared_ptr<CudnnConvPlan>> plans;
+struct UsablePlan {
+  std::shared_ptr<CudnnConvPlan> plan;
+  CudnnEngineCandidate candidate;
+};
+
+// The usable plans of the spec's graph in tactic order, as
+// cudnn_conv_engine_candidates lists them (a config whose queries fail is
+// passed over like one that declines): one graph and one pass over the
+// lists, so each config is finalized once.
+std::vector<UsablePlan> search_plans(cudnnHandle_t handle, const CudnnConvSpec& s, size_t limit, bool exhaustive) {
+  std::vector<UsablePlan> plans;
   auto parts = std::make_shared<std::vector<Descriptor>>();
   Expected<Descriptor> graph = make_graph(handle, s, *parts);
   if (!graph.is_ok()) return plans;
+  size_t listed = 0;           // usable configs of the heuristic list so far
+  std::set<std::string> seen;  // ids of the configs tried
+  // The heuristic list keeps cuDNN's order, repeats included (the i of
+  // "cudnn:<i>"); the exhaustive extras need an id (their tactic's name) and
+  // are tried once each.
+  auto consider = [&](Descriptor& config, CudnnEngineSource source, std::vector<Descriptor> keep = {}) {
+    Expected<CudnnEngineTraits> traits = cudnn_engine_traits(config);
+    if (!traits.is_ok()) return;
+    const bool in_list =
+        listed < limit && (source == CudnnEngineSource::kHeuristicA || source == CudnnEngineSource::kFallback);
+    const bool named = traits->id.engine >= 0;
+    const bool fresh = named && seen.insert(traits->id.to_string()).second;
+    if (!in_list && !fresh) return;
+    Expected<std::shared_ptr<CudnnConvPlan>> plan = try_config(handle, s, config, *traits, std::move(keep));
+    if (!plan.is_ok() || !*plan) return;
+    UsablePlan u;
+    u.candidate.id = traits->id;
+    u.candidate.source = source;
+    u.candidate.workspace = static_cast<size_t>((*plan)->workspace);
+    u.candidate.heuristic_index = in_list ? static_cast<int>(listed++) : -1;
+    u.plan = std::move(plan).value();
+    plans.push_back(std::move(u));
+  };
   for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
-    if (plans.size() >= limit) break;
-    Expected<std::vector<Descriptor>> configs = engine_configs(*graph, mode);
+    if (listed >= limit && !exhaustive) break;
+    Expected<std::vector<Descriptor>> configs = cudnn_heuristic_configs(*graph, mode);
     if (!configs.is_ok()) continue;  // mode A may not know the problem; the fallback list may
+    const CudnnEngineSource source =
+        mode == CUDNN_HEUR_MODE_A ? CudnnEngineSource::kHeuristicA : CudnnEngineSource::kFallback;
     for (Descriptor& config : *configs) {
-      if (plans.size() >= limit) break;
-      Expected<std::shared_ptr<CudnnConvPlan>> plan = try_config(handle, s, config);
-      if (plan.is_ok() && *plan) plans.push_back(std::move(plan).value());
+      if (listed >= limit && !exhaustive) break;
+      consider(config, source);
+    }
+  }
+  if (exhaustive) {
+    if (Expected<std::vector<Descriptor>> configs = cudnn_heuristic_configs(*graph, CUDNN_HEUR_MODE_B);
+        configs.is_ok()) {
+      for (Descriptor& config : *configs) consider(config, CudnnEngineSource::kHeuristicB);
+    }
+    const Expected<int64_t> count = cudnn_engine_global_count(*graph);
+    for (int64_t engine = 0; count.is_ok() && engine < *count; ++engine) {
+      // Most engines decline any one graph, here or when the plan finalizes.
+      Expected<CudnnOwnedConfig> owned = cudnn_engine_config(*graph, CudnnEngineConfigId{engine, {}});
+      if (owned.is_ok()) consider(owned->config, CudnnEngineSource::kGlobalIndex, std::move(owned->parts));
     }
   }
   parts->push_back(std::move(graph).value());
-  for (const std::shared_ptr<CudnnConvPlan>& plan : plans) plan->graph_parts = parts;
+  for (const UsablePlan& u : plans) u.plan->graph_parts = parts;
   return plans;
+}
+
+// The plan of the config spec.config names, null where it is not usable.
+std::shared_ptr<const CudnnConvPlan> plan_of_config(cudnnHandle_t handle, const CudnnConvSpec& s) {
+  auto parts = std::make_shared<std::vector<Descriptor>>();
+  Expected<Descriptor> graph = make_graph(handle, s, *parts);
+  if (!graph.is_ok()) return nullptr;
+  Expected<CudnnOwnedConfig> owned = cudnn_engine_config(*graph, *s.config);
+  if (!owned.is_ok()) return nullptr;
+  Expected<CudnnEngineTraits> traits = cudnn_engine_traits(owned->config);
+  if (!traits.is_ok()) return nullptr;
+  Expected<std::shared_ptr<CudnnConvPlan>> plan =
+      try_config(handle, s, owned->config, *traits, std::move(owned->parts));
+  if (!plan.is_ok() || !*plan) return nullptr;
+  parts->push_back(std::move(graph).value());
+  (*plan)->graph_parts = parts;
+  return std::move(plan).value();
 }
 
 }  // namespace
 
 std::shared_ptr<const CudnnConvPlan> cudnn_conv_plan(const CudnnConvSpec& spec) {
   return CudnnPlanCache<CudnnConvPlan>::instance().get(spec.key(), [&](cudnnHandle_t handle) {
+    if (spec.config) return plan_of_config(handle, spec);
     // Engine i is the last of the first i + 1 usable ones.
     const auto index = static_cast<size_t>(std::max(0, spec.engine_index));
-    std::vector<std::shared_ptr<CudnnConvPlan>> plans = usable_plans(handle, spec, index + 1);
-    return plans.size() > index ? std::shared_ptr<const CudnnConvPlan>(plans.back()) : nullptr;
+    std::vector<UsablePlan> plans = search_plans(handle, spec, index + 1, false);
+    return plans.size() > index ? std::shared_ptr<const CudnnConvPlan>(plans.back().plan) : nullptr;
   });
+}
+
+std::vector<CudnnEngineCandidate> cudnn_conv_engine_candidates(CudnnConvSpec spec, size_t heuristic_limit,
+                                                               bool exhaustive) {
+  std::vector<CudnnEngineCandidate> out;
+  if (heuristic_limit == 0 && !exhaustive) return out;
+  CudnnPlanCache<CudnnConvPlan>::instance().fill([&](cudnnHandle_t handle, const auto& put) {
+    std::vector<UsablePlan> plans = search_plans(handle, spec, heuristic_limit, exhaustive);
+    size_t listed = 0;
+    for (UsablePlan& u : plans) {
+      spec.engine_index = std::max(0, u.candidate.heuristic_index);
+      spec.config = u.candidate.heuristic_index >= 0 ? std::nullopt : std::optional(u.candidate.id);
+      listed += u.candidate.heuristic_index >= 0 ? 1 : 0;
+      put(spec.key(), std::move(u.plan));
+      out.push_back(std::move(u.candidate));
+    }
+    if (listed < heuristic_limit) {  // the first index with no plan, as cudnn_conv_plan would cache it
+      spec.engine_index = static_cast<int>(listed);
+      spec.config.reset();
+      put(spec.key(), nullptr);
+    }
+  });
+  return out;
 }
 
 int cudnn_conv_engine_count(CudnnConvSpec spec, int limit) {
   if (limit <= 0) return 0;
-  int n = 0;
-  CudnnPlanCache<CudnnConvPlan>::instance().fill([&](cudnnHandle_t handle, const auto& put) {
-    std::vector<std::shared_ptr<CudnnConvPlan>> plans = usable_plans(handle, spec, static_cast<size_t>(limit));
-    n = static_cast<int>(plans.size());
-    for (int i = 0; i < n; ++i) {
-      spec.engine_index = i;
-      put(spec.key(), std::move(plans[static_cast<size_t>(i)]));
-    }
-    if (n < limit) {  // the first index with no plan, as cudnn_conv_plan would cache it
-      spec.engine_index = n;
-      put(spec.key(), nullptr);
-    }
-  });
-  return n;
+  return static_cast<int>(cudnn_conv_engine_candidates(std::move(spec), static_cast<size_t>(limit), false).size());
 }
 
-int cudnn_tactic_index(const std::string& tactic) {
-  constexpr std::string_view prefix = "cudnn:";
-  if (tactic.rfind(prefix, 0) != 0) return 0;
-  const int i = std::atoi(tactic.c_str() + prefix.size());
-  return i < 0 ? 0 : i;
+std::optional<CudnnEngineChoice> parse_cudnn_tactic(std::string_view tactic, std::string_view family) {
+  if (tactic.substr(0, family.size()) != family) return std::nullopt;
+  std::string_view rest = tactic.substr(family.size());
+  constexpr std::string_view kAll = "_all:";
+  if (rest.substr(0, kAll.size()) == kAll) {
+    std::optional<CudnnEngineConfigId> id = parse_cudnn_engine_config(rest.substr(kAll.size()));
+    if (!id) return std::nullopt;
+    return CudnnEngineChoice{0, std::move(id)};
+  }
+  if (rest.substr(0, 1) != ":") return std::nullopt;
+  // As the index has always been read: what is not a number, or is
+  // negative, is the first.
+  const int i = std::atoi(std::string(rest.substr(1)).c_str());
+  return CudnnEngineChoice{std::max(0, i), std::nullopt};
+}
+
+std::string cudnn_config_tactic(std::string_view family, const CudnnEngineConfigId& id) {
+  return fmt::format("{}_all:{}", family, id.to_string());
+}
+
+void select_cudnn_engine(std::string_view tactic, std::string_view family, CudnnConvSpec& spec) {
+  std::optional<CudnnEngineChoice> choice = parse_cudnn_tactic(tactic, family);
+  spec.engine_index = choice ? choice->index : 0;
+  spec.config = choice ? std::move(choice->config) : std::nullopt;
 }
 
 Status execute_cudnn_conv(cudnnHandle_t handle, cudaStream_t stream, const CudnnConvPlan& plan, const void* x,

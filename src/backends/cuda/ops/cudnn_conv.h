@@ -3,7 +3,9 @@
 // operation graph, or (kiln::FusedConv) a forward convolution followed by
 // pointwise ops for its bias, residual and activation, whose intermediates are
 // virtual float tensors, so a runtime fusion engine writes Y once. Engines from heuristics (mode A, then the fallback
-// list), the first that finalizes within the workspace limit and whose numerical notes the precision rules allow. Plans
+// list), the first that finalizes within the workspace limit and whose numerical notes the precision rules allow; a
+// tactic may name another of that list, or (--builderOptimizationLevel 5's exhaustive search) any engine config by
+// its identity (cudnn_engine_config.h). Plans
 // are cached process-wide by their full signature and device, so the plan built at plan time (to size the workspace) is
 // the one a kernel's first run finds. (cuDNN 9.5's dynamic-shape graphs with kernel caches were tried and dropped: on
 // the H100 their engines ran ResNet-50 b1 2.7x slower and got f16/bf16 convolutions wrong.)
@@ -13,9 +15,13 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "backends/cuda/kernels/conv.cuh"
+#include "backends/cuda/ops/cudnn_engine_config.h"
 #include "support/status.h"
 
 namespace kiln::cuda {
@@ -32,6 +38,9 @@ struct CudnnConvSpec {
   WindowGeometry g;
   size_t workspace_limit = 0;
   int engine_index = 0;  // the n-th usable engine config, in the heuristics' order (a tactic)
+  // Where set, this engine config instead of the engine_index-th (a
+  // "cudnn_all:<id>" or "cudnn_fused_all:<id>" tactic).
+  std::optional<CudnnEngineConfigId> config;
   // The fused epilogue (forward only, `accumulate` false): y = act(conv +
   // bias[c] + z). cuDNN's RELU_FWD clips to [0, clip_hi]: kClip needs lo == 0.
   bool fused = false;
@@ -49,9 +58,42 @@ struct CudnnConvSpec {
 // each is built (and cached) on the way, in one pass over cuDNN's engine lists.
 int cudnn_conv_engine_count(CudnnConvSpec spec, int limit);
 
-// The engine index a "cudnn:<i>" tactic names; 0 (the heuristic's first
-// usable engine) for "" and anything else.
-int cudnn_tactic_index(const std::string& tactic);
+// One usable engine config of a search: its id (engine -1 where cuDNN would
+// not say), where it came from, and its workspace; `heuristic_index` is its
+// place in the heuristic list (the i of "cudnn:<i>"), -1 for the others.
+struct CudnnEngineCandidate {
+  CudnnEngineConfigId id;
+  CudnnEngineSource source = CudnnEngineSource::kHeuristicA;
+  size_t workspace = 0;
+  int heuristic_index = -1;
+};
+
+// The usable engine configs for `spec` (its engine_index and config are
+// ignored): the first `heuristic_limit` of the heuristic list (mode A's, then
+// the fallback's, as cudnn_conv_engine_count counts them), then with
+// `exhaustive` every usable config not among those, once each: the rest of
+// those lists, mode B's, then every engine by global index with its default
+// knobs. Usable: the precision rules allow its numerical notes, it needs no
+// operand reordering (behaviour notes), its plan finalizes and its workspace
+// fits spec.workspace_limit. Every plan is cached on the way (under
+// engine_index i, or under its config), so running one builds nothing.
+std::vector<CudnnEngineCandidate> cudnn_conv_engine_candidates(CudnnConvSpec spec, size_t heuristic_limit,
+                                                               bool exhaustive);
+
+// The engine a cuDNN tactic of `family` ("cudnn" or "cudnn_fused") selects:
+// "<family>:<i>" the i-th usable config of the heuristic list,
+// "<family>_all:<id>" the config with that id. Nullopt for any other name
+// (an unreadable id included): the caller's default.
+struct CudnnEngineChoice {
+  int index = 0;
+  std::optional<CudnnEngineConfigId> config;
+};
+std::optional<CudnnEngineChoice> parse_cudnn_tactic(std::string_view tactic, std::string_view family);
+// "<family>_all:<id>", the tactic parse_cudnn_tactic reads back as `id`.
+std::string cudnn_config_tactic(std::string_view family, const CudnnEngineConfigId& id);
+// Sets spec.engine_index and spec.config to what `tactic` selects (the
+// heuristic's first for names of other families).
+void select_cudnn_engine(std::string_view tactic, std::string_view family, CudnnConvSpec& spec);
 
 class CudnnConvPlan;
 
