@@ -26,7 +26,8 @@
 // Add fuses too: act(A B + bias + residual). Pre-LN transformers' projections
 // then write the residual stream's sum, and the LayerNormalization after it
 // reads it alone, where a SkipLayerNormalization read the product and the
-// residual and wrote the sum and the norm. The residual has exactly the dtype
+// residual and wrote the sum and the norm. A sum that only a
+// LayerNormalization reads (post-LN) is left to SkipLayerNormalization. The residual has exactly the dtype
 // and the fixed or symbolic shape of the value it is added to (no
 // broadcasting). An activation before the Add (act(A B) + r) is another
 // function and stays unfused. A Reshape between the product and the Add
@@ -141,6 +142,12 @@ void match_residual(const Graph& g, Chain& c, const std::set<const Node*>& taken
   // The residual must come from outside the chain: not the product, the bias sum or the Reshape.
   if (!r || r == at || r == c.value || r == c.product->outputs[0]) return;
   if (!same_tensor_type(r, at) || !same_tensor_type(next->outputs[0], at)) return;
+  // A sum only a LayerNormalization reads (post-LN, BERT's) stays for
+  // SkipLayerNormalization, which reads the product and the residual once and
+  // writes the norm alone: three tensors, as many as C's read and a plain
+  // LayerNorm's read and write, without C's cost in the GEMM.
+  Node* norm = sole_reader(g, next->outputs[0]);
+  if (is_op(norm, "LayerNormalization")) return;
   if (reshape) {
     if (!pass_util::fully_named(c.value->type.shape)) return;
     auto target = pass_util::reshape_target(r->type.shape, c.value->type.shape);

@@ -311,6 +311,32 @@ TEST(FuseMatMulBiasActivation, SumOfTwoProductsFusesOneAsTheOthersResidual) {
 
 void expect_unchanged(const std::string& text) { EXPECT_EQ(fused(text), text); }
 
+// Post-LN (BERT): the sum only a LayerNorm reads stays an Add, for
+// SkipLayerNormalization; when the sum is also read (here returned: the
+// pre-LN residual stream), the Add becomes the residual.
+TEST(FuseMatMulBiasActivation, LeavesASumOnlyALayerNormReads) {
+  const std::string post_ln =
+      "graph main(%x: f32[4,2], %r: f32[4,3]) {\n"
+      "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+      "  %g: f32[3] = const f32[3]{1,1,1}\n"
+      "  %m: f32[4,3] = MatMul(%x, %w)\n"
+      "  %s: f32[4,3] = Add(%m, %r)\n"
+      "  %y: f32[4,3] = LayerNormalization(%s, %g) {axis=-1}\n"
+      "  return %y\n"
+      "}\n";
+  expect_unchanged(post_ln);
+  std::string pre_ln = post_ln;
+  pre_ln.replace(pre_ln.find("return %y"), 9, "return %y, %s");
+  EXPECT_EQ(fused(pre_ln),
+            "graph main(%x: f32[4,2], %r: f32[4,3]) {\n"
+            "  %w: f32[2,3] = const f32[2,3]{1,2,3,4,5,6}\n"
+            "  %g: f32[3] = const f32[3]{1,1,1}\n"
+            "  %s: f32[4,3] = kiln.FusedMatMul(%x, %w, _, %r) {activation=\"\"}\n"
+            "  %y: f32[4,3] = LayerNormalization(%s, %g) {axis=-1}\n"
+            "  return %y, %s\n"
+            "}\n");
+}
+
 TEST(FuseMatMulBiasActivation, LeavesAProductThatSomethingElseReads) {
   expect_unchanged(
       "graph main(%x: f32[4,2]) {\n"
@@ -757,13 +783,22 @@ TEST(FusedMatMulOp, FusedResidualGraphsGiveTheUnfusedResultsOnTheCpu) {
   expect_fused_matches_unfused(rows, {{14, 16}, {2, 7, 24}});
 }
 
-// The shared transformers: every residual Add of a projection (BERT's four
-// post-LN ones, ViT's and GPT-2's pre-LN residual stream; GPT-2's and ViT's
-// attention outputs through a Reshape, ViT's after fuse_multihead_attention)
-// becomes a FusedMatMul residual, so the cuda rewrites leave each
-// LayerNormalization plain; the CPU output stays that of the unoptimized graph.
+// The shared transformers: each residual Add of a projection whose sum
+// something besides a LayerNorm reads (ViT's and GPT-2's pre-LN residual
+// stream; GPT-2's and ViT's attention outputs through a Reshape, ViT's after
+// fuse_multihead_attention) becomes a FusedMatMul residual, and the cuda
+// rewrites leave the LayerNorm after it plain. A sum only a LayerNorm reads
+// (BERT's four post-LN ones, the pre-LN models' last, before the final norm)
+// stays an Add and becomes a SkipLayerNormalization. The CPU output stays that
+// of the unoptimized graph.
 TEST(FusedMatMulOp, SharedTransformersAddTheirResidualsInTheProjections) {
-  for (const char* name : {"tiny_bert", "tiny_gpt2", "tiny_vit"}) {
+  struct Want {
+    const char* name;
+    int residuals, adds, skip, plain;  // adds: the embeddings' sums and the residual Adds left
+  };
+  for (const Want& want_of :
+       {Want{"tiny_bert", 0, 6, 4, 1}, Want{"tiny_gpt2", 3, 2, 1, 4}, Want{"tiny_vit", 3, 2, 1, 4}}) {
+    const char* name = want_of.name;
     auto model = load_shared_model(name);
     ASSERT_TRUE(model.is_ok()) << model.status().to_string();
     if (!*model) GTEST_SKIP() << "no " << name;
@@ -787,10 +822,10 @@ TEST(FusedMatMulOp, SharedTransformersAddTheirResidualsInTheProjections) {
       skip += n->op_type == "SkipLayerNormalization";
       plain += n->op_type == "LayerNormalization";
     }
-    EXPECT_EQ(residuals, 4) << name;
-    EXPECT_EQ(adds, std::string(name) == "tiny_bert" ? 2 : 1) << name;  // the embeddings' sums
-    EXPECT_EQ(skip, 0) << name;
-    EXPECT_EQ(plain, 5) << name;
+    EXPECT_EQ(residuals, want_of.residuals) << name;
+    EXPECT_EQ(adds, want_of.adds) << name;
+    EXPECT_EQ(skip, want_of.skip) << name;
+    EXPECT_EQ(plain, want_of.plain) << name;
     const Tensor &want = (*unoptimized)[0].tensor, &got = (*optimized)[0].tensor;
     ASSERT_EQ(want.dims(), got.dims()) << name;
     for (int64_t i = 0; i < want.numel(); ++i)
