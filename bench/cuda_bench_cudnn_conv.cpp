@@ -11,12 +11,10 @@
 // against the best overall. An engine that fails to run is reported and
 // skipped, as the builder drops it.
 #include <cuda_runtime.h>
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -109,10 +107,9 @@ void bench_cudnn_conv(cudaStream_t s) {
       const std::string family = fused ? "cudnn_fused" : "cudnn";
       // Level 5's default part: half the 64 candidates for the fused graph, the rest for the plain one.
       for (const CudnnEngineCandidate& c : cudnn_conv_engine_candidates(spec, fused ? 32 : 64, true)) {
-        spec.engine_index = std::max(0, c.heuristic_index);
-        spec.config = c.heuristic_index >= 0 ? std::nullopt : std::optional(c.id);
-        const std::string tactic = c.heuristic_index >= 0 ? fmt::format("{}:{}", family, c.heuristic_index)
-                                                          : cudnn_config_tactic(family, c.id);
+        // The plan the tactic's name selects, as FusedConv resolves it.
+        const std::string tactic = cudnn_candidate_tactic(family, c);
+        select_cudnn_engine(tactic, family, spec);
         const std::shared_ptr<const CudnnConvPlan> plan = cudnn_conv_plan(spec);
         if (!plan) continue;
         auto run = [&]() -> Status {

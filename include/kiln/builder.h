@@ -69,8 +69,8 @@ struct BuildConfig {
   // 0 (fastest build) .. 5 (most tuning); 5 also times every cuDNN
   // convolution engine config its heuristics do not rank (slow cold builds).
   int optimization_level = 3;
-  // Optimization-pipeline passes not to run, by the names `kiln build
-  // --verbose` prints (to compare an engine without one, or to get round one).
+  // Optimization-pipeline passes not to run, by the names `kiln inspect
+  // --optimized` prints (to compare an engine without one, or to get round one).
   std::vector<std::string> disabled_passes;
   // cuda: nodes without a GPU kernel run on the host (CPU backend) with copies
   // around them, instead of failing the build; the build lists them.

@@ -33,22 +33,10 @@ struct Activation {
   std::vector<float> params;
 };
 
-// The layer's tactics as the builder lists them with `limit` candidates.
-std::vector<std::string> tactics_of(const std::vector<Tensor>& ins, const Attrs& attrs, size_t limit) {
-  Graph g;
-  Node* n = g.add_node("FusedConv", "kiln");
-  std::vector<std::vector<int64_t>> dims;
-  for (const Tensor& t : ins) {
-    n->inputs.push_back(t.is_valid() ? g.add_value("v" + std::to_string(dims.size())) : nullptr);
-    dims.push_back(t.is_valid() ? t.dims() : std::vector<int64_t>{});
-  }
-  n->outputs.push_back(g.add_value("y"));
-  n->attrs = attrs;
-  n->attrs["channels_last"] = i(1);
-  const cuda::KernelDef* def = cuda::KernelRegistry::instance().find("kiln", "FusedConv");
-  EXPECT_TRUE(def && def->tactics);
-  if (!def || !def->tactics) return {};
-  return def->tactics(cuda::FakeQuery(*n, ins[0].dtype(), dims, ""), limit);
+// The channels-last FusedConv's tactics as the builder lists them with `limit` candidates.
+std::vector<std::string> tactics_of(const std::vector<Tensor>& ins, Attrs attrs, size_t limit) {
+  attrs["channels_last"] = i(1);
+  return cuda::listed_tactics("kiln", "FusedConv", ins, attrs, limit);
 }
 
 std::vector<std::string> cublaslt_only(const std::vector<std::string>& tactics) {

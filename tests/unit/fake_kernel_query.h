@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -62,6 +63,29 @@ inline const KernelDef& fused_conv_def() {
   EXPECT_NE(def, nullptr);
   EXPECT_TRUE(def->tactics && def->workspace);
   return *def;
+}
+
+// The tactics domain::op's kernel definition lists, with `limit` candidates
+// (and `exhaustive` as --builderOptimizationLevel 5 asks), for one node of
+// these inputs (an invalid Tensor: an omitted input) and attributes.
+inline std::vector<std::string> listed_tactics(const char* domain, const char* op, const std::vector<Tensor>& ins,
+                                               const std::map<std::string, Attribute>& attrs, size_t limit,
+                                               bool exhaustive = false) {
+  Graph g;
+  Node* n = g.add_node(op, domain);
+  std::vector<std::vector<int64_t>> dims;
+  for (const Tensor& t : ins) {
+    n->inputs.push_back(t.is_valid() ? g.add_value("v" + std::to_string(dims.size())) : nullptr);
+    dims.push_back(t.is_valid() ? t.dims() : std::vector<int64_t>{});
+  }
+  n->outputs.push_back(g.add_value("y"));
+  n->attrs = attrs;
+  const KernelDef* def = KernelRegistry::instance().find(domain, op);
+  EXPECT_TRUE(def && def->tactics) << op;
+  if (!def || !def->tactics) return {};
+  FakeQuery q(*n, ins[0].dtype(), dims, "");
+  q.exhaustive_search = exhaustive;
+  return def->tactics(q, limit);
 }
 
 inline bool offers(const std::vector<std::string>& tactics, const char* tactic) {

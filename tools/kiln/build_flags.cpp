@@ -86,7 +86,7 @@ void add_builder_flags(CLI::App& cmd, BuilderFlags& flags) {
                  "timing cache keeps level 5's choices apart)")
       ->capture_default_str();
   cmd.add_option("--disablePasses", flags.disabled_passes,
-                 "Optimization passes not to run, by the names --verbose prints (comma-separated)")
+                 "Optimization passes not to run, by the names `kiln inspect --optimized` prints (comma-separated)")
       ->delimiter(',');
   cmd.add_flag("--heuristic", flags.heuristic, "Time no tactics: the libraries' heuristics choose (level 0)");
   cmd.add_flag("--ignoreTimingCacheMismatch", flags.ignore_timing_cache_mismatch,

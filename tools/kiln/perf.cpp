@@ -220,16 +220,16 @@ uint64_t bucket_count(const HistogramBuckets& before, const HistogramBuckets& af
 double bucket_quantile(const HistogramBuckets& before, const HistogramBuckets& after, double q) {
   if (before.size() != after.size() || after.empty()) return 0;
   const double total = static_cast<double>(bucket_count(before, after)), want = q * total;
-  double lower = 0;
+  double lower = 0, prev = 0;  // the bound and cumulative count of the bucket before i
   for (size_t i = 0; i < after.size(); ++i) {
-    const double c = static_cast<double>(bucket_gain(before, after, i)),
-                 prev = i ? static_cast<double>(bucket_gain(before, after, i - 1)) : 0;
+    const double c = static_cast<double>(bucket_gain(before, after, i));
     const double upper = after[i].first;
     if (c >= want && c > prev) {
       if (std::isinf(upper)) return lower;
       return lower + (upper - lower) * (want - prev) / (c - prev);
     }
     if (!std::isinf(upper)) lower = upper;
+    prev = c;
   }
   return lower;
 }

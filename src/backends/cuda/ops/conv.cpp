@@ -166,13 +166,8 @@ struct CudnnTactics {
 
 CudnnTactics cudnn_tactics(const CudnnConvSpec& spec, std::string_view family, size_t limit, bool exhaustive) {
   CudnnTactics out;
-  for (const CudnnEngineCandidate& c : cudnn_conv_engine_candidates(spec, limit, exhaustive)) {
-    if (c.heuristic_index >= 0) {
-      out.listed.push_back(fmt::format("{}:{}", family, c.heuristic_index));
-    } else {
-      out.extra.push_back(cudnn_config_tactic(family, c.id));
-    }
-  }
+  for (const CudnnEngineCandidate& c : cudnn_conv_engine_candidates(spec, limit, exhaustive))
+    (c.heuristic_index >= 0 ? out.listed : out.extra).push_back(cudnn_candidate_tactic(family, c));
   return out;
 }
 
@@ -430,16 +425,12 @@ ConvState fused_route(const ConvShape& s, DType dtype, const FusedActivation& ac
   const CudnnConvSpec fused = fused_spec(r->spec, act, bias, residual);
   if (t.fused_first && fused.fused && cudnn_expresses(act)) {
     CudnnConvSpec spec = fused;
-    spec.engine_index = t.engine.index;
-    spec.config = t.engine.config;
+    use_cudnn_engine(t.engine, spec);
     if (auto plan = plan_within(spec)) return {std::move(plan), *r, true};
   }
   CudnnConvSpec plain = r->spec;
   plain.accumulate = false;
-  if (!t.fused_first) {
-    plain.engine_index = t.engine.index;
-    plain.config = t.engine.config;
-  }
+  if (!t.fused_first) use_cudnn_engine(t.engine, plain);
   return {plan_within(plain), *r, false};
 }
 

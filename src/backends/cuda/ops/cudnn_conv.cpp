@@ -406,15 +406,13 @@ std::vector<CudnnEngineCandidate> cudnn_conv_engine_candidates(CudnnConvSpec spe
     std::vector<UsablePlan> plans = search_plans(handle, spec, heuristic_limit, exhaustive);
     size_t listed = 0;
     for (UsablePlan& u : plans) {
-      spec.engine_index = std::max(0, u.candidate.heuristic_index);
-      spec.config = u.candidate.heuristic_index >= 0 ? std::nullopt : std::optional(u.candidate.id);
+      use_cudnn_engine(u.candidate.choice(), spec);
       listed += u.candidate.heuristic_index >= 0 ? 1 : 0;
       put(spec.key(), std::move(u.plan));
       out.push_back(std::move(u.candidate));
     }
     if (listed < heuristic_limit) {  // the first index with no plan, as cudnn_conv_plan would cache it
-      spec.engine_index = static_cast<int>(listed);
-      spec.config.reset();
+      use_cudnn_engine({static_cast<int>(listed), std::nullopt}, spec);
       put(spec.key(), nullptr);
     }
   });
@@ -424,6 +422,11 @@ std::vector<CudnnEngineCandidate> cudnn_conv_engine_candidates(CudnnConvSpec spe
 int cudnn_conv_engine_count(CudnnConvSpec spec, int limit) {
   if (limit <= 0) return 0;
   return static_cast<int>(cudnn_conv_engine_candidates(std::move(spec), static_cast<size_t>(limit), false).size());
+}
+
+void use_cudnn_engine(const CudnnEngineChoice& choice, CudnnConvSpec& spec) {
+  spec.engine_index = choice.index;
+  spec.config = choice.config;
 }
 
 std::optional<CudnnEngineChoice> parse_cudnn_tactic(std::string_view tactic, std::string_view family) {
@@ -446,10 +449,13 @@ std::string cudnn_config_tactic(std::string_view family, const CudnnEngineConfig
   return fmt::format("{}_all:{}", family, id.to_string());
 }
 
+std::string cudnn_candidate_tactic(std::string_view family, const CudnnEngineCandidate& c) {
+  if (c.heuristic_index >= 0) return fmt::format("{}:{}", family, c.heuristic_index);
+  return cudnn_config_tactic(family, c.id);
+}
+
 void select_cudnn_engine(std::string_view tactic, std::string_view family, CudnnConvSpec& spec) {
-  std::optional<CudnnEngineChoice> choice = parse_cudnn_tactic(tactic, family);
-  spec.engine_index = choice ? choice->index : 0;
-  spec.config = choice ? std::move(choice->config) : std::nullopt;
+  use_cudnn_engine(parse_cudnn_tactic(tactic, family).value_or(CudnnEngineChoice{}), spec);
 }
 
 Status execute_cudnn_conv(cudnnHandle_t handle, cudaStream_t stream, const CudnnConvPlan& plan, const void* x,

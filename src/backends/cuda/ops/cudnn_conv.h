@@ -54,9 +54,14 @@ struct CudnnConvSpec {
   std::string key() const;
 };
 
-// How many usable engine configs cuDNN offers for `spec` (at most `limit`);
-// each is built (and cached) on the way, in one pass over cuDNN's engine lists.
-int cudnn_conv_engine_count(CudnnConvSpec spec, int limit);
+// What a spec runs: the index-th usable config of the heuristic list, or
+// where set, the config with that id.
+struct CudnnEngineChoice {
+  int index = 0;
+  std::optional<CudnnEngineConfigId> config;
+};
+// Sets spec.engine_index and spec.config to `choice`.
+void use_cudnn_engine(const CudnnEngineChoice& choice, CudnnConvSpec& spec);
 
 // One usable engine config of a search: its id (engine -1 where cuDNN would
 // not say), where it came from, and its workspace; `heuristic_index` is its
@@ -66,6 +71,12 @@ struct CudnnEngineCandidate {
   CudnnEngineSource source = CudnnEngineSource::kHeuristicA;
   size_t workspace = 0;
   int heuristic_index = -1;
+
+  // Its place in the heuristic list where it has one, else its id.
+  CudnnEngineChoice choice() const {
+    if (heuristic_index >= 0) return {heuristic_index, std::nullopt};
+    return {0, id};
+  }
 };
 
 // The usable engine configs for `spec` (its engine_index and config are
@@ -80,17 +91,20 @@ struct CudnnEngineCandidate {
 std::vector<CudnnEngineCandidate> cudnn_conv_engine_candidates(CudnnConvSpec spec, size_t heuristic_limit,
                                                                bool exhaustive);
 
+// How many usable engine configs of the heuristic list cuDNN offers for
+// `spec` (at most `limit`); each is built (and cached) on the way.
+int cudnn_conv_engine_count(CudnnConvSpec spec, int limit);
+
 // The engine a cuDNN tactic of `family` ("cudnn" or "cudnn_fused") selects:
 // "<family>:<i>" the i-th usable config of the heuristic list,
 // "<family>_all:<id>" the config with that id. Nullopt for any other name
 // (an unreadable id included): the caller's default.
-struct CudnnEngineChoice {
-  int index = 0;
-  std::optional<CudnnEngineConfigId> config;
-};
 std::optional<CudnnEngineChoice> parse_cudnn_tactic(std::string_view tactic, std::string_view family);
 // "<family>_all:<id>", the tactic parse_cudnn_tactic reads back as `id`.
 std::string cudnn_config_tactic(std::string_view family, const CudnnEngineConfigId& id);
+// The tactic of `family` that selects candidate `c`: "<family>:<i>" for the
+// heuristic list's i-th, else "<family>_all:<id>".
+std::string cudnn_candidate_tactic(std::string_view family, const CudnnEngineCandidate& c);
 // Sets spec.engine_index and spec.config to what `tactic` selects (the
 // heuristic's first for names of other families).
 void select_cudnn_engine(std::string_view tactic, std::string_view family, CudnnConvSpec& spec);
